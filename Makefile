@@ -1,0 +1,44 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO := var/demo
+export BENTOML_DO_NOT_TRACK := true
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+
+.PHONY: setup demo test lint bench bench-quick clean
+
+setup: $(STAMP)
+
+# Reinstall only when the dependency list changes (idempotent).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: setup
+	rm -rf $(DEMO)
+	$(BIN)/journey simulate --customers 20000 --days 365 --seed 42 --out $(DEMO)/sim
+	$(BIN)/journey ingest $(DEMO)/sim/events --store $(DEMO)/events.duckdb
+	$(BIN)/journey ingest examples/crm_export.csv --mapping examples/crm_mapping.yaml --store $(DEMO)/events.duckdb
+	$(BIN)/journey summary --store $(DEMO)/events.duckdb
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy features journey benchmarks
+
+bench: setup
+	$(BIN)/python benchmarks/simulate.py
+
+bench-quick: setup
+	$(BIN)/python benchmarks/simulate.py --quick
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

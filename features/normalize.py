@@ -1,0 +1,237 @@
+"""Map source rows onto the event contract and validate them, one vectorised query per batch.
+
+Every check is declared once (condition, field, reason, offending value); the first failing
+check of a row names why it is rejected. Valid rows come out in EVENT_SCHEMA order and types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from features.mapping import EPOCH_UNITS, ISO8601, ColumnMapping
+from features.readers import LINE_COLUMN
+from features.schema import (
+    DEFAULT_CHANNEL,
+    EVENT_FIELDS,
+    EVENT_SCHEMA,
+    MAX_ID_CHARS,
+    MAX_LABEL_CHARS,
+    MAX_PROPERTIES_CHARS,
+)
+from features.taxonomy import Taxonomy
+
+MIN_TS, MAX_TS = "1970-01-01", "2100-01-01"
+# Rows without an event_id get one derived from their content; the store numbers identical rows
+# of one load apart (two identical purchases on one day are two purchases, not a re-send).
+DERIVED_ID = "_derived_id"
+STAGED_SCHEMA = EVENT_SCHEMA.append(pa.field(DERIVED_ID, pa.bool_(), nullable=False))
+REJECT_SCHEMA = pa.schema(
+    [("line", pa.int64()), ("field", pa.string()), ("reason", pa.string()), ("value", pa.string())]
+)
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def is_json_object(expr: str) -> str:
+    """SQL: true when ``expr`` is a JSON object. json_type() raises on malformed JSON (and AND does
+    not short-circuit in DuckDB), so it is only evaluated behind json_valid() in a CASE."""
+    return f"(CASE WHEN json_valid({expr}) THEN json_type({expr}) = 'OBJECT' ELSE false END)"
+
+
+@dataclass(frozen=True)
+class Check:
+    field: str
+    reason: str
+    condition: str  # SQL over the `n` (normalised) relation
+    value: str  # SQL giving the offending value as text
+
+
+def _checks(policy: str) -> list[Check]:
+    checks = [
+        Check("customer_id", "missing customer_id", "customer_id IS NULL", "NULL"),
+        Check("customer_id", f"customer_id longer than {MAX_ID_CHARS} characters",
+              f"length(customer_id) > {MAX_ID_CHARS}", "left(customer_id, 80)"),
+        Check("event_id", f"event_id longer than {MAX_ID_CHARS} characters",
+              f"length(event_id_raw) > {MAX_ID_CHARS}", "left(event_id_raw, 80)"),
+        Check("ts", "missing timestamp", "ts_raw IS NULL", "NULL"),
+        Check("ts", "unparseable timestamp", "ts IS NULL", "left(ts_raw, 80)"),
+        Check("ts", f"timestamp outside {MIN_TS[:4]}-{MAX_TS[:4]}",
+              f"ts < TIMESTAMPTZ '{MIN_TS}' OR ts >= TIMESTAMPTZ '{MAX_TS}'", "ts_raw"),
+        Check("event_type", "missing event_type", "event_type IS NULL", "NULL"),
+        Check("event_type", f"event_type longer than {MAX_LABEL_CHARS} characters",
+              f"length(event_type) > {MAX_LABEL_CHARS}", "left(event_type, 80)"),
+    ]
+    if policy == "reject":
+        checks.append(Check("event_type", "event_type unknown to the taxonomy", "NOT known_type",
+                            "event_type_raw"))
+    checks += [
+        Check("value", "value is not a number", "value_raw IS NOT NULL AND value IS NULL",
+              "left(value_raw, 80)"),
+        Check("value", "value is not finite", "NOT isfinite(value)", "value_raw"),
+        Check("value", "negative value", "value < 0", "value_raw"),
+        Check("channel", f"channel longer than {MAX_LABEL_CHARS} characters",
+              f"length(channel) > {MAX_LABEL_CHARS}", "left(channel, 80)"),
+        Check("action", f"action longer than {MAX_LABEL_CHARS} characters",
+              f"length(action) > {MAX_LABEL_CHARS}", "left(action, 80)"),
+        Check("properties", f"properties longer than {MAX_PROPERTIES_CHARS} characters",
+              f"length(properties) > {MAX_PROPERTIES_CHARS}", "left(properties, 80)"),
+        Check("properties", "properties is not a JSON object",
+              f"properties IS NOT NULL AND NOT {is_json_object('properties')}",
+              "left(properties, 80)"),
+    ]
+    return checks
+
+
+def _check_code(checks: list[Check]) -> str:
+    """The number of the first failing check (NULL when the row is valid)."""
+    whens = " ".join(f"WHEN {c.condition} THEN {i}" for i, c in enumerate(checks))
+    return f"CASE {whens} END"
+
+
+def _offending_value(checks: list[Check]) -> str:
+    whens = " ".join(f"WHEN {i} THEN CAST({c.value} AS VARCHAR)" for i, c in enumerate(checks))
+    return f"CASE check_no {whens} END"
+
+
+class Normalizer:
+    """Turns raw batches of one source into canonical events and rejects."""
+
+    def __init__(self, mapping: ColumnMapping, taxonomy: Taxonomy) -> None:
+        self.mapping = mapping
+        self.taxonomy = taxonomy
+        self._con = duckdb.connect()
+        self._con.execute("SET TimeZone = 'UTC'")
+        self._con.register("etmap", pa.table({
+            "src": pa.array(list(mapping.event_types), pa.string()),
+            "dst": pa.array(list(mapping.event_types.values()), pa.string()),
+        }))
+        self._con.register("tax", pa.table({"name": pa.array(list(taxonomy.event_stage), pa.string())}))
+        self._checks = _checks(taxonomy.unknown_event_types)
+        self._sql_cache: dict[tuple[tuple[str, str], ...], str] = {}
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __call__(self, raw: pa.Table, where: str) -> tuple[pa.Table, pa.Table]:
+        """(valid events in EVENT_SCHEMA, rejects in REJECT_SCHEMA) for one raw batch."""
+        if raw.num_rows == 0:
+            return STAGED_SCHEMA.empty_table(), REJECT_SCHEMA.empty_table()
+        key = tuple((f.name, str(f.type)) for f in raw.schema)
+        sql = self._sql_cache.get(key)
+        if sql is None:
+            sql = self._sql_cache[key] = self._build_sql(raw.schema, where)
+        self._con.register("raw", raw)
+        out = self._con.execute(sql).to_arrow_table()
+        self._con.unregister("raw")
+        bad = pc.is_valid(out["check_no"])
+        valid = out.filter(pc.invert(bad)).select([*EVENT_FIELDS, DERIVED_ID]).cast(STAGED_SCHEMA)
+        rejected = out.filter(bad)
+        codes = rejected["check_no"].to_numpy(zero_copy_only=False)
+        rejects = pa.table({
+            "line": rejected[LINE_COLUMN],
+            "field": pa.array([self._checks[c].field for c in codes], pa.string()),
+            "reason": pa.array([self._checks[c].reason for c in codes], pa.string()),
+            "value": rejected["bad_value"],
+        })
+        return valid, rejects.cast(REJECT_SCHEMA)
+
+    # -- SQL construction -------------------------------------------------------------------
+    def _text(self, canonical: str, resolved: dict[str, str]) -> str:
+        if canonical in self.mapping.constants:
+            return sql_str(self.mapping.constants[canonical])
+        column = resolved.get(canonical)
+        if column is None:
+            return "CAST(NULL AS VARCHAR)"
+        return f"NULLIF(trim(CAST({quote(column)} AS VARCHAR)), '')"
+
+    def _ts_expr(self, schema: pa.Schema, resolved: dict[str, str]) -> str:
+        column = resolved.get("ts")
+        if column is None:
+            return f"TRY_CAST({self._text('ts', resolved)} AS TIMESTAMPTZ)"
+        typ = schema.field(column).type
+        col = quote(column)
+        if pa.types.is_timestamp(typ) or pa.types.is_date(typ):
+            return f"CAST({col} AS TIMESTAMPTZ)"
+        text = self._text("ts", resolved)
+        parts = []
+        for fmt in self.mapping.ts_format:
+            if fmt == ISO8601:
+                parts.append(f"TRY_CAST({text} AS TIMESTAMPTZ)")
+            elif fmt in EPOCH_UNITS:
+                micros = f"TRY_CAST(TRY_CAST({text} AS DOUBLE) * {EPOCH_UNITS[fmt]} AS BIGINT)"
+                parts.append(f"CAST(make_timestamp({micros}) AS TIMESTAMPTZ)")
+            else:
+                parts.append(f"CAST(TRY_STRPTIME({text}, {sql_str(fmt)}) AS TIMESTAMPTZ)")
+        return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
+
+    def _properties_expr(self, schema: pa.Schema, resolved: dict[str, str]) -> str:
+        base = self._text("properties", resolved)
+        extras = self.mapping.extra_columns(schema.names)
+        if not extras:
+            return base
+        pairs = ", ".join(f"{sql_str(c)}, NULLIF(trim(CAST({quote(c)} AS VARCHAR)), '')" for c in extras)
+        extra = f"CAST(json_object({pairs}) AS VARCHAR)"
+        # A malformed base stays as it is so the properties check rejects it by name.
+        return (f"CASE WHEN {base} IS NULL THEN {extra} WHEN {is_json_object(base)} "
+                f"THEN CAST(json_merge_patch({base}, {extra}) AS VARCHAR) ELSE {base} END")
+
+    def _build_sql(self, schema: pa.Schema, where: str) -> str:
+        resolved = self.mapping.resolve([n for n in schema.names if n != LINE_COLUMN], where)
+        channel_default = sql_str(self.mapping.defaults.get("channel", DEFAULT_CHANNEL))
+        value_col = resolved.get("value")
+        value_numeric = value_col is not None and (
+            pa.types.is_integer(schema.field(value_col).type)
+            or pa.types.is_floating(schema.field(value_col).type)
+        )
+        # A numeric source column is cast in `s` (the only CTE that sees the raw columns).
+        value_num = (f"CAST({quote(value_col)} AS DOUBLE)" if value_numeric and value_col
+                     else "CAST(NULL AS DOUBLE)")
+        value_expr = "value_num" if value_numeric else "TRY_CAST(value_raw AS DOUBLE)"
+        normalise_type = "lower(regexp_replace(d.event_type_raw, '[\\s\\-]+', '_', 'g'))"
+        # TRY_CAST: the id is computed for rejected rows too, and nan/inf/huge values must not
+        # abort the batch (they fall back to the value's text).
+        ev_id = ("'d-' || md5(concat_ws(chr(31), customer_id, CAST(epoch_us(ts) AS VARCHAR), "
+                 "event_type, channel, coalesce(CAST(TRY_CAST(round(value * 1e6) AS HUGEINT) AS VARCHAR), "
+                 "CAST(value AS VARCHAR), ''), coalesce(action, ''), coalesce(properties, '')))")
+        checks = self._checks
+        return f"""
+        WITH s AS (
+            SELECT {LINE_COLUMN},
+                   {self._text('customer_id', resolved)} AS customer_id,
+                   {self._text('event_id', resolved)} AS event_id_raw,
+                   {self._text('ts', resolved)} AS ts_raw,
+                   {self._ts_expr(schema, resolved)} AS ts,
+                   {self._text('event_type', resolved)} AS event_type_raw,
+                   {self._text('value', resolved)} AS value_raw,
+                   {value_num} AS value_num,
+                   lower(coalesce({self._text('channel', resolved)}, {channel_default})) AS channel,
+                   {self._text('action', resolved)} AS action,
+                   {self._properties_expr(schema, resolved)} AS properties
+            FROM raw
+        ), types AS (  -- normalise each distinct source event type once
+            SELECT d.event_type_raw, tax.name IS NOT NULL AS known_type,
+                   coalesce(etmap.dst, {normalise_type}) AS event_type
+            FROM (SELECT DISTINCT event_type_raw FROM s) d
+            LEFT JOIN etmap ON etmap.src = d.event_type_raw
+            LEFT JOIN tax ON tax.name = coalesce(etmap.dst, {normalise_type})
+        ), n AS (
+            SELECT s.*, {value_expr} AS value, types.event_type, types.known_type
+            FROM s LEFT JOIN types ON types.event_type_raw IS NOT DISTINCT FROM s.event_type_raw
+        ), c AS (
+            SELECT *, {_check_code(checks)} AS check_no FROM n
+        )
+        SELECT coalesce(event_id_raw, {ev_id}) AS event_id, customer_id, ts, event_type, channel,
+               value, action, properties, event_id_raw IS NULL AS {DERIVED_ID}, {LINE_COLUMN},
+               check_no, {_offending_value(checks)} AS bad_value
+        FROM c ORDER BY {LINE_COLUMN}
+        """

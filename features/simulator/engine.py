@@ -1,0 +1,296 @@
+"""The simulator's day step: vectorised over customers (and, for the oracle, over replicas).
+
+A customer's day: the logging policy may contact them (a marketing action, logged with its
+propensity); an email may be opened and clicked; a session may happen (ads, then a site visit
+down the funnel: product views, cart, checkout, purchase; after a first purchase also login,
+support tickets, reviews, referrals, surveys); engagement decays and is bumped by activity;
+finally the customer may churn for good. See docs/simulator.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import numpy.typing as npt
+
+from features.simulator import rng
+from features.simulator.params import PURCHASE_STAGE, STAGES, SimParams
+
+I = npt.NDArray[np.int64]
+B = npt.NDArray[np.bool_]
+F = npt.NDArray[np.float64]
+
+DECISION = STAGES.index("decision")
+AD_CHANNELS = ("search", "social", "display")
+EMAIL_CHANNEL = "email"
+# Named random streams: one number per (customer, day, replica, stream).
+(S_CONTACT, S_ACTION, S_SESSION, S_CHANNEL, S_ADS, S_CLICK, S_LOGIN, S_PRODUCTS, S_CART,
+ S_CHECKOUT, S_BUY, S_VALUE, _S_VALUE2, S_TICKET, S_CSAT, S_REVIEW, S_REFERRAL, S_SURVEY, S_NPS,
+ S_CHURN, S_TIME, S_GAP, S_OPEN, S_EMAIL_CLICK, S_TICKET_CHANNEL, S_ACTION_TIME,
+ S_RATING) = range(27)
+# Static streams drawn once per customer.
+(P_TYPE, P_REGION, P_DEVICE, P_ACQ, P_ARRIVAL, P_ENGAGE, _P_ENGAGE2) = range(7)
+
+
+@dataclass
+class Population:
+    index: I  # global customer number
+    keys: npt.NDArray[np.uint64]
+    type: I
+    region: I
+    device: I
+    acquisition: I
+    arrival: I  # day of the first touch
+    e0: F  # starting engagement
+
+    def take(self, sel: I) -> Population:
+        return Population(**{f.name: getattr(self, f.name)[sel] for f in fields(self)})
+
+
+def draw_population(p: SimParams, seed: int, index: I, days: int) -> Population:
+    keys = rng.customer_keys(seed, index)
+    ctype = rng.categorical(rng.uniform(keys, P_TYPE), p.t["share"])
+    window = max(1, int(days * p.arrival_share))
+    return Population(
+        index=index,
+        keys=keys,
+        type=ctype,
+        region=rng.categorical(rng.uniform(keys, P_REGION), p.tv["region"][ctype]),
+        device=rng.categorical(rng.uniform(keys, P_DEVICE), p.tv["device"][ctype]),
+        acquisition=rng.categorical(rng.uniform(keys, P_ACQ), p.tv["acquisition"][ctype]),
+        arrival=np.floor(rng.uniform(keys, P_ARRIVAL) * window).astype(np.int64),
+        e0=p.t["engagement"][ctype] * np.exp(0.3 * rng.normal(keys, P_ENGAGE) - 0.045),
+    )
+
+
+@dataclass
+class State:
+    stage: npt.NDArray[np.int8]  # furthest stage reached (the latent journey position)
+    engagement: F
+    alive: B
+    bad: npt.NDArray[np.int16]  # bad support experiences so far
+    purchases: npt.NDArray[np.int32]
+    last_active: npt.NDArray[np.int32]
+    act: npt.NDArray[np.int8]  # active marketing action, -1 none
+    act_until: npt.NDArray[np.int32]
+    act_post: B  # the action was applied after the first purchase
+
+    @classmethod
+    def initial(cls, pop: Population) -> State:
+        n = len(pop.index)
+        return cls(
+            stage=np.zeros(n, np.int8), engagement=pop.e0.copy(), alive=np.ones(n, bool),
+            bad=np.zeros(n, np.int16), purchases=np.zeros(n, np.int32),
+            last_active=pop.arrival.astype(np.int32), act=np.full(n, -1, np.int8),
+            act_until=np.zeros(n, np.int32), act_post=np.zeros(n, bool),
+        )
+
+    def copy(self) -> State:
+        return State(**{f.name: getattr(self, f.name).copy() for f in fields(self)})
+
+    def take(self, sel: I) -> State:
+        return State(**{f.name: getattr(self, f.name)[sel] for f in fields(self)})
+
+
+@dataclass
+class Day:
+    """What happened on one day to the active customers ``idx`` (positions in the population)."""
+
+    day: int
+    idx: I
+    keys: npt.NDArray[np.uint64]
+    stage_before: npt.NDArray[np.int8]
+    contacted: B
+    action: I  # action index where contacted, else -1
+    propensity: F
+    opened: B
+    clicked_email: B
+    session: B
+    channel: I  # session channel (index into params.session_channels), -1 without session
+    impressions: I
+    ad_click: B
+    visit: B
+    login: B
+    products: I
+    cart: B
+    checkout: B
+    buy: B
+    value: F
+    ticket: B
+    csat: I
+    review: B
+    rating: I
+    referral: B
+    survey: B
+    nps: I
+    reached: npt.NDArray[np.int8]  # furthest stage among today's customer events, -1 none
+    churned: B
+
+    @property
+    def active(self) -> B:
+        """Customer-initiated activity today (a contact alone is not activity)."""
+        return self.session | self.opened
+
+
+class Engine:
+    """Steps a population day by day; ``replica`` picks an independent future (0 = the data)."""
+
+    def __init__(self, params: SimParams) -> None:
+        self.p = params
+        chans = params.session_channels
+        self.ad_channel = np.array([c in AD_CHANNELS for c in chans])
+        self.email_channel = chans.index(EMAIL_CHANNEL)
+        self.acq_to_session = np.array([chans.index(c) for c in params.acquisition_channels])
+        self.action_is_email = np.array([c == EMAIL_CHANNEL for c in params.action_channel])
+
+    def step(self, day: int, pop: Population, st: State, replica: int | I = 0,
+             forced: int | None = None) -> Day:
+        """Advance every arrived, alive customer by one day; ``forced`` overrides the policy
+        (an action index, or -1 for "no contact") for the oracle's treatment arms."""
+        idx = np.flatnonzero(st.alive & (pop.arrival <= day))
+        rep = replica if isinstance(replica, int) else replica[idx]
+        keys = rng.day_keys(pop.keys[idx], day, rep)  # type: ignore[arg-type]
+        ctype = pop.type[idx]
+        stage = st.stage[idx].copy()
+        contacted, action, propensity = self._contact(keys, stage, st.bad[idx], forced)
+        self._apply_action(st, idx, day, contacted, action, stage)
+        mult = self._multipliers(st, idx, ctype, day)
+        email = contacted & self.action_is_email[np.maximum(action, 0)]
+        opened = email & (rng.uniform(keys, S_OPEN) < self.p.t["email_open"][ctype])
+        clicked = opened & (rng.uniform(keys, S_EMAIL_CLICK) < self.p.t["email_click"][ctype])
+        p_sess = np.clip(self.p.t["session_rate"][ctype] * st.engagement[idx] * mult[:, 0], 0, 0.9)
+        first = pop.arrival[idx] == day
+        session = (rng.uniform(keys, S_SESSION) < p_sess) | first | clicked
+        d = self._session(day, idx, keys, ctype, stage, st, session, clicked, first, pop, mult)
+        d.contacted, d.action, d.propensity = contacted, action, propensity
+        d.opened, d.clicked_email = opened, clicked
+        d.reached = np.maximum(d.reached, np.where(opened, 0, -1).astype(np.int8))
+        self._update(st, d, ctype, mult)
+        return d
+
+    def _contact(self, keys: npt.NDArray[np.uint64], stage: npt.NDArray[np.int8],
+                 bad: npt.NDArray[np.int16], forced: int | None) -> tuple[B, I, F]:
+        n = len(keys)
+        if forced is not None:
+            action = np.full(n, forced, np.int64)
+            return action >= 0, action, np.full(n, np.nan)
+        p = self.p
+        eligible = p.action_stages[:, stage].T & ~(p.action_requires_bad[None, :] & (bad[:, None] == 0))
+        weights = eligible * p.action_weight[None, :]
+        total = weights.sum(axis=1)
+        contacted = (rng.uniform(keys, S_CONTACT) < p.contact_rate) & (total > 0)
+        action = np.full(n, -1, np.int64)
+        propensity = np.full(n, np.nan)
+        if contacted.any():
+            chosen = rng.categorical(rng.uniform(keys[contacted], S_ACTION), weights[contacted])
+            action[contacted] = chosen
+            propensity[contacted] = (p.contact_rate * weights[contacted, chosen]
+                                     / total[contacted])
+        return contacted, action, propensity
+
+    def _apply_action(self, st: State, idx: I, day: int, contacted: B, action: I,
+                      stage: npt.NDArray[np.int8]) -> None:
+        where = idx[contacted]
+        st.act[where] = action[contacted]
+        st.act_until[where] = day + self.p.effect_days
+        st.act_post[where] = stage[contacted] >= PURCHASE_STAGE
+
+    def _multipliers(self, st: State, idx: I, ctype: I, day: int) -> F:
+        """(n, 4) multipliers on session, buy, churn and advocacy from the active action."""
+        mult = np.ones((len(idx), 4))
+        act = st.act[idx].astype(np.int64)
+        on = (act >= 0) & (day < st.act_until[idx])
+        if on.any():
+            a, post = act[on], st.act_post[idx][on].astype(np.int64)
+            m = self.p.effect[a, ctype[on], post]
+            unhappy = self.p.has_unhappy[a] & (st.bad[idx][on] > 0)
+            m[unhappy] = self.p.unhappy[a[unhappy]]
+            mult[on] = m
+        return mult
+
+    def _session(self, day: int, idx: I, keys: npt.NDArray[np.uint64], ctype: I,
+                 stage: npt.NDArray[np.int8], st: State, session: B, clicked: B, first: B,
+                 pop: Population, mult: F) -> Day:
+        p, n = self.p, len(idx)
+        zi, zb = np.zeros(n, np.int64), np.zeros(n, bool)
+        channel = np.full(n, -1, np.int64)
+        s = np.flatnonzero(session)
+        ks, ts = keys[s], ctype[s]
+        chan = rng.categorical(rng.uniform(ks, S_CHANNEL), p.tv["channels"][ts])
+        chan = np.where(first[s], self.acq_to_session[pop.acquisition[idx[s]]], chan)
+        chan = np.where(clicked[s], self.email_channel, chan)
+        channel[s] = chan
+        ads = self.ad_channel[chan] & ~clicked[s]
+        impressions = zi.copy()
+        impressions[s] = np.where(ads, 1 + rng.geometric(rng.uniform(ks, S_ADS), 0.6), 0)
+        ad_click = zb.copy()
+        ad_click[s] = ads & (rng.uniform(ks, S_CLICK) < p.t["ad_click"][ts])
+        visit = zb.copy()
+        visit[s] = ~ads | ad_click[s]
+        d = Day(day=day, idx=idx, keys=keys, stage_before=stage, contacted=zb, action=zi,
+                propensity=np.zeros(n), opened=zb, clicked_email=zb, session=session,
+                channel=channel, impressions=impressions, ad_click=ad_click, visit=visit,
+                login=zb.copy(), products=zi.copy(), cart=zb.copy(), checkout=zb.copy(),
+                buy=zb.copy(), value=np.zeros(n), ticket=zb.copy(), csat=zi.copy(),
+                review=zb.copy(), rating=zi.copy(), referral=zb.copy(), survey=zb.copy(),
+                nps=zi.copy(), reached=np.full(n, -1, np.int8), churned=zb.copy())
+        self._visit(d, np.flatnonzero(visit), ctype, st, idx, mult)
+        reached = np.where(impressions > 0, 0, -1)
+        for flag, stage_name in ((visit, "consideration"), (d.cart, "decision"),
+                                 (d.buy, "purchase"), (d.login | d.ticket | d.survey, "retention"),
+                                 (d.review | d.referral, "advocacy")):
+            reached = np.where(flag, STAGES.index(stage_name), reached)
+        d.reached = reached.astype(np.int8)
+        return d
+
+    def _visit(self, d: Day, v: I, ctype: I, st: State, idx: I, mult: F) -> None:
+        """The site visit funnel for the visiting customers ``v`` (positions in ``idx``)."""
+        p, kv, tv = self.p, d.keys[v], ctype[v]
+        stage = d.stage_before[v]
+        post = stage >= PURCHASE_STAGE
+        u = lambda stream: rng.uniform(kv, stream)  # noqa: E731
+        d.login[v] = post & (u(S_LOGIN) < p.t["login"][tv])
+        d.products[v] = rng.geometric(u(S_PRODUCTS), p.t["products"][tv])
+        keen = np.where(stage >= DECISION, 1.5, 1.0)
+        d.cart[v] = (d.products[v] > 0) & (u(S_CART) < p.t["cart"][tv] * keen)
+        d.checkout[v] = d.cart[v] & (u(S_CHECKOUT) < p.t["checkout"][tv])
+        d.buy[v] = d.checkout[v] & (u(S_BUY) < np.minimum(p.t["buy"][tv] * mult[v, 1], 0.98))
+        act = st.act[idx[v]].astype(np.int64)
+        discounted = (act >= 0) & (d.day < st.act_until[idx[v]])
+        discount = np.where(discounted, p.action_discount[np.maximum(act, 0)], 0.0)
+        basket = p.t["basket"][tv] * np.exp(0.5 * rng.normal(kv, S_VALUE) - 0.125) * (1 - discount)
+        d.value[v] = np.where(d.buy[v], np.maximum(np.round(basket, 2), 1.0), 0.0)
+        d.ticket[v] = post & (u(S_TICKET) < p.t["ticket"][tv])
+        bad = d.ticket[v] & (u(S_CSAT) < p.t["bad_csat"][tv])
+        r = u(S_RATING)
+        d.csat[v] = np.where(d.ticket[v], np.where(bad, 1 + (r < 0.5), 3 + np.floor(r * 3)), 0)
+        happy = (st.bad[idx[v]] == 0) & ~bad
+        adv = mult[v, 3]
+        d.review[v] = post & (u(S_REVIEW) < p.t["review"][tv] * adv)
+        d.rating[v] = np.where(d.review[v], np.where(happy, 4 + (r < 0.6), 1 + np.floor(r * 3)), 0)
+        d.referral[v] = post & happy & (u(S_REFERRAL) < p.t["referral"][tv] * adv)
+        d.survey[v] = post & (u(S_SURVEY) < p.t["survey"][tv])
+        score = u(S_NPS)
+        d.nps[v] = np.where(d.survey[v], np.where(happy, 6 + np.floor(score * 5),
+                                                  np.floor(score * 7)), 0).astype(np.int64)
+        d.csat[v] = np.where(bad, np.minimum(d.csat[v], 2), d.csat[v])
+
+    def _update(self, st: State, d: Day, ctype: I, mult: F) -> None:
+        p, idx = self.p, d.idx
+        eng = p.engagement
+        e = eng["floor"] + (st.engagement[idx] - eng["floor"]) * p.t["decay"][ctype]
+        e = e + eng["session_bump"] * d.session + eng["purchase_bump"] * d.buy
+        bad_now = d.ticket & (d.csat <= 2)
+        e = np.where(bad_now, e * eng["bad_experience"], e)
+        st.engagement[idx] = np.minimum(e, eng["cap"])
+        st.bad[idx] += bad_now
+        st.purchases[idx] += d.buy
+        st.stage[idx] = np.maximum(st.stage[idx], d.reached)
+        active = d.active
+        st.last_active[idx] = np.where(active, d.day, st.last_active[idx])
+        idle = (d.day - st.last_active[idx]) / 30.0
+        hazard = (p.t["churn"][ctype] * (1 + p.churn["bad_experience"] * st.bad[idx])
+                  * (1 + p.churn["inactivity_per_30d"] * idle) * mult[:, 2])
+        d.churned = rng.uniform(d.keys, S_CHURN) < hazard
+        st.alive[idx] = ~d.churned

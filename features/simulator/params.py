@@ -1,0 +1,154 @@
+"""Simulator parameters: the YAML model compiled into arrays the vectorised engine indexes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import yaml
+
+from features.errors import ConfigError
+
+STAGES = ("awareness", "consideration", "decision", "purchase", "retention", "advocacy")
+PURCHASE_STAGE = STAGES.index("purchase")
+TYPE_SCALARS = (
+    "share", "engagement", "decay", "session_rate", "ad_click", "products", "cart", "checkout",
+    "buy", "basket", "login", "ticket", "bad_csat", "review", "referral", "survey", "churn",
+    "email_open", "email_click",
+)
+TYPE_VECTORS = {"region": "regions", "device": "devices", "acquisition": "acquisition_channels",
+                "channels": "session_channels"}
+EFFECTS = ("session", "buy", "churn", "advocacy")
+PHASES = ("pre", "post")
+F = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class SimParams:
+    start: date
+    arrival_share: float
+    effect_days: int
+    contact_rate: float
+    engagement: dict[str, float]
+    churn: dict[str, float]
+    types: tuple[str, ...]
+    regions: tuple[str, ...]
+    devices: tuple[str, ...]
+    acquisition_channels: tuple[str, ...]
+    session_channels: tuple[str, ...]
+    t: dict[str, F]  # per-type scalars, each shape (n_types,)
+    tv: dict[str, F]  # per-type distributions, each (n_types, k)
+    actions: tuple[str, ...]
+    action_channel: tuple[str, ...]
+    action_weight: F  # (K,)
+    action_stages: npt.NDArray[np.bool_]  # (K, n_stages)
+    action_requires_bad: npt.NDArray[np.bool_]  # (K,)
+    action_discount: F  # (K,)
+    effect: F  # (K, n_types, 2 phases, 4 effects) multipliers
+    unhappy: F  # (K, 4) multipliers; 1 where an action has no `unhappy` block
+    has_unhappy: npt.NDArray[np.bool_]  # (K,)
+    source: str = "<default>"
+
+
+def _require(raw: dict[str, Any], key: str, where: str) -> Any:
+    if key not in raw:
+        raise ConfigError(f"{where}: missing key {key!r}")
+    return raw[key]
+
+
+def _effect_row(block: dict[str, Any] | None, where: str) -> list[float]:
+    block = block or {}
+    unknown = set(block) - set(EFFECTS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown effect {sorted(unknown)}; effects are {list(EFFECTS)}")
+    return [float(block.get(e, 1.0)) for e in EFFECTS]
+
+
+def _compile_actions(raw: dict[str, Any], types: tuple[str, ...], src: str) -> dict[str, Any]:
+    names = tuple(raw)
+    k, nt = len(names), len(types)
+    effect = np.ones((k, nt, 2, 4))
+    unhappy = np.ones((k, 4))
+    stages = np.zeros((k, len(STAGES)), dtype=bool)
+    for i, name in enumerate(names):
+        spec = raw[name]
+        where = f"{src}: actions.{name}"
+        for stage in _require(spec, "stages", where):
+            if stage not in STAGES:
+                raise ConfigError(f"{where}.stages: unknown stage {stage!r}")
+            stages[i, STAGES.index(stage)] = True
+        for type_name, phases in (spec.get("effects") or {}).items():
+            if type_name not in types:
+                raise ConfigError(f"{where}.effects: unknown customer type {type_name!r}")
+            for p, phase in enumerate(PHASES):
+                effect[i, types.index(type_name), p] = _effect_row(
+                    phases.get(phase), f"{where}.effects.{type_name}.{phase}")
+        if spec.get("unhappy") is not None:
+            unhappy[i] = _effect_row(spec["unhappy"], f"{where}.unhappy")
+    return {
+        "actions": names,
+        "action_channel": tuple(str(raw[n]["channel"]) for n in names),
+        "action_weight": np.array([float(raw[n].get("weight", 1.0)) for n in names]),
+        "action_stages": stages,
+        "action_requires_bad": np.array([bool(raw[n].get("requires_bad_experience", False))
+                                         for n in names]),
+        "action_discount": np.array([float(raw[n].get("discount", 0.0)) for n in names]),
+        "effect": effect,
+        "unhappy": unhappy,
+        "has_unhappy": np.array([raw[n].get("unhappy") is not None for n in names]),
+    }
+
+
+def compile_params(raw: dict[str, Any], src: str) -> SimParams:
+    types_raw = _require(raw, "types", src)
+    types = tuple(types_raw)
+    vocab = {k: tuple(_require(raw, k, src)) for k in TYPE_VECTORS.values()}
+    t: dict[str, F] = {}
+    tv: dict[str, F] = {}
+    for key in TYPE_SCALARS:
+        t[key] = np.array([float(_require(types_raw[n], key, f"{src}: types.{n}")) for n in types])
+    for key, vocab_key in TYPE_VECTORS.items():
+        rows = [list(map(float, _require(types_raw[n], key, f"{src}: types.{n}"))) for n in types]
+        for n, row in zip(types, rows, strict=True):
+            if len(row) != len(vocab[vocab_key]):
+                raise ConfigError(f"{src}: types.{n}.{key} has {len(row)} entries; "
+                                  f"{vocab_key} has {len(vocab[vocab_key])}")
+        tv[key] = np.array(rows)
+    return SimParams(
+        start=date.fromisoformat(str(raw.get("start", "2025-01-01"))),
+        arrival_share=float(raw.get("arrival_share", 0.75)),
+        effect_days=int(raw.get("effect_days", 14)),
+        contact_rate=float(raw.get("contact_rate", 0.03)),
+        engagement={k: float(v) for k, v in _require(raw, "engagement", src).items()},
+        churn={k: float(v) for k, v in _require(raw, "churn", src).items()},
+        types=types,
+        regions=vocab["regions"],
+        devices=vocab["devices"],
+        acquisition_channels=vocab["acquisition_channels"],
+        session_channels=vocab["session_channels"],
+        t=t,
+        tv=tv,
+        source=src,
+        **_compile_actions(_require(raw, "actions", src), types, src),
+    )
+
+
+def load_params(path: str | Path | None = None) -> SimParams:
+    if path is None:
+        text, src = resources.files("features.simulator").joinpath("default.yaml").read_text(), \
+            "<default simulator>"
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"simulator parameter file not found: {p}")
+        text, src = p.read_text(encoding="utf-8"), str(p)
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{src}: not valid YAML: {exc}") from exc
+    return compile_params(raw, src)

@@ -1,0 +1,79 @@
+"""The journey at a glance from the event store: customers per stage and the stage funnel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pyarrow as pa
+
+from features.store import EventStore
+from features.taxonomy import Taxonomy
+
+
+@dataclass(frozen=True)
+class StageRow:
+    stage: str
+    customers_at: int  # furthest stage reached is this one
+    reached: int  # reached this stage or a later one
+    conversion_from_previous: float | None
+    median_days_from_first_touch: float | None
+
+
+@dataclass(frozen=True)
+class JourneySummary:
+    as_of: datetime | None
+    customers: int
+    events: int
+    no_stage: int  # customers whose events signal no stage (e.g. only contacts)
+    stages: list[StageRow]
+
+    def lines(self) -> list[str]:
+        when = f" before {self.as_of.isoformat()}" if self.as_of else ""
+        out = [f"{self.customers:,} customers, {self.events:,} events{when}", "",
+               f"{'stage':<15}{'at stage':>12}{'reached':>12}{'conv. from prev.':>18}"
+               f"{'median days to reach':>22}"]
+        for r in self.stages:
+            conv = "" if r.conversion_from_previous is None else f"{r.conversion_from_previous:.1%}"
+            days = "" if r.median_days_from_first_touch is None else f"{r.median_days_from_first_touch:.1f}"
+            out.append(f"{r.stage:<15}{r.customers_at:>12,}{r.reached:>12,}{conv:>18}{days:>22}")
+        if self.no_stage:
+            out.append(f"{'(no stage)':<15}{self.no_stage:>12,}")
+        return out
+
+
+def journey_summary(store: EventStore, taxonomy: Taxonomy, as_of: datetime | None = None) -> JourneySummary:
+    """Furthest stage per customer from events strictly before ``as_of`` (all events if None)."""
+    con = store.con
+    stage_of = {t: s for t, s in taxonomy.event_stage.items() if s is not None}
+    con.register("stage_map", pa.table({
+        "event_type": pa.array(list(stage_of), pa.string()),
+        "stage_idx": pa.array([taxonomy.stage_index(s) for s in stage_of.values()], pa.int32()),
+    }))
+    where = "WHERE e.ts < ?" if as_of else ""
+    params = [as_of] if as_of else []
+    firsts = ", ".join(f"min(e.ts) FILTER (WHERE m.stage_idx >= {k}) AS reach_{k}"
+                       for k in range(len(taxonomy.stages)))
+    per_customer = f"""
+        SELECT e.customer_id, max(m.stage_idx) AS furthest, min(e.ts) AS first_ts, {firsts}
+        FROM events e LEFT JOIN stage_map m USING (event_type) {where}
+        GROUP BY e.customer_id"""
+    medians = ", ".join(
+        f"median(epoch(reach_{k} - first_ts) / 86400.0) FILTER (WHERE furthest >= {k})"
+        for k in range(len(taxonomy.stages)))
+    counts = ", ".join(f"count(*) FILTER (WHERE furthest = {k})" for k in range(len(taxonomy.stages)))
+    row = con.execute(f"SELECT count(*), count(*) FILTER (WHERE furthest IS NULL), {counts}, "
+                      f"{medians} FROM ({per_customer})", params).fetchone()
+    events = con.execute(f"SELECT count(*) FROM events e {where}", params).fetchone()
+    con.unregister("stage_map")
+    assert row is not None and events is not None
+    n = len(taxonomy.stages)
+    at = [int(v) for v in row[2:2 + n]]
+    reached = [sum(at[k:]) for k in range(n)]
+    stages = [
+        StageRow(stage, at[k], reached[k],
+                 None if k == 0 or reached[k - 1] == 0 else reached[k] / reached[k - 1],
+                 None if row[2 + n + k] is None else float(row[2 + n + k]))
+        for k, stage in enumerate(taxonomy.stages)
+    ]
+    return JourneySummary(as_of, int(row[0]), int(events[0]), int(row[1]), stages)

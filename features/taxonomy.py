@@ -1,0 +1,100 @@
+"""Stage taxonomy: the ordered journey stages and the stage each event type signals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from features.errors import ConfigError
+
+UnknownPolicy = Literal["reject", "keep"]
+DEFAULT_TAXONOMY = "taxonomy.yaml"
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    """Ordered stages and event type -> stage (None: a non-behavioural event such as a contact)."""
+
+    stages: tuple[str, ...]
+    event_stage: dict[str, str | None]
+    conversion_event_types: tuple[str, ...] = ("purchase",)
+    unknown_event_types: UnknownPolicy = "reject"
+    source: str = field(default="<default>", compare=False)
+
+    def __post_init__(self) -> None:
+        if len(set(self.stages)) != len(self.stages) or not self.stages:
+            raise ConfigError(f"{self.source}: 'stages' must be a non-empty list of unique names")
+        for event_type, stage in self.event_stage.items():
+            if stage is not None and stage not in self.stages:
+                raise ConfigError(
+                    f"{self.source}: event_types.{event_type} maps to unknown stage {stage!r}; "
+                    f"stages are {list(self.stages)}"
+                )
+        for event_type in self.conversion_event_types:
+            if event_type not in self.event_stage:
+                raise ConfigError(
+                    f"{self.source}: conversion_event_types names {event_type!r}, "
+                    "which is not under event_types"
+                )
+        if self.unknown_event_types not in ("reject", "keep"):
+            raise ConfigError(
+                f"{self.source}: unknown_event_types must be 'reject' or 'keep', "
+                f"not {self.unknown_event_types!r}"
+            )
+
+    def stage_index(self, stage: str) -> int:
+        return self.stages.index(stage)
+
+    def stage_of(self, event_type: str) -> str | None:
+        return self.event_stage.get(event_type)
+
+    @property
+    def behavioural_event_types(self) -> tuple[str, ...]:
+        """Event types the customer initiates (those that signal a stage)."""
+        return tuple(t for t, s in self.event_stage.items() if s is not None)
+
+    def with_policy(self, policy: UnknownPolicy | None) -> Taxonomy:
+        if policy is None or policy == self.unknown_event_types:
+            return self
+        return Taxonomy(
+            self.stages, self.event_stage, self.conversion_event_types, policy, self.source
+        )
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str) -> Taxonomy:
+        for key in ("stages", "event_types"):
+            if key not in raw:
+                raise ConfigError(f"{source}: missing required key {key!r}")
+        event_types = raw["event_types"]
+        if not isinstance(event_types, dict):
+            raise ConfigError(f"{source}: 'event_types' must map event type -> stage")
+        return cls(
+            stages=tuple(str(s) for s in raw["stages"]),
+            event_stage={str(k): (None if v is None else str(v)) for k, v in event_types.items()},
+            conversion_event_types=tuple(raw.get("conversion_event_types", ["purchase"])),
+            unknown_event_types=raw.get("unknown_event_types", "reject"),
+            source=source,
+        )
+
+
+def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
+    """Load a taxonomy YAML file; None loads the default shipped with Journey."""
+    if path is None:
+        text = resources.files("features.config").joinpath(DEFAULT_TAXONOMY).read_text()
+        source = f"<default {DEFAULT_TAXONOMY}>"
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"taxonomy file not found: {p}")
+        text, source = p.read_text(encoding="utf-8"), str(p)
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    return Taxonomy.from_dict(raw, source)

@@ -1,0 +1,3 @@
+from journey.cli import app
+
+app(prog_name="journey")

@@ -1,0 +1,177 @@
+"""The `journey` command line: one command per stage of the pipeline."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+
+from features.errors import JourneyError
+from features.taxonomy import UnknownPolicy, load_taxonomy
+from journey.settings import Settings
+
+app = typer.Typer(
+    name="journey",
+    help="Predictive journey modelling: simulate, ingest, summarise (more stages to come).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+StoreOpt = Annotated[Path | None, typer.Option("--store", help="Event store file (env JOURNEY_STORE).")]
+TaxonomyOpt = Annotated[
+    Path | None, typer.Option("--taxonomy", help="Stage taxonomy YAML (env JOURNEY_TAXONOMY).")
+]
+
+
+def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Domain errors end the command with their message (which names file/line/field), exit 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except (JourneyError, ValueError) as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from exc
+
+    return wrapper
+
+
+def parse_when(text: str) -> datetime:
+    """A date or ISO timestamp; naive means UTC."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not an ISO date or timestamp (e.g. 2025-06-01)") from exc
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@app.command()
+@friendly_errors
+def simulate(
+    out: Annotated[Path, typer.Option(help="Output directory (events/, customers/, truth/).")],
+    customers: Annotated[int, typer.Option(min=1, help="Number of customers.")] = 10_000,
+    days: Annotated[int, typer.Option(min=1, help="Number of simulated days.")] = 365,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same data.")] = 42,
+    params: Annotated[Path | None, typer.Option(help="Simulator parameter YAML.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Processes (default: all cores).")] = None,
+) -> None:
+    """Generate a journey event log with known ground truth (Parquet, streamed in chunks)."""
+    from features.simulator.run import SimSpec
+    from features.simulator.run import simulate as run
+
+    started = time.perf_counter()
+    spec = SimSpec(customers, days, seed, str(params) if params else None)
+    result = run(spec, out, workers)
+    took = time.perf_counter() - started
+    typer.echo(f"simulated {result.customers:,} customers over {days} days from {result.start}: "
+               f"{result.events:,} events in {took:.1f}s -> {out}")
+
+
+@app.command()
+@friendly_errors
+def oracle(
+    sim: Annotated[Path, typer.Option(help="A `journey simulate` output directory.")],
+    as_of: Annotated[str, typer.Option("--as-of", help="Cutoff date T (UTC midnight).")],
+    horizon: Annotated[int, typer.Option(min=1, help="Horizon H in days.")],
+    out: Annotated[Path, typer.Option(help="Output file (.parquet or .csv).")],
+    replicas: Annotated[int, typer.Option(min=1, help="Monte Carlo futures per customer.")] = 200,
+    effects: Annotated[bool, typer.Option(help="Also the true effect of each action.")] = False,
+    sample: Annotated[int | None, typer.Option(min=1, help="Only this many random customers.")] = None,
+) -> None:
+    """True outcome probabilities in (T, T+H] per customer (and action effects)."""
+    from features.simulator.oracle import oracle_for
+
+    frame = oracle_for(sim, parse_when(as_of), horizon, replicas, effects, sample)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".csv":
+        frame.to_csv(out, index=False)
+    else:
+        frame.to_parquet(out, index=False)
+    typer.echo(f"oracle for {len(frame):,} customers at {as_of} + {horizon}d: mean P(convert) "
+               f"{frame.p_convert.mean():.3f}, mean P(no activity) {frame.p_inactive.mean():.3f} -> {out}")
+
+
+@app.command()
+@friendly_errors
+def ingest(
+    source: Annotated[Path, typer.Argument(help="CSV/TSV/JSONL/Parquet file (.gz ok) or a directory.")],
+    map_: Annotated[str | None, typer.Option(
+        "--map", help="customer_id=COL,ts=COL,event_type=COL[,event_id=COL,channel=COL,value=COL,action=COL]"
+    )] = None,
+    mapping: Annotated[Path | None, typer.Option(help="Column mapping YAML file.")] = None,
+    preset: Annotated[str | None, typer.Option(help="Built-in mapping: segment | purchases.")] = None,
+    store: StoreOpt = None,
+    taxonomy: TaxonomyOpt = None,
+    unknown_events: Annotated[str | None, typer.Option(
+        help="Event types the taxonomy does not name: reject | keep (default: the taxonomy's).")] = None,
+    rejects: Annotated[Path | None, typer.Option(help="Where to write rejected rows (CSV).")] = None,
+) -> None:
+    """Load a touchpoint log into the event store; print what was accepted and rejected."""
+    from features.mapping import choose_mapping
+    from features.store import EventStore
+
+    settings = Settings()
+    if unknown_events not in (None, "reject", "keep"):
+        raise ValueError(f"--unknown-events must be reject or keep, not {unknown_events!r}")
+    policy: UnknownPolicy | None = unknown_events  # type: ignore[assignment]
+    tax = load_taxonomy(taxonomy or settings.taxonomy).with_policy(policy)
+    column_mapping = choose_mapping(map_, mapping, preset)
+    store_path = store or settings.store_path
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    rejects_path = rejects or store_path.parent / "rejects" / f"{source.name}.{stamp}.csv"
+    started = time.perf_counter()
+    with EventStore(store_path) as es:
+        report = es.ingest(source, column_mapping, tax, rejects_path)
+    took = time.perf_counter() - started
+    for line in report.lines():
+        typer.echo(line)
+    typer.echo(f"store {store_path}: {report.load.rows_read / max(took, 1e-9):,.0f} rows/s ({took:.1f}s)")
+
+
+@app.command()
+@friendly_errors
+def summary(
+    store: StoreOpt = None,
+    taxonomy: TaxonomyOpt = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Only events before this time.")] = None,
+    loads: Annotated[int, typer.Option(min=0, help="How many recent loads to list.")] = 5,
+) -> None:
+    """Journey summary: customers per stage, stage-to-stage conversion, recent loads and rejects."""
+    from features.store import EventStore
+    from features.summary import journey_summary
+
+    settings = Settings()
+    tax = load_taxonomy(taxonomy or settings.taxonomy)
+    with EventStore(store or settings.store_path, read_only=True) as es:
+        result = journey_summary(es, tax, parse_when(as_of) if as_of else None)
+        recent = es.ingest_log(loads)
+    for line in result.lines():
+        typer.echo(line)
+    if recent:
+        typer.echo("\nrecent loads (newest first):")
+    for entry in recent:
+        typer.echo(f"  {entry['source']}: read {entry['rows_read']:,}, stored {entry['inserted']:,} new, "
+                   f"{entry['duplicates']:,} duplicates, {entry['rejected']:,} rejected {entry['reject_reasons']}"
+                   + (f" -> {entry['rejects_path']}" if entry["rejects_path"] else ""))
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    """Journey command line."""
+    if version:
+        from journey import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+
+

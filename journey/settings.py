@@ -1,0 +1,23 @@
+"""Settings of the `journey` command line (env vars prefixed JOURNEY_, or a .env file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JOURNEY_", env_file=".env", extra="ignore")
+
+    home: Path = Path("var")
+    store: Path | None = None  # the DuckDB event store; default: <home>/events.duckdb
+    taxonomy: Path | None = None  # stage taxonomy YAML; default: the one shipped with Journey
+
+    @property
+    def store_path(self) -> Path:
+        return self.store or self.home / "events.duckdb"
+
+    @property
+    def rejects_dir(self) -> Path:
+        return self.store_path.parent / "rejects"

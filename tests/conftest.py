@@ -1,0 +1,81 @@
+"""Shared fixtures: the default taxonomy and a helper that loads a source and collects results."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from features.loaders import REJECT_HEADER, LoadReport, load_events
+from features.mapping import ColumnMapping, identity_mapping
+from features.normalize import STAGED_SCHEMA
+from features.taxonomy import Taxonomy, load_taxonomy
+
+
+@dataclass
+class Loaded:
+    """Everything one load_events run produced."""
+
+    table: pa.Table
+    report: LoadReport
+    rejects: list[dict[str, str]]  # rows of the rejects CSV file, as written
+    batches: int
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = self.table.to_pylist()
+        return out
+
+    def column(self, name: str) -> list[Any]:
+        out: list[Any] = self.table.column(name).to_pylist()
+        return out
+
+    def reject_tuples(self) -> list[tuple[int, str, str, str]]:
+        """(line, field, reason, value) of each reject, in file order."""
+        return [(int(r["line"]), r["field"], r["reason"], r["value"]) for r in self.rejects]
+
+
+LoadFn = Callable[..., Loaded]
+
+
+@pytest.fixture(scope="session")
+def taxonomy() -> Taxonomy:
+    return load_taxonomy()
+
+
+@pytest.fixture
+def load(tmp_path: Path, taxonomy: Taxonomy) -> LoadFn:
+    """load(path, mapping=None, tax=None, batch_rows=...) -> Loaded (rejects file read back)."""
+    counter = iter(range(1_000_000))
+
+    def _load(
+        path: Path,
+        mapping: ColumnMapping | None = None,
+        tax: Taxonomy | None = None,
+        **kwargs: object,
+    ) -> Loaded:
+        rejects_path = tmp_path / "rejects" / f"rejects-{next(counter)}.csv"
+        report = LoadReport()
+        batches = list(
+            load_events(path, mapping or identity_mapping(), tax or taxonomy, report, rejects_path,
+                        **kwargs)  # type: ignore[arg-type]
+        )
+        table = pa.concat_tables(batches) if batches else STAGED_SCHEMA.empty_table()
+        rejects: list[dict[str, str]] = []
+        if rejects_path.exists():
+            with rejects_path.open(newline="", encoding="utf-8") as fh:
+                reader = csv.DictReader(fh)
+                assert tuple(reader.fieldnames or ()) == REJECT_HEADER
+                rejects = list(reader)
+        # The accounting invariant holds for every load.
+        assert report.rows_read == report.valid + report.rejected_total
+        assert report.valid == table.num_rows
+        assert len(rejects) == report.rejected_total
+        return Loaded(table, report, rejects, len(batches))
+
+    return _load

@@ -1,0 +1,276 @@
+"""Column mappings: --map parsing, mapping files, presets, resolve() and choose_mapping()."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from features.errors import ConfigError, MappingError
+from features.mapping import (
+    ISO8601,
+    ColumnMapping,
+    choose_mapping,
+    identity_mapping,
+    load_mapping_file,
+    load_preset,
+    mapping_from_dict,
+    parse_map_option,
+)
+from features.schema import EVENT_FIELDS
+
+
+# -- --map ---------------------------------------------------------------------------------------
+def test_parse_map_option_retailrocket() -> None:
+    m = parse_map_option("customer_id=visitorid,ts=timestamp,event_type=event")
+    assert m.columns == {
+        "customer_id": ("visitorid",),
+        "ts": ("timestamp",),
+        "event_type": ("event",),
+    }
+    assert m.source == "--map"
+    assert m.constants == {}
+    assert m.ts_format == (ISO8601,)
+    assert m.resolve(["timestamp", "visitorid", "event", "itemid"], "f.csv") == {
+        "customer_id": "visitorid",
+        "ts": "timestamp",
+        "event_type": "event",
+    }
+
+
+def test_parse_map_option_tolerates_spaces_and_empty_parts() -> None:
+    m = parse_map_option(" customer_id = user , ts=when,, event_type=what ,")
+    assert m.columns == {"customer_id": ("user",), "ts": ("when",), "event_type": ("what",)}
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        ("customer=visitorid", "'customer' is not an event field"),
+        ("customer_id=visitorid,colour=red", "'colour' is not an event field"),
+        ("customer_id", "expected FIELD=COLUMN, got 'customer_id'"),
+        ("customer_id=a,ts", "expected FIELD=COLUMN, got 'ts'"),
+        ("ts=", "expected FIELD=COLUMN, got 'ts='"),
+        ("=col", "expected FIELD=COLUMN, got '=col'"),
+        ("ts=a,ts=b", "field 'ts' given twice"),
+    ],
+)
+def test_parse_map_option_errors(option: str, expected: str) -> None:
+    with pytest.raises(MappingError) as info:
+        parse_map_option(option)
+    assert str(info.value).startswith("--map: ")
+    assert expected in str(info.value)
+
+
+def test_mapping_error_is_a_config_error() -> None:
+    with pytest.raises(ConfigError):
+        parse_map_option("nope=x")
+
+
+# -- mapping files -------------------------------------------------------------------------------
+FULL_MAPPING = """
+columns:
+  customer_id: [user, uid]
+  ts: when
+  value: amount
+constants:
+  event_type: purchase
+  channel: store
+event_types:
+  Bought: purchase
+  Looked: page_view
+ts_format: [epoch_ms, "%Y%m%d"]
+defaults:
+  channel: offline
+properties: [sku, qty]
+"""
+
+
+def test_mapping_file_all_keys(tmp_path: Path) -> None:
+    path = tmp_path / "map.yaml"
+    path.write_text(FULL_MAPPING, encoding="utf-8")
+    m = load_mapping_file(path)
+    assert m.columns == {"customer_id": ("user", "uid"), "ts": ("when",), "value": ("amount",)}
+    assert m.constants == {"event_type": "purchase", "channel": "store"}
+    assert m.event_types == {"Bought": "purchase", "Looked": "page_view"}
+    assert m.ts_format == ("epoch_ms", "%Y%m%d")
+    assert m.defaults == {"channel": "offline"}
+    assert m.properties == ("sku", "qty")
+    assert m.source == str(path)
+    # The first candidate present wins; a constant satisfies a required field.
+    assert m.resolve(["uid", "user", "when"], "x.csv") == {"customer_id": "user", "ts": "when"}
+    assert m.resolve(["uid", "when"], "x.csv") == {"customer_id": "uid", "ts": "when"}
+    assert m.extra_columns(["qty", "other", "when"]) == ["qty"]
+
+
+def test_mapping_file_minimal_and_scalar_ts_format(tmp_path: Path) -> None:
+    path = tmp_path / "map.yaml"
+    path.write_text("columns: {customer_id: c, ts: t, event_type: e}\nts_format: epoch_s\n")
+    m = load_mapping_file(path)
+    assert m.ts_format == ("epoch_s",)
+    assert m.constants == {} and m.event_types == {} and m.properties == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("columns: {customer_id: c}\nrename: {a: b}\n", "unknown keys ['rename']"),
+        ("columns: [customer_id]\n", "'columns' must map canonical field -> source column"),
+        ("columns: {customer: c}\n", "'customer' is not an event field"),
+        ("constants: {kind: purchase}\n", "'kind' is not an event field"),
+        ("columns: {ts: {a: 1}}\n", "columns.ts: expected a column name or a list of names"),
+        ("ts_format: {a: 1}\n", "ts_format: expected a column name or a list of names"),
+        ("properties: [a, 1]\n", "properties: expected a column name or a list of names"),
+        ("columns: {ts: [a\n", "not valid YAML"),
+        ("- a\n", "expected a mapping at the top level"),
+    ],
+)
+def test_mapping_file_errors(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(MappingError) as info:
+        load_mapping_file(path)
+    assert str(path) in str(info.value)
+    assert expected in str(info.value)
+
+
+def test_unknown_key_error_lists_allowed_keys() -> None:
+    with pytest.raises(MappingError) as info:
+        mapping_from_dict({"colums": {}}, "m.yaml")
+    msg = str(info.value)
+    assert "m.yaml: unknown keys ['colums']" in msg
+    for key in ("columns", "constants", "defaults", "event_types", "properties", "ts_format"):
+        assert key in msg
+
+
+def test_mapping_file_not_found(tmp_path: Path) -> None:
+    with pytest.raises(MappingError, match="mapping file not found"):
+        load_mapping_file(tmp_path / "missing.yaml")
+
+
+# -- presets -------------------------------------------------------------------------------------
+def test_segment_preset() -> None:
+    m = load_preset("segment")
+    assert m.source == "preset segment"
+    assert m.columns["customer_id"][0] == "userId"
+    assert "user_id" in m.columns["customer_id"]
+    assert m.event_types["Order Completed"] == "purchase"
+    assert m.event_types["Product Added"] == "add_to_cart"
+    assert m.event_types["Page"] == "page_view"
+    assert m.defaults == {"channel": "unknown"}
+    assert m.resolve(["user_id", "event_type", "event_id", "ts"], "events.csv") == {
+        "customer_id": "user_id",
+        "event_type": "event_type",
+        "event_id": "event_id",
+        "ts": "ts",
+    }
+    # userId beats anonymousId when both are present.
+    got = m.resolve(["anonymousId", "userId", "timestamp", "event"], "s.jsonl")
+    assert got["customer_id"] == "userId"
+
+
+def test_purchases_preset() -> None:
+    m = load_preset("purchases")
+    assert m.source == "preset purchases"
+    assert m.constants == {"event_type": "purchase"}
+    assert m.ts_format == (ISO8601, "%Y%m%d", "%Y/%m/%d")
+    assert m.properties == ("number_of_cds", "quantity", "Quantity")
+    resolved = m.resolve(["customer_id", "date", "number_of_cds", "dollar_value"], "cdnow.csv")
+    assert resolved == {"customer_id": "customer_id", "ts": "date", "value": "dollar_value"}
+    assert m.extra_columns(["customer_id", "date", "number_of_cds", "dollar_value"]) == [
+        "number_of_cds"
+    ]
+
+
+def test_unknown_preset() -> None:
+    with pytest.raises(MappingError) as info:
+        load_preset("retailrocket")
+    assert "unknown preset 'retailrocket'" in str(info.value)
+    assert "['segment', 'purchases']" in str(info.value)
+
+
+# -- resolve -------------------------------------------------------------------------------------
+def test_resolve_missing_required_lists_the_files_columns() -> None:
+    m = load_preset("segment")
+    with pytest.raises(MappingError) as info:
+        m.resolve(["visitor", "timestamp", "event"], "/data/clicks.csv")
+    msg = str(info.value)
+    assert msg.startswith("/data/clicks.csv: no column for required field 'customer_id'")
+    assert "preset segment" in msg
+    assert "['userId', 'user_id', 'anonymousId', 'anonymous_id']" in msg
+    assert "the file has columns ['visitor', 'timestamp', 'event']" in msg
+
+
+def test_resolve_identity_mapping_names_missing_field() -> None:
+    with pytest.raises(MappingError) as info:
+        identity_mapping().resolve(["customer_id", "ts"], "f.csv")
+    assert "'event_type'" in str(info.value)
+    assert "tried ['event_type']" in str(info.value)
+    assert "['customer_id', 'ts']" in str(info.value)
+
+
+def test_resolve_field_without_candidates_tries_its_own_name() -> None:
+    m = ColumnMapping(columns={"customer_id": ("c",), "event_type": ("e",)}, source="m")
+    with pytest.raises(MappingError, match=r"'ts' \(mapping m tried \['ts'\]\)"):
+        m.resolve(["c", "e"], "f.csv")
+
+
+def test_identity_mapping() -> None:
+    m = identity_mapping()
+    assert m.columns == {f: (f,) for f in EVENT_FIELDS}
+    assert m.source == "<canonical>"
+
+
+# -- choose_mapping ------------------------------------------------------------------------------
+def test_choose_mapping_default_is_canonical() -> None:
+    assert choose_mapping() == identity_mapping()
+
+
+def test_choose_mapping_map_only() -> None:
+    m = choose_mapping(map_option="customer_id=visitorid,ts=timestamp,event_type=event")
+    assert m.source == "--map"
+    assert m.columns["customer_id"] == ("visitorid",)
+
+
+def test_choose_mapping_preset_refined_by_map() -> None:
+    m = choose_mapping(map_option="customer_id=visitor,value=amount", preset="segment")
+    segment = load_preset("segment")
+    assert m.source == "preset segment + --map"
+    assert m.columns["customer_id"] == ("visitor",)  # --map wins for the fields it names
+    assert m.columns["value"] == ("amount",)
+    assert m.columns["ts"] == segment.columns["ts"]  # the preset keeps the others
+    assert m.event_types == segment.event_types
+    assert m.ts_format == segment.ts_format
+    assert m.defaults == segment.defaults
+    assert load_preset("segment").columns["customer_id"][0] == "userId"  # preset untouched
+
+
+def test_map_overrides_a_preset_constant() -> None:
+    plain = choose_mapping(preset="purchases")
+    assert plain.constants == {"event_type": "purchase"}
+    m = choose_mapping(map_option="event_type=kind", preset="purchases")
+    assert m.constants == {}
+    assert m.columns["event_type"] == ("kind",)
+    assert m.properties == plain.properties
+    assert m.ts_format == plain.ts_format
+
+
+def test_choose_mapping_file_refined_by_map(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(FULL_MAPPING, encoding="utf-8")
+    m = choose_mapping(map_option="ts=stamp", mapping_file=path)
+    assert m.source == f"{path} + --map"
+    assert m.columns["ts"] == ("stamp",)
+    assert m.columns["customer_id"] == ("user", "uid")
+    assert m.ts_format == ("epoch_ms", "%Y%m%d")
+    assert choose_mapping(mapping_file=path) == load_mapping_file(path)
+
+
+def test_choose_mapping_preset_and_file_conflict(tmp_path: Path) -> None:
+    with pytest.raises(MappingError, match="either --preset or --mapping"):
+        choose_mapping(mapping_file=tmp_path / "m.yaml", preset="segment")
+
+
+def test_choose_mapping_unknown_preset() -> None:
+    with pytest.raises(MappingError, match="unknown preset"):
+        choose_mapping(map_option="ts=t", preset="nope")

@@ -1,0 +1,379 @@
+"""EventStore: idempotent ingest, derived ids, point-in-time reads, the bulk path, atomicity."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+import features.store as store_module
+from features.errors import MappingError, StoreError
+from features.mapping import identity_mapping, load_preset
+from features.schema import EVENT_FIELDS, EVENT_SCHEMA
+from features.store import AppendResult, EventStore
+from features.taxonomy import Taxonomy
+
+HEADER = "event_id,customer_id,ts,event_type,channel,value,action,properties\n"
+
+
+def utc(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0, us: int = 0) -> datetime:
+    return datetime(y, mo, d, h, mi, s, us, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[EventStore]:
+    with EventStore(tmp_path / "db" / "events.duckdb") as s:
+        yield s
+
+
+def rows(s: EventStore) -> list[tuple[Any, ...]]:
+    """Every stored event with ts as text (no pytz needed), in a stable order."""
+    return s.con.execute(
+        "SELECT event_id, customer_id, CAST(ts AS VARCHAR), event_type, channel, value, action, "
+        "properties FROM events ORDER BY event_id"
+    ).fetchall()
+
+
+def index_names(s: EventStore) -> set[str]:
+    return {r[0] for r in s.con.execute(
+        "SELECT index_name FROM duckdb_indexes() WHERE table_name = 'events'").fetchall()}
+
+
+def events_table(records: list[dict[str, object]]) -> pa.Table:
+    full = [{f: r.get(f) for f in EVENT_FIELDS} | {"channel": r.get("channel", "unknown")}
+            for r in records]
+    return pa.Table.from_pylist(full, schema=EVENT_SCHEMA)
+
+
+@pytest.fixture
+def mixed_csv(tmp_path: Path) -> Path:
+    """Explicit ids (one repeated), and identical rows without an id (real repeats)."""
+    path = tmp_path / "mixed.csv"
+    path.write_text(
+        HEADER
+        + "e1,c1,2024-01-01T10:00:00Z,page_view,,,,\n"
+        + "e2,c1,2024-01-02T10:00:00Z,purchase,,20,,\n"
+        + "e2,c1,2024-01-05T10:00:00Z,purchase,,99,,\n"      # re-sent id: first one wins
+        + ",c2,2024-01-03T00:00:00Z,purchase,,5,,\n"
+        + ",c2,2024-01-03T00:00:00Z,purchase,,5,,\n"
+        + ",c2,2024-01-03T00:00:00Z,purchase,,5,,\n"
+        + ",c2,2024-01-04T00:00:00Z,purchase,,5,,\n"
+        + "e9,c3,bad,purchase,,,,\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+# -- ingest ---------------------------------------------------------------------------------------
+def test_ingest_is_idempotent(store: EventStore, mixed_csv: Path, taxonomy: Taxonomy,
+                              tmp_path: Path) -> None:
+    first = store.ingest(mixed_csv, identity_mapping(), taxonomy, tmp_path / "rejects.csv")
+    assert first.load.rows_read == 8
+    assert first.load.valid == 7
+    assert first.load.rejected_total == 1
+    assert first.append == AppendResult(received=7, inserted=6)
+    assert first.append.duplicates == 1
+    assert store.count() == 6
+    snapshot = rows(store)
+
+    second = store.ingest(mixed_csv, identity_mapping(), taxonomy)
+    assert second.append == AppendResult(received=7, inserted=0)
+    assert second.append.duplicates == 7
+    assert store.count() == 6
+    assert rows(store) == snapshot
+    assert second.lines()[-1] == (
+        "stored 0 new events; 7 already stored or repeated (ignored by event_id)"
+    )
+    assert first.lines()[0] == "read 8 rows from 1 file(s): 7 valid, 1 rejected"
+
+
+def test_repeated_explicit_event_id_is_stored_once(
+    store: EventStore, mixed_csv: Path, taxonomy: Taxonomy
+) -> None:
+    store.ingest(mixed_csv, identity_mapping(), taxonomy)
+    e2 = [r for r in rows(store) if r[0] == "e2"]
+    assert e2 == [("e2", "c1", "2024-01-02 10:00:00+00", "purchase", "unknown", 20.0, None, None)]
+
+
+def test_identical_rows_without_event_id_are_numbered_apart(
+    store: EventStore, mixed_csv: Path, taxonomy: Taxonomy
+) -> None:
+    store.ingest(mixed_csv, identity_mapping(), taxonomy)
+    derived = [r for r in rows(store) if r[1] == "c2"]
+    assert len(derived) == 4
+    on_day3 = sorted(r[0] for r in derived if r[2].startswith("2024-01-03"))
+    base = on_day3[0]
+    assert base.startswith("d-")
+    assert on_day3 == [base, f"{base}-1", f"{base}-2"]
+    (other,) = [r[0] for r in derived if r[2].startswith("2024-01-04")]
+    assert other.startswith("d-") and other != base and "-" not in other[2:]
+
+
+def test_reload_with_one_more_identical_row_stores_only_that_one(
+    store: EventStore, taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    line = ",c2,2024-01-03T00:00:00Z,purchase,,5,,\n"
+    two = tmp_path / "two.csv"
+    two.write_text(HEADER + line * 2)
+    three = tmp_path / "three.csv"
+    three.write_text(HEADER + line * 3)
+    assert store.ingest(two, identity_mapping(), taxonomy).append.inserted == 2
+    assert store.ingest(three, identity_mapping(), taxonomy).append.inserted == 1
+    assert store.ingest(two, identity_mapping(), taxonomy).append.inserted == 0
+    assert store.count() == 3
+
+
+def test_derived_ids_depend_on_every_field(store: EventStore, taxonomy: Taxonomy,
+                                           tmp_path: Path) -> None:
+    path = tmp_path / "e.csv"
+    path.write_text(
+        HEADER
+        + ",c,2024-01-01T00:00:00Z,purchase,,5,,\n"
+        + ",c,2024-01-01T00:00:00.000001Z,purchase,,5,,\n"
+        + ",c,2024-01-01T00:00:00Z,checkout,,5,,\n"
+        + ",c,2024-01-01T00:00:00Z,purchase,app,5,,\n"
+        + ",c,2024-01-01T00:00:00Z,purchase,,5.000001,,\n"
+        + ",c,2024-01-01T00:00:00Z,purchase,,,,\n"
+        + ",c,2024-01-01T00:00:00Z,purchase,,5,promo,\n"
+        + ',c,2024-01-01T00:00:00Z,purchase,,5,,"{""a"": 1}"\n'
+        + ",d,2024-01-01T00:00:00Z,purchase,,5,,\n"
+        + ",c,2024-01-01T00:00:00Z,purchase,,1e300,,\n",
+    )
+    report = store.ingest(path, identity_mapping(), taxonomy)
+    assert report.append.inserted == 10
+    ids = [r[0] for r in rows(store)]
+    assert all(i.startswith("d-") and i.count("-") == 1 for i in ids)  # none numbered apart
+
+
+def test_ingest_with_preset_and_rejects_file(store: EventStore, taxonomy: Taxonomy,
+                                             tmp_path: Path) -> None:
+    path = tmp_path / "segment.csv"
+    path.write_text(
+        "user_id,event_type,event_id,ts\n"
+        "u1,Page,m1,2022-12-13 01:32:00.956000\n"
+        "u1,Pop-up Email Viewed,m2,2022-12-13 01:40:51.279000\n"
+        "u1,Order Completed,m3,2022-12-13 01:45:00\n"
+    )
+    rejects = tmp_path / "out" / "rejects.csv"
+    report = store.ingest(path, load_preset("segment"), taxonomy, rejects)
+    assert report.append.inserted == 2
+    assert [(r[0], r[3]) for r in rows(store)] == [("m1", "page_view"), ("m3", "purchase")]
+    assert rejects.read_text().splitlines() == [
+        "source,line,field,reason,value",
+        f"{path},3,event_type,event_type unknown to the taxonomy,Pop-up Email Viewed",
+    ]
+
+
+# -- append ----------------------------------------------------------------------------------------
+def test_append_arrow_table(store: EventStore) -> None:
+    batch = events_table([
+        {"event_id": "a1", "customer_id": "c1", "ts": utc(2024, 1, 1), "event_type": "page_view"},
+        {"event_id": "a2", "customer_id": "c1", "ts": utc(2024, 1, 2), "event_type": "purchase",
+         "value": 10.0, "action": "coupon", "properties": '{"x": 1}'},
+        {"event_id": "a1", "customer_id": "c9", "ts": utc(2024, 1, 3), "event_type": "review"},
+    ])
+    assert store.append(batch) == AppendResult(3, 2)
+    assert rows(store) == [
+        ("a1", "c1", "2024-01-01 00:00:00+00", "page_view", "unknown", None, None, None),
+        ("a2", "c1", "2024-01-02 00:00:00+00", "purchase", "unknown", 10.0, "coupon", '{"x": 1}'),
+    ]
+    again = store.append(batch)
+    assert again == AppendResult(3, 0)
+    assert again.duplicates == 3
+    assert store.append(batch.slice(0, 0)) == AppendResult(0, 0)
+    assert store.count() == 2
+
+
+def test_append_accepts_extra_columns_and_other_column_order(store: EventStore) -> None:
+    batch = events_table([
+        {"event_id": "b1", "customer_id": "c1", "ts": utc(2024, 1, 1), "event_type": "page_view"}
+    ])
+    reordered = batch.select(list(reversed(EVENT_FIELDS))).append_column(
+        "noise", pa.array([1], pa.int64()))
+    assert store.append(reordered).inserted == 1
+    assert rows(store)[0][:4] == ("b1", "c1", "2024-01-01 00:00:00+00", "page_view")
+
+
+def test_unique_index_rejects_direct_duplicates(store: EventStore) -> None:
+    store.append(events_table([
+        {"event_id": "u1", "customer_id": "c", "ts": utc(2024, 1, 1), "event_type": "page_view"}
+    ]))
+    with pytest.raises(duckdb.ConstraintException):
+        store.con.execute("INSERT INTO events SELECT * FROM events")
+    assert index_names(store) == {"events_event_id", "events_customer"}
+
+
+# -- reads -----------------------------------------------------------------------------------------
+@pytest.fixture
+def history_store(store: EventStore) -> EventStore:
+    def event(event_id: str, customer: str, ts: datetime, event_type: str) -> dict[str, object]:
+        return {"event_id": event_id, "customer_id": customer, "ts": ts, "event_type": event_type}
+
+    store.append(events_table([
+        event("h3", "c1", utc(2024, 1, 3), "purchase"),
+        event("h1", "c1", utc(2024, 1, 1), "page_view"),
+        event("h2b", "c1", utc(2024, 1, 2), "checkout"),
+        event("h2a", "c1", utc(2024, 1, 2), "add_to_cart"),
+        event("x1", "c2", utc(2024, 1, 1, 12), "page_view"),
+    ]))
+    return store
+
+
+def test_customer_history_is_oldest_first(history_store: EventStore) -> None:
+    hist = history_store.customer_history("c1")
+    assert hist.schema == EVENT_SCHEMA
+    assert hist.column("event_id").to_pylist() == ["h1", "h2a", "h2b", "h3"]
+    assert hist.column("ts").to_pylist() == [utc(2024, 1, 1), utc(2024, 1, 2), utc(2024, 1, 2),
+                                             utc(2024, 1, 3)]
+    assert history_store.customer_history("nobody").num_rows == 0
+
+
+@pytest.mark.parametrize(
+    "cutoff",
+    [
+        datetime(2024, 1, 2),  # naive: UTC
+        utc(2024, 1, 2),
+        datetime(2024, 1, 2, 1, tzinfo=timezone(timedelta(hours=1))),  # the same instant
+    ],
+)
+def test_customer_history_before_is_strict(history_store: EventStore, cutoff: datetime) -> None:
+    hist = history_store.customer_history("c1", before=cutoff)
+    assert hist.column("event_id").to_pylist() == ["h1"]  # events AT the cutoff are excluded
+    just_after = cutoff + timedelta(microseconds=1)
+    assert history_store.customer_history("c1", before=just_after).column(
+        "event_id").to_pylist() == ["h1", "h2a", "h2b"]
+
+
+@pytest.mark.parametrize("cutoff", [datetime(2024, 1, 2), utc(2024, 1, 2)])
+def test_events_before_excludes_the_cutoff(history_store: EventStore, cutoff: datetime) -> None:
+    rel = history_store.events_before(cutoff)
+    assert isinstance(rel, duckdb.DuckDBPyRelation)
+    got = rel.order("event_id").to_arrow_table()
+    assert got.column("event_id").to_pylist() == ["h1", "x1"]
+    assert got.column_names == list(EVENT_FIELDS)
+    assert history_store.events_before(utc(2024, 1, 1)).to_arrow_table().num_rows == 0
+    assert history_store.events_before(utc(2030, 1, 1)).to_arrow_table().num_rows == 5
+
+
+def test_time_range(history_store: EventStore, tmp_path: Path) -> None:
+    assert history_store.time_range() == (datetime(2024, 1, 1), datetime(2024, 1, 3))
+    with EventStore(tmp_path / "empty.duckdb") as empty:
+        assert empty.time_range() == (None, None)
+        assert empty.count() == 0
+
+
+# -- the bulk path ---------------------------------------------------------------------------------
+def test_bulk_path_matches_small_path(
+    mixed_csv: Path, taxonomy: Taxonomy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with EventStore(tmp_path / "small.duckdb") as small:
+        small_first = small.ingest(mixed_csv, identity_mapping(), taxonomy)
+        small_rows = rows(small)
+
+    monkeypatch.setattr(store_module, "BULK_MIN_ROWS", 3)
+    with EventStore(tmp_path / "bulk.duckdb") as bulk:
+        # Spy on the statements: the bulk path drops and rebuilds the indexes.
+        executed: list[str] = []
+        real_con = bulk.con
+
+        class Spy:
+            def __getattr__(self, name: str) -> object:
+                return getattr(real_con, name)
+
+            def execute(self, sql: str, *args: object) -> object:
+                executed.append(sql)
+                return real_con.execute(sql, *args)
+
+        bulk.con = Spy()  # type: ignore[assignment]
+        first = bulk.ingest(mixed_csv, identity_mapping(), taxonomy)
+        assert any(s.startswith("DROP INDEX") for s in executed)
+        bulk.con = real_con
+        assert first.append == small_first.append
+        assert rows(bulk) == small_rows
+        assert index_names(bulk) == {"events_event_id", "events_customer"}
+
+        # Idempotent through the bulk path too (7 incoming >= 3 and 7 * 4 >= 6 stored).
+        again = bulk.ingest(mixed_csv, identity_mapping(), taxonomy)
+        assert again.append == AppendResult(7, 0)
+        assert rows(bulk) == small_rows
+        assert index_names(bulk) == {"events_event_id", "events_customer"}
+        # The rebuilt unique index is enforced.
+        with pytest.raises(duckdb.ConstraintException):
+            bulk.con.execute("INSERT INTO events SELECT * FROM events LIMIT 1")
+
+    with EventStore(tmp_path / "bulk.duckdb", read_only=True) as reopened:
+        assert rows(reopened) == small_rows
+        assert index_names(reopened) == {"events_event_id", "events_customer"}
+
+
+def test_bulk_append_matches_small_append(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    batch = events_table([
+        {"event_id": f"id{i % 5}", "customer_id": f"c{i}", "ts": utc(2024, 1, 1 + i),
+         "event_type": "page_view"}
+        for i in range(8)
+    ])
+    with EventStore(tmp_path / "small.duckdb") as small:
+        assert small.append(batch) == AppendResult(8, 5)
+        expected = rows(small)
+    monkeypatch.setattr(store_module, "BULK_MIN_ROWS", 2)
+    with EventStore(tmp_path / "bulk.duckdb") as bulk:
+        assert bulk.append(batch) == AppendResult(8, 5)
+        assert rows(bulk) == expected
+        assert bulk.append(batch) == AppendResult(8, 0)
+        assert index_names(bulk) == {"events_event_id", "events_customer"}
+
+
+# -- failures and durability -----------------------------------------------------------------------
+def test_failed_ingest_leaves_the_store_unchanged(
+    store: EventStore, mixed_csv: Path, taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    store.ingest(mixed_csv, identity_mapping(), taxonomy)
+    before = rows(store)
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    (folder / "a.csv").write_text(HEADER + "n1,c7,2024-02-01,page_view,,,,\n" * 3)
+    (folder / "b.csv").write_text("event_id,user,ts,event_type\nn2,c8,2024-02-02,page_view\n")
+    with pytest.raises(MappingError) as info:
+        store.ingest(folder, identity_mapping(), taxonomy)
+    assert str(folder / "b.csv") in str(info.value)
+    assert rows(store) == before  # a.csv's rows were not committed either
+    # The store is still usable, and nothing of the failed load lingers in staging.
+    (folder / "b.csv").unlink()
+    assert store.ingest(folder, identity_mapping(), taxonomy).append.inserted == 1
+    assert store.count() == len(before) + 1
+
+
+def test_store_reopened_from_disk_keeps_its_events(
+    mixed_csv: Path, taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    path = tmp_path / "nested" / "dir" / "events.duckdb"
+    with EventStore(path) as s:
+        s.ingest(mixed_csv, identity_mapping(), taxonomy)
+        expected = rows(s)
+    assert path.is_file()
+    with EventStore(path) as s:
+        assert s.count() == 6
+        assert rows(s) == expected
+        assert s.ingest(mixed_csv, identity_mapping(), taxonomy).append.inserted == 0
+        assert index_names(s) == {"events_event_id", "events_customer"}
+    with EventStore(path, read_only=True) as s:
+        assert rows(s) == expected
+        assert s.customer_history("c1").column("event_id").to_pylist() == ["e1", "e2"]
+
+
+def test_read_only_store_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="event store not found"):
+        EventStore(tmp_path / "missing.duckdb", read_only=True)
+    assert not (tmp_path / "missing.duckdb").exists()
+
+
+def test_unopenable_store(tmp_path: Path) -> None:
+    path = tmp_path / "not-a-db.duckdb"
+    path.write_text("this is not a duckdb file\n" * 100)
+    with pytest.raises(StoreError, match="cannot open event store"):
+        EventStore(path)
