@@ -30,14 +30,15 @@ class ColumnMapping:
     properties: tuple[str, ...] = ()  # extra source columns packed into `properties`
     source: str = "<mapping>"
 
-    def resolve(self, available: list[str], where: str) -> dict[str, str]:
-        """Pick the source column of each canonical field; fail naming what is missing."""
+    def resolve(self, available: list[str], where: str) -> dict[str, tuple[str, ...]]:
+        """The source columns of each canonical field, in preference order; a row takes the
+        first non-empty one (Segment: userId, else anonymousId). Fails naming what is missing."""
         present = set(available)
-        resolved: dict[str, str] = {}
+        resolved: dict[str, tuple[str, ...]] = {}
         for canonical, candidates in self.columns.items():
-            hit = next((c for c in candidates if c in present), None)
-            if hit is not None:
-                resolved[canonical] = hit
+            hits = tuple(c for c in candidates if c in present)
+            if hits:
+                resolved[canonical] = hits
         for required in REQUIRED_FIELDS:
             if required not in resolved and required not in self.constants:
                 tried = list(self.columns.get(required, (required,)))

@@ -34,6 +34,11 @@ REJECT_SCHEMA = pa.schema(
 )
 
 
+def clean_text(expr: str) -> str:
+    """Text with surrounding whitespace (spaces, tabs, line breaks) removed; empty is missing."""
+    return f"NULLIF(trim(CAST({expr} AS VARCHAR), ' ' || chr(9) || chr(10) || chr(13)), '')"
+
+
 def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -146,16 +151,17 @@ class Normalizer:
         return valid, rejects.cast(REJECT_SCHEMA)
 
     # -- SQL construction -------------------------------------------------------------------
-    def _text(self, canonical: str, resolved: dict[str, str]) -> str:
+    def _text(self, canonical: str, resolved: dict[str, tuple[str, ...]]) -> str:
         if canonical in self.mapping.constants:
             return sql_str(self.mapping.constants[canonical])
-        column = resolved.get(canonical)
-        if column is None:
+        columns = resolved.get(canonical)
+        if not columns:
             return "CAST(NULL AS VARCHAR)"
-        return f"NULLIF(trim(CAST({quote(column)} AS VARCHAR)), '')"
+        texts = [clean_text(quote(c)) for c in columns]
+        return texts[0] if len(texts) == 1 else f"coalesce({', '.join(texts)})"
 
-    def _ts_expr(self, schema: pa.Schema, resolved: dict[str, str]) -> str:
-        column = resolved.get("ts")
+    def _ts_expr(self, schema: pa.Schema, resolved: dict[str, tuple[str, ...]]) -> str:
+        column = resolved["ts"][0] if "ts" in resolved else None
         if column is None:
             return f"TRY_CAST({self._text('ts', resolved)} AS TIMESTAMPTZ)"
         typ = schema.field(column).type
@@ -174,12 +180,12 @@ class Normalizer:
                 parts.append(f"CAST(TRY_STRPTIME({text}, {sql_str(fmt)}) AS TIMESTAMPTZ)")
         return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
 
-    def _properties_expr(self, schema: pa.Schema, resolved: dict[str, str]) -> str:
+    def _properties_expr(self, schema: pa.Schema, resolved: dict[str, tuple[str, ...]]) -> str:
         base = self._text("properties", resolved)
         extras = self.mapping.extra_columns(schema.names)
         if not extras:
             return base
-        pairs = ", ".join(f"{sql_str(c)}, NULLIF(trim(CAST({quote(c)} AS VARCHAR)), '')" for c in extras)
+        pairs = ", ".join(f"{sql_str(c)}, {clean_text(quote(c))}" for c in extras)
         extra = f"CAST(json_object({pairs}) AS VARCHAR)"
         # A malformed base stays as it is so the properties check rejects it by name.
         return (f"CASE WHEN {base} IS NULL THEN {extra} WHEN {is_json_object(base)} "
@@ -188,7 +194,7 @@ class Normalizer:
     def _build_sql(self, schema: pa.Schema, where: str) -> str:
         resolved = self.mapping.resolve([n for n in schema.names if n != LINE_COLUMN], where)
         channel_default = sql_str(self.mapping.defaults.get("channel", DEFAULT_CHANNEL))
-        value_col = resolved.get("value")
+        value_col = resolved["value"][0] if "value" in resolved else None
         value_numeric = value_col is not None and (
             pa.types.is_integer(schema.field(value_col).type)
             or pa.types.is_floating(schema.field(value_col).type)

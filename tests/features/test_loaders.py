@@ -21,7 +21,7 @@ from features.mapping import identity_mapping, load_preset, mapping_from_dict
 from features.normalize import DERIVED_ID
 from features.readers import MAX_FIELD_BYTES
 from features.schema import EVENT_FIELDS, MAX_ID_CHARS, MAX_LABEL_CHARS, MAX_PROPERTIES_CHARS
-from features.taxonomy import Taxonomy
+from features.taxonomy import Taxonomy, load_taxonomy
 
 if TYPE_CHECKING:
     from tests.conftest import LoadFn
@@ -912,3 +912,25 @@ def test_jsonl_rows_with_different_keys(tmp_path: Path, load: LoadFn) -> None:
     got = load(path)
     assert got.column("value") == [None, 5.5]
     assert got.column("channel") == ["unknown", "app"]
+
+
+def test_segment_rows_without_user_id_fall_back_to_anonymous_id(tmp_path: Path) -> None:
+    src = tmp_path / "segment.jsonl"
+    src.write_text(
+        '{"messageId": "m1", "userId": "u1", "anonymousId": "a1", "event": "Product Viewed",'
+        ' "timestamp": "2024-01-01T10:00:00Z"}\n'
+        '{"messageId": "m2", "userId": null, "anonymousId": "a2", "event": "Order Completed",'
+        ' "timestamp": "2024-01-01T11:00:00Z", "properties": {"revenue": 25.5}}\n'
+        '{"messageId": "m3", "userId": "", "anonymousId": "", "event": "Page",'
+        ' "timestamp": "2024-01-01T12:00:00Z"}\n',
+        encoding="utf-8",
+    )
+    report = LoadReport()
+    rows = pa.concat_tables(
+        load_events(src, load_preset("segment"), load_taxonomy(), report, tmp_path / "rej.csv")
+    ).to_pylist()
+    assert [(r["customer_id"], r["event_type"], r["value"]) for r in rows] == [
+        ("u1", "product_view", None),
+        ("a2", "purchase", 25.5),
+    ]
+    assert dict(report.rejected) == {"missing customer_id": 1}

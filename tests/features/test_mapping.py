@@ -32,9 +32,9 @@ def test_parse_map_option_retailrocket() -> None:
     assert m.constants == {}
     assert m.ts_format == (ISO8601,)
     assert m.resolve(["timestamp", "visitorid", "event", "itemid"], "f.csv") == {
-        "customer_id": "visitorid",
-        "ts": "timestamp",
-        "event_type": "event",
+        "customer_id": ("visitorid",),
+        "ts": ("timestamp",),
+        "event_type": ("event",),
     }
 
 
@@ -97,9 +97,13 @@ def test_mapping_file_all_keys(tmp_path: Path) -> None:
     assert m.defaults == {"channel": "offline"}
     assert m.properties == ("sku", "qty")
     assert m.source == str(path)
-    # The first candidate present wins; a constant satisfies a required field.
-    assert m.resolve(["uid", "user", "when"], "x.csv") == {"customer_id": "user", "ts": "when"}
-    assert m.resolve(["uid", "when"], "x.csv") == {"customer_id": "uid", "ts": "when"}
+    # Present candidates in preference order (a row takes the first non-empty one);
+    # a constant satisfies a required field.
+    assert m.resolve(["uid", "user", "when"], "x.csv") == {
+        "customer_id": ("user", "uid"),
+        "ts": ("when",),
+    }
+    assert m.resolve(["uid", "when"], "x.csv") == {"customer_id": ("uid",), "ts": ("when",)}
     assert m.extra_columns(["qty", "other", "when"]) == ["qty"]
 
 
@@ -159,14 +163,14 @@ def test_segment_preset() -> None:
     assert m.event_types["Page"] == "page_view"
     assert m.defaults == {"channel": "unknown"}
     assert m.resolve(["user_id", "event_type", "event_id", "ts"], "events.csv") == {
-        "customer_id": "user_id",
-        "event_type": "event_type",
-        "event_id": "event_id",
-        "ts": "ts",
+        "customer_id": ("user_id",),
+        "event_type": ("event_type",),
+        "event_id": ("event_id",),
+        "ts": ("ts",),
     }
-    # userId beats anonymousId when both are present.
+    # userId is preferred; anonymousId fills rows without one.
     got = m.resolve(["anonymousId", "userId", "timestamp", "event"], "s.jsonl")
-    assert got["customer_id"] == "userId"
+    assert got["customer_id"] == ("userId", "anonymousId")
 
 
 def test_purchases_preset() -> None:
@@ -176,7 +180,11 @@ def test_purchases_preset() -> None:
     assert m.ts_format == (ISO8601, "%Y%m%d", "%Y/%m/%d")
     assert m.properties == ("number_of_cds", "quantity", "Quantity")
     resolved = m.resolve(["customer_id", "date", "number_of_cds", "dollar_value"], "cdnow.csv")
-    assert resolved == {"customer_id": "customer_id", "ts": "date", "value": "dollar_value"}
+    assert resolved == {
+        "customer_id": ("customer_id",),
+        "ts": ("date",),
+        "value": ("dollar_value",),
+    }
     assert m.extra_columns(["customer_id", "date", "number_of_cds", "dollar_value"]) == [
         "number_of_cds"
     ]
