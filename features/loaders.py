@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pyarrow as pa
 
@@ -89,8 +89,7 @@ def load_events(
             report.files.append(str(file))
             for raw in read_batches(file, batch_rows):
                 valid, rejects = normalizer(raw.table, str(file))
-                _record_read_rejects(raw.rejects, report, writer)
-                _record_rejects(str(file), rejects, report, writer)
+                _record_rejects(str(file), raw.rejects, rejects, report, writer)
                 report.rows_read += raw.table.num_rows + len(raw.rejects)
                 report.valid += valid.num_rows
                 if valid.num_rows:
@@ -100,18 +99,21 @@ def load_events(
         writer.close()
 
 
-def _record_read_rejects(rejects: list[Reject], report: LoadReport, writer: RejectsWriter) -> None:
-    for r in rejects:
-        category = r.reason.split(":")[0]
-        report.rejected[category] += 1
-    writer.write([{"source": r.source, "line": r.line, "field": "", "reason": r.reason, "value": r.raw}
-                  for r in rejects])
-
-
-def _record_rejects(source: str, rejects: pa.Table, report: LoadReport, writer: RejectsWriter) -> None:
-    if rejects.num_rows == 0:
-        return
-    rows = rejects.to_pylist()
+def _record_rejects(
+    source: str,
+    read_rejects: list[Reject],
+    rejects: pa.Table,
+    report: LoadReport,
+    writer: RejectsWriter,
+) -> None:
+    """Count and write one batch's rejects (unparseable and invalid rows) in line order."""
+    rows: list[dict[str, Any]] = [
+        {"source": r.source, "line": r.line, "field": "", "reason": r.reason, "value": r.raw}
+        for r in read_rejects
+    ]
+    rows += [{"source": source, **row} for row in rejects.to_pylist()]
+    rows.sort(key=lambda row: int(row["line"]))
     for row in rows:
-        report.rejected[row["reason"]] += 1
-    writer.write([{"source": source, **row} for row in rows])
+        # Read-level reasons are "category: details"; count by category.
+        report.rejected[str(row["reason"]).split(":")[0]] += 1
+    writer.write(rows)

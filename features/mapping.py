@@ -128,7 +128,9 @@ def parse_map_option(option: str, base: ColumnMapping | None = None) -> ColumnMa
         if not sep or not name or not column:
             raise MappingError(f"--map: expected FIELD=COLUMN, got {part!r}")
         if name not in MAPPABLE:
-            raise MappingError(f"--map: {name!r} is not an event field; fields: {list(EVENT_FIELDS)}")
+            raise MappingError(
+                f"--map: {name!r} is not an event field; fields: {list(EVENT_FIELDS)}"
+            )
         if name in seen:
             raise MappingError(f"--map: field {name!r} given twice")
         seen.add(name)
@@ -154,7 +156,11 @@ def choose_mapping(
     """The mapping the CLI options ask for: a preset or file, refined by --map; else canonical."""
     if preset and mapping_file:
         raise MappingError("give either --preset or --mapping, not both")
-    base = load_preset(preset) if preset else load_mapping_file(mapping_file) if mapping_file else None
+    base: ColumnMapping | None = None
+    if preset:
+        base = load_preset(preset)
+    elif mapping_file:
+        base = load_mapping_file(mapping_file)
     if map_option:
         return parse_map_option(map_option, base)
     return base or identity_mapping()

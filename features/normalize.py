@@ -120,7 +120,9 @@ class Normalizer:
             "src": pa.array(list(mapping.event_types), pa.string()),
             "dst": pa.array(list(mapping.event_types.values()), pa.string()),
         }))
-        self._con.register("tax", pa.table({"name": pa.array(list(taxonomy.event_stage), pa.string())}))
+        self._con.register("tax", pa.table({
+            "name": pa.array(list(taxonomy.event_stage), pa.string()),
+        }))
         self._checks = _checks(taxonomy.unknown_event_types)
         self._sql_cache: dict[tuple[tuple[str, str], ...], str] = {}
 
@@ -207,7 +209,8 @@ class Normalizer:
         # TRY_CAST: the id is computed for rejected rows too, and nan/inf/huge values must not
         # abort the batch (they fall back to the value's text).
         ev_id = ("'d-' || md5(concat_ws(chr(31), customer_id, CAST(epoch_us(ts) AS VARCHAR), "
-                 "event_type, channel, coalesce(CAST(TRY_CAST(round(value * 1e6) AS HUGEINT) AS VARCHAR), "
+                 "event_type, channel, "
+                 "coalesce(CAST(TRY_CAST(round(value * 1e6) AS HUGEINT) AS VARCHAR), "
                  "CAST(value AS VARCHAR), ''), coalesce(action, ''), coalesce(properties, '')))")
         checks = self._checks
         return f"""

@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -37,6 +37,8 @@ FORMATS = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
+# What read_batches opens a text source as: a plain or a gzip-decompressing binary stream.
+BinarySource = io.BufferedReader | gzip.GzipFile
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,8 @@ def read_batches(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[RawBatch]
         if fmt == "jsonl":
             yield from _read_jsonl(binary, str(path), batch_rows)
         else:
-            yield from _read_delimited(binary, str(path), "\t" if fmt == "tsv" else ",", batch_rows)
+            delimiter = "\t" if fmt == "tsv" else ","
+            yield from _read_delimited(binary, str(path), delimiter, batch_rows)
 
 
 def _clip(text: str) -> str:
@@ -131,7 +134,9 @@ def _strings_table(header: list[str], rows: list[list[Any]], lines: list[int]) -
 _TRUNCATED = (EOFError, zlib.error, gzip.BadGzipFile)
 
 
-def _read_delimited(binary: IO[bytes], source: str, delimiter: str, batch_rows: int) -> Iterator[RawBatch]:
+def _read_delimited(
+    binary: BinarySource, source: str, delimiter: str, batch_rows: int
+) -> Iterator[RawBatch]:
     csv.field_size_limit(MAX_FIELD_BYTES)
     text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.reader(text, delimiter=delimiter)
@@ -149,7 +154,9 @@ def _read_delimited(binary: IO[bytes], source: str, delimiter: str, batch_rows: 
             rejects.append(Reject(source, start, f"malformed CSV row: {exc}"))
             continue
         except _TRUNCATED as exc:
-            rejects.append(Reject(source, start, f"file ends early: truncated compressed data ({exc})"))
+            rejects.append(
+                Reject(source, start, f"file ends early: truncated compressed data ({exc})")
+            )
             break
         if not row:
             continue
@@ -157,10 +164,8 @@ def _read_delimited(binary: IO[bytes], source: str, delimiter: str, batch_rows: 
             header = _unique_header(row, source)
             continue
         if len(row) != len(header):
-            rejects.append(
-                Reject(source, start, f"wrong number of fields: expected {len(header)}, got {len(row)}",
-                       _clip(delimiter.join(row)))
-            )
+            reason = f"wrong number of fields: expected {len(header)}, got {len(row)}"
+            rejects.append(Reject(source, start, reason, _clip(delimiter.join(row))))
             continue
         if _invalid_utf8(row):
             raw = delimiter.join(row).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
@@ -205,7 +210,7 @@ def _flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _read_jsonl(binary: IO[bytes], source: str, batch_rows: int) -> Iterator[RawBatch]:
+def _read_jsonl(binary: BinarySource, source: str, batch_rows: int) -> Iterator[RawBatch]:
     records: list[dict[str, Any]] = []
     lines: list[int] = []
     rejects: list[Reject] = []
@@ -224,7 +229,9 @@ def _read_jsonl(binary: IO[bytes], source: str, batch_rows: int) -> Iterator[Raw
         try:
             raw = binary.readline(MAX_FIELD_BYTES + 1)
         except _TRUNCATED as exc:
-            rejects.append(Reject(source, number, f"file ends early: truncated compressed data ({exc})"))
+            rejects.append(
+                Reject(source, number, f"file ends early: truncated compressed data ({exc})")
+            )
             break
         if not raw:
             break
@@ -247,7 +254,7 @@ def _read_jsonl(binary: IO[bytes], source: str, batch_rows: int) -> Iterator[Raw
     yield flush()
 
 
-def _skip_rest_of_line(binary: IO[bytes]) -> bool:
+def _skip_rest_of_line(binary: BinarySource) -> bool:
     try:
         while True:
             chunk = binary.readline(MAX_FIELD_BYTES)
@@ -257,7 +264,9 @@ def _skip_rest_of_line(binary: IO[bytes]) -> bool:
         return False
 
 
-def _parse_json_line(raw: bytes, source: str, number: int, rejects: list[Reject]) -> dict[str, Any] | None:
+def _parse_json_line(
+    raw: bytes, source: str, number: int, rejects: list[Reject]
+) -> dict[str, Any] | None:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -267,7 +276,8 @@ def _parse_json_line(raw: bytes, source: str, number: int, rejects: list[Reject]
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        rejects.append(Reject(source, number, f"malformed JSON: {exc.msg} at column {exc.colno}", _clip(text)))
+        reason = f"malformed JSON: {exc.msg} at column {exc.colno}"
+        rejects.append(Reject(source, number, reason, _clip(text)))
         return None
     if not isinstance(obj, dict):
         rejects.append(Reject(source, number, "a JSON line must be an object", _clip(text)))
@@ -286,13 +296,15 @@ def _read_parquet(path: Path, batch_rows: int) -> Iterator[RawBatch]:
         try:
             table = pf.read_row_group(group)
         except (pa.ArrowException, OSError) as exc:
-            reject = Reject(str(path), first_row,
-                            f"unreadable row group: group {group}, rows {first_row}-{first_row + n - 1}: {exc}")
+            last_row = first_row + n - 1
+            reason = f"unreadable row group: group {group}, rows {first_row}-{last_row}: {exc}"
+            reject = Reject(str(path), first_row, reason)
             yield RawBatch(pa.table({LINE_COLUMN: pa.array([], pa.int64())}), [reject])
             first_row += n
             continue
         for start in range(0, n, batch_rows):
             part = table.slice(start, batch_rows)
-            lines = pa.array(range(first_row + start, first_row + start + part.num_rows), pa.int64())
+            first = first_row + start
+            lines = pa.array(range(first, first + part.num_rows), pa.int64())
             yield RawBatch(part.append_column(LINE_COLUMN, lines))
         first_row += n

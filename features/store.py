@@ -112,7 +112,8 @@ class EventStore:
     def _commit_staged(self, received: int) -> AppendResult:
         # The window that numbers repeated ids costs a sort; most loads have no repeats.
         row = self.con.execute("SELECT count(*) = count(DISTINCT event_id) FROM staged").fetchone()
-        dedup = "SELECT * EXCLUDE (" + DERIVED_ID + ") FROM staged" if row and row[0] else DEDUP_STAGED
+        all_distinct = bool(row and row[0])
+        dedup = f"SELECT * EXCLUDE ({DERIVED_ID}) FROM staged" if all_distinct else DEDUP_STAGED
         before = self.count()
         bulk = received >= BULK_MIN_ROWS and received >= before
         self.con.execute("BEGIN TRANSACTION")
@@ -125,7 +126,9 @@ class EventStore:
                 for ddl in INDEXES.values():
                     self.con.execute(ddl)
             else:
-                self.con.execute(f"INSERT INTO events SELECT * FROM ({dedup}) ON CONFLICT DO NOTHING")
+                self.con.execute(
+                    f"INSERT INTO events SELECT * FROM ({dedup}) ON CONFLICT DO NOTHING"
+                )
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
@@ -189,7 +192,8 @@ class EventStore:
         if before is not None:
             sql += " AND ts < ?"
             params.append(before)
-        return self.con.execute(sql + " ORDER BY ts, event_id", params).to_arrow_table().cast(EVENT_SCHEMA)
+        cur = self.con.execute(sql + " ORDER BY ts, event_id", params)
+        return cur.to_arrow_table().cast(EVENT_SCHEMA)
 
     def events_before(self, cutoff: datetime) -> duckdb.DuckDBPyRelation:
         """All events strictly before ``cutoff``, as a lazy relation (push work into DuckDB)."""
@@ -198,5 +202,7 @@ class EventStore:
         )
 
     def time_range(self) -> tuple[datetime | None, datetime | None]:
-        row = self.con.execute("SELECT min(ts)::TIMESTAMP, max(ts)::TIMESTAMP FROM events").fetchone()
+        row = self.con.execute(
+            "SELECT min(ts)::TIMESTAMP, max(ts)::TIMESTAMP FROM events"
+        ).fetchone()
         return (row[0], row[1]) if row else (None, None)

@@ -35,14 +35,17 @@ class JourneySummary:
                f"{'median days to reach':>22}"]
         for r in self.stages:
             conv = "" if r.conversion_from_previous is None else f"{r.conversion_from_previous:.1%}"
-            days = "" if r.median_days_from_first_touch is None else f"{r.median_days_from_first_touch:.1f}"
+            median = r.median_days_from_first_touch
+            days = "" if median is None else f"{median:.1f}"
             out.append(f"{r.stage:<15}{r.customers_at:>12,}{r.reached:>12,}{conv:>18}{days:>22}")
         if self.no_stage:
             out.append(f"{'(no stage)':<15}{self.no_stage:>12,}")
         return out
 
 
-def journey_summary(store: EventStore, taxonomy: Taxonomy, as_of: datetime | None = None) -> JourneySummary:
+def journey_summary(
+    store: EventStore, taxonomy: Taxonomy, as_of: datetime | None = None
+) -> JourneySummary:
     """Furthest stage per customer from events strictly before ``as_of`` (all events if None)."""
     con = store.con
     stage_of = {t: s for t, s in taxonomy.event_stage.items() if s is not None}
@@ -50,22 +53,25 @@ def journey_summary(store: EventStore, taxonomy: Taxonomy, as_of: datetime | Non
         "event_type": pa.array(list(stage_of), pa.string()),
         "stage_idx": pa.array([taxonomy.stage_index(s) for s in stage_of.values()], pa.int32()),
     }))
-    where = "WHERE e.ts < ?" if as_of else ""
-    params = [as_of] if as_of else []
-    firsts = ", ".join(f"min(e.ts) FILTER (WHERE m.stage_idx >= {k}) AS reach_{k}"
-                       for k in range(len(taxonomy.stages)))
-    per_customer = f"""
-        SELECT e.customer_id, max(m.stage_idx) AS furthest, min(e.ts) AS first_ts, {firsts}
-        FROM events e LEFT JOIN stage_map m USING (event_type) {where}
-        GROUP BY e.customer_id"""
-    medians = ", ".join(
-        f"median(epoch(reach_{k} - first_ts) / 86400.0) FILTER (WHERE furthest >= {k})"
-        for k in range(len(taxonomy.stages)))
-    counts = ", ".join(f"count(*) FILTER (WHERE furthest = {k})" for k in range(len(taxonomy.stages)))
-    row = con.execute(f"SELECT count(*), count(*) FILTER (WHERE furthest IS NULL), {counts}, "
-                      f"{medians} FROM ({per_customer})", params).fetchone()
-    events = con.execute(f"SELECT count(*) FROM events e {where}", params).fetchone()
-    con.unregister("stage_map")
+    try:
+        where = "WHERE e.ts < ?" if as_of else ""
+        params = [as_of] if as_of else []
+        firsts = ", ".join(f"min(e.ts) FILTER (WHERE m.stage_idx >= {k}) AS reach_{k}"
+                           for k in range(len(taxonomy.stages)))
+        per_customer = f"""
+            SELECT e.customer_id, max(m.stage_idx) AS furthest, min(e.ts) AS first_ts, {firsts}
+            FROM events e LEFT JOIN stage_map m USING (event_type) {where}
+            GROUP BY e.customer_id"""
+        medians = ", ".join(
+            f"median(epoch(reach_{k} - first_ts) / 86400.0) FILTER (WHERE furthest >= {k})"
+            for k in range(len(taxonomy.stages)))
+        counts = ", ".join(
+            f"count(*) FILTER (WHERE furthest = {k})" for k in range(len(taxonomy.stages)))
+        row = con.execute(f"SELECT count(*), count(*) FILTER (WHERE furthest IS NULL), {counts}, "
+                          f"{medians} FROM ({per_customer})", params).fetchone()
+        events = con.execute(f"SELECT count(*) FROM events e {where}", params).fetchone()
+    finally:
+        con.unregister("stage_map")
     assert row is not None and events is not None
     n = len(taxonomy.stages)
     at = [int(v) for v in row[2:2 + n]]

@@ -6,12 +6,14 @@ import functools
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 
-from features.errors import JourneyError
+from features.errors import ConfigError, JourneyError
+from features.readers import source_files
 from features.taxonomy import UnknownPolicy, load_taxonomy
 from journey.settings import Settings
 
@@ -22,9 +24,18 @@ app = typer.Typer(
     add_completion=False,
 )
 P = ParamSpec("P")
+
+
+class UnknownEvents(StrEnum):
+    reject = "reject"
+    keep = "keep"
+
+
 R = TypeVar("R")
 
-StoreOpt = Annotated[Path | None, typer.Option("--store", help="Event store file (env JOURNEY_STORE).")]
+StoreOpt = Annotated[
+    Path | None, typer.Option("--store", help="Event store file (env JOURNEY_STORE).")
+]
 TaxonomyOpt = Annotated[
     Path | None, typer.Option("--taxonomy", help="Stage taxonomy YAML (env JOURNEY_TAXONOMY).")
 ]
@@ -37,7 +48,7 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except (JourneyError, ValueError) as exc:
+        except JourneyError as exc:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from exc
 
@@ -49,7 +60,7 @@ def parse_when(text: str) -> datetime:
     try:
         when = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise ValueError(f"{text!r} is not an ISO date or timestamp (e.g. 2025-06-01)") from exc
+        raise ConfigError(f"{text!r} is not an ISO date or timestamp (e.g. 2025-06-01)") from exc
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
@@ -61,7 +72,9 @@ def simulate(
     days: Annotated[int, typer.Option(min=1, help="Number of simulated days.")] = 365,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same data.")] = 42,
     params: Annotated[Path | None, typer.Option(help="Simulator parameter YAML.")] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="Processes (default: all cores).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Processes (default: all cores).")
+    ] = None,
 ) -> None:
     """Generate a journey event log with known ground truth (Parquet, streamed in chunks)."""
     from features.simulator.run import SimSpec
@@ -84,7 +97,9 @@ def oracle(
     out: Annotated[Path, typer.Option(help="Output file (.parquet or .csv).")],
     replicas: Annotated[int, typer.Option(min=1, help="Monte Carlo futures per customer.")] = 200,
     effects: Annotated[bool, typer.Option(help="Also the true effect of each action.")] = False,
-    sample: Annotated[int | None, typer.Option(min=1, help="Only this many random customers.")] = None,
+    sample: Annotated[
+        int | None, typer.Option(min=1, help="Only this many random customers.")
+    ] = None,
 ) -> None:
     """True outcome probabilities in (T, T+H] per customer (and action effects)."""
     from features.simulator.oracle import oracle_for
@@ -95,37 +110,46 @@ def oracle(
         frame.to_csv(out, index=False)
     else:
         frame.to_parquet(out, index=False)
-    typer.echo(f"oracle for {len(frame):,} customers at {as_of} + {horizon}d: mean P(convert) "
-               f"{frame.p_convert.mean():.3f}, mean P(no activity) {frame.p_inactive.mean():.3f} -> {out}")
+    typer.echo(f"oracle for {len(frame):,} customers at {as_of} + {horizon}d: "
+               f"mean P(convert) {frame.p_convert.mean():.3f}, "
+               f"mean P(no activity) {frame.p_inactive.mean():.3f} -> {out}")
 
 
 @app.command()
 @friendly_errors
 def ingest(
-    source: Annotated[Path, typer.Argument(help="CSV/TSV/JSONL/Parquet file (.gz ok) or a directory.")],
+    source: Annotated[
+        Path, typer.Argument(help="CSV/TSV/JSONL/Parquet file (.gz ok) or a directory.")
+    ],
     map_: Annotated[str | None, typer.Option(
-        "--map", help="customer_id=COL,ts=COL,event_type=COL[,event_id=COL,channel=COL,value=COL,action=COL]"
+        "--map",
+        help="customer_id=COL,ts=COL,event_type=COL"
+        "[,event_id=COL,channel=COL,value=COL,action=COL]",
     )] = None,
     mapping: Annotated[Path | None, typer.Option(help="Column mapping YAML file.")] = None,
-    preset: Annotated[str | None, typer.Option(help="Built-in mapping: segment | purchases.")] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="Built-in mapping: segment | purchases.")
+    ] = None,
     store: StoreOpt = None,
     taxonomy: TaxonomyOpt = None,
-    unknown_events: Annotated[str | None, typer.Option(
-        help="Event types the taxonomy does not name: reject | keep (default: the taxonomy's).")] = None,
-    rejects: Annotated[Path | None, typer.Option(help="Where to write rejected rows (CSV).")] = None,
+    unknown_events: Annotated[UnknownEvents | None, typer.Option(
+        help="Event types the taxonomy does not name (default: the taxonomy's policy).",
+    )] = None,
+    rejects: Annotated[
+        Path | None, typer.Option(help="Where to write rejected rows (CSV).")
+    ] = None,
 ) -> None:
     """Load a touchpoint log into the event store; print what was accepted and rejected."""
     from features.mapping import choose_mapping
     from features.store import EventStore
 
     settings = Settings()
-    if unknown_events not in (None, "reject", "keep"):
-        raise ValueError(f"--unknown-events must be reject or keep, not {unknown_events!r}")
-    policy: UnknownPolicy | None = unknown_events  # type: ignore[assignment]
+    policy: UnknownPolicy | None = unknown_events.value if unknown_events else None
     tax = load_taxonomy(taxonomy or settings.taxonomy).with_policy(policy)
     column_mapping = choose_mapping(map_, mapping, preset)
+    source_files(source)  # a missing or unreadable source fails before the store is created
     store_path = store or settings.store_path
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
     rejects_path = rejects or store_path.parent / "rejects" / f"{source.name}.{stamp}.csv"
     started = time.perf_counter()
     with EventStore(store_path) as es:
@@ -133,7 +157,8 @@ def ingest(
     took = time.perf_counter() - started
     for line in report.lines():
         typer.echo(line)
-    typer.echo(f"store {store_path}: {report.load.rows_read / max(took, 1e-9):,.0f} rows/s ({took:.1f}s)")
+    rate = report.load.rows_read / max(took, 1e-9)
+    typer.echo(f"store {store_path}: {rate:,.0f} rows/s ({took:.1f}s)")
 
 
 @app.command()
@@ -141,7 +166,9 @@ def ingest(
 def summary(
     store: StoreOpt = None,
     taxonomy: TaxonomyOpt = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Only events before this time.")] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Only events before this time.")
+    ] = None,
     loads: Annotated[int, typer.Option(min=0, help="How many recent loads to list.")] = 5,
 ) -> None:
     """Journey summary: customers per stage, stage-to-stage conversion, recent loads and rejects."""
@@ -158,20 +185,25 @@ def summary(
     if recent:
         typer.echo("\nrecent loads (newest first):")
     for entry in recent:
-        typer.echo(f"  {entry['source']}: read {entry['rows_read']:,}, stored {entry['inserted']:,} new, "
-                   f"{entry['duplicates']:,} duplicates, {entry['rejected']:,} rejected {entry['reject_reasons']}"
-                   + (f" -> {entry['rejects_path']}" if entry["rejects_path"] else ""))
+        where = f" -> {entry['rejects_path']}" if entry["rejects_path"] else ""
+        typer.echo(f"  {entry['source']}: read {entry['rows_read']:,}, "
+                   f"stored {entry['inserted']:,} new, {entry['duplicates']:,} duplicates, "
+                   f"{entry['rejected']:,} rejected {entry['reject_reasons']}{where}")
 
 
-@app.callback()
-def main(
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
-) -> None:
-    """Journey command line."""
-    if version:
+def print_version(value: bool) -> None:
+    """Eager --version: runs while the options are parsed, so no command is required."""
+    if value:
         from journey import __version__
 
         typer.echo(__version__)
         raise typer.Exit()
 
 
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=print_version, is_eager=True, help="Print the version and exit."
+    )] = False,
+) -> None:
+    """Journey command line."""

@@ -17,7 +17,3 @@ class Settings(BaseSettings):
     @property
     def store_path(self) -> Path:
         return self.store or self.home / "events.duckdb"
-
-    @property
-    def rejects_dir(self) -> Path:
-        return self.store_path.parent / "rejects"

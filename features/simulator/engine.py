@@ -17,7 +17,7 @@ import numpy.typing as npt
 from features.simulator import rng
 from features.simulator.params import PURCHASE_STAGE, STAGES, SimParams
 
-I = npt.NDArray[np.int64]
+Ints = npt.NDArray[np.int64]
 B = npt.NDArray[np.bool_]
 F = npt.NDArray[np.float64]
 
@@ -25,30 +25,55 @@ DECISION = STAGES.index("decision")
 AD_CHANNELS = ("search", "social", "display")
 EMAIL_CHANNEL = "email"
 # Named random streams: one number per (customer, day, replica, stream).
-(S_CONTACT, S_ACTION, S_SESSION, S_CHANNEL, S_ADS, S_CLICK, S_LOGIN, S_PRODUCTS, S_CART,
- S_CHECKOUT, S_BUY, S_VALUE, _S_VALUE2, S_TICKET, S_CSAT, S_REVIEW, S_REFERRAL, S_SURVEY, S_NPS,
- S_CHURN, S_TIME, S_GAP, S_OPEN, S_EMAIL_CLICK, S_TICKET_CHANNEL, S_ACTION_TIME,
- S_RATING) = range(27)
+(
+    S_CONTACT,
+    S_ACTION,
+    S_SESSION,
+    S_CHANNEL,
+    S_ADS,
+    S_CLICK,
+    S_LOGIN,
+    S_PRODUCTS,
+    S_CART,
+    S_CHECKOUT,
+    S_BUY,
+    S_VALUE,
+    _S_VALUE2,
+    S_TICKET,
+    S_CSAT,
+    S_REVIEW,
+    S_REFERRAL,
+    S_SURVEY,
+    S_NPS,
+    S_CHURN,
+    S_TIME,
+    S_GAP,
+    S_OPEN,
+    S_EMAIL_CLICK,
+    S_TICKET_CHANNEL,
+    S_ACTION_TIME,
+    S_RATING,
+) = range(27)
 # Static streams drawn once per customer.
 (P_TYPE, P_REGION, P_DEVICE, P_ACQ, P_ARRIVAL, P_ENGAGE, _P_ENGAGE2) = range(7)
 
 
 @dataclass
 class Population:
-    index: I  # global customer number
+    index: Ints  # global customer number
     keys: npt.NDArray[np.uint64]
-    type: I
-    region: I
-    device: I
-    acquisition: I
-    arrival: I  # day of the first touch
+    type: Ints
+    region: Ints
+    device: Ints
+    acquisition: Ints
+    arrival: Ints  # day of the first touch
     e0: F  # starting engagement
 
-    def take(self, sel: I) -> Population:
+    def take(self, sel: Ints) -> Population:
         return Population(**{f.name: getattr(self, f.name)[sel] for f in fields(self)})
 
 
-def draw_population(p: SimParams, seed: int, index: I, days: int) -> Population:
+def draw_population(p: SimParams, seed: int, index: Ints, days: int) -> Population:
     keys = rng.customer_keys(seed, index)
     ctype = rng.categorical(rng.uniform(keys, P_TYPE), p.t["share"])
     window = max(1, int(days * p.arrival_share))
@@ -80,16 +105,21 @@ class State:
     def initial(cls, pop: Population) -> State:
         n = len(pop.index)
         return cls(
-            stage=np.zeros(n, np.int8), engagement=pop.e0.copy(), alive=np.ones(n, bool),
-            bad=np.zeros(n, np.int16), purchases=np.zeros(n, np.int32),
-            last_active=pop.arrival.astype(np.int32), act=np.full(n, -1, np.int8),
-            act_until=np.zeros(n, np.int32), act_post=np.zeros(n, bool),
+            stage=np.zeros(n, np.int8),
+            engagement=pop.e0.copy(),
+            alive=np.ones(n, bool),
+            bad=np.zeros(n, np.int16),
+            purchases=np.zeros(n, np.int32),
+            last_active=pop.arrival.astype(np.int32),
+            act=np.full(n, -1, np.int8),
+            act_until=np.zeros(n, np.int32),
+            act_post=np.zeros(n, bool),
         )
 
     def copy(self) -> State:
         return State(**{f.name: getattr(self, f.name).copy() for f in fields(self)})
 
-    def take(self, sel: I) -> State:
+    def take(self, sel: Ints) -> State:
         return State(**{f.name: getattr(self, f.name)[sel] for f in fields(self)})
 
 
@@ -98,32 +128,32 @@ class Day:
     """What happened on one day to the active customers ``idx`` (positions in the population)."""
 
     day: int
-    idx: I
+    idx: Ints
     keys: npt.NDArray[np.uint64]
     stage_before: npt.NDArray[np.int8]
     contacted: B
-    action: I  # action index where contacted, else -1
+    action: Ints  # action index where contacted, else -1
     propensity: F
     opened: B
     clicked_email: B
     session: B
-    channel: I  # session channel (index into params.session_channels), -1 without session
-    impressions: I
+    channel: Ints  # session channel (index into params.session_channels), -1 without session
+    impressions: Ints
     ad_click: B
     visit: B
     login: B
-    products: I
+    products: Ints
     cart: B
     checkout: B
     buy: B
     value: F
     ticket: B
-    csat: I
+    csat: Ints
     review: B
-    rating: I
+    rating: Ints
     referral: B
     survey: B
-    nps: I
+    nps: Ints
     reached: npt.NDArray[np.int8]  # furthest stage among today's customer events, -1 none
     churned: B
 
@@ -144,8 +174,14 @@ class Engine:
         self.acq_to_session = np.array([chans.index(c) for c in params.acquisition_channels])
         self.action_is_email = np.array([c == EMAIL_CHANNEL for c in params.action_channel])
 
-    def step(self, day: int, pop: Population, st: State, replica: int | I = 0,
-             forced: int | None = None) -> Day:
+    def step(
+        self,
+        day: int,
+        pop: Population,
+        st: State,
+        replica: int | Ints = 0,
+        forced: int | None = None,
+    ) -> Day:
         """Advance every arrived, alive customer by one day; ``forced`` overrides the policy
         (an action index, or -1 for "no contact") for the oracle's treatment arms."""
         idx = np.flatnonzero(st.alive & (pop.arrival <= day))
@@ -169,14 +205,21 @@ class Engine:
         self._update(st, d, ctype, mult)
         return d
 
-    def _contact(self, keys: npt.NDArray[np.uint64], stage: npt.NDArray[np.int8],
-                 bad: npt.NDArray[np.int16], forced: int | None) -> tuple[B, I, F]:
+    def _contact(
+        self,
+        keys: npt.NDArray[np.uint64],
+        stage: npt.NDArray[np.int8],
+        bad: npt.NDArray[np.int16],
+        forced: int | None,
+    ) -> tuple[B, Ints, F]:
         n = len(keys)
         if forced is not None:
             action = np.full(n, forced, np.int64)
             return action >= 0, action, np.full(n, np.nan)
         p = self.p
-        eligible = p.action_stages[:, stage].T & ~(p.action_requires_bad[None, :] & (bad[:, None] == 0))
+        eligible = p.action_stages[:, stage].T & ~(
+            p.action_requires_bad[None, :] & (bad[:, None] == 0)
+        )
         weights = eligible * p.action_weight[None, :]
         total = weights.sum(axis=1)
         contacted = (rng.uniform(keys, S_CONTACT) < p.contact_rate) & (total > 0)
@@ -185,18 +228,24 @@ class Engine:
         if contacted.any():
             chosen = rng.categorical(rng.uniform(keys[contacted], S_ACTION), weights[contacted])
             action[contacted] = chosen
-            propensity[contacted] = (p.contact_rate * weights[contacted, chosen]
-                                     / total[contacted])
+            propensity[contacted] = p.contact_rate * weights[contacted, chosen] / total[contacted]
         return contacted, action, propensity
 
-    def _apply_action(self, st: State, idx: I, day: int, contacted: B, action: I,
-                      stage: npt.NDArray[np.int8]) -> None:
+    def _apply_action(
+        self,
+        st: State,
+        idx: Ints,
+        day: int,
+        contacted: B,
+        action: Ints,
+        stage: npt.NDArray[np.int8],
+    ) -> None:
         where = idx[contacted]
         st.act[where] = action[contacted]
         st.act_until[where] = day + self.p.effect_days
         st.act_post[where] = stage[contacted] >= PURCHASE_STAGE
 
-    def _multipliers(self, st: State, idx: I, ctype: I, day: int) -> F:
+    def _multipliers(self, st: State, idx: Ints, ctype: Ints, day: int) -> F:
         """(n, 4) multipliers on session, buy, churn and advocacy from the active action."""
         mult = np.ones((len(idx), 4))
         act = st.act[idx].astype(np.int64)
@@ -209,9 +258,20 @@ class Engine:
             mult[on] = m
         return mult
 
-    def _session(self, day: int, idx: I, keys: npt.NDArray[np.uint64], ctype: I,
-                 stage: npt.NDArray[np.int8], st: State, session: B, clicked: B, first: B,
-                 pop: Population, mult: F) -> Day:
+    def _session(
+        self,
+        day: int,
+        idx: Ints,
+        keys: npt.NDArray[np.uint64],
+        ctype: Ints,
+        stage: npt.NDArray[np.int8],
+        st: State,
+        session: B,
+        clicked: B,
+        first: B,
+        pop: Population,
+        mult: F,
+    ) -> Day:
         p, n = self.p, len(idx)
         zi, zb = np.zeros(n, np.int64), np.zeros(n, bool)
         channel = np.full(n, -1, np.int64)
@@ -228,28 +288,59 @@ class Engine:
         ad_click[s] = ads & (rng.uniform(ks, S_CLICK) < p.t["ad_click"][ts])
         visit = zb.copy()
         visit[s] = ~ads | ad_click[s]
-        d = Day(day=day, idx=idx, keys=keys, stage_before=stage, contacted=zb, action=zi,
-                propensity=np.zeros(n), opened=zb, clicked_email=zb, session=session,
-                channel=channel, impressions=impressions, ad_click=ad_click, visit=visit,
-                login=zb.copy(), products=zi.copy(), cart=zb.copy(), checkout=zb.copy(),
-                buy=zb.copy(), value=np.zeros(n), ticket=zb.copy(), csat=zi.copy(),
-                review=zb.copy(), rating=zi.copy(), referral=zb.copy(), survey=zb.copy(),
-                nps=zi.copy(), reached=np.full(n, -1, np.int8), churned=zb.copy())
+        d = Day(
+            day=day,
+            idx=idx,
+            keys=keys,
+            stage_before=stage,
+            contacted=zb,
+            action=zi,
+            propensity=np.zeros(n),
+            opened=zb,
+            clicked_email=zb,
+            session=session,
+            channel=channel,
+            impressions=impressions,
+            ad_click=ad_click,
+            visit=visit,
+            login=zb.copy(),
+            products=zi.copy(),
+            cart=zb.copy(),
+            checkout=zb.copy(),
+            buy=zb.copy(),
+            value=np.zeros(n),
+            ticket=zb.copy(),
+            csat=zi.copy(),
+            review=zb.copy(),
+            rating=zi.copy(),
+            referral=zb.copy(),
+            survey=zb.copy(),
+            nps=zi.copy(),
+            reached=np.full(n, -1, np.int8),
+            churned=zb.copy(),
+        )
         self._visit(d, np.flatnonzero(visit), ctype, st, idx, mult)
         reached = np.where(impressions > 0, 0, -1)
-        for flag, stage_name in ((visit, "consideration"), (d.cart, "decision"),
-                                 (d.buy, "purchase"), (d.login | d.ticket | d.survey, "retention"),
-                                 (d.review | d.referral, "advocacy")):
+        for flag, stage_name in (
+            (visit, "consideration"),
+            (d.cart, "decision"),
+            (d.buy, "purchase"),
+            (d.login | d.ticket | d.survey, "retention"),
+            (d.review | d.referral, "advocacy"),
+        ):
             reached = np.where(flag, STAGES.index(stage_name), reached)
         d.reached = reached.astype(np.int8)
         return d
 
-    def _visit(self, d: Day, v: I, ctype: I, st: State, idx: I, mult: F) -> None:
+    def _visit(self, d: Day, v: Ints, ctype: Ints, st: State, idx: Ints, mult: F) -> None:
         """The site visit funnel for the visiting customers ``v`` (positions in ``idx``)."""
         p, kv, tv = self.p, d.keys[v], ctype[v]
         stage = d.stage_before[v]
         post = stage >= PURCHASE_STAGE
-        u = lambda stream: rng.uniform(kv, stream)  # noqa: E731
+
+        def u(stream: int) -> F:
+            return rng.uniform(kv, stream)
+
         d.login[v] = post & (u(S_LOGIN) < p.t["login"][tv])
         d.products[v] = rng.geometric(u(S_PRODUCTS), p.t["products"][tv])
         keen = np.where(stage >= DECISION, 1.5, 1.0)
@@ -272,11 +363,12 @@ class Engine:
         d.referral[v] = post & happy & (u(S_REFERRAL) < p.t["referral"][tv] * adv)
         d.survey[v] = post & (u(S_SURVEY) < p.t["survey"][tv])
         score = u(S_NPS)
-        d.nps[v] = np.where(d.survey[v], np.where(happy, 6 + np.floor(score * 5),
-                                                  np.floor(score * 7)), 0).astype(np.int64)
+        d.nps[v] = np.where(
+            d.survey[v], np.where(happy, 6 + np.floor(score * 5), np.floor(score * 7)), 0
+        ).astype(np.int64)
         d.csat[v] = np.where(bad, np.minimum(d.csat[v], 2), d.csat[v])
 
-    def _update(self, st: State, d: Day, ctype: I, mult: F) -> None:
+    def _update(self, st: State, d: Day, ctype: Ints, mult: F) -> None:
         p, idx = self.p, d.idx
         eng = p.engagement
         e = eng["floor"] + (st.engagement[idx] - eng["floor"]) * p.t["decay"][ctype]
@@ -290,7 +382,11 @@ class Engine:
         active = d.active
         st.last_active[idx] = np.where(active, d.day, st.last_active[idx])
         idle = (d.day - st.last_active[idx]) / 30.0
-        hazard = (p.t["churn"][ctype] * (1 + p.churn["bad_experience"] * st.bad[idx])
-                  * (1 + p.churn["inactivity_per_30d"] * idle) * mult[:, 2])
+        hazard = (
+            p.t["churn"][ctype]
+            * (1 + p.churn["bad_experience"] * st.bad[idx])
+            * (1 + p.churn["inactivity_per_30d"] * idle)
+            * mult[:, 2]
+        )
         d.churned = rng.uniform(d.keys, S_CHURN) < hazard
         st.alive[idx] = ~d.churned

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +23,10 @@ import yaml
 from features.errors import ConfigError
 from features.simulator.emit import customer_ids
 from features.simulator.engine import Engine, Population, State, draw_population
-from features.simulator.params import PURCHASE_STAGE, STAGES, SimParams, compile_params
+from features.simulator.params import STAGES, SimParams, compile_params
 from features.simulator.run import MANIFEST
 
-I = npt.NDArray[np.int64]
+Ints = npt.NDArray[np.int64]
 INACTIVE = "inactive"
 MAX_CELLS = 400_000  # customers x replicas stepped at once (bounds memory)
 
@@ -43,8 +43,15 @@ def _tile(obj: Population | State, reps: int) -> Population | State:
     return type(obj)(**{f.name: np.tile(getattr(obj, f.name), reps) for f in fields(obj)})
 
 
-def _run_arm(engine: Engine, pop: Population, state: State, replica: I, start: int, horizon: int,
-             forced: int | None) -> Outcomes:
+def _run_arm(
+    engine: Engine,
+    pop: Population,
+    state: State,
+    replica: Ints,
+    start: int,
+    horizon: int,
+    forced: int | None,
+) -> Outcomes:
     st = state.copy()
     n = len(pop.index)
     converted, active = np.zeros(n, bool), np.zeros(n, bool)
@@ -57,22 +64,38 @@ def _run_arm(engine: Engine, pop: Population, state: State, replica: I, start: i
     return Outcomes(converted, active, furthest, st.alive.copy())
 
 
-def _block(engine: Engine, pop: Population, st: State, cutoff: int, horizon: int, replicas: int,
-           effects: bool) -> dict[str, npt.NDArray[np.float64]]:
+def _block(
+    engine: Engine,
+    pop: Population,
+    st: State,
+    cutoff: int,
+    horizon: int,
+    replicas: int,
+    effects: bool,
+) -> dict[str, npt.NDArray[np.float64]]:
     n = len(pop.index)
     tp, ts = _tile(pop, replicas), _tile(st, replicas)
     replica = np.repeat(np.arange(1, replicas + 1, dtype=np.int64), n)
-    mean = lambda x: x.reshape(replicas, n).mean(axis=0)  # noqa: E731
+
+    def mean(x: npt.NDArray[np.float64] | npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
+        means: npt.NDArray[np.float64] = x.reshape(replicas, n).mean(axis=0)
+        return means
+
     nat = _run_arm(engine, tp, ts, replica, cutoff, horizon, None)  # type: ignore[arg-type]
-    out = {"p_convert": mean(nat.converted), "p_inactive": mean(~nat.active),
-           "p_churned": mean(~nat.alive)}
+    out = {
+        "p_convert": mean(nat.converted),
+        "p_inactive": mean(~nat.active),
+        "p_churned": mean(~nat.alive),
+    }
     for k, stage in enumerate(STAGES):
         out[f"p_next_{stage}"] = mean(nat.furthest == k)
     out[f"p_next_{INACTIVE}"] = mean(nat.furthest < 0)
     if effects:
         arms = {"none": -1, **{a: i for i, a in enumerate(engine.p.actions)}}
-        res = {name: _run_arm(engine, tp, ts, replica, cutoff, horizon, forced)  # type: ignore[arg-type]
-               for name, forced in arms.items()}
+        res = {
+            name: _run_arm(engine, tp, ts, replica, cutoff, horizon, forced)  # type: ignore[arg-type]
+            for name, forced in arms.items()
+        }
         ctl = res.pop("none")
         for name, o in res.items():
             out[f"effect_convert_{name}"] = mean(o.converted.astype(float) - ctl.converted)
@@ -81,8 +104,16 @@ def _block(engine: Engine, pop: Population, st: State, cutoff: int, horizon: int
     return out
 
 
-def oracle(params: SimParams, seed: int, sim_days: int, customers: int | I, cutoff_day: int,
-           horizon_days: int, replicas: int = 200, effects: bool = False) -> pd.DataFrame:
+def oracle(
+    params: SimParams,
+    seed: int,
+    sim_days: int,
+    customers: int | Ints,
+    cutoff_day: int,
+    horizon_days: int,
+    replicas: int = 200,
+    effects: bool = False,
+) -> pd.DataFrame:
     """True outcome probabilities in (T, T+H] for customers who arrived before day T.
 
     ``customers`` is the simulation's customer count, or the customer numbers to evaluate.
@@ -98,12 +129,24 @@ def oracle(params: SimParams, seed: int, sim_days: int, customers: int | I, cuto
     base = np.flatnonzero(pop.arrival < cutoff_day)
     pop, st = pop.take(base), st.take(base)
     block = max(1, MAX_CELLS // replicas)
-    parts = [_block(engine, pop.take(np.arange(i, min(i + block, len(base)))),
-                    st.take(np.arange(i, min(i + block, len(base)))), cutoff_day, horizon_days,
-                    replicas, effects)
-             for i in range(0, len(base), block)]
-    frame = pd.DataFrame({k: np.concatenate([p[k] for p in parts]) if parts else np.array([])
-                          for k in (parts[0] if parts else {"p_convert": None})})
+    parts = [
+        _block(
+            engine,
+            pop.take(np.arange(i, min(i + block, len(base)))),
+            st.take(np.arange(i, min(i + block, len(base)))),
+            cutoff_day,
+            horizon_days,
+            replicas,
+            effects,
+        )
+        for i in range(0, len(base), block)
+    ]
+    frame = pd.DataFrame(
+        {
+            k: np.concatenate([p[k] for p in parts]) if parts else np.array([])
+            for k in (parts[0] if parts else {"p_convert": None})
+        }
+    )
     frame.insert(0, "customer_id", np.asarray(customer_ids(pop.index).to_pylist(), dtype=object))
     frame.insert(1, "latent_type", np.array(params.types)[pop.type])
     frame.insert(2, "stage", np.array(STAGES)[st.stage])
@@ -117,30 +160,47 @@ def oracle(params: SimParams, seed: int, sim_days: int, customers: int | I, cuto
 
 def cutoff_day(start: date, as_of: date | datetime) -> int:
     if isinstance(as_of, datetime):
+        if as_of.tzinfo is not None:
+            as_of = as_of.astimezone(UTC)
         if (as_of.hour, as_of.minute, as_of.second, as_of.microsecond) != (0, 0, 0, 0):
-            raise ConfigError(f"--as-of {as_of.isoformat()}: the oracle works on whole days; "
-                              "give a date (midnight UTC)")
+            raise ConfigError(
+                f"--as-of {as_of.isoformat()}: the oracle works on whole days; "
+                "give a date (midnight UTC)"
+            )
         as_of = as_of.date()
     return (as_of - start).days
 
 
-def oracle_for(sim_dir: str | Path, as_of: date | datetime, horizon_days: int,
-               replicas: int = 200, effects: bool = False, sample: int | None = None,
-               sample_seed: int = 0) -> pd.DataFrame:
+def oracle_for(
+    sim_dir: str | Path,
+    as_of: date | datetime,
+    horizon_days: int,
+    replicas: int = 200,
+    effects: bool = False,
+    sample: int | None = None,
+    sample_seed: int = 0,
+) -> pd.DataFrame:
     """The oracle for a simulation written by ``journey simulate`` (reads its manifest)."""
     root = Path(sim_dir)
     manifest_path = root / MANIFEST
     if not manifest_path.is_file():
         raise ConfigError(f"{root}: not a simulation output (no {MANIFEST})")
     manifest = json.loads(manifest_path.read_text())
-    params = compile_params(yaml.safe_load((root / "params.yaml").read_text()), str(root / "params.yaml"))
+    params = compile_params(
+        yaml.safe_load((root / "params.yaml").read_text()), str(root / "params.yaml")
+    )
     day = cutoff_day(params.start, as_of)
     if not 1 <= day <= manifest["days"]:
-        raise ConfigError(f"--as-of {as_of}: outside the simulated days "
-                          f"({params.start} + 1..{manifest['days']} days)")
-    customers: int | I = manifest["customers"]
+        raise ConfigError(
+            f"--as-of {as_of}: outside the simulated days "
+            f"({params.start} + 1..{manifest['days']} days)"
+        )
+    customers: int | Ints = manifest["customers"]
     if sample is not None and sample < manifest["customers"]:
         picker = np.random.default_rng(sample_seed)
-        customers = np.sort(picker.choice(manifest["customers"], sample, replace=False)).astype(np.int64)
-    return oracle(params, manifest["seed"], manifest["days"], customers, day, horizon_days,
-                  replicas, effects)
+        customers = np.sort(picker.choice(manifest["customers"], sample, replace=False)).astype(
+            np.int64
+        )
+    return oracle(
+        params, manifest["seed"], manifest["days"], customers, day, horizon_days, replicas, effects
+    )

@@ -17,12 +17,32 @@ from features.errors import ConfigError
 STAGES = ("awareness", "consideration", "decision", "purchase", "retention", "advocacy")
 PURCHASE_STAGE = STAGES.index("purchase")
 TYPE_SCALARS = (
-    "share", "engagement", "decay", "session_rate", "ad_click", "products", "cart", "checkout",
-    "buy", "basket", "login", "ticket", "bad_csat", "review", "referral", "survey", "churn",
-    "email_open", "email_click",
+    "share",
+    "engagement",
+    "decay",
+    "session_rate",
+    "ad_click",
+    "products",
+    "cart",
+    "checkout",
+    "buy",
+    "basket",
+    "login",
+    "ticket",
+    "bad_csat",
+    "review",
+    "referral",
+    "survey",
+    "churn",
+    "email_open",
+    "email_click",
 )
-TYPE_VECTORS = {"region": "regions", "device": "devices", "acquisition": "acquisition_channels",
-                "channels": "session_channels"}
+TYPE_VECTORS = {
+    "region": "regions",
+    "device": "devices",
+    "acquisition": "acquisition_channels",
+    "channels": "session_channels",
+}
 EFFECTS = ("session", "buy", "churn", "advocacy")
 PHASES = ("pre", "post")
 F = npt.NDArray[np.float64]
@@ -87,7 +107,8 @@ def _compile_actions(raw: dict[str, Any], types: tuple[str, ...], src: str) -> d
                 raise ConfigError(f"{where}.effects: unknown customer type {type_name!r}")
             for p, phase in enumerate(PHASES):
                 effect[i, types.index(type_name), p] = _effect_row(
-                    phases.get(phase), f"{where}.effects.{type_name}.{phase}")
+                    phases.get(phase), f"{where}.effects.{type_name}.{phase}"
+                )
         if spec.get("unhappy") is not None:
             unhappy[i] = _effect_row(spec["unhappy"], f"{where}.unhappy")
     return {
@@ -95,8 +116,9 @@ def _compile_actions(raw: dict[str, Any], types: tuple[str, ...], src: str) -> d
         "action_channel": tuple(str(raw[n]["channel"]) for n in names),
         "action_weight": np.array([float(raw[n].get("weight", 1.0)) for n in names]),
         "action_stages": stages,
-        "action_requires_bad": np.array([bool(raw[n].get("requires_bad_experience", False))
-                                         for n in names]),
+        "action_requires_bad": np.array(
+            [bool(raw[n].get("requires_bad_experience", False)) for n in names]
+        ),
         "action_discount": np.array([float(raw[n].get("discount", 0.0)) for n in names]),
         "effect": effect,
         "unhappy": unhappy,
@@ -116,8 +138,10 @@ def compile_params(raw: dict[str, Any], src: str) -> SimParams:
         rows = [list(map(float, _require(types_raw[n], key, f"{src}: types.{n}"))) for n in types]
         for n, row in zip(types, rows, strict=True):
             if len(row) != len(vocab[vocab_key]):
-                raise ConfigError(f"{src}: types.{n}.{key} has {len(row)} entries; "
-                                  f"{vocab_key} has {len(vocab[vocab_key])}")
+                raise ConfigError(
+                    f"{src}: types.{n}.{key} has {len(row)} entries; "
+                    f"{vocab_key} has {len(vocab[vocab_key])}"
+                )
         tv[key] = np.array(rows)
     return SimParams(
         start=date.fromisoformat(str(raw.get("start", "2025-01-01"))),
@@ -140,8 +164,10 @@ def compile_params(raw: dict[str, Any], src: str) -> SimParams:
 
 def load_params(path: str | Path | None = None) -> SimParams:
     if path is None:
-        text, src = resources.files("features.simulator").joinpath("default.yaml").read_text(), \
-            "<default simulator>"
+        text, src = (
+            resources.files("features.simulator").joinpath("default.yaml").read_text(),
+            "<default simulator>",
+        )
     else:
         p = Path(path)
         if not p.is_file():

@@ -59,11 +59,15 @@ def categorical(u: F64, probs: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]
     cum = np.cumsum(probs, axis=-1)
     cum = cum / cum[..., -1:]
     if cum.ndim == 1:
-        return np.minimum(np.searchsorted(cum, u, side="right"), len(cum) - 1).astype(np.int64)
-    return np.minimum((u[:, None] >= cum).sum(axis=1), cum.shape[1] - 1).astype(np.int64)
+        index = np.searchsorted(cum, u, side="right")
+    else:
+        index = (u[:, None] >= cum).sum(axis=1)
+    drawn: npt.NDArray[np.int64] = np.minimum(index, cum.shape[-1] - 1).astype(np.int64)
+    return drawn
 
 
 def geometric(u: F64, mean: F64 | float) -> npt.NDArray[np.int64]:
     """Count >= 0 with the given mean (geometric on {0, 1, ...})."""
     p = 1.0 / (1.0 + np.asarray(mean, dtype=np.float64))
-    return np.floor(np.log(u) / np.log1p(-p)).astype(np.int64)
+    counts: npt.NDArray[np.int64] = np.floor(np.log(u) / np.log1p(-p)).astype(np.int64)
+    return counts

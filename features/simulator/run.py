@@ -2,7 +2,7 @@
 
 Output directory layout:
   events/part-NNNNN.parquet     touchpoint events (the event contract)
-  customers/part-NNNNN.parquet  observable attributes (region, device, acquisition channel, first seen)
+  customers/part-NNNNN.parquet  observable attributes (region, device, acquisition, first seen)
   truth/part-NNNNN.parquet      hidden ground truth (latent type, starting engagement)
   simulation.json               seed, size, dates, parameter hash: all the oracle needs
   params.yaml                   the exact parameters used
@@ -74,9 +74,10 @@ def _run_chunk(args: tuple[SimSpec, str, int, str]) -> int:
     with pq.ParquetWriter(path, _events_schema(emitter), compression="zstd") as writer:
         for day in range(spec.days):
             table = emitter.events(engine.step(day, pop, state), pop.index)
-            pending.append(table)
-            rows += table.num_rows
-            if rows >= ROW_GROUP_ROWS or day == spec.days - 1:
+            if table.num_rows:
+                pending.append(table)
+                rows += table.num_rows
+            if pending and (rows >= ROW_GROUP_ROWS or day == spec.days - 1):
                 batch = pa.concat_tables(pending).cast(_events_schema(emitter))
                 writer.write_table(batch, row_group_size=ROW_GROUP_ROWS)
                 written += batch.num_rows
@@ -86,29 +87,40 @@ def _run_chunk(args: tuple[SimSpec, str, int, str]) -> int:
 
 def _events_schema(emitter: Emitter) -> pa.Schema:
     dict8 = pa.dictionary(pa.int8(), pa.string())
-    return pa.schema([
-        ("event_id", pa.string()), ("customer_id", pa.string()),
-        ("ts", pa.timestamp("us", tz="UTC")), ("event_type", dict8), ("channel", dict8),
-        ("value", pa.float64()), ("action", dict8), ("properties", pa.string()),
-    ])
+    return pa.schema(
+        [
+            ("event_id", pa.string()),
+            ("customer_id", pa.string()),
+            ("ts", pa.timestamp("us", tz="UTC")),
+            ("event_type", dict8),
+            ("channel", dict8),
+            ("value", pa.float64()),
+            ("action", dict8),
+            ("properties", pa.string()),
+        ]
+    )
 
 
 def _write_people(out: Path, chunk: int, pop: Population, p: SimParams) -> None:
     ids = customer_ids(pop.index)
     first_seen = [p.start + timedelta(days=int(d)) for d in pop.arrival]
-    customers = pa.table({
-        "customer_id": ids,
-        "region": pa.array(np.array(p.regions)[pop.region]),
-        "device": pa.array(np.array(p.devices)[pop.device]),
-        "acquisition_channel": pa.array(np.array(p.acquisition_channels)[pop.acquisition]),
-        "first_seen": pa.array(first_seen, pa.date32()),
-    })
-    truth = pa.table({
-        "customer_id": ids,
-        "latent_type": pa.array(np.array(p.types)[pop.type]),
-        "arrival_day": pa.array(pop.arrival),
-        "start_engagement": pa.array(pop.e0),
-    })
+    customers = pa.table(
+        {
+            "customer_id": ids,
+            "region": pa.array(np.array(p.regions)[pop.region]),
+            "device": pa.array(np.array(p.devices)[pop.device]),
+            "acquisition_channel": pa.array(np.array(p.acquisition_channels)[pop.acquisition]),
+            "first_seen": pa.array(first_seen, pa.date32()),
+        }
+    )
+    truth = pa.table(
+        {
+            "customer_id": ids,
+            "latent_type": pa.array(np.array(p.types)[pop.type]),
+            "arrival_day": pa.array(pop.arrival),
+            "start_engagement": pa.array(pop.e0),
+        }
+    )
     pq.write_table(customers, out / "customers" / f"part-{chunk:05d}.parquet")
     pq.write_table(truth, out / "truth" / f"part-{chunk:05d}.parquet")
 
@@ -133,8 +145,13 @@ def simulate(spec: SimSpec, out: str | Path, workers: int | None = None) -> SimR
         with ProcessPoolExecutor(workers) as pool:
             events = sum(pool.map(_run_chunk, jobs))
     (out / "params.yaml").write_text(text, encoding="utf-8")
-    result = SimResult(str(out), spec.customers, events, spec.days, spec.seed, params.start.isoformat())
-    manifest = {**asdict(spec), **asdict(result),
-                "params_sha256": hashlib.sha256(text.encode()).hexdigest()}
+    result = SimResult(
+        str(out), spec.customers, events, spec.days, spec.seed, params.start.isoformat()
+    )
+    manifest = {
+        **asdict(spec),
+        **asdict(result),
+        "params_sha256": hashlib.sha256(text.encode()).hexdigest(),
+    }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return result

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from features.errors import ConfigError
+from features.simulator.params import STAGES, load_params
+from features.simulator.run import params_text
+from features.taxonomy import load_taxonomy
+
+
+def test_default_parameters_compile() -> None:
+    p = load_params()
+    assert p.types == ("deal_seeker", "loyalist", "browser", "at_risk")
+    assert abs(p.t["share"].sum() - 1) < 1e-9
+    assert p.effect.shape == (len(p.actions), len(p.types), 2, 4)
+    assert p.tv["channels"].shape == (len(p.types), len(p.session_channels))
+    # The simulator's stages are the default taxonomy's.
+    assert load_taxonomy().stages == STAGES
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda r: r["actions"]["retargeting_ad"].update(stages=["nirvana"]),
+            "unknown stage 'nirvana'",
+        ),
+        (
+            lambda r: r["types"]["loyalist"].update(region=[1.0]),
+            "types.loyalist.region has 1 entries",
+        ),
+        (
+            lambda r: r["actions"]["loyalty_offer"]["effects"].update(robot={"post": {}}),
+            "unknown customer type 'robot'",
+        ),
+        (
+            lambda r: r["actions"]["loyalty_offer"]["effects"]["loyalist"].update(post={"joy": 2}),
+            "unknown effect ['joy']",
+        ),
+        (lambda r: r["types"]["browser"].pop("buy"), "types.browser: missing key 'buy'"),
+    ],
+)
+def test_invalid_parameters_name_file_and_key(tmp_path: Path, edit, message: str) -> None:  # type: ignore[no-untyped-def]
+    raw = yaml.safe_load(params_text(None))
+    edit(raw)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError) as info:
+        load_params(path)
+    assert str(path) in str(info.value) and message in str(info.value)
+
+
+def test_missing_parameter_file() -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_params("/nonexistent/params.yaml")
