@@ -37,7 +37,8 @@ MAX_LABEL_CHARS = 128  # event_type, channel, action
 MAX_PROPERTIES_CHARS = 65_536
 DEFAULT_CHANNEL = "unknown"
 
-# The store's DDL mirrors EVENT_SCHEMA.
+# The store's table holds the contract's fields plus integer codes assigned at ingest (a customer
+# key and vocabulary codes), so feature scans read integers, never strings (DESIGN.md, Scale).
 EVENTS_DDL = """
 CREATE TABLE IF NOT EXISTS events (
     event_id    VARCHAR NOT NULL,
@@ -47,6 +48,21 @@ CREATE TABLE IF NOT EXISTS events (
     channel     VARCHAR NOT NULL,
     value       DOUBLE,
     action      VARCHAR,
-    properties  VARCHAR
+    properties  VARCHAR,
+    customer_key    INTEGER NOT NULL,
+    event_type_code INTEGER NOT NULL,
+    channel_code    INTEGER NOT NULL,
+    action_code     INTEGER
 )
 """
+KEYS_DDL = (
+    "CREATE TABLE IF NOT EXISTS customers (customer_key INTEGER NOT NULL, customer_id VARCHAR NOT NULL)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS customers_id ON customers(customer_id)",
+    "CREATE TABLE IF NOT EXISTS vocab (kind VARCHAR NOT NULL, name VARCHAR NOT NULL, code INTEGER NOT NULL)",
+)
+ATTRIBUTES_DDL = (
+    "CREATE TABLE IF NOT EXISTS attributes "
+    "(customer_id VARCHAR NOT NULL, name VARCHAR NOT NULL, value VARCHAR)"
+)
+CODED_FIELDS: dict[str, str] = {"event_type": "event_type_code", "channel": "channel_code",
+                                "action": "action_code"}

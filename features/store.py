@@ -13,13 +13,23 @@ from pathlib import Path
 from types import TracebackType
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from features.errors import StoreError
 from features.loaders import LoadReport, load_events
 from features.mapping import ColumnMapping
 from features.normalize import DERIVED_ID
-from features.schema import EVENT_FIELDS, EVENT_SCHEMA, EVENTS_DDL
+from features.schema import (
+    ATTRIBUTES_DDL,
+    CODED_FIELDS,
+    EVENT_FIELDS,
+    EVENT_SCHEMA,
+    EVENTS_DDL,
+    KEYS_DDL,
+)
+from features.normalize import quote as quote_ident
+from features.normalize import sql_str as sql_literal
 from features.taxonomy import Taxonomy
 
 INGEST_LOG_DDL = """
@@ -31,7 +41,7 @@ CREATE TABLE IF NOT EXISTS ingest_log (
 """
 INDEXES = {
     "events_event_id": "CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events(event_id)",
-    "events_customer": "CREATE INDEX IF NOT EXISTS events_customer ON events(customer_id)",
+    "events_customer": "CREATE INDEX IF NOT EXISTS events_customer ON events(customer_key)",
 }
 # Above this many incoming rows (and at least the store's size) rebuilding the indexes once beats
 # maintaining them row by row (measured: 10M rows 91 s with live indexes, 40 s rebuilt).
@@ -81,10 +91,22 @@ class EventStore:
             raise StoreError(f"cannot open event store {self.path}: {exc}") from exc
         self.con.execute("SET TimeZone = 'UTC'")
         if not read_only:
+            self._check_layout()
             self.con.execute(EVENTS_DDL)
             self.con.execute(INGEST_LOG_DDL)
+            for ddl in KEYS_DDL:
+                self.con.execute(ddl)
+            self.con.execute(ATTRIBUTES_DDL)
             for ddl in INDEXES.values():
                 self.con.execute(ddl)
+
+    def _check_layout(self) -> None:
+        cols = {r[0] for r in self.con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'events'"
+        ).fetchall()}
+        if cols and "customer_key" not in cols:
+            raise StoreError(f"{self.path}: made by an older Journey (no customer keys); "
+                             "move it away and ingest the sources again")
 
     def close(self) -> None:
         self.con.close()
@@ -116,19 +138,24 @@ class EventStore:
         dedup = f"SELECT * EXCLUDE ({DERIVED_ID}) FROM staged" if all_distinct else DEDUP_STAGED
         before = self.count()
         bulk = received >= BULK_MIN_ROWS and received >= before
+        coded = f"""
+            SELECT s.*, c.customer_key, t.code, ch.code, a.code FROM ({dedup}) s
+            JOIN customers c USING (customer_id)
+            JOIN vocab t ON t.kind = 'event_type' AND t.name = s.event_type
+            JOIN vocab ch ON ch.kind = 'channel' AND ch.name = s.channel
+            LEFT JOIN vocab a ON a.kind = 'action' AND a.name = s.action"""
         self.con.execute("BEGIN TRANSACTION")
         try:
+            self._assign_codes()
             if bulk:
                 for name in INDEXES:
                     self.con.execute(f"DROP INDEX IF EXISTS {name}")
-                self.con.execute(f"INSERT INTO events SELECT * FROM ({dedup}) s WHERE NOT EXISTS "
+                self.con.execute(f"INSERT INTO events SELECT * FROM ({coded}) s WHERE NOT EXISTS "
                                  "(SELECT 1 FROM events e WHERE e.event_id = s.event_id)")
                 for ddl in INDEXES.values():
                     self.con.execute(ddl)
             else:
-                self.con.execute(
-                    f"INSERT INTO events SELECT * FROM ({dedup}) ON CONFLICT DO NOTHING"
-                )
+                self.con.execute(f"INSERT INTO events {coded} ON CONFLICT DO NOTHING")
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
@@ -136,6 +163,77 @@ class EventStore:
         finally:
             self.con.execute("DROP TABLE IF EXISTS staged")
         return AppendResult(received, self.count() - before)
+
+    def _assign_codes(self) -> None:
+        """Give new customers a key and new event types, channels and actions a code."""
+        self.con.execute("""
+            INSERT INTO customers
+            SELECT (SELECT coalesce(max(customer_key), -1) FROM customers)
+                   + row_number() OVER (ORDER BY customer_id), customer_id
+            FROM (SELECT DISTINCT customer_id FROM staged) n
+            WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.customer_id = n.customer_id)""")
+        for kind in CODED_FIELDS:
+            self.con.execute(f"""
+                INSERT INTO vocab
+                SELECT '{kind}', name, (SELECT coalesce(max(code), -1) FROM vocab WHERE kind = '{kind}')
+                       + row_number() OVER (ORDER BY name)
+                FROM (SELECT DISTINCT {kind} AS name FROM staged WHERE {kind} IS NOT NULL) n
+                WHERE NOT EXISTS (SELECT 1 FROM vocab v WHERE v.kind = '{kind}' AND v.name = n.name)""")
+
+    def load_attributes(self, table: pa.Table, id_column: str = "customer_id") -> int:
+        """Upsert customer attributes (every column but the id); returns customers updated.
+
+        Attributes are kept as their latest value; features treat them as static, so load
+        only attributes known from the customer's start (region, device, acquisition channel).
+        """
+        if id_column not in table.column_names:
+            raise StoreError(f"attributes: no {id_column!r} column; columns are {table.column_names}")
+        names = [c for c in table.column_names if c != id_column]
+        if not names:
+            raise StoreError("attributes: the file has no attribute columns besides the id")
+        self.con.register("incoming_attrs", table)
+        try:
+            cols = ", ".join(f"CAST({quote_ident(n)} AS VARCHAR) AS {quote_ident(n)}" for n in names)
+            self.con.execute("BEGIN TRANSACTION")
+            self.con.execute(f"""
+                CREATE OR REPLACE TEMP TABLE staged_attrs AS
+                UNPIVOT (SELECT CAST({quote_ident(id_column)} AS VARCHAR) AS customer_id, {cols}
+                         FROM incoming_attrs WHERE {quote_ident(id_column)} IS NOT NULL)
+                ON COLUMNS(* EXCLUDE (customer_id)) INTO NAME name VALUE value""")
+            self.con.execute("DELETE FROM attributes a USING staged_attrs s "
+                             "WHERE a.customer_id = s.customer_id AND a.name = s.name")
+            self.con.execute("INSERT INTO attributes SELECT customer_id, name, value FROM staged_attrs")
+            row = self.con.execute("SELECT count(DISTINCT customer_id) FROM staged_attrs").fetchone()
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        finally:
+            self.con.unregister("incoming_attrs")
+            self.con.execute("DROP TABLE IF EXISTS staged_attrs")
+        return int(row[0]) if row else 0
+
+    def attributes(self, customer_ids: list[str], names: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """``attr_<name>`` columns aligned with ``customer_ids`` (None where unknown)."""
+        if not names:
+            return {}
+        self.con.register("wanted", pa.table({"customer_id": pa.array(customer_ids, pa.string()),
+                                              "ord": pa.array(range(len(customer_ids)), pa.int64())}))
+        try:
+            picks = ", ".join(f"max(a.value) FILTER (WHERE a.name = {sql_literal(n)}) AS {quote_ident('attr_' + n)}"
+                              for n in names)
+            got = self.con.execute(f"""
+                SELECT w.ord, {picks} FROM wanted w
+                LEFT JOIN attributes a ON a.customer_id = w.customer_id
+                GROUP BY w.ord ORDER BY w.ord""").to_arrow_table()
+        finally:
+            self.con.unregister("wanted")
+        return {f"attr_{n}": np.asarray(got[f"attr_{n}"].to_pylist(), dtype=object) for n in names}
+
+    def vocab(self, kind: str) -> dict[str, int]:
+        """The store's codes of one coded field (event_type, channel or action)."""
+        rows = self.con.execute("SELECT name, code FROM vocab WHERE kind = ?", [kind]).fetchall()
+        return {str(name): int(code) for name, code in rows}
 
     def ingest(
         self,
@@ -187,8 +285,10 @@ class EventStore:
 
     def customer_history(self, customer_id: str, before: datetime | None = None) -> pa.Table:
         """One customer's events (strictly before ``before`` when given), oldest first."""
-        sql = f"SELECT {COLUMNS} FROM events WHERE customer_id = ?"
-        params: list[object] = [customer_id]
+        key = self.con.execute("SELECT customer_key FROM customers WHERE customer_id = ?",
+                               [customer_id]).fetchone()
+        sql = f"SELECT {COLUMNS} FROM events WHERE customer_key = ?"
+        params: list[object] = [key[0] if key else -1]
         if before is not None:
             sql += " AND ts < ?"
             params.append(before)

@@ -13,7 +13,13 @@ class Settings(BaseSettings):
     home: Path = Path("var")
     store: Path | None = None  # the DuckDB event store; default: <home>/events.duckdb
     taxonomy: Path | None = None  # stage taxonomy YAML; default: the one shipped with Journey
+    feature_spec: Path | None = None  # feature definitions YAML; default: the shipped one
+    snapshots: Path | None = None  # feature/label snapshots; default: <home>/snapshots
 
     @property
     def store_path(self) -> Path:
         return self.store or self.home / "events.duckdb"
+
+    @property
+    def snapshots_path(self) -> Path:
+        return self.snapshots or self.home / "snapshots"

@@ -1,0 +1,90 @@
+"""Labels for a cutoff T and horizon H, from events in (T, T+H] (nothing before T is a label,
+nothing at or after T is a feature). One row per customer with an event before T.
+
+- next_stage: the furthest stage among the customer's own events in (T, T+H], else "inactive";
+- converted: a conversion event (purchase) in (T, T+H];
+- churned_inactive: no customer event in (T, T+H];
+- churned_no_purchase: for customers who converted before T, no conversion in (T, T+H];
+  empty for the others;
+- churn_days / churn_observed: time to churn, where churn is dated when an inactivity gap
+  reaches G days (``churn_gap_days``). A customer already inactive for G days at T has 0.
+  Churn later than T+H is right-censored: churn_days = H, churn_observed = false.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pyarrow as pa
+
+from features.spec import FeatureSpec
+from features.store import EventStore
+
+INACTIVE = "inactive"
+
+
+def _code_table(store: EventStore, spec: FeatureSpec) -> pa.Table:
+    """Store event-type code -> stage index (-1: not a customer event) and conversion flag."""
+    stage_index = {s: i for i, s in enumerate(spec.stages)}
+    conv = set(spec.taxonomy.conversion_event_types)
+    codes = store.vocab("event_type")
+    return pa.table({
+        "code": pa.array(list(codes.values()), pa.int32()),
+        "stage": pa.array([stage_index.get(spec.taxonomy.event_stage.get(n) or "", -1)
+                           for n in codes], pa.int32()),
+        "conv": pa.array([n in conv for n in codes], pa.bool_()),
+    })
+
+
+def labels(store: EventStore, spec: FeatureSpec, cutoff: datetime, horizon_days: int,
+           churn_gap_days: int = 30) -> pa.Table:
+    if horizon_days < 1 or churn_gap_days < 1:
+        raise ValueError("horizon_days and churn_gap_days must be at least 1")
+    con = store.con
+    con.register("label_codes", _code_table(store, spec))
+    end = cutoff + timedelta(days=horizon_days)
+    gap = f"INTERVAL {int(churn_gap_days)} DAY"
+    stage_names = "[" + ", ".join(f"'{s}'" for s in spec.stages) + "]"
+    try:
+        return con.execute(f"""
+            WITH e AS (
+                SELECT ev.customer_key, ev.ts, c.stage, c.conv FROM events ev
+                JOIN label_codes c ON c.code = ev.event_type_code
+                WHERE ev.ts < $end
+            ), before AS (
+                SELECT customer_key, max(ts) FILTER (WHERE stage >= 0) AS last_act,
+                       bool_or(conv) AS bought_before
+                FROM e WHERE ts < $cutoff GROUP BY customer_key
+            ), after AS (
+                SELECT customer_key, max(stage) FILTER (WHERE stage >= 0) AS furthest,
+                       bool_or(conv) AS converted
+                FROM e WHERE ts > $cutoff GROUP BY customer_key
+            ), acts AS (
+                SELECT customer_key, ts FROM e WHERE ts > $cutoff AND stage >= 0
+                UNION ALL SELECT customer_key, last_act FROM before WHERE last_act IS NOT NULL
+            ), gaps AS (
+                SELECT customer_key, ts,
+                       lead(ts) OVER (PARTITION BY customer_key ORDER BY ts) AS nxt FROM acts
+            ), churn AS (
+                SELECT customer_key, min(ts + {gap}) AS churn_at FROM gaps
+                WHERE ts + {gap} > $cutoff AND (nxt IS NULL OR nxt > ts + {gap})
+                GROUP BY customer_key
+            )
+            SELECT k.customer_id,
+                   coalesce({stage_names}[a.furthest + 1], '{INACTIVE}') AS next_stage,
+                   coalesce(a.converted, false) AS converted,
+                   a.furthest IS NULL AS churned_inactive,
+                   CASE WHEN b.bought_before THEN NOT coalesce(a.converted, false) END
+                       AS churned_no_purchase,
+                   CASE WHEN b.last_act IS NULL OR b.last_act + {gap} <= $cutoff THEN 0.0
+                        ELSE least(epoch(ch.churn_at - $cutoff), epoch($end - $cutoff)) / 86400.0
+                   END AS churn_days,
+                   b.last_act IS NULL OR b.last_act + {gap} <= $cutoff OR ch.churn_at <= $end
+                       AS churn_observed
+            FROM before b
+            JOIN customers k USING (customer_key)
+            LEFT JOIN after a USING (customer_key)
+            LEFT JOIN churn ch USING (customer_key)
+            ORDER BY k.customer_id""", {"cutoff": cutoff, "end": end}).to_arrow_table()
+    finally:
+        con.unregister("label_codes")

@@ -1,0 +1,67 @@
+"""The feature vector's columns, derived from the spec: names in order and block offsets that
+the compiled kernel writes to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from features.spec import FeatureSpec
+
+CATEGORICAL = ("last_event_type", "last_channel")
+# Block order inside the offsets array handed to the kernel.
+BLOCKS = ("rfm", "rfm_w", "totals", "types", "stages", "chans", "stage", "gaps", "sess",
+          "sess_w", "trend", "act_w", "act_a", "act_tail", "scores")
+
+
+@dataclass(frozen=True)
+class Layout:
+    names: tuple[str, ...]  # numeric columns, in matrix order
+    offsets: npt.NDArray[np.int64]  # start column of each block in BLOCKS order
+    score_columns: tuple[int, ...]  # per score: 3, or 4 with a `low` count
+
+    @property
+    def width(self) -> int:
+        return len(self.names)
+
+    @property
+    def all_names(self) -> tuple[str, ...]:
+        return (*self.names, *CATEGORICAL)
+
+
+def layout(spec: FeatureSpec) -> Layout:
+    names: list[str] = []
+    offsets: dict[str, int] = {}
+
+    def block(name: str, columns: list[str]) -> None:
+        offsets[name] = len(names)
+        names.extend(columns)
+
+    ws = spec.windows_days
+    block("rfm", ["tenure_days", "recency_days", "purchase_recency_days"])
+    block("rfm_w", [f"{m}_{w}d" for w in ws for m in ("events", "purchases", "revenue")])
+    block("totals", ["events_total", "purchases_total", "revenue_total", "avg_order_value"])
+    block("types", [f"n_{t}_{w}d" for w in ws for t in spec.event_types])
+    block("stages", [f"st_{s}_{w}d" for w in ws for s in spec.stages])
+    block("chans", [f"ch_{c}_{w}d" for w in ws for c in spec.channel_vocab])
+    block("stage", ["stage_current", "stage_furthest", "days_in_stage", "stage_regressions"])
+    block("gaps", ["gap_mean_days", "gap_std_days", "gap_max_days", "gap_last_days"])
+    block("sess", ["sessions_total", "session_events_mean", "session_minutes_mean",
+                   "days_between_sessions"])
+    block("sess_w", [f"sessions_{w}d" for w in ws])
+    block("trend", [f"trend_events_{w}d" for w in ws])
+    block("act_w", [f"actions_{w}d" for w in ws])
+    block("act_a", [f"act_{a}_{ws[-1]}d" for a in spec.action_vocab])
+    block("act_tail", ["days_since_action", "action_responses", "action_response_rate"])
+    score_cols: list[str] = []
+    widths = []
+    for s in spec.scores:
+        cols = [f"{s.name}_count", f"{s.name}_mean", f"{s.name}_last"]
+        if s.low is not None:
+            cols.append(f"{s.name}_low")
+        widths.append(len(cols))
+        score_cols.extend(cols)
+    block("scores", score_cols)
+    return Layout(tuple(names), np.array([offsets[b] for b in BLOCKS], np.int64), tuple(widths))

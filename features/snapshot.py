@@ -1,0 +1,83 @@
+"""Versioned snapshots: <root>/<kind>/<definition hash>/<as_of>[_h<H>d]/{data.parquet,manifest.json}.
+
+Training and serving read snapshots by (definition hash, cutoff), so a vector can never be
+paired with features computed by another definition.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.errors import ConfigError
+from features.spec import FeatureSpec
+
+KINDS = ("features", "labels")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    path: Path
+    manifest: dict[str, Any]
+
+    def read(self) -> pa.Table:
+        return pq.read_table(self.path / "data.parquet")
+
+
+def _stamp(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
+
+
+def snapshot_dir(root: Path, kind: str, spec: FeatureSpec, as_of: datetime,
+                 horizon_days: int | None = None) -> Path:
+    if kind not in KINDS:
+        raise ValueError(f"snapshot kind must be one of {KINDS}")
+    leaf = _stamp(as_of) + (f"_h{horizon_days}d" if horizon_days is not None else "")
+    return root / kind / spec.hash / leaf
+
+
+def write_snapshot(root: Path, kind: str, table: pa.Table, spec: FeatureSpec, as_of: datetime,
+                   horizon_days: int | None = None, **extra: Any) -> Snapshot:
+    """Write atomically: a reader sees the old snapshot or the whole new one."""
+    target = snapshot_dir(root, kind, spec, as_of, horizon_days)
+    target.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "kind": kind,
+        "definition_hash": spec.hash,
+        "definition": spec.definition(),
+        "as_of": as_of.astimezone(UTC).isoformat(),
+        "horizon_days": horizon_days,
+        "rows": table.num_rows,
+        "columns": table.column_names,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **extra,
+    }
+    tmp = target / "data.parquet.tmp"
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, target / "data.parquet")
+    (target / "manifest.json.tmp").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    os.replace(target / "manifest.json.tmp", target / "manifest.json")
+    return Snapshot(target, manifest)
+
+
+def read_snapshot(path: Path) -> Snapshot:
+    manifest_path = path / "manifest.json"
+    if not manifest_path.is_file() or not (path / "data.parquet").is_file():
+        raise ConfigError(f"{path}: not a snapshot (needs data.parquet and manifest.json)")
+    return Snapshot(path, json.loads(manifest_path.read_text(encoding="utf-8")))
+
+
+def find_snapshot(root: Path, kind: str, spec: FeatureSpec, as_of: datetime,
+                  horizon_days: int | None = None) -> Snapshot:
+    path = snapshot_dir(root, kind, spec, as_of, horizon_days)
+    if not path.is_dir():
+        raise ConfigError(f"no {kind} snapshot for definition {spec.hash} as of "
+                          f"{as_of.isoformat()} under {root}; run `journey {kind}` first")
+    return read_snapshot(path)

@@ -1,0 +1,132 @@
+"""Feature definitions: the one declaration every engine (batch, Spark, online) computes from."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from features.errors import ConfigError
+from features.taxonomy import Taxonomy, load_taxonomy
+
+# Bump when a kernel's meaning changes, so snapshots made by older code get another hash.
+FEATURES_VERSION = 1
+DAY_US = 86_400_000_000
+OTHER = "other"
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    name: str
+    event_type: str
+    key: str
+    low: float | None = None  # scores at or below this count as bad experiences
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    windows_days: tuple[int, ...]
+    session_gap_minutes: float
+    response_window_hours: float
+    channels: tuple[str, ...]
+    actions: tuple[str, ...]
+    scores: tuple[ScoreSpec, ...]
+    attributes: tuple[str, ...]
+    taxonomy: Taxonomy = field(compare=False)
+    source: str = field(default="<default>", compare=False)
+
+    # -- vocabularies (index = code) ---------------------------------------------------
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        return tuple(self.taxonomy.event_stage)
+
+    @property
+    def channel_vocab(self) -> tuple[str, ...]:
+        return (*self.channels, OTHER)
+
+    @property
+    def action_vocab(self) -> tuple[str, ...]:
+        return (*self.actions, OTHER)
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return self.taxonomy.stages
+
+    @property
+    def trend_windows(self) -> tuple[int, ...]:
+        return self.windows_days
+
+    def definition(self) -> dict[str, Any]:
+        return {
+            "version": FEATURES_VERSION,
+            "windows_days": list(self.windows_days),
+            "session_gap_minutes": self.session_gap_minutes,
+            "response_window_hours": self.response_window_hours,
+            "channels": list(self.channels),
+            "actions": list(self.actions),
+            "scores": [[s.name, s.event_type, s.key, s.low] for s in self.scores],
+            "attributes": list(self.attributes),
+            "stages": list(self.taxonomy.stages),
+            "event_stage": dict(self.taxonomy.event_stage),
+            "conversion_event_types": list(self.taxonomy.conversion_event_types),
+        }
+
+    @property
+    def hash(self) -> str:
+        text = json.dumps(self.definition(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def spec_from_dict(raw: dict[str, Any], taxonomy: Taxonomy, source: str) -> FeatureSpec:
+    known = {"windows_days", "session_gap_minutes", "response_window_hours",
+             "channels", "actions", "scores", "attributes"}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"{source}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
+    windows = tuple(int(w) for w in raw.get("windows_days", [7, 30, 90]))
+    if not windows or any(w <= 0 for w in windows) or list(windows) != sorted(set(windows)):
+        raise ConfigError(f"{source}: windows_days must be increasing positive days, got {windows}")
+    scores = []
+    for name, s in (raw.get("scores") or {}).items():
+        if not isinstance(s, dict) or "event_type" not in s or "key" not in s:
+            raise ConfigError(f"{source}: scores.{name} needs event_type and key")
+        if s["event_type"] not in taxonomy.event_stage:
+            raise ConfigError(f"{source}: scores.{name}.event_type {s['event_type']!r} is not in "
+                              f"the taxonomy ({taxonomy.source})")
+        low = None if s.get("low") is None else float(s["low"])
+        scores.append(ScoreSpec(str(name), str(s["event_type"]), str(s["key"]), low))
+    return FeatureSpec(
+        windows_days=windows,
+        session_gap_minutes=float(raw.get("session_gap_minutes", 30)),
+        response_window_hours=float(raw.get("response_window_hours", 72)),
+        channels=tuple(str(c) for c in raw.get("channels", [])),
+        actions=tuple(str(a) for a in raw.get("actions", [])),
+        scores=tuple(scores),
+        attributes=tuple(str(a) for a in raw.get("attributes", [])),
+        taxonomy=taxonomy,
+        source=source,
+    )
+
+
+def load_spec(path: str | Path | None = None, taxonomy: Taxonomy | None = None) -> FeatureSpec:
+    """The feature spec (default: the one shipped) over a taxonomy (default: the shipped one)."""
+    if path is None:
+        text = resources.files("features.config").joinpath("features.yaml").read_text()
+        source = "<default features.yaml>"
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"feature spec not found: {p}")
+        text, source = p.read_text(encoding="utf-8"), str(p)
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    return spec_from_dict(raw, taxonomy or load_taxonomy(), source)
