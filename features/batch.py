@@ -10,7 +10,7 @@ from datetime import datetime
 import numpy as np
 import pyarrow as pa
 
-from features.events import EventArrays, Encoder
+from features.events import Encoder, EventArrays, fix_ties
 from features.kernels import FeatureMatrix, Kernel
 from features.spec import FeatureSpec
 from features.store import EventStore
@@ -48,40 +48,39 @@ class BatchEngine:
         channel = _recode("channel_code", chans, self.enc.channel, self.enc.other_channel)
         action = ("CASE WHEN action_code IS NULL THEN CAST(-1 AS SMALLINT) ELSE "
                   f"{_recode('action_code', acts, self.enc.action, self.enc.other_action)} END")
-        scores = [
-            f"CASE WHEN event_type_code = {types[s.event_type]} AND json_valid(properties) THEN "
-            f"TRY_CAST(json_extract_string(properties, '$.{s.key}') AS DOUBLE) END AS score_{i}"
-            if s.event_type in types else f"CAST(NULL AS DOUBLE) AS score_{i}"
-            for i, s in enumerate(self.spec.scores)]
+        # One score per event: its type's score (CSAT, rating, NPS...) read from properties.
+        whens = " ".join(
+            f"WHEN {types[s.event_type]} THEN TRY_CAST(json_extract_string(properties, "
+            f"'$.{s.key}') AS DOUBLE)" for s in self.spec.scores if s.event_type in types)
+        score = (f"CASE WHEN json_valid(properties) THEN CASE event_type_code {whens} END END"
+                 if whens else "NULL")
+        # NaN rather than NULL: numpy receives plain arrays (no null bitmaps to convert).
         return ", ".join([
             "customer_key AS k", "epoch_us(ts) AS ts", f"{etype} AS etype",
-            f"{channel} AS channel", f"{action} AS action", "CAST(value AS DOUBLE) AS value",
-            *scores])
+            f"{channel} AS channel", f"{action} AS action",
+            "coalesce(CAST(value AS DOUBLE), 'nan'::DOUBLE) AS value",
+            f"coalesce(CAST({score} AS DOUBLE), 'nan'::DOUBLE) AS score"])
 
-    def _arrays(self, cutoff: datetime, part: int, parts: int, ids: np.ndarray) -> EventArrays:
+    def _arrays(self, cutoff: datetime, part: int, parts: int,
+                ids: np.ndarray) -> tuple[EventArrays, np.ndarray]:
+        """The partition's encoded events, and the store key of each customer segment."""
         where = "ts < ?" + ("" if parts == 1 else f" AND customer_key % {parts} = {part}")
-        table = self.con.execute(
-            f"SELECT {self._select()} FROM events WHERE {where} ORDER BY {self._order()}",
-            [cutoff]).to_arrow_table()
-        keys = table["k"].to_numpy()
-        change = np.r_[True, keys[1:] != keys[:-1]] if len(keys) else np.zeros(0, bool)
-        cust = (np.cumsum(change) - 1).astype(np.int32)
-
-        def col(name: str, dtype: type) -> np.ndarray:
-            return table[name].to_numpy(zero_copy_only=False).astype(dtype, copy=False)
-
-        return EventArrays(
+        # DuckDB sorts by (customer, ts) only; the rare equal-ts runs are put in the full tie
+        # order in numpy, by the same lexsort the online path uses.
+        got = self.con.execute(f"SELECT {self._select()} FROM events WHERE {where} "
+                               "ORDER BY k, ts", [cutoff]).fetchnumpy()
+        keys = np.asarray(got["k"])
+        change = np.concatenate(([True], keys[1:] != keys[:-1])) if len(keys) else \
+            np.zeros(0, bool)
+        ev = EventArrays(
             customer_ids=list(ids[keys[change]]),
-            cust=cust, ts=col("ts", np.int64), etype=col("etype", np.int16),
-            channel=col("channel", np.int16), action=col("action", np.int16),
-            value=col("value", np.float64),
-            scores={s.name: col(f"score_{i}", np.float64) for i, s in enumerate(self.spec.scores)},
+            cust=(np.cumsum(change) - 1).astype(np.int32), ts=np.asarray(got["ts"]),
+            etype=np.asarray(got["etype"]), channel=np.asarray(got["channel"]),
+            action=np.asarray(got["action"]), value=np.asarray(got["value"]),
+            score=np.asarray(got["score"]),
         )
-
-    def _order(self) -> str:
-        """The engines' common tie order (missing values last)."""
-        scores = [f"score_{i} NULLS LAST" for i in range(len(self.spec.scores))]
-        return ", ".join(["k", "ts", "etype", "channel", "action", "value NULLS LAST", *scores])
+        fix_ties(ev)
+        return ev, keys[change]
 
     def _customer_ids(self) -> np.ndarray:
         got = self.con.execute("SELECT customer_key, customer_id FROM customers").fetchnumpy()
@@ -95,16 +94,17 @@ class BatchEngine:
         row = self.con.execute("SELECT count(*) FROM events WHERE ts < ?", [cutoff]).fetchone()
         parts = max(1, math.ceil((row[0] if row else 0) / ROWS_PER_PARTITION))
         ids = self._customer_ids()
+        by_key = self.store.attributes_by_key(self.spec.attributes)
         tables = []
         for part in range(parts):
-            ev = self._arrays(cutoff, part, parts, ids)
+            ev, keys = self._arrays(cutoff, part, parts, ids)
             matrix = self.kernel(ev, micros(cutoff))
-            attrs = self.store.attributes(ev.customer_ids, self.spec.attributes)
+            attrs = {f"attr_{a}": values[keys] for a, values in by_key.items()}
             tables.append(to_table(matrix, attrs))
-        if not tables:
-            empty = Kernel(self.spec, self.enc)(self.enc.one_customer("", []), 0)
-            return to_table(empty, {f"attr_{a}": np.array([None]) for a in self.spec.attributes}
-                            ).slice(0, 0)
+        if not tables or tables[0].num_rows == 0:
+            empty = self.kernel(self.enc.one_customer("", []), 0)
+            nulls = {f"attr_{a}": np.array([None], object) for a in self.spec.attributes}
+            return to_table(empty, nulls).slice(0, 0)
         return pa.concat_tables(tables)
 
 
@@ -112,7 +112,10 @@ def to_table(matrix: FeatureMatrix, attributes: dict[str, np.ndarray]) -> pa.Tab
     """customer_id, the numeric columns, the categorical ones, then attributes."""
     arrays: dict[str, pa.Array] = {"customer_id": pa.array(matrix.customer_ids, pa.string())}
     for k, name in enumerate(matrix.names):
-        arrays[name] = pa.array(matrix.values[:, k])
-    for name, values in {**matrix.categorical, **attributes}.items():
-        arrays[name] = pa.array(values, pa.string())
+        arrays[name] = pa.array(matrix.values[:, k])  # column-major: contiguous columns
+    for name, (codes, vocab) in matrix.categorical.items():
+        arrays[name] = pa.DictionaryArray.from_arrays(
+            pa.array(codes.astype(np.int32), mask=codes < 0), pa.array(vocab, pa.string()))
+    for name, values in attributes.items():
+        arrays[name] = pa.array(values, pa.string()).dictionary_encode()
     return pa.table(arrays)

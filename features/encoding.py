@@ -54,7 +54,9 @@ class CategoricalEncoder(BaseEstimator, TransformerMixin):  # type: ignore[misc]
             cats = self.categories_[col]
             values = X[col].astype("string")
             if self.mode == "codes":
-                codes = pd.Categorical(values, categories=cats).codes.astype(float)
+                # Unseen values become missing first (pandas 4 refuses them in a Categorical).
+                seen = values.where(values.isin(cats).fillna(False))
+                codes = pd.Categorical(seen, categories=cats).codes.astype(float)
                 codes[codes < 0] = np.nan
                 parts.append(pd.DataFrame({col: codes}, index=X.index))
             else:

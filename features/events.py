@@ -34,7 +34,7 @@ class EventArrays:
     channel: I16  # code into spec.channel_vocab
     action: I16  # code into spec.action_vocab, -1 none
     value: F64  # nan when absent
-    scores: dict[str, F64]  # per score name, nan except on that score's events
+    score: F64  # the score of the event's type (CSAT, rating, NPS...), nan when none
 
     @property
     def n_customers(self) -> int:
@@ -62,7 +62,10 @@ class Encoder:
         )
         conv = set(spec.taxonomy.conversion_event_types)
         self.conversion_of_type = np.array([t in conv for t in spec.event_types] + [False])
-        self.score_type = {s.name: self.etype[s.event_type] for s in spec.scores}
+        # Per event type code (last slot: unknown type): index of its score in spec.scores, or -1.
+        self.score_of_type = np.full(len(spec.event_types) + 1, -1, np.int64)
+        for k, score in enumerate(spec.scores):
+            self.score_of_type[self.etype[score.event_type]] = k
 
     def dims(self) -> dict[str, pa.Table]:
         """Small code tables for joins in SQL engines."""
@@ -91,21 +94,41 @@ class Encoder:
         action = np.fromiter((-1 if not a else self.action.get(a, self.other_action)
                               for a in cols["action"]), np.int16, n)
         value = np.array([np.nan if v is None else v for v in cols["value"]], dtype=np.float64)
-        scores = {name: np.full(n, np.nan) for name in self.score_type}
-        for spec in self.spec.scores:
-            code = self.etype.get(spec.event_type, -2)
-            for i in np.flatnonzero(etype == code):
-                props = cols["properties"][i]
-                if props:
-                    scores[spec.name][i] = _score(props, spec.key)
-        # The engines' common tie order; lexsort sorts NaN last, like SQL's NULLS LAST.
-        keys = [scores[sp.name] for sp in reversed(self.spec.scores)]
-        order = np.lexsort((*keys, value, action, channel, etype, ts))
+        score = np.full(n, np.nan)
+        for i in np.flatnonzero(self.score_of_type[etype] >= 0):
+            props = cols["properties"][i]
+            if props:
+                score[i] = _score(props, self.spec.scores[self.score_of_type[etype[i]]].key)
+        order = tie_order(ts, etype, channel, action, value, score)
         return EventArrays(
             customer_ids=[customer_id], cust=np.zeros(n, np.int32), ts=ts[order],
             etype=etype[order], channel=channel[order], action=action[order],
-            value=value[order], scores={k: v[order] for k, v in scores.items()},
+            value=value[order], score=score[order],
         )
+
+
+def tie_order(ts: I64, etype: I16, channel: I16, action: I16, value: F64, score: F64) -> I64:
+    """The engines' common order: ts, then type, channel, action, value, score (NaN last)."""
+    order: I64 = np.lexsort((score, value, action, channel, etype, ts))
+    return order
+
+
+def fix_ties(ev: EventArrays) -> None:
+    """Arrays sorted by (customer, ts) only: put runs of equal (customer, ts) in tie order."""
+    same = (ev.cust[1:] == ev.cust[:-1]) & (ev.ts[1:] == ev.ts[:-1])
+    if not same.any():
+        return
+    in_run = np.zeros(len(ev), bool)
+    in_run[1:] |= same
+    in_run[:-1] |= same
+    idx = np.flatnonzero(in_run)
+    run = (np.cumsum(np.concatenate(([True], ~same))) - 1)[idx]
+    order = np.lexsort((ev.score[idx], ev.value[idx], ev.action[idx], ev.channel[idx],
+                        ev.etype[idx], run))
+    src = idx[order]
+    for name in ("etype", "channel", "action", "value", "score"):
+        arr = getattr(ev, name)
+        arr[idx] = arr[src]
 
 
 def _micros(ts: Any) -> int:
@@ -123,6 +146,10 @@ def _score(properties: str | dict[str, Any], key: str) -> float:
     try:
         obj = properties if isinstance(properties, dict) else json.loads(properties)
         value = obj.get(key) if isinstance(obj, dict) else None
-        return float(value) if value is not None else np.nan
+        # Like the SQL engines' TRY_CAST of the JSON text: a number or numeric string is a
+        # score; null, true/false, lists and objects are not.
+        if value is None or isinstance(value, bool | list | dict):
+            return np.nan
+        return float(value)
     except (ValueError, TypeError):
         return np.nan

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
+from numba import njit, prange
 
-from features.events import EventArrays, Encoder
+from features.events import Encoder, EventArrays
 from features.layout import Layout, layout
 from features.spec import DAY_US, FeatureSpec
 
@@ -35,7 +35,7 @@ class KernelParams:
     n_actions: int
     session_gap_us: int
     response_us: int
-    score_type: npt.NDArray[np.int64]
+    score_of: npt.NDArray[np.int64]
     score_low: F64
     score_has_low: npt.NDArray[np.bool_]
     score_offsets: npt.NDArray[np.int64]
@@ -51,7 +51,7 @@ class KernelParams:
             n_chans=len(spec.channel_vocab), n_actions=len(spec.action_vocab),
             session_gap_us=int(spec.session_gap_minutes * 60_000_000),
             response_us=int(spec.response_window_hours * 3_600_000_000),
-            score_type=np.array([enc.etype[s.event_type] for s in spec.scores], np.int64),
+            score_of=enc.score_of_type,
             score_low=np.array([np.nan if s.low is None else s.low for s in spec.scores]),
             score_has_low=np.array([s.low is not None for s in spec.scores], np.bool_),
             score_offsets=(np.concatenate(([0], np.cumsum(widths)[:-1])).astype(np.int64)
@@ -65,9 +65,9 @@ def _days(us: float) -> float:
 
 
 @njit(cache=True)
-def _customer(g, s, e, ts, etype, channel, action, value, scores, cutoff, p_win, stage_of,
-              conv_of, n_types, n_stages, n_chans, n_actions, gap_us, resp_us, score_type,
-              score_low, score_has_low, score_off, o, out, last_type, last_chan):  # noqa: ANN001
+def _customer(g, s, e, ts, etype, channel, action, value, score, cutoff, p_win, stage_of,
+              conv_of, n_types, n_stages, n_chans, n_actions, gap_us, resp_us, score_of,
+              score_low, score_has_low, score_off, o, out, last_type, last_chan):
     nw = len(p_win)
     if e == s:
         out[g, o[0]] = NAN
@@ -129,15 +129,15 @@ def _customer(g, s, e, ts, etype, channel, action, value, scores, cutoff, p_win,
                     out[g, o[11] + w] += 1.0
             if age <= p_win[nw - 1]:
                 out[g, o[12] + action[i]] += 1.0
-        for k in range(len(score_type)):
-            v = scores[i, k]
-            if et == score_type[k] and v == v:
-                base = o[14] + score_off[k]
-                out[g, base] += 1.0
-                out[g, base + 1] += v
-                out[g, base + 2] = v
-                if score_has_low[k] and v <= score_low[k]:
-                    out[g, base + 3] += 1.0
+        k = score_of[et] if et >= 0 else -1
+        v = score[i]
+        if k >= 0 and v == v:
+            base = o[14] + score_off[k]
+            out[g, base] += 1.0
+            out[g, base + 1] += v
+            out[g, base + 2] = v
+            if score_has_low[k] and v <= score_low[k]:
+                out[g, base + 3] += 1.0
         if st < 0:
             continue
         # -- a customer-initiated event: stage, gaps, sessions, responses -------------------
@@ -204,7 +204,7 @@ def _customer(g, s, e, ts, etype, channel, action, value, scores, cutoff, p_win,
     out[g, o[13]] = _days(cutoff - ts[last_action]) if last_action >= 0 else NAN
     out[g, o[13] + 1] = responses
     out[g, o[13] + 2] = responses / n_actions_all if n_actions_all > 0 else NAN
-    for k in range(len(score_type)):
+    for k in range(len(score_off)):
         base = o[14] + score_off[k]
         n = out[g, base]
         out[g, base + 1] = out[g, base + 1] / n if n > 0 else NAN
@@ -213,29 +213,46 @@ def _customer(g, s, e, ts, etype, channel, action, value, scores, cutoff, p_win,
 
 
 @njit(cache=True)
-def stage_of_last(last_beh, etype, stage_of):  # noqa: ANN001, ANN201
+def stage_of_last(last_beh, etype, stage_of):
     return float(stage_of[etype[last_beh]]) if last_beh >= 0 else -1.0
 
 
 @njit(cache=True)
-def _all(starts, ends, ts, etype, channel, action, value, scores, cutoff, p_win, stage_of,
-         conv_of, n_types, n_stages, n_chans, n_actions, gap_us, resp_us, score_type, score_low,
-         score_has_low, score_off, o, out, last_type, last_chan):  # noqa: ANN001
+def _all(starts, ends, ts, etype, channel, action, value, score, cutoff, p_win, stage_of,
+         conv_of, n_types, n_stages, n_chans, n_actions, gap_us, resp_us, score_of, score_low,
+         score_has_low, score_off, o, out, last_type, last_chan):
     for g in range(len(starts)):
-        _customer(g, starts[g], ends[g], ts, etype, channel, action, value, scores, cutoff,
+        _customer(g, starts[g], ends[g], ts, etype, channel, action, value, score, cutoff,
                   p_win, stage_of, conv_of, n_types, n_stages, n_chans, n_actions, gap_us,
-                  resp_us, score_type, score_low, score_has_low, score_off, o, out, last_type,
+                  resp_us, score_of, score_low, score_has_low, score_off, o, out, last_type,
                   last_chan)
+
+
+@njit(cache=True, parallel=True)
+def _all_parallel(starts, ends, ts, etype, channel, action, value, score, cutoff, p_win,
+                  stage_of, conv_of, n_types, n_stages, n_chans, n_actions, gap_us, resp_us,
+                  score_of, score_low, score_has_low, score_off, o, out, last_type,
+                  last_chan):
+    # Each customer writes only its own row, so customers can run on all cores.
+    for g in prange(len(starts)):
+        _customer(g, starts[g], ends[g], ts, etype, channel, action, value, score, cutoff,
+                  p_win, stage_of, conv_of, n_types, n_stages, n_chans, n_actions, gap_us,
+                  resp_us, score_of, score_low, score_has_low, score_off, o, out, last_type,
+                  last_chan)
+
+
+PARALLEL_MIN_CUSTOMERS = 5_000  # below this, thread start-up costs more than it saves
 
 
 @dataclass
 class FeatureMatrix:
-    """Numeric features (customers x columns) plus the categorical columns."""
+    """Numeric features (customers x columns) plus categorical columns as codes + vocabulary
+    (code -1: missing)."""
 
     customer_ids: list[str]
     names: tuple[str, ...]
     values: F64
-    categorical: dict[str, npt.NDArray[np.object_]]
+    categorical: dict[str, tuple[npt.NDArray[np.int64], tuple[str, ...]]]
 
 
 class Kernel:
@@ -244,8 +261,6 @@ class Kernel:
         self.enc = enc or Encoder(spec)
         self.layout = layout(spec)
         self.params = KernelParams.of(spec, self.enc, self.layout)
-        self._types = np.array([*spec.event_types, None], dtype=object)
-        self._chans = np.array([*spec.channel_vocab, None], dtype=object)
 
     def __call__(self, ev: EventArrays, cutoff_us: int) -> FeatureMatrix:
         if len(ev) and int(ev.ts.max()) >= cutoff_us:
@@ -253,17 +268,18 @@ class Kernel:
         g = ev.n_customers
         starts = np.searchsorted(ev.cust, np.arange(g), side="left").astype(np.int64)
         ends = np.searchsorted(ev.cust, np.arange(g), side="right").astype(np.int64)
-        out = np.zeros((g, self.layout.width))
+        # Column-major: consecutive customers fill each column sequentially, and every column is
+        # contiguous for a zero-copy Arrow conversion.
+        out = np.zeros((g, self.layout.width), order="F")
         last_type = np.full(g, -1, np.int64)
         last_chan = np.full(g, -1, np.int64)
-        scores = (np.column_stack([ev.scores[s.name] for s in self.spec.scores])
-                  if self.spec.scores else np.zeros((len(ev), 0)))
         p = self.params
-        _all(starts, ends, ev.ts, ev.etype.astype(np.int64), ev.channel.astype(np.int64),
-             ev.action.astype(np.int64), ev.value, scores, np.int64(cutoff_us), p.windows_us,
-             p.stage_of, p.conv_of, p.n_types, p.n_stages, p.n_chans, p.n_actions,
-             p.session_gap_us, p.response_us, p.score_type, p.score_low, p.score_has_low,
-             p.score_offsets, self.layout.offsets, out, last_type, last_chan)
-        return FeatureMatrix(ev.customer_ids, self.layout.names, out,
-                             {"last_event_type": self._types[last_type],
-                              "last_channel": self._chans[last_chan]})
+        run = _all_parallel if g >= PARALLEL_MIN_CUSTOMERS else _all
+        run(starts, ends, ev.ts, ev.etype, ev.channel, ev.action, ev.value, ev.score,
+            np.int64(cutoff_us), p.windows_us, p.stage_of, p.conv_of, p.n_types, p.n_stages,
+            p.n_chans, p.n_actions, p.session_gap_us, p.response_us, p.score_of, p.score_low,
+            p.score_has_low, p.score_offsets, self.layout.offsets, out, last_type, last_chan)
+        return FeatureMatrix(ev.customer_ids, self.layout.names, out, {
+            "last_event_type": (last_type, self.spec.event_types),
+            "last_channel": (last_chan, self.spec.channel_vocab),
+        })

@@ -50,7 +50,7 @@ def labels(store: EventStore, spec: FeatureSpec, cutoff: datetime, horizon_days:
             WITH e AS (
                 SELECT ev.customer_key, ev.ts, c.stage, c.conv FROM events ev
                 JOIN label_codes c ON c.code = ev.event_type_code
-                WHERE ev.ts < $end
+                WHERE ev.ts <= $end
             ), before AS (
                 SELECT customer_key, max(ts) FILTER (WHERE stage >= 0) AS last_act,
                        bool_or(conv) AS bought_before

@@ -42,8 +42,8 @@ class OnlineFeatures:
             events = [e for e in events if _micros(e["ts"]) < t]
         matrix = self.kernel(self.enc.one_customer(customer_id, events), t)
         out: Vector = dict(zip(matrix.names, matrix.values[0].tolist(), strict=True))
-        for name, values in matrix.categorical.items():
-            out[name] = values[0]
+        for name, (codes, vocab) in matrix.categorical.items():
+            out[name] = vocab[codes[0]] if codes[0] >= 0 else None
         for name in self.spec.attributes:
             out[f"attr_{name}"] = (attributes or {}).get(name)
         return out

@@ -59,10 +59,13 @@ def write_snapshot(root: Path, kind: str, table: pa.Table, spec: FeatureSpec, as
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         **extra,
     }
+    # Everything that can fail (serializing, writing) happens before the first replace, so a
+    # failed rewrite leaves the old data and manifest together.
+    text = json.dumps(manifest, indent=2)
     tmp = target / "data.parquet.tmp"
     pq.write_table(table, tmp, compression="zstd")
+    (target / "manifest.json.tmp").write_text(text, encoding="utf-8")
     os.replace(tmp, target / "data.parquet")
-    (target / "manifest.json.tmp").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     os.replace(target / "manifest.json.tmp", target / "manifest.json")
     return Snapshot(target, manifest)
 

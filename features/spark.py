@@ -222,7 +222,8 @@ def _finish(out: DataFrame, spec: FeatureSpec, cutoff_us: int, attributes: DataF
             col = F.coalesce(col, F.lit(0.0))
         if name in ("stage_current", "stage_furthest"):
             col = F.coalesce(col, F.lit(-1.0))
-        cols.append(col.cast("double").alias(name))
+        # Undefined numbers are NaN, as in the kernel (Spark's conditionals give null).
+        cols.append(F.coalesce(col.cast("double"), F.lit(float("nan"))).alias(name))
     cols += [F.when(F.col("_last_etype") >= 0, F.element_at(types, F.col("_last_etype") + 1))
              .alias("last_event_type"),
              F.element_at(chans, F.col("_last_chan") + 1).alias("last_channel")]

@@ -82,32 +82,58 @@ class FeatureSpec:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _names(raw: dict[str, Any], key: str, source: str) -> tuple[str, ...]:
+    value = raw.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{source}: {key} must be a list of names, got {value!r}")
+    return tuple(value)
+
+
+def _number(value: Any, where: str, source: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{source}: {where} must be a number, got {value!r}")
+    return float(value)
+
+
 def spec_from_dict(raw: dict[str, Any], taxonomy: Taxonomy, source: str) -> FeatureSpec:
     known = {"windows_days", "session_gap_minutes", "response_window_hours",
              "channels", "actions", "scores", "attributes"}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"{source}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
-    windows = tuple(int(w) for w in raw.get("windows_days", [7, 30, 90]))
+    raw_windows = raw.get("windows_days", [7, 30, 90])
+    if not isinstance(raw_windows, list) or not all(
+            isinstance(w, int) and not isinstance(w, bool) for w in raw_windows):
+        raise ConfigError(f"{source}: windows_days must be a list of whole days, "
+                          f"got {raw_windows!r}")
+    windows = tuple(int(w) for w in raw_windows)
     if not windows or any(w <= 0 for w in windows) or list(windows) != sorted(set(windows)):
         raise ConfigError(f"{source}: windows_days must be increasing positive days, got {windows}")
+    gap = _number(raw.get("session_gap_minutes", 30), "session_gap_minutes", source)
+    response = _number(raw.get("response_window_hours", 72), "response_window_hours", source)
+    if gap <= 0 or response <= 0:
+        raise ConfigError(f"{source}: session_gap_minutes and response_window_hours must be "
+                          "positive")
+    raw_scores = raw.get("scores") or {}
+    if not isinstance(raw_scores, dict):
+        raise ConfigError(f"{source}: scores must map a score name to its event_type and key")
     scores = []
-    for name, s in (raw.get("scores") or {}).items():
+    for name, s in raw_scores.items():
         if not isinstance(s, dict) or "event_type" not in s or "key" not in s:
             raise ConfigError(f"{source}: scores.{name} needs event_type and key")
         if s["event_type"] not in taxonomy.event_stage:
             raise ConfigError(f"{source}: scores.{name}.event_type {s['event_type']!r} is not in "
                               f"the taxonomy ({taxonomy.source})")
-        low = None if s.get("low") is None else float(s["low"])
+        low = None if s.get("low") is None else _number(s["low"], f"scores.{name}.low", source)
         scores.append(ScoreSpec(str(name), str(s["event_type"]), str(s["key"]), low))
     return FeatureSpec(
         windows_days=windows,
-        session_gap_minutes=float(raw.get("session_gap_minutes", 30)),
-        response_window_hours=float(raw.get("response_window_hours", 72)),
-        channels=tuple(str(c) for c in raw.get("channels", [])),
-        actions=tuple(str(a) for a in raw.get("actions", [])),
+        session_gap_minutes=gap,
+        response_window_hours=response,
+        channels=_names(raw, "channels", source),
+        actions=_names(raw, "actions", source),
         scores=tuple(scores),
-        attributes=tuple(str(a) for a in raw.get("attributes", [])),
+        attributes=_names(raw, "attributes", source),
         taxonomy=taxonomy,
         source=source,
     )

@@ -20,6 +20,8 @@ from features.errors import StoreError
 from features.loaders import LoadReport, load_events
 from features.mapping import ColumnMapping
 from features.normalize import DERIVED_ID
+from features.normalize import quote as quote_ident
+from features.normalize import sql_str as sql_literal
 from features.schema import (
     ATTRIBUTES_DDL,
     CODED_FIELDS,
@@ -28,8 +30,6 @@ from features.schema import (
     EVENTS_DDL,
     KEYS_DDL,
 )
-from features.normalize import quote as quote_ident
-from features.normalize import sql_str as sql_literal
 from features.taxonomy import Taxonomy
 
 INGEST_LOG_DDL = """
@@ -229,6 +229,20 @@ class EventStore:
         finally:
             self.con.unregister("wanted")
         return {f"attr_{n}": np.asarray(got[f"attr_{n}"].to_pylist(), dtype=object) for n in names}
+
+    def attributes_by_key(self, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """Per attribute, values indexed by customer key (None where unknown)."""
+        size_row = self.con.execute("SELECT coalesce(max(customer_key), -1) + 1 FROM customers").fetchone()
+        size = int(size_row[0]) if size_row else 0
+        out = {}
+        for name in names:
+            got = self.con.execute(
+                "SELECT c.customer_key, a.value FROM attributes a JOIN customers c USING (customer_id) "
+                "WHERE a.name = ?", [name]).fetchnumpy()
+            values = np.full(size, None, dtype=object)
+            values[np.asarray(got["customer_key"], dtype=np.int64)] = got["value"]
+            out[name] = values
+        return out
 
     def vocab(self, kind: str) -> dict[str, int]:
         """The store's codes of one coded field (event_type, channel or action)."""

@@ -16,7 +16,6 @@ from journey.common import StoreOpt, TaxonomyOpt, app, friendly_errors, parse_wh
 from journey.settings import Settings
 
 
-
 class UnknownEvents(StrEnum):
     reject = "reject"
     keep = "keep"

@@ -1,0 +1,250 @@
+"""`journey features`, `labels` and `attributes` end to end through typer's CliRunner, on a small
+simulated population (simulate -> ingest -> attributes -> features / labels snapshots)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner, Result
+
+from features.layout import CATEGORICAL, layout
+from features.spec import load_spec
+from journey.cli import app
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+LABEL_COLUMNS = ["customer_id", "next_stage", "converted", "churned_inactive",
+                 "churned_no_purchase", "churn_days", "churn_observed"]
+STAGES = {"awareness", "consideration", "decision", "purchase", "retention", "advocacy",
+          "inactive"}
+
+runner = CliRunner()
+
+
+def run(*args: str | Path) -> Result:
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def ok(*args: str | Path) -> list[str]:
+    result = run(*args)
+    assert result.exit_code == 0, (result.output, result.exception)
+    return ANSI.sub("", result.stdout).splitlines()
+
+
+def fails(*args: str | Path) -> str:
+    """A command that must end with exit code 2 and a message on stderr; the message."""
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    return ANSI.sub("", result.stderr)
+
+
+def clear_env(mp: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("JOURNEY_"):
+            mp.delenv(name)
+
+
+@dataclass(frozen=True)
+class World:
+    root: Path
+    start: date
+    as_of: str
+    features_out: list[str]
+    labels_out: list[str]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """Simulate 400 customers over 90 days, ingest, load attributes, then make snapshots as of
+    day 60 (features, and labels for 14 days) into ./snaps; the store is the default one."""
+    root = tmp_path_factory.mktemp("pipeline")
+    with pytest.MonkeyPatch.context() as mp:
+        clear_env(mp)
+        mp.chdir(root)
+        ok("simulate", "--out", "sim", "--customers", "400", "--days", "90", "--workers", "1",
+           "--seed", "11")
+        start = date.fromisoformat(json.loads((root / "sim" / "simulation.json").read_text())
+                                   ["start"])
+        as_of = (start + timedelta(days=60)).isoformat()
+        ok("ingest", "sim/events")
+        attrs = ok("attributes", "sim/customers")
+        assert attrs == ["attributes ['region', 'device', 'acquisition_channel', 'first_seen'] "
+                         f"of 400 customers -> {Path('var') / 'events.duckdb'}"]
+        feats = ok("features", "--as-of", as_of, "--out", "snaps")
+        labs = ok("labels", "--as-of", as_of, "--horizon", "14", "--out", "snaps")
+        yield World(root, start, as_of, feats, labs)
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test runs from its own empty directory with no JOURNEY_* settings."""
+    clear_env(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def cutoff(world: World) -> datetime:
+    return datetime.fromisoformat(world.as_of).replace(tzinfo=UTC)
+
+
+def snap_dir(world: World, kind: str, leaf: str) -> Path:
+    return world.root / "snaps" / kind / load_spec().hash / leaf
+
+
+# -- features ------------------------------------------------------------------------------------
+def test_features_snapshot(world: World) -> None:
+    path = snap_dir(world, "features", f"{world.as_of}T00-00-00Z")
+    assert sorted(p.name for p in path.iterdir()) == ["data.parquet", "manifest.json"]
+    table = pq.read_table(path / "data.parquet")
+    spec = load_spec()
+    names = ["customer_id", *layout(spec).names, *CATEGORICAL,
+             *(f"attr_{a}" for a in spec.attributes)]
+    assert table.column_names == names
+    [line] = world.features_out
+    m = re.fullmatch(r"(\d+) customers x (\d+) features as of (\S+) \(definition (\w+), duckdb, "
+                     r"[\d.]+s\) -> (.+)", line)
+    assert m, line
+    assert int(m[1]) == table.num_rows > 0
+    assert int(m[2]) == table.num_columns - 1
+    assert m[3] == cutoff(world).isoformat()
+    assert m[4] == spec.hash
+    assert Path(m[5]) == Path("snaps") / "features" / spec.hash / path.name
+    ids = table["customer_id"].to_pylist()
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["kind"] == "features"
+    assert manifest["definition_hash"] == spec.hash
+    assert manifest["definition"] == json.loads(json.dumps(spec.definition()))
+    assert manifest["as_of"] == cutoff(world).isoformat()
+    assert manifest["horizon_days"] is None
+    assert manifest["rows"] == table.num_rows
+    assert manifest["columns"] == names
+    assert (manifest["engine"], manifest["store"]) == ("duckdb", str(Path("var/events.duckdb")))
+
+
+def test_population_is_everyone_seen_before_t(world: World) -> None:
+    events = pq.read_table(world.root / "sim" / "events", columns=["customer_id", "ts"])
+    seen = {r["customer_id"] for r in events.to_pylist() if r["ts"] < cutoff(world)}
+    path = snap_dir(world, "features", f"{world.as_of}T00-00-00Z")
+    feats = pq.read_table(path / "data.parquet", columns=["customer_id", "tenure_days"])
+    assert set(feats["customer_id"].to_pylist()) == seen
+    assert 0 < len(seen) < 400  # some customers arrive after day 60
+    assert max(feats["tenure_days"].to_pylist()) <= 60.0
+
+
+def test_attributes_are_joined(world: World) -> None:
+    customers = pq.read_table(world.root / "sim" / "customers").to_pylist()
+    region = {c["customer_id"]: c["region"] for c in customers}
+    device = {c["customer_id"]: c["device"] for c in customers}
+    path = snap_dir(world, "features", f"{world.as_of}T00-00-00Z")
+    rows = pq.read_table(path / "data.parquet",
+                         columns=["customer_id", "attr_region", "attr_device"]).to_pylist()
+    assert all(r["attr_region"] is not None for r in rows)
+    assert all(r["attr_region"] == region[r["customer_id"]] for r in rows)
+    assert all(r["attr_device"] == device[r["customer_id"]] for r in rows)
+
+
+# -- labels --------------------------------------------------------------------------------------
+def test_labels_snapshot(world: World) -> None:
+    spec = load_spec()
+    path = snap_dir(world, "labels", f"{world.as_of}T00-00-00Z_h14d")
+    table = pq.read_table(path / "data.parquet")
+    assert table.column_names == LABEL_COLUMNS
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["kind"] == "labels"
+    assert manifest["definition_hash"] == spec.hash
+    assert (manifest["horizon_days"], manifest["churn_gap_days"]) == (14, 30)
+    assert manifest["rows"] == table.num_rows
+    assert manifest["as_of"] == cutoff(world).isoformat()
+    first, second = world.labels_out  # no warning: day 74 is inside the 90 simulated days
+    assert first == (f"{table.num_rows:,} customers labelled for ({cutoff(world).isoformat()}, "
+                     f"+14d] -> {Path('snaps') / 'labels' / spec.hash / path.name}")
+    counts = dict(re.findall(r"(\w+) ([\d,]+)", second.removeprefix("next stage: ")))
+    stages = table["next_stage"].to_pylist()
+    assert {k: int(v.replace(",", "")) for k, v in counts.items()} == {
+        s: stages.count(s) for s in set(stages)}
+    assert set(stages) <= STAGES
+    rows = table.to_pylist()
+    assert all(r["churned_inactive"] == (r["next_stage"] == "inactive") for r in rows)
+    assert all(0.0 <= r["churn_days"] <= 14.0 for r in rows)
+    assert all(r["churn_observed"] or r["churn_days"] == 14.0 for r in rows)
+    assert all(not r["converted"] or r["next_stage"] != "inactive" for r in rows)
+
+
+def test_features_and_labels_have_the_same_rows(world: World) -> None:
+    feats = pq.read_table(snap_dir(world, "features", f"{world.as_of}T00-00-00Z")
+                          / "data.parquet", columns=["customer_id"])
+    labs = pq.read_table(snap_dir(world, "labels", f"{world.as_of}T00-00-00Z_h14d")
+                         / "data.parquet", columns=["customer_id"])
+    assert feats["customer_id"].to_pylist() == labs["customer_id"].to_pylist()
+
+
+def test_labels_warn_when_the_horizon_is_not_observed(world: World) -> None:
+    lines = ok("labels", "--as-of", world.as_of, "--horizon", "60", "--out", "snaps2",
+               "--store", world.root / "var" / "events.duckdb")
+    assert len(lines) == 3
+    assert lines[2].startswith("warning: the store's events end at ")
+    assert "the horizon is not fully observed" in lines[2]
+    assert (Path("snaps2") / "labels" / load_spec().hash / f"{world.as_of}T00-00-00Z_h60d"
+            / "manifest.json").is_file()
+
+
+def test_snapshot_root_from_the_environment(world: World,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOURNEY_SNAPSHOTS", "from_env")
+    monkeypatch.setenv("JOURNEY_STORE", str(world.root / "var" / "events.duckdb"))
+    ok("features", "--as-of", f"{world.as_of}T12:00:00+02:00")
+    leaf = f"{world.as_of}T10-00-00Z"  # stamped in UTC
+    assert (Path("from_env") / "features" / load_spec().hash / leaf / "data.parquet").is_file()
+
+
+# -- errors --------------------------------------------------------------------------------------
+def test_bad_as_of(world: World) -> None:
+    store = world.root / "var" / "events.duckdb"
+    for command in (["features"], ["labels", "--horizon", "14"]):
+        message = fails(*command, "--as-of", "next tuesday", "--store", store, "--out", "s")
+        assert message == ("error: 'next tuesday' is not an ISO date or timestamp "
+                           "(e.g. 2025-06-01)\n")
+    assert not Path("s").exists()
+
+
+def test_store_missing(world: World) -> None:
+    for command in (["features"], ["labels", "--horizon", "14"]):
+        message = fails(*command, "--as-of", world.as_of, "--out", "s")
+        assert message == f"error: event store not found: {Path('var') / 'events.duckdb'}\n"
+        message = fails(*command, "--as-of", world.as_of, "--store", "nowhere.duckdb")
+        assert message == "error: event store not found: nowhere.duckdb\n"
+    assert not Path("s").exists()
+    assert not Path("var").exists()  # a read-only command creates no store
+
+
+def test_bad_spec_file(world: World, tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("windows_days: [30, 7]\n", encoding="utf-8")
+    message = fails("features", "--as-of", world.as_of, "--spec", spec,
+                    "--store", world.root / "var" / "events.duckdb")
+    assert message.startswith(f"error: {spec}: windows_days must be increasing")
+
+
+def test_attributes_errors(tmp_path: Path) -> None:
+    (tmp_path / "attrs.csv").write_text("id,region\nC1,east\n", encoding="utf-8")
+    message = fails("attributes", "attrs.csv", "--store", "s.duckdb")
+    assert message == ("error: attributes: no 'customer_id' column; columns are "
+                       "['id', 'region']\n")
+    lines = ok("attributes", "attrs.csv", "--id-column", "id", "--store", "s.duckdb")
+    assert lines == ["attributes ['region'] of 1 customers -> s.duckdb"]
+    (tmp_path / "ids.csv").write_text("customer_id\nC1\n", encoding="utf-8")
+    message = fails("attributes", "ids.csv", "--store", "s.duckdb")
+    assert message == "error: attributes: the file has no attribute columns besides the id\n"
+    message = fails("attributes", "missing.csv", "--store", "s.duckdb")
+    assert message == "error: missing.csv: no such file or directory\n"
