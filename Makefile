@@ -26,6 +26,9 @@ demo: setup
 	$(BIN)/journey ingest $(DEMO)/sim/events --store $(DEMO)/events.duckdb
 	$(BIN)/journey ingest examples/crm_export.csv --mapping examples/crm_mapping.yaml --store $(DEMO)/events.duckdb
 	$(BIN)/journey summary --store $(DEMO)/events.duckdb
+	$(BIN)/journey attributes $(DEMO)/sim/customers --store $(DEMO)/events.duckdb
+	$(BIN)/journey features --as-of 2025-10-01 --store $(DEMO)/events.duckdb --out $(DEMO)/snapshots
+	$(BIN)/journey labels --as-of 2025-10-01 --horizon 30 --store $(DEMO)/events.duckdb --out $(DEMO)/snapshots
 
 test: setup
 	$(BIN)/python -m pytest -q
@@ -34,11 +37,15 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy features journey benchmarks
 
+# Benchmarks write their figures to benchmarks/results/NAME.json. The features benchmark creates
+# benchmarks/.venv-peers (featuretools, pinned apart from Journey) on first use.
+BENCHES := simulate features
+
 bench: setup
-	$(BIN)/python benchmarks/simulate.py
+	for b in $(BENCHES); do $(BIN)/python benchmarks/$$b.py || exit 1; done
 
 bench-quick: setup
-	$(BIN)/python benchmarks/simulate.py --quick
+	for b in $(BENCHES); do $(BIN)/python benchmarks/$$b.py --quick || exit 1; done
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

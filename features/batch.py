@@ -10,8 +10,9 @@ from datetime import datetime
 import numpy as np
 import pyarrow as pa
 
-from features.events import Encoder, EventArrays, fix_ties
+from features.events import Encoder, EventArrays
 from features.kernels import FeatureMatrix, Kernel
+from features.ordering import group_events
 from features.spec import FeatureSpec
 from features.store import EventStore
 
@@ -21,15 +22,7 @@ ROWS_PER_PARTITION = 25_000_000
 def micros(when: datetime) -> int:
     if when.tzinfo is None:
         raise ValueError(f"cutoff {when.isoformat()} has no time zone; give UTC")
-    return int(round(when.timestamp() * 1_000_000))
-
-
-def _recode(column: str, store_codes: dict[str, int], spec_codes: dict[str, int], other: int) -> str:
-    """SQL mapping the store's codes of a field to the spec's (``other`` when the spec lacks it)."""
-    whens = " ".join(f"WHEN {code} THEN {spec_codes.get(name, other)}"
-                     for name, code in sorted(store_codes.items(), key=lambda kv: kv[1]))
-    return f"CAST(CASE {column} {whens} ELSE {other} END AS SMALLINT)" if whens else \
-        f"CAST({other} AS SMALLINT)"
+    return round(when.timestamp() * 1_000_000)
 
 
 class BatchEngine:
@@ -42,51 +35,115 @@ class BatchEngine:
         self.enc = Encoder(spec)
         self.kernel = Kernel(spec, self.enc)
 
-    def _select(self) -> str:
-        types, chans, acts = (self.store.vocab(k) for k in ("event_type", "channel", "action"))
-        etype = _recode("event_type_code", types, self.enc.etype, -1)
-        channel = _recode("channel_code", chans, self.enc.channel, self.enc.other_channel)
-        action = ("CASE WHEN action_code IS NULL THEN CAST(-1 AS SMALLINT) ELSE "
-                  f"{_recode('action_code', acts, self.enc.action, self.enc.other_action)} END")
-        # One score per event: its type's score (CSAT, rating, NPS...) read from properties.
-        whens = " ".join(
-            f"WHEN {types[s.event_type]} THEN TRY_CAST(json_extract_string(properties, "
-            f"'$.{s.key}') AS DOUBLE)" for s in self.spec.scores if s.event_type in types)
-        score = (f"CASE WHEN json_valid(properties) THEN CASE event_type_code {whens} END END"
-                 if whens else "NULL")
-        # NaN rather than NULL: numpy receives plain arrays (no null bitmaps to convert).
-        return ", ".join([
-            "customer_key AS k", "epoch_us(ts) AS ts", f"{etype} AS etype",
-            f"{channel} AS channel", f"{action} AS action",
-            "coalesce(CAST(value AS DOUBLE), 'nan'::DOUBLE) AS value",
-            f"coalesce(CAST({score} AS DOUBLE), 'nan'::DOUBLE) AS score"])
+    def _luts(self) -> dict[str, np.ndarray]:
+        """Store code -> spec code lookup arrays (actions shifted by one: -1 is "none")."""
 
-    def _arrays(self, cutoff: datetime, part: int, parts: int,
-                ids: np.ndarray) -> tuple[EventArrays, np.ndarray]:
-        """The partition's encoded events, and the store key of each customer segment."""
-        where = "ts < ?" + ("" if parts == 1 else f" AND customer_key % {parts} = {part}")
-        # DuckDB sorts by (customer, ts) only; the rare equal-ts runs are put in the full tie
-        # order in numpy, by the same lexsort the online path uses.
-        got = self.con.execute(f"SELECT {self._select()} FROM events WHERE {where} "
-                               "ORDER BY k, ts", [cutoff]).fetchnumpy()
-        keys = np.asarray(got["k"])
-        change = np.concatenate(([True], keys[1:] != keys[:-1])) if len(keys) else \
-            np.zeros(0, bool)
-        ev = EventArrays(
-            customer_ids=list(ids[keys[change]]),
-            cust=(np.cumsum(change) - 1).astype(np.int32), ts=np.asarray(got["ts"]),
-            etype=np.asarray(got["etype"]), channel=np.asarray(got["channel"]),
-            action=np.asarray(got["action"]), value=np.asarray(got["value"]),
-            score=np.asarray(got["score"]),
+        def lut(kind: str, spec_codes: dict[str, int], other: int, shift: int = 0) -> np.ndarray:
+            store_codes = self.store.vocab(kind)
+            table = np.full(max(store_codes.values(), default=-1) + 1 + shift, other, np.int16)
+            for name, code in store_codes.items():
+                table[code + shift] = spec_codes.get(name, other)
+            if shift:
+                table[0] = -1
+            return table
+
+        return {
+            "etype": lut("event_type", self.enc.etype, -1),
+            "channel": lut("channel", self.enc.channel, self.enc.other_channel),
+            "action": lut("action", self.enc.action, self.enc.other_action, shift=1),
+        }
+
+    def _fetch(self, where: str, cutoff: datetime) -> dict[str, np.ndarray]:
+        """Stream the unsorted scan into preallocated arrays (no ORDER BY, no null bitmaps).
+
+        Event types that carry a score are read by a second, small query: referencing the
+        properties column in the main scan would decode it for every event."""
+        types = self.store.vocab("event_type")
+        scored = [s for s in self.spec.scores if s.event_type in types]
+        codes = ", ".join(str(types[s.event_type]) for s in scored) or "-1"
+        common = (
+            "customer_key AS k, epoch_us(ts) AS ts, event_type_code AS etype, "
+            "channel_code AS channel, coalesce(action_code, -1) AS action, "
+            "coalesce(value, 'nan'::DOUBLE) AS value"
         )
-        fix_ties(ev)
-        return ev, keys[change]
+        whens = " ".join(
+            f"WHEN {types[s.event_type]} THEN CASE WHEN json_valid(properties) THEN "
+            f"TRY_CAST(json_extract_string(properties, '$.{s.key}') AS DOUBLE) END"
+            for s in scored
+        )
+        score = f"coalesce(CASE event_type_code {whens} END, 'nan'::DOUBLE)" if scored else "0"
+        queries = [
+            f"SELECT {common}, 'nan'::DOUBLE AS score FROM events "
+            f"WHERE {where} AND event_type_code NOT IN ({codes})"
+        ]
+        if scored:
+            queries.append(
+                f"SELECT {common}, {score} AS score FROM events "
+                f"WHERE {where} AND event_type_code IN ({codes})"
+            )
+        row = self.con.execute(f"SELECT count(*) FROM events WHERE {where}", [cutoff]).fetchone()
+        n = int(row[0]) if row else 0
+        dtypes = {
+            "k": np.int32,
+            "ts": np.int64,
+            "etype": np.int32,
+            "channel": np.int32,
+            "action": np.int32,
+            "value": np.float64,
+            "score": np.float64,
+        }
+        out = {name: np.empty(n, dtype) for name, dtype in dtypes.items()}
+        at = 0
+        for sql in queries:
+            for batch in self.con.execute(sql, [cutoff]).to_arrow_reader(1 << 20):
+                m = batch.num_rows
+                for i, name in enumerate(dtypes):
+                    out[name][at : at + m] = batch.column(i).to_numpy(zero_copy_only=False)
+                at += m
+        return {name: arr[:at] for name, arr in out.items()}
+
+    def _arrays(
+        self, cutoff: datetime, part: int, parts: int, ids: np.ndarray
+    ) -> tuple[EventArrays, np.ndarray]:
+        """The partition's encoded events, and the store key of each customer segment.
+
+        Events are grouped by customer with a counting sort; customers whose events are not in
+        time order are sorted inside; equal-ts runs get the common tie order (as online)."""
+        where = "ts < ?" + ("" if parts == 1 else f" AND customer_key % {parts} = {part}")
+        raw = self._fetch(where, cutoff)
+        luts = self._luts()
+        (ts, etype, channel, action, value, score, cust, starts, ends, seg_keys) = group_events(
+            raw["k"],
+            len(ids),
+            raw["ts"],
+            raw["etype"],
+            raw["channel"],
+            raw["action"],
+            raw["value"],
+            raw["score"],
+            luts["etype"],
+            luts["channel"],
+            luts["action"],
+        )
+        ev = EventArrays(
+            customer_ids=ids[seg_keys].tolist(),
+            cust=cust,
+            ts=ts,
+            etype=etype,
+            channel=channel,
+            action=action,
+            value=value,
+            score=score,
+            segments=(starts, ends),
+        )
+        return ev, seg_keys
 
     def _customer_ids(self) -> np.ndarray:
+        """Customer id by store key."""
         got = self.con.execute("SELECT customer_key, customer_id FROM customers").fetchnumpy()
-        ids = np.empty(int(got["customer_key"].max()) + 1 if len(got["customer_key"]) else 0,
-                       dtype=object)
-        ids[got["customer_key"]] = got["customer_id"]
+        keys = np.asarray(got["customer_key"], dtype=np.int64)
+        ids = np.full(int(keys.max()) + 1 if len(keys) else 0, None, dtype=object)
+        ids[keys] = got["customer_id"]
         return ids
 
     def features(self, cutoff: datetime) -> pa.Table:
@@ -99,23 +156,29 @@ class BatchEngine:
         for part in range(parts):
             ev, keys = self._arrays(cutoff, part, parts, ids)
             matrix = self.kernel(ev, micros(cutoff))
-            attrs = {f"attr_{a}": values[keys] for a, values in by_key.items()}
+            attrs = {f"attr_{a}": (codes[keys], vocab) for a, (codes, vocab) in by_key.items()}
             tables.append(to_table(matrix, attrs))
         if not tables or tables[0].num_rows == 0:
             empty = self.kernel(self.enc.one_customer("", []), 0)
-            nulls = {f"attr_{a}": np.array([None], object) for a in self.spec.attributes}
+            nulls = {
+                f"attr_{a}": (np.array([-1], np.int32), pa.array([], pa.string()))
+                for a in self.spec.attributes
+            }
             return to_table(empty, nulls).slice(0, 0)
         return pa.concat_tables(tables)
 
 
-def to_table(matrix: FeatureMatrix, attributes: dict[str, np.ndarray]) -> pa.Table:
+def to_table(matrix: FeatureMatrix, attributes: dict[str, tuple[np.ndarray, pa.Array]]) -> pa.Table:
     """customer_id, the numeric columns, the categorical ones, then attributes."""
     arrays: dict[str, pa.Array] = {"customer_id": pa.array(matrix.customer_ids, pa.string())}
     for k, name in enumerate(matrix.names):
         arrays[name] = pa.array(matrix.values[:, k])  # column-major: contiguous columns
     for name, (codes, vocab) in matrix.categorical.items():
         arrays[name] = pa.DictionaryArray.from_arrays(
-            pa.array(codes.astype(np.int32), mask=codes < 0), pa.array(vocab, pa.string()))
-    for name, values in attributes.items():
-        arrays[name] = pa.array(values, pa.string()).dictionary_encode()
+            pa.array(codes.astype(np.int32), mask=codes < 0), pa.array(vocab, pa.string())
+        )
+    for name, (codes, dictionary) in attributes.items():
+        arrays[name] = pa.DictionaryArray.from_arrays(
+            pa.array(codes.astype(np.int32), mask=codes < 0), dictionary
+        )
     return pa.table(arrays)

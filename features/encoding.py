@@ -61,8 +61,9 @@ class CategoricalEncoder(BaseEstimator, TransformerMixin):  # type: ignore[misc]
                 parts.append(pd.DataFrame({col: codes}, index=X.index))
             else:
                 known = values.isin(cats).fillna(False).to_numpy()
-                block = {f"{col}={v}": (values == v).fillna(False).to_numpy().astype(float)
-                         for v in cats}
+                block = {
+                    f"{col}={v}": (values == v).fillna(False).to_numpy().astype(float) for v in cats
+                }
                 block[f"{col}={UNSEEN}"] = (~known).astype(float)
                 parts.append(pd.DataFrame(block, index=X.index))
         return pd.concat(parts, axis=1)[self.feature_names_out_]

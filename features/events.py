@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from features.spec import FeatureSpec
 
@@ -35,6 +36,7 @@ class EventArrays:
     action: I16  # code into spec.action_vocab, -1 none
     value: F64  # nan when absent
     score: F64  # the score of the event's type (CSAT, rating, NPS...), nan when none
+    segments: tuple[I64, I64] | None = None  # each customer's [start, end), when known
 
     @property
     def n_customers(self) -> int:
@@ -63,72 +65,132 @@ class Encoder:
         conv = set(spec.taxonomy.conversion_event_types)
         self.conversion_of_type = np.array([t in conv for t in spec.event_types] + [False])
         # Per event type code (last slot: unknown type): index of its score in spec.scores, or -1.
+        self._etype_set = pc.SetLookupOptions(value_set=pa.array(spec.event_types, pa.string()))
+        self._channel_set = pc.SetLookupOptions(value_set=pa.array(spec.channel_vocab, pa.string()))
         self.score_of_type = np.full(len(spec.event_types) + 1, -1, np.int64)
         for k, score in enumerate(spec.scores):
             self.score_of_type[self.etype[score.event_type]] = k
 
     def dims(self) -> dict[str, pa.Table]:
         """Small code tables for joins in SQL engines."""
-        def table(names: tuple[str, ...]) -> pa.Table:
-            return pa.table({"name": pa.array(names, pa.string()),
-                             "code": pa.array(range(len(names)), pa.int16())})
-        return {"etype_dim": table(self.spec.event_types), "channel_dim": table(self.spec.channels),
-                "action_dim": table(self.spec.actions)}
 
-    def one_customer(self, customer_id: str, events: list[dict[str, Any]] | pa.Table) -> EventArrays:
-        """Arrays for one customer's events, in the tie order every engine uses:
-        (ts, event type, channel, action, value, scores), by the spec's codes."""
+        def table(names: tuple[str, ...]) -> pa.Table:
+            return pa.table(
+                {
+                    "name": pa.array(names, pa.string()),
+                    "code": pa.array(range(len(names)), pa.int16()),
+                }
+            )
+
+        return {
+            "etype_dim": table(self.spec.event_types),
+            "channel_dim": table(self.spec.channels),
+            "action_dim": table(self.spec.actions),
+        }
+
+    def one_customer(
+        self,
+        customer_id: str,
+        events: list[dict[str, Any]] | pa.Table,
+        cutoff_us: int | None = None,
+    ) -> EventArrays:
+        """Arrays for one customer's events (those before ``cutoff_us`` when given), in the
+        tie order every engine uses: (ts, event type, channel, action, value, score)."""
         if isinstance(events, pa.Table):
-            cols = {name: events[name].to_pylist()
-                    for name in ("event_type", "channel", "action", "properties")}
-            cols["value"] = events["value"].to_numpy(zero_copy_only=False).tolist()
-            ts = events["ts"].cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy()
-        else:
-            cols = {name: [e.get(name) for e in events] for name in
-                    ("event_type", "channel", "action", "value", "properties")}
-            ts = np.fromiter((_micros(e["ts"]) for e in events), np.int64, len(events))
+            return self._from_table(customer_id, events, cutoff_us)
+        if cutoff_us is not None:
+            events = [e for e in events if _micros(e["ts"]) < cutoff_us]
+        n = len(events)
+        etype = np.fromiter((self.etype.get(e["event_type"], -1) for e in events), np.int16, n)
+        return self._finish(
+            customer_id,
+            np.fromiter((_micros(e["ts"]) for e in events), np.int64, n),
+            etype,
+            np.fromiter(
+                (self.channel.get(e.get("channel") or "", self.other_channel) for e in events),
+                np.int16,
+                n,
+            ),
+            np.fromiter(
+                (
+                    -1 if not e.get("action") else self.action.get(e["action"], self.other_action)
+                    for e in events
+                ),
+                np.int16,
+                n,
+            ),
+            np.array(
+                [np.nan if e.get("value") is None else e["value"] for e in events], dtype=np.float64
+            ),
+            [e.get("properties") for e in events],
+        )
+
+    def _from_table(self, customer_id: str, table: pa.Table, cutoff_us: int | None) -> EventArrays:
+        """Columnar input (a store history): for a few hundred rows, list lookups beat Arrow
+        kernels, whose per-call overhead dominates at this size."""
+        ts = np.asarray(table["ts"].to_numpy()).view(np.int64)
+        if cutoff_us is not None and len(ts) and ts.max() >= cutoff_us:
+            keep = ts < cutoff_us
+            table, ts = table.filter(pa.array(keep)), ts[keep]
         n = len(ts)
-        etype = np.fromiter((self.etype.get(t, -1) for t in cols["event_type"]), np.int16, n)
-        channel = np.fromiter((self.channel.get(c or "", self.other_channel)
-                               for c in cols["channel"]), np.int16, n)
-        action = np.fromiter((-1 if not a else self.action.get(a, self.other_action)
-                              for a in cols["action"]), np.int16, n)
-        value = np.array([np.nan if v is None else v for v in cols["value"]], dtype=np.float64)
+        get_a, other_a = self.action.get, self.other_action
+        return self._finish(
+            customer_id,
+            ts,
+            _lookup(table["event_type"], self._etype_set, -1),
+            _lookup(table["channel"], self._channel_set, self.other_channel),
+            np.fromiter(
+                (-1 if not a else get_a(a, other_a) for a in table["action"].to_pylist()),
+                np.int16,
+                n,
+            ),
+            table["value"].to_numpy(zero_copy_only=False).astype(np.float64),
+            table["properties"],
+        )
+
+    def _finish(
+        self,
+        customer_id: str,
+        ts: I64,
+        etype: I16,
+        channel: I16,
+        action: I16,
+        value: F64,
+        properties: Any,
+    ) -> EventArrays:
+        n = len(ts)
         score = np.full(n, np.nan)
         for i in np.flatnonzero(self.score_of_type[etype] >= 0):
-            props = cols["properties"][i]
+            props = properties[i]
+            props = props.as_py() if hasattr(props, "as_py") else props
             if props:
                 score[i] = _score(props, self.spec.scores[self.score_of_type[etype[i]]].key)
         order = tie_order(ts, etype, channel, action, value, score)
         return EventArrays(
-            customer_ids=[customer_id], cust=np.zeros(n, np.int32), ts=ts[order],
-            etype=etype[order], channel=channel[order], action=action[order],
-            value=value[order], score=score[order],
+            customer_ids=[customer_id],
+            cust=np.zeros(n, np.int32),
+            ts=ts[order],
+            etype=etype[order],
+            channel=channel[order],
+            action=action[order],
+            value=value[order],
+            score=score[order],
         )
+
+
+def _lookup(column: pa.ChunkedArray, value_set: pc.SetLookupOptions, missing: int) -> I16:
+    """Index of each value in the vocabulary (``missing`` when absent or null)."""
+    found = pc.index_in(column, options=value_set).to_numpy(zero_copy_only=False)
+    if found.dtype.kind == "f":  # nulls came back as NaN
+        found = np.where(np.isnan(found), missing, found)
+    codes: I16 = found.astype(np.int16)
+    return codes
 
 
 def tie_order(ts: I64, etype: I16, channel: I16, action: I16, value: F64, score: F64) -> I64:
     """The engines' common order: ts, then type, channel, action, value, score (NaN last)."""
     order: I64 = np.lexsort((score, value, action, channel, etype, ts))
     return order
-
-
-def fix_ties(ev: EventArrays) -> None:
-    """Arrays sorted by (customer, ts) only: put runs of equal (customer, ts) in tie order."""
-    same = (ev.cust[1:] == ev.cust[:-1]) & (ev.ts[1:] == ev.ts[:-1])
-    if not same.any():
-        return
-    in_run = np.zeros(len(ev), bool)
-    in_run[1:] |= same
-    in_run[:-1] |= same
-    idx = np.flatnonzero(in_run)
-    run = (np.cumsum(np.concatenate(([True], ~same))) - 1)[idx]
-    order = np.lexsort((ev.score[idx], ev.value[idx], ev.action[idx], ev.channel[idx],
-                        ev.etype[idx], run))
-    src = idx[order]
-    for name in ("etype", "channel", "action", "value", "score"):
-        arr = getattr(ev, name)
-        arr[idx] = arr[src]
 
 
 def _micros(ts: Any) -> int:
@@ -139,7 +201,8 @@ def _micros(ts: Any) -> int:
     if ts.tzinfo is None:
         raise ValueError(f"timestamp {ts!r} has no time zone; events are UTC")
     delta = ts - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    micros: int = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return micros
 
 
 def _score(properties: str | dict[str, Any], key: str) -> float:

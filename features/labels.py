@@ -28,16 +28,25 @@ def _code_table(store: EventStore, spec: FeatureSpec) -> pa.Table:
     stage_index = {s: i for i, s in enumerate(spec.stages)}
     conv = set(spec.taxonomy.conversion_event_types)
     codes = store.vocab("event_type")
-    return pa.table({
-        "code": pa.array(list(codes.values()), pa.int32()),
-        "stage": pa.array([stage_index.get(spec.taxonomy.event_stage.get(n) or "", -1)
-                           for n in codes], pa.int32()),
-        "conv": pa.array([n in conv for n in codes], pa.bool_()),
-    })
+    return pa.table(
+        {
+            "code": pa.array(list(codes.values()), pa.int32()),
+            "stage": pa.array(
+                [stage_index.get(spec.taxonomy.event_stage.get(n) or "", -1) for n in codes],
+                pa.int32(),
+            ),
+            "conv": pa.array([n in conv for n in codes], pa.bool_()),
+        }
+    )
 
 
-def labels(store: EventStore, spec: FeatureSpec, cutoff: datetime, horizon_days: int,
-           churn_gap_days: int = 30) -> pa.Table:
+def labels(
+    store: EventStore,
+    spec: FeatureSpec,
+    cutoff: datetime,
+    horizon_days: int,
+    churn_gap_days: int = 30,
+) -> pa.Table:
     if horizon_days < 1 or churn_gap_days < 1:
         raise ValueError("horizon_days and churn_gap_days must be at least 1")
     con = store.con
@@ -46,7 +55,8 @@ def labels(store: EventStore, spec: FeatureSpec, cutoff: datetime, horizon_days:
     gap = f"INTERVAL {int(churn_gap_days)} DAY"
     stage_names = "[" + ", ".join(f"'{s}'" for s in spec.stages) + "]"
     try:
-        return con.execute(f"""
+        return con.execute(
+            f"""
             WITH e AS (
                 SELECT ev.customer_key, ev.ts, c.stage, c.conv FROM events ev
                 JOIN label_codes c ON c.code = ev.event_type_code
@@ -85,6 +95,8 @@ def labels(store: EventStore, spec: FeatureSpec, cutoff: datetime, horizon_days:
             JOIN customers k USING (customer_key)
             LEFT JOIN after a USING (customer_key)
             LEFT JOIN churn ch USING (customer_key)
-            ORDER BY k.customer_id""", {"cutoff": cutoff, "end": end}).to_arrow_table()
+            ORDER BY k.customer_id""",
+            {"cutoff": cutoff, "end": end},
+        ).to_arrow_table()
     finally:
         con.unregister("label_codes")

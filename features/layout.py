@@ -12,8 +12,23 @@ from features.spec import FeatureSpec
 
 CATEGORICAL = ("last_event_type", "last_channel")
 # Block order inside the offsets array handed to the kernel.
-BLOCKS = ("rfm", "rfm_w", "totals", "types", "stages", "chans", "stage", "gaps", "sess",
-          "sess_w", "trend", "act_w", "act_a", "act_tail", "scores")
+BLOCKS = (
+    "rfm",
+    "rfm_w",
+    "totals",
+    "types",
+    "stages",
+    "chans",
+    "stage",
+    "gaps",
+    "sess",
+    "sess_w",
+    "trend",
+    "act_w",
+    "act_a",
+    "act_tail",
+    "scores",
+)
 
 
 @dataclass(frozen=True)
@@ -48,8 +63,10 @@ def layout(spec: FeatureSpec) -> Layout:
     block("chans", [f"ch_{c}_{w}d" for w in ws for c in spec.channel_vocab])
     block("stage", ["stage_current", "stage_furthest", "days_in_stage", "stage_regressions"])
     block("gaps", ["gap_mean_days", "gap_std_days", "gap_max_days", "gap_last_days"])
-    block("sess", ["sessions_total", "session_events_mean", "session_minutes_mean",
-                   "days_between_sessions"])
+    block(
+        "sess",
+        ["sessions_total", "session_events_mean", "session_minutes_mean", "days_between_sessions"],
+    )
     block("sess_w", [f"sessions_{w}d" for w in ws])
     block("trend", [f"trend_events_{w}d" for w in ws])
     block("act_w", [f"actions_{w}d" for w in ws])

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from features.batch import micros
 from features.events import Encoder
@@ -33,18 +32,11 @@ class OnlineFeatures:
     ) -> Vector:
         """Features from ``events`` strictly before ``cutoff`` (later ones are ignored)."""
         t = micros(cutoff)
-        if isinstance(events, pa.Table):
-            ts = events["ts"].cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
-            events = events.filter(pc.less(ts, t))
-        else:
-            from features.events import _micros
-
-            events = [e for e in events if _micros(e["ts"]) < t]
-        matrix = self.kernel(self.enc.one_customer(customer_id, events), t)
+        arrays = self.enc.one_customer(customer_id, events, t)
+        matrix = self.kernel(arrays, t)
         out: Vector = dict(zip(matrix.names, matrix.values[0].tolist(), strict=True))
         for name, (codes, vocab) in matrix.categorical.items():
             out[name] = vocab[codes[0]] if codes[0] >= 0 else None
         for name in self.spec.attributes:
             out[f"attr_{name}"] = (attributes or {}).get(name)
         return out
-

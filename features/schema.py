@@ -56,9 +56,11 @@ CREATE TABLE IF NOT EXISTS events (
 )
 """
 KEYS_DDL = (
-    "CREATE TABLE IF NOT EXISTS customers (customer_key INTEGER NOT NULL, customer_id VARCHAR NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS customers "
+    "(customer_key INTEGER NOT NULL, customer_id VARCHAR NOT NULL)",
     "CREATE UNIQUE INDEX IF NOT EXISTS customers_id ON customers(customer_id)",
-    "CREATE TABLE IF NOT EXISTS vocab (kind VARCHAR NOT NULL, name VARCHAR NOT NULL, code INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS vocab "
+    "(kind VARCHAR NOT NULL, name VARCHAR NOT NULL, code INTEGER NOT NULL)",
 )
 ATTRIBUTES_DDL = (
     "CREATE TABLE IF NOT EXISTS attributes "

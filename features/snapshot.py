@@ -1,4 +1,6 @@
-"""Versioned snapshots: <root>/<kind>/<definition hash>/<as_of>[_h<H>d]/{data.parquet,manifest.json}.
+"""Versioned snapshots.
+
+Layout: <root>/<kind>/<definition hash>/<as_of>[_h<H>d]/{data.parquet, manifest.json}.
 
 Training and serving read snapshots by (definition hash, cutoff), so a vector can never be
 paired with features computed by another definition.
@@ -35,16 +37,24 @@ def _stamp(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
 
 
-def snapshot_dir(root: Path, kind: str, spec: FeatureSpec, as_of: datetime,
-                 horizon_days: int | None = None) -> Path:
+def snapshot_dir(
+    root: Path, kind: str, spec: FeatureSpec, as_of: datetime, horizon_days: int | None = None
+) -> Path:
     if kind not in KINDS:
         raise ValueError(f"snapshot kind must be one of {KINDS}")
     leaf = _stamp(as_of) + (f"_h{horizon_days}d" if horizon_days is not None else "")
     return root / kind / spec.hash / leaf
 
 
-def write_snapshot(root: Path, kind: str, table: pa.Table, spec: FeatureSpec, as_of: datetime,
-                   horizon_days: int | None = None, **extra: Any) -> Snapshot:
+def write_snapshot(
+    root: Path,
+    kind: str,
+    table: pa.Table,
+    spec: FeatureSpec,
+    as_of: datetime,
+    horizon_days: int | None = None,
+    **extra: Any,
+) -> Snapshot:
     """Write atomically: a reader sees the old snapshot or the whole new one."""
     target = snapshot_dir(root, kind, spec, as_of, horizon_days)
     target.mkdir(parents=True, exist_ok=True)
@@ -77,10 +87,13 @@ def read_snapshot(path: Path) -> Snapshot:
     return Snapshot(path, json.loads(manifest_path.read_text(encoding="utf-8")))
 
 
-def find_snapshot(root: Path, kind: str, spec: FeatureSpec, as_of: datetime,
-                  horizon_days: int | None = None) -> Snapshot:
+def find_snapshot(
+    root: Path, kind: str, spec: FeatureSpec, as_of: datetime, horizon_days: int | None = None
+) -> Snapshot:
     path = snapshot_dir(root, kind, spec, as_of, horizon_days)
     if not path.is_dir():
-        raise ConfigError(f"no {kind} snapshot for definition {spec.hash} as of "
-                          f"{as_of.isoformat()} under {root}; run `journey {kind}` first")
+        raise ConfigError(
+            f"no {kind} snapshot for definition {spec.hash} as of "
+            f"{as_of.isoformat()} under {root}; run `journey {kind}` first"
+        )
     return read_snapshot(path)

@@ -29,14 +29,17 @@ def local_session(app: str = "journey", cores: int = 2) -> SparkSession:
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    return (SparkSession.builder.master(f"local[{cores}]").appName(app)
-            .config("spark.ui.enabled", "false")
-            .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.sql.session.timeZone", "UTC")
-            .config("spark.sql.shuffle.partitions", str(max(2, cores * 2)))
-            .config("spark.driver.host", "127.0.0.1")
-            .config("spark.driver.bindAddress", "127.0.0.1")
-            .getOrCreate())
+    return (
+        SparkSession.builder.master(f"local[{cores}]")
+        .appName(app)
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", str(max(2, cores * 2)))
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .getOrCreate()
+    )
 
 
 def _lookup(mapping: dict[str, int], column: Column, default: int) -> Column:
@@ -53,17 +56,24 @@ def _encoded(events: DataFrame, spec: FeatureSpec, enc: Encoder, cutoff_us: int)
 
     stage = {t: int(enc.stage_of_type[c]) for t, c in enc.etype.items()}
     conv = set(spec.taxonomy.conversion_event_types)
-    df = (events.withColumn("t", F.unix_micros(F.col("ts")))
-          .where(F.col("t") < F.lit(cutoff_us))
-          .withColumn("etype", _lookup(enc.etype, F.col("event_type"), -1))
-          .withColumn("stage", _lookup(stage, F.col("event_type"), -1))
-          .withColumn("conv", F.col("event_type").isin(list(conv)))
-          .withColumn("chan", _lookup(enc.channel, F.coalesce(F.col("channel"), F.lit("")),
-                                      enc.other_channel))
-          .withColumn("act", F.when(F.col("action").isNull(), F.lit(-1))
-                      .otherwise(_lookup(enc.action, F.col("action"), enc.other_action)))
-          .withColumn("value", F.col("value").cast("double"))
-          .withColumn("age", F.lit(cutoff_us) - F.col("t")))
+    df = (
+        events.withColumn("t", F.unix_micros(F.col("ts")))
+        .where(F.col("t") < F.lit(cutoff_us))
+        .withColumn("etype", _lookup(enc.etype, F.col("event_type"), -1))
+        .withColumn("stage", _lookup(stage, F.col("event_type"), -1))
+        .withColumn("conv", F.col("event_type").isin(list(conv)))
+        .withColumn(
+            "chan", _lookup(enc.channel, F.coalesce(F.col("channel"), F.lit("")), enc.other_channel)
+        )
+        .withColumn(
+            "act",
+            F.when(F.col("action").isNull(), F.lit(-1)).otherwise(
+                _lookup(enc.action, F.col("action"), enc.other_action)
+            ),
+        )
+        .withColumn("value", F.col("value").cast("double"))
+        .withColumn("age", F.lit(cutoff_us) - F.col("t"))
+    )
     for i, s in enumerate(spec.scores):
         raw = F.get_json_object(F.col("properties"), f"$.{s.key}").cast("double")
         df = df.withColumn(f"score_{i}", F.when(F.col("event_type") == s.event_type, raw))
@@ -73,8 +83,13 @@ def _encoded(events: DataFrame, spec: FeatureSpec, enc: Encoder, cutoff_us: int)
 def _order(spec: FeatureSpec) -> list[Column]:
     from pyspark.sql import functions as F
 
-    keys = [F.col("t"), F.col("etype"), F.col("chan"), F.col("act"),
-            F.col("value").asc_nulls_last()]
+    keys = [
+        F.col("t"),
+        F.col("etype"),
+        F.col("chan"),
+        F.col("act"),
+        F.col("value").asc_nulls_last(),
+    ]
     return keys + [F.col(f"score_{i}").asc_nulls_last() for i in range(len(spec.scores))]
 
 
@@ -83,10 +98,12 @@ def _per_event(df: DataFrame, spec: FeatureSpec) -> list[Column]:
     from pyspark.sql import functions as F
 
     names = spec.event_types
-    aggs: list[Column] = [F.min("t").alias("first_t"),
-                          F.max(F.when(F.col("stage") >= 0, F.col("t"))).alias("last_beh_t"),
-                          F.max(F.when(F.col("conv"), F.col("t"))).alias("last_conv_t"),
-                          F.max(F.when(F.col("act") >= 0, F.col("t"))).alias("last_act_t")]
+    aggs: list[Column] = [
+        F.min("t").alias("first_t"),
+        F.max(F.when(F.col("stage") >= 0, F.col("t"))).alias("last_beh_t"),
+        F.max(F.when(F.col("conv"), F.col("t"))).alias("last_conv_t"),
+        F.max(F.when(F.col("act") >= 0, F.col("t"))).alias("last_act_t"),
+    ]
     money = F.when(F.col("conv") & F.col("value").isNotNull(), F.col("value")).otherwise(0.0)
     beh = F.col("stage") >= 0
 
@@ -116,11 +133,16 @@ def _per_event(df: DataFrame, spec: FeatureSpec) -> list[Column]:
     count(F.col("act") >= 0, "_n_actions")
     count(F.col("responded"), "action_responses")
     for i, s in enumerate(spec.scores):
-        has = (F.col("etype") == spec.event_types.index(s.event_type)) & F.col(f"score_{i}").isNotNull()
+        has = (F.col("etype") == spec.event_types.index(s.event_type)) & F.col(
+            f"score_{i}"
+        ).isNotNull()
         count(has, f"{s.name}_count")
         aggs.append(F.sum(F.when(has, F.col(f"score_{i}")).otherwise(0.0)).alias(f"_{s.name}_sum"))
-        aggs.append(F.max_by(F.when(has, F.col(f"score_{i}")), F.when(has, F.col("pos")))
-                    .alias(f"{s.name}_last"))
+        aggs.append(
+            F.max_by(F.when(has, F.col(f"score_{i}")), F.when(has, F.col("pos"))).alias(
+                f"{s.name}_last"
+            )
+        )
         if s.low is not None:
             count(has & (F.col(f"score_{i}") <= F.lit(s.low)), f"{s.name}_low")
     aggs.append(F.max_by("etype", "pos").alias("_last_etype"))
@@ -134,42 +156,71 @@ def _behavioural(df: DataFrame, spec: FeatureSpec) -> DataFrame:
     from pyspark.sql import functions as F
 
     w = Window.partitionBy("customer_id").orderBy("pos")
-    b = (df.where(F.col("stage") >= 0)
-         .withColumn("prev_t", F.lag("t").over(w))
-         .withColumn("prev_stage", F.lag("stage").over(w))
-         .withColumn("gap", (F.col("t") - F.col("prev_t")) / F.lit(float(DAY_US)))
-         .withColumn("new_session", F.col("prev_t").isNull()
-                     | (F.col("t") - F.col("prev_t") > F.lit(int(spec.session_gap_minutes * US_PER_MIN))))
-         .withColumn("run_start", F.col("prev_stage").isNull() | (F.col("stage") != F.col("prev_stage")))
-         .withColumn("session", F.sum(F.col("new_session").cast("int")).over(
-             w.rowsBetween(Window.unboundedPreceding, Window.currentRow))))
-    sessions = (b.groupBy("customer_id", "session")
-                .agg(F.min("t").alias("s_start"), F.max("t").alias("s_end"),
-                     F.count("*").alias("s_size"), F.min("age").alias("_min_age"),
-                     F.max("age").alias("s_age")))
-    sess_aggs = [F.count("*").cast("double").alias("sessions_total"),
-                 F.avg(F.col("s_size").cast("double")).alias("session_events_mean"),
-                 F.avg((F.col("s_end") - F.col("s_start")) / F.lit(float(US_PER_MIN)))
-                 .alias("session_minutes_mean"),
-                 F.when(F.count("*") > 1, (F.max("s_start") - F.min("s_start")) / F.lit(float(DAY_US))
-                        / (F.count("*") - 1)).alias("days_between_sessions")]
-    sess_aggs += [F.sum(F.when(F.col("s_age") <= F.lit(w_ * DAY_US), 1.0).otherwise(0.0))
-                  .alias(f"sessions_{w_}d") for w_ in spec.windows_days]
+    b = (
+        df.where(F.col("stage") >= 0)
+        .withColumn("prev_t", F.lag("t").over(w))
+        .withColumn("prev_stage", F.lag("stage").over(w))
+        .withColumn("gap", (F.col("t") - F.col("prev_t")) / F.lit(float(DAY_US)))
+        .withColumn(
+            "new_session",
+            F.col("prev_t").isNull()
+            | (F.col("t") - F.col("prev_t") > F.lit(int(spec.session_gap_minutes * US_PER_MIN))),
+        )
+        .withColumn(
+            "run_start", F.col("prev_stage").isNull() | (F.col("stage") != F.col("prev_stage"))
+        )
+        .withColumn(
+            "session",
+            F.sum(F.col("new_session").cast("int")).over(
+                w.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+            ),
+        )
+    )
+    sessions = b.groupBy("customer_id", "session").agg(
+        F.min("t").alias("s_start"),
+        F.max("t").alias("s_end"),
+        F.count("*").alias("s_size"),
+        F.min("age").alias("_min_age"),
+        F.max("age").alias("s_age"),
+    )
+    sess_aggs = [
+        F.count("*").cast("double").alias("sessions_total"),
+        F.avg(F.col("s_size").cast("double")).alias("session_events_mean"),
+        F.avg((F.col("s_end") - F.col("s_start")) / F.lit(float(US_PER_MIN))).alias(
+            "session_minutes_mean"
+        ),
+        F.when(
+            F.count("*") > 1,
+            (F.max("s_start") - F.min("s_start")) / F.lit(float(DAY_US)) / (F.count("*") - 1),
+        ).alias("days_between_sessions"),
+    ]
+    sess_aggs += [
+        F.sum(F.when(F.col("s_age") <= F.lit(w_ * DAY_US), 1.0).otherwise(0.0)).alias(
+            f"sessions_{w_}d"
+        )
+        for w_ in spec.windows_days
+    ]
     per_session = sessions.groupBy("customer_id").agg(*sess_aggs)
     per_beh = b.groupBy("customer_id").agg(
         F.max_by("stage", "pos").cast("double").alias("stage_current"),
         F.max("stage").cast("double").alias("stage_furthest"),
-        F.max_by(F.when(F.col("run_start"), F.col("t")), F.when(F.col("run_start"), F.col("pos")))
-        .alias("_run_start_t"),
-        F.sum(F.when(F.col("stage") < F.col("prev_stage"), 1.0).otherwise(0.0)).alias("stage_regressions"),
-        F.avg("gap").alias("gap_mean_days"), F.stddev_pop("gap").alias("gap_std_days"),
+        F.max_by(
+            F.when(F.col("run_start"), F.col("t")), F.when(F.col("run_start"), F.col("pos"))
+        ).alias("_run_start_t"),
+        F.sum(F.when(F.col("stage") < F.col("prev_stage"), 1.0).otherwise(0.0)).alias(
+            "stage_regressions"
+        ),
+        F.avg("gap").alias("gap_mean_days"),
+        F.stddev_pop("gap").alias("gap_std_days"),
         F.max("gap").alias("gap_max_days"),
-        F.max_by("gap", F.when(F.col("gap").isNotNull(), F.col("pos"))).alias("gap_last_days"))
+        F.max_by("gap", F.when(F.col("gap").isNotNull(), F.col("pos"))).alias("gap_last_days"),
+    )
     return per_beh.join(per_session, "customer_id", "outer")
 
 
-def spark_features(events: DataFrame, spec: FeatureSpec, cutoff: datetime,
-                   attributes: DataFrame | None = None) -> DataFrame:
+def spark_features(
+    events: DataFrame, spec: FeatureSpec, cutoff: datetime, attributes: DataFrame | None = None
+) -> DataFrame:
     """One row per customer with an event before ``cutoff``; columns as the batch engine's."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -181,16 +232,27 @@ def spark_features(events: DataFrame, spec: FeatureSpec, cutoff: datetime,
     df = _encoded(events, spec, enc, cutoff_us)
     w = Window.partitionBy("customer_id").orderBy(*_order(spec))
     df = df.withColumn("pos", F.row_number().over(w))
-    after = Window.partitionBy("customer_id").orderBy("pos").rowsBetween(1, Window.unboundedFollowing)
+    after = (
+        Window.partitionBy("customer_id").orderBy("pos").rowsBetween(1, Window.unboundedFollowing)
+    )
     next_own = F.min(F.when(F.col("stage") >= 0, F.col("t"))).over(after)
-    df = df.withColumn("responded", (F.col("act") >= 0) & next_own.isNotNull()
-                       & (next_own - F.col("t") <= F.lit(int(spec.response_window_hours * 3_600_000_000))))
-    out = (df.groupBy("customer_id").agg(*_per_event(df, spec))
-           .join(_behavioural(df, spec), "customer_id", "left"))
+    df = df.withColumn(
+        "responded",
+        (F.col("act") >= 0)
+        & next_own.isNotNull()
+        & (next_own - F.col("t") <= F.lit(int(spec.response_window_hours * 3_600_000_000))),
+    )
+    out = (
+        df.groupBy("customer_id")
+        .agg(*_per_event(df, spec))
+        .join(_behavioural(df, spec), "customer_id", "left")
+    )
     return _finish(out, spec, cutoff_us, attributes)
 
 
-def _finish(out: DataFrame, spec: FeatureSpec, cutoff_us: int, attributes: DataFrame | None) -> DataFrame:
+def _finish(
+    out: DataFrame, spec: FeatureSpec, cutoff_us: int, attributes: DataFrame | None
+) -> DataFrame:
     from pyspark.sql import functions as F
 
     def days_since(col: str) -> Column:
@@ -200,7 +262,8 @@ def _finish(out: DataFrame, spec: FeatureSpec, cutoff_us: int, attributes: DataF
         return F.when(den > 0, num / den)
 
     derived: dict[str, Column] = {
-        "tenure_days": days_since("first_t"), "recency_days": days_since("last_beh_t"),
+        "tenure_days": days_since("first_t"),
+        "recency_days": days_since("last_beh_t"),
         "purchase_recency_days": days_since("last_conv_t"),
         "avg_order_value": ratio(F.col("revenue_total"), F.col("purchases_total")),
         "days_in_stage": days_since("_run_start_t"),
@@ -208,11 +271,16 @@ def _finish(out: DataFrame, spec: FeatureSpec, cutoff_us: int, attributes: DataF
         "action_response_rate": ratio(F.col("action_responses"), F.col("_n_actions")),
     }
     for w in spec.windows_days:
-        derived[f"trend_events_{w}d"] = (F.col(f"events_{w}d") + 1.0) / (F.col(f"_before_{w}d") + 1.0)
+        derived[f"trend_events_{w}d"] = (F.col(f"events_{w}d") + 1.0) / (
+            F.col(f"_before_{w}d") + 1.0
+        )
     for s in spec.scores:
         derived[f"{s.name}_mean"] = ratio(F.col(f"_{s.name}_sum"), F.col(f"{s.name}_count"))
-    zero_if_missing = {"stage_regressions", "sessions_total",
-                       *[f"sessions_{w}d" for w in spec.windows_days]}
+    zero_if_missing = {
+        "stage_regressions",
+        "sessions_total",
+        *[f"sessions_{w}d" for w in spec.windows_days],
+    }
     types = F.array(*[F.lit(t) for t in spec.event_types])
     chans = F.array(*[F.lit(c) for c in spec.channel_vocab])
     cols: list[Column] = [F.col("customer_id")]
@@ -224,9 +292,12 @@ def _finish(out: DataFrame, spec: FeatureSpec, cutoff_us: int, attributes: DataF
             col = F.coalesce(col, F.lit(-1.0))
         # Undefined numbers are NaN, as in the kernel (Spark's conditionals give null).
         cols.append(F.coalesce(col.cast("double"), F.lit(float("nan"))).alias(name))
-    cols += [F.when(F.col("_last_etype") >= 0, F.element_at(types, F.col("_last_etype") + 1))
-             .alias("last_event_type"),
-             F.element_at(chans, F.col("_last_chan") + 1).alias("last_channel")]
+    cols += [
+        F.when(F.col("_last_etype") >= 0, F.element_at(types, F.col("_last_etype") + 1)).alias(
+            "last_event_type"
+        ),
+        F.element_at(chans, F.col("_last_chan") + 1).alias("last_channel"),
+    ]
     result = out.select(*cols)
     if spec.attributes:
         if attributes is None:
@@ -238,18 +309,24 @@ def _finish(out: DataFrame, spec: FeatureSpec, cutoff_us: int, attributes: DataF
     return result
 
 
-def spark_features_from_store(store: Any, spec: FeatureSpec, cutoff: datetime,
-                              spark: SparkSession | None = None) -> pa.Table:
+def spark_features_from_store(
+    store: Any, spec: FeatureSpec, cutoff: datetime, spark: SparkSession | None = None
+) -> pa.Table:
     """Export the store's events before ``cutoff`` to Parquet and compute them on Spark."""
     session = spark or local_session()
     with tempfile.TemporaryDirectory(prefix="journey-spark-") as tmp:
-        store.con.execute(f"COPY (SELECT event_id, customer_id, ts, event_type, channel, value, "
-                          f"action, properties FROM events WHERE ts < ?) TO '{tmp}/events.parquet' "
-                          "(FORMAT parquet)", [cutoff])
+        store.con.execute(
+            f"COPY (SELECT event_id, customer_id, ts, event_type, channel, value, "
+            f"action, properties FROM events WHERE ts < ?) TO '{tmp}/events.parquet' "
+            "(FORMAT parquet)",
+            [cutoff],
+        )
         attrs = None
         if spec.attributes:
-            store.con.execute(f"COPY (PIVOT attributes ON name USING max(value) GROUP BY customer_id) "
-                              f"TO '{tmp}/attrs.parquet' (FORMAT parquet)")
+            store.con.execute(
+                f"COPY (PIVOT attributes ON name USING max(value) GROUP BY customer_id) "
+                f"TO '{tmp}/attrs.parquet' (FORMAT parquet)"
+            )
             attrs = session.read.parquet(f"{tmp}/attrs.parquet")
             for a in spec.attributes:
                 if a not in attrs.columns:

@@ -96,24 +96,34 @@ def _number(value: Any, where: str, source: str) -> float:
 
 
 def spec_from_dict(raw: dict[str, Any], taxonomy: Taxonomy, source: str) -> FeatureSpec:
-    known = {"windows_days", "session_gap_minutes", "response_window_hours",
-             "channels", "actions", "scores", "attributes"}
+    known = {
+        "windows_days",
+        "session_gap_minutes",
+        "response_window_hours",
+        "channels",
+        "actions",
+        "scores",
+        "attributes",
+    }
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"{source}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
     raw_windows = raw.get("windows_days", [7, 30, 90])
     if not isinstance(raw_windows, list) or not all(
-            isinstance(w, int) and not isinstance(w, bool) for w in raw_windows):
-        raise ConfigError(f"{source}: windows_days must be a list of whole days, "
-                          f"got {raw_windows!r}")
+        isinstance(w, int) and not isinstance(w, bool) for w in raw_windows
+    ):
+        raise ConfigError(
+            f"{source}: windows_days must be a list of whole days, got {raw_windows!r}"
+        )
     windows = tuple(int(w) for w in raw_windows)
     if not windows or any(w <= 0 for w in windows) or list(windows) != sorted(set(windows)):
         raise ConfigError(f"{source}: windows_days must be increasing positive days, got {windows}")
     gap = _number(raw.get("session_gap_minutes", 30), "session_gap_minutes", source)
     response = _number(raw.get("response_window_hours", 72), "response_window_hours", source)
     if gap <= 0 or response <= 0:
-        raise ConfigError(f"{source}: session_gap_minutes and response_window_hours must be "
-                          "positive")
+        raise ConfigError(
+            f"{source}: session_gap_minutes and response_window_hours must be positive"
+        )
     raw_scores = raw.get("scores") or {}
     if not isinstance(raw_scores, dict):
         raise ConfigError(f"{source}: scores must map a score name to its event_type and key")
@@ -122,8 +132,10 @@ def spec_from_dict(raw: dict[str, Any], taxonomy: Taxonomy, source: str) -> Feat
         if not isinstance(s, dict) or "event_type" not in s or "key" not in s:
             raise ConfigError(f"{source}: scores.{name} needs event_type and key")
         if s["event_type"] not in taxonomy.event_stage:
-            raise ConfigError(f"{source}: scores.{name}.event_type {s['event_type']!r} is not in "
-                              f"the taxonomy ({taxonomy.source})")
+            raise ConfigError(
+                f"{source}: scores.{name}.event_type {s['event_type']!r} is not in "
+                f"the taxonomy ({taxonomy.source})"
+            )
         low = None if s.get("low") is None else _number(s["low"], f"scores.{name}.low", source)
         scores.append(ScoreSpec(str(name), str(s["event_type"]), str(s["key"]), low))
     return FeatureSpec(

@@ -74,8 +74,10 @@ class IngestReport:
 
     def lines(self) -> list[str]:
         out = self.load.lines()
-        out.append(f"stored {self.append.inserted:,} new events; "
-                   f"{self.append.duplicates:,} already stored or repeated (ignored by event_id)")
+        out.append(
+            f"stored {self.append.inserted:,} new events; "
+            f"{self.append.duplicates:,} already stored or repeated (ignored by event_id)"
+        )
         return out
 
 
@@ -90,6 +92,7 @@ class EventStore:
         except duckdb.Error as exc:
             raise StoreError(f"cannot open event store {self.path}: {exc}") from exc
         self.con.execute("SET TimeZone = 'UTC'")
+        self.con.execute("SET enable_progress_bar = false")
         if not read_only:
             self._check_layout()
             self.con.execute(EVENTS_DDL)
@@ -101,12 +104,17 @@ class EventStore:
                 self.con.execute(ddl)
 
     def _check_layout(self) -> None:
-        cols = {r[0] for r in self.con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'events'"
-        ).fetchall()}
+        cols = {
+            r[0]
+            for r in self.con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'events'"
+            ).fetchall()
+        }
         if cols and "customer_key" not in cols:
-            raise StoreError(f"{self.path}: made by an older Journey (no customer keys); "
-                             "move it away and ingest the sources again")
+            raise StoreError(
+                f"{self.path}: made by an older Journey (no customer keys); "
+                "move it away and ingest the sources again"
+            )
 
     def close(self) -> None:
         self.con.close()
@@ -125,8 +133,10 @@ class EventStore:
         batch = events.select(list(EVENT_FIELDS)).cast(EVENT_SCHEMA)
         self.con.register("incoming", batch)
         try:
-            self.con.execute("CREATE OR REPLACE TEMP TABLE staged AS "
-                             f"SELECT {COLUMNS}, false AS {DERIVED_ID} FROM incoming")
+            self.con.execute(
+                "CREATE OR REPLACE TEMP TABLE staged AS "
+                f"SELECT {COLUMNS}, false AS {DERIVED_ID} FROM incoming"
+            )
         finally:
             self.con.unregister("incoming")
         return self._commit_staged(batch.num_rows)
@@ -150,8 +160,10 @@ class EventStore:
             if bulk:
                 for name in INDEXES:
                     self.con.execute(f"DROP INDEX IF EXISTS {name}")
-                self.con.execute(f"INSERT INTO events SELECT * FROM ({coded}) s WHERE NOT EXISTS "
-                                 "(SELECT 1 FROM events e WHERE e.event_id = s.event_id)")
+                self.con.execute(
+                    f"INSERT INTO events SELECT * FROM ({coded}) s WHERE NOT EXISTS "
+                    "(SELECT 1 FROM events e WHERE e.event_id = s.event_id)"
+                )
                 for ddl in INDEXES.values():
                     self.con.execute(ddl)
             else:
@@ -175,10 +187,12 @@ class EventStore:
         for kind in CODED_FIELDS:
             self.con.execute(f"""
                 INSERT INTO vocab
-                SELECT '{kind}', name, (SELECT coalesce(max(code), -1) FROM vocab WHERE kind = '{kind}')
+                SELECT '{kind}', name,
+                       (SELECT coalesce(max(code), -1) FROM vocab WHERE kind = '{kind}')
                        + row_number() OVER (ORDER BY name)
                 FROM (SELECT DISTINCT {kind} AS name FROM staged WHERE {kind} IS NOT NULL) n
-                WHERE NOT EXISTS (SELECT 1 FROM vocab v WHERE v.kind = '{kind}' AND v.name = n.name)""")
+                WHERE NOT EXISTS
+                    (SELECT 1 FROM vocab v WHERE v.kind = '{kind}' AND v.name = n.name)""")
 
     def load_attributes(self, table: pa.Table, id_column: str = "customer_id") -> int:
         """Upsert customer attributes (every column but the id); returns customers updated.
@@ -187,23 +201,33 @@ class EventStore:
         only attributes known from the customer's start (region, device, acquisition channel).
         """
         if id_column not in table.column_names:
-            raise StoreError(f"attributes: no {id_column!r} column; columns are {table.column_names}")
+            raise StoreError(
+                f"attributes: no {id_column!r} column; columns are {table.column_names}"
+            )
         names = [c for c in table.column_names if c != id_column]
         if not names:
             raise StoreError("attributes: the file has no attribute columns besides the id")
         self.con.register("incoming_attrs", table)
         try:
-            cols = ", ".join(f"CAST({quote_ident(n)} AS VARCHAR) AS {quote_ident(n)}" for n in names)
+            cols = ", ".join(
+                f"CAST({quote_ident(n)} AS VARCHAR) AS {quote_ident(n)}" for n in names
+            )
             self.con.execute("BEGIN TRANSACTION")
             self.con.execute(f"""
                 CREATE OR REPLACE TEMP TABLE staged_attrs AS
                 UNPIVOT (SELECT CAST({quote_ident(id_column)} AS VARCHAR) AS customer_id, {cols}
                          FROM incoming_attrs WHERE {quote_ident(id_column)} IS NOT NULL)
                 ON COLUMNS(* EXCLUDE (customer_id)) INTO NAME name VALUE value""")
-            self.con.execute("DELETE FROM attributes a USING staged_attrs s "
-                             "WHERE a.customer_id = s.customer_id AND a.name = s.name")
-            self.con.execute("INSERT INTO attributes SELECT customer_id, name, value FROM staged_attrs")
-            row = self.con.execute("SELECT count(DISTINCT customer_id) FROM staged_attrs").fetchone()
+            self.con.execute(
+                "DELETE FROM attributes a USING staged_attrs s "
+                "WHERE a.customer_id = s.customer_id AND a.name = s.name"
+            )
+            self.con.execute(
+                "INSERT INTO attributes SELECT customer_id, name, value FROM staged_attrs"
+            )
+            row = self.con.execute(
+                "SELECT count(DISTINCT customer_id) FROM staged_attrs"
+            ).fetchone()
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
@@ -217,11 +241,21 @@ class EventStore:
         """``attr_<name>`` columns aligned with ``customer_ids`` (None where unknown)."""
         if not names:
             return {}
-        self.con.register("wanted", pa.table({"customer_id": pa.array(customer_ids, pa.string()),
-                                              "ord": pa.array(range(len(customer_ids)), pa.int64())}))
+        self.con.register(
+            "wanted",
+            pa.table(
+                {
+                    "customer_id": pa.array(customer_ids, pa.string()),
+                    "ord": pa.array(range(len(customer_ids)), pa.int64()),
+                }
+            ),
+        )
         try:
-            picks = ", ".join(f"max(a.value) FILTER (WHERE a.name = {sql_literal(n)}) AS {quote_ident('attr_' + n)}"
-                              for n in names)
+            picks = ", ".join(
+                f"max(a.value) FILTER (WHERE a.name = {sql_literal(n)}) "
+                f"AS {quote_ident('attr_' + n)}"
+                for n in names
+            )
             got = self.con.execute(f"""
                 SELECT w.ord, {picks} FROM wanted w
                 LEFT JOIN attributes a ON a.customer_id = w.customer_id
@@ -230,18 +264,31 @@ class EventStore:
             self.con.unregister("wanted")
         return {f"attr_{n}": np.asarray(got[f"attr_{n}"].to_pylist(), dtype=object) for n in names}
 
-    def attributes_by_key(self, names: tuple[str, ...]) -> dict[str, np.ndarray]:
-        """Per attribute, values indexed by customer key (None where unknown)."""
-        size_row = self.con.execute("SELECT coalesce(max(customer_key), -1) + 1 FROM customers").fetchone()
+    def attributes_by_key(self, names: tuple[str, ...]) -> dict[str, tuple[np.ndarray, pa.Array]]:
+        """Per attribute: codes indexed by customer key (-1 unknown) and their dictionary."""
+        size_row = self.con.execute(
+            "SELECT coalesce(max(customer_key), -1) + 1 FROM customers"
+        ).fetchone()
         size = int(size_row[0]) if size_row else 0
-        out = {}
-        for name in names:
-            got = self.con.execute(
-                "SELECT c.customer_key, a.value FROM attributes a JOIN customers c USING (customer_id) "
-                "WHERE a.name = ?", [name]).fetchnumpy()
-            values = np.full(size, None, dtype=object)
-            values[np.asarray(got["customer_key"], dtype=np.int64)] = got["value"]
-            out[name] = values
+        out: dict[str, tuple[np.ndarray, pa.Array]] = {}
+        if not names:
+            return out
+        picks = ", ".join(
+            f"max(a.value) FILTER (WHERE a.name = {sql_literal(n)}) AS a{i}"
+            for i, n in enumerate(names)
+        )
+        got = self.con.execute(
+            f"SELECT c.customer_key AS k, {picks} FROM attributes a "
+            "JOIN customers c USING (customer_id) GROUP BY c.customer_key"
+        ).to_arrow_table()
+        keys = got["k"].to_numpy()
+        for i, name in enumerate(names):
+            encoded = got[f"a{i}"].combine_chunks().dictionary_encode()
+            codes = np.full(size, -1, np.int32)
+            idx = encoded.indices
+            missing = idx.is_null().to_numpy(zero_copy_only=False)
+            codes[keys] = np.where(missing, -1, idx.fill_null(0).to_numpy())
+            out[name] = (codes, encoded.dictionary)
         return out
 
     def vocab(self, kind: str) -> dict[str, int]:
@@ -258,8 +305,10 @@ class EventStore:
     ) -> IngestReport:
         """Load a file (or directory) and append its valid rows in one transaction."""
         report = LoadReport()
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT {COLUMNS}, "
-                         f"false AS {DERIVED_ID} FROM events LIMIT 0")
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE staged AS SELECT {COLUMNS}, "
+            f"false AS {DERIVED_ID} FROM events LIMIT 0"
+        )
         received = 0
         try:
             for batch in load_events(path, mapping, taxonomy, report, rejects_path):
@@ -278,9 +327,16 @@ class EventStore:
         self.con.execute(
             "INSERT INTO ingest_log (source, rows_read, valid, rejected, inserted, duplicates, "
             "rejects_path, reject_reasons) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [source, r.load.rows_read, r.load.valid, r.load.rejected_total, r.append.inserted,
-             r.append.duplicates, str(r.load.rejects_path) if r.load.rejected_total else None,
-             json.dumps(dict(r.load.rejected.most_common()))],
+            [
+                source,
+                r.load.rows_read,
+                r.load.valid,
+                r.load.rejected_total,
+                r.append.inserted,
+                r.append.duplicates,
+                str(r.load.rejects_path) if r.load.rejected_total else None,
+                json.dumps(dict(r.load.rejected.most_common())),
+            ],
         )
 
     def ingest_log(self, limit: int = 20) -> list[dict[str, object]]:
@@ -288,7 +344,9 @@ class EventStore:
         cur = self.con.execute(
             "SELECT CAST(loaded_at AS VARCHAR), source, rows_read, valid, rejected, inserted, "
             "duplicates, rejects_path, reject_reasons FROM ingest_log "
-            "ORDER BY loaded_at DESC LIMIT ?", [limit])
+            "ORDER BY loaded_at DESC LIMIT ?",
+            [limit],
+        )
         names = [c[0] for c in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
@@ -299,8 +357,9 @@ class EventStore:
 
     def customer_history(self, customer_id: str, before: datetime | None = None) -> pa.Table:
         """One customer's events (strictly before ``before`` when given), oldest first."""
-        key = self.con.execute("SELECT customer_key FROM customers WHERE customer_id = ?",
-                               [customer_id]).fetchone()
+        key = self.con.execute(
+            "SELECT customer_key FROM customers WHERE customer_id = ?", [customer_id]
+        ).fetchone()
         sql = f"SELECT {COLUMNS} FROM events WHERE customer_key = ?"
         params: list[object] = [key[0] if key else -1]
         if before is not None:

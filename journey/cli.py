@@ -13,6 +13,8 @@ import typer
 from features.readers import source_files
 from features.taxonomy import UnknownPolicy, load_taxonomy
 from journey.common import StoreOpt, TaxonomyOpt, app, friendly_errors, parse_when
+
+__all__ = ["app"]
 from journey.settings import Settings
 
 

@@ -16,9 +16,12 @@ from features.taxonomy import load_taxonomy
 from journey.common import StoreOpt, TaxonomyOpt, app, friendly_errors, parse_when
 from journey.settings import Settings
 
-SpecOpt = Annotated[Path | None, typer.Option("--spec", help="Feature definitions YAML "
-                                                           "(env JOURNEY_FEATURE_SPEC).")]
-OutOpt = Annotated[Path | None, typer.Option("--out", help="Snapshot root (env JOURNEY_SNAPSHOTS).")]
+SpecOpt = Annotated[
+    Path | None, typer.Option("--spec", help="Feature definitions YAML (env JOURNEY_FEATURE_SPEC).")
+]
+OutOpt = Annotated[
+    Path | None, typer.Option("--out", help="Snapshot root (env JOURNEY_SNAPSHOTS).")
+]
 
 
 class Engine(StrEnum):
@@ -58,12 +61,21 @@ def features(
             from features.batch import BatchEngine
 
             table = BatchEngine(es, feature_spec).features(cutoff)
-    snap = write_snapshot(out or settings.snapshots_path, "features", table, feature_spec, cutoff,
-                          engine=engine.value, store=str(store_path))
+    snap = write_snapshot(
+        out or settings.snapshots_path,
+        "features",
+        table,
+        feature_spec,
+        cutoff,
+        engine=engine.value,
+        store=str(store_path),
+    )
     took = time.perf_counter() - started
-    typer.echo(f"{table.num_rows:,} customers x {table.num_columns - 1} features as of "
-               f"{cutoff.isoformat()} (definition {feature_spec.hash}, {engine.value}, "
-               f"{took:.1f}s) -> {snap.path}")
+    typer.echo(
+        f"{table.num_rows:,} customers x {table.num_columns - 1} features as of "
+        f"{cutoff.isoformat()} (definition {feature_spec.hash}, {engine.value}, "
+        f"{took:.1f}s) -> {snap.path}"
+    )
 
 
 @app.command()
@@ -71,8 +83,9 @@ def features(
 def labels(
     as_of: Annotated[str, typer.Option("--as-of", help="Cutoff T: labels look at (T, T+H].")],
     horizon: Annotated[int, typer.Option(min=1, help="Horizon H in days.")],
-    churn_gap_days: Annotated[int, typer.Option(min=1, help="Inactivity that counts as churn "
-                                                       "(time-to-churn label).")] = 30,
+    churn_gap_days: Annotated[
+        int, typer.Option(min=1, help="Inactivity that counts as churn (time-to-churn label).")
+    ] = 30,
     store: StoreOpt = None,
     spec: SpecOpt = None,
     taxonomy: TaxonomyOpt = None,
@@ -89,15 +102,26 @@ def labels(
     with EventStore(store or settings.store_path, read_only=True) as es:
         latest = es.time_range()[1]
         table = make_labels(es, feature_spec, cutoff, horizon, churn_gap_days)
-    snap = write_snapshot(out or settings.snapshots_path, "labels", table, feature_spec, cutoff,
-                          horizon, churn_gap_days=churn_gap_days)
+    snap = write_snapshot(
+        out or settings.snapshots_path,
+        "labels",
+        table,
+        feature_spec,
+        cutoff,
+        horizon,
+        churn_gap_days=churn_gap_days,
+    )
     counts = table.column("next_stage").value_counts().to_pylist()
-    typer.echo(f"{table.num_rows:,} customers labelled for ({cutoff.isoformat()}, +{horizon}d] "
-               f"-> {snap.path}")
+    typer.echo(
+        f"{table.num_rows:,} customers labelled for ({cutoff.isoformat()}, +{horizon}d] "
+        f"-> {snap.path}"
+    )
     typer.echo("next stage: " + ", ".join(f"{c['values']} {c['counts']:,}" for c in counts))
     if latest is None or latest.replace(tzinfo=UTC) < cutoff + timedelta(days=horizon):
-        typer.echo(f"warning: the store's events end at {latest}, before T+H: the horizon is not "
-                   "fully observed, so late outcomes are missing from these labels")
+        typer.echo(
+            f"warning: the store's events end at {latest}, before T+H: the horizon is not "
+            "fully observed, so late outcomes are missing from these labels"
+        )
 
 
 @app.command()
@@ -118,7 +142,9 @@ def attributes(
     if source.is_dir() or source.suffix == ".parquet":
         table = pq.read_table(source)
     else:
-        table = pacsv.read_csv(source, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+        table = pacsv.read_csv(
+            source, convert_options=pacsv.ConvertOptions(strings_can_be_null=True)
+        )
     settings = Settings()
     with EventStore(store or settings.store_path) as es:
         n = es.load_attributes(table, id_column)

@@ -27,31 +27,63 @@ def main() -> int:
     cutoff = pd.Timestamp(cutoff_iso).tz_convert("UTC").tz_localize(None)
     started = time.perf_counter()
     es = ft.EntitySet("journey")
-    es = es.add_dataframe(dataframe_name="events", dataframe=events, index="event_id",
-                          time_index="ts",
-                          logical_types={"event_type": "Categorical", "channel": "Categorical",
-                                         "action": "Categorical"})
+    es = es.add_dataframe(
+        dataframe_name="events",
+        dataframe=events,
+        index="event_id",
+        time_index="ts",
+        logical_types={
+            "event_type": "Categorical",
+            "channel": "Categorical",
+            "action": "Categorical",
+        },
+    )
     es = es.normalize_dataframe("events", "customers", "customer_id")
-    es.add_interesting_values(dataframe_name="events", values={
-        "event_type": sorted(events["event_type"].dropna().unique().tolist()),
-        "channel": sorted(events["channel"].dropna().unique().tolist()),
-    })
+    es.add_interesting_values(
+        dataframe_name="events",
+        values={
+            "event_type": sorted(events["event_type"].dropna().unique().tolist()),
+            "channel": sorted(events["channel"].dropna().unique().tolist()),
+        },
+    )
     cutoff_times = pd.DataFrame({"customer_id": es["customers"]["customer_id"], "time": cutoff})
     n_features = 0
     for window in [None, *[f"{w} days" for w in windows.split(",")]]:
-        matrix, defs = ft.dfs(
-            entityset=es, target_dataframe_name="customers", cutoff_time=cutoff_times,
-            agg_primitives=["count", "sum", "mean", "std", "max", "time_since_first",
-                            "time_since_last", "avg_time_between", "num_unique"],
-            where_primitives=["count"], trans_primitives=[], max_depth=1,
-            training_window=window, verbose=False,
-        )
+        matrix = ft.dfs(
+            entityset=es,
+            target_dataframe_name="customers",
+            cutoff_time=cutoff_times,
+            agg_primitives=[
+                "count",
+                "sum",
+                "mean",
+                "std",
+                "max",
+                "time_since_first",
+                "time_since_last",
+                "avg_time_between",
+                "num_unique",
+            ],
+            where_primitives=["count"],
+            trans_primitives=[],
+            max_depth=1,
+            training_window=window,
+            verbose=False,
+            features_only=False,
+        )[0]
         n_features += matrix.shape[1]
     seconds = time.perf_counter() - started
     with open(out, "w", encoding="utf-8") as fh:
-        json.dump({"seconds": seconds, "events": len(events),
-                   "customers": int(events["customer_id"].nunique()), "features": n_features,
-                   "featuretools": ft.__version__}, fh)
+        json.dump(
+            {
+                "seconds": seconds,
+                "events": len(events),
+                "customers": int(events["customer_id"].nunique()),
+                "features": n_features,
+                "featuretools": ft.__version__,
+            },
+            fh,
+        )
     return 0
 
 

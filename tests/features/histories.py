@@ -12,14 +12,29 @@ import pyarrow as pa
 from features.schema import EVENT_SCHEMA
 
 CUTOFF = datetime(2025, 6, 1, tzinfo=UTC)
-TYPES = ["ad_impression", "page_view", "product_view", "add_to_cart", "checkout", "purchase",
-         "account_login", "support_ticket", "review", "survey_response", "referral",
-         "action_sent", "email_open", "webinar"]  # webinar: unknown to the taxonomy
+TYPES = [
+    "ad_impression",
+    "page_view",
+    "product_view",
+    "add_to_cart",
+    "checkout",
+    "purchase",
+    "account_login",
+    "support_ticket",
+    "review",
+    "survey_response",
+    "referral",
+    "action_sent",
+    "email_open",
+    "webinar",
+]  # webinar: unknown to the taxonomy
 CHANNELS = ["search", "email", "app", "direct", "tiktok", None]
 ACTIONS = ["discount_email", "loyalty_offer", "mystery_action"]
 
 
-def random_history(rng: np.random.Generator, customer: str, n: int, start: str = "e") -> list[dict[str, Any]]:
+def random_history(
+    rng: np.random.Generator, customer: str, n: int, start: str = "e"
+) -> list[dict[str, Any]]:
     """n events within ~200 days before (and a few at or after) the cutoff, with ties."""
     events: list[dict[str, Any]] = []
     base = rng.integers(0, 200 * 86_400, size=n)
@@ -32,21 +47,28 @@ def random_history(rng: np.random.Generator, customer: str, n: int, start: str =
         else:
             offset = base[i]
         etype = events[-1]["event_type"] if tie and rng.random() < 0.5 else str(rng.choice(TYPES))
-        action = str(rng.choice(ACTIONS)) if (etype == "action_sent" or rng.random() < 0.05) else None
+        action = (
+            str(rng.choice(ACTIONS)) if (etype == "action_sent" or rng.random() < 0.05) else None
+        )
         props = None
         if etype in ("support_ticket", "review", "survey_response"):
             key = {"support_ticket": "csat", "review": "rating", "survey_response": "nps"}[etype]
-            props = '{"%s": %d}' % (key, rng.integers(0, 11)) if rng.random() < 0.9 else "{bad json"
-        events.append({
-            "event_id": f"{start}{customer}-{i}",
-            "customer_id": customer,
-            "ts": CUTOFF - timedelta(seconds=int(offset)),
-            "event_type": etype,
-            "channel": rng.choice(CHANNELS),
-            "value": float(np.round(rng.uniform(1, 300), 2)) if etype == "purchase" and rng.random() < 0.9 else None,
-            "action": action,
-            "properties": props if props != "{bad json" else None,
-        })
+            score = int(rng.integers(0, 11))
+            props = f'{{"{key}": {score}}}' if rng.random() < 0.9 else "{bad json"
+        events.append(
+            {
+                "event_id": f"{start}{customer}-{i}",
+                "customer_id": customer,
+                "ts": CUTOFF - timedelta(seconds=int(offset)),
+                "event_type": etype,
+                "channel": rng.choice(CHANNELS),
+                "value": float(np.round(rng.uniform(1, 300), 2))
+                if etype == "purchase" and rng.random() < 0.9
+                else None,
+                "action": action,
+                "properties": props if props != "{bad json" else None,
+            }
+        )
     return events
 
 

@@ -24,8 +24,10 @@ ONLINE = OnlineFeatures(SPEC)
 
 future_event = st.tuples(
     st.integers(0, 90 * 86_400 * 1_000_000),  # microseconds at or after T
-    st.sampled_from(TYPES), st.sampled_from(CHANNELS),
-    st.one_of(st.none(), st.floats(0, 1e4)), st.sampled_from([None, "discount_email"]),
+    st.sampled_from(TYPES),
+    st.sampled_from(CHANNELS),
+    st.one_of(st.none(), st.floats(0, 1e4)),
+    st.sampled_from([None, "discount_email"]),
 )
 
 
@@ -41,16 +43,31 @@ def assert_same_vector(a: dict[str, Any], b: dict[str, Any]) -> None:
     assert not diff, diff
 
 
-def future(customer: str, drawn: list[tuple[int, str, str | None, float | None, str | None]]) -> list[dict[str, Any]]:
-    return [{"event_id": f"f{customer}-{i}", "customer_id": customer,
-             "ts": CUTOFF + timedelta(microseconds=us), "event_type": t, "channel": ch or "unknown",
-             "value": v, "action": a, "properties": '{"csat": 1}'}
-            for i, (us, t, ch, v, a) in enumerate(drawn)]
+def future(
+    customer: str, drawn: list[tuple[int, str, str | None, float | None, str | None]]
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "event_id": f"f{customer}-{i}",
+            "customer_id": customer,
+            "ts": CUTOFF + timedelta(microseconds=us),
+            "event_type": t,
+            "channel": ch or "unknown",
+            "value": v,
+            "action": a,
+            "properties": '{"csat": 1}',
+        }
+        for i, (us, t, ch, v, a) in enumerate(drawn)
+    ]
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 60), later=st.lists(future_event, max_size=15))
-def test_online_vector_ignores_events_at_or_after_the_cutoff(seed: int, n: int, later: list[Any]) -> None:
+@given(
+    seed=st.integers(0, 2**32 - 1), n=st.integers(0, 60), later=st.lists(future_event, max_size=15)
+)
+def test_online_vector_ignores_events_at_or_after_the_cutoff(
+    seed: int, n: int, later: list[Any]
+) -> None:
     past = to_table(random_history(np.random.default_rng(seed), "c", n)).to_pylist()
     before = ONLINE.vector("c", past, CUTOFF)
     after = ONLINE.vector("c", past + future("c", later), CUTOFF)
@@ -64,10 +81,13 @@ def _batch(path: Path, events: list[dict[str, Any]]) -> dict[str, dict[str, Any]
     return {row.pop("customer_id"): row for row in table.to_pylist()}
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(seed=st.integers(0, 2**32 - 1), later=st.lists(future_event, max_size=10))
-def test_batch_vectors_ignore_later_events_and_match_online(tmp_path_factory: Any, seed: int,
-                                                             later: list[Any]) -> None:
+def test_batch_vectors_ignore_later_events_and_match_online(
+    tmp_path_factory: Any, seed: int, later: list[Any]
+) -> None:
     rng = np.random.default_rng(seed)
     customers = [f"c{k}" for k in range(int(rng.integers(1, 5)))]
     past = [e for c in customers for e in random_history(rng, c, int(rng.integers(0, 50)))]

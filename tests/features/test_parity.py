@@ -34,8 +34,9 @@ def test_population_is_customers_seen_before_the_cutoff(sim_store: Path) -> None
     early = SIM_CUTOFF - timedelta(days=60)  # customers keep arriving until day 90
     with EventStore(sim_store, read_only=True) as store:
         table = BatchEngine(store, load_spec()).features(early)
-        seen = store.con.execute("SELECT count(DISTINCT customer_id) FROM events WHERE ts < ?",
-                                 [early]).fetchone()
+        seen = store.con.execute(
+            "SELECT count(DISTINCT customer_id) FROM events WHERE ts < ?", [early]
+        ).fetchone()
         everyone = store.con.execute("SELECT count(DISTINCT customer_id) FROM events").fetchone()
     assert seen is not None and everyone is not None
     assert table.num_rows == seen[0] < everyone[0]

@@ -41,7 +41,8 @@ def test_spark_matches_batch_on_a_simulated_store(sim_store: Path, spark: Any) -
 
 
 def test_spark_matches_batch_on_hostile_histories_and_ignores_later_events(
-    tmp_path: Path, spark: Any  # noqa: F811
+    tmp_path: Path,
+    spark: Any,  # noqa: F811
 ) -> None:
     """Ties, unknown types and channels, actions on customer events; then the same log with
     events at or after T appended must give Spark the same vectors."""
@@ -49,7 +50,9 @@ def test_spark_matches_batch_on_hostile_histories_and_ignores_later_events(
 
     spec = load_spec()
     rng = np.random.default_rng(2024)
-    past = [e for k in range(40) for e in random_history(rng, f"c{k:02d}", int(rng.integers(1, 80)))]
+    past = [
+        e for k in range(40) for e in random_history(rng, f"c{k:02d}", int(rng.integers(1, 80)))
+    ]
     later = future("c00", [(0, "purchase", "app", 10.0, None), (5, "page_view", None, None, None)])
     with EventStore(tmp_path / "s.duckdb") as store:
         store.append(to_table(past))
