@@ -202,124 +202,20 @@ def stage_of_last(last_beh, etype, stage_of):
     return float(stage_of[etype[last_beh]]) if last_beh >= 0 else -1.0
 
 
-@njit(cache=True)
-def run_serial(
-    starts,
-    ends,
-    ts,
-    etype,
-    channel,
-    action,
-    value,
-    score,
-    cutoff,
-    p_win,
-    stage_of,
-    conv_of,
-    n_types,
-    n_stages,
-    n_chans,
-    n_actions,
-    gap_us,
-    resp_us,
-    score_of,
-    score_low,
-    score_has_low,
-    score_off,
-    o,
-    out,
-    last_type,
-    last_chan,
-):
-    for g in range(len(starts)):
-        _customer(
-            g,
-            starts[g],
-            ends[g],
-            ts,
-            etype,
-            channel,
-            action,
-            value,
-            score,
-            cutoff,
-            p_win,
-            stage_of,
-            conv_of,
-            n_types,
-            n_stages,
-            n_chans,
-            n_actions,
-            gap_us,
-            resp_us,
-            score_of,
-            score_low,
-            score_has_low,
-            score_off,
-            o,
-            out,
-            last_type,
-            last_chan,
-        )
-
-
-@njit(cache=True, parallel=True)
-def run_parallel(
-    starts,
-    ends,
-    ts,
-    etype,
-    channel,
-    action,
-    value,
-    score,
-    cutoff,
-    p_win,
-    stage_of,
-    conv_of,
-    n_types,
-    n_stages,
-    n_chans,
-    n_actions,
-    gap_us,
-    resp_us,
-    score_of,
-    score_low,
-    score_has_low,
-    score_off,
-    o,
-    out,
-    last_type,
-    last_chan,
+def _run(
+    starts, ends, ts, etype, channel, action, value, score, cutoff, p_win, stage_of, conv_of,
+    n_types, n_stages, n_chans, n_actions, gap_us, resp_us, score_of, score_low,
+    score_has_low, score_off, o, out, last_type, last_chan,
 ):
     # Each customer writes only its own row, so customers can run on all cores.
     for g in prange(len(starts)):
-        _customer(
-            g,
-            starts[g],
-            ends[g],
-            ts,
-            etype,
-            channel,
-            action,
-            value,
-            score,
-            cutoff,
-            p_win,
-            stage_of,
-            conv_of,
-            n_types,
-            n_stages,
-            n_chans,
-            n_actions,
-            gap_us,
-            resp_us,
-            score_of,
-            score_low,
-            score_has_low,
-            score_off,
-            o,
-            out,
-            last_type,
-            last_chan,
-        )
+        _customer(g, starts[g], ends[g], ts, etype, channel, action, value, score, cutoff,
+                  p_win, stage_of, conv_of, n_types, n_stages, n_chans, n_actions, gap_us,
+                  resp_us, score_of, score_low, score_has_low, score_off, o, out, last_type,
+                  last_chan)
+
+
+# One loop, compiled twice: prange is a plain range when not parallel (small inputs, where
+# starting threads costs more than it saves).
+run_serial = njit(cache=True)(_run)
+run_parallel = njit(cache=True, parallel=True)(_run)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -29,8 +30,23 @@ class Engine(StrEnum):
     spark = "spark"
 
 
-def _spec(settings: Settings, spec: Path | None, taxonomy: Path | None) -> FeatureSpec:
-    return load_spec(spec or settings.feature_spec, load_taxonomy(taxonomy or settings.taxonomy))
+@dataclass(frozen=True)
+class Run:
+    """What the feature pipeline's commands resolve from options and settings alike."""
+
+    spec: FeatureSpec
+    cutoff: datetime
+    store: Path
+    snapshots: Path
+
+
+def _resolve(as_of: str, store: Path | None, spec: Path | None, taxonomy: Path | None,
+             out: Path | None) -> Run:
+    settings = Settings()
+    feature_spec = load_spec(spec or settings.feature_spec,
+                             load_taxonomy(taxonomy or settings.taxonomy))
+    return Run(feature_spec, parse_when(as_of), store or settings.store_path,
+               out or settings.snapshots_path)
 
 
 @app.command()
@@ -47,33 +63,23 @@ def features(
     from features.snapshot import write_snapshot
     from features.store import EventStore
 
-    settings = Settings()
-    feature_spec = _spec(settings, spec, taxonomy)
-    cutoff = parse_when(as_of)
-    store_path = store or settings.store_path
+    run = _resolve(as_of, store, spec, taxonomy, out)
     started = time.perf_counter()
-    with EventStore(store_path, read_only=True) as es:
+    with EventStore(run.store, read_only=True) as es:
         if engine is Engine.spark:
             from features.spark import spark_features_from_store
 
-            table = spark_features_from_store(es, feature_spec, cutoff)
+            table = spark_features_from_store(es, run.spec, run.cutoff)
         else:
             from features.batch import BatchEngine
 
-            table = BatchEngine(es, feature_spec).features(cutoff)
-    snap = write_snapshot(
-        out or settings.snapshots_path,
-        "features",
-        table,
-        feature_spec,
-        cutoff,
-        engine=engine.value,
-        store=str(store_path),
-    )
+            table = BatchEngine(es, run.spec).features(run.cutoff)
+    snap = write_snapshot(run.snapshots, "features", table, run.spec, run.cutoff,
+                          engine=engine.value, store=str(run.store))
     took = time.perf_counter() - started
     typer.echo(
         f"{table.num_rows:,} customers x {table.num_columns - 1} features as of "
-        f"{cutoff.isoformat()} (definition {feature_spec.hash}, {engine.value}, "
+        f"{run.cutoff.isoformat()} (definition {run.spec.hash}, {engine.value}, "
         f"{took:.1f}s) -> {snap.path}"
     )
 
@@ -96,21 +102,13 @@ def labels(
     from features.snapshot import write_snapshot
     from features.store import EventStore
 
-    settings = Settings()
-    feature_spec = _spec(settings, spec, taxonomy)
-    cutoff = parse_when(as_of)
-    with EventStore(store or settings.store_path, read_only=True) as es:
+    run = _resolve(as_of, store, spec, taxonomy, out)
+    cutoff = run.cutoff
+    with EventStore(run.store, read_only=True) as es:
         latest = es.time_range()[1]
-        table = make_labels(es, feature_spec, cutoff, horizon, churn_gap_days)
-    snap = write_snapshot(
-        out or settings.snapshots_path,
-        "labels",
-        table,
-        feature_spec,
-        cutoff,
-        horizon,
-        churn_gap_days=churn_gap_days,
-    )
+        table = make_labels(es, run.spec, cutoff, horizon, churn_gap_days)
+    snap = write_snapshot(run.snapshots, "labels", table, run.spec, cutoff, horizon,
+                          churn_gap_days=churn_gap_days)
     counts = table.column("next_stage").value_counts().to_pylist()
     typer.echo(
         f"{table.num_rows:,} customers labelled for ({cutoff.isoformat()}, +{horizon}d] "

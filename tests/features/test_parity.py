@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pyarrow.compute as pc
+import pytest
 
 from features.batch import BatchEngine
 from features.online import OnlineFeatures
@@ -41,3 +42,20 @@ def test_population_is_customers_seen_before_the_cutoff(sim_store: Path) -> None
     assert seen is not None and everyone is not None
     assert table.num_rows == seen[0] < everyone[0]
     assert table["customer_id"].to_pylist() == sorted(table["customer_id"].to_pylist())
+
+
+def test_parallel_kernel_matches_serial(sim_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """Large batches run customers on all cores; the result must not depend on it."""
+    from features import kernels
+
+    spec = load_spec()
+    with EventStore(sim_store, read_only=True) as store:
+        engine = BatchEngine(store, spec)
+        monkeypatch.setattr(kernels, "PARALLEL_MIN_CUSTOMERS", 10**9)
+        serial = engine.features(SIM_CUTOFF)
+        monkeypatch.setattr(kernels, "PARALLEL_MIN_CUSTOMERS", 0)
+        parallel = engine.features(SIM_CUTOFF)
+    assert parallel.column_names == serial.column_names
+    assert parallel["customer_id"].to_pylist() == serial["customer_id"].to_pylist()
+    for left, right in zip(serial.to_pylist(), parallel.to_pylist(), strict=True):
+        assert_same_vector(left, right)

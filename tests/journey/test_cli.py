@@ -12,42 +12,17 @@ from typing import Any
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner, Result
 
 from features.store import EventStore
 from journey import __version__
 from journey.cli import app
+from tests.journey.cli_helpers import fails, ok, out, run, runner
 
 REPO = Path(__file__).resolve().parents[2]
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STAGES = ["awareness", "consideration", "decision", "purchase", "retention", "advocacy"]
 REJECTS_LINE = "rejected rows (file, line, field, reason, value): "
 
-runner = CliRunner()
 
-
-def run(*args: str | Path) -> Result:
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def out(result: Result) -> str:
-    return ANSI.sub("", result.output)
-
-
-def ok(*args: str | Path) -> list[str]:
-    """Run a command that must succeed; its stdout lines."""
-    result = run(*args)
-    assert result.exit_code == 0, (result.output, result.exception)
-    return ANSI.sub("", result.stdout).splitlines()
-
-
-def fails(*args: str | Path) -> str:
-    """Run a command that must end with exit code 2 and a one-line message; the message."""
-    result = run(*args)
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    assert result.stdout == ""
-    return ANSI.sub("", result.stderr)
 
 
 def reject_counts(lines: list[str]) -> dict[str, int]:

@@ -13,38 +13,19 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner, Result
 
 from features.layout import CATEGORICAL, layout
 from features.spec import load_spec
-from journey.cli import app
+from tests.journey.cli_helpers import fails, ok
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 LABEL_COLUMNS = ["customer_id", "next_stage", "converted", "churned_inactive",
                  "churned_no_purchase", "churn_days", "churn_observed"]
 STAGES = {"awareness", "consideration", "decision", "purchase", "retention", "advocacy",
           "inactive"}
 
-runner = CliRunner()
 
 
-def run(*args: str | Path) -> Result:
-    return runner.invoke(app, [str(a) for a in args])
 
-
-def ok(*args: str | Path) -> list[str]:
-    result = run(*args)
-    assert result.exit_code == 0, (result.output, result.exception)
-    return ANSI.sub("", result.stdout).splitlines()
-
-
-def fails(*args: str | Path) -> str:
-    """A command that must end with exit code 2 and a message on stderr; the message."""
-    result = run(*args)
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    assert result.stdout == ""
-    return ANSI.sub("", result.stderr)
 
 
 def clear_env(mp: pytest.MonkeyPatch) -> None:
