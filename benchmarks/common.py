@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def run_as_module(name: str, package: str | None, module: str) -> None:
+    """Re-run a script given as ``python benchmarks/NAME.py`` as ``python -m benchmarks.NAME``.
+
+    Run as a file, this folder comes first on the import path, where ``features.py`` would
+    shadow the ``features`` package; as a module, imports resolve as everywhere else.
+    """
+    if name == "__main__" and not package:
+        os.execv(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]])
 
 
 def parser(description: str) -> argparse.ArgumentParser:

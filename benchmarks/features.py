@@ -9,12 +9,11 @@ Figures: events_per_s, peak_rss_mb, x_featuretools, x_floor, online_p99_ms, spar
 
 from __future__ import annotations
 
-import os
 import sys
 
-if __name__ == "__main__" and not __package__:
-    # Run as a file, this folder would shadow the `features` package: run as a module instead.
-    os.execv(sys.executable, [sys.executable, "-m", "benchmarks.features", *sys.argv[1:]])
+from benchmarks.common import run_as_module
+
+run_as_module(__name__, __package__, "benchmarks.features")
 
 import json
 import multiprocessing as mp

@@ -9,6 +9,10 @@ ingested. Figures: customers_per_s, events_per_s, ingest_events_per_s, peak_rss_
 
 from __future__ import annotations
 
+from benchmarks.common import run_as_module
+
+run_as_module(__name__, __package__, "benchmarks.simulate")
+
 import shutil
 import sys
 import time
