@@ -53,7 +53,7 @@ class BatchEngine:
             "action": lut("action", self.enc.action, self.enc.other_action, shift=1),
         }
 
-    def _fetch(self, where: str, cutoff: datetime) -> dict[str, np.ndarray]:
+    def _fetch(self, where: str, cutoff: datetime, n: int | None) -> dict[str, np.ndarray]:
         """Stream the unsorted scan into preallocated arrays (no ORDER BY, no null bitmaps).
 
         Event types that carry a score are read by a second, small query: referencing the
@@ -81,8 +81,10 @@ class BatchEngine:
                 f"SELECT {common}, {score} AS score FROM events "
                 f"WHERE {where} AND event_type_code IN ({codes})"
             )
-        row = self.con.execute(f"SELECT count(*) FROM events WHERE {where}", [cutoff]).fetchone()
-        n = int(row[0]) if row else 0
+        if n is None:  # a partition: count its rows to size the arrays
+            sql = f"SELECT count(*) FROM events WHERE {where}"
+            row = self.con.execute(sql, [cutoff]).fetchone()
+            n = int(row[0]) if row else 0
         dtypes = {
             "k": np.int32,
             "ts": np.int64,
@@ -103,14 +105,14 @@ class BatchEngine:
         return {name: arr[:at] for name, arr in out.items()}
 
     def _arrays(
-        self, cutoff: datetime, part: int, parts: int, ids: np.ndarray
+        self, cutoff: datetime, part: int, parts: int, ids: np.ndarray, total: int
     ) -> tuple[EventArrays, np.ndarray]:
         """The partition's encoded events, and the store key of each customer segment.
 
         Events are grouped by customer with a counting sort; customers whose events are not in
         time order are sorted inside; equal-ts runs get the common tie order (as online)."""
         where = "ts < ?" + ("" if parts == 1 else f" AND customer_key % {parts} = {part}")
-        raw = self._fetch(where, cutoff)
+        raw = self._fetch(where, cutoff, total if parts == 1 else None)
         luts = self._luts()
         (ts, etype, channel, action, value, score, cust, starts, ends, seg_keys) = group_events(
             raw["k"],
@@ -149,12 +151,13 @@ class BatchEngine:
     def features(self, cutoff: datetime) -> pa.Table:
         """One row per customer with at least one event before ``cutoff``."""
         row = self.con.execute("SELECT count(*) FROM events WHERE ts < ?", [cutoff]).fetchone()
-        parts = max(1, math.ceil((row[0] if row else 0) / ROWS_PER_PARTITION))
+        total = int(row[0]) if row else 0
+        parts = max(1, math.ceil(total / ROWS_PER_PARTITION))
         ids = self._customer_ids()
         by_key = self.store.attributes_by_key(self.spec.attributes)
         tables = []
         for part in range(parts):
-            ev, keys = self._arrays(cutoff, part, parts, ids)
+            ev, keys = self._arrays(cutoff, part, parts, ids, total)
             matrix = self.kernel(ev, micros(cutoff))
             attrs = {f"attr_{a}": (codes[keys], vocab) for a, (codes, vocab) in by_key.items()}
             tables.append(to_table(matrix, attrs))

@@ -71,23 +71,6 @@ class Encoder:
         for k, score in enumerate(spec.scores):
             self.score_of_type[self.etype[score.event_type]] = k
 
-    def dims(self) -> dict[str, pa.Table]:
-        """Small code tables for joins in SQL engines."""
-
-        def table(names: tuple[str, ...]) -> pa.Table:
-            return pa.table(
-                {
-                    "name": pa.array(names, pa.string()),
-                    "code": pa.array(range(len(names)), pa.int16()),
-                }
-            )
-
-        return {
-            "etype_dim": table(self.spec.event_types),
-            "channel_dim": table(self.spec.channels),
-            "action_dim": table(self.spec.actions),
-        }
-
     def one_customer(
         self,
         customer_id: str,

@@ -23,23 +23,6 @@ from features.store import EventStore
 INACTIVE = "inactive"
 
 
-def _code_table(store: EventStore, spec: FeatureSpec) -> pa.Table:
-    """Store event-type code -> stage index (-1: not a customer event) and conversion flag."""
-    stage_index = {s: i for i, s in enumerate(spec.stages)}
-    conv = set(spec.taxonomy.conversion_event_types)
-    codes = store.vocab("event_type")
-    return pa.table(
-        {
-            "code": pa.array(list(codes.values()), pa.int32()),
-            "stage": pa.array(
-                [stage_index.get(spec.taxonomy.event_stage.get(n) or "", -1) for n in codes],
-                pa.int32(),
-            ),
-            "conv": pa.array([n in conv for n in codes], pa.bool_()),
-        }
-    )
-
-
 def labels(
     store: EventStore,
     spec: FeatureSpec,
@@ -50,7 +33,7 @@ def labels(
     if horizon_days < 1 or churn_gap_days < 1:
         raise ValueError("horizon_days and churn_gap_days must be at least 1")
     con = store.con
-    con.register("label_codes", _code_table(store, spec))
+    con.register("label_codes", store.stage_codes(spec.taxonomy))
     end = cutoff + timedelta(days=horizon_days)
     gap = f"INTERVAL {int(churn_gap_days)} DAY"
     stage_names = "[" + ", ".join(f"'{s}'" for s in spec.stages) + "]"

@@ -57,10 +57,6 @@ class FeatureSpec:
     def stages(self) -> tuple[str, ...]:
         return self.taxonomy.stages
 
-    @property
-    def trend_windows(self) -> tuple[int, ...]:
-        return self.windows_days
-
     def definition(self) -> dict[str, Any]:
         return {
             "version": FEATURES_VERSION,

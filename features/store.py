@@ -237,33 +237,6 @@ class EventStore:
             self.con.execute("DROP TABLE IF EXISTS staged_attrs")
         return int(row[0]) if row else 0
 
-    def attributes(self, customer_ids: list[str], names: tuple[str, ...]) -> dict[str, np.ndarray]:
-        """``attr_<name>`` columns aligned with ``customer_ids`` (None where unknown)."""
-        if not names:
-            return {}
-        self.con.register(
-            "wanted",
-            pa.table(
-                {
-                    "customer_id": pa.array(customer_ids, pa.string()),
-                    "ord": pa.array(range(len(customer_ids)), pa.int64()),
-                }
-            ),
-        )
-        try:
-            picks = ", ".join(
-                f"max(a.value) FILTER (WHERE a.name = {sql_literal(n)}) "
-                f"AS {quote_ident('attr_' + n)}"
-                for n in names
-            )
-            got = self.con.execute(f"""
-                SELECT w.ord, {picks} FROM wanted w
-                LEFT JOIN attributes a ON a.customer_id = w.customer_id
-                GROUP BY w.ord ORDER BY w.ord""").to_arrow_table()
-        finally:
-            self.con.unregister("wanted")
-        return {f"attr_{n}": np.asarray(got[f"attr_{n}"].to_pylist(), dtype=object) for n in names}
-
     def attributes_by_key(self, names: tuple[str, ...]) -> dict[str, tuple[np.ndarray, pa.Array]]:
         """Per attribute: codes indexed by customer key (-1 unknown) and their dictionary."""
         size_row = self.con.execute(
@@ -290,6 +263,19 @@ class EventStore:
             codes[keys] = np.where(missing, -1, idx.fill_null(0).to_numpy())
             out[name] = (codes, encoded.dictionary)
         return out
+
+    def stage_codes(self, taxonomy: Taxonomy) -> pa.Table:
+        """Store event-type code -> stage index (-1: not a customer event) and conversion flag,
+        for joins on the integer code column instead of event type strings."""
+        stage_index = {s: i for i, s in enumerate(taxonomy.stages)}
+        conv = set(taxonomy.conversion_event_types)
+        codes = self.vocab("event_type")
+        return pa.table({
+            "code": pa.array(list(codes.values()), pa.int32()),
+            "stage": pa.array([stage_index.get(taxonomy.event_stage.get(n) or "", -1)
+                               for n in codes], pa.int32()),
+            "conv": pa.array([n in conv for n in codes], pa.bool_()),
+        })
 
     def vocab(self, kind: str) -> dict[str, int]:
         """The store's codes of one coded field (event_type, channel or action)."""

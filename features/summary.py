@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import pyarrow as pa
-
 from features.store import EventStore
 from features.taxonomy import Taxonomy
 
@@ -48,19 +46,16 @@ def journey_summary(
 ) -> JourneySummary:
     """Furthest stage per customer from events strictly before ``as_of`` (all events if None)."""
     con = store.con
-    stage_of = {t: s for t, s in taxonomy.event_stage.items() if s is not None}
-    con.register("stage_map", pa.table({
-        "event_type": pa.array(list(stage_of), pa.string()),
-        "stage_idx": pa.array([taxonomy.stage_index(s) for s in stage_of.values()], pa.int32()),
-    }))
+    con.register("stage_map", store.stage_codes(taxonomy))
     try:
         where = "WHERE e.ts < ?" if as_of else ""
         params = [as_of] if as_of else []
-        firsts = ", ".join(f"min(e.ts) FILTER (WHERE m.stage_idx >= {k}) AS reach_{k}"
+        firsts = ", ".join(f"min(e.ts) FILTER (WHERE m.stage >= {k}) AS reach_{k}"
                            for k in range(len(taxonomy.stages)))
         per_customer = f"""
-            SELECT e.customer_id, max(m.stage_idx) AS furthest, min(e.ts) AS first_ts, {firsts}
-            FROM events e LEFT JOIN stage_map m USING (event_type) {where}
+            SELECT e.customer_id, max(m.stage) FILTER (WHERE m.stage >= 0) AS furthest,
+                   min(e.ts) AS first_ts, {firsts}
+            FROM events e JOIN stage_map m ON m.code = e.event_type_code {where}
             GROUP BY e.customer_id"""
         medians = ", ".join(
             f"median(epoch(reach_{k} - first_ts) / 86400.0) FILTER (WHERE furthest >= {k})"

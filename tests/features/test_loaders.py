@@ -1,6 +1,5 @@
 """Loading good rows in every format; timestamps; event types, channels and properties."""
 
-
 from __future__ import annotations
 
 import gzip
@@ -21,13 +20,11 @@ from features.taxonomy import Taxonomy
 if TYPE_CHECKING:
     from tests.conftest import LoadFn
 
-from tests.features.loader_cases import (  # noqa: F401
-    CANONICAL_HEADER,
+from tests.features.loader_cases import (
     GOOD_ROWS,
     assert_good_rows,
     csv_text,
     good_jsonl_rows,
-    json_quote,
     jsonl_text,
     utc,
 )
@@ -100,8 +97,13 @@ def test_jsonl_nested_columns_are_flattened_for_the_mapping(tmp_path: Path, load
         "context": {"campaign": {"source": "Newsletter", "medium": "email"}},
         "properties": {"revenue": 49.9, "products": [{"sku": "A"}]},
     }
-    other = {"userId": "u2", "messageId": "m-2", "timestamp": "2024-02-01T13:00:00Z",
-             "event": "Product Added", "properties": {"revenue": None}}
+    other = {
+        "userId": "u2",
+        "messageId": "m-2",
+        "timestamp": "2024-02-01T13:00:00Z",
+        "event": "Product Added",
+        "properties": {"revenue": None},
+    }
     path = tmp_path / "segment.ndjson"
     path.write_text(jsonl_text([record, other]), encoding="utf-8")
     got = load(path, load_preset("segment")).rows
@@ -118,10 +120,20 @@ def test_jsonl_nested_columns_are_flattened_for_the_mapping(tmp_path: Path, load
 
 def test_jsonl_scalars_become_text(tmp_path: Path, load: LoadFn) -> None:
     path = tmp_path / "e.jsonl"
-    path.write_text(jsonl_text([
-        {"customer_id": 12345, "ts": "2024-01-01", "event_type": "purchase", "value": 7,
-         "action": True},
-    ]), encoding="utf-8")
+    path.write_text(
+        jsonl_text(
+            [
+                {
+                    "customer_id": 12345,
+                    "ts": "2024-01-01",
+                    "event_type": "purchase",
+                    "value": 7,
+                    "action": True,
+                },
+            ]
+        ),
+        encoding="utf-8",
+    )
     (row,) = load(path).rows
     assert row["customer_id"] == "12345"
     assert row["value"] == 7.0
@@ -130,22 +142,32 @@ def test_jsonl_scalars_become_text(tmp_path: Path, load: LoadFn) -> None:
 
 def test_parquet_with_timestamp_and_numeric_columns(tmp_path: Path, load: LoadFn) -> None:
     path = tmp_path / "events.parquet"
-    table = pa.table({
-        "customer_id": ["c1", "c2", "c3", "c4"],
-        "ts": pa.array(
-            [datetime(2024, 1, 1, 10), datetime(2024, 1, 2), datetime(2024, 1, 3, 23, 59, 59),
-             datetime(2024, 1, 4)],
-            pa.timestamp("ms"),
-        ),
-        "event_type": ["purchase", "purchase", "page_view", "purchase"],
-        "value": pa.array([12.5, 0.0, None, 3.0], pa.float64()),
-        "channel": ["Store", None, "app", "app"],
-    })
+    table = pa.table(
+        {
+            "customer_id": ["c1", "c2", "c3", "c4"],
+            "ts": pa.array(
+                [
+                    datetime(2024, 1, 1, 10),
+                    datetime(2024, 1, 2),
+                    datetime(2024, 1, 3, 23, 59, 59),
+                    datetime(2024, 1, 4),
+                ],
+                pa.timestamp("ms"),
+            ),
+            "event_type": ["purchase", "purchase", "page_view", "purchase"],
+            "value": pa.array([12.5, 0.0, None, 3.0], pa.float64()),
+            "channel": ["Store", None, "app", "app"],
+        }
+    )
     pq.write_table(table, path)
     got = load(path)
     assert got.column("customer_id") == ["c1", "c2", "c3", "c4"]
-    assert got.column("ts") == [utc(2024, 1, 1, 10), utc(2024, 1, 2), utc(2024, 1, 3, 23, 59, 59),
-                                utc(2024, 1, 4)]
+    assert got.column("ts") == [
+        utc(2024, 1, 1, 10),
+        utc(2024, 1, 2),
+        utc(2024, 1, 3, 23, 59, 59),
+        utc(2024, 1, 4),
+    ]
     assert got.column("value") == [12.5, 0.0, None, 3.0]
     assert got.column("channel") == ["store", "unknown", "app", "app"]
     assert got.rejects == []
@@ -154,13 +176,23 @@ def test_parquet_with_timestamp_and_numeric_columns(tmp_path: Path, load: LoadFn
 def test_parquet_integer_value_and_zoned_timestamp(tmp_path: Path, load: LoadFn) -> None:
     new_york = timezone(timedelta(hours=-5))
     path = tmp_path / "events.pq"
-    pq.write_table(pa.table({
-        "customer_id": ["c1", "c2"],
-        "ts": pa.array([datetime(2024, 1, 1, 10, tzinfo=new_york), datetime(2024, 1, 1, 23,
-                        tzinfo=new_york)], pa.timestamp("us", tz="America/New_York")),
-        "event_type": ["purchase", "purchase"],
-        "value": pa.array([3, 250], pa.int64()),
-    }), path)
+    pq.write_table(
+        pa.table(
+            {
+                "customer_id": ["c1", "c2"],
+                "ts": pa.array(
+                    [
+                        datetime(2024, 1, 1, 10, tzinfo=new_york),
+                        datetime(2024, 1, 1, 23, tzinfo=new_york),
+                    ],
+                    pa.timestamp("us", tz="America/New_York"),
+                ),
+                "event_type": ["purchase", "purchase"],
+                "value": pa.array([3, 250], pa.int64()),
+            }
+        ),
+        path,
+    )
     got = load(path)
     assert got.column("ts") == [utc(2024, 1, 1, 15), utc(2024, 1, 2, 4)]
     assert got.column("value") == [3.0, 250.0]
@@ -168,13 +200,28 @@ def test_parquet_integer_value_and_zoned_timestamp(tmp_path: Path, load: LoadFn)
 
 def test_parquet_date_column_and_bad_rows_use_row_numbers(tmp_path: Path, load: LoadFn) -> None:
     path = tmp_path / "events.parquet"
-    pq.write_table(pa.table({
-        "customer_id": ["c1", None, "c3", "c4", "c5", "c6"],
-        "ts": pa.array([date(2024, 1, 1), date(2024, 1, 2), None, date(2024, 1, 4),
-                        date(2024, 1, 5), date(2024, 1, 6)], pa.date32()),
-        "event_type": ["purchase"] * 6,
-        "value": pa.array([1.0, 1.0, 1.0, float("nan"), -2.5, float("inf")], pa.float64()),
-    }), path, row_group_size=4)
+    pq.write_table(
+        pa.table(
+            {
+                "customer_id": ["c1", None, "c3", "c4", "c5", "c6"],
+                "ts": pa.array(
+                    [
+                        date(2024, 1, 1),
+                        date(2024, 1, 2),
+                        None,
+                        date(2024, 1, 4),
+                        date(2024, 1, 5),
+                        date(2024, 1, 6),
+                    ],
+                    pa.date32(),
+                ),
+                "event_type": ["purchase"] * 6,
+                "value": pa.array([1.0, 1.0, 1.0, float("nan"), -2.5, float("inf")], pa.float64()),
+            }
+        ),
+        path,
+        row_group_size=4,
+    )
     got = load(path, batch_rows=3)
     assert got.column("customer_id") == ["c1"]
     assert got.column("ts") == [utc(2024, 1, 1)]
@@ -191,15 +238,21 @@ def test_parquet_unreadable_row_group_is_rejected_and_reading_goes_on(
     tmp_path: Path, load: LoadFn
 ) -> None:
     path = tmp_path / "broken.parquet"
-    pq.write_table(pa.table({
-        "customer_id": [f"c{i}" for i in range(6)],
-        "ts": ["2024-01-01"] * 6,
-        "event_type": ["page_view"] * 6,
-    }), path, row_group_size=3)
+    pq.write_table(
+        pa.table(
+            {
+                "customer_id": [f"c{i}" for i in range(6)],
+                "ts": ["2024-01-01"] * 6,
+                "event_type": ["page_view"] * 6,
+            }
+        ),
+        path,
+        row_group_size=3,
+    )
     chunk = pq.ParquetFile(path).metadata.row_group(0).column(0)
     start = chunk.dictionary_page_offset or chunk.data_page_offset
     data = bytearray(path.read_bytes())
-    data[start:start + chunk.total_compressed_size] = b"\xff" * chunk.total_compressed_size
+    data[start : start + chunk.total_compressed_size] = b"\xff" * chunk.total_compressed_size
     path.write_bytes(bytes(data))
     got = load(path)
     assert got.column("customer_id") == ["c3", "c4", "c5"]
@@ -264,8 +317,10 @@ def test_ts_format_from_mapping(
     path = tmp_path / "e.csv"
     path.write_text(f"visitorid,timestamp,event\nv1,{raw},page_view\nv2,garbage,page_view\n")
     mapping = mapping_from_dict(
-        {"columns": {"customer_id": "visitorid", "ts": "timestamp", "event_type": "event"},
-         "ts_format": fmt},
+        {
+            "columns": {"customer_id": "visitorid", "ts": "timestamp", "event_type": "event"},
+            "ts_format": fmt,
+        },
         "m",
     )
     got = load(path, mapping)
@@ -278,8 +333,11 @@ def test_epoch_ms_in_json_numbers(tmp_path: Path, load: LoadFn) -> None:
     path = tmp_path / "e.jsonl"
     path.write_text(jsonl_text([{"visitorid": 7, "timestamp": 1433221332117, "event": "view"}]))
     mapping = mapping_from_dict(
-        {"columns": {"customer_id": "visitorid", "ts": "timestamp", "event_type": "event"},
-         "ts_format": "epoch_ms", "event_types": {"view": "product_view"}},
+        {
+            "columns": {"customer_id": "visitorid", "ts": "timestamp", "event_type": "event"},
+            "ts_format": "epoch_ms",
+            "event_types": {"view": "product_view"},
+        },
         "retailrocket",
     )
     (row,) = load(path, mapping).rows
@@ -319,13 +377,19 @@ def test_event_type_renaming_and_normalisation(tmp_path: Path, load: LoadFn) -> 
         encoding="utf-8",
     )
     mapping = mapping_from_dict(
-        {"columns": {f: f for f in ("customer_id", "ts", "event_type")},
-         "event_types": {"Bought": "purchase", "Sneezed": "teleport"}},
+        {
+            "columns": {f: f for f in ("customer_id", "ts", "event_type")},
+            "event_types": {"Bought": "purchase", "Sneezed": "teleport"},
+        },
         "m",
     )
     got = load(path, mapping)
     assert got.column("event_type") == [
-        "purchase", "add_to_cart", "product_view", "page_view", "purchase"
+        "purchase",
+        "add_to_cart",
+        "product_view",
+        "page_view",
+        "purchase",
     ]
     # A renamed type must still be in the taxonomy, and renaming matches the raw value exactly
     # (case included); the reject shows the raw value.
@@ -339,8 +403,10 @@ def test_unknown_event_type_kept_under_keep_policy(
     tmp_path: Path, load: LoadFn, taxonomy: Taxonomy
 ) -> None:
     path = tmp_path / "e.csv"
-    path.write_text("customer_id,ts,event_type\nc,2024-01-01,Pop-up Email Viewed\nc,2024-01-01,"
-                    "page_view\n", encoding="utf-8")
+    path.write_text(
+        "customer_id,ts,event_type\nc,2024-01-01,Pop-up Email Viewed\nc,2024-01-01,page_view\n",
+        encoding="utf-8",
+    )
     rejected = load(path)
     assert rejected.column("event_type") == ["page_view"]
     assert rejected.reject_tuples() == [
@@ -354,15 +420,22 @@ def test_unknown_event_type_kept_under_keep_policy(
 
 def test_channel_default_constant_and_lowercasing(tmp_path: Path, load: LoadFn) -> None:
     path = tmp_path / "e.csv"
-    path.write_text("customer_id,ts,event_type,channel\nc,2024-01-01,page_view,\n"
-                    "c,2024-01-01,page_view,Paid Social\n", encoding="utf-8")
+    path.write_text(
+        "customer_id,ts,event_type,channel\nc,2024-01-01,page_view,\n"
+        "c,2024-01-01,page_view,Paid Social\n",
+        encoding="utf-8",
+    )
     assert load(path).column("channel") == ["unknown", "paid social"]
     cols = {f: f for f in ("customer_id", "ts", "event_type", "channel")}
     with_default = mapping_from_dict({"columns": cols, "defaults": {"channel": "Web"}}, "m")
     assert load(path, with_default).column("channel") == ["web", "paid social"]
     constant = mapping_from_dict(
-        {"columns": {f: f for f in ("customer_id", "ts", "event_type")},
-         "constants": {"channel": "store"}}, "m")
+        {
+            "columns": {f: f for f in ("customer_id", "ts", "event_type")},
+            "constants": {"channel": "store"},
+        },
+        "m",
+    )
     assert load(path, constant).column("channel") == ["store", "store"]
 
 
@@ -394,8 +467,15 @@ def test_extra_columns_merge_into_a_properties_object(tmp_path: Path, load: Load
         encoding="utf-8",
     )
     mapping = mapping_from_dict(
-        {"columns": {"customer_id": "customer_id", "ts": "ts", "event_type": "event_type",
-                     "properties": "props"}, "properties": ["sku"]},
+        {
+            "columns": {
+                "customer_id": "customer_id",
+                "ts": "ts",
+                "event_type": "event_type",
+                "properties": "props",
+            },
+            "properties": ["sku"],
+        },
         "m",
     )
     got = load(path, mapping)

@@ -1,6 +1,5 @@
 """Sources (files, directories, unknown types), headers, and the load report."""
 
-
 from __future__ import annotations
 
 import gzip
@@ -20,15 +19,8 @@ from features.taxonomy import Taxonomy, load_taxonomy
 if TYPE_CHECKING:
     from tests.conftest import LoadFn
 
-from tests.features.loader_cases import (  # noqa: F401
-    CANONICAL_HEADER,
-    GOOD_ROWS,
-    assert_good_rows,
-    csv_text,
-    good_jsonl_rows,
-    json_quote,
+from tests.features.loader_cases import (
     jsonl_text,
-    utc,
 )
 
 
@@ -40,15 +32,19 @@ def test_directory_loads_every_file(tmp_path: Path, load: LoadFn) -> None:
     (folder / "a.csv").write_text(header + "a1,2024-01-01,page_view\na2,bad,page_view\n")
     (folder / "b.csv.gz").write_bytes(gzip.compress((header + "b1,2024-01-02,purchase\n").encode()))
     (folder / "sub" / "c.jsonl").write_text(
-        jsonl_text([{"customer_id": "c1", "ts": "2024-01-03", "event_type": "review"}]))
-    pq.write_table(pa.table({"customer_id": ["d1"], "ts": ["2024-01-04"],
-                             "event_type": ["referral"]}), folder / "d.parquet")
+        jsonl_text([{"customer_id": "c1", "ts": "2024-01-03", "event_type": "review"}])
+    )
+    pq.write_table(
+        pa.table({"customer_id": ["d1"], "ts": ["2024-01-04"], "event_type": ["referral"]}),
+        folder / "d.parquet",
+    )
     (folder / ".hidden.csv").write_text(header + "h,2024-01-01,page_view\n")
     (folder / "_partial.csv").write_text(header + "p,2024-01-01,page_view\n")
     (folder / "README.md").write_text("not data\n")
     got = load(folder)
-    assert got.report.files == [str(folder / n) for n in ("a.csv", "b.csv.gz", "d.parquet",
-                                                          "sub/c.jsonl")]
+    assert got.report.files == [
+        str(folder / n) for n in ("a.csv", "b.csv.gz", "d.parquet", "sub/c.jsonl")
+    ]
     assert got.column("customer_id") == ["a1", "b1", "d1", "c1"]
     assert got.reject_tuples() == [(3, "ts", "unparseable timestamp", "bad")]
     assert got.rejects[0]["source"] == str(folder / "a.csv")
@@ -129,8 +125,9 @@ def test_report_without_rejects_file(tmp_path: Path, taxonomy: Taxonomy) -> None
 
 def test_report_lines_name_the_rejects_file(tmp_path: Path, load: LoadFn) -> None:
     path = tmp_path / "e.csv"
-    path.write_text("customer_id,ts,event_type\n" + "c,never,page_view\n" * 2
-                    + ",2024-01-01,page_view\n")
+    path.write_text(
+        "customer_id,ts,event_type\n" + "c,never,page_view\n" * 2 + ",2024-01-01,page_view\n"
+    )
     got = load(path)
     lines = got.report.lines()
     assert lines[0] == "read 3 rows from 1 file(s): 0 valid, 3 rejected"
@@ -158,11 +155,20 @@ def test_rejected_raw_row_is_clipped(tmp_path: Path, load: LoadFn) -> None:
 
 def test_jsonl_rows_with_different_keys(tmp_path: Path, load: LoadFn) -> None:
     path = tmp_path / "e.jsonl"
-    path.write_text(jsonl_text([
-        {"customer_id": "c1", "ts": "2024-01-01", "event_type": "page_view"},
-        {"event_type": "purchase", "value": "5.5", "ts": "2024-01-02", "customer_id": "c2",
-         "channel": "App"},
-    ]))
+    path.write_text(
+        jsonl_text(
+            [
+                {"customer_id": "c1", "ts": "2024-01-01", "event_type": "page_view"},
+                {
+                    "event_type": "purchase",
+                    "value": "5.5",
+                    "ts": "2024-01-02",
+                    "customer_id": "c2",
+                    "channel": "App",
+                },
+            ]
+        )
+    )
     got = load(path)
     assert got.column("value") == [None, 5.5]
     assert got.column("channel") == ["unknown", "app"]
