@@ -35,7 +35,7 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/mypy features journey benchmarks
+	$(BIN)/mypy features journey benchmarks models training
 
 # Benchmarks write their figures to benchmarks/results/NAME.json. The features benchmark creates
 # benchmarks/.venv-peers (featuretools, pinned apart from Journey) on first use.

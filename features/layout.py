@@ -82,3 +82,28 @@ def layout(spec: FeatureSpec) -> Layout:
         score_cols.extend(cols)
     block("scores", score_cols)
     return Layout(tuple(names), np.array([offsets[b] for b in BLOCKS], np.int64), tuple(widths))
+
+
+# Feature families that experiments select by name (`features: [rfm, timing]`). Each is a set
+# of blocks, so a family follows the spec (windows, vocabularies) without listing columns.
+FAMILY_BLOCKS: dict[str, tuple[str, ...]] = {
+    "rfm": ("rfm", "rfm_w", "totals"),
+    "types": ("types",),
+    "stages": ("stages", "stage"),
+    "channels": ("chans",),
+    "timing": ("gaps", "sess", "sess_w", "trend"),
+    "actions": ("act_w", "act_a", "act_tail"),
+    "scores": ("scores",),
+}
+FAMILIES = (*FAMILY_BLOCKS, "last", "attributes")
+
+
+def families(spec: FeatureSpec) -> dict[str, tuple[str, ...]]:
+    """Column names of each feature family, in vector order."""
+    lay = layout(spec)
+    bounds = [*lay.offsets.tolist(), lay.width]
+    block_cols = {b: lay.names[bounds[i] : bounds[i + 1]] for i, b in enumerate(BLOCKS)}
+    out = {f: tuple(c for b in bs for c in block_cols[b]) for f, bs in FAMILY_BLOCKS.items()}
+    out["last"] = CATEGORICAL
+    out["attributes"] = tuple(f"attr_{a}" for a in spec.attributes)
+    return out

@@ -168,5 +168,5 @@ def main(
     """Journey command line."""
 
 
-# Commands of the feature pipeline register themselves on `app` when imported.
-from journey import pipeline  # noqa: E402, F401
+# Commands of the feature pipeline and of modelling register themselves on `app` when imported.
+from journey import modeling, pipeline  # noqa: E402, F401

@@ -14,7 +14,8 @@ from features.errors import ConfigError, JourneyError
 
 app = typer.Typer(
     name="journey",
-    help="Predictive journey modelling: simulate, ingest, features, labels (more to come).",
+    help="Predictive journey modelling: simulate, ingest, features, labels, train, compare, "
+    "promote.",
     no_args_is_help=True,
     add_completion=False,
 )

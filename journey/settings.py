@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from training.tracking import Tracking
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JOURNEY_", env_file=".env", extra="ignore")
@@ -15,6 +17,11 @@ class Settings(BaseSettings):
     taxonomy: Path | None = None  # stage taxonomy YAML; default: the one shipped with Journey
     feature_spec: Path | None = None  # feature definitions YAML; default: the shipped one
     snapshots: Path | None = None  # feature/label snapshots; default: <home>/snapshots
+    # MLflow: tracking/registry URI (default: SQLite file <home>/mlflow/mlflow.db) and the
+    # artifact location of experiments Journey creates (default: <home>/mlflow/artifacts).
+    mlflow_tracking_uri: str | None = None
+    mlflow_artifacts: str | None = None
+    promote_margin: float = 0.001  # on the primary metric (AUC, or next-stage log loss)
 
     @property
     def store_path(self) -> Path:
@@ -23,3 +30,8 @@ class Settings(BaseSettings):
     @property
     def snapshots_path(self) -> Path:
         return self.snapshots or self.home / "snapshots"
+
+    def tracking(self) -> Tracking:
+        local = Tracking.local(self.home)
+        return Tracking(self.mlflow_tracking_uri or local.tracking_uri,
+                        self.mlflow_artifacts or local.artifact_root)

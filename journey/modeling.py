@@ -1,0 +1,107 @@
+"""`journey train`, `journey compare` and `journey promote`: models tracked in MLflow."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from features.spec import load_spec
+from features.taxonomy import load_taxonomy
+from journey.common import StoreOpt, TaxonomyOpt, app, friendly_errors
+from journey.pipeline import OutOpt, SpecOpt
+from journey.settings import Settings
+from models.targets import TARGETS
+
+
+@app.command()
+@friendly_errors
+def train(
+    experiment: Annotated[Path, typer.Option("--experiment", help="Experiment spec YAML.")],
+    store: StoreOpt = None,
+    spec: SpecOpt = None,
+    taxonomy: TaxonomyOpt = None,
+    out: OutOpt = None,
+) -> None:
+    """Train every model of an experiment, track it in MLflow, register it, pick challengers."""
+    from training.dataset import SnapshotSource, load_dataset
+    from training.experiment import load_experiment
+    from training.train import Context, train_experiment
+
+    settings = Settings()
+    exp = load_experiment(experiment)
+    feature_spec = load_spec(spec or settings.feature_spec,
+                             load_taxonomy(taxonomy or settings.taxonomy))
+    source = SnapshotSource(store or settings.store_path, out or settings.snapshots_path,
+                            feature_spec, log=typer.echo)
+    started = time.perf_counter()
+    try:
+        ds = load_dataset(exp, source)
+    finally:
+        source.close()
+    typer.echo(f"experiment {exp.name}: {len(ds.train):,} training rows, {len(ds.valid):,} "
+               f"validation, {len(ds.test):,} test (definition {ds.definition_hash})")
+    tracking = settings.tracking()
+    results = train_experiment(exp, ds, Context(tracking, feature_spec, experiment, typer.echo))
+    typer.echo(f"{len(results)} models trained and registered in "
+               f"{time.perf_counter() - started:.1f}s -> {tracking.tracking_uri}")
+
+
+@app.command()
+@friendly_errors
+def compare(
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Folder for leaderboard.md and leaderboard.csv (default: <home>/reports)."
+    )] = None,
+) -> None:
+    """Leaderboard of every tracked model run, ranked on each holdout."""
+    from training.compare import leaderboard, to_markdown, write
+
+    settings = Settings()
+    board = leaderboard(settings.tracking().client())
+    if board.empty:
+        typer.echo("no model runs tracked yet: run `journey train --experiment ...`")
+        return
+    shown = board.drop(columns=["run_id", "definition"], errors="ignore")
+    typer.echo(to_markdown(shown))
+    md, csv = write(board, out or settings.home / "reports")
+    typer.echo(f"-> {md}\n-> {csv}")
+
+
+@app.command()
+@friendly_errors
+def promote(
+    target: Annotated[
+        list[str] | None, typer.Option("--target", help=f"One of {TARGETS}; default: all.")
+    ] = None,
+    margin: Annotated[float | None, typer.Option(
+        help="Required improvement of the primary metric (env JOURNEY_PROMOTE_MARGIN).")] = None,
+    force: Annotated[bool, typer.Option(help="Promote even when the gate says no.")] = False,
+    store: StoreOpt = None,
+    spec: SpecOpt = None,
+    taxonomy: TaxonomyOpt = None,
+    out: OutOpt = None,
+) -> None:
+    """Move `champion` to the challenger when it beats the champion on the same holdout."""
+    from features.errors import ConfigError
+    from training.dataset import SnapshotSource
+    from training.promote import promote_all
+
+    names = target or list(TARGETS)
+    unknown = sorted(set(names) - set(TARGETS))
+    if unknown:
+        raise ConfigError(f"--target {unknown}: not one of {TARGETS}")
+    settings = Settings()
+    feature_spec = load_spec(spec or settings.feature_spec,
+                             load_taxonomy(taxonomy or settings.taxonomy))
+    source = SnapshotSource(store or settings.store_path, out or settings.snapshots_path,
+                            feature_spec, log=typer.echo)
+    try:
+        decisions = promote_all(names, settings.tracking(), source,
+                                settings.promote_margin if margin is None else margin, force)
+    finally:
+        source.close()
+    for d in decisions:
+        typer.echo(f"{d.target}: {'PROMOTED' if d.promoted else 'kept'} — {d.reason}")

@@ -1,0 +1,133 @@
+"""Probability calibration fitted on a later, time-based validation window.
+
+Binary scores get Platt scaling (a logistic fit on the score's logit) or isotonic regression;
+multiclass scores get temperature scaling (Platt's multiclass analogue: one temperature for
+all classes) or per-class isotonic regression with the rows renormalised. ``method="auto"``
+chooses by two-fold cross-validated log loss on the validation rows, so the choice itself is
+not fitted on the rows that judge it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import minimize_scalar
+from sklearn.base import BaseEstimator
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+
+Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
+Method = Literal["auto", "isotonic", "sigmoid", "none"]
+METHODS = ("isotonic", "sigmoid", "none")
+EPS = 1e-6  # isotonic steps reach exact 0 and 1; a floor keeps the log loss finite
+
+
+def _logit(p: Floats) -> Floats:
+    q = np.clip(p, EPS, 1 - EPS)
+    return np.log(q / (1 - q))
+
+
+def _log_loss(proba: Floats, y: Ints) -> float:
+    if proba.ndim == 1:
+        proba = np.column_stack([1 - proba, proba])
+    picked = np.clip(proba[np.arange(len(y)), y], EPS, 1.0)
+    return float(-np.mean(np.log(picked)))
+
+
+class _Fitted:
+    """One calibration map fitted on (score, label) pairs."""
+
+    def __init__(self, method: str, scores: Floats, y: Ints, k: int) -> None:
+        self.method, self.k = method, k
+        self.maps: list[IsotonicRegression] = []
+        if method == "none":
+            return
+        if k == 2 and method == "sigmoid":
+            lr = LogisticRegression(C=1e6, max_iter=1000)
+            lr.fit(_logit(scores)[:, None], y)
+            self.a, self.b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+        elif k == 2:
+            self.maps = [IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1)]
+            self.maps[0].fit(scores, y)
+        elif method == "sigmoid":
+            logp = np.log(np.clip(scores, EPS, 1))
+            res = minimize_scalar(
+                lambda t: _log_loss(_softmax(logp / t), y), bounds=(0.05, 20), method="bounded"
+            )
+            self.temperature = float(res.x)
+        else:
+            self.maps = [
+                IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(
+                    scores[:, c], (y == c).astype(float)
+                )
+                for c in range(k)
+            ]
+
+    def __call__(self, scores: Floats) -> Floats:
+        if self.method == "none":
+            return scores
+        if self.k == 2:
+            if self.method == "sigmoid":
+                out: Floats = 1 / (1 + np.exp(-(self.a * _logit(scores) + self.b)))
+            else:
+                out = self.maps[0].predict(scores)
+            return np.clip(out, EPS, 1 - EPS)
+        if self.method == "sigmoid":
+            return _softmax(np.log(np.clip(scores, EPS, 1)) / self.temperature)
+        cols = np.column_stack([m.predict(scores[:, c]) for c, m in enumerate(self.maps)])
+        cols = np.clip(cols, EPS, None)
+        normed: Floats = cols / cols.sum(axis=1, keepdims=True)
+        return normed
+
+
+def _softmax(z: Floats) -> Floats:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    out: Floats = e / e.sum(axis=1, keepdims=True)
+    return out
+
+
+class ProbabilityCalibrator(BaseEstimator):  # type: ignore[misc]
+    """Maps raw probabilities (n,) for binary or (n, k) for multiclass to calibrated ones."""
+
+    def __init__(self, method: Method = "auto", seed: int = 0) -> None:
+        self.method = method
+        self.seed = seed
+
+    def fit(self, scores: Floats, y: Ints) -> ProbabilityCalibrator:
+        scores, y = np.asarray(scores, np.float64), np.asarray(y, np.int64)
+        if len(scores) != len(y) or len(y) == 0:
+            raise ValueError("calibration needs as many non-empty scores as labels")
+        if len(np.unique(y)) < 2:
+            raise ValueError("calibration needs more than one outcome in the validation window")
+        self.k_ = 2 if scores.ndim == 1 else scores.shape[1]
+        if self.method == "auto":
+            self.cv_log_loss_ = self._cross_validate(scores, y)
+            self.method_ = min(self.cv_log_loss_, key=lambda m: self.cv_log_loss_[m])
+        elif self.method in METHODS:
+            self.cv_log_loss_ = {}
+            self.method_ = self.method
+        else:
+            raise ValueError(f"calibration method must be auto or one of {METHODS}")
+        self.map_ = _Fitted(self.method_, scores, y, self.k_)
+        return self
+
+    def _cross_validate(self, scores: Floats, y: Ints) -> dict[str, float]:
+        fold = np.random.default_rng(self.seed).permutation(len(y)) % 2
+        out = {}
+        for method in METHODS:
+            losses = []
+            for f in (0, 1):
+                fit, held = fold != f, fold == f
+                if len(np.unique(y[fit])) < 2 or not held.any():
+                    continue
+                m = _Fitted(method, scores[fit], y[fit], self.k_)
+                losses.append(_log_loss(m(scores[held]), y[held]))
+            out[method] = float(np.mean(losses)) if losses else float("inf")
+        return out
+
+    def transform(self, scores: Floats) -> Floats:
+        return self.map_(np.asarray(scores, np.float64))

@@ -1,0 +1,58 @@
+"""Loading registered models by alias, natively (the sklearn flavor's pickled estimator, not
+MLflow's pyfunc wrapper, which costs milliseconds per row)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from features.errors import JourneyError
+from models.estimators import JourneyClassifier
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.tracking import MlflowClient
+
+
+class RegistryError(JourneyError):
+    """A registered model or alias that cannot be found or loaded."""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    model: JourneyClassifier
+    version: ModelVersion
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return dict(self.version.tags)
+
+
+def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def load_version(client: MlflowClient, version: ModelVersion) -> Loaded:
+    import mlflow.sklearn
+    from mlflow.exceptions import MlflowException
+
+    uri = f"models:/{version.name}/{version.version}"
+    try:
+        model = mlflow.sklearn.load_model(uri)
+    except (MlflowException, OSError) as exc:
+        raise RegistryError(f"cannot load {uri}: {exc}") from exc
+    if not isinstance(model, JourneyClassifier):
+        raise RegistryError(f"{uri} is a {type(model).__name__}, not a Journey model")
+    return Loaded(model, version)
+
+
+def load_alias(client: MlflowClient, name: str, alias: str) -> Loaded:
+    version = alias_version(client, name, alias)
+    if version is None:
+        raise RegistryError(f"model {name} has no version with alias {alias!r}")
+    return load_version(client, version)

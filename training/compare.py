@@ -1,0 +1,94 @@
+"""`journey compare`: a leaderboard of every tracked model run, read back from MLflow.
+
+Runs are only ranked against runs judged on the same holdout (target, test cutoff, horizon,
+feature definition): a number from another period is not a comparison.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from training.tracking import KIND_TAG
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+PRIMARY = {"next_stage": ("log_loss", True)}  # metric, ascending; binary default below
+METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top_decile",
+           "capture_top_decile", "macro_auc", "top1_accuracy")
+COLUMNS = ("rank", "target", "family", "experiment", "version", "aliases", "holdout", "metric",
+           "score", *METRICS, "train_seconds", "definition", "run_id")
+
+
+def _aliases(client: MlflowClient, names: set[str]) -> dict[tuple[str, str], str]:
+    out: dict[tuple[str, str], str] = {}
+    for name in names:
+        for mv in client.search_model_versions(f"name = '{name}'"):
+            out[(name, str(mv.version))] = ",".join(sorted(mv.aliases))
+    return out
+
+
+def _version_by_run(client: MlflowClient, names: set[str]) -> dict[str, tuple[str, str]]:
+    out = {}
+    for name in names:
+        for mv in client.search_model_versions(f"name = '{name}'"):
+            out[str(mv.run_id)] = (name, str(mv.version))
+    return out
+
+
+def leaderboard(client: MlflowClient) -> pd.DataFrame:
+    """One row per model run, ranked within its holdout by the target's primary metric."""
+    exp_ids = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(exp_ids, filter_string=f"tags.`{KIND_TAG}` = 'model'",
+                              max_results=50_000) if exp_ids else []
+    names = {"journey-" + r.data.tags.get("journey.target", "").replace("_", "-") for r in runs}
+    versions, aliases = _version_by_run(client, names), _aliases(client, names)
+    rows = []
+    for r in runs:
+        tags, m = r.data.tags, r.data.metrics
+        t = tags.get("journey.target", "")
+        metric, _ = PRIMARY.get(t, ("roc_auc", False))
+        name, version = versions.get(r.info.run_id, ("", ""))
+        rows.append({
+            "target": t, "family": tags.get("journey.family", ""),
+            "experiment": tags.get("journey.experiment", ""), "version": version,
+            "aliases": aliases.get((name, version), ""),
+            "holdout": f"{tags.get('journey.test_cutoff', '')} "
+                       f"+{tags.get('journey.horizon_days', '')}d",
+            "metric": metric, "score": m.get(f"test_{metric}"),
+            **{k: m.get(f"test_{k}") for k in METRICS},
+            "train_seconds": m.get("train_seconds"),
+            "definition": tags.get("journey.definition_hash", ""), "run_id": r.info.run_id,
+        })
+    frame = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "rank"])
+    if frame.empty:
+        return frame.assign(rank=pd.Series(dtype=int))[list(COLUMNS)]
+    asc = frame["metric"].eq("log_loss")
+    key = frame["score"].where(asc, -frame["score"])  # smaller is better after this
+    frame["rank"] = key.groupby([frame.target, frame.holdout, frame.definition]).rank(
+        method="min").astype("Int64")
+    frame = frame.assign(_k=key).sort_values(["target", "holdout", "_k"]).drop(columns="_k")
+    return frame[list(COLUMNS)].dropna(axis=1, how="all").reset_index(drop=True)
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    def cell(v: object) -> str:
+        if isinstance(v, float):
+            return "" if pd.isna(v) else f"{v:.4f}"
+        return "" if v is None or v is pd.NA else str(v).replace("|", "\\|")
+
+    head = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(False)]
+    return "\n".join([head, rule, *body]) + "\n"
+
+
+def write(frame: pd.DataFrame, out: Path) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    md, csv = out / "leaderboard.md", out / "leaderboard.csv"
+    md.write_text("# Journey leaderboard\n\n" + to_markdown(frame), encoding="utf-8")
+    frame.to_csv(csv, index=False)
+    return md, csv

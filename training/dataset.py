@@ -1,0 +1,141 @@
+"""Training frames from feature and label snapshots: one row per (customer, cutoff).
+
+Snapshots are read by (feature definition hash, cutoff, horizon); a missing one is computed
+from the event store and written first, so `journey train` works on a fresh store and reuses
+whatever `journey features` / `journey labels` already produced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from features.errors import ConfigError
+from features.snapshot import Snapshot, find_snapshot, write_snapshot
+from features.spec import FeatureSpec
+from features.store import EventStore
+from training.experiment import Experiment
+
+Log = Callable[[str], None]
+LABEL_COLUMNS = (
+    "next_stage",
+    "converted",
+    "churned_inactive",
+    "churned_no_purchase",
+    "churn_days",
+    "churn_observed",
+)
+
+
+def midnight(day: date) -> datetime:
+    """A cutoff given as a date: its midnight, UTC."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+@dataclass
+class SnapshotSource:
+    """Reads snapshots under ``root``, computing missing ones from the store at ``store``."""
+
+    store: Path
+    root: Path
+    spec: FeatureSpec
+    log: Log = print
+    _es: EventStore | None = field(default=None, repr=False)
+
+    def _store(self) -> EventStore:
+        if self._es is None:
+            if not self.store.exists():
+                raise ConfigError(f"event store not found: {self.store}; run `journey ingest`")
+            self._es = EventStore(self.store, read_only=True)
+        return self._es
+
+    def close(self) -> None:
+        if self._es is not None:
+            self._es.close()
+            self._es = None
+
+    def features(self, cutoff: datetime) -> Snapshot:
+        try:
+            return find_snapshot(self.root, "features", self.spec, cutoff)
+        except ConfigError:
+            from features.batch import BatchEngine
+
+            self.log(f"computing features as of {cutoff.date()} ...")
+            table = BatchEngine(self._store(), self.spec).features(cutoff)
+            return write_snapshot(self.root, "features", table, self.spec, cutoff,
+                                  engine="duckdb", store=str(self.store))
+
+    def labels(self, cutoff: datetime, horizon: int, churn_gap: int) -> Snapshot:
+        try:
+            snap = find_snapshot(self.root, "labels", self.spec, cutoff, horizon)
+            if snap.manifest.get("churn_gap_days") == churn_gap:
+                return snap
+        except ConfigError:
+            pass
+        from features.labels import labels
+
+        self._check_observed(cutoff + timedelta(days=horizon))
+        self.log(f"computing labels for ({cutoff.date()}, +{horizon}d] ...")
+        table = labels(self._store(), self.spec, cutoff, horizon, churn_gap)
+        return write_snapshot(self.root, "labels", table, self.spec, cutoff, horizon,
+                              churn_gap_days=churn_gap)
+
+    def _check_observed(self, end: datetime) -> None:
+        latest = self._store().time_range()[1]
+        if latest is None or latest.replace(tzinfo=UTC) < end - timedelta(days=1):
+            raise ConfigError(
+                f"the store's events end at {latest}, before {end.date()}: a label window "
+                "would not be fully observed; choose earlier cutoffs or a shorter horizon"
+            )
+
+    def frame(self, cutoff: datetime, horizon: int, churn_gap: int) -> pd.DataFrame:
+        """Features joined to labels for customers seen before ``cutoff``."""
+        feats = self.features(cutoff).read()
+        labs = self.labels(cutoff, horizon, churn_gap).read()
+        return _join(feats, labs).assign(cutoff=pd.Timestamp(cutoff))
+
+
+def _join(feats: pa.Table, labs: pa.Table) -> pd.DataFrame:
+    joined = feats.join(labs.select(["customer_id", *LABEL_COLUMNS]), "customer_id",
+                        join_type="inner")
+    frame: pd.DataFrame = joined.to_pandas().sort_values("customer_id", ignore_index=True)
+    return frame
+
+
+def sample_ids(ids: pd.Series, n: int, seed: int) -> pd.Series:
+    """A stable customer sample: the same customers at every cutoff for a given seed."""
+    key = pd.util.hash_pandas_object(ids.astype(str) + f"#{seed}", index=False)
+    return ids.isin(set(ids[key.rank(method="first") <= n]))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    test: pd.DataFrame
+    definition_hash: str
+    feature_columns: tuple[str, ...]
+
+
+def load_dataset(exp: Experiment, source: SnapshotSource) -> Dataset:
+    """The experiment's train / valid / test frames (validation and test never sampled)."""
+    h, gap = exp.horizon_days, exp.churn_gap_days
+    parts = []
+    for day in sorted(exp.cutoffs.train):
+        part = source.frame(midnight(day), h, gap)
+        if exp.sample_customers is not None:
+            part = part[sample_ids(part["customer_id"], exp.sample_customers, exp.seed)]
+        parts.append(part)
+    train = pd.concat(parts, ignore_index=True)
+    valid = source.frame(midnight(exp.cutoffs.valid), h, gap)
+    test = source.frame(midnight(exp.cutoffs.test), h, gap)
+    for name, part in (("train", train), ("valid", valid), ("test", test)):
+        if part.empty:
+            raise ConfigError(f"experiment {exp.name}: the {name} cutoffs have no customers")
+    columns = tuple(c for c in test.columns if c not in ("customer_id", "cutoff", *LABEL_COLUMNS))
+    return Dataset(train, valid, test, source.spec.hash, columns)

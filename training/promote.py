@@ -1,0 +1,129 @@
+"""`journey promote`: the champion/challenger gate.
+
+The challenger and the champion are scored on the same rows: the challenger's holdout (its
+experiment's test cutoff and horizon, read from the feature and label snapshots). `champion`
+moves only when the challenger beats it on the target's primary metric by more than the
+margin; every decision, promoted or not, is logged to MLflow with its reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import TYPE_CHECKING
+
+from features.errors import ConfigError
+from models.registry import Loaded, alias_version, load_version
+from models.targets import Target, target
+from training import evaluate
+from training.dataset import SnapshotSource, midnight
+from training.tracking import KIND_TAG, PROMOTION_EXPERIMENT, Tracking
+from training.train import CHALLENGER, CHAMPION
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+# Tags that must agree for two models to be judged on one holdout.
+COMPARABLE = ("journey.definition_hash", "journey.label", "journey.horizon_days")
+
+
+@dataclass(frozen=True)
+class Decision:
+    target: str
+    promoted: bool
+    reason: str
+    metric: str = ""
+    margin: float = 0.0
+    challenger_version: str | None = None
+    champion_version: str | None = None
+    challenger_score: float | None = None
+    champion_score: float | None = None
+    holdout: str = ""
+
+
+def _score(t: Target, loaded: Loaded, source: SnapshotSource, tags: dict[str, str]) -> float:
+    frame = source.frame(
+        midnight(date.fromisoformat(tags["journey.test_cutoff"])),
+        int(tags["journey.horizon_days"]),
+        int(tags["journey.churn_gap_days"]),
+    )
+    y, known = t.encode(frame)
+    proba = loaded.model.predict_proba(frame[known])
+    return evaluate.primary(t, evaluate.metrics(t, y[known], proba))
+
+
+def decide(name: str, client: MlflowClient, source: SnapshotSource, margin: float,
+           force: bool = False) -> Decision:
+    """Compare the challenger with the champion; move `champion` if the challenger wins."""
+    registered = target(name, source.spec.stages).registered_name
+    ch = alias_version(client, registered, CHALLENGER)
+    if ch is None:
+        return Decision(name, False, "no challenger: run `journey train` first")
+    tags = dict(ch.tags)
+    t = target(name, source.spec.stages, tags.get("journey.label", "churned_inactive"))
+    if tags.get("journey.definition_hash") != source.spec.hash:
+        raise ConfigError(
+            f"{registered} v{ch.version} was trained on feature definition "
+            f"{tags.get('journey.definition_hash')}; the current spec is {source.spec.hash}"
+        )
+    d = Decision(name, False, "", t.primary_metric, margin, str(ch.version),
+                 holdout=f"{tags['journey.test_cutoff']} +{tags['journey.horizon_days']}d")
+    d = replace(d, challenger_score=_score(t, load_version(client, ch), source, tags))
+    champ = alias_version(client, registered, CHAMPION)
+    if champ is None:
+        return _apply(client, t, d, True, "no champion yet: the challenger becomes champion")
+    d = replace(d, champion_version=str(champ.version))
+    if d.champion_version == d.challenger_version:
+        return replace(d, reason="the challenger is already the champion")
+    differs = [k for k in COMPARABLE if dict(champ.tags).get(k) != tags.get(k)]
+    if differs:
+        why = f"not comparable on one holdout (they differ in {', '.join(differs)})"
+        return _apply(client, t, d, force, why + ("; promoted by --force" if force else ""))
+    d = replace(d, champion_score=_score(t, load_version(client, champ), source, tags))
+    assert d.challenger_score is not None and d.champion_score is not None
+    wins = evaluate.better(t, d.challenger_score, d.champion_score, margin)
+    why = (f"challenger v{d.challenger_version} {d.metric} {d.challenger_score:.4f} "
+           f"{'beats' if wins else 'does not beat'} champion v{d.champion_version} "
+           f"{d.champion_score:.4f} by more than {margin} on {d.holdout}")
+    return _apply(client, t, d, wins or force,
+                  why + ("; promoted by --force" if force and not wins else ""))
+
+
+def _apply(client: MlflowClient, t: Target, d: Decision, promote: bool, reason: str) -> Decision:
+    d = replace(d, promoted=promote, reason=reason)
+    if promote and d.challenger_version is not None:
+        client.set_registered_model_alias(t.registered_name, CHAMPION, d.challenger_version)
+    if d.challenger_version is not None:
+        client.set_model_version_tag(t.registered_name, d.challenger_version,
+                                     "journey.promotion", reason)
+    return d
+
+
+def log_decision(tracking: Tracking, client: MlflowClient, d: Decision) -> None:
+    import mlflow
+
+    exp_id = tracking.experiment_id(client, PROMOTION_EXPERIMENT)
+    with mlflow.start_run(experiment_id=exp_id, run_name=f"promote-{d.target}",
+                          nested=mlflow.active_run() is not None):
+        mlflow.set_tags({KIND_TAG: "promotion", "journey.target": d.target,
+                         "journey.decision": "promoted" if d.promoted else "kept",
+                         "journey.reason": d.reason})
+        mlflow.log_params({"metric": d.metric, "margin": d.margin, "holdout": d.holdout,
+                           "challenger_version": d.challenger_version,
+                           "champion_version": d.champion_version})
+        mlflow.log_metric("promoted", float(d.promoted))
+        for key in ("challenger_score", "champion_score"):
+            value = getattr(d, key)
+            if value is not None:
+                mlflow.log_metric(key, value)
+
+
+def promote_all(names: list[str], tracking: Tracking, source: SnapshotSource, margin: float,
+                force: bool = False) -> list[Decision]:
+    client = tracking.client()
+    decisions = []
+    for name in names:
+        d = decide(name, client, source, margin, force)
+        log_decision(tracking, client, d)
+        decisions.append(d)
+    return decisions

@@ -1,0 +1,60 @@
+"""MLflow wiring: where runs and models go, with nothing reaching the network.
+
+Embedded default: a SQLite backend file and a local artifact directory (both configurable by
+URI, so a team can point at a tracking server instead). Telemetry is switched off before
+MLflow is imported anywhere in the process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+TRAINING_EXPERIMENT = "journey-training"
+PROMOTION_EXPERIMENT = "journey-promotions"
+KIND_TAG = "journey.kind"  # "training" (one per `journey train`), "model", "promotion"
+
+
+def quiet_mlflow() -> None:
+    """No telemetry, no environment inference over the network, no progress bars."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+
+
+@dataclass(frozen=True)
+class Tracking:
+    tracking_uri: str
+    artifact_root: str | None = None  # for experiments this creates; None: MLflow's default
+
+    @classmethod
+    def local(cls, home: Path) -> Tracking:
+        """The embedded default under ``home``: mlflow/mlflow.db and mlflow/artifacts."""
+        root = home.resolve() / "mlflow"
+        return cls(f"sqlite:///{root / 'mlflow.db'}", (root / "artifacts").as_uri())
+
+    def client(self) -> MlflowClient:
+        quiet_mlflow()
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        if self.tracking_uri.startswith("sqlite:///"):
+            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
+                parents=True, exist_ok=True
+            )
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        return MlflowClient(self.tracking_uri, self.tracking_uri)
+
+    def experiment_id(self, client: MlflowClient, name: str) -> str:
+        found = client.get_experiment_by_name(name)
+        if found is not None:
+            return str(found.experiment_id)
+        return str(client.create_experiment(name, artifact_location=self.artifact_root))

@@ -1,0 +1,198 @@
+"""`journey train`: fit every (target, model family) of an experiment, track it in MLflow,
+register the model, and give the target's best candidate on validation the `challenger` alias.
+
+One parent run per invocation (or the run `mlflow run` started) holds the experiment spec;
+each model is a nested run with its params, metrics on the validation and test windows,
+plots, holdout predictions and the model itself (sklearn flavor: estimator + preprocessing +
+calibration in one object, loaded natively by serving).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.layout import families
+from features.spec import FeatureSpec
+from models.estimators import JourneyClassifier, LogisticBaseline
+from models.lgbm import LightGBMClassifier
+from models.targets import Target, target
+from training import evaluate
+from training.dataset import Dataset
+from training.experiment import Experiment, ModelSpec
+from training.model_io import log_model
+from training.search import Trial, random_search
+from training.tracking import KIND_TAG, TRAINING_EXPERIMENT, Tracking
+
+Log = Callable[[str], None]
+CHALLENGER = "challenger"
+CHAMPION = "champion"
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    target: str
+    family: str
+    run_id: str
+    version: str
+    valid: dict[str, float]
+    test: dict[str, float]
+    seconds: float
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Context:
+    tracking: Tracking
+    spec: FeatureSpec
+    experiment_file: Path | None = None
+    log: Log = print
+
+
+def feature_columns(model: ModelSpec, spec: FeatureSpec, available: tuple[str, ...]) -> list[str]:
+    by_family = families(spec)
+    wanted = [c for f in model.feature_families for c in by_family[f]]
+    return [c for c in wanted if c in available]
+
+
+def _estimator(t: Target, model: ModelSpec, columns: list[str], exp: Experiment,
+               params: dict[str, Any]) -> JourneyClassifier:
+    common: dict[str, Any] = {"classes": t.classes, "columns": columns,
+                              "calibration": exp.calibration, "seed": exp.seed}
+    try:
+        if model.family == "baseline":
+            return LogisticBaseline(**common, **params)
+        return LightGBMClassifier(**common, **params)
+    except TypeError as exc:  # an unknown key in the experiment's params
+        raise ValueError(f"{model.family} params {sorted(params)}: {exc}") from exc
+
+
+def _rows(t: Target, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    y, known = t.encode(frame)
+    return frame[known], y[known]
+
+
+def fit_model(t: Target, model: ModelSpec, ds: Dataset, exp: Experiment, spec: FeatureSpec
+              ) -> tuple[JourneyClassifier, list[Trial]]:
+    columns = feature_columns(model, spec, ds.feature_columns)
+    (x_tr, y_tr), (x_va, y_va) = _rows(t, ds.train), _rows(t, ds.valid)
+
+    def fit(params: dict[str, Any]) -> Any:
+        return _estimator(t, model, columns, exp, params).fit(x_tr, y_tr, eval_set=(x_va, y_va))
+
+    if model.search is None:
+        return fit(model.params), []
+    best, trials = random_search(fit, model.search, model.params, exp.seed)
+    return best, trials
+
+
+def _log_run(t: Target, model: ModelSpec, est: JourneyClassifier, trials: list[Trial],
+             ds: Dataset, exp: Experiment) -> dict[str, dict[str, float]]:
+    import mlflow
+
+    scores = {}
+    for split, frame in (("valid", ds.valid), ("test", ds.test)):
+        x, y = _rows(t, frame)
+        proba = est.predict_proba(x)
+        scores[split] = evaluate.metrics(t, y, proba)
+        mlflow.log_metrics({f"{split}_{k}": v for k, v in scores[split].items()
+                            if np.isfinite(v)})
+    for i, trial in enumerate(trials):
+        mlflow.log_metric("search_valid_log_loss", trial.valid_log_loss, step=i)
+    x, y = _rows(t, ds.test)
+    proba = est.predict_proba(x)
+    with tempfile.TemporaryDirectory() as tmp:
+        evaluate.write_plots(t, y, proba, est.importances(), Path(tmp) / "plots")
+        mlflow.log_artifacts(str(Path(tmp) / "plots"), "plots")
+        preds = pd.DataFrame(proba, columns=[f"p_{c}" for c in t.classes])
+        preds.insert(0, "label", y)
+        preds.insert(0, "customer_id", x["customer_id"].to_numpy())
+        preds.to_parquet(Path(tmp) / "holdout_predictions.parquet")
+        mlflow.log_artifact(str(Path(tmp) / "holdout_predictions.parquet"))
+    return scores
+
+
+def train_one(t: Target, model: ModelSpec, ds: Dataset, exp: Experiment, ctx: Context
+              ) -> ModelResult:
+    import mlflow
+
+    started = time.perf_counter()
+    est, trials = fit_model(t, model, ds, exp, ctx.spec)
+    seconds = time.perf_counter() - started
+    params = {k: v for k, v in est.get_params().items() if k not in ("classes", "columns")}
+    with mlflow.start_run(run_name=f"{t.name}-{model.family}", nested=True) as run:
+        mlflow.set_tags(_tags(t, model, exp, ds, "model"))
+        mlflow.log_params({**{f"model.{k}": v for k, v in params.items()},
+                           "features": ",".join(model.feature_families),
+                           "n_features": len(est.feature_names_in_),
+                           "calibration_method": est.calibrator_.method_,
+                           "search_trials": len(trials)})
+        mlflow.log_metric("train_seconds", seconds)
+        mlflow.log_metric("train_rows", float(len(_rows(t, ds.train)[0])))
+        if isinstance(est, LightGBMClassifier):
+            mlflow.log_metric("best_iteration", est.best_iteration_)
+        scores = _log_run(t, model, est, trials, ds, exp)
+        version = log_model(est, t, ds.test, _tags(t, model, exp, ds, "model"))
+    ctx.log(f"  {t.name:<10} {model.family:<8} valid {t.primary_metric} "
+            f"{evaluate.primary(t, scores['valid']):.4f}  test "
+            f"{evaluate.primary(t, scores['test']):.4f}  v{version}  {seconds:.1f}s")
+    return ModelResult(t.name, model.family, run.info.run_id, version, scores["valid"],
+                       scores["test"], seconds, params)
+
+
+def _tags(t: Target, model: ModelSpec, exp: Experiment, ds: Dataset, kind: str
+          ) -> dict[str, str]:
+    return {
+        KIND_TAG: kind,
+        "journey.experiment": exp.name,
+        "journey.target": t.name,
+        "journey.family": model.family,
+        "journey.label": t.label,
+        "journey.definition_hash": ds.definition_hash,
+        "journey.horizon_days": str(exp.horizon_days),
+        "journey.churn_gap_days": str(exp.churn_gap_days),
+        "journey.train_cutoffs": ",".join(str(d) for d in sorted(exp.cutoffs.train)),
+        "journey.valid_cutoff": str(exp.cutoffs.valid),
+        "journey.test_cutoff": str(exp.cutoffs.test),
+        "journey.seed": str(exp.seed),
+    }
+
+
+def train_experiment(exp: Experiment, ds: Dataset, ctx: Context) -> list[ModelResult]:
+    """Train, log and register every model; alias each target's best as `challenger`."""
+    import mlflow
+
+    client = ctx.tracking.client()
+    if os.environ.get("MLFLOW_RUN_ID"):  # inside `mlflow run`: nest under its run
+        parent = mlflow.start_run()
+    else:
+        exp_id = ctx.tracking.experiment_id(client, TRAINING_EXPERIMENT)
+        parent = mlflow.start_run(experiment_id=exp_id, run_name=exp.name)
+    results: list[ModelResult] = []
+    with parent:
+        mlflow.set_tags({KIND_TAG: "training", "journey.experiment": exp.name,
+                         "journey.definition_hash": ds.definition_hash})
+        mlflow.log_params(exp.flat_params())
+        if ctx.experiment_file is not None:
+            mlflow.log_artifact(str(ctx.experiment_file), "experiment")
+        mlflow.log_dict(ctx.spec.definition(), "features/definition.json")
+        for name in exp.targets:
+            t = target(name, ctx.spec.stages, exp.churn_label)
+            done = [train_one(t, m, ds, exp, ctx) for m in exp.models]
+            best = done[0]
+            for r in done[1:]:
+                score, best_score = evaluate.primary(t, r.valid), evaluate.primary(t, best.valid)
+                if evaluate.better(t, score, best_score):
+                    best = r
+            client.set_registered_model_alias(t.registered_name, CHALLENGER, best.version)
+            ctx.log(f"  {t.registered_name} v{best.version} ({best.family}) is the challenger")
+            results += done
+    return results
