@@ -29,6 +29,9 @@ demo: setup
 	$(BIN)/journey attributes $(DEMO)/sim/customers --store $(DEMO)/events.duckdb
 	$(BIN)/journey features --as-of 2025-10-01 --store $(DEMO)/events.duckdb --out $(DEMO)/snapshots
 	$(BIN)/journey labels --as-of 2025-10-01 --horizon 30 --store $(DEMO)/events.duckdb --out $(DEMO)/snapshots
+	JOURNEY_HOME=$(DEMO) $(BIN)/journey train --experiment experiments/default.yaml --store $(DEMO)/events.duckdb --out $(DEMO)/snapshots
+	JOURNEY_HOME=$(DEMO) $(BIN)/journey promote --store $(DEMO)/events.duckdb --out $(DEMO)/snapshots
+	JOURNEY_HOME=$(DEMO) $(BIN)/journey compare --out $(DEMO)/reports
 
 test: setup
 	$(BIN)/python -m pytest -q
@@ -38,8 +41,8 @@ lint: setup
 	$(BIN)/mypy features journey benchmarks models training
 
 # Benchmarks write their figures to benchmarks/results/NAME.json. The features benchmark creates
-# benchmarks/.venv-peers (featuretools, pinned apart from Journey) on first use.
-BENCHES := simulate features
+# benchmarks/.venv-peers (featuretools, lifetimes: pinned apart from Journey) on first use.
+BENCHES := simulate features quality
 
 bench: setup
 	for b in $(BENCHES); do $(BIN)/python benchmarks/$$b.py || exit 1; done

@@ -13,10 +13,9 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize, minimize_scalar
 from sklearn.base import BaseEstimator
 from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -46,9 +45,7 @@ class _Fitted:
         if method == "none":
             return
         if k == 2 and method == "sigmoid":
-            lr = LogisticRegression(C=1e6, max_iter=1000)
-            lr.fit(_logit(scores)[:, None], y)
-            self.a, self.b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+            self.a, self.b = _platt(_logit(scores), y)
         elif k == 2:
             self.maps = [IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1)]
             self.maps[0].fit(scores, y)
@@ -81,6 +78,23 @@ class _Fitted:
         cols = np.clip(cols, EPS, None)
         normed: Floats = cols / cols.sum(axis=1, keepdims=True)
         return normed
+
+
+def _platt(z: Floats, y: Ints) -> tuple[float, float]:
+    """Platt's fit with his smoothed targets, (n+ + 1)/(n+ + 2) and 1/(n- + 2): with few
+    positives a plain logistic fit on the score runs to huge (even negative) slopes."""
+    pos, neg = int(y.sum()), int(len(y) - y.sum())
+    target = np.where(y == 1, (pos + 1) / (pos + 2), 1 / (neg + 2))
+
+    def loss(ab: Floats) -> tuple[float, Floats]:
+        s = ab[0] * z + ab[1]
+        p = 1 / (1 + np.exp(-np.clip(s, -35, 35)))
+        nll = np.logaddexp(0, s) - target * s  # -[t log p + (1 - t) log(1 - p)]
+        grad = p - target
+        return float(nll.sum()), np.array([float(grad @ z), float(grad.sum())])
+
+    res = minimize(loss, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
+    return float(res.x[0]), float(res.x[1])
 
 
 def _softmax(z: Floats) -> Floats:

@@ -41,15 +41,18 @@ class JourneyClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             list(self.columns) if self.columns else [c for c in X.columns if c != "customer_id"],
             dtype=object,
         )
-        missing = [c for c in self.feature_names_in_ if c not in X.columns]
-        if missing:
-            raise ValueError(f"feature columns missing from the training frame: {missing}")
+        self._check_columns(X, "the training frame")
         y_fit, (X_val, y_val) = self._labels(y), eval_set  # noqa: N806
         y_val = self._labels(y_val)
         self._fit_raw(X[list(self.feature_names_in_)], y_fit, X_val, y_val)
         self.calibrator_ = ProbabilityCalibrator(self.calibration, self.seed)
         self.calibrator_.fit(self.predict_raw(X_val), y_val)
         return self
+
+    def _check_columns(self, X: pd.DataFrame, where: str) -> None:  # noqa: N803
+        missing = [c for c in self.feature_names_in_ if c not in X.columns]
+        if missing:
+            raise ValueError(f"feature columns missing from {where}: {missing}")
 
     def _labels(self, y: npt.ArrayLike) -> Ints:
         arr = np.asarray(y, dtype=np.int64)
@@ -70,6 +73,7 @@ class JourneyClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def predict_proba(self, X: pd.DataFrame) -> Floats:  # noqa: N803
         """Calibrated probabilities, one column per class (binary: [P(0), P(1)])."""
+        self._check_columns(X, "the input")
         p = self.calibrator_.transform(self.predict_raw(X))
         if p.ndim == 1:
             return np.column_stack([1 - p, p])
@@ -98,6 +102,7 @@ class LogisticBaseline(JourneyClassifier):
         columns: Sequence[str] | None = None,
         C: float = 1.0,  # noqa: N803
         max_iter: int = 2000,
+        max_rows: int | None = 100_000,
         calibration: Method = "auto",
         seed: int = 0,
     ) -> None:
@@ -105,6 +110,7 @@ class LogisticBaseline(JourneyClassifier):
         self.columns = columns
         self.C = C
         self.max_iter = max_iter
+        self.max_rows = max_rows
         self.calibration = calibration
         self.seed = seed
 
@@ -129,6 +135,12 @@ class LogisticBaseline(JourneyClassifier):
         self.mean_ = logged.mean(axis=0)
         self.scale_ = np.where(logged.std(axis=0) > 0, logged.std(axis=0), 1.0)
         self.onehot_ = CategoricalEncoder("onehot", min_count=20).fit(X[cats]) if cats else None
+        # A few dozen coefficients are settled long before 100k rows; the multinomial fit on
+        # every row of a 200k-customer x 4-cutoff run would cost minutes for nothing.
+        if self.max_rows is not None and len(X) > self.max_rows:
+            keep = np.sort(np.random.default_rng(self.seed).choice(len(X), self.max_rows,
+                                                                    replace=False))
+            X, y = X.iloc[keep], y[keep]  # noqa: N806
         self.model_ = LogisticRegression(C=self.C, max_iter=self.max_iter)
         self.model_.fit(self._design(X), y)
 

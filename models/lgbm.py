@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import lightgbm as lgb
@@ -11,6 +12,7 @@ import pandas as pd
 
 from features.encoding import CategoricalEncoder
 from models.calibration import Method
+from models.derived import with_ratios
 from models.estimators import Floats, Ints, JourneyClassifier
 
 
@@ -31,9 +33,12 @@ class LightGBMClassifier(JourneyClassifier):
         feature_fraction: float = 0.8,
         bagging_fraction: float = 0.8,
         lambda_l2: float = 1.0,
+        max_bin: int = 255,
+        linear_tree: bool = False,
+        ratios: bool = True,
         max_rounds: int = 2000,
         early_stopping_rounds: int = 50,
-        num_threads: int = 0,
+        num_threads: int = 0,  # 0: every CPU this process may use
         calibration: Method = "auto",
         seed: int = 0,
     ) -> None:
@@ -45,6 +50,9 @@ class LightGBMClassifier(JourneyClassifier):
         self.feature_fraction = feature_fraction
         self.bagging_fraction = bagging_fraction
         self.lambda_l2 = lambda_l2
+        self.max_bin = max_bin
+        self.linear_tree = linear_tree
+        self.ratios = ratios
         self.max_rounds = max_rounds
         self.early_stopping_rounds = early_stopping_rounds
         self.num_threads = num_threads
@@ -65,7 +73,11 @@ class LightGBMClassifier(JourneyClassifier):
             "bagging_fraction": self.bagging_fraction,
             "bagging_freq": 1 if self.bagging_fraction < 1 else 0,
             "lambda_l2": self.lambda_l2,
-            "num_threads": self.num_threads,
+            "max_bin": self.max_bin,
+            # Linear leaves extrapolate past the training range (e.g. longer recencies than
+            # any training cutoff could show); plain leaves stay flat there.
+            "linear_tree": self.linear_tree,
+            "num_threads": self.num_threads or len(os.sched_getaffinity(0)),
             "seed": self.seed,
             # Same seed, same data -> same model, whatever the thread timing.
             "deterministic": True,
@@ -75,11 +87,12 @@ class LightGBMClassifier(JourneyClassifier):
 
     def matrix(self, X: pd.DataFrame) -> npt.NDArray[np.float32]:  # noqa: N803
         """The encoded float matrix LightGBM reads (categoricals as codes, missing as NaN)."""
-        encoded = self.encoder_.transform(X[list(self.feature_names_in_)])
+        inputs = X[list(self.feature_names_in_)]
+        encoded = self.encoder_.transform(with_ratios(inputs) if self.ratios else inputs)
         return encoded.to_numpy(np.float32)
 
     def _fit_raw(self, X: pd.DataFrame, y: Ints, X_val: pd.DataFrame, y_val: Ints) -> None:  # noqa: N803
-        self.encoder_ = CategoricalEncoder("codes").fit(X)
+        self.encoder_ = CategoricalEncoder("codes").fit(with_ratios(X) if self.ratios else X)
         names = list(self.encoder_.feature_names_out_)
         cats = [names.index(c) for c in self.encoder_.categorical_]
         train = lgb.Dataset(

@@ -24,11 +24,18 @@ COLUMNS = ("rank", "target", "family", "experiment", "version", "aliases", "hold
 
 
 def _aliases(client: MlflowClient, names: set[str]) -> dict[tuple[str, str], str]:
-    out: dict[tuple[str, str], str] = {}
+    # search_model_versions leaves `aliases` empty on SQL stores; the registered model has them.
+    from mlflow.exceptions import MlflowException
+
+    out: dict[tuple[str, str], list[str]] = {}
     for name in names:
-        for mv in client.search_model_versions(f"name = '{name}'"):
-            out[(name, str(mv.version))] = ",".join(sorted(mv.aliases))
-    return out
+        try:
+            aliases = client.get_registered_model(name).aliases
+        except MlflowException:
+            continue
+        for alias, version in aliases.items():
+            out.setdefault((name, str(version)), []).append(alias)
+    return {k: ",".join(sorted(v)) for k, v in out.items()}
 
 
 def _version_by_run(client: MlflowClient, names: set[str]) -> dict[str, tuple[str, str]]:

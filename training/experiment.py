@@ -64,6 +64,15 @@ class Search(_Strict):
     )
 
 
+def tunable(family: str) -> set[str]:
+    """Constructor params an experiment may set (the rest come from the experiment itself)."""
+    from models.estimators import LogisticBaseline
+    from models.lgbm import LightGBMClassifier
+
+    cls = LogisticBaseline if family == "baseline" else LightGBMClassifier
+    return set(cls().get_params()) - {"classes", "columns", "calibration", "seed"}
+
+
 class ModelSpec(_Strict):
     family: Literal["baseline", "lightgbm"]
     params: dict[str, Any] = Field(default_factory=dict)
@@ -77,6 +86,14 @@ class ModelSpec(_Strict):
             raise ValueError(f"unknown feature families {sorted(unknown)}; known: {FAMILIES}")
         if self.search is not None and self.family != "lightgbm":
             raise ValueError("search is only available for the lightgbm family")
+        allowed = tunable(self.family)
+        unknown_params = sorted(set(self.params) - allowed)
+        if unknown_params:
+            raise ValueError(f"unknown {self.family} params {unknown_params}; "
+                             f"allowed: {sorted(allowed)}")
+        if self.search is not None and set(self.search.space) - allowed:
+            raise ValueError(f"search space has unknown params "
+                             f"{sorted(set(self.search.space) - allowed)}")
         return self
 
     @property

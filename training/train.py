@@ -22,6 +22,7 @@ import pandas as pd
 
 from features.layout import families
 from features.spec import FeatureSpec
+from models.calibration import Method
 from models.estimators import JourneyClassifier, LogisticBaseline
 from models.lgbm import LightGBMClassifier
 from models.targets import Target, target
@@ -63,16 +64,13 @@ def feature_columns(model: ModelSpec, spec: FeatureSpec, available: tuple[str, .
     return [c for c in wanted if c in available]
 
 
-def _estimator(t: Target, model: ModelSpec, columns: list[str], exp: Experiment,
+def _estimator(t: Target, model: ModelSpec, columns: list[str], calibration: Method, seed: int,
                params: dict[str, Any]) -> JourneyClassifier:
     common: dict[str, Any] = {"classes": t.classes, "columns": columns,
-                              "calibration": exp.calibration, "seed": exp.seed}
-    try:
-        if model.family == "baseline":
-            return LogisticBaseline(**common, **params)
-        return LightGBMClassifier(**common, **params)
-    except TypeError as exc:  # an unknown key in the experiment's params
-        raise ValueError(f"{model.family} params {sorted(params)}: {exc}") from exc
+                              "calibration": calibration, "seed": seed}
+    if model.family == "baseline":
+        return LogisticBaseline(**common, **params)
+    return LightGBMClassifier(**common, **params)
 
 
 def _rows(t: Target, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
@@ -80,17 +78,20 @@ def _rows(t: Target, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     return frame[known], y[known]
 
 
-def fit_model(t: Target, model: ModelSpec, ds: Dataset, exp: Experiment, spec: FeatureSpec
+def fit_model(t: Target, model: ModelSpec, ds: Dataset, spec: FeatureSpec,
+              calibration: Method = "auto", seed: int = 0
               ) -> tuple[JourneyClassifier, list[Trial]]:
+    """Fit on ``ds.train``, early-stop and calibrate on ``ds.valid`` (searching if asked)."""
     columns = feature_columns(model, spec, ds.feature_columns)
     (x_tr, y_tr), (x_va, y_va) = _rows(t, ds.train), _rows(t, ds.valid)
 
     def fit(params: dict[str, Any]) -> Any:
-        return _estimator(t, model, columns, exp, params).fit(x_tr, y_tr, eval_set=(x_va, y_va))
+        est = _estimator(t, model, columns, calibration, seed, params)
+        return est.fit(x_tr, y_tr, eval_set=(x_va, y_va))
 
     if model.search is None:
         return fit(model.params), []
-    best, trials = random_search(fit, model.search, model.params, exp.seed)
+    best, trials = random_search(fit, model.search, model.params, seed)
     return best, trials
 
 
@@ -124,11 +125,15 @@ def train_one(t: Target, model: ModelSpec, ds: Dataset, exp: Experiment, ctx: Co
               ) -> ModelResult:
     import mlflow
 
+    parent = mlflow.active_run()
+    assert parent is not None, "train_one runs inside train_experiment's parent run"
     started = time.perf_counter()
-    est, trials = fit_model(t, model, ds, exp, ctx.spec)
+    est, trials = fit_model(t, model, ds, ctx.spec, exp.calibration, exp.seed)
     seconds = time.perf_counter() - started
     params = {k: v for k, v in est.get_params().items() if k not in ("classes", "columns")}
-    with mlflow.start_run(run_name=f"{t.name}-{model.family}", nested=True) as run:
+    # Explicit experiment: a nested run otherwise lands in MLflow's Default experiment.
+    with mlflow.start_run(run_name=f"{t.name}-{model.family}", nested=True,
+                          experiment_id=parent.info.experiment_id) as run:
         mlflow.set_tags(_tags(t, model, exp, ds, "model"))
         mlflow.log_params({**{f"model.{k}": v for k, v in params.items()},
                            "features": ",".join(model.feature_families),

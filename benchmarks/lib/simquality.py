@@ -1,0 +1,102 @@
+"""Simulator quality: Journey's models against the oracle's true probabilities.
+
+The default experiment (experiments/default.yaml: cutoffs 2025-07-01 and 08-01 for training,
+09-01 for validation, 10-01 for the test holdout, 30-day horizon) is trained end to end on a
+simulated store: snapshots, fit, calibration, MLflow logging and registration, timed as one
+(`train_seconds`). The oracle replays the simulation to the test cutoff and draws
+``replicas`` futures per customer for a sample of the holdout; the model and the oracle are
+scored on exactly those rows. Monte Carlo noise makes the oracle slightly worse than the
+truth (its AUC a little lower, its log loss a little higher), so the replica count is
+reported with the figures.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.lib.simstore import build_sim_store
+from features.simulator.oracle import oracle_for
+from features.spec import load_spec
+from models.metrics import binary_metrics, multiclass_metrics
+from models.registry import load_alias
+from models.targets import target
+from training.dataset import SnapshotSource, load_dataset
+from training.experiment import load_experiment
+from training.tracking import Tracking
+from training.train import CHALLENGER, Context, train_experiment
+
+EXPERIMENT = Path(__file__).resolve().parents[2] / "experiments" / "default.yaml"
+SIM_DAYS, SIM_SEED = 365, 42
+SMOOTH = 0.5  # additive smoothing of the oracle's Monte Carlo class frequencies (log loss)
+
+
+def _train(store: Path, work: Path, seed: int) -> tuple[dict[str, Any], Tracking, Any]:
+    exp = load_experiment(EXPERIMENT).model_copy(update={"seed": seed})
+    spec = load_spec()
+    snapshots = work / f"snapshots-{int(time.time())}"  # fresh: the timing includes features
+    tracking = Tracking.local(work)
+    started = time.perf_counter()
+    source = SnapshotSource(store, snapshots, spec, log=lambda _: None)
+    try:
+        ds = load_dataset(exp, source)
+    finally:
+        source.close()
+    results = train_experiment(exp, ds, Context(tracking, spec, EXPERIMENT, log=print))
+    took = time.perf_counter() - started
+    by = {(r.target, r.family): r for r in results}
+    figures = {"train_seconds": round(took, 1), "train_rows": len(ds.train),
+               "test_rows": len(ds.test)}
+    for name in ("churn", "conversion", "next_stage"):
+        m = "roc_auc" if name != "next_stage" else "log_loss"
+        for fam in ("lightgbm", "baseline"):
+            figures[f"{name}_{m}_{fam}_full_holdout"] = round(by[(name, fam)].test[m], 4)
+    eces = [by[(n, "lightgbm")].test["ece"] for n in ("churn", "conversion", "next_stage")]
+    figures["ece_max"] = round(max(eces), 4)
+    return figures, tracking, ds.test
+
+
+def _oracle_rows(sim: Path, test: pd.DataFrame, sample: int, replicas: int, seed: int
+                 ) -> pd.DataFrame:
+    cutoff = datetime(2025, 10, 1, tzinfo=UTC)
+    truth = oracle_for(sim, cutoff, 30, replicas=replicas, sample=sample, sample_seed=seed)
+    return test.merge(truth, on="customer_id", how="inner")
+
+
+def sim_quality(work: Path, customers: int, sample: int, replicas: int, seed: int = 0
+                ) -> dict[str, Any]:
+    root = work / f"quality-{customers}"
+    store = build_sim_store(root, customers, SIM_DAYS, SIM_SEED)
+    figures, tracking, test = _train(store, root, seed)
+    rows = _oracle_rows(root / "sim", test, sample, replicas, seed)
+    client = tracking.client()
+    spec = load_spec()
+    out: dict[str, Any] = {}
+    for name, truth_col in (("churn", "p_inactive"), ("conversion", "p_convert")):
+        t = target(name, spec.stages)
+        y, known = t.encode(rows)
+        model = load_alias(client, t.registered_name, CHALLENGER).model
+        ours = binary_metrics(y[known], model.predict_proba(rows[known])[:, 1])
+        oracle = binary_metrics(y[known], np.clip(rows.loc[known, truth_col].to_numpy(), 0, 1))
+        out[f"{name}_auc"], out[f"{name}_auc_oracle"] = (round(ours["roc_auc"], 4),
+                                                        round(oracle["roc_auc"], 4))
+        out[f"{name}_auc_ratio"] = round(ours["roc_auc"] / oracle["roc_auc"], 4)
+    t = target("next_stage", spec.stages)
+    y, known = t.encode(rows)
+    model = load_alias(client, t.registered_name, CHALLENGER).model
+    ours = multiclass_metrics(y[known], model.predict_proba(rows[known]), t.classes)
+    freq = rows.loc[known, [f"p_next_{c}" for c in t.classes]].to_numpy() * replicas
+    smoothed = (freq + SMOOTH) / (replicas + SMOOTH * len(t.classes))
+    oracle = multiclass_metrics(y[known], smoothed, t.classes)
+    out["next_stage_logloss"] = round(ours["log_loss"], 4)
+    out["next_stage_logloss_oracle"] = round(oracle["log_loss"], 4)
+    out["next_stage_logloss_ratio"] = round(ours["log_loss"] / oracle["log_loss"], 4)
+    out.update(figures)
+    out.update({"sim_customers": customers, "sim_days": SIM_DAYS, "sim_seed": SIM_SEED,
+                "oracle_rows": int(known.sum()), "oracle_replicas": replicas, "seed": seed})
+    return out

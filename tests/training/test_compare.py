@@ -1,0 +1,140 @@
+"""The leaderboard read back from MLflow: one row per model run, ranked within its holdout,
+rendered as Markdown and written with a CSV copy."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.targets import TARGETS, target
+from tests.training.world import Trained, World, copy_registry
+from training import evaluate
+from training.compare import COLUMNS, leaderboard, to_markdown, write
+from training.tracking import KIND_TAG, TRAINING_EXPERIMENT
+from training.train import CHALLENGER
+
+pytestmark = pytest.mark.slow  # needs the shared training (once per session)
+
+HOLDOUT = "2025-10-01 +30d"
+
+
+@pytest.fixture(scope="module")
+def board(trained: Trained) -> pd.DataFrame:
+    return leaderboard(trained.tracking.client())
+
+
+def test_one_row_per_model_run(board: pd.DataFrame, trained: Trained) -> None:
+    assert len(board) == 6
+    assert set(board["run_id"]) == {r.run_id for r in trained.results}
+    assert list(board.columns[:9]) == list(COLUMNS[:9])
+    assert set(board["holdout"]) == {HOLDOUT}
+    assert set(board["experiment"]) == {"small"}
+    for row in board.itertuples(index=False):
+        r = next(r for r in trained.results if r.run_id == row.run_id)
+        assert (row.target, row.family, row.version) == (r.target, r.family, r.version)
+        assert row.definition == trained.ds.definition_hash
+        assert row.metric == ("log_loss" if r.target == "next_stage" else "roc_auc")
+        assert row.score == pytest.approx(r.test[row.metric], abs=1e-12)
+        assert row.log_loss == pytest.approx(r.test["log_loss"], abs=1e-12)
+        assert row.train_seconds > 0
+
+
+def test_ranks_within_each_holdout(board: pd.DataFrame, trained: Trained,
+                                   world: World) -> None:
+    assert board["target"].tolist() == sorted(board["target"])  # grouped by target
+    for name in TARGETS:
+        part = board[board["target"] == name]
+        assert part["rank"].tolist() == [1, 2]  # best first
+        t = target(name, world.spec.stages)
+        best = max(
+            (r for r in trained.results if r.target == name),
+            key=lambda r: evaluate.primary(t, r.test) * (1 if t.higher_is_better else -1),
+        )
+        assert part.iloc[0]["run_id"] == best.run_id
+    # Binary-only metrics are empty for next-stage rows and vice versa.
+    stage = board[board["target"] == "next_stage"]
+    assert stage["roc_auc"].isna().all() and stage["macro_auc"].notna().all()
+    binary = board[board["target"] != "next_stage"]
+    assert binary["macro_auc"].isna().all() and binary["lift_top_decile"].notna().all()
+
+
+def test_aliases_column_shows_the_challenger(board: pd.DataFrame, trained: Trained) -> None:
+    client = trained.tracking.client()
+    for name in TARGETS:
+        registered = "journey-" + name.replace("_", "-")
+        challenger = str(client.get_registered_model(registered).aliases[CHALLENGER])
+        row = board[(board["target"] == name) & (board["version"] == challenger)]
+        assert row["aliases"].tolist() == [CHALLENGER]
+
+
+def test_other_holdouts_and_definitions_rank_apart(trained: Trained, tmp_path: Path) -> None:
+    """Runs judged on another test window, or on another feature definition, are ranked in
+    their own group; a better run on the same holdout pushes the others down."""
+    tracking = copy_registry(trained.tracking, tmp_path / "registry")
+    client = tracking.client()
+    exp_id = tracking.experiment_id(client, TRAINING_EXPERIMENT)
+    base = {KIND_TAG: "model", "journey.target": "churn", "journey.family": "lightgbm",
+            "journey.experiment": "manual", "journey.horizon_days": "30",
+            "journey.test_cutoff": "2025-10-01",
+            "journey.definition_hash": trained.ds.definition_hash}
+    extra = {
+        "later": ({**base, "journey.test_cutoff": "2025-11-01"}, 0.5),
+        "other-def": ({**base, "journey.definition_hash": "0" * 16}, 0.6),
+        "best": (base, 0.999),
+    }
+    ids = {}
+    for name, (tags, auc) in extra.items():
+        run = client.create_run(exp_id, tags=tags, run_name=name)
+        client.log_metric(run.info.run_id, "test_roc_auc", auc)
+        client.set_terminated(run.info.run_id)
+        ids[name] = run.info.run_id
+    board = leaderboard(client)
+    assert len(board) == 9
+    rank = dict(zip(board["run_id"], board["rank"], strict=True))
+    assert rank[ids["later"]] == 1 and rank[ids["other-def"]] == 1
+    assert rank[ids["best"]] == 1
+    churn = board[(board["target"] == "churn") & (board["holdout"] == HOLDOUT)
+                  & (board["definition"] == trained.ds.definition_hash)]
+    assert sorted(churn["rank"]) == [1, 2, 3]
+    assert board.loc[board["run_id"] == ids["later"], "holdout"].item() == "2025-11-01 +30d"
+    assert board.loc[board["run_id"] == ids["best"], "version"].item() == ""  # not registered
+
+
+def test_markdown(board: pd.DataFrame) -> None:
+    text = to_markdown(board)
+    lines = text.splitlines()
+    assert len(lines) == 2 + len(board)
+    assert lines[0] == "| " + " | ".join(board.columns) + " |"
+    assert lines[1] == "|" + "|".join("---" for _ in board.columns) + "|"
+    assert all(line.startswith("| ") and line.endswith(" |") for line in lines[2:])
+    assert all(line.count(" | ") == len(board.columns) - 1 for line in lines[2:])
+    first = board.iloc[0]
+    assert f"{first['score']:.4f}" in lines[2]
+
+
+def test_markdown_cells() -> None:
+    frame = pd.DataFrame({"name": ["a|b", None], "x": [0.123456, math.nan],
+                          "n": pd.array([1, None], dtype="Int64")})
+    lines = to_markdown(frame).splitlines()
+    assert lines[2] == "| a\\|b | 0.1235 | 1 |"
+    assert lines[3] == "|  |  |  |"
+
+
+def test_write_markdown_and_csv(board: pd.DataFrame, tmp_path: Path) -> None:
+    md, csv = write(board, tmp_path / "reports" / "nested")
+    assert md == tmp_path / "reports" / "nested" / "leaderboard.md"
+    text = md.read_text(encoding="utf-8")
+    assert text.startswith("# Journey leaderboard\n\n| rank | target |")
+    assert text.count("\n| ") == len(board) + 1
+    back = pd.read_csv(csv)
+    assert list(back.columns) == list(board.columns)
+    assert len(back) == len(board)
+    assert back["rank"].tolist() == board["rank"].astype(int).tolist()
+    np.testing.assert_allclose(back["score"], board["score"].astype(float))
+    # Writing again replaces the files.
+    write(board.head(2), tmp_path / "reports" / "nested")
+    assert len(pd.read_csv(csv)) == 2

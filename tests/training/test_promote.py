@@ -1,0 +1,228 @@
+"""The champion/challenger gate on the shared trained registry. Every test works on its own
+copy of the registry (aliases and decisions change), scoring on the snapshots of the shared
+world."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from features.errors import ConfigError
+from features.spec import load_spec
+from models.registry import RegistryError, load_alias
+from models.targets import TARGETS, target
+from tests.training.world import Trained, World, copy_registry, source, train_into
+from training import evaluate
+from training.dataset import SnapshotSource
+from training.promote import Decision, promote_all
+from training.tracking import KIND_TAG, PROMOTION_EXPERIMENT, Tracking
+from training.train import CHALLENGER, CHAMPION
+
+pytestmark = pytest.mark.slow  # needs the shared training (once per session)
+
+REGISTERED = {"next_stage": "journey-next-stage", "churn": "journey-churn",
+              "conversion": "journey-conversion"}
+HOLDOUT = "2025-10-01 +30d"
+# A deliberately poor model: one stump on the customer attributes only.
+WORSE = {
+    "name": "worse",
+    "horizon_days": 30,
+    "cutoffs": {"train": ["2025-07-01", "2025-08-01"], "valid": "2025-09-01",
+                "test": "2025-10-01"},
+    "targets": ["churn"],
+    "models": [{"family": "lightgbm", "features": ["attributes"],
+                "params": {"max_rounds": 1, "num_leaves": 2, "min_data_in_leaf": 20}}],
+    "seed": 42,
+}
+
+
+@pytest.fixture
+def registry(trained: Trained, tmp_path: Path) -> Tracking:
+    return copy_registry(trained.tracking, tmp_path / "registry")
+
+
+@pytest.fixture
+def snapshots(world: World) -> Iterator[SnapshotSource]:
+    src = source(world)
+    yield src
+    src.close()
+
+
+def alias(tracking: Tracking, name: str, which: str) -> str | None:
+    aliases = tracking.client().get_registered_model(REGISTERED[name]).aliases
+    return str(aliases[which]) if which in aliases else None
+
+
+def decision_runs(tracking: Tracking) -> list:  # type: ignore[type-arg]
+    client = tracking.client()
+    exp = client.get_experiment_by_name(PROMOTION_EXPERIMENT)
+    assert exp is not None
+    return list(client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"]))
+
+
+def test_first_promotion_then_no_op(trained: Trained, world: World, registry: Tracking,
+                                    snapshots: SnapshotSource) -> None:
+    first = promote_all(list(TARGETS), registry, snapshots, margin=0.001)
+    assert [d.target for d in first] == list(TARGETS)
+    client = registry.client()
+    for d in first:
+        t = target(d.target, world.spec.stages)
+        challenger = alias(registry, d.target, CHALLENGER)
+        assert d.promoted
+        assert d.reason == "no champion yet: the challenger becomes champion"
+        assert d.challenger_version == challenger
+        assert alias(registry, d.target, CHAMPION) == challenger
+        assert d.metric == t.primary_metric
+        assert d.holdout == HOLDOUT
+        assert d.champion_score is None
+        # Scored on the challenger's holdout: the same number training logged for its test.
+        result = next(r for r in trained.results
+                      if r.target == d.target and r.version == challenger)
+        assert d.challenger_score == pytest.approx(evaluate.primary(t, result.test), abs=1e-12)
+        mv = client.get_model_version(REGISTERED[d.target], str(challenger))
+        assert mv.tags["journey.promotion"] == d.reason
+
+    again = promote_all(list(TARGETS), registry, snapshots, margin=0.001)
+    for d, before in zip(again, first, strict=True):
+        assert not d.promoted
+        assert d.reason == "the challenger is already the champion"
+        assert alias(registry, d.target, CHAMPION) == before.challenger_version
+
+    runs = decision_runs(registry)
+    assert len(runs) == 6
+    for run, d in zip(runs, [*first, *again], strict=True):
+        tags, metrics, params = run.data.tags, run.data.metrics, run.data.params
+        assert tags[KIND_TAG] == "promotion"
+        assert tags["journey.target"] == d.target
+        assert tags["journey.decision"] == ("promoted" if d.promoted else "kept")
+        assert tags["journey.reason"] == d.reason
+        assert metrics["promoted"] == float(d.promoted)
+        assert metrics["challenger_score"] == pytest.approx(d.challenger_score)
+        assert "champion_score" not in metrics
+        assert params["holdout"] == HOLDOUT
+        assert params["margin"] == "0.001"
+    # The shared registry was not touched.
+    assert alias(trained.tracking, "churn", CHAMPION) is None
+
+
+def test_worse_challenger_is_kept_and_force_overrides(
+    world: World, registry: Tracking, snapshots: SnapshotSource, tmp_path: Path
+) -> None:
+    [d] = promote_all(["churn"], registry, snapshots, margin=0.001)
+    champion = alias(registry, "churn", CHAMPION)
+    assert d.promoted and champion == d.challenger_version
+
+    worse = train_into(world, tmp_path / "worse", WORSE, tracking=registry)
+    [result] = worse.results
+    assert result.version == "3"
+    assert alias(registry, "churn", CHALLENGER) == "3"
+    assert result.test["roc_auc"] < 0.9
+
+    [kept] = promote_all(["churn"], registry, snapshots, margin=0.001)
+    assert not kept.promoted
+    assert "does not beat" in kept.reason
+    assert kept.reason.startswith("challenger v3 roc_auc")
+    assert f"champion v{champion}" in kept.reason and HOLDOUT in kept.reason
+    assert kept.challenger_score == pytest.approx(result.test["roc_auc"], abs=1e-12)
+    assert kept.champion_score is not None and kept.challenger_score is not None
+    assert kept.champion_score > kept.challenger_score
+    assert alias(registry, "churn", CHAMPION) == champion
+    run = decision_runs(registry)[-1]
+    assert run.data.tags["journey.decision"] == "kept"
+    assert "does not beat" in run.data.tags["journey.reason"]
+    assert run.data.metrics["challenger_score"] == pytest.approx(kept.challenger_score)
+    assert run.data.metrics["champion_score"] == pytest.approx(kept.champion_score)
+
+    [forced] = promote_all(["churn"], registry, snapshots, margin=0.001, force=True)
+    assert forced.promoted
+    assert "does not beat" in forced.reason
+    assert forced.reason.endswith("; promoted by --force")
+    assert alias(registry, "churn", CHAMPION) == "3"
+    assert decision_runs(registry)[-1].data.tags["journey.decision"] == "promoted"
+
+
+@pytest.mark.parametrize("name", list(TARGETS))
+def test_margin_decides_for_a_better_challenger(
+    name: str, trained: Trained, world: World, registry: Tracking, snapshots: SnapshotSource
+) -> None:
+    """The better model on test is the challenger, the other the champion: it wins with no
+    margin, and a margin larger than the gap keeps the champion."""
+    t = target(name, world.spec.stages)
+    a, b = (r for r in trained.results if r.target == name)
+    better, worse = (a, b) if evaluate.better(t, evaluate.primary(t, a.test),
+                                              evaluate.primary(t, b.test)) else (b, a)
+    gap = abs(evaluate.primary(t, better.test) - evaluate.primary(t, worse.test))
+    assert gap > 0.001
+    client = registry.client()
+    client.set_registered_model_alias(REGISTERED[name], CHAMPION, worse.version)
+    client.set_registered_model_alias(REGISTERED[name], CHALLENGER, better.version)
+
+    [blocked] = promote_all([name], registry, snapshots, margin=gap * 2)
+    assert not blocked.promoted
+    assert "does not beat" in blocked.reason and f"by more than {gap * 2}" in blocked.reason
+    assert blocked.challenger_score == pytest.approx(evaluate.primary(t, better.test))
+    assert blocked.champion_score == pytest.approx(evaluate.primary(t, worse.test))
+    assert alias(registry, name, CHAMPION) == worse.version
+
+    [won] = promote_all([name], registry, snapshots, margin=gap / 2)
+    assert won.promoted
+    assert f"challenger v{better.version} {t.primary_metric}" in won.reason
+    assert " beats champion " in won.reason
+    assert alias(registry, name, CHAMPION) == better.version
+
+
+def test_not_comparable_is_kept_unless_forced(registry: Tracking,
+                                              snapshots: SnapshotSource) -> None:
+    client = registry.client()
+    client.set_registered_model_alias("journey-churn", CHAMPION, "2")
+    client.set_registered_model_alias("journey-churn", CHALLENGER, "1")
+    client.set_model_version_tag("journey-churn", "2", "journey.horizon_days", "14")
+    [d] = promote_all(["churn"], registry, snapshots, margin=0.0)
+    assert not d.promoted
+    assert d.reason == "not comparable on one holdout (they differ in journey.horizon_days)"
+    assert d.champion_score is None
+    [forced] = promote_all(["churn"], registry, snapshots, margin=0.0, force=True)
+    assert forced.promoted and forced.reason.endswith("; promoted by --force")
+    assert alias(registry, "churn", CHAMPION) == "1"
+
+
+def test_no_challenger(registry: Tracking, snapshots: SnapshotSource) -> None:
+    registry.client().delete_registered_model_alias("journey-conversion", CHALLENGER)
+    decisions = promote_all(["conversion", "churn"], registry, snapshots, margin=0.001)
+    assert decisions[0] == Decision("conversion", False,
+                                    "no challenger: run `journey train` first")
+    assert decisions[1].promoted
+    assert alias(registry, "conversion", CHAMPION) is None
+    runs = decision_runs(registry)
+    assert [r.data.tags["journey.decision"] for r in runs] == ["kept", "promoted"]
+
+
+def test_challenger_on_another_feature_definition_raises(
+    world: World, registry: Tracking, tmp_path: Path
+) -> None:
+    """The current spec (windows 7 and 30 days only) is not the one the models were trained
+    on: their holdout cannot be rebuilt, so promotion refuses."""
+    path = tmp_path / "features.yaml"
+    path.write_text("windows_days: [7, 30]\n", encoding="utf-8")
+    other = load_spec(path)
+    assert other.hash != world.spec.hash
+    src = SnapshotSource(world.store, world.snapshots, other, log=lambda _: None)
+    try:
+        with pytest.raises(ConfigError) as info:
+            promote_all(["churn"], registry, src, margin=0.001)
+    finally:
+        src.close()
+    message = str(info.value)
+    assert f"journey-churn v{alias(registry, 'churn', CHALLENGER)} was trained on" in message
+    assert world.spec.hash in message and other.hash in message
+    assert alias(registry, "churn", CHAMPION) is None
+
+
+def test_registry_errors(registry: Tracking) -> None:
+    client = registry.client()
+    with pytest.raises(RegistryError, match="has no version with alias 'champion'"):
+        load_alias(client, "journey-churn", CHAMPION)
+    with pytest.raises(RegistryError, match="journey-ltv"):
+        load_alias(client, "journey-ltv", CHALLENGER)
