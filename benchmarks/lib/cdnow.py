@@ -16,6 +16,7 @@ a discrete-time hazard, still from calibration data only.
 
 from __future__ import annotations
 
+import shutil
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -91,7 +92,9 @@ def cdnow_quality(work: Path, seed: int = 0) -> dict[str, Any]:
         raise FileNotFoundError(f"CDNOW data not found under {CDNOW}")
     started = time.perf_counter()
     spec: FeatureSpec = load_spec(SPEC)
-    source = SnapshotSource(calibration_store(work), work / "snapshots", spec, log=lambda _: None)
+    snapshots = work / "snapshots"
+    shutil.rmtree(snapshots, ignore_errors=True)  # the store is rebuilt, so are its snapshots
+    source = SnapshotSource(calibration_store(work), snapshots, spec, log=lambda _: None)
     t = target("conversion", spec.stages)
     results: dict[str, Any] = {}
     try:

@@ -7,7 +7,9 @@ simulated store: snapshots, fit, calibration, MLflow logging and registration, t
 ``replicas`` futures per customer for a sample of the holdout; the model and the oracle are
 scored on exactly those rows. Monte Carlo noise makes the oracle slightly worse than the
 truth (its AUC a little lower, its log loss a little higher), so the replica count is
-reported with the figures.
+reported with the figures. The simulator's true probabilities also use state no event log
+shows (whether the customer has silently churned, their latent type), so a hidden-state
+ablation measures how much of the gap to the oracle that alone explains.
 """
 
 from __future__ import annotations
@@ -34,6 +36,35 @@ from training.train import CHALLENGER, Context, train_experiment
 EXPERIMENT = Path(__file__).resolve().parents[2] / "experiments" / "default.yaml"
 SIM_DAYS, SIM_SEED = 365, 42
 SMOOTH = 0.5  # additive smoothing of the oracle's Monte Carlo class frequencies (log loss)
+
+
+def hidden_state_ablation(rows: pd.DataFrame, y: np.ndarray, seed: int) -> dict[str, float]:
+    """How much of the gap to the oracle is information no event log holds: next-stage log
+    loss by two-fold cross-validation on the oracle rows, from the observable features alone
+    and with the simulator's hidden state (alive or already churned; latent type) added."""
+    from features.layout import families
+    from models.lgbm import LightGBMClassifier
+
+    spec = load_spec()
+    t = target("next_stage", spec.stages)
+    frame = rows.assign(hidden_alive=rows["alive"].astype(float),
+                        hidden_type=rows["latent_type"].astype(str))
+    observable = [c for cols in families(spec).values() for c in cols]
+    rng = np.random.default_rng(seed)
+    fold, valid = rng.random(len(frame)) < 0.5, rng.random(len(frame)) < 0.25
+    out = {}
+    for name, extra in (("observable", []), ("with_alive", ["hidden_alive"]),
+                        ("with_alive_type", ["hidden_alive", "hidden_type"])):
+        losses = []
+        for f in (True, False):
+            fit, held = fold == f, fold != f
+            model = LightGBMClassifier(classes=t.classes, columns=observable + extra, seed=seed)
+            model.fit(frame[fit & ~valid], y[fit & ~valid],
+                      eval_set=(frame[fit & valid], y[fit & valid]))
+            proba = model.predict_proba(frame[held])
+            losses.append(-np.log(np.clip(proba[np.arange(held.sum()), y[held]], 1e-15, 1)))
+        out[f"next_stage_logloss_cv_{name}"] = round(float(np.concatenate(losses).mean()), 4)
+    return out
 
 
 def _train(store: Path, work: Path, seed: int) -> tuple[dict[str, Any], Tracking, Any]:
@@ -96,6 +127,7 @@ def sim_quality(work: Path, customers: int, sample: int, replicas: int, seed: in
     out["next_stage_logloss"] = round(ours["log_loss"], 4)
     out["next_stage_logloss_oracle"] = round(oracle["log_loss"], 4)
     out["next_stage_logloss_ratio"] = round(ours["log_loss"] / oracle["log_loss"], 4)
+    out.update(hidden_state_ablation(rows[known], y[known], seed))
     out.update(figures)
     out.update({"sim_customers": customers, "sim_days": SIM_DAYS, "sim_seed": SIM_SEED,
                 "oracle_rows": int(known.sum()), "oracle_replicas": replicas, "seed": seed})
