@@ -33,7 +33,7 @@ class LightGBMClassifier(JourneyClassifier):
         feature_fraction: float = 0.8,
         bagging_fraction: float = 0.8,
         lambda_l2: float = 1.0,
-        max_bin: int = 255,
+        max_bin: int = 63,  # counts and days need few bins; 255 costs ~7 % more time
         linear_tree: bool = False,
         ratios: bool = True,
         max_rounds: int = 2000,

@@ -103,7 +103,7 @@ class SnapshotSource:
 def _join(feats: pa.Table, labs: pa.Table) -> pd.DataFrame:
     joined = feats.join(labs.select(["customer_id", *LABEL_COLUMNS]), "customer_id",
                         join_type="inner")
-    frame: pd.DataFrame = joined.to_pandas().sort_values("customer_id", ignore_index=True)
+    frame: pd.DataFrame = joined.sort_by("customer_id").to_pandas()
     return frame
 
 

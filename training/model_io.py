@@ -22,7 +22,7 @@ def pip_requirements() -> list[str]:
 
 def example_frame(est: JourneyClassifier, frame: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
     """A few rows as serving sends them: plain strings for categoricals (no pandas category)."""
-    example = frame[list(est.feature_names_in_)].head(rows).copy()
+    example = frame.head(rows)[list(est.feature_names_in_)].copy()
     for col in example.columns:
         if not pd.api.types.is_numeric_dtype(example[col]):
             example[col] = example[col].astype(object).where(example[col].notna(), None)

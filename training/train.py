@@ -102,14 +102,12 @@ def _log_run(t: Target, model: ModelSpec, est: JourneyClassifier, trials: list[T
     scores = {}
     for split, frame in (("valid", ds.valid), ("test", ds.test)):
         x, y = _rows(t, frame)
-        proba = est.predict_proba(x)
+        proba = est.predict_proba(x)  # the test split's stay in x, y, proba for what follows
         scores[split] = evaluate.metrics(t, y, proba)
         mlflow.log_metrics({f"{split}_{k}": v for k, v in scores[split].items()
                             if np.isfinite(v)})
     for i, trial in enumerate(trials):
         mlflow.log_metric("search_valid_log_loss", trial.valid_log_loss, step=i)
-    x, y = _rows(t, ds.test)
-    proba = est.predict_proba(x)
     with tempfile.TemporaryDirectory() as tmp:
         evaluate.write_plots(t, y, proba, est.importances(), Path(tmp) / "plots")
         mlflow.log_artifacts(str(Path(tmp) / "plots"), "plots")
