@@ -239,6 +239,39 @@ def _figures(prefix: str, y: npt.NDArray[np.int64], p: npt.NDArray[np.float64],
     }
 
 
+@dataclass(frozen=True)
+class FoldRun:
+    y: npt.NDArray[np.int64]
+    ids: npt.NDArray[Any]
+    preds: dict[str, npt.NDArray[np.float64]]
+    summary: dict[str, Any]
+
+
+def _run_fold(fold: Fold, source: SnapshotSource, t: Target, spec: FeatureSpec,
+              calibration: Method, seed: int) -> FoldRun:
+    """Fit every model on the fold's training cutoffs; predict its test cutoff."""
+    exp = Experiment(
+        name=f"shapees-{fold.test.isoformat()}", horizon_days=HORIZON_DAYS,
+        targets=["conversion"], models=list(MODELS.values()), calibration=calibration,
+        cutoffs=Cutoffs(train=fold.train, valid=fold.valid, test=fold.test), seed=seed,
+    )
+    ds = load_dataset(exp, source)
+    y_test, known = t.encode(ds.test)
+    x_test = ds.test[known]
+    preds = {name: np.asarray(_fit(t, model, ds, exp, spec).predict_proba(x_test)[:, 1],
+                              np.float64) for name, model in MODELS.items()}
+    y_tr, _ = t.encode(ds.train)
+    y_va, _ = t.encode(ds.valid)
+    summary = {
+        "test": fold.test.isoformat(), "valid": fold.valid.isoformat(),
+        "train_first": fold.train[0].isoformat(), "train_cutoffs": len(fold.train),
+        "train_rows": len(ds.train), "train_positives": int(y_tr.sum()),
+        "valid_rows": len(ds.valid), "valid_positives": int(y_va.sum()),
+        "test_rows": int(known.sum()), "test_positives": int(y_test[known].sum()),
+    }
+    return FoldRun(y_test[known], x_test["customer_id"].to_numpy(), preds, summary)
+
+
 def shapees_quality(work: Path, seed: int = 0, calibration: Method = CALIBRATION
                     ) -> dict[str, Any]:
     """Conversion within 14 days on the Shapees events: pooled rolling-origin test figures.
@@ -254,44 +287,20 @@ def shapees_quality(work: Path, seed: int = 0, calibration: Method = CALIBRATION
     spec = load_spec()
     t = target("conversion", spec.stages)
     source = CachedSource(store, work / "shapees_snapshots", spec)
-    preds: dict[str, list[npt.NDArray[np.float64]]] = {name: [] for name in MODELS}
-    ys: list[npt.NDArray[np.int64]] = []
-    ids: list[npt.NDArray[Any]] = []
-    per_fold: list[dict[str, Any]] = []
     try:
         used, skipped = folds(source, t)
-        for fold in used:
-            exp = Experiment(
-                name=f"shapees-{fold.test.isoformat()}", horizon_days=HORIZON_DAYS,
-                targets=["conversion"], models=list(MODELS.values()), calibration=calibration,
-                cutoffs=Cutoffs(train=fold.train, valid=fold.valid, test=fold.test), seed=seed,
-            )
-            ds = load_dataset(exp, source)
-            y_test, known = t.encode(ds.test)
-            x_test = ds.test[known]
-            ys.append(y_test[known])
-            ids.append(x_test["customer_id"].to_numpy())
-            for name, model in MODELS.items():
-                est = _fit(t, model, ds, exp, spec)
-                preds[name].append(np.asarray(est.predict_proba(x_test)[:, 1], np.float64))
-            y_tr, _ = t.encode(ds.train)
-            y_va, _ = t.encode(ds.valid)
-            per_fold.append({
-                "test": fold.test.isoformat(), "valid": fold.valid.isoformat(),
-                "train_first": fold.train[0].isoformat(), "train_cutoffs": len(fold.train),
-                "train_rows": len(ds.train), "train_positives": int(y_tr.sum()),
-                "valid_rows": len(ds.valid), "valid_positives": int(y_va.sum()),
-                "test_rows": int(known.sum()), "test_positives": int(y_test[known].sum()),
-            })
+        runs = [_run_fold(fold, source, t, spec, calibration, seed) for fold in used]
     finally:
         source.close()
-    if not ys:
+    if not runs:
         raise RuntimeError("no usable rolling fold: too few buyers before every test cutoff")
-    y = np.concatenate(ys).astype(np.int64)
-    customers = np.concatenate(ids)
+    y = np.concatenate([r.y for r in runs]).astype(np.int64)
+    customers = np.concatenate([r.ids for r in runs])
+    per_fold = [r.summary for r in runs]
     out: dict[str, Any] = {}
     for name in MODELS:
-        out.update(_figures(PREFIX[name], y, np.concatenate(preds[name]), customers, seed))
+        p = np.concatenate([r.preds[name] for r in runs])
+        out.update(_figures(PREFIX[name], y, p, customers, seed))
     out.update({
         "shapees_n": len(y),
         "shapees_positives": int(y.sum()),
