@@ -6,6 +6,8 @@ where raw counts and recencies keep growing past anything the training cutoffs s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -30,3 +32,14 @@ def with_ratios(X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
         denominator = np.maximum(X[b].to_numpy(np.float64), 1.0)
         added[name] = X[a].to_numpy(np.float64) / denominator
     return X.assign(**added) if added else X
+
+
+def ratio_of(name: str, record: Mapping[str, object]) -> float:
+    """One ratio column's value for one record (a dict of feature values), as with_ratios."""
+    a, b = RATIOS[name]
+    num, den = _number(record.get(a)), _number(record.get(b))
+    return num / max(den, 1.0) if den == den else float("nan")  # NaN tenure stays NaN
+
+
+def _number(v: object) -> float:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else float("nan")

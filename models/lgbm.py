@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import lightgbm as lgb
 import numpy as np
@@ -12,7 +12,7 @@ import pandas as pd
 
 from features.encoding import CategoricalEncoder
 from models.calibration import Method
-from models.derived import with_ratios
+from models.derived import ratio_columns, ratio_of, with_ratios
 from models.estimators import Floats, Ints, JourneyClassifier
 
 
@@ -91,6 +91,26 @@ class LightGBMClassifier(JourneyClassifier):
         encoded = self.encoder_.transform(with_ratios(inputs) if self.ratios else inputs)
         return encoded.to_numpy(np.float32)
 
+    def record_matrix(self, records: Sequence[Mapping[str, object]]) -> npt.NDArray[np.float32]:
+        """``matrix`` for feature dicts (e.g. online vectors) without pandas: the same values,
+        about a hundred times faster for one row, which is what serving scores."""
+        enc = self.encoder_
+        index = getattr(self, "category_index_", None)
+        if index is None:  # built once; not a fit attribute so older pickles keep working
+            index = {c: {v: float(i) for i, v in enumerate(enc.categories_[c])}
+                     for c in enc.categorical_}
+            self.category_index_ = index
+        derived = set(ratio_columns(list(enc.numeric_))) if self.ratios else set()
+        out = np.empty((len(records), len(enc.numeric_) + len(enc.categorical_)), np.float32)
+        nan = float("nan")
+        for r, record in enumerate(records):
+            row = [ratio_of(c, record) if c in derived else _float(record.get(c))
+                   for c in enc.numeric_]
+            row += [index[c].get(str(record.get(c)), nan) if record.get(c) is not None else nan
+                    for c in enc.categorical_]
+            out[r] = row
+        return out
+
     def _fit_raw(self, X: pd.DataFrame, y: Ints, X_val: pd.DataFrame, y_val: Ints) -> None:  # noqa: N803
         self.encoder_ = CategoricalEncoder("codes").fit(with_ratios(X) if self.ratios else X)
         names = list(self.encoder_.feature_names_out_)
@@ -123,3 +143,9 @@ class LightGBMClassifier(JourneyClassifier):
     def importances(self) -> pd.Series:
         gain = self.booster_.feature_importance("gain", iteration=self.best_iteration_)
         return pd.Series(gain, index=self.booster_.feature_name()).sort_values(ascending=False)
+
+
+def _float(v: object) -> float:
+    if v is None or isinstance(v, bool) or not isinstance(v, int | float | np.number):
+        return float("nan")
+    return float(v)
