@@ -9,6 +9,7 @@ because both early stopping and calibration must look at later data than trainin
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,7 +27,7 @@ Ints = npt.NDArray[np.int64]
 EvalSet = tuple[pd.DataFrame, npt.ArrayLike]
 
 
-class JourneyClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+class JourneyClassifier(ClassifierMixin, BaseEstimator, ABC):  # type: ignore[misc]
     """Shared fit/predict: subclasses learn raw scores, this class calibrates them."""
 
     classes: Sequence[str]
@@ -64,12 +65,13 @@ class JourneyClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     def multiclass(self) -> bool:
         return len(self.classes) > 2
 
+    @abstractmethod
     def _fit_raw(self, X: pd.DataFrame, y: Ints, X_val: pd.DataFrame, y_val: Ints) -> None:  # noqa: N803
-        raise NotImplementedError
+        """Learn the uncalibrated model (``X_val`` only where the family early-stops)."""
 
+    @abstractmethod
     def predict_raw(self, X: pd.DataFrame) -> Floats:  # noqa: N803
         """Uncalibrated scores: (n,) positive-class probability, or (n, k)."""
-        raise NotImplementedError
 
     def predict_proba(self, X: pd.DataFrame) -> Floats:  # noqa: N803
         """Calibrated probabilities, one column per class (binary: [P(0), P(1)])."""
@@ -83,9 +85,9 @@ class JourneyClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         labels: npt.NDArray[Any] = self.classes_[np.argmax(self.predict_proba(X), axis=1)]
         return labels
 
+    @abstractmethod
     def importances(self) -> pd.Series:
         """Importance per input column (for plots and reports), largest first."""
-        raise NotImplementedError
 
 
 def _positive_or_all(proba: Floats, multiclass: bool) -> Floats:
