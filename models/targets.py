@@ -21,6 +21,8 @@ import pandas as pd
 INACTIVE = "inactive"
 TARGETS = ("next_stage", "churn", "conversion")
 CHURN_LABELS = ("churned_inactive", "churned_no_purchase")
+# The holdout metric that ranks models and decides promotions, per target.
+PRIMARY_METRIC = {"next_stage": "log_loss", "churn": "roc_auc", "conversion": "roc_auc"}
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class Target:
     @property
     def primary_metric(self) -> str:
         """The holdout metric that ranks models and decides promotions."""
-        return "log_loss" if self.kind == "multiclass" else "roc_auc"
+        return PRIMARY_METRIC[self.name]
 
     @property
     def higher_is_better(self) -> bool:

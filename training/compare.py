@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from models.targets import PRIMARY_METRIC
 from training.tracking import KIND_TAG
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-PRIMARY = {"next_stage": ("log_loss", True)}  # metric, ascending; binary default below
 METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top_decile",
            "capture_top_decile", "macro_auc", "top1_accuracy")
 COLUMNS = ("rank", "target", "family", "experiment", "version", "aliases", "holdout", "metric",
@@ -57,7 +57,7 @@ def leaderboard(client: MlflowClient) -> pd.DataFrame:
     for r in runs:
         tags, m = r.data.tags, r.data.metrics
         t = tags.get("journey.target", "")
-        metric, _ = PRIMARY.get(t, ("roc_auc", False))
+        metric = PRIMARY_METRIC.get(t, "roc_auc")
         name, version = versions.get(r.info.run_id, ("", ""))
         rows.append({
             "target": t, "family": tags.get("journey.family", ""),

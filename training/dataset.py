@@ -113,6 +113,11 @@ def sample_ids(ids: pd.Series, n: int, seed: int) -> pd.Series:
     return ids.isin(set(ids[key.rank(method="first") <= n]))
 
 
+def feature_columns(frame: pd.DataFrame) -> tuple[str, ...]:
+    """The feature columns of a joined frame (everything but ids, cutoff and labels)."""
+    return tuple(c for c in frame.columns if c not in ("customer_id", "cutoff", *LABEL_COLUMNS))
+
+
 @dataclass(frozen=True)
 class Dataset:
     train: pd.DataFrame
@@ -137,5 +142,4 @@ def load_dataset(exp: Experiment, source: SnapshotSource) -> Dataset:
     for name, part in (("train", train), ("valid", valid), ("test", test)):
         if part.empty:
             raise ConfigError(f"experiment {exp.name}: the {name} cutoffs have no customers")
-    columns = tuple(c for c in test.columns if c not in ("customer_id", "cutoff", *LABEL_COLUMNS))
-    return Dataset(train, valid, test, source.spec.hash, columns)
+    return Dataset(train, valid, test, source.spec.hash, feature_columns(test))

@@ -32,7 +32,7 @@ from features.store import EventStore
 from features.taxonomy import load_taxonomy
 from models.metrics import binary_metrics
 from models.targets import target
-from training.dataset import Dataset, SnapshotSource
+from training.dataset import Dataset, SnapshotSource, feature_columns
 from training.experiment import ModelSpec
 from training.train import fit_model
 
@@ -69,9 +69,7 @@ def _dataset(source: SnapshotSource) -> Dataset:
 
     train = pd.concat([frame(d) for d in TRAIN], ignore_index=True)
     valid = frame(VALID)
-    cols = tuple(c for c in valid.columns if c in source.features(_at(VALID)).read().column_names
-                 and c != "customer_id")
-    return Dataset(train, valid, valid, source.spec.hash, cols)
+    return Dataset(train, valid, valid, source.spec.hash, feature_columns(valid))
 
 
 def _chained(model: Any, source: SnapshotSource) -> pd.DataFrame:

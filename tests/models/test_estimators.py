@@ -5,7 +5,6 @@ multiclass labels, unseen categories, cloning, pickling and early stopping."""
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -14,7 +13,6 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
-from threadpoolctl import threadpool_limits
 
 from models.estimators import JourneyClassifier, LogisticBaseline
 from models.lgbm import LightGBMClassifier
@@ -29,12 +27,6 @@ FAMILIES = {
            **kw}
     ),
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    with threadpool_limits(1):
-        yield
 
 
 def make_frame(n: int, seed: int, k: int = 2) -> tuple[pd.DataFrame, npt.NDArray[np.int64]]:

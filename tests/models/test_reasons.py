@@ -4,24 +4,16 @@ small synthetic churn-like frame with real feature names."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pytest
-from threadpoolctl import threadpool_limits
 
 from models.lgbm import LightGBMClassifier
 from models.reasons import Reason, contributions, describe, top_reasons
 
 STAGES = ("awareness", "consideration", "decision", "purchase", "retention", "advocacy")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    with threadpool_limits(1):
-        yield
 
 
 def make_frame(n: int, seed: int, k: int = 2) -> tuple[pd.DataFrame, npt.NDArray[np.int64]]:

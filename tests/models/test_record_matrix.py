@@ -4,20 +4,11 @@ ratios, and the predictions made from either."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pandas as pd
 import pytest
-from threadpoolctl import threadpool_limits
 
 from models.lgbm import LightGBMClassifier
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    with threadpool_limits(1):
-        yield
 
 
 def frame(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
