@@ -9,7 +9,7 @@ export BENTOML_DO_NOT_TRACK := true
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: setup demo test lint bench bench-quick clean
+.PHONY: setup demo stop test lint bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -20,7 +20,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+DEMO_PORT ?= 3000
+
 demo: setup
+	-JOURNEY_HOME=$(DEMO) $(BIN)/journey stop 2>/dev/null
 	rm -rf $(DEMO)
 	$(BIN)/journey simulate --customers 20000 --days 365 --seed 42 --out $(DEMO)/sim
 	$(BIN)/journey ingest $(DEMO)/sim/events --store $(DEMO)/events.duckdb
@@ -32,17 +35,26 @@ demo: setup
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey train --experiment experiments/default.yaml --store $(DEMO)/events.duckdb --out $(DEMO)/snapshots
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey promote --store $(DEMO)/events.duckdb --out $(DEMO)/snapshots
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey compare --out $(DEMO)/reports
+	JOURNEY_HOME=$(DEMO) $(BIN)/journey keys create demo --role admin > $(DEMO)/demo.key
+	JOURNEY_HOME=$(DEMO) JOURNEY_STORE=$(DEMO)/events.duckdb JOURNEY_AS_OF=2026-01-01T00:00:00Z \
+		$(BIN)/journey serve --detach --port $(DEMO_PORT)
+	$(BIN)/python examples/predict_request.py http://127.0.0.1:$(DEMO_PORT) $(DEMO)/demo.key C0000051
+	@echo "The service is still running on http://127.0.0.1:$(DEMO_PORT)/v1 (docs: /v1/docs; key in $(DEMO)/demo.key)."
+	@echo "Stop it with: JOURNEY_HOME=$(DEMO) $(BIN)/journey stop   (or: make stop)"
+
+stop:
+	JOURNEY_HOME=$(DEMO) $(BIN)/journey stop
 
 test: setup
 	$(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/mypy features journey benchmarks models training
+	$(BIN)/mypy features journey benchmarks models training serving
 
 # Benchmarks write their figures to benchmarks/results/NAME.json. The features benchmark creates
 # benchmarks/.venv-peers (featuretools, lifetimes: pinned apart from Journey) on first use.
-BENCHES := simulate features quality
+BENCHES := simulate features quality serving
 
 bench: setup
 	for b in $(BENCHES); do $(BIN)/python benchmarks/$$b.py || exit 1; done
@@ -51,4 +63,5 @@ bench-quick: setup
 	for b in $(BENCHES); do $(BIN)/python benchmarks/$$b.py --quick || exit 1; done
 
 clean:
+	-JOURNEY_HOME=$(DEMO) $(BIN)/journey stop 2>/dev/null
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -140,6 +140,13 @@ class BatchEngine:
         )
         return ev, seg_keys
 
+    def encoded(self, cutoff: datetime) -> tuple[EventArrays, np.ndarray]:
+        """Every customer's encoded events before ``cutoff`` in one partition (for an in-memory
+        index such as ``features.history``), and the store key of each customer segment."""
+        row = self.con.execute("SELECT count(*) FROM events WHERE ts < ?", [cutoff]).fetchone()
+        total = int(row[0]) if row else 0
+        return self._arrays(cutoff, 0, 1, self._customer_ids(), total)
+
     def _customer_ids(self) -> np.ndarray:
         """Customer id by store key."""
         got = self.con.execute("SELECT customer_key, customer_id FROM customers").fetchnumpy()

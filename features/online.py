@@ -2,17 +2,64 @@
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from features.batch import micros
-from features.events import Encoder
-from features.kernels import Kernel
+from features.events import Encoder, EventArrays
+from features.kernels import FeatureMatrix, Kernel
 from features.spec import FeatureSpec
 
 Vector = dict[str, float | str | None]
+Value = float | str | None
+
+
+@dataclass(frozen=True)
+class Vectors:
+    """Feature vectors of several customers as arrays: the kernel's matrix (numeric values and
+    categorical codes) and each customer's attributes (``attr_<name>`` features). Scoring reads
+    these directly; ``records`` gives the dicts of ``OnlineFeatures.vector``."""
+
+    matrix: FeatureMatrix
+    attributes: list[dict[str, str | None]]
+    events: list[int] | None = None  # events behind each vector, when known
+
+    def __len__(self) -> int:
+        return len(self.matrix.customer_ids)
+
+    @functools.cached_property
+    def _columns(self) -> dict[str, int]:
+        return {name: j for j, name in enumerate(self.matrix.names)}
+
+    def value(self, i: int, name: str) -> tuple[bool, Value]:
+        """(whether the vector has ``name``, its value for customer ``i``)."""
+        j = self._columns.get(name)
+        if j is not None:
+            return True, float(self.matrix.values[i, j])
+        if name in self.matrix.categorical:
+            codes, vocab = self.matrix.categorical[name]
+            return True, vocab[codes[i]] if codes[i] >= 0 else None
+        if name.startswith("attr_"):
+            attrs = self.attributes[i]
+            key = name.removeprefix("attr_")
+            return key in attrs, attrs.get(key)
+        return False, None
+
+    def records(self) -> list[Vector]:
+        out: list[Vector] = []
+        for i in range(len(self)):
+            row: Vector = dict(zip(self.matrix.names, self.matrix.values[i].tolist(), strict=True))
+            for name, (codes, vocab) in self.matrix.categorical.items():
+                row[name] = vocab[codes[i]] if codes[i] >= 0 else None
+            for key, v in self.attributes[i].items():
+                row[f"attr_{key}"] = v
+            out.append(row)
+        return out
 
 
 class OnlineFeatures:
@@ -32,11 +79,33 @@ class OnlineFeatures:
     ) -> Vector:
         """Features from ``events`` strictly before ``cutoff`` (later ones are ignored)."""
         t = micros(cutoff)
-        arrays = self.enc.one_customer(customer_id, events, t)
-        matrix = self.kernel(arrays, t)
+        return self.from_arrays(self.enc.one_customer(customer_id, events, t), t, attributes)
+
+    def from_arrays(
+        self,
+        arrays: EventArrays,
+        cutoff_us: int,
+        attributes: dict[str, str | None] | None = None,
+    ) -> Vector:
+        """The vector of one customer's already encoded events, all before ``cutoff_us``
+        (e.g. from ``features.history.HistoryIndex``, which skips the encoding)."""
+        matrix = self.kernel(arrays, cutoff_us)
         out: Vector = dict(zip(matrix.names, matrix.values[0].tolist(), strict=True))
         for name, (codes, vocab) in matrix.categorical.items():
             out[name] = vocab[codes[0]] if codes[0] >= 0 else None
         for name in self.spec.attributes:
             out[f"attr_{name}"] = (attributes or {}).get(name)
         return out
+
+    def vectors(
+        self,
+        arrays: EventArrays,
+        cutoff_us: int,
+        attributes: list[dict[str, str | None]],
+    ) -> Vectors:
+        """Vectors of the customers in ``arrays`` (one, or many from ``HistoryIndex.many``: one
+        kernel pass for all), with their attributes in the same order."""
+        names = self.spec.attributes
+        attrs = [{n: a.get(n) for n in names} for a in attributes]
+        counts = np.bincount(arrays.cust, minlength=len(arrays.customer_ids)).tolist()
+        return Vectors(self.kernel(arrays, cutoff_us), attrs, counts)

@@ -61,6 +61,7 @@ WHERE {DERIVED_ID} OR k = 0
 class AppendResult:
     received: int
     inserted: int
+    rows: pa.Table | None = None  # the inserted events, when the caller asked for them
 
     @property
     def duplicates(self) -> int:
@@ -126,8 +127,11 @@ class EventStore:
         self.close()
 
     # -- writing -------------------------------------------------------------------------
-    def append(self, events: pa.Table) -> AppendResult:
-        """Insert the events whose event_id is new; the first of repeated ids in a batch wins."""
+    def append(self, events: pa.Table, returning: bool = False) -> AppendResult:
+        """Insert the events whose event_id is new; the first of repeated ids in a batch wins.
+
+        ``returning``: also give back the rows actually inserted (the service keeps its
+        in-memory histories in step with the store from them)."""
         if events.num_rows == 0:
             return AppendResult(0, 0)
         batch = events.select(list(EVENT_FIELDS)).cast(EVENT_SCHEMA)
@@ -139,9 +143,9 @@ class EventStore:
             )
         finally:
             self.con.unregister("incoming")
-        return self._commit_staged(batch.num_rows)
+        return self._commit_staged(batch.num_rows, returning)
 
-    def _commit_staged(self, received: int) -> AppendResult:
+    def _commit_staged(self, received: int, returning: bool = False) -> AppendResult:
         # The window that numbers repeated ids costs a sort; most loads have no repeats.
         row = self.con.execute("SELECT count(*) = count(DISTINCT event_id) FROM staged").fetchone()
         all_distinct = bool(row and row[0])
@@ -154,27 +158,32 @@ class EventStore:
             JOIN vocab t ON t.kind = 'event_type' AND t.name = s.event_type
             JOIN vocab ch ON ch.kind = 'channel' AND ch.name = s.channel
             LEFT JOIN vocab a ON a.kind = 'action' AND a.name = s.action"""
+        tail = f" RETURNING {COLUMNS}" if returning else ""
+        rows: pa.Table | None = None
         self.con.execute("BEGIN TRANSACTION")
         try:
             self._assign_codes()
             if bulk:
                 for name in INDEXES:
                     self.con.execute(f"DROP INDEX IF EXISTS {name}")
-                self.con.execute(
+                cur = self.con.execute(
                     f"INSERT INTO events SELECT * FROM ({coded}) s WHERE NOT EXISTS "
-                    "(SELECT 1 FROM events e WHERE e.event_id = s.event_id)"
+                    f"(SELECT 1 FROM events e WHERE e.event_id = s.event_id){tail}"
                 )
+            else:
+                cur = self.con.execute(f"INSERT INTO events {coded} ON CONFLICT DO NOTHING{tail}")
+            if returning:
+                rows = cur.to_arrow_table().cast(EVENT_SCHEMA)
+            if bulk:
                 for ddl in INDEXES.values():
                     self.con.execute(ddl)
-            else:
-                self.con.execute(f"INSERT INTO events {coded} ON CONFLICT DO NOTHING")
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
         finally:
             self.con.execute("DROP TABLE IF EXISTS staged")
-        return AppendResult(received, self.count() - before)
+        return AppendResult(received, self.count() - before, rows)
 
     def _assign_codes(self) -> None:
         """Give new customers a key and new event types, channels and actions a code."""

@@ -3,7 +3,10 @@ MLflow's pyfunc wrapper, which costs milliseconds per row)."""
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from features.errors import JourneyError
@@ -16,6 +19,27 @@ if TYPE_CHECKING:
 
 class RegistryError(JourneyError):
     """A registered model or alias that cannot be found or loaded."""
+
+
+def quiet_mlflow() -> None:
+    """No telemetry, no environment inference over the network, no progress bars."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+
+
+def client_for(tracking_uri: str) -> MlflowClient:
+    """A tracking and registry client on one URI (a SQLite file's directory is created)."""
+    quiet_mlflow()
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    if tracking_uri.startswith("sqlite:///"):
+        Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    return MlflowClient(tracking_uri, tracking_uri)
 
 
 @dataclass(frozen=True)

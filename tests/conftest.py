@@ -15,6 +15,7 @@ from features.loaders import REJECT_HEADER, LoadReport, load_events
 from features.mapping import ColumnMapping, identity_mapping
 from features.normalize import STAGED_SCHEMA
 from features.taxonomy import Taxonomy, load_taxonomy
+from tests.training.world import SMALL, Trained, World, build_world, train_into
 
 
 @dataclass
@@ -41,6 +42,18 @@ class Loaded:
 
 
 LoadFn = Callable[..., Loaded]
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    """The simulated world shared by the training, CLI and serving tests (built once)."""
+    return build_world(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def trained(world: World, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """The small experiment (3 targets x baseline, LightGBM) trained into a fresh home."""
+    return train_into(world, tmp_path_factory.mktemp("trained"), SMALL)
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,13 @@ MLflow is imported anywhere in the process.
 
 from __future__ import annotations
 
-import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from models.registry import client_for, quiet_mlflow
+
+__all__ = ["KIND_TAG", "PROMOTION_EXPERIMENT", "TRAINING_EXPERIMENT", "Tracking", "quiet_mlflow"]
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -19,14 +21,6 @@ if TYPE_CHECKING:
 TRAINING_EXPERIMENT = "journey-training"
 PROMOTION_EXPERIMENT = "journey-promotions"
 KIND_TAG = "journey.kind"  # "training" (one per `journey train`), "model", "promotion"
-
-
-def quiet_mlflow() -> None:
-    """No telemetry, no environment inference over the network, no progress bars."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("DO_NOT_TRACK", "true")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)
@@ -41,17 +35,7 @@ class Tracking:
         return cls(f"sqlite:///{root / 'mlflow.db'}", (root / "artifacts").as_uri())
 
     def client(self) -> MlflowClient:
-        quiet_mlflow()
-        import mlflow
-        from mlflow.tracking import MlflowClient
-
-        if self.tracking_uri.startswith("sqlite:///"):
-            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
-                parents=True, exist_ok=True
-            )
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_registry_uri(self.tracking_uri)
-        return MlflowClient(self.tracking_uri, self.tracking_uri)
+        return client_for(self.tracking_uri)
 
     def experiment_id(self, client: MlflowClient, name: str) -> str:
         found = client.get_experiment_by_name(name)

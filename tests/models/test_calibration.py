@@ -225,3 +225,18 @@ def test_unknown_method_raises(binary: tuple[tuple[Floats, Ints], tuple[Floats, 
 def test_bad_shapes_raise(scores: Floats, y: Ints) -> None:
     with pytest.raises(ValueError, match="as many non-empty scores as labels"):
         ProbabilityCalibrator("sigmoid").fit(scores, y)
+
+
+def test_fast_isotonic_is_sklearns_predict() -> None:
+    """The request path interpolates the fitted thresholds itself; same numbers as sklearn,
+    including outside the fitted range (clipped)."""
+    from sklearn.isotonic import IsotonicRegression
+
+    from models.calibration import _isotonic
+
+    rng = np.random.default_rng(0)
+    s = rng.uniform(0.1, 0.9, 2000)
+    y = (rng.uniform(size=2000) < s**2).astype(float)
+    fitted = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(s, y)
+    x = np.concatenate([rng.uniform(0, 1, 500), [0.0, 1.0, s.min(), s.max()]])
+    np.testing.assert_allclose(_isotonic(fitted, x), fitted.predict(x), rtol=0, atol=1e-12)

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from models.lgbm import LightGBMClassifier
+from models.paths import path_contributions
 from models.reasons import Reason, contributions, describe, top_reasons
 
 STAGES = ("awareness", "consideration", "decision", "purchase", "retention", "advocacy")
@@ -140,18 +141,32 @@ def test_values_are_the_inputs(binary: LightGBMClassifier) -> None:
     assert {"recency_days", "last_channel", "purchase_recency_days", "recency_share"} <= seen
 
 
+def test_feature_dicts_give_the_frame_answer(binary: LightGBMClassifier) -> None:
+    """Serving passes online vectors (dicts), not frames: same reasons, same values."""
+    X, _ = make_frame(60, seed=9)  # noqa: N806
+    records = [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in X.to_dict("records")
+    ]
+    assert top_reasons(binary, records, STAGES, k=4) == top_reasons(binary, X, STAGES, k=4)
+
+
 def test_multiclass_explains_the_predicted_class(multi: LightGBMClassifier) -> None:
     X, _ = make_frame(40, seed=8, k=3)  # noqa: N806
     X = X.assign(recency_days=[58.0] * 20 + [1.0] * 20)  # noqa: N806
     predicted = np.argmax(multi.predict_proba(X), axis=1)
     assert list(predicted[:20]) == [2] * 20 and list(predicted[20:]) == [0] * 20
-    contrib = contributions(multi, X)
+    j = multi.booster_.feature_name().index("recency_days")
+    path = path_contributions(multi.booster_, multi.path_tables(), multi.matrix(X), predicted)
+    shap = contributions(multi, X)
     reasons = top_reasons(multi, X, STAGES, k=2)
+    by_shap = top_reasons(multi, X, STAGES, k=2, method="shap")
     for i, row in enumerate(reasons):
         assert len(row) == 2
         assert row[0].feature == "recency_days" and row[0].direction == "raises"
-        j = multi.booster_.feature_name().index("recency_days")
-        assert row[0].contribution == pytest.approx(contrib[i, predicted[i], j])
+        assert row[0].contribution == pytest.approx(path[i, j])
+        assert by_shap[i][0].feature == "recency_days"
+        assert by_shap[i][0].contribution == pytest.approx(shap[i, predicted[i], j])
     # an explicit class, one for all rows or one per row
     churned = top_reasons(multi, X, STAGES, k=1, class_index=2)
     assert churned[25][0].feature == "recency_days" and churned[25][0].direction == "lowers"

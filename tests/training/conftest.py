@@ -9,13 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.training.world import (
-    SMALL,
-    Trained,
-    World,
-    build_world,
     clean_env,
     one_thread,
-    train_into,
 )
 
 
@@ -31,12 +26,3 @@ def _clean_env() -> Iterator[None]:
         yield
 
 
-@pytest.fixture(scope="session")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return build_world(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def trained(world: World, tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    """The small experiment (3 targets x baseline, LightGBM) trained into a fresh home."""
-    return train_into(world, tmp_path_factory.mktemp("trained"), SMALL)

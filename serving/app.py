@@ -1,0 +1,196 @@
+"""The FastAPI app (mounted at /v1 by the BentoML service; tests drive it directly).
+
+``create_app`` builds it without loading anything; the lifespan opens the store and loads the
+histories and models in the background, so /healthz answers at once and /readyz says 503 until
+everything is in place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import anyio
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+
+from serving.errors import ForbiddenError, InvalidKeyError, MissingKeyError, TooLargeError
+from serving.http import BodyLimit, RouteMetrics, install_error_handlers
+from serving.keys import Principal, Role
+from serving.predictor import Scored
+from serving.schemas import (
+    BatchIn,
+    BatchOut,
+    ErrorOut,
+    EventsIn,
+    EventsOut,
+    Health,
+    ModelsOut,
+    PredictIn,
+    PredictOut,
+    Readiness,
+    ReloadOut,
+)
+from serving.settings import ServeSettings
+from serving.state import ServiceState
+
+API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False,
+                       description="An API key from `journey keys create`.")
+ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorOut} for s in (401, 403, 413, 422, 503)
+}
+
+
+async def get_state(request: Request) -> ServiceState:
+    state: ServiceState = request.app.state.journey
+    return state
+
+
+StateDep = Annotated[ServiceState, Depends(get_state)]
+
+
+def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    allowed = frozenset(roles)
+
+    async def check(state: StateDep, key: Annotated[str | None, Depends(API_KEY)]) -> Principal:
+        if not key:
+            raise MissingKeyError("this route needs an API key in the X-API-Key header")
+        who = state.keys.authenticate(key)
+        if who is None:
+            raise InvalidKeyError("the API key is not valid")
+        if not who.may(allowed):
+            needed = ", ".join(sorted(r.value for r in allowed | {Role.admin}))
+            raise ForbiddenError(
+                f"key {who.name!r} has role {who.role.value}; this route needs one of: {needed}")
+        return who
+
+    return check
+
+
+Ingester = Annotated[Principal, Depends(require(Role.ingest))]
+Scorer = Annotated[Principal, Depends(require(Role.predict))]
+Reader = Annotated[Principal, Depends(require(Role.predict, Role.marketer))]
+Watcher = Annotated[Principal, Depends(require(Role.marketer))]
+Admin = Annotated[Principal, Depends(require())]
+
+
+def prediction(s: Scored) -> dict[str, Any]:
+    """A ``PredictionOut`` as plain JSON data. Scoring routes answer with it directly: FastAPI
+    would otherwise validate the whole response model again, which costs more than the
+    prediction for a batch (tests check every answer against the models)."""
+    return {
+        "customer_id": s.customer_id, "as_of": _iso(s.as_of), "current_stage": s.current_stage,
+        "next_stage": s.next_stage, "churn": s.churn, "conversion": s.conversion,
+        "risk_tier": s.risk_tier, "events": s.events,
+        "reasons": {name: [{"feature": r.feature, "value": r.value, "direction": r.direction,
+                            "contribution": r.contribution, "text": r.text} for r in rs]
+                    for name, rs in s.reasons.items()},
+    }
+
+
+def _iso(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
+
+
+def create_app(settings: ServeSettings | None = None, background: bool = True) -> FastAPI:
+    settings = settings or ServeSettings()
+    state = ServiceState(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state.start(background)
+        try:
+            yield
+        finally:
+            state.close()
+
+    app = FastAPI(title="Journey", version="1", lifespan=lifespan,
+                  summary="Predictions, reason codes and event ingest for customer journeys.",
+                  responses=ERRORS)
+    app.state.journey = state
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RouteMetrics, metrics=state.metrics)
+    add_routes(app)
+    return app
+
+
+def add_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> Health:
+        """The process is up (no key needed)."""
+        return Health(status="ok")
+
+    @app.get("/readyz", tags=["health"], responses={503: {"model": Readiness}})
+    async def readyz(state: StateDep, response: Response) -> Readiness:
+        """200 once histories and models are loaded; 503 before, with the reason."""
+        body = Readiness(**state.readiness())
+        response.status_code = 200 if body.ready else 503
+        return body
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    async def metrics(state: StateDep, _: Watcher) -> Response:
+        """Prometheus text format."""
+        state.metrics.sync_models(state.holder, state.ready)
+        return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.post("/events", tags=["ingest"])
+    async def events(body: EventsIn, state: StateDep, _: Ingester) -> EventsOut:
+        """Append touchpoints; acknowledged once durable. Re-sent event_ids are ignored."""
+        limit = state.settings.max_events
+        if len(body.events) > limit:
+            raise TooLargeError(
+                f"{len(body.events):,} events in one request; the limit is {limit:,}", "events")
+        rows = [e.model_dump() for e in body.events]
+        done = await anyio.to_thread.run_sync(state.ingest, rows)
+        return EventsOut(received=done.received, inserted=done.inserted,
+                         duplicates=done.duplicates)
+
+    @app.post("/predict", tags=["predict"], response_model=PredictOut)
+    async def predict(body: PredictIn, state: StateDep, _: Scorer) -> JSONResponse:
+        """Stage, next-stage, churn and conversion probabilities with reason codes, for one
+        customer from the stored history, or from an inline one."""
+        if body.events is None:
+            source: Literal["store", "inline"] = "store"
+            scored = state.predict(body.customer_id, body.as_of)
+        else:
+            if len(body.events) > state.settings.max_events:
+                raise TooLargeError(f"{len(body.events):,} inline events; the limit is "
+                               f"{state.settings.max_events:,}", "events")
+            rows = [e.model_dump() for e in body.events]
+            scored = state.predict_inline(body.customer_id, rows, body.as_of, body.attributes)
+            source = "inline"
+        return JSONResponse({**prediction(scored), "history": source,
+                             "model_versions": state.versions(),
+                             "feature_definition_hash": state.spec.hash})
+
+    @app.post("/predict/batch", tags=["predict"], response_model=BatchOut)
+    async def predict_batch(body: BatchIn, state: StateDep, _: Scorer) -> JSONResponse:
+        """Many stored customers at once; unknown ids are listed, not fatal."""
+        limit = state.settings.max_batch
+        if len(body.customer_ids) > limit:
+            raise TooLargeError(f"{len(body.customer_ids):,} customers in one batch; the limit is "
+                           f"{limit:,}", "customer_ids")
+        scored, unknown = await anyio.to_thread.run_sync(
+            state.predict_batch, body.customer_ids, body.as_of)
+        return JSONResponse({"predictions": [prediction(s) for s in scored],
+                             "unknown_customers": unknown, "model_versions": state.versions(),
+                             "feature_definition_hash": state.spec.hash})
+
+    @app.get("/models", tags=["models"])
+    async def models(state: StateDep, _: Reader) -> ModelsOut:
+        """The served model versions and the last load outcome."""
+        current = state.holder.current
+        return ModelsOut(alias=state.settings.model_alias, models=state.versions(),
+                         feature_definition_hash=state.spec.hash,
+                         loaded_at=current.loaded_at if current else None,
+                         last_load_error=state.holder.last_error)
+
+    @app.post("/admin/reload", tags=["admin"])
+    async def reload(state: StateDep, _: Admin) -> ReloadOut:
+        """Load the alias's versions again; a failure keeps the models being served."""
+        changed = await anyio.to_thread.run_sync(state.reload)
+        return ReloadOut(changed=changed, models=state.versions(),
+                         error=state.holder.last_error)

@@ -1,0 +1,116 @@
+"""The served models: each target's version under the served alias, loaded natively, swapped
+as one set so a request never sees models from two different loads.
+
+A reload that fails (missing alias, unreadable artifact, registry down, feature definitions
+that differ from the service's) keeps the last good set and records why.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from features.errors import JourneyError
+from features.spec import FeatureSpec
+from models.lgbm import LightGBMClassifier
+from models.registry import Loaded, RegistryError, alias_version, load_version
+from models.targets import TARGETS, Target, target
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+
+@dataclass(frozen=True)
+class Served:
+    target: Target
+    loaded: Loaded
+
+    @property
+    def version(self) -> str:
+        return str(self.loaded.version.version)
+
+    @property
+    def explainable(self) -> bool:
+        return isinstance(self.loaded.model, LightGBMClassifier)
+
+
+@dataclass(frozen=True)
+class ModelSet:
+    models: dict[str, Served]  # by target name
+    loaded_at: float = field(default_factory=time.time)
+
+    def versions(self) -> dict[str, str]:
+        return {name: s.version for name, s in self.models.items()}
+
+
+def load_models(client: MlflowClient, spec: FeatureSpec, alias: str) -> ModelSet:
+    """Every target's ``alias`` version; all or nothing."""
+    models: dict[str, Served] = {}
+    for name in TARGETS:
+        registered = target(name, spec.stages).registered_name
+        version = alias_version(client, registered, alias)
+        if version is None:
+            raise RegistryError(f"model {registered} has no version with alias {alias!r}; "
+                                "train and promote first (journey train, journey promote)")
+        tags = dict(version.tags)
+        if tags.get("journey.definition_hash") != spec.hash:
+            raise RegistryError(
+                f"{registered} v{version.version} was trained on feature definitions "
+                f"{tags.get('journey.definition_hash')}; the service computes {spec.hash}"
+            )
+        loaded = load_version(client, version)
+        if isinstance(loaded.model, LightGBMClassifier):
+            loaded.model.path_tables()  # built now, not on the first request
+        t = target(name, spec.stages, tags.get("journey.label", "churned_inactive"))
+        models[name] = Served(t, loaded)
+    return ModelSet(models)
+
+
+class ModelHolder:
+    """The current model set, and the outcome of the last load attempt."""
+
+    def __init__(self, loader: Callable[[], ModelSet]) -> None:
+        self._loader = loader
+        self._lock = threading.Lock()
+        self.current: ModelSet | None = None
+        self.last_error: str | None = None
+        self.failures = 0
+        self.last_attempt: float | None = None
+
+    def reload(self) -> bool:
+        """Load again; True when the served versions changed. On failure the current set
+        stays and the error is kept for /readyz and /metrics."""
+        with self._lock:
+            self.last_attempt = time.time()
+            try:
+                fresh = self._loader()
+            except (JourneyError, OSError, Exception) as exc:
+                self.failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                return False
+            changed = self.current is None or fresh.versions() != self.current.versions()
+            if changed:
+                self.current = fresh  # one reference swap: readers see old or new, whole
+            self.last_error = None
+            return changed
+
+    def changed_upstream(self, probe: Callable[[], dict[str, str]]) -> bool:
+        """Whether the alias points elsewhere than what is served (for polling)."""
+        current = self.current.versions() if self.current else {}
+        try:
+            return probe() != current
+        except Exception as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            return False
+
+
+def alias_versions(client: MlflowClient, spec: FeatureSpec, alias: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name in TARGETS:
+        v = alias_version(client, target(name, spec.stages).registered_name, alias)
+        if v is not None:
+            out[name] = str(v.version)
+    return out

@@ -1,0 +1,44 @@
+"""The service's errors: each a domain error with its HTTP status, a stable code and, where it
+applies, the request field at fault (one exception handler turns them into JSON)."""
+
+from __future__ import annotations
+
+from features.errors import JourneyError
+
+
+class ServiceError(JourneyError):
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class BadRequestError(ServiceError):
+    status, code = 422, "bad_request"
+
+
+class UnknownCustomerError(ServiceError):
+    status, code = 404, "unknown_customer"
+
+
+class TooLargeError(ServiceError):
+    status, code = 413, "too_large"
+
+
+class MissingKeyError(ServiceError):
+    status, code = 401, "missing_key"
+
+
+class InvalidKeyError(ServiceError):
+    status, code = 401, "invalid_key"
+
+
+class ForbiddenError(ServiceError):
+    status, code = 403, "forbidden"
+
+
+class NotReadyError(ServiceError):
+    status, code = 503, "not_ready"

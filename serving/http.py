@@ -1,0 +1,132 @@
+"""ASGI plumbing: body size limit and per-route metrics as pure ASGI middleware (Starlette's
+BaseHTTPMiddleware costs a task and a queue per request), errors as JSON ``{code, message,
+field}``."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from serving.errors import ServiceError, TooLargeError
+from serving.metrics import Metrics
+
+
+class BodyLimit:
+    """Refuses bodies over ``limit`` bytes: by Content-Length before reading, and while
+    reading when the length is not declared (chunked)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared < 0 or declared > self.limit:
+                    await _error(send, TooLargeError(self._message(declared)))
+                    return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise TooLargeError(self._message(seen))
+            return message
+
+        await self.app(scope, limited, send)
+
+    def _message(self, size: int) -> str:
+        what = "an invalid Content-Length" if size < 0 else f"{size:,} bytes"
+        return f"request body has {what}; the limit is {self.limit:,} bytes"
+
+
+class RouteMetrics:
+    """Counts and times requests per route template (not per raw path: ids would explode the
+    label set)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(path, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(path).observe(time.perf_counter() - started)
+
+
+async def _error(send: Send, exc: ServiceError) -> None:
+    body = json.dumps({"code": exc.code, "message": exc.message, "field": exc.field}).encode()
+    await send({"type": "http.response.start", "status": exc.status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def error_json(status: int, code: str, message: str, field: str | None = None,
+               headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse({"code": code, "message": message, "field": field, **extra},
+                        status_code=status, headers=headers)
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    """('body', 'events', 3, 'ts') -> 'events[3].ts'."""
+    out = ""
+    for part in loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def service_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ServiceError)
+        headers = {"WWW-Authenticate": "ApiKey"} if exc.status == 401 else None
+        return error_json(exc.status, exc.code, exc.message, exc.field, headers)
+
+    async def invalid(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [{"field": _field(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
+        first = errors[0] if errors else {"field": "body", "message": "invalid request"}
+        return error_json(422, "bad_request", f"{first['field']}: {first['message']}",
+                          first["field"], errors=errors)
+
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        if isinstance(exc.__cause__, ServiceError):  # raised while FastAPI read the body
+            return await service_error(_, exc.__cause__)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_json(exc.status_code, code, str(exc.detail), None,
+                          dict(exc.headers) if exc.headers else None)
+
+    app.add_exception_handler(ServiceError, service_error)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(HTTPException, http_error)

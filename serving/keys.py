@@ -1,0 +1,118 @@
+"""API keys with roles, stored hashed.
+
+Keys are 32 random bytes (URL-safe text); only their SHA-256 is written to the key file, so the
+file (or a log that leaked it) cannot be turned back into a working key. Random keys of this
+size need no salt or slow hash: there is nothing to guess from a dictionary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+import yaml
+
+from features.errors import ConfigError
+
+PREFIX = "jk_"
+
+
+class Role(StrEnum):
+    ingest = "ingest"  # POST /events
+    predict = "predict"  # POST /predict, /predict/batch; GET /models
+    marketer = "marketer"  # read-only: models, metrics (segments and dashboard later)
+    admin = "admin"  # everything, and /admin/*
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: Role
+
+    def may(self, allowed: frozenset[Role]) -> bool:
+        return self.role is Role.admin or self.role in allowed
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class KeyRing:
+    """The key file: name, role and hash of each key."""
+
+    def __init__(self, path: Path, entries: dict[str, Principal]) -> None:
+        self.path = path
+        self._by_hash = entries
+
+    @classmethod
+    def load(cls, path: Path) -> KeyRing:
+        if not path.exists():
+            return cls(path, {})
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        entries: dict[str, Principal] = {}
+        for i, item in enumerate(raw.get("keys", [])):
+            where = f"{path}: keys[{i}]"
+            if not isinstance(item, dict) or not {"name", "role", "sha256"} <= item.keys():
+                raise ConfigError(f"{where}: needs name, role and sha256")
+            try:
+                role = Role(item["role"])
+            except ValueError:
+                raise ConfigError(
+                    f"{where}.role: {item['role']!r} is not one of {[r.value for r in Role]}"
+                ) from None
+            entries[str(item["sha256"])] = Principal(str(item["name"]), role)
+        return cls(path, entries)
+
+    def authenticate(self, key: str) -> Principal | None:
+        return self._by_hash.get(digest(key))
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+    def names(self) -> list[tuple[str, Role]]:
+        return sorted((p.name, p.role) for p in self._by_hash.values())
+
+
+def create_key(path: Path, name: str, role: Role) -> str:
+    """Add a key to the file and return it: the only time it is ever shown."""
+    raw = _read(path)
+    if any(k.get("name") == name for k in raw["keys"]):
+        raise ConfigError(f"{path}: a key named {name!r} exists; revoke it first")
+    key = PREFIX + secrets.token_urlsafe(32)
+    raw["keys"].append({"name": name, "role": role.value, "sha256": digest(key),
+                        "created": datetime.now(UTC).isoformat(timespec="seconds")})
+    _write(path, raw)
+    return key
+
+
+def revoke_key(path: Path, name: str) -> bool:
+    raw = _read(path)
+    kept = [k for k in raw["keys"] if k.get("name") != name]
+    if len(kept) == len(raw["keys"]):
+        return False
+    raw["keys"] = kept
+    _write(path, raw)
+    return True
+
+
+def _read(path: Path) -> dict[str, list[dict[str, str]]]:
+    if not path.exists():
+        return {"keys": []}
+    raw = yaml.safe_load(path.read_text()) or {}
+    return {"keys": list(raw.get("keys", []))}
+
+
+def _write(path: Path, raw: dict[str, list[dict[str, str]]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(raw, sort_keys=False))
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)

@@ -1,0 +1,89 @@
+"""Prometheus metrics of one service process, in its own registry (no global state, so test
+apps do not collide): traffic and latency per route, served model versions and load health,
+prediction distributions, ingest outcomes."""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+
+from serving.champions import ModelHolder
+from serving.predictor import TIERS, Scored
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25,
+                   0.5, 1.0, 2.5, 5.0)
+PROBABILITY_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 20))
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series double the output and no dashboard reads them
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("journey_requests", "HTTP requests by route, method and status.",
+                                ["route", "method", "status"], registry=r)
+        self.latency = Histogram("journey_request_seconds", "Request latency by route.",
+                                 ["route"], buckets=LATENCY_BUCKETS, registry=r)
+        self.model_version = Gauge("journey_model_version",
+                                   "1 for each served model version.",
+                                   ["target", "version"], registry=r)
+        self.ready = Gauge("journey_ready", "1 when models and histories are loaded.",
+                           registry=r)
+        self.load_ok = Gauge("journey_model_last_load_ok",
+                             "1 if the last model load attempt succeeded.", registry=r)
+        self.load_failures = Counter("journey_model_load_failures",
+                                     "Model load attempts that failed (last good kept).",
+                                     registry=r)
+        self.probability = Histogram("journey_prediction_probability",
+                                     "Served probabilities (churn, conversion).", ["target"],
+                                     buckets=PROBABILITY_BUCKETS, registry=r)
+        self.next_stage = Counter("journey_predicted_next_stage",
+                                  "Most probable next stage of served predictions.", ["stage"],
+                                  registry=r)
+        self.risk = Counter("journey_predicted_risk_tier", "Risk tier of served predictions.",
+                            ["tier"], registry=r)
+        for tier in TIERS:
+            self.risk.labels(tier)
+        self.events = Counter("journey_events", "Ingested events by outcome.", ["outcome"],
+                              registry=r)
+        self._versions: dict[str, str] = {}
+        self._failures_seen = 0
+
+    def observe(self, scored: list[Scored]) -> None:
+        churn, conversion = self.probability.labels("churn"), self.probability.labels("conversion")
+        stages: dict[str, int] = {}
+        tiers: dict[str, int] = {}
+        for s in scored:
+            churn.observe(s.churn)
+            conversion.observe(s.conversion)
+            top = max(s.next_stage, key=s.next_stage.__getitem__)
+            stages[top] = stages.get(top, 0) + 1
+            tiers[s.risk_tier] = tiers.get(s.risk_tier, 0) + 1
+        for stage, count in stages.items():
+            self.next_stage.labels(stage).inc(count)
+        for tier, count in tiers.items():
+            self.risk.labels(tier).inc(count)
+
+    def sync_models(self, holder: ModelHolder, ready: bool) -> None:
+        """Model gauges from the holder (called on every load attempt and scrape)."""
+        versions = holder.current.versions() if holder.current else {}
+        if versions != self._versions:
+            for name, v in self._versions.items():
+                self.model_version.remove(name, v)
+            for name, v in versions.items():
+                self.model_version.labels(name, v).set(1)
+            self._versions = versions
+        self.load_ok.set(0 if holder.last_error else 1)
+        if holder.failures > self._failures_seen:
+            self.load_failures.inc(holder.failures - self._failures_seen)
+            self._failures_seen = holder.failures
+        self.ready.set(1 if ready else 0)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,141 @@
+"""Request and response bodies of every route (they are the OpenAPI schema at /v1/docs)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from features.schema import MAX_ID_CHARS, MAX_LABEL_CHARS
+
+Id = Field(min_length=1, max_length=MAX_ID_CHARS)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Event(Strict):
+    """One touchpoint (DESIGN.md, "Data contract")."""
+
+    event_id: str = Field(min_length=1, max_length=MAX_ID_CHARS,
+                          description="Unique; a re-sent event_id is ignored (idempotent).")
+    customer_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    ts: AwareDatetime = Field(description="When it happened, with a time zone (stored as UTC).")
+    event_type: str = Field(min_length=1, max_length=MAX_LABEL_CHARS,
+                            examples=["page_view", "add_to_cart", "purchase"])
+    channel: str = Field("unknown", min_length=1, max_length=MAX_LABEL_CHARS)
+    value: float | None = Field(None, description="Revenue for purchases.")
+    action: str | None = Field(None, max_length=MAX_LABEL_CHARS,
+                               description="A marketing action applied at that moment.")
+    properties: dict[str, Any] | None = None
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError("value must be a finite number")
+        return v
+
+
+class HistoryEvent(Strict):
+    """An event of an inline history (no id needed: it is not stored)."""
+
+    ts: AwareDatetime
+    event_type: str = Field(min_length=1, max_length=MAX_LABEL_CHARS)
+    channel: str = Field("unknown", min_length=1, max_length=MAX_LABEL_CHARS)
+    value: float | None = None
+    action: str | None = Field(None, max_length=MAX_LABEL_CHARS)
+    properties: dict[str, Any] | None = None
+
+
+class EventsIn(Strict):
+    events: list[Event] = Field(min_length=1)
+
+
+class EventsOut(BaseModel):
+    received: int
+    inserted: int
+    duplicates: int = Field(description="Already stored (same event_id): ignored.")
+
+
+class PredictIn(Strict):
+    customer_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    as_of: AwareDatetime | None = Field(
+        None, description="Score as of this time (events strictly before it); default: now.")
+    events: list[HistoryEvent] | None = Field(
+        None, description="An inline history to score instead of the stored one.")
+    attributes: dict[str, str | None] | None = Field(
+        None, description="Customer attributes for an inline history (default: stored ones).")
+
+
+class BatchIn(Strict):
+    customer_ids: list[str] = Field(min_length=1)
+    as_of: AwareDatetime | None = None
+
+
+class ReasonOut(BaseModel):
+    feature: str
+    value: float | str | None
+    direction: Literal["raises", "lowers"]
+    contribution: float = Field(description="Log-odds contribution to the explained class.")
+    text: str
+
+
+class PredictionOut(BaseModel):
+    customer_id: str
+    as_of: AwareDatetime
+    current_stage: str | None
+    next_stage: dict[str, float] = Field(description="Probability of each furthest stage "
+                                                     "reached within the horizon, or inactive.")
+    churn: float
+    conversion: float
+    risk_tier: Literal["low", "medium", "high"]
+    events: int = Field(description="Events in the history scored (those before as_of).")
+    reasons: dict[str, list[ReasonOut]] = Field(description="Per model, strongest first.")
+
+
+class PredictOut(PredictionOut):
+    history: Literal["store", "inline"]
+    model_versions: dict[str, str]
+    feature_definition_hash: str
+
+
+class BatchOut(BaseModel):
+    predictions: list[PredictionOut]
+    unknown_customers: list[str]
+    model_versions: dict[str, str]
+    feature_definition_hash: str
+
+
+class ModelsOut(BaseModel):
+    alias: str
+    models: dict[str, str]
+    feature_definition_hash: str
+    loaded_at: float | None
+    last_load_error: str | None
+
+
+class ReloadOut(BaseModel):
+    changed: bool
+    models: dict[str, str]
+    error: str | None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    ready: bool
+    models: dict[str, str]
+    customers: int
+    last_load_error: str | None
+    message: str
+
+
+class ErrorOut(BaseModel):
+    code: str
+    message: str
+    field: str | None = None

@@ -1,0 +1,52 @@
+"""Settings of the prediction service (env vars prefixed JOURNEY_, or a .env file)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JOURNEY_", env_file=".env", extra="ignore")
+
+    home: Path = Path("var")
+    store: Path | None = None  # the DuckDB event store; default: <home>/events.duckdb
+    taxonomy: Path | None = None
+    feature_spec: Path | None = None
+    mlflow_tracking_uri: str | None = None  # default: SQLite file <home>/mlflow/mlflow.db
+    api_keys: Path | None = None  # hashed API keys; default: <home>/api_keys.yaml
+    model_alias: str = "champion"  # the registry alias served
+    # Pin the scoring clock (replays and simulations whose events are in the past); default:
+    # the wall clock at each request.
+    as_of: datetime | None = None
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 2_000_000
+    max_batch: Annotated[int, Field(ge=1)] = 1000  # customers per /predict/batch
+    max_events: Annotated[int, Field(ge=1)] = 5000  # events per /events request, or inline history
+    reasons: Annotated[int, Field(ge=0, le=20)] = 3  # reason codes per model
+    risk_bands: tuple[float, float] = (0.3, 0.6)  # churn probability: low < a <= medium < b
+    reload_poll_seconds: Annotated[float, Field(ge=0)] = 0.0  # 0: reload only through /admin/reload
+    future_tolerance_seconds: Annotated[float, Field(ge=0)] = 300.0  # later events are refused
+
+    @field_validator("risk_bands")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < v[0] < v[1] < 1:
+            raise ValueError("risk_bands must be two probabilities 0 < low < high < 1")
+        return v
+
+    @property
+    def store_path(self) -> Path:
+        return self.store or self.home / "events.duckdb"
+
+    @property
+    def keys_path(self) -> Path:
+        return self.api_keys or self.home / "api_keys.yaml"
+
+    @property
+    def tracking_uri(self) -> str:
+        local = self.home.resolve() / "mlflow" / "mlflow.db"
+        return self.mlflow_tracking_uri or f"sqlite:///{local}"

@@ -1,0 +1,235 @@
+"""Everything one service process holds: the event store (it is the single writer), every
+customer's encoded history, the served models, API keys and metrics. No web framework here:
+the FastAPI layer calls these methods and maps their errors."""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+
+from features.batch import micros
+from features.history import HistoryIndex
+from features.online import OnlineFeatures
+from features.schema import EVENT_SCHEMA
+from features.spec import FeatureSpec, load_spec
+from features.store import EventStore
+from features.taxonomy import load_taxonomy
+from models.registry import client_for
+from serving.champions import ModelHolder, ModelSet, alias_versions, load_models
+from serving.errors import BadRequestError, NotReadyError, UnknownCustomerError
+from serving.keys import KeyRing
+from serving.metrics import Metrics
+from serving.predictor import Predictor, Scored
+from serving.settings import ServeSettings
+
+log = logging.getLogger("journey.serving")
+
+
+@dataclass(frozen=True)
+class Ingested:
+    received: int
+    inserted: int
+
+    @property
+    def duplicates(self) -> int:
+        return self.received - self.inserted
+
+
+class ServiceState:
+    def __init__(self, settings: ServeSettings) -> None:
+        self.settings = settings
+        self.spec: FeatureSpec = load_spec(settings.feature_spec, load_taxonomy(settings.taxonomy))
+        self.online = OnlineFeatures(self.spec)
+        self.predictor = Predictor(self.spec.stages, settings.reasons, settings.risk_bands)
+        self.keys = KeyRing.load(settings.keys_path)
+        self.metrics = Metrics()
+        self.holder = ModelHolder(self._load_models)
+        self.store: EventStore | None = None
+        self.history: HistoryIndex | None = None
+        self.startup_error: str | None = None
+        self._write = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def _load_models(self) -> ModelSet:
+        client = client_for(self.settings.tracking_uri)
+        return load_models(client, self.spec, self.settings.model_alias)
+
+    def start(self, background: bool = True) -> None:
+        """Open the store, load histories and models (in a thread: /healthz answers and
+        /readyz says 503 meanwhile), then poll the registry if asked to."""
+        if not background:
+            self._load()
+            return
+        t = threading.Thread(target=self._load, name="journey-load", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _load(self) -> None:
+        started = time.perf_counter()
+        try:
+            self.store = EventStore(self.settings.store_path)
+            self.history = HistoryIndex.load(self.store, self.spec)
+        except Exception as exc:
+            self.startup_error = f"{type(exc).__name__}: {exc}"
+            log.error("event store not loaded: %s", self.startup_error)
+            return
+        self.holder.reload()
+        self.metrics.sync_models(self.holder, self.ready)
+        # The loaded histories, models and libraries are long-lived: keep them out of the
+        # collector's generations, or every full collection walks them (p99 spikes).
+        gc.collect()
+        gc.freeze()
+        log.info("loaded %s customers and models %s in %.1fs", self.history.n_customers,
+                 self.versions(), time.perf_counter() - started)
+        if self.settings.reload_poll_seconds > 0:
+            t = threading.Thread(target=self._poll, name="journey-poll", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _poll(self) -> None:
+        client = client_for(self.settings.tracking_uri)
+        while not self._stop.wait(self.settings.reload_poll_seconds):
+            probe = lambda: alias_versions(client, self.spec, self.settings.model_alias)  # noqa: E731
+            if self.holder.changed_upstream(probe):
+                self.reload()
+            self.metrics.sync_models(self.holder, self.ready)
+
+    def reload(self) -> bool:
+        changed = self.holder.reload()
+        self.metrics.sync_models(self.holder, self.ready)
+        return changed
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._write:
+            if self.store is not None:
+                self.store.close()
+                self.store = None
+
+    @property
+    def ready(self) -> bool:
+        return self.history is not None and self.holder.current is not None
+
+    def versions(self) -> dict[str, str]:
+        return self.holder.current.versions() if self.holder.current else {}
+
+    def readiness(self) -> dict[str, Any]:
+        why = self.startup_error or self.holder.last_error
+        if not self.ready and why is None:
+            why = "loading event histories and models"
+        return {
+            "ready": self.ready,
+            "models": self.versions(),
+            "customers": self.history.n_customers if self.history else 0,
+            "last_load_error": self.holder.last_error or self.startup_error,
+            "message": "ready" if self.ready and why is None else why,
+        }
+
+    def _models(self) -> tuple[ModelSet, HistoryIndex]:
+        models, history = self.holder.current, self.history
+        if models is None or history is None:
+            raise NotReadyError(self.readiness()["message"] or "not ready")
+        return models, history
+
+    # -- scoring -------------------------------------------------------------------------
+    def clock(self, requested: datetime | None) -> datetime:
+        if requested is not None:
+            return requested.astimezone(UTC)
+        return self.settings.as_of or datetime.now(UTC)
+
+    def predict(self, customer_id: str, as_of: datetime | None) -> Scored:
+        models, history = self._models()
+        when = self.clock(as_of)
+        t = micros(when)
+        arrays = history.arrays(customer_id, t)
+        if arrays is None:
+            raise UnknownCustomerError(f"no events for customer {customer_id!r}", "customer_id")
+        vectors = self.online.vectors(arrays, t, [history.attributes.of(customer_id)])
+        scored = self.predictor.score(models, vectors, when)
+        self.metrics.observe(scored)
+        return scored[0]
+
+    def predict_inline(
+        self,
+        customer_id: str,
+        events: list[dict[str, Any]],
+        as_of: datetime | None,
+        attributes: dict[str, str | None] | None,
+    ) -> Scored:
+        models, history = self._models()
+        when = self.clock(as_of)
+        self._check_event_types(events, "events")
+        attrs = attributes if attributes is not None else history.attributes.of(customer_id)
+        t = micros(when)
+        arrays = self.online.enc.one_customer(customer_id, events, t)
+        scored = self.predictor.score(models, self.online.vectors(arrays, t, [attrs]), when)
+        self.metrics.observe(scored)
+        return scored[0]
+
+    def predict_batch(
+        self, customer_ids: Sequence[str], as_of: datetime | None
+    ) -> tuple[list[Scored], list[str]]:
+        models, history = self._models()
+        when = self.clock(as_of)
+        known = list(dict.fromkeys(c for c in customer_ids if c in history))
+        unknown = sorted(set(customer_ids) - set(known))
+        if not known:
+            return [], unknown
+        t = micros(when)
+        arrays = history.many(known, t)
+        vectors = self.online.vectors(arrays, t, [history.attributes.of(c) for c in known])
+        scored = self.predictor.score(models, vectors, when)
+        self.metrics.observe(scored)
+        return scored, unknown
+
+    # -- ingest --------------------------------------------------------------------------
+    def _check_event_types(self, events: list[dict[str, Any]], where: str) -> None:
+        tax = self.spec.taxonomy
+        if tax.unknown_event_types == "keep":
+            return
+        for i, e in enumerate(events):
+            if e["event_type"] not in tax.event_stage:
+                raise BadRequestError(
+                    f"event type {e['event_type']!r} is not in the stage taxonomy "
+                    f"({tax.source}); known: {', '.join(sorted(tax.event_stage))}",
+                    f"{where}[{i}].event_type",
+                )
+
+    def ingest(self, events: list[dict[str, Any]]) -> Ingested:
+        """Append to the store (one transaction: all or none), then to the histories; the
+        answer is given only after the commit, so an acknowledged event is durable."""
+        history = self.history
+        if history is None:
+            raise NotReadyError(self.readiness()["message"] or "not ready")
+        self._check_event_types(events, "events")
+        latest = datetime.now(UTC) + timedelta(seconds=self.settings.future_tolerance_seconds)
+        for i, e in enumerate(events):
+            if e["ts"] > latest:
+                raise BadRequestError(
+                    f"ts {e['ts'].isoformat()} is in the future (after {latest.isoformat()}); "
+                    "check the sender's clock and time zone", f"events[{i}].ts")
+        table = pa.Table.from_pylist(
+            [{**e, "properties": None if e.get("properties") is None
+              else json.dumps(e["properties"], separators=(",", ":"))} for e in events],
+            schema=EVENT_SCHEMA,
+        )
+        with self._write:
+            if self.store is None:
+                raise NotReadyError("the event store is closed")
+            result = self.store.append(table, returning=True)
+            assert result.rows is not None
+            history.add(result.rows)
+        self.metrics.events.labels("inserted").inc(result.inserted)
+        self.metrics.events.labels("duplicate").inc(result.duplicates)
+        return Ingested(result.received, result.inserted)

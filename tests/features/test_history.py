@@ -1,0 +1,97 @@
+"""The in-memory history index gives the same vectors as reading the store, before and after
+appends (new events, ties, out-of-order events, new customers), one customer or many."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from features.batch import micros
+from features.history import HistoryIndex
+from features.online import OnlineFeatures, Vector
+from features.schema import EVENT_SCHEMA
+from features.store import EventStore
+from tests.training.world import World
+
+T = datetime(2025, 10, 1, tzinfo=UTC)
+
+
+def same(a: Vector, b: Vector) -> bool:
+    def eq(x: object, y: object) -> bool:
+        if isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y):
+            return True
+        return x == y
+
+    return a.keys() == b.keys() and all(eq(a[k], b[k]) for k in a)
+
+
+@pytest.fixture
+def store(world: World, tmp_path: Path) -> EventStore:
+    path = tmp_path / "events.duckdb"
+    shutil.copy(world.store, path)
+    return EventStore(path)
+
+
+def check(store: EventStore, index: HistoryIndex, ids: list[str], when: datetime) -> None:
+    online = OnlineFeatures(index.spec)
+    t = micros(when)
+    for cid in ids:
+        attrs = index.attributes.of(cid)
+        arrays = index.arrays(cid, t)
+        assert arrays is not None
+        from_index = online.vectors(arrays, t, [attrs]).records()[0]
+        from_store = online.vector(cid, store.customer_history(cid), when, attrs)
+        assert same(from_index, from_store), cid
+    many = online.vectors(index.many(ids, t), t, [index.attributes.of(c) for c in ids])
+    for cid, row in zip(ids, many.records(), strict=True):
+        assert same(row, online.vector(cid, store.customer_history(cid), when,
+                                       index.attributes.of(cid)))
+
+
+def rows(events: list[dict[str, object]]) -> pa.Table:
+    full = [{"channel": "web", "value": None, "action": None, "properties": None, **e}
+            for e in events]
+    return pa.Table.from_pylist(full, schema=EVENT_SCHEMA)
+
+
+def test_index_matches_the_store(world: World, store: EventStore) -> None:
+    index = HistoryIndex.load(store, world.spec)
+    ids = [r[0] for r in store.con.execute(
+        "SELECT customer_id FROM customers ORDER BY customer_id LIMIT 40").fetchall()]
+    assert index.n_customers == store.con.execute(
+        "SELECT count(DISTINCT customer_key) FROM events").fetchone()[0]  # type: ignore[index]
+    check(store, index, ids, T)
+    check(store, index, ids, T + timedelta(days=45, hours=7))
+    assert index.arrays("nobody", micros(T)) is None and "nobody" not in index
+    with pytest.raises(KeyError):
+        index.many([ids[0], "nobody"], micros(T))
+
+
+def test_appends_keep_the_index_in_step(world: World, store: EventStore) -> None:
+    index = HistoryIndex.load(store, world.spec)
+    cid = store.con.execute("SELECT customer_id FROM customers LIMIT 1").fetchone()[0]  # type: ignore[index]
+    last = store.customer_history(cid)["ts"].to_pylist()[-1]
+    events = [
+        {"event_id": "h1", "customer_id": cid, "ts": T - timedelta(days=1),
+         "event_type": "purchase", "value": 40.0},
+        {"event_id": "h2", "customer_id": cid, "ts": last, "event_type": "review",
+         "properties": '{"rating": 2}'},  # a tie with the last stored event
+        {"event_id": "h3", "customer_id": cid, "ts": last - timedelta(days=30),
+         "event_type": "page_view"},  # older than events already indexed
+        {"event_id": "h4", "customer_id": "brand-new", "ts": T - timedelta(hours=3),
+         "event_type": "ad_click", "channel": "social"},
+    ]
+    result = store.append(rows(events), returning=True)
+    assert result.rows is not None and result.rows.num_rows == 4
+    index.add(result.rows)
+    again = store.append(rows(events), returning=True)  # duplicates: nothing to apply
+    assert again.rows is not None and again.rows.num_rows == 0
+    index.add(again.rows)
+    assert "brand-new" in index
+    check(store, index, [cid, "brand-new"], T)
+    check(store, index, [cid], last)  # strictly before a tie: the tie is excluded

@@ -1,0 +1,79 @@
+"""Fixtures of the service tests: the shared world's store and the small experiment's models,
+promoted to champion in a copy of the registry, with one API key per role. Each test module
+gets its own copy of the event store (ingest tests write to it)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from models.targets import TARGETS, target
+from serving.app import create_app
+from serving.keys import Role, create_key
+from serving.settings import ServeSettings
+from tests.training.world import Trained, World, clean_env, copy_registry, one_thread
+
+# After the world's last training window; the world's events end on 2025-12-31.
+AS_OF = datetime(2025, 11, 15, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Served:
+    world: World
+    trained: Trained
+    home: Path
+    tracking_uri: str
+    keys: dict[Role, str]
+    versions: dict[str, str]  # champion version per target
+
+    def settings(self, store: Path, **overrides: object) -> ServeSettings:
+        values: dict[str, object] = {
+            "home": self.home, "store": store, "mlflow_tracking_uri": self.tracking_uri,
+            "api_keys": self.home / "api_keys.yaml", "as_of": AS_OF, **overrides}
+        return ServeSettings(**values)  # type: ignore[arg-type]
+
+    def headers(self, role: Role) -> dict[str, str]:
+        return {"X-API-Key": self.keys[role]}
+
+    def store_copy(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        dst = folder / "events.duckdb"
+        shutil.copy(self.world.store, dst)
+        return dst
+
+
+@pytest.fixture(autouse=True)
+def _isolated() -> Iterator[None]:
+    with clean_env(), one_thread():
+        yield
+
+
+@pytest.fixture(scope="session")
+def served(world: World, trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Served:
+    home = tmp_path_factory.mktemp("serve")
+    tracking = copy_registry(trained.tracking, home)
+    client = tracking.client()
+    versions = {}
+    for name in TARGETS:
+        registered = target(name, world.spec.stages).registered_name
+        version = trained.result(name, "lightgbm").version
+        client.set_registered_model_alias(registered, "champion", version)
+        versions[name] = version
+    keys = {role: create_key(home / "api_keys.yaml", f"test-{role.value}", role)
+            for role in Role}
+    return Served(world, trained, home, tracking.tracking_uri, keys, versions)
+
+
+@pytest.fixture(scope="module")
+def app_client(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """A loaded app on its own store copy (module scope: loading takes a few seconds)."""
+    store = served.store_copy(tmp_path_factory.mktemp("store"))
+    with clean_env(), one_thread(), TestClient(
+            create_app(served.settings(store), background=False)) as client:
+        yield client

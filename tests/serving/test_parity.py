@@ -1,0 +1,74 @@
+"""Training/serving parity: what the service answers for customer X at time T is what the
+offline pipeline computes for X at T (the batch feature snapshot, the registered model's
+``predict_proba``, reasons from the same frame), for one customer and for a batch."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from models.reasons import top_reasons
+from models.registry import client_for, load_alias
+from models.targets import target
+from serving.keys import Role
+from tests.serving.conftest import Served
+from tests.training.world import source
+
+T = datetime(2025, 10, 1, tzinfo=UTC)  # a cutoff of the world's snapshots
+
+
+@pytest.fixture(scope="module")
+def offline(served: Served) -> dict[str, object]:
+    """Offline answers for 60 customers seen before T."""
+    src = source(served.world)
+    try:
+        frame = src.features(T).read().sort_by("customer_id").slice(0, 60).to_pandas()
+    finally:
+        src.close()
+    client = client_for(served.tracking_uri)
+    out: dict[str, object] = {"frame": frame}
+    for name in ("next_stage", "churn", "conversion"):
+        t = target(name, served.world.spec.stages)
+        model = load_alias(client, t.registered_name, "champion").model
+        proba = model.predict_proba(frame)
+        cls = np.argmax(proba, axis=1) if model.multiclass else None
+        out[name] = (t, proba, top_reasons(model, frame, served.world.spec.stages, 3, cls))
+    return out
+
+
+def check(answer: dict[str, object], i: int, offline: dict[str, object]) -> None:
+    for name in ("next_stage", "churn", "conversion"):
+        t, proba, reasons = offline[name]  # type: ignore[misc]
+        if name == "next_stage":
+            got = [answer["next_stage"][c] for c in t.classes]  # type: ignore[index]
+            np.testing.assert_allclose(got, proba[i], rtol=0, atol=1e-12)
+        else:
+            assert answer[name] == pytest.approx(proba[i, 1], abs=1e-12)
+        served_reasons = answer["reasons"][name]  # type: ignore[index]
+        assert [r["feature"] for r in served_reasons] == [r.feature for r in reasons[i]]
+        assert [r["text"] for r in served_reasons] == [r.text for r in reasons[i]]
+        np.testing.assert_allclose([r["contribution"] for r in served_reasons],
+                                   [r.contribution for r in reasons[i]], atol=1e-9)
+
+
+def test_single_predictions_match_offline(app_client: TestClient, served: Served,
+                                          offline: dict[str, object]) -> None:
+    frame = offline["frame"]
+    for i, cid in enumerate(frame["customer_id"]):  # type: ignore[index]
+        r = app_client.post("/predict", json={"customer_id": cid, "as_of": T.isoformat()},
+                            headers=served.headers(Role.predict))
+        assert r.status_code == 200, r.text
+        check(r.json(), i, offline)
+
+
+def test_batch_predictions_match_offline(app_client: TestClient, served: Served,
+                                         offline: dict[str, object]) -> None:
+    ids = list(offline["frame"]["customer_id"])  # type: ignore[index]
+    r = app_client.post("/predict/batch", json={"customer_ids": ids, "as_of": T.isoformat()},
+                        headers=served.headers(Role.predict))
+    assert r.status_code == 200, r.text
+    for i, answer in enumerate(r.json()["predictions"]):
+        check(answer, i, offline)
