@@ -160,7 +160,7 @@ def measure(env: dict[str, str], ids: list[str], as_of: Any, quick: bool,
     startup_s = time.perf_counter() - started
     floor = subprocess.Popen([sys.executable, "-m", "benchmarks.lib.floor_app",
                               str(floor_pickle), str(floor_port)],
-                             env={**env, "OMP_WAIT_POLICY": "PASSIVE"})
+                             env=env)
     out: dict[str, Any] = {"service_startup_s": round(startup_s, 1)}
     try:
         _wait(floor_port, "/healthz")

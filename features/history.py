@@ -93,22 +93,35 @@ class HistoryIndex:
     def many(self, customer_ids: list[str], cutoff_us: int) -> EventArrays:
         """Several known customers' events before ``cutoff_us`` as one set of arrays (customer
         codes in the given order), for one pass of the batch kernel."""
-        parts = [self.arrays(cid, cutoff_us) for cid in customer_ids]
-        found = [p for p in parts if p is not None]
-        if len(found) != len(parts):
-            raise KeyError([c for c, p in zip(customer_ids, parts, strict=True) if p is None])
-        sizes = np.array([len(p) for p in found], np.int64)
+        b = self.base
+        pieces: list[tuple[EventArrays, int, int]] = []  # source arrays and a slice of them
+        missing = []
+        for cid in customer_ids:
+            src = self._touched.get(cid)
+            if src is not None:
+                pieces.append((src, 0, int(np.searchsorted(src.ts, cutoff_us, side="left"))))
+                continue
+            seg = self._segment.get(cid)
+            if seg is None:
+                missing.append(cid)
+                continue
+            s, e = seg
+            pieces.append((b, s, s + int(np.searchsorted(b.ts[s:e], cutoff_us, side="left"))))
+        if missing:
+            raise KeyError(missing)
+        sizes = np.array([stop - start for _, start, stop in pieces], np.int64)
         ends = np.cumsum(sizes)
 
-        def cat(name: str) -> np.ndarray:
-            return np.concatenate([getattr(p, name) for p in found]) if found else np.zeros(0)
+        def cat(name: str, dtype: type) -> np.ndarray:
+            if not pieces:
+                return np.zeros(0, dtype)
+            return np.concatenate([getattr(a, name)[start:stop] for a, start, stop in pieces])
 
         return EventArrays(
             list(customer_ids),
-            np.repeat(np.arange(len(found), dtype=np.int32), sizes),
-            cat("ts").astype(np.int64), cat("etype").astype(np.int16),
-            cat("channel").astype(np.int16), cat("action").astype(np.int16),
-            cat("value").astype(np.float64), cat("score").astype(np.float64),
+            np.repeat(np.arange(len(pieces), dtype=np.int32), sizes),
+            cat("ts", np.int64), cat("etype", np.int16), cat("channel", np.int16),
+            cat("action", np.int16), cat("value", np.float64), cat("score", np.float64),
             segments=(ends - sizes, ends),
         )
 

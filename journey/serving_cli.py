@@ -33,8 +33,6 @@ def service_env(settings: Settings) -> dict[str, str]:
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     env.setdefault("DO_NOT_TRACK", "true")
     env.setdefault("BENTOML_HOME", str((settings.home / "bentoml").resolve()))
-    # LightGBM's OpenMP threads must not spin between requests on a shared machine.
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return env
 
 

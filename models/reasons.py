@@ -138,34 +138,58 @@ def top_reasons(
     names: list[str] = model.encoder_.feature_names_out_  # the booster's, without a C call
     top = _ranked(contrib, min(k, len(names)))
 
-    # Inputs as given (categoricals as their strings). Derived ratios exist only in the
-    # matrix, where the encoder put with_ratios' values: read them there (float32).
-    frame = X if isinstance(X, pd.DataFrame) else None
-    vectors = X if isinstance(X, Vectors) else None
-    records = X if frame is None and vectors is None else None
-    columns: dict[str, npt.NDArray[Any]] = {}
+    strengths = np.take_along_axis(contrib, top, axis=1).tolist()
+    values = _inputs(X, names, top, matrix)
+    st = tuple(stages)
     reasons: list[list[Reason]] = []
-    for i in range(n):
+    for js, cs, vs in zip(top.tolist(), strengths, values, strict=True):
         row: list[Reason] = []
-        for j in top[i]:
-            c = float(contrib[i, j])
+        for j, c, value in zip(js, cs, vs, strict=True):
             if c == 0.0:
                 continue
             feature = names[j]
-            if frame is not None and feature in frame.columns:
-                if feature not in columns:
-                    columns[feature] = frame[feature].to_numpy()
-                value = _value(columns[feature][i])
-            elif vectors is not None and (found := vectors.value(i, feature))[0]:
-                value = _value(found[1])
-            elif records is not None and feature in records[i]:  # type: ignore[index]
-                value = _value(records[i][feature])  # type: ignore[index]
-            else:
-                value = _value(matrix[i, j])
-            direction: Literal["raises", "lowers"] = "raises" if c > 0 else "lowers"
-            row.append(Reason(feature, value, c, direction, words(feature, value, stages)))
+            row.append(Reason(feature, value, c, "raises" if c > 0 else "lowers",
+                              _cached(feature, value, st)))
         reasons.append(row)
     return reasons
+
+
+def _inputs(X: Rows, names: list[str], top: npt.NDArray[np.intp],  # noqa: N803
+            matrix: npt.NDArray[np.float32]) -> list[list[Value]]:
+    """The value of each chosen feature as given (categoricals as their strings; missing as
+    None). Derived ratios exist only in the matrix, where the encoder put their values."""
+    n, k = top.shape
+    rows = np.arange(n)[:, None]
+    fallback = matrix[rows, top].astype(np.float64)  # the encoded value
+    if isinstance(X, Vectors):
+        src = _sources(tuple(names), X.matrix.names)[top]
+        numeric = np.where(src >= 0, X.matrix.values[rows, np.maximum(src, 0)], fallback)
+        out = [[None if v != v else v for v in row] for row in numeric.tolist()]
+        for i, j in zip(*np.nonzero(src < 0), strict=True):  # categoricals and attributes
+            found, value = X.value(int(i), names[top[i, j]])
+            if found:
+                out[i][j] = _value(value)
+        return out
+    out = [[None if v != v else v for v in row] for row in fallback.tolist()]
+    columns: dict[str, npt.NDArray[Any]] = {}
+    for i in range(n):
+        for j in range(k):
+            feature = names[top[i, j]]
+            if isinstance(X, pd.DataFrame):
+                if feature in X.columns:
+                    if feature not in columns:
+                        columns[feature] = X[feature].to_numpy()
+                    out[i][j] = _value(columns[feature][i])
+            elif feature in X[i]:
+                out[i][j] = _value(X[i][feature])
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _sources(names: tuple[str, ...], columns: tuple[str, ...]) -> npt.NDArray[np.intp]:
+    """For each model feature, its column among the vectors' numeric values (-1: none)."""
+    col = {name: j for j, name in enumerate(columns)}
+    return np.array([col.get(name, -1) for name in names], np.intp)
 
 
 def _ranked(contrib: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.intp]:

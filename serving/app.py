@@ -13,11 +13,10 @@ from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import Depends, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 
 from serving.errors import ForbiddenError, InvalidKeyError, MissingKeyError, TooLargeError
-from serving.http import BodyLimit, RouteMetrics, install_error_handlers
+from serving.http import BodyLimit, FastJSON, RouteMetrics, install_error_handlers
 from serving.keys import Principal, Role
 from serving.predictor import Scored
 from serving.schemas import (
@@ -149,7 +148,7 @@ def add_routes(app: FastAPI) -> None:
                          duplicates=done.duplicates)
 
     @app.post("/predict", tags=["predict"], response_model=PredictOut)
-    async def predict(body: PredictIn, state: StateDep, _: Scorer) -> JSONResponse:
+    async def predict(body: PredictIn, state: StateDep, _: Scorer) -> FastJSON:
         """Stage, next-stage, churn and conversion probabilities with reason codes, for one
         customer from the stored history, or from an inline one."""
         if body.events is None:
@@ -162,12 +161,12 @@ def add_routes(app: FastAPI) -> None:
             rows = [e.model_dump() for e in body.events]
             scored = state.predict_inline(body.customer_id, rows, body.as_of, body.attributes)
             source = "inline"
-        return JSONResponse({**prediction(scored), "history": source,
+        return FastJSON({**prediction(scored), "history": source,
                              "model_versions": state.versions(),
                              "feature_definition_hash": state.spec.hash})
 
     @app.post("/predict/batch", tags=["predict"], response_model=BatchOut)
-    async def predict_batch(body: BatchIn, state: StateDep, _: Scorer) -> JSONResponse:
+    async def predict_batch(body: BatchIn, state: StateDep, _: Scorer) -> FastJSON:
         """Many stored customers at once; unknown ids are listed, not fatal."""
         limit = state.settings.max_batch
         if len(body.customer_ids) > limit:
@@ -175,7 +174,7 @@ def add_routes(app: FastAPI) -> None:
                            f"{limit:,}", "customer_ids")
         scored, unknown = await anyio.to_thread.run_sync(
             state.predict_batch, body.customer_ids, body.as_of)
-        return JSONResponse({"predictions": [prediction(s) for s in scored],
+        return FastJSON({"predictions": [prediction(s) for s in scored],
                              "unknown_customers": unknown, "model_versions": state.versions(),
                              "feature_definition_hash": state.spec.hash})
 
