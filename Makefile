@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 DEMO_PORT ?= 3000
 
 demo: setup
-	-JOURNEY_HOME=$(DEMO) $(BIN)/journey stop 2>/dev/null
+	@if [ -f $(DEMO)/serve.pid ]; then JOURNEY_HOME=$(DEMO) $(BIN)/journey stop; fi
 	rm -rf $(DEMO)
 	$(BIN)/journey simulate --customers 20000 --days 365 --seed 42 --out $(DEMO)/sim
 	$(BIN)/journey ingest $(DEMO)/sim/events --store $(DEMO)/events.duckdb
@@ -63,5 +63,5 @@ bench-quick: setup
 	for b in $(BENCHES); do $(BIN)/python benchmarks/$$b.py --quick || exit 1; done
 
 clean:
-	-JOURNEY_HOME=$(DEMO) $(BIN)/journey stop 2>/dev/null
+	@if [ -f $(DEMO)/serve.pid ] && [ -x $(BIN)/journey ]; then JOURNEY_HOME=$(DEMO) $(BIN)/journey stop; fi
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

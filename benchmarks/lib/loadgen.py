@@ -112,8 +112,12 @@ def paced(host: str, port: int, rate: float, seconds: float, make: Callable[[int
     try:
         for i in range(n):
             due = start + i / rate
-            while (now := time.perf_counter()) < due:
-                time.sleep(min(due - now, 0.001) if due - now > 0.0015 else 0)
+            # Sleep until just before the due time, spin the rest: accurate to ~0.05 ms
+            # without the generator taking a core away from the server it measures.
+            if (ahead := due - time.perf_counter()) > 0.0004:
+                time.sleep(ahead - 0.0003)
+            while time.perf_counter() < due:
+                pass
             method, path, body = make(i)
             status, _ = conn.request(method, path, body, headers)
             run.latencies_ms.append((time.perf_counter() - due) * 1000)
