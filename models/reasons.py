@@ -22,7 +22,7 @@ import pandas as pd
 
 from features.online import Vectors
 from models.lgbm import LightGBMClassifier
-from models.paths import path_contributions
+from models.paths import path_contributions, top_credits
 
 Value = float | str | None
 
@@ -78,6 +78,24 @@ def _matrix(model: LightGBMClassifier, X: Rows) -> npt.NDArray[np.float32]:  # n
     return model.record_matrix(X)
 
 
+def _chosen(
+    model: LightGBMClassifier,
+    matrix: npt.NDArray[np.float32],
+    class_index: int | Sequence[int] | npt.NDArray[np.integer] | None,
+    leaves: npt.NDArray[np.int64] | None,
+) -> npt.NDArray[np.int64] | None:
+    """The class each row explains (multiclass): given, or the predicted one."""
+    if not model.multiclass:
+        return None
+    if class_index is None:
+        proba = model.proba_matrix(matrix) if leaves is None else model.proba_from_leaves(leaves)
+        predicted: npt.NDArray[np.int64] = np.argmax(proba, axis=1).astype(np.int64)
+        return predicted
+    given: npt.NDArray[np.int64] = np.broadcast_to(
+        np.asarray(class_index, dtype=np.int64), (matrix.shape[0],)).copy()
+    return given
+
+
 def explained(
     model: LightGBMClassifier,
     matrix: npt.NDArray[np.float32],
@@ -88,14 +106,7 @@ def explained(
     """(n, n_features) contributions to each row's explained class (bias dropped), signed so
     that positive raises the explained probability."""
     n = matrix.shape[0]
-    chosen: npt.NDArray[np.int64] | None = None
-    if model.multiclass:
-        if class_index is None:
-            proba = (model.proba_matrix(matrix) if leaves is None
-                     else model.proba_from_leaves(leaves))
-            chosen = np.argmax(proba, axis=1).astype(np.int64)
-        else:
-            chosen = np.broadcast_to(np.asarray(class_index, dtype=np.int64), (n,)).copy()
+    chosen = _chosen(model, matrix, class_index, leaves)
     if method == "shap":
         contrib = contributions(model, [{}] * n, matrix)
         if chosen is not None:
@@ -134,18 +145,24 @@ def top_reasons(
         return [[] for _ in range(n)]
     if matrix is None:
         matrix = _matrix(model, X)
-    contrib = explained(model, matrix, class_index, method, leaves)
     names: list[str] = model.encoder_.feature_names_out_  # the booster's, without a C call
-    top = _ranked(contrib, min(k, len(names)))
-
-    strengths = np.take_along_axis(contrib, top, axis=1).tolist()
-    values = _inputs(X, names, top, matrix)
+    width = min(k, len(names))
+    if method == "path":  # one compiled pass: credits and the top features together
+        leaves = model.leaves(matrix) if leaves is None else leaves
+        sign = -1.0 if not model.multiclass and class_index == 0 else 1.0
+        top, strength = top_credits(model.path_tables(), leaves, width,
+                                    _chosen(model, matrix, class_index, leaves), sign)
+    else:
+        contrib = explained(model, matrix, class_index, method, leaves)
+        top = _ranked(contrib, width)
+        strength = np.take_along_axis(contrib, top, axis=1)
+    values = _inputs(X, names, np.maximum(top, 0), matrix)
     st = tuple(stages)
     reasons: list[list[Reason]] = []
-    for js, cs, vs in zip(top.tolist(), strengths, values, strict=True):
+    for js, cs, vs in zip(top.tolist(), strength.tolist(), values, strict=True):
         row: list[Reason] = []
         for j, c, value in zip(js, cs, vs, strict=True):
-            if c == 0.0:
+            if j < 0 or c == 0.0:
                 continue
             feature = names[j]
             row.append(Reason(feature, value, c, "raises" if c > 0 else "lowers",

@@ -76,16 +76,14 @@ Admin = Annotated[Principal, Depends(require())]
 
 
 def prediction(s: Scored) -> dict[str, Any]:
-    """A ``PredictionOut`` as plain JSON data. Scoring routes answer with it directly: FastAPI
+    """A ``PredictionOut`` as data orjson writes. Scoring routes answer with it directly: FastAPI
     would otherwise validate the whole response model again, which costs more than the
     prediction for a batch (tests check every answer against the models)."""
     return {
         "customer_id": s.customer_id, "as_of": _iso(s.as_of), "current_stage": s.current_stage,
         "next_stage": s.next_stage, "churn": s.churn, "conversion": s.conversion,
         "risk_tier": s.risk_tier, "events": s.events,
-        "reasons": {name: [{"feature": r.feature, "value": r.value, "direction": r.direction,
-                            "contribution": r.contribution, "text": r.text} for r in rs]
-                    for name, rs in s.reasons.items()},
+        "reasons": s.reasons,  # Reason dataclasses: orjson writes their fields
     }
 
 

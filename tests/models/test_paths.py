@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from models.lgbm import LightGBMClassifier
-from models.paths import PathTables, path_contributions
+from models.paths import PathTables, path_contributions, top_credits
 from models.reasons import contributions
 
 
@@ -88,3 +88,22 @@ def test_tables_are_built_once_and_empty_input_is_fine(model: LightGBMClassifier
 def test_proba_matrix_is_predict_proba(model: LightGBMClassifier) -> None:
     X, _ = frame(200, seed=5)  # noqa: N806
     np.testing.assert_allclose(model.proba_matrix(model.matrix(X)), model.predict_proba(X))
+
+
+def test_top_credits_are_the_largest_path_credits(model: LightGBMClassifier) -> None:
+    """The compiled top-k pass picks what sorting the full credit matrix would pick."""
+    X, _ = frame(300, seed=6)  # noqa: N806
+    matrix = model.matrix(X)
+    leaves = model.leaves(matrix)
+    chosen = np.argmax(model.proba_from_leaves(leaves), axis=1) if model.multiclass else None
+    full = path_contributions(model.booster_, model.path_tables(), matrix, chosen, leaves)[:, :-1]
+    idx, val = top_credits(model.path_tables(), leaves, 3, chosen)
+    for i in range(300):
+        nonzero = np.flatnonzero(full[i])
+        expect = sorted(nonzero, key=lambda j: (-abs(full[i, j]), j))[:3]
+        got = [j for j in idx[i] if j >= 0]
+        assert got == expect
+        np.testing.assert_allclose(val[i, : len(got)], full[i, got], atol=1e-12)
+    flipped = top_credits(model.path_tables(), leaves, 3, chosen, sign=-1.0)
+    np.testing.assert_array_equal(flipped[0], idx)
+    np.testing.assert_allclose(flipped[1], -val)
