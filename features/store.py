@@ -15,7 +15,6 @@ from types import TracebackType
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from features.errors import StoreError
 from features.loaders import LoadReport, load_events
@@ -23,6 +22,7 @@ from features.mapping import ColumnMapping
 from features.normalize import DERIVED_ID
 from features.normalize import quote as quote_ident
 from features.normalize import sql_str as sql_literal
+from features.rows import append_rows
 from features.schema import (
     ATTRIBUTES_DDL,
     CODED_FIELDS,
@@ -151,100 +151,9 @@ class EventStore:
         return self._commit_staged(batch.num_rows, returning)
 
     def _append_small(self, batch: pa.Table, returning: bool) -> AppendResult:
-        """A request's worth of events (the service's ingest path). Each DuckDB statement costs
-        1-8 ms whatever its size, and joining the batch to the customers table scans it, so:
-        keys and codes are looked up by index (new ones assigned in Python), and the insert
-        reads the finished rows straight from the Arrow batch: 4-5 short statements where a
-        file load runs 12."""
         received = batch.num_rows
-        if pc.count_distinct(batch["event_id"]).as_py() != received:  # first repeat wins
-            numbered = batch.append_column("_row", pa.array(np.arange(received)))
-            first = numbered.group_by("event_id", use_threads=False).aggregate([("_row", "min")])
-            batch = batch.take(np.sort(first["_row_min"].to_numpy()))
-        self.con.execute("BEGIN TRANSACTION")
-        try:
-            keys = self._customer_keys(pc.unique(batch["customer_id"]).to_pylist())
-            codes = self._codes(batch)
-            coded = batch.append_column(
-                "customer_key", pa.array([keys[c] for c in batch["customer_id"].to_pylist()],
-                                         pa.int32()))
-            for kind, column in CODED_FIELDS.items():
-                values = [None if v is None else codes[kind][v]
-                          for v in batch[kind].to_pylist()]
-                coded = coded.append_column(column, pa.array(values, pa.int32()))
-            ids = coded["event_id"].to_pylist()
-            stored = self._stored_ids(ids)
-            new = coded.filter(pa.array([e not in stored for e in ids], pa.bool_()))
-            self._insert(new)
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        rows = new.select(list(EVENT_FIELDS)).cast(EVENT_SCHEMA)
+        rows = append_rows(self.con, batch)
         return AppendResult(received, rows.num_rows, rows if returning else None)
-
-    def _stored_ids(self, ids: list[str]) -> set[str]:
-        """Which of these event ids are stored already (unique-index lookups)."""
-        found: set[str] = set()
-        for i in range(0, len(ids), 256):
-            chunk = ids[i : i + 256]
-            marks = ", ".join("?" * len(chunk))
-            found.update(r[0] for r in self.con.execute(
-                f"SELECT event_id FROM events WHERE event_id IN ({marks})", chunk).fetchall())
-        return found
-
-    def _insert(self, rows: pa.Table) -> None:
-        """Insert finished rows: a few as one VALUES statement (an Arrow scan costs ~4 ms of
-        set-up), more from the Arrow batch."""
-        if rows.num_rows == 0:
-            return
-        if rows.num_rows <= 64:
-            width = rows.num_columns
-            marks = ", ".join(["(" + ", ".join("?" * width) + ")"] * rows.num_rows)
-            params = [v for row in rows.to_pylist() for v in row.values()]
-            self.con.execute(f"INSERT INTO events VALUES {marks}", params)
-            return
-        self.con.register("incoming", rows)
-        try:
-            self.con.execute("INSERT INTO events SELECT * FROM incoming")
-        finally:
-            self.con.unregister("incoming")
-
-    def _customer_keys(self, ids: list[str]) -> dict[str, int]:
-        """Keys of these customers by index lookups; new customers get the next keys."""
-        keys: dict[str, int] = {}
-        for i in range(0, len(ids), 256):
-            chunk = ids[i : i + 256]
-            marks = ", ".join("?" * len(chunk))
-            keys.update(self.con.execute(
-                f"SELECT customer_id, customer_key FROM customers WHERE customer_id IN ({marks})",
-                chunk).fetchall())
-        new = sorted(set(ids) - keys.keys())
-        if new:
-            row = self.con.execute("SELECT coalesce(max(customer_key), -1) FROM customers")
-            top = int(row.fetchone()[0])  # type: ignore[index]
-            fresh = {c: top + 1 + k for k, c in enumerate(new)}
-            self.con.execute("INSERT INTO customers SELECT unnest(?::INTEGER[]), "
-                             "unnest(?::VARCHAR[])",
-                             [list(fresh.values()), list(fresh)])
-            keys.update(fresh)
-        return keys
-
-    def _codes(self, batch: pa.Table) -> dict[str, dict[str, int]]:
-        """Each coded field's codes (one small query); names not seen before get new codes."""
-        codes: dict[str, dict[str, int]] = {kind: {} for kind in CODED_FIELDS}
-        for kind, name, code in self.con.execute("SELECT kind, name, code FROM vocab").fetchall():
-            codes[kind][name] = int(code)
-        for kind, known in codes.items():
-            new = sorted(set(pc.unique(batch[kind]).drop_null().to_pylist()) - known.keys())
-            if new:
-                top = max(known.values(), default=-1)
-                fresh = {n: top + 1 + k for k, n in enumerate(new)}
-                self.con.execute("INSERT INTO vocab SELECT ?, unnest(?::VARCHAR[]), "
-                                 "unnest(?::INTEGER[])",
-                                 [kind, list(fresh), list(fresh.values())])
-                known.update(fresh)
-        return codes
 
     def _commit_staged(self, received: int, returning: bool = False) -> AppendResult:
         # The window that numbers repeated ids costs a sort; most loads have no repeats.

@@ -12,7 +12,8 @@ import pytest
 
 from models.lgbm import LightGBMClassifier
 from models.paths import path_contributions
-from models.reasons import Reason, contributions, describe, top_reasons
+from models.reasons import Reason, contributions, top_reasons
+from models.wording import describe
 
 STAGES = ("awareness", "consideration", "decision", "purchase", "retention", "advocacy")
 
