@@ -17,7 +17,7 @@ from fastapi.security import APIKeyHeader
 
 from serving.errors import ForbiddenError, InvalidKeyError, MissingKeyError, TooLargeError
 from serving.http import BodyLimit, FastJSON, RouteMetrics, install_error_handlers
-from serving.keys import Principal, Role
+from serving.keys import Role
 from serving.predictor import Scored
 from serving.schemas import (
     BatchIn,
@@ -50,10 +50,14 @@ async def get_state(request: Request) -> ServiceState:
 StateDep = Annotated[ServiceState, Depends(get_state)]
 
 
-def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
+def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, ServiceState]]:
+    """A dependency that checks the key's role and gives the service state (one dependency
+    per route: each level of FastAPI's resolution costs on every request)."""
     allowed = frozenset(roles)
 
-    async def check(state: StateDep, key: Annotated[str | None, Depends(API_KEY)]) -> Principal:
+    async def check(request: Request,
+                    key: Annotated[str | None, Depends(API_KEY)]) -> ServiceState:
+        state: ServiceState = request.app.state.journey
         if not key:
             raise MissingKeyError("this route needs an API key in the X-API-Key header")
         who = state.keys.authenticate(key)
@@ -63,16 +67,17 @@ def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
             needed = ", ".join(sorted(r.value for r in allowed | {Role.admin}))
             raise ForbiddenError(
                 f"key {who.name!r} has role {who.role.value}; this route needs one of: {needed}")
-        return who
+        return state
 
     return check
 
 
-Ingester = Annotated[Principal, Depends(require(Role.ingest))]
-Scorer = Annotated[Principal, Depends(require(Role.predict))]
-Reader = Annotated[Principal, Depends(require(Role.predict, Role.marketer))]
-Watcher = Annotated[Principal, Depends(require(Role.marketer))]
-Admin = Annotated[Principal, Depends(require())]
+# The service state, for a key of one of the roles (admin may everything).
+Ingester = Annotated[ServiceState, Depends(require(Role.ingest))]
+Scorer = Annotated[ServiceState, Depends(require(Role.predict))]
+Reader = Annotated[ServiceState, Depends(require(Role.predict, Role.marketer))]
+Watcher = Annotated[ServiceState, Depends(require(Role.marketer))]
+Admin = Annotated[ServiceState, Depends(require())]
 
 
 def prediction(s: Scored) -> dict[str, Any]:
@@ -128,13 +133,13 @@ def add_routes(app: FastAPI) -> None:
         return body
 
     @app.get("/metrics", tags=["health"], response_class=Response)
-    async def metrics(state: StateDep, _: Watcher) -> Response:
+    async def metrics(state: Watcher) -> Response:
         """Prometheus text format."""
         state.metrics.sync_models(state.holder, state.ready)
         return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
 
     @app.post("/events", tags=["ingest"])
-    async def events(body: EventsIn, state: StateDep, _: Ingester) -> EventsOut:
+    async def events(body: EventsIn, state: Ingester) -> EventsOut:
         """Append touchpoints; acknowledged once durable. Re-sent event_ids are ignored."""
         limit = state.settings.max_events
         if len(body.events) > limit:
@@ -146,7 +151,7 @@ def add_routes(app: FastAPI) -> None:
                          duplicates=done.duplicates)
 
     @app.post("/predict", tags=["predict"], response_model=PredictOut)
-    async def predict(body: PredictIn, state: StateDep, _: Scorer) -> FastJSON:
+    async def predict(body: PredictIn, state: Scorer) -> FastJSON:
         """Stage, next-stage, churn and conversion probabilities with reason codes, for one
         customer from the stored history, or from an inline one."""
         if body.events is None:
@@ -164,7 +169,7 @@ def add_routes(app: FastAPI) -> None:
                              "feature_definition_hash": state.spec.hash})
 
     @app.post("/predict/batch", tags=["predict"], response_model=BatchOut)
-    async def predict_batch(body: BatchIn, state: StateDep, _: Scorer) -> FastJSON:
+    async def predict_batch(body: BatchIn, state: Scorer) -> FastJSON:
         """Many stored customers at once; unknown ids are listed, not fatal."""
         limit = state.settings.max_batch
         if len(body.customer_ids) > limit:
@@ -177,7 +182,7 @@ def add_routes(app: FastAPI) -> None:
                              "feature_definition_hash": state.spec.hash})
 
     @app.get("/models", tags=["models"])
-    async def models(state: StateDep, _: Reader) -> ModelsOut:
+    async def models(state: Reader) -> ModelsOut:
         """The served model versions and the last load outcome."""
         current = state.holder.current
         return ModelsOut(alias=state.settings.model_alias, models=state.versions(),
@@ -186,7 +191,7 @@ def add_routes(app: FastAPI) -> None:
                          last_load_error=state.holder.last_error)
 
     @app.post("/admin/reload", tags=["admin"])
-    async def reload(state: StateDep, _: Admin) -> ReloadOut:
+    async def reload(state: Admin) -> ReloadOut:
         """Load the alias's versions again; a failure keeps the models being served."""
         changed = await anyio.to_thread.run_sync(state.reload)
         return ReloadOut(changed=changed, models=state.versions(),
