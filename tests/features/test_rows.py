@@ -1,0 +1,60 @@
+"""The request-sized append (features/rows.py, the service's ingest path) stores exactly what the
+file-load path stores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+import features.store as store_module
+from features.store import EventStore
+from tests.features.test_store import events_table, rows, utc
+
+
+def _codes(s: EventStore) -> list[tuple[Any, ...]]:
+    """Events with the customer id and names their stored keys and codes stand for."""
+    return s.con.execute("""
+        SELECT e.event_id, c.customer_id, t.name, ch.name, a.name
+        FROM events e JOIN customers c USING (customer_key)
+        JOIN vocab t ON t.kind = 'event_type' AND t.code = e.event_type_code
+        JOIN vocab ch ON ch.kind = 'channel' AND ch.code = e.channel_code
+        LEFT JOIN vocab a ON a.kind = 'action' AND a.code = e.action_code
+        ORDER BY e.event_id""").fetchall()
+
+
+@pytest.mark.parametrize("n", [3, 200])  # one VALUES statement, or the Arrow insert
+def test_small_appends_store_what_the_staged_path_stores(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """The service's append path (keys and codes by lookup) and the file-load path (staging
+    table, joins) leave the same rows, keys and codes: new and known customers, new channels
+    and actions, repeats inside a batch and across batches."""
+    def batches() -> list[pa.Table]:
+        first = [{"event_id": f"e{i}", "customer_id": f"c{i % 5}", "ts": utc(2024, 1, 1, i % 24),
+                  "event_type": "page_view", "channel": "web"} for i in range(n)]
+        second = [
+            {"event_id": "e0", "customer_id": "c0", "ts": utc(2024, 2, 1), "event_type": "review"},
+            {"event_id": "x1", "customer_id": "new", "ts": utc(2024, 2, 2),
+             "event_type": "purchase", "channel": "kiosk", "value": 3.0, "action": "coupon"},
+            {"event_id": "x1", "customer_id": "other", "ts": utc(2024, 2, 3),
+             "event_type": "review"},
+            {"event_id": "x2", "customer_id": "c1", "ts": utc(2024, 2, 4),
+             "event_type": "purchase", "channel": "kiosk", "action": "sms"},
+        ]
+        return [events_table(first), events_table(second)]
+
+    results = {}
+    for small in (True, False):
+        if not small:
+            monkeypatch.setattr(store_module, "SMALL_APPEND", 0)
+        with EventStore(tmp_path / f"{small}.duckdb") as s:
+            got = [s.append(b, returning=True) for b in batches()]
+            inserted = [sorted(r["event_id"] for r in g.rows.to_pylist())  # type: ignore[union-attr]
+                        for g in got]
+            results[small] = (rows(s), _codes(s), [(g.received, g.inserted) for g in got],
+                              inserted)
+    assert results[True] == results[False]
+    assert results[True][2] == [(n, n), (4, 2)]
+    assert sorted(results[True][3][1]) == ["x1", "x2"]
