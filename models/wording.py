@@ -215,10 +215,17 @@ CATEGORICAL: list[tuple[re.Pattern[str], CategoryRule]] = [
 ]
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def phrase(feature: str, value: Value, stages: tuple[str, ...]) -> str:
-    """``describe``, remembered: counts, days and categories repeat across customers. Give
-    missing values as None (NaN never equals itself, so it would defeat the cache)."""
+    """``describe``, remembered where values repeat across customers (counts, categories,
+    missing: give missing as None). Continuous values rarely repeat: remembering them would
+    only grow a long-lived cache that every full garbage collection then walks."""
+    if isinstance(value, float) and not value.is_integer():
+        return describe(feature, value, stages)
+    return _remembered(feature, value, stages)
+
+
+@functools.lru_cache(maxsize=8192)
+def _remembered(feature: str, value: Value, stages: tuple[str, ...]) -> str:
     return describe(feature, value, stages)
 
 
