@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from features.errors import JourneyError
 from features.spec import FeatureSpec
 from models.lgbm import LightGBMClassifier
 from models.registry import Loaded, RegistryError, alias_version, load_version
@@ -70,39 +69,43 @@ def load_models(client: MlflowClient, spec: FeatureSpec, alias: str) -> ModelSet
 
 
 class ModelHolder:
-    """The current model set, and the outcome of the last load attempt."""
+    """The current model set, and the outcome of the last load attempt.
 
-    def __init__(self, loader: Callable[[], ModelSet]) -> None:
-        self._loader = loader
+    ``probe`` reads which version each alias names (cheap); ``loader`` loads them (seconds)."""
+
+    def __init__(self, loader: Callable[[], ModelSet], probe: Callable[[], dict[str, str]]):
+        self._loader, self._probe = loader, probe
         self._lock = threading.Lock()
         self.current: ModelSet | None = None
         self.last_error: str | None = None
         self.failures = 0
-        self.last_attempt: float | None = None
 
     def reload(self) -> bool:
-        """Load again; True when the served versions changed. On failure the current set
-        stays and the error is kept for /readyz and /metrics."""
+        """Load the aliases' versions when they differ from those served; True when the
+        served set changed. On failure the current set stays and the error is kept."""
         with self._lock:
-            self.last_attempt = time.time()
+            # Any failure (registry down, artifact unreadable, missing alias) must leave the
+            # service on its last good models, whatever the exception type.
             try:
+                if self.current is not None and self._probe() == self.current.versions():
+                    self.last_error = None
+                    return False
                 fresh = self._loader()
-            except (JourneyError, OSError, Exception) as exc:
+            except Exception as exc:
                 self.failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 return False
             changed = self.current is None or fresh.versions() != self.current.versions()
-            if changed:
-                self.current = fresh  # one reference swap: readers see old or new, whole
+            self.current = fresh  # one reference swap: readers see the old set or the new one
             self.last_error = None
             return changed
 
-    def changed_upstream(self, probe: Callable[[], dict[str, str]]) -> bool:
-        """Whether the alias points elsewhere than what is served (for polling)."""
+    def changed_upstream(self) -> bool:
+        """Whether an alias names another version than the one served (for polling)."""
         current = self.current.versions() if self.current else {}
         try:
-            return probe() != current
-        except Exception as exc:
+            return self._probe() != current
+        except Exception as exc:  # an unreachable registry is reported, not fatal
             self.last_error = f"{type(exc).__name__}: {exc}"
             return False
 

@@ -52,7 +52,7 @@ class ServiceState:
         self.predictor = Predictor(self.spec.stages, settings.reasons, settings.risk_bands)
         self.keys = KeyRing.load(settings.keys_path)
         self.metrics = Metrics()
-        self.holder = ModelHolder(self._load_models)
+        self.holder = ModelHolder(self._load_models, self._alias_versions)
         self.store: EventStore | None = None
         self.history: HistoryIndex | None = None
         self.startup_error: str | None = None
@@ -64,6 +64,10 @@ class ServiceState:
     def _load_models(self) -> ModelSet:
         client = client_for(self.settings.tracking_uri)
         return load_models(client, self.spec, self.settings.model_alias)
+
+    def _alias_versions(self) -> dict[str, str]:
+        client = client_for(self.settings.tracking_uri)
+        return alias_versions(client, self.spec, self.settings.model_alias)
 
     def start(self, background: bool = True) -> None:
         """Open the store, load histories and models (in a thread: /healthz answers and
@@ -98,10 +102,8 @@ class ServiceState:
             self._threads.append(t)
 
     def _poll(self) -> None:
-        client = client_for(self.settings.tracking_uri)
         while not self._stop.wait(self.settings.reload_poll_seconds):
-            probe = lambda: alias_versions(client, self.spec, self.settings.model_alias)  # noqa: E731
-            if self.holder.changed_upstream(probe):
+            if self.holder.changed_upstream():
                 self.reload()
             self.metrics.sync_models(self.holder, self.ready)
 

@@ -125,3 +125,17 @@ def test_reload_is_serialised(served: Served, tmp_path: Path) -> None:
         for t in threads:
             t.join()
         assert results == [False] * 4 and state.versions() == served.versions
+
+
+def test_unchanged_aliases_are_not_loaded_again(served: Served, tmp_path: Path) -> None:
+    """A reload when nothing moved only asks the registry which versions the aliases name."""
+    settings = served.settings(served.store_copy(tmp_path))
+    with TestClient(create_app(settings, background=False)) as client:
+        holder = client.app.state.journey.holder  # type: ignore[attr-defined]
+
+        def must_not_load() -> None:
+            raise AssertionError("models loaded although no alias moved")
+
+        holder._loader = must_not_load
+        r = client.post("/admin/reload", headers=served.headers(Role.admin)).json()
+        assert r == {"changed": False, "models": served.versions, "error": None}
