@@ -8,7 +8,10 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     disable_created_metrics,
     generate_latest,
 )
@@ -26,6 +29,11 @@ disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series d
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
+        # The process's memory, CPU and file descriptors, and Python's collections (a full
+        # collection is a latency tail): what an operator watches beside the routes.
+        ProcessCollector(registry=r)
+        GCCollector(registry=r)
+        PlatformCollector(registry=r)
         self.requests = Counter("journey_requests", "HTTP requests by route, method and status.",
                                 ["route", "method", "status"], registry=r)
         self.latency = Histogram("journey_request_seconds", "Request latency by route.",

@@ -86,6 +86,9 @@ def test_metrics(app_client: TestClient, served: Served) -> None:
     assert 'journey_request_seconds_bucket{le="0.005",route="/predict"}' in text
     assert 'journey_prediction_probability_count{target="churn"}' in text
     assert "journey_ready 1.0" in text and "journey_model_last_load_ok 1.0" in text
+    for process in ("process_resident_memory_bytes", "python_gc_collections_total",
+                    "python_info"):
+        assert process in text
     assert app_client.get("/metrics", headers=served.headers(Role.admin)).status_code == 200
 
 
