@@ -21,7 +21,7 @@ from models.paths import PathTables, probabilities
 from models.single_row import SingleRow
 
 # Built on first use from the fitted booster, for serving; never pickled.
-CACHES = ("path_tables_", "single_row_", "record_plan_", "vector_plans_", "category_index_")
+CACHES = ("path_tables_", "single_row_", "record_plan_", "vector_plans_")
 
 
 class LightGBMClassifier(JourneyClassifier):

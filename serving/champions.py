@@ -100,15 +100,6 @@ class ModelHolder:
             self.last_error = None
             return changed
 
-    def changed_upstream(self) -> bool:
-        """Whether an alias names another version than the one served (for polling)."""
-        current = self.current.versions() if self.current else {}
-        try:
-            return self._probe() != current
-        except Exception as exc:  # an unreachable registry is reported, not fatal
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            return False
-
 
 def alias_versions(client: MlflowClient, spec: FeatureSpec, alias: str) -> dict[str, str]:
     out: dict[str, str] = {}

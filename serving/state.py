@@ -10,7 +10,6 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +20,7 @@ from features.history import HistoryIndex
 from features.online import OnlineFeatures
 from features.schema import EVENT_SCHEMA
 from features.spec import FeatureSpec, load_spec
-from features.store import EventStore
+from features.store import AppendResult, EventStore
 from features.taxonomy import load_taxonomy
 from models.registry import client_for
 from serving.champions import ModelHolder, ModelSet, alias_versions, load_models
@@ -32,16 +31,6 @@ from serving.predictor import Predictor, Scored
 from serving.settings import ServeSettings
 
 log = logging.getLogger("journey.serving")
-
-
-@dataclass(frozen=True)
-class Ingested:
-    received: int
-    inserted: int
-
-    @property
-    def duplicates(self) -> int:
-        return self.received - self.inserted
 
 
 class ServiceState:
@@ -103,9 +92,7 @@ class ServiceState:
 
     def _poll(self) -> None:
         while not self._stop.wait(self.settings.reload_poll_seconds):
-            if self.holder.changed_upstream():
-                self.reload()
-            self.metrics.sync_models(self.holder, self.ready)
+            self.reload()  # reads the aliases; loads only what moved
 
     def reload(self) -> bool:
         changed = self.holder.reload()
@@ -208,7 +195,7 @@ class ServiceState:
                     f"{where}[{i}].event_type",
                 )
 
-    def ingest(self, events: list[dict[str, Any]]) -> Ingested:
+    def ingest(self, events: list[dict[str, Any]]) -> AppendResult:
         """Append to the store (one transaction: all or none), then to the histories; the
         answer is given only after the commit, so an acknowledged event is durable."""
         history = self.history
@@ -234,4 +221,4 @@ class ServiceState:
             history.add(result.rows)
         self.metrics.events.labels("inserted").inc(result.inserted)
         self.metrics.events.labels("duplicate").inc(result.duplicates)
-        return Ingested(result.received, result.inserted)
+        return result
