@@ -33,12 +33,14 @@ demo: setup
 	$(BIN)/journey features --as-of 2025-10-01 --store $(DEMO)/events.duckdb --out $(DEMO)/snapshots
 	$(BIN)/journey labels --as-of 2025-10-01 --horizon 30 --store $(DEMO)/events.duckdb --out $(DEMO)/snapshots
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey train --experiment experiments/default.yaml --store $(DEMO)/events.duckdb --out $(DEMO)/snapshots
+	JOURNEY_HOME=$(DEMO) $(BIN)/journey uplift --experiment experiments/uplift.yaml --store $(DEMO)/events.duckdb
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey promote --store $(DEMO)/events.duckdb --out $(DEMO)/snapshots
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey compare --out $(DEMO)/reports
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey keys create demo --role admin > $(DEMO)/demo.key
 	JOURNEY_HOME=$(DEMO) JOURNEY_STORE=$(DEMO)/events.duckdb JOURNEY_AS_OF=2026-01-01T00:00:00Z \
 		$(BIN)/journey serve --detach --port $(DEMO_PORT)
 	$(BIN)/python examples/predict_request.py http://127.0.0.1:$(DEMO_PORT) $(DEMO)/demo.key C0000051
+	$(BIN)/python examples/recommend_request.py http://127.0.0.1:$(DEMO_PORT) $(DEMO)/demo.key C0000051 C0000007 C0000123
 	@echo "The service is still running on http://127.0.0.1:$(DEMO_PORT)/v1 (docs: /v1/docs; key in $(DEMO)/demo.key)."
 	@echo "Stop it with: JOURNEY_HOME=$(DEMO) $(BIN)/journey stop   (or: make stop)"
 
@@ -54,7 +56,7 @@ lint: setup
 
 # Benchmarks write their figures to benchmarks/results/NAME.json. The features benchmark creates
 # benchmarks/.venv-peers (featuretools, lifetimes: pinned apart from Journey) on first use.
-BENCHES := simulate features quality serving
+BENCHES := simulate features quality serving nba
 
 bench: setup
 	for b in $(BENCHES); do $(BIN)/python benchmarks/$$b.py || exit 1; done

@@ -52,13 +52,13 @@ EXPERIMENT = {
 }
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _journey(args: list[str], env: dict[str, str]) -> str:
+def run_journey(args: list[str], env: dict[str, str]) -> str:
     r = subprocess.run([str(BIN / "journey"), *args], env=env, capture_output=True, text=True)
     if r.returncode:
         raise RuntimeError(f"journey {' '.join(args)} failed:\n{r.stderr}{r.stdout}")
@@ -82,16 +82,17 @@ def prepare(work: Path, customers: int) -> tuple[Path, dict[str, str]]:
         home.mkdir(parents=True, exist_ok=True)
         spec = root / "experiment.yaml"
         spec.write_text(yaml.safe_dump(EXPERIMENT, sort_keys=False))
-        _journey(["train", "--experiment", str(spec)], env)
-        _journey(["promote"], env)
+        run_journey(["train", "--experiment", str(spec)], env)
+        run_journey(["promote"], env)
         (home / "api_keys.yaml").unlink(missing_ok=True)
-        key_file.write_text(_journey(["keys", "create", "bench", "--role", "admin"], env).strip())
+        key = run_journey(["keys", "create", "bench", "--role", "admin"], env)
+        key_file.write_text(key.strip())
         done.write_text(json.dumps({"seconds": round(time.perf_counter() - started, 1)}))
     env["JOURNEY_API_KEY"] = key_file.read_text().strip()
     return store, env
 
 
-def _last_event(store: Path) -> Any:
+def last_event(store: Path) -> Any:
     from features.store import EventStore
 
     with EventStore(store, read_only=True) as es:
@@ -126,7 +127,7 @@ def _floor_model(env: dict[str, str], path: Path, customer: str, as_of: Any) -> 
                                    "iteration": model.best_iteration_, "row": row}))
 
 
-def _wait(port: int, path: str, timeout: float = 120) -> None:
+def wait_ready(port: int, path: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -138,7 +139,7 @@ def _wait(port: int, path: str, timeout: float = 120) -> None:
     raise RuntimeError(f"127.0.0.1:{port}{path} not ready after {timeout:.0f}s")
 
 
-def _figures(run: Run) -> dict[str, float]:
+def latency_figures(run: Run) -> dict[str, float]:
     return {"p50": round(run.pct(50), 3), "p90": round(run.pct(90), 3),
             "p99": round(run.pct(99), 3), "max": round(max(run.latencies_ms), 3),
             "requests": len(run.latencies_ms), "errors": run.errors}
@@ -146,7 +147,7 @@ def _figures(run: Run) -> dict[str, float]:
 
 def measure(env: dict[str, str], ids: list[str], as_of: Any, quick: bool,
             floor_pickle: Path) -> dict[str, Any]:
-    port, floor_port = _free_port(), _free_port()
+    port, floor_port = free_port(), free_port()
     headers = {"X-API-Key": env["JOURNEY_API_KEY"]}
     rng = random.Random(5)
     picks = [rng.choice(ids) for _ in range(200_000)]
@@ -156,7 +157,7 @@ def measure(env: dict[str, str], ids: list[str], as_of: Any, quick: bool,
 
     seconds = 10 if quick else 60
     started = time.perf_counter()
-    _journey(["serve", "--detach", "--port", str(port)], env)
+    run_journey(["serve", "--detach", "--port", str(port)], env)
     startup_s = time.perf_counter() - started
     floor = subprocess.Popen([sys.executable, "-m", "benchmarks.lib.floor_app",
                               str(floor_pickle), str(floor_port)],
@@ -166,7 +167,7 @@ def measure(env: dict[str, str], ids: list[str], as_of: Any, quick: bool,
     # keep the normal priority): on 2 cores it must not be the one that delays a request.
     os.nice(10)
     try:
-        _wait(floor_port, "/healthz")
+        wait_ready(floor_port, "/healthz")
         # warm both (numba, LightGBM, caches), then the paced runs, one after the other
         paced("127.0.0.1", port, 200, 3, predict, headers)
         paced("127.0.0.1", floor_port, 200, 3, lambda i: ("POST", "/predict", {"customer_id":
@@ -177,7 +178,7 @@ def measure(env: dict[str, str], ids: list[str], as_of: Any, quick: bool,
         sat = saturate("127.0.0.1", port, 4, 5 if quick else 20, predict, headers)
         sat_floor = saturate("127.0.0.1", floor_port, 4, 5 if quick else 20,
                              lambda i: ("POST", "/predict", {"customer_id": "x"}), {})
-        out.update(predict=_figures(svc), floor=_figures(flo),
+        out.update(predict=latency_figures(svc), floor=latency_figures(flo),
                    saturation={"rps": round(sat.rps), "p50": round(sat.pct(50), 3),
                                "errors": sat.errors, "floor_rps": round(sat_floor.rps)})
         out.update(_batches(port, headers, ids, 5 if quick else 20))
@@ -186,7 +187,7 @@ def measure(env: dict[str, str], ids: list[str], as_of: Any, quick: bool,
     finally:
         floor.terminate()
         floor.wait(10)
-        _journey(["stop"], env)
+        run_journey(["stop"], env)
     return out
 
 
@@ -251,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     customers = args.customers or (3000 if args.quick else 20_000)
     started = time.perf_counter()
     store, env = prepare(args.work, customers)
-    ids, last = _last_event(store)
+    ids, last = last_event(store)
     as_of = (last + timedelta(hours=1)).replace(tzinfo=UTC)
     env["JOURNEY_AS_OF"] = as_of.isoformat()
     floor_pickle = args.work / f"serving-{customers}" / "floor.pkl"

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from features.spec import FeatureSpec
@@ -83,3 +85,44 @@ def labels(
         ).to_arrow_table()
     finally:
         con.unregister("label_codes")
+
+
+def point_labels(
+    store: EventStore, spec: FeatureSpec, points: pd.DataFrame, horizon_days: int
+) -> pd.DataFrame:
+    """``converted`` and ``churned_inactive`` (as ``labels`` defines them) for many
+    (customer_id, cutoff) points at once, each cutoff in microseconds since the epoch; rows in
+    the points' order and index. One range join instead of one query per cutoff."""
+    if horizon_days < 1:
+        raise ValueError("horizon_days must be at least 1")
+    con = store.con
+    con.register("label_codes", store.stage_codes(spec.taxonomy))
+    con.register("label_points", pa.table({
+        "row": pa.array(np.arange(len(points), dtype=np.int64)),
+        "customer_id": pa.array(points["customer_id"].astype(str).tolist(), pa.string()),
+        "cutoff": pa.array(points["cutoff"].to_numpy(np.int64)),
+    }))
+    try:
+        got = con.execute(
+            """
+            WITH p AS (SELECT p.row, k.customer_key,
+                              TIMESTAMPTZ '1970-01-01 00:00:00+00' + to_microseconds(p.cutoff)
+                                  AS t0
+                       FROM label_points p LEFT JOIN customers k USING (customer_id))
+            SELECT p.row, coalesce(bool_or(c.conv), false) AS converted,
+                   NOT coalesce(bool_or(c.stage >= 0), false) AS churned_inactive
+            FROM p LEFT JOIN events e ON e.customer_key = p.customer_key
+                AND e.ts > p.t0 AND e.ts <= p.t0 + to_days($h)
+            LEFT JOIN label_codes c ON c.code = e.event_type_code
+            GROUP BY p.row ORDER BY p.row
+            """,
+            {"h": int(horizon_days)},
+        ).fetchnumpy()
+    finally:
+        con.unregister("label_codes")
+        con.unregister("label_points")
+    return pd.DataFrame(
+        {"converted": np.asarray(got["converted"], bool),
+         "churned_inactive": np.asarray(got["churned_inactive"], bool)},
+        index=points.index,
+    )

@@ -88,20 +88,53 @@ def promote(
     from features.errors import ConfigError
     from training.dataset import SnapshotSource
     from training.promote import promote_all
+    from training.uplift_gate import UPLIFT_TARGETS, promote_uplift
 
-    names = target or list(TARGETS)
-    unknown = sorted(set(names) - set(TARGETS))
+    known = (*TARGETS, *UPLIFT_TARGETS)
+    names = target or list(known)
+    unknown = sorted(set(names) - set(known))
     if unknown:
-        raise ConfigError(f"--target {unknown}: not one of {TARGETS}")
+        raise ConfigError(f"--target {unknown}: not one of {known}")
     settings = Settings()
     feature_spec = load_spec(spec or settings.feature_spec,
                              load_taxonomy(taxonomy or settings.taxonomy))
     source = SnapshotSource(store or settings.store_path, out or settings.snapshots_path,
                             feature_spec, log=typer.echo)
     try:
-        decisions = promote_all(names, settings.tracking(), source,
-                                settings.promote_margin if margin is None else margin, force)
+        gate_margin = settings.promote_margin if margin is None else margin
+        decisions = promote_all([n for n in names if n in TARGETS], settings.tracking(), source,
+                                gate_margin, force)
+        decisions += promote_uplift([n for n in names if n in UPLIFT_TARGETS],
+                                    settings.tracking(), source.store, feature_spec,
+                                    gate_margin, force, only_trained=not target)
     finally:
         source.close()
     for d in decisions:
         typer.echo(f"{d.target}: {'PROMOTED' if d.promoted else 'kept'} — {d.reason}")
+
+
+@app.command()
+@friendly_errors
+def uplift(
+    experiment: Annotated[Path, typer.Option("--experiment", help="Uplift experiment YAML.")],
+    store: StoreOpt = None,
+    spec: SpecOpt = None,
+    taxonomy: TaxonomyOpt = None,
+) -> None:
+    """Fit uplift learners on the logged action history, track and register them in MLflow,
+    and name each outcome's best on validation its challenger."""
+    from training.uplift import load_decisions, train_uplift
+    from training.uplift_spec import load_uplift_experiment
+
+    settings = Settings()
+    exp = load_uplift_experiment(experiment)
+    feature_spec = load_spec(spec or settings.feature_spec,
+                             load_taxonomy(taxonomy or settings.taxonomy))
+    started = time.perf_counter()
+    d = load_decisions(exp, store or settings.store_path, feature_spec, log=typer.echo)
+    typer.echo(f"uplift experiment {exp.name}: {len(d.train):,} training decisions, "
+               f"{len(d.valid):,} validation, {len(d.test):,} test")
+    tracking = settings.tracking()
+    results = train_uplift(exp, d, tracking, experiment, typer.echo)
+    typer.echo(f"{len(results)} uplift models trained and registered in "
+               f"{time.perf_counter() - started:.1f}s -> {tracking.tracking_uri}")

@@ -62,6 +62,13 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion |
 
 
 def load_version(client: MlflowClient, version: ModelVersion) -> Loaded:
+    model = load_native(version, JourneyClassifier)
+    assert isinstance(model, JourneyClassifier)
+    return Loaded(model, version)
+
+
+def load_native(version: ModelVersion, expected: type) -> object:
+    """The registered version's pickled estimator, which must be an ``expected``."""
     import mlflow.sklearn
     from mlflow.exceptions import MlflowException
 
@@ -70,9 +77,9 @@ def load_version(client: MlflowClient, version: ModelVersion) -> Loaded:
         model = mlflow.sklearn.load_model(uri)
     except (MlflowException, OSError) as exc:
         raise RegistryError(f"cannot load {uri}: {exc}") from exc
-    if not isinstance(model, JourneyClassifier):
-        raise RegistryError(f"{uri} is a {type(model).__name__}, not a Journey model")
-    return Loaded(model, version)
+    if not isinstance(model, expected):
+        raise RegistryError(f"{uri} is a {type(model).__name__}, not a {expected.__name__}")
+    return model
 
 
 def load_alias(client: MlflowClient, name: str, alias: str) -> Loaded:

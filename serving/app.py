@@ -15,10 +15,17 @@ import anyio
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.security import APIKeyHeader
 
-from serving.errors import ForbiddenError, InvalidKeyError, MissingKeyError, TooLargeError
+from serving.errors import (
+    ForbiddenError,
+    InvalidKeyError,
+    MissingKeyError,
+    TooLargeError,
+    UnknownCustomerError,
+)
 from serving.http import BodyLimit, FastJSON, RouteMetrics, install_error_handlers
 from serving.keys import Role
 from serving.predictor import Scored
+from serving.recommender import Recommended
 from serving.schemas import (
     BatchIn,
     BatchOut,
@@ -30,6 +37,8 @@ from serving.schemas import (
     PredictIn,
     PredictOut,
     Readiness,
+    RecommendIn,
+    RecommendOut,
     ReloadOut,
 )
 from serving.settings import ServeSettings
@@ -89,6 +98,32 @@ def prediction(s: Scored) -> dict[str, Any]:
         "next_stage": s.next_stage, "churn": s.churn, "conversion": s.conversion,
         "risk_tier": s.risk_tier, "events": s.events,
         "reasons": s.reasons,  # Reason dataclasses: orjson writes their fields
+    }
+
+
+def recommendation(r: Recommended) -> dict[str, Any]:
+    """A ``RecommendationOut`` as data orjson writes (see ``prediction``)."""
+    d, s = r.decision, r.scored
+    actions = []
+    for a in d.actions:
+        props: dict[str, Any] = {"recommendation_id": r.recommendation_id, "rank": a.rank}
+        if a.rank == 1:
+            props["propensity"] = d.propensity
+        actions.append({
+            "action": a.action, "channel": a.channel, "rank": a.rank,
+            "expected_value": a.value, "expected_value_unweighted": a.value_unweighted,
+            "uplift": dict(a.uplift), "outcome_values": dict(a.outcome_values), "cost": a.cost,
+            "weight": a.weight, "reasons": list(a.reasons),
+            "report_as": {"event_type": "action_sent", "action": a.action,
+                          "channel": a.channel, "properties": props},
+        })
+    return {
+        "recommendation_id": r.recommendation_id, "customer_id": r.customer_id,
+        "as_of": _iso(r.as_of), "current_stage": s.current_stage, "churn": s.churn,
+        "conversion": s.conversion, "actions": actions, "no_action_reason": d.no_action_reason,
+        "explored": d.explored, "propensity": d.propensity,
+        "suppressed": [{"action": x.action, "stage": x.stage, "reason": x.reason}
+                       for x in d.suppressed],
     }
 
 
@@ -180,6 +215,28 @@ def add_routes(app: FastAPI) -> None:
         return FastJSON({"predictions": [prediction(s) for s in scored],
                              "unknown_customers": unknown, "model_versions": state.versions(),
                              "feature_definition_hash": state.spec.hash})
+
+    @app.post("/recommend", tags=["recommend"], response_model=RecommendOut)
+    async def recommend(body: RecommendIn, state: Scorer) -> FastJSON:
+        """Next-best-actions for one stored customer or a batch: eligible actions ranked by
+        expected incremental value under the contact policy, with reasons; deliver one and
+        report it back with its ``report_as`` event."""
+        ids = [body.customer_id] if body.customer_id is not None else body.customer_ids or []
+        limit = state.settings.max_batch
+        if len(ids) > limit:
+            raise TooLargeError(f"{len(ids):,} customers in one batch; the limit is {limit:,}",
+                                "customer_ids")
+        if len(ids) == 1:  # one customer: scoring on the event loop beats a thread hop
+            done, unknown = state.recommend(ids, body.as_of, body.top_k, body.explore)
+        else:
+            done, unknown = await anyio.to_thread.run_sync(
+                state.recommend, ids, body.as_of, body.top_k, body.explore)
+        if body.customer_id is not None and unknown:
+            raise UnknownCustomerError(f"no events for customer {body.customer_id!r}",
+                                       "customer_id")
+        return FastJSON({"recommendations": [recommendation(r) for r in done],
+                         "unknown_customers": unknown, "model_versions": state.versions(),
+                         "feature_definition_hash": state.spec.hash})
 
     @app.get("/models", tags=["models"])
     async def models(state: Reader) -> ModelsOut:

@@ -15,10 +15,15 @@ from typing import TYPE_CHECKING
 
 from features.spec import FeatureSpec
 from models.lgbm import LightGBMClassifier
-from models.registry import Loaded, RegistryError, alias_version, load_version
+from models.registry import Loaded, RegistryError, alias_version, load_native, load_version
 from models.targets import TARGETS, Target, target
+from models.uplift_model import JourneyUplift
+from models.uplift_model import registered_name as uplift_name
+
+UPLIFT_OUTCOMES = ("convert", "churn")
 
 if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
     from mlflow.tracking import MlflowClient
 
 
@@ -37,12 +42,45 @@ class Served:
 
 
 @dataclass(frozen=True)
+class ServedUplift:
+    model: JourneyUplift
+    version: str
+
+
+@dataclass(frozen=True)
 class ModelSet:
     models: dict[str, Served]  # by target name
+    # by outcome; empty when no uplift model is registered (recommendations unavailable)
+    uplift: dict[str, ServedUplift] = field(default_factory=dict)
     loaded_at: float = field(default_factory=time.time)
 
     def versions(self) -> dict[str, str]:
-        return {name: s.version for name, s in self.models.items()}
+        return {**{name: s.version for name, s in self.models.items()},
+                **{uplift_name(o): u.version for o, u in self.uplift.items()}}
+
+
+def _check_definitions(registered: str, version: ModelVersion, spec: FeatureSpec) -> None:
+    tags = dict(version.tags)
+    if tags.get("journey.definition_hash") != spec.hash:
+        raise RegistryError(
+            f"{registered} v{version.version} was trained on feature definitions "
+            f"{tags.get('journey.definition_hash')}; the service computes {spec.hash}"
+        )
+
+
+def load_uplift(client: MlflowClient, spec: FeatureSpec, alias: str) -> dict[str, ServedUplift]:
+    """Each outcome's ``alias`` uplift version, where one is registered. A registered one that
+    cannot be loaded fails the load (it was meant to be served)."""
+    out: dict[str, ServedUplift] = {}
+    for outcome in UPLIFT_OUTCOMES:
+        version = alias_version(client, uplift_name(outcome), alias)
+        if version is None:
+            continue
+        _check_definitions(uplift_name(outcome), version, spec)
+        model = load_native(version, JourneyUplift)
+        assert isinstance(model, JourneyUplift)
+        out[outcome] = ServedUplift(model, str(version.version))
+    return out
 
 
 def load_models(client: MlflowClient, spec: FeatureSpec, alias: str) -> ModelSet:
@@ -55,17 +93,13 @@ def load_models(client: MlflowClient, spec: FeatureSpec, alias: str) -> ModelSet
             raise RegistryError(f"model {registered} has no version with alias {alias!r}; "
                                 "train and promote first (journey train, journey promote)")
         tags = dict(version.tags)
-        if tags.get("journey.definition_hash") != spec.hash:
-            raise RegistryError(
-                f"{registered} v{version.version} was trained on feature definitions "
-                f"{tags.get('journey.definition_hash')}; the service computes {spec.hash}"
-            )
+        _check_definitions(registered, version, spec)
         loaded = load_version(client, version)
         if isinstance(loaded.model, LightGBMClassifier):
             loaded.model.path_tables()  # built now, not on the first request
         t = target(name, spec.stages, tags.get("journey.label", "churned_inactive"))
         models[name] = Served(t, loaded)
-    return ModelSet(models)
+    return ModelSet(models, load_uplift(client, spec, alias))
 
 
 class ModelHolder:
@@ -107,4 +141,8 @@ def alias_versions(client: MlflowClient, spec: FeatureSpec, alias: str) -> dict[
         v = alias_version(client, target(name, spec.stages).registered_name, alias)
         if v is not None:
             out[name] = str(v.version)
+    for outcome in UPLIFT_OUTCOMES:
+        v = alias_version(client, uplift_name(outcome), alias)
+        if v is not None:
+            out[uplift_name(outcome)] = str(v.version)
     return out

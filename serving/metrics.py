@@ -18,6 +18,7 @@ from prometheus_client import (
 
 from serving.champions import ModelHolder
 from serving.predictor import TIERS, Scored
+from serving.recommender import Recommended
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25,
                    0.5, 1.0, 2.5, 5.0)
@@ -60,6 +61,10 @@ class Metrics:
             self.risk.labels(tier)
         self.events = Counter("journey_events", "Ingested events by outcome.", ["outcome"],
                               registry=r)
+        self.recommended = Counter("journey_recommended_actions",
+                                   "First-ranked action of served recommendations ('none': no "
+                                   "action), and whether it was explored.",
+                                   ["action", "explored"], registry=r)
         self._versions: dict[str, str] = {}
         self._failures_seen = 0
 
@@ -77,6 +82,12 @@ class Metrics:
             self.next_stage.labels(stage).inc(count)
         for tier, count in tiers.items():
             self.risk.labels(tier).inc(count)
+
+    def observe_recommendations(self, recommended: list[Recommended]) -> None:
+        for r in recommended:
+            d = r.decision
+            first = d.actions[0].action if d.actions else "none"
+            self.recommended.labels(first, "true" if d.explored else "false").inc()
 
     def sync_models(self, holder: ModelHolder, ready: bool) -> None:
         """Model gauges from the holder (called on every load attempt and scrape)."""

@@ -56,7 +56,9 @@ class Predictor:
         i = int(float(code))  # type: ignore[arg-type]
         return self.stages[i] if 0 <= i < len(self.stages) else None
 
-    def score(self, models: ModelSet, vectors: Vectors, as_of: datetime) -> list[Scored]:
+    def score(self, models: ModelSet, vectors: Vectors, as_of: datetime,
+              explain: bool = True) -> list[Scored]:
+        """Probabilities for every customer of ``vectors``; reason codes when ``explain``."""
         n = len(vectors)
         proba: dict[str, npt.NDArray[np.float64]] = {}
         reasons: dict[str, list[list[Reason]]] = {}
@@ -67,8 +69,9 @@ class Predictor:
                 leaves = model.leaves(matrix)
                 p = model.proba_from_leaves(leaves)
                 cls = np.argmax(p, axis=1) if model.multiclass else None
-                reasons[name] = top_reasons(model, vectors, self.stages, self.k, cls, matrix,
-                                            leaves=leaves)
+                reasons[name] = (top_reasons(model, vectors, self.stages, self.k, cls, matrix,
+                                             leaves=leaves) if explain
+                                 else [[] for _ in range(n)])
             else:  # a baseline champion: probabilities, no tree contributions to explain
                 p = model.predict_proba(pd.DataFrame(vectors.records()))
                 reasons[name] = [[] for _ in range(n)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from features.schema import MAX_ID_CHARS, MAX_LABEL_CHARS
 
@@ -139,3 +139,70 @@ class ErrorOut(BaseModel):
     code: str
     message: str
     field: str | None = None
+
+
+class RecommendIn(Strict):
+    customer_id: str | None = Field(None, min_length=1, max_length=MAX_ID_CHARS)
+    customer_ids: list[str] | None = Field(None, min_length=1, description="A batch instead.")
+    as_of: AwareDatetime | None = Field(None, description="Decide as of this time; default: now.")
+    top_k: int | None = Field(None, ge=1, le=20, description="Default: the catalog's policy.")
+    explore: bool = Field(True, description="Apply the catalog's exploration share (turn off "
+                                            "for previews that will not be delivered).")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> RecommendIn:
+        if (self.customer_id is None) == (self.customer_ids is None):
+            raise ValueError("give exactly one of customer_id and customer_ids")
+        return self
+
+
+class ReportEvent(BaseModel):
+    """Send this to POST /v1/events (with an event_id, customer_id and ts) once the action is
+    delivered: the propensity lets later uplift training and off-policy evaluation reweight."""
+
+    event_type: Literal["action_sent"]
+    action: str
+    channel: str
+    properties: dict[str, Any]
+
+
+class RankedOut(BaseModel):
+    action: str
+    channel: str
+    rank: int
+    expected_value: float = Field(description="(sum of uplift * outcome value - cost) * weight.")
+    expected_value_unweighted: float
+    uplift: dict[str, float] = Field(description="Estimated change in each outcome's "
+                                                 "probability if the action is sent now.")
+    outcome_values: dict[str, float]
+    cost: float
+    weight: float
+    reasons: list[str]
+    report_as: ReportEvent
+
+
+class SuppressedOut(BaseModel):
+    action: str
+    stage: Literal["eligibility", "value", "contact_policy", "exclusion"]
+    reason: str
+
+
+class RecommendationOut(BaseModel):
+    recommendation_id: str
+    customer_id: str
+    as_of: AwareDatetime
+    current_stage: str | None
+    churn: float
+    conversion: float
+    actions: list[RankedOut] = Field(description="Best first; empty means no action.")
+    no_action_reason: str | None
+    explored: bool = Field(description="The first action was drawn by exploration.")
+    propensity: float = Field(description="Probability this policy gave the first answer.")
+    suppressed: list[SuppressedOut]
+
+
+class RecommendOut(BaseModel):
+    recommendations: list[RecommendationOut]
+    unknown_customers: list[str]
+    model_versions: dict[str, str]
+    feature_definition_hash: str

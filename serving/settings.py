@@ -30,6 +30,12 @@ class ServeSettings(BaseSettings):
     risk_bands: tuple[float, float] = (0.3, 0.6)  # churn probability: low < a <= medium < b
     reload_poll_seconds: Annotated[float, Field(ge=0)] = 0.0  # 0: reload only through /admin/reload
     future_tolerance_seconds: Annotated[float, Field(ge=0)] = 300.0  # later events are refused
+    # Next-best-action: the action catalog (default: the packaged one) and overrides of its
+    # policy's top_k and exploration share; a seed makes exploration reproducible (tests).
+    action_catalog: Path | None = None
+    nba_top_k: Annotated[int | None, Field(ge=1, le=20)] = None
+    nba_exploration: Annotated[float | None, Field(ge=0, lt=1)] = None
+    nba_seed: int | None = None
 
     @field_validator("risk_bands")
     @classmethod

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,20 +18,33 @@ import pyarrow as pa
 
 from features.batch import micros
 from features.history import HistoryIndex
-from features.online import OnlineFeatures
+from features.online import OnlineFeatures, Vectors
 from features.schema import EVENT_SCHEMA
 from features.spec import FeatureSpec, load_spec
 from features.store import AppendResult, EventStore
 from features.taxonomy import load_taxonomy
+from models.actions import load_catalog
 from models.registry import client_for
 from serving.champions import ModelHolder, ModelSet, alias_versions, load_models
 from serving.errors import BadRequestError, NotReadyError, UnknownCustomerError
 from serving.keys import KeyRing
 from serving.metrics import Metrics
 from serving.predictor import Predictor, Scored
+from serving.recommender import Recommended, Recommender
 from serving.settings import ServeSettings
 
 log = logging.getLogger("journey.serving")
+
+
+@dataclass(frozen=True)
+class _Batch:
+    models: ModelSet
+    history: HistoryIndex
+    when: datetime
+    t: int
+    known: list[str]
+    unknown: list[str]
+    vectors: Vectors | None
 
 
 class ServiceState:
@@ -40,6 +54,9 @@ class ServiceState:
         self.online = OnlineFeatures(self.spec)
         self.predictor = Predictor(self.spec.stages, settings.reasons, settings.risk_bands)
         self.keys = KeyRing.load(settings.keys_path)
+        self.recommender = Recommender(self.spec, load_catalog(settings.action_catalog),
+                                       settings.nba_top_k, settings.nba_exploration,
+                                       settings.nba_seed)
         self.metrics = Metrics()
         self.holder = ModelHolder(self._load_models, self._alias_versions)
         self.store: EventStore | None = None
@@ -166,21 +183,43 @@ class ServiceState:
         self.metrics.observe(scored)
         return scored[0]
 
-    def predict_batch(
-        self, customer_ids: Sequence[str], as_of: datetime | None
-    ) -> tuple[list[Scored], list[str]]:
+    def _batch_vectors(self, customer_ids: Sequence[str], as_of: datetime | None) -> _Batch:
+        """The known customers' vectors in one kernel pass; unknown ids listed apart."""
         models, history = self._models()
         when = self.clock(as_of)
         known = list(dict.fromkeys(c for c in customer_ids if c in history))
         unknown = sorted(set(customer_ids) - set(known))
-        if not known:
-            return [], unknown
         t = micros(when)
-        arrays = history.many(known, t)
-        vectors = self.online.vectors(arrays, t, [history.attributes.of(c) for c in known])
-        scored = self.predictor.score(models, vectors, when)
+        vectors = None
+        if known:
+            arrays = history.many(known, t)
+            vectors = self.online.vectors(arrays, t, [history.attributes.of(c) for c in known])
+        return _Batch(models, history, when, t, known, unknown, vectors)
+
+    def predict_batch(
+        self, customer_ids: Sequence[str], as_of: datetime | None
+    ) -> tuple[list[Scored], list[str]]:
+        b = self._batch_vectors(customer_ids, as_of)
+        if b.vectors is None:
+            return [], b.unknown
+        scored = self.predictor.score(b.models, b.vectors, b.when)
         self.metrics.observe(scored)
-        return scored, unknown
+        return scored, b.unknown
+
+    def recommend(
+        self, customer_ids: Sequence[str], as_of: datetime | None, top_k: int | None = None,
+        explore: bool = True,
+    ) -> tuple[list[Recommended], list[str]]:
+        """Ranked next-best-actions for stored customers (unknown ids are listed)."""
+        b = self._batch_vectors(customer_ids, as_of)
+        if b.vectors is None:
+            return [], b.unknown
+        scored = self.predictor.score(b.models, b.vectors, b.when, explain=False)
+        histories = [b.history.arrays(c, b.t) for c in b.known]
+        out = self.recommender.recommend(b.models, b.vectors, scored, histories, b.t, top_k,
+                                         explore)
+        self.metrics.observe_recommendations(out)
+        return out, b.unknown
 
     # -- ingest --------------------------------------------------------------------------
     def _check_event_types(self, events: list[dict[str, Any]], where: str) -> None:

@@ -15,7 +15,17 @@ from features.loaders import REJECT_HEADER, LoadReport, load_events
 from features.mapping import ColumnMapping, identity_mapping
 from features.normalize import STAGED_SCHEMA
 from features.taxonomy import Taxonomy, load_taxonomy
-from tests.training.world import SMALL, Trained, World, build_world, train_into
+from tests.training.world import (
+    SMALL,
+    SMALL_UPLIFT,
+    Trained,
+    UpliftTrained,
+    World,
+    build_world,
+    copy_registry,
+    train_into,
+    train_uplift_into,
+)
 
 
 @dataclass
@@ -54,6 +64,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 def trained(world: World, tmp_path_factory: pytest.TempPathFactory) -> Trained:
     """The small experiment (3 targets x baseline, LightGBM) trained into a fresh home."""
     return train_into(world, tmp_path_factory.mktemp("trained"), SMALL)
+
+
+@pytest.fixture(scope="session")
+def uplift_trained(world: World, trained: Trained,
+                   tmp_path_factory: pytest.TempPathFactory) -> UpliftTrained:
+    """The small uplift experiment trained and promoted in a copy of ``trained``'s registry
+    (so it holds the predictive models too, as a service needs)."""
+    home = tmp_path_factory.mktemp("uplift")
+    return train_uplift_into(world, home, SMALL_UPLIFT, copy_registry(trained.tracking, home))
 
 
 @pytest.fixture(scope="session")

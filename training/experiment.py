@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -28,6 +28,7 @@ from features.errors import ConfigError
 from features.layout import FAMILIES
 from models.targets import CHURN_LABELS, TARGETS
 
+M = TypeVar("M", bound=BaseModel)
 DEFAULT_FEATURES = {"baseline": ["rfm"], "lightgbm": list(FAMILIES)}
 
 
@@ -154,9 +155,14 @@ class Experiment(_Strict):
 
 
 def load_experiment(path: str | Path) -> Experiment:
+    return load_model_file(path, Experiment, "experiment spec")
+
+
+def load_model_file(path: str | Path, cls: type[M], what: str) -> M:
+    """A YAML file validated into ``cls``; every problem named with its key path."""
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"experiment spec not found: {p}")
+        raise ConfigError(f"{what} not found: {p}")
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -165,7 +171,7 @@ def load_experiment(path: str | Path) -> Experiment:
         raise ConfigError(f"{p}: expected a mapping at the top level")
     raw.setdefault("name", p.stem)
     try:
-        return Experiment.model_validate(raw)
+        return cls.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(x) for x in e['loc']) or '(top level)'}: {e['msg']}"

@@ -8,6 +8,7 @@ margin; every decision, promoted or not, is logged to MLflow with its reason.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING
@@ -21,6 +22,7 @@ from training.tracking import KIND_TAG, PROMOTION_EXPERIMENT, Tracking
 from training.train import CHALLENGER, CHAMPION
 
 if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
     from mlflow.tracking import MlflowClient
 
 # Tags that must agree for two models to be judged on one holdout.
@@ -68,34 +70,49 @@ def decide(name: str, client: MlflowClient, source: SnapshotSource, margin: floa
         )
     d = Decision(name, False, "", t.primary_metric, margin, str(ch.version),
                  holdout=f"{tags['journey.test_cutoff']} +{tags['journey.horizon_days']}d")
-    d = replace(d, challenger_score=_score(t, load_version(client, ch), source, tags))
+    return gate(client, registered, d, ch, force,
+                lambda v: _score(t, load_version(client, v), source, tags),
+                lambda a, b: evaluate.better(t, a, b, margin))
+
+
+def gate(client: MlflowClient, registered: str, d: Decision, ch: ModelVersion, force: bool,
+         score: Callable[[ModelVersion], float], wins: Callable[[float, float], bool]
+         ) -> Decision:
+    """The gate itself, for any model kind: ``score`` judges a version on the challenger's
+    holdout, ``wins`` says whether a challenger's score beats a champion's by the margin."""
+    d = replace(d, challenger_score=score(ch))
     champ = alias_version(client, registered, CHAMPION)
+    if champ is not None and str(champ.version) == d.challenger_version:
+        return replace(d, champion_version=d.challenger_version,
+                       reason="the challenger is already the champion")
     if champ is None:
-        return _apply(client, t, d, True, "no champion yet: the challenger becomes champion")
+        return apply_decision(client, registered, d, True,
+                              "no champion yet: the challenger becomes champion")
     d = replace(d, champion_version=str(champ.version))
-    if d.champion_version == d.challenger_version:
-        return replace(d, reason="the challenger is already the champion")
-    differs = [k for k in COMPARABLE if dict(champ.tags).get(k) != tags.get(k)]
+    differs = [k for k in COMPARABLE if dict(champ.tags).get(k) != dict(ch.tags).get(k)]
     if differs:
         why = f"not comparable on one holdout (they differ in {', '.join(differs)})"
-        return _apply(client, t, d, force, why + ("; promoted by --force" if force else ""))
-    d = replace(d, champion_score=_score(t, load_version(client, champ), source, tags))
+        return apply_decision(client, registered, d, force,
+                              why + ("; promoted by --force" if force else ""))
+    d = replace(d, champion_score=score(champ))
     assert d.challenger_score is not None and d.champion_score is not None
-    wins = evaluate.better(t, d.challenger_score, d.champion_score, margin)
+    won = wins(d.challenger_score, d.champion_score)
     why = (f"challenger v{d.challenger_version} {d.metric} {d.challenger_score:.4f} "
-           f"{'beats' if wins else 'does not beat'} champion v{d.champion_version} "
-           f"{d.champion_score:.4f} by more than {margin} on {d.holdout}")
-    return _apply(client, t, d, wins or force,
-                  why + ("; promoted by --force" if force and not wins else ""))
+           f"{'beats' if won else 'does not beat'} champion v{d.champion_version} "
+           f"{d.champion_score:.4f} by more than {d.margin} on {d.holdout}")
+    return apply_decision(client, registered, d, won or force,
+                          why + ("; promoted by --force" if force and not won else ""))
 
 
-def _apply(client: MlflowClient, t: Target, d: Decision, promote: bool, reason: str) -> Decision:
+def apply_decision(client: MlflowClient, registered: str, d: Decision, promote: bool,
+                   reason: str) -> Decision:
+    """Record the decision's reason on the challenger; move `champion` when promoted."""
     d = replace(d, promoted=promote, reason=reason)
     if promote and d.challenger_version is not None:
-        client.set_registered_model_alias(t.registered_name, CHAMPION, d.challenger_version)
+        client.set_registered_model_alias(registered, CHAMPION, d.challenger_version)
     if d.challenger_version is not None:
-        client.set_model_version_tag(t.registered_name, d.challenger_version,
-                                     "journey.promotion", reason)
+        client.set_model_version_tag(registered, d.challenger_version, "journey.promotion",
+                                     reason)
     return d
 
 

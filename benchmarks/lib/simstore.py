@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from features.mapping import identity_mapping
-from features.simulator.run import SimSpec, simulate
+from features.simulator.run import SimSpec, params_text, simulate
 from features.store import EventStore
 from features.taxonomy import load_taxonomy
 
@@ -19,7 +20,9 @@ def build_sim_store(root: Path, customers: int, days: int, seed: int) -> Path:
     simulation itself stays in ``root``/sim (the oracle replays it)."""
     store = root / "events.duckdb"
     done = root / "built.json"
-    key = {"customers": customers, "days": days, "seed": seed}
+    # The default parameters' digest: a change to the simulator's defaults rebuilds the store.
+    params = hashlib.sha256(params_text(None).encode()).hexdigest()[:16]
+    key = {"customers": customers, "days": days, "seed": seed, "params": params}
     if done.is_file() and json.loads(done.read_text()).get("key") == key:
         return store
     started = time.perf_counter()

@@ -15,7 +15,37 @@ import numpy as np
 import numpy.typing as npt
 
 from features.simulator import rng
+from features.simulator.day import Day
 from features.simulator.params import PURCHASE_STAGE, STAGES, SimParams
+from features.simulator.policy import ContactPolicy
+from features.simulator.streams import (
+    P_ACQ,
+    P_ARRIVAL,
+    P_DEVICE,
+    P_ENGAGE,
+    P_REGION,
+    P_TYPE,
+    S_ADS,
+    S_BUY,
+    S_CART,
+    S_CHANNEL,
+    S_CHECKOUT,
+    S_CHURN,
+    S_CLICK,
+    S_CSAT,
+    S_EMAIL_CLICK,
+    S_LOGIN,
+    S_NPS,
+    S_OPEN,
+    S_PRODUCTS,
+    S_RATING,
+    S_REFERRAL,
+    S_REVIEW,
+    S_SESSION,
+    S_SURVEY,
+    S_TICKET,
+    S_VALUE,
+)
 
 Ints = npt.NDArray[np.int64]
 B = npt.NDArray[np.bool_]
@@ -24,38 +54,6 @@ F = npt.NDArray[np.float64]
 DECISION = STAGES.index("decision")
 AD_CHANNELS = ("search", "social", "display")
 EMAIL_CHANNEL = "email"
-# Named random streams: one number per (customer, day, replica, stream).
-(
-    S_CONTACT,
-    S_ACTION,
-    S_SESSION,
-    S_CHANNEL,
-    S_ADS,
-    S_CLICK,
-    S_LOGIN,
-    S_PRODUCTS,
-    S_CART,
-    S_CHECKOUT,
-    S_BUY,
-    S_VALUE,
-    _S_VALUE2,
-    S_TICKET,
-    S_CSAT,
-    S_REVIEW,
-    S_REFERRAL,
-    S_SURVEY,
-    S_NPS,
-    S_CHURN,
-    S_TIME,
-    S_GAP,
-    S_OPEN,
-    S_EMAIL_CLICK,
-    S_TICKET_CHANNEL,
-    S_ACTION_TIME,
-    S_RATING,
-) = range(27)
-# Static streams drawn once per customer.
-(P_TYPE, P_REGION, P_DEVICE, P_ACQ, P_ARRIVAL, P_ENGAGE, _P_ENGAGE2) = range(7)
 
 
 @dataclass
@@ -123,51 +121,12 @@ class State:
         return State(**{f.name: getattr(self, f.name)[sel] for f in fields(self)})
 
 
-@dataclass
-class Day:
-    """What happened on one day to the active customers ``idx`` (positions in the population)."""
-
-    day: int
-    idx: Ints
-    keys: npt.NDArray[np.uint64]
-    stage_before: npt.NDArray[np.int8]
-    contacted: B
-    action: Ints  # action index where contacted, else -1
-    propensity: F
-    opened: B
-    clicked_email: B
-    session: B
-    channel: Ints  # session channel (index into params.session_channels), -1 without session
-    impressions: Ints
-    ad_click: B
-    visit: B
-    login: B
-    products: Ints
-    cart: B
-    checkout: B
-    buy: B
-    value: F
-    ticket: B
-    csat: Ints
-    review: B
-    rating: Ints
-    referral: B
-    survey: B
-    nps: Ints
-    reached: npt.NDArray[np.int8]  # furthest stage among today's customer events, -1 none
-    churned: B
-
-    @property
-    def active(self) -> B:
-        """Customer-initiated activity today (a contact alone is not activity)."""
-        return self.session | self.opened
-
-
 class Engine:
     """Steps a population day by day; ``replica`` picks an independent future (0 = the data)."""
 
     def __init__(self, params: SimParams) -> None:
         self.p = params
+        self.policy = ContactPolicy(params)
         chans = params.session_channels
         self.ad_channel = np.array([c in AD_CHANNELS for c in chans])
         self.email_channel = chans.index(EMAIL_CHANNEL)
@@ -183,13 +142,17 @@ class Engine:
         forced: int | None = None,
     ) -> Day:
         """Advance every arrived, alive customer by one day; ``forced`` overrides the policy
-        (an action index, or -1 for "no contact") for the oracle's treatment arms."""
-        idx = np.flatnonzero(st.alive & (pop.arrival <= day))
+        (an action index, or -1 for "no contact") for the oracle's treatment arms. With
+        ``contact_lapsed`` the day also carries the policy's contacts of the lapsed."""
+        arrived = pop.arrival <= day
+        # Before this day's churn: a customer who churns today is contacted as alive or not at all.
+        lapsed = self._lapsed(day, pop, st, arrived, replica) if self.p.contact_lapsed else None
+        idx = np.flatnonzero(st.alive & arrived)
         rep = replica if isinstance(replica, int) else replica[idx]
         keys = rng.day_keys(pop.keys[idx], day, rep)  # type: ignore[arg-type]
         ctype = pop.type[idx]
         stage = st.stage[idx].copy()
-        contacted, action, propensity = self._contact(keys, stage, st.bad[idx], forced)
+        contacted, action, propensity = self.policy.draw(keys, stage, st.bad[idx], forced)
         self._apply_action(st, idx, day, contacted, action, stage)
         mult = self._multipliers(st, idx, ctype, day)
         email = contacted & self.action_is_email[np.maximum(action, 0)]
@@ -203,33 +166,19 @@ class Engine:
         d.opened, d.clicked_email = opened, clicked
         d.reached = np.maximum(d.reached, np.where(opened, 0, -1).astype(np.int8))
         self._update(st, d, ctype, mult)
+        d.lapsed = lapsed
         return d
 
-    def _contact(
-        self,
-        keys: npt.NDArray[np.uint64],
-        stage: npt.NDArray[np.int8],
-        bad: npt.NDArray[np.int16],
-        forced: int | None,
-    ) -> tuple[B, Ints, F]:
-        n = len(keys)
-        if forced is not None:
-            action = np.full(n, forced, np.int64)
-            return action >= 0, action, np.full(n, np.nan)
-        p = self.p
-        eligible = p.action_stages[:, stage].T & ~(
-            p.action_requires_bad[None, :] & (bad[:, None] == 0)
-        )
-        weights = eligible * p.action_weight[None, :]
-        total = weights.sum(axis=1)
-        contacted = (rng.uniform(keys, S_CONTACT) < p.contact_rate) & (total > 0)
-        action = np.full(n, -1, np.int64)
-        propensity = np.full(n, np.nan)
-        if contacted.any():
-            chosen = rng.categorical(rng.uniform(keys[contacted], S_ACTION), weights[contacted])
-            action[contacted] = chosen
-            propensity[contacted] = p.contact_rate * weights[contacted, chosen] / total[contacted]
-        return contacted, action, propensity
+    def _lapsed(self, day: int, pop: Population, st: State, arrived: B, replica: int | Ints) -> Day:
+        """The policy's contacts of arrived customers who silently churned: the business cannot
+        tell them from the living, so it draws their contacts by the same rule and the same
+        random numbers (their stage and support history stay as they were at churn)."""
+        gone = np.flatnonzero(arrived & ~st.alive)
+        rep = replica if isinstance(replica, int) else replica[gone]
+        keys = rng.day_keys(pop.keys[gone], day, rep)  # type: ignore[arg-type]
+        sel, action, propensity = self.policy.draw_sparse(keys, st.stage[gone], st.bad[gone])
+        who = gone[sel]
+        return Day.contacts_only(day, who, keys[sel], st.stage[who], action, propensity)
 
     def _apply_action(
         self,
@@ -272,53 +221,20 @@ class Engine:
         pop: Population,
         mult: F,
     ) -> Day:
-        p, n = self.p, len(idx)
-        zi, zb = np.zeros(n, np.int64), np.zeros(n, bool)
-        channel = np.full(n, -1, np.int64)
+        p = self.p
+        d = Day.blank(day, idx, keys, stage)
+        d.session = session
         s = np.flatnonzero(session)
         ks, ts = keys[s], ctype[s]
         chan = rng.categorical(rng.uniform(ks, S_CHANNEL), p.tv["channels"][ts])
         chan = np.where(first[s], self.acq_to_session[pop.acquisition[idx[s]]], chan)
         chan = np.where(clicked[s], self.email_channel, chan)
-        channel[s] = chan
+        d.channel[s] = chan
         ads = self.ad_channel[chan] & ~clicked[s]
-        impressions = zi.copy()
-        impressions[s] = np.where(ads, 1 + rng.geometric(rng.uniform(ks, S_ADS), 0.6), 0)
-        ad_click = zb.copy()
-        ad_click[s] = ads & (rng.uniform(ks, S_CLICK) < p.t["ad_click"][ts])
-        visit = zb.copy()
-        visit[s] = ~ads | ad_click[s]
-        d = Day(
-            day=day,
-            idx=idx,
-            keys=keys,
-            stage_before=stage,
-            contacted=zb,
-            action=zi,
-            propensity=np.zeros(n),
-            opened=zb,
-            clicked_email=zb,
-            session=session,
-            channel=channel,
-            impressions=impressions,
-            ad_click=ad_click,
-            visit=visit,
-            login=zb.copy(),
-            products=zi.copy(),
-            cart=zb.copy(),
-            checkout=zb.copy(),
-            buy=zb.copy(),
-            value=np.zeros(n),
-            ticket=zb.copy(),
-            csat=zi.copy(),
-            review=zb.copy(),
-            rating=zi.copy(),
-            referral=zb.copy(),
-            survey=zb.copy(),
-            nps=zi.copy(),
-            reached=np.full(n, -1, np.int8),
-            churned=zb.copy(),
-        )
+        d.impressions[s] = np.where(ads, 1 + rng.geometric(rng.uniform(ks, S_ADS), 0.6), 0)
+        d.ad_click[s] = ads & (rng.uniform(ks, S_CLICK) < p.t["ad_click"][ts])
+        d.visit[s] = ~ads | d.ad_click[s]
+        visit, impressions = d.visit, d.impressions
         self._visit(d, np.flatnonzero(visit), ctype, st, idx, mult)
         reached = np.where(impressions > 0, 0, -1)
         for flag, stage_name in (

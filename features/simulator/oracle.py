@@ -11,7 +11,7 @@ number (common random numbers), so the difference isolates the action.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -104,6 +104,20 @@ def _block(
     return out
 
 
+def state_at(params: SimParams, seed: int, sim_days: int, index: Ints, cutoff_day: int
+             ) -> tuple[Engine, Population, State]:
+    """The customers of ``index`` who arrived before day T, as the data left them at T (replica
+    0 replayed), and the engine that continues them."""
+    # Contacts of lapsed customers change no outcome, so the oracle does not draw them.
+    engine = Engine(replace(params, contact_lapsed=False))
+    pop = draw_population(params, seed, index, sim_days)
+    st = State.initial(pop)
+    for day in range(cutoff_day):
+        engine.step(day, pop, st)
+    base = np.flatnonzero(pop.arrival < cutoff_day)
+    return engine, pop.take(base), st.take(base)
+
+
 def oracle(
     params: SimParams,
     seed: int,
@@ -121,13 +135,8 @@ def oracle(
     if cutoff_day < 1 or horizon_days < 1 or replicas < 1:
         raise ValueError("cutoff_day, horizon_days and replicas must be at least 1")
     index = np.arange(customers, dtype=np.int64) if isinstance(customers, int) else customers
-    engine = Engine(params)
-    pop = draw_population(params, seed, index, sim_days)
-    st = State.initial(pop)
-    for day in range(cutoff_day):
-        engine.step(day, pop, st)
-    base = np.flatnonzero(pop.arrival < cutoff_day)
-    pop, st = pop.take(base), st.take(base)
+    engine, pop, st = state_at(params, seed, sim_days, index, cutoff_day)
+    base = np.arange(len(pop.index))
     block = max(1, MAX_CELLS // replicas)
     parts = [
         _block(

@@ -54,6 +54,7 @@ class SimParams:
     arrival_share: float
     effect_days: int
     contact_rate: float
+    contact_lapsed: bool  # the logging policy also contacts customers who silently churned
     engagement: dict[str, float]
     churn: dict[str, float]
     types: tuple[str, ...]
@@ -79,6 +80,15 @@ def _require(raw: dict[str, Any], key: str, where: str) -> Any:
     if key not in raw:
         raise ConfigError(f"{where}: missing key {key!r}")
     return raw[key]
+
+
+def _flag(raw: dict[str, Any], key: str, src: str) -> bool:
+    # Absent means false: parameter files of simulations made before a flag existed must
+    # replay exactly (the oracle recompiles a simulation's own params.yaml).
+    value = raw.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{src}: {key} must be true or false, not {value!r}")
+    return value
 
 
 def _effect_row(block: dict[str, Any] | None, where: str) -> list[float]:
@@ -148,6 +158,7 @@ def compile_params(raw: dict[str, Any], src: str) -> SimParams:
         arrival_share=float(raw.get("arrival_share", 0.75)),
         effect_days=int(raw.get("effect_days", 14)),
         contact_rate=float(raw.get("contact_rate", 0.03)),
+        contact_lapsed=_flag(raw, "contact_lapsed", src),
         engagement={k: float(v) for k, v in _require(raw, "engagement", src).items()},
         churn={k: float(v) for k, v in _require(raw, "churn", src).items()},
         types=types,

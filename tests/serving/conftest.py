@@ -13,11 +13,20 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from models.registry import alias_version
 from models.targets import TARGETS, target
+from models.uplift_model import registered_name
 from serving.app import create_app
 from serving.keys import Role, create_key
 from serving.settings import ServeSettings
-from tests.training.world import Trained, World, clean_env, copy_registry, one_thread
+from tests.training.world import (
+    Trained,
+    UpliftTrained,
+    World,
+    clean_env,
+    copy_registry,
+    one_thread,
+)
 
 # After the world's last training window; the world's events end on 2025-12-31.
 AS_OF = datetime(2025, 11, 15, tzinfo=UTC)
@@ -30,7 +39,7 @@ class Served:
     home: Path
     tracking_uri: str
     keys: dict[Role, str]
-    versions: dict[str, str]  # champion version per target
+    versions: dict[str, str]  # champion version per target and uplift model
 
     def settings(self, store: Path, **overrides: object) -> ServeSettings:
         values: dict[str, object] = {
@@ -55,9 +64,10 @@ def _isolated() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def served(world: World, trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Served:
+def served(world: World, trained: Trained, uplift_trained: UpliftTrained,
+           tmp_path_factory: pytest.TempPathFactory) -> Served:
     home = tmp_path_factory.mktemp("serve")
-    tracking = copy_registry(trained.tracking, home)
+    tracking = copy_registry(uplift_trained.tracking, home)  # predictive and uplift models
     client = tracking.client()
     versions = {}
     for name in TARGETS:
@@ -65,6 +75,10 @@ def served(world: World, trained: Trained, tmp_path_factory: pytest.TempPathFact
         version = trained.result(name, "lightgbm").version
         client.set_registered_model_alias(registered, "champion", version)
         versions[name] = version
+    for outcome in ("convert", "churn"):  # promoted by the uplift fixture's gate
+        champion = alias_version(client, registered_name(outcome), "champion")
+        assert champion is not None
+        versions[registered_name(outcome)] = str(champion.version)
     keys = {role: create_key(home / "api_keys.yaml", f"test-{role.value}", role)
             for role in Role}
     return Served(world, trained, home, tracking.tracking_uri, keys, versions)

@@ -52,7 +52,7 @@ def test_health_needs_no_key(app_client: TestClient) -> None:
     assert app_client.get("/healthz").json() == {"status": "ok"}
     ready = Readiness.model_validate(app_client.get("/readyz").json())
     assert ready.ready and ready.customers > 1000 and set(ready.models) == {
-        "next_stage", "churn", "conversion"}
+        "next_stage", "churn", "conversion", "journey-uplift-convert", "journey-uplift-churn"}
 
 
 def test_not_ready_until_models_load(served: Served, tmp_path: Any) -> None:
@@ -98,6 +98,7 @@ def test_metrics(app_client: TestClient, served: Served) -> None:
     ("POST", "/events", {"events": []}, {Role.ingest, Role.admin}),
     ("POST", "/predict", {"customer_id": "nobody"}, {Role.predict, Role.admin}),
     ("POST", "/predict/batch", {"customer_ids": ["nobody"]}, {Role.predict, Role.admin}),
+    ("POST", "/recommend", {"customer_ids": ["nobody"]}, {Role.predict, Role.admin}),
     ("GET", "/models", None, {Role.predict, Role.marketer, Role.admin}),
     ("GET", "/metrics", None, {Role.marketer, Role.admin}),
     ("POST", "/admin/reload", None, {Role.admin}),
@@ -291,7 +292,7 @@ def test_unknown_routes_and_docs(app_client: TestClient) -> None:
     error(app_client.get("/nope"), 404, "not_found")
     error(app_client.get("/predict"), 405, "method_not_allowed")
     schema = app_client.get("/openapi.json").json()
-    assert {"/events", "/predict", "/predict/batch", "/healthz", "/readyz", "/metrics",
-            "/models", "/admin/reload"} <= set(schema["paths"])
+    assert {"/events", "/predict", "/predict/batch", "/recommend", "/healthz", "/readyz",
+            "/metrics", "/models", "/admin/reload"} <= set(schema["paths"])
     assert "X-API-Key" in json.dumps(schema["components"]["securitySchemes"])
     assert app_client.get("/docs").status_code == 200

@@ -41,6 +41,7 @@ def test_default_parameters_compile() -> None:
             "unknown effect ['joy']",
         ),
         (lambda r: r["types"]["browser"].pop("buy"), "types.browser: missing key 'buy'"),
+        (lambda r: r.update(contact_lapsed="yes"), "contact_lapsed must be true or false"),
     ],
 )
 def test_invalid_parameters_name_file_and_key(tmp_path: Path, edit, message: str) -> None:  # type: ignore[no-untyped-def]

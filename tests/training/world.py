@@ -28,14 +28,18 @@ from features.store import EventStore
 from features.taxonomy import load_taxonomy
 from training.dataset import Dataset, SnapshotSource, load_dataset
 from training.experiment import Experiment, load_experiment
+from training.promote import Decision
 from training.tracking import Tracking
 from training.train import Context, ModelResult, train_experiment
+from training.uplift import Decisions, UpliftResult, load_decisions, train_uplift
+from training.uplift_gate import UPLIFT_TARGETS, promote_uplift
+from training.uplift_spec import UpliftExperiment, load_uplift_experiment
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # before anything imports mlflow
 
 CUSTOMERS, DAYS, SEED = 3000, 365, 7
 CUTOFFS = {"train": ["2025-07-01", "2025-08-01"], "valid": "2025-09-01", "test": "2025-10-01"}
-FAST_LGBM = {"learning_rate": 0.1, "max_rounds": 300}
+FAST_LGBM = {"learning_rate": 0.1, "max_rounds": 300, "min_data_in_leaf": 200}
 # The small experiment: default.yaml's cutoffs and horizon, both families, every target.
 SMALL: dict[str, Any] = {
     "name": "small",
@@ -45,6 +49,17 @@ SMALL: dict[str, Any] = {
         {"family": "baseline", "features": ["rfm"], "params": {"C": 1.0}},
         {"family": "lightgbm", "params": FAST_LGBM},
     ],
+    "seed": 42,
+}
+# The small uplift experiment: decision windows on the same calendar, both learners.
+SMALL_UPLIFT: dict[str, Any] = {
+    "name": "small-uplift",
+    "horizon_days": 30,
+    "control_rate": 0.05,
+    "windows": {"train": {"start": "2025-03-01", "end": "2025-06-01"},
+                "valid": {"start": "2025-07-01", "end": "2025-08-01"},
+                "test": {"start": "2025-09-01", "end": "2025-09-22"}},
+    "learners": [{"kind": "t", "params": FAST_LGBM}, {"kind": "x", "params": FAST_LGBM}],
     "seed": 42,
 }
 # MLflow and the CLI read these; a test must never see the developer's settings.
@@ -183,3 +198,29 @@ def train_into(world: World, home: Path, spec: dict[str, object],
         results = train_experiment(exp, ds, Context(tracking, world.spec, spec_file,
                                                     lines.append))
     return Trained(home, tracking, exp, spec_file, ds, tuple(results), tuple(lines))
+
+
+@dataclass(frozen=True)
+class UpliftTrained:
+    home: Path
+    tracking: Tracking
+    exp: UpliftExperiment
+    decisions: Decisions
+    results: tuple[UpliftResult, ...]
+    promotions: tuple[Decision, ...]
+    log: tuple[str, ...]
+
+
+def train_uplift_into(world: World, home: Path, spec: dict[str, Any],
+                      tracking: Tracking) -> UpliftTrained:
+    """Train the uplift experiment into ``tracking`` and promote each outcome's challenger."""
+    path = write_spec(home / "spec", spec)
+    exp = load_uplift_experiment(path)
+    lines: list[str] = []
+    with clean_env(), pytest.MonkeyPatch.context() as mp, one_thread():
+        mp.chdir(home)
+        d = load_decisions(exp, world.store, world.spec, log=lines.append)
+        results = train_uplift(exp, d, tracking, path, lines.append)
+        promotions = promote_uplift(list(UPLIFT_TARGETS), tracking, world.store, world.spec, 0.0)
+    return UpliftTrained(home, tracking, exp, d, tuple(results), tuple(promotions),
+                         tuple(lines))

@@ -1,0 +1,405 @@
+"""The action catalog from YAML: every rule checked at load time, every error naming the file and
+the key path (``actions.yaml: actions.discount_email.caps[1].window_days: must be a positive
+number``), so a mistake in a marketer-edited file fails loudly instead of silently not applying.
+
+Unknown keys are errors (a misspelt ``cooldown_day`` would otherwise do nothing), and so are
+duplicate keys, which plain YAML loading resolves silently by keeping the last one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Collection
+from importlib import resources
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+from features.errors import ConfigError
+from features.taxonomy import Taxonomy, load_taxonomy
+from models.catalog import (
+    OPS,
+    OUTCOMES,
+    PREDICTIONS,
+    Action,
+    Cap,
+    Catalog,
+    Condition,
+    Eligibility,
+    Exclusion,
+    OutcomeValue,
+    Policy,
+)
+
+__all__ = [
+    "Action",
+    "Cap",
+    "Catalog",
+    "Condition",
+    "Eligibility",
+    "Exclusion",
+    "OutcomeValue",
+    "Policy",
+    "catalog_from_dict",
+    "load_catalog",
+]
+
+DEFAULT_CATALOG = "actions.yaml"
+_BOOL = "tag:yaml.org,2002:bool"
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans (only true/false): under YAML 1.1 a condition's `on:` key, and values
+    such as `no` or `off`, would silently turn into true and false."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def _join(path: str, key: object) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+class _Where:
+    """The file being read, so every check can name it and the key path in its error."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, path: str, message: str) -> NoReturn:
+        raise ConfigError(f"{self.source}: {path}: {message}")
+
+    def mapping(
+        self, value: Any, path: str, allowed: Collection[str], required: Collection[str] = ()
+    ) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.fail(path, f"must be a mapping, got {value!r}")
+        for key in value:
+            if key not in allowed:
+                self.fail(_join(path, key), f"unknown key; allowed: {', '.join(sorted(allowed))}")
+        for key in required:
+            if key not in value:
+                self.fail(_join(path, key), "is required")
+        return value
+
+    def number(
+        self,
+        value: Any,
+        path: str,
+        *,
+        low: float | None = None,
+        strict: bool = False,
+        high: float | None = None,
+        what: str = "a number",
+    ) -> float:
+        """A finite number, optionally above `low` (or at least `low` unless `strict`)."""
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if ok and not math.isfinite(value):
+            ok = False
+        if ok and low is not None:
+            ok = value > low if strict else value >= low
+        if ok and high is not None:
+            ok = value < high
+        if not ok:
+            self.fail(path, f"must be {what}, got {value!r}")
+        return float(value)
+
+    def flag(self, value: Any, path: str) -> bool:
+        if not isinstance(value, bool):
+            self.fail(path, f"must be true or false, got {value!r}")
+        return value
+
+    def name(self, value: Any, path: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            self.fail(path, f"must be a non-empty name, got {value!r}")
+        return value
+
+    def names(self, value: Any, path: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not value:
+            self.fail(path, f"must be a non-empty list of names, got {value!r}")
+        out = tuple(self.name(v, f"{path}[{i}]") for i, v in enumerate(value))
+        for i, v in enumerate(out):
+            if v in out[:i]:
+                self.fail(f"{path}[{i}]", f"{v!r} is listed twice")
+        return out
+
+
+def _duplicate_keys(node: yaml.Node, where: _Where, path: str = "") -> None:
+    """Reject a key written twice in one mapping (YAML would keep the last one silently)."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            here = _join(path, key)
+            if key in seen:
+                where.fail(here, f"written twice (line {key_node.start_mark.line + 1})")
+            seen.add(key)
+            _duplicate_keys(value_node, where, here)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _duplicate_keys(item, where, f"{path}[{i}]")
+
+
+def _outcome(name: str, raw: Any, where: _Where, features: Collection[str] | None) -> OutcomeValue:
+    path = f"outcomes.{name}"
+    if name not in OUTCOMES:
+        where.fail(path, f"unknown outcome; outcomes are {', '.join(OUTCOMES)}")
+    spec = where.mapping(raw, path, {"value"}, {"value"})["value"]
+    path += ".value"
+    if not isinstance(spec, dict):
+        return OutcomeValue(name, constant=where.number(spec, path))
+    spec = where.mapping(spec, path, {"feature", "default", "min", "max"}, {"feature", "default"})
+    feature = where.name(spec["feature"], f"{path}.feature")
+    if features is not None and feature not in features:
+        where.fail(f"{path}.feature", f"no feature named {feature!r}")
+    low = where.number(spec["min"], f"{path}.min") if "min" in spec else -math.inf
+    high = where.number(spec["max"], f"{path}.max") if "max" in spec else math.inf
+    if low > high:
+        where.fail(f"{path}.min", f"min {low} is above max {high}")
+    default = where.number(spec["default"], f"{path}.default")
+    return OutcomeValue(name, feature=feature, default=default, low=low, high=high)
+
+
+def _caps(
+    raw: Any, path: str, where: _Where, scope: str = "", channels: Collection[str] | None = None
+) -> tuple[Cap, ...]:
+    """Contact caps; `channels` given: policy caps, which may name a channel the catalog uses."""
+    if not isinstance(raw, list):
+        where.fail(path, f"must be a list of caps, got {raw!r}")
+    allowed = {"max", "window_days"} | ({"channel"} if channels is not None else set())
+    out = []
+    for i, item in enumerate(raw):
+        here = f"{path}[{i}]"
+        cap = where.mapping(item, here, allowed, ("max", "window_days"))
+        top = cap["max"]
+        if not isinstance(top, int) or isinstance(top, bool) or top < 0:
+            where.fail(
+                f"{here}.max", f"must be a whole number of contacts (0 or more), got {top!r}"
+            )
+        window = where.number(
+            cap["window_days"], f"{here}.window_days", low=0, strict=True, what="a positive number"
+        )
+        channel = cap.get("channel")
+        if channel is not None:
+            channel = where.name(channel, f"{here}.channel")
+            if channels is not None and channel not in channels:
+                where.fail(f"{here}.channel", f"no action uses channel {channel!r}")
+        out.append(Cap(top, window, channel, scope))
+    return tuple(out)
+
+
+def _policy(raw: Any, where: _Where, channels: Collection[str]) -> Policy:
+    keys = {"top_k", "exploration", "min_value", "default_consent", "caps"}
+    p = where.mapping(raw, "policy", keys)
+    top_k = p.get("top_k", 1)
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+        where.fail("policy.top_k", f"must be a whole number of at least 1, got {top_k!r}")
+    return Policy(
+        top_k=top_k,
+        exploration=where.number(
+            p.get("exploration", 0.05),
+            "policy.exploration",
+            low=0,
+            high=1,
+            what="a share in [0, 1)",
+        ),
+        min_value=where.number(p.get("min_value", 0.0), "policy.min_value"),
+        default_consent=where.flag(p.get("default_consent", True), "policy.default_consent"),
+        caps=_caps(p.get("caps", []), "policy.caps", where, channels=channels),
+    )
+
+
+def _condition(raw: Any, path: str, where: _Where, features: Collection[str] | None) -> Condition:
+    c = where.mapping(raw, path, {"on", "op", "value"}, ("on", "op", "value"))
+    on = where.name(c["on"], f"{path}.on")
+    source, _, name = on.partition(".")
+    if source == "prediction" and name not in PREDICTIONS:
+        where.fail(
+            f"{path}.on", f"unknown prediction {name!r}; predictions are " + ", ".join(PREDICTIONS)
+        )
+    if source not in ("prediction", "feature") or not name:
+        where.fail(f"{path}.on", f"must be prediction.<name> or feature.<name>, got {on!r}")
+    if source == "feature" and features is not None and name not in features:
+        where.fail(f"{path}.on", f"no feature named {name!r}")
+    op = c["op"]
+    if op not in OPS:
+        where.fail(f"{path}.op", f"unknown operator {op!r}; use one of {' '.join(OPS)}")
+    value = c["value"]
+    if isinstance(value, str | bool):
+        if source == "prediction":
+            where.fail(f"{path}.value", f"a prediction compares with a number, got {value!r}")
+        if op not in ("==", "!="):
+            where.fail(f"{path}.op", f"{op} needs a number; {value!r} allows only == or !=")
+    else:
+        value = where.number(value, f"{path}.value", what="a number, a string or true/false")
+    return Condition(on, op, value)
+
+
+def _eligibility(
+    raw: Any, path: str, where: _Where, stages: tuple[str, ...], features: Collection[str] | None
+) -> Eligibility:
+    e = where.mapping(raw, path, {"stages", "conditions", "consent"})
+    chosen: tuple[str, ...] = ()
+    if "stages" in e:
+        chosen = where.names(e["stages"], f"{path}.stages")
+        for i, s in enumerate(chosen):
+            if s not in stages:
+                where.fail(
+                    f"{path}.stages[{i}]", f"unknown stage {s!r}; stages are " + ", ".join(stages)
+                )
+        if set(chosen) == set(stages):
+            chosen = ()  # every stage: no rule to check
+    conditions = e.get("conditions", [])
+    if not isinstance(conditions, list):
+        where.fail(f"{path}.conditions", f"must be a list of conditions, got {conditions!r}")
+    return Eligibility(
+        stages=chosen,
+        conditions=tuple(
+            _condition(c, f"{path}.conditions[{i}]", where, features)
+            for i, c in enumerate(conditions)
+        ),
+        consent=where.flag(e.get("consent", True), f"{path}.consent"),
+    )
+
+
+# An action's YAML keys are its dataclass fields (the id is the key it is listed under).
+_ACTION_KEYS = frozenset(f.name for f in dataclasses.fields(Action) if f.init) - {"id"}
+
+
+def _action(
+    action_id: str,
+    raw: Any,
+    where: _Where,
+    stages: tuple[str, ...],
+    outcomes: tuple[str, ...],
+    features: Collection[str] | None,
+    excludes: tuple[Exclusion, ...],
+) -> Action:
+    path = f"actions.{action_id}"
+    a = where.mapping(raw, path, _ACTION_KEYS, ("channel", "cost"))
+    description = a.get("description", "")
+    if not isinstance(description, str):
+        where.fail(f"{path}.description", f"must be text, got {description!r}")
+    multipliers = where.mapping(a.get("value", {}), f"{path}.value", outcomes)
+    return Action(
+        id=action_id,
+        channel=where.name(a["channel"], f"{path}.channel"),
+        description=description,
+        eligibility=_eligibility(
+            a.get("eligibility", {}), f"{path}.eligibility", where, stages, features
+        ),
+        cost=where.number(a["cost"], f"{path}.cost", low=0, what="a cost of 0 or more"),
+        value={o: where.number(multipliers.get(o, 1.0), f"{path}.value.{o}") for o in outcomes},
+        caps=_caps(a.get("caps", []), f"{path}.caps", where, scope=action_id),
+        excludes=excludes,
+        cooldown_days=where.number(
+            a.get("cooldown_days", 0),
+            f"{path}.cooldown_days",
+            low=0,
+            what="a number of days (0 or more)",
+        ),
+        weight=where.number(
+            a.get("weight", 1.0), f"{path}.weight", low=0, strict=True, what="a positive weight"
+        ),
+    )
+
+
+def _exclusions(raw_actions: dict[str, Any], where: _Where) -> dict[str, tuple[Exclusion, ...]]:
+    """Exclusions made symmetric: if A excludes B, B excludes A, over the longer of the two
+    windows, so the rule holds whichever of the two was sent first."""
+    days: dict[frozenset[str], float] = {}
+    for action_id, raw in raw_actions.items():
+        if "excludes" not in raw:
+            continue
+        path = f"actions.{action_id}.excludes"
+        ex = where.mapping(raw["excludes"], path, {"actions", "days"}, ("actions",))
+        others = where.names(ex["actions"], f"{path}.actions")
+        window = where.number(
+            ex.get("days", 0), f"{path}.days", low=0, what="a number of days (0 or more)"
+        )
+        for i, other in enumerate(others):
+            if other not in raw_actions:
+                where.fail(f"{path}.actions[{i}]", f"no action {other!r} in the catalog")
+            if other == action_id:
+                where.fail(
+                    f"{path}.actions[{i}]", "an action cannot exclude itself (use cooldown_days)"
+                )
+            pair = frozenset((action_id, other))
+            days[pair] = max(days.get(pair, 0.0), window)
+    order = list(raw_actions)
+    return {
+        a: tuple(
+            Exclusion(b, d)
+            for b in order
+            for pair, d in days.items()
+            if a in pair and b in pair and a != b
+        )
+        for a in order
+    }
+
+
+def catalog_from_dict(
+    raw: Any,
+    source: str,
+    *,
+    taxonomy: Taxonomy | None = None,
+    features: Collection[str] | None = None,
+) -> Catalog:
+    """A validated catalog. `features` given: condition and outcome features must be in it."""
+    where = _Where(source)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping with outcomes, policy and actions")
+    where.mapping(raw, "", {"outcomes", "policy", "actions"})
+    for key in ("outcomes", "actions"):
+        if not raw.get(key):
+            where.fail(key, "is required and must not be empty")
+    stages = (taxonomy or load_taxonomy()).stages
+    raw_outcomes = where.mapping(raw["outcomes"], "outcomes", OUTCOMES)
+    outcomes = tuple(_outcome(str(k), v, where, features) for k, v in raw_outcomes.items())
+    raw_actions = raw["actions"]
+    if not isinstance(raw_actions, dict):
+        where.fail("actions", f"must map an action id to its rules, got {raw_actions!r}")
+    for action_id in raw_actions:
+        where.name(action_id, f"actions.{action_id}")
+        where.mapping(raw_actions[action_id], f"actions.{action_id}", _ACTION_KEYS)
+    excludes = _exclusions(raw_actions, where)
+    names = tuple(o.outcome for o in outcomes)
+    actions = tuple(
+        _action(k, v, where, stages, names, features, excludes[k]) for k, v in raw_actions.items()
+    )
+    policy = _policy(raw.get("policy", {}), where, {a.channel for a in actions})
+    return Catalog(outcomes, policy, actions, source)
+
+
+def load_catalog(
+    path: str | Path | None = None,
+    *,
+    taxonomy: Taxonomy | None = None,
+    features: Collection[str] | None = None,
+) -> Catalog:
+    """The action catalog (None: the one shipped, ``models/config/actions.yaml``)."""
+    if path is None:
+        text = resources.files("models.config").joinpath(DEFAULT_CATALOG).read_text()
+        source = f"<default {DEFAULT_CATALOG}>"
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"action catalog not found: {p}")
+        text, source = p.read_text(encoding="utf-8"), str(p)
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+        raw = yaml.load(text, Loader=_Loader)  # safe: _Loader is a SafeLoader
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+    if node is not None:
+        _duplicate_keys(node, _Where(source))
+    return catalog_from_dict(raw, source, taxonomy=taxonomy, features=features)

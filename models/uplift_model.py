@@ -1,0 +1,142 @@
+"""The uplift model Journey registers and serves: feature encoding + propensity model + an
+uplift learner (``models.uplift``) for one outcome, in one estimator.
+
+Like ``JourneyClassifier`` it takes the feature frame (or online vectors) and carries its
+preprocessing, so the object logged to MLflow is everything serving needs. Actions are named
+(the catalog's ids); the frame's action column holds ``""`` for "no action".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from features.encoding import CategoricalEncoder
+from features.online import Vectors
+from models.derived import with_ratios
+from models.inputs import EncodedInputs
+from models.uplift import PropensityModel, TLearner, XLearner
+
+Floats = npt.NDArray[np.float64]
+LEARNERS = {"t": TLearner, "x": XLearner}
+NO_ACTION = ""
+CACHES = ("record_plan_", "vector_plans_")
+
+
+def registered_name(outcome: str) -> str:
+    """The registry name of an outcome's uplift model (training registers, serving loads)."""
+    return f"journey-uplift-{outcome}"
+
+
+def action_codes(actions: Sequence[str], names: Sequence[str]) -> npt.NDArray[np.int64]:
+    """-1 for no action, else the index in ``names`` (actions outside it are errors)."""
+    index = {n: i for i, n in enumerate(names)}
+    index[NO_ACTION] = -1
+    try:
+        return np.fromiter((index[a] for a in actions), np.int64, len(actions))
+    except KeyError as exc:
+        raise ValueError(f"action {exc.args[0]!r} is not one of {list(names)}") from exc
+
+
+class JourneyUplift(EncodedInputs, BaseEstimator):  # type: ignore[misc]
+    """Uplift of one outcome for each action: P(outcome | action) - P(outcome | no action)."""
+
+    def __init__(
+        self,
+        learner: str = "x",
+        outcome: str = "convert",
+        actions: Sequence[str] = (),
+        columns: Sequence[str] | None = None,
+        ratios: bool = True,
+        params: dict[str, Any] | None = None,
+        num_threads: int = 0,
+        seed: int = 0,
+    ) -> None:
+        self.learner = learner
+        self.outcome = outcome
+        self.actions = actions
+        self.columns = columns
+        self.ratios = ratios
+        self.params = params
+        self.num_threads = num_threads
+        self.seed = seed
+
+    def __getstate__(self) -> dict[str, object]:
+        state: dict[str, object] = super().__getstate__()
+        return {k: v for k, v in state.items() if k not in CACHES}
+
+    def fit(
+        self,
+        X: pd.DataFrame,  # noqa: N803
+        action: Sequence[str],
+        y: npt.ArrayLike,
+        eval_set: tuple[pd.DataFrame, Sequence[str], npt.ArrayLike],
+        propensity: PropensityModel | None = None,
+    ) -> JourneyUplift:
+        """Fit on the decision rows (X, action, y); early-stop on ``eval_set``. A fitted
+        ``propensity`` model (same rows and encoding) saves a T-learner fitting its own."""
+        if self.learner not in LEARNERS:
+            raise ValueError(f"learner must be one of {sorted(LEARNERS)}, not {self.learner!r}")
+        for cache in CACHES:
+            self.__dict__.pop(cache, None)
+        self.actions_ = tuple(self.actions) or tuple(sorted(set(action) - {NO_ACTION}))
+        self.feature_names_in_ = np.asarray(
+            list(self.columns) if self.columns else list(X.columns), dtype=object
+        )
+        inputs = X[list(self.feature_names_in_)]
+        self.encoder_ = CategoricalEncoder("codes").fit(
+            with_ratios(inputs) if self.ratios else inputs
+        )
+        X_val, a_val, y_val = eval_set  # noqa: N806
+        m, m_val = self.matrix(X), self.matrix(X_val)
+        a, a_v = action_codes(list(action), self.actions_), action_codes(list(a_val), self.actions_)
+        yf, yv = np.asarray(y, np.float64), np.asarray(y_val, np.float64)
+        common = {"num_threads": self.num_threads, "seed": self.seed,
+                  "n_actions": len(self.actions_)}
+        cats = self.categorical_positions()
+        est = LEARNERS[self.learner](**common, **(self.params or {}))
+        self.learner_ = est.fit(m, a, yf, eval_set=(m_val, a_v, yv), categorical=cats)
+        # The logging policy's model: the X-learner fits one for its blend; a T-learner
+        # borrows a given one (or fits its own) for the inverse-propensity weighted Qini.
+        fitted = getattr(self.learner_, "propensity_model_", None)
+        if fitted is None:
+            fitted = propensity or PropensityModel(**common).fit(
+                m, a, eval_set=(m_val, a_v), categorical=cats)
+        self.propensity_ = fitted
+        return self
+
+    @property
+    def skipped_actions(self) -> dict[str, str]:
+        """Actions with too little data to learn from (uplift 0), and why."""
+        skipped: dict[int, str] = getattr(self.learner_, "skipped_", {})
+        return {self.actions_[k]: why for k, why in skipped.items()}
+
+    def categorical_positions(self) -> list[int]:
+        names = list(self.encoder_.feature_names_out_)
+        return [names.index(c) for c in self.encoder_.categorical_]
+
+    def predict_matrix(self, matrix: npt.NDArray[np.float32]) -> Floats:
+        """(n, actions) uplift from an encoded matrix."""
+        out: Floats = np.asarray(self.learner_.predict(matrix), dtype=np.float64)
+        return out
+
+    def predict(self, X: pd.DataFrame) -> Floats:  # noqa: N803
+        return self.predict_matrix(self.matrix(X))
+
+    def predict_vectors(self, vectors: Vectors) -> Floats:
+        return self.predict_matrix(self.vectors_matrix(vectors))
+
+    def predict_arms(self, X: pd.DataFrame) -> Floats:  # noqa: N803
+        """(n, 1 + actions): the outcome's probability with no action, then with each."""
+        out: Floats = np.asarray(self.learner_.predict_arms(self.matrix(X)), dtype=np.float64)
+        return out
+
+    def propensities(self, X: pd.DataFrame) -> Floats:  # noqa: N803
+        """(n, 1 + actions): the logging policy's estimated choice probabilities."""
+        out: Floats = np.asarray(self.propensity_.predict_proba(self.matrix(X)), np.float64)
+        return out

@@ -1,0 +1,96 @@
+"""Next-best-action for scored customers: uplift per action and outcome from the served uplift
+models, the customer's past contacts from the history, then the catalog's arbitration
+(``models.arbitration``). No web framework here.
+
+Each answer carries a recommendation id and, per action, the probability this policy chose it
+(exploration included). A caller that delivers an action reports it back as an
+``action_sent`` event carrying both, so later uplift training knows how it was assigned.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from features.events import EventArrays
+from features.online import Vectors
+from features.spec import FeatureSpec
+from models.actions import Catalog
+from models.arbitration import Customer, Decision, arbitrate
+from models.contacts import contacts_from_arrays
+from serving.champions import ModelSet
+from serving.errors import NotReadyError
+from serving.predictor import Scored
+
+
+@dataclass(frozen=True)
+class Recommended:
+    recommendation_id: str
+    customer_id: str
+    as_of: datetime
+    decision: Decision
+    scored: Scored
+
+
+class _Row(Mapping[str, float | str | None]):
+    """One customer's features, read from the vectors on demand (conditions read a few)."""
+
+    def __init__(self, vectors: Vectors, i: int) -> None:
+        self._v, self._i = vectors, i
+
+    def __getitem__(self, name: str) -> float | str | None:
+        has, value = self._v.value(self._i, name)
+        if not has:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._v.matrix.names)
+
+    def __len__(self) -> int:
+        return len(self._v.matrix.names)
+
+
+class Recommender:
+    def __init__(self, spec: FeatureSpec, catalog: Catalog, top_k: int | None,
+                 exploration: float | None, seed: int | None = None) -> None:
+        self.catalog = catalog
+        self.top_k = top_k
+        self.exploration = exploration
+        self.rng = np.random.default_rng(seed)
+        self.spec = spec
+
+    def uplift(self, models: ModelSet, vectors: Vectors) -> list[dict[str, dict[str, float]]]:
+        """Per customer, per action, per outcome: the estimated change in probability."""
+        if not models.uplift:
+            raise NotReadyError("no uplift models are being served: train and promote them "
+                                "(journey uplift, journey promote --target uplift-convert)")
+        out: list[dict[str, dict[str, float]]] = [{} for _ in range(len(vectors))]
+        for outcome, served in models.uplift.items():
+            model = served.model
+            values = model.predict_vectors(vectors).tolist()
+            for i, row in enumerate(values):
+                for action, u in zip(model.actions_, row, strict=True):
+                    out[i].setdefault(action, {})[outcome] = u
+        return out
+
+    def recommend(self, models: ModelSet, vectors: Vectors, scored: list[Scored],
+                  histories: list[EventArrays | None], now_us: int, top_k: int | None = None,
+                  explore: bool = True) -> list[Recommended]:
+        uplifts = self.uplift(models, vectors)
+        out = []
+        for i, s in enumerate(scored):
+            customer = Customer(
+                customer_id=s.customer_id, stage=s.current_stage,
+                predictions={"churn": s.churn, "conversion": s.conversion},
+                features=_Row(vectors, i), contacts=contacts_from_arrays(histories[i], self.spec),
+            )
+            decision = arbitrate(self.catalog, customer, uplifts[i], now_us,
+                                 top_k=top_k or self.top_k,
+                                 exploration=self.exploration if explore else 0.0, rng=self.rng)
+            out.append(Recommended(uuid.uuid4().hex, s.customer_id, s.as_of, decision, s))
+        return out

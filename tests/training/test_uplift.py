@@ -1,0 +1,79 @@
+"""`journey uplift`: uplift learners fitted on the world's action log, tracked and registered in
+MLflow with Qini on later windows, each outcome's best named challenger, and the gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from features.errors import ConfigError
+from models.registry import alias_version, load_native
+from models.uplift_model import JourneyUplift, registered_name
+from tests.training.world import SMALL_UPLIFT, UpliftTrained, World, clean_env, write_spec
+from training.uplift import qini_scores
+from training.uplift_gate import decide_uplift
+from training.uplift_spec import load_uplift_experiment
+
+
+def test_every_learner_and_outcome_is_registered_with_its_qini(
+        uplift_trained: UpliftTrained) -> None:
+    got = {(r.outcome, r.learner) for r in uplift_trained.results}
+    assert got == {("convert", "t"), ("convert", "x"), ("churn", "t"), ("churn", "x")}
+    client = uplift_trained.tracking.client()
+    for r in uplift_trained.results:
+        version = client.get_model_version(registered_name(r.outcome), r.version)
+        tags = dict(version.tags)
+        assert tags["journey.family"] == f"uplift-{r.learner}"
+        assert tags["journey.test_window"] == "2025-09-01..2025-09-22"
+        run = client.get_run(version.run_id)
+        assert "valid_qini_mean" in run.data.metrics and "test_qini_mean" in run.data.metrics
+        assert np.isfinite(r.valid["qini_mean"]) and np.isfinite(r.test["qini_mean"])
+    for outcome in ("convert", "churn"):
+        best = max((r for r in uplift_trained.results if r.outcome == outcome),
+                   key=lambda r: r.valid["qini_mean"])
+        ch = alias_version(client, registered_name(outcome), "challenger")
+        assert ch is not None and str(ch.version) == best.version
+
+
+def test_the_first_gate_promotes_and_a_second_finds_the_champion(
+        uplift_trained: UpliftTrained, world: World) -> None:
+    first = {d.target: d for d in uplift_trained.promotions}
+    assert all(d.promoted and "no champion yet" in d.reason for d in first.values())
+    client = uplift_trained.tracking.client()
+    with clean_env():
+        again = decide_uplift("uplift-convert", client, world.store, world.spec, 0.0)
+    assert not again.promoted and "already the champion" in again.reason
+
+
+def test_the_registered_model_scores_what_training_measured(
+        uplift_trained: UpliftTrained) -> None:
+    client = uplift_trained.tracking.client()
+    for r in uplift_trained.results:
+        with clean_env():
+            model = load_native(client.get_model_version(registered_name(r.outcome), r.version),
+                                JourneyUplift)
+        assert isinstance(model, JourneyUplift)
+        scores = qini_scores(model, uplift_trained.decisions.test)
+        assert scores["qini_mean"] == pytest.approx(r.test["qini_mean"], abs=1e-9)
+        uplift = model.predict(uplift_trained.decisions.test.head(50))
+        assert uplift.shape == (50, len(model.actions_)) and np.all(np.abs(uplift) < 1)
+
+
+def test_the_training_log_names_the_challengers(uplift_trained: UpliftTrained) -> None:
+    text = "\n".join(uplift_trained.log)
+    assert "journey-uplift-convert v" in text and "is the challenger" in text
+
+
+def test_windows_that_overlap_in_time_are_refused(tmp_path: Path) -> None:
+    spec = {**SMALL_UPLIFT, "windows": {**SMALL_UPLIFT["windows"],
+                                        "valid": {"start": "2025-06-10", "end": "2025-07-01"}}}
+    with pytest.raises(ConfigError, match=r"must be observed by valid\.start"):
+        load_uplift_experiment(write_spec(tmp_path, spec))
+
+
+def test_unknown_learner_params_are_refused(tmp_path: Path) -> None:
+    spec = {**SMALL_UPLIFT, "learners": [{"kind": "t", "params": {"leaves": 3}}]}
+    with pytest.raises(ConfigError, match="unknown learner params"):
+        load_uplift_experiment(write_spec(tmp_path, spec))

@@ -1,0 +1,248 @@
+"""`journey uplift`: fit uplift learners per outcome on the logged action history, track them
+in MLflow with Qini / AUUC on later decision windows, register them, and name each outcome's
+best learner on validation its `challenger`.
+
+Qini here is inverse-propensity weighted: the logging policy's choice depends on the customer
+(stage, support history), so comparing treated and control rows unweighted would credit the
+model with the policy's targeting.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.decisions import NO_ACTION, DecisionWindow, decision_frame
+from features.history import HistoryIndex
+from features.spec import FeatureSpec
+from features.store import EventStore
+from models.uplift import PropensityModel
+from models.uplift_metrics import qini_coefficient, uplift_by_decile
+from models.uplift_model import JourneyUplift, action_codes, registered_name
+from training.dataset import midnight
+from training.model_io import pip_requirements
+from training.tracking import KIND_TAG, TRAINING_EXPERIMENT, Tracking
+from training.train import CHALLENGER
+from training.uplift_spec import LABEL_OF, LearnerSpec, UpliftExperiment
+
+Log = Callable[[str], None]
+POINT_COLUMNS = ("customer_id", "cutoff", "action", "channel", "propensity", "weight",
+                 "converted", "churned_inactive")
+
+
+@dataclass(frozen=True)
+class Decisions:
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    test: pd.DataFrame
+    definition_hash: str
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return [c for c in self.train.columns if c not in POINT_COLUMNS]
+
+
+def load_decisions(exp: UpliftExperiment, store_path: Path, spec: FeatureSpec,
+                   log: Log = print) -> Decisions:
+    """The experiment's decision frames (one history index for all three windows)."""
+    store = EventStore(store_path, read_only=True)
+    try:
+        index = HistoryIndex.load(store, spec)
+        frames = {}
+        for i, (split, win) in enumerate(exp.windows):
+            log(f"decision points {split} {win.start}..{win.end} ...")
+            window = DecisionWindow(midnight(win.start), midnight(win.end), exp.control_rate,
+                                    exp.seed + i)
+            frames[split] = decision_frame(store, index, spec, window, exp.horizon_days)
+    finally:
+        store.close()
+    train = frames["train"]
+    if exp.sample_customers is not None:
+        ids = train["customer_id"].drop_duplicates().sample(
+            min(exp.sample_customers, train["customer_id"].nunique()), random_state=exp.seed)
+        train = train[train["customer_id"].isin(set(ids))]
+    return Decisions(train.reset_index(drop=True), frames["valid"], frames["test"], spec.hash)
+
+
+def qini_scores(model: JourneyUplift, frame: pd.DataFrame) -> dict[str, float]:
+    """Per action: the IPW Qini coefficient of the model's uplift among rows that got that
+    action or none; ``qini_mean`` over the actions the model did not skip."""
+    y = frame[LABEL_OF[model.outcome]].to_numpy(np.float64)
+    uplift, prop = model.predict(frame), model.propensities(frame)
+    codes = action_codes(frame["action"].tolist(), model.actions_)
+    out: dict[str, float] = {}
+    for k, name in enumerate(model.actions_):
+        rows = (codes == k) | (codes == -1)
+        treated = codes[rows] == k
+        e_a, e_0 = prop[rows, k + 1], prop[rows, 0]
+        weight = np.where(treated, (e_a + e_0) / e_a, (e_a + e_0) / e_0)
+        if treated.sum() < 20:
+            continue
+        out[f"qini_{name}"] = float(qini_coefficient(uplift[rows, k], treated, y[rows], weight))
+    fitted = [v for k, v in out.items() if k.removeprefix("qini_") not in model.skipped_actions]
+    out["qini_mean"] = float(np.mean(fitted)) if fitted else float("nan")
+    return out
+
+
+def _deciles(model: JourneyUplift, frame: pd.DataFrame) -> pd.DataFrame:
+    y = frame[LABEL_OF[model.outcome]].to_numpy(np.float64)
+    uplift, codes = model.predict(frame), action_codes(frame["action"].tolist(), model.actions_)
+    parts = []
+    for k, name in enumerate(model.actions_):
+        rows = (codes == k) | (codes == -1)
+        table = uplift_by_decile(uplift[rows, k], codes[rows] == k, y[rows])
+        parts.append(pd.DataFrame(table).assign(action=name))
+    return pd.concat(parts, ignore_index=True)
+
+
+def fit_one(exp: UpliftExperiment, d: Decisions, outcome: str, spec: LearnerSpec,
+            propensity: PropensityModel | None) -> JourneyUplift:
+    label = LABEL_OF[outcome]
+    est = JourneyUplift(learner=spec.kind, outcome=outcome, columns=d.feature_columns,
+                        params=dict(spec.params), seed=exp.seed)
+    return est.fit(d.train, d.train["action"].tolist(), d.train[label],
+                   eval_set=(d.valid, d.valid["action"].tolist(), d.valid[label]),
+                   propensity=propensity)
+
+
+@dataclass(frozen=True)
+class UpliftResult:
+    outcome: str
+    learner: str
+    version: str
+    valid: dict[str, float]
+    test: dict[str, float]
+    seconds: float
+
+
+def _tags(exp: UpliftExperiment, d: Decisions, outcome: str, learner: str) -> dict[str, str]:
+    w = exp.windows
+    return {
+        KIND_TAG: "model",
+        "journey.experiment": exp.name,
+        "journey.target": f"uplift-{outcome}",
+        "journey.family": f"uplift-{learner}",
+        "journey.label": LABEL_OF[outcome],
+        "journey.definition_hash": d.definition_hash,
+        "journey.horizon_days": str(exp.horizon_days),
+        "journey.test_window": f"{w.test.start}..{w.test.end}",
+        "journey.valid_window": f"{w.valid.start}..{w.valid.end}",
+        "journey.control_rate": str(exp.control_rate),
+        "journey.seed": str(exp.seed),
+    }
+
+
+def _log_model(est: JourneyUplift, d: Decisions, tags: dict[str, str]) -> str:
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from mlflow.tracking import MlflowClient
+
+    from training.model_io import example_frame
+
+    example = example_frame(est, d.test)
+    uplift = pd.DataFrame(est.predict(example), columns=[f"uplift_{a}" for a in est.actions_])
+    info = mlflow.sklearn.log_model(
+        est, name="model", signature=infer_signature(example, uplift),
+        input_example=example, pip_requirements=pip_requirements(),
+        registered_model_name=registered_name(est.outcome), serialization_format="pickle",
+    )
+    version = str(info.registered_model_version)
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(registered_name(est.outcome), version, key, value)
+    return version
+
+
+def train_one(exp: UpliftExperiment, d: Decisions, outcome: str, spec: LearnerSpec,
+              propensity: PropensityModel | None, log: Log) -> tuple[UpliftResult, JourneyUplift]:
+    import mlflow
+
+    parent = mlflow.active_run()
+    assert parent is not None, "train_one runs inside train_uplift's parent run"
+    started = time.perf_counter()
+    est = fit_one(exp, d, outcome, spec, propensity)
+    seconds = time.perf_counter() - started
+    tags = _tags(exp, d, outcome, spec.kind)
+    with mlflow.start_run(run_name=f"uplift-{outcome}-{spec.kind}", nested=True,
+                          experiment_id=parent.info.experiment_id):
+        mlflow.set_tags(tags)
+        mlflow.log_params({"learner": spec.kind, "outcome": outcome,
+                           "actions": ",".join(est.actions_),
+                           "skipped": "; ".join(f"{k}: {v}" for k, v in
+                                                est.skipped_actions.items()) or "none",
+                           **{f"model.{k}": v for k, v in spec.params.items()}})
+        mlflow.log_metrics({"train_seconds": seconds, "train_rows": float(len(d.train))})
+        scores = {s: qini_scores(est, f) for s, f in (("valid", d.valid), ("test", d.test))}
+        for split, values in scores.items():
+            mlflow.log_metrics({f"{split}_{k}": v for k, v in values.items() if np.isfinite(v)})
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "uplift_by_decile_test.csv"
+            _deciles(est, d.test).to_csv(path, index=False)
+            mlflow.log_artifact(str(path))
+        version = _log_model(est, d, tags)
+    log(f"  uplift-{outcome:<8} {spec.kind}  valid qini {scores['valid']['qini_mean']:.4f}  "
+        f"test {scores['test']['qini_mean']:.4f}  v{version}  {seconds:.1f}s")
+    return UpliftResult(outcome, spec.kind, version, scores["valid"], scores["test"],
+                        seconds), est
+
+
+def train_uplift(exp: UpliftExperiment, d: Decisions, tracking: Tracking,
+                 experiment_file: Path | None = None, log: Log = print
+                 ) -> list[UpliftResult]:
+    """Every (outcome, learner): fit, log, register; alias each outcome's best `challenger`."""
+    import mlflow
+
+    client = tracking.client()
+    if os.environ.get("MLFLOW_RUN_ID"):
+        parent = mlflow.start_run()
+    else:
+        parent = mlflow.start_run(experiment_id=tracking.experiment_id(client,
+                                                                       TRAINING_EXPERIMENT),
+                                  run_name=f"uplift-{exp.name}")
+    results: list[UpliftResult] = []
+    with parent:
+        mlflow.set_tags({KIND_TAG: "training", "journey.experiment": exp.name,
+                         "journey.definition_hash": d.definition_hash})
+        mlflow.log_params(exp.flat_params())
+        mlflow.log_metrics(_counts(d))
+        if experiment_file is not None:
+            mlflow.log_artifact(str(experiment_file), "experiment")
+        propensity: PropensityModel | None = None
+        for outcome in exp.outcomes:
+            done = []
+            for spec in exp.learners:
+                result, est = train_one(exp, d, outcome, spec, propensity, log)
+                propensity = est.propensity_  # one logging-policy model for every learner
+                done.append(result)
+            best = max(done, key=lambda r: _finite(r.valid["qini_mean"]))
+            client.set_registered_model_alias(registered_name(outcome), CHALLENGER, best.version)
+            log(f"  {registered_name(outcome)} v{best.version} ({best.learner}) is the challenger")
+            results += done
+    return results
+
+
+def _finite(v: float) -> float:
+    return v if np.isfinite(v) else -np.inf
+
+
+def _counts(d: Decisions) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for split in ("train", "valid", "test"):
+        frame: pd.DataFrame = getattr(d, split)
+        out[f"{split}_rows"] = float(len(frame))
+        out[f"{split}_treated"] = float((frame["action"] != NO_ACTION).sum())
+    return out
+
+
+def summary(results: list[UpliftResult]) -> list[dict[str, Any]]:
+    return [{"outcome": r.outcome, "learner": r.learner, "version": r.version,
+             "valid_qini": r.valid["qini_mean"], "test_qini": r.test["qini_mean"]}
+            for r in results]
