@@ -12,178 +12,24 @@ learn from is skipped (uplift 0, reason in ``skipped_``) rather than fitted on n
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from typing import Any, NamedTuple
 
-import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
-from sklearn.base import BaseEstimator
 
-from models.ope import arms_from_actions
-from models.single_row import SingleRow
-
-Floats = npt.NDArray[np.float64]
-Ints = npt.NDArray[np.int64]
-Rows = npt.NDArray[np.float32]
-# (X_val, action_val[, y_val[, propensity_val]]): the learners need y_val, the propensity
-# model reads the first two only, so one eval set serves all.
-EvalSet = tuple[npt.ArrayLike, ...]
-
-# Up to this many rows, each row goes through the prepared one-row predictor: ~20 us a
-# booster and row, against ~0.2 ms of set-up per ``Booster.predict`` call.
-ONE_BY_ONE = 8
-# Up to this many rows, one thread: OpenMP's start-up costs more than it saves, and a service
-# shares its cores between requests. (1,000 rows through an X-learner's 11 boosters for K = 5:
-# ~50 ms on one thread; ~30 ms on two idle cores, but slower than one when they are busy.)
-SMALL_BATCH = 2_000
-VALID_SHARE = 0.2  # of a model's rows held out for early stopping when no eval rows are given
-MIN_VALID = 20  # fewer eval rows than this: early stopping would follow noise
-CACHE = "_single_rows"  # prepared one-row predictors (C handles): rebuilt, never pickled
+from models.boosted import (
+    Boosted,
+    Data,
+    EvalSet,
+    Floats,
+    Rows,
+    data_of,
+    eval_data_of,
+    store_params,
+)
 
 
-def _store(estimator: BaseEstimator, params: dict[str, Any]) -> None:
-    """scikit-learn's convention: ``__init__`` keeps every parameter as given, under its name
-    (``get_params`` and ``clone`` read them back); validation waits for ``fit``."""
-    for name, value in params.items():
-        if name != "self":
-            setattr(estimator, name, value)
-
-
-class _Data(NamedTuple):
-    X: Rows
-    arm: Ints
-    y: Floats
-
-
-class _Boosted(BaseEstimator):  # type: ignore[misc]
-    """Shared LightGBM settings and the train / score plumbing of every model here."""
-
-    def __init__(
-        self,
-        learning_rate: float = 0.05,
-        num_leaves: int = 15,
-        min_data_in_leaf: int = 200,
-        lambda_l2: float = 1.0,
-        max_rounds: int = 1000,
-        early_stopping_rounds: int = 50,
-        n_actions: int | None = None,  # None: the propensity matrix's width - 1, or max action + 1
-        num_threads: int = 0,  # 0: every CPU this process may use
-        seed: int = 0,
-    ) -> None:
-        _store(self, locals())
-
-    def __getstate__(self) -> dict[str, Any]:
-        state: dict[str, Any] = super().__getstate__()
-        return {k: v for k, v in state.items() if k != CACHE}
-
-    def _shared(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _Boosted._get_param_names()}
-
-    def _threads(self) -> int:
-        return self.num_threads or len(os.sched_getaffinity(0))
-
-    def _params(self, objective: dict[str, Any], **override: Any) -> dict[str, Any]:
-        return {
-            **objective,
-            "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
-            "min_data_in_leaf": self.min_data_in_leaf,
-            "lambda_l2": self.lambda_l2,
-            "max_bin": 63,  # as models.lgbm: counts and days need few bins
-            "num_threads": self._threads(),
-            "seed": self.seed,
-            # Same seed, same data -> same model, whatever the thread timing.
-            "deterministic": True,
-            "force_row_wise": True,
-            "verbosity": -1,
-            **override,
-        }
-
-    def _n_actions(self, arm: Ints, propensity: npt.ArrayLike | None) -> int:
-        k = int(arm.max()) if propensity is None else np.shape(propensity)[1] - 1
-        k = k if self.n_actions is None else self.n_actions
-        if arm.max() > k:
-            raise ValueError(f"action {arm.max() - 1} logged, but only {k} actions (0..{k - 1})")
-        return int(k)
-
-    def _start(self, X: Rows, n_actions: int) -> None:  # noqa: N803
-        self.__dict__.pop(CACHE, None)  # prepared from the previous fit's boosters
-        self.n_features_in_ = X.shape[1]
-        self.n_actions_ = n_actions
-        self.boosters_: dict[str, lgb.Booster] = {}
-        self.iterations_: dict[str, int] = {}
-
-    def _fit_booster(
-        self,
-        name: str,
-        params: dict[str, Any],
-        rows: tuple[Rows, Floats],
-        val: tuple[Rows, Floats] | None,
-        categorical: Sequence[int],
-    ) -> None:
-        """Early stopping needs rows the booster does not train on: the eval rows given, else
-        a seeded share of the training rows."""
-        X, y = rows  # noqa: N806
-        if val is None or len(val[1]) < MIN_VALID:
-            keep = np.random.default_rng(self.seed).uniform(size=len(y)) >= VALID_SHARE
-            X, y, val = X[keep], y[keep], (X[~keep], y[~keep])  # noqa: N806
-        train = lgb.Dataset(X, y, categorical_feature=list(categorical), free_raw_data=True)
-        valid = lgb.Dataset(val[0], val[1], reference=train)
-        booster = lgb.train(
-            params,
-            train,
-            num_boost_round=self.max_rounds,
-            valid_sets=[valid],
-            callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
-        )
-        self.boosters_[name] = booster
-        self.iterations_[name] = int(booster.best_iteration or booster.current_iteration())
-
-    def _score(self, name: str, X: Rows) -> Floats:  # noqa: N803
-        """(n, outputs) predictions of one booster; a row or a few go through LightGBM's
-        prepared single-row predictor (``models.single_row``), which skips the per-call set-up
-        that costs more than the trees themselves."""
-        if len(X) <= ONE_BY_ONE:
-            fast: dict[str, SingleRow] = self.__dict__.setdefault(CACHE, {})
-            predictor = fast.get(name)
-            if predictor is None:
-                predictor = fast[name] = SingleRow(self.boosters_[name], self.iterations_[name])
-            return np.array([predictor.predict(row) for row in X]).reshape(len(X), -1)
-        threads = 1 if len(X) <= SMALL_BATCH else self._threads()
-        out = self.boosters_[name].predict(
-            X, num_iteration=self.iterations_[name], num_threads=threads
-        )
-        return np.asarray(out, dtype=np.float64).reshape(len(X), -1)
-
-    def _matrix(self, X: npt.ArrayLike) -> Rows:  # noqa: N803
-        out = np.ascontiguousarray(X, dtype=np.float32)
-        if out.ndim != 2 or out.shape[1] != self.n_features_in_:
-            raise ValueError(f"X must be (n, {self.n_features_in_}), not {out.shape}")
-        return out
-
-
-def _data(X: npt.ArrayLike, action: npt.ArrayLike, y: npt.ArrayLike | None) -> _Data:  # noqa: N803
-    rows = np.ascontiguousarray(X, dtype=np.float32)
-    arm = arms_from_actions(action)
-    out = np.zeros(len(arm)) if y is None else np.asarray(y, dtype=np.float64)
-    if rows.ndim != 2 or not rows.shape[0] == len(arm) == len(out):
-        raise ValueError(
-            f"X (n, d), action (n,) and y (n,) expected, not {rows.shape}, {arm.shape}, {out.shape}"
-        )
-    return _Data(rows, arm, out)
-
-
-def _eval_data(eval_set: EvalSet | None, with_y: bool) -> _Data | None:
-    if eval_set is None:
-        return None
-    if with_y and (len(eval_set) < 3 or eval_set[2] is None):
-        raise ValueError("eval_set needs (X_val, action_val, y_val[, propensity_val])")
-    return _data(eval_set[0], eval_set[1], eval_set[2] if with_y else None)
-
-
-class PropensityModel(_Boosted):
+class PropensityModel(Boosted):
     """P(arm | x) of the logging policy: one multiclass booster, column 0 = no action.
 
     ``predict_proba`` floors every probability at ``clip`` and renormalises (so the floor
@@ -205,7 +51,7 @@ class PropensityModel(_Boosted):
         seed: int = 0,
         clip: float = 1e-4,
     ) -> None:
-        _store(self, locals())
+        store_params(self, locals())
 
     def fit(
         self,
@@ -218,7 +64,7 @@ class PropensityModel(_Boosted):
     ) -> PropensityModel:
         """Learn the logging policy from the actions it took (``y`` and ``propensity`` are
         accepted for the learners' common signature and not used)."""
-        data, val = _data(X, action, None), _eval_data(eval_set, with_y=False)
+        data, val = data_of(X, action, None), eval_data_of(eval_set, with_y=False)
         self._start(data.X, self._n_actions(data.arm, propensity))
         params = self._params({"objective": "multiclass", "num_class": self.n_actions_ + 1})
         held = None if val is None else (val.X, val.arm.astype(np.float64))
@@ -234,7 +80,7 @@ class PropensityModel(_Boosted):
         return out
 
 
-class TLearner(_Boosted):
+class TLearner(Boosted):
     """One binary classifier per arm; uplift = mu_action(x) - mu_control(x).
 
     Simple and the source of ``predict_arms`` (what doubly robust OPE and a "propensity x
@@ -256,7 +102,7 @@ class TLearner(_Boosted):
         min_arm_rows: int = 50,
         min_arm_positives: int = 5,
     ) -> None:
-        _store(self, locals())
+        store_params(self, locals())
 
     def fit(
         self,
@@ -269,12 +115,12 @@ class TLearner(_Boosted):
     ) -> TLearner:
         """Fit mu_k on arm k's rows, early-stopped on arm k's eval rows (``propensity`` only
         sets K when ``n_actions`` is None)."""
-        data, val = _data(X, action, y), _eval_data(eval_set, with_y=True)
+        data, val = data_of(X, action, y), eval_data_of(eval_set, with_y=True)
         self._start(data.X, self._n_actions(data.arm, propensity))
         self._fit_arms(data, val, categorical)
         return self
 
-    def _fit_arms(self, data: _Data, val: _Data | None, categorical: Sequence[int]) -> None:
+    def _fit_arms(self, data: Data, val: Data | None, categorical: Sequence[int]) -> None:
         self.skipped_: dict[int, str] = {}
         params = self._params({"objective": "binary"})
         for k in range(self.n_actions_ + 1):
@@ -350,7 +196,7 @@ class XLearner(TLearner):
         effect_num_leaves: int = 7,
         effect_lambda_l2: float = 10.0,
     ) -> None:
-        _store(self, locals())
+        store_params(self, locals())
 
     def fit(
         self,
@@ -364,7 +210,7 @@ class XLearner(TLearner):
         """Stage 1: the T-learner's mu per arm; stage 2: per action, tau1 on its treated rows
         and tau0 on the control rows; plus the propensity model that gives g at scoring time.
         ``propensity`` only sets K when ``n_actions`` is None."""
-        data, val = _data(X, action, y), _eval_data(eval_set, with_y=True)
+        data, val = data_of(X, action, y), eval_data_of(eval_set, with_y=True)
         self._start(data.X, self._n_actions(data.arm, propensity))
         self._fit_arms(data, val, categorical)
         self.propensity_model_ = (
@@ -375,7 +221,7 @@ class XLearner(TLearner):
         self._fit_effects(data, val, categorical)
         return self
 
-    def _fit_effects(self, data: _Data, val: _Data | None, categorical: Sequence[int]) -> None:
+    def _fit_effects(self, data: Data, val: Data | None, categorical: Sequence[int]) -> None:
         mu = self.predict_arms(data.X)
         mu_val = None if val is None else self.predict_arms(val.X)
         # Effects are smaller and smoother than outcomes: fewer leaves, a stronger L2 pull to 0.
@@ -412,7 +258,7 @@ class XLearner(TLearner):
         return out
 
 
-def _imputed(data: _Data, mu: Floats, k: int, arm: int) -> tuple[Rows, Floats]:
+def _imputed(data: Data, mu: Floats, k: int, arm: int) -> tuple[Rows, Floats]:
     """Arm ``arm``'s rows with their effect of arm k imputed from the other arm's model:
     y - mu_0(x) on arm k's rows, mu_k(x) - y on the control's."""
     rows = data.arm == arm
