@@ -128,22 +128,21 @@ def evaluate(sim: Path, store: Path, fitted: dict[str, Any], best: str, held: se
     assert truth_frame["customer_id"].tolist() == ids
     oracle_s = time.perf_counter() - started
     h = ev.holdout(index, spec, ids, micros(DECIDE))
-    truth = ev.true_effects(truth_frame, catalog.ids)
+    truth, base = ev.true_effects(truth_frame, catalog.ids)
     allow = ev.allowed(catalog, h)
     models = fitted[best]
-    choices = {
-        "policy": ev.greedy(catalog, h, ev.uplift_dicts(h.frame, models)),
-        "oracle": ev.greedy(catalog, h, truth),
-        "propensity": ev.greedy(catalog, h, ev.uplift_dicts(h.frame, {"convert":
-                                                                      models["convert"]},
-                                                           arms=True)),
-        "random": ev.random_choice(allow, SEED),
-    }
     other = "t" if best == "x" else "x"
-    choices[f"policy_{other}"] = ev.greedy(catalog, h, ev.uplift_dicts(h.frame, fitted[other]))
-    out: dict[str, Any] = {f"value_{k}": round(ev.policy_value(catalog, h, c, truth), 4)
+    choices = {
+        "policy": ev.greedy(catalog, h, *ev.uplift_dicts(h.frame, models)),
+        "oracle": ev.greedy(catalog, h, truth, base),
+        "propensity": ev.greedy(catalog, h, *ev.uplift_dicts(
+            h.frame, {"convert": models["convert"]}, arms=True)),
+        "random": ev.random_choice(allow, SEED),
+        f"policy_{other}": ev.greedy(catalog, h, *ev.uplift_dicts(h.frame, fitted[other])),
+    }
+    out: dict[str, Any] = {f"value_{k}": round(ev.policy_value(catalog, h, c, truth, base), 4)
                            for k, c in choices.items()}
-    single, single_value = ev.best_single(catalog, h, allow, truth)
+    single, single_value = ev.best_single(catalog, h, allow, truth, base)
     out.update(value_best_single=round(single_value, 4), best_single_action=single)
     out["choice_shares"] = {k: pd.Series([a or "none" for a in c]).value_counts(
         normalize=True).round(3).to_dict() for k, c in choices.items()}

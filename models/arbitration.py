@@ -48,6 +48,9 @@ class Customer:
     features: Mapping[str, float | str | None]
     contacts: Sequence[Contact]
     consent: Mapping[str, bool] = field(default_factory=dict)  # missing: catalog default
+    # P(outcome | no action), e.g. {"convert": 0.12}: what an action that keeps only part of an
+    # outcome's value (a discount) gives away on the outcomes that would happen anyway.
+    baseline: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +59,10 @@ class Ranked:
     channel: str
     rank: int  # 1-based
     value: float  # weighted expected incremental value: what the ranking uses
-    value_unweighted: float  # in money: sum(uplift x outcome value) - cost
+    value_unweighted: float  # in money: sum(uplift x outcome value) - giveaway - cost
     uplift: Mapping[str, float]  # outcome -> change in its probability
     outcome_values: Mapping[str, float]  # outcome -> its value for this customer and action
+    giveaway: float  # value given away on outcomes expected without the action (a discount)
     cost: float
     weight: float
     reasons: tuple[str, ...]
@@ -86,11 +90,11 @@ class _Option:
     Reasons in words are written only for the actions recommended (most requests recommend
     one), which keeps a request's cost in arithmetic rather than string formatting."""
 
-    __slots__ = ("action", "index", "outcome_values", "unweighted", "uplift", "value")
+    __slots__ = ("action", "giveaway", "index", "outcome_values", "unweighted", "uplift", "value")
 
     def __init__(self, action: Action, index: int) -> None:
         self.action, self.index = action, index
-        self.value = self.unweighted = 0.0
+        self.value = self.unweighted = self.giveaway = 0.0
         self.uplift: dict[str, float] = {}
         self.outcome_values: dict[str, float] = {}
 
@@ -148,21 +152,39 @@ def _ineligible(
 
 
 def _value(
-    catalog: Catalog, option: _Option, base: Sequence[float], effects: Mapping[str, float]
+    catalog: Catalog,
+    option: _Option,
+    base: Sequence[float],
+    effects: Mapping[str, float],
+    baseline: Mapping[str, float],
 ) -> str | None:
-    """Fill in the option's expected incremental value; a reason when it cannot be valued."""
+    """Fill in the option's expected incremental value; a reason when it cannot be valued.
+
+    With the action, outcome o is worth v·m (m: the action's multiplier, e.g. 0.85 for a 15 %
+    discount) with probability p0 + u; without it, v with probability p0. The difference is
+    u·v·m - p0·v·(1 - m): the second term is what a discount gives away on the orders that
+    would have been placed anyway, which is why ranking by response rate alone pays the
+    discount to the customers who need it least."""
     action = option.action
-    total = 0.0
+    total = giveaway = 0.0
     for ov, v in zip(catalog.outcomes, base, strict=True):
         name = ov.outcome
         u = float(effects.get(name, 0.0))  # outcomes without an estimate: no change
         if u != u:
             return f"the {name} uplift estimate is not a number, so the value is unknown"
-        worth = v * action.value[name]
+        m = action.value[name]
+        worth = v * m
         option.uplift[name] = u
         option.outcome_values[name] = worth
         total += u * worth
-    option.unweighted = total - action.cost
+        if m != 1.0:
+            p0 = float(baseline.get(name, float("nan")))
+            if not 0.0 <= p0 <= 1.0:
+                return (f"no {name} probability without the action, so what its "
+                        f"{100 * (1 - m):g} % discount gives away is unknown")
+            giveaway += p0 * v * (1.0 - m)
+    option.giveaway = giveaway
+    option.unweighted = total - giveaway - action.cost
     option.value = option.unweighted * action.weight
     return None
 
@@ -174,6 +196,8 @@ def _value_text(option: _Option) -> str:
         for name, u in option.uplift.items()
         if u
     ]
+    if option.giveaway:
+        parts.append(f"discount on orders expected anyway {fmt(option.giveaway)}")
     parts.append(f"cost {fmt(action.cost)}")
     if action.weight != 1:
         parts.append(f"business weight {fmt(action.weight)}")
@@ -233,7 +257,7 @@ def _options(
         why = (
             "no uplift estimate, so its value is unknown"
             if effects is None
-            else _value(catalog, option, base, effects)
+            else _value(catalog, option, base, effects, customer.baseline)
         )
         if why is not None:
             suppressed.append(Suppressed(action.id, "value", why))
@@ -347,6 +371,7 @@ def _ranked(
         value_unweighted=o.unweighted,
         uplift=o.uplift,
         outcome_values=o.outcome_values,
+        giveaway=o.giveaway,
         cost=a.cost,
         weight=a.weight,
         reasons=tuple(reasons),
@@ -358,14 +383,14 @@ def value_of(
     action_id: str,
     customer_features: Mapping[str, float | str | None],
     effects: Mapping[str, float],
+    baseline: Mapping[str, float],
 ) -> float:
-    """The unweighted expected incremental value of one action given outcome effects (e.g. the
-    simulator's true ones): the same formula as `arbitrate`, so a policy's choices can be
-    valued against an oracle."""
-    action = catalog.action(action_id)
-    total = 0.0
-    for ov in catalog.outcomes:  # the same operations in the same order: bit-identical
-        total += float(effects.get(ov.outcome, 0.0)) * (
-            ov.of(customer_features) * action.value[ov.outcome]
-        )
-    return total - action.cost
+    """The unweighted expected incremental value of one action given outcome effects and
+    probabilities without it (e.g. the simulator's true ones): the same formula as
+    `arbitrate`, so a policy's choices can be valued against an oracle."""
+    option = _Option(catalog.action(action_id), catalog.index[action_id])
+    base = [ov.of(customer_features) for ov in catalog.outcomes]
+    why = _value(catalog, option, base, effects, baseline)
+    if why is not None:
+        raise ValueError(f"{action_id}: {why}")
+    return option.unweighted

@@ -157,6 +157,11 @@ class TLearner(Boosted):
             out[:, k] = self._score(name, rows)[:, 0] if name in self.boosters_ else mu0
         return out
 
+    def predict_control(self, X: npt.ArrayLike) -> Floats:  # noqa: N803
+        """(n,) outcome rate with no action (mu_0, learnt from the whole control group)."""
+        out: Floats = self._score("arm0", self._matrix(X))[:, 0]
+        return out
+
     def predict(self, X: npt.ArrayLike) -> Floats:  # noqa: N803
         """(n, K) uplift of each action over no action; 0 for skipped actions."""
         mu = self.predict_arms(X)

@@ -17,7 +17,6 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from features.encoding import CategoricalEncoder
-from features.online import Vectors
 from models.derived import with_ratios
 from models.inputs import EncodedInputs
 from models.uplift import PropensityModel, TLearner, XLearner
@@ -125,11 +124,13 @@ class JourneyUplift(EncodedInputs, BaseEstimator):  # type: ignore[misc]
         out: Floats = np.asarray(self.learner_.predict(matrix), dtype=np.float64)
         return out
 
+    def predict_control_matrix(self, matrix: npt.NDArray[np.float32]) -> Floats:
+        """(n,) the outcome's probability with no action, from an encoded matrix."""
+        out: Floats = np.asarray(self.learner_.predict_control(matrix), dtype=np.float64)
+        return out
+
     def predict(self, X: pd.DataFrame) -> Floats:  # noqa: N803
         return self.predict_matrix(self.matrix(X))
-
-    def predict_vectors(self, vectors: Vectors) -> Floats:
-        return self.predict_matrix(self.vectors_matrix(vectors))
 
     def predict_arms(self, X: pd.DataFrame) -> Floats:  # noqa: N803
         """(n, 1 + actions): the outcome's probability with no action, then with each."""

@@ -112,7 +112,8 @@ def recommendation(r: Recommended) -> dict[str, Any]:
         actions.append({
             "action": a.action, "channel": a.channel, "rank": a.rank,
             "expected_value": a.value, "expected_value_unweighted": a.value_unweighted,
-            "uplift": dict(a.uplift), "outcome_values": dict(a.outcome_values), "cost": a.cost,
+            "uplift": dict(a.uplift), "outcome_values": dict(a.outcome_values),
+            "giveaway": a.giveaway, "cost": a.cost,
             "weight": a.weight, "reasons": list(a.reasons),
             "report_as": {"event_type": "action_sent", "action": a.action,
                           "channel": a.channel, "properties": props},

@@ -64,30 +64,36 @@ class Recommender:
         self.rng = np.random.default_rng(seed)
         self.spec = spec
 
-    def uplift(self, models: ModelSet, vectors: Vectors) -> list[dict[str, dict[str, float]]]:
-        """Per customer, per action, per outcome: the estimated change in probability."""
+    def uplift(self, models: ModelSet, vectors: Vectors
+               ) -> tuple[list[dict[str, dict[str, float]]], list[dict[str, float]]]:
+        """Per customer: per action and outcome the estimated change in probability, and per
+        outcome its probability with no action (what a discount is valued against)."""
         if not models.uplift:
             raise NotReadyError("no uplift models are being served: train and promote them "
                                 "(journey uplift, journey promote --target uplift-convert)")
         out: list[dict[str, dict[str, float]]] = [{} for _ in range(len(vectors))]
+        base: list[dict[str, float]] = [{} for _ in range(len(vectors))]
         for outcome, served in models.uplift.items():
             model = served.model
-            values = model.predict_vectors(vectors).tolist()
-            for i, row in enumerate(values):
+            matrix = model.vectors_matrix(vectors)
+            control = model.predict_control_matrix(matrix).tolist()
+            for i, row in enumerate(model.predict_matrix(matrix).tolist()):
+                base[i][outcome] = control[i]
                 for action, u in zip(model.actions_, row, strict=True):
                     out[i].setdefault(action, {})[outcome] = u
-        return out
+        return out, base
 
     def recommend(self, models: ModelSet, vectors: Vectors, scored: list[Scored],
                   histories: list[EventArrays | None], now_us: int, top_k: int | None = None,
                   explore: bool = True) -> list[Recommended]:
-        uplifts = self.uplift(models, vectors)
+        uplifts, baselines = self.uplift(models, vectors)
         out = []
         for i, s in enumerate(scored):
             customer = Customer(
                 customer_id=s.customer_id, stage=s.current_stage,
                 predictions={"churn": s.churn, "conversion": s.conversion},
                 features=_Row(vectors, i), contacts=contacts_from_arrays(histories[i], self.spec),
+                baseline=baselines[i],
             )
             decision = arbitrate(self.catalog, customer, uplifts[i], now_us,
                                  top_k=top_k or self.top_k,

@@ -170,11 +170,14 @@ class RankedOut(BaseModel):
     action: str
     channel: str
     rank: int
-    expected_value: float = Field(description="(sum of uplift * outcome value - cost) * weight.")
+    expected_value: float = Field(description="(sum of uplift * outcome value - giveaway - "
+                                              "cost) * weight.")
     expected_value_unweighted: float
     uplift: dict[str, float] = Field(description="Estimated change in each outcome's "
                                                  "probability if the action is sent now.")
     outcome_values: dict[str, float]
+    giveaway: float = Field(description="Value a discount gives away on outcomes expected "
+                                        "without the action (probability x value x discount).")
     cost: float
     weight: float
     reasons: list[str]

@@ -3,13 +3,14 @@ effects, and off-policy estimates of the learned policy from a randomised log.
 
 Every policy chooses within the same rules (catalog eligibility, contact caps, cool-downs,
 exclusions, from each customer's real history): what differs is only how it ranks. A choice is
-worth ``value_of`` with the true effects (the arbitration's own formula), "no action" 0.
+worth ``value_of`` with the true effects and no-action rates (the arbitration's own formula,
+discounts included), "no action" 0.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import numpy as np
@@ -28,8 +29,13 @@ from models.uplift_model import JourneyUplift
 
 Floats = npt.NDArray[np.float64]
 Uplift = dict[str, dict[str, float]]
+Base = dict[str, float]  # outcome -> its probability with no action
 OUTCOMES = ("convert", "churn")
 BIG = 1e6  # an uplift that makes any action worth recommending (to find what rules allow)
+# A ranking that ignores what would happen anyway (response rates, no counterfactual).
+NO_BASELINE: Base = dict.fromkeys(OUTCOMES, 0.0)
+# The oracle's columns for each outcome with no action.
+ORACLE_NONE = {"convert": "p_convert_none", "churn": "p_inactive_none"}
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,7 @@ def allowed(catalog: Catalog, h: Holdout) -> list[list[str]]:
     out = []
     for c in h.customers:
         ok = []
+        c = replace(c, baseline=NO_BASELINE)
         for a in catalog.ids:
             d = arbitrate(catalog, c, {a: {"convert": BIG}}, h.now_us, top_k=1, exploration=0.0)
             if d.actions:
@@ -67,39 +74,42 @@ def allowed(catalog: Catalog, h: Holdout) -> list[list[str]]:
     return out
 
 
-def greedy(catalog: Catalog, h: Holdout, uplifts: Sequence[Uplift]) -> list[str | None]:
-    """Each customer's first-ranked action under ``uplifts`` (no exploration)."""
+def greedy(catalog: Catalog, h: Holdout, uplifts: Sequence[Uplift], base: Sequence[Base]
+           ) -> list[str | None]:
+    """Each customer's first-ranked action under ``uplifts`` and no-action rates ``base``
+    (no exploration)."""
     out: list[str | None] = []
-    for c, u in zip(h.customers, uplifts, strict=True):
-        d = arbitrate(catalog, c, u, h.now_us, top_k=1, exploration=0.0)
+    for c, u, b in zip(h.customers, uplifts, base, strict=True):
+        d = arbitrate(catalog, replace(c, baseline=b), u, h.now_us, top_k=1, exploration=0.0)
         out.append(d.actions[0].action if d.actions else None)
     return out
 
 
-def true_effects(oracle: pd.DataFrame, actions: Sequence[str]) -> list[Uplift]:
-    """The oracle's per-customer effects in the arbitration's outcome terms."""
+def true_effects(oracle: pd.DataFrame, actions: Sequence[str]) -> tuple[list[Uplift], list[Base]]:
+    """The oracle's per-customer effects and no-action rates in the arbitration's terms."""
     rows = oracle.to_dict("records")
-    return [{a: {"convert": r[f"effect_convert_{a}"], "churn": r[f"effect_inactive_{a}"]}
-             for a in actions} for r in rows]
+    effects = [{a: {"convert": r[f"effect_convert_{a}"], "churn": r[f"effect_inactive_{a}"]}
+                for a in actions} for r in rows]
+    return effects, [{o: r[col] for o, col in ORACLE_NONE.items()} for r in rows]
 
 
 def policy_value(catalog: Catalog, h: Holdout, choice: Sequence[str | None],
-                 truth: Sequence[Uplift]) -> float:
+                 truth: Sequence[Uplift], base: Sequence[Base]) -> float:
     """Mean true incremental value per customer of a policy's choices."""
     total = 0.0
-    for c, a, t in zip(h.customers, choice, truth, strict=True):
+    for c, a, t, b in zip(h.customers, choice, truth, base, strict=True):
         if a is not None:
-            total += value_of(catalog, a, c.features, t[a])
+            total += value_of(catalog, a, c.features, t[a], b)
     return total / len(choice)
 
 
 def best_single(catalog: Catalog, h: Holdout, allow: list[list[str]],
-                truth: Sequence[Uplift]) -> tuple[str, float]:
+                truth: Sequence[Uplift], base: Sequence[Base]) -> tuple[str, float]:
     """The one action that, sent to everyone the rules allow, is worth most (in hindsight)."""
     best = ("", -np.inf)
     for a in catalog.ids:
         choice = [a if a in ok else None for ok in allow]
-        v = policy_value(catalog, h, choice, truth)
+        v = policy_value(catalog, h, choice, truth, base)
         if v > best[1]:
             best = (a, v)
     return best
@@ -111,16 +121,21 @@ def random_choice(allow: list[list[str]], seed: int) -> list[str | None]:
 
 
 def uplift_dicts(frame: pd.DataFrame, models: Mapping[str, JourneyUplift],
-                 arms: bool = False) -> list[Uplift]:
-    """Per customer {action: {outcome: value}} from the uplift models: the uplift, or with
-    ``arms`` the response probability P(outcome | action) (the "propensity" ranking)."""
+                 arms: bool = False) -> tuple[list[Uplift], list[Base]]:
+    """Per customer {action: {outcome: value}} and {outcome: no-action rate} from the uplift
+    models: the uplift and the control arm's rate, or with ``arms`` the response probability
+    P(outcome | action) and no baseline (the "propensity x value" ranking)."""
     out: list[Uplift] = [{} for _ in range(len(frame))]
+    base: list[Base] = [dict(NO_BASELINE) for _ in range(len(frame))]
     for outcome, model in models.items():
-        values = model.predict_arms(frame)[:, 1:] if arms else model.predict(frame)
+        mu = model.predict_arms(frame)
+        values = mu[:, 1:] if arms else model.predict(frame)
         for i, row in enumerate(values.tolist()):
+            if not arms:
+                base[i][outcome] = float(mu[i, 0])
             for a, v in zip(model.actions_, row, strict=True):
                 out[i].setdefault(a, {})[outcome] = v
-    return out
+    return out, base
 
 
 @dataclass(frozen=True)
@@ -134,32 +149,30 @@ class Log:
     outcomes: dict[str, Floats]  # "convert": converted, "churn": inactive
 
 
-def outcome_weights(catalog: Catalog, h: Holdout, choice: Sequence[str | None]
-                    ) -> dict[str, Floats]:
-    """Per customer and outcome: the money one unit of the outcome is worth under the target
-    policy's action (value x the action's multiplier; 0 where it chooses nothing)."""
-    out = {o: np.zeros(len(choice)) for o in OUTCOMES}
-    for i, (c, a) in enumerate(zip(h.customers, choice, strict=True)):
-        if a is None:
-            continue
-        action = catalog.action(a)
+def arm_weights(catalog: Catalog, h: Holdout) -> dict[str, Floats]:
+    """Per outcome, (customers, arms): the money one unit of the outcome is worth when that arm
+    was taken (arm 0 no action: the outcome's value; arm k: times action k-1's multiplier, so
+    an order placed with a discount code is worth what the customer paid)."""
+    n = len(h.customers)
+    out = {o: np.zeros((n, len(catalog.actions) + 1)) for o in OUTCOMES}
+    for i, c in enumerate(h.customers):
         for ov in catalog.outcomes:
-            out[ov.outcome][i] = ov.of(c.features) * action.value[ov.outcome]
+            v = ov.of(c.features)
+            out[ov.outcome][i] = [v, *(v * a.value[ov.outcome] for a in catalog.actions)]
     return out
 
 
 def off_policy(catalog: Catalog, h: Holdout, choice: Sequence[str | None], log: Log,
                q_arms: Mapping[str, Floats]) -> dict[str, float]:
     """IPS, SNIPS and doubly robust estimates of the policy's incremental value over doing
-    nothing. The value is linear in the outcomes, so the per-row reward is the outcomes
-    weighted by what they are worth under the policy's action; both the policy's and the
-    all-"no action" estimates use those weights row by row (a paired difference)."""
+    nothing: each logged row's reward is what its outcomes were worth under the arm it got,
+    and the policy's and the all-"no action" estimates are differenced row by row."""
     index = {a: k + 1 for k, a in enumerate(catalog.ids)}
     target_c = np.array([index[a] if a is not None else 0 for a in choice], np.int64)
-    w = outcome_weights(catalog, h, choice)
+    w = arm_weights(catalog, h)
     c = log.customer
-    reward = sum(w[o][c] * log.outcomes[o] for o in OUTCOMES)
-    q = sum(w[o][c, None] * q_arms[o][c] for o in OUTCOMES)  # (rows, arms)
+    reward = sum(w[o][c, log.arm] * log.outcomes[o] for o in OUTCOMES)
+    q = sum(w[o][c] * q_arms[o][c] for o in OUTCOMES)  # (rows, arms)
     cost = np.array([catalog.action(a).cost if a is not None else 0.0 for a in choice])
     target, none = target_c[c], np.zeros(len(c), np.int64)
     out: dict[str, float] = {}

@@ -97,6 +97,10 @@ def _block(
             for name, forced in arms.items()
         }
         ctl = res.pop("none")
+        # With no contact on day T (the natural run may contact the customer that day): what
+        # an action's effect is measured from, and what a discount is given away on.
+        out["p_convert_none"] = mean(ctl.converted)
+        out["p_inactive_none"] = mean(~ctl.active)
         for name, o in res.items():
             out[f"effect_convert_{name}"] = mean(o.converted.astype(float) - ctl.converted)
             out[f"effect_inactive_{name}"] = mean((~o.active).astype(float) - ~ctl.active)

@@ -82,6 +82,7 @@ def customer(
     features: Mapping[str, Any] | None = None,
     contacts: tuple[Contact, ...] = (),
     consent: Mapping[str, bool] | None = None,
+    baseline: Mapping[str, float] | None = None,
 ) -> Customer:
     predictions = {"conversion": 0.08} | ({} if churn is None else {"churn": churn})
     return Customer(
@@ -91,6 +92,7 @@ def customer(
         {"aov": 60.0} if features is None else features,
         contacts,
         consent or {},
+        {"convert": 0.0, "churn": 0.1} if baseline is None else baseline,
     )
 
 
@@ -186,7 +188,39 @@ def test_value_and_its_parts(make: Callable[..., Catalog]) -> None:
     assert mail.uplift == {"convert": 0.03, "churn": 0.0}
     assert mail.value_unweighted == pytest.approx(0.03 * 85 - 0.1)
     assert mail.value == mail.value_unweighted and mail.weight == 1.0 and mail.cost == 0.1
+    assert mail.giveaway == 0.0  # nobody would have bought without it
     assert "expected value 2.45 (convert +3.0 pts worth 85, cost 0.10)" in mail.reasons
+
+
+def test_a_discount_costs_its_share_of_the_orders_expected_anyway(
+    make: Callable[..., Catalog],
+) -> None:
+    """With a 15 % discount, orders worth 100 become 85: the 3 extra points of conversion earn
+    0.03 x 85, but the 40 % who would have bought anyway now pay 85 instead of 100."""
+    catalog = make(policy(top_k=3), action("mail", value={"convert": 0.85}))
+    # 30 % would buy anyway: 0.03 x 85 - 0.3 x 100 x 0.15 - 0.1 = -2.05, held back.
+    d = decide(catalog, customer(features={"aov": 100.0}, baseline={"convert": 0.3}))
+    assert chosen(d) == ["ad", "call"]
+    assert why(d, "mail") == ("value", "expected value -2.05 ≤ minimum 0")
+    # 1 % would: 2.55 - 0.15 - 0.1 = 2.30, recommended with the give-away in its reasons.
+    d = decide(catalog, customer(features={"aov": 100.0}, baseline={"convert": 0.01}))
+    mail = d.actions[0]
+    assert mail.action == "mail" and mail.giveaway == pytest.approx(0.15)
+    assert mail.value_unweighted == pytest.approx(0.03 * 85 - 0.15 - 0.1)
+    assert ("expected value 2.30 (convert +3.0 pts worth 85, discount on orders expected "
+            "anyway 0.15, cost 0.10)") in mail.reasons
+    # A response-rate ranking (no counterfactual, baseline 0) sends it whatever the baseline.
+    d = decide(catalog, customer(features={"aov": 100.0}, baseline={"convert": 0.0}))
+    assert chosen(d)[0] == "mail"
+
+
+def test_a_discount_without_a_baseline_cannot_be_valued(make: Callable[..., Catalog]) -> None:
+    catalog = make(action("mail", value={"convert": 0.85}))
+    d = decide(catalog, customer(baseline={"churn": 0.1}))
+    assert why(d, "mail") == (
+        "value", "no convert probability without the action, so what its 15 % discount "
+        "gives away is unknown")
+    assert chosen(d) == ["ad"]  # actions that discount nothing need no baseline
 
 
 def test_actions_without_uplift_cannot_be_recommended(make: Callable[..., Catalog]) -> None:
@@ -476,7 +510,8 @@ def test_value_of_matches_the_ranked_value() -> None:
     catalog = load_catalog()
     features = {"avg_order_value": 62.0, "csat_low": 1.0}
     effects = {"convert": 0.031, "churn": -0.012}
-    who = customer(stage="retention", features=features)
+    base = {"convert": 0.2, "churn": 0.3}
+    who = customer(stage="retention", features=features, baseline=base)
     cases = [
         ("discount_email", effects),
         ("loyalty_offer", effects),
@@ -486,9 +521,12 @@ def test_value_of_matches_the_ranked_value() -> None:
         d = decide(catalog, who, {name: effect}, top_k=1, exploration=0.0)
         (ranked,) = d.actions
         assert ranked.action == name
-        assert value_of(catalog, name, features, effect) == ranked.value_unweighted
-    # discount_email keeps 85% of the order value: 0.031 x 62 x 0.85 + 0.012 x 60 - 0.1.
-    expected = 0.031 * 62 * 0.85 + 0.012 * 60 - 0.1
-    assert value_of(catalog, "discount_email", features, effects) == pytest.approx(expected)
+        assert value_of(catalog, name, features, effect, base) == ranked.value_unweighted
+    # discount_email keeps 85% of the order value: 0.031 x 62 x 0.85 + 0.012 x 60 - 0.1, less
+    # 15 % of the orders expected anyway (0.2 x 62 x 0.15).
+    expected = 0.031 * 62 * 0.85 + 0.012 * 60 - 0.2 * 62 * 0.15 - 0.1
+    assert value_of(catalog, "discount_email", features, effects, base) == pytest.approx(expected)
     with pytest.raises(KeyError):
-        value_of(catalog, "fax", features, effects)
+        value_of(catalog, "fax", features, effects, base)
+    with pytest.raises(ValueError, match="discount_email: no convert probability"):
+        value_of(catalog, "discount_email", features, effects, {})

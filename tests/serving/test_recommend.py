@@ -44,6 +44,10 @@ def test_one_customer_gets_ranked_actions_with_reasons(app_client: TestClient,
         assert values == sorted(values, reverse=True) and all(v > 0 for v in values)
         for a in rec.actions:
             assert a.reasons and set(a.uplift) == {"convert", "churn"}
+            gained = sum(a.uplift[o] * a.outcome_values[o] for o in a.uplift)
+            assert a.expected_value_unweighted == pytest.approx(gained - a.giveaway - a.cost)
+            # Only a discount gives value away, on the orders the control arm expects anyway.
+            assert (a.giveaway > 0) == (a.action == "discount_email")
             assert a.report_as.action == a.action and a.report_as.channel == a.channel
             assert a.report_as.properties["recommendation_id"] == rec.recommendation_id
         if rec.actions:

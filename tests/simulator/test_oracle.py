@@ -120,6 +120,12 @@ def test_action_effects_differ_by_customer_type(sim: SimResult, cutoff: pd.Times
     assert retarget["at_risk"] > 0.01  # annoys at-risk prospects: a harmful action
     outreach = alive.groupby("latent_type").effect_churned_support_outreach.mean()
     assert outreach["at_risk"] < -0.01
+    # Loyalists buy without the discount as often as with it: the orders a discount would
+    # only make cheaper. The no-action rates are the natural run's less the logged contacts.
+    none = by_type.p_convert_none.mean()
+    assert none["loyalist"] > 0.1 and none["loyalist"] > discount["loyalist"] * 5
+    assert (eff.p_inactive_none.between(0, 1)).all()
+    assert abs(eff.p_convert_none.mean() - eff.p_convert.mean()) < 0.02
 
 
 def test_cutoff_must_be_a_whole_day_inside_the_simulation(sim: SimResult) -> None:
