@@ -157,16 +157,16 @@ class TLearner(Boosted):
             out[:, k] = self._score(name, rows)[:, 0] if name in self.boosters_ else mu0
         return out
 
-    def predict_control(self, X: npt.ArrayLike) -> Floats:  # noqa: N803
-        """(n,) outcome rate with no action (mu_0, learnt from the whole control group)."""
-        out: Floats = self._score("arm0", self._matrix(X))[:, 0]
-        return out
-
     def predict(self, X: npt.ArrayLike) -> Floats:  # noqa: N803
         """(n, K) uplift of each action over no action; 0 for skipped actions."""
+        return self.predict_with_control(X)[1]
+
+    def predict_with_control(self, X: npt.ArrayLike) -> tuple[Floats, Floats]:  # noqa: N803
+        """((n,) outcome rate with no action, (n, K) uplift), scoring mu_0 once: what valuing a
+        discount needs besides the uplift."""
         mu = self.predict_arms(X)
         out: Floats = mu[:, 1:] - mu[:, :1]
-        return out
+        return mu[:, 0], out
 
 
 class XLearner(TLearner):
@@ -261,6 +261,12 @@ class XLearner(TLearner):
         g = e[:, 1:] / (e[:, 1:] + e[:, :1])  # all actions at once: one row is mostly overhead
         out: Floats = g * tau0 + (1 - g) * tau1
         return out
+
+    def predict_with_control(self, X: npt.ArrayLike) -> tuple[Floats, Floats]:  # noqa: N803
+        """((n,) outcome rate with no action (stage 1's mu_0), (n, K) uplift)."""
+        rows = self._matrix(X)
+        control: Floats = self._score("arm0", rows)[:, 0]
+        return control, self.predict(rows)
 
 
 def _imputed(data: Data, mu: Floats, k: int, arm: int) -> tuple[Rows, Floats]:

@@ -124,10 +124,12 @@ class JourneyUplift(EncodedInputs, BaseEstimator):  # type: ignore[misc]
         out: Floats = np.asarray(self.learner_.predict(matrix), dtype=np.float64)
         return out
 
-    def predict_control_matrix(self, matrix: npt.NDArray[np.float32]) -> Floats:
-        """(n,) the outcome's probability with no action, from an encoded matrix."""
-        out: Floats = np.asarray(self.learner_.predict_control(matrix), dtype=np.float64)
-        return out
+    def predict_matrix_with_control(self, matrix: npt.NDArray[np.float32]
+                                    ) -> tuple[Floats, Floats]:
+        """((n,) the outcome's probability with no action, (n, actions) uplift) from an
+        encoded matrix."""
+        control, uplift = self.learner_.predict_with_control(matrix)
+        return np.asarray(control, np.float64), np.asarray(uplift, np.float64)
 
     def predict(self, X: pd.DataFrame) -> Floats:  # noqa: N803
         return self.predict_matrix(self.matrix(X))

@@ -75,10 +75,9 @@ class Recommender:
         base: list[dict[str, float]] = [{} for _ in range(len(vectors))]
         for outcome, served in models.uplift.items():
             model = served.model
-            matrix = model.vectors_matrix(vectors)
-            control = model.predict_control_matrix(matrix).tolist()
-            for i, row in enumerate(model.predict_matrix(matrix).tolist()):
-                base[i][outcome] = control[i]
+            control, uplift = model.predict_matrix_with_control(model.vectors_matrix(vectors))
+            for i, (p0, row) in enumerate(zip(control.tolist(), uplift.tolist(), strict=True)):
+                base[i][outcome] = p0
                 for action, u in zip(model.actions_, row, strict=True):
                     out[i].setdefault(action, {})[outcome] = u
         return out, base

@@ -128,11 +128,13 @@ def uplift_dicts(frame: pd.DataFrame, models: Mapping[str, JourneyUplift],
     out: list[Uplift] = [{} for _ in range(len(frame))]
     base: list[Base] = [dict(NO_BASELINE) for _ in range(len(frame))]
     for outcome, model in models.items():
-        mu = model.predict_arms(frame)
-        values = mu[:, 1:] if arms else model.predict(frame)
+        if arms:
+            values = model.predict_arms(frame)[:, 1:]
+        else:
+            control, values = model.predict_matrix_with_control(model.matrix(frame))
+            for i, p0 in enumerate(control.tolist()):
+                base[i][outcome] = p0
         for i, row in enumerate(values.tolist()):
-            if not arms:
-                base[i][outcome] = float(mu[i, 0])
             for a, v in zip(model.actions_, row, strict=True):
                 out[i].setdefault(a, {})[outcome] = v
     return out, base

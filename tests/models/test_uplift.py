@@ -120,6 +120,11 @@ def test_arms_are_rates_and_uplift_their_difference(
         assert mu.shape == (500, 3) and ((mu > 0) & (mu < 1)).all()
     t = fitted["t"]
     np.testing.assert_array_equal(t.predict(X), t.predict_arms(X)[:, 1:] - t.predict_arms(X)[:, :1])
+    # The control rate the arbitration values a discount against, with the same uplift.
+    for model in fitted.values():
+        control, uplift = model.predict_with_control(X)
+        np.testing.assert_array_equal(control, model.predict_arms(X)[:, 0])
+        np.testing.assert_array_equal(uplift, model.predict(X))
 
 
 @pytest.mark.parametrize("name", ["t", "x"])
