@@ -9,7 +9,7 @@ export BENTOML_DO_NOT_TRACK := true
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: setup demo stop test lint bench bench-quick clean
+.PHONY: setup browser demo stop test lint bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -36,18 +36,37 @@ demo: setup
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey uplift --experiment experiments/uplift.yaml --store $(DEMO)/events.duckdb
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey promote --store $(DEMO)/events.duckdb --out $(DEMO)/snapshots
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey compare --out $(DEMO)/reports
+	JOURNEY_HOME=$(DEMO) $(BIN)/journey score --as-of 2026-01-01 --store $(DEMO)/events.duckdb
+	JOURNEY_HOME=$(DEMO) $(BIN)/journey segments --by tier,stage
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey keys create demo --role admin > $(DEMO)/demo.key
+	JOURNEY_HOME=$(DEMO) $(BIN)/journey keys create marketer --role marketer > $(DEMO)/marketer.key
 	JOURNEY_HOME=$(DEMO) JOURNEY_STORE=$(DEMO)/events.duckdb JOURNEY_AS_OF=2026-01-01T00:00:00Z \
 		$(BIN)/journey serve --detach --port $(DEMO_PORT)
 	$(BIN)/python examples/predict_request.py http://127.0.0.1:$(DEMO_PORT) $(DEMO)/demo.key C0000051
 	$(BIN)/python examples/recommend_request.py http://127.0.0.1:$(DEMO_PORT) $(DEMO)/demo.key C0000051 C0000007 C0000123
 	@echo "The service is still running on http://127.0.0.1:$(DEMO_PORT)/v1 (docs: /v1/docs; key in $(DEMO)/demo.key)."
+	@echo "Marketer dashboard: http://127.0.0.1:$(DEMO_PORT)/v1/dashboard#key=$$(cat $(DEMO)/marketer.key)"
+	@echo "  (key in $(DEMO)/marketer.key; the part after # stays in the browser, never sent or logged)"
 	@echo "Stop it with: JOURNEY_HOME=$(DEMO) $(BIN)/journey stop   (or: make stop)"
 
 stop:
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey stop
 
-test: setup
+# The dashboard's browser tests drive Debian's Chromium: installed here when missing (as root,
+# or through sudo when it needs no password); without it those tests skip and say why.
+CHROMIUM := /usr/bin/chromium
+
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+		else echo "note: $(CHROMIUM) is missing and cannot be installed here; browser tests will skip"; exit 0; fi; \
+		echo "installing Debian's chromium for the browser tests"; \
+		{ $$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || \
+		  { $$SUDO apt-get update -q >/dev/null 2>&1 && $$SUDO apt-get install -y -q chromium >/dev/null 2>&1; }; } || \
+		echo "note: installing chromium failed; browser tests will skip"; \
+	fi
+
+test: setup browser
 	$(BIN)/python -m pytest -q
 
 lint: setup
@@ -56,7 +75,7 @@ lint: setup
 
 # Benchmarks write their figures to benchmarks/results/NAME.json. The features benchmark creates
 # benchmarks/.venv-peers (featuretools, lifetimes: pinned apart from Journey) on first use.
-BENCHES := simulate features quality serving nba
+BENCHES := simulate features quality serving nba segments attribution
 
 bench: setup
 	for b in $(BENCHES); do $(BIN)/python benchmarks/$$b.py || exit 1; done

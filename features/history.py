@@ -73,6 +73,10 @@ class HistoryIndex:
     def n_customers(self) -> int:
         return len(self._segment) + sum(1 for c in self._touched if c not in self._segment)
 
+    def customer_ids(self) -> list[str]:
+        """Every known customer: the loaded ones in store order, then those first seen since."""
+        return list(self.base.customer_ids) + [c for c in self._touched if c not in self._segment]
+
     def arrays(self, customer_id: str, cutoff_us: int) -> EventArrays | None:
         """The customer's events strictly before ``cutoff_us``; None for an unknown customer."""
         full = self._touched.get(customer_id)

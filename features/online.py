@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from features.batch import micros
@@ -26,8 +28,11 @@ class Vectors:
     these directly; ``records`` gives the dicts of ``OnlineFeatures.vector``."""
 
     matrix: FeatureMatrix
-    attributes: list[dict[str, str | None]]
+    attributes: Sequence[dict[str, str | None]]
     events: list[int] | None = None  # events behind each vector, when known
+    # The same attributes as codes (-1: none) into their values, when the caller has them:
+    # batch scoring encodes a million customers' attributes with one lookup, not a dict each.
+    attribute_codes: Mapping[str, tuple[npt.NDArray[np.int32], Sequence[str]]] | None = None
 
     def __len__(self) -> int:
         return len(self.matrix.customer_ids)
@@ -60,6 +65,30 @@ class Vectors:
                 row[f"attr_{key}"] = v
             out.append(row)
         return out
+
+
+class CodedAttributes(Sequence[dict[str, str | None]]):
+    """Customers' attributes held as codes, read as one dict per customer on demand."""
+
+    def __init__(self, codes: Mapping[str, tuple[npt.NDArray[np.int32], Sequence[str]]],
+                 n: int) -> None:
+        self.codes, self.n = codes, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    @overload
+    def __getitem__(self, i: int) -> dict[str, str | None]: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[dict[str, str | None]]: ...
+
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self.n))]
+        if not -self.n <= i < self.n:
+            raise IndexError(i)
+        return {name: (values[c] if (c := int(codes[i])) >= 0 else None)
+                for name, (codes, values) in self.codes.items()}
 
 
 class OnlineFeatures:
@@ -109,3 +138,17 @@ class OnlineFeatures:
         attrs = [{n: a.get(n) for n in names} for a in attributes]
         counts = np.bincount(arrays.cust, minlength=len(arrays.customer_ids)).tolist()
         return Vectors(self.kernel(arrays, cutoff_us), attrs, counts)
+
+    def vectors_coded(
+        self,
+        arrays: EventArrays,
+        cutoff_us: int,
+        codes: Mapping[str, tuple[npt.NDArray[np.int32], Sequence[str]]],
+    ) -> Vectors:
+        """As ``vectors``, with each attribute given as one code per customer (-1: none) and
+        the values they index (attributes the spec does not name are ignored)."""
+        n = arrays.n_customers
+        mine = {name: codes[name] if name in codes else (np.full(n, -1, np.int32), [])
+                for name in self.spec.attributes}
+        counts = np.bincount(arrays.cust, minlength=n).tolist()
+        return Vectors(self.kernel(arrays, cutoff_us), CodedAttributes(mine, n), counts, mine)

@@ -5,14 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from features.errors import ConfigError
 from features.taxonomy import Taxonomy, load_taxonomy
+from features.yaml_config import read_mapping
 
 # Bump when a kernel's meaning changes, so snapshots made by older code get another hash.
 FEATURES_VERSION = 1
@@ -149,18 +147,6 @@ def spec_from_dict(raw: dict[str, Any], taxonomy: Taxonomy, source: str) -> Feat
 
 def load_spec(path: str | Path | None = None, taxonomy: Taxonomy | None = None) -> FeatureSpec:
     """The feature spec (default: the one shipped) over a taxonomy (default: the shipped one)."""
-    if path is None:
-        text = resources.files("features.config").joinpath("features.yaml").read_text()
-        source = "<default features.yaml>"
-    else:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"feature spec not found: {p}")
-        text, source = p.read_text(encoding="utf-8"), str(p)
-    try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level")
+    raw, source = read_mapping(path, "features.config", "features.yaml", "feature spec",
+                               empty_ok=True)
     return spec_from_dict(raw, taxonomy or load_taxonomy(), source)

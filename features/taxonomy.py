@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from features.errors import ConfigError
+from features.yaml_config import read_mapping
 
 UnknownPolicy = Literal["reject", "keep"]
 DEFAULT_TAXONOMY = "taxonomy.yaml"
@@ -83,18 +81,5 @@ class Taxonomy:
 
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     """Load a taxonomy YAML file; None loads the default shipped with Journey."""
-    if path is None:
-        text = resources.files("features.config").joinpath(DEFAULT_TAXONOMY).read_text()
-        source = f"<default {DEFAULT_TAXONOMY}>"
-    else:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"taxonomy file not found: {p}")
-        text, source = p.read_text(encoding="utf-8"), str(p)
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level")
+    raw, source = read_mapping(path, "features.config", DEFAULT_TAXONOMY, "taxonomy file")
     return Taxonomy.from_dict(raw, source)

@@ -169,4 +169,4 @@ def main(
 
 
 # Commands of the feature pipeline and of modelling register themselves on `app` when imported.
-from journey import modeling, pipeline, serving_cli  # noqa: E402, F401
+from journey import marketing_cli, modeling, pipeline, serving_cli  # noqa: E402, F401

@@ -159,8 +159,15 @@ class _VectorPlan:
                            else np.nan)
         for pos, name, table in self.coded:
             out[:, pos] = table[fm.categorical[name][0]]  # code -1 reads the last entry: NaN
+        coded = vectors.attribute_codes or {}
         for pos, name, index in self.attrs:
             key = name.removeprefix("attr_")
+            if key in coded:  # one lookup table for all customers (the last entry: none)
+                codes, vocab = coded[key]
+                table = np.array([index.get(str(v), np.nan) for v in vocab] + [np.nan],
+                                 np.float32)
+                out[:, pos] = table[codes]
+                continue
             out[:, pos] = [np.nan if (v := a.get(key)) is None else index.get(str(v), np.nan)
                            for a in vectors.attributes]
         return out

@@ -14,12 +14,13 @@ from features.encoding import CategoricalEncoder
 from models.calibration import Method
 from models.derived import with_ratios
 from models.estimators import Floats, Ints, JourneyClassifier
+from models.forest import Forest
 from models.inputs import EncodedInputs
-from models.paths import PathTables, probabilities
+from models.paths import PathTables, from_raw, probabilities
 from models.single_row import SingleRow
 
 # Built on first use from the fitted booster, for serving; never pickled.
-CACHES = ("path_tables_", "single_row_", "record_plan_", "vector_plans_")
+CACHES = ("path_tables_", "single_row_", "record_plan_", "vector_plans_", "forest_")
 
 
 class LightGBMClassifier(EncodedInputs, JourneyClassifier):
@@ -102,14 +103,26 @@ class LightGBMClassifier(EncodedInputs, JourneyClassifier):
         probabilities (``proba_from_leaves``) and the reasons (``models.paths``) follow."""
         if matrix.shape[0] == 1:
             return self.single_row().leaves(matrix[0])[None, :]
-        out = self.booster_.predict(matrix, num_iteration=self.best_iteration_, pred_leaf=True,
-                                    num_threads=len(os.sched_getaffinity(0)))
-        return np.asarray(out, dtype=np.int64).reshape(matrix.shape[0], -1)
+        return self.forest().leaves(matrix)
 
     def proba_from_leaves(self, leaves: npt.NDArray[np.int64]) -> Floats:
         """``predict_proba`` from leaf indices: calibrated, one column per class."""
         p = self.calibrator_.transform(probabilities(self.path_tables(), leaves))
         return np.column_stack([1 - p, p]) if p.ndim == 1 else p
+
+    def proba_batch(self, matrix: npt.NDArray[np.float32]) -> Floats:
+        """``proba_matrix`` for many rows: the compiled forest on every core (batch scoring)."""
+        tables = self.path_tables()
+        p = self.calibrator_.transform(from_raw(tables, self.forest().raw(matrix, tables)))
+        return np.column_stack([1 - p, p]) if p.ndim == 1 else p
+
+    def forest(self) -> Forest:
+        """The trees up to the best iteration as compiled-routing arrays, built on first use."""
+        forest: Forest | None = getattr(self, "forest_", None)
+        if forest is None:
+            forest = Forest.of(self.booster_, self.best_iteration_)
+            setattr(self, "forest_", forest)  # noqa: B010 - a cache, not a fit attribute
+        return forest
 
     def single_row(self) -> SingleRow:
         """The prepared one-row predictor (``models.single_row``), built on first use."""

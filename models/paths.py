@@ -169,6 +169,11 @@ def probabilities(tables: PathTables, leaves: I64) -> F64:
     raw = np.zeros((n, tables.n_classes))
     _raw(np.ascontiguousarray(leaves[:, : tables.n_trees]), tables.n_classes, tables.leaf_base,
          tables.leaf_value, raw)
+    return from_raw(tables, raw)
+
+
+def from_raw(tables: PathTables, raw: F64) -> F64:
+    """Raw scores (n, k) -> LightGBM's output: the sigmoid (binary) or the softmax."""
     if tables.objective == "binary":
         out: F64 = 1.0 / (1.0 + np.exp(-tables.sigmoid * raw[:, 0]))
         return out

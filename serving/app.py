@@ -6,30 +6,23 @@ everything is in place."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import anyio
-from fastapi import Depends, FastAPI, Request, Response
-from fastapi.security import APIKeyHeader
+from fastapi import FastAPI, Response
 
-from serving.errors import (
-    ForbiddenError,
-    InvalidKeyError,
-    MissingKeyError,
-    TooLargeError,
-    UnknownCustomerError,
-)
+from serving.deps import ERRORS, Admin, Ingester, Reader, Scorer, StateDep, Watcher
+from serving.errors import TooLargeError, UnknownCustomerError
 from serving.http import BodyLimit, FastJSON, RouteMetrics, install_error_handlers
-from serving.keys import Role
+from serving.marketing_routes import add_marketing_routes
 from serving.predictor import Scored
 from serving.recommender import Recommended
 from serving.schemas import (
     BatchIn,
     BatchOut,
-    ErrorOut,
     EventsIn,
     EventsOut,
     Health,
@@ -43,50 +36,6 @@ from serving.schemas import (
 )
 from serving.settings import ServeSettings
 from serving.state import ServiceState
-
-API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False,
-                       description="An API key from `journey keys create`.")
-ERRORS: dict[int | str, dict[str, Any]] = {
-    s: {"model": ErrorOut} for s in (401, 403, 413, 422, 503)
-}
-
-
-async def get_state(request: Request) -> ServiceState:
-    state: ServiceState = request.app.state.journey
-    return state
-
-
-StateDep = Annotated[ServiceState, Depends(get_state)]
-
-
-def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, ServiceState]]:
-    """A dependency that checks the key's role and gives the service state (one dependency
-    per route: each level of FastAPI's resolution costs on every request)."""
-    allowed = frozenset(roles)
-
-    async def check(request: Request,
-                    key: Annotated[str | None, Depends(API_KEY)]) -> ServiceState:
-        state: ServiceState = request.app.state.journey
-        if not key:
-            raise MissingKeyError("this route needs an API key in the X-API-Key header")
-        who = state.keys.authenticate(key)
-        if who is None:
-            raise InvalidKeyError("the API key is not valid")
-        if not who.may(allowed):
-            needed = ", ".join(sorted(r.value for r in allowed | {Role.admin}))
-            raise ForbiddenError(
-                f"key {who.name!r} has role {who.role.value}; this route needs one of: {needed}")
-        return state
-
-    return check
-
-
-# The service state, for a key of one of the roles (admin may everything).
-Ingester = Annotated[ServiceState, Depends(require(Role.ingest))]
-Scorer = Annotated[ServiceState, Depends(require(Role.predict))]
-Reader = Annotated[ServiceState, Depends(require(Role.predict, Role.marketer))]
-Watcher = Annotated[ServiceState, Depends(require(Role.marketer))]
-Admin = Annotated[ServiceState, Depends(require())]
 
 
 def prediction(s: Scored) -> dict[str, Any]:
@@ -152,6 +101,7 @@ def create_app(settings: ServeSettings | None = None, background: bool = True) -
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(RouteMetrics, metrics=state.metrics)
     add_routes(app)
+    add_marketing_routes(app)
     return app
 
 

@@ -42,3 +42,11 @@ class ForbiddenError(ServiceError):
 
 class NotReadyError(ServiceError):
     status, code = 503, "not_ready"
+
+
+class NoSnapshotError(ServiceError):
+    status, code = 404, "no_snapshot"
+
+
+class NotFoundError(ServiceError):
+    status, code = 404, "not_found"

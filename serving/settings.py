@@ -36,6 +36,10 @@ class ServeSettings(BaseSettings):
     nba_top_k: Annotated[int | None, Field(ge=1, le=20)] = None
     nba_exploration: Annotated[float | None, Field(ge=0, lt=1)] = None
     nba_seed: int | None = None
+    # Batch scoring and segments: score snapshots (default <home>/scores) and their settings
+    # (default: the packaged serving/config/segments.yaml).
+    scores: Path | None = None
+    segments_config: Path | None = None
 
     @field_validator("risk_bands")
     @classmethod
@@ -47,6 +51,10 @@ class ServeSettings(BaseSettings):
     @property
     def store_path(self) -> Path:
         return self.store or self.home / "events.duckdb"
+
+    @property
+    def scores_path(self) -> Path:
+        return self.scores or self.home / "scores"
 
     @property
     def keys_path(self) -> Path:

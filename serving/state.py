@@ -28,10 +28,12 @@ from models.registry import client_for
 from serving.champions import ModelHolder, ModelSet, alias_versions, load_models
 from serving.errors import BadRequestError, NotReadyError, UnknownCustomerError
 from serving.keys import KeyRing
+from serving.marketing import Marketing
 from serving.metrics import Metrics
 from serving.predictor import Predictor, Scored
 from serving.recommender import Recommended, Recommender
 from serving.settings import ServeSettings
+from serving.snapshots import Snapshot
 
 log = logging.getLogger("journey.serving")
 
@@ -54,9 +56,10 @@ class ServiceState:
         self.online = OnlineFeatures(self.spec)
         self.predictor = Predictor(self.spec.stages, settings.reasons, settings.risk_bands)
         self.keys = KeyRing.load(settings.keys_path)
-        self.recommender = Recommender(self.spec, load_catalog(settings.action_catalog),
-                                       settings.nba_top_k, settings.nba_exploration,
-                                       settings.nba_seed)
+        catalog = load_catalog(settings.action_catalog)
+        self.recommender = Recommender(self.spec, catalog, settings.nba_top_k,
+                                       settings.nba_exploration, settings.nba_seed)
+        self.marketing = Marketing(settings, self.spec, catalog)
         self.metrics = Metrics()
         self.holder = ModelHolder(self._load_models, self._alias_versions)
         self.store: EventStore | None = None
@@ -96,6 +99,7 @@ class ServiceState:
             return
         self.holder.reload()
         self.metrics.sync_models(self.holder, self.ready)
+        self.marketing.preload()  # the newest score snapshot, so the first dashboard is quick
         # The loaded histories, models and libraries are long-lived: keep them out of the
         # collector's generations, or every full collection walks them (p99 spikes).
         gc.collect()
@@ -220,6 +224,11 @@ class ServiceState:
                                          explore)
         self.metrics.observe_recommendations(out)
         return out, b.unknown
+
+    def score_all(self, as_of: datetime | None) -> Snapshot:
+        """Score every customer into a new snapshot (segments and the dashboard read it)."""
+        models, history = self._models()
+        return self.marketing.score(models, history, self.clock(as_of))
 
     # -- ingest --------------------------------------------------------------------------
     def _check_event_types(self, events: list[dict[str, Any]], where: str) -> None:

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from features.kernels import FeatureMatrix
-from features.online import Vectors
+from features.online import CodedAttributes, Vectors
 from models.lgbm import CACHES, LightGBMClassifier
 
 
@@ -76,6 +76,20 @@ def test_matrices_agree(model: LightGBMClassifier) -> None:
     assert math.isnan(model.record_matrix(odd)[0, 0])
 
 
+def test_attributes_as_codes_encode_as_the_dicts_do(model: LightGBMClassifier) -> None:
+    X = frame(300, 8)  # noqa: N806
+    v = as_vectors(X)
+    vocab = ["south", "mars", "north", "venus"]  # a different order, and a value never used
+    codes = np.array([vocab.index(r) for r in X["attr_region"]], np.int32)
+    codes[::7] = -1  # no attribute: missing, as a None in the dicts
+    dicts = [{"region": vocab[c] if c >= 0 else None} for c in codes]
+    coded = Vectors(v.matrix, CodedAttributes({"region": (codes, vocab)}, len(codes)), None,
+                    {"region": (codes, vocab)})
+    assert list(coded.attributes) == dicts  # the lazy dicts read the codes
+    np.testing.assert_array_equal(model.vectors_matrix(coded),
+                                  model.vectors_matrix(Vectors(v.matrix, dicts)))
+
+
 def test_vectors_without_a_model_column_read_as_missing(model: LightGBMClassifier) -> None:
     X = frame(20, 6)  # noqa: N806
     v = as_vectors(X)
@@ -107,6 +121,10 @@ def test_fast_paths_give_lightgbms_numbers(model: LightGBMClassifier) -> None:
                                rtol=0, atol=1e-12)
     np.testing.assert_allclose(model.proba_matrix(matrix[:1]), model.predict_proba(X.iloc[:1]),
                                rtol=0, atol=1e-12)
+    np.testing.assert_allclose(model.proba_batch(matrix), model.predict_proba(X),
+                               rtol=0, atol=1e-12)
+    assert np.array_equal(leaves, booster.predict(matrix, num_iteration=it, pred_leaf=True)
+                          .reshape(len(matrix), -1))
     with pytest.raises(ValueError, match="float32 row"):
         model.single_row().predict(matrix[0].astype(np.float64))
 
@@ -116,7 +134,9 @@ def test_caches_are_not_pickled(model: LightGBMClassifier) -> None:
     model.vectors_matrix(as_vectors(X))
     model.leaves(model.matrix(X)[:1])
     model.path_tables()
-    assert all(c in model.__dict__ for c in ("single_row_", "path_tables_", "vector_plans_"))
+    model.proba_batch(model.matrix(X))
+    assert all(c in model.__dict__ for c in ("single_row_", "path_tables_", "vector_plans_",
+                                             "forest_"))
     copy = pickle.loads(pickle.dumps(model))
     assert not set(CACHES) & set(copy.__dict__)
     np.testing.assert_array_equal(copy.predict_proba(X), model.predict_proba(X))

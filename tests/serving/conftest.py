@@ -66,7 +66,13 @@ def _isolated() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def served(world: World, trained: Trained, uplift_trained: UpliftTrained,
            tmp_path_factory: pytest.TempPathFactory) -> Served:
-    home = tmp_path_factory.mktemp("serve")
+    return build_served(world, trained, uplift_trained, tmp_path_factory.mktemp("serve"))
+
+
+def build_served(world: World, trained: Trained, uplift_trained: UpliftTrained,
+                 home: Path) -> Served:
+    """A home whose registry copy has the small experiment's LightGBM models and the uplift
+    models as champions, and one API key per role."""
     tracking = copy_registry(uplift_trained.tracking, home)  # predictive and uplift models
     client = tracking.client()
     versions = {}

@@ -119,7 +119,11 @@ def test_bentoml_build(tmp_path: Path) -> None:
     assert tag, r.stdout
     bento = tmp_path / "bentoml" / "bentos" / "journey" / tag.group(1)
     assert (bento / "src" / "serving" / "service.py").exists()
-    assert (bento / "src" / "features" / "config" / "features.yaml").exists()
+    # What the service reads at run time: configuration and the dashboard's assets.
+    for part in ("features/config/features.yaml", "models/config/actions.yaml",
+                 "models/config/journey_map.yaml", "serving/config/segments.yaml",
+                 "serving/static/dashboard.html", "serving/static/dashboard.js"):
+        assert (bento / "src" / part).exists(), part
     assert not (bento / "src" / "tests").exists() and not (bento / "src" / "var").exists()
     reqs = (bento / "env" / "python" / "requirements.txt").read_text()
     assert "bentoml==1.4.39" in reqs and "lightgbm" in reqs

@@ -1,0 +1,36 @@
+"""Reading a YAML settings file: the shipped default from a package, or the user's file; an
+error names the file (the callers' schemas name the key)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from features.errors import ConfigError
+
+
+def read_mapping(path: str | Path | None, package: str, default: str, what: str,
+                 empty_ok: bool = False) -> tuple[dict[str, Any], str]:
+    """The file's top-level mapping and how to name the file in messages. ``path`` None reads
+    ``default`` shipped in ``package``; ``what`` says what the file is ("feature spec");
+    ``empty_ok`` reads an empty file as an empty mapping (every key has a default)."""
+    if path is None:
+        text = resources.files(package).joinpath(default).read_text(encoding="utf-8")
+        source = f"<default {default}>"
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{what} not found: {p}")
+        text, source = p.read_text(encoding="utf-8"), str(p)
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+    if raw is None and empty_ok:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    return raw, source

@@ -1,0 +1,141 @@
+"""What the marketer's routes read: the newest score snapshot as a ``SegmentBook`` (reloaded
+when ``journey score`` or ``/v1/admin/score`` writes a newer one), and scoring runs on the
+service's own histories. No web framework here."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+from features.batch import micros
+from features.errors import JourneyError
+from features.history import HistoryIndex
+from features.spec import FeatureSpec
+from models.actions import Catalog
+from serving.champions import ModelSet
+from serving.errors import BadRequestError, NoSnapshotError
+from serving.recommender import Recommender
+from serving.score_job import ScoreRun, population_from_history
+from serving.scoring import BatchScorer
+from serving.segment_config import SegmentConfig, load_segment_config
+from serving.segments import Segment, SegmentBook, SegmentQueryError
+from serving.settings import ServeSettings
+from serving.snapshots import Snapshot, latest, latest_name, previous_of
+
+log = logging.getLogger("journey.serving")
+
+
+class Marketing:
+    def __init__(self, settings: ServeSettings, spec: FeatureSpec, catalog: Catalog) -> None:
+        self.root = settings.scores_path
+        self.spec = spec
+        self.config: SegmentConfig = load_segment_config(settings.segments_config, spec)
+        self.scorer = BatchScorer(spec, self.config, settings.risk_bands,
+                                  Recommender(spec, catalog, 1, 0.0))
+        self._book: SegmentBook | None = None
+        self._lock = threading.Lock()  # one load or scoring run at a time
+
+    def book(self) -> SegmentBook:
+        """The newest snapshot's book; loads it when the LATEST pointer moved."""
+        name = latest_name(self.root)
+        book = self._book
+        if book is not None and book.snapshot.id == name:
+            return book
+        with self._lock:
+            if self._book is None or self._book.snapshot.id != latest_name(self.root):
+                self._book = self._load()
+            return self._book
+
+    def filters(self, params: Sequence[tuple[str, str]], extra: Sequence[str]
+                ) -> dict[str, list[str]]:
+        """A route's filters from its query parameters, read against the newest snapshot."""
+        known = {name: d.values for name, d in self.book().dims.items()}
+        return parse_query(params, self.config.dimensions, extra, known)
+
+    def preload(self) -> None:
+        """Load the newest snapshot now, if there is one (a missing or unreadable one is
+        reported by the routes that need it)."""
+        try:
+            self.book()
+        except JourneyError as exc:
+            log.warning("score snapshot not loaded: %s", exc)
+
+    def _load(self) -> SegmentBook:
+        snap = latest(self.root)
+        if snap is None:
+            # Marketer keys see this message: it names no server path.
+            raise NoSnapshotError("no score snapshot yet: an admin runs `journey score` "
+                                  "(service stopped) or POST admin/score on this service")
+        try:
+            return SegmentBook(snap, self.config.dimensions, previous_of(self.root, snap))
+        except (OSError, ValueError, pa.ArrowException) as exc:  # a damaged or foreign file
+            log.error("score snapshot %s cannot be read: %s", snap.path, exc)
+            raise NoSnapshotError(f"score snapshot {snap.id} cannot be read ({type(exc).__name__});"
+                                  " score again") from exc
+
+    def score(self, models: ModelSet, history: HistoryIndex, as_of: datetime) -> Snapshot:
+        """Score every customer of the service's histories into a new snapshot."""
+        with self._lock:
+            run = ScoreRun(self.spec, self.config, self.scorer, self.root)
+            population = population_from_history(history, self.config, micros(as_of))
+            snap = run.run(models, population, as_of, "service histories")
+            self._book = SegmentBook(snap, self.config.dimensions,
+                                     previous_of(self.root, snap))
+            return snap
+
+    # -- queries (segment errors become 422s naming the parameter) -----------------------
+    def segments(self, by: Sequence[str], filters: Mapping[str, Sequence[str]]
+                 ) -> tuple[SegmentBook, list[Segment], Segment]:
+        book = self.book()
+        try:
+            rows, total = book.segments(by, filters)
+        except SegmentQueryError as exc:
+            raise BadRequestError(str(exc), exc.field) from exc
+        return book, rows, total
+
+    def customers(self, filters: Mapping[str, Sequence[str]], sort: str, limit: int,
+                  offset: int) -> tuple[SegmentBook, int, list[dict[str, Any]]]:
+        book = self.book()
+        try:
+            total, rows = book.page(filters, sort, limit, offset)
+        except SegmentQueryError as exc:
+            raise BadRequestError(str(exc), exc.field) from exc
+        return book, total, rows
+
+    def export(self, filters: Mapping[str, Sequence[str]], sort: str
+               ) -> tuple[SegmentBook, Iterator[bytes]]:
+        book = self.book()
+        try:
+            book.rows(filters, sort)  # validate before the response starts streaming
+        except SegmentQueryError as exc:
+            raise BadRequestError(str(exc), exc.field) from exc
+        return book, book.csv(filters, sort)
+
+
+def parse_query(params: Sequence[tuple[str, str]], dimensions: Sequence[str],
+                extra: Sequence[str], known: Mapping[str, Sequence[str]] | None = None
+                ) -> dict[str, list[str]]:
+    """Filters from query parameters: each dimension name may repeat or list values with
+    commas (a value that itself holds a comma is taken whole when ``known`` has it); ``extra``
+    names the route's own parameters; anything else is refused."""
+    filters: dict[str, list[str]] = {}
+    for name, value in params:
+        if name in extra:
+            continue
+        if name not in dimensions:
+            raise BadRequestError(f"unknown query parameter {name!r}; filter by a dimension "
+                                  f"({', '.join(dimensions)})", name)
+        whole = value.strip()
+        if known is not None and whole in known.get(name, ()):
+            values = [whole]
+        else:
+            values = [v.strip() for v in value.split(",") if v.strip()]
+        if not values:
+            raise BadRequestError(f"filter {name!r} has no value", name)
+        filters.setdefault(name, []).extend(values)
+    return filters

@@ -1,0 +1,153 @@
+"""The marketer's routes: churn-risk segments, drill-down and CSV export, the journey map, the
+dashboard page and its data, and scoring runs (admin)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import FileResponse, StreamingResponse
+
+from serving.deps import Admin, Watcher
+from serving.errors import NotFoundError
+from serving.marketing_schemas import (
+    CustomersOut,
+    DashboardOut,
+    JourneyMapOut,
+    ScoreIn,
+    ScoreOut,
+    SegmentOut,
+    SegmentsOut,
+    SnapshotOut,
+)
+from serving.segments import SORTABLE, Segment, SegmentBook
+from serving.snapshots import Snapshot
+
+STATIC = Path(__file__).parent / "static"
+# What the page may load: the files shipped in serving/static, by name (no path from a request
+# ever reaches the file system).
+ASSETS = {p.name: p for p in STATIC.glob("*") if p.is_file()} if STATIC.is_dir() else {}
+MEDIA = {".js": "text/javascript", ".css": "text/css", ".html": "text/html",
+         ".svg": "image/svg+xml"}
+FILTER_DOC = ("Filters: any segment dimension as a query parameter, e.g. `tier=high&stage="
+              "decision,purchase` (values comma-separated or repeated).")
+
+
+def snapshot_out(book: SegmentBook | Snapshot) -> SnapshotOut:
+    snap = book.snapshot if isinstance(book, SegmentBook) else book
+    m = snap.meta
+    return SnapshotOut(id=snap.id, as_of=m["as_of"], scored_at=m["scored_at"],
+                       customers=m["customers"], previous=m.get("previous"),
+                       previous_as_of=m.get("previous_as_of"),
+                       models=m.get("models", {}), risk_bands=m.get("risk_bands", []),
+                       dimensions=m.get("dimensions", []), actions=bool(m.get("actions")))
+
+
+def segment_out(s: Segment) -> SegmentOut:
+    return SegmentOut.model_validate(s, from_attributes=True)
+
+
+def _by(text: str) -> list[str]:
+    return [d.strip() for d in text.split(",") if d.strip()]
+
+
+def add_marketing_routes(app: FastAPI) -> None:
+    @app.get("/segments", tags=["segments"], description=FILTER_DOC)
+    async def segments(request: Request, state: Watcher,
+                       by: Annotated[str, Query(description="Dimensions to cut by, "
+                                                "comma-separated.")] = "tier") -> SegmentsOut:
+        """Churn-risk segments of the newest score snapshot: size, mean risk, expected value,
+        revenue at risk, change since the previous snapshot and the most recommended action."""
+        m = state.marketing
+        filters = m.filters(request.query_params.multi_items(), ("by",))
+        book, rows, total = m.segments(_by(by), filters)
+        return SegmentsOut(snapshot=snapshot_out(book), by=_by(by), filters=filters,
+                           segments=[segment_out(s) for s in rows], total=segment_out(total))
+
+    @app.get("/segments/customers", tags=["segments"], description=FILTER_DOC)
+    async def customers(
+        request: Request, state: Watcher,
+        sort: Annotated[str, Query(description=f"One of {', '.join(SORTABLE)} "
+                                   "(largest first).")] = "revenue_at_risk",
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> CustomersOut:
+        """A segment's customers with their scores (drill-down), a page at a time."""
+        m = state.marketing
+        filters = m.filters(request.query_params.multi_items(), ("sort", "limit", "offset"))
+        book, total, rows = m.customers(filters, sort, limit, offset)
+        return CustomersOut(snapshot=snapshot_out(book), filters=filters, sort=sort,
+                            total=total, offset=offset, limit=limit,
+                            customers=rows)  # type: ignore[arg-type]
+
+    @app.get("/segments/export", tags=["segments"], description=FILTER_DOC,
+             response_class=StreamingResponse,
+             responses={200: {"content": {"text/csv": {}}}})
+    async def export(
+        request: Request, state: Watcher,
+        sort: Annotated[str, Query(description=f"One of {', '.join(SORTABLE)}.")]
+        = "revenue_at_risk",
+    ) -> StreamingResponse:
+        """Every customer of a segment with their scores, as CSV."""
+        m = state.marketing
+        filters = m.filters(request.query_params.multi_items(), ("sort",))
+        book, blocks = m.export(filters, sort)
+        name = "-".join(f"{k}={'+'.join(v)}" for k, v in sorted(filters.items())) or "all"
+        safe = "".join(c if c.isalnum() or c in "-_=+." else "_" for c in name)[:120]
+        return StreamingResponse(
+            blocks, media_type="text/csv",
+            headers={"Content-Disposition":
+                     f'attachment; filename="segment-{book.snapshot.id}-{safe}.csv"'})
+
+    @app.get("/journey-map", tags=["segments"])
+    async def journey_map(state: Watcher) -> JourneyMapOut:
+        """Stage funnel, transition flows, KPIs and touchpoint attribution of the newest
+        snapshot."""
+        book = state.marketing.book()
+        return JourneyMapOut(snapshot=snapshot_out(book),
+                             journey_map=book.snapshot.journey_map())
+
+    @app.get("/dashboard/data", tags=["dashboard"])
+    async def dashboard_data(state: Watcher) -> DashboardOut:
+        """Everything the dashboard's first view shows, pre-aggregated, in one answer."""
+        m = state.marketing
+        book, tiers, _ = m.segments(["tier"], {})
+        _, stage_tiers, _ = m.segments(["stage", "tier"], {})
+        dims = {name: [v for v in d.values] for name, d in book.dims.items()}
+        return DashboardOut(snapshot=snapshot_out(book), dimensions=dims,
+                            tiers=[segment_out(s) for s in tiers],
+                            stage_tiers=[segment_out(s) for s in stage_tiers],
+                            journey_map=book.snapshot.journey_map())
+
+    @app.get("/dashboard", tags=["dashboard"], response_class=FileResponse,
+             include_in_schema=True)
+    async def dashboard() -> FileResponse:
+        """The marketer's dashboard page. It holds no data: it asks for a marketer key (or
+        reads it from the URL fragment, `#key=…`, which browsers never send) and calls the
+        routes above with it."""
+        return _asset("dashboard.html")
+
+    @app.get("/dashboard/assets/{name}", tags=["dashboard"], response_class=FileResponse)
+    async def asset(name: str) -> FileResponse:
+        """The page's scripts and styles, shipped with the service (no CDN)."""
+        return _asset(name)
+
+    @app.post("/admin/score", tags=["admin"])
+    async def score(body: ScoreIn, state: Admin) -> ScoreOut:
+        """Score every customer from the service's histories into a new snapshot."""
+        started = time.perf_counter()
+        snap = await anyio.to_thread.run_sync(state.score_all, body.as_of)
+        return ScoreOut(snapshot=snapshot_out(snap),
+                        seconds=round(time.perf_counter() - started, 3))
+
+
+def _asset(name: str) -> FileResponse:
+    path = ASSETS.get(name)
+    if path is None or name.startswith("."):
+        raise NotFoundError(f"no dashboard asset named {name!r}", "name")
+    headers: dict[str, Any] = {"Cache-Control": "no-cache"}
+    return FileResponse(path, media_type=MEDIA.get(path.suffix, "application/octet-stream"),
+                        headers=headers)

@@ -1,0 +1,97 @@
+"""Request and response models of the marketer's routes (segments, journey map, dashboard)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class SnapshotOut(BaseModel):
+    id: str
+    as_of: str
+    scored_at: str
+    customers: int
+    previous: str | None = Field(description="The snapshot changes are measured against.")
+    previous_as_of: str | None = Field(None, description="The time that one was scored as of.")
+    models: dict[str, str]
+    risk_bands: list[float]
+    dimensions: list[str]
+    actions: bool = Field(description="Whether top actions were scored.")
+
+
+class ChangeOut(BaseModel):
+    customers: int
+    mean_risk: float
+    revenue_at_risk: float
+
+
+class SegmentOut(BaseModel):
+    key: dict[str, str] = Field(description="The segment's value of each `by` dimension.")
+    customers: int
+    share: float = Field(description="Of the customers matching the filters.")
+    mean_risk: float = Field(description="Mean calibrated churn probability.")
+    expected_value: float
+    revenue_at_risk: float = Field(description="Sum of expected value x churn probability.")
+    top_action: str | None = Field(description="The most recommended next-best-action.")
+    top_action_share: float
+    change: ChangeOut | None = Field(description="Since the previous snapshot.")
+
+
+class SegmentsOut(BaseModel):
+    snapshot: SnapshotOut
+    by: list[str]
+    filters: dict[str, list[str]]
+    segments: list[SegmentOut]
+    total: SegmentOut
+
+
+class CustomerScoreOut(BaseModel):
+    model_config = ConfigDict(extra="allow")  # customer attributes are columns of their own
+    customer_id: str
+    stage: str | None
+    tier: str
+    churn: float
+    conversion: float
+    next_stage: str
+    next_stage_probability: float
+    expected_value: float
+    revenue_at_risk: float
+    recency_days: float | None
+    events: int
+    top_action: str | None
+    top_action_value: float | None
+
+
+class CustomersOut(BaseModel):
+    snapshot: SnapshotOut
+    filters: dict[str, list[str]]
+    sort: str
+    total: int = Field(description="Customers matching the filters.")
+    offset: int
+    limit: int
+    customers: list[CustomerScoreOut]
+
+
+class JourneyMapOut(BaseModel):
+    snapshot: SnapshotOut
+    journey_map: dict[str, Any] | None = Field(
+        description="Funnel, flows, KPIs and touchpoint attribution as of the snapshot.")
+
+
+class DashboardOut(BaseModel):
+    snapshot: SnapshotOut
+    dimensions: dict[str, list[str]] = Field(description="Each dimension's values.")
+    tiers: list[SegmentOut]
+    stage_tiers: list[SegmentOut]
+    journey_map: dict[str, Any] | None
+
+
+class ScoreIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    as_of: AwareDatetime | None = Field(None, description="Default: the service's clock.")
+
+
+class ScoreOut(BaseModel):
+    snapshot: SnapshotOut
+    seconds: float

@@ -1,0 +1,100 @@
+"""A scoring run: every customer's scores and the journey map as of one time, written as a new
+snapshot that segments and the dashboard read. ``journey score`` runs it on the event store;
+the running service runs it on its in-memory histories (``POST /v1/admin/score``), because it
+holds the store's only write lock."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from features.batch import BatchEngine, micros
+from features.history import HistoryIndex
+from features.spec import FeatureSpec
+from features.store import EventStore
+from models.journey_map import journey_map, load_params
+from serving.champions import ModelSet
+from serving.scoring import BatchScorer, Population
+from serving.segment_config import SegmentConfig
+from serving.snapshots import Snapshot, write_snapshot
+
+
+@dataclass(frozen=True)
+class ScoreRun:
+    spec: FeatureSpec
+    config: SegmentConfig
+    scorer: BatchScorer
+    root: Path  # where snapshots go
+    log: Callable[[str], None] = field(default=lambda _: None)
+
+    def run(self, models: ModelSet, population: Population, as_of: datetime,
+            source: str) -> Snapshot:
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        table = self.scorer.score(models, population, as_of, self._progress)
+        timings["score_seconds"] = round(time.perf_counter() - started, 3)
+        began = time.perf_counter()
+        jmap = journey_map(population.arrays, self.spec, micros(as_of), load_params(None))
+        timings["journey_map_seconds"] = round(time.perf_counter() - began, 3)
+        meta: dict[str, Any] = {
+            "as_of": as_of.isoformat().replace("+00:00", "Z"),
+            "customers": table.num_rows, "events": len(population.arrays),
+            "source": source, "models": models.versions(),
+            "feature_definition_hash": self.spec.hash, "risk_bands": list(self.scorer.bands),
+            "dimensions": list(self.config.dimensions),
+            "actions": table["top_action"].null_count < table.num_rows,
+            "value": {"window_days": self.config.value_window_days,
+                      "horizon_days": self.config.value_horizon_days},
+            **timings,
+        }
+        began = time.perf_counter()
+        snap = write_snapshot(self.root, table, jmap.to_dict(), meta,
+                              self.config.keep_snapshots)
+        snap.meta["write_seconds"] = round(time.perf_counter() - began, 3)
+        return snap
+
+    def _progress(self, done: int, total: int) -> None:
+        self.log(f"scored {done:,} of {total:,} customers")
+
+
+def population_from_store(store: EventStore, spec: FeatureSpec, config: SegmentConfig,
+                          as_of: datetime) -> Population:
+    """Every customer with an event before ``as_of``, from the store."""
+    arrays, keys = BatchEngine(store, spec).encoded(as_of)
+    by_key = store.attributes_by_key(config.attributes)
+    attrs = {}
+    for name in config.attributes:
+        codes, vocab = by_key.get(name, (np.zeros(0, np.int32), None))
+        mine = np.full(len(keys), -1, np.int32)
+        inside = keys < len(codes)
+        mine[inside] = codes[keys[inside]]
+        attrs[name] = (mine, [str(v) for v in vocab.to_pylist()] if vocab is not None else [])
+    return Population(arrays, attrs)
+
+
+def population_from_history(history: HistoryIndex, config: SegmentConfig,
+                            cutoff_us: int) -> Population:
+    """Every customer of the service's histories with an event before ``cutoff_us``."""
+    ids = history.customer_ids()
+    arrays = history.many(ids, cutoff_us)
+    assert arrays.segments is not None
+    starts, ends = arrays.segments
+    if (ends == starts).any():  # customers whose first event is later: not yet customers
+        ids = [c for c, s, e in zip(ids, starts.tolist(), ends.tolist(), strict=True) if e > s]
+        arrays = history.many(ids, cutoff_us)
+    attrs = {}
+    key_of = history.attributes.key_of
+    keys = np.array([key_of.get(c, -1) for c in ids], np.int64)
+    for name in config.attributes:
+        codes, vocab = history.attributes.columns.get(name, (np.zeros(0, np.int32), []))
+        mine = np.full(len(ids), -1, np.int32)
+        inside = (keys >= 0) & (keys < len(codes))
+        mine[inside] = codes[keys[inside]]
+        attrs[name] = (mine, list(vocab))
+    return Population(arrays, attrs)

@@ -1,0 +1,181 @@
+"""Batch scoring of every customer: the served models' churn, conversion and next-stage
+probabilities, the risk tier, expected value and revenue at risk, the customer attributes, and
+(when uplift models are served) the top next-best-action, one row per customer.
+
+The vectors come from the same kernel as online scoring, over customer chunks of the full event
+arrays, so a customer's score here equals what ``/v1/predict`` answers at the same time. The
+command line reads the arrays from the store (``BatchEngine.encoded``); the service from its
+in-memory histories, so it can score while it is the store's writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+
+from features.events import EventArrays
+from features.online import OnlineFeatures, Vectors
+from features.spec import FeatureSpec
+from models.lgbm import LightGBMClassifier
+from serving.champions import ModelSet
+from serving.predictor import TIERS, Scored
+from serving.recommender import Recommender
+from serving.segment_config import SegmentConfig
+
+F64 = npt.NDArray[np.float64]
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Population:
+    """Every customer's encoded events (customer-sorted, with segments) and attributes: per
+    name, each customer's code (-1 none) and the values the codes index."""
+
+    arrays: EventArrays
+    attributes: dict[str, tuple[npt.NDArray[np.int32], list[str]]]
+
+    def __len__(self) -> int:
+        return self.arrays.n_customers
+
+
+def chunk(arrays: EventArrays, lo: int, hi: int) -> EventArrays:
+    """Customers ``lo..hi-1`` of customer-sorted arrays, recoded from 0."""
+    if arrays.segments is None:
+        raise ValueError("scoring needs the arrays' customer segments")
+    starts, ends = arrays.segments
+    s = int(starts[lo]) if hi > lo else 0
+    e = int(ends[hi - 1]) if hi > lo else 0
+    return EventArrays(
+        arrays.customer_ids[lo:hi], arrays.cust[s:e] - np.int32(lo), arrays.ts[s:e],
+        arrays.etype[s:e], arrays.channel[s:e], arrays.action[s:e], arrays.value[s:e],
+        arrays.score[s:e], segments=(starts[lo:hi] - s, ends[lo:hi] - s))
+
+
+def probabilities(models: ModelSet, vectors: Vectors) -> dict[str, F64]:
+    """Each model's calibrated probabilities (one column per class), through the compiled
+    forest on every core."""
+    out: dict[str, F64] = {}
+    for name, served in models.models.items():
+        model = served.loaded.model
+        if isinstance(model, LightGBMClassifier):
+            out[name] = model.proba_batch(model.vectors_matrix(vectors))
+        else:  # a baseline champion scores from records
+            out[name] = np.asarray(model.predict_proba(pd.DataFrame(vectors.records())))
+    return out
+
+
+class BatchScorer:
+    def __init__(self, spec: FeatureSpec, config: SegmentConfig, bands: tuple[float, float],
+                 recommender: Recommender | None = None) -> None:
+        self.spec = spec
+        self.config = config
+        self.bands = bands
+        self.online = OnlineFeatures(spec)
+        self.recommender = recommender
+
+    def score(self, models: ModelSet, population: Population, as_of: datetime,
+              progress: Progress | None = None) -> pa.Table:
+        """One row per customer of ``population`` as of ``as_of`` (its events must all be
+        before it)."""
+        t = round(as_of.timestamp() * 1_000_000)
+        values = population.arrays.value
+        paid = values[np.isfinite(values) & (values > 0)]
+        mean_order = float(paid.mean()) if len(paid) else 0.0
+        n = len(population)
+        tables = []
+        for lo, hi in self._chunks(n):
+            tables.append(self._chunk(models, population, lo, hi, t, as_of, mean_order))
+            if progress is not None:
+                progress(hi, n)
+        return pa.concat_tables(tables) if tables else self._chunk(
+            models, population, 0, 0, t, as_of, mean_order)
+
+    def _chunks(self, n: int) -> Iterator[tuple[int, int]]:
+        size = self.config.chunk_customers
+        for lo in range(0, n, size):
+            yield lo, min(n, lo + size)
+
+    def _chunk(self, models: ModelSet, pop: Population, lo: int, hi: int, t: int,
+               as_of: datetime, mean_order: float) -> pa.Table:
+        arrays = chunk(pop.arrays, lo, hi)
+        names = list(pop.attributes)
+        codes = {a: (c[lo:hi], vocab) for a, (c, vocab) in pop.attributes.items()}
+        vectors = self.online.vectors_coded(arrays, t, codes)
+        proba = probabilities(models, vectors)
+        churn, conversion = proba["churn"][:, 1], proba["conversion"][:, 1]
+        classes = models.models["next_stage"].target.classes
+        nxt = proba["next_stage"]
+        cols = self._columns(vectors)
+        value = self._expected_value(cols, conversion, mean_order)
+        tier = np.searchsorted(np.asarray(self.bands), churn, side="right")
+        table: dict[str, pa.Array] = {
+            "customer_id": pa.array(arrays.customer_ids, pa.string()),
+            "stage": _categorical(cols["stage_current"], self.spec.stages),
+            "tier": pa.DictionaryArray.from_arrays(pa.array(tier, pa.int32()), pa.array(TIERS)),
+            "churn": pa.array(churn, pa.float64()),
+            "conversion": pa.array(conversion, pa.float64()),
+            "next_stage": pa.DictionaryArray.from_arrays(
+                pa.array(np.argmax(nxt, axis=1), pa.int32()), pa.array(list(classes))),
+            "next_stage_probability": pa.array(nxt.max(axis=1), pa.float64()),
+            "expected_value": pa.array(value, pa.float64()),
+            "revenue_at_risk": pa.array(value * churn, pa.float64()),
+            "recency_days": pa.array(cols["recency_days"], pa.float64()),
+            "events": pa.array(np.asarray(vectors.events, np.int64)),
+        }
+        for a in names:
+            c, vocab = codes[a]
+            table[a] = pa.DictionaryArray.from_arrays(
+                pa.array(c, pa.int32(), mask=c < 0), pa.array(vocab, pa.string()))
+        action, action_value = self._actions(models, vectors, arrays, t, as_of,
+                                             churn, conversion, cols["stage_current"])
+        table["top_action"] = action
+        table["top_action_value"] = action_value
+        return pa.table(table)
+
+    def _columns(self, vectors: Vectors) -> dict[str, F64]:
+        w = self.config.value_window_days
+        wanted = ("stage_current", "recency_days", f"revenue_{w}d", "avg_order_value")
+        index = {name: j for j, name in enumerate(vectors.matrix.names)}
+        return {name: vectors.matrix.values[:, index[name]] for name in wanted}
+
+    def _expected_value(self, cols: dict[str, F64], conversion: F64, mean_order: float) -> F64:
+        w = self.config.value_window_days
+        rate = np.nan_to_num(cols[f"revenue_{w}d"]) / w
+        aov = cols["avg_order_value"]
+        aov = np.where(np.isfinite(aov) & (aov > 0), aov, mean_order)
+        return rate * self.config.value_horizon_days + conversion * aov
+
+    def _actions(self, models: ModelSet, vectors: Vectors, arrays: EventArrays, t: int,
+                 as_of: datetime, churn: F64, conversion: F64, stage: F64
+                 ) -> tuple[pa.Array, pa.Array]:
+        """The top action of each customer (no exploration), or nulls when no recommender or
+        no uplift models are served."""
+        n = len(vectors)
+        if self.recommender is None or not models.uplift:
+            return pa.nulls(n, pa.string()), pa.nulls(n, pa.float64())
+        stages = self.spec.stages
+        scored = [
+            Scored(cid, as_of, stages[int(s)] if np.isfinite(s) else None, {}, float(c),
+                   float(p), "", {}, 0)
+            for cid, s, c, p in zip(vectors.matrix.customer_ids, stage.tolist(), churn.tolist(),
+                                    conversion.tolist(), strict=True)]
+        histories = [chunk(arrays, i, i + 1) for i in range(n)]
+        done = self.recommender.recommend(models, vectors, scored, list(histories), t, top_k=1,
+                                          explore=False)
+        top = [r.decision.actions[0] if r.decision.actions else None for r in done]
+        return (pa.array([a.action if a else None for a in top], pa.string()),
+                pa.array([a.value if a else None for a in top], pa.float64()))
+
+
+def _categorical(codes: F64, vocab: tuple[str, ...]) -> pa.DictionaryArray:
+    """Stage index codes (NaN: none yet) as a dictionary column."""
+    missing = ~np.isfinite(codes)
+    ints = np.where(missing, 0, codes).astype(np.int32)
+    return pa.DictionaryArray.from_arrays(pa.array(ints, pa.int32(), mask=missing),
+                                          pa.array(list(vocab), pa.string()))

@@ -1,0 +1,63 @@
+"""The batch scoring and segment settings (``serving/config/segments.yaml``), validated: an
+error names the file and the key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from features.errors import ConfigError
+from features.spec import FeatureSpec
+from features.yaml_config import read_mapping
+
+# Dimensions every snapshot has; the rest must be customer attributes of the feature spec.
+BUILT_IN = ("tier", "stage")
+
+
+class _Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    value_window_days: int = Field(gt=0)
+    value_horizon_days: int = Field(gt=0)
+    dimensions: list[str] = Field(min_length=1)
+    chunk_customers: int = Field(ge=1000)
+    keep_snapshots: int = Field(ge=2)
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    value_window_days: int
+    value_horizon_days: int
+    dimensions: tuple[str, ...]
+    chunk_customers: int
+    keep_snapshots: int
+    source: str = "<segments>"
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        return tuple(d for d in self.dimensions if d not in BUILT_IN)
+
+
+def load_segment_config(path: Path | None, spec: FeatureSpec) -> SegmentConfig:
+    raw, source = read_mapping(path, "serving.config", "segments.yaml", "segment settings")
+    try:
+        parsed = _Schema.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ConfigError(f"{source}: {where}: {first['msg']}") from exc
+    if parsed.value_window_days not in spec.windows_days:
+        raise ConfigError(
+            f"{source}: value_window_days: {parsed.value_window_days} is not one of the feature "
+            f"spec's windows_days {list(spec.windows_days)}")
+    for i, dim in enumerate(parsed.dimensions):
+        if dim not in BUILT_IN and dim not in spec.attributes:
+            raise ConfigError(
+                f"{source}: dimensions[{i}]: {dim!r} is neither tier, stage nor a customer "
+                f"attribute of the feature spec ({', '.join(spec.attributes)})")
+    if len(set(parsed.dimensions)) != len(parsed.dimensions):
+        raise ConfigError(f"{source}: dimensions: a dimension is listed twice")
+    return SegmentConfig(parsed.value_window_days, parsed.value_horizon_days,
+                         tuple(parsed.dimensions), parsed.chunk_customers, parsed.keep_snapshots,
+                         source)

@@ -1,0 +1,277 @@
+"""Churn-risk segments of a score snapshot, for the API, the dashboard and ``journey segments``.
+
+A snapshot is loaded once into columns of codes, and pre-aggregated into a cube: one cell per
+combination of dimension values present, with its size, summed risk, value and revenue at
+risk and its customers' top actions. Any segment table (cut by some dimensions, filtered on
+others) is then an aggregation of a few thousand cells, not of every customer, so it answers in
+milliseconds whatever the number of customers. Customer lists (drill-down, CSV export) filter
+the columns with one lookup per dimension.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from features.errors import JourneyError
+from serving.snapshots import Snapshot
+
+NONE = "(none)"  # the value of a customer without one (no stage yet, attribute not loaded)
+SORTABLE = ("revenue_at_risk", "churn", "conversion", "expected_value", "recency_days")
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+
+
+class SegmentQueryError(JourneyError):
+    """A segment query names an unknown dimension, value or sort key (says which field)."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Dimension:
+    name: str
+    codes: npt.NDArray[np.int32]  # per customer, into values
+    values: tuple[str, ...]
+
+    def code_of(self, value: str, field: str) -> int:
+        try:
+            return self.values.index(value)
+        except ValueError:
+            raise SegmentQueryError(
+                f"{value!r} is not a value of {self.name} in this snapshot; values: "
+                f"{', '.join(self.values)}", field) from None
+
+
+def _dimension(name: str, column: pa.ChunkedArray | pa.Array) -> Dimension:
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not pa.types.is_dictionary(arr.type):
+        arr = pc.dictionary_encode(arr)
+    values = [str(v) for v in arr.dictionary.to_pylist()]
+    codes = arr.indices.to_numpy(zero_copy_only=False)
+    nulls = arr.is_null().to_numpy(zero_copy_only=False)
+    codes = np.where(nulls, len(values), codes).astype(np.int32)
+    return Dimension(name, codes, (*values, NONE))
+
+
+@dataclass(frozen=True)
+class Cube:
+    """One cell per combination of dimension values present."""
+
+    codes: dict[str, npt.NDArray[np.int32]]  # per dimension, each cell's code
+    values: dict[str, tuple[str, ...]]
+    size: I64
+    churn: F64
+    value: F64
+    at_risk: F64
+    actions: npt.NDArray[np.int64]  # cells x actions: customers whose top action it is
+    action_names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, dims: Sequence[Dimension], table: pa.Table) -> Cube:
+        key = np.zeros(table.num_rows, np.int64)
+        for d in dims:
+            key = key * len(d.values) + d.codes
+        cells, inverse = np.unique(key, return_inverse=True)
+        codes: dict[str, npt.NDArray[np.int32]] = {}
+        rest = cells.copy()
+        for d in reversed(dims):
+            codes[d.name] = (rest % len(d.values)).astype(np.int32)
+            rest //= len(d.values)
+        n = len(cells)
+
+        def total(col: str) -> F64:
+            w = np.nan_to_num(table[col].to_numpy(zero_copy_only=False).astype(np.float64))
+            return np.asarray(np.bincount(inverse, weights=w, minlength=n), np.float64)
+
+        action = _dimension("top_action", table["top_action"])
+        named = len(action.values) - 1  # the last value is NONE: no action
+        per = np.zeros((n, max(named, 0)), np.int64)
+        if named:
+            flat = inverse * named + np.minimum(action.codes, named - 1)
+            counts = np.bincount(flat[action.codes < named], minlength=n * named)
+            per = counts.reshape(n, named)
+        return cls(codes, {d.name: d.values for d in dims},
+                   np.bincount(inverse, minlength=n).astype(np.int64), total("churn"),
+                   total("expected_value"), total("revenue_at_risk"), per,
+                   action.values[:named])
+
+    def select(self, filters: Mapping[str, Sequence[str]]) -> npt.NDArray[np.bool_]:
+        keep = np.ones(len(self.size), bool)
+        for name, wanted in filters.items():
+            vocab = self.values[name]
+            allowed = [vocab.index(v) for v in wanted if v in vocab]
+            keep &= np.isin(self.codes[name], allowed)
+        return keep
+
+    def group(self, by: Sequence[str], filters: Mapping[str, Sequence[str]]
+              ) -> dict[tuple[str, ...], dict[str, Any]]:
+        keep = self.select(filters)
+        key = np.zeros(int(keep.sum()), np.int64)
+        for name in by:
+            key = key * len(self.values[name]) + self.codes[name][keep]
+        groups, inverse = np.unique(key, return_inverse=True)
+        g = len(groups)
+        size = np.bincount(inverse, self.size[keep], g)
+        sums = {k: np.bincount(inverse, getattr(self, k)[keep], g)
+                for k in ("churn", "value", "at_risk")}
+        acts = np.zeros((g, self.actions.shape[1]))
+        np.add.at(acts, inverse, self.actions[keep])
+        out: dict[tuple[str, ...], dict[str, Any]] = {}
+        for i, code in enumerate(groups.tolist()):
+            labels = []
+            for name in reversed(by):
+                vocab = self.values[name]
+                labels.append(vocab[code % len(vocab)])
+                code //= len(vocab)
+            out[tuple(reversed(labels))] = {
+                "customers": int(size[i]), "churn_sum": float(sums["churn"][i]),
+                "expected_value": float(sums["value"][i]),
+                "revenue_at_risk": float(sums["at_risk"][i]), "actions": acts[i],
+            }
+        return out
+
+
+@dataclass(frozen=True)
+class Segment:
+    key: dict[str, str]
+    customers: int
+    share: float  # of the customers matching the filters
+    mean_risk: float
+    expected_value: float
+    revenue_at_risk: float
+    top_action: str | None
+    top_action_share: float  # of the segment's customers
+    change: dict[str, float] | None  # since the previous snapshot (None: no previous one)
+
+
+class SegmentBook:
+    """A snapshot's customers as columns, its cube, and the previous snapshot's cube."""
+
+    def __init__(self, snapshot: Snapshot, dimensions: Sequence[str],
+                 previous: Snapshot | None = None) -> None:
+        self.snapshot = snapshot
+        self.table = snapshot.customers()
+        missing = [d for d in dimensions if d not in self.table.column_names]
+        if missing:
+            raise SegmentQueryError(f"snapshot {snapshot.id} has no column for dimension(s) "
+                                    f"{', '.join(missing)}: score again", "dimensions")
+        self.dims = {d: _dimension(d, self.table[d]) for d in dimensions}
+        self.cube = Cube.of(list(self.dims.values()), self.table)
+        self.previous = previous
+        self.previous_cube = None
+        if previous is not None:
+            old = previous.customers()
+            if all(d in old.column_names for d in dimensions):
+                self.previous_cube = Cube.of([_dimension(d, old[d]) for d in dimensions], old)
+
+    def check(self, by: Sequence[str], filters: Mapping[str, Sequence[str]]) -> None:
+        for i, name in enumerate(by):
+            if name not in self.dims:
+                raise SegmentQueryError(f"{name!r} is not a segment dimension; dimensions: "
+                                        f"{', '.join(self.dims)}", f"by[{i}]")
+        if len(set(by)) != len(by):
+            raise SegmentQueryError("a dimension is listed twice", "by")
+        for name, wanted in filters.items():
+            if name not in self.dims:
+                raise SegmentQueryError(f"{name!r} is not a segment dimension; dimensions: "
+                                        f"{', '.join(self.dims)}", name)
+            for v in wanted:
+                self.dims[name].code_of(v, name)
+
+    def segments(self, by: Sequence[str], filters: Mapping[str, Sequence[str]]
+                 ) -> tuple[list[Segment], Segment]:
+        """Segments cut by ``by`` among the customers matching ``filters`` (largest revenue
+        at risk first), and their total."""
+        self.check(by, filters)
+        now = self.cube.group(by, filters)
+        before = self.previous_cube.group(by, filters) if self.previous_cube else None
+        total_now = self.cube.group((), filters)
+        total_before = self.previous_cube.group((), filters) if self.previous_cube else None
+        n = sum(v["customers"] for v in now.values())
+        rows = [self._segment(dict(zip(by, k, strict=True)), v, n,
+                              None if before is None else before.get(k))
+                for k, v in now.items()]
+        rows.sort(key=lambda s: (-s.revenue_at_risk, -s.customers))
+        empty = {"customers": 0, "churn_sum": 0.0, "expected_value": 0.0,
+                 "revenue_at_risk": 0.0, "actions": np.zeros(len(self.cube.action_names))}
+        total = self._segment({}, total_now.get((), empty), n,
+                              None if total_before is None else total_before.get(()))
+        return rows, total
+
+    def _segment(self, key: dict[str, str], cell: dict[str, Any], n: int,
+                 before: dict[str, Any] | None) -> Segment:
+        size = cell["customers"]
+        acts = cell["actions"]
+        best = int(np.argmax(acts)) if len(acts) and acts.max() > 0 else None
+        change = None
+        if self.previous_cube is not None:
+            b = before or {"customers": 0, "churn_sum": 0.0, "revenue_at_risk": 0.0}
+            change = {
+                "customers": size - b["customers"],
+                "mean_risk": _mean(cell["churn_sum"], size) - _mean(b["churn_sum"],
+                                                                     b["customers"]),
+                "revenue_at_risk": cell["revenue_at_risk"] - b["revenue_at_risk"],
+            }
+        return Segment(key, size, size / n if n else 0.0, _mean(cell["churn_sum"], size),
+                       cell["expected_value"], cell["revenue_at_risk"],
+                       self.cube.action_names[best] if best is not None else None,
+                       float(acts[best]) / size if best is not None and size else 0.0, change)
+
+    # -- customers -----------------------------------------------------------------------
+    def rows(self, filters: Mapping[str, Sequence[str]], sort: str = "revenue_at_risk",
+             descending: bool = True) -> I64:
+        """Indices of the matching customers, sorted (ties by customer order)."""
+        self.check((), filters)
+        if sort not in SORTABLE:
+            raise SegmentQueryError(f"cannot sort by {sort!r}; sort by one of: "
+                                    f"{', '.join(SORTABLE)}", "sort")
+        mask = np.ones(self.table.num_rows, bool)
+        for name, wanted in filters.items():
+            d = self.dims[name]
+            lut = np.zeros(len(d.values), bool)
+            lut[[d.code_of(v, name) for v in wanted]] = True
+            mask &= lut[d.codes]
+        idx = np.flatnonzero(mask)
+        key = np.nan_to_num(self.table[sort].to_numpy(zero_copy_only=False)[idx], nan=-np.inf)
+        order = np.argsort(-key if descending else key, kind="stable")
+        return idx[order]
+
+    def page(self, filters: Mapping[str, Sequence[str]], sort: str, limit: int, offset: int
+             ) -> tuple[int, list[dict[str, Any]]]:
+        idx = self.rows(filters, sort)
+        chosen = self.table.take(pa.array(idx[offset:offset + limit]))
+        return len(idx), chosen.to_pylist()
+
+    def csv(self, filters: Mapping[str, Sequence[str]], sort: str = "revenue_at_risk",
+            block: int = 50_000) -> Iterator[bytes]:
+        """The matching customers as CSV (header first), in blocks: a large segment streams."""
+        idx = self.rows(filters, sort)
+        plain = self.plain
+        for start in range(0, max(len(idx), 1), block):
+            part = plain.take(pa.array(idx[start:start + block], pa.int64()))
+            buf = io.BytesIO()
+            pacsv.write_csv(part, buf, pacsv.WriteOptions(include_header=start == 0))
+            yield buf.getvalue()
+
+    @functools.cached_property
+    def plain(self) -> pa.Table:
+        """The table with dictionary columns decoded (CSV writes values, not codes)."""
+        cols = [pc.cast(c, c.type.value_type) if pa.types.is_dictionary(c.type) else c
+                for c in self.table.columns]
+        return pa.table(cols, names=self.table.column_names)
+
+
+def _mean(total: float, n: int) -> float:
+    return total / n if n else 0.0

@@ -1,0 +1,103 @@
+"""Score snapshots on disk: one folder per scoring run under ``<home>/scores``, holding the
+customers' scores (Parquet), the journey map (JSON) and what produced them (meta JSON). A file
+``LATEST`` names the newest complete one; it is replaced atomically after the folder is
+written, so a reader never sees a half-written snapshot."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.errors import ConfigError
+
+CUSTOMERS = "customers.parquet"
+MAP = "journey_map.json"
+META = "meta.json"
+LATEST = "LATEST"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    path: Path
+    meta: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    def customers(self) -> pa.Table:
+        return pq.read_table(self.path / CUSTOMERS)
+
+    def journey_map(self) -> dict[str, Any] | None:
+        f = self.path / MAP
+        if not f.exists():
+            return None
+        data: dict[str, Any] = json.loads(f.read_text(encoding="utf-8"))
+        return data
+
+
+def write_snapshot(root: Path, customers: pa.Table, journey_map: dict[str, Any] | None,
+                   meta: dict[str, Any], keep: int) -> Snapshot:
+    """Write a new snapshot, point LATEST at it, and delete all but the ``keep`` newest."""
+    root.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+    name = now.strftime("%Y%m%dT%H%M%S%fZ")
+    tmp = root / f".{name}.tmp"
+    tmp.mkdir()
+    pq.write_table(customers, tmp / CUSTOMERS, compression="zstd")
+    if journey_map is not None:
+        (tmp / MAP).write_text(json.dumps(journey_map, separators=(",", ":")), encoding="utf-8")
+    previous = latest(root)
+    full = {**meta, "id": name, "scored_at": now.isoformat().replace("+00:00", "Z"),
+            "previous": previous.id if previous else None,
+            "previous_as_of": previous.meta.get("as_of") if previous else None}
+    (tmp / META).write_text(json.dumps(full, indent=1), encoding="utf-8")
+    tmp.rename(root / name)
+    pointer = root / f".{LATEST}.tmp"
+    pointer.write_text(name, encoding="utf-8")
+    os.replace(pointer, root / LATEST)
+    _prune(root, keep)
+    return Snapshot(root / name, full)
+
+
+def _prune(root: Path, keep: int) -> None:
+    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for old in names[:-keep]:
+        shutil.rmtree(root / old, ignore_errors=True)
+
+
+def read_snapshot(path: Path) -> Snapshot:
+    try:
+        meta = json.loads((path / META).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not a readable score snapshot ({exc})") from exc
+    return Snapshot(path, meta)
+
+
+def latest(root: Path) -> Snapshot | None:
+    name = latest_name(root)
+    return read_snapshot(root / name) if name else None
+
+
+def previous_of(root: Path, snapshot: Snapshot) -> Snapshot | None:
+    """The snapshot scored before ``snapshot``, when it is still kept."""
+    prev = snapshot.meta.get("previous")
+    if not prev or not (root / prev / META).exists():
+        return None
+    return read_snapshot(root / prev)
+
+
+def latest_name(root: Path) -> str | None:
+    """The newest snapshot's folder name (a small read: what a reader polls to notice one)."""
+    try:
+        return (root / LATEST).read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None

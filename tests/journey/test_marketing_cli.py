@@ -1,0 +1,75 @@
+"""`journey score` and `journey segments` through typer's CliRunner on the small world, with
+its champions in a home of the module's own."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from serving.snapshots import latest
+from tests.journey.cli_helpers import fails, ok
+from tests.serving.conftest import AS_OF, Served, build_served
+from tests.training.world import Trained, UpliftTrained, World, clean_env, one_thread
+
+pytestmark = pytest.mark.slow  # needs the trained world
+
+
+@pytest.fixture(scope="module")
+def home(world: World, trained: Trained, uplift_trained: UpliftTrained,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    served = build_served(world, trained, uplift_trained, tmp_path_factory.mktemp("cli-home"))
+    with clean_env(), one_thread(), pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JOURNEY_HOME", str(served.home))
+        mp.setenv("JOURNEY_STORE", str(world.store))
+        mp.setenv("JOURNEY_MLFLOW_TRACKING_URI", served.tracking_uri)
+        yield served
+
+
+@pytest.fixture(scope="module")
+def scored(home: Served) -> list[str]:
+    return ok("score", "--as-of", AS_OF.isoformat())
+
+
+def test_score_writes_a_snapshot_and_prints_the_tiers(home: Served, scored: list[str]) -> None:
+    snap = latest(home.home / "scores")
+    assert snap is not None and snap.meta["customers"] > 0
+    assert any(line.startswith(f"snapshot {snap.id}") for line in scored)
+    table = snap.customers()
+    assert table.num_rows == snap.meta["customers"]
+    assert {"churn", "tier", "revenue_at_risk", "top_action", "region"} <= set(
+        table.column_names)
+    total = [line for line in scored if line.startswith("all")]
+    assert total and f"{snap.meta['customers']:,}" in total[0]
+    assert snap.journey_map() is not None
+
+
+def test_segments_prints_a_table_and_exports_a_segment(home: Served, scored: list[str],
+                                                       tmp_path: Path) -> None:
+    lines = ok("segments", "--by", "tier,stage", "--where", "tier=high")
+    assert lines[0].split()[:2] == ["tier", "stage"]
+    assert all(line.startswith(("high", "all")) for line in lines[1:])
+    out = tmp_path / "high.csv"
+    done = ok("segments", "--where", "tier=high", "--where", "stage=awareness,consideration",
+              "--export", str(out))
+    rows = list(csv.DictReader(out.open()))
+    assert done[0].startswith(f"{len(rows):,} customers")
+    assert rows and all(r["tier"] == "high" for r in rows)
+    assert {r["stage"] for r in rows} <= {"awareness", "consideration"}
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--by", "colour"], "'colour' is not a segment dimension"),
+    (["--where", "tier"], "write DIM=VALUE"),
+    (["--where", "region=atlantis"], "'atlantis' is not a value of region"),
+    (["--snapshot", "19990101T000000000000Z"], "not a readable score snapshot"),
+])
+def test_segments_errors_say_what_is_wrong(home: Served, scored: list[str], args: list[str],
+                                           says: str) -> None:
+    assert says in fails("segments", *args)
+
+
+def test_score_refuses_a_missing_store(home: Served, tmp_path: Path) -> None:
+    assert "no event store" in fails("score", "--store", str(tmp_path / "none.duckdb"))

@@ -1,0 +1,164 @@
+"""Segments of a hand-built snapshot: the cube's sums, filters, changes against the previous
+snapshot, top actions, drill-down order and the CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from serving.segments import SegmentBook, SegmentQueryError
+from serving.snapshots import Snapshot, latest, previous_of, write_snapshot
+
+DIMS = ("tier", "stage", "region")
+
+
+def table(rows: list[tuple[str, str, str | None, str | None, float, float, str | None]]
+          ) -> pa.Table:
+    ids, tiers, stages, regions, churn, value, actions = zip(*rows, strict=True)
+    return pa.table({
+        "customer_id": list(ids),
+        "tier": pa.array(tiers).dictionary_encode(),
+        "stage": pa.array(stages, pa.string()).dictionary_encode(),
+        "region": pa.array(regions, pa.string()).dictionary_encode(),
+        "churn": list(churn), "conversion": [0.1] * len(ids),
+        "expected_value": list(value),
+        "revenue_at_risk": [c * v for c, v in zip(churn, value, strict=True)],
+        "recency_days": [float(i) for i in range(len(ids))],
+        "top_action": pa.array(actions, pa.string()),
+    })
+
+
+NOW = [
+    ("a", "high", "decision", "north", 0.9, 100.0, "discount_email"),
+    ("b", "high", "decision", "south", 0.7, 50.0, "discount_email"),
+    ("c", "high", "awareness", "north", 0.8, 10.0, None),
+    ("d", "low", "decision", "north", 0.1, 1000.0, "loyalty_offer"),
+    ("e", "low", None, None, 0.2, 0.0, None),
+]
+BEFORE = [
+    ("a", "low", "decision", "north", 0.2, 100.0, None),
+    ("b", "high", "decision", "south", 0.65, 40.0, None),
+]
+
+
+@pytest.fixture
+def book(tmp_path: Path) -> SegmentBook:
+    write_snapshot(tmp_path, table(BEFORE), None, {"as_of": "2025-01-01Z"}, keep=5)
+    snap = write_snapshot(tmp_path, table(NOW), {"funnel": []}, {"as_of": "2025-02-01Z"}, keep=5)
+    return SegmentBook(snap, DIMS, previous_of(tmp_path, snap))
+
+
+def test_segments_sum_the_customers_of_each_cut(book: SegmentBook) -> None:
+    rows, total = book.segments(["tier"], {})
+    high = next(s for s in rows if s.key == {"tier": "high"})
+    assert high.customers == 3 and high.share == pytest.approx(0.6)
+    assert high.mean_risk == pytest.approx((0.9 + 0.7 + 0.8) / 3)
+    assert high.revenue_at_risk == pytest.approx(90 + 35 + 8)
+    assert high.expected_value == pytest.approx(160)
+    assert high.top_action == "discount_email" and high.top_action_share == pytest.approx(2 / 3)
+    assert total.customers == 5 and total.revenue_at_risk == pytest.approx(133 + 100 + 0)
+    assert [s.key["tier"] for s in rows] == ["high", "low"]  # most revenue at risk first
+
+
+def test_missing_values_form_their_own_segment(book: SegmentBook) -> None:
+    rows, _ = book.segments(["stage", "region"], {"tier": ["low"]})
+    keys = {(s.key["stage"], s.key["region"]) for s in rows}
+    assert keys == {("decision", "north"), ("(none)", "(none)")}
+    none = next(s for s in rows if s.key["stage"] == "(none)")
+    assert none.top_action is None and none.top_action_share == 0
+
+
+def test_changes_are_against_the_previous_snapshot(book: SegmentBook) -> None:
+    rows, total = book.segments(["tier"], {})
+    high = next(s for s in rows if s.key == {"tier": "high"})
+    assert high.change == pytest.approx({"customers": 2, "mean_risk": 0.8 - 0.65,
+                                         "revenue_at_risk": 133 - 26})
+    low = next(s for s in rows if s.key == {"tier": "low"})
+    assert low.change is not None and low.change["customers"] == 1
+    assert total.change is not None and total.change["customers"] == 3
+
+
+def test_filters_combine_across_dimensions(book: SegmentBook) -> None:
+    rows, total = book.segments(["region"], {"tier": ["high"], "stage": ["decision"]})
+    assert total.customers == 2 and {s.key["region"] for s in rows} == {"north", "south"}
+    _, both = book.segments([], {"region": ["north", "south"]})
+    assert both.customers == 4
+
+
+def test_drill_down_sorts_and_pages(book: SegmentBook) -> None:
+    n, rows = book.page({"tier": ["high"]}, "revenue_at_risk", 2, 0)
+    assert n == 3 and [r["customer_id"] for r in rows] == ["a", "b"]
+    _, rest = book.page({"tier": ["high"]}, "revenue_at_risk", 2, 2)
+    assert [r["customer_id"] for r in rest] == ["c"]
+    _, by_churn = book.page({}, "churn", 5, 0)
+    assert [r["customer_id"] for r in by_churn] == ["a", "c", "b", "e", "d"]
+
+
+def test_export_writes_the_matching_customers_in_blocks(book: SegmentBook) -> None:
+    text = b"".join(book.csv({"region": ["north"]}, block=1)).decode()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["customer_id"] for r in rows] == ["d", "a", "c"]  # 100, 90, 8 at risk
+    assert rows[1]["tier"] == "high" and rows[1]["stage"] == "decision"
+    assert text.count("customer_id") == 1  # one header for all blocks
+
+
+@pytest.mark.parametrize(("by", "filters", "field"), [
+    (["colour"], {}, "by[0]"),
+    (["tier", "tier"], {}, "by"),
+    (["tier"], {"planet": ["mars"]}, "planet"),
+    (["tier"], {"region": ["atlantis"]}, "region"),
+])
+def test_bad_queries_name_the_field(book: SegmentBook, by: list[str],
+                                    filters: dict[str, list[str]], field: str) -> None:
+    with pytest.raises(SegmentQueryError) as err:
+        book.segments(by, filters)
+    assert err.value.field == field
+
+
+def test_latest_points_at_the_newest_and_old_ones_are_pruned(tmp_path: Path) -> None:
+    made: list[Snapshot] = [write_snapshot(tmp_path, table(NOW), None, {"as_of": str(i)}, 2)
+                            for i in range(4)]
+    newest = latest(tmp_path)
+    assert newest is not None and newest.id == made[-1].id
+    kept = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
+    assert kept == [made[2].id, made[3].id]
+    prev = previous_of(tmp_path, newest)
+    assert prev is not None and prev.id == made[2].id
+    assert previous_of(tmp_path, made[2]) is None  # its previous one was pruned
+
+
+def test_a_damaged_snapshot_is_reported_not_fatal(tmp_path: Path) -> None:
+    from features.spec import load_spec
+    from features.taxonomy import load_taxonomy
+    from models.actions import load_catalog
+    from serving.errors import NoSnapshotError
+    from serving.marketing import Marketing
+    from serving.settings import ServeSettings
+
+    snap = write_snapshot(tmp_path, table(NOW), None, {"as_of": "x"}, 3)
+    (snap.path / "customers.parquet").write_bytes(b"PAR1 not really")
+    spec = load_spec(None, load_taxonomy(None))
+    marketing = Marketing(ServeSettings(home=tmp_path, scores=tmp_path), spec, load_catalog())
+    marketing.preload()  # logs, does not raise: the service still starts
+    with pytest.raises(NoSnapshotError, match="cannot be read"):
+        marketing.book()
+
+
+def test_query_filters_split_on_commas_unless_the_value_has_one() -> None:
+    from serving.errors import BadRequestError
+    from serving.marketing import parse_query
+
+    known = {"region": ("north", "south", "Paris, France")}
+    params = [("by", "tier"), ("region", "north,south"), ("region", "Paris, France")]
+    assert parse_query(params, DIMS, ("by",), known) == {
+        "region": ["north", "south", "Paris, France"]}
+    with pytest.raises(BadRequestError) as err:
+        parse_query([("planet", "mars")], DIMS, ("by",), known)
+    assert err.value.field == "planet"
+    with pytest.raises(BadRequestError) as err:
+        parse_query([("tier", " , ")], DIMS, (), known)
+    assert err.value.field == "tier"
