@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from features.mapping import ColumnMapping
 from features.normalize import Normalizer
-from features.readers import BATCH_ROWS, Reject, read_batches, source_files
+from features.readers import BATCH_ROWS, ReadLimits, Reject, read_batches, source_files
 from features.taxonomy import Taxonomy
 
 REJECT_HEADER = ("source", "line", "field", "reason", "value")
@@ -58,7 +58,9 @@ class RejectsWriter:
             return
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = self.path.open("w", newline="", encoding="utf-8")
+            # Values are clipped to valid text when read; "replace" is the last guard, so a
+            # stray byte never stops a load while it reports its rejects.
+            self._fh = self.path.open("w", newline="", encoding="utf-8", errors="replace")
             self._writer = csv.DictWriter(self._fh, fieldnames=REJECT_HEADER)
             self._writer.writeheader()
         self._writer.writerows(rows)
@@ -75,20 +77,23 @@ def load_events(
     report: LoadReport,
     rejects_path: Path | None = None,
     batch_rows: int = BATCH_ROWS,
+    limits: ReadLimits | None = None,
 ) -> Iterator[pa.Table]:
     """Yield batches of valid canonical events from a file or a directory of files.
 
     ``report`` is filled in as batches are produced, so it is complete once the iterator is.
+    ``limits``: the largest field, row and batch a reader accepts (defaults: ReadLimits()).
     """
     files = source_files(Path(path))
     report.rejects_path = rejects_path
     writer = RejectsWriter(rejects_path)
     normalizer = Normalizer(mapping, taxonomy)
+    wanted = mapping.wanted_columns()
     try:
         for file in files:
             report.files.append(str(file))
-            for raw in read_batches(file, batch_rows):
-                valid, rejects = normalizer(raw.table, str(file))
+            for raw in read_batches(file, batch_rows, limits, wanted):
+                valid, rejects = normalizer(raw.table, str(file), raw.source_columns)
                 _record_rejects(str(file), raw.rejects, rejects, report, writer)
                 report.rows_read += raw.table.num_rows + len(raw.rejects)
                 report.valid += valid.num_rows

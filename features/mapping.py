@@ -48,6 +48,11 @@ class ColumnMapping:
                 )
         return resolved
 
+    def wanted_columns(self) -> frozenset[str]:
+        """Every source column this mapping can read; readers keep only these."""
+        return frozenset(c for cands in self.columns.values() for c in cands) | frozenset(
+            self.properties)
+
     def extra_columns(self, available: list[str]) -> list[str]:
         present = set(available)
         return [c for c in self.properties if c in present]

@@ -25,6 +25,13 @@ from features.schema import (
 from features.taxonomy import Taxonomy
 
 MIN_TS, MAX_TS = "1970-01-01", "2100-01-01"
+# Epoch numbers are clamped to +-1e17 us (years -1200..5138) before becoming timestamps: DuckDB
+# raises, for the whole batch, on values past its range; clamped, they fail the range check.
+EPOCH_CLAMP_US = 10**17
+MAX_CACHED_SQL = 64  # one query per raw schema seen; bounded, whatever a source throws at it
+# Per batch, to find the rows behind an unforeseen DuckDB error: ~12 such rows are isolated
+# exactly (about 34 queries each); past that a failing part is rejected whole, with the error.
+MAX_ISOLATING_QUERIES = 400
 # Rows without an event_id get one derived from their content; the store numbers identical rows
 # of one load apart (two identical purchases on one day are two purchases, not a re-send).
 DERIVED_ID = "_derived_id"
@@ -135,17 +142,23 @@ class Normalizer:
     def close(self) -> None:
         self._con.close()
 
-    def __call__(self, raw: pa.Table, where: str) -> tuple[pa.Table, pa.Table]:
-        """(valid events in EVENT_SCHEMA, rejects in REJECT_SCHEMA) for one raw batch."""
+    def __call__(
+        self, raw: pa.Table, where: str, source_columns: list[str] | None = None
+    ) -> tuple[pa.Table, pa.Table]:
+        """(valid events in EVENT_SCHEMA, rejects in REJECT_SCHEMA) for one raw batch.
+
+        ``source_columns``: every column of the source, in its order, when the reader kept only
+        some (the wanted ones); they name what the file has when a required column is missing.
+        """
         if raw.num_rows == 0:
             return STAGED_SCHEMA.empty_table(), REJECT_SCHEMA.empty_table()
         key = tuple((f.name, str(f.type)) for f in raw.schema)
         sql = self._sql_cache.get(key)
         if sql is None:
-            sql = self._sql_cache[key] = self._build_sql(raw.schema, where)
-        self._con.register("raw", raw)
-        out = self._con.execute(sql).to_arrow_table()
-        self._con.unregister("raw")
+            if len(self._sql_cache) >= MAX_CACHED_SQL:
+                self._sql_cache.clear()
+            sql = self._sql_cache[key] = self._build_sql(raw.schema, where, source_columns)
+        out, failed = self._execute(sql, raw)
         bad = pc.is_valid(out["check_no"])
         valid = out.filter(pc.invert(bad)).select([*EVENT_FIELDS, DERIVED_ID]).cast(STAGED_SCHEMA)
         rejected = out.filter(bad)
@@ -155,8 +168,42 @@ class Normalizer:
             "field": pa.array([self._checks[c].field for c in codes], pa.string()),
             "reason": pa.array([self._checks[c].reason for c in codes], pa.string()),
             "value": rejected["bad_value"],
-        })
-        return valid, rejects.cast(REJECT_SCHEMA)
+        }).cast(REJECT_SCHEMA)
+        if failed:
+            rejects = pa.concat_tables([rejects, pa.table({
+                "line": pa.array([line for line, _ in failed], pa.int64()),
+                "field": pa.array([""] * len(failed), pa.string()),
+                "reason": pa.array([f"value the checks did not foresee: {why}"
+                                    for _, why in failed], pa.string()),
+                "value": pa.array([""] * len(failed), pa.string()),
+            })])
+        return valid, rejects
+
+    def _execute(self, sql: str, raw: pa.Table,
+                 budget: list[int] | None = None) -> tuple[pa.Table, list[tuple[int, str]]]:
+        """The batch query's result, and (line, error) of rows it failed on. A DuckDB error means
+        a value no check foresaw; halving the batch narrows it down to the rows that cause it,
+        which are rejected with the error, instead of the whole load failing. ``budget`` caps
+        the extra queries: past it, a failing part is rejected whole (a batch of 100k bad rows
+        would otherwise take 200k queries)."""
+        budget = [MAX_ISOLATING_QUERIES] if budget is None else budget
+        self._con.register("raw", raw)
+        try:
+            return self._con.execute(sql).to_arrow_table(), []
+        except duckdb.InterruptException:
+            raise
+        except duckdb.Error as exc:
+            why = str(exc).strip().splitlines()[0][:200]
+        finally:
+            self._con.unregister("raw")
+        budget[0] -= 1
+        if raw.num_rows == 1 or budget[0] <= 0:
+            empty, _ = self._execute(sql, raw.slice(0, 0), budget)
+            return empty, [(int(line), why) for line in raw[LINE_COLUMN].to_pylist()]
+        half = raw.num_rows // 2
+        first, bad_first = self._execute(sql, raw.slice(0, half), budget)
+        second, bad_second = self._execute(sql, raw.slice(half), budget)
+        return pa.concat_tables([first, second]), bad_first + bad_second
 
     # -- SQL construction -------------------------------------------------------------------
     def _text(self, canonical: str, resolved: dict[str, tuple[str, ...]]) -> str:
@@ -180,10 +227,16 @@ class Normalizer:
         parts = []
         for fmt in self.mapping.ts_format:
             if fmt == ISO8601:
-                parts.append(f"TRY_CAST({text} AS TIMESTAMPTZ)")
+                # DuckDB also reads words ('epoch' is 1970-01-01, 'infinity'); a date starts
+                # with a digit.
+                parts.append(f"CASE WHEN ord({text}) BETWEEN 48 AND 57 "
+                             f"THEN TRY_CAST({text} AS TIMESTAMPTZ) END")
             elif fmt in EPOCH_UNITS:
                 micros = f"TRY_CAST(TRY_CAST({text} AS DOUBLE) * {EPOCH_UNITS[fmt]} AS BIGINT)"
-                parts.append(f"CAST(make_timestamp({micros}) AS TIMESTAMPTZ)")
+                # greatest/least skip NULLs: an unparseable number must stay NULL.
+                clamped = (f"CASE WHEN {micros} IS NOT NULL THEN "
+                           f"greatest(-{EPOCH_CLAMP_US}, least({EPOCH_CLAMP_US}, {micros})) END")
+                parts.append(f"CAST(make_timestamp({clamped}) AS TIMESTAMPTZ)")
             else:
                 parts.append(f"CAST(TRY_STRPTIME({text}, {sql_str(fmt)}) AS TIMESTAMPTZ)")
         return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
@@ -199,8 +252,14 @@ class Normalizer:
         return (f"CASE WHEN {base} IS NULL THEN {extra} WHEN {is_json_object(base)} "
                 f"THEN CAST(json_merge_patch({base}, {extra}) AS VARCHAR) ELSE {base} END")
 
-    def _build_sql(self, schema: pa.Schema, where: str) -> str:
-        resolved = self.mapping.resolve([n for n in schema.names if n != LINE_COLUMN], where)
+    def _build_sql(self, schema: pa.Schema, where: str, source_columns: list[str] | None) -> str:
+        # Source columns the reader left out are not the mapping's (it kept all of those), so
+        # they only make a missing-column message name everything the file has.
+        present = [n for n in schema.names if n != LINE_COLUMN]
+        listed = [n for n in source_columns or [] if n != LINE_COLUMN]
+        seen = set(listed)
+        available = listed + [n for n in present if n not in seen]
+        resolved = self.mapping.resolve(available, where)
         channel_default = sql_str(self.mapping.defaults.get("channel", DEFAULT_CHANNEL))
         value_col = resolved["value"][0] if "value" in resolved else None
         value_numeric = value_col is not None and (

@@ -1,32 +1,46 @@
 """Raw readers: a source file -> batches of source rows with their line numbers.
 
 Readers never crash on bad content: rows they cannot parse (wrong field count, invalid UTF-8,
-oversized fields, malformed JSON, a gzip stream cut short) become rejects with the line, and
-reading goes on with the next row where the format allows it.
+NUL bytes, oversized rows or fields, an unterminated quote, malformed JSON, a gzip stream cut
+short or corrupt) become rejects with the line, and reading goes on with the next row where the
+format allows it. A file that cannot be read at all (missing, unknown type, not Parquet, an
+unreadable header) is a SourceError naming it. Only the columns the mapping can use are kept
+(``wanted``), so memory follows what is loaded, not what the file carries.
 """
 
 from __future__ import annotations
 
-import csv
 import gzip
-import io
-import json
-import zlib
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from features.errors import SourceError
+from features.read_base import (
+    BATCH_ROWS,
+    LINE_COLUMN,
+    MAX_FIELD_BYTES,
+    MAX_RAW_CHARS,
+    MAX_ROW_BYTES,
+    BinarySource,
+    RawBatch,
+    ReadLimits,
+    Reject,
+    wanted_names,
+)
+from features.read_csv import read_delimited
+from features.read_jsonl import read_jsonl
 
-LINE_COLUMN = "_line"
-# Reject reasons read "category: details"; the load report counts rejects per category.
-BATCH_ROWS = 100_000
-MAX_FIELD_BYTES = 1 << 20  # a single field above 1 MiB is rejected, not loaded
-MAX_RAW_CHARS = 500  # how much of a rejected row the rejects file keeps
+__all__ = [
+    "BATCH_ROWS", "FORMATS", "LINE_COLUMN", "MAX_FIELD_BYTES", "MAX_RAW_CHARS", "MAX_ROW_BYTES",
+    "RawBatch", "ReadLimits", "Reject", "detect_format", "read_batches", "source_files",
+]
 FORMATS = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -37,24 +51,6 @@ FORMATS = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
-# What read_batches opens a text source as: a plain or a gzip-decompressing binary stream.
-BinarySource = io.BufferedReader | gzip.GzipFile
-
-
-@dataclass(frozen=True)
-class Reject:
-    source: str
-    line: int
-    reason: str
-    raw: str = ""
-
-
-@dataclass
-class RawBatch:
-    """Source rows (columns as read) plus a ``_line`` column, and the rows that failed to parse."""
-
-    table: pa.Table
-    rejects: list[Reject] = field(default_factory=list)
 
 
 def detect_format(path: Path) -> tuple[str, bool]:
@@ -95,216 +91,103 @@ def source_files(path: Path) -> list[Path]:
     return [path]
 
 
-def read_batches(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[RawBatch]:
-    fmt, gz = detect_format(path)
-    if fmt == "parquet":
-        yield from _read_parquet(path, batch_rows)
-        return
-    opener = gzip.open if gz else open
-    with opener(path, "rb") as binary:
-        if fmt == "jsonl":
-            yield from _read_jsonl(binary, str(path), batch_rows)
-        else:
-            delimiter = "\t" if fmt == "tsv" else ","
-            yield from _read_delimited(binary, str(path), delimiter, batch_rows)
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_RAW_CHARS else text[:MAX_RAW_CHARS] + "…"
-
-
-def _invalid_utf8(values: list[str]) -> bool:
-    # Undecodable bytes arrive as lone surrogates (errors="surrogateescape").
-    for v in values:
-        if not v.isascii():
-            try:
-                v.encode("utf-8")
-            except UnicodeEncodeError:
-                return True
-    return False
-
-
-def _strings_table(header: list[str], rows: list[list[Any]], lines: list[int]) -> pa.Table:
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in header]
-    arrays = [pa.array(col, pa.string()) for col in columns]
-    arrays.append(pa.array(lines, pa.int64()))
-    return pa.Table.from_arrays(arrays, names=[*header, LINE_COLUMN])
-
-
-_TRUNCATED = (EOFError, zlib.error, gzip.BadGzipFile)
-
-
-def _read_delimited(
-    binary: BinarySource, source: str, delimiter: str, batch_rows: int
+def read_batches(
+    path: Path,
+    batch_rows: int = BATCH_ROWS,
+    limits: ReadLimits | None = None,
+    wanted: frozenset[str] | None = None,
 ) -> Iterator[RawBatch]:
-    csv.field_size_limit(MAX_FIELD_BYTES)
-    text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
-    reader = csv.reader(text, delimiter=delimiter)
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    rejects: list[Reject] = []
-    header: list[str] | None = None
-    while True:
-        start = reader.line_num + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            rejects.append(Reject(source, start, f"malformed CSV row: {exc}"))
-            continue
-        except _TRUNCATED as exc:
-            rejects.append(
-                Reject(source, start, f"file ends early: truncated compressed data ({exc})")
-            )
-            break
-        if not row:
-            continue
-        if header is None:
-            header = _unique_header(row, source)
-            continue
-        if len(row) != len(header):
-            reason = f"wrong number of fields: expected {len(header)}, got {len(row)}"
-            rejects.append(Reject(source, start, reason, _clip(delimiter.join(row))))
-            continue
-        if _invalid_utf8(row):
-            raw = delimiter.join(row).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-            rejects.append(Reject(source, start, "invalid UTF-8 bytes", _clip(raw)))
-            continue
-        rows.append(row)
-        lines.append(start)
-        if len(rows) >= batch_rows:
-            yield RawBatch(_strings_table(header, rows, lines), rejects)
-            rows, lines, rejects = [], [], []
-    if header is None:
-        header = []
-    yield RawBatch(_strings_table(header, rows, lines), rejects)
+    """Raw batches of one file: the ``wanted`` source columns (None: all) and the rejects."""
+    fmt, gz = detect_format(path)
+    limits = limits or ReadLimits()
+    wanted = wanted_names(wanted)
+    try:
+        if fmt == "parquet":
+            yield from _read_parquet(path, batch_rows, wanted)
+            return
+        with _open(path, gz) as binary:
+            if fmt == "jsonl":
+                yield from read_jsonl(binary, str(path), batch_rows, limits, wanted)
+            else:
+                delimiter = "\t" if fmt == "tsv" else ","
+                yield from read_delimited(binary, str(path), delimiter, batch_rows, limits,
+                                          wanted)
+    except OSError as exc:  # permissions, I/O errors: the file as a whole cannot be read
+        raise SourceError(f"{path}: cannot be read: {exc}") from exc
 
 
-def _unique_header(row: list[str], source: str) -> list[str]:
-    header = [h.strip() for h in row]
-    if _invalid_utf8(header):
-        raise SourceError(f"{source}: line 1: the header is not valid UTF-8")
-    dupes = sorted({h for h in header if header.count(h) > 1})
+def _open(path: Path, gz: bool) -> AbstractContextManager[BinarySource]:
+    if gz:
+        return cast(AbstractContextManager[BinarySource], gzip.open(path, "rb"))
+    return path.open("rb")
+
+
+def _parquet_columns(path: Path, names: list[str], wanted: frozenset[str] | None) -> list[str]:
+    """The file's columns to read: the wanted ones present, each once."""
+    keep = [n for n in names if n != LINE_COLUMN and (wanted is None or n in wanted)]
+    dupes = sorted(n for n, k in Counter(keep).items() if k > 1)
     if dupes:
-        raise SourceError(f"{source}: line 1: duplicate column names {dupes}")
-    return header
+        raise SourceError(f"{path}: duplicate column names {dupes}")
+    return keep
 
 
-def _flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested objects become ``parent_child`` columns and stay available whole as JSON text."""
-    flat: dict[str, Any] = {}
-    for key, value in obj.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat[name] = json.dumps(value, ensure_ascii=False, sort_keys=True)
-            flat.update(_flatten(value, f"{name}_"))
-        elif isinstance(value, list):
-            flat[name] = json.dumps(value, ensure_ascii=False)
-        elif value is None:
-            flat[name] = None
-        elif isinstance(value, bool):
-            flat[name] = "true" if value else "false"
-        else:
-            flat[name] = str(value)
-    return flat
-
-
-def _read_jsonl(binary: BinarySource, source: str, batch_rows: int) -> Iterator[RawBatch]:
-    records: list[dict[str, Any]] = []
-    lines: list[int] = []
-    rejects: list[Reject] = []
-    number = 0
-
-    def flush() -> RawBatch:
-        keys: dict[str, None] = {}
-        for rec in records:
-            keys.update(dict.fromkeys(rec))
-        header = list(keys)
-        rows = [[rec.get(k) for k in header] for rec in records]
-        return RawBatch(_strings_table(header, rows, lines), rejects)
-
-    while True:
-        number += 1
-        try:
-            raw = binary.readline(MAX_FIELD_BYTES + 1)
-        except _TRUNCATED as exc:
-            rejects.append(
-                Reject(source, number, f"file ends early: truncated compressed data ({exc})")
-            )
-            break
-        if not raw:
-            break
-        if len(raw) > MAX_FIELD_BYTES and not raw.endswith(b"\n"):
-            if not _skip_rest_of_line(binary):
-                rejects.append(Reject(source, number, "file ends early: truncated compressed data"))
-                break
-            rejects.append(Reject(source, number, f"line longer than {MAX_FIELD_BYTES} bytes"))
-            continue
-        if not raw.strip():
-            continue
-        record = _parse_json_line(raw, source, number, rejects)
-        if record is None:
-            continue
-        records.append(record)
-        lines.append(number)
-        if len(records) >= batch_rows:
-            yield flush()
-            records, lines, rejects = [], [], []
-    yield flush()
-
-
-def _skip_rest_of_line(binary: BinarySource) -> bool:
-    try:
-        while True:
-            chunk = binary.readline(MAX_FIELD_BYTES)
-            if not chunk or chunk.endswith(b"\n"):
-                return True
-    except _TRUNCATED:
-        return False
-
-
-def _parse_json_line(
-    raw: bytes, source: str, number: int, rejects: list[Reject]
-) -> dict[str, Any] | None:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        rejects.append(Reject(source, number, f"invalid UTF-8 bytes: at byte {exc.start}",
-                              _clip(raw.decode("utf-8", "replace"))))
-        return None
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        reason = f"malformed JSON: {exc.msg} at column {exc.colno}"
-        rejects.append(Reject(source, number, reason, _clip(text)))
-        return None
-    if not isinstance(obj, dict):
-        rejects.append(Reject(source, number, "a JSON line must be an object", _clip(text)))
-        return None
-    return _flatten(obj)
-
-
-def _read_parquet(path: Path, batch_rows: int) -> Iterator[RawBatch]:
+def _read_parquet(path: Path, batch_rows: int,
+                  wanted: frozenset[str] | None) -> Iterator[RawBatch]:
     try:
         pf = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as exc:
         raise SourceError(f"{path}: not a readable Parquet file: {exc}") from exc
+    names = list(pf.schema_arrow.names)
+    columns = _parquet_columns(path, names, wanted)
     first_row = 1
     for group in range(pf.num_row_groups):
         n = pf.metadata.row_group(group).num_rows
         try:
-            table = pf.read_row_group(group)
+            table = pf.read_row_group(group, columns=columns)
         except (pa.ArrowException, OSError) as exc:
             last_row = first_row + n - 1
             reason = f"unreadable row group: group {group}, rows {first_row}-{last_row}: {exc}"
             reject = Reject(str(path), first_row, reason)
-            yield RawBatch(pa.table({LINE_COLUMN: pa.array([], pa.int64())}), [reject])
+            yield RawBatch(pa.table({LINE_COLUMN: pa.array([], pa.int64())}), [reject], names)
             first_row += n
             continue
         for start in range(0, n, batch_rows):
             part = table.slice(start, batch_rows)
             first = first_row + start
             lines = pa.array(range(first, first + part.num_rows), pa.int64())
-            yield RawBatch(part.append_column(LINE_COLUMN, lines))
+            part, rejects = _without_nul_rows(part.append_column(LINE_COLUMN, lines), str(path))
+            yield RawBatch(part, rejects, names)
         first_row += n
+
+
+def _without_nul_rows(table: pa.Table, source: str) -> tuple[pa.Table, list[Reject]]:
+    """Rows with a NUL in a text column become rejects (text formats reject them when read)."""
+    bad = None
+    first_bad: dict[int, str] = {}
+    for name in table.column_names:
+        column = table[name]
+        if pa.types.is_dictionary(column.type):
+            # Looking at the few distinct values first spares decoding the column.
+            if not any(_has_nul(chunk.dictionary) for chunk in column.chunks):
+                continue
+            column = column.cast(column.type.value_type)
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        hit = pc.fill_null(pc.match_substring(column, "\x00"), False)
+        if not pc.any(hit).as_py():
+            continue
+        for i in pc.indices_nonzero(hit).to_pylist():
+            first_bad.setdefault(i, name)
+        bad = hit if bad is None else pc.or_(bad, hit)
+    if bad is None:
+        return table, []
+    lines = table[LINE_COLUMN].to_pylist()
+    rejects = [Reject(source, lines[i], f"NUL byte: in column {name!r}")
+               for i, name in sorted(first_bad.items())]
+    return table.filter(pc.invert(bad)), rejects
+
+
+def _has_nul(values: pa.Array) -> bool:
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        return False
+    return bool(pc.any(pc.match_substring(values, "\x00")).as_py())

@@ -22,6 +22,7 @@ from features.mapping import ColumnMapping
 from features.normalize import DERIVED_ID
 from features.normalize import quote as quote_ident
 from features.normalize import sql_str as sql_literal
+from features.readers import ReadLimits
 from features.rows import append_rows
 from features.schema import (
     ATTRIBUTES_DDL,
@@ -307,6 +308,7 @@ class EventStore:
         mapping: ColumnMapping,
         taxonomy: Taxonomy,
         rejects_path: Path | None = None,
+        limits: ReadLimits | None = None,
     ) -> IngestReport:
         """Load a file (or directory) and append its valid rows in one transaction."""
         report = LoadReport()
@@ -316,7 +318,8 @@ class EventStore:
         )
         received = 0
         try:
-            for batch in load_events(path, mapping, taxonomy, report, rejects_path):
+            for batch in load_events(path, mapping, taxonomy, report, rejects_path,
+                                     limits=limits):
                 self.con.register("incoming", batch)
                 self.con.execute("INSERT INTO staged SELECT * FROM incoming")
                 self.con.unregister("incoming")
