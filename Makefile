@@ -36,8 +36,10 @@ demo: setup
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey uplift --experiment experiments/uplift.yaml --store $(DEMO)/events.duckdb
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey promote --store $(DEMO)/events.duckdb --out $(DEMO)/snapshots
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey compare --out $(DEMO)/reports
+	JOURNEY_HOME=$(DEMO) $(BIN)/journey personas --as-of 2026-01-01 --store $(DEMO)/events.duckdb
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey score --as-of 2026-01-01 --store $(DEMO)/events.duckdb
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey segments --by tier,stage
+	JOURNEY_HOME=$(DEMO) $(BIN)/journey kpis --by persona
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey keys create demo --role admin > $(DEMO)/demo.key
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey keys create marketer --role marketer > $(DEMO)/marketer.key
 	JOURNEY_HOME=$(DEMO) JOURNEY_STORE=$(DEMO)/events.duckdb JOURNEY_AS_OF=2026-01-01T00:00:00Z \
@@ -75,7 +77,7 @@ lint: setup
 
 # Benchmarks write their figures to benchmarks/results/NAME.json. The features benchmark creates
 # benchmarks/.venv-peers (featuretools, lifetimes: pinned apart from Journey) on first use.
-BENCHES := simulate features quality serving nba segments attribution
+BENCHES := simulate features quality serving nba segments attribution personas load
 
 bench: setup
 	for b in $(BENCHES); do $(BIN)/python benchmarks/$$b.py || exit 1; done

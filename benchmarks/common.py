@@ -39,15 +39,18 @@ def peak_rss_mb() -> dict[str, float]:
     return {"self": round(own, 1), "children": round(children, 1)}
 
 
-def write_result(name: str, figures: dict[str, Any], quick: bool) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def write_result(name: str, figures: dict[str, Any], quick: bool,
+                 results: Path | None = None) -> Path:
+    """``results``/NAME.json (default benchmarks/results; tests write elsewhere)."""
+    results = results or RESULTS
+    results.mkdir(parents=True, exist_ok=True)
     payload = {
         **figures,
         "quick": quick,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"python": platform.python_version(), "cpus": _cpus()},
     }
-    path = RESULTS / f"{name}.json"
+    path = results / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     for key, value in figures.items():
         print(f"{key:>28}: {value}")

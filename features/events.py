@@ -115,17 +115,39 @@ class Encoder:
         if cutoff_us is not None and len(ts) and ts.max() >= cutoff_us:
             keep = ts < cutoff_us
             table, ts = table.filter(pa.array(keep)), ts[keep]
-        n = len(ts)
+        return self._finish(customer_id, *self._columns(table, ts))
+
+    def by_customer(self, table: pa.Table) -> dict[str, EventArrays]:
+        """Each customer's arrays from a table of many customers' events (a committed
+        append): the columns are encoded once for the whole table, then split; encoding per
+        customer costs ~0.7 ms of Arrow call overhead each, more than the store's commit."""
+        if table.num_rows == 0:
+            return {}
+        ts = np.asarray(table["ts"].to_numpy()).view(np.int64)
+        _, etype, channel, action, value, _ = self._columns(table, ts)
+        properties = table["properties"].to_pylist()
+        ids, who = np.unique(np.array(table["customer_id"].to_pylist(), dtype=object),
+                             return_inverse=True)
+        order = np.argsort(who, kind="stable")
+        ends = np.cumsum(np.bincount(who, minlength=len(ids)))
+        out: dict[str, EventArrays] = {}
+        for k, cid in enumerate(ids.tolist()):
+            rows = order[(ends[k - 1] if k else 0):ends[k]]
+            out[cid] = self._finish(cid, ts[rows], etype[rows], channel[rows], action[rows],
+                                    value[rows], [properties[i] for i in rows])
+        return out
+
+    def _columns(self, table: pa.Table, ts: I64) -> tuple[I64, I16, I16, I16, F64, Any]:
+        """A table's columns as codes (rows in table order; properties as given)."""
         get_a, other_a = self.action.get, self.other_action
-        return self._finish(
-            customer_id,
+        return (
             ts,
             _lookup(table["event_type"], self._etype_set, -1),
             _lookup(table["channel"], self._channel_set, self.other_channel),
             np.fromiter(
                 (-1 if not a else get_a(a, other_a) for a in table["action"].to_pylist()),
                 np.int16,
-                n,
+                len(ts),
             ),
             table["value"].to_numpy(zero_copy_only=False).astype(np.float64),
             table["properties"],

@@ -5,8 +5,8 @@ A point query on the DuckDB store costs 20-90 ms (a customer's events are spread
 whole file), far over a request budget of a few milliseconds. The service is the store's single
 writer, so it loads the encoded events once (the batch engine's arrays: same codes, same tie
 order, hence the same vectors as batch) and applies each append it commits. Customers touched
-since start-up keep their own merged arrays; the shared ones are never modified, so readers
-need no lock.
+since start-up keep only the events added since, merged with the loaded ones when read; the
+shared arrays are never modified, so readers need no lock.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from features.batch import BatchEngine
 from features.events import Encoder, EventArrays, tie_order
@@ -79,20 +78,26 @@ class HistoryIndex:
 
     def arrays(self, customer_id: str, cutoff_us: int) -> EventArrays | None:
         """The customer's events strictly before ``cutoff_us``; None for an unknown customer."""
-        full = self._touched.get(customer_id)
+        full = self._full(customer_id)
         if full is None:
-            seg = self._segment.get(customer_id)
-            if seg is None:
-                return None
-            s, e = seg
-            b = self.base
-            full = EventArrays([customer_id], np.zeros(e - s, np.int32), b.ts[s:e], b.etype[s:e],
-                               b.channel[s:e], b.action[s:e], b.value[s:e], b.score[s:e])
+            return None
         n = int(np.searchsorted(full.ts, cutoff_us, side="left"))
         if n == len(full.ts):
             return full
         return EventArrays([customer_id], full.cust[:n], full.ts[:n], full.etype[:n],
                            full.channel[:n], full.action[:n], full.value[:n], full.score[:n])
+
+    def _full(self, customer_id: str) -> EventArrays | None:
+        """All of a customer's events: the loaded ones (views) and those added since."""
+        added = self._touched.get(customer_id)
+        seg = self._segment.get(customer_id)
+        if seg is None:
+            return added
+        s, e = seg
+        b = self.base
+        loaded = EventArrays([customer_id], np.zeros(e - s, np.int32), b.ts[s:e], b.etype[s:e],
+                             b.channel[s:e], b.action[s:e], b.value[s:e], b.score[s:e])
+        return loaded if added is None else _merged(customer_id, loaded, added)
 
     def many(self, customer_ids: list[str], cutoff_us: int) -> EventArrays:
         """Several known customers' events before ``cutoff_us`` as one set of arrays (customer
@@ -101,7 +106,7 @@ class HistoryIndex:
         pieces: list[tuple[EventArrays, int, int]] = []  # source arrays and a slice of them
         missing = []
         for cid in customer_ids:
-            src = self._touched.get(cid)
+            src = self._full(cid) if cid in self._touched else None
             if src is not None:
                 pieces.append((src, 0, int(np.searchsorted(src.ts, cutoff_us, side="left"))))
                 continue
@@ -131,14 +136,11 @@ class HistoryIndex:
 
     def add(self, rows: pa.Table) -> None:
         """Apply events the store has just committed (each exactly once: the store's
-        ``append(..., returning=True)`` rows)."""
-        if rows.num_rows == 0:
-            return
-        customers = rows["customer_id"]
-        for cid in pc.unique(customers).to_pylist():
-            mine = rows.filter(pc.equal(customers, cid))
-            new = self.enc.one_customer(cid, mine)
-            old = self.arrays(cid, np.iinfo(np.int64).max)
+        ``append(..., returning=True)`` rows). Only the new events are kept, merged with the
+        loaded ones on read: a merged copy per touched customer would grow the process by
+        the whole history of every customer who ever sent an event (~4 KB each)."""
+        for cid, new in self.enc.by_customer(rows).items():
+            old = self._touched.get(cid)
             self._touched[cid] = new if old is None else _merged(cid, old, new)
 
 

@@ -169,4 +169,11 @@ def main(
 
 
 # Commands of the feature pipeline and of modelling register themselves on `app` when imported.
-from journey import marketing_cli, modeling, pipeline, serving_cli  # noqa: E402, F401
+from journey import (  # noqa: E402, F401
+    marketing_cli,
+    modeling,
+    personas_cli,
+    pipeline,
+    serving_cli,
+    triggers_cli,
+)

@@ -15,7 +15,9 @@ from features.spec import load_spec
 from features.store import EventStore
 from features.taxonomy import load_taxonomy
 from journey.common import StoreOpt, app, friendly_errors, parse_when
+from journey.triggers_cli import fire_after_scoring
 from models.actions import load_catalog
+from models.persona_words import names_path
 from models.registry import client_for
 from serving.champions import load_models
 from serving.recommender import Recommender
@@ -50,13 +52,15 @@ def score(
     models = load_models(client_for(settings.tracking_uri), spec, settings.model_alias)
     recommender = (Recommender(spec, load_catalog(settings.action_catalog), 1, 0.0)
                    if actions else None)
-    run = ScoreRun(spec, config, BatchScorer(spec, config, settings.risk_bands, recommender),
-                   settings.scores_path, log=typer.echo)
+    scorer = BatchScorer(spec, config, settings.risk_bands, recommender,
+                         names_path(settings.home))
+    run = ScoreRun(spec, config, scorer, settings.scores_path, log=typer.echo)
     if not settings.store_path.exists():
         raise ConfigError(f"no event store at {settings.store_path}")
     with EventStore(settings.store_path, read_only=True) as es:
         population = population_from_store(es, spec, config, when)
     snap = run.run(models, population, when, str(settings.store_path))
+    fire_after_scoring(settings, spec, snap)  # trigger rules: this snapshot vs the previous
     m = snap.meta
     typer.echo(f"snapshot {snap.id}: {m['customers']:,} customers as of {m['as_of']} in "
                f"{time.perf_counter() - started:.1f}s (scoring {m['score_seconds']}s, journey "

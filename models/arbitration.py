@@ -151,6 +151,18 @@ def _ineligible(
     return "; ".join(failed) if failed else None
 
 
+def blocked(catalog: Catalog, customer: Customer, action_id: str, now_us: int) -> str | None:
+    """Why the catalog action may not be sent to the customer now by its own rules (eligibility,
+    then the contact policy against the contacts already sent; its value aside), or None when
+    it may: what a "became eligible" trigger watches, checked as `arbitrate` checks it."""
+    i = catalog.index[action_id]
+    failed = _ineligible(catalog.actions[i], customer, catalog.policy.default_consent)
+    if failed is not None:
+        return failed
+    stop = History(catalog, customer.contacts, now_us).blocks(catalog, i)
+    return None if stop is None else stop[1]
+
+
 def _value(
     catalog: Catalog,
     option: _Option,

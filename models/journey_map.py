@@ -16,15 +16,15 @@ customers with at least one event before ``as_of``. Definitions (why, where it i
 - Flows (a Sankey, so links only go forward): each customer's stages in the order they were
   first entered, keeping those that move the furthest stage on (an ``email_open`` after a page
   view is a step back, not a new stage), then a link from the furthest stage to dropped/active.
-- Retention rate: of customers with a conversion, those active in the last ``retention_days``.
-  CSAT: every scored ticket (a transactional survey). NPS: each customer's latest answer (a
-  relationship survey: frequent answerers must not count more).
+- KPIs (conversion, retention, repeat purchase, CLV, CSAT, NPS): ``models.kpis``, the same
+  code that computes them per persona, stage, channel and month.
 - Attribution paths: see :func:`touchpoint_paths`.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,14 +34,22 @@ import numpy as np
 import numpy.typing as npt
 
 from features.errors import ConfigError
-from features.events import Encoder, EventArrays
+from features.events import EventArrays
 from features.spec import DAY_US, FeatureSpec
 from features.yaml_config import read_mapping
 from models.attribution import Attribution, Paths, markov_attribution
+from models.journey_events import (  # noqa: F401 (Rate, wilson, first_index: re-exported)
+    I64,
+    NEVER,
+    Bool,
+    Rate,
+    StageEvents,
+    first_index,
+    first_ts,
+    wilson,
+)
+from models.kpis import Grouping, kpis_of, overall_kpis
 
-I64 = npt.NDArray[np.int64]
-Bool = npt.NDArray[np.bool_]
-NEVER = np.iinfo(np.int64).max  # "no such event" in first-time arrays
 DROPPED, ACTIVE = "dropped", "active"
 Label = Literal["channel", "event_type"]
 
@@ -57,16 +65,19 @@ class JourneyMapParams:
     nps_score: str = "nps"
     promoter_min: float = 9.0
     detractor_max: float = 6.0
+    kpi_months: int = 12  # KPIs by month: this many calendar months up to as_of
+    clv_years: int = 3  # CLV estimate: expected lifetime capped at this many years
     source: str = "<defaults>"
 
     def __post_init__(self) -> None:
-        for name in ("drop_off_days", "retention_days", "lookback_days"):
+        for name in ("drop_off_days", "retention_days", "lookback_days", "kpi_months",
+                     "clv_years"):
             value = getattr(self, name)
             if value is None and name == "lookback_days":
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"{self.source}: {name} must be a positive whole number of "
-                                  f"days, got {value!r}")
+                raise ConfigError(f"{self.source}: {name} must be a positive whole number, "
+                                  f"got {value!r}")
         if not isinstance(self.include_contacts, bool):
             raise ConfigError(f"{self.source}: include_contacts must be true or false, "
                               f"got {self.include_contacts!r}")
@@ -95,32 +106,6 @@ def load_params(path: str | Path | None = None) -> JourneyMapParams:
     raw, source = read_mapping(path, "models.config", "journey_map.yaml",
                                "journey map parameters", empty_ok=True)
     return params_from_dict(raw, source)
-
-
-@dataclass(frozen=True)
-class Rate:
-    count: int
-    of: int
-
-    @property
-    def value(self) -> float | None:
-        return self.count / self.of if self.of else None
-
-    def to_dict(self) -> dict[str, Any]:
-        lo_hi = wilson(self.count, self.of)
-        return {"value": None if self.value is None else round(self.value, 6),
-                "count": self.count, "of": self.of,
-                "ci95": None if lo_hi is None else [round(lo_hi[0], 6), round(lo_hi[1], 6)]}
-
-
-def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float] | None:
-    """Wilson score 95 % interval of a proportion k/n (sound near 0 and 1, unlike Wald's)."""
-    if n <= 0:
-        return None
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)
@@ -179,72 +164,40 @@ def _round(x: float | None, digits: int = 6) -> float | None:
     return None if x is None else round(float(x), digits)
 
 
-@dataclass(frozen=True)
-class _Events:
-    """The events before as_of with what every part needs: stage, activity, conversion."""
-
-    ev: EventArrays
-    stage: npt.NDArray[np.int8]
-    activity: Bool
-    conversion: Bool
-    contact: Bool  # a marketing contact: a known event type that signals no stage
-    present: Bool  # per customer: has events before as_of
-
-    @classmethod
-    def before(cls, arrays: EventArrays, spec: FeatureSpec, as_of_us: int) -> _Events:
-        keep = arrays.ts < as_of_us
-        ev = arrays if keep.all() else EventArrays(
-            arrays.customer_ids, arrays.cust[keep], arrays.ts[keep], arrays.etype[keep],
-            arrays.channel[keep], arrays.action[keep], arrays.value[keep], arrays.score[keep])
-        enc = Encoder(spec)
-        stage = enc.stage_of_type[ev.etype]
-        return cls(ev, stage, stage >= 0, enc.conversion_of_type[ev.etype],
-                   (stage < 0) & (ev.etype >= 0),
-                   np.bincount(ev.cust, minlength=ev.n_customers) > 0)
-
-
-def first_index(cust: npt.NDArray[np.int32], mask: Bool, n: int, last: bool = False) -> I64:
-    """Per customer, the position of their first (``last``: last) event where ``mask`` holds,
-    -1 if none. Events are grouped by customer and in time order within one (EventArrays)."""
-    idx = np.flatnonzero(mask)
-    out = np.full(n, -1, np.int64)
-    if len(idx):
-        c = cust[idx]
-        edge = np.ones(len(idx), bool)
-        if last:
-            edge[:-1] = c[1:] != c[:-1]
-        else:
-            edge[1:] = c[1:] != c[:-1]
-        out[c[edge]] = idx[edge]
-    return out
-
-
-def _first_ts(e: _Events, mask: Bool, last: bool = False) -> I64:
-    at = first_index(e.ev.cust, mask, e.ev.n_customers, last)
-    out = np.full(len(at), NEVER, np.int64)
-    out[at >= 0] = e.ev.ts[at[at >= 0]]
-    return out
-
-
 def journey_map(arrays: EventArrays, spec: FeatureSpec, as_of_us: int,
                 params: JourneyMapParams | None = None) -> JourneyMap:
     """The journey map of every customer in ``arrays`` from their events before ``as_of_us``."""
     params = params or JourneyMapParams()
-    e = _Events.before(arrays, spec, as_of_us)
+    e = StageEvents.before(arrays, spec, as_of_us)
+    return _map(e, spec, as_of_us, params, overall_kpis(e, spec, params, as_of_us))
+
+
+def journey_map_and_kpis(arrays: EventArrays, spec: FeatureSpec, as_of_us: int,
+                         params: JourneyMapParams, groups: Mapping[str, Grouping]
+                         ) -> tuple[JourneyMap, dict[str, Any]]:
+    """The journey map and the KPIs by group and month (``models.kpis.kpis_of``) from one
+    reading of the events: what a scoring run writes. The map's KPIs are the overall row."""
+    e = StageEvents.before(arrays, spec, as_of_us)
+    kpis = kpis_of(e, spec, as_of_us, params, groups)
+    overall = {k: v for k, v in kpis["overall"].items() if k not in ("group", "funnel")}
+    return _map(e, spec, as_of_us, params, overall), kpis
+
+
+def _map(e: StageEvents, spec: FeatureSpec, as_of_us: int, params: JourneyMapParams,
+         kpis: dict[str, Any]) -> JourneyMap:
     n_stages = len(spec.stages)
-    first = np.stack([_first_ts(e, e.stage == s) for s in range(n_stages)], axis=1)
+    first = np.stack([first_ts(e, e.stage == s) for s in range(n_stages)], axis=1)
     # reach[:, k]: first event of stage k or later (a reverse running minimum over stages).
     reach = np.minimum.accumulate(first[:, ::-1], axis=1)[:, ::-1]
     furthest = (reach < NEVER).sum(axis=1) - 1
-    last_active = _first_ts(e, e.activity, last=True)
+    last_active = first_ts(e, e.activity, last=True)
     inactive = (furthest >= 0) & (last_active < as_of_us - params.drop_off_days * DAY_US)
     funnel = _funnel(spec, reach, furthest, inactive, int(e.present.sum()))
     rows = _PathRows.of(e, as_of_us, params)
     return JourneyMap(
         as_of_us=as_of_us, customers=int(e.present.sum()), events=len(e.ev),
         no_stage=int((e.present & (furthest < 0)).sum()), funnel=funnel,
-        flows=_flows(spec, first, reach, furthest, inactive),
-        kpis=_kpis(e, spec, params, last_active, as_of_us),
+        flows=_flows(spec, first, reach, furthest, inactive), kpis=kpis,
         by_channel=markov_attribution(_labelled(e, spec, rows, "channel")),
         by_touchpoint=markov_attribution(_labelled(e, spec, rows, "event_type")),
         params=params)
@@ -287,56 +240,6 @@ def _flows(spec: FeatureSpec, first: I64, reach: I64, furthest: I64,
     return tuple(links)
 
 
-def _kpis(e: _Events, spec: FeatureSpec, params: JourneyMapParams, last_active: I64,
-          as_of_us: int) -> dict[str, Any]:
-    customers = int(e.present.sum())
-    conversions = np.bincount(e.ev.cust[e.conversion], minlength=e.ev.n_customers)
-    converted = conversions >= 1
-    n_conv = int(converted.sum())
-    retained = converted & (last_active >= as_of_us - params.retention_days * DAY_US)
-    return {
-        "customers": customers,
-        "conversion_rate": Rate(n_conv, customers).to_dict(),
-        "retention_rate": Rate(int(retained.sum()), n_conv).to_dict(),
-        "repeat_purchase_rate": Rate(int((conversions >= 2).sum()), n_conv).to_dict(),
-        "csat": _csat(e, spec, params),
-        "nps": _nps(e, spec, params),
-    }
-
-
-def _score_mask(e: _Events, spec: FeatureSpec, name: str) -> Bool | None:
-    score = next((s for s in spec.scores if s.name == name), None)
-    if score is None:
-        return None
-    code = spec.event_types.index(score.event_type)
-    mask: Bool = (e.ev.etype == code) & ~np.isnan(e.ev.score)
-    return mask
-
-
-def _csat(e: _Events, spec: FeatureSpec, params: JourneyMapParams) -> dict[str, Any] | None:
-    mask = _score_mask(e, spec, params.csat_score)
-    if mask is None:
-        return None
-    scores = e.ev.score[mask]
-    return {"mean": _round(float(scores.mean()), 4) if len(scores) else None,
-            "count": len(scores),
-            "satisfied": Rate(int((scores >= params.satisfied_min).sum()), len(scores)).to_dict()}
-
-
-def _nps(e: _Events, spec: FeatureSpec, params: JourneyMapParams) -> dict[str, Any] | None:
-    mask = _score_mask(e, spec, params.nps_score)
-    if mask is None:
-        return None
-    latest = first_index(e.ev.cust, mask, e.ev.n_customers, last=True)
-    scores = e.ev.score[latest[latest >= 0]]
-    n = len(scores)
-    promoters = int((scores >= params.promoter_min).sum())
-    detractors = int((scores <= params.detractor_max).sum())
-    return {"score": round(100.0 * (promoters - detractors) / n, 2) if n else None,
-            "count": n, "promoters": promoters, "passives": n - promoters - detractors,
-            "detractors": detractors}
-
-
 def touchpoint_paths(arrays: EventArrays, spec: FeatureSpec, as_of_us: int,
                      params: JourneyMapParams, by: Label) -> Paths:
     """Every customer's attribution path, labelled by channel or by event type.
@@ -349,7 +252,7 @@ def touchpoint_paths(arrays: EventArrays, spec: FeatureSpec, as_of_us: int,
     observation time. Customers with no touchpoint before converting have no path to credit
     and are left out.
     """
-    e = _Events.before(arrays, spec, as_of_us)
+    e = StageEvents.before(arrays, spec, as_of_us)
     return _labelled(e, spec, _PathRows.of(e, as_of_us, params), by)
 
 
@@ -362,7 +265,7 @@ class _PathRows:
     converted: npt.NDArray[np.float64]
 
     @classmethod
-    def of(cls, e: _Events, as_of_us: int, params: JourneyMapParams) -> _PathRows:
+    def of(cls, e: StageEvents, as_of_us: int, params: JourneyMapParams) -> _PathRows:
         ev, n = e.ev, e.ev.n_customers
         window = np.ones(len(ev), bool) if params.lookback_days is None else (
             ev.ts >= as_of_us - params.lookback_days * DAY_US)
@@ -376,7 +279,7 @@ class _PathRows:
                    (first_conv >= 0)[has].astype(np.float64))
 
 
-def _labelled(e: _Events, spec: FeatureSpec, rows: _PathRows, by: Label) -> Paths:
+def _labelled(e: StageEvents, spec: FeatureSpec, rows: _PathRows, by: Label) -> Paths:
     codes, labels = (e.ev.channel, spec.channel_vocab) if by == "channel" else (
         e.ev.etype, spec.event_types)
     return Paths(labels=tuple(labels), offsets=rows.offsets,

@@ -52,13 +52,25 @@ class Loaded:
         return dict(self.version.tags)
 
 
+# What the registry answers for a model or an alias it does not have. Any other error (its
+# database unreadable, its server down) is no answer at all: taking it for "no such alias"
+# would make a reload drop the uplift models, or report a missing alias that is there.
+NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+
+
 def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """The version ``alias`` names; None when the model or the alias does not exist.
+    Raises RegistryError when the registry cannot be read."""
     from mlflow.exceptions import MlflowException
 
     try:
         return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if exc.error_code in NOT_FOUND:
+            return None
+        first = str(exc.message).strip().splitlines()[0] if str(exc.message).strip() else ""
+        raise RegistryError(f"the model registry did not answer for {name}@{alias} "
+                            f"({exc.error_code}): {first}") from exc
 
 
 def load_version(client: MlflowClient, version: ModelVersion) -> Loaded:
@@ -77,6 +89,8 @@ def load_native(version: ModelVersion, expected: type) -> object:
         model = mlflow.sklearn.load_model(uri)
     except (MlflowException, OSError) as exc:
         raise RegistryError(f"cannot load {uri}: {exc}") from exc
+    except Exception as exc:  # a corrupt artifact: unpickling fails in any number of ways
+        raise RegistryError(f"cannot load {uri}: {type(exc).__name__}: {exc}") from exc
     if not isinstance(model, expected):
         raise RegistryError(f"{uri} is a {type(model).__name__}, not a {expected.__name__}")
     return model

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import anyio
 from fastapi import FastAPI, Response
 
-from serving.deps import ERRORS, Admin, Ingester, Reader, Scorer, StateDep, Watcher
+from serving.deps import ERRORS, Admin, Ingester, Reader, Scorer, StateDep, Watcher, not_found
 from serving.errors import TooLargeError, UnknownCustomerError
 from serving.http import BodyLimit, FastJSON, RouteMetrics, install_error_handlers
 from serving.marketing_routes import add_marketing_routes
@@ -36,6 +36,7 @@ from serving.schemas import (
 )
 from serving.settings import ServeSettings
 from serving.state import ServiceState
+from serving.trigger_routes import add_trigger_routes
 
 
 def prediction(s: Scored) -> dict[str, Any]:
@@ -102,6 +103,7 @@ def create_app(settings: ServeSettings | None = None, background: bool = True) -
     app.add_middleware(RouteMetrics, metrics=state.metrics)
     add_routes(app)
     add_marketing_routes(app)
+    add_trigger_routes(app)
     return app
 
 
@@ -118,7 +120,8 @@ def add_routes(app: FastAPI) -> None:
         response.status_code = 200 if body.ready else 503
         return body
 
-    @app.get("/metrics", tags=["health"], response_class=Response)
+    @app.get("/metrics", tags=["health"], response_class=Response,
+             responses={200: {"content": {"text/plain": {}}}})
     async def metrics(state: Watcher) -> Response:
         """Prometheus text format."""
         state.metrics.sync_models(state.holder, state.ready)
@@ -136,7 +139,8 @@ def add_routes(app: FastAPI) -> None:
         return EventsOut(received=done.received, inserted=done.inserted,
                          duplicates=done.duplicates)
 
-    @app.post("/predict", tags=["predict"], response_model=PredictOut)
+    @app.post("/predict", tags=["predict"], response_model=PredictOut,
+              responses=not_found("No stored events for the customer."))
     async def predict(body: PredictIn, state: Scorer) -> FastJSON:
         """Stage, next-stage, churn and conversion probabilities with reason codes, for one
         customer from the stored history, or from an inline one."""
@@ -167,7 +171,8 @@ def add_routes(app: FastAPI) -> None:
                              "unknown_customers": unknown, "model_versions": state.versions(),
                              "feature_definition_hash": state.spec.hash})
 
-    @app.post("/recommend", tags=["recommend"], response_model=RecommendOut)
+    @app.post("/recommend", tags=["recommend"], response_model=RecommendOut,
+              responses=not_found("No stored events for `customer_id`."))
     async def recommend(body: RecommendIn, state: Scorer) -> FastJSON:
         """Next-best-actions for one stored customer or a batch: eligible actions ranked by
         expected incremental value under the contact policy, with reasons; deliver one and

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 from features.spec import FeatureSpec
 from models.lgbm import LightGBMClassifier
+from models.personas import REGISTERED_NAME as PERSONAS
+from models.personas import PersonaModel
 from models.registry import Loaded, RegistryError, alias_version, load_native, load_version
 from models.targets import TARGETS, Target, target
 from models.uplift_model import JourneyUplift
@@ -48,15 +50,23 @@ class ServedUplift:
 
 
 @dataclass(frozen=True)
+class ServedPersona:
+    model: PersonaModel
+    version: str
+
+
+@dataclass(frozen=True)
 class ModelSet:
     models: dict[str, Served]  # by target name
     # by outcome; empty when no uplift model is registered (recommendations unavailable)
     uplift: dict[str, ServedUplift] = field(default_factory=dict)
     loaded_at: float = field(default_factory=time.time)
+    persona: ServedPersona | None = None  # None when none is registered (no persona column)
 
     def versions(self) -> dict[str, str]:
+        personas = {PERSONAS: self.persona.version} if self.persona else {}
         return {**{name: s.version for name, s in self.models.items()},
-                **{uplift_name(o): u.version for o, u in self.uplift.items()}}
+                **{uplift_name(o): u.version for o, u in self.uplift.items()}, **personas}
 
 
 def _check_definitions(registered: str, version: ModelVersion, spec: FeatureSpec) -> None:
@@ -99,7 +109,20 @@ def load_models(client: MlflowClient, spec: FeatureSpec, alias: str) -> ModelSet
             loaded.model.path_tables()  # built now, not on the first request
         t = target(name, spec.stages, tags.get("journey.label", "churned_inactive"))
         models[name] = Served(t, loaded)
-    return ModelSet(models, load_uplift(client, spec, alias))
+    return ModelSet(models, load_uplift(client, spec, alias),
+                    persona=load_persona(client, spec, alias))
+
+
+def load_persona(client: MlflowClient, spec: FeatureSpec, alias: str) -> ServedPersona | None:
+    """The ``alias`` persona model, when one is registered (a registered one that cannot be
+    loaded fails the load, as uplift models do)."""
+    version = alias_version(client, PERSONAS, alias)
+    if version is None:
+        return None
+    _check_definitions(PERSONAS, version, spec)
+    model = load_native(version, PersonaModel)
+    assert isinstance(model, PersonaModel)
+    return ServedPersona(model, str(version.version))
 
 
 class ModelHolder:
@@ -145,4 +168,7 @@ def alias_versions(client: MlflowClient, spec: FeatureSpec, alias: str) -> dict[
         v = alias_version(client, uplift_name(outcome), alias)
         if v is not None:
             out[uplift_name(outcome)] = str(v.version)
+    persona = alias_version(client, PERSONAS, alias)
+    if persona is not None:
+        out[PERSONAS] = str(persona.version)
     return out

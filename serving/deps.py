@@ -21,6 +21,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def not_found(what: str) -> dict[int | str, dict[str, Any]]:
+    """The 404 of a route that has one (clients and the schema tests rely on the list)."""
+    return {404: {"model": ErrorOut, "description": what}}
+
+
 async def get_state(request: Request) -> ServiceState:
     state: ServiceState = request.app.state.journey
     return state

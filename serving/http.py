@@ -123,7 +123,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def invalid(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        errors = [{"field": _field(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
+        # A JSON syntax error's location is a character offset, not a field: name the body.
+        errors = [{"field": "body" if e["type"] == "json_invalid" else _field(tuple(e["loc"])),
+                   "message": e["msg"]} for e in exc.errors()]
         first = errors[0] if errors else {"field": "body", "message": "invalid request"}
         return error_json(422, "bad_request", f"{first['field']}: {first['message']}",
                           first["field"], errors=errors)
@@ -132,6 +134,10 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, HTTPException)
         if isinstance(exc.__cause__, ServiceError):  # raised while FastAPI read the body
             return await service_error(_, exc.__cause__)
+        if exc.status_code == 400:
+            # FastAPI's answer to a body it cannot decode (e.g. not UTF-8), where invalid JSON
+            # gets a 422: one status and code for every bad payload, as the API promises.
+            return error_json(422, "bad_request", "request body: not valid UTF-8 JSON", "body")
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_json(exc.status_code, code, str(exc.detail), None,
                           dict(exc.headers) if exc.headers else None)

@@ -17,6 +17,7 @@ from features.errors import JourneyError
 from features.history import HistoryIndex
 from features.spec import FeatureSpec
 from models.actions import Catalog
+from models.persona_words import names_path
 from serving.champions import ModelSet
 from serving.errors import BadRequestError, NoSnapshotError
 from serving.recommender import Recommender
@@ -36,8 +37,9 @@ class Marketing:
         self.spec = spec
         self.config: SegmentConfig = load_segment_config(settings.segments_config, spec)
         self.scorer = BatchScorer(spec, self.config, settings.risk_bands,
-                                  Recommender(spec, catalog, 1, 0.0))
+                                  Recommender(spec, catalog, 1, 0.0), names_path(settings.home))
         self._book: SegmentBook | None = None
+        self._kpis: tuple[str, dict[str, Any]] | None = None  # (snapshot id, its KPIs)
         self._lock = threading.Lock()  # one load or scoring run at a time
 
     def book(self) -> SegmentBook:
@@ -106,6 +108,24 @@ class Marketing:
         except SegmentQueryError as exc:
             raise BadRequestError(str(exc), exc.field) from exc
         return book, total, rows
+
+    def kpis(self, by: str | None) -> tuple[SegmentBook, dict[str, Any], str]:
+        """The newest snapshot's KPIs (read once per snapshot) and what they are grouped by
+        (``by``; None: persona, or stage when no persona model scored the snapshot)."""
+        book = self.book()
+        cached = self._kpis
+        if cached is None or cached[0] != book.snapshot.id:
+            data = book.snapshot.kpis()
+            if data is None:
+                raise NoSnapshotError(f"score snapshot {book.snapshot.id} has no KPIs (scored "
+                                      "before they existed): score again")
+            cached = self._kpis = (book.snapshot.id, data)
+        data = cached[1]
+        by = by or ("persona" if "persona" in data["by"] else "stage")
+        if by not in data["by"]:
+            raise BadRequestError(f"KPIs are not grouped by {by!r} in this snapshot; group by "
+                                  f"one of: {', '.join(data['by'])}", "by")
+        return book, data, by
 
     def export(self, filters: Mapping[str, Sequence[str]], sort: str
                ) -> tuple[SegmentBook, Iterator[bytes]]:

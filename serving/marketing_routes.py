@@ -4,6 +4,7 @@ dashboard page and its data, and scoring runs (admin)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,12 +12,13 @@ import anyio
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 
-from serving.deps import Admin, Watcher
+from serving.deps import Admin, Watcher, not_found
 from serving.errors import NotFoundError
 from serving.marketing_schemas import (
     CustomersOut,
     DashboardOut,
     JourneyMapOut,
+    KpisOut,
     ScoreIn,
     ScoreOut,
     SegmentOut,
@@ -32,6 +34,8 @@ STATIC = Path(__file__).parent / "static"
 ASSETS = {p.name: p for p in STATIC.glob("*") if p.is_file()} if STATIC.is_dir() else {}
 MEDIA = {".js": "text/javascript", ".css": "text/css", ".html": "text/html",
          ".svg": "image/svg+xml"}
+OCTETS = "application/octet-stream"
+NO_SNAPSHOT = not_found("No score snapshot yet (or it cannot be read).")
 FILTER_DOC = ("Filters: any segment dimension as a query parameter, e.g. `tier=high&stage="
               "decision,purchase` (values comma-separated or repeated).")
 
@@ -50,12 +54,22 @@ def segment_out(s: Segment) -> SegmentOut:
     return SegmentOut.model_validate(s, from_attributes=True)
 
 
+def export_filename(snapshot_id: str, filters: Mapping[str, Sequence[str]]) -> str:
+    """The export's file name: the snapshot and the filters. Filter values are the customers'
+    attribute values, so only ASCII letters, digits and ``-_=+.`` are kept: no quote, line
+    break or path separator reaches the header or the marketer's disk, and no character a
+    header cannot encode (``isalnum`` alone keeps "東", which failed the response)."""
+    name = "-".join(f"{k}={'+'.join(v)}" for k, v in sorted(filters.items())) or "all"
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_=+.") else "_" for c in name)
+    return f"segment-{snapshot_id}-{safe[:120]}.csv"
+
+
 def _by(text: str) -> list[str]:
     return [d.strip() for d in text.split(",") if d.strip()]
 
 
 def add_marketing_routes(app: FastAPI) -> None:
-    @app.get("/segments", tags=["segments"], description=FILTER_DOC)
+    @app.get("/segments", tags=["segments"], description=FILTER_DOC, responses=NO_SNAPSHOT)
     async def segments(request: Request, state: Watcher,
                        by: Annotated[str, Query(description="Dimensions to cut by, "
                                                 "comma-separated.")] = "tier") -> SegmentsOut:
@@ -67,7 +81,8 @@ def add_marketing_routes(app: FastAPI) -> None:
         return SegmentsOut(snapshot=snapshot_out(book), by=_by(by), filters=filters,
                            segments=[segment_out(s) for s in rows], total=segment_out(total))
 
-    @app.get("/segments/customers", tags=["segments"], description=FILTER_DOC)
+    @app.get("/segments/customers", tags=["segments"], description=FILTER_DOC,
+             responses=NO_SNAPSHOT)
     async def customers(
         request: Request, state: Watcher,
         sort: Annotated[str, Query(description=f"One of {', '.join(SORTABLE)} "
@@ -85,7 +100,7 @@ def add_marketing_routes(app: FastAPI) -> None:
 
     @app.get("/segments/export", tags=["segments"], description=FILTER_DOC,
              response_class=StreamingResponse,
-             responses={200: {"content": {"text/csv": {}}}})
+             responses={200: {"content": {"text/csv": {}}}, **NO_SNAPSHOT})
     async def export(
         request: Request, state: Watcher,
         sort: Annotated[str, Query(description=f"One of {', '.join(SORTABLE)}.")]
@@ -95,14 +110,11 @@ def add_marketing_routes(app: FastAPI) -> None:
         m = state.marketing
         filters = m.filters(request.query_params.multi_items(), ("sort",))
         book, blocks = m.export(filters, sort)
-        name = "-".join(f"{k}={'+'.join(v)}" for k, v in sorted(filters.items())) or "all"
-        safe = "".join(c if c.isalnum() or c in "-_=+." else "_" for c in name)[:120]
-        return StreamingResponse(
-            blocks, media_type="text/csv",
-            headers={"Content-Disposition":
-                     f'attachment; filename="segment-{book.snapshot.id}-{safe}.csv"'})
+        name = export_filename(book.snapshot.id, filters)
+        return StreamingResponse(blocks, media_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="{name}"'})
 
-    @app.get("/journey-map", tags=["segments"])
+    @app.get("/journey-map", tags=["segments"], responses=NO_SNAPSHOT)
     async def journey_map(state: Watcher) -> JourneyMapOut:
         """Stage funnel, transition flows, KPIs and touchpoint attribution of the newest
         snapshot."""
@@ -110,7 +122,21 @@ def add_marketing_routes(app: FastAPI) -> None:
         return JourneyMapOut(snapshot=snapshot_out(book),
                              journey_map=book.snapshot.journey_map())
 
-    @app.get("/dashboard/data", tags=["dashboard"])
+    @app.get("/kpis", tags=["segments"], responses=NO_SNAPSHOT)
+    async def kpis(state: Watcher,
+                   by: Annotated[str | None, Query(
+                       description="Group by persona, stage, a customer attribute (e.g. "
+                       "acquisition_channel) or month; default persona (stage when no persona "
+                       "model scored the snapshot).")] = None) -> KpisOut:
+        """Journey KPIs of the newest snapshot per group: conversion between stages, retention,
+        repeat purchase, CLV estimate, CSAT and NPS, with 95 % intervals (definitions in the
+        answer). Computed when the snapshot was scored, not per request."""
+        book, data, by = state.marketing.kpis(by)
+        return KpisOut(snapshot=snapshot_out(book), by=by, available=list(data["by"]),
+                       definitions=data["definitions"], params=data["params"],
+                       overall=data["overall"], groups=data["by"][by])
+
+    @app.get("/dashboard/data", tags=["dashboard"], responses=NO_SNAPSHOT)
     async def dashboard_data(state: Watcher) -> DashboardOut:
         """Everything the dashboard's first view shows, pre-aggregated, in one answer."""
         m = state.marketing
@@ -123,14 +149,16 @@ def add_marketing_routes(app: FastAPI) -> None:
                             journey_map=book.snapshot.journey_map())
 
     @app.get("/dashboard", tags=["dashboard"], response_class=FileResponse,
-             include_in_schema=True)
+             responses={200: {"content": {"text/html": {}}}})
     async def dashboard() -> FileResponse:
         """The marketer's dashboard page. It holds no data: it asks for a marketer key (or
         reads it from the URL fragment, `#key=…`, which browsers never send) and calls the
         routes above with it."""
         return _asset("dashboard.html")
 
-    @app.get("/dashboard/assets/{name}", tags=["dashboard"], response_class=FileResponse)
+    @app.get("/dashboard/assets/{name}", tags=["dashboard"], response_class=FileResponse,
+             responses={200: {"content": {t: {} for t in (*MEDIA.values(), OCTETS)}},
+                        **not_found("No such asset.")})
     async def asset(name: str) -> FileResponse:
         """The page's scripts and styles, shipped with the service (no CDN)."""
         return _asset(name)
@@ -149,5 +177,5 @@ def _asset(name: str) -> FileResponse:
     if path is None or name.startswith("."):
         raise NotFoundError(f"no dashboard asset named {name!r}", "name")
     headers: dict[str, Any] = {"Cache-Control": "no-cache"}
-    return FileResponse(path, media_type=MEDIA.get(path.suffix, "application/octet-stream"),
+    return FileResponse(path, media_type=MEDIA.get(path.suffix, OCTETS),
                         headers=headers)

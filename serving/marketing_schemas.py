@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from serving.schemas import UtcTime
 
 
 class SnapshotOut(BaseModel):
@@ -89,9 +91,67 @@ class DashboardOut(BaseModel):
 
 class ScoreIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    as_of: AwareDatetime | None = Field(None, description="Default: the service's clock.")
+    as_of: UtcTime | None = Field(None, description="Default: the service's clock.")
 
 
 class ScoreOut(BaseModel):
     snapshot: SnapshotOut
     seconds: float
+
+
+class RateOut(BaseModel):
+    value: float | None
+    count: int
+    of: int
+    ci95: list[float] | None = Field(description="Wilson 95 % interval (None when of = 0).")
+
+
+class ClvOut(BaseModel):
+    value: float | None = Field(description="Annual revenue per customer x expected lifetime.")
+    annual_revenue_per_customer: float | None
+    expected_lifetime_years: float | None
+
+
+class CsatOut(BaseModel):
+    mean: float | None
+    mean_ci95: list[float] | None = Field(description="Normal approximation, 95 %.")
+    count: int = Field(description="Scored support tickets.")
+    satisfied: RateOut
+
+
+class NpsOut(BaseModel):
+    score: float | None = Field(description="100 x (promoters - detractors) / answers.")
+    ci95: list[float] | None = Field(description="Normal approximation, 95 %.")
+    count: int = Field(description="Customers with an answer (their latest counts).")
+    promoters: int
+    passives: int
+    detractors: int
+
+
+class StageKpiOut(BaseModel):
+    stage: str
+    reached: int = Field(description="Customers reaching this stage or a later one.")
+    conversion_from_previous: RateOut | None
+
+
+class KpiGroupOut(BaseModel):
+    group: str
+    partial: bool | None = Field(None, description="Months only: the month is not over.")
+    customers: int
+    conversion_rate: RateOut
+    retention_rate: RateOut
+    repeat_purchase_rate: RateOut
+    clv: ClvOut
+    csat: CsatOut | None = Field(description="None when no score is named csat.")
+    nps: NpsOut | None = Field(description="None when no score is named nps.")
+    funnel: list[StageKpiOut]
+
+
+class KpisOut(BaseModel):
+    snapshot: SnapshotOut
+    by: str
+    available: list[str] = Field(description="What else the snapshot's KPIs are grouped by.")
+    definitions: dict[str, str]
+    params: dict[str, Any]
+    overall: KpiGroupOut
+    groups: list[KpiGroupOut]

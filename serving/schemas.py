@@ -3,13 +3,49 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from features.schema import MAX_ID_CHARS, MAX_LABEL_CHARS
 
 Id = Field(min_length=1, max_length=MAX_ID_CHARS)
+
+
+def _text(value: object) -> object:
+    """ISO 8601 text only (or a datetime, from Python): pydantic also reads a number, or a
+    string of digits, as Unix seconds or milliseconds by its size (803 became
+    1970-01-01T00:13:23Z), which the schema does not offer and a sender never means."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+    raise ValueError("expected a date-time as ISO 8601 text with a time zone")
+
+
+def _utc(when: datetime) -> datetime:
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00: before year 1 in UTC
+        raise ValueError("outside the years 1 to 9999 once converted to UTC") from None
+
+
+# A request time, converted to UTC as it is read: a time that has no UTC equivalent is a bad
+# field (422), not an overflow in the scoring clock or the store later (500).
+UtcTime = Annotated[AwareDatetime, BeforeValidator(_text), AfterValidator(_utc)]
 
 
 class Strict(BaseModel):
@@ -22,7 +58,7 @@ class Event(Strict):
     event_id: str = Field(min_length=1, max_length=MAX_ID_CHARS,
                           description="Unique; a re-sent event_id is ignored (idempotent).")
     customer_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
-    ts: AwareDatetime = Field(description="When it happened, with a time zone (stored as UTC).")
+    ts: UtcTime = Field(description="When it happened, with a time zone (stored as UTC).")
     event_type: str = Field(min_length=1, max_length=MAX_LABEL_CHARS,
                             examples=["page_view", "add_to_cart", "purchase"])
     channel: str = Field("unknown", min_length=1, max_length=MAX_LABEL_CHARS)
@@ -42,7 +78,7 @@ class Event(Strict):
 class HistoryEvent(Strict):
     """An event of an inline history (no id needed: it is not stored)."""
 
-    ts: AwareDatetime
+    ts: UtcTime
     event_type: str = Field(min_length=1, max_length=MAX_LABEL_CHARS)
     channel: str = Field("unknown", min_length=1, max_length=MAX_LABEL_CHARS)
     value: float | None = None
@@ -62,7 +98,7 @@ class EventsOut(BaseModel):
 
 class PredictIn(Strict):
     customer_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
-    as_of: AwareDatetime | None = Field(
+    as_of: UtcTime | None = Field(
         None, description="Score as of this time (events strictly before it); default: now.")
     events: list[HistoryEvent] | None = Field(
         None, description="An inline history to score instead of the stored one.")
@@ -72,7 +108,7 @@ class PredictIn(Strict):
 
 class BatchIn(Strict):
     customer_ids: list[str] = Field(min_length=1)
-    as_of: AwareDatetime | None = None
+    as_of: UtcTime | None = None
 
 
 class ReasonOut(BaseModel):
@@ -144,7 +180,7 @@ class ErrorOut(BaseModel):
 class RecommendIn(Strict):
     customer_id: str | None = Field(None, min_length=1, max_length=MAX_ID_CHARS)
     customer_ids: list[str] | None = Field(None, min_length=1, description="A batch instead.")
-    as_of: AwareDatetime | None = Field(None, description="Decide as of this time; default: now.")
+    as_of: UtcTime | None = Field(None, description="Decide as of this time; default: now.")
     top_k: int | None = Field(None, ge=1, le=20, description="Default: the catalog's policy.")
     explore: bool = Field(True, description="Apply the catalog's exploration share (turn off "
                                             "for previews that will not be delivered).")

@@ -1,5 +1,6 @@
-"""A scoring run: every customer's scores and the journey map as of one time, written as a new
-snapshot that segments and the dashboard read. ``journey score`` runs it on the event store;
+"""A scoring run: every customer's scores, the journey map and the KPIs (overall, by persona,
+stage, customer attribute and month) as of one time, written as a new snapshot that segments,
+the KPIs and the dashboard read. ``journey score`` runs it on the event store;
 the running service runs it on its in-memory histories (``POST /v1/admin/score``), because it
 holds the store's only write lock."""
 
@@ -13,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from features.batch import BatchEngine, micros
 from features.history import HistoryIndex
 from features.spec import FeatureSpec
 from features.store import EventStore
-from models.journey_map import journey_map, load_params
+from models.journey_map import journey_map_and_kpis, load_params
+from models.kpis import Grouping
 from serving.champions import ModelSet
 from serving.scoring import BatchScorer, Population
 from serving.segment_config import SegmentConfig
@@ -40,8 +43,9 @@ class ScoreRun:
         table = self.scorer.score(models, population, as_of, self._progress)
         timings["score_seconds"] = round(time.perf_counter() - started, 3)
         began = time.perf_counter()
-        jmap = journey_map(population.arrays, self.spec, micros(as_of), load_params(None))
-        timings["journey_map_seconds"] = round(time.perf_counter() - began, 3)
+        jmap, kpis = journey_map_and_kpis(population.arrays, self.spec, micros(as_of),
+                                          load_params(None), kpi_groups(table, self.config))
+        timings["journey_map_seconds"] = round(time.perf_counter() - began, 3)  # with KPIs
         meta: dict[str, Any] = {
             "as_of": as_of.isoformat().replace("+00:00", "Z"),
             "customers": table.num_rows, "events": len(population.arrays),
@@ -55,12 +59,25 @@ class ScoreRun:
         }
         began = time.perf_counter()
         snap = write_snapshot(self.root, table, jmap.to_dict(), meta,
-                              self.config.keep_snapshots)
+                              self.config.keep_snapshots, kpis)
         snap.meta["write_seconds"] = round(time.perf_counter() - began, 3)
         return snap
 
     def _progress(self, done: int, total: int) -> None:
         self.log(f"scored {done:,} of {total:,} customers")
+
+
+def kpi_groups(table: pa.Table, config: SegmentConfig) -> dict[str, Grouping]:
+    """The snapshot's columns KPIs are grouped by (rows in the population's customer order):
+    persona (when a persona model scored), stage and the customer attributes."""
+    out = {}
+    for name in ("persona", "stage", *config.attributes):
+        if name not in table.column_names or table[name].null_count == table.num_rows:
+            continue
+        arr = table[name].combine_chunks()  # one dictionary for every chunk
+        codes = arr.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        out[name] = Grouping(codes, tuple(str(v) for v in arr.dictionary.to_pylist()))
+    return out
 
 
 def population_from_store(store: EventStore, spec: FeatureSpec, config: SegmentConfig,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +24,7 @@ from features.events import EventArrays
 from features.online import OnlineFeatures, Vectors
 from features.spec import FeatureSpec
 from models.lgbm import LightGBMClassifier
+from models.persona_words import UNASSIGNED_NAME, persona_names, read_names
 from serving.champions import ModelSet
 from serving.predictor import TIERS, Scored
 from serving.recommender import Recommender
@@ -72,12 +74,13 @@ def probabilities(models: ModelSet, vectors: Vectors) -> dict[str, F64]:
 
 class BatchScorer:
     def __init__(self, spec: FeatureSpec, config: SegmentConfig, bands: tuple[float, float],
-                 recommender: Recommender | None = None) -> None:
+                 recommender: Recommender | None = None, names_file: Path | None = None) -> None:
         self.spec = spec
         self.config = config
         self.bands = bands
         self.online = OnlineFeatures(spec)
         self.recommender = recommender
+        self.names_file = names_file  # the marketer's persona names (read at each run)
 
     def score(self, models: ModelSet, population: Population, as_of: datetime,
               progress: Progress | None = None) -> pa.Table:
@@ -88,13 +91,22 @@ class BatchScorer:
         paid = values[np.isfinite(values) & (values > 0)]
         mean_order = float(paid.mean()) if len(paid) else 0.0
         n = len(population)
+        names = self.persona_names(models)
         tables = []
         for lo, hi in self._chunks(n):
-            tables.append(self._chunk(models, population, lo, hi, t, as_of, mean_order))
+            tables.append(self._chunk(models, population, lo, hi, t, as_of, mean_order, names))
             if progress is not None:
                 progress(hi, n)
         return pa.concat_tables(tables) if tables else self._chunk(
-            models, population, 0, 0, t, as_of, mean_order)
+            models, population, 0, 0, t, as_of, mean_order, names)
+
+    def persona_names(self, models: ModelSet) -> list[str]:
+        """Each persona id's name (the marketer's, else the model's default), then the name of
+        customers with too little history; empty without a persona model."""
+        if models.persona is None:
+            return []
+        given = read_names(self.names_file, models.persona.version) if self.names_file else {}
+        return [*persona_names(models.persona.model.default_names_, given), UNASSIGNED_NAME]
 
     def _chunks(self, n: int) -> Iterator[tuple[int, int]]:
         size = self.config.chunk_customers
@@ -102,7 +114,7 @@ class BatchScorer:
             yield lo, min(n, lo + size)
 
     def _chunk(self, models: ModelSet, pop: Population, lo: int, hi: int, t: int,
-               as_of: datetime, mean_order: float) -> pa.Table:
+               as_of: datetime, mean_order: float, personas: list[str]) -> pa.Table:
         arrays = chunk(pop.arrays, lo, hi)
         names = list(pop.attributes)
         codes = {a: (c[lo:hi], vocab) for a, (c, vocab) in pop.attributes.items()}
@@ -127,6 +139,7 @@ class BatchScorer:
             "revenue_at_risk": pa.array(value * churn, pa.float64()),
             "recency_days": pa.array(cols["recency_days"], pa.float64()),
             "events": pa.array(np.asarray(vectors.events, np.int64)),
+            "persona": _personas(models, vectors, personas),
         }
         for a in names:
             c, vocab = codes[a]
@@ -157,7 +170,9 @@ class BatchScorer:
         """The top action of each customer (no exploration), or nulls when no recommender or
         no uplift models are served."""
         n = len(vectors)
-        if self.recommender is None or not models.uplift:
+        # No customers (a time before every event): nothing to rank, and the uplift boosters'
+        # row-by-row path cannot shape an empty answer.
+        if n == 0 or self.recommender is None or not models.uplift:
             return pa.nulls(n, pa.string()), pa.nulls(n, pa.float64())
         stages = self.spec.stages
         scored = [
@@ -171,6 +186,18 @@ class BatchScorer:
         top = [r.decision.actions[0] if r.decision.actions else None for r in done]
         return (pa.array([a.action if a else None for a in top], pa.string()),
                 pa.array([a.value if a else None for a in top], pa.float64()))
+
+
+def _personas(models: ModelSet, vectors: Vectors, names: list[str]) -> pa.DictionaryArray:
+    """Each customer's persona name (null for all without a persona model): nearest centroid
+    in numpy on the vectors' matrix, microseconds a customer."""
+    n = len(vectors)
+    if models.persona is None:
+        nulls = pa.array(np.zeros(n, np.int32), mask=np.ones(n, bool))
+        return pa.DictionaryArray.from_arrays(nulls, pa.array([], pa.string()))
+    ids = models.persona.model.predict(vectors)
+    codes = np.where(ids >= 0, ids, len(names) - 1).astype(np.int32)  # last name: unassigned
+    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(names, pa.string()))
 
 
 def _categorical(codes: F64, vocab: tuple[str, ...]) -> pa.DictionaryArray:

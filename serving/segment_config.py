@@ -12,8 +12,9 @@ from features.errors import ConfigError
 from features.spec import FeatureSpec
 from features.yaml_config import read_mapping
 
-# Dimensions every snapshot has; the rest must be customer attributes of the feature spec.
-BUILT_IN = ("tier", "stage")
+# Dimensions every snapshot has (persona: null for all when no persona model is served); the
+# rest must be customer attributes of the feature spec.
+BUILT_IN = ("tier", "stage", "persona")
 
 
 class _Schema(BaseModel):
@@ -54,8 +55,8 @@ def load_segment_config(path: Path | None, spec: FeatureSpec) -> SegmentConfig:
     for i, dim in enumerate(parsed.dimensions):
         if dim not in BUILT_IN and dim not in spec.attributes:
             raise ConfigError(
-                f"{source}: dimensions[{i}]: {dim!r} is neither tier, stage nor a customer "
-                f"attribute of the feature spec ({', '.join(spec.attributes)})")
+                f"{source}: dimensions[{i}]: {dim!r} is neither tier, stage, persona nor a "
+                f"customer attribute of the feature spec ({', '.join(spec.attributes)})")
     if len(set(parsed.dimensions)) != len(parsed.dimensions):
         raise ConfigError(f"{source}: dimensions: a dimension is listed twice")
     return SegmentConfig(parsed.value_window_days, parsed.value_horizon_days,

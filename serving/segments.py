@@ -26,6 +26,7 @@ from features.errors import JourneyError
 from serving.snapshots import Snapshot
 
 NONE = "(none)"  # the value of a customer without one (no stage yet, attribute not loaded)
+OPTIONAL = ("persona",)  # dimensions older snapshots may lack (read as NONE for everyone)
 SORTABLE = ("revenue_at_risk", "churn", "conversion", "expected_value", "recency_days")
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -162,7 +163,7 @@ class SegmentBook:
     def __init__(self, snapshot: Snapshot, dimensions: Sequence[str],
                  previous: Snapshot | None = None) -> None:
         self.snapshot = snapshot
-        self.table = snapshot.customers()
+        self.table = _with_optional(snapshot.customers(), dimensions)
         missing = [d for d in dimensions if d not in self.table.column_names]
         if missing:
             raise SegmentQueryError(f"snapshot {snapshot.id} has no column for dimension(s) "
@@ -172,7 +173,7 @@ class SegmentBook:
         self.previous = previous
         self.previous_cube = None
         if previous is not None:
-            old = previous.customers()
+            old = _with_optional(previous.customers(), dimensions)
             if all(d in old.column_names for d in dimensions):
                 self.previous_cube = Cube.of([_dimension(d, old[d]) for d in dimensions], old)
 
@@ -271,6 +272,14 @@ class SegmentBook:
         cols = [pc.cast(c, c.type.value_type) if pa.types.is_dictionary(c.type) else c
                 for c in self.table.columns]
         return pa.table(cols, names=self.table.column_names)
+
+
+def _with_optional(table: pa.Table, dimensions: Sequence[str]) -> pa.Table:
+    """Snapshots scored before personas existed have no persona column: everyone (none)."""
+    for name in OPTIONAL:
+        if name in dimensions and name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
+    return table
 
 
 def _mean(total: float, n: int) -> float:

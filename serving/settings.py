@@ -40,6 +40,9 @@ class ServeSettings(BaseSettings):
     # (default: the packaged serving/config/segments.yaml).
     scores: Path | None = None
     segments_config: Path | None = None
+    # Behavioural trigger rules, endpoints and delivery (default: the packaged
+    # serving/config/triggers.yaml); firings are kept in <home>/triggers.sqlite.
+    triggers: Path | None = None
 
     @field_validator("risk_bands")
     @classmethod
@@ -55,6 +58,10 @@ class ServeSettings(BaseSettings):
     @property
     def scores_path(self) -> Path:
         return self.scores or self.home / "scores"
+
+    @property
+    def firings_path(self) -> Path:
+        return self.home / "triggers.sqlite"
 
     @property
     def keys_path(self) -> Path:

@@ -1,5 +1,6 @@
 """Score snapshots on disk: one folder per scoring run under ``<home>/scores``, holding the
-customers' scores (Parquet), the journey map (JSON) and what produced them (meta JSON). A file
+customers' scores (Parquet), the journey map and the KPIs (JSON) and what produced them (meta
+JSON). A file
 ``LATEST`` names the newest complete one; it is replaced atomically after the folder is
 written, so a reader never sees a half-written snapshot."""
 
@@ -20,6 +21,7 @@ from features.errors import ConfigError
 
 CUSTOMERS = "customers.parquet"
 MAP = "journey_map.json"
+KPIS = "kpis.json"
 META = "meta.json"
 LATEST = "LATEST"
 
@@ -37,7 +39,14 @@ class Snapshot:
         return pq.read_table(self.path / CUSTOMERS)
 
     def journey_map(self) -> dict[str, Any] | None:
-        f = self.path / MAP
+        return self._json(MAP)
+
+    def kpis(self) -> dict[str, Any] | None:
+        """KPIs overall, by persona, stage, attribute and month (None: scored before KPIs)."""
+        return self._json(KPIS)
+
+    def _json(self, name: str) -> dict[str, Any] | None:
+        f = self.path / name
         if not f.exists():
             return None
         data: dict[str, Any] = json.loads(f.read_text(encoding="utf-8"))
@@ -45,7 +54,8 @@ class Snapshot:
 
 
 def write_snapshot(root: Path, customers: pa.Table, journey_map: dict[str, Any] | None,
-                   meta: dict[str, Any], keep: int) -> Snapshot:
+                   meta: dict[str, Any], keep: int, kpis: dict[str, Any] | None = None
+                   ) -> Snapshot:
     """Write a new snapshot, point LATEST at it, and delete all but the ``keep`` newest."""
     root.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
@@ -55,6 +65,8 @@ def write_snapshot(root: Path, customers: pa.Table, journey_map: dict[str, Any] 
     pq.write_table(customers, tmp / CUSTOMERS, compression="zstd")
     if journey_map is not None:
         (tmp / MAP).write_text(json.dumps(journey_map, separators=(",", ":")), encoding="utf-8")
+    if kpis is not None:
+        (tmp / KPIS).write_text(json.dumps(kpis, separators=(",", ":")), encoding="utf-8")
     previous = latest(root)
     full = {**meta, "id": name, "scored_at": now.isoformat().replace("+00:00", "Z"),
             "previous": previous.id if previous else None,

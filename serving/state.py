@@ -34,6 +34,7 @@ from serving.predictor import Predictor, Scored
 from serving.recommender import Recommended, Recommender
 from serving.settings import ServeSettings
 from serving.snapshots import Snapshot
+from serving.triggers import Triggers
 
 log = logging.getLogger("journey.serving")
 
@@ -60,6 +61,8 @@ class ServiceState:
         self.recommender = Recommender(self.spec, catalog, settings.nba_top_k,
                                        settings.nba_exploration, settings.nba_seed)
         self.marketing = Marketing(settings, self.spec, catalog)
+        self.triggers = Triggers.for_settings(settings, self.spec, catalog, self.predictor,
+                                              lambda: self.holder.current)
         self.metrics = Metrics()
         self.holder = ModelHolder(self._load_models, self._alias_versions)
         self.store: EventStore | None = None
@@ -100,6 +103,7 @@ class ServiceState:
         self.holder.reload()
         self.metrics.sync_models(self.holder, self.ready)
         self.marketing.preload()  # the newest score snapshot, so the first dashboard is quick
+        self.triggers.start(self.history.attributes.of)  # no thread unless a rule is enabled
         # The loaded histories, models and libraries are long-lived: keep them out of the
         # collector's generations, or every full collection walks them (p99 spikes).
         gc.collect()
@@ -122,6 +126,7 @@ class ServiceState:
 
     def close(self) -> None:
         self._stop.set()
+        self.triggers.close()
         with self._write:
             if self.store is not None:
                 self.store.close()
@@ -228,7 +233,9 @@ class ServiceState:
     def score_all(self, as_of: datetime | None) -> Snapshot:
         """Score every customer into a new snapshot (segments and the dashboard read it)."""
         models, history = self._models()
-        return self.marketing.score(models, history, self.clock(as_of))
+        snap = self.marketing.score(models, history, self.clock(as_of))
+        self.triggers.after_scoring(snap)  # compared with the previous snapshot off this path
+        return snap
 
     # -- ingest --------------------------------------------------------------------------
     def _check_event_types(self, events: list[dict[str, Any]], where: str) -> None:
@@ -266,7 +273,11 @@ class ServiceState:
                 raise NotReadyError("the event store is closed")
             result = self.store.append(table, returning=True)
             assert result.rows is not None
+            # Trigger rules compare each touched customer before and after these events; the
+            # evaluation and the webhooks run on the triggers' threads, not on this request.
+            touched = self.triggers.before_ingest(history, result.rows, self.clock(None))
             history.add(result.rows)
+            self.triggers.after_ingest(history, touched)
         self.metrics.events.labels("inserted").inc(result.inserted)
         self.metrics.events.labels("duplicate").inc(result.duplicates)
         return result

@@ -164,6 +164,63 @@ def saturate(host: str, port: int, clients: int, seconds: float, make: Callable[
     return run
 
 
+@dataclass(frozen=True)
+class Sample:
+    due_s: float  # when it was due, seconds from the run's start
+    kind: str
+    latency_ms: float  # from when it was due to the end of the answer
+    status: int  # 0: the connection failed
+
+
+def open_loop(host: str, port: int, rate: float, seconds: float,
+              make: Callable[[int], tuple[str, Request]], headers: dict[str, str],
+              connections: int = 8) -> list[Sample]:
+    """Request ``i`` is due at start + i / ``rate`` whatever the earlier ones are doing, on
+    one of ``connections`` keep-alive connections. Bounded: at most ``connections`` requests
+    are in flight; a later one waits for a free connection and its latency still counts from
+    when it was due, so a stalled server shows as latency, not as a lower rate."""
+    n, lock = int(rate * seconds), threading.Lock()
+    samples: list[Sample] = []
+    counter = iter(range(n))
+    start = time.perf_counter() + 0.05
+
+    def worker() -> None:
+        conn: Connection | None = None
+        mine: list[Sample] = []
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                break
+            due = start + i / rate
+            if (ahead := due - time.perf_counter()) > 0:
+                time.sleep(ahead)
+            kind, (method, path, body) = make(i)
+            try:
+                conn = conn or Connection(host, port)
+                status, _ = conn.request(method, path, body, headers)
+            except (OSError, HttpError):  # a reset or refused connection: an error, reconnect
+                if conn is not None:
+                    conn.close()
+                status, conn = 0, None
+            mine.append(Sample(due - start, kind, (time.perf_counter() - due) * 1000, status))
+        if conn is not None:
+            conn.close()
+        with lock:
+            samples.extend(mine)
+
+    quiet = _no_gc()
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(connections)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        quiet()
+    return sorted(samples, key=lambda s: s.due_s)
+
+
 def _no_gc() -> Callable[[], None]:
     """The generator's own collector off for a run: a full collection of a benchmark process
     that has loaded pandas and MLflow pauses ~100 ms, which would be charged to the server."""

@@ -37,7 +37,7 @@ UPLIFT = {
 }
 
 
-def _with_uplift(work: Path, customers: int) -> tuple[Path, dict[str, str]]:
+def prepare_with_uplift(work: Path, customers: int) -> tuple[Path, dict[str, str]]:
     store, env = prepare(work, customers)
     root = work / f"serving-{customers}"
     marker = root / "uplift.json"
@@ -53,7 +53,7 @@ def _with_uplift(work: Path, customers: int) -> tuple[Path, dict[str, str]]:
 
 
 def recommend_latency(work: Path, customers: int, rate: float, seconds: float) -> dict[str, Any]:
-    store, env = _with_uplift(work, customers)
+    store, env = prepare_with_uplift(work, customers)
     ids, last = last_event(store)
     as_of = (last + timedelta(hours=1)).replace(tzinfo=UTC)
     env = {**env, "JOURNEY_AS_OF": as_of.isoformat()}

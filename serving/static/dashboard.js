@@ -240,6 +240,30 @@ async function load() {
   performance.mark("journey:ready");
   window.journeyRenderMs = ms;
   $("#foot-render").textContent = `Loaded in ${fmt.num(ms / 1000, 2)} s`;
+  loadTriggers(); // after the first view: not part of its load time
+}
+
+// -- trigger firings -----------------------------------------------------------------------
+
+async function loadTriggers() {
+  const meta = $("#triggers-meta");
+  let out;
+  try {
+    out = await (await api("triggers/firings", [["limit", "20"]])).json();
+  } catch (err) {
+    meta.textContent = `Firings could not be loaded (${err.message}).`;
+    return;
+  }
+  const c = out.counts;
+  meta.textContent = `${fmt.count(c.delivered + c.dead + c.retrying + c.pending)} firings: ` +
+    `${c.delivered} delivered, ${c.retrying + c.pending} in progress, ${c.dead} dead; the newest 20`;
+  $("#trigger-table tbody").innerHTML = out.firings.length ? out.firings.map((f) => {
+    const tries = f.deliveries.map((d) => `${esc(d.endpoint)}: ${d.attempts} attempt(s)` +
+      (d.last_error ? ` (${esc(d.last_error)})` : "")).join("; ");
+    return `<tr><td>${esc(f.as_of)}</td><td>${esc(f.rule)}</td><td>${esc(f.customer_id)}</td>` +
+      `<td>${esc(f.details.reason || "")}</td>` +
+      `<td class="firing-${esc(f.status)}" title="${tries}">${esc(f.status)}</td></tr>`;
+  }).join("") : `<tr><td colspan="5">No trigger has fired yet.</td></tr>`;
 }
 
 // -- overview ------------------------------------------------------------------------------

@@ -95,3 +95,24 @@ def test_appends_keep_the_index_in_step(world: World, store: EventStore) -> None
     assert "brand-new" in index
     check(store, index, [cid, "brand-new"], T)
     check(store, index, [cid], last)  # strictly before a tie: the tie is excluded
+
+
+def test_one_append_of_many_customers(world: World, store: EventStore) -> None:
+    """Requests' worth of events of many customers, interleaved (encoded in one pass, then
+    split by customer), twice: every customer's arrays match their store history."""
+    index = HistoryIndex.load(store, world.spec)
+    known = [r[0] for r in store.con.execute(
+        "SELECT customer_id FROM customers ORDER BY customer_id LIMIT 30").fetchall()]
+    ids = [*known, "new-a", "new-b"]
+    kinds = ["review", "page_view", "purchase", "survey_response", "add_to_cart"]
+    events = [{"event_id": f"m{i}", "customer_id": ids[i % len(ids)],
+               "ts": T - timedelta(hours=i % 7, days=i % 11), "event_type": kinds[i % 5],
+               "value": 12.5 if i % 5 == 2 else None,
+               "properties": '{"rating": 4, "nps": 9}' if i % 5 in (0, 3) else None}
+              for i in range(200)]
+    for part in (events[:120], events[120:]):
+        result = store.append(rows(part), returning=True)
+        assert result.rows is not None and result.rows.num_rows == len(part)
+        index.add(result.rows)
+    check(store, index, ids, T)
+    check(store, index, ids, T - timedelta(days=5))

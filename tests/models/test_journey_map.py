@@ -121,16 +121,19 @@ def test_kpis_by_hand() -> None:
     assert (kpis["repeat_purchase_rate"]["count"], kpis["repeat_purchase_rate"]["of"]) == (1, 2)
     assert kpis["csat"]["mean"] == 4.0 and kpis["csat"]["count"] == 3
     assert (kpis["csat"]["satisfied"]["count"], kpis["csat"]["satisfied"]["of"]) == (2, 3)
-    # Latest answers: c2 -> 3 (detractor), c6 -> 9 (promoter): NPS 0.
+    # Latest answers: c2 -> 3 (detractor), c6 -> 9 (promoter): NPS 0 (its interval spans
+    # everything with two answers: 100 x 1.96 x sqrt(1 / 2) > 100).
     assert kpis["nps"] == {"score": 0.0, "count": 2, "promoters": 1, "passives": 0,
-                           "detractors": 1}
+                           "detractors": 1, "ci95": [-100.0, 100.0]}
 
 
 def test_nps_arithmetic() -> None:
     answers = [0, 6, 7, 8, 9, 10, 10, 10]  # 2 detractors, 2 passives, 4 promoters -> 25
     events = [(k, 1.0, "survey_response", "email", float(s)) for k, s in enumerate(answers)]
     nps = journey_map(arrays(events, customers=len(answers)), SPEC, AS_OF, PARAMS).kpis["nps"]
-    assert nps == {"score": 25.0, "count": 8, "promoters": 4, "passives": 2, "detractors": 2}
+    # Interval: 100 x 1.96 x sqrt((0.5 + 0.25 - 0.25^2) / 8) = 57.46 either side.
+    assert nps == {"score": 25.0, "count": 8, "promoters": 4, "passives": 2, "detractors": 2,
+                   "ci95": [-32.46, 82.46]}
 
 
 def test_later_events_change_nothing() -> None:

@@ -20,6 +20,7 @@ from serving.marketing_schemas import (
     CustomersOut,
     DashboardOut,
     JourneyMapOut,
+    KpisOut,
     ScoreOut,
     SegmentsOut,
 )
@@ -192,7 +193,8 @@ def test_journey_map_and_dashboard_data(client: TestClient, served: Served,
     assert jm.journey_map is not None
     assert {"funnel", "flows", "kpis", "attribution"} <= set(jm.journey_map)
     data = DashboardOut.model_validate(get(client, served, "/dashboard/data").json())
-    assert set(data.dimensions) == {"tier", "stage", "acquisition_channel", "region", "device"}
+    assert set(data.dimensions) == {"tier", "stage", "persona", "acquisition_channel", "region",
+                                    "device"}
     assert sum(s.customers for s in data.tiers) == data.snapshot.customers
     assert sum(s.customers for s in data.stage_tiers) == data.snapshot.customers
     assert data.journey_map == jm.journey_map
@@ -273,3 +275,10 @@ def test_store_and_service_histories_score_the_same(client: TestClient, served: 
     for col in ("customer_id", "churn", "conversion", "expected_value", "region", "stage",
                 "top_action"):
         assert a[col].to_pylist() == b[col].to_pylist(), col
+
+
+def test_kpis_group_by_stage_without_a_persona_model(client: TestClient, served: Served,
+                                                     scored: object) -> None:
+    out = KpisOut.model_validate(get(client, served, "/kpis").json())
+    assert out.by == "stage" and "persona" not in out.available and "month" in out.available
+    assert sum(g.customers for g in out.groups) == out.overall.customers

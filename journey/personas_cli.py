@@ -1,0 +1,182 @@
+"""`journey personas` (discover, describe, rename) and `journey kpis` (journey KPIs of the
+newest score snapshot by persona, stage, acquisition channel or month)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from features.errors import ConfigError
+from features.spec import FeatureSpec, load_spec
+from features.taxonomy import load_taxonomy
+from journey.common import StoreOpt, app, friendly_errors, parse_when
+from journey.settings import Settings
+from models.persona_words import names_path, persona_names, read_names, write_name
+from models.personas import REGISTERED_NAME, PersonaModel, load_persona_params
+from serving.settings import ServeSettings
+from serving.snapshots import latest, read_snapshot
+
+
+@app.command()
+@friendly_errors
+def personas(
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="Fit on the feature vectors as of this time (default: midnight after "
+                        "the store's last event).")] = None,
+    store: StoreOpt = None,
+    config: Annotated[Path | None, typer.Option(
+        help="Persona settings YAML (default: the shipped models/config/personas.yaml).")] = None,
+    promote: Annotated[bool, typer.Option(
+        help="Make this fit the champion even when one exists.")] = False,
+    show: Annotated[bool, typer.Option(
+        help="Only print the champion's personas (no fitting).")] = False,
+    rename: Annotated[tuple[int, str] | None, typer.Option(
+        help="Rename the champion's persona ID to NAME (no fitting), e.g. --rename 2 "
+             "'bargain hunters'.", metavar="ID NAME")] = None,
+) -> None:
+    """Discover behavioural personas in the customers' feature vectors, describe each in plain
+    words, track the fit in MLflow and register it (champion when there is none). Scoring runs
+    then add each customer's persona, a segment dimension."""
+    settings = Settings() if store is None else Settings(store=store)
+    spec = load_spec(settings.feature_spec, load_taxonomy(settings.taxonomy))
+    if rename is not None and rename[0] is not None:
+        _rename(settings, spec, rename[0], rename[1])
+        return
+    if show:
+        model, version = _champion(settings, spec)
+        _print(model, list(model.profiles_), _names(settings, model, version),
+               f"{REGISTERED_NAME} v{version} (champion)")
+        return
+    _fit(settings, spec, as_of, config, promote)
+
+
+def _fit(settings: Settings, spec: FeatureSpec, as_of: str | None, config: Path | None,
+         promote: bool) -> None:
+    from training.dataset import SnapshotSource
+    from training.personas import fit_and_track
+
+    params = load_persona_params(config)
+    when = parse_when(as_of) if as_of else _after_last_event(settings.store_path)
+    source = SnapshotSource(settings.store_path, settings.snapshots_path, spec, log=typer.echo)
+    try:
+        frame = source.features(when).read()
+    finally:
+        source.close()
+    scores = latest(ServeSettings(home=settings.home).scores_path)
+    run = fit_and_track(frame, params, spec, settings.tracking(), when, promote,
+                        scores.customers() if scores is not None else None)
+    where = f"{REGISTERED_NAME} v{run.version}" + (" (champion)" if run.champion else "")
+    _print(run.model, run.profiles, _names(settings, run.model, run.version),
+           f"{where}, fitted as of {when.date()} in {run.seconds:.1f}s")
+    if scores is not None:
+        typer.echo(f"churn risk and expected value from score snapshot {scores.id} (as of "
+                   f"{scores.meta.get('as_of')})")
+    if not run.champion:
+        typer.echo("not the champion: `journey personas --promote` makes a fit the champion")
+
+
+def _after_last_event(store: Path) -> datetime:
+    from features.store import EventStore
+
+    if not store.exists():
+        raise ConfigError(f"event store not found: {store}; run `journey ingest`")
+    with EventStore(store, read_only=True) as es:
+        last = es.time_range()[1]
+    if last is None:
+        raise ConfigError(f"the event store {store} has no events")
+    day = last.replace(tzinfo=UTC).date() + timedelta(days=1)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def _champion(settings: Settings, spec: FeatureSpec) -> tuple[PersonaModel, str]:
+    from models.registry import alias_version, load_native
+
+    version = alias_version(settings.tracking().client(), REGISTERED_NAME, "champion")
+    if version is None:
+        raise ConfigError(f"no {REGISTERED_NAME} champion yet: run `journey personas`")
+    model = load_native(version, PersonaModel)
+    assert isinstance(model, PersonaModel)
+    return model, str(version.version)
+
+
+def _names(settings: Settings, model: PersonaModel, version: str) -> list[str]:
+    return persona_names(model.default_names_, read_names(names_path(settings.home), version))
+
+
+def _rename(settings: Settings, spec: FeatureSpec, pid: int, name: str) -> None:
+    model, version = _champion(settings, spec)
+    path = names_path(settings.home)
+    write_name(path, version, pid, name, model.default_names_)
+    typer.echo(f"persona {pid} of {REGISTERED_NAME} v{version} is now {name.strip()!r} -> "
+               f"{path} (snapshots scored from now on use it)")
+
+
+def _print(model: PersonaModel, profiles: list[dict[str, Any]], names: list[str],
+           header: str) -> None:
+    from training.personas import summary_lines
+
+    crit = ", ".join(f"{k}: {v}" for k, v in model.criterion["values"].items())
+    typer.echo(f"{header}\n{model.k_} personas (k by silhouette, highest wins: {crit})\n"
+               f"{model.n_active_:,} of {model.n_customers_:,} customers assigned "
+               f"({model.n_active_ / max(model.n_customers_, 1):.0%}); the others have fewer "
+               f"than {model.min_events} events in {model.window_days} days: unassigned")
+    for prof, name in zip(profiles, names, strict=True):
+        typer.echo(f"\n[{prof['id']}] {name}")
+        for line in summary_lines(prof):
+            typer.echo(f"    {line}")
+    typer.echo("\nrename: journey personas --rename ID NAME")
+
+
+@app.command()
+@friendly_errors
+def kpis(
+    by: Annotated[str | None, typer.Option(
+        help="persona, stage, a customer attribute (e.g. acquisition_channel) or month "
+             "(default: persona, or stage without a persona model).")] = None,
+    snapshot: Annotated[str | None, typer.Option(help="A snapshot id (default: the newest).")]
+    = None,
+) -> None:
+    """Journey KPIs of the newest score snapshot per group, with 95 % intervals: conversion,
+    retention and repeat-purchase rates, CLV estimate, CSAT, NPS."""
+    root = ServeSettings().scores_path
+    snap = read_snapshot(root / snapshot) if snapshot else latest(root)
+    if snap is None:
+        raise ConfigError(f"no score snapshot in {root}: run `journey score` first")
+    data = snap.kpis()
+    if data is None:
+        raise ConfigError(f"snapshot {snap.id} has no KPIs: score again")
+    by = by or ("persona" if "persona" in data["by"] else "stage")
+    if by not in data["by"]:
+        raise ConfigError(f"--by {by!r}: the KPIs are grouped by {', '.join(data['by'])}")
+    typer.echo(f"KPIs by {by}, snapshot {snap.id} as of {snap.meta.get('as_of')} "
+               "(95 % intervals in brackets)")
+    rows = [{**data["overall"], "group": "all"}, *data["by"][by]]
+    table = [["group", "customers", "conversion", "retention", "repeat", "CLV", "CSAT",
+              "NPS"]] + [_kpi_row(r) for r in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    for r in table:
+        typer.echo("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                             for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+    typer.echo("CLV = annual revenue per customer x expected lifetime (see `definitions` in "
+               "GET /v1/kpis)")
+
+
+def _kpi_row(r: dict[str, Any]) -> list[str]:
+    def rate(x: dict[str, Any]) -> str:
+        if x["value"] is None:
+            return "-"
+        lo, hi = x["ci95"]
+        return f"{x['value']:.1%} [{lo:.1%}-{hi:.1%}]"
+
+    csat, nps = r.get("csat"), r.get("nps")
+    csat_s = (f"{csat['mean']:.2f} [{csat['mean_ci95'][0]:.2f}-{csat['mean_ci95'][1]:.2f}]"
+              if csat and csat["mean_ci95"] else "-")
+    nps_s = (f"{nps['score']:+.0f} [{nps['ci95'][0]:+.0f}..{nps['ci95'][1]:+.0f}]"
+             if nps and nps["ci95"] else "-")
+    clv = r["clv"]["value"]
+    label = r["group"] + (" (partial)" if r.get("partial") else "")
+    return [label, f"{r['customers']:,}", rate(r["conversion_rate"]), rate(r["retention_rate"]),
+            rate(r["repeat_purchase_rate"]), "-" if clv is None else f"{clv:,.2f}", csat_s, nps_s]

@@ -1,0 +1,103 @@
+"""What the journey map and the journey KPIs both read: the events before a time with their
+stage, activity and conversion flags, per-customer first/last positions, and rates with Wilson
+intervals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from features.events import Encoder, EventArrays
+from features.spec import FeatureSpec
+
+I64 = npt.NDArray[np.int64]
+Bool = npt.NDArray[np.bool_]
+NEVER = np.iinfo(np.int64).max  # "no such event" in first-time arrays
+Z95 = 1.959964
+
+
+@dataclass(frozen=True)
+class Rate:
+    count: int
+    of: int
+
+    @property
+    def value(self) -> float | None:
+        return self.count / self.of if self.of else None
+
+    def to_dict(self) -> dict[str, Any]:
+        lo_hi = wilson(self.count, self.of)
+        return {"value": None if self.value is None else round(self.value, 6),
+                "count": self.count, "of": self.of,
+                "ci95": None if lo_hi is None else [round(lo_hi[0], 6), round(lo_hi[1], 6)]}
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float] | None:
+    """Wilson score 95 % interval of a proportion k/n (sound near 0 and 1, unlike Wald's)."""
+    if n <= 0:
+        return None
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class StageEvents:
+    """The events before as_of with what every part needs: stage, activity, conversion."""
+
+    ev: EventArrays
+    stage: npt.NDArray[np.int8]
+    activity: Bool
+    conversion: Bool
+    contact: Bool  # a marketing contact: a known event type that signals no stage
+    present: Bool  # per customer: has events before as_of
+
+    @classmethod
+    def before(cls, arrays: EventArrays, spec: FeatureSpec, as_of_us: int) -> StageEvents:
+        keep = arrays.ts < as_of_us
+        ev = arrays if keep.all() else EventArrays(
+            arrays.customer_ids, arrays.cust[keep], arrays.ts[keep], arrays.etype[keep],
+            arrays.channel[keep], arrays.action[keep], arrays.value[keep], arrays.score[keep])
+        enc = Encoder(spec)
+        stage = enc.stage_of_type[ev.etype]
+        return cls(ev, stage, stage >= 0, enc.conversion_of_type[ev.etype],
+                   (stage < 0) & (ev.etype >= 0),
+                   np.bincount(ev.cust, minlength=ev.n_customers) > 0)
+
+    def score_mask(self, spec: FeatureSpec, name: str) -> Bool | None:
+        """Events carrying the score ``name`` (features.yaml ``scores``); None: no such score."""
+        score = next((s for s in spec.scores if s.name == name), None)
+        if score is None:
+            return None
+        code = spec.event_types.index(score.event_type)
+        mask: Bool = (self.ev.etype == code) & ~np.isnan(self.ev.score)
+        return mask
+
+
+def first_index(cust: npt.NDArray[np.int32], mask: Bool, n: int, last: bool = False) -> I64:
+    """Per customer, the position of their first (``last``: last) event where ``mask`` holds,
+    -1 if none. Events are grouped by customer and in time order within one (EventArrays)."""
+    idx = np.flatnonzero(mask)
+    out = np.full(n, -1, np.int64)
+    if len(idx):
+        c = cust[idx]
+        edge = np.ones(len(idx), bool)
+        if last:
+            edge[:-1] = c[1:] != c[:-1]
+        else:
+            edge[1:] = c[1:] != c[:-1]
+        out[c[edge]] = idx[edge]
+    return out
+
+
+def first_ts(e: StageEvents, mask: Bool, last: bool = False) -> I64:
+    """Per customer, the time of their first (``last``: last) event where ``mask`` holds,
+    NEVER if none."""
+    at = first_index(e.ev.cust, mask, e.ev.n_customers, last)
+    out = np.full(len(at), NEVER, np.int64)
+    out[at >= 0] = e.ev.ts[at[at >= 0]]
+    return out

@@ -1,0 +1,393 @@
+"""Journey KPIs per group of customers (persona, stage, acquisition channel, ...) and per
+calendar month, with 95 % intervals. The whole population is one group: the journey map's KPIs
+are this code's answer for "everyone", so the figures agree by construction.
+
+Everything is counted on cells: one per (customer, period) with an event in the period. The
+whole history before as_of is one period (a cell per customer; a grouping labels each); the
+months are periods of their own (the month labels the cell). Definitions, per period:
+
+- customers: with any event in the period.
+- conversion rate: of those, the ones with a conversion (purchase) in the period.
+- retention rate: of those with a conversion before the period's end, the ones with customer
+  activity (an event mapped to a stage; marketing contacts are not) in the ``retention_days``
+  before the end.
+- repeat-purchase rate: of the period's converters, those with 2+ conversions before its end.
+- stage conversion: customers whose period events reach stage k (or a later one) over those
+  reaching k - 1 (as in the journey map's funnel).
+- CLV estimate = V x L. V: revenue per customer-year (the group's revenue in the period over
+  its customers' days as customers in the period, x 365). L: expected lifetime in years,
+  (retention_days / 365) / (1 - retention rate), capped at ``clv_years`` (the retention rate
+  read as the chance a buyer is still active one retention window later). A point estimate.
+- CSAT: every scored ticket in the period; mean with a normal-approximation interval
+  (mean +- 1.96 sd / sqrt(n)), and the satisfied share (score >= satisfied_min).
+- NPS: each customer's latest answer in the period (frequent answerers must not count more):
+  100 x (promoters - detractors) / answers, normal-approximation interval
+  100 x 1.96 x sqrt((p + d - (p - d)^2) / n) with p, d the promoter and detractor shares.
+- Rates carry Wilson 95 % intervals (sound near 0 and 1 and for small groups).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from features.events import EventArrays
+from features.spec import DAY_US, FeatureSpec
+from models.journey_events import (
+    I64,
+    NEVER,
+    Z95,
+    Bool,
+    Rate,
+    StageEvents,
+    first_ts,
+)
+
+if TYPE_CHECKING:
+    from models.journey_map import JourneyMapParams
+
+F64 = npt.NDArray[np.float64]
+NO_START = np.iinfo(np.int64).min  # a period with no start: the whole history
+NONE = "(none)"  # the group of customers without a value (no stage yet, no attribute)
+DEFINITIONS = {
+    "customers": "customers with any event in the period (the whole history before as_of; "
+                 "for months, the month)",
+    "conversion_rate": "customers with a purchase in the period / the period's customers "
+                       "(Wilson 95 %)",
+    "retention_rate": "the period's customers with a purchase before its end who were active "
+                      "in the retention_days before the end / the period's customers with a "
+                      "purchase before its end (Wilson 95 %)",
+    "repeat_purchase_rate": "the period's buyers with 2+ purchases before its end / the "
+                            "period's buyers (Wilson 95 %)",
+    "funnel": "customers reaching stage k or later in the period / those reaching k-1 (Wilson)",
+    "clv": "V x L: V = revenue per customer-year in the period; L = (retention_days/365) / "
+           "(1 - retention rate), capped at clv_years",
+    "csat": "every scored support ticket in the period: mean (normal approx. 95 %) and share "
+            ">= satisfied_min (Wilson)",
+    "nps": "latest answer per customer in the period: 100 x (promoters 9-10 - detractors 0-6) "
+           "/ answers; 95 %: 100 x 1.96 x sqrt((p + d - (p - d)^2) / n)",
+    "month": "the same definitions with the period [month start, min(month end, as_of))",
+}
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """A group per customer: ``codes`` index ``labels`` (-1: no value, grouped as NONE)."""
+
+    codes: I64
+    labels: tuple[str, ...]
+
+    @classmethod
+    def everyone(cls, n: int, label: str = "all") -> Grouping:
+        return cls(np.zeros(n, np.int64), (label,))
+
+
+@dataclass(frozen=True)
+class Cells:
+    """One cell per (customer, period) with an event in the period: what the rates count. The
+    whole history is one period; months are several. Scored tickets and each cell's latest
+    NPS answer point at their cell."""
+
+    cust: I64
+    period: I64
+    converted: Bool  # a conversion in the period
+    bought: Bool  # a conversion before the period's end
+    retained: Bool  # bought, and customer activity in the retention_days before the end
+    repeat: Bool  # converted, with 2+ conversions before the end
+    revenue: F64
+    days: F64  # days as a customer in the period
+    furthest: I64  # furthest stage reached in the period (-1 none)
+    csat_cell: I64
+    csat: F64
+    nps_cell: I64
+    nps: F64
+
+
+def period_cells(e: StageEvents, spec: FeatureSpec, params: JourneyMapParams,
+                 bounds: Sequence[int]) -> Cells:
+    """The cells of the periods [bounds[i], bounds[i+1]) (bounds[0] may be ``NO_START``).
+    Events are grouped by customer and in time order, so (customer, period) keys come sorted:
+    cells are runs, maxima are ``reduceat``s, and the rarer events (conversions, scores) find
+    their cell by binary search. The whole history reads the arrays without copying them."""
+    ev, n, end_all = e.ev, e.ev.n_customers, bounds[-1]
+    edges = np.asarray(bounds, np.int64)
+    whole = bounds[0] == NO_START and (not len(ev.ts) or int(ev.ts.max()) < end_all)
+    # Every event inside the periods (months reaching back before the first event): read the
+    # arrays as they are, as for the whole history.
+    everything = not len(ev.ts) or (int(ev.ts.min()) >= bounds[0]
+                                    and int(ev.ts.max()) < end_all)
+    inside = None if everything else (ev.ts >= bounds[0]) & (ev.ts < end_all)
+    sel = None if inside is None else np.flatnonzero(inside)
+
+    def take(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return a if sel is None else a[sel]
+
+    def cells_of(mask: Bool) -> tuple[I64, I64]:
+        """(position in the arrays, cell) of the events where ``mask`` holds."""
+        pos = np.flatnonzero(mask if inside is None else mask & inside)
+        at = pos if sel is None else np.searchsorted(sel, pos)
+        return pos, np.searchsorted(starts, at, side="right") - 1
+
+    cust, ts = take(ev.cust), take(ev.ts)
+    period = np.searchsorted(edges[1:-1], ts, side="right") if len(edges) > 2 else None
+    key = cust if period is None else cust.astype(np.int64) * (len(edges) - 1) + period
+    starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]])) if len(key) else \
+        np.zeros(0, np.int64)
+    cells = len(starts)
+    cell_cust = cust[starts].astype(np.int64)
+    cell_period = np.zeros(cells, np.int64) if period is None else period[starts].astype(
+        np.int64)
+    conv_pos, conv_cell = cells_of(e.conversion)
+    conv_in = np.bincount(conv_cell, minlength=cells).astype(np.int64)
+    revenue = np.bincount(conv_cell, np.nan_to_num(ev.value[conv_pos]), cells).astype(np.float64)
+    last = np.maximum.reduceat(np.where(take(e.activity), ts, NO_START), starts) if cells \
+        else np.zeros(0, np.int64)
+    furthest = np.maximum.reduceat(take(e.stage), starts).astype(np.int64) if cells else \
+        np.zeros(0, np.int64)
+    prior_conv, prior_last = _prior(e, bounds[0], n)
+    conv_upto = _within(cell_cust, conv_in, "cumsum") + prior_conv[cell_cust]
+    last_upto = _within(cell_cust, np.maximum(last, prior_last[cell_cust]), "cummax")
+    end, begin = edges[cell_period + 1], edges[cell_period]
+    days = (end - np.maximum(_first_event(e, cell_cust, ts, starts, whole), begin)) / DAY_US
+    converted = conv_in >= 1
+    csat_cell, csat = _scored(e, spec, params.csat_score, cells_of, last_only=False)
+    nps_cell, nps = _scored(e, spec, params.nps_score, cells_of, last_only=True)
+    return Cells(
+        cell_cust, cell_period, converted, conv_upto >= 1,
+        (conv_upto >= 1) & (last_upto >= end - params.retention_days * DAY_US),
+        converted & (conv_upto >= 2), revenue, days, furthest, csat_cell, csat, nps_cell, nps)
+
+
+def _first_event(e: StageEvents, cell_cust: I64, ts: I64, starts: I64, whole: bool) -> I64:
+    """Each cell's customer's first event (of all their history)."""
+    if whole:  # one cell a customer, starting at their first event
+        return ts[starts]
+    cust = e.ev.cust
+    if len(cust) == 0:  # nobody has an event yet: no cells either
+        return np.zeros(len(cell_cust), np.int64)
+    edge = np.flatnonzero(np.concatenate([[True], cust[1:] != cust[:-1]]))
+    first = np.zeros(e.ev.n_customers, np.int64)
+    first[cust[edge]] = e.ev.ts[edge]
+    out: I64 = first[cell_cust]
+    return out
+
+
+def _prior(e: StageEvents, start: int, n: int) -> tuple[I64, I64]:
+    """Per customer: conversions, and the last customer activity, before ``start``."""
+    if start == NO_START:
+        return np.zeros(n, np.int64), np.full(n, NO_START, np.int64)
+    before = e.ev.ts < start
+    conv = np.bincount(e.ev.cust[before & e.conversion], minlength=n).astype(np.int64)
+    last = first_ts(e, before & e.activity, last=True)
+    return conv, np.where(last == NEVER, NO_START, last)
+
+
+def _within(cust: I64, values: npt.NDArray[Any], how: str) -> npt.NDArray[Any]:
+    """Running sum or max over each customer's cells (in period order)."""
+    if not len(cust) or (np.diff(cust) > 0).all():  # one cell a customer: nothing runs
+        return values
+    grouped = pd.Series(values).groupby(cust, sort=False)
+    out: npt.NDArray[Any] = (grouped.cumsum() if how == "cumsum" else grouped.cummax()
+                             ).to_numpy()
+    return out
+
+
+def _scored(e: StageEvents, spec: FeatureSpec, name: str,
+            cells_of: Callable[[Bool], tuple[I64, I64]], last_only: bool) -> tuple[I64, F64]:
+    """The cell of each scored event of ``name`` in the periods (``last_only``: only each
+    cell's latest), and its score; empty when there is no such score."""
+    mask = e.score_mask(spec, name)
+    if mask is None:
+        return np.zeros(0, np.int64), np.zeros(0)
+    pos, cell = cells_of(mask)
+    if last_only and len(cell):
+        keep = np.concatenate([cell[1:] != cell[:-1], [True]])
+        pos, cell = pos[keep], cell[keep]
+    return cell.astype(np.int64), e.ev.score[pos]
+
+
+def aggregate(cells: Cells, group: I64, labels: Sequence[str], spec: FeatureSpec,
+              params: JourneyMapParams, keep_empty: bool = False) -> list[dict[str, Any]]:
+    """One row per group of cells (``group``: each cell's index into ``labels``, -1 for
+    NONE), for groups with customers (``keep_empty``: all of them)."""
+    n_groups = len(labels) + 1
+    g = np.where(group >= 0, group, n_groups - 1).astype(np.int64)
+
+    def count(mask: Bool | None = None) -> I64:
+        return np.bincount(g if mask is None else g[mask], minlength=n_groups)
+
+    customers, converted = count(), count(cells.converted)
+    bought, retained, repeat = count(cells.bought), count(cells.retained), count(cells.repeat)
+    revenue = np.bincount(g, cells.revenue, n_groups)
+    years = np.bincount(g, cells.days, n_groups) / 365.0
+    reached = _reached(cells.furthest, g, n_groups, len(spec.stages))
+    csat = _csat(cells, params, g, n_groups) if spec_has(spec, params.csat_score) else None
+    nps = _nps(cells, params, g, n_groups) if spec_has(spec, params.nps_score) else None
+    rows = []
+    for k in range(n_groups):
+        if not customers[k] and not (keep_empty and k < n_groups - 1):
+            continue
+        retention = Rate(int(retained[k]), int(bought[k]))
+        rows.append({
+            "group": labels[k] if k < n_groups - 1 else NONE,
+            "customers": int(customers[k]),
+            "conversion_rate": Rate(int(converted[k]), int(customers[k])).to_dict(),
+            "retention_rate": retention.to_dict(),
+            "repeat_purchase_rate": Rate(int(repeat[k]), int(converted[k])).to_dict(),
+            "clv": _clv(float(revenue[k]), float(years[k]), retention.value, params),
+            "csat": None if csat is None else csat[k],
+            "nps": None if nps is None else nps[k],
+            "funnel": [{"stage": stage, "reached": int(reached[k, s]),
+                        "conversion_from_previous": Rate(int(reached[k, s]),
+                                                         int(reached[k, s - 1])).to_dict()
+                        if s else None}
+                       for s, stage in enumerate(spec.stages)],
+        })
+    return rows
+
+
+def spec_has(spec: FeatureSpec, score: str) -> bool:
+    return any(s.name == score for s in spec.scores)
+
+
+def group_kpis(e: StageEvents, spec: FeatureSpec, params: JourneyMapParams,
+               grouping: Grouping, as_of_us: int, keep_empty: bool = False
+               ) -> list[dict[str, Any]]:
+    """KPIs of each group over the whole history before ``as_of_us``."""
+    cells = period_cells(e, spec, params, [NO_START, as_of_us])
+    return aggregate(cells, grouping.codes[cells.cust], grouping.labels, spec, params,
+                     keep_empty)
+
+
+def _reached(furthest: I64, g: I64, n_groups: int, n_stages: int) -> I64:
+    """(groups, stages): cells whose furthest stage is k or later."""
+    has = furthest >= 0
+    flat = np.bincount(g[has] * n_stages + furthest[has], minlength=n_groups * n_stages)
+    at = flat.reshape(n_groups, n_stages)
+    out: I64 = np.cumsum(at[:, ::-1], axis=1)[:, ::-1]
+    return out
+
+
+def _clv(revenue: float, years: float, retention: float | None,
+         params: JourneyMapParams) -> dict[str, Any]:
+    annual = revenue / years if years > 0 else None
+    if retention is None:
+        lifetime = None
+    elif retention >= 1:
+        lifetime = float(params.clv_years)
+    else:
+        lifetime = min(float(params.clv_years), params.retention_days / 365 / (1 - retention))
+    value = annual * lifetime if annual is not None and lifetime is not None else None
+    return {"value": _r(value, 2), "annual_revenue_per_customer": _r(annual, 2),
+            "expected_lifetime_years": _r(lifetime, 3)}
+
+
+def _csat(cells: Cells, params: JourneyMapParams, g: I64, n_groups: int
+          ) -> list[dict[str, Any]]:
+    grp, s = g[cells.csat_cell], cells.csat
+    n = np.bincount(grp, minlength=n_groups)
+    total = np.bincount(grp, s, n_groups)
+    squares = np.bincount(grp, s * s, n_groups)
+    satisfied = np.bincount(grp[s >= params.satisfied_min], minlength=n_groups)
+    out = []
+    for k in range(n_groups):
+        m = int(n[k])
+        mean = total[k] / m if m else None
+        ci = None
+        if mean is not None and m >= 2:
+            sd = np.sqrt(max(squares[k] / m - mean * mean, 0.0) * m / (m - 1))
+            half = float(Z95 * sd / np.sqrt(m))
+            ci = [_r(mean - half, 4), _r(mean + half, 4)]
+        out.append({"mean": _r(mean, 4), "mean_ci95": ci, "count": m,
+                    "satisfied": Rate(int(satisfied[k]), m).to_dict()})
+    return out
+
+
+def _nps(cells: Cells, params: JourneyMapParams, g: I64, n_groups: int
+         ) -> list[dict[str, Any]]:
+    grp, s = g[cells.nps_cell], cells.nps
+    n = np.bincount(grp, minlength=n_groups)
+    pro = np.bincount(grp[s >= params.promoter_min], minlength=n_groups)
+    det = np.bincount(grp[s <= params.detractor_max], minlength=n_groups)
+    out = []
+    for k in range(n_groups):
+        m, p, d = int(n[k]), int(pro[k]), int(det[k])
+        score = ci = None
+        if m:
+            score = round(100.0 * (p - d) / m, 2)
+            ps, ds = p / m, d / m
+            half = float(100 * Z95 * np.sqrt(max(ps + ds - (ps - ds) ** 2, 0.0) / m))
+            ci = [round(max(-100.0, score - half), 2), round(min(100.0, score + half), 2)]
+        out.append({"score": score, "ci95": ci, "count": m, "promoters": p,
+                    "passives": m - p - d, "detractors": d})
+    return out
+
+
+def _r(x: float | None, digits: int) -> float | None:
+    return None if x is None or not np.isfinite(x) else round(float(x), digits)
+
+
+def overall_kpis(e: StageEvents, spec: FeatureSpec, params: JourneyMapParams,
+                 as_of_us: int) -> dict[str, Any]:
+    """The whole population's KPIs (the journey map's): the group of everyone."""
+    row = group_kpis(e, spec, params, Grouping.everyone(e.ev.n_customers), as_of_us,
+                     keep_empty=True)[0]
+    return {k: v for k, v in row.items() if k not in ("group", "funnel")}
+
+
+def month_windows(as_of_us: int, months: int) -> list[tuple[str, int, int, bool]]:
+    """(label, start, end, partial) of the ``months`` calendar months up to ``as_of``, oldest
+    first; the month holding as_of ends there (partial)."""
+    at = datetime.fromtimestamp(as_of_us / 1e6, UTC)
+    y, m = at.year, at.month
+    out = []
+    for _ in range(months + 1):
+        start = datetime(y, m, 1, tzinfo=UTC)
+        nxt = datetime(y + (m == 12), m % 12 + 1, 1, tzinfo=UTC)
+        s_us, e_us = round(start.timestamp() * 1e6), round(nxt.timestamp() * 1e6)
+        if s_us < as_of_us:
+            out.append((f"{y:04d}-{m:02d}", s_us, min(e_us, as_of_us), e_us > as_of_us))
+        y, m = (y - 1, 12) if m == 1 else (y, m - 1)
+    return out[:months][::-1]
+
+
+def journey_kpis(arrays: EventArrays, spec: FeatureSpec, as_of_us: int,
+                 params: JourneyMapParams, groups: Mapping[str, Grouping]) -> dict[str, Any]:
+    """KPIs overall, by each grouping, and by month, as of ``as_of_us`` (what ``kpis.json``
+    holds; ``models.journey_map.journey_map_and_kpis`` gives the map too)."""
+    return kpis_of(StageEvents.before(arrays, spec, as_of_us), spec, as_of_us, params, groups)
+
+
+def kpis_of(e: StageEvents, spec: FeatureSpec, as_of_us: int, params: JourneyMapParams,
+            groups: Mapping[str, Grouping]) -> dict[str, Any]:
+    """``journey_kpis`` of events already read: one pass over the whole history serves every
+    grouping and the overall row; one more serves the months."""
+    cells = period_cells(e, spec, params, [NO_START, as_of_us])
+    by = {name: aggregate(cells, grouping.codes[cells.cust], grouping.labels, spec, params)
+          for name, grouping in groups.items()}
+    overall = aggregate(cells, np.zeros(len(cells.cust), np.int64), ("all",), spec, params,
+                        keep_empty=True)[0]
+    months = month_windows(as_of_us, params.kpi_months)
+    if months:
+        bounds = [start for _, start, _, _ in months] + [months[-1][2]]
+        monthly = period_cells(e, spec, params, bounds)
+        rows = aggregate(monthly, monthly.period, [m[0] for m in months], spec, params)
+        partial = {m[0]: m[3] for m in months}
+        by["month"] = [{**r, "partial": partial[r["group"]]} for r in rows]
+    else:
+        by["month"] = []
+    keep = ("retention_days", "csat_score", "satisfied_min", "nps_score", "promoter_min",
+            "detractor_max", "kpi_months", "clv_years")
+    return {
+        "as_of": datetime.fromtimestamp(as_of_us / 1e6, UTC).isoformat(),
+        "params": {k: v for k, v in asdict(params).items() if k in keep},
+        "definitions": DEFINITIONS,
+        "overall": overall,
+        "by": by,
+    }

@@ -1,0 +1,212 @@
+"""Trigger firings and their webhook deliveries, in a small SQLite file under ``<home>``
+(``triggers.sqlite``).
+
+Not in the DuckDB event store: the service holds that store's only write connection and its
+ingest path commits there under the write lock, so webhook bookkeeping (a write per attempt)
+would queue behind ingests, and no other process could read the cool-down state while the
+service runs. SQLite in WAL mode lets ``journey triggers test`` and ``journey score`` read and
+write it beside the service, and its ``BEGIN IMMEDIATE`` makes check-then-insert of a firing
+atomic across threads and processes: that is what makes a rule fire at most once per customer
+per cool-down, restarts included.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+Status = Literal["pending", "retrying", "delivered", "dead"]
+STATUSES: tuple[Status, ...] = ("pending", "retrying", "delivered", "dead")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS firings (
+    firing_id   TEXT PRIMARY KEY,
+    rule        TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    at_us       INTEGER NOT NULL,  -- evaluation clock (JOURNEY_AS_OF or now); cool-downs use it
+    fired_at    TEXT NOT NULL,     -- wall clock, ISO 8601
+    source      TEXT NOT NULL,     -- events | scoring run
+    status      TEXT NOT NULL,     -- over its deliveries: pending, retrying, delivered or dead
+    body        BLOB NOT NULL      -- the JSON sent, byte for byte (each attempt signs it anew)
+);
+CREATE INDEX IF NOT EXISTS firings_rule_customer ON firings (rule, customer_id, at_us);
+CREATE INDEX IF NOT EXISTS firings_status ON firings (status);
+CREATE TABLE IF NOT EXISTS deliveries (
+    firing_id   TEXT NOT NULL REFERENCES firings (firing_id),
+    endpoint    TEXT NOT NULL,
+    status      TEXT NOT NULL,     -- pending, retrying, delivered, dead (the dead letter)
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    http_status INTEGER,
+    last_error  TEXT,
+    next_attempt_at TEXT,
+    updated_at  TEXT,
+    PRIMARY KEY (firing_id, endpoint)
+);
+"""
+# A firing's status from its deliveries: still in flight while any is; then dead if any died.
+_ROLL_UP = """
+UPDATE firings SET status = (
+    SELECT CASE
+        WHEN sum(status IN ('pending', 'retrying')) > 0
+            THEN CASE WHEN sum(attempts) > 0 THEN 'retrying' ELSE 'pending' END
+        WHEN sum(status = 'dead') > 0 THEN 'dead'
+        ELSE 'delivered' END
+    FROM deliveries d WHERE d.firing_id = firings.firing_id)
+WHERE firing_id = ?
+"""
+
+
+@dataclass(frozen=True)
+class NewFiring:
+    firing_id: str
+    rule: str
+    customer_id: str
+    at_us: int
+    cooldown_us: int
+    fired_at: str
+    source: str
+    body: bytes
+    endpoints: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A delivery still to attempt (after a restart, or just claimed)."""
+
+    firing_id: str
+    endpoint: str
+    body: bytes
+    attempts: int  # made so far
+
+
+class FiringStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._con: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # one connection, shared by the worker threads
+        self._closed = False
+
+    def _open(self) -> sqlite3.Connection:
+        if self._con is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            con = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                  check_same_thread=False)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")  # WAL: a crash loses no committed row
+            con.executescript(SCHEMA)
+            self._con = con
+        return self._con
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Rows of a query; none when the file does not exist yet (nothing has fired)."""
+        with self._lock:
+            if self._con is None and not self.path.exists():
+                return []
+            con = self._open()
+            con.row_factory = sqlite3.Row
+            try:
+                return con.execute(sql, params).fetchall()
+            finally:
+                con.row_factory = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+    def claim(self, firings: Sequence[NewFiring]) -> list[NewFiring]:
+        """Store each firing whose rule has not fired for its customer within the cool-down
+        before its time (nor later: a run back in time does not fire again), with a pending
+        delivery per endpoint; the stored ones, in one transaction."""
+        kept = []
+        with self._lock:
+            con = self._open()
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                for f in firings:
+                    if con.execute("SELECT 1 FROM firings WHERE rule = ? AND customer_id = ? "
+                                   "AND at_us > ? LIMIT 1",
+                                   (f.rule, f.customer_id, f.at_us - f.cooldown_us)).fetchone():
+                        continue
+                    con.execute("INSERT INTO firings VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
+                                (f.firing_id, f.rule, f.customer_id, f.at_us, f.fired_at,
+                                 f.source, f.body))
+                    con.executemany("INSERT INTO deliveries (firing_id, endpoint, status) "
+                                    "VALUES (?, ?, 'pending')",
+                                    [(f.firing_id, e) for e in f.endpoints])
+                    kept.append(f)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return kept
+
+    def record(self, firing_id: str, endpoint: str, status: Status, attempts: int,
+               http_status: int | None, error: str | None, next_attempt_at: str | None,
+               now: str) -> None:
+        """The outcome of a delivery attempt (and the firing's status that follows). After
+        ``close`` (a send that outlived shutdown) nothing is written: the delivery keeps its
+        last state and the next start resumes it."""
+        with self._lock:
+            if self._closed:
+                return
+            con = self._open()
+            con.execute("BEGIN IMMEDIATE")
+            con.execute("UPDATE deliveries SET status = ?, attempts = ?, http_status = ?, "
+                        "last_error = ?, next_attempt_at = ?, updated_at = ? "
+                        "WHERE firing_id = ? AND endpoint = ?",
+                        (status, attempts, http_status, error, next_attempt_at, now, firing_id,
+                         endpoint))
+            con.execute(_ROLL_UP, (firing_id,))
+            con.execute("COMMIT")
+
+    def unfinished(self) -> list[Pending]:
+        """Deliveries not yet delivered nor dead (a restart resumes them)."""
+        rows = self._read("SELECT d.firing_id, d.endpoint, f.body, d.attempts FROM deliveries d "
+                          "JOIN firings f USING (firing_id) "
+                          "WHERE d.status IN ('pending', 'retrying') ORDER BY f.rowid")
+        return [Pending(r["firing_id"], r["endpoint"], bytes(r["body"]), r["attempts"])
+                for r in rows]
+
+    def last(self, rule: str, customer_id: str) -> dict[str, Any] | None:
+        """The rule's latest firing for the customer (by evaluation time)."""
+        rows = self._read("SELECT firing_id, at_us, fired_at, status, source FROM firings "
+                          "WHERE rule = ? AND customer_id = ? ORDER BY at_us DESC LIMIT 1",
+                          (rule, customer_id))
+        return dict(rows[0]) if rows else None
+
+    def firings(self, rule: str | None = None, customer_id: str | None = None,
+                status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest firings first, filtered, each with its deliveries."""
+        where, params = [], []
+        for column, value in (("rule", rule), ("customer_id", customer_id), ("status", status)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = ("SELECT firing_id, rule, customer_id, at_us, fired_at, source, status, body "
+               "FROM firings" + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY rowid DESC LIMIT ?")
+        rows = [dict(r) for r in self._read(sql, [*params, limit])]
+        if not rows:
+            return rows
+        marks = ", ".join("?" * len(rows))
+        by_firing: dict[str, list[dict[str, Any]]] = {}
+        for d in self._read("SELECT firing_id, endpoint, status, attempts, http_status, "
+                            "last_error, next_attempt_at, updated_at FROM deliveries "
+                            f"WHERE firing_id IN ({marks}) ORDER BY endpoint",
+                            [r["firing_id"] for r in rows]):
+            by_firing.setdefault(d["firing_id"], []).append(dict(d))
+        for r in rows:
+            r["deliveries"] = by_firing.get(r["firing_id"], [])
+        return rows
+
+    def counts(self) -> dict[str, int]:
+        """Firings per status."""
+        rows = self._read("SELECT status, count(*) AS n FROM firings GROUP BY status")
+        return {s: 0 for s in STATUSES} | {r["status"]: r["n"] for r in rows}

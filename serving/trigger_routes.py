@@ -1,0 +1,132 @@
+"""The trigger routes (marketer role): firings with their delivery status, the rules, and a dry
+run of one rule for one customer."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import anyio
+from fastapi import FastAPI, Query
+from pydantic import BaseModel, Field
+
+from features.errors import ConfigError
+from serving.deps import Watcher, not_found
+from serving.errors import BadRequestError, NotFoundError, NotReadyError, UnknownCustomerError
+from serving.schemas import UtcTime
+from serving.state import ServiceState
+from serving.trigger_dry_run import dry_run
+from serving.trigger_rules import iso_us
+from serving.trigger_states import StateReader
+
+
+class DeliveryOut(BaseModel):
+    endpoint: str
+    status: Literal["pending", "retrying", "delivered", "dead"]
+    attempts: int
+    http_status: int | None
+    last_error: str | None
+    next_attempt_at: str | None = Field(description="When a retrying delivery tries again.")
+    updated_at: str | None
+
+
+class FiringOut(BaseModel):
+    firing_id: str
+    rule: str
+    customer_id: str
+    as_of: str = Field(description="The evaluation time; cool-downs count from it.")
+    fired_at: str = Field(description="Wall-clock time of the firing.")
+    source: Literal["events", "scoring run"]
+    status: Literal["pending", "retrying", "delivered", "dead"] = Field(
+        description="dead: a delivery gave up after its last attempt (the dead letter).")
+    details: dict[str, Any] = Field(description="As in the webhook body.")
+    deliveries: list[DeliveryOut]
+
+
+class FiringsOut(BaseModel):
+    firings: list[FiringOut]
+    counts: dict[str, int] = Field(description="Every firing stored, per status.")
+
+
+class RuleOut(BaseModel):
+    id: str
+    kind: str
+    description: str
+    params: dict[str, Any]
+    endpoints: list[str]
+    cooldown_seconds: float
+    enabled: bool
+
+
+class RulesOut(BaseModel):
+    source: str
+    rules: list[RuleOut]
+    status: dict[str, Any] = Field(description="Evaluations queued and dropped, deliveries "
+                                   "in flight.")
+
+
+def firing_out(row: dict[str, Any]) -> FiringOut:
+    body = json.loads(row["body"])
+    return FiringOut(firing_id=row["firing_id"], rule=row["rule"],
+                     customer_id=row["customer_id"], as_of=iso_us(row["at_us"]),
+                     fired_at=row["fired_at"], source=row["source"], status=row["status"],
+                     details=body["details"],
+                     deliveries=[DeliveryOut(**d) for d in row["deliveries"]])
+
+
+def _dry_run(state: ServiceState, rule_id: str, customer_id: str,
+             as_of: datetime | None, since: datetime | None) -> dict[str, Any]:
+    history = state.history
+    if history is None:
+        raise NotReadyError(state.readiness()["message"] or "not ready")
+    triggers = state.triggers
+    try:
+        rule = triggers.config.rule(rule_id)
+    except ConfigError as exc:
+        raise NotFoundError(f"no trigger rule {rule_id!r}", "rule") from exc
+    if customer_id not in history:
+        raise UnknownCustomerError(f"no events for customer {customer_id!r}", "customer_id")
+    when = state.clock(as_of)
+    if since is not None and since >= when:
+        raise BadRequestError("since must be before as_of", "since")
+    r = triggers.reader  # a reader for this rule alone: it may watch what no enabled rule does
+    reader = StateReader(r.spec, r.predictor, r.catalog, [rule])
+    return dry_run(rule, customer_id, lambda t: history.arrays(customer_id, t),
+                   history.attributes.of(customer_id), reader, state.holder.current,
+                   triggers.firings, when, since, state.settings.scores_path).to_dict()
+
+
+def add_trigger_routes(app: FastAPI) -> None:
+    @app.get("/triggers/firings", tags=["triggers"])
+    async def firings(
+        state: Watcher, rule: str | None = None, customer_id: str | None = None,
+        status: Literal["pending", "retrying", "delivered", "dead"] | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> FiringsOut:
+        """Trigger firings, newest first, with each webhook delivery's status (``dead``: the
+        last attempt failed; the dead letter keeps the last error)."""
+        store = state.triggers.firings
+        rows = await anyio.to_thread.run_sync(store.firings, rule, customer_id, status, limit)
+        return FiringsOut(firings=[firing_out(r) for r in rows], counts=store.counts())
+
+    @app.get("/triggers/rules", tags=["triggers"])
+    async def rules(state: Watcher) -> RulesOut:
+        """The trigger rules loaded (endpoint names only: addresses and secrets stay
+        server-side)."""
+        t = state.triggers
+        return RulesOut(source=t.config.source, status=t.status(), rules=[
+            RuleOut(id=r.id, kind=r.kind, description=r.description, params=dict(r.params),
+                    endpoints=list(r.endpoints), cooldown_seconds=r.cooldown_seconds,
+                    enabled=r.enabled) for r in t.config.rules])
+
+    @app.get("/triggers/test", tags=["triggers"],
+             responses=not_found("No such rule, or no events for the customer."))
+    async def test(state: Watcher, rule: str, customer_id: str,
+                   as_of: UtcTime | None = None,
+                   since: UtcTime | None = None) -> dict[str, Any]:
+        """Dry run: whether ``rule`` would fire for the customer as of ``as_of`` (default
+        now) and why or why not - the values compared and the cool-down - without storing or
+        sending anything. "Before" is the customer as of ``since``, else the newest score
+        snapshot, else just before their last event."""
+        return await anyio.to_thread.run_sync(_dry_run, state, rule, customer_id, as_of, since)

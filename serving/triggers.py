@@ -1,0 +1,234 @@
+"""Behavioural triggers in the service: rules evaluated as events arrive and on each scoring
+run, firings claimed at most once per customer per rule per cool-down, and signed webhooks.
+
+The ingest path only captures: under the service's write lock it keeps each touched customer's
+history before and after the new events (references to immutable arrays, a few microseconds
+each) and queues them without waiting. A worker thread computes the states, judges the rules
+and claims the firings; sender threads deliver them. An acknowledged ingest never waits for
+a rule or a receiver; when the queue is full the evaluation is dropped, counted and logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from features.batch import micros
+from features.events import EventArrays
+from features.history import HistoryIndex
+from features.spec import FeatureSpec
+from models.actions import Catalog
+from serving.champions import ModelSet
+from serving.firings import FiringStore, NewFiring, Pending
+from serving.predictor import Predictor
+from serving.settings import ServeSettings
+from serving.snapshots import Snapshot, previous_of
+from serving.trigger_config import INGEST_KINDS, TriggerConfig, load_trigger_config
+from serving.trigger_rules import iso_us, judge
+from serving.trigger_snapshots import Candidate, snapshot_candidates
+from serving.trigger_states import Attrs, StateReader
+from serving.webhooks import Sender
+
+log = logging.getLogger("journey.triggers")
+
+
+@dataclass(frozen=True)
+class _Ingested:
+    """Customers touched by one ingest: their histories as of ``when``, before and after."""
+
+    when: datetime
+    ids: list[str]
+    before: list[EventArrays | None]
+    after: list[EventArrays | None]
+
+
+class Triggers:
+    def __init__(self, config: TriggerConfig, firings: FiringStore, reader: StateReader,
+                 models: Callable[[], ModelSet | None]) -> None:
+        self.config = config
+        self.rules = config.enabled
+        self.ingest_rules = [r for r in self.rules if r.kind in INGEST_KINDS]
+        self.firings = firings
+        self.reader = reader
+        self.sender = Sender(firings, config.endpoints, config.delivery)
+        self._models = models
+        self._attributes: Callable[[str], Attrs] = lambda _: {}
+        self._queue: queue.Queue[_Ingested | Snapshot] = queue.Queue(config.delivery.queue_size)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.dropped = 0  # evaluations not made because the queue was full
+
+    @classmethod
+    def for_settings(cls, settings: ServeSettings, spec: FeatureSpec, catalog: Catalog,
+                     predictor: Predictor, models: Callable[[], ModelSet | None]) -> Triggers:
+        config = load_trigger_config(settings.triggers, spec.stages, catalog.index)
+        return cls(config, FiringStore(settings.firings_path),
+                   StateReader(spec, predictor, catalog, config.enabled), models)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.rules)
+
+    def start(self, attributes: Callable[[str], Attrs] | None = None) -> None:
+        """Resume the deliveries a previous run left unfinished, then start the threads (no
+        thread at all when no rule is enabled)."""
+        if not self.active or self._thread is not None:
+            return
+        if attributes is not None:
+            self._attributes = attributes
+        self.sender.start()
+        self.sender.submit(self.firings.unfinished())
+        self._thread = threading.Thread(target=self._run, name="journey-triggers", daemon=True)
+        self._thread.start()
+
+    def close(self, wait_seconds: float = 0.0) -> None:
+        """Stop; with ``wait_seconds``, first let queued evaluations and deliveries due by then
+        finish. Deliveries left over stay pending in the store for the next start."""
+        if wait_seconds > 0:
+            self.idle(wait_seconds, due_only=True)
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+        self.sender.close()
+        self.firings.close()
+
+    def idle(self, timeout: float, due_only: bool = False) -> bool:
+        """Wait until every queued evaluation is done and nothing is left to send
+        (``due_only``: nothing due within the timeout); whether that happened in time."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return self.sender.wait(max(deadline - time.monotonic(), 0.0), due_only)
+
+    # -- events ----------------------------------------------------------------------------
+    def before_ingest(self, history: HistoryIndex, rows: pa.Table, when: datetime
+                      ) -> _Ingested | None:
+        """Under the write lock, before the histories take ``rows``: the touched customers'
+        histories as of ``when`` (None when no rule is evaluated on events)."""
+        if not self.ingest_rules or rows.num_rows == 0:  # queued until the worker starts
+            return None
+        t = micros(when)
+        ids = pc.unique(rows["customer_id"]).to_pylist()
+        return _Ingested(when, ids, [history.arrays(c, t) for c in ids], [])
+
+    def after_ingest(self, history: HistoryIndex, job: _Ingested | None) -> None:
+        """Under the write lock, after: the same customers' histories now, queued for the
+        worker without waiting."""
+        if job is None:
+            return
+        t = micros(job.when)
+        job.after.extend(history.arrays(c, t) for c in job.ids)
+        self._put(job)
+
+    def after_scoring(self, snap: Snapshot) -> None:
+        """Queue a scoring run's snapshot for comparison with the previous one."""
+        if self.active:
+            self._put(snap)
+
+    def _put(self, item: _Ingested | Snapshot) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self.dropped += 1
+            log.warning("triggers: evaluation queue full (%d); dropped an evaluation (%d so "
+                        "far)", self._queue.maxsize, self.dropped)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                first = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            batch = [first]
+            while len(batch) < 256:  # what queued meanwhile goes through one kernel pass
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._evaluate(batch)
+            except Exception:  # a bad batch must not stop the triggers for good
+                log.exception("triggers: evaluation failed")
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    def _evaluate(self, batch: Sequence[_Ingested | Snapshot]) -> None:
+        jobs = [b for b in batch if isinstance(b, _Ingested)]
+        for when in dict.fromkeys(j.when for j in jobs):
+            self.evaluate_events([j for j in jobs if j.when == when], when)
+        for snap in batch:
+            if isinstance(snap, Snapshot):
+                self.evaluate_snapshot(snap)
+
+    def evaluate_events(self, jobs: Sequence[_Ingested], when: datetime) -> int:
+        """Judge the event rules for each customer, before and after their new events."""
+        ids: list[str] = []
+        histories: list[EventArrays | None] = []
+        afters: list[EventArrays | None] = []
+        for j in jobs:
+            for cid, b, a in zip(j.ids, j.before, j.after, strict=True):
+                if a is not None and len(a) > (len(b) if b is not None else 0):
+                    ids.append(cid)
+                    histories.append(b)
+                    afters.append(a)
+        if not ids:
+            return 0
+        attrs = [self._attributes(c) for c in ids]
+        states = self.reader.states(self._models(), histories + afters, attrs + attrs, when)
+        n = len(ids)
+        found = []
+        for k, cid in enumerate(ids):
+            before, after = states[k], states[n + k]
+            if after is None:
+                continue
+            for rule in self.ingest_rules:
+                verdict = judge(rule, before, after, None)
+                if verdict.fires:
+                    found.append(Candidate(rule, cid, after.at_us, verdict))
+        return self.fire(found, "events")
+
+    # -- scoring runs and firing -----------------------------------------------------------
+    def evaluate_snapshot(self, snap: Snapshot) -> int:
+        """Compare a scoring run's snapshot with the previous one; the firings claimed."""
+        return self.fire(snapshot_candidates(self.rules, snap,
+                                             previous_of(snap.path.parent, snap)),
+                         "scoring run")
+
+    def fire(self, candidates: Sequence[Candidate], source: str) -> int:
+        """Claim the candidates the cool-downs allow and queue their webhooks."""
+        if not candidates:
+            return 0
+        fired_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        new = []
+        for c in candidates:
+            fid = uuid.uuid4().hex
+            details = {"kind": c.rule.kind, "as_of": iso_us(c.at_us), "source": source,
+                       "reason": c.verdict.why, **c.verdict.details}
+            body = json.dumps({"firing_id": fid, "rule": c.rule.id, "customer_id": c.customer_id,
+                               "fired_at": fired_at, "details": details},
+                              separators=(",", ":")).encode()
+            new.append(NewFiring(fid, c.rule.id, c.customer_id, c.at_us, c.rule.cooldown_us,
+                                 fired_at, source, body, c.rule.endpoints))
+        kept = self.firings.claim(new)
+        self.sender.submit(Pending(f.firing_id, e, f.body, 0) for f in kept for e in f.endpoints)
+        if kept:
+            log.info("triggers: %d fired from %s (%d held by cool-downs)", len(kept), source,
+                     len(new) - len(kept))
+        return len(kept)
+
+    def status(self) -> dict[str, object]:
+        return {"active": self.active, "queued": self._queue.qsize(), "dropped": self.dropped,
+                "sending": self.sender.busy}

@@ -1,0 +1,42 @@
+"""The sustained-load benchmark end to end, shortened: `benchmarks/load.py --quick` against the
+real service for 10 s in two windows, its figures written where the test says (not over
+benchmarks/results/load.json).
+
+It reuses the quick benchmarks' prepared world under var/bench (store, champions, uplift
+models); on a machine where `make bench-quick` never ran, the first run trains them first
+(a few minutes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+KEYS = {"errors", "p99_first_ms", "p99_last_ms", "rss_growth_pct", "requests", "windows",
+        "targets", "meets_targets"}
+
+
+@pytest.mark.slow
+def test_quick_load_run(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("JOURNEY_") and not k.startswith("MLFLOW_TRACKING")}
+    env.update(BENTOML_DO_NOT_TRACK="true", MLFLOW_DISABLE_TELEMETRY="true")
+    done = subprocess.run(
+        [sys.executable, "benchmarks/load.py", "--quick", "--seconds", "10", "--window", "5",
+         "--results", str(tmp_path)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
+    figures = json.loads((tmp_path / "load.json").read_text())
+    assert figures.keys() >= KEYS
+    assert figures["quick"] is True and figures["errors"] == 0
+    assert figures["requests"] == 2000  # 200 req/s for 10 s, every one answered
+    assert [w["window"] for w in figures["windows"]] == [1, 2]
+    assert {r for w in figures["windows"] for r, f in w["by_route"].items()
+            if f["requests"]} == {"predict", "ingest", "recommend"}
+    assert figures["rss_start_mb"] > 0 and figures["rss_end_mb"] > 0
+    assert figures["detail"]["statuses"] == {"200": 2000}

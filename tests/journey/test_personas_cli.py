@@ -1,0 +1,97 @@
+"""`journey personas` (fit, show, rename) and `journey kpis` through typer's CliRunner on the
+small world, with its champions in a home of the module's own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from models.persona_words import names_path, read_names
+from serving.snapshots import latest
+from tests.journey.cli_helpers import fails, ok
+from tests.serving.conftest import AS_OF, Served, build_served
+from tests.training.world import Trained, UpliftTrained, World, clean_env, one_thread
+
+pytestmark = pytest.mark.slow  # needs the trained world
+
+
+@pytest.fixture(scope="module")
+def home(world: World, trained: Trained, uplift_trained: UpliftTrained,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    served = build_served(world, trained, uplift_trained, tmp_path_factory.mktemp("cli-home"))
+    with clean_env(), one_thread(), pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JOURNEY_HOME", str(served.home))
+        mp.setenv("JOURNEY_STORE", str(world.store))
+        mp.setenv("JOURNEY_SNAPSHOTS", str(served.home / "snapshots"))  # not the shared ones
+        mp.setenv("JOURNEY_MLFLOW_TRACKING_URI", served.tracking_uri)
+        yield served
+
+
+@pytest.fixture(scope="module")
+def settings_file(home: Served) -> Path:
+    f = home.home / "personas.yaml"
+    f.write_text("k_max: 4\nn_init: 2\nsilhouette_sample: 1000\n")
+    return f
+
+
+@pytest.fixture(scope="module")
+def fitted(home: Served, settings_file: Path) -> list[str]:
+    lines = ok("personas", "--as-of", AS_OF.date().isoformat(), "--config", settings_file)
+    assert lines[0] == "computing features as of 2025-11-15 ..."  # no snapshot there yet
+    return lines[1:]
+
+
+def test_personas_fits_registers_and_describes(fitted: list[str]) -> None:
+    assert fitted[0].startswith("journey-personas v1 (champion), fitted as of 2025-11-15")
+    assert "personas (k by silhouette, highest wins: 3: " in fitted[1]
+    assert "customers assigned" in fitted[2] and "unassigned" in fitted[2]
+    heads = [line for line in fitted if line.startswith("[")]
+    assert heads[0].startswith("[0] ") and 3 <= len(heads) <= 4
+    assert any("x the average" in line for line in fitted)
+    assert any("typical stage:" in line for line in fitted)
+    assert any("main channels:" in line for line in fitted)
+
+
+def test_a_second_fit_is_not_champion_unless_promoted(fitted: list[str],
+                                                     settings_file: Path) -> None:
+    again = ok("personas", "--as-of", AS_OF.date().isoformat(), "--config", settings_file)
+    assert again[0].startswith("journey-personas v2,") and "(champion)" not in again[0]
+    assert again[-1].startswith("not the champion")
+    promoted = ok("personas", "--as-of", AS_OF.date().isoformat(), "--config", settings_file,
+                  "--promote")
+    assert promoted[0].startswith("journey-personas v3 (champion)")
+
+
+def test_rename_and_show(home: Served, fitted: list[str]) -> None:
+    done = ok("personas", "--rename", "1", "night owls")
+    assert done[0].startswith("persona 1 of journey-personas v")
+    version = done[0].split(" v")[1].split()[0]
+    assert read_names(names_path(home.home), version) == {1: "night owls"}
+    shown = ok("personas", "--show")
+    assert "[1] night owls" in shown
+    assert "does not exist" in fails("personas", "--rename", "9", "x")
+    assert "already used" in fails("personas", "--rename", "0", "night owls")
+
+
+def test_kpis_after_scoring(home: Served, fitted: list[str]) -> None:
+    assert "no score snapshot" in fails("kpis")
+    ok("score", "--as-of", AS_OF.isoformat(), "--no-actions")
+    snap = latest(home.home / "scores")
+    assert snap is not None and snap.kpis() is not None
+    assert "persona" in snap.customers().column_names
+    lines = ok("kpis", "--by", "persona")
+    assert lines[0].startswith("KPIs by persona") and lines[1].split()[:2] == ["group",
+                                                                             "customers"]
+    assert lines[2].startswith("all ") and any(line.startswith("unassigned") for line in lines)
+    assert "%" in lines[2] and "[" in lines[2]
+    months = ok("kpis", "--by", "month")
+    assert any("(partial)" in line for line in months)
+    assert "grouped by" in fails("kpis", "--by", "colour")
+
+
+def test_bad_settings_file_names_the_key(home: Served, tmp_path: Path) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text("k_min: 9\nk_max: 4\n")
+    assert "k_max (4) must be at least k_min (9)" in fails("personas", "--config", f)
