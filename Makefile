@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 DEMO_PORT ?= 3000
+# Signs the demo's trigger webhooks (examples/demo_triggers.yaml); a demo value, not a secret.
+DEMO_HOOK_SECRET := journey-demo-webhook-secret
 
 demo: setup
 	@if [ -f $(DEMO)/serve.pid ]; then JOURNEY_HOME=$(DEMO) $(BIN)/journey stop; fi
@@ -43,9 +45,12 @@ demo: setup
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey keys create demo --role admin > $(DEMO)/demo.key
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey keys create marketer --role marketer > $(DEMO)/marketer.key
 	JOURNEY_HOME=$(DEMO) JOURNEY_STORE=$(DEMO)/events.duckdb JOURNEY_AS_OF=2026-01-01T00:00:00Z \
+		JOURNEY_TRIGGERS=examples/demo_triggers.yaml JOURNEY_WEBHOOK_SECRET=$(DEMO_HOOK_SECRET) \
 		$(BIN)/journey serve --detach --port $(DEMO_PORT)
 	$(BIN)/python examples/predict_request.py http://127.0.0.1:$(DEMO_PORT) $(DEMO)/demo.key C0000051
 	$(BIN)/python examples/recommend_request.py http://127.0.0.1:$(DEMO_PORT) $(DEMO)/demo.key C0000051 C0000007 C0000123
+	JOURNEY_WEBHOOK_SECRET=$(DEMO_HOOK_SECRET) \
+		$(BIN)/python examples/trigger_demo.py http://127.0.0.1:$(DEMO_PORT) $(DEMO)/demo.key 8787
 	@echo "The service is still running on http://127.0.0.1:$(DEMO_PORT)/v1 (docs: /v1/docs; key in $(DEMO)/demo.key)."
 	@echo "Marketer dashboard: http://127.0.0.1:$(DEMO_PORT)/v1/dashboard#key=$$(cat $(DEMO)/marketer.key)"
 	@echo "  (key in $(DEMO)/marketer.key; the part after # stays in the browser, never sent or logged)"

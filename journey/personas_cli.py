@@ -116,7 +116,7 @@ def _rename(settings: Settings, spec: FeatureSpec, pid: int, name: str) -> None:
 
 def _print(model: PersonaModel, profiles: list[dict[str, Any]], names: list[str],
            header: str) -> None:
-    from training.personas import summary_lines
+    from models.persona_words import summary_lines
 
     crit = ", ".join(f"{k}: {v}" for k, v in model.criterion["values"].items())
     typer.echo(f"{header}\n{model.k_} personas (k by silhouette, highest wins: {crit})\n"

@@ -213,3 +213,24 @@ def write_name(path: Path, version: str, pid: int, name: str, defaults: Sequence
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
     os.replace(tmp, path)  # a reader (a scoring run) never sees half a file
+
+
+def summary_lines(prof: dict[str, Any]) -> list[str]:
+    """A persona's description as bullet lines (shared by the artifact and the CLI)."""
+    out = [f"- {prof['customers']:,} customers ({prof['share']:.1%})"]
+    out += [f"- {t}" for t in prof["traits"]]
+    stage = prof.get("typical_stage")
+    if stage:
+        out.append(f"- typical stage: {stage['stage']} ({stage['share']:.0%})")
+    if prof["channels"]:
+        out.append("- main channels: " + ", ".join(f"{c['channel']} {c['share']:.0%}"
+                                                  for c in prof["channels"]))
+    value = [f"revenue in the window {prof['revenue_mean']:,.2f} a customer"
+             if prof.get("revenue_mean") is not None else None,
+             f"expected value {prof['expected_value_mean']:,.2f}"
+             if prof.get("expected_value_mean") is not None else None,
+             f"churn risk {prof['churn_mean']:.2f}" if prof.get("churn_mean") is not None
+             else None]
+    if any(value):
+        out.append("- " + ", ".join(v for v in value if v))
+    return out

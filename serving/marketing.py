@@ -17,9 +17,9 @@ from features.errors import JourneyError
 from features.history import HistoryIndex
 from features.spec import FeatureSpec
 from models.actions import Catalog
-from models.persona_words import names_path
+from models.persona_words import names_path, summary_lines
 from serving.champions import ModelSet
-from serving.errors import BadRequestError, NoSnapshotError
+from serving.errors import BadRequestError, NoSnapshotError, NotFoundError
 from serving.recommender import Recommender
 from serving.score_job import ScoreRun, population_from_history
 from serving.scoring import BatchScorer
@@ -126,6 +126,22 @@ class Marketing:
             raise BadRequestError(f"KPIs are not grouped by {by!r} in this snapshot; group by "
                                   f"one of: {', '.join(data['by'])}", "by")
         return book, data, by
+
+    def personas(self, models: ModelSet | None) -> dict[str, Any]:
+        """The served persona model's personas, each under the name scoring runs give it (the
+        marketer's, else the model's), described as at fitting time."""
+        if models is None or models.persona is None:
+            raise NotFoundError("no persona model is served: fit one with `journey personas` "
+                                "(the service loads it at the next reload)")
+        model, names = models.persona.model, self.scorer.persona_names(models)
+        return {
+            "version": models.persona.version, "k": model.k_, "criterion": model.criterion,
+            "customers": model.n_customers_, "assigned": model.n_active_,
+            "window_days": model.window_days, "min_events": model.min_events,
+            "unassigned_name": names[-1],
+            "personas": [{**prof, "name": names[prof["id"]],
+                          "summary": [s.removeprefix("- ") for s in summary_lines(prof)]}
+                         for prof in model.profiles_]}
 
     def export(self, filters: Mapping[str, Sequence[str]], sort: str
                ) -> tuple[SegmentBook, Iterator[bytes]]:

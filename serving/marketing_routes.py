@@ -19,6 +19,7 @@ from serving.marketing_schemas import (
     DashboardOut,
     JourneyMapOut,
     KpisOut,
+    PersonasOut,
     ScoreIn,
     ScoreOut,
     SegmentOut,
@@ -135,6 +136,14 @@ def add_marketing_routes(app: FastAPI) -> None:
         return KpisOut(snapshot=snapshot_out(book), by=by, available=list(data["by"]),
                        definitions=data["definitions"], params=data["params"],
                        overall=data["overall"], groups=data["by"][by])
+
+    @app.get("/personas", tags=["segments"],
+             responses=not_found("No persona model is served."))
+    async def personas(state: Watcher) -> PersonasOut:
+        """The discovered personas of the served persona model: each with its name and what
+        distinguishes it (top features against the population, typical stage, channels,
+        value and churn risk), and how their number was chosen."""
+        return PersonasOut.model_validate(state.marketing.personas(state.holder.current))
 
     @app.get("/dashboard/data", tags=["dashboard"], responses=NO_SNAPSHOT)
     async def dashboard_data(state: Watcher) -> DashboardOut:

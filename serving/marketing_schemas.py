@@ -155,3 +155,48 @@ class KpisOut(BaseModel):
     params: dict[str, Any]
     overall: KpiGroupOut
     groups: list[KpiGroupOut]
+
+
+class PersonaFeatureOut(BaseModel):
+    feature: str
+    value: float | None = Field(description="The persona's mean (winsorised).")
+    average: float | None = Field(description="The population's mean.")
+    z: float | None = Field(description="Distance from the average in population SDs.")
+
+
+class TypicalStageOut(BaseModel):
+    stage: str
+    share: float
+
+
+class ChannelShareOut(BaseModel):
+    channel: str
+    share: float
+
+
+class PersonaOut(BaseModel):
+    id: int
+    name: str = Field(description="The marketer's name (journey personas --rename), else the "
+                      "model's.")
+    customers: int = Field(description="Customers in the persona when it was fitted.")
+    share: float | None
+    summary: list[str] = Field(description="The description in plain words, one line each.")
+    traits: list[str]
+    top_features: list[PersonaFeatureOut]
+    typical_stage: TypicalStageOut | None
+    channels: list[ChannelShareOut]
+    revenue_mean: float | None
+    churn_mean: float | None
+    expected_value_mean: float | None
+
+
+class PersonasOut(BaseModel):
+    version: str = Field(description="Version of the served journey-personas model.")
+    k: int
+    criterion: dict[str, Any] = Field(description="How the number of personas was chosen.")
+    customers: int
+    assigned: int = Field(description="Customers with enough recent events to be assigned.")
+    window_days: int
+    min_events: int
+    unassigned_name: str
+    personas: list[PersonaOut]

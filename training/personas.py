@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from features.spec import FeatureSpec
 from models.persona_features import RATIOS
+from models.persona_words import summary_lines
 from models.personas import REGISTERED_NAME, PersonaModel, PersonaParams
 from training.model_io import pip_requirements
 from training.tracking import KIND_TAG, Tracking
@@ -82,27 +83,6 @@ def markdown(model: PersonaModel, profiles: list[dict[str, Any]], names: list[st
         lines += ["Ratios left out: " + "; ".join(f"{k} ({v})"
                                                   for k, v in model.dropped_.items()), ""]
     return "\n".join(lines)
-
-
-def summary_lines(prof: dict[str, Any]) -> list[str]:
-    """A persona's description as bullet lines (shared by the artifact and the CLI)."""
-    out = [f"- {prof['customers']:,} customers ({prof['share']:.1%})"]
-    out += [f"- {t}" for t in prof["traits"]]
-    stage = prof.get("typical_stage")
-    if stage:
-        out.append(f"- typical stage: {stage['stage']} ({stage['share']:.0%})")
-    if prof["channels"]:
-        out.append("- main channels: " + ", ".join(f"{c['channel']} {c['share']:.0%}"
-                                                  for c in prof["channels"]))
-    value = [f"revenue in the window {prof['revenue_mean']:,.2f} a customer"
-             if prof.get("revenue_mean") is not None else None,
-             f"expected value {prof['expected_value_mean']:,.2f}"
-             if prof.get("expected_value_mean") is not None else None,
-             f"churn risk {prof['churn_mean']:.2f}" if prof.get("churn_mean") is not None
-             else None]
-    if any(value):
-        out.append("- " + ", ".join(v for v in value if v))
-    return out
 
 
 def track_personas(model: PersonaModel, profiles: list[dict[str, Any]], frame: pa.Table,

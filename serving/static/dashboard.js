@@ -12,6 +12,7 @@
 
 import { fmt } from "./format.js";
 import * as charts from "./charts.js";
+import { loadPersonaPanels } from "./personas.js";
 
 const BASE = new URL(location.pathname.replace(/\/dashboard\/?$/, "/"), location.origin);
 const KEY_STORE = "journey.apiKey";
@@ -241,6 +242,7 @@ async function load() {
   window.journeyRenderMs = ms;
   $("#foot-render").textContent = `Loaded in ${fmt.num(ms / 1000, 2)} s`;
   loadTriggers(); // after the first view: not part of its load time
+  loadPersonaPanels(api);
 }
 
 // -- trigger firings -----------------------------------------------------------------------

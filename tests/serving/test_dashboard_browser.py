@@ -481,3 +481,69 @@ def test_without_a_snapshot_the_page_says_to_run_journey_score(tab: Tab, server:
     page.wait_for_selector("body[data-state=no-snapshot]")
     text = page.inner_text("#message")
     assert "journey score" in text and not page.is_visible("#content")
+
+
+def kpi_groups(page: Page) -> list[tuple[str, int]]:
+    """The journey KPI table's rows: (group, customers)."""
+    rows: list[list[str]] = page.eval_on_selector_all(
+        "#kpi-table tbody tr", "rows => rows.map(r => [r.cells[0].textContent, "
+        "r.cells[1].textContent])")
+    return [(g, int(n.replace(",", ""))) for g, n in rows]
+
+
+def test_journey_kpis_follow_the_group_toggle(tab: Tab, server: Server) -> None:
+    open_dashboard(tab, server)
+    page = tab.page
+    # The served world has no persona model: the KPIs come grouped by stage and the persona
+    # panel says how to get personas.
+    page.wait_for_selector("#kpi-table[data-by=stage]")
+    assert "journey personas" in page.inner_text("#personas-meta")
+    for by in ("stage", "acquisition_channel", "month"):
+        if by != "stage":
+            page.click(f"#kpi-by button[data-by={by}]")
+            page.wait_for_selector(f"#kpi-table[data-by={by}]")
+        want = server.get("kpis", params={"by": by}).json()
+        got = kpi_groups(page)
+        assert [n for _, n in got] == [g["customers"] for g in want["groups"]]
+        assert [g for g, _ in got][0].startswith(want["groups"][0]["group"])
+        assert page.get_attribute(f"#kpi-by button[data-by={by}]", "aria-pressed") == "true"
+    conversion = want["overall"]["conversion_rate"]
+    foot = page.inner_text("#kpi-table tfoot")
+    assert f"{100 * conversion['value']:.1f}%" in foot
+    assert f"{100 * conversion['ci95'][0]:.1f}%" in foot  # the interval is shown
+    screenshot(page.locator("#kpi-groups"), "dashboard-kpis.png")
+
+
+def test_persona_cards_describe_each_persona(tab: Tab, server: Server) -> None:
+    """The cards of a real persona model's answer (fitted here on the world's vectors and shaped
+    by the service's own code); only its transport is stubbed, as the served world has none."""
+    from features.batch import BatchEngine
+    from features.store import EventStore
+    from models.actions import load_catalog
+    from models.personas import PersonaModel
+    from serving.champions import ModelSet, ServedPersona
+    from serving.marketing import Marketing
+    from serving.marketing_schemas import PersonasOut
+
+    world = server.served.world
+    with EventStore(world.store, read_only=True) as es:
+        vectors = BatchEngine(es, world.spec).features(AS_OF)
+    model = PersonaModel(k_max=4, n_init=2, silhouette_sample=1000,
+                         stages=tuple(world.spec.stages)).fit(vectors)
+    settings = server.served.settings(world.store)
+    marketing = Marketing(settings, world.spec, load_catalog(settings.action_catalog))
+    body = PersonasOut.model_validate(marketing.personas(
+        ModelSet({}, persona=ServedPersona(model, "7")))).model_dump_json()
+    tab.page.route("**/personas", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=body))
+    open_dashboard(tab, server)
+    page = tab.page
+    page.wait_for_selector("#persona-cards article")
+    cards = page.locator("#persona-cards article")
+    assert cards.count() == model.k_
+    for prof, name in zip(model.profiles_, model.default_names_, strict=True):
+        text = page.inner_text(f"[data-testid=persona-{prof['id']}]")
+        assert name in text and f"{prof['customers']:,} customers" in text
+        assert all(trait in text for trait in prof["traits"])
+    assert f"{model.k_} personas" in page.inner_text("#personas-meta")
+    screenshot(page.locator("#personas"), "dashboard-personas.png")

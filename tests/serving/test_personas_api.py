@@ -19,7 +19,7 @@ from models.persona_words import UNASSIGNED_NAME, names_path, write_name
 from models.personas import REGISTERED_NAME, PersonaParams
 from serving.app import create_app
 from serving.keys import Role
-from serving.marketing_schemas import KpisOut, ScoreOut, SegmentsOut
+from serving.marketing_schemas import KpisOut, PersonasOut, ScoreOut, SegmentsOut
 from serving.snapshots import read_snapshot
 from tests.serving.conftest import AS_OF, Served, build_served
 from tests.serving.test_app import error
@@ -160,3 +160,36 @@ def test_without_a_persona_model_the_column_is_empty(home: Served) -> None:
 class _Three:
     def __len__(self) -> int:
         return 3
+
+
+def test_personas_route_describes_the_served_model(client: TestClient, home: Served,
+                                                   personas: PersonaRun) -> None:
+    out = PersonasOut.model_validate(get(client, home, "/personas"))
+    model = personas.model
+    assert out.version == personas.version and out.k == model.k_ == len(out.personas)
+    assert out.assigned == model.n_active_ and out.unassigned_name == UNASSIGNED_NAME
+    assert [p.name for p in out.personas] == ["first persona", *model.default_names_[1:]]
+    for p, prof in zip(out.personas, model.profiles_, strict=True):
+        assert p.id == prof["id"] and p.customers == prof["customers"]
+        assert p.summary[0].startswith(f"{prof['customers']:,} customers")
+        assert p.traits and p.traits[0] in p.summary  # what distinguishes it, in words
+        assert p.top_features and p.channels
+    assert sum(p.customers for p in out.personas) == model.n_active_
+
+
+def test_personas_route_without_a_persona_model(home: Served) -> None:
+    from serving.champions import ModelSet
+    from serving.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match="journey personas"):
+        _marketing(home).personas(ModelSet({}))
+    with pytest.raises(NotFoundError):
+        _marketing(home).personas(None)
+
+
+def _marketing(home: Served) -> Any:
+    from models.actions import load_catalog
+    from serving.marketing import Marketing
+
+    settings = home.settings(home.world.store)
+    return Marketing(settings, home.world.spec, load_catalog(settings.action_catalog))

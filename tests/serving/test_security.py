@@ -49,10 +49,12 @@ ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/segments/export"): frozenset({Role.marketer}),
     ("GET", "/journey-map"): frozenset({Role.marketer}),
     ("GET", "/kpis"): frozenset({Role.marketer}),
+    ("GET", "/personas"): frozenset({Role.marketer}),
     ("GET", "/dashboard/data"): frozenset({Role.marketer}),
     ("GET", "/triggers/firings"): frozenset({Role.marketer}),
     ("GET", "/triggers/rules"): frozenset({Role.marketer}),
     ("GET", "/triggers/test"): frozenset({Role.marketer}),
+    ("GET", "/drift"): frozenset({Role.marketer}),
 }
 WRONG_KEY = "jk_" + "A" * 43  # shaped like a real key
 LIMITS = {"max_body_bytes": 4096, "max_events": 3, "max_batch": 5}

@@ -1,0 +1,120 @@
+// Personas and journey KPIs: the served persona model's personas in plain words, and the
+// newest snapshot's KPIs grouped by persona, stage, acquisition channel or month, each rate
+// with its 95 % interval. Loaded after the first view (not part of its load time); `api` is
+// the dashboard's call helper (same key, same errors).
+
+import { fmt } from "./format.js";
+
+const $ = (sel) => document.querySelector(sel);
+const GROUP_ORDER = ["persona", "stage", "acquisition_channel", "month"];
+
+function esc(s) {
+  return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+}
+
+// "12.3% (10.1–14.6%)": a rate and its interval; the title says how many of how many.
+function rateCell(r) {
+  if (!r || r.value === null || r.value === undefined) return `<td class="num">${fmt.pct(null)}</td>`;
+  const ci = r.ci95 ? ` <span class="ci">${fmt.pct(r.ci95[0])}–${fmt.pct(r.ci95[1])}</span>` : "";
+  return `<td class="num" title="${fmt.count(r.count)} of ${fmt.count(r.of)}">${fmt.pct(r.value)}${ci}</td>`;
+}
+
+function csatCell(c) {
+  if (!c || c.mean === null) return `<td class="num">${fmt.num(null)}</td>`;
+  const ci = c.mean_ci95 ? ` <span class="ci">${fmt.num(c.mean_ci95[0], 2)}–${fmt.num(c.mean_ci95[1], 2)}</span>` : "";
+  return `<td class="num" title="${fmt.count(c.count)} scored tickets">${fmt.num(c.mean, 2)}${ci}</td>`;
+}
+
+function npsCell(n) {
+  if (!n || n.score === null) return `<td class="num">${fmt.num(null)}</td>`;
+  const ci = n.ci95 ? ` <span class="ci">${fmt.num(n.ci95[0], 0)} to ${fmt.num(n.ci95[1], 0)}</span>` : "";
+  const title = `${n.promoters} promoters, ${n.passives} passives, ${n.detractors} detractors`;
+  return `<td class="num" title="${title}">${fmt.num(n.score, 0)}${ci}</td>`;
+}
+
+function kpiRow(g, overall) {
+  const name = g.partial ? `${g.group} (so far)` : g.group;
+  return `<tr class="${overall ? "total" : ""}"><th scope="row">${esc(name)}</th>` +
+    `<td class="num">${fmt.count(g.customers)}</td>` +
+    rateCell(g.conversion_rate) + rateCell(g.retention_rate) + rateCell(g.repeat_purchase_rate) +
+    `<td class="num" title="annual revenue per customer × expected lifetime">${fmt.money(g.clv?.value)}</td>` +
+    csatCell(g.csat) + npsCell(g.nps) + "</tr>";
+}
+
+function renderKpiTable(out) {
+  const table = $("#kpi-table");
+  table.dataset.by = out.by;
+  table.querySelector("tbody").innerHTML = out.groups.map((g) => kpiRow(g, false)).join("");
+  table.querySelector("tfoot").innerHTML = kpiRow({ ...out.overall, group: "All customers" }, true);
+  const defs = out.definitions || {};
+  const shown = { conversion_rate: "Conversion", retention_rate: "Retention", nps: "NPS" };
+  $("#kpi-defs").textContent = Object.entries(shown)
+    .filter(([k]) => defs[k]).map(([k, label]) => `${label}: ${defs[k]}`).join(" · ");
+}
+
+function renderGroupToggle(available, by, api) {
+  const box = $("#kpi-by");
+  const rank = (g) => (GROUP_ORDER.includes(g) ? GROUP_ORDER.indexOf(g) : GROUP_ORDER.length);
+  const groups = [...available].sort((a, b) => rank(a) - rank(b));
+  box.replaceChildren(...groups.map((g) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = fmt.label(g);
+    b.dataset.by = g;
+    b.setAttribute("aria-pressed", String(g === by));
+    b.addEventListener("click", () => loadKpis(api, g));
+    return b;
+  }));
+}
+
+async function loadKpis(api, by) {
+  const status = $("#kpi-status");
+  status.textContent = "Loading…";
+  try {
+    const out = await (await api("kpis", by ? [["by", by]] : [])).json();
+    renderGroupToggle(out.available, out.by, api);
+    renderKpiTable(out);
+    status.textContent = `Snapshot as of ${fmt.date(out.snapshot.as_of)}; 95 % intervals in grey.`;
+  } catch (err) {
+    status.textContent = `KPIs unavailable: ${err.message}`;
+  }
+}
+
+function personaCard(p, total) {
+  const stage = p.typical_stage ? `${esc(p.typical_stage.stage)} (${fmt.pct(p.typical_stage.share, 0)})` : "—";
+  const channels = p.channels.map((c) => `${esc(c.channel)} ${fmt.pct(c.share, 0)}`).join(", ") || "—";
+  return `<article class="persona" data-testid="persona-${p.id}">` +
+    `<h3>${esc(p.name)}</h3>` +
+    `<p class="persona-size">${fmt.count(p.customers)} customers · ${fmt.pct(p.customers / Math.max(total, 1))} of those assigned</p>` +
+    `<ul class="persona-traits">${p.traits.map((t) => `<li>${esc(t)}</li>`).join("")}</ul>` +
+    `<dl class="persona-facts"><dt>Typical stage</dt><dd>${stage}</dd>` +
+    `<dt>Main channels</dt><dd>${channels}</dd>` +
+    `<dt>Churn risk</dt><dd>${p.churn_mean === null ? "—" : fmt.pct(p.churn_mean)}</dd>` +
+    `<dt>Revenue (window)</dt><dd>${p.revenue_mean === null ? "—" : fmt.money(p.revenue_mean)}</dd></dl>` +
+    "</article>";
+}
+
+async function loadPersonas(api) {
+  const meta = $("#personas-meta");
+  const box = $("#persona-cards");
+  try {
+    const out = await (await api("personas")).json();
+    meta.textContent = `${out.k} personas (journey-personas v${out.version}, number chosen by ` +
+      `${out.criterion.name || "the model's criterion"}); ${fmt.count(out.assigned)} of ` +
+      `${fmt.count(out.customers)} customers assigned, the others (${esc(out.unassigned_name)}) ` +
+      `have fewer than ${out.min_events} events in ${out.window_days} days. Rename one with ` +
+      "journey personas --rename ID NAME.";
+    box.innerHTML = out.personas.map((p) => personaCard(p, out.assigned)).join("");
+  } catch (err) {
+    box.replaceChildren();
+    meta.textContent = err.status === 404
+      ? "No persona model is served yet: fit one with journey personas; the KPIs are then grouped by persona too."
+      : `Personas unavailable: ${err.message}`;
+  }
+}
+
+/** Both panels; each reports its own failure in place (the rest of the page stays). */
+export function loadPersonaPanels(api) {
+  loadPersonas(api);
+  loadKpis(api, null);
+}
