@@ -36,6 +36,7 @@ demo: setup
 	$(BIN)/journey labels --as-of 2025-10-01 --horizon 30 --store $(DEMO)/events.duckdb --out $(DEMO)/snapshots
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey train --experiment experiments/default.yaml --store $(DEMO)/events.duckdb --out $(DEMO)/snapshots
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey uplift --experiment experiments/uplift.yaml --store $(DEMO)/events.duckdb
+	JOURNEY_HOME=$(DEMO) $(BIN)/journey train --experiment experiments/survival.yaml --store $(DEMO)/events.duckdb --out $(DEMO)/snapshots
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey promote --store $(DEMO)/events.duckdb --out $(DEMO)/snapshots
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey compare --out $(DEMO)/reports
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey personas --as-of 2026-01-01 --store $(DEMO)/events.duckdb
@@ -82,7 +83,7 @@ lint: setup
 
 # Benchmarks write their figures to benchmarks/results/NAME.json. The features benchmark creates
 # benchmarks/.venv-peers (featuretools, lifetimes: pinned apart from Journey) on first use.
-BENCHES := simulate features quality serving nba segments attribution personas load
+BENCHES := simulate features quality serving nba segments attribution personas load survival drift
 
 bench: setup
 	for b in $(BENCHES); do $(BIN)/python benchmarks/$$b.py || exit 1; done

@@ -363,6 +363,20 @@ class EventStore:
         row = self.con.execute("SELECT count(*) FROM events").fetchone()
         return int(row[0]) if row else 0
 
+    def memory(self) -> dict[str, int]:
+        """DuckDB's memory by component in bytes (``art_index``: indexes, read from disk as
+        lookups reach them). On a cursor of its own: safe beside a running ingest."""
+        try:
+            cur = self.con.cursor()
+            try:
+                rows = cur.execute("SELECT tag, memory_usage_bytes FROM duckdb_memory()"
+                                   ).fetchall()
+            finally:
+                cur.close()
+        except duckdb.Error:  # closed under us (shutdown): nothing to report
+            return {}
+        return {str(tag).lower(): int(used) for tag, used in rows}
+
     def customer_history(self, customer_id: str, before: datetime | None = None) -> pa.Table:
         """One customer's events (strictly before ``before`` when given), oldest first."""
         key = self.con.execute(

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from features.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def read_mapping(path: str | Path | None, package: str, default: str, what: str,
@@ -34,3 +37,14 @@ def read_mapping(path: str | Path | None, package: str, default: str, what: str,
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
     return raw, source
+
+
+def validated(schema: type[M], raw: dict[str, Any], source: str) -> M:
+    """``raw`` checked against a pydantic schema; the first problem becomes a ConfigError
+    naming the file and the key."""
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ConfigError(f"{source}: {where}: {first['msg']}") from exc

@@ -170,6 +170,7 @@ def main(
 
 # Commands of the feature pipeline and of modelling register themselves on `app` when imported.
 from journey import (  # noqa: E402, F401
+    lifecycle_cli,
     marketing_cli,
     modeling,
     personas_cli,

@@ -13,7 +13,7 @@ from features.taxonomy import load_taxonomy
 from journey.common import StoreOpt, TaxonomyOpt, app, friendly_errors
 from journey.pipeline import OutOpt, SpecOpt
 from journey.settings import Settings
-from models.targets import TARGETS
+from models.targets import SURVIVAL, TARGETS
 
 
 @app.command()
@@ -74,7 +74,8 @@ def compare(
 @friendly_errors
 def promote(
     target: Annotated[
-        list[str] | None, typer.Option("--target", help=f"One of {TARGETS}; default: all.")
+        list[str] | None, typer.Option("--target", help=f"One of {(*TARGETS, SURVIVAL)} or an "
+                                       "uplift target; default: all.")
     ] = None,
     margin: Annotated[float | None, typer.Option(
         help="Required improvement of the primary metric (env JOURNEY_PROMOTE_MARGIN).")] = None,
@@ -90,7 +91,7 @@ def promote(
     from training.promote import promote_all
     from training.uplift_gate import UPLIFT_TARGETS, promote_uplift
 
-    known = (*TARGETS, *UPLIFT_TARGETS)
+    known = (*TARGETS, SURVIVAL, *UPLIFT_TARGETS)
     names = target or list(known)
     unknown = sorted(set(names) - set(known))
     if unknown:
@@ -102,8 +103,8 @@ def promote(
                             feature_spec, log=typer.echo)
     try:
         gate_margin = settings.promote_margin if margin is None else margin
-        decisions = promote_all([n for n in names if n in TARGETS], settings.tracking(), source,
-                                gate_margin, force)
+        decisions = promote_all([n for n in names if n in (*TARGETS, SURVIVAL)],
+                                settings.tracking(), source, gate_margin, force)
         decisions += promote_uplift([n for n in names if n in UPLIFT_TARGETS],
                                     settings.tracking(), source.store, feature_spec,
                                     gate_margin, force, only_trained=not target)

@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = None
     mlflow_artifacts: str | None = None
     promote_margin: float = 0.001  # on the primary metric (AUC, or next-stage log loss)
+    scores: Path | None = None  # score snapshots; default: <home>/scores (as the service's)
+    retrain_spec: Path = Path("experiments/retrain.yaml")  # `journey retrain`'s cadence and gate
 
     @property
     def store_path(self) -> Path:
@@ -30,6 +32,18 @@ class Settings(BaseSettings):
     @property
     def snapshots_path(self) -> Path:
         return self.snapshots or self.home / "snapshots"
+
+    @property
+    def scores_path(self) -> Path:
+        return self.scores or self.home / "scores"
+
+    @property
+    def backtests_path(self) -> Path:
+        return self.home / "backtests"
+
+    @property
+    def retrain_path(self) -> Path:
+        return self.home / "retrain"
 
     def tracking(self) -> Tracking:
         local = Tracking.local(self.home)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -21,6 +22,31 @@ from models.single_row import SingleRow
 
 # Built on first use from the fitted booster, for serving; never pickled.
 CACHES = ("path_tables_", "single_row_", "record_plan_", "vector_plans_", "forest_")
+
+
+def booster_params(est: Any, objective: dict[str, object]) -> dict[str, object]:
+    """LightGBM's parameters from an estimator's tree settings (``learning_rate``,
+    ``num_leaves``... as this module's classifier names them; ``linear_tree`` where it has one)."""
+    return {
+        **objective,
+        "learning_rate": est.learning_rate,
+        "num_leaves": est.num_leaves,
+        "min_data_in_leaf": est.min_data_in_leaf,
+        "feature_fraction": est.feature_fraction,
+        "bagging_fraction": est.bagging_fraction,
+        "bagging_freq": 1 if est.bagging_fraction < 1 else 0,
+        "lambda_l2": est.lambda_l2,
+        "max_bin": est.max_bin,
+        # Linear leaves extrapolate past the training range (e.g. longer recencies than
+        # any training cutoff could show); plain leaves stay flat there.
+        "linear_tree": getattr(est, "linear_tree", False),
+        "num_threads": est.num_threads or len(os.sched_getaffinity(0)),
+        "seed": est.seed,
+        # Same seed, same data -> same model, whatever the thread timing.
+        "deterministic": True,
+        "force_row_wise": True,
+        "verbosity": -1,
+    }
 
 
 class LightGBMClassifier(EncodedInputs, JourneyClassifier):
@@ -74,29 +100,9 @@ class LightGBMClassifier(EncodedInputs, JourneyClassifier):
 
     def _params(self) -> dict[str, object]:
         k = len(self.classes)
-        objective = {"objective": "multiclass", "num_class": k} if k > 2 else {
-            "objective": "binary"
-        }
-        return {
-            **objective,
-            "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
-            "min_data_in_leaf": self.min_data_in_leaf,
-            "feature_fraction": self.feature_fraction,
-            "bagging_fraction": self.bagging_fraction,
-            "bagging_freq": 1 if self.bagging_fraction < 1 else 0,
-            "lambda_l2": self.lambda_l2,
-            "max_bin": self.max_bin,
-            # Linear leaves extrapolate past the training range (e.g. longer recencies than
-            # any training cutoff could show); plain leaves stay flat there.
-            "linear_tree": self.linear_tree,
-            "num_threads": self.num_threads or len(os.sched_getaffinity(0)),
-            "seed": self.seed,
-            # Same seed, same data -> same model, whatever the thread timing.
-            "deterministic": True,
-            "force_row_wise": True,
-            "verbosity": -1,
-        }
+        objective: dict[str, object] = (
+            {"objective": "multiclass", "num_class": k} if k > 2 else {"objective": "binary"})
+        return booster_params(self, objective)
 
     def leaves(self, matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.int64]:
         """Each row's leaf in every tree up to the best iteration: all serving needs, as the

@@ -7,7 +7,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from features.errors import JourneyError
 from models.estimators import JourneyClassifier
@@ -101,3 +101,24 @@ def load_alias(client: MlflowClient, name: str, alias: str) -> Loaded:
     if version is None:
         raise RegistryError(f"model {name} has no version with alias {alias!r}")
     return load_version(client, version)
+
+
+def load_run_dict(client: MlflowClient, version: ModelVersion, path: str) -> dict[str, Any] | None:
+    """The JSON artifact ``path`` of the run that logged ``version``; None when that run has
+    none (a model trained before the artifact existed). Raises RegistryError when the
+    artifact store cannot be read."""
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    folder = path.rpartition("/")[0] or None
+    if version.run_id is None:
+        return None
+    try:
+        listed = {f.path for f in client.list_artifacts(version.run_id, folder)}
+        if path not in listed:
+            return None
+        data = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/{path}")
+    except (MlflowException, OSError, ValueError) as exc:
+        raise RegistryError(f"cannot read {path} of {version.name} v{version.version}: "
+                            f"{exc}") from exc
+    return dict(data)

@@ -5,7 +5,9 @@
 - churn: binary; by default ``churned_inactive`` (no customer event in (T, T+H]); the
   ``churned_no_purchase`` definition only labels customers who bought before T, so the others
   are left out of that model's rows;
-- conversion: binary purchase within (T, T+H].
+- conversion: binary purchase within (T, T+H];
+- time_to_churn: survival (``churn_days`` right-censored at its own horizon, ``churn_observed``
+  the event flag); not among ``TARGETS``, which are the classifiers every service loads.
 """
 
 from __future__ import annotations
@@ -20,16 +22,19 @@ import pandas as pd
 
 INACTIVE = "inactive"
 TARGETS = ("next_stage", "churn", "conversion")
+SURVIVAL = "time_to_churn"
+ALL_TARGETS = (*TARGETS, SURVIVAL)
 CHURN_LABELS = ("churned_inactive", "churned_no_purchase")
 # The holdout metric that ranks models and decides promotions, per target.
-PRIMARY_METRIC = {"next_stage": "log_loss", "churn": "roc_auc", "conversion": "roc_auc"}
+PRIMARY_METRIC = {"next_stage": "log_loss", "churn": "roc_auc", "conversion": "roc_auc",
+                  SURVIVAL: "c_index"}
 
 
 @dataclass(frozen=True)
 class Target:
     name: str
     label: str  # column of the labels snapshot
-    kind: Literal["binary", "multiclass"]
+    kind: Literal["binary", "multiclass", "survival"]
     classes: tuple[str, ...]  # multiclass: in probability-column order; binary: ("0", "1")
 
     @property
@@ -48,6 +53,8 @@ class Target:
 
     def encode(self, labels: pd.DataFrame) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
         """Integer labels (class index, or 0/1) and the mask of rows that have a label."""
+        if self.kind == "survival":
+            raise ValueError(f"{self.name} has durations, not classes: see training.survival")
         if self.label not in labels.columns:
             raise ValueError(f"labels have no column {self.label!r} (target {self.name})")
         col = labels[self.label]
@@ -72,4 +79,6 @@ def target(
         return Target(name, churn_label, "binary", ("0", "1"))
     if name == "conversion":
         return Target(name, "converted", "binary", ("0", "1"))
-    raise ValueError(f"unknown target {name!r}; one of {TARGETS}")
+    if name == SURVIVAL:
+        return Target(name, "churn_days", "survival", ())
+    raise ValueError(f"unknown target {name!r}; one of {ALL_TARGETS}")

@@ -14,7 +14,9 @@ from typing import Any, Literal
 import anyio
 from fastapi import FastAPI, Response
 
+from serving.backtest_routes import add_backtest_routes
 from serving.deps import ERRORS, Admin, Ingester, Reader, Scorer, StateDep, Watcher, not_found
+from serving.drift_routes import add_drift_routes
 from serving.errors import TooLargeError, UnknownCustomerError
 from serving.http import BodyLimit, FastJSON, RouteMetrics, install_error_handlers
 from serving.marketing_routes import add_marketing_routes
@@ -48,6 +50,7 @@ def prediction(s: Scored) -> dict[str, Any]:
         "next_stage": s.next_stage, "churn": s.churn, "conversion": s.conversion,
         "risk_tier": s.risk_tier, "events": s.events,
         "reasons": s.reasons,  # Reason dataclasses: orjson writes their fields
+        "time_to_churn": s.time_to_churn,
     }
 
 
@@ -104,6 +107,8 @@ def create_app(settings: ServeSettings | None = None, background: bool = True) -
     add_routes(app)
     add_marketing_routes(app)
     add_trigger_routes(app)
+    add_backtest_routes(app)
+    add_drift_routes(app)
     return app
 
 
@@ -125,6 +130,7 @@ def add_routes(app: FastAPI) -> None:
     async def metrics(state: Watcher) -> Response:
         """Prometheus text format."""
         state.metrics.sync_models(state.holder, state.ready)
+        state.metrics.sync_store(await anyio.to_thread.run_sync(state.store_memory))
         return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
 
     @app.post("/events", tags=["ingest"])

@@ -18,7 +18,8 @@ from models.lgbm import LightGBMClassifier
 from models.personas import REGISTERED_NAME as PERSONAS
 from models.personas import PersonaModel
 from models.registry import Loaded, RegistryError, alias_version, load_native, load_version
-from models.targets import TARGETS, Target, target
+from models.survival import SurvivalCurves
+from models.targets import SURVIVAL, TARGETS, Target, target
 from models.uplift_model import JourneyUplift
 from models.uplift_model import registered_name as uplift_name
 
@@ -56,17 +57,26 @@ class ServedPersona:
 
 
 @dataclass(frozen=True)
+class ServedSurvival:
+    model: SurvivalCurves
+    version: str
+
+
+@dataclass(frozen=True)
 class ModelSet:
     models: dict[str, Served]  # by target name
     # by outcome; empty when no uplift model is registered (recommendations unavailable)
     uplift: dict[str, ServedUplift] = field(default_factory=dict)
     loaded_at: float = field(default_factory=time.time)
     persona: ServedPersona | None = None  # None when none is registered (no persona column)
+    survival: ServedSurvival | None = None  # None when none is registered (time_to_churn null)
 
     def versions(self) -> dict[str, str]:
         personas = {PERSONAS: self.persona.version} if self.persona else {}
+        survival = {SURVIVAL: self.survival.version} if self.survival else {}
         return {**{name: s.version for name, s in self.models.items()},
-                **{uplift_name(o): u.version for o, u in self.uplift.items()}, **personas}
+                **{uplift_name(o): u.version for o, u in self.uplift.items()}, **personas,
+                **survival}
 
 
 def _check_definitions(registered: str, version: ModelVersion, spec: FeatureSpec) -> None:
@@ -110,19 +120,38 @@ def load_models(client: MlflowClient, spec: FeatureSpec, alias: str) -> ModelSet
         t = target(name, spec.stages, tags.get("journey.label", "churned_inactive"))
         models[name] = Served(t, loaded)
     return ModelSet(models, load_uplift(client, spec, alias),
-                    persona=load_persona(client, spec, alias))
+                    persona=load_persona(client, spec, alias),
+                    survival=load_survival(client, spec, alias))
+
+
+def _optional(client: MlflowClient, spec: FeatureSpec, alias: str, registered: str,
+              expected: type) -> tuple[object, str] | None:
+    """The ``alias`` version of an optional model and its number, or None when none is
+    registered (a registered one that cannot be loaded fails the load, as uplift models do)."""
+    version = alias_version(client, registered, alias)
+    if version is None:
+        return None
+    _check_definitions(registered, version, spec)
+    return load_native(version, expected), str(version.version)
+
+
+def load_survival(client: MlflowClient, spec: FeatureSpec, alias: str) -> ServedSurvival | None:
+    """The ``alias`` time-to-churn model, when one is registered."""
+    got = _optional(client, spec, alias, target(SURVIVAL, spec.stages).registered_name,
+                    SurvivalCurves)
+    if got is None:
+        return None
+    assert isinstance(got[0], SurvivalCurves)
+    return ServedSurvival(got[0], got[1])
 
 
 def load_persona(client: MlflowClient, spec: FeatureSpec, alias: str) -> ServedPersona | None:
-    """The ``alias`` persona model, when one is registered (a registered one that cannot be
-    loaded fails the load, as uplift models do)."""
-    version = alias_version(client, PERSONAS, alias)
-    if version is None:
+    """The ``alias`` persona model, when one is registered."""
+    got = _optional(client, spec, alias, PERSONAS, PersonaModel)
+    if got is None:
         return None
-    _check_definitions(PERSONAS, version, spec)
-    model = load_native(version, PersonaModel)
-    assert isinstance(model, PersonaModel)
-    return ServedPersona(model, str(version.version))
+    assert isinstance(got[0], PersonaModel)
+    return ServedPersona(got[0], got[1])
 
 
 class ModelHolder:
@@ -171,4 +200,7 @@ def alias_versions(client: MlflowClient, spec: FeatureSpec, alias: str) -> dict[
     persona = alias_version(client, PERSONAS, alias)
     if persona is not None:
         out[PERSONAS] = str(persona.version)
+    survival = alias_version(client, target(SURVIVAL, spec.stages).registered_name, alias)
+    if survival is not None:
+        out[SURVIVAL] = str(survival.version)
     return out

@@ -65,6 +65,10 @@ class Metrics:
                                    "First-ranked action of served recommendations ('none': no "
                                    "action), and whether it was explored.",
                                    ["action", "explored"], registry=r)
+        self.store_memory = Gauge("journey_store_memory_bytes",
+                                  "The event store's (DuckDB's) memory by component; "
+                                  "art_index grows as ingests reach index blocks on disk.",
+                                  ["component"], registry=r)
         self._versions: dict[str, str] = {}
         self._failures_seen = 0
 
@@ -103,6 +107,10 @@ class Metrics:
             self.load_failures.inc(holder.failures - self._failures_seen)
             self._failures_seen = holder.failures
         self.ready.set(1 if ready else 0)
+
+    def sync_store(self, memory: dict[str, int]) -> None:
+        for component, used in memory.items():
+            self.store_memory.labels(component).set(used)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -12,6 +12,7 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -20,7 +21,8 @@ import pandas as pd
 from features.online import Vectors
 from models.lgbm import LightGBMClassifier
 from models.reasons import Reason, top_reasons
-from serving.champions import ModelSet
+from models.survival import LightGBMSurvival, curve_at, median_from, restricted_mean
+from serving.champions import ModelSet, ServedSurvival
 
 TIERS = ("low", "medium", "high")
 
@@ -36,6 +38,8 @@ class Scored:
     risk_tier: str
     reasons: dict[str, list[Reason]]
     events: int  # events in the history scored (before as_of)
+    # expected_days, median_days, survival by day, horizon_days; None without a survival model
+    time_to_churn: dict[str, Any] | None = None
 
 
 def risk_tier(churn: float, bands: tuple[float, float]) -> str:
@@ -44,10 +48,29 @@ def risk_tier(churn: float, bands: tuple[float, float]) -> str:
 
 
 class Predictor:
-    def __init__(self, stages: Sequence[str], reasons: int, bands: tuple[float, float]) -> None:
+    def __init__(self, stages: Sequence[str], reasons: int, bands: tuple[float, float],
+                 survival_days: Sequence[int] = (7, 30, 90)) -> None:
         self.stages = tuple(stages)
         self.k = reasons
         self.bands = bands
+        self.survival_days = tuple(survival_days)
+
+    def time_to_churn(self, served: ServedSurvival, vectors: Vectors) -> list[dict[str, Any]]:
+        """Each customer's survival outlook: one LightGBM call for all their intervals."""
+        model = served.model
+        if isinstance(model, LightGBMSurvival):
+            edge = model.edge_survival_matrix(model.vectors_matrix(vectors))
+        else:  # a Kaplan-Meier champion: one curve for everyone, no features read
+            edge = model.edge_survival(pd.DataFrame(index=range(len(vectors))))
+        edges = model.edges_
+        days = [d for d in self.survival_days if d <= edges[-1]]
+        curves = curve_at(edge, edges, days).tolist()
+        expected = restricted_mean(edge, edges).tolist()
+        median = median_from(edge, edges).tolist()
+        return [{"expected_days": expected[i],
+                 "median_days": median[i] if np.isfinite(median[i]) else None,
+                 "survival": {str(d): curves[i][j] for j, d in enumerate(days)},
+                 "horizon_days": int(edges[-1])} for i in range(len(vectors))]
 
     def _stage(self, code: object) -> str | None:
         """``stage_current`` is the stage's index in the taxonomy (missing: no stage yet)."""
@@ -81,6 +104,8 @@ class Predictor:
         conversions = proba["conversion"][:, 1].tolist()
         stages = proba["next_stage"].tolist()
         counts = vectors.events if vectors.events is not None else [0] * n
+        outlook = (self.time_to_churn(models.survival, vectors) if models.survival is not None
+                   else [None] * n)
         out = []
         for i in range(n):
             churn = churns[i]
@@ -94,6 +119,7 @@ class Predictor:
                 risk_tier=risk_tier(churn, self.bands),
                 reasons={name: r[i] for name, r in reasons.items()},
                 events=int(counts[i]),
+                time_to_churn=outlook[i],
             ))
         return out
 

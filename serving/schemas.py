@@ -119,6 +119,18 @@ class ReasonOut(BaseModel):
     text: str
 
 
+class TimeToChurnOut(BaseModel):
+    expected_days: float = Field(description="Expected days to churn within the horizon (the "
+                                 "restricted mean: the area under the survival curve up to "
+                                 "horizon_days); 0 for a customer already churned.")
+    median_days: float | None = Field(description="Days until the survival probability falls "
+                                      "to 0.5; null when it stays above 0.5 through the "
+                                      "horizon.")
+    survival: dict[str, float] = Field(description="Probability of not having churned yet, "
+                                       "by day after as_of (e.g. \"7\", \"30\", \"90\").")
+    horizon_days: int = Field(description="The survival model's horizon.")
+
+
 class PredictionOut(BaseModel):
     customer_id: str
     as_of: AwareDatetime
@@ -130,6 +142,9 @@ class PredictionOut(BaseModel):
     risk_tier: Literal["low", "medium", "high"]
     events: int = Field(description="Events in the history scored (those before as_of).")
     reasons: dict[str, list[ReasonOut]] = Field(description="Per model, strongest first.")
+    time_to_churn: TimeToChurnOut | None = Field(
+        None, description="Time to churn (churn: an inactivity gap of churn_gap_days); null "
+        "when no survival model is served.")
 
 
 class PredictOut(PredictionOut):

@@ -20,6 +20,7 @@ from features.batch import BatchEngine, micros
 from features.history import HistoryIndex
 from features.spec import FeatureSpec
 from features.store import EventStore
+from models.backtest import DEFINITION_TAGS
 from models.journey_map import journey_map_and_kpis, load_params
 from models.kpis import Grouping
 from serving.champions import ModelSet
@@ -50,6 +51,7 @@ class ScoreRun:
             "as_of": as_of.isoformat().replace("+00:00", "Z"),
             "customers": table.num_rows, "events": len(population.arrays),
             "source": source, "models": models.versions(),
+            "definitions": definitions(models),  # what the live backtest scores them against
             "feature_definition_hash": self.spec.hash, "risk_bands": list(self.scorer.bands),
             "dimensions": list(self.config.dimensions),
             "actions": table["top_action"].null_count < table.num_rows,
@@ -65,6 +67,12 @@ class ScoreRun:
 
     def _progress(self, done: int, total: int) -> None:
         self.log(f"scored {done:,} of {total:,} customers")
+
+
+def definitions(models: ModelSet) -> dict[str, dict[str, str]]:
+    """Each served model's horizon and label definition, from its registry tags."""
+    return {name: {k: s.loaded.tags[t] for k, t in DEFINITION_TAGS.items() if t in s.loaded.tags}
+            for name, s in models.models.items()}
 
 
 def kpi_groups(table: pa.Table, config: SegmentConfig) -> dict[str, Grouping]:

@@ -28,8 +28,16 @@ class ServeSettings(BaseSettings):
     max_events: Annotated[int, Field(ge=1)] = 5000  # events per /events request, or inline history
     reasons: Annotated[int, Field(ge=0, le=20)] = 3  # reason codes per model
     risk_bands: tuple[float, float] = (0.3, 0.6)  # churn probability: low < a <= medium < b
+    # Days at which /predict reports the survival probability (those within the served
+    # time-to-churn model's horizon).
+    survival_days: tuple[Annotated[int, Field(ge=1)], ...] = (7, 30, 90)
     reload_poll_seconds: Annotated[float, Field(ge=0)] = 0.0  # 0: reload only through /admin/reload
     future_tolerance_seconds: Annotated[float, Field(ge=0)] = 300.0  # later events are refused
+    # DuckDB checkpoints the store when its write-ahead log reaches this size; a checkpoint
+    # re-writes the whole event-id index (a pause that grows with the store: 1.4-2.3 s at
+    # 1.75M events here), so the service lets the log grow past DuckDB's 16 MB default. The
+    # log is durable either way; a larger one only lengthens replay after a crash.
+    store_checkpoint_mb: Annotated[int, Field(ge=16, le=65_536)] = 512
     # Next-best-action: the action catalog (default: the packaged one) and overrides of its
     # policy's top_k and exploration share; a seed makes exploration reproducible (tests).
     action_catalog: Path | None = None
@@ -43,6 +51,14 @@ class ServeSettings(BaseSettings):
     # Behavioural trigger rules, endpoints and delivery (default: the packaged
     # serving/config/triggers.yaml); firings are kept in <home>/triggers.sqlite.
     triggers: Path | None = None
+    # Drift monitoring: a window of the newest scored rows (at most drift_window_rows, none
+    # older than drift_window_seconds, 0: no age limit), compared with the champions'
+    # training profiles every drift_eval_seconds (0: only when /v1/drift asks); thresholds
+    # and binning from drift_config (default: the packaged models/config/drift.yaml).
+    drift_window_rows: Annotated[int, Field(ge=10, le=1_000_000)] = 5000
+    drift_window_seconds: Annotated[float, Field(ge=0)] = 7 * 86_400.0
+    drift_eval_seconds: Annotated[float, Field(ge=0)] = 60.0
+    drift_config: Path | None = None
 
     @field_validator("risk_bands")
     @classmethod
@@ -58,6 +74,11 @@ class ServeSettings(BaseSettings):
     @property
     def scores_path(self) -> Path:
         return self.scores or self.home / "scores"
+
+    @property
+    def backtests_path(self) -> Path:
+        """Where `journey backtest` stores its results (read by GET /v1/backtest)."""
+        return self.home / "backtests"
 
     @property
     def firings_path(self) -> Path:

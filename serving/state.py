@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from features.batch import micros
@@ -24,8 +25,10 @@ from features.spec import FeatureSpec, load_spec
 from features.store import AppendResult, EventStore
 from features.taxonomy import load_taxonomy
 from models.actions import load_catalog
+from models.drift import load_drift_settings
 from models.registry import client_for
 from serving.champions import ModelHolder, ModelSet, alias_versions, load_models
+from serving.drift import DriftGauges, DriftMonitor, DriftStatus, DriftWindow
 from serving.errors import BadRequestError, NotReadyError, UnknownCustomerError
 from serving.keys import KeyRing
 from serving.marketing import Marketing
@@ -55,7 +58,8 @@ class ServiceState:
         self.settings = settings
         self.spec: FeatureSpec = load_spec(settings.feature_spec, load_taxonomy(settings.taxonomy))
         self.online = OnlineFeatures(self.spec)
-        self.predictor = Predictor(self.spec.stages, settings.reasons, settings.risk_bands)
+        self.predictor = Predictor(self.spec.stages, settings.reasons, settings.risk_bands,
+                                   settings.survival_days)
         self.keys = KeyRing.load(settings.keys_path)
         catalog = load_catalog(settings.action_catalog)
         self.recommender = Recommender(self.spec, catalog, settings.nba_top_k,
@@ -64,6 +68,12 @@ class ServiceState:
         self.triggers = Triggers.for_settings(settings, self.spec, catalog, self.predictor,
                                               lambda: self.holder.current)
         self.metrics = Metrics()
+        self.drift = DriftMonitor(
+            load_drift_settings(settings.drift_config),
+            DriftWindow(settings.drift_window_rows, settings.drift_window_seconds,
+                        self.spec.attributes),
+            lambda: client_for(settings.tracking_uri), DriftGauges(self.metrics.registry),
+            settings.drift_eval_seconds)
         self.holder = ModelHolder(self._load_models, self._alias_versions)
         self.store: EventStore | None = None
         self.history: HistoryIndex | None = None
@@ -95,6 +105,8 @@ class ServiceState:
         started = time.perf_counter()
         try:
             self.store = EventStore(self.settings.store_path)
+            self.store.con.execute(
+                f"SET checkpoint_threshold = '{self.settings.store_checkpoint_mb}MB'")
             self.history = HistoryIndex.load(self.store, self.spec)
         except Exception as exc:
             self.startup_error = f"{type(exc).__name__}: {exc}"
@@ -114,10 +126,25 @@ class ServiceState:
             t = threading.Thread(target=self._poll, name="journey-poll", daemon=True)
             t.start()
             self._threads.append(t)
+        if self.settings.drift_eval_seconds > 0:
+            t = threading.Thread(target=self._watch_drift, name="journey-drift", daemon=True)
+            t.start()
+            self._threads.append(t)
 
     def _poll(self) -> None:
         while not self._stop.wait(self.settings.reload_poll_seconds):
             self.reload()  # reads the aliases; loads only what moved
+
+    def _watch_drift(self) -> None:
+        while not self._stop.wait(self.settings.drift_eval_seconds):
+            try:
+                self.drift.evaluate(self.holder.current)
+            except Exception:  # a failed evaluation must not end monitoring
+                log.exception("drift evaluation failed")
+
+    def drift_status(self) -> DriftStatus:
+        """The latest drift evaluation, evaluated now when stale (seconds: not on a hot path)."""
+        return self.drift.current(self.holder.current)
 
     def reload(self) -> bool:
         changed = self.holder.reload()
@@ -131,6 +158,10 @@ class ServiceState:
             if self.store is not None:
                 self.store.close()
                 self.store = None
+
+    def store_memory(self) -> dict[str, int]:
+        store = self.store
+        return store.memory() if store is not None else {}
 
     @property
     def ready(self) -> bool:
@@ -173,6 +204,7 @@ class ServiceState:
         vectors = self.online.vectors(arrays, t, [history.attributes.of(customer_id)])
         scored = self.predictor.score(models, vectors, when)
         self.metrics.observe(scored)
+        self.drift.window.record(vectors, scored)
         return scored[0]
 
     def predict_inline(
@@ -188,8 +220,10 @@ class ServiceState:
         attrs = attributes if attributes is not None else history.attributes.of(customer_id)
         t = micros(when)
         arrays = self.online.enc.one_customer(customer_id, events, t)
-        scored = self.predictor.score(models, self.online.vectors(arrays, t, [attrs]), when)
+        vectors = self.online.vectors(arrays, t, [attrs])
+        scored = self.predictor.score(models, vectors, when)
         self.metrics.observe(scored)
+        self.drift.window.record(vectors, scored)
         return scored[0]
 
     def _batch_vectors(self, customer_ids: Sequence[str], as_of: datetime | None) -> _Batch:
@@ -213,6 +247,7 @@ class ServiceState:
             return [], b.unknown
         scored = self.predictor.score(b.models, b.vectors, b.when)
         self.metrics.observe(scored)
+        self.drift.window.record(b.vectors, scored)
         return scored, b.unknown
 
     def recommend(
@@ -235,7 +270,19 @@ class ServiceState:
         models, history = self._models()
         snap = self.marketing.score(models, history, self.clock(as_of))
         self.triggers.after_scoring(snap)  # compared with the previous snapshot off this path
+        self._record_drift_sample(history, as_of)
         return snap
+
+    def _record_drift_sample(self, history: HistoryIndex, as_of: datetime | None) -> None:
+        """A scoring run covers every customer: a seeded sample of them, a window's worth,
+        joins the drift window (scored again here: the run keeps no vectors)."""
+        ids = history.customer_ids()
+        take = min(len(ids), self.settings.drift_window_rows)
+        picked = np.random.default_rng(0).choice(len(ids), take, replace=False)
+        b = self._batch_vectors([ids[i] for i in np.sort(picked)], as_of)
+        if b.vectors is not None:
+            scored = self.predictor.score(b.models, b.vectors, b.when, explain=False)
+            self.drift.window.record(b.vectors, scored)
 
     # -- ingest --------------------------------------------------------------------------
     def _check_event_types(self, events: list[dict[str, Any]], where: str) -> None:

@@ -8,7 +8,7 @@ whatever `journey features` / `journey labels` already produced.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from features.errors import ConfigError
 from features.snapshot import Snapshot, find_snapshot, write_snapshot
 from features.spec import FeatureSpec
 from features.store import EventStore
+from models.targets import SURVIVAL
 from training.experiment import Experiment
 
 Log = Callable[[str], None]
@@ -85,6 +86,13 @@ class SnapshotSource:
         return write_snapshot(self.root, "labels", table, self.spec, cutoff, horizon,
                               churn_gap_days=churn_gap)
 
+    def latest_event(self) -> datetime:
+        """The time of the store's newest event (UTC)."""
+        latest = self._store().time_range()[1]
+        if latest is None:
+            raise ConfigError(f"the event store {self.store} has no events")
+        return latest.replace(tzinfo=UTC)
+
     def _check_observed(self, end: datetime) -> None:
         latest = self._store().time_range()[1]
         if latest is None or latest.replace(tzinfo=UTC) < end - timedelta(days=1):
@@ -125,10 +133,15 @@ class Dataset:
     test: pd.DataFrame
     definition_hash: str
     feature_columns: tuple[str, ...]
+    # The time_to_churn target's frames (its own horizon and cutoffs), when it is trained.
+    survival: Dataset | None = None
 
 
 def load_dataset(exp: Experiment, source: SnapshotSource) -> Dataset:
     """The experiment's train / valid / test frames (validation and test never sampled)."""
+    if exp.targets == [SURVIVAL] and exp.survival is not None:  # only its own frames
+        ds = load_dataset(exp.for_survival(), source)
+        return replace(ds, survival=ds)
     h, gap = exp.horizon_days, exp.churn_gap_days
     parts = []
     for day in sorted(exp.cutoffs.train):
@@ -142,4 +155,6 @@ def load_dataset(exp: Experiment, source: SnapshotSource) -> Dataset:
     for name, part in (("train", train), ("valid", valid), ("test", test)):
         if part.empty:
             raise ConfigError(f"experiment {exp.name}: the {name} cutoffs have no customers")
-    return Dataset(train, valid, test, source.spec.hash, feature_columns(test))
+    survival = (load_dataset(exp.for_survival(), source)
+                if SURVIVAL in exp.targets and exp.survival is not None else None)
+    return Dataset(train, valid, test, source.spec.hash, feature_columns(test), survival)

@@ -13,6 +13,9 @@ from models.targets import Target
 from training import plots
 
 Floats = npt.NDArray[np.float64]
+# Of the metrics ``metrics`` gives, those where higher is better (the others are losses).
+HIGHER_IS_BETTER = ("roc_auc", "pr_auc", "macro_auc", "top1_accuracy", "lift_top_decile",
+                    "capture_top_decile", "c_index")
 Ints = npt.NDArray[np.int64]
 
 
@@ -31,6 +34,11 @@ def primary(target: Target, values: dict[str, float]) -> float:
 def better(target: Target, a: float, b: float, margin: float = 0.0) -> bool:
     """Whether score ``a`` beats ``b`` by more than ``margin`` on the target's primary metric."""
     return a > b + margin if target.higher_is_better else a < b - margin
+
+
+def better_on(metric: str, a: float, b: float, margin: float = 0.0) -> bool:
+    """Whether score ``a`` beats ``b`` by more than ``margin`` on ``metric``."""
+    return a > b + margin if metric in HIGHER_IS_BETTER else a < b - margin
 
 
 def write_plots(

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from features.errors import ConfigError
 from features.layout import FAMILIES
-from models.targets import CHURN_LABELS, TARGETS
+from models.targets import ALL_TARGETS, CHURN_LABELS, SURVIVAL, TARGETS
 
 M = TypeVar("M", bound=BaseModel)
 DEFAULT_FEATURES = {"baseline": ["rfm"], "lightgbm": list(FAMILIES)}
@@ -108,14 +108,47 @@ class Cutoffs(_Strict):
     test: date
 
 
+def check_time_split(cutoffs: Cutoffs, horizon_days: int, where: str = "cutoffs") -> None:
+    """Every training window ends by the validation cutoff, which ends by the test cutoff."""
+    h = timedelta(days=horizon_days)
+    train = sorted(cutoffs.train)
+    if len(set(train)) != len(train):
+        raise ValueError(f"{where}.train has duplicates")
+    if train[-1] + h > cutoffs.valid:
+        raise ValueError(
+            f"{where}: the last training window ({train[-1]} + {horizon_days}d) must "
+            f"end by the validation cutoff {cutoffs.valid}"
+        )
+    if cutoffs.valid + h > cutoffs.test:
+        raise ValueError(
+            f"{where}: the validation window ({cutoffs.valid} + {horizon_days}d) "
+            f"must end by the test cutoff {cutoffs.test}"
+        )
+
+
+class Survival(_Strict):
+    """The time_to_churn target's own horizon and cutoffs: survival to 90 days needs a longer
+    window than the classifiers', so its cutoffs lie further apart."""
+
+    horizon_days: int = Field(ge=90)
+    interval_days: int = Field(default=7, ge=1)
+    cutoffs: Cutoffs
+
+    @model_validator(mode="after")
+    def _honest_time_split(self) -> Survival:
+        check_time_split(self.cutoffs, self.horizon_days, "survival.cutoffs")
+        return self
+
+
 class Experiment(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     horizon_days: int = Field(ge=1)
     churn_gap_days: int = Field(default=30, ge=1)
     churn_label: Literal[CHURN_LABELS] = "churned_inactive"  # type: ignore[valid-type]
-    targets: list[Literal[TARGETS]] = Field(default_factory=lambda: list(TARGETS))  # type: ignore[valid-type]
+    targets: list[Literal[ALL_TARGETS]] = Field(default_factory=lambda: list(TARGETS))  # type: ignore[valid-type]
     cutoffs: Cutoffs
+    survival: Survival | None = None  # required by the time_to_churn target
     models: list[ModelSpec] = Field(min_length=1)
     calibration: Literal["auto", "isotonic", "sigmoid", "none"] = "auto"
     sample_customers: int | None = Field(default=None, ge=100)  # per training cutoff
@@ -123,21 +156,20 @@ class Experiment(_Strict):
 
     @model_validator(mode="after")
     def _honest_time_split(self) -> Experiment:
-        h = timedelta(days=self.horizon_days)
-        train = sorted(self.cutoffs.train)
-        if len(set(train)) != len(train):
-            raise ValueError("cutoffs.train has duplicates")
-        if train[-1] + h > self.cutoffs.valid:
-            raise ValueError(
-                f"cutoffs: the last training window ({train[-1]} + {self.horizon_days}d) must "
-                f"end by the validation cutoff {self.cutoffs.valid}"
-            )
-        if self.cutoffs.valid + h > self.cutoffs.test:
-            raise ValueError(
-                f"cutoffs: the validation window ({self.cutoffs.valid} + {self.horizon_days}d) "
-                f"must end by the test cutoff {self.cutoffs.test}"
-            )
+        check_time_split(self.cutoffs, self.horizon_days)
+        if SURVIVAL in self.targets and self.survival is None:
+            raise ValueError(f"the {SURVIVAL} target needs a survival section "
+                             "(horizon_days, interval_days, cutoffs)")
         return self
+
+    def for_survival(self) -> Experiment:
+        """The same experiment on the survival section's horizon and cutoffs, without the
+        section itself (no checks to redo: the section checked its own split)."""
+        if self.survival is None:
+            raise ValueError(f"experiment {self.name} has no survival section")
+        return self.model_copy(update={"horizon_days": self.survival.horizon_days,
+                                       "cutoffs": self.survival.cutoffs,
+                                       "targets": [SURVIVAL], "survival": None})
 
     def flat_params(self) -> dict[str, str]:
         """The spec as MLflow params (dotted keys, values as text)."""

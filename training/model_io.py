@@ -4,14 +4,27 @@
 from __future__ import annotations
 
 from importlib import metadata
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
+from models.drift import (
+    PROFILE_ARTIFACT,
+    DriftProfile,
+    DriftSettings,
+    fit_profile,
+    reference_rows,
+    score_columns,
+)
 from models.estimators import JourneyClassifier
 from models.targets import Target
 
 REQUIREMENTS = ("scikit-learn", "lightgbm", "numpy", "pandas", "scipy", "pyarrow")
+
+
+class FittedModel(Protocol):
+    feature_names_in_: np.ndarray
 
 
 def pip_requirements() -> list[str]:
@@ -20,7 +33,7 @@ def pip_requirements() -> list[str]:
     return [f"journey=={metadata.version('journey')}", *pins]
 
 
-def example_frame(est: JourneyClassifier, frame: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
+def example_frame(est: FittedModel, frame: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
     """A few rows as serving sends them: plain strings for categoricals (no pandas category)."""
     example = frame.head(rows)[list(est.feature_names_in_)].copy()
     for col in example.columns:
@@ -31,19 +44,26 @@ def example_frame(est: JourneyClassifier, frame: pd.DataFrame, rows: int = 5) ->
 
 def log_model(est: JourneyClassifier, t: Target, frame: pd.DataFrame, tags: dict[str, str]) -> str:
     """Log ``est`` in the active run and register it as a new version of the target's model."""
+    example = example_frame(est, frame)
+    proba = pd.DataFrame(est.predict_proba(example), columns=[f"p_{c}" for c in t.classes])
+    return register_model(est, t.registered_name, example, proba, "predict_proba", tags)
+
+
+def register_model(est: FittedModel, registered: str, example: pd.DataFrame,
+                   output: pd.DataFrame, predict_fn: str, tags: dict[str, str]) -> str:
+    """Log ``est`` (sklearn flavor; ``output`` is what ``predict_fn`` gives for ``example``)
+    and register it as a new version of ``registered``, tagged with ``tags``."""
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    example = example_frame(est, frame)
-    proba = pd.DataFrame(est.predict_proba(example), columns=[f"p_{c}" for c in t.classes])
     info = mlflow.sklearn.log_model(
         est,
         name="model",
-        signature=infer_signature(example, proba.astype(np.float64)),
+        signature=infer_signature(example, output.astype(np.float64)),
         input_example=example,
         pip_requirements=pip_requirements(),
-        pyfunc_predict_fn="predict_proba",
-        registered_model_name=t.registered_name,
+        pyfunc_predict_fn=predict_fn,
+        registered_model_name=registered,
         serialization_format="pickle",
     )
     version = str(info.registered_model_version)
@@ -51,5 +71,22 @@ def log_model(est: JourneyClassifier, t: Target, frame: pd.DataFrame, tags: dict
 
     client = MlflowClient()
     for key, value in tags.items():
-        client.set_model_version_tag(t.registered_name, version, key, value)
+        client.set_model_version_tag(registered, version, key, value)
     return version
+
+
+def drift_reference(est: JourneyClassifier, t: Target, frame: pd.DataFrame,
+                    settings: DriftSettings, seed: int = 0) -> DriftProfile:
+    """The profile live traffic is compared with: the model's features on its training rows
+    and its scores on them."""
+    x = reference_rows(frame, settings, seed)[list(est.feature_names_in_)]
+    scores = score_columns(t.name, t.classes, est.predict_proba(x))
+    return fit_profile(x.assign(**scores), settings)
+
+
+def log_drift_reference(est: JourneyClassifier, t: Target, frame: pd.DataFrame,
+                        settings: DriftSettings, seed: int = 0) -> None:
+    """Log the drift reference in the active run (next to the model it describes)."""
+    import mlflow
+
+    mlflow.log_dict(drift_reference(est, t, frame, settings, seed).to_dict(), PROFILE_ARTIFACT)

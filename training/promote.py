@@ -18,6 +18,7 @@ from models.registry import Loaded, alias_version, load_version
 from models.targets import Target, target
 from training import evaluate
 from training.dataset import SnapshotSource, midnight
+from training.survival import holdout_score
 from training.tracking import KIND_TAG, PROMOTION_EXPERIMENT, Tracking
 from training.train import CHALLENGER, CHAMPION
 
@@ -43,7 +44,8 @@ class Decision:
     holdout: str = ""
 
 
-def _score(t: Target, loaded: Loaded, source: SnapshotSource, tags: dict[str, str]) -> float:
+def _score(t: Target, loaded: Loaded, source: SnapshotSource, tags: dict[str, str],
+           metric: str) -> float:
     frame = source.frame(
         midnight(date.fromisoformat(tags["journey.test_cutoff"])),
         int(tags["journey.horizon_days"]),
@@ -51,12 +53,13 @@ def _score(t: Target, loaded: Loaded, source: SnapshotSource, tags: dict[str, st
     )
     y, known = t.encode(frame)
     proba = loaded.model.predict_proba(frame[known])
-    return evaluate.primary(t, evaluate.metrics(t, y[known], proba))
+    return float(evaluate.metrics(t, y[known], proba)[metric])
 
 
 def decide(name: str, client: MlflowClient, source: SnapshotSource, margin: float,
-           force: bool = False) -> Decision:
-    """Compare the challenger with the champion; move `champion` if the challenger wins."""
+           force: bool = False, metric: str | None = None) -> Decision:
+    """Compare the challenger with the champion; move `champion` if the challenger wins
+    (on ``metric``, by default the target's primary metric)."""
     registered = target(name, source.spec.stages).registered_name
     ch = alias_version(client, registered, CHALLENGER)
     if ch is None:
@@ -68,11 +71,14 @@ def decide(name: str, client: MlflowClient, source: SnapshotSource, margin: floa
             f"{registered} v{ch.version} was trained on feature definition "
             f"{tags.get('journey.definition_hash')}; the current spec is {source.spec.hash}"
         )
-    d = Decision(name, False, "", t.primary_metric, margin, str(ch.version),
+    on = metric or t.primary_metric
+    d = Decision(name, False, "", on, margin, str(ch.version),
                  holdout=f"{tags['journey.test_cutoff']} +{tags['journey.horizon_days']}d")
     return gate(client, registered, d, ch, force,
-                lambda v: _score(t, load_version(client, v), source, tags),
-                lambda a, b: evaluate.better(t, a, b, margin))
+                lambda v: (holdout_score(v, source, tags, on) if t.kind == "survival"
+                           else _score(t, load_version(client, v), source, tags, on)),
+                lambda a, b: (evaluate.better(t, a, b, margin) if metric is None
+                              else evaluate.better_on(on, a, b, margin)))
 
 
 def gate(client: MlflowClient, registered: str, d: Decision, ch: ModelVersion, force: bool,

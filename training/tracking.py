@@ -13,14 +13,18 @@ from typing import TYPE_CHECKING
 
 from models.registry import client_for, quiet_mlflow
 
-__all__ = ["KIND_TAG", "PROMOTION_EXPERIMENT", "TRAINING_EXPERIMENT", "Tracking", "quiet_mlflow"]
+__all__ = ["BACKTEST_EXPERIMENT", "KIND_TAG", "PROMOTION_EXPERIMENT", "RETRAIN_EXPERIMENT",
+           "TRAINING_EXPERIMENT", "Tracking", "quiet_mlflow"]
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
 TRAINING_EXPERIMENT = "journey-training"
 PROMOTION_EXPERIMENT = "journey-promotions"
-KIND_TAG = "journey.kind"  # "training" (one per `journey train`), "model", "promotion"
+BACKTEST_EXPERIMENT = "journey-backtest"
+RETRAIN_EXPERIMENT = "journey-retrain"
+# "training" (one per `journey train`), "model", "promotion", "backtest", "retrain"
+KIND_TAG = "journey.kind"
 
 
 @dataclass(frozen=True)

@@ -20,16 +20,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.errors import ConfigError
 from features.layout import families
 from features.spec import FeatureSpec
 from models.calibration import Method
+from models.drift import load_drift_settings
 from models.estimators import JourneyClassifier, LogisticBaseline
 from models.lgbm import LightGBMClassifier
-from models.targets import Target, target
+from models.targets import SURVIVAL, Target, target
 from training import evaluate
 from training.dataset import Dataset
 from training.experiment import Experiment, ModelSpec
-from training.model_io import log_model
+from training.model_io import log_drift_reference, log_model
 from training.search import Trial, random_search
 from training.tracking import KIND_TAG, TRAINING_EXPERIMENT, Tracking
 
@@ -132,7 +134,7 @@ def train_one(t: Target, model: ModelSpec, ds: Dataset, exp: Experiment, ctx: Co
     # Explicit experiment: a nested run otherwise lands in MLflow's Default experiment.
     with mlflow.start_run(run_name=f"{t.name}-{model.family}", nested=True,
                           experiment_id=parent.info.experiment_id) as run:
-        mlflow.set_tags(_tags(t, model, exp, ds, "model"))
+        mlflow.set_tags(model_tags(t, model, exp, ds, "model"))
         mlflow.log_params({**{f"model.{k}": v for k, v in params.items()},
                            "features": ",".join(model.feature_families),
                            "n_features": len(est.feature_names_in_),
@@ -143,7 +145,8 @@ def train_one(t: Target, model: ModelSpec, ds: Dataset, exp: Experiment, ctx: Co
         if isinstance(est, LightGBMClassifier):
             mlflow.log_metric("best_iteration", est.best_iteration_)
         scores = _log_run(t, model, est, trials, ds, exp)
-        version = log_model(est, t, ds.test, _tags(t, model, exp, ds, "model"))
+        version = log_model(est, t, ds.test, model_tags(t, model, exp, ds, "model"))
+        log_drift_reference(est, t, _rows(t, ds.train)[0], load_drift_settings(), exp.seed)
     ctx.log(f"  {t.name:<10} {model.family:<8} valid {t.primary_metric} "
             f"{evaluate.primary(t, scores['valid']):.4f}  test "
             f"{evaluate.primary(t, scores['test']):.4f}  v{version}  {seconds:.1f}s")
@@ -151,7 +154,7 @@ def train_one(t: Target, model: ModelSpec, ds: Dataset, exp: Experiment, ctx: Co
                        scores["test"], seconds, params)
 
 
-def _tags(t: Target, model: ModelSpec, exp: Experiment, ds: Dataset, kind: str
+def model_tags(t: Target, model: ModelSpec, exp: Experiment, ds: Dataset, kind: str
           ) -> dict[str, str]:
     return {
         KIND_TAG: kind,
@@ -167,6 +170,15 @@ def _tags(t: Target, model: ModelSpec, exp: Experiment, ds: Dataset, kind: str
         "journey.test_cutoff": str(exp.cutoffs.test),
         "journey.seed": str(exp.seed),
     }
+
+
+def _train_survival(exp: Experiment, ds: Dataset, ctx: Context) -> list[ModelResult]:
+    from training.survival import train_survival  # it builds on this module
+
+    if ds.survival is None:
+        raise ConfigError(f"experiment {exp.name}: {SURVIVAL} needs the survival frames "
+                          "(load the dataset with training.dataset.load_dataset)")
+    return train_survival(exp, ds.survival, ctx)
 
 
 def train_experiment(exp: Experiment, ds: Dataset, ctx: Context) -> list[ModelResult]:
@@ -188,6 +200,9 @@ def train_experiment(exp: Experiment, ds: Dataset, ctx: Context) -> list[ModelRe
             mlflow.log_artifact(str(ctx.experiment_file), "experiment")
         mlflow.log_dict(ctx.spec.definition(), "features/definition.json")
         for name in exp.targets:
+            if name == SURVIVAL:
+                results += _train_survival(exp, ds, ctx)
+                continue
             t = target(name, ctx.spec.stages, exp.churn_label)
             done = [train_one(t, m, ds, exp, ctx) for m in exp.models]
             best = done[0]

@@ -226,7 +226,10 @@ class Engine:
         d.session = session
         s = np.flatnonzero(session)
         ks, ts = keys[s], ctype[s]
-        chan = rng.categorical(rng.uniform(ks, S_CHANNEL), p.tv["channels"][ts])
+        mix = p.shift_on(day).channels  # a shift's mix is the same for every type
+        chan = rng.categorical(
+            rng.uniform(ks, S_CHANNEL), p.tv["channels"][ts] if mix is None else mix
+        )
         chan = np.where(first[s], self.acq_to_session[pop.acquisition[idx[s]]], chan)
         chan = np.where(clicked[s], self.email_channel, chan)
         d.channel[s] = chan
@@ -251,6 +254,7 @@ class Engine:
     def _visit(self, d: Day, v: Ints, ctype: Ints, st: State, idx: Ints, mult: F) -> None:
         """The site visit funnel for the visiting customers ``v`` (positions in ``idx``)."""
         p, kv, tv = self.p, d.keys[v], ctype[v]
+        shift = p.shift_on(d.day)
         stage = d.stage_before[v]
         post = stage >= PURCHASE_STAGE
 
@@ -262,11 +266,15 @@ class Engine:
         keen = np.where(stage >= DECISION, 1.5, 1.0)
         d.cart[v] = (d.products[v] > 0) & (u(S_CART) < p.t["cart"][tv] * keen)
         d.checkout[v] = d.cart[v] & (u(S_CHECKOUT) < p.t["checkout"][tv])
-        d.buy[v] = d.checkout[v] & (u(S_BUY) < np.minimum(p.t["buy"][tv] * mult[v, 1], 0.98))
+        p_buy = np.minimum(p.t["buy"][tv] * mult[v, 1] * shift.buy, 0.98)
+        d.buy[v] = d.checkout[v] & (u(S_BUY) < p_buy)
         act = st.act[idx[v]].astype(np.int64)
         discounted = (act >= 0) & (d.day < st.act_until[idx[v]])
         discount = np.where(discounted, p.action_discount[np.maximum(act, 0)], 0.0)
-        basket = p.t["basket"][tv] * np.exp(0.5 * rng.normal(kv, S_VALUE) - 0.125) * (1 - discount)
+        basket = (
+            p.t["basket"][tv] * shift.price * np.exp(0.5 * rng.normal(kv, S_VALUE) - 0.125)
+            * (1 - discount)
+        )
         d.value[v] = np.where(d.buy[v], np.maximum(np.round(basket, 2), 1.0), 0.0)
         d.ticket[v] = post & (u(S_TICKET) < p.t["ticket"][tv])
         bad = d.ticket[v] & (u(S_CSAT) < p.t["bad_csat"][tv])
@@ -303,6 +311,7 @@ class Engine:
             * (1 + p.churn["bad_experience"] * st.bad[idx])
             * (1 + p.churn["inactivity_per_30d"] * idle)
             * mult[:, 2]
+            * p.shift_on(d.day).churn
         )
         d.churned = rng.uniform(d.keys, S_CHURN) < hazard
         st.alive[idx] = ~d.churned

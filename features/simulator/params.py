@@ -44,8 +44,26 @@ TYPE_VECTORS = {
     "channels": "session_channels",
 }
 EFFECTS = ("session", "buy", "churn", "advocacy")
+SHIFT_FACTORS = {"price_factor": "price", "buy_factor": "buy", "churn_factor": "churn"}
+SHIFT_KEYS = ("from", "session_channels", *SHIFT_FACTORS)
+BASES = ("default",)  # what ``extends`` may name
 PHASES = ("pre", "post")
 F = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A change of behaviour from day ``from_day`` on (a drift scenario); the neutral values
+    (no channel mix, factors 1) leave the base parameters as they are."""
+
+    from_day: int
+    channels: F | None = None  # (k,) session channel mix for every type, replacing the types'
+    price: float = 1.0  # order values multiplied
+    buy: float = 1.0  # purchase probability multiplied (before its 0.98 cap)
+    churn: float = 1.0  # daily churn hazard multiplied
+
+
+NO_SHIFT = Shift(from_day=0)
 
 
 @dataclass(frozen=True)
@@ -74,6 +92,15 @@ class SimParams:
     unhappy: F  # (K, 4) multipliers; 1 where an action has no `unhappy` block
     has_unhappy: npt.NDArray[np.bool_]  # (K,)
     source: str = "<default>"
+    shifts: tuple[Shift, ...] = ()  # in date order
+
+    def shift_on(self, day: int) -> Shift:
+        """The shift in force on ``day``: the latest one started, alone (shifts do not stack)."""
+        current = NO_SHIFT
+        for shift in self.shifts:
+            if shift.from_day <= day:
+                current = shift
+        return current
 
 
 def _require(raw: dict[str, Any], key: str, where: str) -> Any:
@@ -136,7 +163,102 @@ def _compile_actions(raw: dict[str, Any], types: tuple[str, ...], src: str) -> d
     }
 
 
+def _factor(spec: dict[str, Any], key: str, where: str) -> float:
+    value = spec.get(key, 1.0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < np.inf:
+        raise ConfigError(f"{where}.{key} must be a positive number, not {value!r}")
+    return float(value)
+
+
+def _shift_channels(spec: dict[str, Any], n_channels: int, where: str) -> F | None:
+    if "session_channels" not in spec:
+        return None
+    mix = spec["session_channels"]
+    if not isinstance(mix, list) or len(mix) != n_channels:
+        raise ConfigError(
+            f"{where}.session_channels must list {n_channels} shares (one per session_channels)"
+        )
+    try:
+        shares = np.array([float(x) for x in mix])
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}.session_channels: not a number: {exc}") from exc
+    if (shares < 0).any() or abs(shares.sum() - 1.0) > 1e-6:
+        raise ConfigError(f"{where}.session_channels: shares must be >= 0 and sum to 1")
+    return shares
+
+
+def _compile_shifts(raw: Any, start: date, n_channels: int, src: str) -> tuple[Shift, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(f"{src}: shifts must be a list of shifts")
+    shifts: list[Shift] = []
+    for i, spec in enumerate(raw):
+        where = f"{src}: shifts[{i}]"
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where} must be a mapping with keys {list(SHIFT_KEYS)}")
+        unknown = set(spec) - set(SHIFT_KEYS)
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown key {sorted(unknown)}; keys are {list(SHIFT_KEYS)}"
+            )
+        try:
+            first = date.fromisoformat(str(_require(spec, "from", where)))
+        except ValueError as exc:
+            raise ConfigError(f"{where}.from: not a date (YYYY-MM-DD): {spec['from']!r}") from exc
+        day = (first - start).days
+        if day < 0 or (shifts and day <= shifts[-1].from_day):
+            raise ConfigError(f"{where}.from: {first} must be on or after start ({start}) "
+                              "and after the previous shift's")
+        shifts.append(
+            Shift(
+                from_day=day,
+                channels=_shift_channels(spec, n_channels, where),
+                **{field: _factor(spec, key, where) for key, field in SHIFT_FACTORS.items()},
+            )
+        )
+    return tuple(shifts)
+
+
+def _parse(text: str, src: str) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{src}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{src}: expected a mapping of simulator parameters")
+    return raw
+
+
+def _default_text() -> str:
+    return resources.files("features.simulator").joinpath("default.yaml").read_text()
+
+
+def resolve_extends(raw: dict[str, Any], src: str) -> dict[str, Any]:
+    """``extends: default`` takes every top-level key from the default parameters that the
+    file does not set itself (a shallow merge: a key the file sets replaces the default's
+    whole value), so a scenario file holds only what it changes."""
+    if "extends" not in raw:
+        return raw
+    base = raw["extends"]
+    if base not in BASES:
+        raise ConfigError(f"{src}: extends must be one of {list(BASES)}, not {base!r}")
+    own = {k: v for k, v in raw.items() if k != "extends"}
+    return {**_parse(_default_text(), "<default simulator>"), **own}
+
+
+def resolved_text(text: str, src: str) -> str:
+    """The parameter text a simulation records: ``text`` itself, or with ``extends`` the
+    merged parameters, so the recorded file replays even if the default changes later."""
+    raw = _parse(text, src)
+    if "extends" not in raw:
+        return text
+    merged = yaml.safe_dump(resolve_extends(raw, src), sort_keys=False)
+    return f"# {src} (extends: {raw['extends']}), merged\n{merged}"
+
+
 def compile_params(raw: dict[str, Any], src: str) -> SimParams:
+    raw = resolve_extends(raw, src)
     types_raw = _require(raw, "types", src)
     types = tuple(types_raw)
     vocab = {k: tuple(_require(raw, k, src)) for k in TYPE_VECTORS.values()}
@@ -153,8 +275,9 @@ def compile_params(raw: dict[str, Any], src: str) -> SimParams:
                     f"{vocab_key} has {len(vocab[vocab_key])}"
                 )
         tv[key] = np.array(rows)
+    start = date.fromisoformat(str(raw.get("start", "2025-01-01")))
     return SimParams(
-        start=date.fromisoformat(str(raw.get("start", "2025-01-01"))),
+        start=start,
         arrival_share=float(raw.get("arrival_share", 0.75)),
         effect_days=int(raw.get("effect_days", 14)),
         contact_rate=float(raw.get("contact_rate", 0.03)),
@@ -169,23 +292,17 @@ def compile_params(raw: dict[str, Any], src: str) -> SimParams:
         t=t,
         tv=tv,
         source=src,
+        shifts=_compile_shifts(raw.get("shifts"), start, len(vocab["session_channels"]), src),
         **_compile_actions(_require(raw, "actions", src), types, src),
     )
 
 
 def load_params(path: str | Path | None = None) -> SimParams:
     if path is None:
-        text, src = (
-            resources.files("features.simulator").joinpath("default.yaml").read_text(),
-            "<default simulator>",
-        )
+        text, src = _default_text(), "<default simulator>"
     else:
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"simulator parameter file not found: {p}")
         text, src = p.read_text(encoding="utf-8"), str(p)
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{src}: not valid YAML: {exc}") from exc
-    return compile_params(raw, src)
+    return compile_params(_parse(text, src), src)

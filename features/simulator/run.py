@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from features.simulator.emit import Emitter, customer_ids
 from features.simulator.engine import Engine, Population, State, draw_population
-from features.simulator.params import SimParams, compile_params, load_params
+from features.simulator.params import SimParams, compile_params, load_params, resolved_text
 
 CHUNK_CUSTOMERS = 20_000
 ROW_GROUP_ROWS = 1_000_000
@@ -55,7 +55,7 @@ def params_text(path: str | None) -> str:
         from importlib import resources
 
         return resources.files("features.simulator").joinpath("default.yaml").read_text()
-    return Path(path).read_text(encoding="utf-8")
+    return resolved_text(Path(path).read_text(encoding="utf-8"), path)
 
 
 def _run_chunk(args: tuple[SimSpec, str, int, str]) -> int:
@@ -129,8 +129,8 @@ def simulate(spec: SimSpec, out: str | Path, workers: int | None = None) -> SimR
     """Simulate ``spec`` into ``out`` (replacing earlier parts there); deterministic by seed."""
     if spec.customers < 1 or spec.days < 1:
         raise ValueError("customers and days must be at least 1")
-    text = params_text(spec.params_path)
     params = load_params(spec.params_path)  # validates before any work starts
+    text = params_text(spec.params_path)
     out = Path(out)
     for sub in ("events", "customers", "truth"):
         (out / sub).mkdir(parents=True, exist_ok=True)

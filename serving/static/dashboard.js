@@ -13,6 +13,8 @@
 import { fmt } from "./format.js";
 import * as charts from "./charts.js";
 import { loadPersonaPanels } from "./personas.js";
+import { loadDriftPanel } from "./drift.js";
+import { loadBacktestPanel } from "./backtest.js";
 
 const BASE = new URL(location.pathname.replace(/\/dashboard\/?$/, "/"), location.origin);
 const KEY_STORE = "journey.apiKey";
@@ -243,6 +245,8 @@ async function load() {
   $("#foot-render").textContent = `Loaded in ${fmt.num(ms / 1000, 2)} s`;
   loadTriggers(); // after the first view: not part of its load time
   loadPersonaPanels(api);
+  loadDriftPanel(api);
+  loadBacktestPanel(api);
 }
 
 // -- trigger firings -----------------------------------------------------------------------

@@ -89,6 +89,10 @@ def test_metrics(app_client: TestClient, served: Served) -> None:
     for process in ("process_resident_memory_bytes", "python_gc_collections_total",
                     "python_info"):
         assert process in text
+    # The event store's memory by component: its indexes are read in as ingests reach them.
+    store = {line.split('"')[1]: float(line.split()[-1]) for line in text.splitlines()
+             if line.startswith("journey_store_memory_bytes{")}
+    assert "art_index" in store and sum(store.values()) > 0
     assert app_client.get("/metrics", headers=served.headers(Role.admin)).status_code == 200
 
 

@@ -505,7 +505,7 @@ def test_journey_kpis_follow_the_group_toggle(tab: Tab, server: Server) -> None:
         want = server.get("kpis", params={"by": by}).json()
         got = kpi_groups(page)
         assert [n for _, n in got] == [g["customers"] for g in want["groups"]]
-        assert [g for g, _ in got][0].startswith(want["groups"][0]["group"])
+        assert got[0][0].startswith(want["groups"][0]["group"])
         assert page.get_attribute(f"#kpi-by button[data-by={by}]", "aria-pressed") == "true"
     conversion = want["overall"]["conversion_rate"]
     foot = page.inner_text("#kpi-table tfoot")
@@ -547,3 +547,74 @@ def test_persona_cards_describe_each_persona(tab: Tab, server: Server) -> None:
         assert all(trait in text for trait in prof["traits"])
     assert f"{model.k_} personas" in page.inner_text("#personas-meta")
     screenshot(page.locator("#personas"), "dashboard-personas.png")
+
+
+def test_the_drift_panel_shows_the_reports_columns_and_thresholds(tab: Tab,
+                                                                   server: Server) -> None:
+    """The two scoring runs put a sample of customers in the drift window: the panel lists the
+    scores and the most moved features as /v1/drift reports them, with the thresholds."""
+    open_dashboard(tab, server)
+    page = tab.page
+    page.wait_for_selector("#drift-table tbody tr th")
+    report = server.get("drift").json()["report"]
+    rows = {r["name"]: r for r in report["rows"]}
+    shown = page.eval_on_selector_all("#drift-table tbody tr",
+                                      "rows => rows.map(r => [r.cells[0].textContent, "
+                                      "r.dataset.status])")
+    scores = [name for name, r in rows.items() if r["kind"] == "score"]
+    assert [name for name, _ in shown[:len(scores)]] == sorted(
+        scores, key=lambda n: (["alarm", "warn", "ok", "too_few"].index(rows[n]["status"]),
+                               -(rows[n]["psi"] or -1)))
+    assert all(rows[name]["status"] == status for name, status in shown)
+    alarms = sum(r["status"] == "alarm" for r in report["rows"])
+    badge = page.inner_text("#drift-badge")
+    assert (f"{alarms} alarm" in badge) if report["alarm"] else ("alarm" not in badge)
+    assert f"{report['window_size']:,} rows" in page.inner_text("#drift-meta")
+    assert "alarm at PSI ≥ 0.25" in page.inner_text("#drift-thresholds")
+    tick = page.eval_on_selector("#drift-table .psi-tick.alarm", "el => el.style.left")
+    assert tick.endswith("%")  # placed through the CSSOM (the CSP refuses inline styles)
+    screenshot(page.locator("#drift"), "dashboard-drift.png")
+
+
+def test_the_backtest_card_draws_each_version_over_time(tab: Tab, server: Server) -> None:
+    """Realized metrics computed by models.backtest on outcomes drawn from the predictions
+    (a well calibrated v1, an overconfident v2), served as GET /backtest would."""
+    import numpy as np
+
+    from models.backtest import realized
+    from serving.backtest_routes import BacktestOut
+
+    rng = np.random.default_rng(3)
+    points = []
+    for target in ("churn", "conversion"):
+        for version, days, sharpen in (("1", (0, 14), 1.0), ("2", (28,), 2.5)):
+            for day in days:
+                p = rng.uniform(0.02, 0.98, 2000)
+                y = rng.uniform(size=p.size) < p
+                shown = p ** sharpen / (p ** sharpen + (1 - p) ** sharpen)
+                as_of = (EARLIER + timedelta(days=day)).isoformat()
+                points.append({"target": target, "model_version": version, "as_of": as_of,
+                               "horizon_days": 30, "label": "churned_inactive",
+                               "snapshot": f"s{day}", "evaluated_at": AS_OF.isoformat(),
+                               **realized(y, shown)})
+    body = BacktestOut.model_validate({"results": points}).model_dump_json()
+    tab.page.route("**/backtest", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=body))
+    open_dashboard(tab, server)
+    page = tab.page
+    page.wait_for_selector("#backtest-table tbody tr")
+    assert page.locator("#backtest-table tbody tr").count() == len(points)
+    for target in ("churn", "conversion"):
+        for chart in ("auc", "ece", "rel"):
+            assert page.locator(f"#backtest-{chart}-{target} svg").count() == 1
+        assert page.locator(f"#backtest-auc-{target} svg path.bt-line").count() == 2  # versions
+    assert f"{len(points)} (model, version, prediction time)" in page.inner_text("#backtest-meta")
+    screenshot(page.locator("#backtest"), "dashboard-backtest.png")
+
+
+def test_without_results_the_backtest_card_says_what_to_run(tab: Tab, server: Server) -> None:
+    tab.page.route("**/backtest", lambda route: route.fulfill(
+        status=200, content_type="application/json", body='{"results": []}'))
+    open_dashboard(tab, server)
+    tab.page.wait_for_function(
+        "() => document.querySelector('#backtest-meta').textContent.includes('journey backtest')")

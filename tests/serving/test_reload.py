@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
-from models.registry import client_for
+from models.registry import alias_version, client_for
 from models.targets import target
 from serving.app import create_app
 from serving.keys import Role
+from tests.journey.cli_helpers import ok
 from tests.serving.conftest import Served
-from tests.training.world import Tracking, copy_registry
+from tests.training.world import FAST_LGBM, SMALL, copy_registry, write_spec
+from training.tracking import Tracking
 
 
 def registry(served: Served, folder: Path) -> str:
@@ -38,16 +43,26 @@ def hammer(client: TestClient, served: Served, stop: threading.Event,
         statuses.append(r.status_code)
 
 
+@contextmanager
+def hammering(client: TestClient, served: Served) -> Iterator[list[int]]:
+    """Predictions sent one after another for the duration; their status codes."""
+    statuses: list[int] = []
+    stop = threading.Event()
+    worker = threading.Thread(target=hammer, args=(client, served, stop, statuses))
+    worker.start()
+    try:
+        yield statuses
+    finally:
+        stop.set()
+        worker.join()
+
+
 def test_alias_move_is_picked_up_without_failed_requests(served: Served, tmp_path: Path) -> None:
     uri = registry(served, tmp_path / "reg")
     settings = served.settings(served.store_copy(tmp_path), mlflow_tracking_uri=uri)
     admin = served.headers(Role.admin)
     with TestClient(create_app(settings, background=False)) as client:
-        statuses: list[int] = []
-        stop = threading.Event()
-        worker = threading.Thread(target=hammer, args=(client, served, stop, statuses))
-        worker.start()
-        try:
+        with hammering(client, served) as statuses:
             time.sleep(0.3)
             baseline = move(uri, served, "churn", "baseline")
             r = client.post("/admin/reload", headers=admin).json()
@@ -56,9 +71,6 @@ def test_alias_move_is_picked_up_without_failed_requests(served: Served, tmp_pat
             lgbm = move(uri, served, "churn", "lightgbm")
             assert client.post("/admin/reload", headers=admin).json()["models"]["churn"] == lgbm
             time.sleep(0.3)
-        finally:
-            stop.set()
-            worker.join()
         assert len(statuses) > 10 and set(statuses) == {200}
         # a baseline champion scores without tree contributions: no reasons, same shape
         move(uri, served, "churn", "baseline")
@@ -139,3 +151,37 @@ def test_unchanged_aliases_are_not_loaded_again(served: Served, tmp_path: Path) 
         holder._loader = must_not_load
         r = client.post("/admin/reload", headers=served.headers(Role.admin)).json()
         assert r == {"changed": False, "models": served.versions, "error": None}
+
+
+def test_a_promotion_by_journey_retrain_is_picked_up_without_failed_requests(
+        served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`journey retrain` moves the small experiment's cutoffs to the newest closed horizon;
+    its churn challenger beats the served champion there and is promoted while requests keep
+    coming; the service's alias polling swaps it in with every request answered."""
+    uri = registry(served, tmp_path / "reg")
+    spec = {**SMALL, "name": "small", "targets": ["churn"],
+            "models": [{"family": "lightgbm", "params": {**FAST_LGBM, "num_threads": 1}}]}
+    write_spec(tmp_path / "spec", spec)
+    config = write_spec(tmp_path / "spec", {"name": "cycle", "experiment": "small.yaml",
+                                            "every_days": 14, "margin": 0.0,
+                                            "metric": {"churn": "log_loss"}})
+    for name, value in (("HOME", tmp_path / "home"), ("MLFLOW_TRACKING_URI", uri),
+                        ("STORE", served.world.store), ("SNAPSHOTS", tmp_path / "snapshots")):
+        monkeypatch.setenv(f"JOURNEY_{name}", str(value))
+    monkeypatch.chdir(tmp_path)  # MLflow's Default experiment resolves ./mlruns against it
+    settings = served.settings(served.store_copy(tmp_path), mlflow_tracking_uri=uri,
+                               reload_poll_seconds=0.2)
+    before = served.versions["churn"]
+    with (TestClient(create_app(settings, background=False)) as client,
+          hammering(client, served) as statuses):
+        lines = ok("retrain", "--config", config)
+        assert any(line.startswith("churn: PROMOTED") for line in lines), lines
+        new = alias_version(client_for(uri), "journey-churn", "champion")
+        assert new is not None and str(new.version) != before
+        deadline = time.monotonic() + 20
+        while client.get("/models", headers=served.headers(Role.marketer)).json()[
+                "models"]["churn"] != str(new.version):
+            assert time.monotonic() < deadline, "the new champion was not picked up"
+            time.sleep(0.1)
+        time.sleep(0.3)
+    assert len(statuses) > 10 and set(statuses) == {200}

@@ -55,6 +55,7 @@ ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/triggers/rules"): frozenset({Role.marketer}),
     ("GET", "/triggers/test"): frozenset({Role.marketer}),
     ("GET", "/drift"): frozenset({Role.marketer}),
+    ("GET", "/backtest"): frozenset({Role.marketer}),
 }
 WRONG_KEY = "jk_" + "A" * 43  # shaped like a real key
 LIMITS = {"max_body_bytes": 4096, "max_events": 3, "max_batch": 5}

@@ -51,6 +51,16 @@ SMALL: dict[str, Any] = {
     ],
     "seed": 42,
 }
+# The small time-to-churn experiment: default.yaml's survival section (91 days, weekly
+# intervals), Kaplan-Meier and the hazard model.
+SMALL_SURVIVAL: dict[str, Any] = {
+    **SMALL,
+    "name": "small-survival",
+    "targets": ["time_to_churn"],
+    "survival": {"horizon_days": 91, "interval_days": 7,
+                 "cutoffs": {"train": ["2025-03-01", "2025-04-01"], "valid": "2025-07-01",
+                             "test": "2025-10-01"}},
+}
 # The small uplift experiment: decision windows on the same calendar, both learners.
 SMALL_UPLIFT: dict[str, Any] = {
     "name": "small-uplift",

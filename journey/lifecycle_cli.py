@@ -1,0 +1,113 @@
+"""`journey backtest` and `journey retrain`: the model lifecycle after promotion — how past
+predictions fared once their horizon closed, and retraining on a cadence through the gate."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from features.spec import load_spec
+from features.taxonomy import load_taxonomy
+from journey.common import StoreOpt, TaxonomyOpt, app, friendly_errors, parse_when
+from journey.pipeline import OutOpt, SpecOpt
+from journey.settings import Settings
+
+
+@app.command()
+@friendly_errors
+def backtest(
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="Score only horizons closed by this time (default: the store's newest "
+                        "event).")] = None,
+    store: StoreOpt = None,
+    spec: SpecOpt = None,
+    taxonomy: TaxonomyOpt = None,
+    scores: Annotated[Path | None, typer.Option(
+        help="Score snapshots to read (default: <home>/scores).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Where backtest.json goes (default: <home>/backtests).")] = None,
+) -> None:
+    """Score the predictions of past scoring runs whose horizon has closed against what
+    happened: realized AUC, log loss, Brier and calibration per model version and prediction
+    time, stored under <home>/backtests and logged to MLflow (experiment journey-backtest)."""
+    from training.backtest import run_backtest
+
+    settings = Settings()
+    feature_spec = load_spec(spec or settings.feature_spec,
+                             load_taxonomy(taxonomy or settings.taxonomy))
+    started = time.perf_counter()
+    report = run_backtest(scores or settings.scores_path, out or settings.backtests_path,
+                          store or settings.store_path, feature_spec, settings.tracking(),
+                          parse_when(as_of) if as_of else None, log=typer.echo)
+    for r in report.added:
+        m = r["metrics"]
+        typer.echo(f"{r['target']:<10} v{r['model_version']:<4} as of {r['as_of']} "
+                   f"+{r['horizon_days']}d: AUC {_fmt(m['roc_auc'])}  log loss "
+                   f"{_fmt(m['log_loss'])}  Brier {_fmt(m['brier'])}  ECE {_fmt(m['ece'])}  "
+                   f"({int(m['n']):,} customers)")
+    typer.echo(f"{len(report.added)} new, {report.already_done} already scored, "
+               f"{report.still_open} with the horizon still open, in "
+               f"{time.perf_counter() - started:.1f}s -> {report.results}")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None or value != value else f"{value:.4f}"
+
+
+@app.command()
+@friendly_errors
+def retrain(
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="Retraining spec YAML (env JOURNEY_RETRAIN_SPEC; default "
+                         "experiments/retrain.yaml).")] = None,
+    force: Annotated[bool, typer.Option(help="Run a cycle even when it is not due.")] = False,
+    now: Annotated[str | None, typer.Option(
+        help="The cadence's clock (default: now); for replays of past data.")] = None,
+    drift_days: Annotated[float | None, typer.Option(
+        "--drift-days", min=1, help="Also run a cycle when the customers active in these last "
+        "days drift from the churn champion's training profile (models/config/drift.yaml "
+        "thresholds).")] = None,
+    store: StoreOpt = None,
+    spec: SpecOpt = None,
+    taxonomy: TaxonomyOpt = None,
+    out: OutOpt = None,
+) -> None:
+    """One retraining cycle when due (cadence, --force, or drift with --drift-days): move the
+    experiment's cutoffs to the newest closed horizon, train challengers, gate them against
+    the champions on that holdout, log the decisions to MLflow (journey-retrain) and record
+    the cycle."""
+    from training.dataset import SnapshotSource
+    from training.drift import champion_profile, drift_check
+    from training.retrain import RetrainRun, load_retrain
+    from training.retrain import retrain as run
+
+    settings = Settings()
+    path = config or settings.retrain_spec
+    rs, exp = load_retrain(path)
+    feature_spec = load_spec(spec or settings.feature_spec,
+                             load_taxonomy(taxonomy or settings.taxonomy))
+    source = SnapshotSource(store or settings.store_path, out or settings.snapshots_path,
+                            feature_spec, log=typer.echo)
+    clock = parse_when(now) if now else datetime.now(UTC)
+    started = time.perf_counter()
+    tracking = settings.tracking()
+    try:
+        drift = None if drift_days is None else drift_check(
+            source.store, min(clock, source.latest_event()), drift_days,
+            lambda: champion_profile(tracking.client()), feature_spec)
+        outcome = run(rs, exp, RetrainRun(source, tracking, feature_spec,
+                                          settings.retrain_path, settings.promote_margin,
+                                          typer.echo), clock, force, drift, spec_file=path)
+    finally:
+        source.close()
+    if outcome.cycle is None:
+        typer.echo(outcome.why)
+        return
+    promoted = [d["target"] for d in outcome.cycle.decisions if d["promoted"]]
+    typer.echo(f"cycle ({outcome.why}) done in {time.perf_counter() - started:.1f}s: "
+               f"promoted {', '.join(promoted) or 'nothing'} -> "
+               f"{settings.retrain_path / 'cycles.json'}")

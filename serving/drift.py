@@ -1,0 +1,276 @@
+"""Live drift monitoring: a bounded window of the feature vectors and scores the service
+produced, compared with the served models' training profiles (models.drift).
+
+The window is a ring buffer allocated once (rows x columns), so memory does not grow with
+traffic; recording a prediction copies its row in, nothing more. Evaluation (binning, PSI,
+tests) runs on a timer thread or when ``/v1/drift`` asks for a stale report, never on the
+prediction path. Models trained before drift profiles existed have none: drift is then
+reported as unavailable, with the reason.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from prometheus_client import CollectorRegistry, Gauge
+
+from features.online import Vectors
+from models.drift import (
+    PROFILE_ARTIFACT,
+    SCORE_PREFIX,
+    DriftProfile,
+    DriftReport,
+    DriftSettings,
+    compare,
+)
+from models.registry import RegistryError, load_run_dict
+from serving.champions import ModelSet
+from serving.predictor import Scored
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+F64 = npt.NDArray[np.float64]
+Layout = tuple[tuple[str, ...], tuple[str, ...]]  # numeric columns (features, scores), labels
+
+
+@functools.lru_cache(maxsize=64)
+def score_names(next_stages: tuple[str, ...]) -> tuple[str, ...]:
+    """The served scores' names as training profiles give them (``score_columns``)."""
+    return (f"{SCORE_PREFIX}churn", f"{SCORE_PREFIX}conversion",
+            *(f"{SCORE_PREFIX}next_stage_{c}" for c in next_stages))
+
+
+def score_matrix(scored: Sequence[Scored]) -> F64:
+    """One row per prediction, in ``score_names`` order (next_stage in its classes' order)."""
+    return np.array([[s.churn, s.conversion, *s.next_stage.values()] for s in scored])
+
+
+@functools.lru_cache(maxsize=256)
+def _lookup(values: tuple[str, ...]) -> npt.NDArray[np.object_]:
+    """Codes to strings; code -1 (missing) indexes the trailing None."""
+    return np.array([*values, None], dtype=object)
+
+
+def _labels(vectors: Vectors, attributes: Sequence[str]
+            ) -> list[tuple[str, npt.NDArray[np.object_] | list[str | None]]]:
+    """Categorical features and attributes as strings (None: missing)."""
+    out: list[tuple[str, npt.NDArray[np.object_] | list[str | None]]] = [
+        (name, _lookup(vocab)[codes]) for name, (codes, vocab) in
+        vectors.matrix.categorical.items()]
+    coded = vectors.attribute_codes or {}
+    for key in attributes:
+        if key in coded:
+            attr_codes, values = coded[key]
+            out.append((f"attr_{key}", _lookup(tuple(values))[attr_codes]))
+        else:
+            out.append((f"attr_{key}", [a.get(key) for a in vectors.attributes]))
+    return out
+
+
+class DriftWindow:
+    """The newest ``capacity`` scored rows (and none older than ``max_age`` seconds, 0: no
+    age limit), in buffers allocated when the first row arrives."""
+
+    def __init__(self, capacity: int, max_age: float, attributes: Sequence[str],
+                 clock: Callable[[], float] = time.time) -> None:
+        self.capacity, self.max_age = capacity, max_age
+        self.attributes = tuple(attributes)
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._layout: Layout | None = None
+        self._numbers: F64 = np.empty((0, 0))
+        self._labels: npt.NDArray[np.object_] = np.empty((0, 0), dtype=object)
+        self._at: F64 = np.empty(0)
+        self._next = 0
+
+    def _allocate(self, layout: Layout) -> None:
+        """(Re)allocate for a column layout: a new layout (other models) starts a new window."""
+        self._layout = layout
+        self._numbers = np.full((self.capacity, len(layout[0])), np.nan)
+        self._labels = np.full((self.capacity, len(layout[1])), None, dtype=object)
+        self._at = np.full(self.capacity, np.nan)
+        self._next = 0
+
+    def record(self, vectors: Vectors, scored: Sequence[Scored]) -> None:
+        """Copy the rows in (on the prediction path: a few array writes, no per-value work)."""
+        n = len(vectors)
+        if n == 0:
+            return
+        keep = slice(max(0, n - self.capacity), n)  # a batch larger than the window: its tail
+        m = keep.stop - keep.start
+        names = score_names(tuple(scored[0].next_stage))
+        labels = _labels(vectors, self.attributes)
+        features = vectors.matrix.names
+        layout = ((*features, *names), tuple(name for name, _ in labels))
+        scores = score_matrix(scored[keep])
+        now = self.clock()
+        with self._lock:
+            if layout != self._layout:
+                self._allocate(layout)
+            first = self._next
+            rows: slice | npt.NDArray[np.int64] = (
+                slice(first, first + m) if first + m <= self.capacity
+                else (first + np.arange(m)) % self.capacity)
+            k = len(features)
+            self._numbers[rows, :k] = vectors.matrix.values[keep]
+            self._numbers[rows, k:] = scores
+            for j, (_, values) in enumerate(labels):
+                self._labels[rows, j] = values[keep]
+            self._at[rows] = now
+            self._next = (first + m) % self.capacity
+
+    def frame(self) -> tuple[pd.DataFrame, datetime | None, datetime | None]:
+        """The window's rows as a frame, and the times of its oldest and newest row."""
+        with self._lock:
+            if self._layout is None:
+                return pd.DataFrame(), None, None
+            live = ~np.isnan(self._at)
+            if self.max_age > 0:
+                live &= self._at >= self.clock() - self.max_age
+            numbers, labels, at = self._numbers[live], self._labels[live], self._at[live]
+            names, label_names = self._layout
+        frame = pd.DataFrame(numbers, columns=list(names))
+        for j, name in enumerate(label_names):
+            frame[name] = labels[:, j]
+        if not len(at):
+            return frame, None, None
+        return frame, _utc(float(at.min())), _utc(float(at.max()))
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+@dataclass(frozen=True)
+class DriftStatus:
+    available: bool
+    reason: str | None  # why drift is unavailable
+    evaluated_at: datetime
+    versions: dict[str, str]  # model versions whose training profiles are the reference
+    report: DriftReport | None = None
+    without_profile: list[str] = field(default_factory=list)  # served models lacking one
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"available": self.available, "reason": self.reason,
+                "evaluated_at": self.evaluated_at.isoformat(), "versions": self.versions,
+                "without_profile": self.without_profile,
+                "report": self.report.to_dict() if self.report else None}
+
+
+def load_profiles(client: MlflowClient, models: ModelSet) -> dict[str, DriftProfile | None]:
+    """Each served model's training profile (None: its run logged none)."""
+    out: dict[str, DriftProfile | None] = {}
+    for name, served in models.models.items():
+        data = load_run_dict(client, served.loaded.version, PROFILE_ARTIFACT)
+        out[name] = DriftProfile.from_dict(data) if data is not None else None
+    return out
+
+
+class DriftGauges:
+    """The drift figures in the service's Prometheus registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ["column", "kind"]
+        self.psi = Gauge("journey_drift_psi", "Population stability index of a monitored "
+                         "feature or score, live window vs the training profile.", labels,
+                         registry=registry)
+        self.p_value = Gauge("journey_drift_p_value", "p-value of the distribution test (KS "
+                             "numeric, chi-square categorical).", labels, registry=registry)
+        self.alarm = Gauge("journey_drift_alarm", "1 when the column's drift alarms.", labels,
+                           registry=registry)
+        self.overall = Gauge("journey_drift_overall_alarm", "1 when any monitored column "
+                             "alarms.", registry=registry)
+        self.available = Gauge("journey_drift_available", "1 when the served models have "
+                               "training profiles to compare with.", registry=registry)
+        self.window = Gauge("journey_drift_window_rows", "Rows in the live drift window.",
+                            registry=registry)
+        self.threshold = Gauge("journey_drift_psi_threshold", "PSI thresholds.", ["level"],
+                               registry=registry)
+
+    def sync(self, status: DriftStatus) -> None:
+        for gauge in (self.psi, self.p_value, self.alarm):
+            gauge.clear()
+        self.available.set(1 if status.available else 0)
+        report = status.report
+        self.overall.set(1 if report is not None and report.alarm else 0)
+        self.window.set(report.window_size if report is not None else 0)
+        if report is None:
+            return
+        self.threshold.labels("warn").set(report.settings.psi_warn)
+        self.threshold.labels("alarm").set(report.settings.psi_alarm)
+        for row in report.rows:
+            if np.isfinite(row.psi):
+                self.psi.labels(row.name, row.kind).set(row.psi)
+            if np.isfinite(row.p_value):
+                self.p_value.labels(row.name, row.kind).set(row.p_value)
+            self.alarm.labels(row.name, row.kind).set(1 if row.status == "alarm" else 0)
+
+
+class DriftMonitor:
+    """The window, the served models' reference profiles (read once per model set) and the
+    latest evaluation."""
+
+    def __init__(self, settings: DriftSettings, window: DriftWindow,
+                 client: Callable[[], MlflowClient], gauges: DriftGauges,
+                 every: float) -> None:
+        self.settings, self.window, self.gauges = settings, window, gauges
+        self.every = every
+        self._client = client
+        self._lock = threading.Lock()
+        self._profiles: tuple[dict[str, str], dict[str, DriftProfile | None]] | None = None
+        self.latest: DriftStatus | None = None
+
+    def _reference(self, models: ModelSet) -> dict[str, DriftProfile | None]:
+        versions = models.versions()
+        if self._profiles is None or self._profiles[0] != versions:
+            self._profiles = (versions, load_profiles(self._client(), models))
+        return self._profiles[1]
+
+    def evaluate(self, models: ModelSet | None) -> DriftStatus:
+        with self._lock:
+            status = self._evaluate(models)
+            self.latest = status
+        self.gauges.sync(status)
+        return status
+
+    def _evaluate(self, models: ModelSet | None) -> DriftStatus:
+        now = datetime.now(UTC)
+        if models is None:
+            return DriftStatus(False, "no models loaded yet", now, {})
+        try:
+            profiles = self._reference(models)
+        except RegistryError as exc:
+            return DriftStatus(False, f"training profiles unreadable: {exc}", now, {})
+        have = {name: p for name, p in profiles.items() if p is not None}
+        lacking = sorted(set(profiles) - set(have))
+        if not have:
+            return DriftStatus(False, "the served models have no training profile (trained "
+                               "before drift monitoring); retrain to monitor drift", now, {},
+                               without_profile=lacking)
+        reference = None
+        for profile in have.values():
+            reference = profile if reference is None else reference.merged(profile)
+        assert reference is not None
+        frame, start, end = self.window.frame()
+        report = compare(reference, frame, self.settings, start, end)
+        versions = {name: models.models[name].version for name in have}
+        return DriftStatus(True, None, now, versions, report, lacking)
+
+    def current(self, models: ModelSet | None) -> DriftStatus:
+        """The latest evaluation if fresh enough (and of these models), else a new one."""
+        latest = self.latest
+        versions = {n: s.version for n, s in models.models.items()} if models else {}
+        if (latest is None or time.time() - latest.evaluated_at.timestamp() >= self.every
+                or not set(latest.versions.items()) <= set(versions.items())):
+            return self.evaluate(models)
+        return latest
