@@ -10,7 +10,7 @@ a bin of their own; categorical columns keep their most frequent levels plus "ot
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -331,11 +331,17 @@ def compare_column(profile: DriftProfile, name: str, values: pd.Series,
 
 
 def compare(profile: DriftProfile, live: pd.DataFrame, settings: DriftSettings,
-            start: datetime | None = None, end: datetime | None = None) -> DriftReport:
+            start: datetime | None = None, end: datetime | None = None,
+            pause: Callable[[], None] | None = None) -> DriftReport:
     """The live window ``live`` (rows seen between ``start`` and ``end``) against the
-    reference, column by column; columns the window lacks are listed, not compared."""
+    reference, column by column; columns the window lacks are listed, not compared.
+    ``pause`` runs between columns (a service yields the interpreter there)."""
     monitored = [c for c in profile.columns_ if c not in settings.exclude]
-    rows = [compare_column(profile, c, live[c], settings) for c in monitored if c in live]
+    rows = []
+    for c in (c for c in monitored if c in live):
+        rows.append(compare_column(profile, c, live[c], settings))
+        if pause is not None:
+            pause()
     return DriftReport(
         rows=rows,
         alarm=any(r.status == "alarm" for r in rows),

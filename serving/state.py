@@ -115,6 +115,7 @@ class ServiceState:
         self.holder.reload()
         self.metrics.sync_models(self.holder, self.ready)
         self.marketing.preload()  # the newest score snapshot, so the first dashboard is quick
+        self.drift.preload(self.holder.current)
         self.triggers.start(self.history.attributes.of)  # no thread unless a rule is enabled
         # The loaded histories, models and libraries are long-lived: keep them out of the
         # collector's generations, or every full collection walks them (p99 spikes).
