@@ -37,9 +37,9 @@ class Vectors:
     def __len__(self) -> int:
         return len(self.matrix.customer_ids)
 
-    @functools.cached_property
+    @property
     def _columns(self) -> dict[str, int]:
-        return {name: j for j, name in enumerate(self.matrix.names)}
+        return _column_index(self.matrix.names)
 
     def value(self, i: int, name: str) -> tuple[bool, Value]:
         """(whether the vector has ``name``, its value for customer ``i``)."""
@@ -65,6 +65,12 @@ class Vectors:
                 row[f"attr_{key}"] = v
             out.append(row)
         return out
+
+
+@functools.lru_cache(maxsize=64)
+def _column_index(names: tuple[str, ...]) -> dict[str, int]:
+    """Column positions by name: one dict per kernel layout, not one per request's vectors."""
+    return {name: j for j, name in enumerate(names)}
 
 
 class CodedAttributes(Sequence[dict[str, str | None]]):

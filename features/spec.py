@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +71,9 @@ class FeatureSpec:
             "conversion_event_types": list(self.taxonomy.conversion_event_types),
         }
 
-    @property
+    @cached_property
     def hash(self) -> str:
+        # Every prediction carries it, and the definition cannot change (frozen): once is enough.
         text = json.dumps(self.definition(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -15,11 +15,14 @@ categorical split sends the categories of its bitset left; NaN and negative valu
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import lightgbm as lgb
+import numba
 import numpy as np
 import numpy.typing as npt
 from numba import njit, prange
@@ -58,7 +61,8 @@ class Forest:
         """Each row's leaf in every tree: what ``pred_leaf=True`` gives."""
         x = self._check(matrix)
         out = np.empty((x.shape[0], len(self.roots)), np.int64)
-        _leaves(x, self.roots, *self.nodes, out, BLOCK)  # type: ignore[call-arg]  # numba
+        with _threads(1 if x.shape[0] <= BLOCK else 0):
+            _leaves(x, self.roots, *self.nodes, out, BLOCK)  # type: ignore[call-arg]  # numba
         return out
 
     def raw(self, matrix: npt.NDArray[np.float32], tables: PathTables) -> F64:
@@ -68,6 +72,22 @@ class Forest:
         _raw(x, self.roots, *self.nodes, tables.leaf_base,  # type: ignore[call-arg]  # numba
              tables.leaf_value, tables.n_classes, out, BLOCK)
         return out
+
+
+@contextlib.contextmanager
+def _threads(n: int) -> Iterator[None]:
+    """Run the kernels inside on ``n`` threads (0: all). One block (a served request) is one
+    thread's work: waking the others would only leave them spinning beside the requests.
+    numba's thread count is per calling thread, so concurrent callers do not interfere."""
+    if n <= 0:
+        yield
+        return
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(n, before))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 
 class _Flat:

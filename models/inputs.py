@@ -71,6 +71,17 @@ class EncodedInputs:
             plan = plans[key] = _VectorPlan.of(self.encoder_, self.ratios, vectors)
         return plan(vectors)
 
+    def input_signature(self) -> tuple[object, ...]:
+        """What decides the encoded matrix: models with equal signatures read the same one
+        (serving encodes a customer once for the models trained on the same features)."""
+        sig: tuple[object, ...] | None = self.__dict__.get("input_signature_")
+        if sig is None:
+            enc = self.encoder_
+            sig = (tuple(enc.numeric_), tuple(enc.categorical_), self.ratios,
+                   tuple((c, tuple(enc.categories_[c])) for c in enc.categorical_))
+            self.__dict__["input_signature_"] = sig
+        return sig
+
     def _record_plan(self) -> _RecordPlan:
         plan: _RecordPlan | None = getattr(self, "record_plan_", None)  # a cache, not fitted
         if plan is None:

@@ -21,7 +21,8 @@ from models.paths import PathTables, from_raw, probabilities
 from models.single_row import SingleRow
 
 # Built on first use from the fitted booster, for serving; never pickled.
-CACHES = ("path_tables_", "single_row_", "record_plan_", "vector_plans_", "forest_")
+CACHES = ("path_tables_", "single_row_", "record_plan_", "vector_plans_", "forest_",
+          "input_signature_")
 
 
 def booster_params(est: Any, objective: dict[str, object]) -> dict[str, object]:
@@ -107,8 +108,6 @@ class LightGBMClassifier(EncodedInputs, JourneyClassifier):
     def leaves(self, matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.int64]:
         """Each row's leaf in every tree up to the best iteration: all serving needs, as the
         probabilities (``proba_from_leaves``) and the reasons (``models.paths``) follow."""
-        if matrix.shape[0] == 1:
-            return self.single_row().leaves(matrix[0])[None, :]
         return self.forest().leaves(matrix)
 
     def proba_from_leaves(self, leaves: npt.NDArray[np.int64]) -> Floats:

@@ -174,6 +174,8 @@ def _inputs(X: Rows, names: list[str], top: npt.NDArray[np.intp],  # noqa: N803
     """The value of each chosen feature as given (categoricals as their strings; missing as
     None). Derived ratios exist only in the matrix, where the encoder put their values."""
     n, k = top.shape
+    if isinstance(X, Vectors) and n == 1:
+        return [_one_row(X, names, top[0].tolist(), matrix[0])]
     rows = np.arange(n)[:, None]
     fallback = matrix[rows, top].astype(np.float64)  # the encoded value
     if isinstance(X, Vectors):
@@ -198,6 +200,33 @@ def _inputs(X: Rows, names: list[str], top: npt.NDArray[np.intp],  # noqa: N803
             elif feature in X[i]:
                 out[i][j] = _value(X[i][feature])
     return out
+
+
+def _one_row(X: Vectors, names: list[str], top: list[int],  # noqa: N803
+             encoded: npt.NDArray[np.float32]) -> list[Value]:
+    """``_inputs`` for a served request's one row: a few scalar reads, no array passes."""
+    columns = X.matrix.names
+    where = _positions(columns)
+    values = X.matrix.values
+    out: list[Value] = []
+    for j in top:
+        name = names[j]
+        c = where.get(name)
+        if c is not None:
+            v = float(values[0, c])
+        else:
+            found, value = X.value(0, name)  # categoricals and attributes as their strings
+            if found:
+                out.append(_value(value))
+                continue
+            v = float(encoded[j])  # a derived ratio: only the encoder has it
+        out.append(None if v != v else v)
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _positions(columns: tuple[str, ...]) -> dict[str, int]:
+    return {name: j for j, name in enumerate(columns)}
 
 
 @functools.lru_cache(maxsize=64)

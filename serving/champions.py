@@ -117,6 +117,7 @@ def load_models(client: MlflowClient, spec: FeatureSpec, alias: str) -> ModelSet
         loaded = load_version(client, version)
         if isinstance(loaded.model, LightGBMClassifier):
             loaded.model.path_tables()  # built now, not on the first request
+            loaded.model.forest()
         t = target(name, spec.stages, tags.get("journey.label", "churned_inactive"))
         models[name] = Served(t, loaded)
     return ModelSet(models, load_uplift(client, spec, alias),

@@ -142,3 +142,21 @@ def test_caches_are_not_pickled(model: LightGBMClassifier) -> None:
     np.testing.assert_array_equal(copy.predict_proba(X), model.predict_proba(X))
     one = model.matrix(X)[:1]
     np.testing.assert_array_equal(copy.leaves(one), model.leaves(one))
+
+
+def test_one_row_leaves_and_reasons_are_the_batch_rows(model: LightGBMClassifier) -> None:
+    """A served request scores one row (one compiled thread, the scalar reason values): the
+    same leaves as LightGBM and the same reasons as that row in a batch."""
+    from models.reasons import top_reasons
+
+    X = frame(40, 11)  # noqa: N806
+    v = as_vectors(X)
+    matrix = model.vectors_matrix(v)
+    batch = top_reasons(model, v, ("s0", "s1", "s2"), 4, None, matrix)
+    expected_leaves = model.booster_.predict(matrix, pred_leaf=True,
+                                             num_iteration=model.best_iteration_)
+    for i in range(len(X)):
+        one = as_vectors(X.iloc[[i]])
+        row = model.vectors_matrix(one)
+        np.testing.assert_array_equal(model.leaves(row)[0], expected_leaves[i])
+        assert top_reasons(model, one, ("s0", "s1", "s2"), 4, None, row) == [batch[i]]
