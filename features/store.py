@@ -43,8 +43,11 @@ CREATE TABLE IF NOT EXISTS ingest_log (
 """
 INDEXES = {
     "events_event_id": "CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events(event_id)",
-    "events_customer": "CREATE INDEX IF NOT EXISTS events_customer ON events(customer_key)",
 }
+# Older stores kept an index on customer_key: appends read it from disk and DuckDB keeps what
+# it reads (+24 MB after 4,000 appends at 1.76M events, +3 MB without it); a scan reads one
+# customer's history faster anyway (6.7 ms against 13.8 ms through the index).
+DROPPED_INDEXES = ("events_customer",)
 # Above this many incoming rows (and at least the store's size) rebuilding the indexes once beats
 # maintaining them row by row (measured: 10M rows 91 s with live indexes, 40 s rebuilt).
 BULK_MIN_ROWS = 500_000
@@ -107,6 +110,8 @@ class EventStore:
             self.con.execute(ATTRIBUTES_DDL)
             for ddl in INDEXES.values():
                 self.con.execute(ddl)
+            for name in DROPPED_INDEXES:
+                self.con.execute(f"DROP INDEX IF EXISTS {name}")
 
     def _check_layout(self) -> None:
         cols = {

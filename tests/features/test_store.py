@@ -205,7 +205,19 @@ def test_unique_index_rejects_direct_duplicates(store: EventStore) -> None:
     ]))
     with pytest.raises(duckdb.ConstraintException):
         store.con.execute("INSERT INTO events SELECT * FROM events")
-    assert index_names(store) == {"events_event_id", "events_customer"}
+    assert index_names(store) == {"events_event_id"}
+
+
+def test_a_store_with_the_old_customer_index_loses_it_on_open(tmp_path: Path) -> None:
+    """Its lookups grew the service's memory with every append (see DROPPED_INDEXES)."""
+    path = tmp_path / "old.duckdb"
+    with EventStore(path) as store:
+        store.con.execute("CREATE INDEX events_customer ON events(customer_key)")
+        assert "events_customer" in index_names(store)
+    with EventStore(path) as store:
+        assert index_names(store) == {"events_event_id"}
+    with EventStore(path, read_only=True) as store:  # a reader never writes
+        assert index_names(store) == {"events_event_id"}
 
 
 # -- reads -----------------------------------------------------------------------------------------
@@ -295,20 +307,20 @@ def test_bulk_path_matches_small_path(
         bulk.con = real_con
         assert first.append == small_first.append
         assert rows(bulk) == small_rows
-        assert index_names(bulk) == {"events_event_id", "events_customer"}
+        assert index_names(bulk) == {"events_event_id"}
 
         # Idempotent through the bulk path too (7 incoming >= 3 and 7 * 4 >= 6 stored).
         again = bulk.ingest(mixed_csv, identity_mapping(), taxonomy)
         assert again.append == AppendResult(7, 0)
         assert rows(bulk) == small_rows
-        assert index_names(bulk) == {"events_event_id", "events_customer"}
+        assert index_names(bulk) == {"events_event_id"}
         # The rebuilt unique index is enforced.
         with pytest.raises(duckdb.ConstraintException):
             bulk.con.execute("INSERT INTO events SELECT * FROM events LIMIT 1")
 
     with EventStore(tmp_path / "bulk.duckdb", read_only=True) as reopened:
         assert rows(reopened) == small_rows
-        assert index_names(reopened) == {"events_event_id", "events_customer"}
+        assert index_names(reopened) == {"events_event_id"}
 
 
 def test_bulk_append_matches_small_append(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -325,7 +337,7 @@ def test_bulk_append_matches_small_append(tmp_path: Path, monkeypatch: pytest.Mo
         assert bulk.append(batch) == AppendResult(8, 5)
         assert rows(bulk) == expected
         assert bulk.append(batch) == AppendResult(8, 0)
-        assert index_names(bulk) == {"events_event_id", "events_customer"}
+        assert index_names(bulk) == {"events_event_id"}
 
 
 # -- failures and durability -----------------------------------------------------------------------
@@ -360,7 +372,7 @@ def test_store_reopened_from_disk_keeps_its_events(
         assert s.count() == 6
         assert rows(s) == expected
         assert s.ingest(mixed_csv, identity_mapping(), taxonomy).append.inserted == 0
-        assert index_names(s) == {"events_event_id", "events_customer"}
+        assert index_names(s) == {"events_event_id"}
     with EventStore(path, read_only=True) as s:
         assert rows(s) == expected
         assert s.customer_history("c1").column("event_id").to_pylist() == ["e1", "e2"]
