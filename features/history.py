@@ -4,9 +4,10 @@ millisecond.
 A point query on the DuckDB store costs 20-90 ms (a customer's events are spread over the
 whole file), far over a request budget of a few milliseconds. The service is the store's single
 writer, so it loads the encoded events once (the batch engine's arrays: same codes, same tie
-order, hence the same vectors as batch) and applies each append it commits. Customers touched
-since start-up keep only the events added since, merged with the loaded ones when read; the
-shared arrays are never modified, so readers need no lock.
+order, hence the same vectors as batch) and applies each append it commits. Events added since
+start-up live in one set of growing arrays, each customer's by position, and are merged with
+the loaded ones when read; data is written before its positions are published and the loaded
+arrays are never modified, so readers need no lock.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class HistoryIndex:
         starts, ends = base.segments if base.segments is not None else (np.zeros(0), np.zeros(0))
         self._segment = {cid: (int(s), int(e)) for cid, s, e in
                          zip(base.customer_ids, starts.tolist(), ends.tolist(), strict=True)}
-        self._touched: dict[str, EventArrays] = {}
+        self._added = AddedEvents()
         self.attributes = attributes
 
     @classmethod
@@ -66,15 +67,17 @@ class HistoryIndex:
         return cls(spec, base, Attributes(key_of, columns))
 
     def __contains__(self, customer_id: object) -> bool:
-        return customer_id in self._touched or customer_id in self._segment
+        return customer_id in self._added or customer_id in self._segment
 
     @property
     def n_customers(self) -> int:
-        return len(self._segment) + sum(1 for c in self._touched if c not in self._segment)
+        return len(self._segment) + sum(1 for c in self._added.customers()
+                                        if c not in self._segment)
 
     def customer_ids(self) -> list[str]:
         """Every known customer: the loaded ones in store order, then those first seen since."""
-        return list(self.base.customer_ids) + [c for c in self._touched if c not in self._segment]
+        return list(self.base.customer_ids) + [c for c in self._added.customers()
+                                               if c not in self._segment]
 
     def arrays(self, customer_id: str, cutoff_us: int) -> EventArrays | None:
         """The customer's events strictly before ``cutoff_us``; None for an unknown customer."""
@@ -89,7 +92,7 @@ class HistoryIndex:
 
     def _full(self, customer_id: str) -> EventArrays | None:
         """All of a customer's events: the loaded ones (views) and those added since."""
-        added = self._touched.get(customer_id)
+        added = self._added.of(customer_id)
         seg = self._segment.get(customer_id)
         if seg is None:
             return added
@@ -106,7 +109,7 @@ class HistoryIndex:
         pieces: list[tuple[EventArrays, int, int]] = []  # source arrays and a slice of them
         missing = []
         for cid in customer_ids:
-            src = self._full(cid) if cid in self._touched else None
+            src = self._full(cid) if cid in self._added else None
             if src is not None:
                 pieces.append((src, 0, int(np.searchsorted(src.ts, cutoff_us, side="left"))))
                 continue
@@ -140,8 +143,66 @@ class HistoryIndex:
         loaded ones on read: a merged copy per touched customer would grow the process by
         the whole history of every customer who ever sent an event (~4 KB each)."""
         for cid, new in self.enc.by_customer(rows).items():
-            old = self._touched.get(cid)
-            self._touched[cid] = new if old is None else _merged(cid, old, new)
+            self._added.add(cid, new)
+
+
+COLUMNS = ("ts", "etype", "channel", "action", "value", "score")
+
+
+class AddedEvents:
+    """Events added since start-up: one array per field, grown by doubling, and each
+    customer's rows by position. Small arrays per customer cost ~1 KB each in headers alone,
+    which a long-running service touched by every customer would carry for good."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._cols: dict[str, np.ndarray] = {
+            "ts": np.zeros(capacity, np.int64), "etype": np.zeros(capacity, np.int16),
+            "channel": np.zeros(capacity, np.int16), "action": np.zeros(capacity, np.int16),
+            "value": np.zeros(capacity), "score": np.zeros(capacity)}
+        self._n = 0
+        self._rows: dict[str, list[int]] = {}
+
+    def __contains__(self, customer_id: object) -> bool:
+        return customer_id in self._rows
+
+    def __len__(self) -> int:
+        return self._n
+
+    def customers(self) -> list[str]:
+        return list(self._rows)
+
+    def add(self, customer_id: str, new: EventArrays) -> None:
+        """Append one customer's events (single writer: the caller serialises adds)."""
+        k, n = len(new), self._n
+        if n + k > len(self._cols["ts"]):
+            size = max(2 * len(self._cols["ts"]), n + k)
+            grown = {}
+            for name, old in self._cols.items():
+                grown[name] = np.zeros(size, old.dtype)
+                grown[name][:n] = old[:n]
+            self._cols = grown  # readers holding the old arrays still see their rows there
+        for name in COLUMNS:
+            self._cols[name][n:n + k] = getattr(new, name)
+        self._n = n + k
+        # Published last, whole: a reader that sees these positions finds their data written.
+        rows = self._rows.get(customer_id)
+        if rows is None:
+            self._rows[customer_id] = list(range(n, n + k))
+        else:
+            rows.extend(range(n, n + k))
+
+    def of(self, customer_id: str) -> EventArrays | None:
+        """The customer's added events in tie order; None when none were added."""
+        rows = self._rows.get(customer_id)
+        if rows is None:
+            return None
+        at = np.array(rows, np.int64)  # positions first, then the arrays (see ``add``)
+        cols = self._cols
+        ts, etype, channel, action, value, score = (cols[name][at] for name in COLUMNS)
+        order = tie_order(ts, etype, channel, action, value, score)
+        return EventArrays([customer_id], np.zeros(len(at), np.int32), ts[order],
+                           etype[order], channel[order], action[order], value[order],
+                           score[order])
 
 
 def _merged(customer_id: str, a: EventArrays, b: EventArrays) -> EventArrays:

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +42,11 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
 F64 = npt.NDArray[np.float64]
+# BentoML's workers set PROMETHEUS_MULTIPROC_DIR, so prometheus_client warns on every clear()
+# (each evaluation) that clearing is not implemented for its multiprocess collector. The
+# service's registry is read in-process (/v1/metrics), where clear() works: the warning is noise.
+warnings.filterwarnings("ignore", message="Clearing labels has not been implemented",
+                        category=UserWarning)
 Layout = tuple[tuple[str, ...], tuple[str, ...]]  # numeric columns (features, scores), labels
 
 

@@ -116,3 +116,40 @@ def test_one_append_of_many_customers(world: World, store: EventStore) -> None:
         index.add(result.rows)
     check(store, index, ids, T)
     check(store, index, ids, T - timedelta(days=5))
+
+
+def test_added_events_grow_and_read_back_in_tie_order() -> None:
+    """Adds past the arrays' capacity (they double) read back each customer's events, all and
+    only theirs, in the order the batch engine gives them."""
+    import numpy as np
+
+    from features.events import EventArrays, tie_order
+    from features.history import AddedEvents
+
+    rng = np.random.default_rng(4)
+    added = AddedEvents(capacity=4)
+    expected: dict[str, list[tuple[int, int, int, int, float, float]]] = {}
+    for _ in range(60):
+        cid = f"c{rng.integers(7)}"
+        n = int(rng.integers(1, 4))
+        ts = rng.integers(0, 5, n).astype(np.int64)  # ties on purpose
+        rows = [(int(t), int(rng.integers(3)), int(rng.integers(2)), -1,
+                 float(rng.integers(10)), float("nan")) for t in ts]
+        cols = list(zip(*rows, strict=True))
+        added.add(cid, EventArrays([cid], np.zeros(n, np.int32), np.array(cols[0], np.int64),
+                                   np.array(cols[1], np.int16), np.array(cols[2], np.int16),
+                                   np.array(cols[3], np.int16), np.array(cols[4]),
+                                   np.array(cols[5])))
+        expected.setdefault(cid, []).extend(rows)
+    assert len(added) == sum(len(v) for v in expected.values())
+    assert sorted(added.customers()) == sorted(expected) and "nobody" not in added
+    assert added.of("nobody") is None
+    for cid, rows in expected.items():
+        got = added.of(cid)
+        assert got is not None and got.customer_ids == [cid]
+        c = [np.array(x) for x in zip(*rows, strict=True)]
+        order = tie_order(c[0], c[1].astype(np.int16), c[2].astype(np.int16),
+                          c[3].astype(np.int16), c[4], c[5])
+        np.testing.assert_array_equal(got.ts, c[0][order])
+        np.testing.assert_array_equal(got.etype, c[1][order])
+        np.testing.assert_array_equal(got.value, c[4][order])
