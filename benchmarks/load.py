@@ -49,8 +49,8 @@ EVENT_TYPES = {"page_view": 40, "product_view": 25, "email_open": 15, "add_to_ca
                "purchase": 5, "support_ticket": 5}
 # Unmeasured traffic first (numba, LightGBM and DuckDB caches warm, the first touched
 # customers' events kept, a first store checkpoint behind); the start RSS is read after it.
-# The store's index memory (DuckDB reads index blocks from disk as ingests reach them and
-# keeps them until a checkpoint) is reported beside RSS (store_index_growth_mb).
+# The store's index memory (now only the customer-id index; DuckDB keeps the index blocks
+# lookups read) is reported beside RSS (store_index_growth_mb).
 WARMUP_S = {"quick": 5.0, "full": 120.0}
 
 
@@ -165,6 +165,17 @@ def window_figures(samples: list[Sample], window: float, windows: int,
     return out
 
 
+def stalls(samples: list[Sample], top: int = 10) -> list[dict[str, Any]]:
+    """The seconds with the slowest requests (when in the run, how slow, how many over 50 ms):
+    a p99 that moves is a few such seconds, and their timing says what caused them."""
+    per_second: dict[int, list[float]] = {}
+    for s in samples:
+        per_second.setdefault(int(s.due_s), []).append(s.latency_ms)
+    worst = sorted(per_second.items(), key=lambda kv: -max(kv[1]))[:top]
+    return [{"at_s": at, "max_ms": round(max(lat), 1), "over_50ms": sum(x > 50 for x in lat)}
+            for at, lat in sorted(worst)]
+
+
 def _failed(s: Sample) -> bool:
     return s.status == 0 or s.status >= 400
 
@@ -194,6 +205,7 @@ def measure(env: dict[str, str], ids: list[str], as_of: datetime, seconds: float
     finally:
         run_journey(["stop"], env)
     out["windows"] = window_figures(samples, window, windows, monitor.readings)
+    out["stalls"] = stalls(samples)
     out["requests"] = len(samples)
     out["errors"] = sum(1 for s in samples if _failed(s))
     out["achieved_rps"] = round(len(samples) / (windows * window), 1)
@@ -233,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
         "requests": m["requests"],
         "achieved_rps": m["achieved_rps"],
         "windows": m["windows"],
-        "detail": {k: v for k, v in m.items() if k not in ("windows", "requests", "errors")},
+        "stalls": m["stalls"],
+        "detail": {k: v for k, v in m.items()
+                   if k not in ("windows", "stalls", "requests", "errors")},
         "data": {"customers": customers, "days": 365, "seed": 11, "as_of": as_of.isoformat(),
                  "rate_rps": RATE, "mix": MIX, "seconds": seconds, "window_s": window,
                  "warmup_s": warmup},

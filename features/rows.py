@@ -2,11 +2,13 @@
 
 Each DuckDB statement costs 0.3-8 ms whatever its size, and joining a batch to the customers
 table scans it; a file load (``EventStore.ingest``) can afford its twelve statements, a
-request cannot. Here keys, codes and already stored event ids are looked up by index in one
+request cannot. Here keys and codes are looked up by index and the event ids hashed in one
 statement, new keys and codes assigned in Python, and the finished rows inserted: for known
 customers and codes two statements (the INSERT commits on its own, so its rows are all or
-none). The lookup runs before any transaction: the store has one writer, the caller, which
-must hold its write path for the whole call.
+none). The hashes settle which ids are new against the writer's set of stored ids
+(features/event_ids.py); only a matching hash costs a look at the table. The lookup runs before any
+transaction: the store has one writer, the caller, which must hold its write path for the
+whole call.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from features.event_ids import EventIds, stored_ids
 from features.schema import CODED_FIELDS, EVENT_FIELDS, EVENT_SCHEMA
 
 
-def append_rows(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> pa.Table:
+def append_rows(con: duckdb.DuckDBPyConnection, batch: pa.Table, known: EventIds) -> pa.Table:
     """Insert the events of ``batch`` (event schema) whose event_id is new, all or none; the
     first of repeated ids wins. Returns the rows inserted.
 
@@ -33,8 +36,11 @@ def append_rows(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> pa.Table:
         first = numbered.group_by("event_id", use_threads=False).aggregate([("_row", "min")])
         batch = batch.take(np.sort(first["_row_min"].to_numpy()))
     ids = batch["event_id"].to_pylist()
-    keys, codes, stored = _lookup(con, pc.unique(batch["customer_id"]).to_pylist(), ids)
-    new = batch.filter(pa.array([e not in stored for e in ids], pa.bool_()))
+    keys, codes, hashes = _lookup(con, pc.unique(batch["customer_id"]).to_pylist(), ids)
+    maybe = known.maybe_stored(hashes)
+    stored = stored_ids(con, [ids[i] for i in np.flatnonzero(maybe)]) if maybe.any() else set()
+    keep = np.array([e not in stored for e in ids], bool)
+    new = batch.filter(pa.array(keep))
     fresh_customers = sorted(set(new["customer_id"].to_pylist()) - keys.keys())
     fresh_codes = {kind: sorted(set(pc.unique(new[kind]).drop_null().to_pylist()) - known.keys())
                    for kind, known in codes.items()}
@@ -52,6 +58,7 @@ def append_rows(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> pa.Table:
         except BaseException:
             con.execute("ROLLBACK")
             raise
+    known.add(hashes[keep])  # committed: from here on these ids are stored
     inserted: pa.Table = coded.select(list(EVENT_FIELDS)).cast(EVENT_SCHEMA)
     return inserted
 
@@ -61,12 +68,13 @@ _CUSTOMER, _EVENT = "~customer", "~event"
 
 
 def _lookup(con: duckdb.DuckDBPyConnection, customers: list[str], ids: list[str]
-            ) -> tuple[dict[str, int], dict[str, dict[str, int]], set[str]]:
-    """Keys of these customers, every vocabulary code, and which event ids are stored, in one
-    statement per 256 ids (unique-index lookups; the vocabulary is a few dozen rows)."""
+            ) -> tuple[dict[str, int], dict[str, dict[str, int]], np.ndarray]:
+    """Keys of these customers, every vocabulary code, and the hashes of the (distinct) event
+    ids in their order, in one statement per 256 ids (unique-index lookups of customers; the
+    vocabulary is a few dozen rows)."""
     keys: dict[str, int] = {}
     codes: dict[str, dict[str, int]] = {kind: {} for kind in CODED_FIELDS}
-    stored: set[str] = set()
+    hashed: dict[str, int] = {}
     for k in range(max(1, -(-max(len(customers), len(ids)) // 256))):
         cs, es = customers[k * 256:(k + 1) * 256], ids[k * 256:(k + 1) * 256]
         parts = ["SELECT kind, name, code FROM vocab"] if k == 0 else []
@@ -74,16 +82,16 @@ def _lookup(con: duckdb.DuckDBPyConnection, customers: list[str], ids: list[str]
             parts.append(f"SELECT '{_CUSTOMER}', customer_id, customer_key FROM customers "
                          f"WHERE customer_id IN ({', '.join('?' * len(cs))})")
         if es:
-            parts.append(f"SELECT '{_EVENT}', event_id, 0 FROM events "
-                         f"WHERE event_id IN ({', '.join('?' * len(es))})")
-        for kind, name, code in con.execute(" UNION ALL ".join(parts), cs + es).fetchall():
+            parts.append(f"SELECT '{_EVENT}', e, hash(e) FROM unnest(?::VARCHAR[]) t(e)")
+        params: list[object] = [*cs, es] if es else list(cs)
+        for kind, name, code in con.execute(" UNION ALL ".join(parts), params).fetchall():
             if kind == _CUSTOMER:
                 keys[name] = int(code)
             elif kind == _EVENT:
-                stored.add(name)
+                hashed[name] = int(code)
             else:
                 codes[kind][name] = int(code)
-    return keys, codes, stored
+    return keys, codes, np.array([hashed[e] for e in ids], np.uint64)
 
 
 def _coded(rows: pa.Table, keys: dict[str, int], codes: dict[str, dict[str, int]]) -> pa.Table:

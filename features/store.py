@@ -1,7 +1,9 @@
 """The event store: an append-only DuckDB file, idempotent by event_id.
 
 One process writes (the service, or a CLI command when the service is down); DuckDB's WAL makes
-each committed append durable, and an append commits all of its rows or none.
+each committed append durable, and an append commits all of its rows or none. Large appends
+drop ids already stored by an anti-join; small ones (a request's) by the writer's in-memory
+hashes of the stored ids, read once when the first small append comes.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from features.errors import StoreError
+from features.event_ids import EventIds
 from features.loaders import LoadReport, load_events
 from features.mapping import ColumnMapping
 from features.normalize import DERIVED_ID
@@ -41,16 +44,12 @@ CREATE TABLE IF NOT EXISTS ingest_log (
     inserted BIGINT, duplicates BIGINT, rejects_path VARCHAR, reject_reasons VARCHAR
 )
 """
-INDEXES = {
-    "events_event_id": "CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events(event_id)",
-}
-# Older stores kept an index on customer_key: appends read it from disk and DuckDB keeps what
-# it reads (+24 MB after 4,000 appends at 1.76M events, +3 MB without it); a scan reads one
-# customer's history faster anyway (6.7 ms against 13.8 ms through the index).
-DROPPED_INDEXES = ("events_customer",)
-# Above this many incoming rows (and at least the store's size) rebuilding the indexes once beats
-# maintaining them row by row (measured: 10M rows 91 s with live indexes, 40 s rebuilt).
-BULK_MIN_ROWS = 500_000
+# Indexes older stores kept on events. On customer_key: appends read it from disk and DuckDB keeps
+# what it reads (+24 MB after 4,000 appends at 1.76M events), and a scan reads one customer's
+# history faster anyway (6.7 ms against 13.8 ms). On event_id (unique): every checkpoint
+# rewrote it whole (0.13-0.46 s at 1.76M events against 15-40 ms without), stalling a
+# long-running service's requests; the writer's in-memory hashes (EventIds) do its work.
+DROPPED_INDEXES = ("events_customer", "events_event_id")
 # Up to this many rows, append() inserts straight from the Arrow batch (no staging table).
 SMALL_APPEND = 10_000
 COLUMNS = ", ".join(EVENT_FIELDS)
@@ -101,6 +100,7 @@ class EventStore:
             raise StoreError(f"cannot open event store {self.path}: {exc}") from exc
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute("SET enable_progress_bar = false")
+        self._ids: EventIds | None = None
         if not read_only:
             self._check_layout()
             self.con.execute(EVENTS_DDL)
@@ -108,8 +108,6 @@ class EventStore:
             for ddl in KEYS_DDL:
                 self.con.execute(ddl)
             self.con.execute(ATTRIBUTES_DDL)
-            for ddl in INDEXES.values():
-                self.con.execute(ddl)
             for name in DROPPED_INDEXES:
                 self.con.execute(f"DROP INDEX IF EXISTS {name}")
 
@@ -156,9 +154,30 @@ class EventStore:
             self.con.unregister("incoming")
         return self._commit_staged(batch.num_rows, returning)
 
+    def serve_appends(self, checkpoint_mb: int) -> None:
+        """Set the store up for a writer that answers requests (the service).
+
+        DuckDB checkpoints when its log reaches ``checkpoint_mb`` (~360 bytes per one-event
+        append); until then appended rows stay in memory, so a long-running writer checkpoints
+        often. A checkpoint then writes the new rows as a row group of their own (15-40 ms at
+        1.76M events) instead of merging them into the previous ones, which rewrites that group
+        whole (up to 1.1 s, stalling the requests behind it). Writers that do not answer
+        requests keep DuckDB's merging. The stored ids are read now, not on
+        the first append."""
+        self.con.execute(f"SET checkpoint_threshold = '{int(checkpoint_mb)}MB'")
+        self.con.execute("SET max_vacuum_tasks = 0")
+        self.event_ids()
+
+    def event_ids(self) -> EventIds:
+        """The stored ids' hashes for small appends (read now if not yet: 0.1 s at 1.76M
+        events; a writer that answers requests calls this at start)."""
+        if self._ids is None:
+            self._ids = EventIds.load(self.con)
+        return self._ids
+
     def _append_small(self, batch: pa.Table, returning: bool) -> AppendResult:
         received = batch.num_rows
-        rows = append_rows(self.con, batch)
+        rows = append_rows(self.con, batch, self.event_ids())
         return AppendResult(received, rows.num_rows, rows if returning else None)
 
     def _commit_staged(self, received: int, returning: bool = False) -> AppendResult:
@@ -167,7 +186,6 @@ class EventStore:
         all_distinct = bool(row and row[0])
         dedup = f"SELECT * EXCLUDE ({DERIVED_ID}) FROM staged" if all_distinct else DEDUP_STAGED
         before = self.count()
-        bulk = received >= BULK_MIN_ROWS and received >= before
         coded = f"""
             SELECT s.*, c.customer_key, t.code, ch.code, a.code FROM ({dedup}) s
             JOIN customers c USING (customer_id)
@@ -179,26 +197,20 @@ class EventStore:
         self.con.execute("BEGIN TRANSACTION")
         try:
             self._assign_codes()
-            if bulk:
-                for name in INDEXES:
-                    self.con.execute(f"DROP INDEX IF EXISTS {name}")
-                cur = self.con.execute(
-                    f"INSERT INTO events SELECT * FROM ({coded}) s WHERE NOT EXISTS "
-                    f"(SELECT 1 FROM events e WHERE e.event_id = s.event_id){tail}"
-                )
-            else:
-                cur = self.con.execute(f"INSERT INTO events {coded} ON CONFLICT DO NOTHING{tail}")
+            cur = self.con.execute(
+                f"INSERT INTO events SELECT * FROM ({coded}) s WHERE NOT EXISTS "
+                f"(SELECT 1 FROM events e WHERE e.event_id = s.event_id){tail}"
+            )
             if returning:
                 rows = cur.to_arrow_table().cast(EVENT_SCHEMA)
-            if bulk:
-                for ddl in INDEXES.values():
-                    self.con.execute(ddl)
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
         finally:
             self.con.execute("DROP TABLE IF EXISTS staged")
+            # Read again when next needed: cheaper than hashing a large load's ids here.
+            self._ids = None
         return AppendResult(received, self.count() - before, rows)
 
     def _assign_codes(self) -> None:

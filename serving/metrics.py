@@ -67,7 +67,7 @@ class Metrics:
                                    ["action", "explored"], registry=r)
         self.store_memory = Gauge("journey_store_memory_bytes",
                                   "The event store's (DuckDB's) memory by component; "
-                                  "art_index grows as ingests reach index blocks on disk.",
+                                  "art_index: the customer-id index.",
                                   ["component"], registry=r)
         self._versions: dict[str, str] = {}
         self._failures_seen = 0

@@ -34,9 +34,7 @@ class ServeSettings(BaseSettings):
     reload_poll_seconds: Annotated[float, Field(ge=0)] = 0.0  # 0: reload only through /admin/reload
     future_tolerance_seconds: Annotated[float, Field(ge=0)] = 300.0  # later events are refused
     # DuckDB checkpoints the store when its write-ahead log reaches this size (~360 bytes per
-    # single-event ingest: 2 MB is ~5,800 events). Until then the appended rows and the index
-    # blocks they touched stay in memory, so a long-running service checkpoints often; with
-    # the one event-id index a checkpoint takes 0.05-0.2 s at 1.76M events. The log is
+    # single-event ingest: 2 MB is ~5,800 events); see EventStore.serve_appends. The log is
     # durable either way.
     store_checkpoint_mb: Annotated[int, Field(ge=1, le=65_536)] = 2
     # Next-best-action: the action catalog (default: the packaged one) and overrides of its

@@ -105,8 +105,7 @@ class ServiceState:
         started = time.perf_counter()
         try:
             self.store = EventStore(self.settings.store_path)
-            self.store.con.execute(
-                f"SET checkpoint_threshold = '{self.settings.store_checkpoint_mb}MB'")
+            self.store.serve_appends(self.settings.store_checkpoint_mb)
             self.history = HistoryIndex.load(self.store, self.spec)
         except Exception as exc:
             self.startup_error = f"{type(exc).__name__}: {exc}"

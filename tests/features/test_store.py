@@ -1,4 +1,4 @@
-"""EventStore: idempotent ingest, derived ids, point-in-time reads, the bulk path, atomicity."""
+"""EventStore: idempotent ingest, derived ids, point-in-time reads, the staged path, atomicity."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pytest
 
+import features.event_ids as event_ids_module
 import features.store as store_module
 from features.errors import MappingError, StoreError
+from features.event_ids import EventIds
 from features.mapping import identity_mapping, load_preset
 from features.schema import EVENT_FIELDS, EVENT_SCHEMA
 from features.store import AppendResult, EventStore
@@ -199,25 +202,59 @@ def test_append_accepts_extra_columns_and_other_column_order(store: EventStore) 
     assert rows(store)[0][:4] == ("b1", "c1", "2024-01-01 00:00:00+00", "page_view")
 
 
-def test_unique_index_rejects_direct_duplicates(store: EventStore) -> None:
-    store.append(events_table([
-        {"event_id": "u1", "customer_id": "c", "ts": utc(2024, 1, 1), "event_type": "page_view"}
-    ]))
-    with pytest.raises(duckdb.ConstraintException):
-        store.con.execute("INSERT INTO events SELECT * FROM events")
-    assert index_names(store) == {"events_event_id"}
-
-
-def test_a_store_with_the_old_customer_index_loses_it_on_open(tmp_path: Path) -> None:
-    """Its lookups grew the service's memory with every append (see DROPPED_INDEXES)."""
+def test_a_store_with_older_indexes_loses_them_on_open(tmp_path: Path) -> None:
+    """Their upkeep grew the service's memory (customer_key) and made every checkpoint
+    rewrite a whole index (event_id); see DROPPED_INDEXES."""
     path = tmp_path / "old.duckdb"
     with EventStore(path) as store:
         store.con.execute("CREATE INDEX events_customer ON events(customer_key)")
-        assert "events_customer" in index_names(store)
-    with EventStore(path) as store:
-        assert index_names(store) == {"events_event_id"}
+        store.con.execute("CREATE UNIQUE INDEX events_event_id ON events(event_id)")
+        assert index_names(store) == {"events_customer", "events_event_id"}
     with EventStore(path, read_only=True) as store:  # a reader never writes
-        assert index_names(store) == {"events_event_id"}
+        assert index_names(store) == {"events_customer", "events_event_id"}
+    with EventStore(path) as store:
+        assert index_names(store) == set()
+
+
+def test_a_hash_match_is_settled_against_the_table(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every hash "matches" here (as a collision would): new ids are still stored, stored
+    ones still skipped."""
+    first = events_table([{"event_id": f"m{i}", "customer_id": "c", "ts": utc(2024, 1, 1 + i),
+                           "event_type": "page_view"} for i in range(3)])
+    assert store.append(first).inserted == 3
+    monkeypatch.setattr(EventIds, "maybe_stored",
+                        lambda self, hashes: np.ones(len(hashes), bool))
+    again = events_table([{"event_id": f"m{i}", "customer_id": "c", "ts": utc(2024, 2, 1 + i),
+                           "event_type": "page_view"} for i in range(1, 5)])
+    assert store.append(again) == AppendResult(4, 2)
+    assert [r[0] for r in rows(store)] == ["m0", "m1", "m2", "m3", "m4"]
+
+
+def test_the_writer_knows_ids_of_every_path(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ids stored by a large (staged) append, by small ones past the merge size, and by an
+    earlier process are all skipped by later small appends."""
+    monkeypatch.setattr(event_ids_module, "MERGE_AT", 4)
+    monkeypatch.setattr(store_module, "SMALL_APPEND", 5)
+
+    def batch(lo: int, hi: int) -> pa.Table:
+        return events_table([{"event_id": f"w{i}", "customer_id": f"c{i % 3}",
+                              "ts": utc(2024, 1, 1) + timedelta(hours=i),
+                              "event_type": "page_view"} for i in range(lo, hi)])
+
+    assert store.append(batch(0, 8)).inserted == 8  # staged
+    for lo in range(8, 20, 3):  # small, merged every 4
+        assert store.append(batch(lo, lo + 3)).inserted == 3
+    assert len(store.event_ids()) == 20
+    assert store.append(batch(0, 4)).inserted == 0
+    assert store.append(batch(18, 22)) == AppendResult(4, 2)
+    store.close()
+    with EventStore(store.path) as reopened:
+        assert reopened.append(batch(20, 23)) == AppendResult(3, 1)
+        assert reopened.count() == 23
 
 
 # -- reads -----------------------------------------------------------------------------------------
@@ -279,51 +316,10 @@ def test_time_range(history_store: EventStore, tmp_path: Path) -> None:
         assert empty.count() == 0
 
 
-# -- the bulk path ---------------------------------------------------------------------------------
-def test_bulk_path_matches_small_path(
-    mixed_csv: Path, taxonomy: Taxonomy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+# -- the staged path -------------------------------------------------------------------------------
+def test_staged_append_matches_small_append(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with EventStore(tmp_path / "small.duckdb") as small:
-        small_first = small.ingest(mixed_csv, identity_mapping(), taxonomy)
-        small_rows = rows(small)
-
-    monkeypatch.setattr(store_module, "BULK_MIN_ROWS", 3)
-    with EventStore(tmp_path / "bulk.duckdb") as bulk:
-        # Spy on the statements: the bulk path drops and rebuilds the indexes.
-        executed: list[str] = []
-        real_con = bulk.con
-
-        class Spy:
-            def __getattr__(self, name: str) -> object:
-                return getattr(real_con, name)
-
-            def execute(self, sql: str, *args: object) -> object:
-                executed.append(sql)
-                return real_con.execute(sql, *args)
-
-        bulk.con = Spy()  # type: ignore[assignment]
-        first = bulk.ingest(mixed_csv, identity_mapping(), taxonomy)
-        assert any(s.startswith("DROP INDEX") for s in executed)
-        bulk.con = real_con
-        assert first.append == small_first.append
-        assert rows(bulk) == small_rows
-        assert index_names(bulk) == {"events_event_id"}
-
-        # Idempotent through the bulk path too (7 incoming >= 3 and 7 * 4 >= 6 stored).
-        again = bulk.ingest(mixed_csv, identity_mapping(), taxonomy)
-        assert again.append == AppendResult(7, 0)
-        assert rows(bulk) == small_rows
-        assert index_names(bulk) == {"events_event_id"}
-        # The rebuilt unique index is enforced.
-        with pytest.raises(duckdb.ConstraintException):
-            bulk.con.execute("INSERT INTO events SELECT * FROM events LIMIT 1")
-
-    with EventStore(tmp_path / "bulk.duckdb", read_only=True) as reopened:
-        assert rows(reopened) == small_rows
-        assert index_names(reopened) == {"events_event_id"}
-
-
-def test_bulk_append_matches_small_append(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     batch = events_table([
         {"event_id": f"id{i % 5}", "customer_id": f"c{i}", "ts": utc(2024, 1, 1 + i),
          "event_type": "page_view"}
@@ -332,12 +328,12 @@ def test_bulk_append_matches_small_append(tmp_path: Path, monkeypatch: pytest.Mo
     with EventStore(tmp_path / "small.duckdb") as small:
         assert small.append(batch) == AppendResult(8, 5)
         expected = rows(small)
-    monkeypatch.setattr(store_module, "BULK_MIN_ROWS", 2)
-    with EventStore(tmp_path / "bulk.duckdb") as bulk:
-        assert bulk.append(batch) == AppendResult(8, 5)
-        assert rows(bulk) == expected
-        assert bulk.append(batch) == AppendResult(8, 0)
-        assert index_names(bulk) == {"events_event_id"}
+    monkeypatch.setattr(store_module, "SMALL_APPEND", 2)
+    with EventStore(tmp_path / "staged.duckdb") as staged:
+        assert staged.append(batch) == AppendResult(8, 5)
+        assert rows(staged) == expected
+        assert staged.append(batch) == AppendResult(8, 0)
+        assert index_names(staged) == set()
 
 
 # -- failures and durability -----------------------------------------------------------------------
@@ -372,7 +368,6 @@ def test_store_reopened_from_disk_keeps_its_events(
         assert s.count() == 6
         assert rows(s) == expected
         assert s.ingest(mixed_csv, identity_mapping(), taxonomy).append.inserted == 0
-        assert index_names(s) == {"events_event_id"}
     with EventStore(path, read_only=True) as s:
         assert rows(s) == expected
         assert s.customer_history("c1").column("event_id").to_pylist() == ["e1", "e2"]

@@ -1,0 +1,63 @@
+"""Which event ids the store already holds, kept in memory for the ingest path.
+
+A unique index on event_id made every checkpoint of a long-running service rewrite the whole
+index (0.13-0.46 s at 1.76M events, every few thousand ingests, stalling the requests behind
+it; 15-40 ms without). Instead the writer keeps the ids' DuckDB hashes: a sorted array read at
+open (8 bytes an event, 0.1 s at 1.76M) and the hashes added since. A hash that is not there
+proves the id new; a hash that is (a re-send, or one collision in ~10^12 at this size) is
+settled exactly against the table, so a collision costs a scan and never drops an event.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+
+# Hashes added since the sorted array was built are a set (~70 bytes each); past this many
+# they are merged into the array (8 bytes each), so a long-running service stays flat.
+MERGE_AT = 50_000
+
+
+class EventIds:
+    """The hashes of the stored event ids (DuckDB's ``hash``: the same function hashes the
+    incoming ids, in the same process, so the two always agree)."""
+
+    def __init__(self, hashes: np.ndarray) -> None:
+        self._sorted = np.sort(hashes.astype(np.uint64, copy=False))
+        self._recent: set[int] = set()
+
+    @classmethod
+    def load(cls, con: duckdb.DuckDBPyConnection) -> EventIds:
+        got = con.execute("SELECT hash(event_id) AS h FROM events").fetchnumpy()["h"]
+        return cls(np.asarray(got, np.uint64))
+
+    def __len__(self) -> int:
+        return len(self._sorted) + len(self._recent)
+
+    def maybe_stored(self, hashes: np.ndarray) -> np.ndarray:
+        """False where the id is surely new; True where it may be stored (check exactly)."""
+        h = hashes.astype(np.uint64, copy=False)
+        at = np.searchsorted(self._sorted, h)
+        found = self._sorted[np.minimum(at, max(len(self._sorted) - 1, 0))] == h \
+            if len(self._sorted) else np.zeros(len(h), bool)
+        if self._recent:
+            found |= np.fromiter((int(x) in self._recent for x in h), bool, len(h))
+        return np.asarray(found, bool)
+
+    def add(self, hashes: np.ndarray) -> None:
+        """Record ids just committed to the store."""
+        self._recent.update(int(x) for x in hashes)
+        if len(self._recent) >= MERGE_AT:
+            merged = np.fromiter(self._recent, np.uint64, len(self._recent))
+            self._sorted = np.sort(np.concatenate([self._sorted, merged]))
+            self._recent = set()
+
+
+def stored_ids(con: duckdb.DuckDBPyConnection, candidates: list[str]) -> set[str]:
+    """Which of these ids the events table holds: one scan of the id column (38 ms at 1.76M
+    events), run only for ids whose hash matched (re-sends and the rare collision)."""
+    if not candidates:
+        return set()
+    rows = con.execute("SELECT DISTINCT event_id FROM events WHERE event_id IN "
+                       "(SELECT unnest(?::VARCHAR[]))", [candidates]).fetchall()
+    return {str(r[0]) for r in rows}

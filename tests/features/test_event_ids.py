@@ -1,0 +1,41 @@
+"""EventIds: the writer's hashes of stored event ids."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pytest
+
+import features.event_ids as event_ids_module
+from features.event_ids import EventIds, stored_ids
+
+
+def test_an_empty_store_holds_nothing() -> None:
+    ids = EventIds(np.array([], np.uint64))
+    assert len(ids) == 0
+    assert not ids.maybe_stored(np.array([0, 1, 2**64 - 1], np.uint64)).any()
+
+
+def test_membership_in_the_array_the_recent_set_and_after_a_merge(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(event_ids_module, "MERGE_AT", 3)
+    ids = EventIds(np.array([50, 10, 2**64 - 1], np.uint64))
+    probe = np.array([10, 11, 50, 2**64 - 1, 0, 7], np.uint64)
+    assert ids.maybe_stored(probe).tolist() == [True, False, True, True, False, False]
+    ids.add(np.array([11, 0], np.uint64))  # recent, not merged yet
+    assert ids.maybe_stored(probe).tolist() == [True, True, True, True, True, False]
+    ids.add(np.array([7], np.uint64))  # the third recent one: merged into the array
+    assert ids.maybe_stored(probe).all() and len(ids) == 6
+
+
+def test_loaded_hashes_match_the_hashes_of_incoming_ids() -> None:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE events (event_id VARCHAR)")
+    con.execute("INSERT INTO events VALUES ('a'), ('b'), ('é-ü')")
+    ids = EventIds.load(con)
+    incoming = con.execute("SELECT hash(e) FROM unnest(['a', 'é-ü', 'c']) t(e)").fetchall()
+    got = ids.maybe_stored(np.array([r[0] for r in incoming], np.uint64))
+    assert got.tolist() == [True, True, False]
+    assert stored_ids(con, ["a", "c", "é-ü"]) == {"a", "é-ü"}
+    assert stored_ids(con, []) == set()
