@@ -6,6 +6,7 @@ everything is in place."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -91,11 +92,14 @@ def create_app(settings: ServeSettings | None = None, background: bool = True) -
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        before = sys.getswitchinterval()  # process-wide: restored when the app stops
+        sys.setswitchinterval(settings.switch_interval_ms / 1000)
         state.start(background)
         try:
             yield
         finally:
             state.close()
+            sys.setswitchinterval(before)
 
     app = FastAPI(title="Journey", version="1", lifespan=lifespan,
                   summary="Predictions, reason codes and event ingest for customer journeys.",

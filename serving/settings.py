@@ -37,6 +37,12 @@ class ServeSettings(BaseSettings):
     # single-event ingest: 2 MB is ~5,800 events); see EventStore.serve_appends. The log is
     # durable either way.
     store_checkpoint_mb: Annotated[int, Field(ge=1, le=65_536)] = 2
+    # How long a thread may hold the interpreter lock while another waits for it (Python's
+    # default is 5 ms). An ingest's store statements each give the lock up and wait to take
+    # it back from the event loop: at 5 ms a one-event ingest took 11-14 ms (p50) in
+    # benchmarks/load.py's mix, at 0.5 ms 9-11 ms; single predicts were no slower there or in
+    # benchmarks/serving.py (p99 3.67 ms).
+    switch_interval_ms: Annotated[float, Field(gt=0, le=100)] = 0.5
     # Next-best-action: the action catalog (default: the packaged one) and overrides of its
     # policy's top_k and exploration share; a seed makes exploration reproducible (tests).
     action_catalog: Path | None = None

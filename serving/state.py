@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from features.batch import micros
+from features.group_commit import GroupCommit
 from features.history import HistoryIndex
 from features.online import OnlineFeatures, Vectors
 from features.schema import EVENT_SCHEMA
@@ -78,7 +79,8 @@ class ServiceState:
         self.store: EventStore | None = None
         self.history: HistoryIndex | None = None
         self.startup_error: str | None = None
-        self._write = threading.Lock()
+        # Concurrent ingests are committed together (features/group_commit.py).
+        self.writer = GroupCommit(self._commit, self._after_commit)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -154,7 +156,7 @@ class ServiceState:
     def close(self) -> None:
         self._stop.set()
         self.triggers.close()
-        with self._write:
+        with self.writer.exclusive():
             if self.store is not None:
                 self.store.close()
                 self.store = None
@@ -297,9 +299,25 @@ class ServiceState:
                     f"{where}[{i}].event_type",
                 )
 
+    def _commit(self, table: pa.Table) -> AppendResult:
+        if self.store is None:
+            raise NotReadyError("the event store is closed")
+        return self.store.append(table, returning=True)
+
+    def _after_commit(self, result: AppendResult) -> None:
+        # Trigger rules compare each touched customer before and after these events (those
+        # of requests committed together at once, as one request's are); the evaluation and
+        # the webhooks run on the triggers' threads, not on this request.
+        history = self.history
+        assert history is not None and result.rows is not None
+        touched = self.triggers.before_ingest(history, result.rows, self.clock(None))
+        history.add(result.rows)
+        self.triggers.after_ingest(history, touched)
+
     def ingest(self, events: list[dict[str, Any]]) -> AppendResult:
-        """Append to the store (one transaction: all or none), then to the histories; the
-        answer is given only after the commit, so an acknowledged event is durable."""
+        """Append to the store (one transaction: all or none, possibly with other requests'
+        events), then to the histories; the answer is given only after the commit, so an
+        acknowledged event is durable."""
         history = self.history
         if history is None:
             raise NotReadyError(self.readiness()["message"] or "not ready")
@@ -315,16 +333,7 @@ class ServiceState:
               else json.dumps(e["properties"], separators=(",", ":"))} for e in events],
             schema=EVENT_SCHEMA,
         )
-        with self._write:
-            if self.store is None:
-                raise NotReadyError("the event store is closed")
-            result = self.store.append(table, returning=True)
-            assert result.rows is not None
-            # Trigger rules compare each touched customer before and after these events; the
-            # evaluation and the webhooks run on the triggers' threads, not on this request.
-            touched = self.triggers.before_ingest(history, result.rows, self.clock(None))
-            history.add(result.rows)
-            self.triggers.after_ingest(history, touched)
+        result = self.writer.append(table)
         self.metrics.events.labels("inserted").inc(result.inserted)
         self.metrics.events.labels("duplicate").inc(result.duplicates)
         return result

@@ -4,6 +4,8 @@ champion models."""
 from __future__ import annotations
 
 import json
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -245,6 +247,39 @@ def test_ingest_is_idempotent_and_fresh(app_client: TestClient, served: Served) 
                                           ("ts", "event_type", "channel", "value", "properties")}]})
     assert inline.json()["conversion"] == pytest.approx(after["conversion"], abs=1e-12)
     assert inline.json()["next_stage"] == pytest.approx(after["next_stage"], abs=1e-12)
+
+
+def test_concurrent_ingests_each_get_their_own_answer(app_client: TestClient,
+                                                      served: Served) -> None:
+    """Requests committed together (group commit) are answered as if one after another: an
+    id counts as inserted once, for whichever request the store took first."""
+    h_in, h_pr = served.headers(Role.ingest), served.headers(Role.predict)
+    ids = [f"gc-{i}" for i in range(42)]
+
+    def send(k: int) -> dict[str, int]:
+        events = [{"event_id": e, "customer_id": f"gc-cust-{int(e[3:]) % 5}",
+                   "ts": (AS_OF - timedelta(minutes=60 - int(e[3:]))).isoformat(),
+                   "event_type": "page_view", "channel": "web"} for e in ids[k:k + 3]]
+        r = app_client.post("/events", json={"events": events}, headers=h_in)
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(send, range(40)))
+    assert sum(a["inserted"] for a in answers) == len(ids)
+    assert sum(a["duplicates"] for a in answers) == 40 * 3 - len(ids)
+    assert all(a["received"] == 3 for a in answers)
+    for c in range(5):
+        out = app_client.post("/predict", json={"customer_id": f"gc-cust-{c}"}, headers=h_pr)
+        assert out.json()["events"] == sum(1 for e in ids if int(e[3:]) % 5 == c)
+
+
+def test_the_services_switch_interval_holds_while_it_runs(served: Served, tmp_path: Any) -> None:
+    before = sys.getswitchinterval()
+    settings = served.settings(served.store_copy(tmp_path), switch_interval_ms=0.25)
+    with TestClient(create_app(settings, background=False)):
+        assert sys.getswitchinterval() == pytest.approx(0.00025)
+    assert sys.getswitchinterval() == before
 
 
 def test_new_customers_become_known(app_client: TestClient, served: Served) -> None:
