@@ -174,14 +174,31 @@ class DriftStatus:
                 "report": self.report.to_dict() if self.report else None}
 
 
-# A full comparison is ~0.3 s of numpy and pandas under the GIL: a stall of every request in
-# flight (predict p99 323 ms against 6 ms without it, benchmarks/serving.py). Sleeping between
-# columns lets the request threads run; the evaluation itself takes ~0.2 s longer.
+# A full comparison is ~0.2 s of numpy and pandas under the GIL: in one go, a stall of every
+# request in flight (predict p99 323 ms against 6 ms without it, benchmarks/serving.py). Even
+# with a 1 ms sleep between columns it took about half the interpreter for 0.7-1.2 s under
+# the load benchmark's mix, which runs the event loop at ~60 % busy: requests queued up to
+# 120 ms each minute. The pacer sleeps after each column in proportion to the column's own
+# time, so an evaluation takes at most SHARE of the interpreter (and ~1/SHARE times as long).
 PAUSE_SECONDS = 0.001
+SHARE = 0.2
 
 
-def _yield() -> None:
-    time.sleep(PAUSE_SECONDS)
+class Pacer:
+    """Called between columns: sleeps (1 - share) / share times the time since the last call
+    (at least PAUSE_SECONDS)."""
+
+    def __init__(self, share: float = SHARE, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        if not 0 < share <= 1:
+            raise ValueError(f"share must be in (0, 1], got {share}")
+        self.share, self._sleep, self._clock = share, sleep, clock
+        self._since = clock()
+
+    def __call__(self) -> None:
+        busy = self._clock() - self._since
+        self._sleep(max(PAUSE_SECONDS, busy * (1 - self.share) / self.share))
+        self._since = self._clock()
 
 
 def load_profiles(client: MlflowClient, models: ModelSet) -> dict[str, DriftProfile | None]:
@@ -293,7 +310,7 @@ class DriftMonitor:
                                "before drift monitoring); retrain to monitor drift", now, {},
                                without_profile=lacking)
         frame, start, end = self.window.frame()
-        report = compare(reference, frame, self.settings, start, end, pause=_yield)
+        report = compare(reference, frame, self.settings, start, end, pause=Pacer())
         versions = {name: models.models[name].version for name in have}
         return DriftStatus(True, None, now, versions, report, lacking)
 

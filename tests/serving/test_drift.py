@@ -86,6 +86,23 @@ def test_an_empty_window_is_an_empty_frame() -> None:
     assert frame.empty and start is None and end is None
 
 
+def test_the_pacer_keeps_an_evaluation_to_its_share_of_the_interpreter() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    pace = serving_drift.Pacer(0.2, sleep, lambda: now[0])
+    for busy in (0.002, 0.010, 0.0):  # the columns' own times
+        now[0] += busy
+        pace()
+    assert slept == pytest.approx([0.008, 0.040, serving_drift.PAUSE_SECONDS])
+    with pytest.raises(ValueError, match="share"):
+        serving_drift.Pacer(0.0)
+
+
 @pytest.fixture(scope="module")
 def client(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     folder = tmp_path_factory.mktemp("drift")
