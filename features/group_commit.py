@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from features.store import AppendResult
 
@@ -49,7 +48,7 @@ class GroupCommit:
         self._write = threading.Lock()
         self._queued = threading.Lock()
         self._queue: list[_Pending] = []
-        self.groups = 0  # commits made, and the requests they held (for tests and metrics)
+        self.groups = 0  # commits made, and the requests they held (for tests and diagnosis)
         self.requests = 0
 
     def append(self, table: pa.Table) -> AppendResult:
@@ -101,20 +100,19 @@ class GroupCommit:
         for p, answer in zip(group, answers, strict=True):
             p.result = answer
 
+
 def _shares(group: list[_Pending], result: AppendResult) -> list[AppendResult]:
     """Each request's part of a group's result: an inserted id counts for the first request
-    that sent it; the rows go to each request that inserted any."""
+    that sent it, and its row goes with it."""
     if len(group) == 1:
         return [result]
     rows = result.rows
     if rows is None:
         raise ValueError("a group commit needs the inserted rows back (returning=True)")
-    inserted = set(rows["event_id"].to_pylist())
+    unclaimed = {e: i for i, e in enumerate(rows["event_id"].to_pylist())}
     out = []
     for p in group:
         ids = p.table["event_id"].to_pylist()
-        mine = [e for e in dict.fromkeys(ids) if e in inserted]
-        inserted.difference_update(mine)
-        taken = rows.filter(pc.is_in(rows["event_id"], pa.array(mine, pa.string())))
-        out.append(AppendResult(len(ids), len(mine), taken))
+        mine = [unclaimed.pop(e) for e in dict.fromkeys(ids) if e in unclaimed]
+        out.append(AppendResult(len(ids), len(mine), rows.take(pa.array(mine, pa.int64()))))
     return out

@@ -179,7 +179,7 @@ def from_raw(tables: PathTables, raw: F64) -> F64:
     raw = np.ascontiguousarray(raw, dtype=np.float64)
     if tables.objective == "binary":
         out: F64 = np.empty(raw.shape[0])
-        _sigmoid(raw[:, 0].copy(), tables.sigmoid, out)
+        _sigmoid(raw, tables.sigmoid, out)
         return out
     soft: F64 = np.empty_like(raw)
     _softmax(raw, soft)
@@ -188,8 +188,8 @@ def from_raw(tables: PathTables, raw: F64) -> F64:
 
 @njit(cache=True)
 def _sigmoid(raw, scale, out):  # type: ignore[no-untyped-def]
-    for i in range(raw.shape[0]):
-        out[i] = 1.0 / (1.0 + np.exp(-scale * raw[i]))
+    for i in range(raw.shape[0]):  # the one column of a binary model's raw scores
+        out[i] = 1.0 / (1.0 + np.exp(-scale * raw[i, 0]))
 
 
 @njit(cache=True)
