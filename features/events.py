@@ -142,8 +142,8 @@ class Encoder:
         get_a, other_a = self.action.get, self.other_action
         return (
             ts,
-            _lookup(table["event_type"], self._etype_set, -1),
-            _lookup(table["channel"], self._channel_set, self.other_channel),
+            _lookup(table["event_type"], self.etype, self._etype_set, -1),
+            _lookup(table["channel"], self.channel, self._channel_set, self.other_channel),
             np.fromiter(
                 (-1 if not a else get_a(a, other_a) for a in table["action"].to_pylist()),
                 np.int16,
@@ -183,8 +183,19 @@ class Encoder:
         )
 
 
-def _lookup(column: pa.ChunkedArray, value_set: pc.SetLookupOptions, missing: int) -> I16:
-    """Index of each value in the vocabulary (``missing`` when absent or null)."""
+# Up to this many rows a column is coded in Python: an Arrow kernel call gives up the GIL,
+# and behind a busy event loop taking it back can cost more than the lookups themselves.
+FEW_ROWS = 64
+
+
+def _lookup(column: pa.ChunkedArray, index: dict[str, int], value_set: pc.SetLookupOptions,
+            missing: int) -> I16:
+    """Index of each value in the vocabulary (``missing`` when absent or null): ``index`` and
+    ``value_set`` hold the same vocabulary, for few rows and for many."""
+    if len(column) <= FEW_ROWS:
+        get = index.get
+        return np.array([missing if v is None else get(v, missing) for v in column.to_pylist()],
+                        np.int16)
     found = pc.index_in(column, options=value_set).to_numpy(zero_copy_only=False)
     if found.dtype.kind == "f":  # nulls came back as NaN
         found = np.where(np.isnan(found), missing, found)

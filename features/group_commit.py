@@ -79,7 +79,8 @@ class GroupCommit:
 
     def _run(self, group: list[_Pending]) -> None:
         try:
-            result = self._commit(pa.concat_tables([p.table for p in group]))
+            tables = [p.table for p in group]
+            result = self._commit(tables[0] if len(tables) == 1 else pa.concat_tables(tables))
         except BaseException as exc:
             if len(group) == 1:
                 group[0].error = exc
@@ -114,5 +115,16 @@ def _shares(group: list[_Pending], result: AppendResult) -> list[AppendResult]:
     for p in group:
         ids = p.table["event_id"].to_pylist()
         mine = [unclaimed.pop(e) for e in dict.fromkeys(ids) if e in unclaimed]
-        out.append(AppendResult(len(ids), len(mine), rows.take(pa.array(mine, pa.int64()))))
+        out.append(AppendResult(len(ids), len(mine), _rows(rows, mine)))
     return out
+
+
+def _rows(rows: pa.Table, at: list[int]) -> pa.Table:
+    """Rows ``at`` of ``rows``. A request's inserted rows are one run of the group's (they
+    keep the order of the concatenated requests), so a slice serves: ``take`` is a kernel
+    call, and each one gives up the GIL on the write path."""
+    if not at:
+        return rows.slice(0, 0)
+    if at == list(range(at[0], at[0] + len(at))):
+        return rows.slice(at[0], len(at))
+    return rows.take(pa.array(at, pa.int64()))

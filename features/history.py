@@ -58,8 +58,7 @@ class HistoryIndex:
     @classmethod
     def load(cls, store: EventStore, spec: FeatureSpec) -> HistoryIndex:
         base, _ = BatchEngine(store, spec).encoded(END_OF_TIME)
-        got = store.con.execute("SELECT customer_id, customer_key FROM customers").fetchnumpy()
-        key_of = dict(zip(got["customer_id"].tolist(), got["customer_key"].tolist(), strict=True))
+        key_of = store.customer_keys()
         columns = {
             name: (codes, [str(v) for v in vocab.to_pylist()])
             for name, (codes, vocab) in store.attributes_by_key(spec.attributes).items()

@@ -2,8 +2,9 @@
 
 One process writes (the service, or a CLI command when the service is down); DuckDB's WAL makes
 each committed append durable, and an append commits all of its rows or none. Large appends
-drop ids already stored by an anti-join; small ones (a request's) by the writer's in-memory
-hashes of the stored ids, read once when the first small append comes.
+drop ids already stored by an anti-join; small ones (a request's) through the writer's picture
+of the store (features/rows.py: stored ids' hashes, customer keys, codes), read once when the
+first small append comes.
 """
 
 from __future__ import annotations
@@ -18,15 +19,13 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from features import store_attributes
 from features.errors import StoreError
-from features.event_ids import EventIds
 from features.loaders import LoadReport, load_events
 from features.mapping import ColumnMapping
 from features.normalize import DERIVED_ID
-from features.normalize import quote as quote_ident
-from features.normalize import sql_str as sql_literal
 from features.readers import ReadLimits
-from features.rows import append_rows
+from features.rows import Appender, conform, read_keys
 from features.schema import (
     ATTRIBUTES_DDL,
     CODED_FIELDS,
@@ -100,7 +99,7 @@ class EventStore:
             raise StoreError(f"cannot open event store {self.path}: {exc}") from exc
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute("SET enable_progress_bar = false")
-        self._ids: EventIds | None = None
+        self._appender: Appender | None = None
         if not read_only:
             self._check_layout()
             self.con.execute(EVENTS_DDL)
@@ -141,8 +140,10 @@ class EventStore:
         in-memory histories in step with the store from them)."""
         if events.num_rows == 0:
             return AppendResult(0, 0)
-        batch = events.select(list(EVENT_FIELDS)).cast(EVENT_SCHEMA)
-        if batch.num_rows <= SMALL_APPEND:
+        batch = conform(events.select(list(EVENT_FIELDS)))
+        # A writer that keeps its picture (the service) appends any size through it: the
+        # staged path would drop the picture, to be read again (0.7 s) on a request's path.
+        if batch.num_rows <= SMALL_APPEND or self._appender is not None:
             return self._append_small(batch, returning)
         self.con.register("incoming", batch)
         try:
@@ -162,22 +163,29 @@ class EventStore:
         often. A checkpoint then writes the new rows as a row group of their own (15-40 ms at
         1.76M events) instead of merging them into the previous ones, which rewrites that group
         whole (up to 1.1 s, stalling the requests behind it). Writers that do not answer
-        requests keep DuckDB's merging. The stored ids are read now, not on
-        the first append."""
+        requests keep DuckDB's merging. The writer's picture of the store is read now, not
+        on the first append."""
         self.con.execute(f"SET checkpoint_threshold = '{int(checkpoint_mb)}MB'")
         self.con.execute("SET max_vacuum_tasks = 0")
-        self.event_ids()
+        self.appender()
 
-    def event_ids(self) -> EventIds:
-        """The stored ids' hashes for small appends (read now if not yet: 0.1 s at 1.76M
-        events; a writer that answers requests calls this at start)."""
-        if self._ids is None:
-            self._ids = EventIds.load(self.con)
-        return self._ids
+    def appender(self) -> Appender:
+        """What small appends check, in memory (read now if not yet: 0.7 s at 1.76M events;
+        a writer that answers requests calls this at start)."""
+        if self._appender is None:
+            self._appender = Appender.load(self.con)
+        return self._appender
+
+    def customer_keys(self) -> dict[str, int]:
+        """Customer id -> key: the writer's own map when it keeps one (its appends keep it
+        current, and it is not read twice), else read now."""
+        if self._appender is not None:
+            return self._appender.keys
+        return read_keys(self.con)
 
     def _append_small(self, batch: pa.Table, returning: bool) -> AppendResult:
         received = batch.num_rows
-        rows = append_rows(self.con, batch, self.event_ids())
+        rows = self.appender().append(batch)
         return AppendResult(received, rows.num_rows, rows if returning else None)
 
     def _commit_staged(self, received: int, returning: bool = False) -> AppendResult:
@@ -210,7 +218,7 @@ class EventStore:
         finally:
             self.con.execute("DROP TABLE IF EXISTS staged")
             # Read again when next needed: cheaper than hashing a large load's ids here.
-            self._ids = None
+            self._appender = None
         return AppendResult(received, self.count() - before, rows)
 
     def _assign_codes(self) -> None:
@@ -232,74 +240,13 @@ class EventStore:
                     (SELECT 1 FROM vocab v WHERE v.kind = '{kind}' AND v.name = n.name)""")
 
     def load_attributes(self, table: pa.Table, id_column: str = "customer_id") -> int:
-        """Upsert customer attributes (every column but the id); returns customers updated.
-
-        Attributes are kept as their latest value; features treat them as static, so load
-        only attributes known from the customer's start (region, device, acquisition channel).
-        """
-        if id_column not in table.column_names:
-            raise StoreError(
-                f"attributes: no {id_column!r} column; columns are {table.column_names}"
-            )
-        names = [c for c in table.column_names if c != id_column]
-        if not names:
-            raise StoreError("attributes: the file has no attribute columns besides the id")
-        self.con.register("incoming_attrs", table)
-        try:
-            cols = ", ".join(
-                f"CAST({quote_ident(n)} AS VARCHAR) AS {quote_ident(n)}" for n in names
-            )
-            self.con.execute("BEGIN TRANSACTION")
-            self.con.execute(f"""
-                CREATE OR REPLACE TEMP TABLE staged_attrs AS
-                UNPIVOT (SELECT CAST({quote_ident(id_column)} AS VARCHAR) AS customer_id, {cols}
-                         FROM incoming_attrs WHERE {quote_ident(id_column)} IS NOT NULL)
-                ON COLUMNS(* EXCLUDE (customer_id)) INTO NAME name VALUE value""")
-            self.con.execute(
-                "DELETE FROM attributes a USING staged_attrs s "
-                "WHERE a.customer_id = s.customer_id AND a.name = s.name"
-            )
-            self.con.execute(
-                "INSERT INTO attributes SELECT customer_id, name, value FROM staged_attrs"
-            )
-            row = self.con.execute(
-                "SELECT count(DISTINCT customer_id) FROM staged_attrs"
-            ).fetchone()
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        finally:
-            self.con.unregister("incoming_attrs")
-            self.con.execute("DROP TABLE IF EXISTS staged_attrs")
-        return int(row[0]) if row else 0
+        """Upsert customer attributes (every column but the id); returns customers updated
+        (``features.store_attributes.load_attributes``)."""
+        return store_attributes.load_attributes(self.con, table, id_column)
 
     def attributes_by_key(self, names: tuple[str, ...]) -> dict[str, tuple[np.ndarray, pa.Array]]:
         """Per attribute: codes indexed by customer key (-1 unknown) and their dictionary."""
-        size_row = self.con.execute(
-            "SELECT coalesce(max(customer_key), -1) + 1 FROM customers"
-        ).fetchone()
-        size = int(size_row[0]) if size_row else 0
-        out: dict[str, tuple[np.ndarray, pa.Array]] = {}
-        if not names:
-            return out
-        picks = ", ".join(
-            f"max(a.value) FILTER (WHERE a.name = {sql_literal(n)}) AS a{i}"
-            for i, n in enumerate(names)
-        )
-        got = self.con.execute(
-            f"SELECT c.customer_key AS k, {picks} FROM attributes a "
-            "JOIN customers c USING (customer_id) GROUP BY c.customer_key"
-        ).to_arrow_table()
-        keys = got["k"].to_numpy()
-        for i, name in enumerate(names):
-            encoded = got[f"a{i}"].combine_chunks().dictionary_encode()
-            codes = np.full(size, -1, np.int32)
-            idx = encoded.indices
-            missing = idx.is_null().to_numpy(zero_copy_only=False)
-            codes[keys] = np.where(missing, -1, idx.fill_null(0).to_numpy())
-            out[name] = (codes, encoded.dictionary)
-        return out
+        return store_attributes.attributes_by_key(self.con, names)
 
     def stage_codes(self, taxonomy: Taxonomy) -> pa.Table:
         """Store event-type code -> stage index (-1: not a customer event) and conversion flag,

@@ -354,6 +354,31 @@ def compare(profile: DriftProfile, live: pd.DataFrame, settings: DriftSettings,
     )
 
 
+@dataclass(frozen=True)
+class Window:
+    """A live window: numeric columns (features, scores) and label columns as arrays, row
+    for row, and the times of its oldest and newest row. Arrays travel cheaply to a worker
+    process (models.drift_worker); the frame is built where it is compared."""
+
+    numbers: F64
+    labels: npt.NDArray[np.object_]
+    names: tuple[str, ...]
+    label_names: tuple[str, ...]
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self.numbers, columns=list(self.names))
+        for j, name in enumerate(self.label_names):
+            frame[name] = self.labels[:, j]
+        return frame
+
+
+def compare_window(profile: DriftProfile, window: Window, settings: DriftSettings,
+                   pause: Callable[[], None] | None = None) -> DriftReport:
+    return compare(profile, window.frame(), settings, window.start, window.end, pause)
+
+
 def reference_rows(frame: pd.DataFrame, settings: DriftSettings, seed: int = 0
                    ) -> pd.DataFrame:
     """At most ``settings.max_rows`` rows of a training snapshot (a seeded sample)."""

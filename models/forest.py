@@ -16,8 +16,9 @@ categorical split sends the categories of its bitset left; NaN and negative valu
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 from numba import njit, prange
+from numba.np.ufunc import parallel as numba_parallel
 
 from models.paths import PathTables
 
@@ -82,12 +84,27 @@ def _threads(n: int) -> Iterator[None]:
     if n <= 0:
         yield
         return
-    before = numba.get_num_threads()
-    numba.set_num_threads(min(n, before))
+    get, set_ = _thread_count()
+    before = get()
+    set_(min(n, before))
     try:
         yield
     finally:
-        numba.set_num_threads(before)
+        set_(before)
+
+
+@functools.cache
+def _thread_count() -> tuple[Callable[[], int], Callable[[int], None]]:
+    """numba's per-thread count, read and set. Its public functions take two process-wide
+    locks on every call (~10 us for a read and two sets, as long as routing a row through
+    a model); once its threads are launched, the C functions behind them do the same
+    directly. Their public twins stand in when a numba version lacks them."""
+    numba.get_num_threads()  # launches the threads once
+    get = getattr(numba_parallel, "_get_num_threads", None)
+    set_ = getattr(numba_parallel, "_set_num_threads", None)
+    if callable(get) and callable(set_):
+        return get, set_
+    return numba.get_num_threads, numba.set_num_threads
 
 
 class _Flat:

@@ -32,8 +32,10 @@ from models.drift import (
     DriftProfile,
     DriftReport,
     DriftSettings,
-    compare,
+    Window,
+    compare_window,
 )
+from models.drift_worker import Comparer
 from models.registry import RegistryError, load_run_dict
 from serving.champions import ModelSet
 from serving.predictor import Scored
@@ -136,22 +138,25 @@ class DriftWindow:
             self._at[rows] = now
             self._next = (first + m) % self.capacity
 
-    def frame(self) -> tuple[pd.DataFrame, datetime | None, datetime | None]:
-        """The window's rows as a frame, and the times of its oldest and newest row."""
+    def snapshot(self) -> Window:
+        """The window's live rows (copied), and the times of its oldest and newest row."""
         with self._lock:
             if self._layout is None:
-                return pd.DataFrame(), None, None
+                return Window(np.empty((0, 0)), np.empty((0, 0), dtype=object), (), ())
             live = ~np.isnan(self._at)
             if self.max_age > 0:
                 live &= self._at >= self.clock() - self.max_age
             numbers, labels, at = self._numbers[live], self._labels[live], self._at[live]
             names, label_names = self._layout
-        frame = pd.DataFrame(numbers, columns=list(names))
-        for j, name in enumerate(label_names):
-            frame[name] = labels[:, j]
         if not len(at):
-            return frame, None, None
-        return frame, _utc(float(at.min())), _utc(float(at.max()))
+            return Window(numbers, labels, names, label_names)
+        return Window(numbers, labels, names, label_names, _utc(float(at.min())),
+                      _utc(float(at.max())))
+
+    def frame(self) -> tuple[pd.DataFrame, datetime | None, datetime | None]:
+        """The window's rows as a frame, and the times of its oldest and newest row."""
+        window = self.snapshot()
+        return window.frame(), window.start, window.end
 
 
 def _utc(seconds: float) -> datetime:
@@ -199,6 +204,11 @@ class Pacer:
         busy = self._clock() - self._since
         self._sleep(max(PAUSE_SECONDS, busy * (1 - self.share) / self.share))
         self._since = self._clock()
+
+
+def compare_here(profile: DriftProfile, window: Window, settings: DriftSettings) -> DriftReport:
+    """A comparison in this process, paced to a share of the interpreter."""
+    return compare_window(profile, window, settings, pause=Pacer())
 
 
 def load_profiles(client: MlflowClient, models: ModelSet) -> dict[str, DriftProfile | None]:
@@ -256,9 +266,12 @@ class DriftMonitor:
 
     def __init__(self, settings: DriftSettings, window: DriftWindow,
                  client: Callable[[], MlflowClient], gauges: DriftGauges,
-                 every: float) -> None:
+                 every: float, compare: Comparer | None = None) -> None:
+        """``compare``: how a window is compared with the reference (default: here, paced;
+        the service passes a models.drift_worker.DriftWorker)."""
         self.settings, self.window, self.gauges = settings, window, gauges
         self.every = every
+        self._compare = compare or compare_here
         self._client = client
         self._lock = threading.Lock()
         # (model versions, each model's profile, their merge): read and merged once per model
@@ -309,8 +322,7 @@ class DriftMonitor:
             return DriftStatus(False, "the served models have no training profile (trained "
                                "before drift monitoring); retrain to monitor drift", now, {},
                                without_profile=lacking)
-        frame, start, end = self.window.frame()
-        report = compare(reference, frame, self.settings, start, end, pause=Pacer())
+        report = self._compare(reference, self.window.snapshot(), self.settings)
         versions = {name: models.models[name].version for name in have}
         return DriftStatus(True, None, now, versions, report, lacking)
 

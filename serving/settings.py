@@ -59,11 +59,14 @@ class ServeSettings(BaseSettings):
     # Drift monitoring: a window of the newest scored rows (at most drift_window_rows, none
     # older than drift_window_seconds, 0: no age limit), compared with the champions'
     # training profiles every drift_eval_seconds (0: only when /v1/drift asks); thresholds
-    # and binning from drift_config (default: the packaged models/config/drift.yaml).
+    # and binning from drift_config (default: the packaged models/config/drift.yaml), in a
+    # child process when drift_worker (its ~0.1 s of numpy and pandas a comparison would
+    # otherwise hold the interpreter beside the requests; see models/drift_worker.py).
     drift_window_rows: Annotated[int, Field(ge=10, le=1_000_000)] = 5000
     drift_window_seconds: Annotated[float, Field(ge=0)] = 7 * 86_400.0
     drift_eval_seconds: Annotated[float, Field(ge=0)] = 60.0
     drift_config: Path | None = None
+    drift_worker: bool = True
 
     @field_validator("risk_bands")
     @classmethod

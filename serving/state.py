@@ -21,15 +21,16 @@ from features.batch import micros
 from features.group_commit import GroupCommit
 from features.history import HistoryIndex
 from features.online import OnlineFeatures, Vectors
-from features.schema import EVENT_SCHEMA
+from features.schema import events_table
 from features.spec import FeatureSpec, load_spec
 from features.store import AppendResult, EventStore
 from features.taxonomy import load_taxonomy
 from models.actions import load_catalog
 from models.drift import load_drift_settings
+from models.drift_worker import DriftWorker
 from models.registry import client_for
 from serving.champions import ModelHolder, ModelSet, alias_versions, load_models
-from serving.drift import DriftGauges, DriftMonitor, DriftStatus, DriftWindow
+from serving.drift import DriftGauges, DriftMonitor, DriftStatus, DriftWindow, compare_here
 from serving.errors import BadRequestError, NotReadyError, UnknownCustomerError
 from serving.keys import KeyRing
 from serving.marketing import Marketing
@@ -69,12 +70,13 @@ class ServiceState:
         self.triggers = Triggers.for_settings(settings, self.spec, catalog, self.predictor,
                                               lambda: self.holder.current)
         self.metrics = Metrics()
+        self._drift_worker = DriftWorker(compare_here) if settings.drift_worker else None
         self.drift = DriftMonitor(
             load_drift_settings(settings.drift_config),
             DriftWindow(settings.drift_window_rows, settings.drift_window_seconds,
                         self.spec.attributes),
             lambda: client_for(settings.tracking_uri), DriftGauges(self.metrics.registry),
-            settings.drift_eval_seconds)
+            settings.drift_eval_seconds, self._drift_worker)
         self.holder = ModelHolder(self._load_models, self._alias_versions)
         self.store: EventStore | None = None
         self.history: HistoryIndex | None = None
@@ -156,6 +158,8 @@ class ServiceState:
     def close(self) -> None:
         self._stop.set()
         self.triggers.close()
+        if self._drift_worker is not None:
+            self._drift_worker.close()
         with self.writer.exclusive():
             if self.store is not None:
                 self.store.close()
@@ -328,11 +332,9 @@ class ServiceState:
                 raise BadRequestError(
                     f"ts {e['ts'].isoformat()} is in the future (after {latest.isoformat()}); "
                     "check the sender's clock and time zone", f"events[{i}].ts")
-        table = pa.Table.from_pylist(
+        table = events_table(
             [{**e, "properties": None if e.get("properties") is None
-              else json.dumps(e["properties"], separators=(",", ":"))} for e in events],
-            schema=EVENT_SCHEMA,
-        )
+              else json.dumps(e["properties"], separators=(",", ":"))} for e in events])
         result = self.writer.append(table)
         self.metrics.events.labels("inserted").inc(result.inserted)
         self.metrics.events.labels("duplicate").inc(result.duplicates)

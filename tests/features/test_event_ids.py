@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import features.event_ids as event_ids_module
-from features.event_ids import EventIds, stored_ids
+from features.event_ids import EventIds, id_hashes, stored_ids
 
 
 def test_an_empty_store_holds_nothing() -> None:
@@ -34,8 +34,18 @@ def test_loaded_hashes_match_the_hashes_of_incoming_ids() -> None:
     con.execute("CREATE TABLE events (event_id VARCHAR)")
     con.execute("INSERT INTO events VALUES ('a'), ('b'), ('é-ü')")
     ids = EventIds.load(con)
-    incoming = con.execute("SELECT hash(e) FROM unnest(['a', 'é-ü', 'c']) t(e)").fetchall()
-    got = ids.maybe_stored(np.array([r[0] for r in incoming], np.uint64))
+    got = ids.maybe_stored(id_hashes(["a", "é-ü", "c"]))
     assert got.tolist() == [True, True, False]
     assert stored_ids(con, ["a", "c", "é-ü"]) == {"a", "é-ü"}
     assert stored_ids(con, []) == set()
+
+
+def test_python_hashes_ids_as_duckdb_does_at_load() -> None:
+    """A request's ids are hashed in Python, the stored ones by DuckDB: the two must agree on
+    every id, or a re-sent event would be stored twice."""
+    con = duckdb.connect()
+    sample = ["a", "", "é-ü", "日本語-イベント", "🙂" * 40, "x" * 5000, "tab\there", "e-123"]
+    want = con.execute("SELECT md5_number_upper(e) FROM unnest(?::VARCHAR[]) t(e)",
+                       [sample]).fetchall()
+    assert id_hashes(sample).tolist() == [int(r[0]) for r in want]
+    assert id_hashes([]).dtype == np.uint64 and len(id_hashes([])) == 0

@@ -9,7 +9,9 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+import features.rows as rows_module
 import features.store as store_module
+from features.rows import read_keys
 from features.store import EventStore
 from tests.features.test_store import events_table, rows, utc
 
@@ -58,3 +60,55 @@ def test_small_appends_store_what_the_staged_path_stores(
     assert results[True] == results[False]
     assert results[True][2] == [(n, n), (4, 2)]
     assert sorted(results[True][3][1]) == ["x1", "x2"]
+
+
+def _picture(s: EventStore) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    codes: dict[str, dict[str, int]] = {}
+    for kind, name, code in s.con.execute("SELECT kind, name, code FROM vocab").fetchall():
+        codes.setdefault(kind, {})[name] = code
+    return read_keys(s.con), codes
+
+
+def test_a_failed_append_leaves_the_writers_picture_as_the_store_is(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-memory keys and codes learn new ones only when their transaction commits: after
+    a failure in the middle, the retry gets the keys the store would give, and the picture
+    matches the tables."""
+    with EventStore(tmp_path / "s.duckdb") as s:
+        s.append(events_table([{"event_id": "a", "customer_id": "c0", "ts": utc(2024, 1, 1),
+                                "event_type": "page_view", "channel": "web"}]))
+        novel = events_table([{"event_id": "b", "customer_id": "fresh", "ts": utc(2024, 1, 2),
+                               "event_type": "purchase", "channel": "kiosk",
+                               "action": "coupon"}])
+
+        def broken(*_: object) -> None:
+            raise RuntimeError("disk full")
+
+        with monkeypatch.context() as m:
+            m.setattr(rows_module, "_insert", broken)
+            with pytest.raises(RuntimeError, match="disk full"):
+                s.append(novel)
+        appender = s.appender()
+        assert "fresh" not in appender.keys and "kiosk" not in appender.codes["channel"]
+        assert (appender.keys, {k: v for k, v in appender.codes.items() if v}) == _picture(s)
+        assert s.append(novel, returning=True).inserted == 1
+        assert (appender.keys, {k: v for k, v in appender.codes.items() if v}) == _picture(s)
+        assert s.customer_keys() is appender.keys  # shared with readers, not read twice
+        assert rows(s)[-1][:2] == ("b", "fresh")
+
+
+def test_a_serving_writer_appends_any_size_through_its_picture(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Grouped requests can exceed the small-append size: the staged path would drop the
+    picture, to be read again on the next request's path."""
+    monkeypatch.setattr(store_module, "SMALL_APPEND", 5)
+    with EventStore(tmp_path / "s.duckdb") as s:
+        s.serve_appends(2)
+        picture = s.appender()
+        batch = events_table([{"event_id": f"g{i}", "customer_id": f"c{i % 4}",
+                               "ts": utc(2024, 1, 1, i), "event_type": "page_view"}
+                              for i in range(12)])
+        assert s.append(batch).inserted == 12
+        assert s.append(batch).inserted == 0
+        assert s.appender() is picture and len(picture.ids) == 12
+        assert picture.keys == read_keys(s.con)

@@ -248,7 +248,7 @@ def test_the_writer_knows_ids_of_every_path(
     assert store.append(batch(0, 8)).inserted == 8  # staged
     for lo in range(8, 20, 3):  # small, merged every 4
         assert store.append(batch(lo, lo + 3)).inserted == 3
-    assert len(store.event_ids()) == 20
+    assert len(store.appender().ids) == 20
     assert store.append(batch(0, 4)).inserted == 0
     assert store.append(batch(18, 22)) == AppendResult(4, 2)
     store.close()

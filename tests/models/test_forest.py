@@ -68,3 +68,22 @@ def test_wrong_width_is_refused() -> None:
                         lgb.Dataset(x, np.minimum(y, 1)), num_boost_round=3)
     with pytest.raises(ValueError, match="rows of 6 features"):
         Forest.of(booster, 3).leaves(x[:, :4])
+
+
+def test_one_block_runs_on_one_thread_and_the_count_comes_back() -> None:
+    """A served request's block runs on the calling thread alone; the thread's numba count is
+    restored after, whichever way it is read."""
+    import numba
+
+    from models.forest import _thread_count, _threads
+
+    before = numba.get_num_threads()
+    with _threads(1):
+        assert numba.get_num_threads() == 1
+        assert _thread_count()[0]() == 1
+    assert numba.get_num_threads() == before
+    x, y = data(50, 2)
+    booster = lgb.train({"objective": "binary", "verbosity": -1, "num_threads": 1},
+                        lgb.Dataset(x, np.minimum(y, 1)), num_boost_round=3)
+    Forest.of(booster, 3).leaves(x[:1])
+    assert numba.get_num_threads() == before
