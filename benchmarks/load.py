@@ -97,6 +97,20 @@ def requests(ids: list[str], as_of: datetime, tag: str,
     return make
 
 
+def drift_worker_mb() -> float | None:
+    """The drift comparisons' child process's resident memory (models/drift_worker.py; not
+    part of the service's RSS), None when it is not running."""
+    import psutil
+
+    for proc in psutil.process_iter(["cmdline"]):
+        if "models.drift_worker" in " ".join(proc.info["cmdline"] or []):
+            try:
+                return round(float(proc.memory_info().rss) / 2**20, 1)
+            except psutil.NoSuchProcess:  # replaced meanwhile
+                return None
+    return None
+
+
 def rss_mb(port: int, headers: dict[str, str]) -> tuple[float, float]:
     """The service process's resident memory and, of it, the event store's index memory
     (journey_store_memory_bytes{component="art_index"}), both from its own /v1/metrics."""
@@ -201,11 +215,13 @@ def measure(env: dict[str, str], ids: list[str], as_of: datetime, seconds: float
                          headers)
         out["warmup_errors"] = sum(1 for s in warm if _failed(s))
         out["rss_start_mb"], out["store_index_start_mb"] = rss_mb(port, headers)
+        out["drift_worker_rss_start_mb"] = drift_worker_mb()
         out["measured_from"] = datetime.now(UTC).isoformat()  # stalls' at_s count from here
         with RssMonitor(port, headers, window, windows) as monitor:
             samples = open_loop("127.0.0.1", port, RATE, windows * window,
                                 requests(ids, as_of, tag, 2), headers)
         out["rss_end_mb"], out["store_index_end_mb"] = rss_mb(port, headers)
+        out["drift_worker_rss_end_mb"] = drift_worker_mb()
         out["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     finally:
         run_journey(["stop"], env)
