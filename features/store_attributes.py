@@ -55,6 +55,7 @@ def load_attributes(con: duckdb.DuckDBPyConnection, table: pa.Table,
         con.execute("DROP TABLE IF EXISTS staged_attrs")
     return int(row[0]) if row else 0
 
+
 def attributes_by_key(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]
                       ) -> dict[str, tuple[np.ndarray, pa.Array]]:
     """Per attribute: codes indexed by customer key (-1 unknown) and their dictionary."""

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 from prometheus_client import CollectorRegistry, Gauge
 
 from features.online import Vectors
@@ -152,11 +151,6 @@ class DriftWindow:
             return Window(numbers, labels, names, label_names)
         return Window(numbers, labels, names, label_names, _utc(float(at.min())),
                       _utc(float(at.max())))
-
-    def frame(self) -> tuple[pd.DataFrame, datetime | None, datetime | None]:
-        """The window's rows as a frame, and the times of its oldest and newest row."""
-        window = self.snapshot()
-        return window.frame(), window.start, window.end
 
 
 def _utc(seconds: float) -> datetime:

@@ -53,7 +53,8 @@ def test_the_window_keeps_the_newest_rows_in_fixed_memory() -> None:
         values = [float(v) for v in range(first, first + 3)]
         window.record(_vectors(values, [1, 1, 0]), _scored(3))
     assert (window._numbers.nbytes, window._labels.shape) == held  # allocated once
-    frame, start, end = window.frame()
+    snap = window.snapshot()
+    frame, start, end = snap.frame(), snap.start, snap.end
     assert sorted(frame["x"]) == [35.0, 36.0, 37.0, 38.0, 39.0]
     assert list(frame.columns) == ["x", "score_churn", "score_conversion",
                                    "score_next_stage_decision", "score_next_stage_inactive",
@@ -65,7 +66,7 @@ def test_the_window_keeps_the_newest_rows_in_fixed_memory() -> None:
 def test_missing_categories_stay_missing_and_a_big_batch_keeps_its_tail() -> None:
     window = DriftWindow(4, 0, ("region",))
     window.record(_vectors([float(v) for v in range(10)], [-1] * 10), _scored(10))
-    frame, _, _ = window.frame()
+    frame = window.snapshot().frame()
     assert sorted(frame["x"]) == [6.0, 7.0, 8.0, 9.0]
     assert frame["last_channel"].isna().all() and (frame["attr_region"] == "north").all()
 
@@ -77,12 +78,14 @@ def test_rows_older_than_the_age_limit_leave_the_window() -> None:
     clock.now += 50
     window.record(_vectors([3.0], [0]), _scored(1))
     clock.now += 20  # the first two are 70 s old now
-    frame, start, end = window.frame()
+    snap = window.snapshot()
+    frame, start, end = snap.frame(), snap.start, snap.end
     assert frame["x"].tolist() == [3.0] and start == end
 
 
 def test_an_empty_window_is_an_empty_frame() -> None:
-    frame, start, end = DriftWindow(10, 0, ()).frame()
+    snap = DriftWindow(10, 0, ()).snapshot()
+    frame, start, end = snap.frame(), snap.start, snap.end
     assert frame.empty and start is None and end is None
 
 
