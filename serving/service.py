@@ -13,8 +13,11 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import bentoml
 
+from serving import timeout
 from serving.app import create_app
 from serving.state import ServiceState
+
+timeout.install()  # before BentoML builds the service's app
 
 app = create_app()  # builds routes only; the lifespan loads histories and models
 

@@ -335,3 +335,13 @@ def test_unknown_routes_and_docs(app_client: TestClient) -> None:
             "/metrics", "/models", "/admin/reload"} <= set(schema["paths"])
     assert "X-API-Key" in json.dumps(schema["components"]["securitySchemes"])
     assert app_client.get("/docs").status_code == 200
+
+
+def test_per_request_routes_match_first() -> None:
+    from serving.app import HOT_ROUTES
+
+    app = create_app()
+    paths = [getattr(r, "path", None) for r in app.router.routes]
+    assert paths[: len(HOT_ROUTES)] == list(HOT_ROUTES)
+    assert {"/openapi.json", "/docs", "/healthz", "/models"} <= set(paths)
+    assert len(paths) == len(set(paths))  # moved, not copied
