@@ -9,20 +9,19 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
-from typing import Any, Literal
 
 import anyio
 from fastapi import FastAPI, Response
+from fastapi.routing import APIRoute
 
+from serving.answers import predict_answer, prediction, recommendation
 from serving.backtest_routes import add_backtest_routes
 from serving.deps import ERRORS, Admin, Ingester, Reader, Scorer, StateDep, Watcher, not_found
 from serving.drift_routes import add_drift_routes
 from serving.errors import TooLargeError, UnknownCustomerError
+from serving.fast_predict import PATH, FastPredict
 from serving.http import BodyLimit, FastJSON, RouteMetrics, install_error_handlers
 from serving.marketing_routes import add_marketing_routes
-from serving.predictor import Scored
-from serving.recommender import Recommended
 from serving.schemas import (
     BatchIn,
     BatchOut,
@@ -40,50 +39,6 @@ from serving.schemas import (
 from serving.settings import ServeSettings
 from serving.state import ServiceState
 from serving.trigger_routes import add_trigger_routes
-
-
-def prediction(s: Scored) -> dict[str, Any]:
-    """A ``PredictionOut`` as data orjson writes. Scoring routes answer with it directly: FastAPI
-    would otherwise validate the whole response model again, which costs more than the
-    prediction for a batch (tests check every answer against the models)."""
-    return {
-        "customer_id": s.customer_id, "as_of": _iso(s.as_of), "current_stage": s.current_stage,
-        "next_stage": s.next_stage, "churn": s.churn, "conversion": s.conversion,
-        "risk_tier": s.risk_tier, "events": s.events,
-        "reasons": s.reasons,  # Reason dataclasses: orjson writes their fields
-        "time_to_churn": s.time_to_churn,
-    }
-
-
-def recommendation(r: Recommended) -> dict[str, Any]:
-    """A ``RecommendationOut`` as data orjson writes (see ``prediction``)."""
-    d, s = r.decision, r.scored
-    actions = []
-    for a in d.actions:
-        props: dict[str, Any] = {"recommendation_id": r.recommendation_id, "rank": a.rank}
-        if a.rank == 1:
-            props["propensity"] = d.propensity
-        actions.append({
-            "action": a.action, "channel": a.channel, "rank": a.rank,
-            "expected_value": a.value, "expected_value_unweighted": a.value_unweighted,
-            "uplift": dict(a.uplift), "outcome_values": dict(a.outcome_values),
-            "giveaway": a.giveaway, "cost": a.cost,
-            "weight": a.weight, "reasons": list(a.reasons),
-            "report_as": {"event_type": "action_sent", "action": a.action,
-                          "channel": a.channel, "properties": props},
-        })
-    return {
-        "recommendation_id": r.recommendation_id, "customer_id": r.customer_id,
-        "as_of": _iso(r.as_of), "current_stage": s.current_stage, "churn": s.churn,
-        "conversion": s.conversion, "actions": actions, "no_action_reason": d.no_action_reason,
-        "explored": d.explored, "propensity": d.propensity,
-        "suppressed": [{"action": x.action, "stage": x.stage, "reason": x.reason}
-                       for x in d.suppressed],
-    }
-
-
-def _iso(when: datetime) -> str:
-    return when.isoformat().replace("+00:00", "Z")
 
 
 def create_app(settings: ServeSettings | None = None, background: bool = True) -> FastAPI:
@@ -109,14 +64,17 @@ def create_app(settings: ServeSettings | None = None, background: bool = True) -
                   telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.journey = state
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(RouteMetrics, metrics=state.metrics)
     add_routes(app)
     add_marketing_routes(app)
     add_trigger_routes(app)
     add_backtest_routes(app)
     add_drift_routes(app)
     _hot_routes_first(app)
+    # The last added runs first: metrics, then the body limit, then /predict's fast path.
+    predict = next(r for r in app.router.routes if isinstance(r, APIRoute) and r.path == PATH)
+    app.add_middleware(FastPredict, state=state, route=predict)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RouteMetrics, metrics=state.metrics)
     return app
 
 
@@ -169,19 +127,7 @@ def add_routes(app: FastAPI) -> None:
     async def predict(body: PredictIn, state: Scorer) -> FastJSON:
         """Stage, next-stage, churn and conversion probabilities with reason codes, for one
         customer from the stored history, or from an inline one."""
-        if body.events is None:
-            source: Literal["store", "inline"] = "store"
-            scored = state.predict(body.customer_id, body.as_of)
-        else:
-            if len(body.events) > state.settings.max_events:
-                raise TooLargeError(f"{len(body.events):,} inline events; the limit is "
-                               f"{state.settings.max_events:,}", "events")
-            rows = [e.model_dump() for e in body.events]
-            scored = state.predict_inline(body.customer_id, rows, body.as_of, body.attributes)
-            source = "inline"
-        return FastJSON({**prediction(scored), "history": source,
-                             "model_versions": state.versions(),
-                             "feature_definition_hash": state.spec.hash})
+        return FastJSON(predict_answer(state, body))
 
     @app.post("/predict/batch", tags=["predict"], response_model=BatchOut)
     async def predict_batch(body: BatchIn, state: Scorer) -> FastJSON:

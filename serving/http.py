@@ -115,11 +115,15 @@ def _field(loc: tuple[int | str, ...]) -> str:
     return out or "body"
 
 
+def service_error_response(exc: ServiceError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "ApiKey"} if exc.status == 401 else None
+    return error_json(exc.status, exc.code, exc.message, exc.field, headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def service_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ServiceError)
-        headers = {"WWW-Authenticate": "ApiKey"} if exc.status == 401 else None
-        return error_json(exc.status, exc.code, exc.message, exc.field, headers)
+        return service_error_response(exc)
 
     async def invalid(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -43,6 +43,10 @@ class ServeSettings(BaseSettings):
     # benchmarks/load.py's mix, at 0.5 ms 9-11 ms; single predicts were no slower there or in
     # benchmarks/serving.py (p99 3.67 ms).
     switch_interval_ms: Annotated[float, Field(gt=0, le=100)] = 0.5
+    # POST /predict's well-formed requests answered without FastAPI's per-request machinery
+    # (serving/fast_predict.py: the same model, key check, answer and errors); false: by
+    # FastAPI, as every other route.
+    fast_predict: bool = True
     # Next-best-action: the action catalog (default: the packaged one) and overrides of its
     # policy's top_k and exploration share; a seed makes exploration reproducible (tests).
     action_catalog: Path | None = None
