@@ -81,8 +81,7 @@ class RouteMetrics:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(path, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(path).observe(time.perf_counter() - started)
+            self.metrics.request(path, scope["method"], status, time.perf_counter() - started)
 
 
 async def _error(send: Send, exc: ServiceError) -> None:
