@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -12,17 +13,20 @@ from serving.schemas import PredictIn
 from serving.state import ServiceState
 
 
-def predict_answer(state: ServiceState, body: PredictIn) -> dict[str, Any]:
-    """POST /predict's answer (a ``PredictOut``), from the stored history or the inline one."""
+def predict_answer(state: ServiceState, body: PredictIn,
+                   later: list[Callable[[], None]] | None = None) -> dict[str, Any]:
+    """POST /predict's answer (a ``PredictOut``), from the stored history or the inline one;
+    ``later``: see ``ServiceState.predict``."""
     if body.events is None:
         source: Literal["store", "inline"] = "store"
-        scored = state.predict(body.customer_id, body.as_of)
+        scored = state.predict(body.customer_id, body.as_of, later)
     else:
         if len(body.events) > state.settings.max_events:
             raise TooLargeError(f"{len(body.events):,} inline events; the limit is "
                                 f"{state.settings.max_events:,}", "events")
         rows = [e.model_dump() for e in body.events]
-        scored = state.predict_inline(body.customer_id, rows, body.as_of, body.attributes)
+        scored = state.predict_inline(body.customer_id, rows, body.as_of, body.attributes,
+                                      later)
         source = "inline"
     return {**prediction(scored), "history": source, "model_versions": state.versions(),
             "feature_definition_hash": state.spec.hash}

@@ -4,12 +4,13 @@ the FastAPI layer calls these methods and maps their errors."""
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -200,7 +201,8 @@ class ServiceState:
             return requested.astimezone(UTC)
         return self.settings.as_of or datetime.now(UTC)
 
-    def predict(self, customer_id: str, as_of: datetime | None) -> Scored:
+    def predict(self, customer_id: str, as_of: datetime | None,
+                later: list[Callable[[], None]] | None = None) -> Scored:
         models, history = self._models()
         when = self.clock(as_of)
         t = micros(when)
@@ -209,8 +211,7 @@ class ServiceState:
             raise UnknownCustomerError(f"no events for customer {customer_id!r}", "customer_id")
         vectors = self.online.vectors(arrays, t, [history.attributes.of(customer_id)])
         scored = self.predictor.score(models, vectors, when)
-        self.metrics.observe(scored)
-        self.drift.window.record(vectors, scored)
+        self._record(vectors, scored, later)
         return scored[0]
 
     def predict_inline(
@@ -219,6 +220,7 @@ class ServiceState:
         events: list[dict[str, Any]],
         as_of: datetime | None,
         attributes: dict[str, str | None] | None,
+        later: list[Callable[[], None]] | None = None,
     ) -> Scored:
         models, history = self._models()
         when = self.clock(as_of)
@@ -228,9 +230,18 @@ class ServiceState:
         arrays = self.online.enc.one_customer(customer_id, events, t)
         vectors = self.online.vectors(arrays, t, [attrs])
         scored = self.predictor.score(models, vectors, when)
+        self._record(vectors, scored, later)
+        return scored[0]
+
+    def _record(self, vectors: Vectors, scored: list[Scored],
+                later: list[Callable[[], None]] | None) -> None:
+        """The predictions' metrics and drift-window rows; appended to ``later`` instead when
+        given, for a caller that records once its answer is sent (serving/fast_predict.py)."""
+        if later is not None:
+            later.append(functools.partial(self._record, vectors, scored, None))
+            return
         self.metrics.observe(scored)
         self.drift.window.record(vectors, scored)
-        return scored[0]
 
     def _batch_vectors(self, customer_ids: Sequence[str], as_of: datetime | None) -> _Batch:
         """The known customers' vectors in one kernel pass; unknown ids listed apart."""

@@ -97,7 +97,8 @@ def test_metrics_count_the_route(clients: tuple[TestClient, TestClient], served:
 
 
 async def _drive(middleware: FastPredict, headers: list[tuple[bytes, bytes]], chunks: list[bytes],
-                 path: str = "/v1/predict", root_path: str = "/v1") -> list[Message]:
+                 path: str = "/v1/predict", root_path: str = "/v1",
+                 log: list[str] | None = None) -> list[Message]:
     scope: Scope = {"type": "http", "method": "POST", "path": path, "root_path": root_path,
                     "headers": headers}
     messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
@@ -110,6 +111,8 @@ async def _drive(middleware: FastPredict, headers: list[tuple[bytes, bytes]], ch
 
     async def send(message: Message) -> None:
         sent.append(message)
+        if log is not None:
+            log.append(message["type"])
 
     await middleware(scope, receive, send)
     return sent
@@ -162,6 +165,29 @@ def test_well_formed_requests_never_reach_fastapi_and_the_rest_arrive_whole(
     assert sent[0]["status"] == 299 and behind.bodies[-1] == body
     left = run([*js, (b"content-length", b"99")], [])  # the client left before sending
     assert left == [] and len(behind.bodies) == 3
+
+
+def test_the_answer_is_sent_before_its_bookkeeping(clients: tuple[TestClient, TestClient],
+                                                   served: Served,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    fast, _ = clients
+    state: ServiceState = fast.app.state.journey  # type: ignore[attr-defined]
+    route = next(r for r in fast.app.router.routes  # type: ignore[attr-defined]
+                 if getattr(r, "path", None) == "/predict")
+    log: list[str] = []
+    observe, record = state.metrics.observe, state.drift.window.record
+    monkeypatch.setattr(state.metrics, "observe",
+                        lambda scored: (log.append("metrics"), observe(scored)))
+    monkeypatch.setattr(state.drift.window, "record",
+                        lambda v, s: (log.append("drift"), record(v, s)))
+    rows = len(state.drift.window.snapshot().frame())
+    body = json.dumps({"customer_id": _ids(served, 3)[2]}).encode()
+    sent = asyncio.run(_drive(FastPredict(_FastAPI(), state, route), [
+        (b"content-type", b"application/json"), (b"x-api-key", served.keys[Role.predict].encode()),
+        (b"content-length", str(len(body)).encode())], [body], log=log))
+    assert sent[0]["status"] == 200
+    assert log == ["http.response.start", "http.response.body", "metrics", "drift"]
+    assert len(state.drift.window.snapshot().frame()) == rows + 1
 
 
 def test_switched_off_fastapi_answers_all(served: Served, tmp_path: Path) -> None:
