@@ -1,6 +1,6 @@
 """POST /predict without FastAPI's per-request machinery.
 
-Personalization systems call /predict in a page's request path. Around ~0.3 ms of scoring,
+Personalization systems call /predict in a page's request path. Around its ~0.3 ms of scoring,
 FastAPI spent ~0.2 ms a request (more on a CPU that has idled since the last one): dependency
 resolution, request and response objects, the content-type parse, the exception and exit-stack
 middleware, routing. ``FastPredict`` answers the route's well-formed requests itself with the

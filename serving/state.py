@@ -203,6 +203,8 @@ class ServiceState:
 
     def predict(self, customer_id: str, as_of: datetime | None,
                 later: list[Callable[[], None]] | None = None) -> Scored:
+        """One stored customer's prediction; its metrics and drift row are recorded now, or
+        appended to ``later`` for the caller to record once it has answered."""
         models, history = self._models()
         when = self.clock(as_of)
         t = micros(when)
