@@ -8,8 +8,9 @@ simulated store: snapshots, fit, calibration, MLflow logging and registration, t
 scored on exactly those rows. Monte Carlo noise makes the oracle slightly worse than the
 truth (its AUC a little lower, its log loss a little higher), so the replica count is
 reported with the figures. The simulator's true probabilities also use state no event log
-shows (whether the customer has silently churned, their latent type), so a hidden-state
-ablation measures how much of the gap to the oracle that alone explains.
+shows (whether the customer has silently churned, their latent type and engagement): the
+next-stage model refitted with that state added (`next_stage_logloss_with_*`) shows how much
+of its gap to the oracle is missing information rather than modelling.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.lib.simstore import build_sim_store
-from features.simulator.oracle import oracle_for
+from features.simulator.oracle import hidden_state_for, oracle_for
 from features.spec import load_spec
 from models.metrics import binary_metrics, multiclass_metrics
 from models.registry import load_alias
 from models.targets import target
-from training.dataset import SnapshotSource, load_dataset
+from training.dataset import Dataset, SnapshotSource, load_dataset
 from training.experiment import load_experiment
 from training.tracking import Tracking
 from training.train import CHALLENGER, Context, train_experiment
@@ -38,36 +39,43 @@ SIM_DAYS, SIM_SEED = 365, 42
 SMOOTH = 0.5  # additive smoothing of the oracle's Monte Carlo class frequencies (log loss)
 
 
-def hidden_state_ablation(rows: pd.DataFrame, y: np.ndarray, seed: int) -> dict[str, float]:
-    """How much of the gap to the oracle is information no event log holds: next-stage log
-    loss by two-fold cross-validation on the oracle rows, from the observable features alone
-    and with the simulator's hidden state (alive or already churned; latent type) added."""
+def hidden_state_ablation(sim: Path, ds: Dataset, rows: pd.DataFrame, y: np.ndarray, seed: int
+                          ) -> dict[str, float]:
+    """How much of the gap to the oracle is information no event log holds. The next-stage
+    model is refitted exactly as the experiment fits it (same rows, cutoffs, parameters,
+    early stopping and calibration) with the simulator's hidden state at each cutoff added as
+    features: first whether the customer is still alive (churn is silent), then also their
+    latent type and engagement, which is everything the oracle conditions on. Scored on the
+    oracle rows, like the model itself."""
     from features.layout import families
     from models.lgbm import LightGBMClassifier
 
     spec = load_spec()
     t = target("next_stage", spec.stages)
-    frame = rows.assign(hidden_alive=rows["alive"].astype(float),
-                        hidden_type=rows["latent_type"].astype(str))
-    observable = [c for cols in families(spec).values() for c in cols]
-    rng = np.random.default_rng(seed)
-    fold, valid = rng.random(len(frame)) < 0.5, rng.random(len(frame)) < 0.25
+    frames = (ds.train, ds.valid, rows)
+    hidden = hidden_state_for(sim, sorted({c for f in frames for c in f["cutoff"].unique()}))
+    hidden = hidden.rename(columns={"alive": "hidden_alive", "latent_type": "hidden_type",
+                                    "engagement": "hidden_engagement"})
+    hidden["hidden_alive"] = hidden["hidden_alive"].astype(float)
+    tr, va, te = (f.merge(hidden, on=["customer_id", "cutoff"], how="left", validate="1:1")
+                  for f in frames)
+    (ytr, ktr), (yva, kva) = t.encode(tr), t.encode(va)
+    exp = load_experiment(EXPERIMENT)
+    params = next(m.params for m in exp.models if m.family == "lightgbm")
+    observable = [c for cols in families(spec).values() for c in cols if c in ds.feature_columns]
     out = {}
-    for name, extra in (("observable", []), ("with_alive", ["hidden_alive"]),
-                        ("with_alive_type", ["hidden_alive", "hidden_type"])):
-        losses = []
-        for f in (True, False):
-            fit, held = fold == f, fold != f
-            model = LightGBMClassifier(classes=t.classes, columns=observable + extra, seed=seed)
-            model.fit(frame[fit & ~valid], y[fit & ~valid],
-                      eval_set=(frame[fit & valid], y[fit & valid]))
-            proba = model.predict_proba(frame[held])
-            losses.append(-np.log(np.clip(proba[np.arange(held.sum()), y[held]], 1e-15, 1)))
-        out[f"next_stage_logloss_cv_{name}"] = round(float(np.concatenate(losses).mean()), 4)
+    everything = ["hidden_alive", "hidden_type", "hidden_engagement"]
+    for name, extra in (("with_alive", ["hidden_alive"]), ("with_hidden_state", everything)):
+        model = LightGBMClassifier(classes=t.classes, columns=observable + extra,
+                                   calibration=exp.calibration, seed=seed, **params)
+        model.fit(tr[ktr], ytr[ktr], eval_set=(va[kva], yva[kva]))
+        proba = model.predict_proba(te)
+        loss = -np.log(np.clip(proba[np.arange(len(te)), y], 1e-15, 1)).mean()
+        out[f"next_stage_logloss_{name}"] = round(float(loss), 4)
     return out
 
 
-def _train(store: Path, work: Path, seed: int) -> tuple[dict[str, Any], Tracking, Any]:
+def _train(store: Path, work: Path, seed: int) -> tuple[dict[str, Any], Tracking, Dataset]:
     exp = load_experiment(EXPERIMENT).model_copy(update={"seed": seed})
     spec = load_spec()
     snapshots = work / f"snapshots-{int(time.time())}"  # fresh: the timing includes features
@@ -89,7 +97,7 @@ def _train(store: Path, work: Path, seed: int) -> tuple[dict[str, Any], Tracking
             figures[f"{name}_{m}_{fam}_full_holdout"] = round(by[(name, fam)].test[m], 4)
     eces = [by[(n, "lightgbm")].test["ece"] for n in ("churn", "conversion", "next_stage")]
     figures["ece_max"] = round(max(eces), 4)
-    return figures, tracking, ds.test
+    return figures, tracking, ds
 
 
 def _oracle_rows(sim: Path, test: pd.DataFrame, sample: int, replicas: int, seed: int
@@ -103,8 +111,8 @@ def sim_quality(work: Path, customers: int, sample: int, replicas: int, seed: in
                 ) -> dict[str, Any]:
     root = work / f"quality-{customers}"
     store = build_sim_store(root, customers, SIM_DAYS, SIM_SEED)
-    figures, tracking, test = _train(store, root, seed)
-    rows = _oracle_rows(root / "sim", test, sample, replicas, seed)
+    figures, tracking, ds = _train(store, root, seed)
+    rows = _oracle_rows(root / "sim", ds.test, sample, replicas, seed)
     client = tracking.client()
     spec = load_spec()
     out: dict[str, Any] = {}
@@ -127,7 +135,9 @@ def sim_quality(work: Path, customers: int, sample: int, replicas: int, seed: in
     out["next_stage_logloss"] = round(ours["log_loss"], 4)
     out["next_stage_logloss_oracle"] = round(oracle["log_loss"], 4)
     out["next_stage_logloss_ratio"] = round(ours["log_loss"] / oracle["log_loss"], 4)
-    out.update(hidden_state_ablation(rows[known], y[known], seed))
+    for name, loss in hidden_state_ablation(root / "sim", ds, rows[known], y[known], seed).items():
+        out[name] = loss
+        out[name.replace("logloss", "logloss_ratio")] = round(loss / oracle["log_loss"], 4)
     out.update(figures)
     out.update({"sim_customers": customers, "sim_days": SIM_DAYS, "sim_seed": SIM_SEED,
                 "oracle_rows": int(known.sum()), "oracle_replicas": replicas, "seed": seed})

@@ -11,9 +11,11 @@ number (common random numbers), so the difference isolates the action.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -184,6 +186,29 @@ def cutoff_day(start: date, as_of: date | datetime) -> int:
     return (as_of - start).days
 
 
+def _simulation(sim_dir: str | Path) -> tuple[SimParams, dict[str, Any]]:
+    """A simulation's compiled parameters and manifest (from ``journey simulate``'s output)."""
+    root = Path(sim_dir)
+    manifest_path = root / MANIFEST
+    if not manifest_path.is_file():
+        raise ConfigError(f"{root}: not a simulation output (no {MANIFEST})")
+    manifest: dict[str, Any] = json.loads(manifest_path.read_text())
+    params = compile_params(
+        yaml.safe_load((root / "params.yaml").read_text()), str(root / "params.yaml")
+    )
+    return params, manifest
+
+
+def _simulated_day(params: SimParams, manifest: dict[str, Any], as_of: date | datetime) -> int:
+    day = cutoff_day(params.start, as_of)
+    if not 1 <= day <= manifest["days"]:
+        raise ConfigError(
+            f"--as-of {as_of}: outside the simulated days "
+            f"({params.start} + 1..{manifest['days']} days)"
+        )
+    return day
+
+
 def oracle_for(
     sim_dir: str | Path,
     as_of: date | datetime,
@@ -194,20 +219,8 @@ def oracle_for(
     sample_seed: int = 0,
 ) -> pd.DataFrame:
     """The oracle for a simulation written by ``journey simulate`` (reads its manifest)."""
-    root = Path(sim_dir)
-    manifest_path = root / MANIFEST
-    if not manifest_path.is_file():
-        raise ConfigError(f"{root}: not a simulation output (no {MANIFEST})")
-    manifest = json.loads(manifest_path.read_text())
-    params = compile_params(
-        yaml.safe_load((root / "params.yaml").read_text()), str(root / "params.yaml")
-    )
-    day = cutoff_day(params.start, as_of)
-    if not 1 <= day <= manifest["days"]:
-        raise ConfigError(
-            f"--as-of {as_of}: outside the simulated days "
-            f"({params.start} + 1..{manifest['days']} days)"
-        )
+    params, manifest = _simulation(sim_dir)
+    day = _simulated_day(params, manifest, as_of)
     customers: int | Ints = manifest["customers"]
     if sample is not None and sample < manifest["customers"]:
         picker = np.random.default_rng(sample_seed)
@@ -217,3 +230,34 @@ def oracle_for(
     return oracle(
         params, manifest["seed"], manifest["days"], customers, day, horizon_days, replicas, effects
     )
+
+
+def hidden_state_for(sim_dir: str | Path, cutoffs: Sequence[date | datetime]) -> pd.DataFrame:
+    """What no event log shows, at each cutoff T for every customer who arrived before T:
+    whether they are still alive (churn is silent), their latent type and their engagement.
+
+    For measuring how much of a model's distance from the oracle is missing information rather
+    than modelling: one replay of the data serves every cutoff. Columns ``customer_id``,
+    ``cutoff`` (midnight UTC), ``alive``, ``latent_type``, ``engagement``.
+    """
+    params, manifest = _simulation(sim_dir)
+    wanted = {_simulated_day(params, manifest, c): c for c in cutoffs}
+    engine = Engine(replace(params, contact_lapsed=False))  # lapsed contacts change no state
+    index = np.arange(manifest["customers"], dtype=np.int64)
+    pop = draw_population(params, manifest["seed"], index, manifest["days"])
+    st = State.initial(pop)
+    ids = np.asarray(customer_ids(pop.index).to_pylist(), dtype=object)
+    frames = []
+    for day in range(max(wanted, default=0)):
+        engine.step(day, pop, st)
+        if day + 1 in wanted:
+            arrived = pop.arrival < day + 1
+            frames.append(pd.DataFrame({
+                "customer_id": ids[arrived],
+                "cutoff": pd.Timestamp(params.start, tz=UTC) + pd.Timedelta(days=day + 1),
+                "alive": st.alive[arrived],
+                "latent_type": np.array(params.types)[pop.type[arrived]],
+                "engagement": st.engagement[arrived],
+            }))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["customer_id", "cutoff", "alive", "latent_type", "engagement"])

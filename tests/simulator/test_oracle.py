@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from features.errors import ConfigError
-from features.simulator.oracle import INACTIVE, oracle_for
+from features.simulator.oracle import INACTIVE, hidden_state_for, oracle_for
 from features.simulator.params import STAGES
 from features.simulator.run import SimResult
 from features.taxonomy import load_taxonomy
@@ -136,3 +136,21 @@ def test_cutoff_must_be_a_whole_day_inside_the_simulation(sim: SimResult) -> Non
         oracle_for(sim.out, start + timedelta(days=400), 7)
     with pytest.raises(ConfigError, match="not a simulation output"):
         oracle_for(Path(sim.out) / "events", start + timedelta(days=10), 7)
+
+
+def test_hidden_state_is_the_oracles_state_at_each_cutoff(
+    sim: SimResult, cutoff: pd.Timestamp, truth: pd.DataFrame
+) -> None:
+    earlier = cutoff - pd.Timedelta(days=40)
+    hidden = hidden_state_for(sim.out, [earlier.to_pydatetime(), cutoff.to_pydatetime()])
+    assert set(hidden.cutoff) == {earlier, cutoff}
+    at_t = hidden[hidden.cutoff == cutoff].merge(truth, on="customer_id", suffixes=("", "_o"))
+    assert len(at_t) == len(truth) == (hidden.cutoff == cutoff).sum()
+    assert (at_t.alive == at_t.alive_o).all() and (at_t.latent_type == at_t.latent_type_o).all()
+    assert 0 < at_t.alive.mean() < 1 and (hidden.engagement > 0).all()
+    # Churn is absorbing and the population only grows: nobody comes back or leaves the rows.
+    both = hidden[hidden.cutoff == earlier].merge(at_t, on="customer_id", suffixes=("_e", ""))
+    assert len(both) == (hidden.cutoff == earlier).sum() < len(at_t)
+    assert not (both.alive & ~both.alive_e).any()
+    with pytest.raises(ConfigError, match="outside the simulated days"):
+        hidden_state_for(sim.out, [date.fromisoformat(sim.start) + timedelta(days=400)])
