@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Collection
 from importlib import resources
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import yaml
 
@@ -33,6 +32,7 @@ from models.catalog import (
     OutcomeValue,
     Policy,
 )
+from models.strict_yaml import StrictLoader, Where, reject_duplicate_keys
 
 __all__ = [
     "Action",
@@ -48,108 +48,7 @@ __all__ = [
 ]
 
 DEFAULT_CATALOG = "actions.yaml"
-_BOOL = "tag:yaml.org,2002:bool"
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML 1.2 booleans (only true/false): under YAML 1.1 a condition's `on:` key, and values
-    such as `no` or `off`, would silently turn into true and false."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-
-
-def _join(path: str, key: object) -> str:
-    return f"{path}.{key}" if path else str(key)
-
-
-class _Where:
-    """The file being read, so every check can name it and the key path in its error."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, path: str, message: str) -> NoReturn:
-        raise ConfigError(f"{self.source}: {path}: {message}")
-
-    def mapping(
-        self, value: Any, path: str, allowed: Collection[str], required: Collection[str] = ()
-    ) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            self.fail(path, f"must be a mapping, got {value!r}")
-        for key in value:
-            if key not in allowed:
-                self.fail(_join(path, key), f"unknown key; allowed: {', '.join(sorted(allowed))}")
-        for key in required:
-            if key not in value:
-                self.fail(_join(path, key), "is required")
-        return value
-
-    def number(
-        self,
-        value: Any,
-        path: str,
-        *,
-        low: float | None = None,
-        strict: bool = False,
-        high: float | None = None,
-        what: str = "a number",
-    ) -> float:
-        """A finite number, optionally above `low` (or at least `low` unless `strict`)."""
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        if ok and not math.isfinite(value):
-            ok = False
-        if ok and low is not None:
-            ok = value > low if strict else value >= low
-        if ok and high is not None:
-            ok = value < high
-        if not ok:
-            self.fail(path, f"must be {what}, got {value!r}")
-        return float(value)
-
-    def flag(self, value: Any, path: str) -> bool:
-        if not isinstance(value, bool):
-            self.fail(path, f"must be true or false, got {value!r}")
-        return value
-
-    def name(self, value: Any, path: str) -> str:
-        if not isinstance(value, str) or not value.strip():
-            self.fail(path, f"must be a non-empty name, got {value!r}")
-        return value
-
-    def names(self, value: Any, path: str) -> tuple[str, ...]:
-        if not isinstance(value, list) or not value:
-            self.fail(path, f"must be a non-empty list of names, got {value!r}")
-        out = tuple(self.name(v, f"{path}[{i}]") for i, v in enumerate(value))
-        for i, v in enumerate(out):
-            if v in out[:i]:
-                self.fail(f"{path}[{i}]", f"{v!r} is listed twice")
-        return out
-
-
-def _duplicate_keys(node: yaml.Node, where: _Where, path: str = "") -> None:
-    """Reject a key written twice in one mapping (YAML would keep the last one silently)."""
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            here = _join(path, key)
-            if key in seen:
-                where.fail(here, f"written twice (line {key_node.start_mark.line + 1})")
-            seen.add(key)
-            _duplicate_keys(value_node, where, here)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _duplicate_keys(item, where, f"{path}[{i}]")
-
-
-def _outcome(name: str, raw: Any, where: _Where, features: Collection[str] | None) -> OutcomeValue:
+def _outcome(name: str, raw: Any, where: Where, features: Collection[str] | None) -> OutcomeValue:
     path = f"outcomes.{name}"
     if name not in OUTCOMES:
         where.fail(path, f"unknown outcome; outcomes are {', '.join(OUTCOMES)}")
@@ -170,7 +69,7 @@ def _outcome(name: str, raw: Any, where: _Where, features: Collection[str] | Non
 
 
 def _caps(
-    raw: Any, path: str, where: _Where, scope: str = "", channels: Collection[str] | None = None
+    raw: Any, path: str, where: Where, scope: str = "", channels: Collection[str] | None = None
 ) -> tuple[Cap, ...]:
     """Contact caps; `channels` given: policy caps, which may name a channel the catalog uses."""
     if not isinstance(raw, list):
@@ -197,7 +96,7 @@ def _caps(
     return tuple(out)
 
 
-def _policy(raw: Any, where: _Where, channels: Collection[str]) -> Policy:
+def _policy(raw: Any, where: Where, channels: Collection[str]) -> Policy:
     keys = {"top_k", "exploration", "min_value", "default_consent", "caps"}
     p = where.mapping(raw, "policy", keys)
     top_k = p.get("top_k", 1)
@@ -218,7 +117,7 @@ def _policy(raw: Any, where: _Where, channels: Collection[str]) -> Policy:
     )
 
 
-def _condition(raw: Any, path: str, where: _Where, features: Collection[str] | None) -> Condition:
+def _condition(raw: Any, path: str, where: Where, features: Collection[str] | None) -> Condition:
     c = where.mapping(raw, path, {"on", "op", "value"}, ("on", "op", "value"))
     on = where.name(c["on"], f"{path}.on")
     source, _, name = on.partition(".")
@@ -245,7 +144,7 @@ def _condition(raw: Any, path: str, where: _Where, features: Collection[str] | N
 
 
 def _eligibility(
-    raw: Any, path: str, where: _Where, stages: tuple[str, ...], features: Collection[str] | None
+    raw: Any, path: str, where: Where, stages: tuple[str, ...], features: Collection[str] | None
 ) -> Eligibility:
     e = where.mapping(raw, path, {"stages", "conditions", "consent"})
     chosen: tuple[str, ...] = ()
@@ -278,7 +177,7 @@ _ACTION_KEYS = frozenset(f.name for f in dataclasses.fields(Action) if f.init) -
 def _action(
     action_id: str,
     raw: Any,
-    where: _Where,
+    where: Where,
     stages: tuple[str, ...],
     outcomes: tuple[str, ...],
     features: Collection[str] | None,
@@ -313,7 +212,7 @@ def _action(
     )
 
 
-def _exclusions(raw_actions: dict[str, Any], where: _Where) -> dict[str, tuple[Exclusion, ...]]:
+def _exclusions(raw_actions: dict[str, Any], where: Where) -> dict[str, tuple[Exclusion, ...]]:
     """Exclusions made symmetric: if A excludes B, B excludes A, over the longer of the two
     windows, so the rule holds whichever of the two was sent first."""
     days: dict[frozenset[str], float] = {}
@@ -355,7 +254,7 @@ def catalog_from_dict(
     features: Collection[str] | None = None,
 ) -> Catalog:
     """A validated catalog. `features` given: condition and outcome features must be in it."""
-    where = _Where(source)
+    where = Where(source)
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping with outcomes, policy and actions")
     where.mapping(raw, "", {"outcomes", "policy", "actions"})
@@ -396,10 +295,10 @@ def load_catalog(
             raise ConfigError(f"action catalog not found: {p}")
         text, source = p.read_text(encoding="utf-8"), str(p)
     try:
-        node = yaml.compose(text, Loader=_Loader)
-        raw = yaml.load(text, Loader=_Loader)  # safe: _Loader is a SafeLoader
+        node = yaml.compose(text, Loader=StrictLoader)
+        raw = yaml.load(text, Loader=StrictLoader)  # safe: StrictLoader is a SafeLoader
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
     if node is not None:
-        _duplicate_keys(node, _Where(source))
+        reject_duplicate_keys(node, Where(source))
     return catalog_from_dict(raw, source, taxonomy=taxonomy, features=features)

@@ -7,7 +7,7 @@ import numpy as np
 
 from features.events import EventArrays
 from features.spec import FeatureSpec
-from models.arbitration import Contact
+from models.recommendation import Contact
 
 
 def contacts_from_arrays(arrays: EventArrays | None, spec: FeatureSpec) -> list[Contact]:

@@ -20,8 +20,9 @@ from features.events import EventArrays
 from features.online import Vectors
 from features.spec import FeatureSpec
 from models.actions import Catalog
-from models.arbitration import Customer, Decision, arbitrate
+from models.arbitration import arbitrate
 from models.contacts import contacts_from_arrays
+from models.recommendation import Customer, Decision
 from serving.champions import ModelSet
 from serving.errors import NotReadyError
 from serving.predictor import Scored

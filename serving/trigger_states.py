@@ -15,8 +15,9 @@ from features.events import EventArrays
 from features.online import OnlineFeatures, Vectors
 from features.spec import FeatureSpec
 from models.actions import Catalog
-from models.arbitration import Customer, blocked
+from models.arbitration import blocked
 from models.contacts import contacts_from_arrays
+from models.recommendation import Customer
 from serving.champions import ModelSet
 from serving.predictor import Predictor, Scored
 from serving.recommender import Recommender

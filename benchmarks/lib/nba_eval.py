@@ -21,10 +21,11 @@ from features.decisions import vectors_frame
 from features.history import HistoryIndex
 from features.online import OnlineFeatures
 from features.spec import FeatureSpec
-from models.arbitration import Customer, arbitrate, value_of
+from models.arbitration import arbitrate, value_of
 from models.catalog import Catalog
 from models.contacts import contacts_from_arrays
 from models.ope import doubly_robust, incremental, ips, snips
+from models.recommendation import Customer
 from models.uplift_model import JourneyUplift
 
 Floats = npt.NDArray[np.float64]

@@ -14,8 +14,9 @@ import pytest
 import yaml
 
 from models.actions import load_catalog
-from models.arbitration import Contact, Customer, Decision, arbitrate, value_of
+from models.arbitration import arbitrate, value_of
 from models.catalog import DAY_US, Catalog
+from models.recommendation import Contact, Customer, Decision
 
 NOW = 1_750_000_000_000_000
 BASE: dict[str, Any] = {

@@ -45,7 +45,8 @@ def test_leaves_and_probabilities_equal_lightgbm(classes: int, missing: bool) ->
     test = hostile(2 * BLOCK + 77)  # several blocks and a partial one
     it = booster.current_iteration()
     forest, tables = Forest.of(booster, it), PathTables.of(booster, it)
-    want = booster.predict(test, num_iteration=it, pred_leaf=True).reshape(len(test), -1)
+    leaf = booster.predict(test, num_iteration=it, pred_leaf=True)
+    want = np.asarray(leaf).reshape(len(test), -1)
     got = forest.leaves(test)
     assert np.array_equal(got, want)
     expected = booster.predict(test, num_iteration=it)
