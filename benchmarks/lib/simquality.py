@@ -10,7 +10,9 @@ truth (its AUC a little lower, its log loss a little higher), so the replica cou
 reported with the figures. The simulator's true probabilities also use state no event log
 shows (whether the customer has silently churned, their latent type and engagement): the
 next-stage model refitted with that state added (`next_stage_logloss_with_*`) shows how much
-of its gap to the oracle is missing information rather than modelling.
+of its gap to the oracle is missing information rather than modelling, and the posterior
+oracle (`next_stage_logloss_bound`: the log plus type and starting engagement, uncertain only
+about silent churn) gives a log loss no model of the log can expect to beat.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import pandas as pd
 
 from benchmarks.lib.simstore import build_sim_store
 from features.simulator.oracle import hidden_state_for, oracle_for
+from features.simulator.posterior import posterior_for
 from features.spec import load_spec
 from models.metrics import binary_metrics, multiclass_metrics
 from models.registry import load_alias
@@ -36,6 +39,7 @@ from training.train import CHALLENGER, Context, train_experiment
 
 EXPERIMENT = Path(__file__).resolve().parents[2] / "experiments" / "default.yaml"
 SIM_DAYS, SIM_SEED = 365, 42
+TEST_CUTOFF = datetime(2025, 10, 1, tzinfo=UTC)  # the experiment's test cutoff
 SMOOTH = 0.5  # additive smoothing of the oracle's Monte Carlo class frequencies (log loss)
 
 
@@ -102,9 +106,28 @@ def _train(store: Path, work: Path, seed: int) -> tuple[dict[str, Any], Tracking
 
 def _oracle_rows(sim: Path, test: pd.DataFrame, sample: int, replicas: int, seed: int
                  ) -> pd.DataFrame:
-    cutoff = datetime(2025, 10, 1, tzinfo=UTC)
-    truth = oracle_for(sim, cutoff, 30, replicas=replicas, sample=sample, sample_seed=seed)
+    truth = oracle_for(sim, TEST_CUTOFF, 30, replicas=replicas, sample=sample, sample_seed=seed)
     return test.merge(truth, on="customer_id", how="inner")
+
+
+def _smoothed(frame: pd.DataFrame, classes: tuple[str, ...], replicas: int) -> np.ndarray:
+    """Next-stage probabilities from Monte Carlo frequencies, additively smoothed so that a
+    class no future reached does not score an infinite loss."""
+    freq = frame[[f"p_next_{c}" for c in classes]].to_numpy() * replicas
+    smoothed: np.ndarray = (freq + SMOOTH) / (replicas + SMOOTH * len(classes))
+    return smoothed
+
+
+def observable_bound(sim: Path, rows: pd.DataFrame, y: np.ndarray, sample: int, replicas: int,
+                     seed: int) -> float:
+    """Next-stage log loss of the posterior oracle (``features.simulator.posterior``) on the
+    oracle rows: it knows the log plus each customer's latent type and starting engagement,
+    and only not who has silently churned, so no model of the log can expect to beat it."""
+    t = target("next_stage", load_spec().stages)
+    post = posterior_for(sim, TEST_CUTOFF, 30, replicas=replicas, sample=sample,
+                         sample_seed=seed)  # the oracle's customers
+    same = rows[["customer_id"]].merge(post, on="customer_id", how="left", validate="1:1")
+    return float(multiclass_metrics(y, _smoothed(same, t.classes, replicas), t.classes)["log_loss"])
 
 
 def sim_quality(work: Path, customers: int, sample: int, replicas: int, seed: int = 0
@@ -129,12 +152,14 @@ def sim_quality(work: Path, customers: int, sample: int, replicas: int, seed: in
     y, known = t.encode(rows)
     model = load_alias(client, t.registered_name, CHALLENGER).model
     ours = multiclass_metrics(y[known], model.predict_proba(rows[known]), t.classes)
-    freq = rows.loc[known, [f"p_next_{c}" for c in t.classes]].to_numpy() * replicas
-    smoothed = (freq + SMOOTH) / (replicas + SMOOTH * len(t.classes))
-    oracle = multiclass_metrics(y[known], smoothed, t.classes)
+    oracle = multiclass_metrics(y[known], _smoothed(rows[known], t.classes, replicas), t.classes)
     out["next_stage_logloss"] = round(ours["log_loss"], 4)
     out["next_stage_logloss_oracle"] = round(oracle["log_loss"], 4)
     out["next_stage_logloss_ratio"] = round(ours["log_loss"] / oracle["log_loss"], 4)
+    bound = observable_bound(root / "sim", rows[known], y[known], sample, replicas, seed)
+    out["next_stage_logloss_bound"] = round(bound, 4)
+    out["next_stage_logloss_ratio_bound"] = round(bound / oracle["log_loss"], 4)
+    out["next_stage_logloss_vs_bound"] = round(ours["log_loss"] / bound, 4)
     for name, loss in hidden_state_ablation(root / "sim", ds, rows[known], y[known], seed).items():
         out[name] = loss
         out[name.replace("logloss", "logloss_ratio")] = round(loss / oracle["log_loss"], 4)

@@ -155,10 +155,9 @@ class Engine:
         contacted, action, propensity = self.policy.draw(keys, stage, st.bad[idx], forced)
         self._apply_action(st, idx, day, contacted, action, stage)
         mult = self._multipliers(st, idx, ctype, day)
-        email = contacted & self.action_is_email[np.maximum(action, 0)]
-        opened = email & (rng.uniform(keys, S_OPEN) < self.p.t["email_open"][ctype])
+        opened = rng.uniform(keys, S_OPEN) < self._p_open(ctype, contacted, action)
         clicked = opened & (rng.uniform(keys, S_EMAIL_CLICK) < self.p.t["email_click"][ctype])
-        p_sess = np.clip(self.p.t["session_rate"][ctype] * st.engagement[idx] * mult[:, 0], 0, 0.9)
+        p_sess = self._p_session(st, idx, ctype, mult)
         first = pop.arrival[idx] == day
         session = (rng.uniform(keys, S_SESSION) < p_sess) | first | clicked
         d = self._session(day, idx, keys, ctype, stage, st, session, clicked, first, pop, mult)
@@ -292,10 +291,57 @@ class Engine:
         ).astype(np.int64)
         d.csat[v] = np.where(bad, np.minimum(d.csat[v], 2), d.csat[v])
 
+    def _p_open(self, ctype: Ints, contacted: B, action: Ints) -> F:
+        """P(opening today's contact): the type's rate for an email action, else 0."""
+        email = contacted & self.action_is_email[np.maximum(action, 0)]
+        return np.where(email, self.p.t["email_open"][ctype], 0.0)
+
+    def _p_session(self, st: State, idx: Ints, ctype: Ints, mult: F) -> F:
+        rate = self.p.t["session_rate"][ctype] * st.engagement[idx] * mult[:, 0]
+        return np.clip(rate, 0, 0.9)
+
+    def _decayed(self, st: State, idx: Ints, ctype: Ints) -> F:
+        eng = self.p.engagement
+        return eng["floor"] + (st.engagement[idx] - eng["floor"]) * self.p.t["decay"][ctype]
+
+    def _hazard(self, st: State, idx: Ints, ctype: Ints, mult: F, day: int) -> F:
+        p = self.p
+        idle = (day - st.last_active[idx]) / 30.0
+        return (
+            p.t["churn"][ctype]
+            * (1 + p.churn["bad_experience"] * st.bad[idx])
+            * (1 + p.churn["inactivity_per_30d"] * idle)
+            * mult[:, 2]
+            * p.shift_on(day).churn
+        )
+
+    def hazard(self, day: int, pop: Population, st: State, idx: Ints) -> F:
+        """The chance that customers ``idx`` churn at the end of ``day``, ``st`` being their
+        state once the day's activity is recorded (with the action active that day)."""
+        ctype = pop.type[idx]
+        return self._hazard(st, idx, ctype, self._multipliers(st, idx, ctype, day), day)
+
+    def quiet_day(self, day: int, pop: Population, st: State, idx: Ints) -> tuple[F, F]:
+        """Day ``day`` for customers ``idx`` on the hypothesis that they are alive and do
+        nothing: the logging policy's contacts (the data's, replica 0) apply, engagement decays,
+        nothing else changes. Returns P(no session and no email open that day) and the hazard
+        of churning at its end: what weighs "still there, just quiet" against "silently gone"
+        for a customer the log has not heard from (``features.simulator.posterior``)."""
+        keys = rng.day_keys(pop.keys[idx], day, 0)
+        ctype = pop.type[idx]
+        stage = st.stage[idx].copy()
+        contacted, action, _ = self.policy.draw(keys, stage, st.bad[idx])
+        self._apply_action(st, idx, day, contacted, action, stage)
+        mult = self._multipliers(st, idx, ctype, day)
+        quiet = (1 - self._p_open(ctype, contacted, action)) * (
+            1 - self._p_session(st, idx, ctype, mult))
+        st.engagement[idx] = np.minimum(self._decayed(st, idx, ctype), self.p.engagement["cap"])
+        return quiet, self._hazard(st, idx, ctype, mult, day)
+
     def _update(self, st: State, d: Day, ctype: Ints, mult: F) -> None:
         p, idx = self.p, d.idx
         eng = p.engagement
-        e = eng["floor"] + (st.engagement[idx] - eng["floor"]) * p.t["decay"][ctype]
+        e = self._decayed(st, idx, ctype)
         e = e + eng["session_bump"] * d.session + eng["purchase_bump"] * d.buy
         bad_now = d.ticket & (d.csat <= 2)
         e = np.where(bad_now, e * eng["bad_experience"], e)
@@ -305,13 +351,5 @@ class Engine:
         st.stage[idx] = np.maximum(st.stage[idx], d.reached)
         active = d.active
         st.last_active[idx] = np.where(active, d.day, st.last_active[idx])
-        idle = (d.day - st.last_active[idx]) / 30.0
-        hazard = (
-            p.t["churn"][ctype]
-            * (1 + p.churn["bad_experience"] * st.bad[idx])
-            * (1 + p.churn["inactivity_per_30d"] * idle)
-            * mult[:, 2]
-            * p.shift_on(d.day).churn
-        )
-        d.churned = rng.uniform(d.keys, S_CHURN) < hazard
+        d.churned = rng.uniform(d.keys, S_CHURN) < self._hazard(st, idx, ctype, mult, d.day)
         st.alive[idx] = ~d.churned

@@ -110,6 +110,26 @@ def _block(
     return out
 
 
+def futures(engine: Engine, pop: Population, st: State, cutoff_day: int, horizon_days: int,
+            replicas: int, effects: bool = False) -> pd.DataFrame:
+    """Outcome frequencies over ``replicas`` futures of (T, T+H] from state ``st`` at T, one
+    row per customer of ``pop``, in blocks that bound memory."""
+    n = len(pop.index)
+    block = max(1, MAX_CELLS // replicas)
+    parts = [
+        _block(engine, pop.take(np.arange(i, min(i + block, n))),
+               st.take(np.arange(i, min(i + block, n))), cutoff_day, horizon_days, replicas,
+               effects)
+        for i in range(0, n, block)
+    ]
+    return pd.DataFrame(
+        {
+            k: np.concatenate([p[k] for p in parts]) if parts else np.array([])
+            for k in (parts[0] if parts else {"p_convert": None})
+        }
+    )
+
+
 def state_at(params: SimParams, seed: int, sim_days: int, index: Ints, cutoff_day: int
              ) -> tuple[Engine, Population, State]:
     """The customers of ``index`` who arrived before day T, as the data left them at T (replica
@@ -142,26 +162,7 @@ def oracle(
         raise ValueError("cutoff_day, horizon_days and replicas must be at least 1")
     index = np.arange(customers, dtype=np.int64) if isinstance(customers, int) else customers
     engine, pop, st = state_at(params, seed, sim_days, index, cutoff_day)
-    base = np.arange(len(pop.index))
-    block = max(1, MAX_CELLS // replicas)
-    parts = [
-        _block(
-            engine,
-            pop.take(np.arange(i, min(i + block, len(base)))),
-            st.take(np.arange(i, min(i + block, len(base)))),
-            cutoff_day,
-            horizon_days,
-            replicas,
-            effects,
-        )
-        for i in range(0, len(base), block)
-    ]
-    frame = pd.DataFrame(
-        {
-            k: np.concatenate([p[k] for p in parts]) if parts else np.array([])
-            for k in (parts[0] if parts else {"p_convert": None})
-        }
-    )
+    frame = futures(engine, pop, st, cutoff_day, horizon_days, replicas, effects)
     frame.insert(0, "customer_id", np.asarray(customer_ids(pop.index).to_pylist(), dtype=object))
     frame.insert(1, "latent_type", np.array(params.types)[pop.type])
     frame.insert(2, "stage", np.array(STAGES)[st.stage])
@@ -186,7 +187,7 @@ def cutoff_day(start: date, as_of: date | datetime) -> int:
     return (as_of - start).days
 
 
-def _simulation(sim_dir: str | Path) -> tuple[SimParams, dict[str, Any]]:
+def simulation(sim_dir: str | Path) -> tuple[SimParams, dict[str, Any]]:
     """A simulation's compiled parameters and manifest (from ``journey simulate``'s output)."""
     root = Path(sim_dir)
     manifest_path = root / MANIFEST
@@ -199,7 +200,7 @@ def _simulation(sim_dir: str | Path) -> tuple[SimParams, dict[str, Any]]:
     return params, manifest
 
 
-def _simulated_day(params: SimParams, manifest: dict[str, Any], as_of: date | datetime) -> int:
+def simulated_day(params: SimParams, manifest: dict[str, Any], as_of: date | datetime) -> int:
     day = cutoff_day(params.start, as_of)
     if not 1 <= day <= manifest["days"]:
         raise ConfigError(
@@ -207,6 +208,17 @@ def _simulated_day(params: SimParams, manifest: dict[str, Any], as_of: date | da
             f"({params.start} + 1..{manifest['days']} days)"
         )
     return day
+
+
+def sampled(manifest: dict[str, Any], sample: int | None, sample_seed: int) -> int | Ints:
+    """The simulation's customer count, or ``sample`` customer numbers drawn with the seed."""
+    customers: int | Ints = manifest["customers"]
+    if sample is not None and sample < manifest["customers"]:
+        picker = np.random.default_rng(sample_seed)
+        customers = np.sort(picker.choice(manifest["customers"], sample, replace=False)).astype(
+            np.int64
+        )
+    return customers
 
 
 def oracle_for(
@@ -219,14 +231,9 @@ def oracle_for(
     sample_seed: int = 0,
 ) -> pd.DataFrame:
     """The oracle for a simulation written by ``journey simulate`` (reads its manifest)."""
-    params, manifest = _simulation(sim_dir)
-    day = _simulated_day(params, manifest, as_of)
-    customers: int | Ints = manifest["customers"]
-    if sample is not None and sample < manifest["customers"]:
-        picker = np.random.default_rng(sample_seed)
-        customers = np.sort(picker.choice(manifest["customers"], sample, replace=False)).astype(
-            np.int64
-        )
+    params, manifest = simulation(sim_dir)
+    day = simulated_day(params, manifest, as_of)
+    customers = sampled(manifest, sample, sample_seed)
     return oracle(
         params, manifest["seed"], manifest["days"], customers, day, horizon_days, replicas, effects
     )
@@ -240,8 +247,8 @@ def hidden_state_for(sim_dir: str | Path, cutoffs: Sequence[date | datetime]) ->
     than modelling: one replay of the data serves every cutoff. Columns ``customer_id``,
     ``cutoff`` (midnight UTC), ``alive``, ``latent_type``, ``engagement``.
     """
-    params, manifest = _simulation(sim_dir)
-    wanted = {_simulated_day(params, manifest, c): c for c in cutoffs}
+    params, manifest = simulation(sim_dir)
+    wanted = {simulated_day(params, manifest, c): c for c in cutoffs}
     engine = Engine(replace(params, contact_lapsed=False))  # lapsed contacts change no state
     index = np.arange(manifest["customers"], dtype=np.int64)
     pop = draw_population(params, manifest["seed"], index, manifest["days"])
