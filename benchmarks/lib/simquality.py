@@ -118,16 +118,47 @@ def _smoothed(frame: pd.DataFrame, classes: tuple[str, ...], replicas: int) -> n
     return smoothed
 
 
-def observable_bound(sim: Path, rows: pd.DataFrame, y: np.ndarray, sample: int, replicas: int,
-                     seed: int) -> float:
-    """Next-stage log loss of the posterior oracle (``features.simulator.posterior``) on the
-    oracle rows: it knows the log plus each customer's latent type and starting engagement,
-    and only not who has silently churned, so no model of the log can expect to beat it."""
-    t = target("next_stage", load_spec().stages)
+def _posterior_rows(sim: Path, rows: pd.DataFrame, sample: int, replicas: int, seed: int
+                    ) -> pd.DataFrame:
+    """The posterior oracle (``features.simulator.posterior``) for the oracle rows, in their
+    order: it knows the log plus each customer's latent type and starting engagement, and only
+    not who has silently churned, so no model of the log can expect to beat it."""
     post = posterior_for(sim, TEST_CUTOFF, 30, replicas=replicas, sample=sample,
                          sample_seed=seed)  # the oracle's customers
-    same = rows[["customer_id"]].merge(post, on="customer_id", how="left", validate="1:1")
-    return float(multiclass_metrics(y, _smoothed(same, t.classes, replicas), t.classes)["log_loss"])
+    return rows[["customer_id"]].merge(post, on="customer_id", how="left", validate="1:1")
+
+
+def _binary_figures(rows: pd.DataFrame, post: pd.DataFrame, client: Any) -> dict[str, float]:
+    """Churn and conversion ROC-AUC: the challenger's, the oracle's and the posterior
+    oracle's (the best ranking a model of the log can expect)."""
+    spec, out = load_spec(), {}
+    for name, truth_col in (("churn", "p_inactive"), ("conversion", "p_convert")):
+        t = target(name, spec.stages)
+        y, known = t.encode(rows)
+        model = load_alias(client, t.registered_name, CHALLENGER).model
+        ours = binary_metrics(y[known], model.predict_proba(rows[known])[:, 1])["roc_auc"]
+        oracle, bound = (binary_metrics(y[known], np.clip(f.loc[known, truth_col].to_numpy(), 0, 1)
+                                        )["roc_auc"] for f in (rows, post))
+        out[f"{name}_auc"], out[f"{name}_auc_oracle"] = round(ours, 4), round(oracle, 4)
+        out[f"{name}_auc_ratio"] = round(ours / oracle, 4)
+        out[f"{name}_auc_bound"] = round(bound, 4)
+        out[f"{name}_auc_vs_bound"] = round(ours / bound, 4)
+    return out
+
+
+def _next_stage_figures(rows: pd.DataFrame, post: pd.DataFrame, client: Any, replicas: int
+                        ) -> dict[str, float]:
+    t = target("next_stage", load_spec().stages)
+    y, known = t.encode(rows)
+    model = load_alias(client, t.registered_name, CHALLENGER).model
+    ours = multiclass_metrics(y[known], model.predict_proba(rows[known]), t.classes)["log_loss"]
+    oracle, bound = (multiclass_metrics(y[known], _smoothed(f[known], t.classes, replicas),
+                                        t.classes)["log_loss"] for f in (rows, post))
+    return {"next_stage_logloss": round(ours, 4), "next_stage_logloss_oracle": round(oracle, 4),
+            "next_stage_logloss_ratio": round(ours / oracle, 4),
+            "next_stage_logloss_bound": round(bound, 4),
+            "next_stage_logloss_ratio_bound": round(bound / oracle, 4),
+            "next_stage_logloss_vs_bound": round(ours / bound, 4)}
 
 
 def sim_quality(work: Path, customers: int, sample: int, replicas: int, seed: int = 0
@@ -136,33 +167,16 @@ def sim_quality(work: Path, customers: int, sample: int, replicas: int, seed: in
     store = build_sim_store(root, customers, SIM_DAYS, SIM_SEED)
     figures, tracking, ds = _train(store, root, seed)
     rows = _oracle_rows(root / "sim", ds.test, sample, replicas, seed)
+    post = _posterior_rows(root / "sim", rows, sample, replicas, seed)
     client = tracking.client()
-    spec = load_spec()
-    out: dict[str, Any] = {}
-    for name, truth_col in (("churn", "p_inactive"), ("conversion", "p_convert")):
-        t = target(name, spec.stages)
-        y, known = t.encode(rows)
-        model = load_alias(client, t.registered_name, CHALLENGER).model
-        ours = binary_metrics(y[known], model.predict_proba(rows[known])[:, 1])
-        oracle = binary_metrics(y[known], np.clip(rows.loc[known, truth_col].to_numpy(), 0, 1))
-        out[f"{name}_auc"], out[f"{name}_auc_oracle"] = (round(ours["roc_auc"], 4),
-                                                        round(oracle["roc_auc"], 4))
-        out[f"{name}_auc_ratio"] = round(ours["roc_auc"] / oracle["roc_auc"], 4)
-    t = target("next_stage", spec.stages)
+    out: dict[str, Any] = {**_binary_figures(rows, post, client),
+                           **_next_stage_figures(rows, post, client, replicas)}
+    t = target("next_stage", load_spec().stages)
     y, known = t.encode(rows)
-    model = load_alias(client, t.registered_name, CHALLENGER).model
-    ours = multiclass_metrics(y[known], model.predict_proba(rows[known]), t.classes)
-    oracle = multiclass_metrics(y[known], _smoothed(rows[known], t.classes, replicas), t.classes)
-    out["next_stage_logloss"] = round(ours["log_loss"], 4)
-    out["next_stage_logloss_oracle"] = round(oracle["log_loss"], 4)
-    out["next_stage_logloss_ratio"] = round(ours["log_loss"] / oracle["log_loss"], 4)
-    bound = observable_bound(root / "sim", rows[known], y[known], sample, replicas, seed)
-    out["next_stage_logloss_bound"] = round(bound, 4)
-    out["next_stage_logloss_ratio_bound"] = round(bound / oracle["log_loss"], 4)
-    out["next_stage_logloss_vs_bound"] = round(ours["log_loss"] / bound, 4)
+    oracle = out["next_stage_logloss_oracle"]
     for name, loss in hidden_state_ablation(root / "sim", ds, rows[known], y[known], seed).items():
         out[name] = loss
-        out[name.replace("logloss", "logloss_ratio")] = round(loss / oracle["log_loss"], 4)
+        out[name.replace("logloss", "logloss_ratio")] = round(loss / oracle, 4)
     out.update(figures)
     out.update({"sim_customers": customers, "sim_days": SIM_DAYS, "sim_seed": SIM_SEED,
                 "oracle_rows": int(known.sum()), "oracle_replicas": replicas, "seed": seed})
