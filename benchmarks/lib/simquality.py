@@ -121,7 +121,7 @@ def _smoothed(frame: pd.DataFrame, classes: tuple[str, ...], replicas: int) -> n
 def _posterior_rows(sim: Path, rows: pd.DataFrame, sample: int, replicas: int, seed: int
                     ) -> pd.DataFrame:
     """The posterior oracle (``features.simulator.posterior``) for the oracle rows, in their
-    order: it knows the log plus each customer's latent type and starting engagement, and only
+    order. It knows the log plus each customer's latent type and starting engagement, but
     not who has silently churned, so no model of the log can expect to beat it."""
     post = posterior_for(sim, TEST_CUTOFF, 30, replicas=replicas, sample=sample,
                          sample_seed=seed)  # the oracle's customers

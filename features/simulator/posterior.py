@@ -24,7 +24,7 @@ between it and the full oracle is what silent churn alone hides.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import date, datetime
 from pathlib import Path
 
@@ -39,8 +39,8 @@ from features.simulator.params import STAGES, SimParams
 
 F = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
-_TRACKED = ("engagement", "bad", "stage", "purchases", "last_active", "act", "act_until",
-            "act_post")
+# Every field but alive, the one thing the posterior is uncertain about.
+_TRACKED = tuple(f.name for f in fields(State) if f.name != "alive")
 
 
 def last_active_states(engine: Engine, pop: Population, cutoff_day: int
