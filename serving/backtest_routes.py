@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-from fastapi import FastAPI, Query
+from fastapi import Query
 from pydantic import BaseModel, Field
 
 from features.errors import ConfigError
 from models.backtest import SCORED_COLUMNS, load_results
 from serving.deps import Watcher
 from serving.errors import BadRequestError, ServiceError
+from serving.route_table import RouteTable
 
 
 class ReliabilityBinOut(BaseModel):
@@ -51,19 +52,21 @@ def read_points(folder: Path, target: str | None, version: str | None) -> list[d
             and (version is None or str(r["model_version"]) == version)]
 
 
-def add_backtest_routes(app: FastAPI) -> None:
-    @app.get("/backtest", tags=["segments"], response_model=BacktestOut)
-    async def backtest(
-        state: Watcher,
-        target: Annotated[str | None, Query(description="churn or conversion.")] = None,
-        version: Annotated[str | None, Query(description="One model version.")] = None,
-    ) -> dict[str, Any]:
-        """How past predictions fared once their horizon closed: realized AUC, log loss,
-        Brier, calibration error and the decile reliability table, per model version and
-        prediction time (empty until `journey backtest` has scored a closed horizon)."""
-        if target is not None and target not in SCORED_COLUMNS:
-            raise BadRequestError(f"target must be one of {sorted(SCORED_COLUMNS)}, "
-                                  f"not {target!r}", "target")
-        points = await anyio.to_thread.run_sync(
-            read_points, state.settings.backtests_path, target, version)
-        return {"results": points}
+api = RouteTable()
+
+
+@api.get("/backtest", tags=["segments"], response_model=BacktestOut)
+async def backtest(
+    state: Watcher,
+    target: Annotated[str | None, Query(description="churn or conversion.")] = None,
+    version: Annotated[str | None, Query(description="One model version.")] = None,
+) -> dict[str, Any]:
+    """How past predictions fared once their horizon closed: realized AUC, log loss,
+    Brier, calibration error and the decile reliability table, per model version and
+    prediction time (empty until `journey backtest` has scored a closed horizon)."""
+    if target is not None and target not in SCORED_COLUMNS:
+        raise BadRequestError(f"target must be one of {sorted(SCORED_COLUMNS)}, "
+                              f"not {target!r}", "target")
+    points = await anyio.to_thread.run_sync(
+        read_points, state.settings.backtests_path, target, version)
+    return {"results": points}

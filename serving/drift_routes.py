@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Literal
 
 import anyio
-from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 from serving.deps import Watcher
 from serving.http import FastJSON
+from serving.route_table import RouteTable
 
 
 class DriftRowOut(BaseModel):
@@ -61,12 +61,14 @@ class DriftOut(BaseModel):
     report: DriftReportOut | None
 
 
-def add_drift_routes(app: FastAPI) -> None:
-    @app.get("/drift", tags=["monitoring"], response_model=DriftOut)
-    async def drift(state: Watcher) -> FastJSON:
-        """Population stability index and a distribution test (KS or chi-square) per feature
-        and score, live window vs the served champions' training profiles, with each column's
-        status (ok, warn, alarm, too_few) and the thresholds. Evaluated now when the last
-        evaluation is older than ``drift_eval_seconds``."""
-        status = await anyio.to_thread.run_sync(state.drift_status)
-        return FastJSON(status.to_dict())
+api = RouteTable()
+
+
+@api.get("/drift", tags=["monitoring"], response_model=DriftOut)
+async def drift(state: Watcher) -> FastJSON:
+    """Population stability index and a distribution test (KS or chi-square) per feature
+    and score, live window vs the served champions' training profiles, with each column's
+    status (ok, warn, alarm, too_few) and the thresholds. Evaluated now when the last
+    evaluation is older than ``drift_eval_seconds``."""
+    status = await anyio.to_thread.run_sync(state.drift_status)
+    return FastJSON(status.to_dict())

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-from fastapi import FastAPI, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 
 from serving.deps import Admin, Watcher, not_found
@@ -26,6 +26,7 @@ from serving.marketing_schemas import (
     SegmentsOut,
     SnapshotOut,
 )
+from serving.route_table import RouteTable
 from serving.segments import SORTABLE, Segment, SegmentBook
 from serving.snapshots import Snapshot
 
@@ -69,116 +70,127 @@ def _by(text: str) -> list[str]:
     return [d.strip() for d in text.split(",") if d.strip()]
 
 
-def add_marketing_routes(app: FastAPI) -> None:
-    @app.get("/segments", tags=["segments"], description=FILTER_DOC, responses=NO_SNAPSHOT)
-    async def segments(request: Request, state: Watcher,
-                       by: Annotated[str, Query(description="Dimensions to cut by, "
-                                                "comma-separated.")] = "tier") -> SegmentsOut:
-        """Churn-risk segments of the newest score snapshot: size, mean risk, expected value,
-        revenue at risk, change since the previous snapshot and the most recommended action."""
-        m = state.marketing
-        filters = m.filters(request.query_params.multi_items(), ("by",))
-        book, rows, total = m.segments(_by(by), filters)
-        return SegmentsOut(snapshot=snapshot_out(book), by=_by(by), filters=filters,
-                           segments=[segment_out(s) for s in rows], total=segment_out(total))
+api = RouteTable()
 
-    @app.get("/segments/customers", tags=["segments"], description=FILTER_DOC,
-             responses=NO_SNAPSHOT)
-    async def customers(
-        request: Request, state: Watcher,
-        sort: Annotated[str, Query(description=f"One of {', '.join(SORTABLE)} "
-                                   "(largest first).")] = "revenue_at_risk",
-        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
-    ) -> CustomersOut:
-        """A segment's customers with their scores (drill-down), a page at a time."""
-        m = state.marketing
-        filters = m.filters(request.query_params.multi_items(), ("sort", "limit", "offset"))
-        book, total, rows = m.customers(filters, sort, limit, offset)
-        return CustomersOut(snapshot=snapshot_out(book), filters=filters, sort=sort,
-                            total=total, offset=offset, limit=limit,
-                            customers=rows)  # type: ignore[arg-type]
 
-    @app.get("/segments/export", tags=["segments"], description=FILTER_DOC,
-             response_class=StreamingResponse,
-             responses={200: {"content": {"text/csv": {}}}, **NO_SNAPSHOT})
-    async def export(
-        request: Request, state: Watcher,
-        sort: Annotated[str, Query(description=f"One of {', '.join(SORTABLE)}.")]
-        = "revenue_at_risk",
-    ) -> StreamingResponse:
-        """Every customer of a segment with their scores, as CSV."""
-        m = state.marketing
-        filters = m.filters(request.query_params.multi_items(), ("sort",))
-        book, blocks = m.export(filters, sort)
-        name = export_filename(book.snapshot.id, filters)
-        return StreamingResponse(blocks, media_type="text/csv", headers={
-            "Content-Disposition": f'attachment; filename="{name}"'})
+@api.get("/segments", tags=["segments"], description=FILTER_DOC, responses=NO_SNAPSHOT)
+async def segments(request: Request, state: Watcher,
+                   by: Annotated[str, Query(description="Dimensions to cut by, "
+                                            "comma-separated.")] = "tier") -> SegmentsOut:
+    """Churn-risk segments of the newest score snapshot: size, mean risk, expected value,
+    revenue at risk, change since the previous snapshot and the most recommended action."""
+    m = state.marketing
+    filters = m.filters(request.query_params.multi_items(), ("by",))
+    book, rows, total = m.segments(_by(by), filters)
+    return SegmentsOut(snapshot=snapshot_out(book), by=_by(by), filters=filters,
+                       segments=[segment_out(s) for s in rows], total=segment_out(total))
 
-    @app.get("/journey-map", tags=["segments"], responses=NO_SNAPSHOT)
-    async def journey_map(state: Watcher) -> JourneyMapOut:
-        """Stage funnel, transition flows, KPIs and touchpoint attribution of the newest
-        snapshot."""
-        book = state.marketing.book()
-        return JourneyMapOut(snapshot=snapshot_out(book),
-                             journey_map=book.snapshot.journey_map())
 
-    @app.get("/kpis", tags=["segments"], responses=NO_SNAPSHOT)
-    async def kpis(state: Watcher,
-                   by: Annotated[str | None, Query(
-                       description="Group by persona, stage, a customer attribute (e.g. "
-                       "acquisition_channel) or month; default persona (stage when no persona "
-                       "model scored the snapshot).")] = None) -> KpisOut:
-        """Journey KPIs of the newest snapshot per group: conversion between stages, retention,
-        repeat purchase, CLV estimate, CSAT and NPS, with 95 % intervals (definitions in the
-        answer). Computed when the snapshot was scored, not per request."""
-        book, data, by = state.marketing.kpis(by)
-        return KpisOut(snapshot=snapshot_out(book), by=by, available=list(data["by"]),
-                       definitions=data["definitions"], params=data["params"],
-                       overall=data["overall"], groups=data["by"][by])
+@api.get("/segments/customers", tags=["segments"], description=FILTER_DOC,
+         responses=NO_SNAPSHOT)
+async def customers(
+    request: Request, state: Watcher,
+    sort: Annotated[str, Query(description=f"One of {', '.join(SORTABLE)} "
+                               "(largest first).")] = "revenue_at_risk",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> CustomersOut:
+    """A segment's customers with their scores (drill-down), a page at a time."""
+    m = state.marketing
+    filters = m.filters(request.query_params.multi_items(), ("sort", "limit", "offset"))
+    book, total, rows = m.customers(filters, sort, limit, offset)
+    return CustomersOut(snapshot=snapshot_out(book), filters=filters, sort=sort,
+                        total=total, offset=offset, limit=limit,
+                        customers=rows)  # type: ignore[arg-type]
 
-    @app.get("/personas", tags=["segments"],
-             responses=not_found("No persona model is served."))
-    async def personas(state: Watcher) -> PersonasOut:
-        """The discovered personas of the served persona model: each with its name and what
-        distinguishes it (top features against the population, typical stage, channels,
-        value and churn risk), and how their number was chosen."""
-        return PersonasOut.model_validate(state.marketing.personas(state.holder.current))
 
-    @app.get("/dashboard/data", tags=["dashboard"], responses=NO_SNAPSHOT)
-    async def dashboard_data(state: Watcher) -> DashboardOut:
-        """Everything the dashboard's first view shows, pre-aggregated, in one answer."""
-        m = state.marketing
-        book, tiers, _ = m.segments(["tier"], {})
-        _, stage_tiers, _ = m.segments(["stage", "tier"], {})
-        dims = {name: [v for v in d.values] for name, d in book.dims.items()}
-        return DashboardOut(snapshot=snapshot_out(book), dimensions=dims,
-                            tiers=[segment_out(s) for s in tiers],
-                            stage_tiers=[segment_out(s) for s in stage_tiers],
-                            journey_map=book.snapshot.journey_map())
+@api.get("/segments/export", tags=["segments"], description=FILTER_DOC,
+         response_class=StreamingResponse,
+         responses={200: {"content": {"text/csv": {}}}, **NO_SNAPSHOT})
+async def export(
+    request: Request, state: Watcher,
+    sort: Annotated[str, Query(description=f"One of {', '.join(SORTABLE)}.")]
+    = "revenue_at_risk",
+) -> StreamingResponse:
+    """Every customer of a segment with their scores, as CSV."""
+    m = state.marketing
+    filters = m.filters(request.query_params.multi_items(), ("sort",))
+    book, blocks = m.export(filters, sort)
+    name = export_filename(book.snapshot.id, filters)
+    return StreamingResponse(blocks, media_type="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{name}"'})
 
-    @app.get("/dashboard", tags=["dashboard"], response_class=FileResponse,
-             responses={200: {"content": {"text/html": {}}}})
-    async def dashboard() -> FileResponse:
-        """The marketer's dashboard page. It holds no data: it asks for a marketer key (or
-        reads it from the URL fragment, `#key=…`, which browsers never send) and calls the
-        routes above with it."""
-        return _asset("dashboard.html")
 
-    @app.get("/dashboard/assets/{name}", tags=["dashboard"], response_class=FileResponse,
-             responses={200: {"content": {t: {} for t in (*MEDIA.values(), OCTETS)}},
-                        **not_found("No such asset.")})
-    async def asset(name: str) -> FileResponse:
-        """The page's scripts and styles, shipped with the service (no CDN)."""
-        return _asset(name)
+@api.get("/journey-map", tags=["segments"], responses=NO_SNAPSHOT)
+async def journey_map(state: Watcher) -> JourneyMapOut:
+    """Stage funnel, transition flows, KPIs and touchpoint attribution of the newest
+    snapshot."""
+    book = state.marketing.book()
+    return JourneyMapOut(snapshot=snapshot_out(book),
+                         journey_map=book.snapshot.journey_map())
 
-    @app.post("/admin/score", tags=["admin"])
-    async def score(body: ScoreIn, state: Admin) -> ScoreOut:
-        """Score every customer from the service's histories into a new snapshot."""
-        started = time.perf_counter()
-        snap = await anyio.to_thread.run_sync(state.score_all, body.as_of)
-        return ScoreOut(snapshot=snapshot_out(snap),
-                        seconds=round(time.perf_counter() - started, 3))
+
+@api.get("/kpis", tags=["segments"], responses=NO_SNAPSHOT)
+async def kpis(state: Watcher,
+               by: Annotated[str | None, Query(
+                   description="Group by persona, stage, a customer attribute (e.g. "
+                   "acquisition_channel) or month; default persona (stage when no persona "
+                   "model scored the snapshot).")] = None) -> KpisOut:
+    """Journey KPIs of the newest snapshot per group: conversion between stages, retention,
+    repeat purchase, CLV estimate, CSAT and NPS, with 95 % intervals (definitions in the
+    answer). Computed when the snapshot was scored, not per request."""
+    book, data, by = state.marketing.kpis(by)
+    return KpisOut(snapshot=snapshot_out(book), by=by, available=list(data["by"]),
+                   definitions=data["definitions"], params=data["params"],
+                   overall=data["overall"], groups=data["by"][by])
+
+
+@api.get("/personas", tags=["segments"],
+         responses=not_found("No persona model is served."))
+async def personas(state: Watcher) -> PersonasOut:
+    """The discovered personas of the served persona model: each with its name and what
+    distinguishes it (top features against the population, typical stage, channels,
+    value and churn risk), and how their number was chosen."""
+    return PersonasOut.model_validate(state.marketing.personas(state.holder.current))
+
+
+@api.get("/dashboard/data", tags=["dashboard"], responses=NO_SNAPSHOT)
+async def dashboard_data(state: Watcher) -> DashboardOut:
+    """Everything the dashboard's first view shows, pre-aggregated, in one answer."""
+    m = state.marketing
+    book, tiers, _ = m.segments(["tier"], {})
+    _, stage_tiers, _ = m.segments(["stage", "tier"], {})
+    dims = {name: [v for v in d.values] for name, d in book.dims.items()}
+    return DashboardOut(snapshot=snapshot_out(book), dimensions=dims,
+                        tiers=[segment_out(s) for s in tiers],
+                        stage_tiers=[segment_out(s) for s in stage_tiers],
+                        journey_map=book.snapshot.journey_map())
+
+
+@api.get("/dashboard", tags=["dashboard"], response_class=FileResponse,
+         responses={200: {"content": {"text/html": {}}}})
+async def dashboard() -> FileResponse:
+    """The marketer's dashboard page. It holds no data: it asks for a marketer key (or
+    reads it from the URL fragment, `#key=…`, which browsers never send) and calls the
+    routes above with it."""
+    return _asset("dashboard.html")
+
+
+@api.get("/dashboard/assets/{name}", tags=["dashboard"], response_class=FileResponse,
+         responses={200: {"content": {t: {} for t in (*MEDIA.values(), OCTETS)}},
+                    **not_found("No such asset.")})
+async def asset(name: str) -> FileResponse:
+    """The page's scripts and styles, shipped with the service (no CDN)."""
+    return _asset(name)
+
+
+@api.post("/admin/score", tags=["admin"])
+async def score(body: ScoreIn, state: Admin) -> ScoreOut:
+    """Score every customer from the service's histories into a new snapshot."""
+    started = time.perf_counter()
+    snap = await anyio.to_thread.run_sync(state.score_all, body.as_of)
+    return ScoreOut(snapshot=snapshot_out(snap),
+                    seconds=round(time.perf_counter() - started, 3))
 
 
 def _asset(name: str) -> FileResponse:

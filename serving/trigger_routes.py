@@ -8,12 +8,13 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import anyio
-from fastapi import FastAPI, Query
+from fastapi import Query
 from pydantic import BaseModel, Field
 
 from features.errors import ConfigError
 from serving.deps import Watcher, not_found
 from serving.errors import BadRequestError, NotFoundError, NotReadyError, UnknownCustomerError
+from serving.route_table import RouteTable
 from serving.schemas import UtcTime
 from serving.state import ServiceState
 from serving.trigger_dry_run import dry_run
@@ -97,36 +98,40 @@ def _dry_run(state: ServiceState, rule_id: str, customer_id: str,
                    triggers.firings, when, since, state.settings.scores_path).to_dict()
 
 
-def add_trigger_routes(app: FastAPI) -> None:
-    @app.get("/triggers/firings", tags=["triggers"])
-    async def firings(
-        state: Watcher, rule: str | None = None, customer_id: str | None = None,
-        status: Literal["pending", "retrying", "delivered", "dead"] | None = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> FiringsOut:
-        """Trigger firings, newest first, with each webhook delivery's status (``dead``: the
-        last attempt failed; the dead letter keeps the last error)."""
-        store = state.triggers.firings
-        rows = await anyio.to_thread.run_sync(store.firings, rule, customer_id, status, limit)
-        return FiringsOut(firings=[firing_out(r) for r in rows], counts=store.counts())
+api = RouteTable()
 
-    @app.get("/triggers/rules", tags=["triggers"])
-    async def rules(state: Watcher) -> RulesOut:
-        """The trigger rules loaded (endpoint names only: addresses and secrets stay
-        server-side)."""
-        t = state.triggers
-        return RulesOut(source=t.config.source, status=t.status(), rules=[
-            RuleOut(id=r.id, kind=r.kind, description=r.description, params=dict(r.params),
-                    endpoints=list(r.endpoints), cooldown_seconds=r.cooldown_seconds,
-                    enabled=r.enabled) for r in t.config.rules])
 
-    @app.get("/triggers/test", tags=["triggers"],
-             responses=not_found("No such rule, or no events for the customer."))
-    async def test(state: Watcher, rule: str, customer_id: str,
-                   as_of: UtcTime | None = None,
-                   since: UtcTime | None = None) -> dict[str, Any]:
-        """Dry run: whether ``rule`` would fire for the customer as of ``as_of`` (default
-        now) and why or why not - the values compared and the cool-down - without storing or
-        sending anything. "Before" is the customer as of ``since``, else the newest score
-        snapshot, else just before their last event."""
-        return await anyio.to_thread.run_sync(_dry_run, state, rule, customer_id, as_of, since)
+@api.get("/triggers/firings", tags=["triggers"])
+async def firings(
+    state: Watcher, rule: str | None = None, customer_id: str | None = None,
+    status: Literal["pending", "retrying", "delivered", "dead"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> FiringsOut:
+    """Trigger firings, newest first, with each webhook delivery's status (``dead``: the
+    last attempt failed; the dead letter keeps the last error)."""
+    store = state.triggers.firings
+    rows = await anyio.to_thread.run_sync(store.firings, rule, customer_id, status, limit)
+    return FiringsOut(firings=[firing_out(r) for r in rows], counts=store.counts())
+
+
+@api.get("/triggers/rules", tags=["triggers"])
+async def rules(state: Watcher) -> RulesOut:
+    """The trigger rules loaded (endpoint names only: addresses and secrets stay
+    server-side)."""
+    t = state.triggers
+    return RulesOut(source=t.config.source, status=t.status(), rules=[
+        RuleOut(id=r.id, kind=r.kind, description=r.description, params=dict(r.params),
+                endpoints=list(r.endpoints), cooldown_seconds=r.cooldown_seconds,
+                enabled=r.enabled) for r in t.config.rules])
+
+
+@api.get("/triggers/test", tags=["triggers"],
+         responses=not_found("No such rule, or no events for the customer."))
+async def test(state: Watcher, rule: str, customer_id: str,
+               as_of: UtcTime | None = None,
+               since: UtcTime | None = None) -> dict[str, Any]:
+    """Dry run: whether ``rule`` would fire for the customer as of ``as_of`` (default
+    now) and why or why not - the values compared and the cool-down - without storing or
+    sending anything. "Before" is the customer as of ``since``, else the newest score
+    snapshot, else just before their last event."""
+    return await anyio.to_thread.run_sync(_dry_run, state, rule, customer_id, as_of, since)
