@@ -21,6 +21,13 @@ from features.readers import MAX_FIELD_BYTES, MAX_ROW_BYTES
 
 BOM = b"\xef\xbb\xbf"
 CSV_HEADER = b"event_id,customer_id,ts,event_type,value"
+# The reader regression tests (test_hostile_*.py): a minimal CSV header, a JSON line.
+HEADER = "customer_id,ts,event_type\n"
+OK = '{"customer_id": "%s", "ts": "2024-01-01", "event_type": "page_view"}\n'
+
+
+def rows_of(n: int) -> str:
+    return "".join(f"c{i},2024-01-01,page_view\n" for i in range(n))
 
 
 @dataclass
