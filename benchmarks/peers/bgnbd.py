@@ -42,6 +42,7 @@ import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import lifetimes
 import numpy as np
@@ -101,7 +102,7 @@ def _fit(summary: pd.DataFrame) -> tuple[BetaGeoFitter, float, list[str]]:
     raise RuntimeError("BG/NBD did not converge with any penalizer:\n" + "\n".join(failures))
 
 
-def main(argv: list[str] | None = None) -> int:
+def _args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--transactions", type=Path, required=True, help="parquet: customer_id, ts")
     ap.add_argument("--calibration-end", type=date.fromisoformat, required=True,
@@ -112,13 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--freq", default="W", choices=sorted(WEEKS_PER_PERIOD),
                     help="lifetimes period: W (default) purchase weeks; D purchase days, in weeks")
     args = ap.parse_args(argv)
-    cal_end: date = args.calibration_end
-    hold_end: date = args.holdout_end
-    if hold_end <= cal_end:
+    if args.holdout_end <= args.calibration_end:
         ap.error("--holdout-end must be after --calibration-end")
+    return args
 
-    tx = pd.read_parquet(args.transactions, columns=["customer_id", "ts"])
-    n_rows = len(tx)
+
+def _calibration(path: Path, cal_end: date) -> tuple[pd.DataFrame, int]:
+    """The transactions before ``cal_end`` (naive UTC times) and how many rows were read."""
+    tx = pd.read_parquet(path, columns=["customer_id", "ts"])
     tx["customer_id"] = tx["customer_id"].astype(str)
     ts = pd.to_datetime(tx["ts"], utc=True)
     # Calibration only, before anything else touches the data.
@@ -129,6 +131,48 @@ def main(argv: list[str] | None = None) -> int:
                         "ts": ts[keep].dt.tz_convert("UTC").dt.tz_localize(None)})
     if cal.empty:
         raise SystemExit(f"no transactions before {cal_end}")
+    return cal, len(tx)
+
+
+def _score(model: BetaGeoFitter, summary: pd.DataFrame, t_weeks: float) -> pd.DataFrame:
+    x = summary["frequency"].to_numpy(dtype=float)
+    t_x = summary["recency"].to_numpy(dtype=float)
+    age = summary["T"].to_numpy(dtype=float)  # lifetimes' T
+    r, alpha = float(model.params_["r"]), float(model.params_["alpha"])
+    expected = np.asarray(
+        model.conditional_expected_number_of_purchases_up_to_time(t_weeks, x, t_x, age), dtype=float
+    )
+    alive = np.asarray(model.conditional_probability_alive(x, t_x, age), dtype=float)
+    out = pd.DataFrame({
+        "customer_id": summary.index.astype(str),
+        "frequency": x,
+        "recency": t_x,
+        "T": age,
+        "expected_purchases": expected,
+        "p_alive": alive,
+        "p_any_purchase": p_any_purchase(r, alpha, alive, x, age, t_weeks),
+    })
+    bad = ~np.isfinite(out[["expected_purchases", "p_alive", "p_any_purchase"]].to_numpy())
+    if bad.any():
+        raise RuntimeError(f"{int(bad.any(axis=1).sum())} customers got non-finite scores")
+    return out
+
+
+def _write(out: pd.DataFrame, meta: dict[str, Any], path: Path) -> None:
+    table = pa.Table.from_pandas(out, preserve_index=False)
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), b"bgnbd": json.dumps(meta).encode()}
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
+    cal_end: date = args.calibration_end
+    hold_end: date = args.holdout_end
+    cal, n_rows = _calibration(args.transactions, cal_end)
     obs_end = pd.Timestamp((cal_end - timedelta(days=1)).isoformat())  # last calibration day
     t_weeks = (hold_end - cal_end).days / 7.0
 
@@ -141,31 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     model, penalizer, failures = _fit(summary)
     fit_seconds = time.perf_counter() - started
-
-    x = summary["frequency"].to_numpy(dtype=float)
-    t_x = summary["recency"].to_numpy(dtype=float)
-    age = summary["T"].to_numpy(dtype=float)  # lifetimes' T
-    r, alpha, a, b = (float(model.params_[k]) for k in ("r", "alpha", "a", "b"))
-    expected = np.asarray(
-        model.conditional_expected_number_of_purchases_up_to_time(t_weeks, x, t_x, age), dtype=float
-    )
-    alive = np.asarray(model.conditional_probability_alive(x, t_x, age), dtype=float)
-    p_any = p_any_purchase(r, alpha, alive, x, age, t_weeks)
-
-    out = pd.DataFrame({
-        "customer_id": summary.index.astype(str),
-        "frequency": x,
-        "recency": t_x,
-        "T": age,
-        "expected_purchases": expected,
-        "p_alive": alive,
-        "p_any_purchase": p_any,
-    })
+    out = _score(model, summary, t_weeks)
     meta = {
-        "r": r,
-        "alpha": alpha,
-        "a": a,
-        "b": b,
+        **{k: float(model.params_[k]) for k in ("r", "alpha", "a", "b")},
         "penalizer": penalizer,
         "customers": len(out),
         "fit_seconds": round(fit_seconds, 3),
@@ -183,17 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         "pandas": pd.__version__,
         "numpy": np.__version__,
     }
-    bad = ~np.isfinite(out[["expected_purchases", "p_alive", "p_any_purchase"]].to_numpy())
-    if bad.any():
-        raise RuntimeError(f"{int(bad.any(axis=1).sum())} customers got non-finite scores")
-
-    table = pa.Table.from_pandas(out, preserve_index=False)
-    table = table.replace_schema_metadata(
-        {**(table.schema.metadata or {}), b"bgnbd": json.dumps(meta).encode()}
-    )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, args.out)
-    args.out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    _write(out, meta, args.out)
     print(json.dumps({k: meta[k] for k in ("r", "alpha", "a", "b", "penalizer", "customers",
                                            "fit_seconds")}))
     return 0

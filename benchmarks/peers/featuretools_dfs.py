@@ -17,15 +17,11 @@ import time
 import featuretools as ft
 import pandas as pd
 
+AGGREGATIONS = ["count", "sum", "mean", "std", "max", "time_since_first", "time_since_last",
+                "avg_time_between", "num_unique"]
 
-def main() -> int:
-    events_path, cutoff_iso, windows, out = sys.argv[1:5]
-    events = pd.read_parquet(events_path)
-    events["ts"] = pd.to_datetime(events["ts"], utc=True).dt.tz_localize(None)
-    for col in ("event_type", "channel", "action"):
-        events[col] = events[col].astype("category")
-    cutoff = pd.Timestamp(cutoff_iso).tz_convert("UTC").tz_localize(None)
-    started = time.perf_counter()
+
+def _entityset(events: pd.DataFrame) -> ft.EntitySet:
     es = ft.EntitySet("journey")
     es = es.add_dataframe(
         dataframe_name="events",
@@ -46,6 +42,18 @@ def main() -> int:
             "channel": sorted(events["channel"].dropna().unique().tolist()),
         },
     )
+    return es
+
+
+def main() -> int:
+    events_path, cutoff_iso, windows, out = sys.argv[1:5]
+    events = pd.read_parquet(events_path)
+    events["ts"] = pd.to_datetime(events["ts"], utc=True).dt.tz_localize(None)
+    for col in ("event_type", "channel", "action"):
+        events[col] = events[col].astype("category")
+    cutoff = pd.Timestamp(cutoff_iso).tz_convert("UTC").tz_localize(None)
+    started = time.perf_counter()
+    es = _entityset(events)
     cutoff_times = pd.DataFrame({"customer_id": es["customers"]["customer_id"], "time": cutoff})
     n_features = 0
     for window in [None, *[f"{w} days" for w in windows.split(",")]]:
@@ -53,17 +61,7 @@ def main() -> int:
             entityset=es,
             target_dataframe_name="customers",
             cutoff_time=cutoff_times,
-            agg_primitives=[
-                "count",
-                "sum",
-                "mean",
-                "std",
-                "max",
-                "time_since_first",
-                "time_since_last",
-                "avg_time_between",
-                "num_unique",
-            ],
+            agg_primitives=AGGREGATIONS,
             where_primitives=["count"],
             trans_primitives=[],
             max_depth=1,
@@ -74,16 +72,9 @@ def main() -> int:
         n_features += matrix.shape[1]
     seconds = time.perf_counter() - started
     with open(out, "w", encoding="utf-8") as fh:
-        json.dump(
-            {
-                "seconds": seconds,
-                "events": len(events),
-                "customers": int(events["customer_id"].nunique()),
-                "features": n_features,
-                "featuretools": ft.__version__,
-            },
-            fh,
-        )
+        json.dump({"seconds": seconds, "events": len(events),
+                   "customers": int(events["customer_id"].nunique()), "features": n_features,
+                   "featuretools": ft.__version__}, fh)
     return 0
 
 
