@@ -150,13 +150,14 @@ def _per_event(df: DataFrame, spec: FeatureSpec) -> list[Column]:
     return aggs
 
 
-def _behavioural(df: DataFrame, spec: FeatureSpec) -> DataFrame:
-    """Stage, gap and session families over the customer's own (stage-bearing) events."""
+def _own_events(df: DataFrame, spec: FeatureSpec) -> DataFrame:
+    """The customer's own (stage-bearing) events with the previous one's time and stage, the
+    gap to it, and the session and stage run each event belongs to or starts."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     w = Window.partitionBy("customer_id").orderBy("pos")
-    b = (
+    return (
         df.where(F.col("stage") >= 0)
         .withColumn("prev_t", F.lag("t").over(w))
         .withColumn("prev_stage", F.lag("stage").over(w))
@@ -176,7 +177,12 @@ def _behavioural(df: DataFrame, spec: FeatureSpec) -> DataFrame:
             ),
         )
     )
-    sessions = b.groupBy("customer_id", "session").agg(
+
+
+def _sessions(own: DataFrame, spec: FeatureSpec) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    sessions = own.groupBy("customer_id", "session").agg(
         F.min("t").alias("s_start"),
         F.max("t").alias("s_end"),
         F.count("*").alias("s_size"),
@@ -200,8 +206,13 @@ def _behavioural(df: DataFrame, spec: FeatureSpec) -> DataFrame:
         )
         for w_ in spec.windows_days
     ]
-    per_session = sessions.groupBy("customer_id").agg(*sess_aggs)
-    per_beh = b.groupBy("customer_id").agg(
+    return sessions.groupBy("customer_id").agg(*sess_aggs)
+
+
+def _stage_and_gaps(own: DataFrame) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    return own.groupBy("customer_id").agg(
         F.max_by("stage", "pos").cast("double").alias("stage_current"),
         F.max("stage").cast("double").alias("stage_furthest"),
         F.max_by(
@@ -215,7 +226,12 @@ def _behavioural(df: DataFrame, spec: FeatureSpec) -> DataFrame:
         F.max("gap").alias("gap_max_days"),
         F.max_by("gap", F.when(F.col("gap").isNotNull(), F.col("pos"))).alias("gap_last_days"),
     )
-    return per_beh.join(per_session, "customer_id", "outer")
+
+
+def _behavioural(df: DataFrame, spec: FeatureSpec) -> DataFrame:
+    """Stage, gap and session families over the customer's own (stage-bearing) events."""
+    own = _own_events(df, spec)
+    return _stage_and_gaps(own).join(_sessions(own, spec), "customer_id", "outer")
 
 
 def spark_features(
