@@ -14,16 +14,10 @@ I64 = npt.NDArray[np.int64]
 SCATTER_PARTS = 4  # key ranges scattered by separate threads (disjoint output positions)
 
 
-@njit(cache=True, parallel=True)
-def group_events(  # pragma: no cover - numba
-    keys, n_keys, ts, etype, channel, action, value, score, lut_et, lut_ch, lut_ac
-):
-    """Group raw events by customer key in one pass (a stable counting-sort scatter), mapping
-    store codes to spec codes (actions shifted by one); sort inside customers whose events are
-    out of time order; put equal-ts runs in the common tie order.
-
-    Returns the columns, dense customer codes, segment starts/ends and each segment's key."""
-    n = len(keys)
+@njit(cache=True)
+def _segments(keys, n_keys):  # pragma: no cover - numba
+    """Counts per key: each key's first slot in key order, and the start, end and key of each
+    key that has events."""
     offsets = np.zeros(n_keys + 1, np.int64)
     for k in keys:
         offsets[k + 1] += 1
@@ -40,6 +34,21 @@ def group_events(  # pragma: no cover - numba
         if offsets[k + 1] > offsets[k]:
             starts[g], ends[g], seg_keys[g] = offsets[k], offsets[k + 1], k
             g += 1
+    return offsets, starts, ends, seg_keys
+
+
+@njit(cache=True, parallel=True)
+def group_events(  # pragma: no cover - numba
+    keys, n_keys, ts, etype, channel, action, value, score, lut_et, lut_ch, lut_ac
+):
+    """Group raw events by customer key in one pass (a stable counting-sort scatter), mapping
+    store codes to spec codes (actions shifted by one); sort inside customers whose events are
+    out of time order; put equal-ts runs in the common tie order.
+
+    Returns the columns, dense customer codes, segment starts/ends and each segment's key."""
+    n = len(keys)
+    offsets, starts, ends, seg_keys = _segments(keys, n_keys)
+    n_seg = len(starts)
     o_ts = np.empty(n, np.int64)
     o_et = np.empty(n, np.int16)
     o_ch = np.empty(n, np.int16)
