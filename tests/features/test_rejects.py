@@ -28,38 +28,72 @@ from tests.features.loader_cases import (
 LONG_ID = "x" * (MAX_ID_CHARS + 1)
 
 
+BAD_ROWS = [
+    CANONICAL_HEADER.encode(),  # 1
+    b"e01,c1,2024-01-01T10:00:00Z,page_view,Email,,,",  # 2 valid
+    b"e02,,2024-01-01,page_view,,,,",  # 3
+    b"e03,c1,yesterday,page_view,,,,",  # 4
+    b"e04,c1,,page_view,,,,",  # 5
+    b"e05,c1,0001-01-01T00:00:00Z,page_view,,,,",  # 6
+    b"e06,c1,2150-06-01,page_view,,,,",  # 7
+    b"e07,c1,2024-01-01,,,,,",  # 8
+    b"e08,c1,2024-01-01,teleport,,,,",  # 9
+    b"e09,c1,2024-01-01,purchase,,12.5 USD,,",  # 10
+    b"e10,c1,2024-01-01,purchase,,-3,,",  # 11
+    b"e11,c1,2024-01-01,purchase,,nan,,",  # 12
+    b"e12,c1,2024-01-01,purchase,,inf,,",  # 13
+    b'e13,c1,2024-01-01,purchase,,,,"[1,2]"',  # 14
+    b"e14,c1,2024-01-01,purchase,,,,not json",  # 15
+    f"e15,{LONG_ID},2024-01-01,purchase,,,,".encode(),  # 16
+    f"{LONG_ID},c1,2024-01-01,purchase,,,,".encode(),  # 17
+    b"e17,c1,2024-01-01,purchase",  # 18
+    b"e18,c1,2024-01-01,purchase,,,,,extra",  # 19
+    b"e19,c\xe91,2024-01-01,purchase,,,,",  # 20
+    b"e20,c1,2024-03-01,Add To Cart,, 7 ,,",  # 21 valid
+    b",c2,2024-01-01,purchase,,-inf,,",  # 22
+    b",c2,2024-01-01,purchase,,NaN,,",  # 23
+    b'e22,c1,2024-01-01,purchase,,,,"""quoted"""',  # 24
+    b"e23,c1,20240101,page_view,,,,",  # 25
+    b"e24,,notadate,,,,,",  # 26 first failing check
+    b",c3,2024-01-01,purchase,,1e3,,",  # 27 valid
+]
+
+# (line, field, reason, value) of each rejected row of BAD_ROWS, sorted
+EXPECTED_REJECTS = [
+    (3, "customer_id", "missing customer_id", ""),
+    (4, "ts", "unparseable timestamp", "yesterday"),
+    (5, "ts", "missing timestamp", ""),
+    (6, "ts", "timestamp outside 1970-2100", "0001-01-01T00:00:00Z"),
+    (7, "ts", "timestamp outside 1970-2100", "2150-06-01"),
+    (8, "event_type", "missing event_type", ""),
+    (9, "event_type", "event_type unknown to the taxonomy", "teleport"),
+    (10, "value", "value is not a number", "12.5 USD"),
+    (11, "value", "negative value", "-3"),
+    (12, "value", "value is not finite", "nan"),
+    (13, "value", "value is not finite", "inf"),
+    (14, "properties", "properties is not a JSON object", "[1,2]"),
+    (15, "properties", "properties is not a JSON object", "not json"),
+    (16, "customer_id", "customer_id longer than 256 characters", "x" * 80),
+    (17, "event_id", "event_id longer than 256 characters", "x" * 80),
+    (18, "", "wrong number of fields: expected 8, got 4", "e17,c1,2024-01-01,purchase"),
+    (
+        19,
+        "",
+        "wrong number of fields: expected 8, got 9",
+        "e18,c1,2024-01-01,purchase,,,,,extra",
+    ),
+    (20, "", "invalid UTF-8 bytes", "e19,c\ufffd1,2024-01-01,purchase,,,,"),
+    (22, "value", "value is not finite", "-inf"),
+    (23, "value", "value is not finite", "NaN"),
+    (24, "properties", "properties is not a JSON object", '"quoted"'),
+    (25, "ts", "unparseable timestamp", "20240101"),
+    (26, "customer_id", "missing customer_id", ""),
+]
+
+
 def test_every_bad_row_reason(tmp_path: Path, load: LoadFn) -> None:
-    lines = [
-        CANONICAL_HEADER.encode(),  # 1
-        b"e01,c1,2024-01-01T10:00:00Z,page_view,Email,,,",  # 2 valid
-        b"e02,,2024-01-01,page_view,,,,",  # 3
-        b"e03,c1,yesterday,page_view,,,,",  # 4
-        b"e04,c1,,page_view,,,,",  # 5
-        b"e05,c1,0001-01-01T00:00:00Z,page_view,,,,",  # 6
-        b"e06,c1,2150-06-01,page_view,,,,",  # 7
-        b"e07,c1,2024-01-01,,,,,",  # 8
-        b"e08,c1,2024-01-01,teleport,,,,",  # 9
-        b"e09,c1,2024-01-01,purchase,,12.5 USD,,",  # 10
-        b"e10,c1,2024-01-01,purchase,,-3,,",  # 11
-        b"e11,c1,2024-01-01,purchase,,nan,,",  # 12
-        b"e12,c1,2024-01-01,purchase,,inf,,",  # 13
-        b'e13,c1,2024-01-01,purchase,,,,"[1,2]"',  # 14
-        b"e14,c1,2024-01-01,purchase,,,,not json",  # 15
-        f"e15,{LONG_ID},2024-01-01,purchase,,,,".encode(),  # 16
-        f"{LONG_ID},c1,2024-01-01,purchase,,,,".encode(),  # 17
-        b"e17,c1,2024-01-01,purchase",  # 18
-        b"e18,c1,2024-01-01,purchase,,,,,extra",  # 19
-        b"e19,c\xe91,2024-01-01,purchase,,,,",  # 20
-        b"e20,c1,2024-03-01,Add To Cart,, 7 ,,",  # 21 valid
-        b",c2,2024-01-01,purchase,,-inf,,",  # 22
-        b",c2,2024-01-01,purchase,,NaN,,",  # 23
-        b'e22,c1,2024-01-01,purchase,,,,"""quoted"""',  # 24
-        b"e23,c1,20240101,page_view,,,,",  # 25
-        b"e24,,notadate,,,,,",  # 26 first failing check
-        b",c3,2024-01-01,purchase,,1e3,,",  # 27 valid
-    ]
     path = tmp_path / "bad.csv"
-    path.write_bytes(b"\n".join(lines) + b"\n")
+    path.write_bytes(b"\n".join(BAD_ROWS) + b"\n")
     got = load(path)
 
     assert [r["event_id"] for r in got.rows][:2] == ["e01", "e20"]
@@ -68,36 +102,7 @@ def test_every_bad_row_reason(tmp_path: Path, load: LoadFn) -> None:
 
     src = str(path)
     assert {r["source"] for r in got.rejects} == {src}
-    assert sorted(got.reject_tuples()) == [
-        (3, "customer_id", "missing customer_id", ""),
-        (4, "ts", "unparseable timestamp", "yesterday"),
-        (5, "ts", "missing timestamp", ""),
-        (6, "ts", "timestamp outside 1970-2100", "0001-01-01T00:00:00Z"),
-        (7, "ts", "timestamp outside 1970-2100", "2150-06-01"),
-        (8, "event_type", "missing event_type", ""),
-        (9, "event_type", "event_type unknown to the taxonomy", "teleport"),
-        (10, "value", "value is not a number", "12.5 USD"),
-        (11, "value", "negative value", "-3"),
-        (12, "value", "value is not finite", "nan"),
-        (13, "value", "value is not finite", "inf"),
-        (14, "properties", "properties is not a JSON object", "[1,2]"),
-        (15, "properties", "properties is not a JSON object", "not json"),
-        (16, "customer_id", "customer_id longer than 256 characters", "x" * 80),
-        (17, "event_id", "event_id longer than 256 characters", "x" * 80),
-        (18, "", "wrong number of fields: expected 8, got 4", "e17,c1,2024-01-01,purchase"),
-        (
-            19,
-            "",
-            "wrong number of fields: expected 8, got 9",
-            "e18,c1,2024-01-01,purchase,,,,,extra",
-        ),
-        (20, "", "invalid UTF-8 bytes", "e19,c\ufffd1,2024-01-01,purchase,,,,"),
-        (22, "value", "value is not finite", "-inf"),
-        (23, "value", "value is not finite", "NaN"),
-        (24, "properties", "properties is not a JSON object", '"quoted"'),
-        (25, "ts", "unparseable timestamp", "20240101"),
-        (26, "customer_id", "missing customer_id", ""),
-    ]
+    assert sorted(got.reject_tuples()) == EXPECTED_REJECTS
     assert got.report.rows_read == 26
     assert got.report.valid == 3
     assert got.report.rejected == Counter(
