@@ -79,7 +79,7 @@ test: setup browser
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/mypy features journey benchmarks models training serving
+	$(BIN)/mypy features journey benchmarks models training serving tests
 
 # Benchmarks write their figures to benchmarks/results/NAME.json. The features benchmark creates
 # benchmarks/.venv-peers (featuretools, lifetimes: pinned apart from Journey) on first use.

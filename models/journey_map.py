@@ -38,15 +38,13 @@ from features.events import EventArrays
 from features.spec import DAY_US, FeatureSpec
 from features.yaml_config import read_mapping
 from models.attribution import Attribution, Paths, markov_attribution
-from models.journey_events import (  # noqa: F401 (Rate, wilson, first_index: re-exported)
+from models.journey_events import (
     I64,
     NEVER,
     Bool,
-    Rate,
     StageEvents,
     first_index,
     first_ts,
-    wilson,
 )
 from models.kpis import Grouping, kpis_of, overall_kpis
 

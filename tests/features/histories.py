@@ -61,7 +61,7 @@ def random_history(
                 "customer_id": customer,
                 "ts": CUTOFF - timedelta(seconds=int(offset)),
                 "event_type": etype,
-                "channel": rng.choice(CHANNELS),
+                "channel": rng.choice(np.array(CHANNELS, dtype=object)),
                 "value": float(np.round(rng.uniform(1, 300), 2))
                 if etype == "purchase" and rng.random() < 0.9
                 else None,

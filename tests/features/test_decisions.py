@@ -64,11 +64,11 @@ def test_points_keep_every_treatment_and_sample_controls(store: EventStore) -> N
     assert (controls["weight"] == 5.0).all() and (treated["weight"] == 1.0).all()
     assert not points.duplicated(["customer_id", "cutoff"]).any()  # a treated day is no control
     # about 20 % of the known customers each day
-    known = store.con.execute(
+    customers = store.con.execute(
         "SELECT count(DISTINCT customer_key) FROM events WHERE ts < ?", [END]).fetchone()
-    assert known is not None
+    assert customers is not None
     per_day = controls.groupby("cutoff").size()
-    assert 0.1 * known[0] < per_day.mean() < 0.25 * known[0]
+    assert 0.1 * customers[0] < per_day.mean() < 0.25 * customers[0]
     assert decision_points(store, window).equals(points)  # seeded
 
 

@@ -36,7 +36,7 @@ def test() -> pd.DataFrame:
     }, index=[10, 11, 12, 13])
 
 
-def rows(frame: pd.DataFrame) -> list[list[float]]:
+def rows(frame: pd.DataFrame) -> list[list[float | None]]:
     """Values with NaN as None (comparable with ==)."""
     return [[None if isinstance(x, float) and math.isnan(x) else x for x in r]
             for r in frame.to_numpy().tolist()]
@@ -99,7 +99,7 @@ def test_from_an_arrow_snapshot_with_an_all_null_column() -> None:
     frame = pa.table({"x": [1.0, 2.0], "attr_device": pa.array([None, None], pa.string()),
                       "last_event_type": ["purchase", "page_view"]}).to_pandas()
     for mode in ("codes", "onehot"):
-        enc = CategoricalEncoder(mode).fit(frame)  # type: ignore[arg-type]
+        enc = CategoricalEncoder(mode).fit(frame)
         assert enc.categorical_ == ["attr_device", "last_event_type"]
         out = enc.transform(frame)
         assert len(out) == 2

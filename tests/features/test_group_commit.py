@@ -83,7 +83,9 @@ def test_queued_requests_are_committed_together_with_sequential_answers(store: E
     assert got == [(2, 2, 0), (2, 1, 1), (2, 0, 2), (1, 1, 0)]
     assert gate.calls == [1, 7]  # the four queued requests: one commit
     assert (writer.groups, writer.requests) == (2, 5)
-    assert sorted(rest[1].rows["event_id"].to_pylist()) == ["z"]  # type: ignore[union-attr]
+    second = rest[1]
+    assert isinstance(second, AppendResult) and second.rows is not None
+    assert sorted(second.rows["event_id"].to_pylist()) == ["z"]
     stored = store.con.execute("SELECT event_id FROM events ORDER BY event_id").fetchall()
     assert [r[0] for r in stored] == ["a", "w", "x", "y", "z"]
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-import features.snapshot as snapshot_module
 from features.errors import ConfigError
 from features.snapshot import find_snapshot, read_snapshot, snapshot_dir, write_snapshot
 from features.spec import FeatureSpec, load_spec
@@ -133,13 +133,13 @@ def test_rewrite_replaces_the_snapshot(tmp_path: Path, spec: FeatureSpec) -> Non
 def test_failed_rewrite_leaves_the_old_snapshot(tmp_path: Path, spec: FeatureSpec,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     write_snapshot(tmp_path, "features", table(3, 1.0), spec, AS_OF)
-    real = snapshot_module.pq.write_table
+    real = pq.write_table
 
     def crash(tbl: pa.Table, where: Path, **kwargs: object) -> None:
         real(tbl.slice(0, 1), where, **kwargs)  # a partial file, then the process dies
         raise OSError("disk full")
 
-    monkeypatch.setattr(snapshot_module.pq, "write_table", crash)
+    monkeypatch.setattr("features.snapshot.pq.write_table", crash)
     with pytest.raises(OSError, match="disk full"):
         write_snapshot(tmp_path, "features", table(5, 2.0), spec, AS_OF)
     monkeypatch.undo()

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from models.calibration import METHODS, ProbabilityCalibrator
+from models.calibration import METHODS, Method, ProbabilityCalibrator
 from models.metrics import expected_calibration_error
 
 Floats = npt.NDArray[np.float64]
@@ -72,7 +72,7 @@ def multiclass() -> tuple[tuple[Floats, Ints], tuple[Floats, Ints]]:
 
 @pytest.mark.parametrize("method", ["sigmoid", "isotonic", "auto"])
 def test_binary_calibration_recovers(
-    method: str, binary: tuple[tuple[Floats, Ints], tuple[Floats, Ints]]
+    method: Method, binary: tuple[tuple[Floats, Ints], tuple[Floats, Ints]]
 ) -> None:
     (s_fit, y_fit), (s_new, y_new) = binary
     raw_ece = expected_calibration_error(y_new, s_new)
@@ -142,7 +142,7 @@ def test_auto_keeps_calibrated_scores_close() -> None:
 
 @pytest.mark.parametrize("method", ["sigmoid", "isotonic", "none"])
 def test_explicit_method_skips_cross_validation(
-    method: str, binary: tuple[tuple[Floats, Ints], tuple[Floats, Ints]]
+    method: Method, binary: tuple[tuple[Floats, Ints], tuple[Floats, Ints]]
 ) -> None:
     (s_fit, y_fit), _ = binary
     cal = ProbabilityCalibrator(method).fit(s_fit, y_fit)
@@ -155,7 +155,7 @@ def test_explicit_method_skips_cross_validation(
 
 @pytest.mark.parametrize("method", ["sigmoid", "isotonic", "auto"])
 def test_multiclass_calibration_recovers(
-    method: str, multiclass: tuple[tuple[Floats, Ints], tuple[Floats, Ints]]
+    method: Method, multiclass: tuple[tuple[Floats, Ints], tuple[Floats, Ints]]
 ) -> None:
     (s_fit, y_fit), (s_new, y_new) = multiclass
     raw_ece = worst_class_ece(y_new, s_new)
@@ -189,7 +189,7 @@ def test_auto_multiclass_records_every_method(
 
 
 @pytest.mark.parametrize("method", ["sigmoid", "isotonic", "auto"])
-def test_multiclass_with_a_class_missing_from_validation(method: str) -> None:
+def test_multiclass_with_a_class_missing_from_validation(method: Method) -> None:
     """A class that never occurs in the calibration rows still gets a (small) probability."""
     scores, y = multiclass_sample(2000, 4, seed=7)
     keep = y != 3
@@ -203,7 +203,7 @@ def test_multiclass_with_a_class_missing_from_validation(method: str) -> None:
 
 
 @pytest.mark.parametrize("method", ["auto", "sigmoid", "isotonic", "none"])
-def test_single_class_raises(method: str) -> None:
+def test_single_class_raises(method: Method) -> None:
     scores = np.linspace(0.1, 0.9, 50)
     with pytest.raises(ValueError, match="more than one outcome"):
         ProbabilityCalibrator(method).fit(scores, np.ones(50, np.int64))

@@ -5,6 +5,7 @@ multiclass labels, unseen categories, cloning, pickling and early stopping."""
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from models.lgbm import LightGBMClassifier
 
 BINARY = ("0", "1")
 STAGES = ("browse", "cart", "buy")
-FAMILIES = {
+FAMILIES: dict[str, Callable[..., JourneyClassifier]] = {
     "baseline": lambda **kw: LogisticBaseline(**kw),
     # One thread: the machine is shared, and OpenMP spin-waiting on a busy core is slow.
     "lightgbm": lambda **kw: LightGBMClassifier(
@@ -123,7 +124,7 @@ def test_unseen_categories_and_missing_values(
     X, _ = make_frame(200, seed=96, k=3)  # noqa: N806
     odd = X.assign(
         seg=pd.Categorical(["Z"] * 100 + ["A"] * 100),  # Z never seen in training
-        chan=["fax"] * 50 + [None] * 150,
+        chan=["fax"] * 50 + [None] * 150,  # type: ignore[list-item]  # pandas-stubs refuse None
         x2=np.nan,
         x1=np.where(np.arange(200) % 10 == 0, np.nan, X["x1"]),  # never missing in training
     )

@@ -88,8 +88,9 @@ def test_incremental_value_is_paired(logs: Logs) -> None:
     assert abs(gain.value - truth) < 4 * gain.se
     # Rows where the target policy also does nothing add the same term to both estimates.
     assert gain.se < np.hypot(target.se, baseline.se)
+    reward, arm, propensity, target_arm = (a[:10] for a in (*args, logs.target))
     with pytest.raises(ValueError, match="different rows"):
-        incremental(target, doubly_robust(*(a[:10] for a in (*args, logs.target)), logs.q[:10]))
+        incremental(target, doubly_robust(reward, arm, propensity, target_arm, logs.q[:10]))
 
 
 def test_clipping_floors_the_propensity(logs: Logs) -> None:

@@ -39,7 +39,7 @@ def fitted(k: int) -> LightGBMClassifier:
         yv = (yv == 2).astype(np.int64)
     classes = ("0", "1") if k == 2 else ("a", "b", "c")
     model = LightGBMClassifier(classes=classes, min_data_in_leaf=20, num_threads=1, seed=0)
-    return model.fit(X, y, eval_set=(Xv, yv))  # type: ignore[return-value]
+    return model.fit(X, y, eval_set=(Xv, yv))
 
 
 @pytest.fixture(scope="module", params=[2, 3], ids=["binary", "multiclass"])
@@ -51,6 +51,7 @@ def test_credits_add_up_to_the_raw_score(model: LightGBMClassifier) -> None:
     X, _ = frame(400, seed=3)  # noqa: N806
     matrix = model.matrix(X)
     raw = model.booster_.predict(matrix, num_iteration=model.best_iteration_, raw_score=True)
+    assert isinstance(raw, np.ndarray)
     tables = model.path_tables()
     if model.multiclass:
         for c in range(3):

@@ -146,7 +146,7 @@ def test_feature_dicts_give_the_frame_answer(binary: LightGBMClassifier) -> None
     """Serving passes online vectors (dicts), not frames: same reasons, same values."""
     X, _ = make_frame(60, seed=9)  # noqa: N806
     records = [
-        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        {str(k): (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
         for row in X.to_dict("records")
     ]
     assert top_reasons(binary, records, STAGES, k=4) == top_reasons(binary, X, STAGES, k=4)

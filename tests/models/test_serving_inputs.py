@@ -47,7 +47,7 @@ def model(request: pytest.FixtureRequest) -> LightGBMClassifier:
     yv = np.digitize(sv, [1.0, 2.0]) if request.param == 3 else (sv > 1.5).astype(int)
     classes = ("a", "b", "c") if request.param == 3 else ("0", "1")
     m = LightGBMClassifier(classes=classes, min_data_in_leaf=20, num_threads=1)
-    return m.fit(X, y, eval_set=(Xv, yv))  # type: ignore[return-value]
+    return m.fit(X, y, eval_set=(Xv, yv))
 
 
 def as_vectors(X: pd.DataFrame) -> Vectors:  # noqa: N803
@@ -68,7 +68,7 @@ def test_matrices_agree(model: LightGBMClassifier) -> None:
     X = frame(300, 5)  # noqa: N806
     expected = model.matrix(X)
     np.testing.assert_array_equal(model.vectors_matrix(as_vectors(X)), expected)
-    records = [{k: (None if isinstance(v, float) and math.isnan(v) else v)
+    records = [{str(k): (None if isinstance(v, float) and math.isnan(v) else v)
                 for k, v in row.items()} for row in X.to_dict("records")]
     np.testing.assert_array_equal(model.record_matrix(records), expected)
     # a dict with a non-number where a number belongs takes the careful path: missing
@@ -123,8 +123,9 @@ def test_fast_paths_give_lightgbms_numbers(model: LightGBMClassifier) -> None:
                                rtol=0, atol=1e-12)
     np.testing.assert_allclose(model.proba_batch(matrix), model.predict_proba(X),
                                rtol=0, atol=1e-12)
-    assert np.array_equal(leaves, booster.predict(matrix, num_iteration=it, pred_leaf=True)
-                          .reshape(len(matrix), -1))
+    booster_leaves = booster.predict(matrix, num_iteration=it, pred_leaf=True)
+    assert isinstance(booster_leaves, np.ndarray)
+    assert np.array_equal(leaves, booster_leaves.reshape(len(matrix), -1))
     with pytest.raises(ValueError, match="float32 row"):
         model.single_row().predict(matrix[0].astype(np.float64))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pickle
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -18,7 +19,21 @@ from models.uplift import PropensityModel, TLearner, XLearner
 
 Floats = npt.NDArray[np.float64]
 EFFECTS = np.array([[0.10, 0.0], [-0.05, 0.0], [0.0, 0.10]])  # group x action
-SMALL = {
+
+
+class Small(TypedDict):
+    """Keyword arguments shared by the learners and the propensity model."""
+
+    learning_rate: float
+    num_leaves: int
+    min_data_in_leaf: int
+    max_rounds: int
+    early_stopping_rounds: int
+    num_threads: int
+    seed: int
+
+
+SMALL: Small = {
     "learning_rate": 0.05,
     "num_leaves": 7,
     "min_data_in_leaf": 50,
@@ -39,7 +54,7 @@ class Logs:
     group: npt.NDArray[np.int64]
     effect: Floats  # (n, K) true uplift
 
-    def eval_set(self) -> tuple[object, ...]:
+    def eval_set(self) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], Floats, Floats]:
         return self.X, self.action, self.y, self.propensity
 
 
@@ -182,7 +197,7 @@ def test_small_arms_are_skipped(cls: type[TLearner], data: tuple[Logs, Logs, Log
     y = train.y.copy()
     y[action == 0] = 0.0
     y[np.flatnonzero(action == 0)[:3]] = 1.0  # action 0: 3 positives
-    model = cls(**{**SMALL, "n_actions": 4}).fit(train.X, action, y)  # action 3: never logged
+    model = cls(**SMALL, n_actions=4).fit(train.X, action, y)  # action 3: never logged
     assert set(model.skipped_) == {0, 2, 3}
     assert "3 positive" in model.skipped_[0] and "30 rows" in model.skipped_[2]
     assert "0 rows" in model.skipped_[3]

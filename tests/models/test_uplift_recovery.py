@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -79,7 +79,8 @@ def test_the_sign_of_each_effect_is_recovered_per_customer_type(
     rows = rows[rows["recency_days"] <= 14].reset_index(drop=True)
     uplift = pd.DataFrame(model.predict(rows), columns=list(model.actions_))
     by_type = uplift.groupby(rows["latent_type"].to_numpy()).mean()
-    assert by_type.loc["deal_seeker", "coupon"] > 0.002, by_type
-    assert by_type.loc["loyalist", "coupon"] < -0.01, by_type
-    assert by_type.loc["browser", "banner"] > 0.005, by_type
+    # Cells of a frame of floats (pandas-stubs types a .loc cell as any scalar).
+    assert cast(float, by_type.loc["deal_seeker", "coupon"]) > 0.002, by_type
+    assert cast(float, by_type.loc["loyalist", "coupon"]) < -0.01, by_type
+    assert cast(float, by_type.loc["browser", "banner"]) > 0.005, by_type
     assert np.isfinite(uplift.to_numpy()).all()

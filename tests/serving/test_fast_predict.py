@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from starlette.types import Message, Receive, Scope, Send
 
+from features.online import Vectors
 from features.store import EventStore
 from serving.app import create_app
 from serving.fast_predict import FastPredict
 from serving.keys import Role
+from serving.predictor import Scored
 from serving.schemas import PredictOut
 from serving.state import ServiceState
 from tests.serving.conftest import Served
@@ -118,6 +122,16 @@ async def _drive(middleware: FastPredict, headers: list[tuple[bytes, bytes]], ch
     return sent
 
 
+def _state_and_route(client: TestClient) -> tuple[ServiceState, APIRoute]:
+    """The service state of the client's app and its /predict route (what FastPredict takes)."""
+    app = client.app
+    assert isinstance(app, FastAPI)  # the app create_app built
+    state: ServiceState = app.state.journey
+    route = next(r for r in app.router.routes if getattr(r, "path", None) == "/predict")
+    assert isinstance(route, APIRoute)
+    return state, route
+
+
 class _FastAPI:
     """Stands in for the app behind: records what reaches it, with the body it reads."""
 
@@ -139,9 +153,7 @@ class _FastAPI:
 def test_well_formed_requests_never_reach_fastapi_and_the_rest_arrive_whole(
         clients: tuple[TestClient, TestClient], served: Served) -> None:
     fast, _ = clients
-    state: ServiceState = fast.app.state.journey  # type: ignore[attr-defined]
-    route = next(r for r in fast.app.router.routes  # type: ignore[attr-defined]
-                 if getattr(r, "path", None) == "/predict")
+    state, route = _state_and_route(fast)
     behind = _FastAPI()
     middleware = FastPredict(behind, state, route)
     key = served.keys[Role.predict].encode()
@@ -171,15 +183,20 @@ def test_the_answer_is_sent_before_its_bookkeeping(clients: tuple[TestClient, Te
                                                    served: Served,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     fast, _ = clients
-    state: ServiceState = fast.app.state.journey  # type: ignore[attr-defined]
-    route = next(r for r in fast.app.router.routes  # type: ignore[attr-defined]
-                 if getattr(r, "path", None) == "/predict")
+    state, route = _state_and_route(fast)
     log: list[str] = []
     observe, record = state.metrics.observe, state.drift.window.record
-    monkeypatch.setattr(state.metrics, "observe",
-                        lambda scored: (log.append("metrics"), observe(scored)))
-    monkeypatch.setattr(state.drift.window, "record",
-                        lambda v, s: (log.append("drift"), record(v, s)))
+
+    def logged_observe(scored: list[Scored]) -> None:
+        log.append("metrics")
+        observe(scored)
+
+    def logged_record(vectors: Vectors, scored: Sequence[Scored]) -> None:
+        log.append("drift")
+        record(vectors, scored)
+
+    monkeypatch.setattr(state.metrics, "observe", logged_observe)
+    monkeypatch.setattr(state.drift.window, "record", logged_record)
     rows = len(state.drift.window.snapshot().frame())
     body = json.dumps({"customer_id": _ids(served, 3)[2]}).encode()
     sent = asyncio.run(_drive(FastPredict(_FastAPI(), state, route), [
@@ -195,6 +212,7 @@ def test_switched_off_fastapi_answers_all(served: Served, tmp_path: Path) -> Non
                      background=False)
     behind = _FastAPI()
     route = next(r for r in app.router.routes if getattr(r, "path", None) == "/predict")
+    assert isinstance(route, APIRoute)
     middleware = FastPredict(behind, app.state.journey, route)
     body = b'{"customer_id": "a"}'
     sent = asyncio.run(_drive(middleware, [

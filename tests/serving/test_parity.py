@@ -4,15 +4,19 @@ offline pipeline computes for X at T (the batch feature snapshot, the registered
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from models.reasons import top_reasons
+from models.estimators import Floats
+from models.reasons import Reason, top_reasons
 from models.registry import client_for, load_alias
-from models.targets import target
+from models.targets import Target, target
 from serving.keys import Role
 from tests.serving.conftest import Served
 from tests.training.world import source
@@ -20,34 +24,43 @@ from tests.training.world import source
 T = datetime(2025, 10, 1, tzinfo=UTC)  # a cutoff of the world's snapshots
 
 
+@dataclass
+class Offline:
+    """The customers' feature frame, and per target its probabilities and reasons."""
+
+    frame: pd.DataFrame
+    answers: dict[str, tuple[Target, Floats, list[list[Reason]]]]
+
+
 @pytest.fixture(scope="module")
-def offline(served: Served) -> dict[str, object]:
+def offline(served: Served) -> Offline:
     """Offline answers for 60 customers seen before T."""
     src = source(served.world)
     try:
-        frame = src.features(T).read().sort_by("customer_id").slice(0, 60).to_pandas()
+        frame: pd.DataFrame = src.features(T).read().sort_by("customer_id").slice(0, 60).to_pandas()
     finally:
         src.close()
     client = client_for(served.tracking_uri)
-    out: dict[str, object] = {"frame": frame}
+    out = Offline(frame, {})
     for name in ("next_stage", "churn", "conversion"):
         t = target(name, served.world.spec.stages)
         model = load_alias(client, t.registered_name, "champion").model
         proba = model.predict_proba(frame)
         cls = np.argmax(proba, axis=1) if model.multiclass else None
-        out[name] = (t, proba, top_reasons(model, frame, served.world.spec.stages, 3, cls))
+        out.answers[name] = (t, proba, top_reasons(model, frame, served.world.spec.stages, 3, cls))
     return out
 
 
-def check(answer: dict[str, object], i: int, offline: dict[str, object]) -> None:
+def check(answer: dict[str, Any], i: int, offline: Offline) -> None:
+    """``answer``: one prediction of the service's JSON."""
     for name in ("next_stage", "churn", "conversion"):
-        t, proba, reasons = offline[name]  # type: ignore[misc]
+        t, proba, reasons = offline.answers[name]
         if name == "next_stage":
-            got = [answer["next_stage"][c] for c in t.classes]  # type: ignore[index]
+            got = [answer["next_stage"][c] for c in t.classes]
             np.testing.assert_allclose(got, proba[i], rtol=0, atol=1e-12)
         else:
             assert answer[name] == pytest.approx(proba[i, 1], abs=1e-12)
-        served_reasons = answer["reasons"][name]  # type: ignore[index]
+        served_reasons = answer["reasons"][name]
         assert [r["feature"] for r in served_reasons] == [r.feature for r in reasons[i]]
         assert [r["text"] for r in served_reasons] == [r.text for r in reasons[i]]
         np.testing.assert_allclose([r["contribution"] for r in served_reasons],
@@ -55,9 +68,8 @@ def check(answer: dict[str, object], i: int, offline: dict[str, object]) -> None
 
 
 def test_single_predictions_match_offline(app_client: TestClient, served: Served,
-                                          offline: dict[str, object]) -> None:
-    frame = offline["frame"]
-    for i, cid in enumerate(frame["customer_id"]):  # type: ignore[index]
+                                          offline: Offline) -> None:
+    for i, cid in enumerate(offline.frame["customer_id"]):
         r = app_client.post("/predict", json={"customer_id": cid, "as_of": T.isoformat()},
                             headers=served.headers(Role.predict))
         assert r.status_code == 200, r.text
@@ -65,8 +77,8 @@ def test_single_predictions_match_offline(app_client: TestClient, served: Served
 
 
 def test_batch_predictions_match_offline(app_client: TestClient, served: Served,
-                                         offline: dict[str, object]) -> None:
-    ids = list(offline["frame"]["customer_id"])  # type: ignore[index]
+                                         offline: Offline) -> None:
+    ids = list(offline.frame["customer_id"])
     r = app_client.post("/predict/batch", json={"customer_ids": ids, "as_of": T.isoformat()},
                         headers=served.headers(Role.predict))
     assert r.status_code == 200, r.text

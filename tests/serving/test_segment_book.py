@@ -14,10 +14,11 @@ from serving.segments import SegmentBook, SegmentQueryError
 from serving.snapshots import Snapshot, latest, previous_of, write_snapshot
 
 DIMS = ("tier", "stage", "region")
+# customer_id, tier, stage, region, churn, expected_value, top_action
+Row = tuple[str, str, str | None, str | None, float, float, str | None]
 
 
-def table(rows: list[tuple[str, str, str | None, str | None, float, float, str | None]]
-          ) -> pa.Table:
+def table(rows: list[Row]) -> pa.Table:
     ids, tiers, stages, regions, churn, value, actions = zip(*rows, strict=True)
     return pa.table({
         "customer_id": list(ids),
@@ -32,14 +33,14 @@ def table(rows: list[tuple[str, str, str | None, str | None, float, float, str |
     })
 
 
-NOW = [
+NOW: list[Row] = [
     ("a", "high", "decision", "north", 0.9, 100.0, "discount_email"),
     ("b", "high", "decision", "south", 0.7, 50.0, "discount_email"),
     ("c", "high", "awareness", "north", 0.8, 10.0, None),
     ("d", "low", "decision", "north", 0.1, 1000.0, "loyalty_offer"),
     ("e", "low", None, None, 0.2, 0.0, None),
 ]
-BEFORE = [
+BEFORE: list[Row] = [
     ("a", "low", "decision", "north", 0.2, 100.0, None),
     ("b", "high", "decision", "south", 0.65, 40.0, None),
 ]

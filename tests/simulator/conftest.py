@@ -23,7 +23,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> SimResult:
 
 @pytest.fixture(scope="session")
 def events(sim: SimResult) -> pd.DataFrame:
-    frame = pq.read_table(Path(sim.out) / "events").to_pandas()
+    frame: pd.DataFrame = pq.read_table(Path(sim.out) / "events").to_pandas()
     for col in ("event_type", "channel", "action"):
         frame[col] = frame[col].astype(object)
     return frame

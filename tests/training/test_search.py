@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 from models.lgbm import LightGBMClassifier
-from training import search as search_mod
 from training.experiment import Range, Search
 from training.search import random_search, sample
 
@@ -36,7 +35,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     c = Clock(1.0)
-    monkeypatch.setattr(search_mod.time, "perf_counter", c)
+    monkeypatch.setattr("training.search.time.perf_counter", c)
     return c
 
 
@@ -137,7 +136,7 @@ def test_default_space_fits_lightgbm() -> None:
 
     def fit(params: dict[str, Any]) -> LightGBMClassifier:
         est = LightGBMClassifier(num_threads=1, max_rounds=100, **params)
-        return est.fit(train, y[:1000], eval_set=(valid, y[1000:]))  # type: ignore[return-value]
+        return est.fit(train, y[:1000], eval_set=(valid, y[1000:]))
 
     best, trials = random_search(fit, Search(budget_seconds=60, max_trials=3), {}, seed=0)
     assert len(trials) == 3

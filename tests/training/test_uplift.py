@@ -27,6 +27,7 @@ def test_every_learner_and_outcome_is_registered_with_its_qini(
         tags = dict(version.tags)
         assert tags["journey.family"] == f"uplift-{r.learner}"
         assert tags["journey.test_window"] == "2025-09-01..2025-09-22"
+        assert version.run_id is not None
         run = client.get_run(version.run_id)
         assert "valid_qini_mean" in run.data.metrics and "test_qini_mean" in run.data.metrics
         assert np.isfinite(r.valid["qini_mean"]) and np.isfinite(r.test["qini_mean"])
