@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.serving.browser_setup import CHROMIUM, ROOT, Server, Tab
+from tests.serving.dashboard.browser_setup import CHROMIUM, ROOT, Server, Tab
 
 try:
     from playwright.sync_api import Locator, Page

@@ -7,8 +7,8 @@ import io
 import json
 from pathlib import Path
 
-from tests.serving.browser_setup import Server, Tab
-from tests.serving.dashboard_page import (
+from tests.serving.dashboard.browser_setup import Server, Tab
+from tests.serving.dashboard.dashboard_page import (
     open_dashboard,
     screenshot,
     set_filter,

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from tests.serving.browser_setup import Server, Tab
-from tests.serving.conftest import AS_OF, EARLIER
-from tests.serving.dashboard_page import open_dashboard, screenshot
+from tests.serving.conftest import AS_OF
+from tests.serving.dashboard.browser_setup import Server, Tab
+from tests.serving.dashboard.conftest import EARLIER
+from tests.serving.dashboard.dashboard_page import open_dashboard, screenshot
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page

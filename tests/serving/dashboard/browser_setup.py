@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # no run-time import: Playwright may be missing, and the conf
     from tests.serving.conftest import Served
 
 CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]  # the project
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
 TIMEOUT_MS = 20_000

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from serving.keys import Role
-from tests.serving.browser_setup import Server, Tab
-from tests.serving.dashboard_page import kpi, open_dashboard, screenshot
+from tests.serving.dashboard.browser_setup import Server, Tab
+from tests.serving.dashboard.dashboard_page import kpi, open_dashboard, screenshot
 
 
 def test_the_page_loads_from_the_fragment_key_with_the_apis_figures(tab: Tab,
