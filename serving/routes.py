@@ -79,12 +79,12 @@ async def predict_batch(body: BatchIn, state: Scorer) -> FastJSON:
     limit = state.settings.max_batch
     if len(body.customer_ids) > limit:
         raise TooLargeError(f"{len(body.customer_ids):,} customers in one batch; the limit is "
-                       f"{limit:,}", "customer_ids")
+                            f"{limit:,}", "customer_ids")
     scored, unknown = await anyio.to_thread.run_sync(
         state.predict_batch, body.customer_ids, body.as_of)
     return FastJSON({"predictions": [prediction(s) for s in scored],
-                         "unknown_customers": unknown, "model_versions": state.versions(),
-                         "feature_definition_hash": state.spec.hash})
+                     "unknown_customers": unknown, "model_versions": state.versions(),
+                     "feature_definition_hash": state.spec.hash})
 
 
 @api.post("/recommend", tags=["recommend"], response_model=RecommendOut,
