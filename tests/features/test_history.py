@@ -63,8 +63,8 @@ def test_index_matches_the_store(world: World, store: EventStore) -> None:
     index = HistoryIndex.load(store, world.spec)
     ids = [r[0] for r in store.con.execute(
         "SELECT customer_id FROM customers ORDER BY customer_id LIMIT 40").fetchall()]
-    assert index.n_customers == store.con.execute(
-        "SELECT count(DISTINCT customer_key) FROM events").fetchone()[0]  # type: ignore[index]
+    count = store.con.execute("SELECT count(DISTINCT customer_key) FROM events").fetchone()
+    assert count is not None and index.n_customers == count[0]
     check(store, index, ids, T)
     check(store, index, ids, T + timedelta(days=45, hours=7))
     assert index.arrays("nobody", micros(T)) is None and "nobody" not in index
@@ -74,7 +74,9 @@ def test_index_matches_the_store(world: World, store: EventStore) -> None:
 
 def test_appends_keep_the_index_in_step(world: World, store: EventStore) -> None:
     index = HistoryIndex.load(store, world.spec)
-    cid = store.con.execute("SELECT customer_id FROM customers LIMIT 1").fetchone()[0]  # type: ignore[index]
+    first = store.con.execute("SELECT customer_id FROM customers LIMIT 1").fetchone()
+    assert first is not None
+    cid = first[0]
     last = store.customer_history(cid)["ts"].to_pylist()[-1]
     events = [
         {"event_id": "h1", "customer_id": cid, "ts": T - timedelta(days=1),

@@ -27,6 +27,12 @@ def _codes(s: EventStore) -> list[tuple[Any, ...]]:
         ORDER BY e.event_id""").fetchall()
 
 
+def _event_ids(inserted: pa.Table | None) -> list[str]:
+    """The sorted event ids of an append's inserted rows (asked for with returning=True)."""
+    assert inserted is not None
+    return sorted(r["event_id"] for r in inserted.to_pylist())
+
+
 @pytest.mark.parametrize("n", [3, 200])  # one VALUES statement, or the Arrow insert
 def test_small_appends_store_what_the_staged_path_stores(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int) -> None:
@@ -53,8 +59,7 @@ def test_small_appends_store_what_the_staged_path_stores(
             monkeypatch.setattr(store_module, "SMALL_APPEND", 0)
         with EventStore(tmp_path / f"{small}.duckdb") as s:
             got = [s.append(b, returning=True) for b in batches()]
-            inserted = [sorted(r["event_id"] for r in g.rows.to_pylist())  # type: ignore[union-attr]
-                        for g in got]
+            inserted = [_event_ids(g.rows) for g in got]
             results[small] = (rows(s), _codes(s), [(g.received, g.inserted) for g in got],
                               inserted)
     assert results[True] == results[False]

@@ -30,31 +30,37 @@ def profile() -> DriftProfile:
     return DriftProfile().fit(_window(0.0, 3000).frame())
 
 
+class _Worker(DriftWorker):
+    """A drift worker that records its fallback comparisons (the tests read them)."""
+
+    fallbacks: list[int]
+
+
 @pytest.fixture
-def worker() -> Iterator[DriftWorker]:
+def worker() -> Iterator[_Worker]:
     calls: list[int] = []
 
     def fallback(p: DriftProfile, w: Window, s: DriftSettings) -> DriftReport:
         calls.append(1)
         return compare_window(p, w, s)
 
-    w = DriftWorker(fallback)
-    w.fallbacks = calls  # type: ignore[attr-defined]  # the test reads it
+    w = _Worker(fallback)
+    w.fallbacks = calls
     yield w
     w.close()
 
 
-def test_the_child_reports_what_this_process_would(worker: DriftWorker,
+def test_the_child_reports_what_this_process_would(worker: _Worker,
                                                      profile: DriftProfile) -> None:
     for shift in (0.0, 1.0):
         window = _window(shift)
         got = worker(profile, window, SETTINGS)
         assert got.to_dict() == compare_window(profile, window, SETTINGS).to_dict()
     assert got.alarm and worker.started == 1  # one child served both
-    assert worker.fallbacks == []  # type: ignore[attr-defined]
+    assert worker.fallbacks == []
 
 
-def test_an_error_in_the_comparison_is_raised_here(worker: DriftWorker,
+def test_an_error_in_the_comparison_is_raised_here(worker: _Worker,
                                                    profile: DriftProfile) -> None:
     broken = Window(np.zeros((3, 1)), np.zeros((3, 0), dtype=object), ("x", "y"), ())
     with pytest.raises(ValueError, match="Shape of passed values"):
@@ -64,7 +70,7 @@ def test_an_error_in_the_comparison_is_raised_here(worker: DriftWorker,
     assert worker(profile, _window(0.0), SETTINGS).window_size == 800  # the child lives on
 
 
-def test_a_dead_child_is_replaced(worker: DriftWorker, profile: DriftProfile) -> None:
+def test_a_dead_child_is_replaced(worker: _Worker, profile: DriftProfile) -> None:
     window = _window(0.5)
     want = compare_window(profile, window, SETTINGS).to_dict()
     assert worker(profile, window, SETTINGS).to_dict() == want
@@ -73,28 +79,29 @@ def test_a_dead_child_is_replaced(worker: DriftWorker, profile: DriftProfile) ->
     proc.kill()
     proc.wait()
     assert worker(profile, window, SETTINGS).to_dict() == want
-    assert worker.started == 2 and worker.fallbacks == []  # type: ignore[attr-defined]
+    assert worker.started == 2 and worker.fallbacks == []
 
 
-class _Crash:
-    """Unpickled in the child, it ends the child: a worker dying in mid-comparison."""
+class _Crash(DriftProfile):
+    """A profile that, unpickled in the child, ends the child: a worker dying in
+    mid-comparison."""
 
     def __reduce__(self) -> tuple[object, tuple[int]]:
         return os._exit, (3,)
 
 
 def test_a_child_dying_mid_comparison_costs_one_comparison_here(
-        worker: DriftWorker, profile: DriftProfile) -> None:
+        worker: _Worker, profile: DriftProfile) -> None:
     window = _window(0.5)
     want = compare_window(profile, window, SETTINGS).to_dict()
     worker._fallback = lambda _p, w, s: compare_window(profile, w, s)
-    assert worker(_Crash(), window, SETTINGS).to_dict() == want  # type: ignore[arg-type]
+    assert worker(_Crash(), window, SETTINGS).to_dict() == want
     assert worker._proc is None  # dropped; the next comparison starts another
     assert worker(profile, window, SETTINGS).to_dict() == want
     assert worker.started == 2
 
 
-def test_close_ends_the_child(worker: DriftWorker, profile: DriftProfile) -> None:
+def test_close_ends_the_child(worker: _Worker, profile: DriftProfile) -> None:
     worker(profile, _window(0.0), SETTINGS)
     proc = worker._proc
     assert proc is not None

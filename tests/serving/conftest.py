@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from models.registry import alias_version
@@ -20,6 +22,7 @@ from models.uplift_model import registered_name
 from serving.app import create_app
 from serving.keys import Role, create_key
 from serving.settings import ServeSettings
+from serving.state import ServiceState
 from tests.training.world import (
     Trained,
     UpliftTrained,
@@ -33,6 +36,31 @@ from tests.training.world import (
 AS_OF = datetime(2025, 11, 15, tzinfo=UTC)
 
 
+class Overrides(TypedDict, total=False):
+    """The ServeSettings fields the tests set beside the store (``Served.settings``)."""
+
+    home: Path
+    mlflow_tracking_uri: str
+    api_keys: Path
+    as_of: datetime
+    scores: Path
+    triggers: Path
+    max_body_bytes: int
+    max_batch: int
+    max_events: int
+    reload_poll_seconds: float
+    switch_interval_ms: float
+    drift_eval_seconds: float
+    drift_window_rows: int
+    fast_predict: bool
+    nba_exploration: float
+    nba_seed: int
+
+
+class SettingsValues(Overrides):
+    store: Path
+
+
 @dataclass(frozen=True)
 class Served:
     world: World
@@ -42,11 +70,11 @@ class Served:
     keys: dict[Role, str]
     versions: dict[str, str]  # champion version per target and uplift model
 
-    def settings(self, store: Path, **overrides: object) -> ServeSettings:
-        values: dict[str, object] = {
+    def settings(self, store: Path, **overrides: Unpack[Overrides]) -> ServeSettings:
+        values: SettingsValues = {
             "home": self.home, "store": store, "mlflow_tracking_uri": self.tracking_uri,
             "api_keys": self.home / "api_keys.yaml", "as_of": AS_OF, **overrides}
-        return ServeSettings(**values)  # type: ignore[arg-type]
+        return ServeSettings(**values)
 
     def headers(self, role: Role) -> dict[str, str]:
         return {"X-API-Key": self.keys[role]}
@@ -56,6 +84,19 @@ class Served:
         dst = folder / "events.duckdb"
         shutil.copy(self.world.store, dst)
         return dst
+
+
+def app_of(client: TestClient) -> FastAPI:
+    """The FastAPI app a test client drives (create_app's)."""
+    assert isinstance(client.app, FastAPI)
+    return client.app
+
+
+def state_of(client: TestClient) -> ServiceState:
+    """The service state of the app a test client drives."""
+    state = app_of(client).state.journey
+    assert isinstance(state, ServiceState)
+    return state
 
 
 @pytest.fixture(autouse=True)

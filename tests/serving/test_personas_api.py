@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
@@ -21,7 +22,7 @@ from serving.app import create_app
 from serving.keys import Role
 from serving.marketing_schemas import KpisOut, PersonasOut, ScoreOut, SegmentsOut
 from serving.snapshots import read_snapshot
-from tests.serving.conftest import AS_OF, Served, build_served
+from tests.serving.conftest import AS_OF, Served, build_served, state_of
 from tests.serving.test_app import error
 from tests.training.world import Trained, UpliftTrained, World, clean_env, one_thread
 from training.personas import PersonaRun, fit_and_track
@@ -88,7 +89,7 @@ def test_each_customer_gets_the_persona_of_its_vector(scored: ScoreOut, client: 
                                                       features: pa.Table) -> None:
     assert scored.snapshot.models[REGISTERED_NAME] == personas.version
     assert "persona" in scored.snapshot.dimensions
-    state = client.app.state.journey  # type: ignore[attr-defined]
+    state = state_of(client)
     snap = read_snapshot(state.marketing.root / scored.snapshot.id)
     table = snap.customers()
     names = ["first persona", *personas.model.default_names_[1:], UNASSIGNED_NAME]
@@ -148,18 +149,16 @@ def test_kpis_errors_and_roles(scored: ScoreOut, client: TestClient, home: Serve
 
 
 def test_without_a_persona_model_the_column_is_empty(home: Served) -> None:
+    from features.kernels import FeatureMatrix
+    from features.online import Vectors
     from serving.champions import ModelSet
     from serving.scoring import _personas
 
     empty = ModelSet({})
     assert empty.persona is None and empty.versions() == {}
-    out = _personas(empty, _Three(), [])  # type: ignore[arg-type]
+    three = Vectors(FeatureMatrix(["a", "b", "c"], (), np.zeros((3, 0)), {}), [{}, {}, {}])
+    out = _personas(empty, three, [])
     assert out.null_count == 3 and len(out.dictionary) == 0
-
-
-class _Three:
-    def __len__(self) -> int:
-        return 3
 
 
 def test_personas_route_describes_the_served_model(client: TestClient, home: Served,

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,7 +18,7 @@ from models.targets import target
 from serving.app import create_app
 from serving.keys import Role
 from tests.journey.cli_helpers import ok
-from tests.serving.conftest import Served
+from tests.serving.conftest import Served, state_of
 from tests.training.world import FAST_LGBM, SMALL, copy_registry, write_spec
 from training.tracking import Tracking
 
@@ -128,7 +129,7 @@ def test_reload_is_serialised(served: Served, tmp_path: Path) -> None:
     """Concurrent reloads do not interleave: each sees a whole set."""
     settings = served.settings(served.store_copy(tmp_path))
     with TestClient(create_app(settings, background=False)) as client:
-        state = client.app.state.journey  # type: ignore[attr-defined]
+        state = state_of(client)
         results: list[bool] = []
         threads = [threading.Thread(target=lambda: results.append(state.reload()))
                    for _ in range(4)]
@@ -143,9 +144,9 @@ def test_unchanged_aliases_are_not_loaded_again(served: Served, tmp_path: Path) 
     """A reload when nothing moved only asks the registry which versions the aliases name."""
     settings = served.settings(served.store_copy(tmp_path))
     with TestClient(create_app(settings, background=False)) as client:
-        holder = client.app.state.journey.holder  # type: ignore[attr-defined]
+        holder = state_of(client).holder
 
-        def must_not_load() -> None:
+        def must_not_load() -> NoReturn:
             raise AssertionError("models loaded although no alias moved")
 
         holder._loader = must_not_load

@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import unquote
 
 import anyio
@@ -27,7 +27,7 @@ from serving.app import create_app
 from serving.keys import Role
 from serving.marketing_routes import ASSETS, STATIC, export_filename
 from serving.snapshots import CUSTOMERS, LATEST
-from tests.serving.conftest import Served
+from tests.serving.conftest import Served, app_of, state_of
 from tests.serving.test_app import customers, error
 from tests.training.world import clean_env, one_thread
 
@@ -58,7 +58,17 @@ ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/backtest"): frozenset({Role.marketer}),
 }
 WRONG_KEY = "jk_" + "A" * 43  # shaped like a real key
-LIMITS = {"max_body_bytes": 4096, "max_events": 3, "max_batch": 5}
+
+
+class Limits(TypedDict):
+    """The small limits of this module's app (ServeSettings fields)."""
+
+    max_body_bytes: int
+    max_events: int
+    max_batch: int
+
+
+LIMITS: Limits = {"max_body_bytes": 4096, "max_events": 3, "max_batch": 5}
 # Loggers that do not propagate to the root in some set-ups (the BentoML server's).
 SERVER_LOGGERS = ("uvicorn", "uvicorn.access", "uvicorn.error", "bentoml", "bentoml.access")
 
@@ -115,7 +125,7 @@ def sweep(client: TestClient, served: Served) -> list[Outcome]:
     callers: dict[str, dict[str, str]] = {"none": {}, "wrong": {"X-API-Key": WRONG_KEY}}
     callers |= {role.value: served.headers(role) for role in Role}
     out = []
-    for method, path in endpoints(client.app):  # type: ignore[arg-type]
+    for method, path in endpoints(app_of(client)):
         request = minimal_request(method, path, customer)
         for who, headers in callers.items():
             r = client.request(**request, headers=headers)
@@ -127,7 +137,7 @@ def sweep(client: TestClient, served: Served) -> list[Outcome]:
 
 
 def test_every_route_is_in_the_expectation_table(client: TestClient) -> None:
-    found = set(endpoints(client.app))  # type: ignore[arg-type]
+    found = set(endpoints(app_of(client)))
     unlisted = {e for e in found if e[1] not in PUBLIC and e not in ROLES}
     assert not unlisted, f"routes missing from ROLES (or PUBLIC): {sorted(unlisted)}"
     assert not set(ROLES) - found, "ROLES lists routes the app no longer has"
@@ -251,7 +261,7 @@ async def _raw_get(app: FastAPI, raw_path: bytes) -> tuple[int, bytes]:
 
 @pytest.mark.parametrize("name", TRAVERSALS)
 def test_dashboard_assets_serve_nothing_outside_static(client: TestClient, name: str) -> None:
-    app: FastAPI = client.app  # type: ignore[assignment]
+    app = app_of(client)
     status, body = anyio.run(_raw_get, app, f"/dashboard/assets/{name}".encode())
     assert status == 404, (name, body[:200])
     assert body.startswith(b'{"code":"not_found"'), body[:200]
@@ -280,7 +290,7 @@ def forge_snapshot(scores: Path, region: str) -> None:
 
 
 def test_export_file_name_is_sanitised(client: TestClient, served: Served) -> None:
-    scores: Path = client.app.state.journey.settings.scores_path  # type: ignore[attr-defined]
+    scores: Path = state_of(client).settings.scores_path
     hostile = '../東京\r\nSet-Cookie: x=1;"\\/%00'
     forge_snapshot(scores, hostile)
     r = client.get("/segments/export", params={"region": hostile},

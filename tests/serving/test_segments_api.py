@@ -24,7 +24,7 @@ from serving.marketing_schemas import (
     ScoreOut,
     SegmentsOut,
 )
-from tests.serving.conftest import AS_OF, Served
+from tests.serving.conftest import AS_OF, Served, state_of
 from tests.serving.test_app import error
 from tests.training.world import clean_env, one_thread
 
@@ -104,7 +104,7 @@ def _segments_of_previous(client: TestClient, served: Served,
     newest)."""
     from serving.segments import SegmentBook
     from serving.snapshots import read_snapshot
-    state = client.app.state.journey  # type: ignore[attr-defined]
+    state = state_of(client)
     snap = read_snapshot(state.marketing.root / scored[0].snapshot.id)
     rows, total = SegmentBook(snap, state.marketing.config.dimensions).segments(["tier"], {})
     return SegmentsOut.model_validate({
@@ -264,8 +264,9 @@ def test_store_and_service_histories_score_the_same(client: TestClient, served: 
     from features.store import EventStore
     from serving.score_job import population_from_history, population_from_store
 
-    state = client.app.state.journey  # type: ignore[attr-defined]
+    state = state_of(client)
     m, models = state.marketing, state.holder.current
+    assert models is not None and state.history is not None  # the app has loaded
     with EventStore(served.world.store, read_only=True) as es:
         from_store = population_from_store(es, m.spec, m.config, AS_OF)
     from_history = population_from_history(state.history, m.config, micros(AS_OF))

@@ -127,7 +127,8 @@ def test_a_rule_fires_once_per_customer_per_cool_down(tmp_path: Path) -> None:
     assert not again.claim([firing("e", T0 + 7 * DAY_US - 1)])
     assert not again.claim([firing("f", T0 - DAY_US)])  # a run back in time fires nothing
     assert [f.firing_id for f in again.claim([firing("g", T0 + 7 * DAY_US)])] == ["g"]
-    assert again.last("r", "c1")["firing_id"] == "g"  # type: ignore[index]
+    last = again.last("r", "c1")
+    assert last is not None and last["firing_id"] == "g"
     assert [r["firing_id"] for r in again.firings(customer_id="c1")] == ["g", "a"]
     again.close()
 

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from serving.app import create_app
 from serving.keys import Role
 from serving.state import ServiceState
-from tests.serving.conftest import AS_OF, Served
+from tests.serving.conftest import AS_OF, Served, state_of
 from tests.serving.test_app import error
 from tests.serving.webhook_receiver import SECRET, Receiver
 from tests.training.world import clean_env, one_thread
@@ -70,8 +70,7 @@ class Live:
 
     @property
     def state(self) -> ServiceState:
-        state: ServiceState = self.client.app.state.journey  # type: ignore[attr-defined]
-        return state
+        return state_of(self.client)
 
     def ingest(self, *events: dict[str, Any]) -> float:
         """Post events; seconds until the answer (the triggers then settle)."""
@@ -112,12 +111,14 @@ def live(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
 def customers_in(w: Live, stage: str, n: int) -> list[str]:
     """Customers whose current stage is ``stage`` at AS_OF and whose last event is over a day
     old (so an event a minute before AS_OF is their last)."""
-    ids = w.state.history.customer_ids()[:600]  # type: ignore[union-attr]
+    history = w.state.history
+    assert history is not None  # the app has loaded
+    ids = history.customer_ids()[:600]
     r = w.client.post("/predict/batch", json={"customer_ids": ids},
                       headers=w.served.headers(Role.predict))
     out = []
     for p in r.json()["predictions"]:
-        arrays = w.state.history.arrays(p["customer_id"], int(AS_OF.timestamp() * 1e6))  # type: ignore[union-attr]
+        arrays = history.arrays(p["customer_id"], int(AS_OF.timestamp() * 1e6))
         assert arrays is not None
         old = arrays.ts[-1] < (AS_OF - timedelta(days=1)).timestamp() * 1e6
         if p["current_stage"] == stage and old:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -44,7 +46,8 @@ def test_default_parameters_compile() -> None:
         (lambda r: r.update(contact_lapsed="yes"), "contact_lapsed must be true or false"),
     ],
 )
-def test_invalid_parameters_name_file_and_key(tmp_path: Path, edit, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_parameters_name_file_and_key(
+        tmp_path: Path, edit: Callable[[dict[str, Any]], object], message: str) -> None:
     raw = yaml.safe_load(params_text(None))
     edit(raw)
     path = tmp_path / "bad.yaml"

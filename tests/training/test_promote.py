@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mlflow.entities import Run
 
 from features.errors import ConfigError
 from features.spec import load_spec
@@ -55,7 +56,7 @@ def alias(tracking: Tracking, name: str, which: str) -> str | None:
     return str(aliases[which]) if which in aliases else None
 
 
-def decision_runs(tracking: Tracking) -> list:  # type: ignore[type-arg]
+def decision_runs(tracking: Tracking) -> list[Run]:
     client = tracking.client()
     exp = client.get_experiment_by_name(PROMOTION_EXPERIMENT)
     assert exp is not None
