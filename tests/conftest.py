@@ -6,7 +6,7 @@ import csv
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict, Unpack
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -14,7 +14,6 @@ import pytest
 from features.loaders import REJECT_HEADER, LoadReport, load_events
 from features.mapping import ColumnMapping, identity_mapping
 from features.normalize import STAGED_SCHEMA
-from features.readers import ReadLimits
 from features.taxonomy import Taxonomy, load_taxonomy
 from tests.training.world import (
     SMALL,
@@ -55,13 +54,6 @@ class Loaded:
 LoadFn = Callable[..., Loaded]
 
 
-class LoadOptions(TypedDict, total=False):
-    """The optional arguments of load_events that ``load`` passes on."""
-
-    batch_rows: int
-    limits: ReadLimits | None
-
-
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     """The simulated world shared by the training, CLI and serving tests (built once)."""
@@ -97,7 +89,7 @@ def load(tmp_path: Path, taxonomy: Taxonomy) -> LoadFn:
         path: Path,
         mapping: ColumnMapping | None = None,
         tax: Taxonomy | None = None,
-        **kwargs: Unpack[LoadOptions],
+        **kwargs: Any,
     ) -> Loaded:
         rejects_path = tmp_path / "rejects" / f"rejects-{next(counter)}.csv"
         report = LoadReport()

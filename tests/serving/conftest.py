@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypedDict, Unpack
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -36,31 +36,6 @@ from tests.training.world import (
 AS_OF = datetime(2025, 11, 15, tzinfo=UTC)
 
 
-class Overrides(TypedDict, total=False):
-    """The ServeSettings fields the tests set beside the store (``Served.settings``)."""
-
-    home: Path
-    mlflow_tracking_uri: str
-    api_keys: Path
-    as_of: datetime
-    scores: Path
-    triggers: Path
-    max_body_bytes: int
-    max_batch: int
-    max_events: int
-    reload_poll_seconds: float
-    switch_interval_ms: float
-    drift_eval_seconds: float
-    drift_window_rows: int
-    fast_predict: bool
-    nba_exploration: float
-    nba_seed: int
-
-
-class SettingsValues(Overrides):
-    store: Path
-
-
 @dataclass(frozen=True)
 class Served:
     world: World
@@ -70,8 +45,8 @@ class Served:
     keys: dict[Role, str]
     versions: dict[str, str]  # champion version per target and uplift model
 
-    def settings(self, store: Path, **overrides: Unpack[Overrides]) -> ServeSettings:
-        values: SettingsValues = {
+    def settings(self, store: Path, **overrides: Any) -> ServeSettings:
+        values: dict[str, Any] = {
             "home": self.home, "store": store, "mlflow_tracking_uri": self.tracking_uri,
             "api_keys": self.home / "api_keys.yaml", "as_of": AS_OF, **overrides}
         return ServeSettings(**values)

@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 from urllib.parse import unquote
 
 import anyio
@@ -58,17 +58,7 @@ ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/backtest"): frozenset({Role.marketer}),
 }
 WRONG_KEY = "jk_" + "A" * 43  # shaped like a real key
-
-
-class Limits(TypedDict):
-    """The small limits of this module's app (ServeSettings fields)."""
-
-    max_body_bytes: int
-    max_events: int
-    max_batch: int
-
-
-LIMITS: Limits = {"max_body_bytes": 4096, "max_events": 3, "max_batch": 5}
+LIMITS = {"max_body_bytes": 4096, "max_events": 3, "max_batch": 5}
 # Loggers that do not propagate to the root in some set-ups (the BentoML server's).
 SERVER_LOGGERS = ("uvicorn", "uvicorn.access", "uvicorn.error", "bentoml", "bentoml.access")
 
