@@ -17,7 +17,6 @@ run_as_module(__name__, __package__, "benchmarks.features")
 
 import json
 import multiprocessing as mp
-import resource
 import subprocess
 import time
 from datetime import UTC, datetime
@@ -27,7 +26,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from benchmarks.common import parser, write_result
+from benchmarks.common import own_peak_rss_mb, parser, write_result
 from features.mapping import identity_mapping
 from features.simulator.run import SimSpec, simulate
 from features.store import EventStore
@@ -69,7 +68,7 @@ def _pipeline(store: str, queue: Any) -> None:
         started = time.perf_counter()
         table = engine.features(CUTOFF)
         cold = time.perf_counter() - started
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rss = own_peak_rss_mb()
         started = time.perf_counter()
         engine.features(CUTOFF)
         warm = time.perf_counter() - started
