@@ -31,9 +31,10 @@ def backtest(
     out: Annotated[Path | None, typer.Option(
         help="Where backtest.json goes (default: <home>/backtests).")] = None,
 ) -> None:
-    """Score the predictions of past scoring runs whose horizon has closed against what
-    happened: realized AUC, log loss, Brier and calibration per model version and prediction
-    time, stored under <home>/backtests and logged to MLflow (experiment journey-backtest)."""
+    """Score past predictions whose horizon has closed against what happened.
+
+    Realized AUC, log loss, Brier and calibration per model version and prediction time,
+    stored under <home>/backtests and logged to MLflow (experiment journey-backtest)."""
     from training.backtest import run_backtest
 
     settings = Settings()
@@ -76,10 +77,11 @@ def retrain(
     taxonomy: TaxonomyOpt = None,
     out: OutOpt = None,
 ) -> None:
-    """One retraining cycle when due (cadence, --force, or drift with --drift-days): move the
-    experiment's cutoffs to the newest closed horizon, train challengers, gate them against
-    the champions on that holdout, log the decisions to MLflow (journey-retrain) and record
-    the cycle."""
+    """Run one retraining cycle when due: cadence, --force, or drift with --drift-days.
+
+    Moves the experiment's cutoffs to the newest closed horizon, trains challengers, gates
+    them against the champions on that holdout, logs the decisions to MLflow
+    (journey-retrain) and records the cycle."""
     from training.dataset import SnapshotSource
     from training.drift import champion_profile, drift_check
     from training.retrain import RetrainRun, load_retrain

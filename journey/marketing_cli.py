@@ -38,9 +38,10 @@ def score(
     actions: Annotated[bool, typer.Option(help="Also each customer's top next-best-action "
                                                "(needs served uplift models).")] = True,
 ) -> None:
-    """Score every customer with the champion models into a new snapshot (<home>/scores):
-    churn and conversion probabilities, risk tier, expected value, revenue at risk, top action,
-    and the journey map. Segments and the dashboard read the newest snapshot.
+    """Score every customer with the champion models into a new snapshot (<home>/scores).
+
+    Churn and conversion probabilities, risk tier, expected value, revenue at risk, top
+    action, and the journey map. Segments and the dashboard read the newest snapshot.
 
     The running service holds the store's write lock: score through it instead
     (POST /v1/admin/score), or stop it first."""
@@ -81,8 +82,10 @@ def segments(
     snapshot: Annotated[str | None, typer.Option(help="A snapshot id (default: the newest).")]
     = None,
 ) -> None:
-    """Churn-risk segments of the newest score snapshot: size, mean risk, revenue at risk,
-    change since the previous snapshot and the most recommended action."""
+    """Churn-risk segments of the newest score snapshot.
+
+    Per segment: size, mean risk, revenue at risk, change since the previous snapshot and
+    the most recommended action."""
     settings = ServeSettings()
     spec = load_spec(settings.feature_spec, load_taxonomy(settings.taxonomy))
     config = load_segment_config(settings.segments_config, spec)

@@ -122,8 +122,9 @@ def uplift(
     spec: SpecOpt = None,
     taxonomy: TaxonomyOpt = None,
 ) -> None:
-    """Fit uplift learners on the logged action history, track and register them in MLflow,
-    and name each outcome's best on validation its challenger."""
+    """Fit uplift learners on the logged action history; track and register them in MLflow.
+
+    Each outcome's best learner on validation becomes its challenger."""
     from training.uplift import load_decisions, train_uplift
     from training.uplift_spec import load_uplift_experiment
 

@@ -37,9 +37,10 @@ def personas(
         help="Rename the champion's persona ID to NAME (no fitting), e.g. --rename 2 "
              "'bargain hunters'.", metavar="ID NAME")] = None,
 ) -> None:
-    """Discover behavioural personas in the customers' feature vectors, describe each in plain
-    words, track the fit in MLflow and register it (champion when there is none). Scoring runs
-    then add each customer's persona, a segment dimension."""
+    """Discover behavioural personas in the customers' feature vectors.
+
+    Describes each in plain words, tracks the fit in MLflow and registers it (champion when
+    there is none). Scoring runs then add each customer's persona, a segment dimension."""
     settings = Settings() if store is None else Settings(store=store)
     spec = load_spec(settings.feature_spec, load_taxonomy(settings.taxonomy))
     if rename is not None and rename[0] is not None:
@@ -139,8 +140,9 @@ def kpis(
     snapshot: Annotated[str | None, typer.Option(help="A snapshot id (default: the newest).")]
     = None,
 ) -> None:
-    """Journey KPIs of the newest score snapshot per group, with 95 % intervals: conversion,
-    retention and repeat-purchase rates, CLV estimate, CSAT, NPS."""
+    """Journey KPIs of the newest score snapshot per group, with 95 % intervals.
+
+    Conversion, retention and repeat-purchase rates, CLV estimate, CSAT, NPS."""
     root = ServeSettings().scores_path
     snap = read_snapshot(root / snapshot) if snapshot else latest(root)
     if snap is None:

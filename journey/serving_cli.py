@@ -68,8 +68,10 @@ def serve(
     ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness "
                                                       "(--detach).")] = 180.0,
 ) -> None:
-    """Start the prediction service: the champion models from the MLflow registry, every
-    customer's history from the event store, the API at http://HOST:PORT/v1 (docs at /v1/docs).
+    """Start the prediction service: the API at http://HOST:PORT/v1 (docs at /v1/docs).
+
+    It serves the champion models from the MLflow registry and every customer's history
+    from the event store.
 
     The embedded DuckDB event store has a single writer, this process, so the service runs one
     worker; scale out with replicas, each with its own store."""

@@ -51,8 +51,9 @@ def test(
              "snapshot's time, else just before their last event).")] = None,
     store: StoreOpt = None,
 ) -> None:
-    """Dry run: would RULE fire for the customer now, and why or why not - the values it
-    compares and its cool-down. Nothing is stored or sent.
+    """Dry run: would RULE fire for the customer now, and why or why not?
+
+    Shows the values it compares and its cool-down. Nothing is stored or sent.
 
     It reads the event store, which a running service holds: ask the service instead
     (GET /v1/triggers/test?rule=RULE&customer_id=ID)."""

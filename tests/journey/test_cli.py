@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
+import typer.main
 
 from journey import __version__
+from journey.cli import app
 from tests.journey.cli_helpers import out, run
 
 pytestmark = pytest.mark.usefixtures("isolated")
@@ -45,3 +48,22 @@ def test_version_needs_no_command() -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout == f"{__version__}\n"
     assert __version__ == "0.1.0"
+
+
+def _commands(command: Any, path: str) -> dict[str, Any]:
+    found = {path: command}
+    for name, sub in getattr(command, "commands", {}).items():
+        found.update(_commands(sub, f"{path} {name}"))
+    return found
+
+
+COMMANDS = _commands(typer.main.get_command(app), "journey")
+
+
+@pytest.mark.parametrize("path", sorted(COMMANDS))
+def test_every_command_has_a_one_line_summary(path: str) -> None:
+    # The command list in `journey --help` shows the docstring's first paragraph with its line
+    # breaks, so a summary that wraps breaks the list mid-sentence.
+    summary = (COMMANDS[path].help or "").strip().split("\n\n")[0]
+    assert summary, f"{path} has no help"
+    assert "\n" not in summary and len(summary) <= 100, f"{path}: {summary!r}"
