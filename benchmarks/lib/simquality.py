@@ -48,9 +48,10 @@ def hidden_state_ablation(sim: Path, ds: Dataset, rows: pd.DataFrame, y: np.ndar
     """How much of the gap to the oracle is information no event log holds. The next-stage
     model is refitted exactly as the experiment fits it (same rows, cutoffs, parameters,
     early stopping and calibration) with the simulator's hidden state at each cutoff added as
-    features: first whether the customer is still alive (churn is silent), then also their
-    latent type and engagement, which is everything the oracle conditions on. Scored on the
-    oracle rows, like the model itself."""
+    features: their latent type and starting engagement (what the posterior oracle knows
+    beyond the log, so this fit is comparable with it); whether the customer is still alive
+    (churn is silent); then alive, type and current engagement, everything the oracle
+    conditions on. Scored on the oracle rows, like the model itself."""
     from features.layout import families
     from models.lgbm import LightGBMClassifier
 
@@ -59,7 +60,8 @@ def hidden_state_ablation(sim: Path, ds: Dataset, rows: pd.DataFrame, y: np.ndar
     frames = (ds.train, ds.valid, rows)
     hidden = hidden_state_for(sim, sorted({c for f in frames for c in f["cutoff"].unique()}))
     hidden = hidden.rename(columns={"alive": "hidden_alive", "latent_type": "hidden_type",
-                                    "engagement": "hidden_engagement"})
+                                    "engagement": "hidden_engagement",
+                                    "start_engagement": "hidden_start_engagement"})
     hidden["hidden_alive"] = hidden["hidden_alive"].astype(float)
     tr, va, te = (f.merge(hidden, on=["customer_id", "cutoff"], how="left", validate="1:1")
                   for f in frames)
@@ -68,8 +70,10 @@ def hidden_state_ablation(sim: Path, ds: Dataset, rows: pd.DataFrame, y: np.ndar
     params = next(m.params for m in exp.models if m.family == "lightgbm")
     observable = [c for cols in families(spec).values() for c in cols if c in ds.feature_columns]
     out = {}
-    everything = ["hidden_alive", "hidden_type", "hidden_engagement"]
-    for name, extra in (("with_alive", ["hidden_alive"]), ("with_hidden_state", everything)):
+    ablations = {"with_type": ["hidden_type", "hidden_start_engagement"],
+                 "with_alive": ["hidden_alive"],
+                 "with_hidden_state": ["hidden_alive", "hidden_type", "hidden_engagement"]}
+    for name, extra in ablations.items():
         model = LightGBMClassifier(classes=t.classes, columns=observable + extra,
                                    calibration=exp.calibration, seed=seed, **params)
         model.fit(tr[ktr], ytr[ktr], eval_set=(va[kva], yva[kva]))

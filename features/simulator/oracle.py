@@ -241,11 +241,13 @@ def oracle_for(
 
 def hidden_state_for(sim_dir: str | Path, cutoffs: Sequence[date | datetime]) -> pd.DataFrame:
     """What no event log shows, at each cutoff T for every customer who arrived before T:
-    whether they are still alive (churn is silent), their latent type and their engagement.
+    whether they are still alive (churn is silent), their latent type, their engagement and
+    the engagement they started with.
 
     For measuring how much of a model's distance from the oracle is missing information rather
     than modelling: one replay of the data serves every cutoff. Columns ``customer_id``,
-    ``cutoff`` (midnight UTC), ``alive``, ``latent_type``, ``engagement``.
+    ``cutoff`` (midnight UTC), ``alive``, ``latent_type``, ``engagement``,
+    ``start_engagement``.
     """
     params, manifest = simulation(sim_dir)
     wanted = {simulated_day(params, manifest, c): c for c in cutoffs}
@@ -265,6 +267,8 @@ def hidden_state_for(sim_dir: str | Path, cutoffs: Sequence[date | datetime]) ->
                 "alive": st.alive[arrived],
                 "latent_type": np.array(params.types)[pop.type[arrived]],
                 "engagement": st.engagement[arrived],
+                "start_engagement": pop.e0[arrived],
             }))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["customer_id", "cutoff", "alive", "latent_type", "engagement"])
+        columns=["customer_id", "cutoff", "alive", "latent_type", "engagement",
+                 "start_engagement"])

@@ -148,6 +148,10 @@ def test_hidden_state_is_the_oracles_state_at_each_cutoff(
     assert len(at_t) == len(truth) == (hidden.cutoff == cutoff).sum()
     assert (at_t.alive == at_t.alive_o).all() and (at_t.latent_type == at_t.latent_type_o).all()
     assert 0 < at_t.alive.mean() < 1 and (hidden.engagement > 0).all()
+    # The starting engagement is drawn once: the same at every cutoff.
+    assert (hidden.start_engagement > 0).all()
+    per_customer = hidden.groupby("customer_id").start_engagement.nunique()
+    assert (per_customer == 1).all()
     # Churn is absorbing and the population only grows: nobody comes back or leaves the rows.
     both = hidden[hidden.cutoff == earlier].merge(at_t, on="customer_id", suffixes=("_e", ""))
     assert len(both) == (hidden.cutoff == earlier).sum() < len(at_t)
