@@ -99,6 +99,7 @@ async def customers(
     m = state.marketing
     filters = m.filters(request.query_params.multi_items(), ("sort", "limit", "offset"))
     book, total, rows = m.customers(filters, sort, limit, offset)
+    # pydantic validates the rows (plain dicts, read in one pass) into CustomerScoreOut.
     return CustomersOut(snapshot=snapshot_out(book), filters=filters, sort=sort,
                         total=total, offset=offset, limit=limit,
                         customers=rows)  # type: ignore[arg-type]

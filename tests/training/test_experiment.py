@@ -243,5 +243,5 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_experiment_is_frozen() -> None:
     exp = load_experiment(DEFAULT)
     with pytest.raises(Exception, match="frozen"):
-        exp.horizon_days = 7
+        exp.horizon_days = 7  # type: ignore[misc]  # mypy knows it is frozen; this checks run time
     assert isinstance(exp, Experiment)
