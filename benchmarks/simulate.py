@@ -24,6 +24,7 @@ from features.mapping import identity_mapping
 from features.simulator.run import CHUNK_CUSTOMERS, SimSpec, simulate
 from features.store import EventStore
 from features.taxonomy import load_taxonomy
+from journey.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         (sample / part.name).symlink_to(part.resolve())
     sample_events = sum(pq.ParquetFile(p).metadata.num_rows for p in parts[:n_parts])
     started = time.perf_counter()
-    with EventStore(work / "events.duckdb") as store:
+    memory = Settings().store_memory  # as `journey ingest` opens the store
+    with EventStore(work / "events.duckdb", memory_limit=memory) as store:
         report = store.ingest(sample, identity_mapping(), load_taxonomy())
     ingest_s = time.perf_counter() - started
     assert report.append.inserted == sample_events == report.load.rows_read
@@ -76,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             "peak_rss_mb": max(rss["self"], rss["children"]),
             "simulate_worker_peak_rss_mb": sim_rss["children"],
             "ingest_process_peak_rss_mb": rss["self"],
+            "ingest_store_memory_limit": memory,
         },
         args.quick,
     )

@@ -111,7 +111,7 @@ def ingest(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
     rejects_path = rejects or store_path.parent / "rejects" / f"{source.name}.{stamp}.csv"
     started = time.perf_counter()
-    with EventStore(store_path) as es:
+    with EventStore(store_path, memory_limit=settings.store_memory) as es:
         report = es.ingest(source, column_mapping, tax, rejects_path)
     took = time.perf_counter() - started
     for line in report.lines():

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 
 import typer
+from pydantic import ValidationError
 
 from features.errors import ConfigError, JourneyError
 
@@ -31,7 +32,8 @@ TaxonomyOpt = Annotated[
 
 
 def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Domain errors end the command with their message (which names file/line/field), exit 2."""
+    """Domain errors end the command with their message (which names file/line/field), exit 2;
+    so does a setting (JOURNEY_* variable or .env line) that does not validate."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -40,8 +42,24 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
         except JourneyError as exc:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from exc
+        except ValidationError as exc:
+            if not exc.title.endswith("Settings"):  # a bug, not the user's input: traceback
+                raise
+            for line in settings_errors(exc):
+                typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from exc
 
     return wrapper
+
+
+def settings_errors(exc: ValidationError) -> list[str]:
+    """One line per bad setting, named as the user sets it (every Settings class reads
+    JOURNEY_-prefixed variables, or the same names in .env)."""
+    lines = []
+    for err in exc.errors():
+        name = "JOURNEY_" + "_".join(str(part) for part in err["loc"]).upper()
+        lines.append(f"setting {name}={err.get('input')!r} (environment or .env): {err['msg']}")
+    return lines
 
 
 def parse_when(text: str) -> datetime:

@@ -144,7 +144,7 @@ def attributes(
             source, convert_options=pacsv.ConvertOptions(strings_can_be_null=True)
         )
     settings = Settings()
-    with EventStore(store or settings.store_path) as es:
+    with EventStore(store or settings.store_path, memory_limit=settings.store_memory) as es:
         n = es.load_attributes(table, id_column)
     attrs = [c for c in table.column_names if c != id_column]
     typer.echo(f"attributes {attrs} of {n:,} customers -> {store or settings.store_path}")

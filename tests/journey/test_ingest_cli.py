@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import features.store as store_module
+from features.store import EventStore
 from journey.cli import app
 from tests.journey.cli_helpers import fails, ok, runner
 from tests.journey.ingest_helpers import (
@@ -242,3 +244,37 @@ def test_demo_crm_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     purchases = [e for e in stored(store) if e["event_type"] == "purchase"]
     assert [(e["customer_id"], e["value"]) for e in purchases] == [("ACME-001", 59.9)] * 2
     assert json.loads(purchases[0]["properties"]) == {"Campaign": "spring_sale"}
+
+
+def test_ingest_uses_the_store_memory_setting(
+    tmp_path: Path, touchpoints: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limits: list[str] = []
+
+    class Spy(EventStore):
+        def __init__(self, path: str | Path, read_only: bool = False,
+                     memory_limit: str | None = None) -> None:
+            super().__init__(path, read_only, memory_limit)
+            row = self.con.execute("SELECT current_setting('memory_limit')").fetchone()
+            limits.append(str(row[0]) if row else "")
+
+    monkeypatch.setattr(store_module, "EventStore", Spy)
+    monkeypatch.setenv("JOURNEY_STORE_MEMORY", "256MB")
+    lines = ok("ingest", touchpoints, "--map", TOUCHPOINTS_MAP, "--store", tmp_path / "m.duckdb")
+    assert "read 6 rows from 1 file(s): 3 valid, 3 rejected" in lines
+    assert limits == ["244.1 MiB"]  # 256e6 bytes
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("JOURNEY_STORE_MEMORY", "lots", "is not a size such as 4GB"),
+    ("JOURNEY_STORE_MEMORY", "1MB", "is below 128 MB"),
+    ("JOURNEY_PROMOTE_MARGIN", "abc", "valid number"),
+])
+def test_a_bad_setting_is_named_without_a_traceback(
+    tmp_path: Path, touchpoints: Path, monkeypatch: pytest.MonkeyPatch,
+    name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    err = fails("ingest", touchpoints, "--map", TOUCHPOINTS_MAP, "--store", tmp_path / "b.duckdb")
+    assert f"setting {name}={value!r} (environment or .env)" in err and message in err
+    assert not (tmp_path / "b.duckdb").exists()
