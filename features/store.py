@@ -10,6 +10,7 @@ first small append comes.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -282,8 +283,12 @@ class EventStore:
         taxonomy: Taxonomy,
         rejects_path: Path | None = None,
         limits: ReadLimits | None = None,
+        progress: Callable[[LoadReport, bool], None] | None = None,
     ) -> IngestReport:
-        """Load a file (or directory) and append its valid rows in one transaction."""
+        """Load a file (or directory) and append its valid rows in one transaction.
+
+        ``progress(report, storing)`` is called after every batch read (``storing`` False)
+        and once more when the staged rows start going into the store (True)."""
         report = LoadReport()
         self.con.execute(
             f"CREATE OR REPLACE TEMP TABLE staged AS SELECT {COLUMNS}, "
@@ -297,6 +302,10 @@ class EventStore:
                 self.con.execute("INSERT INTO staged SELECT * FROM incoming")
                 self.con.unregister("incoming")
                 received += batch.num_rows
+                if progress is not None:
+                    progress(report, False)
+            if progress is not None:
+                progress(report, True)
             result = IngestReport(report, self._commit_staged(received))
         except BaseException as exc:
             self.con.execute("DROP TABLE IF EXISTS staged")

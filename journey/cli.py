@@ -6,16 +6,20 @@ import time
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from features.readers import source_files
 from features.taxonomy import UnknownPolicy, load_taxonomy
 from journey.common import StoreOpt, TaxonomyOpt, app, friendly_errors, parse_when
+from journey.settings import Settings
+
+if TYPE_CHECKING:
+    from features.loaders import LoadReport
 
 __all__ = ["app"]
-from journey.settings import Settings
+PROGRESS_SECONDS = 10.0
 
 
 class UnknownEvents(StrEnum):
@@ -74,6 +78,25 @@ def oracle(
                f"mean P(no activity) {frame.p_inactive.mean():.3f} -> {out}")
 
 
+class LoadProgress:
+    """How far a long load has got, on stderr every PROGRESS_SECONDS: the 86.7M-event
+    simulation takes five minutes to ingest. Loads shorter than that print nothing."""
+
+    def __init__(self, files: int, started: float) -> None:
+        self.files, self.started, self.last = files, started, started
+
+    def __call__(self, report: LoadReport, storing: bool) -> None:
+        now = time.perf_counter()
+        if storing:
+            if now - self.started >= PROGRESS_SECONDS:
+                typer.echo(f"storing {report.valid:,} valid rows ...", err=True)
+        elif now - self.last >= PROGRESS_SECONDS:
+            self.last = now
+            typer.echo(f"read {report.rows_read:,} rows ({len(report.files)} of {self.files} "
+                       f"file(s)), {report.rejected_total:,} rejected, "
+                       f"{now - self.started:.0f} s ...", err=True)
+
+
 @app.command()
 @friendly_errors
 def ingest(
@@ -106,13 +129,15 @@ def ingest(
     policy: UnknownPolicy | None = unknown_events.value if unknown_events else None
     tax = load_taxonomy(taxonomy or settings.taxonomy).with_policy(policy)
     column_mapping = choose_mapping(map_, mapping, preset)
-    source_files(source)  # a missing or unreadable source fails before the store is created
+    # A missing or unreadable source fails before the store is created.
+    files = len(source_files(source))
     store_path = store or settings.store_path
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
     rejects_path = rejects or store_path.parent / "rejects" / f"{source.name}.{stamp}.csv"
     started = time.perf_counter()
     with EventStore(store_path, memory_limit=settings.store_memory) as es:
-        report = es.ingest(source, column_mapping, tax, rejects_path)
+        report = es.ingest(source, column_mapping, tax, rejects_path,
+                           progress=LoadProgress(files, started))
     took = time.perf_counter() - started
     for line in report.lines():
         typer.echo(line)

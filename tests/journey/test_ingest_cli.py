@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import features.store as store_module
+import journey.cli as cli_module
 from features.store import EventStore
 from journey.cli import app
 from tests.journey.cli_helpers import fails, ok, runner
@@ -278,3 +279,21 @@ def test_a_bad_setting_is_named_without_a_traceback(
     err = fails("ingest", touchpoints, "--map", TOUCHPOINTS_MAP, "--store", tmp_path / "b.duckdb")
     assert f"setting {name}={value!r} (environment or .env)" in err and message in err
     assert not (tmp_path / "b.duckdb").exists()
+
+
+def test_a_long_ingest_reports_progress_on_stderr(
+    tmp_path: Path, touchpoints: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli_module, "PROGRESS_SECONDS", 0.0)  # every load counts as long
+    result = runner.invoke(app, ["ingest", str(touchpoints), "--map", TOUCHPOINTS_MAP,
+                                 "--store", str(tmp_path / "p.duckdb")])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0].startswith("read 6 rows (1 of 1 file(s)), 3 rejected, ")
+    assert result.stderr.splitlines()[-1] == "storing 3 valid rows ..."
+    assert "read 6 rows from 1 file(s): 3 valid, 3 rejected" in result.stdout
+
+
+def test_a_short_ingest_prints_no_progress(tmp_path: Path, touchpoints: Path) -> None:
+    result = runner.invoke(app, ["ingest", str(touchpoints), "--map", TOUCHPOINTS_MAP,
+                                 "--store", str(tmp_path / "q.duckdb")])
+    assert result.exit_code == 0 and result.stderr == ""

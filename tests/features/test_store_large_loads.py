@@ -1,5 +1,5 @@
-"""The store's memory limit: checked before it reaches DuckDB, applied, and a load that runs
-out of it fails whole with an error that says what to change."""
+"""Large loads: the store's memory limit (checked before it reaches DuckDB, applied; a load
+that runs out of it fails whole with an error that says what to change) and progress."""
 
 from __future__ import annotations
 
@@ -91,3 +91,17 @@ def test_running_out_of_memory_stores_nothing_and_says_what_to_change(
         assert staged == (0,)
         again = es.ingest(_source(tmp_path / "b.csv", 20_000), identity_mapping(), taxonomy)
         assert again.append.inserted == 19_900 and es.count() == 20_000
+
+
+def test_progress_is_reported_per_batch_then_once_before_storing(
+        tmp_path: Path, taxonomy: Taxonomy) -> None:
+    source = tmp_path / "parts"
+    source.mkdir()
+    _source(source / "a.csv", 300)
+    _source(source / "b.csv", 200)
+    calls: list[tuple[int, int, bool]] = []
+    with EventStore(tmp_path / "events.duckdb") as es:
+        es.ingest(source, identity_mapping(), taxonomy,
+                  progress=lambda r, storing: calls.append((r.rows_read, len(r.files), storing)))
+        assert es.count() == 300  # b.csv's ids are a.csv's first 200
+    assert calls == [(300, 1, False), (500, 2, False), (500, 2, True)]
