@@ -94,8 +94,8 @@ class EventStore:
                  memory_limit: str | None = None) -> None:
         """``memory_limit`` (e.g. "4GB"): what DuckDB may hold in memory for this store's
         work; past it, a large load's staged rows and joins spill to <store>.tmp. Without it
-        DuckDB allows 80 % of RAM, and an 86.7M-event ingest peaked at 20.3 GB resident on a
-        24 GB machine (4.7 GB at "4GB", 5 % slower)."""
+        DuckDB allows 80 % of RAM, and an 86.7M-event ingest peaked at 19.8 GB resident on a
+        24 GB machine (5.0 GB at "4GB", 3 % slower)."""
         self.path = Path(path)
         if read_only and not self.path.exists():
             raise StoreError(f"event store not found: {self.path}")

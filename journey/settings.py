@@ -18,7 +18,7 @@ class Settings(BaseSettings):
     home: Path = Path("var")
     store: Path | None = None  # the DuckDB event store; default: <home>/events.duckdb
     # What DuckDB may hold in memory while loading into the store; past it a load spills to
-    # <store>.tmp. DuckDB's own default (80 % of RAM) let an 86.7M-event ingest reach 20.3 GB.
+    # <store>.tmp. DuckDB's own default (80 % of RAM) let an 86.7M-event ingest reach 19.8 GB.
     store_memory: str = "4GB"
     taxonomy: Path | None = None  # stage taxonomy YAML; default: the one shipped with Journey
     feature_spec: Path | None = None  # feature definitions YAML; default: the shipped one
