@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from features.store import EventStore
+from features.taxonomy import load_taxonomy
 
-STAGES = ["awareness", "consideration", "decision", "purchase", "retention", "advocacy"]
+STAGES = list(load_taxonomy().stages)  # the shipped taxonomy, which the CLI tests load
 REJECTS_LINE = "rejected rows (file, line, field, reason, value): "
 TOUCHPOINTS_MAP = "customer_id=user,ts=when,event_type=what,channel=src"
 

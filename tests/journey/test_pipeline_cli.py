@@ -14,14 +14,15 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from features.labels import INACTIVE
 from features.layout import CATEGORICAL, layout
 from features.spec import load_spec
+from features.taxonomy import load_taxonomy
 from tests.journey.cli_helpers import fails, ok
 
 LABEL_COLUMNS = ["customer_id", "next_stage", "converted", "churned_inactive",
                  "churned_no_purchase", "churn_days", "churn_observed"]
-STAGES = {"awareness", "consideration", "decision", "purchase", "retention", "advocacy",
-          "inactive"}
+STAGES = {*load_taxonomy().stages, INACTIVE}  # next-stage label values
 
 
 
