@@ -57,8 +57,11 @@ def settings_errors(exc: ValidationError) -> list[str]:
     JOURNEY_-prefixed variables, or the same names in .env)."""
     lines = []
     for err in exc.errors():
-        name = "JOURNEY_" + "_".join(str(part) for part in err["loc"]).upper()
-        lines.append(f"setting {name}={err.get('input')!r} (environment or .env): {err['msg']}")
+        field, *within = err["loc"] or ("?",)
+        item = f" (item {'.'.join(str(p) for p in within)}: {err.get('input')!r})" if within else ""
+        value = "" if within else f"={err.get('input')!r}"
+        lines.append(f"setting JOURNEY_{str(field).upper()}{value} (environment or .env)"
+                     f"{item}: {err['msg']}")
     return lines
 
 

@@ -67,3 +67,17 @@ def test_every_command_has_a_one_line_summary(path: str) -> None:
     summary = (COMMANDS[path].help or "").strip().split("\n\n")[0]
     assert summary, f"{path} has no help"
     assert "\n" not in summary and len(summary) <= 100, f"{path}: {summary!r}"
+
+
+def test_a_bad_item_of_a_list_setting_is_named_with_its_position(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from journey.common import settings_errors
+    from serving.settings import ServeSettings
+
+    monkeypatch.setenv("JOURNEY_RISK_BANDS", '[0.3, "x"]')
+    with pytest.raises(ValidationError) as info:
+        ServeSettings()
+    [line] = settings_errors(info.value)
+    assert line.startswith("setting JOURNEY_RISK_BANDS (environment or .env) (item 1: 'x'): ")
