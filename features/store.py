@@ -36,6 +36,7 @@ from features.schema import (
     EVENTS_DDL,
     KEYS_DDL,
 )
+from features.store_messages import cannot_open, out_of_memory
 from features.taxonomy import Taxonomy
 
 INGEST_LOG_DDL = """
@@ -104,7 +105,7 @@ class EventStore:
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
-            raise StoreError(f"cannot open event store {self.path}: {exc}") from exc
+            raise StoreError(cannot_open(self.path, exc)) from exc
         if limit is not None:
             self.con.execute(f"SET memory_limit = '{limit}'")
         self.con.execute("SET TimeZone = 'UTC'")
@@ -317,10 +318,7 @@ class EventStore:
 
     def _out_of_memory(self, source: str | Path, exc: duckdb.Error) -> str:
         row = self.con.execute("SELECT current_setting('memory_limit')").fetchone()
-        return (f"{self.path}: loading {source} needed more memory than the store may use "
-                f"({row[0] if row else '?'}); nothing was stored. Raise the limit "
-                f"(JOURNEY_STORE_MEMORY) or load the source in parts. DuckDB: "
-                f"{str(exc).strip().splitlines()[0]}")
+        return out_of_memory(self.path, source, str(row[0]) if row else "?", exc)
 
     def _log(self, source: str, r: IngestReport) -> None:
         self.con.execute(

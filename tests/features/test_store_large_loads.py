@@ -1,8 +1,11 @@
-"""Large loads: the store's memory limit (checked before it reaches DuckDB, applied; a load
-that runs out of it fails whole with an error that says what to change) and progress."""
+"""Large loads and busy stores: the store's memory limit (checked before it reaches DuckDB,
+applied; a load that runs out of it fails whole with an error that says what to change),
+progress, and a store another process is writing to."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +108,24 @@ def test_progress_is_reported_per_batch_then_once_before_storing(
                   progress=lambda r, storing: calls.append((r.rows_read, len(r.files), storing)))
         assert es.count() == 300  # b.csv's ids are a.csv's first 200
     assert calls == [(300, 1, False), (500, 2, False), (500, 2, True)]
+
+
+def test_a_store_another_process_writes_to_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "events.duckdb"
+    EventStore(path).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time\n"
+         f"con = duckdb.connect({str(path)!r})\nprint('open', flush=True)\ntime.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        for read_only in (False, True):  # DuckDB refuses readers too while a process writes
+            with pytest.raises(StoreError) as info:
+                EventStore(path, read_only=read_only)
+            message = str(info.value)
+            assert f"process {holder.pid} has it open for writing" in message
+            assert "journey stop" in message and "POST /v1/events" in message
+    finally:
+        holder.kill()
+        holder.wait()
+    EventStore(path, read_only=True).close()  # free again once the writer is gone

@@ -1,0 +1,24 @@
+"""What the event store says when it cannot do what it was asked: the cause, and what to do."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+LOCK_HELD = re.compile(r"Conflicting lock is held in .* \(PID (\d+)\)")
+
+
+def cannot_open(path: Path, exc: Exception) -> str:
+    held = LOCK_HELD.search(str(exc))
+    if held is None:
+        return f"cannot open event store {path}: {exc}"
+    # DuckDB lets one process open a file while it writes, readers included.
+    return (f"cannot open event store {path}: process {held[1]} has it open for writing. If "
+            "that is the Journey service (journey serve), go through its API (POST /v1/events "
+            "to ingest, POST /v1/admin/score to score) or stop it (journey stop) first.")
+
+
+def out_of_memory(path: Path, source: str | Path, limit: str, exc: Exception) -> str:
+    return (f"{path}: loading {source} needed more memory than the store may use ({limit}); "
+            "nothing was stored. Raise the limit (JOURNEY_STORE_MEMORY) or load the source in "
+            f"parts. DuckDB: {str(exc).strip().splitlines()[0]}")
