@@ -121,6 +121,11 @@ def _offending_value(checks: list[Check]) -> str:
     return f"CASE check_no {whens} END"
 
 
+def _is_time(schema: pa.Schema, column: str) -> bool:
+    typ = schema.field(column).type
+    return bool(pa.types.is_timestamp(typ) or pa.types.is_date(typ))
+
+
 class Normalizer:
     """Turns raw batches of one source into canonical events and rejects."""
 
@@ -215,13 +220,24 @@ class Normalizer:
         texts = [clean_text(quote(c)) for c in columns]
         return texts[0] if len(texts) == 1 else f"coalesce({', '.join(texts)})"
 
+    def _ts_text(self, schema: pa.Schema, resolved: dict[str, tuple[str, ...]]) -> str:
+        """The timestamp as the source wrote it, for the checks and the rejects file. A typed
+        column's rows are never unparseable, so only a missing one (NULL) and one out of range
+        (its text, for the rejects file) matter: formatting every timestamp as text was 23 %
+        of the validation query on Parquet."""
+        column = resolved["ts"][0] if "ts" in resolved else None
+        if column is None or "ts" in self.mapping.constants or not _is_time(schema, column):
+            return self._text("ts", resolved)
+        col, ts = quote(column), f"CAST({quote(column)} AS TIMESTAMPTZ)"
+        return (f"CASE WHEN {col} IS NULL THEN NULL WHEN {ts} >= TIMESTAMPTZ '{MIN_TS}' AND "
+                f"{ts} < TIMESTAMPTZ '{MAX_TS}' THEN '' ELSE CAST({col} AS VARCHAR) END")
+
     def _ts_expr(self, schema: pa.Schema, resolved: dict[str, tuple[str, ...]]) -> str:
         column = resolved["ts"][0] if "ts" in resolved else None
         if column is None:
             return f"TRY_CAST({self._text('ts', resolved)} AS TIMESTAMPTZ)"
-        typ = schema.field(column).type
         col = quote(column)
-        if pa.types.is_timestamp(typ) or pa.types.is_date(typ):
+        if _is_time(schema, column):
             return f"CAST({col} AS TIMESTAMPTZ)"
         text = self._text("ts", resolved)
         parts = []
@@ -283,7 +299,7 @@ class Normalizer:
             SELECT {LINE_COLUMN},
                    {self._text('customer_id', resolved)} AS customer_id,
                    {self._text('event_id', resolved)} AS event_id_raw,
-                   {self._text('ts', resolved)} AS ts_raw,
+                   {self._ts_text(schema, resolved)} AS ts_raw,
                    {self._ts_expr(schema, resolved)} AS ts,
                    {self._text('event_type', resolved)} AS event_type_raw,
                    {self._text('value', resolved)} AS value_raw,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from features.mapping import load_preset, mapping_from_dict
@@ -107,3 +109,23 @@ def test_several_ts_formats_are_tried_in_order(tmp_path: Path, load: LoadFn) -> 
     assert got.column("ts") == [utc(2024, 1, 31, 5), utc(2024, 1, 31), utc(2024, 1, 31)]
     assert got.column("event_type") == ["purchase"] * 3  # the preset's constant
     assert got.reject_tuples() == [(5, "ts", "unparseable timestamp", "31.01.2024")]
+
+
+@pytest.mark.parametrize("kind", ["timestamp", "date"])
+def test_typed_parquet_timestamps_missing_and_out_of_range(
+        tmp_path: Path, load: LoadFn, kind: str) -> None:
+    days = [date(2025, 3, 1), None, date(1960, 5, 4), date(2150, 1, 2), date(1970, 1, 1)]
+    ts = (pa.array(days, pa.date32()) if kind == "date" else pa.array(
+        [None if d is None else datetime(d.year, d.month, d.day, 13, 5, 7) for d in days],
+        pa.timestamp("us", tz="UTC")))
+    path = tmp_path / "e.parquet"
+    pq.write_table(pa.table({"customer_id": ["c1", "c2", "c3", "c4", "c5"], "ts": ts,
+                             "event_type": ["page_view"] * 5}), path)
+    got = load(path)
+    assert got.column("customer_id") == ["c1", "c5"]
+    clock = "" if kind == "date" else " 13:05:07+00"
+    assert got.reject_tuples() == [
+        (2, "ts", "missing timestamp", ""),  # a Parquet row's line is its number, from 1
+        (3, "ts", "timestamp outside 1970-2100", f"1960-05-04{clock}"),
+        (4, "ts", "timestamp outside 1970-2100", f"2150-01-02{clock}"),
+    ]
