@@ -74,6 +74,10 @@ class Check:
     value: str  # SQL giving the offending value as text
 
 
+def _out_of_range(ts: str) -> str:
+    return f"{ts} < TIMESTAMPTZ '{MIN_TS}' OR {ts} >= TIMESTAMPTZ '{MAX_TS}'"
+
+
 def _checks(policy: str) -> list[Check]:
     checks = [
         Check("customer_id", "missing customer_id", "customer_id IS NULL", "NULL"),
@@ -83,8 +87,8 @@ def _checks(policy: str) -> list[Check]:
               f"length(event_id_raw) > {MAX_ID_CHARS}", "left(event_id_raw, 80)"),
         Check("ts", "missing timestamp", "ts_raw IS NULL", "NULL"),
         Check("ts", "unparseable timestamp", "ts IS NULL", "left(ts_raw, 80)"),
-        Check("ts", f"timestamp outside {MIN_TS[:4]}-{MAX_TS[:4]}",
-              f"ts < TIMESTAMPTZ '{MIN_TS}' OR ts >= TIMESTAMPTZ '{MAX_TS}'", "ts_raw"),
+        Check("ts", f"timestamp outside {MIN_TS[:4]}-{MAX_TS[:4]}", _out_of_range("ts"),
+              "ts_raw"),
         Check("event_type", "missing event_type", "event_type IS NULL", "NULL"),
         Check("event_type", f"event_type longer than {MAX_LABEL_CHARS} characters",
               f"length(event_type) > {MAX_LABEL_CHARS}", "left(event_type, 80)"),
@@ -228,9 +232,9 @@ class Normalizer:
         column = resolved["ts"][0] if "ts" in resolved else None
         if column is None or "ts" in self.mapping.constants or not _is_time(schema, column):
             return self._text("ts", resolved)
-        col, ts = quote(column), f"CAST({quote(column)} AS TIMESTAMPTZ)"
-        return (f"CASE WHEN {col} IS NULL THEN NULL WHEN {ts} >= TIMESTAMPTZ '{MIN_TS}' AND "
-                f"{ts} < TIMESTAMPTZ '{MAX_TS}' THEN '' ELSE CAST({col} AS VARCHAR) END")
+        col, ts = quote(column), self._ts_expr(schema, resolved)
+        return (f"CASE WHEN {col} IS NULL THEN NULL WHEN {_out_of_range(ts)} "
+                f"THEN CAST({col} AS VARCHAR) ELSE '' END")
 
     def _ts_expr(self, schema: pa.Schema, resolved: dict[str, tuple[str, ...]]) -> str:
         column = resolved["ts"][0] if "ts" in resolved else None
