@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 from features.errors import ConfigError
 
@@ -23,3 +26,14 @@ def memory_setting(text: str) -> str:
         raise ConfigError(f"store memory limit {text!r} is below {MIN_MEMORY_BYTES // 10**6} "
                           "MB, too little for DuckDB to stage a load")
     return f"{found[1]}{found[2]}"
+
+
+def _checked(text: str) -> str:
+    try:
+        return memory_setting(text)
+    except ConfigError as exc:  # pydantic reports a ValueError as the setting's error
+        raise ValueError(str(exc)) from exc
+
+
+# A settings field holding such a size: the CLI's and the service's settings share the check.
+MemorySize = Annotated[str, AfterValidator(_checked)]

@@ -60,8 +60,10 @@ def settings_errors(exc: ValidationError) -> list[str]:
         field, *within = err["loc"] or ("?",)
         item = f" (item {'.'.join(str(p) for p in within)}: {err.get('input')!r})" if within else ""
         value = "" if within else f"={err.get('input')!r}"
+        # A validator's own message reads better without pydantic's "Value error, " prefix.
+        message = err["msg"].removeprefix("Value error, ")
         lines.append(f"setting JOURNEY_{str(field).upper()}{value} (environment or .env)"
-                     f"{item}: {err['msg']}")
+                     f"{item}: {message}")
     return lines
 
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from features.errors import ConfigError
-from features.memory import memory_setting
+from features.memory import MemorySize
 from training.tracking import Tracking
 
 
@@ -19,7 +17,7 @@ class Settings(BaseSettings):
     store: Path | None = None  # the DuckDB event store; default: <home>/events.duckdb
     # What DuckDB may hold in memory while loading into the store; past it a load spills to
     # <store>.tmp. DuckDB's own default (80 % of RAM) let an 86.7M-event ingest reach 19.8 GB.
-    store_memory: str = "4GB"
+    store_memory: MemorySize = "4GB"
     taxonomy: Path | None = None  # stage taxonomy YAML; default: the one shipped with Journey
     feature_spec: Path | None = None  # feature definitions YAML; default: the shipped one
     snapshots: Path | None = None  # feature/label snapshots; default: <home>/snapshots
@@ -30,14 +28,6 @@ class Settings(BaseSettings):
     promote_margin: float = 0.001  # on the primary metric (AUC, or next-stage log loss)
     scores: Path | None = None  # score snapshots; default: <home>/scores (as the service's)
     retrain_spec: Path = Path("experiments/retrain.yaml")  # `journey retrain`'s cadence and gate
-
-    @field_validator("store_memory")
-    @classmethod
-    def _memory_size(cls, value: str) -> str:
-        try:
-            return memory_setting(value)
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from exc
 
     @property
     def store_path(self) -> Path:

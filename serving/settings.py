@@ -9,12 +9,17 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from features.memory import MemorySize
+
 
 class ServeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JOURNEY_", env_file=".env", extra="ignore")
 
     home: Path = Path("var")
     store: Path | None = None  # the DuckDB event store; default: <home>/events.duckdb
+    # What DuckDB may hold in memory for the service's store (as `journey ingest`'s
+    # JOURNEY_STORE_MEMORY); the histories loaded at start are numpy arrays outside it.
+    store_memory: MemorySize = "4GB"
     taxonomy: Path | None = None
     feature_spec: Path | None = None
     mlflow_tracking_uri: str | None = None  # default: SQLite file <home>/mlflow/mlflow.db

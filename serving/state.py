@@ -109,7 +109,8 @@ class ServiceState:
     def _load(self) -> None:
         started = time.perf_counter()
         try:
-            self.store = EventStore(self.settings.store_path)
+            self.store = EventStore(self.settings.store_path,
+                                    memory_limit=self.settings.store_memory)
             self.store.serve_appends(self.settings.store_checkpoint_mb)
             self.history = HistoryIndex.load(self.store, self.spec)
         except Exception as exc:

@@ -277,7 +277,8 @@ def test_a_bad_setting_is_named_without_a_traceback(
 ) -> None:
     monkeypatch.setenv(name, value)
     err = fails("ingest", touchpoints, "--map", TOUCHPOINTS_MAP, "--store", tmp_path / "b.duckdb")
-    assert f"setting {name}={value!r} (environment or .env)" in err and message in err
+    assert f"setting {name}={value!r} (environment or .env): " in err and message in err
+    assert "Value error" not in err
     assert not (tmp_path / "b.duckdb").exists()
 
 

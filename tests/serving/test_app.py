@@ -98,6 +98,17 @@ def test_metrics(app_client: TestClient, served: Served) -> None:
     assert app_client.get("/metrics", headers=served.headers(Role.admin)).status_code == 200
 
 
+
+def test_the_store_memory_setting_bounds_the_services_store(served: Served, tmp_path: Any) -> None:
+    settings = served.settings(served.store_copy(tmp_path), store_memory="256MB")
+    with TestClient(create_app(settings, background=False)) as client:
+        assert client.get("/readyz").status_code == 200
+        state = client.app.state.journey  # type: ignore[attr-defined]
+        limit = state.store.con.execute("SELECT current_setting('memory_limit')").fetchone()
+        assert limit == ("244.1 MiB",)  # 256e6 bytes
+    with pytest.raises(ValueError, match="is not a size such as 4GB"):
+        served.settings(tmp_path / "x.duckdb", store_memory="lots")
+
 # -- auth ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("method", "path", "body", "allowed"), [
