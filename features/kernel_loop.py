@@ -161,8 +161,8 @@ def _finish(row, o, ts, cutoff, s, e, last_beh, last_conv, last_action, stage, g
 
 @njit(cache=True)
 def _customer(g, s, e, ts, etype, channel, action, value, score, cutoff, p_win, stage_of,
-              conv_of, n_types, n_stages, n_chans, n_actions, gap_us, resp_us, score_of,
-              score_low, score_has_low, score_off, o, out, last_type, last_chan):
+              conv_of, repeat_st, n_types, n_stages, n_chans, n_actions, gap_us, resp_us,
+              score_of, score_low, score_has_low, score_off, o, out, last_type, last_chan):
     # Accumulate in a local row (cache-friendly), then write it to the matrix once.
     row = np.zeros(out.shape[1])
     last_beh = last_conv = last_action = run_start = prev_stage = furthest = -1
@@ -170,11 +170,17 @@ def _customer(g, s, e, ts, etype, channel, action, value, score, cutoff, p_win, 
     gaps = (0.0, 0.0, 0.0, NAN, NAN)
     sess_n = sess_size = sess_minutes = cur_size = 0.0  # sessions: see _finish_sessions
     sess_start = sess_first_start = -1
+    converted, first_conv_ts = False, 0
     for i in range(s, e):
         age = cutoff - ts[i]
         et = etype[i]
         st = stage_of[et] if et >= 0 else -1
         is_conv = et >= 0 and conv_of[et]
+        if is_conv:  # the taxonomy's repeat_conversion_stage (-1: none)
+            if not converted:
+                converted, first_conv_ts = True, ts[i]
+            elif repeat_st > st >= 0 and ts[i] > first_conv_ts:
+                st = repeat_st
         _windows(row, o, age, et, st, channel[i], is_conv, value[i], p_win, n_types, n_stages,
                  n_chans)
         if is_conv:
@@ -214,8 +220,7 @@ def _customer(g, s, e, ts, etype, channel, action, value, score, cutoff, p_win, 
     if e > s:
         last_type[g] = etype[e - 1]
         last_chan[g] = channel[e - 1]
-    current = float(stage_of[etype[last_beh]]) if last_beh >= 0 else -1.0
-    stage = (current, float(furthest), run_start, regress)
+    stage = (float(prev_stage), float(furthest), run_start, regress)  # current: last event's
     sess = (sess_n, sess_size, sess_minutes, cur_size, sess_start, sess_first_start)
     _finish(row, o, ts, cutoff, s, e, last_beh, last_conv, last_action, stage, gaps, sess,
             responses, score_off, len(p_win))
@@ -225,15 +230,15 @@ def _customer(g, s, e, ts, etype, channel, action, value, score, cutoff, p_win, 
 
 def _run(
     starts, ends, ts, etype, channel, action, value, score, cutoff, p_win, stage_of, conv_of,
-    n_types, n_stages, n_chans, n_actions, gap_us, resp_us, score_of, score_low,
+    repeat_st, n_types, n_stages, n_chans, n_actions, gap_us, resp_us, score_of, score_low,
     score_has_low, score_off, o, out, last_type, last_chan,
 ):
     # Each customer writes only its own row, so customers can run on all cores.
     for g in prange(len(starts)):
         _customer(g, starts[g], ends[g], ts, etype, channel, action, value, score, cutoff,
-                  p_win, stage_of, conv_of, n_types, n_stages, n_chans, n_actions, gap_us,
-                  resp_us, score_of, score_low, score_has_low, score_off, o, out, last_type,
-                  last_chan)
+                  p_win, stage_of, conv_of, repeat_st, n_types, n_stages, n_chans, n_actions,
+                  gap_us, resp_us, score_of, score_low, score_has_low, score_off, o, out,
+                  last_type, last_chan)
 
 
 # One loop, compiled twice: prange is a plain range when not parallel (small inputs, where

@@ -28,6 +28,7 @@ class KernelParams:
     windows_us: npt.NDArray[np.int64]
     stage_of: npt.NDArray[np.int8]
     conv_of: npt.NDArray[np.bool_]
+    repeat_stage: int  # the stage a repeat conversion signals, -1: no such rule
     n_types: int
     n_stages: int
     n_chans: int
@@ -46,6 +47,7 @@ class KernelParams:
             windows_us=np.array([w * DAY_US for w in spec.windows_days], np.int64),
             stage_of=enc.stage_of_type.astype(np.int8),
             conv_of=enc.conversion_of_type.astype(np.bool_),
+            repeat_stage=spec.taxonomy.repeat_stage_index,
             n_types=len(spec.event_types),
             n_stages=len(spec.stages),
             n_chans=len(spec.channel_vocab),
@@ -113,6 +115,7 @@ class Kernel:
             p.windows_us,
             p.stage_of,
             p.conv_of,
+            p.repeat_stage,
             p.n_types,
             p.n_stages,
             p.n_chans,

@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from features.spec import FeatureSpec
+from features.stage_sql import staged_events
 from features.store import EventStore
 
 INACTIVE = "inactive"
@@ -42,10 +43,7 @@ def labels(
     try:
         return con.execute(
             f"""
-            WITH e AS (
-                SELECT ev.customer_key, ev.ts, c.stage, c.conv FROM events ev
-                JOIN label_codes c ON c.code = ev.event_type_code
-                WHERE ev.ts <= $end
+            WITH e AS ({staged_events(spec.taxonomy, "label_codes", "ev.ts <= $end")}
             ), before AS (
                 SELECT customer_key, max(ts) FILTER (WHERE stage >= 0) AS last_act,
                        bool_or(conv) AS bought_before

@@ -77,7 +77,21 @@ def _encoded(events: DataFrame, spec: FeatureSpec, enc: Encoder, cutoff_us: int)
     for i, s in enumerate(spec.scores):
         raw = F.get_json_object(F.col("properties"), f"$.{s.key}").cast("double")
         df = df.withColumn(f"score_{i}", F.when(F.col("event_type") == s.event_type, raw))
-    return df
+    return _repeat_conversions(df, spec.taxonomy.repeat_stage_index)
+
+
+def _repeat_conversions(df: DataFrame, repeat: int) -> DataFrame:
+    """The taxonomy's repeat_conversion_stage: a conversion later than the customer's first
+    signals that stage when it is further on (as the kernel's loop does)."""
+    if repeat < 0:
+        return df
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    first = F.min(F.when(F.col("conv"), F.col("t"))).over(Window.partitionBy("customer_id"))
+    repeat_conv = (F.col("conv") & (F.col("stage") >= 0) & (F.col("stage") < repeat)
+                   & (F.col("t") > first))
+    return df.withColumn("stage", F.when(repeat_conv, F.lit(repeat)).otherwise(F.col("stage")))
 
 
 def _order(spec: FeatureSpec) -> list[Column]:

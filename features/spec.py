@@ -57,7 +57,7 @@ class FeatureSpec:
         return self.taxonomy.stages
 
     def definition(self) -> dict[str, Any]:
-        return {
+        definition: dict[str, Any] = {
             "version": FEATURES_VERSION,
             "windows_days": list(self.windows_days),
             "session_gap_minutes": self.session_gap_minutes,
@@ -70,6 +70,10 @@ class FeatureSpec:
             "event_stage": dict(self.taxonomy.event_stage),
             "conversion_event_types": list(self.taxonomy.conversion_event_types),
         }
+        # Only when set, so definitions without the rule keep the hash their models carry.
+        if self.taxonomy.repeat_conversion_stage is not None:
+            definition["repeat_conversion_stage"] = self.taxonomy.repeat_conversion_stage
+        return definition
 
     @cached_property
     def hash(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from features.stage_sql import staged_events
 from features.store import EventStore
 from features.taxonomy import Taxonomy
 
@@ -48,15 +49,14 @@ def journey_summary(
     con = store.con
     con.register("stage_map", store.stage_codes(taxonomy))
     try:
-        where = "WHERE e.ts < ?" if as_of else ""
         params = [as_of] if as_of else []
-        firsts = ", ".join(f"min(e.ts) FILTER (WHERE m.stage >= {k}) AS reach_{k}"
+        firsts = ", ".join(f"min(e.ts) FILTER (WHERE e.stage >= {k}) AS reach_{k}"
                            for k in range(len(taxonomy.stages)))
+        staged = staged_events(taxonomy, "stage_map", "ev.ts < ?" if as_of else "")
         per_customer = f"""
-            SELECT e.customer_id, max(m.stage) FILTER (WHERE m.stage >= 0) AS furthest,
+            SELECT e.customer_key, max(e.stage) FILTER (WHERE e.stage >= 0) AS furthest,
                    min(e.ts) AS first_ts, {firsts}
-            FROM events e JOIN stage_map m ON m.code = e.event_type_code {where}
-            GROUP BY e.customer_id"""
+            FROM ({staged}) e GROUP BY e.customer_key"""
         medians = ", ".join(
             f"median(epoch(reach_{k} - first_ts) / 86400.0) FILTER (WHERE furthest >= {k})"
             for k in range(len(taxonomy.stages)))
@@ -64,6 +64,7 @@ def journey_summary(
             f"count(*) FILTER (WHERE furthest = {k})" for k in range(len(taxonomy.stages)))
         row = con.execute(f"SELECT count(*), count(*) FILTER (WHERE furthest IS NULL), {counts}, "
                           f"{medians} FROM ({per_customer})", params).fetchone()
+        where = "WHERE e.ts < ?" if as_of else ""
         events = con.execute(f"SELECT count(*) FROM events e {where}", params).fetchone()
     finally:
         con.unregister("stage_map")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -11,6 +11,8 @@ from features.yaml_config import read_mapping
 
 UnknownPolicy = Literal["reject", "keep"]
 DEFAULT_TAXONOMY = "taxonomy.yaml"
+KEYS = frozenset({"stages", "event_types", "conversion_event_types", "unknown_event_types",
+                  "repeat_conversion_stage"})
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,9 @@ class Taxonomy:
     event_stage: dict[str, str | None]
     conversion_event_types: tuple[str, ...] = ("purchase",)
     unknown_event_types: UnknownPolicy = "reject"
+    # A conversion after the customer's first one (at a later time) signals this stage when it
+    # is further on than the event type's own: "bought again" is retention in a purchase log.
+    repeat_conversion_stage: str | None = None
     source: str = field(default="<default>", compare=False)
 
     def __post_init__(self) -> None:
@@ -38,6 +43,12 @@ class Taxonomy:
                     f"{self.source}: conversion_event_types names {event_type!r}, "
                     "which is not under event_types"
                 )
+        if self.repeat_conversion_stage is not None and (
+                self.repeat_conversion_stage not in self.stages):
+            raise ConfigError(
+                f"{self.source}: repeat_conversion_stage {self.repeat_conversion_stage!r} is "
+                f"not a stage; stages are {list(self.stages)}"
+            )
         if self.unknown_event_types not in ("reject", "keep"):
             raise ConfigError(
                 f"{self.source}: unknown_event_types must be 'reject' or 'keep', "
@@ -46,6 +57,12 @@ class Taxonomy:
 
     def stage_index(self, stage: str) -> int:
         return self.stages.index(stage)
+
+    @property
+    def repeat_stage_index(self) -> int:
+        """Index of the stage a repeat conversion signals; -1 when there is no such rule."""
+        stage = self.repeat_conversion_stage
+        return -1 if stage is None else self.stages.index(stage)
 
     def stage_of(self, event_type: str) -> str | None:
         return self.event_stage.get(event_type)
@@ -58,15 +75,17 @@ class Taxonomy:
     def with_policy(self, policy: UnknownPolicy | None) -> Taxonomy:
         if policy is None or policy == self.unknown_event_types:
             return self
-        return Taxonomy(
-            self.stages, self.event_stage, self.conversion_event_types, policy, self.source
-        )
+        return replace(self, unknown_event_types=policy)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str) -> Taxonomy:
         for key in ("stages", "event_types"):
             if key not in raw:
                 raise ConfigError(f"{source}: missing required key {key!r}")
+        unknown = sorted(set(raw) - KEYS)
+        if unknown:  # a misspelt optional key would otherwise be ignored without a word
+            raise ConfigError(f"{source}: unknown key(s) {unknown}; known: {sorted(KEYS)}")
+        repeat = raw.get("repeat_conversion_stage")
         event_types = raw["event_types"]
         if not isinstance(event_types, dict):
             raise ConfigError(f"{source}: 'event_types' must map event type -> stage")
@@ -75,6 +94,7 @@ class Taxonomy:
             event_stage={str(k): (None if v is None else str(v)) for k, v in event_types.items()},
             conversion_event_types=tuple(raw.get("conversion_event_types", ["purchase"])),
             unknown_event_types=raw.get("unknown_event_types", "reject"),
+            repeat_conversion_stage=None if repeat is None else str(repeat),
             source=source,
         )
 

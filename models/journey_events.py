@@ -63,9 +63,10 @@ class StageEvents:
             arrays.customer_ids, arrays.cust[keep], arrays.ts[keep], arrays.etype[keep],
             arrays.channel[keep], arrays.action[keep], arrays.value[keep], arrays.score[keep])
         enc = Encoder(spec)
-        stage = enc.stage_of_type[ev.etype]
-        return cls(ev, stage, stage >= 0, enc.conversion_of_type[ev.etype],
-                   (stage < 0) & (ev.etype >= 0),
+        conversion = enc.conversion_of_type[ev.etype]
+        stage = repeat_conversion_stages(ev, enc.stage_of_type[ev.etype], conversion,
+                                         spec.taxonomy.repeat_stage_index)
+        return cls(ev, stage, stage >= 0, conversion, (stage < 0) & (ev.etype >= 0),
                    np.bincount(ev.cust, minlength=ev.n_customers) > 0)
 
     def score_mask(self, spec: FeatureSpec, name: str) -> Bool | None:
@@ -76,6 +77,20 @@ class StageEvents:
         code = spec.event_types.index(score.event_type)
         mask: Bool = (self.ev.etype == code) & ~np.isnan(self.ev.score)
         return mask
+
+
+def repeat_conversion_stages(ev: EventArrays, stage: npt.NDArray[np.int8], conversion: Bool,
+                             repeat: int) -> npt.NDArray[np.int8]:
+    """The taxonomy's repeat_conversion_stage (-1: none): a conversion later than the
+    customer's first signals that stage when it is further on (as the feature kernel does)."""
+    if repeat < 0 or not conversion.any():
+        return stage
+    first = np.full(ev.n_customers, np.iinfo(np.int64).max, np.int64)
+    np.minimum.at(first, ev.cust[conversion], ev.ts[conversion])
+    later = conversion & (stage >= 0) & (stage < repeat) & (ev.ts > first[ev.cust])
+    out = stage.copy()
+    out[later] = repeat
+    return out
 
 
 def first_index(cust: npt.NDArray[np.int32], mask: Bool, n: int, last: bool = False) -> I64:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
 from features.batch import BatchEngine
 from features.spec import load_spec
 from features.store import EventStore
+from features.taxonomy import load_taxonomy
 from tests.features.engines import SIM_CUTOFF, sim_store, spark  # noqa: F401
 from tests.features.histories import CUTOFF, random_history, to_table
 from tests.features.test_leakage import assert_same_vector, future
@@ -37,6 +40,20 @@ def test_spark_matches_batch_on_a_simulated_store(sim_store: Path, spark: Any) -
         batch = BatchEngine(store, spec).features(SIM_CUTOFF)
         result = spark_features_from_store(store, spec, SIM_CUTOFF, spark)
     assert batch.num_rows > 1000
+    assert_same_tables(batch, result)
+
+
+def test_spark_matches_batch_with_repeat_conversions(sim_store: Path, spark: Any) -> None:  # noqa: F811
+    """The taxonomy's repeat_conversion_stage: a later purchase signals retention in both."""
+    from features.spark import spark_features_from_store
+
+    spec = load_spec(taxonomy=replace(load_taxonomy(), repeat_conversion_stage="retention"))
+    with EventStore(sim_store, read_only=True) as store:
+        batch = BatchEngine(store, spec).features(SIM_CUTOFF)
+        plain = BatchEngine(store, load_spec()).features(SIM_CUTOFF)
+        result = spark_features_from_store(store, spec, SIM_CUTOFF, spark)
+    retained = pc.sum(pc.equal(batch["stage_furthest"], 4.0)).as_py()
+    assert retained > pc.sum(pc.equal(plain["stage_furthest"], 4.0)).as_py()
     assert_same_tables(batch, result)
 
 
