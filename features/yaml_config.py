@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from features.errors import ConfigError
 
@@ -45,6 +46,16 @@ def validated(schema: type[M], raw: dict[str, Any], source: str) -> M:
     try:
         return schema.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ConfigError(f"{source}: {where}: {first['msg']}") from exc
+        raise ConfigError(f"{source}: {problem(exc.errors()[0])}") from exc
+
+
+def problem(error: ErrorDetails) -> str:
+    """One pydantic error as "key.path: message" ("(top level)" for the whole mapping)."""
+    where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    return f"{where}: {message(error)}"
+
+
+def message(error: ErrorDetails) -> str:
+    """A pydantic error's message; a validator's own words without the "Value error, " or
+    "Assertion failed, " that pydantic puts before them."""
+    return error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")

@@ -12,6 +12,7 @@ import typer
 from pydantic import ValidationError
 
 from features.errors import ConfigError, JourneyError
+from features.yaml_config import message
 
 app = typer.Typer(
     name="journey",
@@ -60,10 +61,8 @@ def settings_errors(exc: ValidationError) -> list[str]:
         field, *within = err["loc"] or ("?",)
         item = f" (item {'.'.join(str(p) for p in within)}: {err.get('input')!r})" if within else ""
         value = "" if within else f"={err.get('input')!r}"
-        # A validator's own message reads better without pydantic's "Value error, " prefix.
-        message = err["msg"].removeprefix("Value error, ")
         lines.append(f"setting JOURNEY_{str(field).upper()}{value} (environment or .env)"
-                     f"{item}: {message}")
+                     f"{item}: {message(err)}")
     return lines
 
 

@@ -30,12 +30,12 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sklearn.base import BaseEstimator
 
-from features.errors import ConfigError, JourneyError
+from features.errors import JourneyError
 from features.online import Vectors
-from features.yaml_config import read_mapping
+from features.yaml_config import read_mapping, validated
 from models.persona_features import (
     Columns,
     activity,
@@ -100,12 +100,7 @@ def load_persona_params(path: str | Path | None = None) -> PersonaParams:
     the file and the key."""
     raw, source = read_mapping(path, "models.config", "personas.yaml", "persona settings",
                                empty_ok=True)
-    try:
-        parsed = _Schema.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ConfigError(f"{source}: {where}: {first['msg']}") from exc
+    parsed = validated(_Schema, raw, source)
     return PersonaParams(**parsed.model_dump())
 
 

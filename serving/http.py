@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from features.yaml_config import message
 from serving.errors import ServiceError, TooLargeError
 from serving.metrics import Metrics
 
@@ -128,7 +129,7 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         # A JSON syntax error's location is a character offset, not a field: name the body.
         errors = [{"field": "body" if e["type"] == "json_invalid" else _field(tuple(e["loc"])),
-                   "message": e["msg"]} for e in exc.errors()]
+                   "message": message(e)} for e in exc.errors()]
         first = errors[0] if errors else {"field": "body", "message": "invalid request"}
         return error_json(422, "bad_request", f"{first['field']}: {first['message']}",
                           first["field"], errors=errors)

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from features.errors import ConfigError
 from features.spec import FeatureSpec
-from features.yaml_config import read_mapping
+from features.yaml_config import read_mapping, validated
 
 # Dimensions every snapshot has (persona: null for all when no persona model is served); the
 # rest must be customer attributes of the feature spec.
@@ -42,12 +42,7 @@ class SegmentConfig:
 
 def load_segment_config(path: Path | None, spec: FeatureSpec) -> SegmentConfig:
     raw, source = read_mapping(path, "serving.config", "segments.yaml", "segment settings")
-    try:
-        parsed = _Schema.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ConfigError(f"{source}: {where}: {first['msg']}") from exc
+    parsed = validated(_Schema, raw, source)
     if parsed.value_window_days not in spec.windows_days:
         raise ConfigError(
             f"{source}: value_window_days: {parsed.value_window_days} is not one of the feature "

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from features.errors import ConfigError
 from features.layout import FAMILIES
+from features.yaml_config import problem
 from models.targets import ALL_TARGETS, CHURN_LABELS, SURVIVAL, TARGETS
 
 M = TypeVar("M", bound=BaseModel)
@@ -205,8 +206,5 @@ def load_model_file(path: str | Path, cls: type[M], what: str) -> M:
     try:
         return cls.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(x) for x in e['loc']) or '(top level)'}: {e['msg']}"
-            for e in exc.errors()
-        )
+        problems = "; ".join(problem(e) for e in exc.errors())
         raise ConfigError(f"{p}: {problems}") from exc

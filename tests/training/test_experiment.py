@@ -42,6 +42,7 @@ def config_error(path: Path) -> str:
     message = str(info.value)
     assert str(path) in message  # every message names the file
     assert "Traceback" not in message
+    assert "Value error" not in message  # the validator's own words, not pydantic's prefix
     return message
 
 
