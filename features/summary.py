@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,6 +27,9 @@ class JourneySummary:
     events: int
     no_stage: int  # customers whose events signal no stage (e.g. only contacts)
     stages: list[StageRow]
+    # A purchase log read without repeat_conversion_stage: every event is a conversion, and
+    # these customers converted again later, which the taxonomy then shows as no further stage.
+    unstaged_repeats: int = 0
 
     def lines(self) -> list[str]:
         when = f" before {self.as_of.isoformat()}" if self.as_of else ""
@@ -39,6 +43,13 @@ class JourneySummary:
             out.append(f"{r.stage:<15}{r.customers_at:>12,}{r.reached:>12,}{conv:>18}{days:>22}")
         if self.no_stage:
             out.append(f"{'(no stage)':<15}{self.no_stage:>12,}")
+        if self.unstaged_repeats:
+            out += ["", *textwrap.wrap(
+                f"Every event is a conversion and {self.unstaged_repeats:,} customers converted "
+                "again later, but the taxonomy has no repeat_conversion_stage, so none of them "
+                "moves past the conversion's stage. To count a repeat purchase as retention, "
+                "use a taxonomy with `repeat_conversion_stage: retention` "
+                "(examples/purchases_taxonomy.yaml, via JOURNEY_TAXONOMY or --taxonomy).", 92)]
         return out
 
 
@@ -55,7 +66,8 @@ def journey_summary(
         staged = staged_events(taxonomy, "stage_map", "ev.ts < ?" if as_of else "")
         per_customer = f"""
             SELECT e.customer_key, max(e.stage) FILTER (WHERE e.stage >= 0) AS furthest,
-                   min(e.ts) AS first_ts, {firsts}
+                   min(e.ts) AS first_ts, {firsts}, count(*) FILTER (WHERE NOT e.conv) AS other,
+                   min(e.ts) FILTER (WHERE e.conv) < max(e.ts) FILTER (WHERE e.conv) AS again
             FROM ({staged}) e GROUP BY e.customer_key"""
         medians = ", ".join(
             f"median(epoch(reach_{k} - first_ts) / 86400.0) FILTER (WHERE furthest >= {k})"
@@ -63,7 +75,8 @@ def journey_summary(
         counts = ", ".join(
             f"count(*) FILTER (WHERE furthest = {k})" for k in range(len(taxonomy.stages)))
         row = con.execute(f"SELECT count(*), count(*) FILTER (WHERE furthest IS NULL), {counts}, "
-                          f"{medians} FROM ({per_customer})", params).fetchone()
+                          f"{medians}, coalesce(sum(other), 0), count(*) FILTER (WHERE again) "
+                          f"FROM ({per_customer})", params).fetchone()
         where = "WHERE e.ts < ?" if as_of else ""
         events = con.execute(f"SELECT count(*) FROM events e {where}", params).fetchone()
     finally:
@@ -78,4 +91,6 @@ def journey_summary(
                  None if row[2 + n + k] is None else float(row[2 + n + k]))
         for k, stage in enumerate(taxonomy.stages)
     ]
-    return JourneySummary(as_of, int(row[0]), int(events[0]), int(row[1]), stages)
+    only_conversions = int(row[2 + 2 * n]) == 0 and taxonomy.repeat_conversion_stage is None
+    return JourneySummary(as_of, int(row[0]), int(events[0]), int(row[1]), stages,
+                          int(row[3 + 2 * n]) if only_conversions else 0)

@@ -136,6 +136,19 @@ def test_summary_and_journey_map_agree(store: EventStore, rspec: FeatureSpec) ->
                         "twice-in": RETENTION}
 
 
+def test_the_summary_of_a_purchase_log_without_the_rule_says_how_to_see_retention(
+        store: EventStore, rspec: FeatureSpec) -> None:
+    _stored(store)  # page views too: no hint, whatever the rule
+    assert journey_summary(store, load_taxonomy()).unstaged_repeats == 0
+    store.con.execute("DELETE FROM events WHERE event_type_code <> "
+                      "(SELECT code FROM vocab WHERE kind = 'event_type' AND name = 'purchase')")
+    plain = journey_summary(store, load_taxonomy())
+    assert plain.unstaged_repeats == 2  # again, twice-in; same-day's two are on one day
+    assert "Every event is a conversion and 2 customers converted" in " ".join(plain.lines())
+    assert journey_summary(store, rspec.taxonomy).unstaged_repeats == 0  # the rule is on
+    assert journey_summary(store, load_taxonomy(), as_of=T).unstaged_repeats == 0  # none yet
+
+
 # -- batch equals online -------------------------------------------------------------------------
 def test_batch_and_online_agree_with_the_rule(sim_store: Path, rspec: FeatureSpec) -> None:  # noqa: F811
     online = OnlineFeatures(rspec)
