@@ -7,6 +7,7 @@ written to the rejects file with its source file, line, field, reason and offend
 from __future__ import annotations
 
 import csv
+import textwrap
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,11 +17,14 @@ from typing import IO, Any
 import pyarrow as pa
 
 from features.mapping import ColumnMapping
-from features.normalize import Normalizer
+from features.normalize import UNKNOWN_TYPE, Normalizer
 from features.readers import BATCH_ROWS, ReadLimits, Reject, read_batches, source_files
 from features.taxonomy import Taxonomy
 
 REJECT_HEADER = ("source", "line", "field", "reason", "value")
+# Distinct unknown event types a load counts by name (the rest only in the reason's total):
+# garbage in the column must not grow the report without bound.
+MAX_UNKNOWN_NAMES = 1000
 
 
 @dataclass
@@ -30,6 +34,8 @@ class LoadReport:
     valid: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     rejects_path: Path | None = None
+    unknown_types: Counter[str] = field(default_factory=Counter)  # as the source spells them
+    unknown_uncounted: int = 0  # rows of unknown types past MAX_UNKNOWN_NAMES names
 
     @property
     def rejected_total(self) -> int:
@@ -40,9 +46,27 @@ class LoadReport:
                f"{self.valid:,} valid, {self.rejected_total:,} rejected"]
         for reason, n in self.rejected.most_common():
             out.append(f"  rejected {n:>10,}  {reason}")
+        out += self._unknown_type_lines()
         if self.rejects_path is not None and self.rejected_total:
             out.append(f"rejected rows (file, line, field, reason, value): {self.rejects_path}")
         return out
+
+    def _unknown_type_lines(self) -> list[str]:
+        """Which event types the taxonomy lacked, and the three ways to load them."""
+        if not self.unknown_types:
+            return []
+        top = self.unknown_types.most_common(5)
+        more = len(self.unknown_types) - len(top)
+        names = ", ".join(f"{name!r} ({n:,})" for name, n in top) + (
+            f" and {more:,} more" if more > 0 else "") + (
+            f"; {self.unknown_uncounted:,} more rows of types not counted by name"
+            if self.unknown_uncounted else "")
+        advice = ("to load them: add them to the taxonomy's event_types (JOURNEY_TAXONOMY), "
+                  "rename them to known types in a mapping file's event_types, or keep them "
+                  "without a stage (--unknown-events keep)")
+        return [*textwrap.wrap(f"unknown event types: {names}", 96, initial_indent="  ",
+                               subsequent_indent="    "),
+                *textwrap.wrap(advice, 96, initial_indent="  ", subsequent_indent="    ")]
 
 
 class RejectsWriter:
@@ -121,4 +145,10 @@ def _record_rejects(
     for row in rows:
         # Read-level reasons are "category: details"; count by category.
         report.rejected[str(row["reason"]).split(":")[0]] += 1
+        if row["reason"] != UNKNOWN_TYPE:
+            continue
+        if row["value"] in report.unknown_types or len(report.unknown_types) < MAX_UNKNOWN_NAMES:
+            report.unknown_types[str(row["value"])] += 1
+        else:
+            report.unknown_uncounted += 1
     writer.write(rows)

@@ -66,6 +66,9 @@ def is_json_object(expr: str) -> str:
     return f"(CASE WHEN json_valid({expr}) THEN json_type({expr}) = 'OBJECT' ELSE false END)"
 
 
+UNKNOWN_TYPE = "event_type unknown to the taxonomy"  # a reject's reason
+
+
 @dataclass(frozen=True)
 class Check:
     field: str
@@ -94,8 +97,7 @@ def _checks(policy: str) -> list[Check]:
               f"length(event_type) > {MAX_LABEL_CHARS}", "left(event_type, 80)"),
     ]
     if policy == "reject":
-        checks.append(Check("event_type", "event_type unknown to the taxonomy", "NOT known_type",
-                            "event_type_raw"))
+        checks.append(Check("event_type", UNKNOWN_TYPE, "NOT known_type", "event_type_raw"))
     checks += [
         Check("value", "value is not a number", "value_raw IS NOT NULL AND value IS NULL",
               "left(value_raw, 80)"),

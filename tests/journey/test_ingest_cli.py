@@ -298,3 +298,25 @@ def test_a_short_ingest_prints_no_progress(tmp_path: Path, touchpoints: Path) ->
     result = runner.invoke(app, ["ingest", str(touchpoints), "--map", TOUCHPOINTS_MAP,
                                  "--store", str(tmp_path / "q.duckdb")])
     assert result.exit_code == 0 and result.stderr == ""
+
+
+def test_unknown_event_types_are_named_with_the_ways_to_load_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "clicks.csv"
+    rows = [("page_view", 2), ("Pop-up Viewed", 3), ("Webinar", 2), ("Quiz", 1)]
+    lines = [f"c{i},2025-01-0{1 + i % 5}T10:00:00Z,{t}" for t, n in rows for i in range(n)]
+    src.write_text("customer_id,ts,event_type\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    out = ok("ingest", src, "--store", tmp_path / "u.duckdb")
+    assert "read 8 rows from 1 file(s): 2 valid, 6 rejected" in out
+    assert "  unknown event types: 'Pop-up Viewed' (3), 'Webinar' (2), 'Quiz' (1)" in out
+    assert any("(--unknown-events keep)" in line for line in out)
+
+    import features.loaders as loaders  # a column of garbage: names are counted up to a cap
+    monkeypatch.setattr(loaders, "MAX_UNKNOWN_NAMES", 2)
+    out = ok("ingest", src, "--store", tmp_path / "v.duckdb")
+    text = " ".join(line.strip() for line in out)  # long lines wrap
+    assert ("unknown event types: 'Pop-up Viewed' (3), 'Webinar' (2); 1 more rows of types "
+            "not counted by name") in text
+    kept = ok("ingest", src, "--store", tmp_path / "w.duckdb", "--unknown-events", "keep")
+    assert not any("unknown event types" in line for line in kept)
