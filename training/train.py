@@ -32,6 +32,7 @@ from training import evaluate
 from training.dataset import Dataset
 from training.experiment import Experiment, ModelSpec
 from training.model_io import log_drift_reference, log_model
+from training.outcomes import check_outcomes
 from training.search import Trial, random_search
 from training.tracking import KIND_TAG, TRAINING_EXPERIMENT, Tracking
 
@@ -185,6 +186,7 @@ def train_experiment(exp: Experiment, ds: Dataset, ctx: Context) -> list[ModelRe
     """Train, log and register every model; alias each target's best as `challenger`."""
     import mlflow
 
+    check_outcomes(exp, ds, ctx.spec.stages)  # before anything is fitted or registered
     client = ctx.tracking.client()
     if os.environ.get("MLFLOW_RUN_ID"):  # inside `mlflow run`: nest under its run
         parent = mlflow.start_run()
