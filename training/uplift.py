@@ -29,6 +29,7 @@ from models.uplift_metrics import qini_coefficient, uplift_by_decile
 from models.uplift_model import JourneyUplift, action_codes, registered_name
 from training.dataset import midnight
 from training.model_io import pip_requirements
+from training.outcomes import TrainingDataError
 from training.tracking import KIND_TAG, TRAINING_EXPERIMENT, Tracking
 from training.train import CHALLENGER
 from training.uplift_spec import LABEL_OF, LearnerSpec, UpliftExperiment
@@ -194,12 +195,42 @@ def train_one(exp: UpliftExperiment, d: Decisions, outcome: str, spec: LearnerSp
                         seconds), est
 
 
+def check_decisions(exp: UpliftExperiment, d: Decisions) -> None:
+    """Before anything is fitted: the training and validation windows need decisions with and
+    without a logged action, and both values of each outcome (a log without `action` events
+    stopped in LightGBM with a traceback)."""
+    problems = []
+    for split, win in exp.windows:
+        frame: pd.DataFrame = getattr(d, split)
+        if split == "test":
+            continue
+        name = {"train": "training", "valid": "validation"}[split]
+        where = f"the {name} window ({win.start}..{win.end}, {len(frame):,} decision points)"
+        treated = int((frame["action"] != NO_ACTION).sum())
+        if treated == 0 or treated == len(frame):
+            problems.append(f"{where} has {'no' if treated == 0 else 'only'} decisions with a "
+                            "logged action")
+            continue
+        for outcome in exp.outcomes:
+            values = frame[LABEL_OF[outcome]].dropna().unique()
+            if len(values) < 2:
+                problems.append(f"{outcome}: every decision in {where} has "
+                                f"{LABEL_OF[outcome]} = {values[0] if len(values) else None}")
+    if problems:
+        raise TrainingDataError(
+            f"uplift experiment {exp.name}: cannot fit: " + "; ".join(problems) + ". Uplift "
+            "is learned from the logged `action` history (events with an `action`, such as "
+            "action_sent) against uncontacted customer-days; choose windows where actions were "
+            "logged and outcomes vary. Nothing was trained or registered.")
+
+
 def train_uplift(exp: UpliftExperiment, d: Decisions, tracking: Tracking,
                  experiment_file: Path | None = None, log: Log = print
                  ) -> list[UpliftResult]:
     """Every (outcome, learner): fit, log, register; alias each outcome's best `challenger`."""
     import mlflow
 
+    check_decisions(exp, d)
     client = tracking.client()
     if os.environ.get("MLFLOW_RUN_ID"):
         parent = mlflow.start_run()

@@ -3,16 +3,19 @@ MLflow with Qini on later windows, each outcome's best named challenger, and the
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from features.decisions import NO_ACTION
 from features.errors import ConfigError
 from models.registry import alias_version, load_native
 from models.uplift_model import JourneyUplift, registered_name
 from tests.training.world import SMALL_UPLIFT, UpliftTrained, World, clean_env, write_spec
-from training.uplift import qini_scores
+from training.outcomes import TrainingDataError
+from training.uplift import check_decisions, qini_scores, train_uplift
 from training.uplift_gate import decide_uplift
 from training.uplift_spec import load_uplift_experiment
 
@@ -78,3 +81,19 @@ def test_unknown_learner_params_are_refused(tmp_path: Path) -> None:
     spec = {**SMALL_UPLIFT, "learners": [{"kind": "t", "params": {"leaves": 3}}]}
     with pytest.raises(ConfigError, match="unknown learner params"):
         load_uplift_experiment(write_spec(tmp_path, spec))
+
+
+def test_windows_without_actions_or_varying_outcomes_stop_before_any_fit(
+        uplift_trained: UpliftTrained) -> None:
+    exp, d = uplift_trained.exp, uplift_trained.decisions
+    check_decisions(exp, d)  # the world's windows hold both
+    untreated = d.train.assign(action=NO_ACTION)
+    no_buyers = d.valid.assign(converted=False)
+    with pytest.raises(TrainingDataError) as info:
+        train_uplift(exp, replace(d, train=untreated, valid=no_buyers),
+                     None, log=lambda _: None)  # type: ignore[arg-type]  # never reached
+    message = str(info.value)
+    assert f"uplift experiment {exp.name}: cannot fit: the training window (" in message
+    assert "decision points) has no decisions with a logged action" in message
+    assert "convert: every decision in the validation window (" in message
+    assert "converted = False" in message and "Nothing was trained or registered" in message
