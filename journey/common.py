@@ -20,6 +20,7 @@ app = typer.Typer(
     "promote.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode="markdown",
 )
 P = ParamSpec("P")
 R = TypeVar("R")

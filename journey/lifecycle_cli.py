@@ -27,14 +27,14 @@ def backtest(
     spec: SpecOpt = None,
     taxonomy: TaxonomyOpt = None,
     scores: Annotated[Path | None, typer.Option(
-        help="Score snapshots to read (default: <home>/scores).")] = None,
+        help="Score snapshots to read (default: $JOURNEY_HOME/scores).")] = None,
     out: Annotated[Path | None, typer.Option(
-        help="Where backtest.json goes (default: <home>/backtests).")] = None,
+        help="Where backtest.json goes (default: $JOURNEY_HOME/backtests).")] = None,
 ) -> None:
     """Score past predictions whose horizon has closed against what happened.
 
     Realized AUC, log loss, Brier and calibration per model version and prediction time,
-    stored under <home>/backtests and logged to MLflow (experiment journey-backtest)."""
+    stored under $JOURNEY_HOME/backtests and logged to MLflow (experiment journey-backtest)."""
     from training.backtest import run_backtest
 
     settings = Settings()

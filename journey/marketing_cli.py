@@ -38,7 +38,7 @@ def score(
     actions: Annotated[bool, typer.Option(help="Also each customer's top next-best-action "
                                                "(needs served uplift models).")] = True,
 ) -> None:
-    """Score every customer with the champion models into a new snapshot (<home>/scores).
+    """Score every customer with the champion models into a new snapshot ($JOURNEY_HOME/scores).
 
     Churn and conversion probabilities, risk tier, expected value, revenue at risk, top
     action, and the journey map. Segments and the dashboard read the newest snapshot.

@@ -53,7 +53,8 @@ def train(
 @friendly_errors
 def compare(
     out: Annotated[Path | None, typer.Option(
-        "--out", help="Folder for leaderboard.md and leaderboard.csv (default: <home>/reports)."
+        "--out",
+        help="Folder for leaderboard.md and leaderboard.csv (default: $JOURNEY_HOME/reports).",
     )] = None,
 ) -> None:
     """Leaderboard of every tracked model run, ranked on each holdout."""

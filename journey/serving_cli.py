@@ -151,8 +151,8 @@ def _terminate(pid: int, timeout: float = 20.0) -> str:
     return "killed (it did not stop within the timeout)"
 
 
-KeysFile = Annotated[Path | None, typer.Option("--file", help="Key file (env JOURNEY_API_KEYS; "
-                                                              "default <home>/api_keys.yaml).")]
+KeysFile = Annotated[Path | None, typer.Option(
+    "--file", help="Key file (env JOURNEY_API_KEYS; default $JOURNEY_HOME/api_keys.yaml).")]
 
 
 def _keys_file(file: Path | None) -> Path:

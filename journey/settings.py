@@ -14,19 +14,19 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JOURNEY_", env_file=".env", extra="ignore")
 
     home: Path = Path("var")
-    store: Path | None = None  # the DuckDB event store; default: <home>/events.duckdb
+    store: Path | None = None  # the DuckDB event store; default: $JOURNEY_HOME/events.duckdb
     # What DuckDB may hold in memory while loading into the store; past it a load spills to
     # <store>.tmp. DuckDB's own default (80 % of RAM) let an 86.7M-event ingest reach 19.8 GB.
     store_memory: MemorySize = "4GB"
     taxonomy: Path | None = None  # stage taxonomy YAML; default: the one shipped with Journey
     feature_spec: Path | None = None  # feature definitions YAML; default: the shipped one
-    snapshots: Path | None = None  # feature/label snapshots; default: <home>/snapshots
-    # MLflow: tracking/registry URI (default: SQLite file <home>/mlflow/mlflow.db) and the
-    # artifact location of experiments Journey creates (default: <home>/mlflow/artifacts).
+    snapshots: Path | None = None  # feature/label snapshots; default: $JOURNEY_HOME/snapshots
+    # MLflow: tracking/registry URI (default: SQLite file $JOURNEY_HOME/mlflow/mlflow.db) and the
+    # artifact location of experiments Journey creates (default: $JOURNEY_HOME/mlflow/artifacts).
     mlflow_tracking_uri: str | None = None
     mlflow_artifacts: str | None = None
     promote_margin: float = 0.001  # on the primary metric (AUC, or next-stage log loss)
-    scores: Path | None = None  # score snapshots; default: <home>/scores (as the service's)
+    scores: Path | None = None  # score snapshots; default: $JOURNEY_HOME/scores (as the service's)
     retrain_spec: Path = Path("experiments/retrain.yaml")  # `journey retrain`'s cadence and gate
 
     @property

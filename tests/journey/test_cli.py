@@ -81,3 +81,23 @@ def test_a_bad_item_of_a_list_setting_is_named_with_its_position(
         ServeSettings()
     [line] = settings_errors(info.value)
     assert line.startswith("setting JOURNEY_RISK_BANDS (environment or .env) (item 1: 'x'): ")
+
+
+@pytest.mark.parametrize("path", sorted(COMMANDS))
+def test_help_text_survives_markdown(path: str) -> None:
+    """Help is rendered as Markdown (paragraphs reflow to the terminal's width), which drops
+    anything that looks like an HTML tag: "<home>/scores" printed as "/scores"."""
+    command = COMMANDS[path]
+    texts = [command.help or ""] + [getattr(p, "help", None) or "" for p in command.params]
+    assert not [t for t in texts if re.search(r"<[A-Za-z/]", t)], path
+
+
+def test_help_paragraphs_reflow_and_keep_the_home_folder() -> None:
+    text = " ".join(out(run("score", "--help")).split())
+    assert "into a new snapshot ($JOURNEY_HOME/scores)." in text
+    from tests.journey.cli_helpers import runner
+
+    wide = runner.invoke(app, ["personas", "--help"], env={"COLUMNS": "200"})
+    # One line per paragraph, not the docstring's breaks ("... (champion when" / "there is").
+    assert any("registers it (champion when there is none). Scoring runs" in line
+               for line in out(wide).splitlines())
