@@ -99,7 +99,8 @@ class EventStore:
         24 GB machine (5.0 GB at "4GB", 3 % slower)."""
         self.path = Path(path)
         if read_only and not self.path.exists():
-            raise StoreError(f"event store not found: {self.path}")
+            raise StoreError(f"event store not found: {self.path}; load events into it with "
+                             "`journey ingest`")
         limit = memory_setting(memory_limit) if memory_limit is not None else None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:

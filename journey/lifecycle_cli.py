@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from features.errors import ConfigError
 from features.spec import load_spec
 from features.taxonomy import load_taxonomy
 from journey.common import StoreOpt, TaxonomyOpt, app, friendly_errors, parse_when
@@ -89,6 +90,9 @@ def retrain(
 
     settings = Settings()
     path = config or settings.retrain_spec
+    if config is None and not path.is_file():  # the default is relative to the project folder
+        raise ConfigError(f"retraining spec not found: {path.resolve()}; run from the project "
+                          "folder, or name the spec with --config or JOURNEY_RETRAIN_SPEC")
     rs, exp = load_retrain(path)
     feature_spec = load_spec(spec or settings.feature_spec,
                              load_taxonomy(taxonomy or settings.taxonomy))

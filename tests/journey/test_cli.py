@@ -10,7 +10,7 @@ import typer.main
 
 from journey import __version__
 from journey.cli import app
-from tests.journey.cli_helpers import out, run
+from tests.journey.cli_helpers import fails, out, run
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
@@ -101,3 +101,10 @@ def test_help_paragraphs_reflow_and_keep_the_home_folder() -> None:
     # One line per paragraph, not the docstring's breaks ("... (champion when" / "there is").
     assert any("registers it (champion when there is none). Scoring runs" in line
                for line in out(wide).splitlines())
+
+
+def test_retrain_outside_the_project_folder_says_how_to_name_the_spec(
+        isolated: Any) -> None:
+    message = fails("retrain")
+    assert f"retraining spec not found: {isolated / 'experiments' / 'retrain.yaml'}" in message
+    assert "--config or JOURNEY_RETRAIN_SPEC" in message

@@ -203,9 +203,10 @@ def test_bad_as_of(world: World) -> None:
 def test_store_missing(world: World) -> None:
     for command in (["features"], ["labels", "--horizon", "14"]):
         message = fails(*command, "--as-of", world.as_of, "--out", "s")
-        assert message == f"error: event store not found: {Path('var') / 'events.duckdb'}\n"
+        hint = "; load events into it with `journey ingest`\n"
+        assert message == f"error: event store not found: {Path('var') / 'events.duckdb'}{hint}"
         message = fails(*command, "--as-of", world.as_of, "--store", "nowhere.duckdb")
-        assert message == "error: event store not found: nowhere.duckdb\n"
+        assert message == f"error: event store not found: nowhere.duckdb{hint}"
     assert not Path("s").exists()
     assert not Path("var").exists()  # a read-only command creates no store
 
