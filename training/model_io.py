@@ -19,6 +19,7 @@ from models.drift import (
 )
 from models.estimators import JourneyClassifier
 from models.targets import Target
+from training.quiet import without_registration_notes
 
 REQUIREMENTS = ("scikit-learn", "lightgbm", "numpy", "pandas", "scipy", "pyarrow")
 
@@ -56,16 +57,17 @@ def register_model(est: FittedModel, registered: str, example: pd.DataFrame,
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    info = mlflow.sklearn.log_model(
-        est,
-        name="model",
-        signature=infer_signature(example, output.astype(np.float64)),
-        input_example=example,
-        pip_requirements=pip_requirements(),
-        pyfunc_predict_fn=predict_fn,
-        registered_model_name=registered,
-        serialization_format="pickle",
-    )
+    with without_registration_notes():
+        info = mlflow.sklearn.log_model(
+            est,
+            name="model",
+            signature=infer_signature(example, output.astype(np.float64)),
+            input_example=example,
+            pip_requirements=pip_requirements(),
+            pyfunc_predict_fn=predict_fn,
+            registered_model_name=registered,
+            serialization_format="pickle",
+        )
     version = str(info.registered_model_version)
     from mlflow.tracking import MlflowClient
 

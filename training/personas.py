@@ -22,6 +22,7 @@ from models.persona_features import RATIOS
 from models.persona_words import summary_lines
 from models.personas import REGISTERED_NAME, PersonaModel, PersonaParams
 from training.model_io import pip_requirements
+from training.quiet import without_registration_notes
 from training.tracking import KIND_TAG, Tracking
 from training.train import CHAMPION
 
@@ -143,10 +144,11 @@ def _log_model(model: PersonaModel, frame: pa.Table, tags: dict[str, str]) -> st
     with warnings.catch_warnings():  # "integer columns cannot hold missing values": ids never
         warnings.simplefilter("ignore", UserWarning)  # are missing (-1 is unassigned)
         signature = infer_signature(example, labels)
-    info = mlflow.sklearn.log_model(
-        model, name="model", signature=signature,
-        input_example=example, pip_requirements=pip_requirements(),
-        registered_model_name=REGISTERED_NAME, serialization_format="pickle")
+    with without_registration_notes():
+        info = mlflow.sklearn.log_model(
+            model, name="model", signature=signature,
+            input_example=example, pip_requirements=pip_requirements(),
+            registered_model_name=REGISTERED_NAME, serialization_format="pickle")
     version = str(info.registered_model_version)
     client = MlflowClient()
     for key, value in tags.items():

@@ -30,6 +30,7 @@ from models.uplift_model import JourneyUplift, action_codes, registered_name
 from training.dataset import midnight
 from training.model_io import pip_requirements
 from training.outcomes import TrainingDataError
+from training.quiet import without_registration_notes
 from training.tracking import KIND_TAG, TRAINING_EXPERIMENT, Tracking
 from training.train import CHALLENGER
 from training.uplift_spec import LABEL_OF, LearnerSpec, UpliftExperiment
@@ -150,11 +151,12 @@ def _log_model(est: JourneyUplift, d: Decisions, tags: dict[str, str]) -> str:
 
     example = example_frame(est, d.test)
     uplift = pd.DataFrame(est.predict(example), columns=[f"uplift_{a}" for a in est.actions_])
-    info = mlflow.sklearn.log_model(
-        est, name="model", signature=infer_signature(example, uplift),
-        input_example=example, pip_requirements=pip_requirements(),
-        registered_model_name=registered_name(est.outcome), serialization_format="pickle",
-    )
+    with without_registration_notes():
+        info = mlflow.sklearn.log_model(
+            est, name="model", signature=infer_signature(example, uplift),
+            input_example=example, pip_requirements=pip_requirements(),
+            registered_model_name=registered_name(est.outcome), serialization_format="pickle",
+        )
     version = str(info.registered_model_version)
     client = MlflowClient()
     for key, value in tags.items():
