@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from importlib import metadata
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,9 @@ from models.drift import (
 from models.estimators import JourneyClassifier
 from models.targets import Target
 from training.quiet import without_registration_notes
+
+if TYPE_CHECKING:
+    from mlflow.models import ModelSignature
 
 REQUIREMENTS = ("scikit-learn", "lightgbm", "numpy", "pandas", "scipy", "pyarrow")
 
@@ -54,14 +57,25 @@ def register_model(est: FittedModel, registered: str, example: pd.DataFrame,
                    output: pd.DataFrame, predict_fn: str, tags: dict[str, str]) -> str:
     """Log ``est`` (sklearn flavor; ``output`` is what ``predict_fn`` gives for ``example``)
     and register it as a new version of ``registered``, tagged with ``tags``."""
-    import mlflow.sklearn
     from mlflow.models import infer_signature
+
+    signature = infer_signature(example, output.astype(np.float64))
+    return log_registered(est, registered, signature, example, tags, predict_fn)
+
+
+def log_registered(est: object, registered: str, signature: ModelSignature,
+                   example: pd.DataFrame, tags: dict[str, str], predict_fn: str = "predict"
+                   ) -> str:
+    """Log ``est`` in the active run (sklearn flavor, pinned requirements), register it as a
+    new version of ``registered`` tagged with ``tags``, and return the version."""
+    import mlflow.sklearn
+    from mlflow.tracking import MlflowClient
 
     with without_registration_notes():
         info = mlflow.sklearn.log_model(
             est,
             name="model",
-            signature=infer_signature(example, output.astype(np.float64)),
+            signature=signature,
             input_example=example,
             pip_requirements=pip_requirements(),
             pyfunc_predict_fn=predict_fn,
@@ -69,8 +83,6 @@ def register_model(est: FittedModel, registered: str, example: pd.DataFrame,
             serialization_format="pickle",
         )
     version = str(info.registered_model_version)
-    from mlflow.tracking import MlflowClient
-
     client = MlflowClient()
     for key, value in tags.items():
         client.set_model_version_tag(registered, version, key, value)

@@ -21,8 +21,7 @@ from features.spec import FeatureSpec
 from models.persona_features import RATIOS
 from models.persona_words import summary_lines
 from models.personas import REGISTERED_NAME, PersonaModel, PersonaParams
-from training.model_io import pip_requirements
-from training.quiet import without_registration_notes
+from training.model_io import log_registered
 from training.tracking import KIND_TAG, Tracking
 from training.train import CHAMPION
 
@@ -133,9 +132,7 @@ def _metrics(model: PersonaModel, seconds: float) -> dict[str, float]:
 
 
 def _log_model(model: PersonaModel, frame: pa.Table, tags: dict[str, str]) -> str:
-    import mlflow.sklearn
     from mlflow.models import infer_signature
-    from mlflow.tracking import MlflowClient
 
     # Doubles, as the vectors are: MLflow reads an all-whole column as integers, which could
     # not hold a missing value.
@@ -144,16 +141,7 @@ def _log_model(model: PersonaModel, frame: pa.Table, tags: dict[str, str]) -> st
     with warnings.catch_warnings():  # "integer columns cannot hold missing values": ids never
         warnings.simplefilter("ignore", UserWarning)  # are missing (-1 is unassigned)
         signature = infer_signature(example, labels)
-    with without_registration_notes():
-        info = mlflow.sklearn.log_model(
-            model, name="model", signature=signature,
-            input_example=example, pip_requirements=pip_requirements(),
-            registered_model_name=REGISTERED_NAME, serialization_format="pickle")
-    version = str(info.registered_model_version)
-    client = MlflowClient()
-    for key, value in tags.items():
-        client.set_model_version_tag(REGISTERED_NAME, version, key, value)
-    return version
+    return log_registered(model, REGISTERED_NAME, signature, example, tags)
 
 
 def fit_and_track(frame: pa.Table, params: PersonaParams, spec: FeatureSpec,

@@ -28,9 +28,8 @@ from models.uplift import PropensityModel
 from models.uplift_metrics import qini_coefficient, uplift_by_decile
 from models.uplift_model import JourneyUplift, action_codes, registered_name
 from training.dataset import midnight
-from training.model_io import pip_requirements
+from training.model_io import example_frame, log_registered
 from training.outcomes import TrainingDataError
-from training.quiet import without_registration_notes
 from training.tracking import KIND_TAG, TRAINING_EXPERIMENT, Tracking
 from training.train import CHALLENGER
 from training.uplift_spec import LABEL_OF, LearnerSpec, UpliftExperiment
@@ -143,25 +142,12 @@ def _tags(exp: UpliftExperiment, d: Decisions, outcome: str, learner: str) -> di
 
 
 def _log_model(est: JourneyUplift, d: Decisions, tags: dict[str, str]) -> str:
-    import mlflow.sklearn
     from mlflow.models import infer_signature
-    from mlflow.tracking import MlflowClient
-
-    from training.model_io import example_frame
 
     example = example_frame(est, d.test)
     uplift = pd.DataFrame(est.predict(example), columns=[f"uplift_{a}" for a in est.actions_])
-    with without_registration_notes():
-        info = mlflow.sklearn.log_model(
-            est, name="model", signature=infer_signature(example, uplift),
-            input_example=example, pip_requirements=pip_requirements(),
-            registered_model_name=registered_name(est.outcome), serialization_format="pickle",
-        )
-    version = str(info.registered_model_version)
-    client = MlflowClient()
-    for key, value in tags.items():
-        client.set_model_version_tag(registered_name(est.outcome), version, key, value)
-    return version
+    return log_registered(est, registered_name(est.outcome), infer_signature(example, uplift),
+                          example, tags)
 
 
 def train_one(exp: UpliftExperiment, d: Decisions, outcome: str, spec: LearnerSpec,
@@ -203,9 +189,9 @@ def check_decisions(exp: UpliftExperiment, d: Decisions) -> None:
     stopped in LightGBM with a traceback)."""
     problems = []
     for split, win in exp.windows:
-        frame: pd.DataFrame = getattr(d, split)
-        if split == "test":
+        if split == "test":  # its Qini is reported, not fitted on
             continue
+        frame: pd.DataFrame = getattr(d, split)
         name = {"train": "training", "valid": "validation"}[split]
         where = f"the {name} window ({win.start}..{win.end}, {len(frame):,} decision points)"
         treated = int((frame["action"] != NO_ACTION).sum())
