@@ -66,7 +66,8 @@ def journey_summary(
         staged = staged_events(taxonomy, "stage_map", "ev.ts < ?" if as_of else "")
         per_customer = f"""
             SELECT e.customer_key, max(e.stage) FILTER (WHERE e.stage >= 0) AS furthest,
-                   min(e.ts) AS first_ts, {firsts}, count(*) FILTER (WHERE NOT e.conv) AS other,
+                   min(e.ts) AS first_ts, {firsts}, count(*) AS n,
+                   count(*) FILTER (WHERE e.conv) AS n_conv,
                    min(e.ts) FILTER (WHERE e.conv) < max(e.ts) FILTER (WHERE e.conv) AS again
             FROM ({staged}) e GROUP BY e.customer_key"""
         medians = ", ".join(
@@ -75,13 +76,12 @@ def journey_summary(
         counts = ", ".join(
             f"count(*) FILTER (WHERE furthest = {k})" for k in range(len(taxonomy.stages)))
         row = con.execute(f"SELECT count(*), count(*) FILTER (WHERE furthest IS NULL), {counts}, "
-                          f"{medians}, coalesce(sum(other), 0), count(*) FILTER (WHERE again) "
-                          f"FROM ({per_customer})", params).fetchone()
-        where = "WHERE e.ts < ?" if as_of else ""
-        events = con.execute(f"SELECT count(*) FROM events e {where}", params).fetchone()
+                          f"{medians}, coalesce(sum(n), 0), coalesce(sum(n_conv), 0), "
+                          f"count(*) FILTER (WHERE again) FROM ({per_customer})",
+                          params).fetchone()
     finally:
         con.unregister("stage_map")
-    assert row is not None and events is not None
+    assert row is not None
     n = len(taxonomy.stages)
     at = [int(v) for v in row[2:2 + n]]
     reached = [sum(at[k:]) for k in range(n)]
@@ -91,6 +91,8 @@ def journey_summary(
                  None if row[2 + n + k] is None else float(row[2 + n + k]))
         for k, stage in enumerate(taxonomy.stages)
     ]
-    only_conversions = int(row[2 + 2 * n]) == 0 and taxonomy.repeat_conversion_stage is None
-    return JourneySummary(as_of, int(row[0]), int(events[0]), int(row[1]), stages,
-                          int(row[3 + 2 * n]) if only_conversions else 0)
+    # Every event joins stage_map (it holds every stored type's code), so these are all events.
+    events, conversions, again = (int(v) for v in row[2 + 2 * n:5 + 2 * n])
+    only_conversions = conversions == events and taxonomy.repeat_conversion_stage is None
+    return JourneySummary(as_of, int(row[0]), events, int(row[1]), stages,
+                          again if only_conversions else 0)
