@@ -34,9 +34,11 @@ def test_a_real_registration_prints_no_notes(tmp_path: Path,
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     try:
+        # Its own artifact folder: the default experiment's would be ./mlruns in the checkout.
+        experiment = mlflow.create_experiment("quiet", artifact_location=(tmp_path / "a").as_uri())
         model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
         for _ in range(2):  # the first creates the registered model, the second a new version
-            with mlflow.start_run(), without_registration_notes():
+            with mlflow.start_run(experiment_id=experiment), without_registration_notes():
                 mlflow.sklearn.log_model(model, name="model", registered_model_name="quiet-test",
                                          pip_requirements=["scikit-learn"])
     finally:
