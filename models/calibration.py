@@ -54,8 +54,7 @@ class _Fitted:
         if k == 2 and method == "sigmoid":
             self.a, self.b = _platt(_logit(scores), y)
         elif k == 2:
-            self.maps = [IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1)]
-            self.maps[0].fit(scores, y)
+            self.maps = [_smoothed_isotonic(scores, y.astype(np.float64))]
         elif method == "sigmoid":
             logp = np.log(np.clip(scores, EPS, 1))
             res = minimize_scalar(
@@ -64,10 +63,7 @@ class _Fitted:
             self.temperature = float(res.x)
         else:
             self.maps = [
-                IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(
-                    scores[:, c], (y == c).astype(float)
-                )
-                for c in range(k)
+                _smoothed_isotonic(scores[:, c], (y == c).astype(np.float64)) for c in range(k)
             ]
 
     def __call__(self, scores: Floats) -> Floats:
@@ -85,6 +81,22 @@ class _Fitted:
         cols = np.maximum(cols, EPS)
         normed: Floats = cols / cols.sum(axis=1, keepdims=True)
         return normed
+
+
+def _smoothed_isotonic(scores: Floats, y: Floats) -> IsotonicRegression:
+    """Isotonic regression with one pseudo-row at the base rate at each end of the scores.
+
+    A plain fit gives its lowest block 0 (and its highest 1) whenever that block holds no
+    positive (negative), and every customer scored beyond the validation range lands there:
+    a probability of 1e-6 for "no purchase in 1,000 look-alikes". The pseudo-rows shrink each
+    end block towards the base rate by one row, k/n becoming (k + rate)/(n + 1), the same
+    smoothing Platt gives his targets; blocks of hundreds of rows barely move.
+    """
+    rate = float(y.mean())
+    lo, hi = float(scores.min()), float(scores.max())
+    x = np.concatenate([scores, [lo, hi]])
+    target = np.concatenate([y, [rate, rate]])
+    return IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(x, target)
 
 
 def _isotonic(fitted: IsotonicRegression, x: Floats) -> Floats:

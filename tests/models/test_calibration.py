@@ -240,3 +240,36 @@ def test_fast_isotonic_is_sklearns_predict() -> None:
     fitted = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(s, y)
     x = np.concatenate([rng.uniform(0, 1, 500), [0.0, 1.0, s.min(), s.max()]])
     np.testing.assert_allclose(_isotonic(fitted, x), fitted.predict(x), rtol=0, atol=1e-12)
+
+
+def end_blocks_sample() -> tuple[Floats, Ints]:
+    """1,000 low scores without a positive, 1,000 middle ones half positive, 1,000 high ones
+    all positive: base rate 0.5."""
+    scores = np.concatenate([np.linspace(0.0, 0.1, 1000), np.full(1000, 0.5),
+                             np.linspace(0.9, 1.0, 1000)])
+    y = np.concatenate([np.zeros(1000), np.arange(1000) % 2, np.ones(1000)]).astype(np.int64)
+    return scores, y
+
+
+def test_isotonic_end_blocks_shrink_towards_the_base_rate() -> None:
+    """A plain isotonic fit answers 0 (1e-6 after the floor) for the lowest block and anyone
+    scored beyond it, and 1 for the highest. One pseudo-row at the base rate at each end makes
+    them rate/1001 and (1000 + rate)/1001."""
+    scores, y = end_blocks_sample()
+    cal = ProbabilityCalibrator("isotonic").fit(scores, y)
+    out = cal.transform(np.array([-1.0, 0.0, 0.05, 0.5, 1.0, 2.0]))
+    np.testing.assert_allclose(out[:3], 0.5 / 1001, rtol=1e-9)
+    assert out[3] == pytest.approx(0.5)
+    np.testing.assert_allclose(out[4:], 1000.5 / 1001, rtol=1e-9)
+
+
+def test_multiclass_isotonic_keeps_unseen_classes_possible() -> None:
+    """The same for each class of a multiclass map: the lowest rows never saw class 2, yet it
+    keeps a small probability instead of the 1e-6 floor."""
+    s, y = end_blocks_sample()
+    scores = np.column_stack([1 - s, np.full_like(s, 0.01), s])
+    scores /= scores.sum(axis=1, keepdims=True)
+    proba = ProbabilityCalibrator("isotonic").fit(scores, np.where(y == 1, 2, 0)).transform(
+        scores[[0, 2999]])
+    assert 1e-4 < proba[0, 2] < 1e-3 and 1e-4 < proba[1, 0] < 1e-3
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
