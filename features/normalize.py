@@ -6,6 +6,7 @@ check of a row names why it is rejected. Valid rows come out in EVENT_SCHEMA ord
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import duckdb
@@ -21,10 +22,12 @@ from features.schema import (
     MAX_ID_CHARS,
     MAX_LABEL_CHARS,
     MAX_PROPERTIES_CHARS,
+    MAX_TS,
+    MAX_VALUE,
+    MIN_TS,
 )
 from features.taxonomy import Taxonomy
 
-MIN_TS, MAX_TS = "1970-01-01", "2100-01-01"
 # Epoch numbers are clamped to +-1e17 us (years -1200..5138) before becoming timestamps: DuckDB
 # raises, for the whole batch, on values past its range; clamped, they fail the range check.
 EPOCH_CLAMP_US = 10**17
@@ -67,6 +70,20 @@ def is_json_object(expr: str) -> str:
 
 
 UNKNOWN_TYPE = "event_type unknown to the taxonomy"  # a reject's reason
+# How a source's event type becomes the taxonomy's spelling ("Add to Cart" -> add_to_cart) and
+# a channel its stored one ("Email" -> email): SQL for files, Python for the service's requests;
+# tests/features/test_normalize.py checks that the two agree.
+NORMALISE_TYPE_SQL = "lower(regexp_replace({}, '[\\s\\-]+', '_', 'g'))"
+_SEPARATORS = re.compile(r"[\t\n\f\r \-]+")  # RE2's \s is these four and the space
+_TRIMMED = " \t\n\r"  # what clean_text trims
+
+
+def normal_event_type(text: str) -> str:
+    return _SEPARATORS.sub("_", text.strip(_TRIMMED)).lower()
+
+
+def normal_channel(text: str) -> str:
+    return text.strip(_TRIMMED).lower()
 
 
 @dataclass(frozen=True)
@@ -103,6 +120,7 @@ def _checks(policy: str) -> list[Check]:
               "left(value_raw, 80)"),
         Check("value", "value is not finite", "NOT isfinite(value)", "value_raw"),
         Check("value", "negative value", "value < 0", "value_raw"),
+        Check("value", f"value above {MAX_VALUE:,.0f}", f"value > {MAX_VALUE!r}", "value_raw"),
         Check("channel", f"channel longer than {MAX_LABEL_CHARS} characters",
               f"length(channel) > {MAX_LABEL_CHARS}", "left(channel, 80)"),
         Check("action", f"action longer than {MAX_LABEL_CHARS} characters",
@@ -292,7 +310,7 @@ class Normalizer:
         value_num = (f"CAST({quote(value_col)} AS DOUBLE)" if value_numeric and value_col
                      else "CAST(NULL AS DOUBLE)")
         value_expr = "value_num" if value_numeric else "TRY_CAST(value_raw AS DOUBLE)"
-        normalise_type = "lower(regexp_replace(d.event_type_raw, '[\\s\\-]+', '_', 'g'))"
+        normalise_type = NORMALISE_TYPE_SQL.format("d.event_type_raw")
         # TRY_CAST: the id is computed for rejected rows too, and nan/inf/huge values must not
         # abort the batch (they fall back to the value's text).
         ev_id = ("'d-' || md5(concat_ws(chr(31), customer_id, CAST(epoch_us(ts) AS VARCHAR), "

@@ -46,6 +46,11 @@ MAX_ID_CHARS = 256
 MAX_LABEL_CHARS = 128  # event_type, channel, action
 MAX_PROPERTIES_CHARS = 65_536
 DEFAULT_CHANNEL = "unknown"
+# Timestamps the store accepts (ISO dates, the lower bound included), and the largest value of
+# one touchpoint: beyond it a value is a unit or parsing error, and a few of them overflow every
+# revenue sum they enter (segments, KPIs) to infinity.
+MIN_TS, MAX_TS = "1970-01-01", "2100-01-01"
+MAX_VALUE = 1e12
 
 # The store's table holds the contract's fields plus integer codes assigned at ingest (a customer
 # key and vocabulary codes), so feature scans read integers, never strings (DESIGN.md, Scale).

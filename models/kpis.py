@@ -303,7 +303,8 @@ def _csat(cells: Cells, params: JourneyMapParams, g: I64, n_groups: int
         if mean is not None and m >= 2:
             sd = np.sqrt(max(squares[k] / m - mean * mean, 0.0) * m / (m - 1))
             half = float(Z95 * sd / np.sqrt(m))
-            ci = [_r(mean - half, 4), _r(mean + half, 4)]
+            # Absurd scores (1e308) overflow the squares: no interval rather than [None, None].
+            ci = [_r(mean - half, 4), _r(mean + half, 4)] if np.isfinite(half) else None
         out.append({"mean": _r(mean, 4), "mean_ci95": ci, "count": m,
                     "satisfied": Rate(int(satisfied[k]), m).to_dict()})
     return out

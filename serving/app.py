@@ -10,13 +10,15 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.routing import APIRoute
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
 
 from serving import backtest_routes, drift_routes, marketing_routes, routes, trigger_routes
 from serving.deps import ERRORS
 from serving.fast_predict import PATH, FastPredict
-from serving.http import BodyLimit, RouteMetrics, install_error_handlers
+from serving.http import BodyLimit, RouteMetrics, error_json, install_error_handlers
 from serving.settings import ServeSettings
 from serving.state import ServiceState
 
@@ -51,6 +53,7 @@ def create_app(settings: ServeSettings | None = None, background: bool = True) -
     for table in ROUTES:
         table.install(app)
     _hot_routes_first(app)
+    _unmatched_last(app)
     # The last added runs first: metrics, then the body limit, then /predict's fast path.
     predict = next(r for r in app.router.routes if isinstance(r, APIRoute) and r.path == PATH)
     app.add_middleware(FastPredict, state=state, route=predict)
@@ -68,3 +71,27 @@ def _hot_routes_first(app: FastAPI) -> None:
     (~25 us a prediction). No other route shares their paths, so no answer changes."""
     hot = [r for path in HOT_ROUTES for r in app.router.routes if getattr(r, "path", None) == path]
     app.router.routes[:] = hot + [r for r in app.router.routes if r not in hot]
+
+
+def _unmatched_last(app: FastAPI) -> None:
+    """A JSON 404 (or 405) for every path under the mount that no route serves. BentoML's
+    mount only passes on paths one of the app's routes matches, and its own 404 is plain text;
+    this route matches them all, after every other."""
+    served = [r for r in app.router.routes if isinstance(r, Route)]  # docs pages too
+
+    async def unmatched(request: Request) -> Response:
+        prefix, path = request.scope.get("root_path", ""), request.scope["path"]
+        path = path[len(prefix):] if prefix and path.startswith(prefix + "/") else path
+        other = path[:-1] if path.endswith("/") else path + "/"
+        if any(r.path_regex.match(other) for r in served):  # as Starlette's redirect_slashes
+            return RedirectResponse(request.url.replace(path=prefix + other), 307)
+        allowed = sorted({m for r in served if r.path_regex.match(path) for m in r.methods or ()})
+        if allowed:
+            return error_json(405, "method_not_allowed", f"{request.method} is not allowed "
+                              f"here; use {', '.join(allowed)}", None,
+                              {"Allow": ", ".join(allowed)})
+        return error_json(404, "not_found",
+                          f"no route {prefix}{path}; the routes are listed at {prefix}/docs")
+
+    app.add_api_route("/{path:path}", unmatched, include_in_schema=False,
+                      methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])

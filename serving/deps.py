@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
 from serving.errors import ForbiddenError, InvalidKeyError, MissingKeyError
+from serving.http import KEY_CHECK
 from serving.keys import Role
 from serving.schemas import ErrorOut
 from serving.state import ServiceState
@@ -53,6 +54,7 @@ def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, ServiceState]]:
                 f"key {who.name!r} has role {who.role.value}; this route needs one of: {needed}")
         return state
 
+    setattr(check, KEY_CHECK, True)
     return check
 
 

@@ -10,10 +10,12 @@ class ServiceError(JourneyError):
     status = 500
     code = "internal"
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(self, message: str, field: str | None = None,
+                 errors: list[dict[str, str]] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.errors = errors  # every problem ({field, message}) when there are several
 
 
 class BadRequestError(ServiceError):

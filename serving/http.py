@@ -117,7 +117,8 @@ def _field(loc: tuple[int | str, ...]) -> str:
 
 def service_error_response(exc: ServiceError) -> JSONResponse:
     headers = {"WWW-Authenticate": "ApiKey"} if exc.status == 401 else None
-    return error_json(exc.status, exc.code, exc.message, exc.field, headers)
+    extra = {} if exc.errors is None else {"errors": exc.errors}
+    return error_json(exc.status, exc.code, exc.message, exc.field, headers, **extra)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -125,14 +126,25 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, ServiceError)
         return service_error_response(exc)
 
-    async def invalid(_: Request, exc: Exception) -> JSONResponse:
+    async def invalid(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        # A JSON syntax error's location is a character offset, not a field: name the body.
-        errors = [{"field": "body" if e["type"] == "json_invalid" else _field(tuple(e["loc"])),
-                   "message": message(e)} for e in exc.errors()]
+        # FastAPI reads the body before it resolves the route's key check: a caller without a
+        # valid key learns that first, not what is wrong with a body it may not send.
+        refused = await key_refusal(request)
+        if refused is not None:
+            return service_error_response(refused)
+        body = await request.body()
+        errors = [{"field": "body", "message": _json_error(e, body)} if e["type"] == "json_invalid"
+                  else {"field": _field(tuple(e["loc"])), "message": message(e)}
+                  for e in exc.errors()]
         first = errors[0] if errors else {"field": "body", "message": "invalid request"}
         return error_json(422, "bad_request", f"{first['field']}: {first['message']}",
                           first["field"], errors=errors)
+
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Starlette logs the traceback (the exception is raised on after this answer).
+        return error_json(500, "internal", f"internal error ({type(exc).__name__}); the "
+                          "service log has the details")
 
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
@@ -149,3 +161,32 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def _json_error(error: Any, body: bytes) -> str:
+    """'JSON decode error' with the parser's reason and where: line, column and offset."""
+    loc, reason = error.get("loc", ()), (error.get("ctx") or {}).get("error")
+    offset = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+    text = "not valid JSON" + (f": {reason}" if reason else "")
+    if offset is None:
+        return text
+    before = body[:offset].decode("utf-8", "replace")
+    line = before.count("\n") + 1
+    column = offset - (before.rfind("\n") + 1) + 1
+    return f"{text} at line {line}, column {column} (character {offset})"
+
+
+KEY_CHECK = "journey_key_check"  # marks the dependency that checks a route's API key
+
+
+async def key_refusal(request: Request) -> ServiceError | None:
+    """The error the route's key check would raise for this request, if any."""
+    route = request.scope.get("route")
+    for dep in getattr(getattr(route, "dependant", None), "dependencies", ()):
+        if getattr(dep.call, KEY_CHECK, False):
+            try:
+                await dep.call(request, request.headers.get("x-api-key"))
+            except ServiceError as exc:
+                return exc
+    return None

@@ -58,8 +58,14 @@ class Predictor:
     def time_to_churn(self, served: ServedSurvival, vectors: Vectors) -> list[dict[str, Any]]:
         """Each customer's survival outlook: one LightGBM call for all their intervals."""
         model = served.model
+        status: list[str | None] = [None] * len(vectors)
         if isinstance(model, LightGBMSurvival):
-            edge = model.edge_survival_matrix(model.vectors_matrix(vectors))
+            matrix = model.vectors_matrix(vectors)
+            edge = model.edge_survival_matrix(matrix)
+            if model.recency_index_ is not None:
+                recency = matrix[:, model.recency_index_]
+                status = np.where(np.isnan(recency), "no_activity", np.where(
+                    recency >= model.churn_gap_days, "churned", "active")).tolist()
         else:  # a Kaplan-Meier champion: one curve for everyone, no features read
             edge = model.edge_survival(pd.DataFrame(index=range(len(vectors))))
         edges = model.edges_
@@ -70,7 +76,8 @@ class Predictor:
         return [{"expected_days": expected[i],
                  "median_days": median[i] if np.isfinite(median[i]) else None,
                  "survival": {str(d): curves[i][j] for j, d in enumerate(days)},
-                 "horizon_days": int(edges[-1])} for i in range(len(vectors))]
+                 "horizon_days": int(edges[-1]), "status": status[i]}
+                for i in range(len(vectors))]
 
     def _stage(self, code: object) -> str | None:
         """``stage_current`` is the stage's index in the taxonomy (missing: no stage yet)."""

@@ -9,6 +9,7 @@ from fastapi import Response
 from serving.answers import predict_answer, prediction, recommendation
 from serving.deps import Admin, Ingester, Reader, Scorer, StateDep, Watcher, not_found
 from serving.errors import TooLargeError, UnknownCustomerError
+from serving.event_checks import after_clock, duplicate_ids
 from serving.http import FastJSON
 from serving.route_table import RouteTable
 from serving.schemas import (
@@ -62,7 +63,9 @@ async def events(body: EventsIn, state: Ingester) -> EventsOut:
     rows = [e.model_dump() for e in body.events]
     done = await anyio.to_thread.run_sync(state.ingest, rows)
     return EventsOut(received=done.received, inserted=done.inserted,
-                     duplicates=done.duplicates)
+                     duplicates=done.duplicates,
+                     duplicate_event_ids=duplicate_ids(rows, done),
+                     warnings=after_clock(rows, state.settings.as_of))
 
 
 @api.post("/predict", tags=["predict"], response_model=PredictOut,

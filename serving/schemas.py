@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -13,11 +15,18 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    field_validator,
     model_validator,
 )
 
-from features.schema import MAX_ID_CHARS, MAX_LABEL_CHARS
+from features.normalize import normal_channel, normal_event_type
+from features.schema import (
+    MAX_ID_CHARS,
+    MAX_LABEL_CHARS,
+    MAX_PROPERTIES_CHARS,
+    MAX_TS,
+    MAX_VALUE,
+    MIN_TS,
+)
 
 Id = Field(min_length=1, max_length=MAX_ID_CHARS)
 
@@ -46,6 +55,56 @@ def _utc(when: datetime) -> datetime:
 # A request time, converted to UTC as it is read: a time that has no UTC equivalent is a bad
 # field (422), not an overflow in the scoring clock or the store later (500).
 UtcTime = Annotated[AwareDatetime, BeforeValidator(_text), AfterValidator(_utc)]
+_FIRST, _END = (datetime.fromisoformat(d).replace(tzinfo=UTC) for d in (MIN_TS, MAX_TS))
+
+
+def _storable(when: datetime) -> datetime:
+    """The file loader's range (features/normalize.py): an event dated year 1 would pass as
+    a valid time, then turn every gap and rate of its customer's features into nonsense."""
+    if not _FIRST <= when < _END:
+        raise ValueError(f"outside the years {MIN_TS[:4]}-{MAX_TS[:4]} the store accepts")
+    return when
+
+
+EventTime = Annotated[UtcTime, AfterValidator(_storable)]
+
+
+def _event_value(v: float | None) -> float | None:
+    if v is None:
+        return v
+    if not math.isfinite(v):
+        raise ValueError("value must be a finite number")
+    if not 0 <= v <= MAX_VALUE:
+        raise ValueError(f"value must be between 0 and {MAX_VALUE:,.0f}")
+    return v
+
+
+def _event_properties(props: dict[str, Any] | None) -> dict[str, Any] | None:
+    if props is not None:
+        size = len(json.dumps(props, separators=(",", ":")))
+        if size > MAX_PROPERTIES_CHARS:
+            raise ValueError(f"properties take {size:,} characters as JSON; the limit is "
+                             f"{MAX_PROPERTIES_CHARS:,}")
+    return props
+
+
+def _spelled(normal: Callable[[str], str]) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        out = normal(text)
+        if not out:
+            raise ValueError("must not be blank")
+        return out
+    return check
+
+
+# Spelled as the file loader spells them: "Add to Cart" is add_to_cart, "Email" is email.
+EventType = Annotated[str, Field(min_length=1, max_length=MAX_LABEL_CHARS,
+                                 examples=["page_view", "add_to_cart", "purchase"]),
+                      AfterValidator(_spelled(normal_event_type))]
+Channel = Annotated[str, Field(min_length=1, max_length=MAX_LABEL_CHARS),
+                    AfterValidator(_spelled(normal_channel))]
+Value = Annotated[float | None, AfterValidator(_event_value)]
+Properties = Annotated[dict[str, Any] | None, AfterValidator(_event_properties)]
 
 
 class Strict(BaseModel):
@@ -53,37 +112,30 @@ class Strict(BaseModel):
 
 
 class Event(Strict):
-    """One touchpoint (DESIGN.md, "Data contract")."""
+    """One touchpoint (DESIGN.md, "Data contract"), within the file loader's bounds."""
 
     event_id: str = Field(min_length=1, max_length=MAX_ID_CHARS,
                           description="Unique; a re-sent event_id is ignored (idempotent).")
     customer_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
-    ts: UtcTime = Field(description="When it happened, with a time zone (stored as UTC).")
-    event_type: str = Field(min_length=1, max_length=MAX_LABEL_CHARS,
-                            examples=["page_view", "add_to_cart", "purchase"])
-    channel: str = Field("unknown", min_length=1, max_length=MAX_LABEL_CHARS)
-    value: float | None = Field(None, description="Revenue for purchases.")
+    ts: EventTime = Field(description="When it happened, with a time zone (stored as UTC).")
+    event_type: EventType
+    channel: Channel = "unknown"
+    value: Value = Field(None, description="Revenue for purchases: 0 to 1,000,000,000,000.")
     action: str | None = Field(None, max_length=MAX_LABEL_CHARS,
                                description="A marketing action applied at that moment.")
-    properties: dict[str, Any] | None = None
-
-    @field_validator("value")
-    @classmethod
-    def _finite(cls, v: float | None) -> float | None:
-        if v is not None and not math.isfinite(v):
-            raise ValueError("value must be a finite number")
-        return v
+    properties: Properties = Field(None, description="A JSON object of at most 65,536 "
+                                   "characters.")
 
 
 class HistoryEvent(Strict):
     """An event of an inline history (no id needed: it is not stored)."""
 
-    ts: UtcTime
-    event_type: str = Field(min_length=1, max_length=MAX_LABEL_CHARS)
-    channel: str = Field("unknown", min_length=1, max_length=MAX_LABEL_CHARS)
-    value: float | None = None
+    ts: EventTime
+    event_type: EventType
+    channel: Channel = "unknown"
+    value: Value = None
     action: str | None = Field(None, max_length=MAX_LABEL_CHARS)
-    properties: dict[str, Any] | None = None
+    properties: Properties = None
 
 
 class EventsIn(Strict):
@@ -94,6 +146,11 @@ class EventsOut(BaseModel):
     received: int
     inserted: int
     duplicates: int = Field(description="Already stored (same event_id): ignored.")
+    duplicate_event_ids: list[str] = Field(
+        default_factory=list, description="The ignored event_ids, in request order (the first "
+        "100): a sender whose ids collide sees which events were not stored.")
+    warnings: list[str] = Field(default_factory=list, description="Stored, but worth knowing: "
+                                "e.g. events after the service's pinned clock.")
 
 
 class PredictIn(Strict):
@@ -107,7 +164,8 @@ class PredictIn(Strict):
 
 
 class BatchIn(Strict):
-    customer_ids: list[str] = Field(min_length=1)
+    customer_ids: list[Annotated[str, Id]] = Field(
+        min_length=1, description="Answered once each, in the order first given.")
     as_of: UtcTime | None = None
 
 
@@ -129,6 +187,12 @@ class TimeToChurnOut(BaseModel):
     survival: dict[str, float] = Field(description="Probability of not having churned yet, "
                                        "by day after as_of (e.g. \"7\", \"30\", \"90\").")
     horizon_days: int = Field(description="The survival model's horizon.")
+    status: Literal["active", "churned", "no_activity"] | None = Field(
+        None, description="Why the curve is what it is: \"churned\" when the inactivity gap "
+        "that defines churn has already been reached at as_of, \"no_activity\" when there is "
+        "no activity before as_of to count a gap from (both: survival 0, whatever the churn "
+        "probability of the next horizon says); null for a Kaplan-Meier champion, one curve "
+        "for everyone.")
 
 
 class PredictionOut(BaseModel):
@@ -186,15 +250,23 @@ class Readiness(BaseModel):
     message: str
 
 
+class Problem(BaseModel):
+    field: str
+    message: str
+
+
 class ErrorOut(BaseModel):
     code: str
-    message: str
+    message: str = Field(description="The first problem, and how many more there are.")
     field: str | None = None
+    errors: list[Problem] | None = Field(None, description="Every problem of a refused request "
+                                         "(the first 100), when there may be several.")
 
 
 class RecommendIn(Strict):
     customer_id: str | None = Field(None, min_length=1, max_length=MAX_ID_CHARS)
-    customer_ids: list[str] | None = Field(None, min_length=1, description="A batch instead.")
+    customer_ids: list[Annotated[str, Id]] | None = Field(None, min_length=1,
+                                                         description="A batch instead.")
     as_of: UtcTime | None = Field(None, description="Decide as of this time; default: now.")
     top_k: int | None = Field(None, ge=1, le=20, description="Default: the catalog's policy.")
     explore: bool = Field(True, description="Apply the catalog's exploration share (turn off "

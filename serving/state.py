@@ -32,7 +32,8 @@ from models.drift_worker import DriftWorker
 from models.registry import client_for
 from serving.champions import ModelHolder, ModelSet, alias_versions, load_models
 from serving.drift import DriftGauges, DriftMonitor, DriftStatus, DriftWindow, compare_here
-from serving.errors import BadRequestError, NotReadyError, UnknownCustomerError
+from serving.errors import NotReadyError, UnknownCustomerError
+from serving.event_checks import check_events
 from serving.keys import KeyRing
 from serving.marketing import Marketing
 from serving.metrics import Metrics
@@ -227,7 +228,7 @@ class ServiceState:
     ) -> Scored:
         models, history = self._models()
         when = self.clock(as_of)
-        self._check_event_types(events, "events")
+        check_events(events, self.spec.taxonomy, None)
         attrs = attributes if attributes is not None else history.attributes.of(customer_id)
         t = micros(when)
         arrays = self.online.enc.one_customer(customer_id, events, t)
@@ -251,7 +252,7 @@ class ServiceState:
         models, history = self._models()
         when = self.clock(as_of)
         known = list(dict.fromkeys(c for c in customer_ids if c in history))
-        unknown = sorted(set(customer_ids) - set(known))
+        unknown = [c for c in dict.fromkeys(customer_ids) if c not in history]  # request order
         t = micros(when)
         vectors = None
         if known:
@@ -305,18 +306,6 @@ class ServiceState:
             self.drift.window.record(b.vectors, scored)
 
     # -- ingest --------------------------------------------------------------------------
-    def _check_event_types(self, events: list[dict[str, Any]], where: str) -> None:
-        tax = self.spec.taxonomy
-        if tax.unknown_event_types == "keep":
-            return
-        for i, e in enumerate(events):
-            if e["event_type"] not in tax.event_stage:
-                raise BadRequestError(
-                    f"event type {e['event_type']!r} is not in the stage taxonomy "
-                    f"({tax.source}); known: {', '.join(sorted(tax.event_stage))}",
-                    f"{where}[{i}].event_type",
-                )
-
     def _commit(self, table: pa.Table) -> AppendResult:
         if self.store is None:
             raise NotReadyError("the event store is closed")
@@ -339,13 +328,8 @@ class ServiceState:
         history = self.history
         if history is None:
             raise NotReadyError(self.readiness()["message"] or "not ready")
-        self._check_event_types(events, "events")
         latest = datetime.now(UTC) + timedelta(seconds=self.settings.future_tolerance_seconds)
-        for i, e in enumerate(events):
-            if e["ts"] > latest:
-                raise BadRequestError(
-                    f"ts {e['ts'].isoformat()} is in the future (after {latest.isoformat()}); "
-                    "check the sender's clock and time zone", f"events[{i}].ts")
+        check_events(events, self.spec.taxonomy, latest)
         table = events_table(
             [{**e, "properties": None if e.get("properties") is None
               else json.dumps(e["properties"], separators=(",", ":"))} for e in events])

@@ -56,6 +56,8 @@ BAD_ROWS = [
     b"e23,c1,20240101,page_view,,,,",  # 25
     b"e24,,notadate,,,,,",  # 26 first failing check
     b",c3,2024-01-01,purchase,,1e3,,",  # 27 valid
+    b"e25,c1,2024-01-01,purchase,,1e308,,",  # 28 overflows any revenue sum
+    b",c3,2024-01-02,purchase,,1e12,,",  # 29 valid: the bound itself
 ]
 
 # (line, field, reason, value) of each rejected row of BAD_ROWS, sorted
@@ -88,6 +90,7 @@ EXPECTED_REJECTS = [
     (24, "properties", "properties is not a JSON object", '"quoted"'),
     (25, "ts", "unparseable timestamp", "20240101"),
     (26, "customer_id", "missing customer_id", ""),
+    (28, "value", "value above 1,000,000,000,000", "1e308"),
 ]
 
 
@@ -97,14 +100,14 @@ def test_every_bad_row_reason(tmp_path: Path, load: LoadFn) -> None:
     got = load(path)
 
     assert [r["event_id"] for r in got.rows][:2] == ["e01", "e20"]
-    assert got.column("value") == [None, 7.0, 1000.0]
-    assert got.column("event_type") == ["page_view", "add_to_cart", "purchase"]
+    assert got.column("value") == [None, 7.0, 1000.0, 1e12]
+    assert got.column("event_type") == ["page_view", "add_to_cart", "purchase", "purchase"]
 
     src = str(path)
     assert {r["source"] for r in got.rejects} == {src}
     assert sorted(got.reject_tuples()) == EXPECTED_REJECTS
-    assert got.report.rows_read == 26
-    assert got.report.valid == 3
+    assert got.report.rows_read == 28
+    assert got.report.valid == 4
     assert got.report.rejected == Counter(
         {
             "missing customer_id": 2,
@@ -115,6 +118,7 @@ def test_every_bad_row_reason(tmp_path: Path, load: LoadFn) -> None:
             "event_type unknown to the taxonomy": 1,
             "value is not a number": 1,
             "negative value": 1,
+            "value above 1,000,000,000,000": 1,
             "value is not finite": 4,
             "properties is not a JSON object": 3,
             "customer_id longer than 256 characters": 1,

@@ -4,6 +4,7 @@ worked out by hand; the overall row is the journey map's KPIs."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -106,3 +107,15 @@ def test_groups_add_up(kpis: dict[str, Any]) -> None:
         assert sum(r[key]["count"] for r in rows) == kpis["overall"][key]["count"]
     e = StageEvents.before(arrays(EVENTS), SPEC, AS_OF)
     assert kpis["overall"]["customers"] == int(e.present.sum())
+
+
+def test_absurd_scores_give_no_interval_rather_than_nulls() -> None:
+    """A CSAT of 1e308 (the service once accepted one) overflows the squares: the mean and its
+    interval are missing, never an interval of nulls that the API's schema refuses (a 500)."""
+    from models.journey_map import JourneyMapParams
+    from models.kpis import _csat
+
+    cells = SimpleNamespace(csat_cell=np.array([0, 1, 2]), csat=np.array([1e308, 1e308, 4.0]))
+    out = _csat(cells, JourneyMapParams(), np.array([0, 0, 1]), 2)  # type: ignore[arg-type]
+    assert out[0]["mean_ci95"] is None and out[0]["count"] == 2
+    assert out[1]["mean"] == 4.0 and out[1]["mean_ci95"] is None  # one score: no interval

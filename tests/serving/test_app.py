@@ -209,6 +209,11 @@ def test_batch(app_client: TestClient, served: Served) -> None:
     out = BatchOut.model_validate(r.json())
     assert [p.customer_id for p in out.predictions] == ids  # repeats scored once, order kept
     assert out.unknown_customers == ["ghost"]
+    r = app_client.post("/predict/batch", json={"customer_ids": ["zz-ghost", ids[0], "a-ghost",
+                                                                 "zz-ghost"]}, headers=h)
+    assert r.json()["unknown_customers"] == ["zz-ghost", "a-ghost"]  # request order, once each
+    error(app_client.post("/predict/batch", json={"customer_ids": [ids[0], ""]}, headers=h),
+          422, "bad_request", "customer_ids[1]")
     one = app_client.post("/predict", json={"customer_id": ids[7]}, headers=h).json()
     got = out.predictions[7].model_dump(mode="json")
     for key in ("next_stage", "churn", "conversion", "reasons", "current_stage", "risk_tier"):
@@ -245,9 +250,11 @@ def test_ingest_is_idempotent_and_fresh(app_client: TestClient, served: Served) 
              "event_type": "purchase", "channel": "web", "value": 120.0,
              "properties": {"item": "boots"}}
     r = app_client.post("/events", json={"events": [event]}, headers=h_in)
-    assert r.json() == {"received": 1, "inserted": 1, "duplicates": 0}
+    assert r.json() == {"received": 1, "inserted": 1, "duplicates": 0,
+                        "duplicate_event_ids": [], "warnings": []}
     again = app_client.post("/events", json={"events": [event, event]}, headers=h_in)
-    assert again.json() == {"received": 2, "inserted": 0, "duplicates": 2}
+    assert again.json() == {"received": 2, "inserted": 0, "duplicates": 2,
+                            "duplicate_event_ids": [event["event_id"]], "warnings": []}
     after = app_client.post("/predict", json={"customer_id": cid}, headers=h_pr).json()
     assert after["events"] == before["events"] + 1
     assert after["conversion"] != before["conversion"]

@@ -80,6 +80,8 @@ def check(answer: dict[str, object], i: int, want: dict[str, np.ndarray]) -> Non
     median = want["median"][i]
     assert got["median_days"] == (None if np.isinf(median) else pytest.approx(median, abs=1e-9))
     assert got["horizon_days"] == 91
+    # the status says why a curve is 0 from the start, and only then is it not "active"
+    assert (got["status"] == "active") == (want["survival"][i][0] > 0), got
 
 
 def test_single_prediction_matches_offline(client: TestClient, with_survival: Served,
@@ -96,6 +98,9 @@ def test_single_prediction_matches_offline(client: TestClient, with_survival: Se
         check(r.json(), i, want)
         churned += r.json()["time_to_churn"]["expected_days"] == 0
     assert 0 < churned < len(frame)  # both kinds: already churned (0 days) and at risk
+    ghost = client.post("/predict", headers=with_survival.headers(Role.predict), json={
+        "customer_id": "ghost", "events": [], "as_of": T.isoformat()}).json()["time_to_churn"]
+    assert ghost["status"] == "no_activity" and ghost["expected_days"] == 0
 
 
 def test_batch_prediction_matches_offline(client: TestClient, with_survival: Served,

@@ -1,0 +1,77 @@
+"""Checks of a request's events that need the service (its taxonomy and clock), after the
+schema's own: every bad row of a batch is named in one answer, not one per round trip."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from features.store import AppendResult
+from features.taxonomy import Taxonomy
+from serving.errors import BadRequestError
+
+MAX_LISTED = 100  # problems and duplicate ids named in one answer; the counts are exact
+
+
+def check_events(events: list[dict[str, Any]], taxonomy: Taxonomy, latest: datetime | None,
+                 where: str = "events") -> None:
+    """Raises one BadRequestError listing every event of an unknown type, dated after
+    ``latest`` (when given), or re-using an earlier event's id with other content."""
+    problems: list[tuple[str, str]] = []
+    known = None if taxonomy.unknown_event_types == "keep" else taxonomy.event_stage
+    first_seen: dict[str, int] = {}
+    for i, e in enumerate(events):
+        if known is not None and e["event_type"] not in known:
+            problems.append((f"{where}[{i}].event_type",
+                             f"event type {e['event_type']!r} is not in the stage taxonomy "
+                             f"({taxonomy.source}); known: {', '.join(sorted(known))}"))
+        if latest is not None and e["ts"] > latest:
+            problems.append((f"{where}[{i}].ts",
+                             f"ts {e['ts'].isoformat()} is in the future (after "
+                             f"{latest.isoformat()}); check the sender's clock and time zone"))
+        event_id = e.get("event_id")
+        if event_id is not None:
+            j = first_seen.setdefault(event_id, i)
+            if j != i and events[j] != e:
+                problems.append((f"{where}[{i}].event_id",
+                                 f"event_id {event_id!r} is also {where}[{j}]'s, with other "
+                                 "content: one of them would be dropped as a re-send"))
+    if problems:
+        raise _listing(problems)
+
+
+def _listing(problems: list[tuple[str, str]]) -> BadRequestError:
+    field, first = problems[0]
+    more = len(problems) - 1
+    message = f"{field}: {first}" + (f" (and {more:,} more problems, in errors)" if more else "")
+    errors = [{"field": f, "message": m} for f, m in problems[:MAX_LISTED]]
+    return BadRequestError(message, field, errors)
+
+
+def duplicate_ids(events: list[dict[str, Any]], result: AppendResult) -> list[str]:
+    """The request's event ids the store already held (first MAX_LISTED, in request order)."""
+    if result.duplicates == 0 or result.rows is None:
+        return []
+    unclaimed = set(result.rows["event_id"].to_pylist())
+    out: dict[str, None] = {}  # an id sent twice in the request is a duplicate once inserted
+    for e in events:
+        event_id = e["event_id"]
+        if event_id in unclaimed:
+            unclaimed.discard(event_id)
+        elif event_id not in out:
+            out[event_id] = None
+            if len(out) == MAX_LISTED:
+                break
+    return list(out)
+
+
+def after_clock(events: list[dict[str, Any]], as_of: datetime | None) -> list[str]:
+    """A warning when the service's clock is pinned (JOURNEY_AS_OF) before some events: they
+    are stored, but predictions as of that clock do not count them."""
+    if as_of is None:
+        return []
+    later = sum(1 for e in events if e["ts"] > as_of)
+    if not later:
+        return []
+    return [f"{later:,} of the events are after the service's clock (JOURNEY_AS_OF="
+            f"{as_of.isoformat()}): stored, but predictions as of that time do not count them"]

@@ -1,0 +1,134 @@
+"""POST /v1/events keeps the file loader's contract, names every problem of a batch at once,
+and says which events it ignored; errors are JSON whatever goes wrong, and a caller without a
+valid key hears that first."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from features.schema import MAX_PROPERTIES_CHARS
+from features.store import EventStore
+from serving.app import create_app
+from serving.keys import Role
+from tests.serving.conftest import AS_OF, Served
+from tests.serving.test_app import error
+
+
+def event(i: int, **fields: Any) -> dict[str, Any]:
+    return {"event_id": f"ct-{i}", "customer_id": "ct-cust", "event_type": "page_view",
+            "ts": (AS_OF - timedelta(hours=i + 1)).isoformat(), **fields}
+
+
+def test_every_problem_of_a_batch_in_one_answer(app_client: TestClient, served: Served) -> None:
+    h = served.headers(Role.ingest)
+    bad = [event(0), event(1, ts="0001-01-01T00:00:00Z"), event(2, value=-5.0),
+           event(3, value=1e308), event(4, properties={"x": "y" * MAX_PROPERTIES_CHARS}),
+           event(5, ts="1969-12-31T23:59:59Z")]
+    got = error(app_client.post("/events", json={"events": bad}, headers=h), 422,
+                "bad_request", "events[1].ts")
+    assert [e["field"] for e in got["errors"]] == [
+        "events[1].ts", "events[2].value", "events[3].value", "events[4].properties",
+        "events[5].ts"]
+    assert "1970-2100" in got["errors"][0]["message"]
+    # the service's own checks come after the schema's, again all at once
+    later = [event(0), event(1, event_type="teleport"), event(2, event_type="warp"),
+             event(3, ts=(AS_OF + timedelta(days=3650)).isoformat()),
+             event(0, event_type="purchase", value=10.0)]
+    got = error(app_client.post("/events", json={"events": later}, headers=h), 422,
+                "bad_request", "events[1].event_type")
+    assert [e["field"] for e in got["errors"]] == [
+        "events[1].event_type", "events[2].event_type", "events[3].ts", "events[4].event_id"]
+    assert "(and 3 more problems, in errors)" in got["message"]
+    assert "events[0]'s, with other content" in got["errors"][3]["message"]
+    # nothing of either refused request was stored
+    assert app_client.post("/events", json={"events": [event(0)]}, headers=h).json()[
+        "inserted"] == 1
+
+
+def test_types_and_channels_are_spelled_as_the_loader_spells_them(
+        app_client: TestClient, served: Served) -> None:
+    h = served.headers(Role.ingest)
+    sent = [event(10, event_type=" Add to Cart", channel="Email "),
+            event(11, event_type="product-view", channel="SEARCH")]
+    assert app_client.post("/events", json={"events": sent}, headers=h).json()["inserted"] == 2
+    predicted = app_client.post("/predict", headers=served.headers(Role.predict), json={
+        "customer_id": "ct-inline", "events": [
+            {k: v for k, v in e.items() if k not in ("event_id", "customer_id")} for e in sent]})
+    assert predicted.status_code == 200, predicted.text
+    assert predicted.json()["current_stage"] == "decision"  # add_to_cart, not an unknown type
+    error(app_client.post("/events", json={"events": [event(12, event_type="  ")]}, headers=h),
+          422, "bad_request", "events[0].event_type")
+
+
+def test_stored_spelling(served: Served, tmp_path: Any) -> None:
+    copy = served.store_copy(tmp_path)
+    with TestClient(create_app(served.settings(copy), background=False)) as client:
+        r = client.post("/events", headers=served.headers(Role.ingest), json={"events": [
+            event(20, event_type="Add to Cart", channel="Email")]})
+        assert r.status_code == 200, r.text
+    with EventStore(copy, read_only=True) as store:
+        row = store.con.execute("SELECT event_type, channel FROM events WHERE event_id = 'ct-20'"
+                                ).fetchone()
+    assert row == ("add_to_cart", "email")
+
+
+def test_duplicates_are_named_and_late_events_warned(app_client: TestClient,
+                                                     served: Served) -> None:
+    h = served.headers(Role.ingest)
+    first = [event(30), event(31)]
+    assert app_client.post("/events", json={"events": first}, headers=h).json()[
+        "duplicate_event_ids"] == []
+    again = app_client.post("/events", json={"events": [event(32), *first, event(32)]},
+                            headers=h).json()
+    assert again["inserted"] == 1 and again["duplicates"] == 3
+    assert again["duplicate_event_ids"] == ["ct-30", "ct-31", "ct-32"]
+    late = event(33, ts=(AS_OF + timedelta(hours=1)).isoformat())
+    out = app_client.post("/events", json={"events": [late]}, headers=h).json()
+    assert out["inserted"] == 1 and len(out["warnings"]) == 1
+    assert "after the service's clock (JOURNEY_AS_OF=" in out["warnings"][0]
+
+
+@pytest.mark.parametrize("route", ["/predict", "/events", "/recommend", "/admin/score"])
+def test_the_key_is_checked_before_the_body(app_client: TestClient, served: Served,
+                                            route: str) -> None:
+    bad = {"content": b"{bad", "headers": {"Content-Type": "application/json"}}
+    error(app_client.post(route, **bad), 401, "missing_key")
+    error(app_client.post(route, content=b"{bad", headers={  # a marketer key scores nothing
+        "Content-Type": "application/json", **served.headers(Role.marketer)}), 403, "forbidden")
+
+
+def test_a_json_syntax_error_says_where(app_client: TestClient, served: Served) -> None:
+    r = app_client.post("/predict", content=b'{"customer_id":\n "x" "y"}', headers={
+        "Content-Type": "application/json", **served.headers(Role.predict)})
+    got = error(r, 422, "bad_request", "body")
+    assert "Expecting ',' delimiter at line 2, column 6 (character 21)" in got["message"]
+
+
+def test_unknown_paths_and_methods_answer_json(app_client: TestClient) -> None:
+    got = error(app_client.get("/no/such/route"), 404, "not_found")
+    assert "/docs" in got["message"]
+    r = app_client.delete("/predict")
+    error(r, 405, "method_not_allowed")
+    assert r.headers["allow"] == "POST"
+    moved = app_client.get("/healthz/", follow_redirects=False)
+    assert moved.status_code == 307 and moved.headers["location"].endswith("/healthz")
+
+
+def test_an_unexpected_failure_is_a_json_500(served: Served, tmp_path: Any,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from serving.state import ServiceState
+
+    def broken(*_: Any, **__: Any) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(ServiceState, "ingest", broken)
+    app = create_app(served.settings(served.store_copy(tmp_path)), background=False)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.post("/events", headers=served.headers(Role.ingest),
+                        json={"events": [event(40)]})
+    got = error(r, 500, "internal")
+    assert "RuntimeError" in got["message"] and "disk on fire" not in got["message"]
