@@ -56,14 +56,18 @@ def segment_out(s: Segment) -> SegmentOut:
     return SegmentOut.model_validate(s, from_attributes=True)
 
 
-def export_filename(snapshot_id: str, filters: Mapping[str, Sequence[str]]) -> str:
-    """The export's file name: the snapshot and the filters. Filter values are the customers'
+def export_filename(as_of: str, filters: Mapping[str, Sequence[str]]) -> str:
+    """The export's file name: the snapshot's as-of date (what the scores describe; the
+    scoring time says nothing to a marketer) and the filters. Filter values are the customers'
     attribute values, so only ASCII letters, digits and ``-_=+.`` are kept: no quote, line
     break or path separator reaches the header or the marketer's disk, and no character a
     header cannot encode (``isalnum`` alone keeps "東", which failed the response)."""
     name = "-".join(f"{k}={'+'.join(v)}" for k, v in sorted(filters.items())) or "all"
-    safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_=+.") else "_" for c in name)
-    return f"segment-{snapshot_id}-{safe[:120]}.csv"
+    return f"segment-{_safe(as_of)[:40]}-{_safe(name)[:120]}.csv"
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-_=+.") else "_" for c in text)
 
 
 def _by(text: str) -> list[str]:
@@ -113,11 +117,12 @@ async def export(
     sort: Annotated[str, Query(description=f"One of {', '.join(SORTABLE)}.")]
     = "revenue_at_risk",
 ) -> StreamingResponse:
-    """Every customer of a segment with their scores, as CSV."""
+    """Every customer of a segment with their scores and the snapshot's as-of date, as CSV
+    (UTF-8 with a byte-order mark; probabilities to 4 decimals, money to 2, days to 1)."""
     m = state.marketing
     filters = m.filters(request.query_params.multi_items(), ("sort",))
     book, blocks = m.export(filters, sort)
-    name = export_filename(book.snapshot.id, filters)
+    name = export_filename(book.as_of_date, filters)
     return StreamingResponse(blocks, media_type="text/csv", headers={
         "Content-Disposition": f'attachment; filename="{name}"'})
 
@@ -161,7 +166,7 @@ async def dashboard_data(state: Watcher) -> DashboardOut:
     m = state.marketing
     book, tiers, _ = m.segments(["tier"], {})
     _, stage_tiers, _ = m.segments(["stage", "tier"], {})
-    dims = {name: [v for v in d.values] for name, d in book.dims.items()}
+    dims = book.present
     return DashboardOut(snapshot=snapshot_out(book), dimensions=dims,
                         tiers=[segment_out(s) for s in tiers],
                         stage_tiers=[segment_out(s) for s in stage_tiers],

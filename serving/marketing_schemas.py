@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from serving.schemas import UtcTime
 
@@ -22,22 +23,33 @@ class SnapshotOut(BaseModel):
     actions: bool = Field(description="Whether top actions were scored.")
 
 
+def _none_if_nan(v: float | None) -> float | None:
+    """The segment book's NaN mean (no customers) as JSON null."""
+    return None if v is None or math.isnan(v) else v
+
+
 class ChangeOut(BaseModel):
     customers: int
-    mean_risk: float
+    mean_risk: float | None = Field(description="None when either snapshot has no customers "
+                                    "in the segment.")
     revenue_at_risk: float
+
+    _mean_risk = field_validator("mean_risk")(_none_if_nan)
 
 
 class SegmentOut(BaseModel):
     key: dict[str, str] = Field(description="The segment's value of each `by` dimension.")
     customers: int
     share: float = Field(description="Of the customers matching the filters.")
-    mean_risk: float = Field(description="Mean calibrated churn probability.")
-    expected_value: float
+    mean_risk: float | None = Field(description="Mean calibrated churn probability (None: no "
+                                    "customers).")
+    expected_value: float = Field(description="Summed over the segment's customers.")
     revenue_at_risk: float = Field(description="Sum of expected value x churn probability.")
     top_action: str | None = Field(description="The most recommended next-best-action.")
     top_action_share: float
     change: ChangeOut | None = Field(description="Since the previous snapshot.")
+
+    _mean_risk = field_validator("mean_risk")(_none_if_nan)
 
 
 class SegmentsOut(BaseModel):
@@ -83,7 +95,8 @@ class JourneyMapOut(BaseModel):
 
 class DashboardOut(BaseModel):
     snapshot: SnapshotOut
-    dimensions: dict[str, list[str]] = Field(description="Each dimension's values.")
+    dimensions: dict[str, list[str]] = Field(description="Each dimension's values that some "
+                                             "customer has.")
     tiers: list[SegmentOut]
     stage_tiers: list[SegmentOut]
     journey_map: dict[str, Any] | None
@@ -185,9 +198,13 @@ class PersonaOut(BaseModel):
     top_features: list[PersonaFeatureOut]
     typical_stage: TypicalStageOut | None
     channels: list[ChannelShareOut]
-    revenue_mean: float | None
-    churn_mean: float | None
-    expected_value_mean: float | None
+    revenue_mean: float | None = Field(description="Revenue in the window, mean per customer "
+                                       "(at fitting time).")
+    churn_mean: float | None = Field(description="Mean churn probability, from the newest "
+                                     "score snapshot when it has this persona (else at fitting "
+                                     "time, usually None).")
+    expected_value_mean: float | None = Field(description="Expected value, mean per customer; "
+                                              "from the newest snapshot like churn_mean.")
 
 
 class PersonasOut(BaseModel):
@@ -199,4 +216,7 @@ class PersonasOut(BaseModel):
     window_days: int
     min_events: int
     unassigned_name: str
+    scores_as_of: str | None = Field(None, description="As-of time of the score snapshot the "
+                                     "churn and expected value means come from (None: none "
+                                     "scored by this persona model).")
     personas: list[PersonaOut]

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -28,6 +30,14 @@ from serving.snapshots import Snapshot
 NONE = "(none)"  # the value of a customer without one (no stage yet, attribute not loaded)
 OPTIONAL = ("persona",)  # dimensions older snapshots may lack (read as NONE for everyone)
 SORTABLE = ("revenue_at_risk", "churn", "conversion", "expected_value", "recency_days")
+# Decimals the CSV export keeps: enough to rank and to sum, without the float noise
+# (0.30000000000000004) that makes a spreadsheet look wrong. Probabilities 4, money 2, days 1.
+EXPORT_DECIMALS = {"churn": 4, "conversion": 4, "next_stage_probability": 4,
+                   "expected_value": 2, "revenue_at_risk": 2, "top_action_value": 2,
+                   "recency_days": 1}
+# Excel opens a CSV without a byte-order mark in the machine's code page, garbling non-ASCII
+# values (a persona named "Stammkunden (Köln)"); other readers skip it.
+BOM = b"\xef\xbb\xbf"
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
@@ -149,7 +159,7 @@ class Segment:
     key: dict[str, str]
     customers: int
     share: float  # of the customers matching the filters
-    mean_risk: float
+    mean_risk: float  # NaN when no customer matches: there is no mean to show
     expected_value: float
     revenue_at_risk: float
     top_action: str | None
@@ -255,23 +265,51 @@ class SegmentBook:
         chosen = self.table.take(pa.array(idx[offset:offset + limit]))
         return len(idx), chosen.to_pylist()
 
+    @functools.cached_property
+    def present(self) -> dict[str, list[str]]:
+        """Each dimension's values that some customer has, in the snapshot's order: a filter
+        offering a value nobody has (a stage no one is at, "(none)" when everyone has one)
+        would only ever answer an empty table."""
+        return {name: [self.cube.values[name][c] for c in np.unique(self.cube.codes[name])]
+                for name in self.dims}
+
+    @property
+    def as_of_date(self) -> str:
+        """The snapshot's as-of date, ISO (its meta's as-of text when that is not a time)."""
+        text = str(self.snapshot.meta.get("as_of", ""))
+        try:
+            return datetime.fromisoformat(text).date().isoformat()
+        except ValueError:
+            return text
+
     def csv(self, filters: Mapping[str, Sequence[str]], sort: str = "revenue_at_risk",
             block: int = 50_000) -> Iterator[bytes]:
-        """The matching customers as CSV (header first), in blocks: a large segment streams."""
+        """The matching customers as CSV (a UTF-8 byte-order mark, the header, then the rows),
+        in blocks: a large segment streams."""
         idx = self.rows(filters, sort)
-        plain = self.plain
+        table = self.export_table
+        yield BOM
         for start in range(0, max(len(idx), 1), block):
-            part = plain.take(pa.array(idx[start:start + block], pa.int64()))
+            part = table.take(pa.array(idx[start:start + block], pa.int64()))
             buf = io.BytesIO()
             pacsv.write_csv(part, buf, pacsv.WriteOptions(include_header=start == 0))
             yield buf.getvalue()
 
     @functools.cached_property
-    def plain(self) -> pa.Table:
-        """The table with dictionary columns decoded (CSV writes values, not codes)."""
-        cols = [pc.cast(c, c.type.value_type) if pa.types.is_dictionary(c.type) else c
-                for c in self.table.columns]
-        return pa.table(cols, names=self.table.column_names)
+    def export_table(self) -> pa.Table:
+        """The CSV's columns, prepared once per snapshot: dictionaries decoded (CSV writes
+        values, not codes), scores rounded (``EXPORT_DECIMALS``; NaN left empty, not "nan"),
+        and the snapshot's as-of date on every row, so a file read later says when it held."""
+        cols: list[pa.ChunkedArray | pa.Array] = []
+        for name, c in zip(self.table.column_names, self.table.columns, strict=True):
+            if pa.types.is_dictionary(c.type):
+                c = pc.cast(c, c.type.value_type)
+            elif name in EXPORT_DECIMALS and pa.types.is_floating(c.type):
+                rounded = pc.round(c, EXPORT_DECIMALS[name])
+                c = pc.if_else(pc.is_nan(rounded), pa.scalar(None, rounded.type), rounded)
+            cols.append(c)
+        cols.append(pa.repeat(pa.scalar(self.as_of_date), self.table.num_rows))
+        return pa.table(cols, names=[*self.table.column_names, "as_of"])
 
 
 def _with_optional(table: pa.Table, dimensions: Sequence[str]) -> pa.Table:
@@ -283,4 +321,6 @@ def _with_optional(table: pa.Table, dimensions: Sequence[str]) -> pa.Table:
 
 
 def _mean(total: float, n: int) -> float:
-    return total / n if n else 0.0
+    # NaN, not 0: no customers have no mean risk (0 would read as "no risk"). The API turns
+    # it into null; a change against an empty side is NaN too.
+    return total / n if n else math.nan

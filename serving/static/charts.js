@@ -79,7 +79,7 @@ export function funnelChart(container, funnel, customers) {
   if (!funnel || !funnel.length) return empty(container, "No stage funnel in this snapshot.");
   const barH = 26, gap = 24, top = 8, labelW = 104, valueW = 118;
   const height = top + funnel.length * barH + (funnel.length - 1) * gap + 40;
-  const { svg, width } = frame(container, height, "Stage funnel");
+  const { svg, width } = frame(container, height, "Stage funnel: customers who reached each stage or a later one");
   const max = Math.max(1, customers || 0, ...funnel.map((r) => r.reached));
   const span = Math.max(60, width - labelW - valueW - 8);
   const scale = (n) => (span * n) / max;
@@ -284,7 +284,7 @@ export function tiersChart(container, tiers, order) {
   const maxR = Math.max(1, ...rows.map((r) => r.revenue_at_risk));
   const barSpan = half - 12;
   svg.append(el("text", { x: labelW, y: 12, class: "col-head" }, "Customers"),
-    el("text", { x: labelW + half + 16, y: 12, class: "col-head" }, "Revenue at risk"));
+    el("text", { x: labelW + half + 16, y: 12, class: "col-head" }, "Revenue at risk (total)"));
   rows.forEach((r, i) => {
     const y = top + i * rowH;
     const tier = r.key.tier;
@@ -309,7 +309,8 @@ export function tiersChart(container, tiers, order) {
   });
 }
 
-/** Customers of each stage stacked by risk tier. */
+/** Customers of each current stage (the stage of their latest activity, not the furthest
+ * reached: that is the funnel's) stacked by risk tier. */
 export function stageTiersChart(container, stageTiers, stages, tierOrder) {
   if (!stageTiers || !stageTiers.length) return empty(container, "No scored customers.");
   const byStage = new Map();
@@ -321,7 +322,7 @@ export function stageTiersChart(container, stageTiers, stages, tierOrder) {
   const names = [...stages.filter((s) => byStage.has(s)), ...[...byStage.keys()].filter((s) => !stages.includes(s))];
   const rowH = 24, top = 4, labelW = 112, valueW = 70;
   const height = top + names.length * rowH + 30;
-  const { svg, width } = frame(container, height, "Stages by risk tier");
+  const { svg, width } = frame(container, height, "Current stage (of the latest activity) by risk tier");
   const totals = names.map((n) => byStage.get(n).reduce((a, s) => a + s.customers, 0));
   const max = Math.max(1, ...totals);
   const span = Math.max(60, width - labelW - valueW);
@@ -335,7 +336,7 @@ export function stageTiersChart(container, stageTiers, stages, tierOrder) {
       const w = (span * s.customers) / max;
       if (w <= 0) continue;
       g.append(el("rect", { x, y: y + 3, width: Math.max(w, 0.5), height: rowH - 8, fill: tierColor(s.key.tier), class: "bar" },
-        title(`${name} · ${s.key.tier}: ${fmt.count(s.customers)} customers, revenue at risk ${fmt.money(s.revenue_at_risk)}`)));
+        title(`current stage ${name} · ${s.key.tier}: ${fmt.count(s.customers)} customers, revenue at risk ${fmt.money(s.revenue_at_risk)} (total)`)));
       x += w;
     }
     g.append(el("text", { x: x + 8, y: y + 14, class: "value" }, fmt.count(totals[i])));

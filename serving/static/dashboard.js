@@ -5,7 +5,9 @@
 // and calls the service with it as X-API-Key. The first view comes from one pre-aggregated
 // call (dashboard/data); the segment table re-queries `segments` (an aggregation of a
 // pre-computed cube) when the cut or the filters change; the drill-down pages through
-// `segments/customers`; the export downloads `segments/export`.
+// `segments/customers`; the customer export downloads `segments/export`, while the segment
+// table's export is written here from the answer on screen (it holds every segment already:
+// no second query, and the file follows the table's own sort).
 //
 // URLs are relative without a leading slash: the page is served at /v1/dashboard behind
 // BentoML and at /dashboard when the FastAPI app runs on its own.
@@ -15,6 +17,7 @@ import * as charts from "./charts.js";
 import { loadPersonaPanels } from "./personas.js";
 import { loadDriftPanel } from "./drift.js";
 import { loadBacktestPanel } from "./backtest.js";
+import { csvText, fileSafe, saveFile } from "./csv.js";
 
 const BASE = new URL(location.pathname.replace(/\/dashboard\/?$/, "/"), location.origin);
 const KEY_STORE = "journey.apiKey";
@@ -22,6 +25,10 @@ const ROW_CAP = 300; // segment rows drawn at most (the rest: filter or cut by f
 const PAGE = 50; // drill-down customers per page
 const TIER_ORDER = ["low", "medium", "high"];
 const DEFAULT_BY = ["tier", "stage"];
+// A customer's segment stage is the stage of their latest activity; the funnel counts the
+// furthest stage each reached. Same word, two numbers: the segment side says "current".
+const DIM_LABELS = { stage: "Current stage" };
+const STAGE_NOTE = "Stage of the latest activity; the funnel counts the furthest stage reached";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -301,6 +308,7 @@ function snapshotTime(id) {
 }
 
 function renderSnapshotMeta(snap) {
+  $("#page-title").textContent = `Marketer dashboard: scores as of ${fmt.date(snap.as_of)}`;
   const parts = [`Scores as of <b>${esc(fmt.date(snap.as_of))}</b>`, `scored ${esc(fmt.dateTime(snap.scored_at))}`];
   parts.push(snap.previous ? `Δ vs the previous snapshot, scored ${esc(snapshotTime(snap.previous))}`
     : "first snapshot: no changes yet");
@@ -391,7 +399,7 @@ function renderKpis(data) {
   const nps = kpis.nps;
   if (nps && nps.count > 0 && nps.score !== null && nps.score !== undefined) {
     tiles.push({
-      id: "nps", label: "NPS", value: nps.score > 0 ? `+${fmt.num(nps.score, 0)}` : fmt.num(nps.score, 0), raw: nps.score,
+      id: "nps", label: "NPS", value: fmt.signedNum(nps.score, 0), raw: nps.score,
       sub: `${fmt.count(nps.count)} answers`,
       title: `${fmt.count(nps.promoters)} promoters, ${fmt.count(nps.passives)} passives, `
         + `${fmt.count(nps.detractors)} detractors (each customer's latest answer)`,
@@ -524,7 +532,7 @@ function buildControls() {
       state.sort = { col: null, dir: -1 };
       refreshSegments();
     });
-    label.append(box, ` ${fmt.label(dim)}`);
+    label.append(box, ` ${dimLabel(dim)}`);
     cut.append(label);
   }
   const filters = $("#filters");
@@ -597,7 +605,7 @@ function updateFilterSummaries() {
     const summary = details.querySelector("summary");
     const name = document.createElement("span");
     name.className = "filter-name";
-    name.textContent = fmt.label(dim);
+    name.textContent = dimLabel(dim);
     const val = document.createElement("span");
     val.className = "filter-value";
     val.textContent = !chosen.length ? "all" : chosen.length === 1 ? chosen[0] : `${chosen.length} selected`;
@@ -615,6 +623,10 @@ function orderValues(dim, values) {
     list.sort((a, b) => pos(a) - pos(b) || a.localeCompare(b));
   }
   return list;
+}
+
+function dimLabel(dim) {
+  return DIM_LABELS[dim] || fmt.label(dim);
 }
 
 function dimValue(dim, v) {
@@ -685,13 +697,13 @@ function showSegments(out, params, ms) {
 function columns(out) {
   const hasChange = out.segments.some((s) => s.change) || !!out.total.change;
   const hasActions = out.snapshot.actions || out.segments.some((s) => s.top_action);
-  const cols = out.by.map((d) => ({ id: `key:${d}`, dim: d, label: fmt.label(d), kind: "dim" }));
+  const cols = out.by.map((d) => ({ id: `key:${d}`, dim: d, label: dimLabel(d), kind: "dim" }));
   cols.push(
     { id: "customers", label: "Customers", kind: "num", get: (s) => s.customers, show: (s) => fmt.count(s.customers) },
     { id: "share", label: "Share", kind: "share", get: (s) => s.share },
     { id: "mean_risk", label: "Mean risk", kind: "num", get: (s) => s.mean_risk, show: (s) => fmt.pct(s.mean_risk) },
-    { id: "expected_value", label: "Expected value", kind: "num", get: (s) => s.expected_value, show: (s) => fmt.money(s.expected_value) },
-    { id: "revenue_at_risk", label: "Revenue at risk", kind: "num strong", get: (s) => s.revenue_at_risk, show: (s) => fmt.money(s.revenue_at_risk) },
+    { id: "expected_value", label: "Expected value (total)", kind: "num", get: (s) => s.expected_value, show: (s) => fmt.money(s.expected_value) },
+    { id: "revenue_at_risk", label: "Revenue at risk (total)", kind: "num strong", get: (s) => s.revenue_at_risk, show: (s) => fmt.money(s.revenue_at_risk) },
   );
   if (hasChange) {
     cols.push(
@@ -742,6 +754,7 @@ function renderTable() {
     const th = document.createElement("th");
     th.scope = "col";
     th.dataset.col = c.id;
+    if (c.dim === "stage") th.title = STAGE_NOTE;
     th.className = c.kind.startsWith("num") || c.kind === "delta" || c.kind === "share" ? "num" : "";
     const active = state.sort.col === c.id;
     th.setAttribute("aria-sort", active ? (state.sort.dir > 0 ? "ascending" : "descending") : "none");
@@ -880,7 +893,7 @@ function renderChips(filters) {
     const c = document.createElement("span");
     c.className = "chip";
     const b = document.createElement("b");
-    b.textContent = `${fmt.label(d)}: `;
+    b.textContent = `${dimLabel(d)}: `;
     c.append(b, vs.join(", "));
     chips.append(c);
   }
@@ -922,13 +935,13 @@ function renderDrill(out) {
   }
   const cols = [
     ["customer_id", "Customer", (c) => c.customer_id, ""],
-    ["stage", "Stage", (c) => c.stage ?? "(none)", ""],
+    ["stage", "Current stage", (c) => c.stage ?? "(none)", ""],
     ["tier", "Tier", (c) => c.tier, "tier"],
     ["churn", "Churn risk", (c) => fmt.pct(c.churn), "num"],
     ["conversion", "Conversion", (c) => fmt.pct(c.conversion), "num"],
     ["next_stage", "Next stage", (c) => `${c.next_stage} ${fmt.pct(c.next_stage_probability, 0)}`, ""],
-    ["expected_value", "Expected value", (c) => fmt.money(c.expected_value), "num"],
-    ["revenue_at_risk", "Revenue at risk", (c) => fmt.money(c.revenue_at_risk), "num strong"],
+    ["expected_value", "Expected value (per customer)", (c) => fmt.money(c.expected_value), "num"],
+    ["revenue_at_risk", "Revenue at risk (per customer)", (c) => fmt.money(c.revenue_at_risk), "num strong"],
     ["recency_days", "Days inactive", (c) => (c.recency_days === null ? "—" : fmt.num(c.recency_days, 0)), "num"],
     ["events", "Events", (c) => fmt.count(c.events), "num"],
     ["top_action", "Next best action", (c) => c.top_action || "—", ""],
@@ -942,6 +955,7 @@ function renderDrill(out) {
     th.dataset.col = id;
     th.className = cls.startsWith("num") ? "num" : "";
     th.textContent = label;
+    if (id === "stage") th.title = STAGE_NOTE;
     if (id === out.sort) th.classList.add("sorted");
     head.append(th);
   }
@@ -991,23 +1005,17 @@ function filenameOf(disposition) {
   return plain ? plain[1] : null;
 }
 
-async function exportCsv(filters, button) {
+/** The customers matching `filters` (GET segments/export), in the order `sort` names (the
+ * service's default, revenue at risk, when none). */
+async function exportCsv(filters, button, sort = null) {
   const label = button.innerHTML;
   button.disabled = true;
   button.textContent = "Preparing…";
   try {
-    const r = await api("segments/export", filterParams(filters));
+    const params = [...filterParams(filters), ...(sort ? [["sort", sort]] : [])];
+    const r = await api("segments/export", params);
     const blob = await r.blob();
-    const name = filenameOf(r.headers.get("Content-Disposition")) || "segment.csv";
-    const url = URL.createObjectURL(blob);
-    const a = document.createElement("a");
-    a.href = url;
-    a.download = name;
-    a.hidden = true;
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 30000);
+    saveFile(blob, filenameOf(r.headers.get("Content-Disposition")) || "segment.csv");
   } catch (err) {
     if (!handleCommonError(err)) {
       const status = $("#segment-status");
@@ -1018,6 +1026,40 @@ async function exportCsv(filters, button) {
     button.disabled = false;
     button.innerHTML = label;
   }
+}
+
+/** The segment table as CSV, written here from the answer already loaded: every segment of
+ * it (not only the rows drawn), in the table's current order, with the snapshot's as-of date. */
+function exportTable() {
+  const out = state.seg;
+  if (!out) return;
+  const shown = new Set(columns(out).map((c) => c.id));
+  const asOf = fmt.date(out.snapshot.as_of);
+  const cols = [
+    ...out.by.map((d) => ({ name: d, get: (s) => s.key[d] })),
+    { name: "customers", get: (s) => s.customers },
+    { name: "share", get: (s) => s.share, digits: 4 },
+    { name: "mean_risk", get: (s) => s.mean_risk, digits: 4 },
+    { name: "expected_value_total", get: (s) => s.expected_value, digits: 2 },
+    { name: "revenue_at_risk_total", get: (s) => s.revenue_at_risk, digits: 2 },
+  ];
+  if (shown.has("d_customers")) {
+    cols.push(
+      { name: "change_customers", get: (s) => s.change?.customers },
+      { name: "change_mean_risk", get: (s) => s.change?.mean_risk, digits: 4 },
+      { name: "change_revenue_at_risk_total", get: (s) => s.change?.revenue_at_risk, digits: 2 },
+    );
+  }
+  if (shown.has("top_action")) {
+    cols.push({ name: "top_action", get: (s) => s.top_action },
+      { name: "top_action_share", get: (s) => s.top_action_share, digits: 4 });
+  }
+  cols.push({ name: "as_of", get: () => asOf });
+  const filters = Object.entries(out.filters).sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k}=${v.join("+")}`).join("-") || "all";
+  const name = `segments-${fileSafe(asOf)}-by-${fileSafe(out.by.join("+") || "total")}-${fileSafe(filters).slice(0, 120)}.csv`;
+  const text = csvText(cols, sortedSegments(out, columns(out)));
+  saveFile(new Blob([text], { type: "text/csv;charset=utf-8" }), name);
 }
 
 // -- helpers and wiring --------------------------------------------------------------------
@@ -1048,7 +1090,9 @@ function wire() {
     refreshSegments();
   });
   $("#export").addEventListener("click", (e) => exportCsv(state.filters, e.currentTarget));
-  $("#drill-export").addEventListener("click", (e) => state.drill && exportCsv(state.drill.filters, e.currentTarget));
+  $("#export-table").addEventListener("click", exportTable);
+  $("#drill-export").addEventListener("click",
+    (e) => state.drill && exportCsv(state.drill.filters, e.currentTarget, state.drill.sort));
   $("#drill-close").addEventListener("click", () => {
     $("#drilldown").hidden = true;
     state.drill = null;

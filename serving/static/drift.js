@@ -55,6 +55,17 @@ function shown(rows) {
   return [...scores, ...features];
 }
 
+/** The badge: [panel state, text]. "No drift" only when some column had enough rows to be
+ * compared: an empty window (every column missing) or one too small says nothing either way. */
+function verdict(rep) {
+  const alarms = rep.rows.filter((r) => r.status === "alarm").length;
+  const warns = rep.rows.filter((r) => r.status === "warn").length;
+  if (rep.alarm) return ["alarm", `${alarms} alarm${alarms === 1 ? "" : "s"}`];
+  if (warns) return ["warn", `${warns} to watch`];
+  if (!rep.window_size || !rep.rows.some((r) => r.status === "ok")) return ["nodata", "not enough data"];
+  return ["ok", "no drift"];
+}
+
 function render(out) {
   const panel = $("#drift");
   const badge = $("#drift-badge");
@@ -69,10 +80,9 @@ function render(out) {
   }
   const rep = out.report;
   const s = rep.settings;
-  const alarms = rep.rows.filter((r) => r.status === "alarm").length;
-  const warns = rep.rows.filter((r) => r.status === "warn").length;
-  panel.dataset.state = rep.alarm ? "alarm" : warns ? "warn" : "ok";
-  badge.textContent = rep.alarm ? `${alarms} alarm${alarms === 1 ? "" : "s"}` : warns ? `${warns} to watch` : "no drift";
+  const [state, text] = verdict(rep);
+  panel.dataset.state = state;
+  badge.textContent = text;
   const when = rep.start ? `scored ${fmt.dateTime(rep.start)} – ${fmt.dateTime(rep.end)}` : "nothing scored yet";
   meta.textContent = `Live window: ${fmt.count(rep.window_size)} rows ${when}, against ` +
     `${fmt.count(rep.reference_size)} training rows of the champions ` +
@@ -80,8 +90,9 @@ function render(out) {
   $("#drift-thresholds").textContent = `Warn at PSI ≥ ${s.psi_warn}, alarm at PSI ≥ ${s.psi_alarm}, ` +
     `both only when the test's p-value is below ${s.p_value} and the window holds at least ` +
     `${fmt.count(s.min_samples)} rows.`;
+  const none = rep.window_size ? "No monitored column." : "No scored customers in the live window yet.";
   body.innerHTML = shown(rep.rows).map((r) => row(r, s)).join("") ||
-    `<tr><td colspan="6">No monitored column.</td></tr>`;
+    `<tr><td colspan="6">${none}</td></tr>`;
   place(body);
 }
 

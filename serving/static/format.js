@@ -1,9 +1,8 @@
 // Number formatting for the dashboard: the browser's locale, one place for every format.
-// Money has no currency symbol unless the page names one (<html data-currency="EUR">): the
-// event log's purchase values carry none.
+// Money has no currency symbol: the event log's purchase values carry none, and the service
+// has no setting naming one.
 
 const LOCALE = undefined; // the browser's
-const CURRENCY = document.documentElement.dataset.currency || "";
 
 const cache = new Map();
 function nf(key, options) {
@@ -21,7 +20,7 @@ const DASH = "—";
 function moneyOptions(digits, compact) {
   const base = { maximumFractionDigits: digits, minimumFractionDigits: 0 };
   if (compact) Object.assign(base, { notation: "compact", compactDisplay: "short" });
-  return CURRENCY ? { ...base, style: "currency", currency: CURRENCY } : base;
+  return base;
 }
 
 export const fmt = {
@@ -47,6 +46,12 @@ export const fmt = {
   moneyShort(v) {
     if (!isNum(v)) return DASH;
     return Math.abs(v) < 10000 ? fmt.money(v) : nf("moneyShort", moneyOptions(1, true)).format(v);
+  },
+  /** +15 / −3 / 0 (a score whose sign is the point, e.g. NPS), at most `digits` decimals */
+  signedNum(v, digits = 0) {
+    return isNum(v)
+      ? nf(`snum${digits}`, { maximumFractionDigits: digits, signDisplay: "exceptZero" }).format(v)
+      : DASH;
   },
   /** +1,234 / −1,234 */
   signedCount(v) {

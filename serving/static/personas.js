@@ -27,9 +27,9 @@ function csatCell(c) {
 
 function npsCell(n) {
   if (!n || n.score === null) return `<td class="num">${fmt.num(null)}</td>`;
-  const ci = n.ci95 ? ` <span class="ci">${fmt.num(n.ci95[0], 0)} to ${fmt.num(n.ci95[1], 0)}</span>` : "";
+  const ci = n.ci95 ? ` <span class="ci">${fmt.signedNum(n.ci95[0], 0)} to ${fmt.signedNum(n.ci95[1], 0)}</span>` : "";
   const title = `${n.promoters} promoters, ${n.passives} passives, ${n.detractors} detractors`;
-  return `<td class="num" title="${title}">${fmt.num(n.score, 0)}${ci}</td>`;
+  return `<td class="num" title="${title}"><span class="nps-score">${fmt.signedNum(n.score, 0)}</span>${ci}</td>`;
 }
 
 function kpiRow(g, overall) {
@@ -80,7 +80,7 @@ async function loadKpis(api, by) {
   }
 }
 
-function personaCard(p, total) {
+function personaCard(p, total, windowDays) {
   const stage = p.typical_stage ? `${esc(p.typical_stage.stage)} (${fmt.pct(p.typical_stage.share, 0)})` : "—";
   const channels = p.channels.map((c) => `${esc(c.channel)} ${fmt.pct(c.share, 0)}`).join(", ") || "—";
   return `<article class="persona" data-testid="persona-${p.id}">` +
@@ -89,8 +89,9 @@ function personaCard(p, total) {
     `<ul class="persona-traits">${p.traits.map((t) => `<li>${esc(t)}</li>`).join("")}</ul>` +
     `<dl class="persona-facts"><dt>Typical stage</dt><dd>${stage}</dd>` +
     `<dt>Main channels</dt><dd>${channels}</dd>` +
-    `<dt>Churn risk</dt><dd>${p.churn_mean === null ? "—" : fmt.pct(p.churn_mean)}</dd>` +
-    `<dt>Revenue (window)</dt><dd>${p.revenue_mean === null ? "—" : fmt.money(p.revenue_mean)}</dd></dl>` +
+    `<dt>Churn risk (mean)</dt><dd data-fact="churn">${fmt.pct(p.churn_mean)}</dd>` +
+    `<dt>Expected value (per customer)</dt><dd data-fact="value">${fmt.money(p.expected_value_mean)}</dd>` +
+    `<dt>Revenue, last ${windowDays} days (per customer)</dt><dd data-fact="revenue">${fmt.money(p.revenue_mean)}</dd></dl>` +
     "</article>";
 }
 
@@ -103,8 +104,10 @@ async function loadPersonas(api) {
       `${out.criterion.name || "the model's criterion"}); ${fmt.count(out.assigned)} of ` +
       `${fmt.count(out.customers)} customers assigned, the others (${esc(out.unassigned_name)}) ` +
       `have fewer than ${out.min_events} events in ${out.window_days} days. Rename one with ` +
-      "journey personas --rename ID NAME.";
-    box.innerHTML = out.personas.map((p) => personaCard(p, out.assigned)).join("");
+      "journey personas --rename ID NAME. " +
+      (out.scores_as_of ? `Churn risk and expected value: scores as of ${fmt.date(out.scores_as_of)}.`
+        : "Churn risk and expected value: as when the personas were fitted (no score snapshot of this persona model yet).");
+    box.innerHTML = out.personas.map((p) => personaCard(p, out.assigned, out.window_days)).join("");
   } catch (err) {
     box.replaceChildren();
     meta.textContent = err.status === 404

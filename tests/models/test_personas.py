@@ -14,7 +14,14 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from features.errors import ConfigError
-from models.persona_words import names_path, persona_names, read_names, write_name
+from models.persona_words import (
+    describe,
+    names_path,
+    persona_names,
+    read_names,
+    summary_lines,
+    write_name,
+)
 from models.personas import (
     UNASSIGNED,
     PersonaError,
@@ -148,8 +155,23 @@ def test_describe_adds_churn_risk_and_value(fitted: PersonaModel,
     frame = data[0]
     churn = np.where(fitted.predict(frame) == 1, 0.1, 0.7)
     out = fitted.describe(frame, churn=churn, value=np.full(len(frame), 12.5))
-    assert out[1]["churn_mean"] == pytest.approx(0.1) and out[0]["churn_mean"] == 0.7
-    assert out[0]["expected_value_mean"] == 12.5
+    assert out[1]["churn_mean"] == pytest.approx(0.1)
+    assert out[0]["churn_mean"] == pytest.approx(0.7)
+    assert out[0]["expected_value_mean"] == pytest.approx(12.5)
+
+
+def test_shares_are_rounded_once_for_display() -> None:
+    """2,541 of 7,463 customers is 34.05 %: 34.0 %, not the 34.1 % of a share first rounded
+    to 0.3405. Stage and channel shares likewise."""
+    labels = np.r_[np.zeros(2541), np.ones(7463 - 2541)].astype(np.int64)
+    clipped = np.random.default_rng(0).normal(size=(len(labels), 2))
+    stage = np.where(np.arange(len(labels)) < 865, 0.0, 1.0)  # 1,676 of 2,541 at stage 1
+    prof = describe(clipped, labels, 2, ["product_views_per_session", "share_email"],
+                    {"stage": stage}, STAGES, 90, 2)[0]
+    assert prof["share"] == 2541 / 7463
+    lines = summary_lines(prof)
+    assert lines[0] == "- 2,541 customers (34.0%)"
+    assert prof["typical_stage"] == {"stage": "consideration", "share": 1676 / 2541}
 
 
 def test_ratios_left_out_and_why(fitted: PersonaModel) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -176,6 +177,37 @@ def test_personas_route_describes_the_served_model(client: TestClient, home: Ser
     assert sum(p.customers for p in out.personas) == model.n_active_
 
 
+def test_persona_churn_and_value_come_from_the_newest_snapshot(
+        scored: ScoreOut, client: TestClient, home: Served, personas: PersonaRun) -> None:
+    """Personas are fitted before scoring: their fitting-time churn risk is unknown. The route
+    fills it (and the expected value) from the snapshot, as GET /segments?by=persona has it."""
+    assert all(p["churn_mean"] is None for p in personas.model.profiles_)
+    out = PersonasOut.model_validate(get(client, home, "/personas"))
+    assert out.scores_as_of == scored.snapshot.as_of
+    segs = {s.key["persona"]: s for s in SegmentsOut.model_validate(
+        get(client, home, "/segments", by="persona")).segments}
+    model = personas.model
+    for p in out.personas:
+        seg = segs[p.name]
+        assert p.churn_mean == pytest.approx(seg.mean_risk)
+        assert p.expected_value_mean == pytest.approx(seg.expected_value / seg.customers)
+        assert p.share == p.customers / model.n_active_  # unrounded
+        assert p.summary[0] == f"{p.customers:,} customers ({p.customers / model.n_active_:.1%})"
+        assert f"churn risk {p.churn_mean:.2f}" in p.summary[-1]
+
+
+def test_without_a_snapshot_personas_keep_their_fitting_time_figures(
+        home: Served, personas: PersonaRun, tmp_path: Path) -> None:
+    from serving.champions import ModelSet, ServedPersona
+
+    marketing = _marketing(home, scores=tmp_path)  # no snapshot there
+    out = marketing.personas(ModelSet({}, persona=ServedPersona(personas.model,
+                                                                personas.version)))
+    assert out["scores_as_of"] is None
+    assert [p["churn_mean"] for p in out["personas"]] == \
+        [p["churn_mean"] for p in personas.model.profiles_]
+
+
 def test_personas_route_without_a_persona_model(home: Served) -> None:
     from serving.champions import ModelSet
     from serving.errors import NotFoundError
@@ -186,9 +218,9 @@ def test_personas_route_without_a_persona_model(home: Served) -> None:
         _marketing(home).personas(None)
 
 
-def _marketing(home: Served) -> Any:
+def _marketing(home: Served, scores: Path | None = None) -> Any:
     from models.actions import load_catalog
     from serving.marketing import Marketing
 
-    settings = home.settings(home.world.store)
+    settings = home.settings(home.world.store, **({"scores": scores} if scores else {}))
     return Marketing(settings, home.world.spec, load_catalog(settings.action_catalog))

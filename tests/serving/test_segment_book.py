@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from serving.segments import SegmentBook, SegmentQueryError
+from serving.segments import BOM, SegmentBook, SegmentQueryError
 from serving.snapshots import Snapshot, latest, previous_of, write_snapshot
 
 DIMS = ("tier", "stage", "region")
@@ -48,8 +49,9 @@ BEFORE: list[Row] = [
 
 @pytest.fixture
 def book(tmp_path: Path) -> SegmentBook:
-    write_snapshot(tmp_path, table(BEFORE), None, {"as_of": "2025-01-01Z"}, keep=5)
-    snap = write_snapshot(tmp_path, table(NOW), {"funnel": []}, {"as_of": "2025-02-01Z"}, keep=5)
+    write_snapshot(tmp_path, table(BEFORE), None, {"as_of": "2025-01-01T00:00:00Z"}, keep=5)
+    snap = write_snapshot(tmp_path, table(NOW), {"funnel": []},
+                          {"as_of": "2025-02-01T00:00:00Z"}, keep=5)
     return SegmentBook(snap, DIMS, previous_of(tmp_path, snap))
 
 
@@ -100,11 +102,55 @@ def test_drill_down_sorts_and_pages(book: SegmentBook) -> None:
 
 
 def test_export_writes_the_matching_customers_in_blocks(book: SegmentBook) -> None:
-    text = b"".join(book.csv({"region": ["north"]}, block=1)).decode()
+    data = b"".join(book.csv({"region": ["north"]}, block=1))
+    assert data.startswith(BOM) and data.count(BOM) == 1  # Excel reads it as UTF-8
+    text = data.decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [r["customer_id"] for r in rows] == ["d", "a", "c"]  # 100, 90, 8 at risk
     assert rows[1]["tier"] == "high" and rows[1]["stage"] == "decision"
     assert text.count("customer_id") == 1  # one header for all blocks
+    assert {r["as_of"] for r in rows} == {"2025-02-01"}  # the snapshot's as-of date
+
+
+def test_export_rounds_probabilities_money_and_days(tmp_path: Path) -> None:
+    t = table([("x", "high", "decision", "north", 0.123456789, 1234.56789, "a")])
+    t = t.set_column(t.column_names.index("recency_days"), "recency_days",
+                     pa.array([12.3456]))
+    t = t.set_column(t.column_names.index("conversion"), "conversion", pa.array([float("nan")]))
+    snap = write_snapshot(tmp_path, t, None, {"as_of": "2025-03-04T05:06:07Z"}, keep=2)
+    text = b"".join(SegmentBook(snap, DIMS).csv({})).decode("utf-8-sig")
+    (row,) = csv.DictReader(io.StringIO(text))
+    assert row["churn"] == "0.1235" and row["expected_value"] == "1234.57"
+    assert row["revenue_at_risk"] == "152.42" and row["recency_days"] == "12.3"
+    assert row["conversion"] == ""  # NaN: an empty cell, not "nan"
+    assert row["as_of"] == "2025-03-04" and row["customer_id"] == "x"
+
+
+def test_an_empty_selection_has_no_mean_risk(book: SegmentBook) -> None:
+    from serving.marketing_routes import segment_out
+
+    rows, total = book.segments(["tier"], {"tier": ["low"], "region": ["south"]})
+    assert rows == [] and total.customers == 0 and math.isnan(total.mean_risk)
+    out = segment_out(total)
+    assert out.mean_risk is None and out.change is not None and out.change.mean_risk is None
+    # A segment new since the previous snapshot has no change of mean risk either.
+    (north,) = book.segments(["region"], {"tier": ["high"], "stage": ["awareness"]})[0]
+    assert north.change is not None and math.isnan(north.change["mean_risk"])
+
+
+def test_filter_values_are_those_some_customer_has(book: SegmentBook) -> None:
+    assert "(none)" in book.dims["tier"].values  # every dimension's vocabulary has it
+    assert book.present["tier"] == ["high", "low"]  # nobody lacks a tier
+    assert book.present["stage"] == ["decision", "awareness", "(none)"]  # customer e has none
+    assert set(book.present["region"]) == {"north", "south", "(none)"}
+
+
+def test_export_file_name_says_the_as_of_date() -> None:
+    from serving.marketing_routes import export_filename
+
+    assert export_filename("2025-02-01", {"tier": ["high"], "region": ["東", "a/b"]}) == \
+        "segment-2025-02-01-region=_+a_b-tier=high.csv"
+    assert export_filename("2025-02-01", {}) == "segment-2025-02-01-all.csv"
 
 
 @pytest.mark.parametrize(("by", "filters", "field"), [

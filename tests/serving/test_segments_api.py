@@ -95,7 +95,8 @@ def test_segments_by_tier_add_up_and_report_changes(client: TestClient, served: 
         assert s.change.customers == s.customers - prev[0]
         assert s.change.revenue_at_risk == pytest.approx(s.revenue_at_risk - prev[1])
     high = next(s for s in out.segments if s.key["tier"] == "high")
-    assert high.mean_risk >= 0.6 and high.top_action is not None
+    assert high.mean_risk is not None and high.mean_risk >= 0.6
+    assert high.top_action is not None
 
 
 def _segments_of_previous(client: TestClient, served: Served,
@@ -160,8 +161,13 @@ def test_export_returns_exactly_the_segments_customers(client: TestClient, serve
                                                        scored: object) -> None:
     r = get(client, served, "/segments/export", tier="high", stage="awareness,consideration")
     assert r.headers["content-type"].startswith("text/csv")
-    assert "attachment" in r.headers["content-disposition"]
-    rows = list(csv.DictReader(io.StringIO(r.text)))
+    as_of = AS_OF.date().isoformat()
+    assert r.headers["content-disposition"] == (
+        f'attachment; filename="segment-{as_of}-stage=awareness+consideration-tier=high.csv"')
+    assert r.content.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert {row["as_of"] for row in rows} == {as_of}
+    assert all(len(row["churn"].partition(".")[2]) <= 4 for row in rows)
     assert rows and all(row["tier"] == "high" for row in rows)
     assert {row["stage"] for row in rows} <= {"awareness", "consideration"}
     listed = CustomersOut.model_validate(
@@ -198,6 +204,20 @@ def test_journey_map_and_dashboard_data(client: TestClient, served: Served,
     assert sum(s.customers for s in data.tiers) == data.snapshot.customers
     assert sum(s.customers for s in data.stage_tiers) == data.snapshot.customers
     assert data.journey_map == jm.journey_map
+    # Only values some customer has are offered as filters.
+    for dim, values in data.dimensions.items():
+        for value in values:
+            r = client.get("/segments", params={"by": "tier", dim: value},
+                           headers=served.headers(Role.marketer))
+            assert r.json()["total"]["customers"] > 0, (dim, value)
+
+
+def test_an_empty_filter_result_has_no_mean_risk(client: TestClient, served: Served,
+                                                 scored: object) -> None:
+    # Every customer has a tier: "(none)" is still a valid filter value, matching nobody.
+    out = get(client, served, "/segments", by="stage", tier="(none)").json()
+    assert out["segments"] == [] and out["total"]["customers"] == 0
+    assert out["total"]["mean_risk"] is None  # not 0.0, which reads as "no risk"
 
 
 @pytest.mark.parametrize(("params", "field"), [

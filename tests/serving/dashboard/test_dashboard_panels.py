@@ -94,8 +94,13 @@ def test_persona_cards_describe_each_persona(tab: Tab, server: Server) -> None:
                          stages=tuple(world.spec.stages)).fit(vectors)
     settings = server.served.settings(world.store)
     marketing = Marketing(settings, world.spec, load_catalog(settings.action_catalog))
-    body = PersonasOut.model_validate(marketing.personas(
-        ModelSet({}, persona=ServedPersona(model, "7")))).model_dump_json()
+    out = PersonasOut.model_validate(marketing.personas(
+        ModelSet({}, persona=ServedPersona(model, "7"))))
+    # As a snapshot scored with this persona model fills them (the route's own test checks
+    # where they come from; this one checks the card shows them).
+    out.scores_as_of = AS_OF.isoformat()
+    out.personas[0].churn_mean, out.personas[0].expected_value_mean = 0.2345, 1234.0
+    body = out.model_dump_json()
     tab.page.route("**/personas", lambda route: route.fulfill(
         status=200, content_type="application/json", body=body))
     open_dashboard(tab, server)
@@ -108,6 +113,13 @@ def test_persona_cards_describe_each_persona(tab: Tab, server: Server) -> None:
         assert name in text and f"{prof['customers']:,} customers" in text
         assert all(trait in text for trait in prof["traits"])
     assert f"{model.k_} personas" in page.inner_text("#personas-meta")
+    assert f"scores as of {AS_OF.date().isoformat()}" in page.inner_text("#personas-meta")
+    first = page.locator("[data-testid=persona-0]")
+    assert first.locator("dd[data-fact=churn]").inner_text() == "23.5%"
+    assert first.locator("dd[data-fact=value]").inner_text() == "1,234"
+    facts = first.locator("dl").inner_text()
+    assert "Expected value (per customer)" in facts
+    assert f"Revenue, last {model.window_days} days (per customer)" in facts
     screenshot(page.locator("#personas"), "dashboard-personas.png")
 
 

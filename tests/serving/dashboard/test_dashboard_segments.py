@@ -7,6 +7,8 @@ import io
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.serving.dashboard.browser_setup import Server, Tab
 from tests.serving.dashboard.dashboard_page import (
     open_dashboard,
@@ -86,8 +88,13 @@ def test_clicking_a_segment_drills_down_to_its_customers(tab: Tab, server: Serve
         assert ids == [c["customer_id"] for c in nxt["customers"]]
 
 
-def _csv_ids(text: str) -> list[str]:
-    return [row["customer_id"] for row in csv.DictReader(io.StringIO(text))]
+def _csv_rows(data: bytes) -> list[dict[str, str]]:
+    assert data.startswith(b"\xef\xbb\xbf")  # the byte-order mark Excel needs
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+
+
+def _csv_ids(data: bytes) -> list[str]:
+    return [row["customer_id"] for row in _csv_rows(data)]
 
 
 def test_export_downloads_the_filtered_customers(tab: Tab, server: Server) -> None:
@@ -101,19 +108,57 @@ def test_export_downloads_the_filtered_customers(tab: Tab, server: Server) -> No
         page.click("#export")
     download = info.value
     path = download.path()
-    got = _csv_ids(Path(path).read_text(encoding="utf-8"))
+    got = _csv_ids(Path(path).read_bytes())
     r = server.get("segments/export", params=[("tier", "high"), ("stage", ",".join(chosen))])
-    want = _csv_ids(r.text)
+    want = _csv_ids(r.content)
     assert got == want and got
     expected_name = r.headers["content-disposition"].split('filename="')[1].rstrip('"')
     assert download.suggested_filename == expected_name
-    # The drill-down's export holds that one segment.
+    as_of = server.get("dashboard/data").json()["snapshot"]["as_of"][:10]
+    assert expected_name.startswith(f"segment-{as_of}-")  # named after the as-of date
+    # The drill-down's export holds that one segment, in the order chosen there.
     page.locator("#segment-table tbody tr.segment-row").first.click()
     page.wait_for_selector("#drilldown[data-state=ready]")
     segment = json.loads(page.get_attribute("#drilldown", "data-filters") or "{}")
+    page.select_option("#drill-sort", "churn")
+    page.wait_for_selector("#drill-table th.sorted[data-col=churn]")
     with page.expect_download() as info:
         page.click("#drill-export")
-    got = _csv_ids(Path(info.value.path()).read_text(encoding="utf-8"))
-    want = _csv_ids(server.get("segments/export",
-                               params=[(k, ",".join(v)) for k, v in segment.items()]).text)
-    assert got == want and got
+    rows = _csv_rows(Path(info.value.path()).read_bytes())
+    params = [(k, ",".join(v)) for k, v in segment.items()]
+    by_churn = _csv_ids(server.get("segments/export", params=[*params, ("sort", "churn")]).content)
+    assert [row["customer_id"] for row in rows] == by_churn and by_churn
+    # The segment is large enough for the order to matter (else this proves nothing).
+    assert by_churn != _csv_ids(server.get("segments/export", params=params).content)
+    churn = [float(row["churn"]) for row in rows]
+    assert churn == sorted(churn, reverse=True)
+
+
+def test_export_this_table_writes_the_segment_rows(tab: Tab, server: Server) -> None:
+    """The table's CSV is written in the page from the answer it shows: every segment, in the
+    table's order, rounded, with the as-of date, under a name saying the cut and filters."""
+    open_dashboard(tab, server)
+    page = tab.page
+    api = server.get("segments", params={"by": "tier,stage"}).json()
+    as_of = api["snapshot"]["as_of"][:10]
+    with page.expect_download() as info:
+        page.click("#export-table")
+    assert info.value.suggested_filename == f"segments-{as_of}-by-tier+stage-all.csv"
+    rows = _csv_rows(Path(info.value.path()).read_bytes())
+    assert [(r["tier"], r["stage"], int(r["customers"])) for r in rows] == \
+        [(s["key"]["tier"], s["key"]["stage"], s["customers"]) for s in api["segments"]]
+    for row, seg in zip(rows, api["segments"], strict=True):
+        assert float(row["mean_risk"]) == pytest.approx(seg["mean_risk"], abs=5e-5)
+        assert float(row["revenue_at_risk_total"]) == pytest.approx(seg["revenue_at_risk"],
+                                                                    abs=5e-3)
+        assert float(row["expected_value_total"]) == pytest.approx(seg["expected_value"],
+                                                                   abs=5e-3)
+        assert len(row["mean_risk"].partition(".")[2]) <= 4
+        assert len(row["revenue_at_risk_total"].partition(".")[2]) <= 2
+        assert row["as_of"] == as_of and row["change_customers"] != ""
+    # Sorted on screen by size: the file follows.
+    page.click("#segment-table th[data-col=customers] button")
+    with page.expect_download() as info:
+        page.click("#export-table")
+    sizes = [int(r["customers"]) for r in _csv_rows(Path(info.value.path()).read_bytes())]
+    assert sizes == sorted(sizes, reverse=True) and len(sizes) == len(api["segments"])
