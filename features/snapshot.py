@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from features.errors import ConfigError
 from features.spec import FeatureSpec
+from features.store import EventStore
 
 KINDS = ("features", "labels")
 
@@ -97,3 +98,13 @@ def find_snapshot(
             f"{as_of.isoformat()} under {root}; run `journey {kind}` first"
         )
     return read_snapshot(path)
+
+
+def data_fingerprint(store: EventStore, end: datetime) -> dict[str, Any]:
+    """What a snapshot computed from events before ``end`` (T for features, T+H for labels)
+    was made of: the number of those events and the newest one's time. A snapshot of another
+    store, or of this one before late events arrived, differs; one scan of the ts column."""
+    row = store.con.execute(
+        "SELECT count(*), max(ts)::TIMESTAMP FROM events WHERE ts < ?", [end]).fetchone()
+    events, newest = row if row else (0, None)
+    return {"events": int(events), "newest": None if newest is None else newest.isoformat()}

@@ -89,7 +89,7 @@ def promote(
     """Move `champion` to the challenger when it beats the champion on the same holdout."""
     from features.errors import ConfigError
     from training.dataset import SnapshotSource
-    from training.promote import promote_all
+    from training.promote import check_margin, promote_all
     from training.uplift_gate import UPLIFT_TARGETS, promote_uplift
 
     known = (*TARGETS, SURVIVAL, *UPLIFT_TARGETS)
@@ -103,7 +103,7 @@ def promote(
     source = SnapshotSource(store or settings.store_path, out or settings.snapshots_path,
                             feature_spec, log=typer.echo)
     try:
-        gate_margin = settings.promote_margin if margin is None else margin
+        gate_margin = check_margin(settings.promote_margin if margin is None else margin)
         decisions = promote_all([n for n in names if n in (*TARGETS, SURVIVAL)],
                                 settings.tracking(), source, gate_margin, force)
         decisions += promote_uplift([n for n in names if n in UPLIFT_TARGETS],

@@ -60,7 +60,7 @@ def features(
     out: OutOpt = None,
 ) -> None:
     """Feature vectors of every customer as of T, written as a versioned snapshot."""
-    from features.snapshot import write_snapshot
+    from features.snapshot import data_fingerprint, write_snapshot
     from features.store import EventStore
 
     run = _resolve(as_of, store, spec, taxonomy, out)
@@ -74,8 +74,9 @@ def features(
             from features.batch import BatchEngine
 
             table = BatchEngine(es, run.spec).features(run.cutoff)
+        data = data_fingerprint(es, run.cutoff)  # training reuses it only on the same events
     snap = write_snapshot(run.snapshots, "features", table, run.spec, run.cutoff,
-                          engine=engine.value, store=str(run.store))
+                          engine=engine.value, store=str(run.store), data=data)
     took = time.perf_counter() - started
     typer.echo(
         f"{table.num_rows:,} customers x {table.num_columns - 1} features as of "
@@ -99,7 +100,7 @@ def labels(
 ) -> None:
     """Labels of every customer seen before T for the horizon H, as a versioned snapshot."""
     from features.labels import labels as make_labels
-    from features.snapshot import write_snapshot
+    from features.snapshot import data_fingerprint, write_snapshot
     from features.store import EventStore
 
     run = _resolve(as_of, store, spec, taxonomy, out)
@@ -107,8 +108,9 @@ def labels(
     with EventStore(run.store, read_only=True) as es:
         latest = es.time_range()[1]
         table = make_labels(es, run.spec, cutoff, horizon, churn_gap_days)
+        data = data_fingerprint(es, cutoff + timedelta(days=horizon))
     snap = write_snapshot(run.snapshots, "labels", table, run.spec, cutoff, horizon,
-                          churn_gap_days=churn_gap_days)
+                          churn_gap_days=churn_gap_days, store=str(run.store), data=data)
     counts = table.column("next_stage").value_counts().to_pylist()
     typer.echo(
         f"{table.num_rows:,} customers labelled for ({cutoff.isoformat()}, +{horizon}d] "

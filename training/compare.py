@@ -1,7 +1,8 @@
 """`journey compare`: a leaderboard of every tracked model run, read back from MLflow.
 
-Runs are only ranked against runs judged on the same holdout (target, test cutoff, horizon,
-feature definition): a number from another period is not a comparison.
+Runs are only ranked against runs judged on the same holdout (target, label definition, test
+cutoff or window, horizon, feature definition, and the data, when the run recorded it): a
+number from another period, another label or another store is not a comparison.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ if TYPE_CHECKING:
 
 METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top_decile",
            "capture_top_decile", "macro_auc", "top1_accuracy")
-COLUMNS = ("rank", "target", "family", "experiment", "version", "aliases", "holdout", "metric",
-           "score", *METRICS, "train_seconds", "definition", "run_id")
+COLUMNS = ("rank", "target", "label", "family", "experiment", "version", "aliases", "holdout",
+           "metric", "score", *METRICS, "train_seconds", "definition", "data", "run_id")
+UPLIFT_METRIC = "qini_mean"  # an uplift model ranks actions: no AUC to show
+DATA_TAG = "journey.data"  # the events a run was trained and tested on, when it recorded them
 
 
 def _aliases(client: MlflowClient, names: set[str]) -> dict[tuple[str, str], str]:
@@ -55,30 +58,38 @@ def leaderboard(client: MlflowClient) -> pd.DataFrame:
     versions, aliases = _version_by_run(client, names), _aliases(client, names)
     rows = []
     for r in runs:
-        tags, m = r.data.tags, r.data.metrics
-        t = tags.get("journey.target", "")
-        metric = PRIMARY_METRIC.get(t, "roc_auc")
         name, version = versions.get(r.info.run_id, ("", ""))
-        rows.append({
-            "target": t, "family": tags.get("journey.family", ""),
-            "experiment": tags.get("journey.experiment", ""), "version": version,
-            "aliases": aliases.get((name, version), ""),
-            "holdout": f"{tags.get('journey.test_cutoff', '')} "
-                       f"+{tags.get('journey.horizon_days', '')}d",
-            "metric": metric, "score": m.get(f"test_{metric}"),
-            **{k: m.get(f"test_{k}") for k in METRICS},
-            "train_seconds": m.get("train_seconds"),
-            "definition": tags.get("journey.definition_hash", ""), "run_id": r.info.run_id,
-        })
+        rows.append({**_row(r.data.tags, r.data.metrics), "version": version,
+                     "aliases": aliases.get((name, version), ""), "run_id": r.info.run_id})
     frame = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "rank"])
     if frame.empty:
         return frame.assign(rank=pd.Series(dtype=int))[list(COLUMNS)]
     asc = frame["metric"].eq("log_loss")
     key = frame["score"].where(asc, -frame["score"])  # smaller is better after this
-    frame["rank"] = key.groupby([frame.target, frame.holdout, frame.definition]).rank(
-        method="min").astype("Int64")
-    frame = frame.assign(_k=key).sort_values(["target", "holdout", "_k"]).drop(columns="_k")
-    return frame[list(COLUMNS)].dropna(axis=1, how="all").reset_index(drop=True)
+    group = [frame.target, frame.label, frame.holdout, frame.definition, frame.data]
+    frame["rank"] = key.groupby(group).rank(method="min").astype("Int64")
+    frame = frame.assign(_k=key).sort_values(["target", "label", "holdout", "data", "_k"])
+    return frame.drop(columns="_k")[list(COLUMNS)].dropna(axis=1, how="all").reset_index(
+        drop=True)
+
+
+def _row(tags: dict[str, str], m: dict[str, float]) -> dict[str, object]:
+    t = tags.get("journey.target", "")
+    uplift = t.startswith("uplift-")
+    metric = UPLIFT_METRIC if uplift else PRIMARY_METRIC.get(t, "roc_auc")
+    where = (f"decisions {tags.get('journey.test_window', '')}" if uplift
+             else tags.get("journey.test_cutoff", ""))
+    return {
+        "target": t, "label": tags.get("journey.label", ""),
+        "family": tags.get("journey.family", ""),
+        "experiment": tags.get("journey.experiment", ""),
+        "holdout": f"{where} +{tags.get('journey.horizon_days', '')}d",
+        "metric": metric, "score": m.get(f"test_{metric}"),
+        **{k: m.get(f"test_{k}") for k in METRICS},
+        "train_seconds": m.get("train_seconds"),
+        "definition": tags.get("journey.definition_hash", ""),
+        "data": tags.get(DATA_TAG, ""),
+    }
 
 
 def to_markdown(frame: pd.DataFrame) -> str:

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from features.errors import ConfigError
-from features.snapshot import Snapshot, find_snapshot, write_snapshot
+from features.snapshot import Snapshot, data_fingerprint, find_snapshot, write_snapshot
 from features.spec import FeatureSpec
 from features.store import EventStore
 from models.targets import SURVIVAL
@@ -61,30 +61,51 @@ class SnapshotSource:
             self._es = None
 
     def features(self, cutoff: datetime) -> Snapshot:
+        data = data_fingerprint(self._store(), cutoff)
         try:
-            return find_snapshot(self.root, "features", self.spec, cutoff)
+            snap = find_snapshot(self.root, "features", self.spec, cutoff)
+            if self._same_data(snap, data):
+                return snap
         except ConfigError:
-            from features.batch import BatchEngine
+            pass
+        from features.batch import BatchEngine
 
-            self.log(f"computing features as of {cutoff.date()} ...")
-            table = BatchEngine(self._store(), self.spec).features(cutoff)
-            return write_snapshot(self.root, "features", table, self.spec, cutoff,
-                                  engine="duckdb", store=str(self.store))
+        self.log(f"computing features as of {cutoff.date()} ...")
+        table = BatchEngine(self._store(), self.spec).features(cutoff)
+        return write_snapshot(self.root, "features", table, self.spec, cutoff,
+                              engine="duckdb", store=str(self.store), data=data)
 
     def labels(self, cutoff: datetime, horizon: int, churn_gap: int) -> Snapshot:
+        # Checked before a snapshot is reused too: `journey labels` writes one for a window
+        # that has not fully happened yet (with a warning), and training must not judge on it.
+        end = cutoff + timedelta(days=horizon)
+        self._check_observed(end)
+        data = data_fingerprint(self._store(), end)
         try:
             snap = find_snapshot(self.root, "labels", self.spec, cutoff, horizon)
-            if snap.manifest.get("churn_gap_days") == churn_gap:
+            if snap.manifest.get("churn_gap_days") == churn_gap and self._same_data(snap, data):
                 return snap
         except ConfigError:
             pass
         from features.labels import labels
 
-        self._check_observed(cutoff + timedelta(days=horizon))
         self.log(f"computing labels for ({cutoff.date()}, +{horizon}d] ...")
         table = labels(self._store(), self.spec, cutoff, horizon, churn_gap)
         return write_snapshot(self.root, "labels", table, self.spec, cutoff, horizon,
-                              churn_gap_days=churn_gap)
+                              churn_gap_days=churn_gap, store=str(self.store), data=data)
+
+    def _same_data(self, snap: Snapshot, data: dict[str, object]) -> bool:
+        """A snapshot is reused only when made from the same events (another store's snapshot
+        under the same --out, or one made before late events arrived, is computed again)."""
+        made = snap.manifest.get("data")
+        if made == data:
+            return True
+        what = ("an unrecorded event set" if made is None else
+                f"{made.get('events', 0):,} events up to {made.get('newest')}")
+        self.log(f"{snap.path.parent.name}/{snap.path.name} was made from {what}; "
+                 f"{self.store} has {data['events']:,} up to {data['newest']}: computing it "
+                 "again")
+        return False
 
     def latest_event(self) -> datetime:
         """The time of the store's newest event (UTC)."""

@@ -8,9 +8,10 @@ margin; every decision, promoted or not, is logged to MLflow with its reason.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from features.errors import ConfigError
@@ -60,6 +61,7 @@ def decide(name: str, client: MlflowClient, source: SnapshotSource, margin: floa
            force: bool = False, metric: str | None = None) -> Decision:
     """Compare the challenger with the champion; move `champion` if the challenger wins
     (on ``metric``, by default the target's primary metric)."""
+    check_margin(margin)
     registered = target(name, source.spec.stages).registered_name
     ch = alias_version(client, registered, CHALLENGER)
     if ch is None:
@@ -95,9 +97,8 @@ def gate(client: MlflowClient, registered: str, d: Decision, ch: ModelVersion, f
         return apply_decision(client, registered, d, True,
                               "no champion yet: the challenger becomes champion")
     d = replace(d, champion_version=str(champ.version))
-    differs = [k for k in COMPARABLE if dict(champ.tags).get(k) != dict(ch.tags).get(k)]
-    if differs:
-        why = f"not comparable on one holdout (they differ in {', '.join(differs)})"
+    why = _not_comparable(dict(champ.tags), dict(ch.tags), d.champion_version)
+    if why:
         return apply_decision(client, registered, d, force,
                               why + ("; promoted by --force" if force else ""))
     d = replace(d, champion_score=score(champ))
@@ -108,6 +109,50 @@ def gate(client: MlflowClient, registered: str, d: Decision, ch: ModelVersion, f
            f"{d.champion_score:.4f} by more than {d.margin} on {d.holdout}")
     return apply_decision(client, registered, d, won or force,
                           why + ("; promoted by --force" if force and not won else ""))
+
+
+def _not_comparable(champ: dict[str, str], ch: dict[str, str], version: str | None) -> str:
+    """Why one holdout cannot judge both ('' when it can): other features, label or horizon,
+    or a holdout that starts before the champion's last fitted or calibrated window ends,
+    where the champion would be scored on outcomes it was fitted to."""
+    differs = [k for k in COMPARABLE if champ.get(k) != ch.get(k)]
+    if differs:
+        return f"not comparable on one holdout (they differ in {', '.join(differs)})"
+    seen, start = fitted_until(champ), holdout_start(ch)
+    if seen is not None and start is not None and start < seen:
+        return (f"not comparable on one holdout: champion v{version} was fitted or calibrated "
+                f"on outcomes up to {seen}, after this holdout starts ({start}), so its score "
+                "there would be in-sample; train the challenger with a later test cutoff")
+    return ""
+
+
+def fitted_until(tags: dict[str, str]) -> date | None:
+    """The end of the last window whose outcomes the model saw (validation: calibration and
+    early stopping); None when its tags do not say."""
+    if "journey.horizon_days" not in tags:
+        return None
+    if "journey.valid_cutoff" in tags:
+        last = date.fromisoformat(tags["journey.valid_cutoff"])
+    elif "journey.valid_window" in tags:  # uplift: decisions in a window, outcomes after
+        last = date.fromisoformat(tags["journey.valid_window"].split("..")[1])
+    else:
+        return None
+    return last + timedelta(days=int(tags["journey.horizon_days"]))
+
+
+def holdout_start(tags: dict[str, str]) -> date | None:
+    if "journey.test_cutoff" in tags:
+        return date.fromisoformat(tags["journey.test_cutoff"])
+    if "journey.test_window" in tags:
+        return date.fromisoformat(tags["journey.test_window"].split("..")[0])
+    return None
+
+
+def check_margin(margin: float) -> float:
+    """A margin the gate can honour: a negative one would promote a worse model, NaN none."""
+    if not math.isfinite(margin) or margin < 0:
+        raise ConfigError(f"the promotion margin must be a finite number >= 0, not {margin}")
+    return margin
 
 
 def apply_decision(client: MlflowClient, registered: str, d: Decision, promote: bool,

@@ -22,7 +22,7 @@ from features.store import EventStore
 from models.registry import alias_version, load_native
 from models.uplift_model import JourneyUplift, registered_name
 from training.dataset import midnight
-from training.promote import Decision, gate, log_decision
+from training.promote import Decision, check_margin, gate, log_decision
 from training.tracking import Tracking
 from training.train import CHALLENGER
 from training.uplift import qini_scores
@@ -46,6 +46,7 @@ def _holdout(store_path: Path, spec: FeatureSpec, tags: dict[str, str]) -> pd.Da
 
 def decide_uplift(name: str, client: MlflowClient, store_path: Path, spec: FeatureSpec,
                   margin: float, force: bool = False) -> Decision:
+    check_margin(margin)
     outcome = name.removeprefix("uplift-")
     registered = registered_name(outcome)
     ch = alias_version(client, registered, CHALLENGER)

@@ -14,7 +14,7 @@ import pytest
 from models.targets import TARGETS, target
 from tests.training.world import Trained, World, copy_registry
 from training import evaluate
-from training.compare import COLUMNS, leaderboard, to_markdown, write
+from training.compare import COLUMNS, DATA_TAG, leaderboard, to_markdown, write
 from training.tracking import KIND_TAG, TRAINING_EXPERIMENT
 from training.train import CHALLENGER
 
@@ -81,26 +81,37 @@ def test_other_holdouts_and_definitions_rank_apart(trained: Trained, tmp_path: P
     exp_id = tracking.experiment_id(client, TRAINING_EXPERIMENT)
     base = {KIND_TAG: "model", "journey.target": "churn", "journey.family": "lightgbm",
             "journey.experiment": "manual", "journey.horizon_days": "30",
-            "journey.test_cutoff": "2025-10-01",
+            "journey.test_cutoff": "2025-10-01", "journey.label": "churned_inactive",
             "journey.definition_hash": trained.ds.definition_hash}
+    uplift = {**base, "journey.target": "uplift-convert", "journey.family": "uplift-x",
+              "journey.test_window": "2025-10-01..2025-11-01", "journey.label": ""}
+    del uplift["journey.test_cutoff"]
     extra = {
         "later": ({**base, "journey.test_cutoff": "2025-11-01"}, 0.5),
         "other-def": ({**base, "journey.definition_hash": "0" * 16}, 0.6),
+        "other-label": ({**base, "journey.label": "churned_no_purchase"}, 0.7),
+        "other-data": ({**base, DATA_TAG: "another store"}, 0.8),
+        "uplift": (uplift, 0.05),
         "best": (base, 0.999),
     }
     ids = {}
-    for name, (tags, auc) in extra.items():
+    for name, (tags, score) in extra.items():
         run = client.create_run(exp_id, tags=tags, run_name=name)
-        client.log_metric(run.info.run_id, "test_roc_auc", auc)
+        metric = "test_qini_mean" if name == "uplift" else "test_roc_auc"
+        client.log_metric(run.info.run_id, metric, score)
         client.set_terminated(run.info.run_id)
         ids[name] = run.info.run_id
     board = leaderboard(client)
-    assert len(board) == 9
+    assert len(board) == 12
     rank = dict(zip(board["run_id"], board["rank"], strict=True))
-    assert rank[ids["later"]] == 1 and rank[ids["other-def"]] == 1
-    assert rank[ids["best"]] == 1
+    for alone in ("later", "other-def", "other-label", "other-data", "uplift", "best"):
+        assert rank[ids[alone]] == 1, alone
+    up = board[board["run_id"] == ids["uplift"]].iloc[0]
+    assert (up["metric"], up["score"]) == ("qini_mean", 0.05)
+    assert up["holdout"] == "decisions 2025-10-01..2025-11-01 +30d"
     churn = board[(board["target"] == "churn") & (board["holdout"] == HOLDOUT)
-                  & (board["definition"] == trained.ds.definition_hash)]
+                  & (board["definition"] == trained.ds.definition_hash)
+                  & (board["label"] == "churned_inactive") & (board["data"] == "")]
     assert sorted(churn["rank"]) == [1, 2, 3]
     assert board.loc[board["run_id"] == ids["later"], "holdout"].item() == "2025-11-01 +30d"
     assert board.loc[board["run_id"] == ids["best"], "version"].item() == ""  # not registered

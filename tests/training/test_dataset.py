@@ -4,13 +4,19 @@ the store does not cover, or a missing store, is a ConfigError."""
 
 from __future__ import annotations
 
+import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from features.errors import ConfigError
 from features.layout import CATEGORICAL
+from features.schema import events_table
+from features.snapshot import write_snapshot
+from features.store import EventStore
 from tests.training.world import CUTOFFS, SMALL, World, experiment
 from training.dataset import LABEL_COLUMNS, Dataset, SnapshotSource, load_dataset, sample_ids
 
@@ -28,10 +34,9 @@ def test_missing_snapshots_are_computed_once(world: World, tmp_path: Path) -> No
     source = SnapshotSource(world.store, world.snapshots, world.spec, log=lines.append)
     try:
         ds = load_dataset(experiment(tmp_path, SMALL), source)
-        assert source._es is None  # the store was never opened
     finally:
         source.close()
-    assert lines == []
+    assert lines == []  # the store was only read to check the snapshots' data
     assert ds.definition_hash == world.spec.hash
     for kind in ("features", "labels"):
         assert (world.snapshots / kind / world.spec.hash).is_dir()
@@ -92,6 +97,46 @@ def test_unobserved_label_window_raises(world: World, tmp_path: Path) -> None:
             "cutoffs": {**CUTOFFS, "test": "2025-12-15"}}
     with pytest.raises(ConfigError, match="would not be fully observed"):
         load(world, tmp_path, spec)
+
+
+def test_snapshots_of_other_data_are_computed_again(world: World, tmp_path: Path) -> None:
+    """The same --out for another store (or after late events arrived) must not hand training
+    the other data's snapshots: one late event before the second training cutoff makes every
+    snapshot whose events reach past it be computed again, and only those."""
+    store, snapshots = tmp_path / "events.duckdb", tmp_path / "snapshots"
+    shutil.copy(world.store, store)
+    shutil.copytree(world.snapshots, snapshots)
+    late = datetime.fromisoformat(CUTOFFS["train"][1]).replace(tzinfo=UTC) - timedelta(days=3)
+    with EventStore(store) as es:
+        es.append(events_table([{"event_id": "late-1", "customer_id": "late", "ts": late,
+                                 "event_type": "page_view", "channel": "web"}]))
+    lines: list[str] = []
+    source = SnapshotSource(store, snapshots, world.spec, log=lines.append)
+    try:
+        load_dataset(experiment(tmp_path, SMALL), source)
+    finally:
+        source.close()
+    computed = [line for line in lines if line.startswith("computing")]
+    first = CUTOFFS["train"][0]
+    assert f"computing features as of {first} ..." not in computed  # its events are unchanged
+    assert f"computing labels for ({first}, +30d] ..." in computed  # its window holds the event
+    assert len(computed) == 7
+    assert any("was made from" in line and "computing it again" in line for line in lines)
+
+
+def test_a_reused_labels_snapshot_must_be_observed(world: World, tmp_path: Path) -> None:
+    """`journey labels` writes a snapshot for a window past the data (with a warning); training
+    refuses it as it refuses to compute one."""
+    cutoff = datetime(2025, 12, 15, tzinfo=UTC)
+    write_snapshot(tmp_path / "late-snaps", "labels",
+                   pa.table({"customer_id": ["x"]}), world.spec, cutoff, 30, churn_gap_days=30)
+    source = SnapshotSource(world.store, tmp_path / "late-snaps", world.spec,
+                            log=lambda _: None)
+    try:
+        with pytest.raises(ConfigError, match="would not be fully observed"):
+            source.labels(cutoff, 30, 30)
+    finally:
+        source.close()
 
 
 def test_missing_store_raises(world: World, tmp_path: Path) -> None:

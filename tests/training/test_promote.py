@@ -189,6 +189,30 @@ def test_not_comparable_is_kept_unless_forced(registry: Tracking,
     assert alias(registry, "churn", CHAMPION) == "1"
 
 
+def test_a_champion_is_not_judged_on_outcomes_it_was_fitted_to(
+        registry: Tracking, snapshots: SnapshotSource) -> None:
+    """The champion's validation window (2025-09-01 +30d) reaches past a holdout that starts
+    on 2025-09-15: scored there, it would be judged in-sample. Say so and keep it."""
+    client = registry.client()
+    client.set_registered_model_alias("journey-churn", CHAMPION, "2")
+    client.set_registered_model_alias("journey-churn", CHALLENGER, "1")
+    client.set_model_version_tag("journey-churn", "1", "journey.test_cutoff", "2025-09-15")
+    [d] = promote_all(["churn"], registry, snapshots, margin=0.0)
+    assert not d.promoted and d.champion_score is None
+    assert d.reason.startswith("not comparable on one holdout: champion v2 was fitted or "
+                               "calibrated on outcomes up to 2025-10-01, after this holdout "
+                               "starts (2025-09-15)")
+    assert alias(registry, "churn", CHAMPION) == "2"
+
+
+@pytest.mark.parametrize("margin", [-0.5, float("nan"), float("inf")])
+def test_a_margin_must_be_finite_and_not_negative(registry: Tracking, snapshots: SnapshotSource,
+                                                  margin: float) -> None:
+    """A negative margin promoted a worse model ("beats ... by more than -0.5"), NaN none."""
+    with pytest.raises(ConfigError, match="margin must be a finite number >= 0"):
+        promote_all(["churn"], registry, snapshots, margin=margin)
+
+
 def test_no_challenger(registry: Tracking, snapshots: SnapshotSource) -> None:
     registry.client().delete_registered_model_alias("journey-conversion", CHALLENGER)
     decisions = promote_all(["conversion", "churn"], registry, snapshots, margin=0.001)
