@@ -3,6 +3,7 @@ the churn-risk segments read from it (table, or a CSV export of a segment's cust
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -129,7 +130,8 @@ def _print_table(book: SegmentBook, by: list[str], filters: dict[str, list[str]]
     for s in [*rows, total]:
         label = [s.key.get(d, "all") for d in by]
         delta = f"{s.change['revenue_at_risk']:+,.0f}" if s.change else "-"
-        lines.append([*label, f"{s.customers:,}", f"{s.share:.1%}", f"{s.mean_risk:.3f}",
+        risk = "-" if math.isnan(s.mean_risk) else f"{s.mean_risk:.3f}"  # nobody: no mean
+        lines.append([*label, f"{s.customers:,}", f"{s.share:.1%}", risk,
                       f"{s.expected_value:,.0f}", f"{s.revenue_at_risk:,.0f}", delta,
                       s.top_action or "-"])
     widths = [max(len(r[i]) for r in lines) for i in range(len(head))]

@@ -304,6 +304,8 @@ class SegmentBook:
         for name, c in zip(self.table.column_names, self.table.columns, strict=True):
             if pa.types.is_dictionary(c.type):
                 c = pc.cast(c, c.type.value_type)
+            if pa.types.is_string(c.type) or pa.types.is_large_string(c.type):
+                c = _defused(c)
             elif name in EXPORT_DECIMALS and pa.types.is_floating(c.type):
                 rounded = pc.round(c, EXPORT_DECIMALS[name])
                 c = pc.if_else(pc.is_nan(rounded), pa.scalar(None, rounded.type), rounded)
@@ -318,6 +320,19 @@ def _with_optional(table: pa.Table, dimensions: Sequence[str]) -> pa.Table:
         if name in dimensions and name not in table.column_names:
             table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
     return table
+
+
+# Text a spreadsheet would run as a formula: =, +, @, a tab or return first, or - before
+# anything but a number. Customer ids and attributes come from ingested data, so an id such as
+# =HYPERLINK(...) is exported as '=HYPERLINK(...), text (OWASP's advice for CSV injection).
+FORMULA = r"^([=+@\t\r]|-[^0-9.]|-$)"
+
+
+def _defused(c: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    risky = pc.match_substring_regex(c, FORMULA)
+    if not pc.any(risky).as_py():
+        return c
+    return pc.if_else(risky, pc.binary_join_element_wise("'", c, ""), c)
 
 
 def _mean(total: float, n: int) -> float:

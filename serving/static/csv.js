@@ -14,7 +14,16 @@ export function csvCell(v, digits) {
     if (!Number.isFinite(v)) return "";
     return digits === undefined ? String(v) : String(Number(v.toFixed(digits)));
   }
-  return `"${String(v).replace(/"/g, '""')}"`;
+  return `"${defused(String(v)).replace(/"/g, '""')}"`;
+}
+
+// Text a spreadsheet would run as a formula (=, +, @, a tab or return, or - before anything but
+// a number) gets a leading apostrophe: segment values come from ingested data, and a customer
+// attribute such as =HYPERLINK(...) must stay text. The service's export does the same.
+const FORMULA = /^([=+@\t\r]|-(?![0-9.]))/;
+
+export function defused(text) {
+  return FORMULA.test(text) ? `'${text}` : text;
 }
 
 /** The file's text: `columns` are {name, get(row), digits?}, one line per row. */

@@ -73,3 +73,17 @@ def test_segments_errors_say_what_is_wrong(home: Served, scored: list[str], args
 
 def test_score_refuses_a_missing_store(home: Served, tmp_path: Path) -> None:
     assert "no event store" in fails("score", "--store", str(tmp_path / "none.duckdb"))
+
+
+def test_an_empty_selection_prints_no_mean_risk(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Was "nan": no customers have no mean risk."""
+    from journey.marketing_cli import _print_table
+    from serving.segments import SegmentBook
+    from serving.snapshots import write_snapshot
+    from tests.serving.test_segment_book import DIMS, NOW, table
+
+    snap = write_snapshot(tmp_path, table(NOW), None, {"as_of": "2025-02-01T00:00:00Z"}, keep=2)
+    _print_table(SegmentBook(snap, DIMS), ["tier"], {"tier": ["low"], "region": ["south"]})
+    (total,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("all")]
+    assert total.split()[:4] == ["all", "0", "0.0%", "-"]

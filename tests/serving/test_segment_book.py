@@ -126,6 +126,21 @@ def test_export_rounds_probabilities_money_and_days(tmp_path: Path) -> None:
     assert row["as_of"] == "2025-03-04" and row["customer_id"] == "x"
 
 
+def test_export_keeps_formulas_as_text(tmp_path: Path) -> None:
+    """Ids and attributes come from ingested data: a spreadsheet must not run them."""
+    ids = ['=HYPERLINK("http://x","y")', "+1", "@SUM(A1)", "-2", "-x", "-", "plain", "\tA"]
+    t = table([(c, "high", "decision", "north", 0.5, 1.0, None) for c in ids])
+    t = t.set_column(t.column_names.index("region"), "region",
+                     pa.array(["=1+1"] * len(ids)).dictionary_encode())
+    snap = write_snapshot(tmp_path, t, None, {"as_of": "2025-03-04T05:06:07Z"}, keep=2)
+    text = b"".join(SegmentBook(snap, DIMS).csv({}, "churn")).decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["customer_id"] for r in rows] == [
+        """'=HYPERLINK("http://x","y")""", "'+1", "'@SUM(A1)", "-2", "'-x", "'-", "plain",
+        "'\tA"]
+    assert {r["region"] for r in rows} == {"'=1+1"}
+
+
 def test_an_empty_selection_has_no_mean_risk(book: SegmentBook) -> None:
     from serving.marketing_routes import segment_out
 

@@ -162,3 +162,9 @@ def test_export_this_table_writes_the_segment_rows(tab: Tab, server: Server) -> 
         page.click("#export-table")
     sizes = [int(r["customers"]) for r in _csv_rows(Path(info.value.path()).read_bytes())]
     assert sizes == sorted(sizes, reverse=True) and len(sizes) == len(api["segments"])
+    # Segment values come from ingested data: a formula stays text, as in the service's export.
+    cells = page.evaluate("""async () => {
+        const m = await import(new URL("dashboard/assets/csv.js", document.baseURI).href);
+        return ["=1+1", "+1", "@A1", "-x", "-2", "north"].map((v) => m.csvCell(v));
+    }""")
+    assert cells == ['"\'=1+1"', '"\'+1"', '"\'@A1"', '"\'-x"', '"-2"', '"north"']
