@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -61,6 +61,8 @@ def score(
         raise ConfigError(f"no event store at {settings.store_path}")
     with EventStore(settings.store_path, read_only=True) as es:
         population = population_from_store(es, spec, config, when)
+        newest = es.time_range()[1]
+    _warn_if_past_the_data(newest, when)
     snap = run.run(models, population, when, str(settings.store_path))
     fire_after_scoring(settings, spec, snap)  # trigger rules: this snapshot vs the previous
     m = snap.meta
@@ -69,6 +71,19 @@ def score(
                f"map {m['journey_map_seconds']}s) -> {snap.path}")
     _print_table(SegmentBook(snap, config.dimensions, previous_of(settings.scores_path, snap)),
                  ["tier"], {})
+
+
+def _warn_if_past_the_data(newest: datetime | None, when: datetime) -> None:
+    """Scoring days after the newest event makes every customer look inactive that long (all
+    in the high tier), and the snapshot becomes the one segments and the dashboard show."""
+    if newest is None:
+        typer.echo("warning: the event store has no events: every customer is unknown", err=True)
+        return
+    gap = when - newest.replace(tzinfo=UTC)
+    if gap > timedelta(days=2):
+        typer.echo(f"warning: the store's newest event is {newest:%Y-%m-%d %H:%M}, "
+                   f"{gap.days} days before the as-of time {when:%Y-%m-%d}: every customer "
+                   "looks inactive that long; pass --as-of to score as of the data", err=True)
 
 
 @app.command()

@@ -191,10 +191,11 @@ async def asset(name: str) -> FileResponse:
 
 
 @api.post("/admin/score", tags=["admin"])
-async def score(body: ScoreIn, state: Admin) -> ScoreOut:
-    """Score every customer from the service's histories into a new snapshot."""
+async def score(state: Admin, body: ScoreIn | None = None) -> ScoreOut:
+    """Score every customer from the service's histories into a new snapshot (no body, or
+    `{}`: as of the service's clock)."""
     started = time.perf_counter()
-    snap = await anyio.to_thread.run_sync(state.score_all, body.as_of)
+    snap = await anyio.to_thread.run_sync(state.score_all, body.as_of if body else None)
     return ScoreOut(snapshot=snapshot_out(snap),
                     seconds=round(time.perf_counter() - started, 3))
 

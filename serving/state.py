@@ -32,7 +32,7 @@ from models.drift_worker import DriftWorker
 from models.registry import client_for
 from serving.champions import ModelHolder, ModelSet, alias_versions, load_models
 from serving.drift import DriftGauges, DriftMonitor, DriftStatus, DriftWindow, compare_here
-from serving.errors import NotReadyError, UnknownCustomerError
+from serving.errors import BadRequestError, NotReadyError, UnknownCustomerError
 from serving.event_checks import check_events
 from serving.keys import KeyRing
 from serving.marketing import Marketing
@@ -289,6 +289,13 @@ class ServiceState:
     def score_all(self, as_of: datetime | None) -> Snapshot:
         """Score every customer into a new snapshot (segments and the dashboard read it)."""
         models, history = self._models()
+        now = self.clock(None)
+        if as_of is not None and as_of > now + timedelta(
+                seconds=self.settings.future_tolerance_seconds):
+            # The newest snapshot is what segments and the dashboard show: one of the future
+            # would show every customer as long inactive.
+            raise BadRequestError(f"as_of {as_of.isoformat()} is after the service's clock "
+                                  f"({now.isoformat()}); score as of a time up to now", "as_of")
         snap = self.marketing.score(models, history, self.clock(as_of))
         self.triggers.after_scoring(snap)  # compared with the previous snapshot off this path
         self._record_drift_sample(history, as_of)

@@ -87,3 +87,18 @@ def test_an_empty_selection_prints_no_mean_risk(tmp_path: Path,
     _print_table(SegmentBook(snap, DIMS), ["tier"], {"tier": ["low"], "region": ["south"]})
     (total,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("all")]
     assert total.split()[:4] == ["all", "0", "0.0%", "-"]
+
+
+def test_scoring_past_the_data_warns(capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import UTC, datetime
+
+    from journey.marketing_cli import _warn_if_past_the_data
+
+    newest = datetime(2025, 12, 31, 23, 0)
+    _warn_if_past_the_data(newest, datetime(2026, 1, 1, tzinfo=UTC))  # the next day: fine
+    assert capsys.readouterr().err == ""
+    _warn_if_past_the_data(newest, datetime(2026, 12, 5, tzinfo=UTC))
+    err = capsys.readouterr().err
+    assert "newest event is 2025-12-31 23:00, 338 days before the as-of time 2026-12-05" in err
+    _warn_if_past_the_data(None, datetime(2026, 12, 5, tzinfo=UTC))
+    assert "has no events" in capsys.readouterr().err

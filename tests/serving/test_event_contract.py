@@ -132,3 +132,19 @@ def test_an_unexpected_failure_is_a_json_500(served: Served, tmp_path: Any,
                         json={"events": [event(40)]})
     got = error(r, 500, "internal")
     assert "RuntimeError" in got["message"] and "disk on fire" not in got["message"]
+
+
+def test_scoring_needs_no_body_and_refuses_the_future(served: Served, tmp_path: Any) -> None:
+    """Every field is optional, so no body is as good as {}; a snapshot dated after the
+    service's clock would become the newest, every customer in it long inactive."""
+    settings = served.settings(served.store_copy(tmp_path), scores=tmp_path / "scores")
+    with TestClient(create_app(settings, background=False)) as client:
+        h = served.headers(Role.admin)
+        future = (AS_OF + timedelta(days=365)).isoformat()
+        got = error(client.post("/admin/score", json={"as_of": future}, headers=h), 422,
+                    "bad_request", "as_of")
+        assert "after the service's clock" in got["message"]
+        assert not (tmp_path / "scores").exists() or not any((tmp_path / "scores").iterdir())
+        r = client.post("/admin/score", headers=h)
+        assert r.status_code == 200, r.text
+        assert r.json()["snapshot"]["as_of"].startswith(AS_OF.date().isoformat())
