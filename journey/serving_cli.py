@@ -171,8 +171,8 @@ def keys_create(
     """Create a key and print it: the only time it is shown (only its hash is stored)."""
     path = _keys_file(file)
     typer.echo(create_key(path, name, role))
-    typer.echo(f"key {name!r} ({role.value}) added to {path}; restart the service to use it",
-               err=True)
+    typer.echo(f"key {name!r} ({role.value}) added to {path}; a running service accepts it "
+               "within a second", err=True)
 
 
 @keys_app.command("list")
@@ -190,7 +190,7 @@ def keys_list(file: KeysFile = None) -> None:
 @keys_app.command("revoke")
 @friendly_errors
 def keys_revoke(name: str, file: KeysFile = None) -> None:
-    """Remove a key (the service stops accepting it when restarted)."""
+    """Remove a key (a running service refuses it within a second)."""
     path = _keys_file(file)
     if not revoke_key(path, name):
         raise ConfigError(f"{path}: no key named {name!r}")

@@ -8,8 +8,10 @@ size need no salt or slow hash: there is nothing to guess from a dictionary.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -20,6 +22,7 @@ import yaml
 from features.errors import ConfigError
 
 PREFIX = "jk_"
+log = logging.getLogger(__name__)
 
 
 class Role(StrEnum):
@@ -42,12 +45,27 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What changes when the file is rewritten (create and revoke replace it)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
 class KeyRing:
-    """The key file: name, role and hash of each key."""
+    """The key file: name, role and hash of each key. A running service sees `journey keys
+    create` and `revoke` within ``reload_seconds`` (a leaked key must not live until the next
+    restart): the file's stamp is checked at most that often, on a request."""
+
+    reload_seconds = 1.0
 
     def __init__(self, path: Path, entries: dict[str, Principal]) -> None:
         self.path = path
         self._by_hash = entries
+        self._stamp = _stamp(path)
+        self._checked = time.monotonic()
 
     @classmethod
     def load(cls, path: Path) -> KeyRing:
@@ -72,7 +90,25 @@ class KeyRing:
         return cls(path, entries)
 
     def authenticate(self, key: str) -> Principal | None:
+        now = time.monotonic()
+        if now - self._checked >= self.reload_seconds:
+            self._checked = now
+            self._refresh()
         return self._by_hash.get(digest(key))
+
+    def _refresh(self) -> None:
+        stamp = _stamp(self.path)
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        try:
+            fresh = KeyRing.load(self.path)
+        except (ConfigError, OSError) as exc:  # e.g. edited by hand into invalid YAML
+            log.error("API key file %s could not be read again (%s); the keys loaded before "
+                      "stay in use", self.path, exc)
+            return
+        self._by_hash = fresh._by_hash
+        log.info("API key file %s read again: %d keys", self.path, len(self._by_hash))
 
     def __len__(self) -> int:
         return len(self._by_hash)

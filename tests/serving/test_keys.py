@@ -54,3 +54,31 @@ def test_bad_key_files_say_where(tmp_path: Path, text: str, match: str) -> None:
 
 def test_missing_file_means_no_keys(tmp_path: Path) -> None:
     assert len(KeyRing.load(tmp_path / "none.yaml")) == 0
+
+
+def test_a_running_ring_sees_new_and_revoked_keys(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """A leaked key must stop working without a restart, and a new one start."""
+    path = tmp_path / "keys.yaml"
+    old = create_key(path, "old", Role.predict)
+    ring = KeyRing.load(path)
+    monkeypatch.setattr(KeyRing, "reload_seconds", 0.0)
+    new = create_key(path, "new", Role.ingest)
+    assert ring.authenticate(new) == Principal("new", Role.ingest)
+    revoke_key(path, "old")
+    assert ring.authenticate(old) is None
+    path.write_text("keys: [")  # a hand edit gone wrong: keep serving the keys we had
+    assert ring.authenticate(new) == Principal("new", Role.ingest)
+    assert "could not be read again" in caplog.text
+    path.unlink()  # no file: no keys, as at start
+    assert ring.authenticate(new) is None
+
+
+def test_the_file_is_checked_at_most_once_a_reload_interval(tmp_path: Path) -> None:
+    path = tmp_path / "keys.yaml"
+    ring = KeyRing.load(path)
+    key = create_key(path, "late", Role.predict)
+    assert ring.authenticate(key) is None  # within the interval: not looked at yet
+    ring._checked -= KeyRing.reload_seconds
+    assert ring.authenticate(key) == Principal("late", Role.predict)
