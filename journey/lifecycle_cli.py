@@ -68,7 +68,9 @@ def retrain(
                          "experiments/retrain.yaml).")] = None,
     force: Annotated[bool, typer.Option(help="Run a cycle even when it is not due.")] = False,
     now: Annotated[str | None, typer.Option(
-        help="The cadence's clock (default: now); for replays of past data.")] = None,
+        help="The cycle's clock (default: now). Earlier than the store's newest event, it "
+             "replays the past: the cycle uses only events up to this time. Not before the "
+             "last recorded cycle's (replays go forward).")] = None,
     drift_days: Annotated[float | None, typer.Option(
         "--drift-days", min=1, help="Also run a cycle when the customers active in these last "
         "days drift from the churn champion's training profile (models/config/drift.yaml "
@@ -80,9 +82,9 @@ def retrain(
 ) -> None:
     """Run one retraining cycle when due: cadence, --force, or drift with --drift-days.
 
-    Moves the experiment's cutoffs to the newest closed horizon, trains challengers, gates
-    them against the champions on that holdout, logs the decisions to MLflow
-    (journey-retrain) and records the cycle."""
+    Moves the experiment's cutoffs to the newest horizon closed by the clock (--now, or the
+    store's newest event when earlier), trains challengers, gates them against the champions
+    on that holdout, logs the decisions to MLflow (journey-retrain) and records the cycle."""
     from training.dataset import SnapshotSource
     from training.drift import champion_profile, drift_check
     from training.retrain import RetrainRun, load_retrain
@@ -107,7 +109,7 @@ def retrain(
             lambda: champion_profile(tracking.client()), feature_spec)
         outcome = run(rs, exp, RetrainRun(source, tracking, feature_spec,
                                           settings.retrain_path, settings.promote_margin,
-                                          typer.echo), clock, force, drift, spec_file=path)
+                                          typer.echo), clock, force, drift, config_file=path)
     finally:
         source.close()
     if outcome.cycle is None:

@@ -1,12 +1,16 @@
 """`journey retrain`: one scheduled retraining cycle with the champion gate.
 
 A cycle moves an experiment spec's cutoffs forward so its test window is the newest horizon
-the event store has fully observed (train and validation keep their spacing), builds the
-snapshots that are missing, trains challengers, and runs the promotion gate against each
-target's champion on that newest holdout. The decisions, promoted or kept and why, are logged
-in MLflow (a parent run per cycle in ``journey-retrain``, the gate's own runs nested in it)
-and recorded in ``<home>/retrain/cycles.json``, which the cadence reads: a cycle is due
-``every_days`` after the last one, at once with ``--force``, or when a drift check says so.
+closed by the cycle's clock and observed by the event store (train and validation keep their
+spacing), builds the snapshots that are missing, trains challengers, and runs the promotion
+gate against each target's champion on that newest holdout. A clock before the store's
+newest event replays the past: no window reaches past the clock, so the cycle sees only the
+events it would have seen then. Cycles go forward: a clock before the last cycle's is refused.
+The decisions, promoted or kept and why, are logged in MLflow (a parent run per cycle in
+``journey-retrain``, the gate's own runs nested in it; the moved experiment and this spec
+with the training run) and recorded in ``<home>/retrain/cycles.json``, which the cadence
+reads: a cycle is due ``every_days`` after the last one, at once with ``--force``, or when a
+drift check says so.
 
 ```yaml
 experiment: default.yaml   # the spec whose cutoffs move (relative to this file)
@@ -35,7 +39,7 @@ from training.dataset import SnapshotSource, load_dataset
 from training.experiment import Experiment, _Strict, load_experiment, load_model_file
 from training.promote import Decision, decide, log_decision
 from training.tracking import KIND_TAG, RETRAIN_EXPERIMENT, Tracking
-from training.train import Context, train_experiment
+from training.train import Context, log_experiment, train_experiment
 
 Log = Callable[[str], None]
 # A drift check: the reason retraining is needed now, or None when nothing drifted.
@@ -68,9 +72,11 @@ def load_retrain(path: str | Path) -> tuple[RetrainSpec, Experiment]:
     """The retraining spec and the experiment it names (a relative path is read from the
     retraining spec's folder)."""
     spec = load_model_file(path, RetrainSpec, "retraining spec")
-    exp_path = spec.experiment if spec.experiment.is_absolute() else (
-        Path(path).parent / spec.experiment)
-    return spec, load_experiment(exp_path)
+    return spec, load_experiment(experiment_path(spec, Path(path)))
+
+
+def experiment_path(rs: RetrainSpec, config_file: Path) -> Path:
+    return rs.experiment if rs.experiment.is_absolute() else config_file.parent / rs.experiment
 
 
 def moved(exp: Experiment, data_until: datetime) -> Experiment:
@@ -92,6 +98,19 @@ def _moved(cutoffs: dict[str, Any], horizon_days: int, data_until: datetime) -> 
             "test": cutoffs["test"] + shift}
 
 
+def check_forward(cycles: list[dict[str, Any]], now: datetime, folder: Path) -> None:
+    """Refuse a clock before the last cycle's: its cycle would sit after one it precedes in
+    cycles.json, and the cadence would measure from the wrong one."""
+    if not cycles:
+        return
+    last = _parse(cycles[-1]["ran_at"])
+    if now < last:
+        raise ConfigError(
+            f"--now {_iso(now)} is before the last recorded cycle, run at {_iso(last)} "
+            f"({folder / CYCLES_FILE}): replays go forward; give --now {_iso(last)} or later, "
+            "or replay from the start in another JOURNEY_HOME")
+
+
 def due(cycles: list[dict[str, Any]], now: datetime, every_days: int, force: bool,
         drift: DriftCheck | None) -> str | None:
     """Why a cycle runs now (None: it is not due)."""
@@ -103,7 +122,7 @@ def due(cycles: list[dict[str, Any]], now: datetime, every_days: int, force: boo
             return f"drift: {reason}"
     if not cycles:
         return "first cycle"
-    last = datetime.fromisoformat(cycles[-1]["ran_at"].replace("Z", "+00:00"))
+    last = _parse(cycles[-1]["ran_at"])
     if now - last >= timedelta(days=every_days):
         return f"{(now - last).days} days since the last cycle (every {every_days})"
     return None
@@ -151,56 +170,83 @@ class Outcome:
 
 def retrain(rs: RetrainSpec, exp: Experiment, run: RetrainRun, now: datetime,
             force: bool = False, drift: DriftCheck | None = None,
-            spec_file: Path | None = None) -> Outcome:
-    """Run a cycle when one is due (cadence, ``force``, or the optional ``drift`` check)."""
+            config_file: Path | None = None) -> Outcome:
+    """Run a cycle when one is due (cadence, ``force``, or the optional ``drift`` check).
+    ``config_file``: the retraining spec's file, logged with the cycle's runs."""
     cycles = load_cycles(run.folder)
+    check_forward(cycles, now, run.folder)
     trigger = due(cycles, now, rs.every_days, force, drift)
     if trigger is None:
         last = cycles[-1]["ran_at"]
         return Outcome(None, f"not due: the last cycle ran at {last}, every {rs.every_days} "
                              "days (use --force to run now)")
-    return Outcome(run_cycle(rs, exp, run, now, trigger, spec_file), trigger)
+    return Outcome(run_cycle(rs, exp, run, now, trigger, config_file), trigger)
 
 
 def run_cycle(rs: RetrainSpec, exp: Experiment, run: RetrainRun, now: datetime,
-              trigger: str, spec_file: Path | None = None) -> Cycle:
+              trigger: str, config_file: Path | None = None) -> Cycle:
     """Train challengers on moved cutoffs, gate them against the champions, record it all."""
     import mlflow
 
     latest = run.source.latest_event()
-    fresh = moved(exp, latest)
+    data_until = min(now, latest)  # a replay: nothing after its clock
+    fresh = moved(exp, data_until)
     c = fresh.cutoffs
+    left_out = (f"; newer events, to {latest:%Y-%m-%d %H:%M}, left out as after --now"
+                if latest > now else "")
     run.log(f"retraining {fresh.name}: train {[str(d) for d in c.train]}, valid {c.valid}, "
-            f"test {c.test} (events until {latest:%Y-%m-%d %H:%M})")
+            f"test {c.test} (events until {data_until:%Y-%m-%d %H:%M}{left_out})")
     ds = load_dataset(fresh, run.source)
-    train_experiment(fresh, ds, Context(run.tracking, run.spec, spec_file, run.log))
+    # No experiment file: the moved experiment itself is what the training run logs.
+    train_experiment(fresh, ds, Context(run.tracking, run.spec, None, run.log,
+                                        store=run.source.store))
     parent = mlflow.last_active_run()  # train_experiment's parent run, ended last
     training_run = parent.info.run_id if parent is not None else ""
-    margin = run.margin if rs.margin is None else rs.margin
     client = run.tracking.client()
-    exp_id = run.tracking.experiment_id(client, RETRAIN_EXPERIMENT)
-    decisions: list[Decision] = []
-    with mlflow.start_run(experiment_id=exp_id, run_name=f"retrain {c.test}"):
+    if training_run and config_file is not None:
+        for f in (config_file, experiment_path(rs, config_file)):
+            client.log_artifact(training_run, str(f), "retrain")
+    with mlflow.start_run(experiment_id=run.tracking.experiment_id(client, RETRAIN_EXPERIMENT),
+                          run_name=f"retrain {c.test}"):
         mlflow.set_tags({KIND_TAG: "retrain", "journey.trigger": trigger,
-                         "journey.experiment": fresh.name, "journey.training_run": training_run})
+                         "journey.experiment": fresh.name, "journey.training_run": training_run,
+                         "journey.replay": str(latest > now).lower()})
+        margin = run.margin if rs.margin is None else rs.margin
         mlflow.log_params({"train_cutoffs": ",".join(str(d) for d in c.train),
                            "valid_cutoff": str(c.valid), "test_cutoff": str(c.test),
-                           "data_until": latest.isoformat(), "margin": margin,
+                           "ran_at": _iso(now), "data_until": data_until.isoformat(),
+                           "store_newest_event": latest.isoformat(), "margin": margin,
                            "every_days": rs.every_days})
-        for name in fresh.targets:
-            d = decide(name, client, run.source, margin, metric=rs.metric.get(name))
-            log_decision(run.tracking, client, d)
-            mlflow.set_tag(f"journey.decision.{name}",
-                           f"{'promoted' if d.promoted else 'kept'}: {d.reason}")
-            mlflow.log_metric(f"{name}_promoted", float(d.promoted))
-            run.log(f"{name}: {'PROMOTED' if d.promoted else 'kept'} — {d.reason}")
-            decisions.append(d)
-    cycle = Cycle(_iso(now), trigger, _iso(latest), fresh.name, c.model_dump(mode="json"),
+        log_experiment(fresh, None)
+        if config_file is not None:
+            mlflow.log_artifact(str(config_file), "retrain")
+        decisions = _gate(rs, run, fresh, margin)
+    cycle = Cycle(_iso(now), trigger, _iso(data_until), fresh.name, c.model_dump(mode="json"),
                   training_run, [asdict(d) for d in decisions])
     record_cycle(run.folder, cycle)
     return cycle
 
 
+def _gate(rs: RetrainSpec, run: RetrainRun, fresh: Experiment, margin: float) -> list[Decision]:
+    """Each target's decision, logged in the cycle's run (active)."""
+    import mlflow
+
+    client = run.tracking.client()
+    decisions = []
+    for name in fresh.targets:
+        d = decide(name, client, run.source, margin, metric=rs.metric.get(name))
+        log_decision(run.tracking, client, d)
+        mlflow.set_tag(f"journey.decision.{name}",
+                       f"{'promoted' if d.promoted else 'kept'}: {d.reason}")
+        mlflow.log_metric(f"{name}_promoted", float(d.promoted))
+        run.log(f"{name}: {'PROMOTED' if d.promoted else 'kept'} — {d.reason}")
+        decisions.append(d)
+    return decisions
+
+
+def _parse(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
 def _iso(when: datetime) -> str:
     return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
-

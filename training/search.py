@@ -1,8 +1,10 @@
 """Random hyperparameter search for LightGBM within a time budget.
 
 Each trial trains with early stopping and is scored by its best validation log loss (the
-validation window, never the test one). The search stops before a trial that would likely
-overrun the budget, judged by the slowest trial so far.
+validation window, never the test one). The search stops after ``max_trials``, or before a
+trial that would likely overrun the budget, judged by the slowest trial so far. A search the
+budget stopped depends on how fast the machine was at the time, so the result says which of
+the two ended it, and ``warning`` says so in words when it was the clock.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import ValidationError
 
 from models.lgbm import LightGBMClassifier
 from training.experiment import Range, Search
+
+StopReason = Literal["max_trials", "budget"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,70 @@ class Trial:
     valid_log_loss: float
     rounds: int
     seconds: float
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The best model, every trial, and what ended the search."""
+
+    best: LightGBMClassifier
+    trials: list[Trial]
+    max_trials: int
+    budget_seconds: float | None  # None: bounded by max_trials alone
+    stopped_by: StopReason
+    seconds: float
+
+    @property
+    def cut_short(self) -> bool:
+        """The budget ended the search before ``max_trials``: not reproducible by seed."""
+        return self.stopped_by == "budget"
+
+    def summary(self) -> str:
+        if self.cut_short:
+            return (f"search {len(self.trials)}/{self.max_trials} trials, stopped by the "
+                    f"{self.budget_seconds:g}s budget")
+        return f"search {len(self.trials)}/{self.max_trials} trials"
+
+    def warning(self) -> str | None:
+        if not self.cut_short:
+            return None
+        return (f"the {self.budget_seconds:g}s time budget stopped the search after "
+                f"{len(self.trials)} of {self.max_trials} trials: how many trials run, and so "
+                "the model chosen, depends on the machine's speed and load, and the same spec "
+                f"and seed can give another model elsewhere. For a reproducible search, "
+                f"{_trials_only_hint(self.slowest)}")
+
+    @property
+    def slowest(self) -> float:
+        return max(t.seconds for t in self.trials)
+
+    def params(self) -> dict[str, str]:
+        """For the model's MLflow run (params cannot change once logged: all known here)."""
+        return {"search_trials": str(len(self.trials)),
+                "search_max_trials": str(self.max_trials),
+                "search_budget_seconds": "none" if self.budget_seconds is None
+                else f"{self.budget_seconds:g}",
+                "search_stopped_by": self.stopped_by}
+
+    def tags(self) -> dict[str, str]:
+        tags = {"journey.search.trials": f"{len(self.trials)}/{self.max_trials}",
+                "journey.search.stopped_by": self.stopped_by,
+                "journey.search.reproducible": str(not self.cut_short).lower()}
+        warning = self.warning()
+        if warning is not None:
+            tags["journey.search.warning"] = warning
+        return tags
+
+
+def _trials_only_hint(slowest: float) -> str:
+    """How this version of the spec lets max_trials alone end a search (the spec is read, not
+    assumed, so the advice stays right when it gains a budget-free mode)."""
+    try:
+        Search.model_validate({"budget_seconds": None})
+    except ValidationError:
+        return ("let max_trials end it: set search.budget_seconds well above max_trials "
+                f"times the slowest trial ({slowest:.1f}s here).")
+    return "let max_trials end it: set search.budget_seconds: null."
 
 
 def sample(space: dict[str, Range | list[Any]], rng: np.random.Generator) -> dict[str, Any]:
@@ -46,15 +115,21 @@ def random_search(
     search: Search,
     base: dict[str, Any],
     seed: int,
-) -> tuple[LightGBMClassifier, list[Trial]]:
-    """The best fitted model (first trial: ``base`` params as given) and every trial."""
+) -> SearchResult:
+    """The best fitted model (first trial: ``base`` params as given), every trial, and why
+    the search stopped."""
     rng = np.random.default_rng(seed)
+    # Typed optional so a spec whose budget may be left out (max_trials alone) needs no change.
+    budget: float | None = search.budget_seconds
     started = time.perf_counter()
     trials: list[Trial] = []
     best: LightGBMClassifier | None = None
+    stopped_by: StopReason = "max_trials"
     while len(trials) < search.max_trials:
         slowest = max((t.seconds for t in trials), default=0.0)
-        if trials and time.perf_counter() - started + slowest > search.budget_seconds:
+        if (trials and budget is not None
+                and time.perf_counter() - started + slowest > budget):
+            stopped_by = "budget"
             break
         params = dict(base) if not trials else {**base, **sample(search.space, rng)}
         t0 = time.perf_counter()
@@ -64,4 +139,5 @@ def random_search(
         if best is None or model.valid_log_loss_ < best.valid_log_loss_:
             best = model
     assert best is not None  # max_trials >= 1
-    return best, trials
+    return SearchResult(best, trials, search.max_trials, budget, stopped_by,
+                        time.perf_counter() - started)

@@ -1,24 +1,28 @@
 """`journey train`: fit every (target, model family) of an experiment, track it in MLflow,
 register the model, and give the target's best candidate on validation the `challenger` alias.
 
-One parent run per invocation (or the run `mlflow run` started) holds the experiment spec;
-each model is a nested run with its params, metrics on the validation and test windows,
-plots, holdout predictions and the model itself (sklearn flavor: estimator + preprocessing +
-calibration in one object, loaded natively by serving).
+One parent run per invocation (or the run `mlflow run` started) holds the experiment spec
+as trained; each model is a nested run with its params, metrics on the validation and test
+windows, plots, holdout predictions and the model itself (sklearn flavor: estimator +
+preprocessing + calibration in one object, loaded natively by serving). Every run is tagged
+with the code (Journey version, git commit) and the data (event store, frames) it came from.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from features.errors import ConfigError
 from features.layout import families
@@ -33,8 +37,19 @@ from training.dataset import Dataset
 from training.experiment import Experiment, ModelSpec
 from training.model_io import log_drift_reference, log_model
 from training.outcomes import check_outcomes
-from training.search import Trial, random_search
+from training.provenance import (
+    CODE_ROOT,
+    code_version,
+    data_end,
+    frames_fingerprint,
+    holdout_end,
+    store_tags,
+)
+from training.search import SearchResult, Trial, random_search
 from training.tracking import KIND_TAG, TRAINING_EXPERIMENT, Tracking
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 Log = Callable[[str], None]
 CHALLENGER = "challenger"
@@ -53,12 +68,20 @@ class ModelResult:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
 @dataclass(frozen=True)
 class Context:
     tracking: Tracking
     spec: FeatureSpec
+    # The spec as written, logged when it is what is trained (None: the experiment as given,
+    # e.g. a retraining cycle's moved cutoffs, is logged as YAML instead).
     experiment_file: Path | None = None
     log: Log = print
+    store: Path | None = None  # the event store, for the runs' data fingerprint
+    warn: Log = _stderr
 
 
 def feature_columns(model: ModelSpec, spec: FeatureSpec, available: tuple[str, ...]) -> list[str]:
@@ -83,8 +106,9 @@ def _rows(t: Target, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
 
 def fit_model(t: Target, model: ModelSpec, ds: Dataset, spec: FeatureSpec,
               calibration: Method = "auto", seed: int = 0
-              ) -> tuple[JourneyClassifier, list[Trial]]:
-    """Fit on ``ds.train``, early-stop and calibrate on ``ds.valid`` (searching if asked)."""
+              ) -> tuple[JourneyClassifier, SearchResult | None]:
+    """Fit on ``ds.train``, early-stop and calibrate on ``ds.valid`` (searching if asked:
+    the search's outcome, else None)."""
     columns = feature_columns(model, spec, ds.feature_columns)
     (x_tr, y_tr), (x_va, y_va) = _rows(t, ds.train), _rows(t, ds.valid)
 
@@ -93,9 +117,9 @@ def fit_model(t: Target, model: ModelSpec, ds: Dataset, spec: FeatureSpec,
         return est.fit(x_tr, y_tr, eval_set=(x_va, y_va))
 
     if model.search is None:
-        return fit(model.params), []
-    best, trials = random_search(fit, model.search, model.params, seed)
-    return best, trials
+        return fit(model.params), None
+    found = random_search(fit, model.search, model.params, seed)
+    return found.best, found
 
 
 def _log_run(t: Target, model: ModelSpec, est: JourneyClassifier, trials: list[Trial],
@@ -129,28 +153,33 @@ def train_one(t: Target, model: ModelSpec, ds: Dataset, exp: Experiment, ctx: Co
     parent = mlflow.active_run()
     assert parent is not None, "train_one runs inside train_experiment's parent run"
     started = time.perf_counter()
-    est, trials = fit_model(t, model, ds, ctx.spec, exp.calibration, exp.seed)
+    est, search = fit_model(t, model, ds, ctx.spec, exp.calibration, exp.seed)
     seconds = time.perf_counter() - started
     params = {k: v for k, v in est.get_params().items() if k not in ("classes", "columns")}
     # Explicit experiment: a nested run otherwise lands in MLflow's Default experiment.
     with mlflow.start_run(run_name=f"{t.name}-{model.family}", nested=True,
                           experiment_id=parent.info.experiment_id) as run:
-        mlflow.set_tags(model_tags(t, model, exp, ds, "model"))
+        mlflow.set_tags({**model_tags(t, model, exp, ds, "model"),
+                         **(search.tags() if search else {})})
         mlflow.log_params({**{f"model.{k}": v for k, v in params.items()},
                            "features": ",".join(model.feature_families),
                            "n_features": len(est.feature_names_in_),
                            "calibration_method": est.calibrator_.method_,
-                           "search_trials": len(trials)})
+                           **(search.params() if search else {"search_trials": "0"})})
         mlflow.log_metric("train_seconds", seconds)
         mlflow.log_metric("train_rows", float(len(_rows(t, ds.train)[0])))
         if isinstance(est, LightGBMClassifier):
             mlflow.log_metric("best_iteration", est.best_iteration_)
-        scores = _log_run(t, model, est, trials, ds, exp)
+        scores = _log_run(t, model, est, search.trials if search else [], ds, exp)
         version = log_model(est, t, ds.test, model_tags(t, model, exp, ds, "model"))
         log_drift_reference(est, t, _rows(t, ds.train)[0], load_drift_settings(), exp.seed)
     ctx.log(f"  {t.name:<10} {model.family:<8} valid {t.primary_metric} "
             f"{evaluate.primary(t, scores['valid']):.4f}  test "
-            f"{evaluate.primary(t, scores['test']):.4f}  v{version}  {seconds:.1f}s")
+            f"{evaluate.primary(t, scores['test']):.4f}  v{version}  {seconds:.1f}s"
+            + (f"  ({search.summary()})" if search else ""))
+    warning = search.warning() if search else None
+    if warning is not None:
+        ctx.warn(f"warning: {t.name} {model.family}: {warning}")
     return ModelResult(t.name, model.family, run.info.run_id, version, scores["valid"],
                        scores["test"], seconds, params)
 
@@ -195,11 +224,12 @@ def train_experiment(exp: Experiment, ds: Dataset, ctx: Context) -> list[ModelRe
         parent = mlflow.start_run(experiment_id=exp_id, run_name=exp.name)
     results: list[ModelResult] = []
     with parent:
+        origin = {**code_version(CODE_ROOT), **frames_fingerprint(ds)}
         mlflow.set_tags({KIND_TAG: "training", "journey.experiment": exp.name,
-                         "journey.definition_hash": ds.definition_hash})
+                         "journey.definition_hash": ds.definition_hash, **origin,
+                         **store_tags(ctx.store, data_end(exp))})
         mlflow.log_params(exp.flat_params())
-        if ctx.experiment_file is not None:
-            mlflow.log_artifact(str(ctx.experiment_file), "experiment")
+        log_experiment(exp, ctx.experiment_file)
         mlflow.log_dict(ctx.spec.definition(), "features/definition.json")
         for name in exp.targets:
             if name == SURVIVAL:
@@ -215,4 +245,33 @@ def train_experiment(exp: Experiment, ds: Dataset, ctx: Context) -> list[ModelRe
             client.set_registered_model_alias(t.registered_name, CHALLENGER, best.version)
             ctx.log(f"  {t.registered_name} v{best.version} ({best.family}) is the challenger")
             results += done
+        _tag_model_runs(client, results, exp, origin, ctx.store)
     return results
+
+
+def _tag_model_runs(client: MlflowClient, results: list[ModelResult], exp: Experiment,
+                    origin: dict[str, str], store: Path | None) -> None:
+    """The provenance on each model run too, survival's included (compare and promote read a
+    run alone), with the store's events up to the end of that run's own holdout: the data
+    `journey compare` groups runs of one holdout by."""
+    from mlflow.entities import RunTag
+
+    by_end: dict[datetime, list[RunTag]] = {}
+    for r in results:
+        end = holdout_end(exp, r.target)
+        if end not in by_end:
+            tags = {**origin, **store_tags(store, end)}
+            by_end[end] = [RunTag(k, v) for k, v in tags.items()]
+        client.log_batch(r.run_id, tags=by_end[end])
+
+
+def log_experiment(exp: Experiment, source: Path | None) -> None:
+    """The experiment run as ``experiment/<file>`` in the parent run: the file as written
+    when it is what is trained, else the experiment itself as YAML (loadable as a spec)."""
+    import mlflow
+
+    if source is not None:
+        mlflow.log_artifact(str(source), "experiment")
+        return
+    text = yaml.safe_dump(exp.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    mlflow.log_text(text, f"experiment/{exp.name}.yaml")

@@ -82,7 +82,7 @@ def build(root: Path, seed: int = SEED) -> World:
 def run_cycles(world: World, home: Path) -> list[Outcome]:
     """The three cycles, each after the store has received the events up to its data end;
     and, right before the third, a check that the cadence holds it back a day early."""
-    spec_file = write_spec(home / "spec", SPEC)
+    write_spec(home / "spec", SPEC)
     config = write_spec(home / "spec", {"name": "cycle", **RETRAIN})
     rs, exp = load_retrain(config)
     assert exp.name == "retrain"
@@ -97,9 +97,10 @@ def run_cycles(world: World, home: Path) -> list[Outcome]:
             with one_thread(), pytest.MonkeyPatch.context() as mp:
                 mp.chdir(home)  # MLflow's Default experiment resolves ./mlruns against it
                 if i == 2:
-                    early = run_retrain(rs, exp, run, now - timedelta(days=1), spec_file=spec_file)
+                    early = run_retrain(rs, exp, run, now - timedelta(days=1),
+                                        config_file=config)
                     assert early.cycle is None and early.why.startswith("not due")
-                outcomes.append(run_retrain(rs, exp, run, now, spec_file=spec_file))
+                outcomes.append(run_retrain(rs, exp, run, now, config_file=config))
         finally:
             source.close()
     return outcomes

@@ -1,5 +1,6 @@
 """Random hyperparameter search: sampling the space, the first trial on the base parameters,
-picking the lowest validation loss, and stopping before a trial would overrun the budget."""
+picking the lowest validation loss, stopping before a trial would overrun the budget, and
+saying which of max_trials or the budget ended it (a budget stop is not reproducible)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from models.lgbm import LightGBMClassifier
 from training.experiment import Range, Search
@@ -75,8 +77,9 @@ def test_sample_stays_in_the_space() -> None:
 
 def test_first_trial_uses_the_base_params(clock: Clock) -> None:
     fit, seen = fake_fit(clock, [0.5, 0.4, 0.6])
-    best, trials = random_search(fit, Search(budget_seconds=100, max_trials=3, space=SPACE),
-                                 {"learning_rate": 0.1, "max_rounds": 300}, seed=1)
+    found = random_search(fit, Search(budget_seconds=100, max_trials=3, space=SPACE),
+                          {"learning_rate": 0.1, "max_rounds": 300}, seed=1)
+    best, trials = found.best, found.trials
     assert len(trials) == 3
     assert seen[0] == {"learning_rate": 0.1, "max_rounds": 300}
     for params in seen[1:]:
@@ -104,24 +107,25 @@ def test_same_seed_same_trials(clock: Clock) -> None:
 def test_budget_stops_before_an_overrun(clock: Clock) -> None:
     """Fits take 1 s; with 3.5 s the fourth trial (would end at 4 s) is not started."""
     fit, _ = fake_fit(clock, [0.9, 0.8, 0.7, 0.6, 0.5])
-    best, trials = random_search(fit, Search(budget_seconds=3.5, max_trials=30, space=SPACE),
-                                 {}, seed=0)
-    assert len(trials) == 3
-    assert best.valid_log_loss_ == 0.7
+    found = random_search(fit, Search(budget_seconds=3.5, max_trials=30, space=SPACE),
+                          {}, seed=0)
+    assert len(found.trials) == 3
+    assert found.best.valid_log_loss_ == 0.7
+    assert found.stopped_by == "budget" and found.cut_short
 
 
 def test_first_trial_runs_whatever_the_budget(clock: Clock) -> None:
     clock.step = 50.0
     fit, _ = fake_fit(clock, [0.3, 0.2])
-    best, trials = random_search(fit, Search(budget_seconds=1, space=SPACE), {}, seed=0)
-    assert len(trials) == 1 and best.valid_log_loss_ == 0.3
+    found = random_search(fit, Search(budget_seconds=1, space=SPACE), {}, seed=0)
+    assert len(found.trials) == 1 and found.best.valid_log_loss_ == 0.3
 
 
 def test_ties_keep_the_earlier_trial(clock: Clock) -> None:
     fit, _ = fake_fit(clock, [0.5, 0.5, 0.5])
-    best, _ = random_search(fit, Search(budget_seconds=100, max_trials=3, space=SPACE),
-                            {"num_leaves": 31}, seed=0)
-    assert best.params == {"num_leaves": 31}
+    found = random_search(fit, Search(budget_seconds=100, max_trials=3, space=SPACE),
+                          {"num_leaves": 31}, seed=0)
+    assert found.best.params == {"num_leaves": 31}
 
 
 def test_default_space_fits_lightgbm() -> None:
@@ -138,8 +142,76 @@ def test_default_space_fits_lightgbm() -> None:
         est = LightGBMClassifier(num_threads=1, max_rounds=100, **params)
         return est.fit(train, y[:1000], eval_set=(valid, y[1000:]))
 
-    best, trials = random_search(fit, Search(budget_seconds=60, max_trials=3), {}, seed=0)
+    found = random_search(fit, Search(budget_seconds=60, max_trials=3), {}, seed=0)
+    best, trials = found.best, found.trials
     assert len(trials) == 3
     assert set(trials[1].params) == set(Search(budget_seconds=1).space)
     assert best.valid_log_loss_ == min(t.valid_log_loss for t in trials)
     assert all(0 < t.rounds <= 100 for t in trials)
+
+
+def test_max_trials_ending_the_search_is_reported(clock: Clock) -> None:
+    fit, _ = fake_fit(clock, [0.5, 0.4, 0.6])
+    found = random_search(fit, Search(budget_seconds=100, max_trials=3, space=SPACE), {}, seed=1)
+    assert found.stopped_by == "max_trials" and not found.cut_short
+    assert found.warning() is None
+    assert found.summary() == "search 3/3 trials"
+    assert found.params() == {"search_trials": "3", "search_max_trials": "3",
+                              "search_budget_seconds": "100", "search_stopped_by": "max_trials"}
+    assert found.tags() == {"journey.search.trials": "3/3",
+                            "journey.search.stopped_by": "max_trials",
+                            "journey.search.reproducible": "true"}
+
+
+def test_a_budget_cut_says_so_and_how_to_reproduce(clock: Clock) -> None:
+    """The audit's case: the same spec and seed ran 7 trials once and 1 on a busier machine.
+    Here a slower machine (3 s fits against 1 s) runs fewer trials under the same budget, and
+    the result says the budget, not max_trials, stopped it."""
+    s = Search(budget_seconds=7.5, max_trials=12, space=SPACE)
+    fast = random_search(fake_fit(clock, [0.5] * 12)[0], s, {}, seed=1)
+    clock.step = 3.0
+    slow = random_search(fake_fit(clock, [0.5] * 12)[0], s, {}, seed=1)
+    assert (len(fast.trials), len(slow.trials)) == (7, 2)
+    for found in (fast, slow):
+        assert found.stopped_by == "budget" and found.cut_short
+        assert found.params()["search_stopped_by"] == "budget"
+        assert found.tags()["journey.search.reproducible"] == "false"
+    assert slow.summary() == "search 2/12 trials, stopped by the 7.5s budget"
+    warning = slow.warning()
+    assert warning is not None and slow.tags()["journey.search.warning"] == warning
+    assert "after 2 of 12 trials" in warning and "machine's speed" in warning
+    # The advice is one the spec accepts: a budget-free search when it has one, else a budget
+    # no trial sequence reaches.
+    try:
+        Search.model_validate({"budget_seconds": None})
+    except ValidationError:
+        assert warning.endswith("set search.budget_seconds well above max_trials times the "
+                                "slowest trial (3.0s here).")
+    else:
+        assert warning.endswith("set search.budget_seconds: null.")
+
+
+def test_a_budget_free_search_is_bounded_by_max_trials(clock: Clock) -> None:
+    """A spec whose budget may be left out (None) runs max_trials, however slow the fits."""
+    clock.step = 1e6
+    fit, _ = fake_fit(clock, [0.5] * 4)
+    # Built unvalidated: the spec itself does not accept a missing budget yet.
+    free = Search.model_construct(budget_seconds=None, max_trials=4,  # type: ignore[arg-type]
+                                  space=SPACE)
+    found = random_search(fit, free, {}, seed=0)
+    assert len(found.trials) == 4 and found.stopped_by == "max_trials"
+    assert found.params()["search_budget_seconds"] == "none"
+
+
+def test_the_advice_follows_what_the_spec_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the spec takes ``budget_seconds: null``, the warning advises it instead."""
+    from pydantic import BaseModel
+
+    from training import search
+
+    class BudgetFree(BaseModel):
+        budget_seconds: float | None
+
+    monkeypatch.setattr(search, "Search", BudgetFree)
+    assert search._trials_only_hint(2.0) == (
+        "let max_trials end it: set search.budget_seconds: null.")
