@@ -84,19 +84,26 @@ class _Fitted:
 
 
 def _smoothed_isotonic(scores: Floats, y: Floats) -> IsotonicRegression:
-    """Isotonic regression with one pseudo-row at the base rate at each end of the scores.
+    """Isotonic regression whose end blocks never answer exactly 0 or 1.
 
-    A plain fit gives its lowest block 0 (and its highest 1) whenever that block holds no
-    positive (negative), and every customer scored beyond the validation range lands there:
-    a probability of 1e-6 for "no purchase in 1,000 look-alikes". The pseudo-rows shrink each
-    end block towards the base rate by one row, k/n becoming (k + rate)/(n + 1), the same
-    smoothing Platt gives his targets; blocks of hundreds of rows barely move.
+    A plain fit gives its lowest block 0 whenever that block holds no positive (its highest
+    1 with no negative), and every customer scored beyond the validation range lands there:
+    a probability of 1e-6 (the floor) for "no purchase among 1,000 look-alikes". Such a block
+    of n rows answers rate/(n + 1) instead (1 - (1 - rate)/(n + 1) at the top), one pseudo-row
+    at the base rate, the smoothing Platt gives his targets; no other block changes.
     """
-    rate = float(y.mean())
-    lo, hi = float(scores.min()), float(scores.max())
-    x = np.concatenate([scores, [lo, hi]])
-    target = np.concatenate([y, [rate, rate]])
-    return IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(x, target)
+    fitted = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(scores, y)
+    xs, ys, rate = fitted.X_thresholds_, fitted.y_thresholds_.copy(), float(y.mean())
+    zero, one = ys == 0.0, ys == 1.0
+    if zero.any() and not zero.all():
+        n = int(np.count_nonzero(scores <= xs[zero][-1]))
+        ys[zero] = min(rate / (n + 1), float(ys[~zero][0]))
+    if one.any() and not one.all():
+        n = int(np.count_nonzero(scores >= xs[one][0]))
+        ys[one] = max(1 - (1 - rate) / (n + 1), float(ys[~one][-1]))
+    fitted.y_thresholds_ = ys
+    fitted._build_f(xs, ys)  # sklearn's own predict() interpolates these too
+    return fitted
 
 
 def _isotonic(fitted: IsotonicRegression, x: Floats) -> Floats:

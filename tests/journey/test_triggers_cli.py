@@ -92,18 +92,28 @@ def test_a_dry_run_says_it_would_fire_and_why(in_decision: str) -> None:
     assert _line(lines, "would fire:").startswith("would fire: yes (dry run")
 
 
+def _churn_change(cid: str) -> tuple[str, float, float]:
+    """A --since at which the customer's calibrated churn differs from now's (isotonic maps
+    are steps: a month apart can fall on one step)."""
+    for days in (30, 60, 14, 90, 7):
+        since = (AS_OF - timedelta(days=days)).isoformat()
+        lines = dry(cid, "churn", "--since", since)
+        before = float(re.findall(r"churn ([0-9.]+)", _line(lines, "before:"))[0])
+        now = float(re.findall(r"churn ([0-9.]+)", _line(lines, "now:"))[0])
+        if before != now:
+            return since, before, now
+    raise AssertionError(f"{cid}: the same churn probability at every --since tried")
+
+
 def test_a_dry_run_of_a_risk_rule_shows_the_probabilities(home: Path, in_decision: str) -> None:
-    lines = dry(in_decision, "churn", "--since", EARLIER.isoformat())
-    before = float(re.findall(r"churn ([0-9.]+)", _line(lines, "before:"))[0])
-    now = float(re.findall(r"churn ([0-9.]+)", _line(lines, "now:"))[0])
-    assert before != now
+    since, before, now = _churn_change(in_decision)
     url = (home / "receiver").read_text()
     try:
         write_rules(home, url, (before + now) / 2, "up" if now > before else "down")
-        lines = dry(in_decision, "churn", "--since", EARLIER.isoformat())
+        lines = dry(in_decision, "churn", "--since", since)
         assert "crossed" in _line(lines, "condition: met")
         write_rules(home, url, (before + now) / 2, "down" if now > before else "up")
-        lines = dry(in_decision, "churn", "--since", EARLIER.isoformat())
+        lines = dry(in_decision, "churn", "--since", since)
         assert "did not cross" in _line(lines, "condition: not met")
         assert _line(lines, "would fire:").startswith("would fire: no")
     finally:

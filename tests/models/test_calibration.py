@@ -261,6 +261,11 @@ def test_isotonic_end_blocks_shrink_towards_the_base_rate() -> None:
     np.testing.assert_allclose(out[:3], 0.5 / 1001, rtol=1e-9)
     assert out[3] == pytest.approx(0.5)
     np.testing.assert_allclose(out[4:], 1000.5 / 1001, rtol=1e-9)
+    iso = cal.map_.maps[0]
+    np.testing.assert_allclose(iso.predict([0.0, 1.0]), out[[1, 4]], rtol=1e-12)
+    # Only the end blocks move: the middle keeps the plain fit's value.
+    assert ProbabilityCalibrator("isotonic").fit(scores[1000:2000], y[1000:2000]).transform(
+        np.array([0.5]))[0] == pytest.approx(0.5)
 
 
 def test_multiclass_isotonic_keeps_unseen_classes_possible() -> None:
