@@ -3,6 +3,10 @@ error names the file (the callers' schemas name the key)."""
 
 from __future__ import annotations
 
+import difflib
+import types
+import typing
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,6 +18,12 @@ from pydantic_core import ErrorDetails
 from features.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
+Loc = tuple[int | str, ...]
+# What a value of the wrong type should have been, when a union allows several.
+WANTED = {"model_type": "a mapping", "model_attributes_type": "a mapping",
+          "dict_type": "a mapping", "list_type": "a list", "int_type": "a whole number",
+          "float_type": "a number", "bool_type": "true or false", "string_type": "text",
+          "date_type": "a date"}
 
 
 def read_mapping(path: str | Path | None, package: str, default: str, what: str,
@@ -46,16 +56,128 @@ def validated(schema: type[M], raw: dict[str, Any], source: str) -> M:
     try:
         return schema.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {problem(exc.errors()[0])}") from exc
+        raise ConfigError(f"{source}: {problems(exc.errors(), raw, schema)[0]}") from exc
 
 
-def problem(error: ErrorDetails) -> str:
+def problems(errors: Sequence[ErrorDetails], raw: Any = None,
+             schema: type[BaseModel] | None = None) -> list[str]:
+    """Pydantic's errors as "key.path: message" lines, in the user's terms.
+
+    A value that fits none of a union's members gets one error per member, each under a
+    schema tag (``function-after[_ordered(), Range]``, ``list[any]``) the user never wrote:
+    the tags are dropped, a member's "wrong type" is left out where another member has a
+    complaint about the value itself, and what remains is one line ("should be a mapping or
+    a list"). ``raw`` (the validated input) tells keys from tags; ``schema`` lets an unknown
+    key suggest the closest allowed one."""
+    cleaned = [(_clean_loc(e, raw), e) for e in errors]
+    kept = [(loc, e) for loc, e in cleaned
+            if not (_is_type_error(e) and _explained(loc, e, cleaned))]
+    lines: dict[Loc, list[ErrorDetails]] = {}
+    for loc, error in kept:
+        lines.setdefault(loc, []).append(error)
+    out: list[str] = []
+    for loc, errs in lines.items():
+        if len(errs) > 1 and all(_is_type_error(e) for e in errs):
+            wanted = dict.fromkeys(WANTED.get(e["type"], message(e)) for e in errs)
+            out.append(f"{_path(loc)}: should be {' or '.join(wanted)}, "
+                       f"got {errs[0].get('input')!r}")
+            continue
+        out += [f"{_path(loc)}: {_message_at(e, loc, schema)}" for e in errs]
+    return list(dict.fromkeys(out))
+
+
+def problem(error: ErrorDetails, raw: Any = None, schema: type[BaseModel] | None = None) -> str:
     """One pydantic error as "key.path: message" ("(top level)" for the whole mapping)."""
-    where = ".".join(str(p) for p in error["loc"]) or "(top level)"
-    return f"{where}: {message(error)}"
+    return problems([error], raw, schema)[0]
 
 
 def message(error: ErrorDetails) -> str:
     """A pydantic error's message; a validator's own words without the "Value error, " or
     "Assertion failed, " that pydantic puts before them."""
     return error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def _path(loc: Loc) -> str:
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    return text or "(top level)"
+
+
+def _is_type_error(error: ErrorDetails) -> bool:
+    return error["type"].endswith("_type")
+
+
+def _explained(loc: Loc, error: ErrorDetails, cleaned: list[tuple[Loc, ErrorDetails]]) -> bool:
+    """Another error at ``loc`` about the value itself, or one inside the value: the value
+    was meant for another member of the union than the one that found its type wrong."""
+    return any(other is not error and there[:len(loc)] == loc
+               and (len(there) > len(loc) or not _is_type_error(other))
+               for there, other in cleaned)
+
+
+def _clean_loc(error: ErrorDetails, raw: Any) -> Loc:
+    """The error's location without union-member tags: a part that is not a key (or index)
+    of the input at that point is a tag, except a missing field's own name at the end."""
+    loc, out, here = tuple(error["loc"]), [], raw
+    for i, part in enumerate(loc):
+        if isinstance(part, str) and "[" in part:
+            continue
+        if raw is not None:
+            inside, here = _child(here, part)
+            if not inside and not (i == len(loc) - 1 and error["type"] == "missing"):
+                continue
+        out.append(part)
+    return tuple(out)
+
+
+def _child(value: Any, part: int | str) -> tuple[bool, Any]:
+    """Whether ``part`` is a key (or index) of ``value``, and what it holds (else ``value``)."""
+    if isinstance(value, dict) and part in value:
+        return True, value[part]
+    if isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+        return True, value[part]
+    return False, value
+
+
+def _message_at(error: ErrorDetails, loc: Loc, schema: type[BaseModel] | None) -> str:
+    if error["type"] == "extra_forbidden":
+        allowed = sorted({n for m in _models_at(schema, loc[:-1]) for n in m.model_fields})
+        close = difflib.get_close_matches(str(loc[-1]) if loc else "", allowed, n=1)
+        if close:
+            return f"unknown key; did you mean {close[0]}?"
+        return "unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
+    text = message(error)
+    value = error.get("input")
+    if _is_type_error(error) and not isinstance(value, dict | list):
+        text += f", got {value!r}"
+    return text
+
+
+def _models_at(schema: type[BaseModel] | None, loc: Loc) -> list[type[BaseModel]]:
+    """The models a (tag-free) location can lie in, following the schema's annotations."""
+    found: list[Any] = [schema] if schema is not None else []
+    for part in loc:
+        step: list[Any] = []
+        for tp in _members(found):
+            if isinstance(tp, type) and issubclass(tp, BaseModel):
+                if isinstance(part, str) and part in tp.model_fields:
+                    step.append(tp.model_fields[part].annotation)
+            elif typing.get_origin(tp) in (list, tuple, set, frozenset) and isinstance(part, int):
+                step += list(typing.get_args(tp))[:1]
+            elif typing.get_origin(tp) is dict and isinstance(part, str):
+                step += list(typing.get_args(tp))[1:2]
+        found = step
+    return [tp for tp in _members(found) if isinstance(tp, type) and issubclass(tp, BaseModel)]
+
+
+def _members(types_: list[Any]) -> list[Any]:
+    """Each type with unions and Annotated unpacked into the types they may hold."""
+    out: list[Any] = []
+    for tp in types_:
+        origin = typing.get_origin(tp)
+        if origin in (typing.Union, types.UnionType):
+            out += _members(list(typing.get_args(tp)))
+        elif origin is typing.Annotated:
+            out += _members(list(typing.get_args(tp))[:1])
+        else:
+            out.append(tp)
+    return out

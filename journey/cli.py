@@ -65,11 +65,16 @@ def oracle(
     ] = None,
 ) -> None:
     """True outcome probabilities in (T, T+H] per customer (and action effects)."""
+    from features.errors import ConfigError
     from features.simulator.oracle import oracle_for
 
+    kind = out.suffix.lower()
+    if kind not in (".parquet", ".csv"):  # the extension chooses the format: say so up front
+        raise ConfigError(f"--out {out}: the file must end in .parquet or .csv, the two "
+                          "formats the oracle writes")
     frame = oracle_for(sim, parse_when(as_of), horizon, replicas, effects, sample)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".csv":
+    if kind == ".csv":
         frame.to_csv(out, index=False)
     else:
         frame.to_parquet(out, index=False)

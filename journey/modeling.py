@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +15,7 @@ from journey.common import StoreOpt, TaxonomyOpt, app, friendly_errors
 from journey.pipeline import OutOpt, SpecOpt
 from journey.settings import Settings
 from models.targets import SURVIVAL, TARGETS
+from training.tracking import local_path, mlflow_run_uri
 
 
 @app.command()
@@ -32,6 +34,7 @@ def train(
 
     settings = Settings()
     exp = load_experiment(experiment)
+    tracking = settings.tracking()  # a store mlflow run cannot use fails before the data loads
     feature_spec = load_spec(spec or settings.feature_spec,
                              load_taxonomy(taxonomy or settings.taxonomy))
     source = SnapshotSource(store or settings.store_path, out or settings.snapshots_path,
@@ -43,8 +46,8 @@ def train(
         source.close()
     typer.echo(f"experiment {exp.name}: {len(ds.train):,} training rows, {len(ds.valid):,} "
                f"validation, {len(ds.test):,} test (definition {ds.definition_hash})")
-    tracking = settings.tracking()
-    results = train_experiment(exp, ds, Context(tracking, feature_spec, experiment, typer.echo))
+    results = train_experiment(exp, ds, Context(tracking, feature_spec, experiment, typer.echo,
+                                                store=source.store))
     typer.echo(f"{len(results)} models trained and registered in "
                f"{time.perf_counter() - started:.1f}s -> {tracking.tracking_uri}")
 
@@ -61,14 +64,48 @@ def compare(
     from training.compare import leaderboard, to_markdown, write
 
     settings = Settings()
-    board = leaderboard(settings.tracking().client())
-    if board.empty:
-        typer.echo("no model runs tracked yet: run `journey train --experiment ...`")
+    folder = out or settings.home / "reports"
+    _check_folder(folder)  # before the board is read and printed, not after
+    tracking = settings.tracking()
+    uri = tracking.tracking_uri
+    where = local_path(uri)
+    if where is not None and not where.exists():  # opening it would create an empty one
+        typer.echo(f"no MLflow tracking store at {where} ({_uri_source(settings)}): nothing "
+                   "tracked there yet; check the setting, or run `journey train --experiment "
+                   "...`")
         return
-    shown = board.drop(columns=["run_id", "definition"], errors="ignore")
-    typer.echo(to_markdown(shown))
-    md, csv = write(board, out or settings.home / "reports")
+    board = leaderboard(tracking.client())
+    if board.empty:
+        typer.echo(f"no model runs tracked yet in {uri}: run `journey train --experiment ...`")
+        return
+    shown = board.drop(columns=["run_id", "definition", "data"], errors="ignore")  # in the CSV
+    typer.echo(f"model runs tracked in {uri}\n{to_markdown(shown)}")
+    md, csv = write(board, folder)
     typer.echo(f"-> {md}\n-> {csv}")
+
+
+def _check_folder(folder: Path) -> None:
+    """--out must be a folder, or one that can be made: not a file, not under one."""
+    from features.errors import ConfigError
+
+    for there in (folder, *folder.parents):
+        if not there.exists():
+            continue
+        if not there.is_dir():
+            raise ConfigError(f"--out {folder}: {there} is a file; name a folder for "
+                              "leaderboard.md and leaderboard.csv")
+        if not os.access(there, os.W_OK):
+            raise ConfigError(f"--out {folder}: {there} is not writable")
+        return
+
+
+def _uri_source(settings: Settings) -> str:
+    """Which setting chose the tracking store, so a mistyped one is easy to spot."""
+    if mlflow_run_uri() is not None:
+        return "MLFLOW_TRACKING_URI of `mlflow run`"
+    if settings.mlflow_tracking_uri is not None:
+        return f"JOURNEY_MLFLOW_TRACKING_URI={settings.mlflow_tracking_uri}"
+    return f"JOURNEY_HOME={settings.home}"
 
 
 @app.command()
@@ -131,13 +168,13 @@ def uplift(
 
     settings = Settings()
     exp = load_uplift_experiment(experiment)
+    tracking = settings.tracking()  # a store mlflow run cannot use fails before the data loads
     feature_spec = load_spec(spec or settings.feature_spec,
                              load_taxonomy(taxonomy or settings.taxonomy))
     started = time.perf_counter()
     d = load_decisions(exp, store or settings.store_path, feature_spec, log=typer.echo)
     typer.echo(f"uplift experiment {exp.name}: {len(d.train):,} training decisions, "
                f"{len(d.valid):,} validation, {len(d.test):,} test")
-    tracking = settings.tracking()
     results = train_uplift(exp, d, tracking, experiment, typer.echo)
     typer.echo(f"{len(results)} uplift models trained and registered in "
                f"{time.perf_counter() - started:.1f}s -> {tracking.tracking_uri}")

@@ -32,18 +32,22 @@ def personas(
     promote: Annotated[bool, typer.Option(
         help="Make this fit the champion even when one exists.")] = False,
     show: Annotated[bool, typer.Option(
-        help="Only print the champion's personas (no fitting).")] = False,
+        help="Only print the champion's personas (no fitting; not with --rename).")] = False,
     rename: Annotated[tuple[int, str] | None, typer.Option(
-        help="Rename the champion's persona ID to NAME (no fitting), e.g. --rename 2 "
-             "'bargain hunters'.", metavar="ID NAME")] = None,
+        help="Rename the champion's persona ID to NAME (no fitting; not with --show), e.g. "
+             "--rename 2 'bargain hunters'.", metavar="ID NAME")] = None,
 ) -> None:
     """Discover behavioural personas in the customers' feature vectors.
 
     Describes each in plain words, tracks the fit in MLflow and registers it (champion when
     there is none). Scoring runs then add each customer's persona, a segment dimension."""
+    renaming = rename is not None and rename[0] is not None
+    _one_mode(show, renaming,
+              [o for o, on in (("--as-of", as_of is not None), ("--config", config is not None),
+                               ("--promote", promote)) if on])
     settings = Settings() if store is None else Settings(store=store)
     spec = load_spec(settings.feature_spec, load_taxonomy(settings.taxonomy))
-    if rename is not None and rename[0] is not None:
+    if rename is not None and renaming:
         _rename(settings, spec, rename[0], rename[1])
         return
     if show:
@@ -54,13 +58,32 @@ def personas(
     _fit(settings, spec, as_of, config, promote)
 
 
+def _one_mode(show: bool, rename: bool, fitting: list[str]) -> None:
+    """Fit, show or rename: one at a time, so no option is quietly ignored."""
+    if show and rename:
+        raise ConfigError("--show and --rename are two runs: rename first (`journey personas "
+                          "--rename ID NAME`), then `journey personas --show` prints the result")
+    mode = "--show" if show else "--rename" if rename else None
+    if mode and fitting:
+        raise ConfigError(f"{mode} fits nothing, so {', '.join(fitting)} would be ignored: "
+                          f"leave {'it' if len(fitting) == 1 else 'them'} out, or fit "
+                          f"without {mode}")
+
+
 def _fit(settings: Settings, spec: FeatureSpec, as_of: str | None, config: Path | None,
          promote: bool) -> None:
     from training.dataset import SnapshotSource
     from training.personas import fit_and_track
 
     params = load_persona_params(config)
-    when = parse_when(as_of) if as_of else _after_last_event(settings.store_path)
+    latest_cutoff = _after_last_event(settings.store_path)
+    when = parse_when(as_of) if as_of else latest_cutoff
+    if when > latest_cutoff:  # the window before it would hold fewer events, or none
+        raise ConfigError(
+            f"--as-of {as_of} is after the store's last event "
+            f"({(latest_cutoff - timedelta(days=1)).date()}): personas are fitted on the "
+            f"{params.window_days} days before the cutoff, so choose an earlier one, at most "
+            f"{latest_cutoff.date()} (the default)")
     source = SnapshotSource(settings.store_path, settings.snapshots_path, spec, log=typer.echo)
     try:
         frame = source.features(when).read()

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from features.errors import ConfigError
 from features.memory import MemorySize
-from training.tracking import Tracking
+from training.tracking import Tracking, local_path, mlflow_run_uri, same_store
 
 
 class Settings(BaseSettings):
@@ -21,8 +22,9 @@ class Settings(BaseSettings):
     taxonomy: Path | None = None  # stage taxonomy YAML; default: the one shipped with Journey
     feature_spec: Path | None = None  # feature definitions YAML; default: the shipped one
     snapshots: Path | None = None  # feature/label snapshots; default: $JOURNEY_HOME/snapshots
-    # MLflow: tracking/registry URI (default: SQLite file $JOURNEY_HOME/mlflow/mlflow.db) and the
-    # artifact location of experiments Journey creates (default: $JOURNEY_HOME/mlflow/artifacts).
+    # MLflow: tracking/registry URI (default: SQLite file $JOURNEY_HOME/mlflow/mlflow.db, or
+    # under `mlflow run` the MLFLOW_TRACKING_URI it was given) and the artifact location of
+    # experiments Journey creates (default: $JOURNEY_HOME/mlflow/artifacts).
     mlflow_tracking_uri: str | None = None
     mlflow_artifacts: str | None = None
     promote_margin: float = 0.001  # on the primary metric (AUC, or next-stage log loss)
@@ -51,5 +53,29 @@ class Settings(BaseSettings):
 
     def tracking(self) -> Tracking:
         local = Tracking.local(self.home)
-        return Tracking(self.mlflow_tracking_uri or local.tracking_uri,
-                        self.mlflow_artifacts or local.artifact_root)
+        uri = self.mlflow_tracking_uri or local.tracking_uri
+        run_uri = mlflow_run_uri()
+        if run_uri is not None:
+            uri = self._under_mlflow_run(run_uri, uri)
+        return Tracking(uri, self.mlflow_artifacts or local.artifact_root)
+
+    def _under_mlflow_run(self, run_uri: str, journey_uri: str) -> str:
+        """The store of the run `mlflow run` started, which Journey's runs resume or nest in.
+        It must be the store Journey's other commands read (compare, promote, serve): one
+        setting names both, or the command stops before any data is read, saying what to set.
+        No guessing whether MLflow chose it: without MLFLOW_TRACKING_URI it picks a
+        ./mlflow.db of the folder it was started in."""
+        if same_store(run_uri, journey_uri):
+            return run_uri
+        made = local_path(run_uri)
+        setting = ("JOURNEY_MLFLOW_TRACKING_URI" if self.mlflow_tracking_uri is not None
+                   else "JOURNEY_HOME")
+        raise ConfigError(
+            f"`mlflow run` tracks in {run_uri} (MLflow's own default when MLFLOW_TRACKING_URI "
+            f"is not set, or the one it was given), but Journey's store is {journey_uri} "
+            f"({setting}), where `journey compare`, `promote` and `serve` look. Journey's runs "
+            "go into the run `mlflow run` started, so both must be one store: run it with "
+            f"MLFLOW_TRACKING_URI={journey_uri}, or set JOURNEY_MLFLOW_TRACKING_URI={run_uri} "
+            "to track there."
+            + (f" `mlflow run` recorded its own run in {made} before Journey started: delete "
+               "it if it is not wanted." if made is not None else ""))

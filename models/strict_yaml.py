@@ -1,5 +1,5 @@
-"""Strict YAML for hand-edited configuration: YAML 1.2 booleans, keys written twice rejected,
-and checks that name the file and the key path of whatever is wrong
+"""Strict YAML for hand-edited configuration: YAML 1.2 booleans and floats, keys written twice
+rejected, and checks that name the file and the key path of whatever is wrong
 (``actions.yaml: actions.discount_email.caps[1].window_days: must be a positive number``).
 """
 
@@ -28,6 +28,13 @@ StrictLoader.yaml_implicit_resolvers = {
 }
 StrictLoader.add_implicit_resolver(
     _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+# YAML 1.2 floats too: YAML 1.1 needs a dot and a signed exponent, so `1e-3` (a learning
+# rate) and `2.5e3` would be read as text. Tried after 1.1's own float and int patterns.
+StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
 )
 
 

@@ -17,31 +17,74 @@ learns from, or is tuned on, overlaps the period it is judged on.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
+import os
+import re
+import sys
+import typing
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
+import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from features.errors import ConfigError
 from features.layout import FAMILIES
-from features.yaml_config import problem
+from features.yaml_config import message, problems
+from models.strict_yaml import StrictLoader, Where, reject_duplicate_keys
 from models.targets import ALL_TARGETS, CHURN_LABELS, SURVIVAL, TARGETS
 
 M = TypeVar("M", bound=BaseModel)
 DEFAULT_FEATURES = {"baseline": ["rfm"], "lightgbm": list(FAMILIES)}
+# Count-like params only the training loop reads (LightGBM never checks them): lower bounds.
+MINIMUM = {"max_rounds": 1, "early_stopping_rounds": 1, "num_threads": 0, "max_rows": 1}
+
+
+def _not_a_flag(value: Any) -> Any:
+    """Pydantic reads true as 1.0: a spec's `budget_seconds: true` is a slip, not a number."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, got {str(value).lower()}")
+    return value
+
+
+Count = Annotated[int, Strict()]  # no true for 1, no 30.0 or "30" for 30
+Flag = Annotated[bool, Strict()]  # no "yes" or 1 for true
+Number = Annotated[float, BeforeValidator(_not_a_flag)]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def unique(values: list[Any] | None) -> list[Any] | None:
+    """A list with no value twice (a target or outcome listed twice would train twice)."""
+    seen = list(values or [])
+    for i, v in enumerate(seen):
+        if v in seen[:i]:
+            raise ValueError(f"{v!r} is listed twice")
+    return values
+
+
 class Range(_Strict):
-    low: float
-    high: float
-    log: bool = False
-    integer: bool = False
+    low: Number
+    high: Number
+    log: Flag = False
+    integer: Flag = False
 
     @model_validator(mode="after")
     def _ordered(self) -> Range:
@@ -53,9 +96,9 @@ class Range(_Strict):
 class Search(_Strict):
     """Random search over ``space`` until ``budget_seconds`` or ``max_trials`` runs out."""
 
-    budget_seconds: float = Field(gt=0)
-    max_trials: int = Field(default=30, ge=1)
-    space: dict[str, Range | list[Any]] = Field(
+    budget_seconds: Number = Field(gt=0)
+    max_trials: Count = Field(default=30, ge=1)
+    space: dict[str, Range | Annotated[list[Any], Field(min_length=1)]] = Field(
         default_factory=lambda: {  # type: ignore[arg-type]
             "learning_rate": Range(low=0.02, high=0.2, log=True),
             "num_leaves": Range(low=15, high=127, integer=True),
@@ -66,20 +109,30 @@ class Search(_Strict):
     )
 
 
-def tunable(family: str) -> set[str]:
-    """Constructor params an experiment may set (the rest come from the experiment itself)."""
+def model_class(kind: str) -> type[Any]:
+    """The estimator a model family ("baseline", "lightgbm") or uplift learner ("t", "x") is."""
     from models.estimators import LogisticBaseline
     from models.lgbm import LightGBMClassifier
+    from models.uplift_model import LEARNERS
 
-    cls = LogisticBaseline if family == "baseline" else LightGBMClassifier
-    return set(cls().get_params()) - {"classes", "columns", "calibration", "seed"}
+    classes: dict[str, type[Any]] = {"baseline": LogisticBaseline,
+                                     "lightgbm": LightGBMClassifier, **LEARNERS}
+    return classes[kind]
+
+
+def tunable(family: str) -> set[str]:
+    """Constructor params an experiment may set (the rest come from the experiment itself)."""
+    return set(model_class(family)().get_params()) - {"classes", "columns", "calibration", "seed"}
 
 
 class ModelSpec(_Strict):
     family: Literal["baseline", "lightgbm"]
     params: dict[str, Any] = Field(default_factory=dict)
-    features: list[str] | None = None  # feature families; default per family
+    # Feature families; left out: the family's default (an empty list is a mistake, not that).
+    features: Annotated[list[str], Field(min_length=1)] | None = None
     search: Search | None = None
+
+    _unique_features = field_validator("features")(unique)
 
     @model_validator(mode="after")
     def _check(self) -> ModelSpec:
@@ -101,6 +154,119 @@ class ModelSpec(_Strict):
     @property
     def feature_families(self) -> list[str]:
         return self.features or DEFAULT_FEATURES[self.family]
+
+
+def param_problem(kind: str, name: str, value: Any) -> str | None:
+    """What is wrong with one param of a model family or uplift learner, found when the spec
+    loads rather than after the data has: its type by the constructor's annotation (strictly:
+    true is no number, 15.5 no count), its range by the library that will use it
+    (scikit-learn's parameter validation, LightGBM's own config check)."""
+    try:
+        _adapter(_hint(kind, name)).validate_python(value, strict=True)
+    except ValidationError as exc:
+        return f"{message(exc.errors()[0])}, got {value!r}"
+    if name in MINIMUM and value is not None and value < MINIMUM[name]:
+        return f"must be at least {MINIMUM[name]}, got {value!r}"
+    if kind == "baseline":
+        return _sklearn_problem(name, value)
+    return _lightgbm_problem(_booster(kind, name, value))
+
+
+def _hint(kind: str, name: str) -> Any:
+    return typing.get_type_hints(model_class(kind).__init__)[name]
+
+
+@functools.cache
+def _adapter(hint: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(hint)
+
+
+def _whole(kind: str, name: str) -> bool:
+    """Whether the param takes whole numbers only (a range over it needs ``integer``)."""
+    return bool(_hint(kind, name) in (int, int | None))
+
+
+def _booster(kind: str, name: str, value: Any) -> dict[str, Any]:
+    """LightGBM's parameters with ``name`` set, as the family builds them."""
+    from models.lgbm import LightGBMClassifier, booster_params
+
+    if kind == "lightgbm":
+        return booster_params(LightGBMClassifier(**{name: value}), {"objective": "binary"})
+    shared = booster_params(LightGBMClassifier(), {})  # the uplift learners' names are these
+    return {"objective": "binary", **({name: value} if name in shared else {})}
+
+
+def _lightgbm_problem(params: dict[str, Any]) -> str | None:
+    """LightGBM's verdict: building a 2-row Dataset parses and range-checks every parameter
+    (under a millisecond on one thread; starting more threads costs more than the check)."""
+    import lightgbm as lgb
+
+    try:
+        with _silenced():
+            lgb.Dataset(np.zeros((2, 1)), np.array([0.0, 1.0]),
+                        params={**params, "verbosity": -1, "num_threads": 1}).construct()
+    except lgb.basic.LightGBMError as exc:
+        text = str(exc).strip()
+        check = re.search(r"Check failed: \((\w+)\) (\S+) \(([^)]*)\)", text)
+        if check:
+            return f"must be {check[2]} {check[3]}, got {params.get(check[1])!r}"
+        return re.sub(r"^Parameter \w+ ", "", text.splitlines()[0])
+    return None
+
+
+@contextlib.contextmanager
+def _silenced() -> Iterator[None]:
+    """LightGBM reports a bad parameter before raising it, on stderr from C++ and on stdout
+    from Python: the message this module words itself would follow two raw copies."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null, contextlib.redirect_stdout(io.StringIO()):
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _sklearn_problem(name: str, value: Any) -> str | None:
+    """scikit-learn's verdict on a param the baseline hands to LogisticRegression, by the
+    parameter validation its ``fit`` starts with (a fit itself, even on two rows, takes 20 ms)."""
+    from sklearn.linear_model import LogisticRegression
+
+    if name not in LogisticRegression().get_params():
+        return None
+    try:
+        LogisticRegression(**{name: value})._validate_params()
+    except (ValueError, TypeError) as exc:  # InvalidParameterError is both
+        return re.sub(r"^The '\w+' parameter of \w+ ", "", str(exc))
+    return None
+
+
+def space_problems(kind: str, name: str, dim: Range | list[Any]) -> list[tuple[str, str]]:
+    """(where under the dimension, what is wrong) for every value a search can draw from it:
+    each listed value, or a range's ends as sampled (rounded when ``integer``)."""
+    if isinstance(dim, list):
+        return [(f"[{j}]", why) for j, v in enumerate(dim)
+                if (why := param_problem(kind, name, v))]
+    if not dim.integer and _whole(kind, name):
+        return [("", f"{name} takes whole numbers: add integer: true to the range")]
+    ends = {"low": dim.low, "high": dim.high}
+    return [(f".{end}", why) for end, v in ends.items()
+            if (why := param_problem(kind, name, round(v) if dim.integer else v))]
+
+
+def model_problems(models: Sequence[ModelSpec]) -> list[str]:
+    """Every bad param or search-space value of an experiment's models, by key path."""
+    out: list[str] = []
+    for i, m in enumerate(models):
+        out += [f"models[{i}].params.{name}: {why}" for name, value in m.params.items()
+                if (why := param_problem(m.family, name, value))]
+        space = m.search.space if m.search is not None else {}
+        for name, dim in space.items():
+            out += [f"models[{i}].search.space.{name}{where}: {why}"
+                    for where, why in space_problems(m.family, name, dim)]
+    return out
 
 
 class Cutoffs(_Strict):
@@ -131,8 +297,8 @@ class Survival(_Strict):
     """The time_to_churn target's own horizon and cutoffs: survival to 90 days needs a longer
     window than the classifiers', so its cutoffs lie further apart."""
 
-    horizon_days: int = Field(ge=90)
-    interval_days: int = Field(default=7, ge=1)
+    horizon_days: Count = Field(ge=90)
+    interval_days: Count = Field(default=7, ge=1)
     cutoffs: Cutoffs
 
     @model_validator(mode="after")
@@ -144,16 +310,18 @@ class Survival(_Strict):
 class Experiment(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
-    horizon_days: int = Field(ge=1)
-    churn_gap_days: int = Field(default=30, ge=1)
+    horizon_days: Count = Field(ge=1)
+    churn_gap_days: Count = Field(default=30, ge=1)
     churn_label: Literal[CHURN_LABELS] = "churned_inactive"  # type: ignore[valid-type]
     targets: list[Literal[ALL_TARGETS]] = Field(default_factory=lambda: list(TARGETS))  # type: ignore[valid-type]
     cutoffs: Cutoffs
     survival: Survival | None = None  # required by the time_to_churn target
     models: list[ModelSpec] = Field(min_length=1)
     calibration: Literal["auto", "isotonic", "sigmoid", "none"] = "auto"
-    sample_customers: int | None = Field(default=None, ge=100)  # per training cutoff
-    seed: int = 42
+    sample_customers: Count | None = Field(default=None, ge=100)  # per training cutoff
+    seed: Count = 42
+
+    _unique_targets = field_validator("targets")(unique)
 
     @model_validator(mode="after")
     def _honest_time_split(self) -> Experiment:
@@ -188,23 +356,32 @@ class Experiment(_Strict):
 
 
 def load_experiment(path: str | Path) -> Experiment:
-    return load_model_file(path, Experiment, "experiment spec")
+    return load_model_file(path, Experiment, "experiment spec",
+                           lambda exp: model_problems(exp.models))
 
 
-def load_model_file(path: str | Path, cls: type[M], what: str) -> M:
-    """A YAML file validated into ``cls``; every problem named with its key path."""
+def load_model_file(path: str | Path, cls: type[M], what: str,
+                    check: Callable[[M], list[str]] | None = None) -> M:
+    """A YAML file validated into ``cls`` (then by ``check``, which lists what else is wrong);
+    every problem named with its key path."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{what} not found: {p}")
+    text = p.read_text(encoding="utf-8")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        node = yaml.compose(text, Loader=StrictLoader)
+        raw = yaml.load(text, Loader=StrictLoader)  # safe: StrictLoader is a SafeLoader
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
+    if node is None or not isinstance(raw, dict):
         raise ConfigError(f"{p}: expected a mapping at the top level")
+    reject_duplicate_keys(node, Where(str(p)))  # YAML itself would keep the last silently
     raw.setdefault("name", p.stem)
     try:
-        return cls.model_validate(raw)
+        spec = cls.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(problem(e) for e in exc.errors())
-        raise ConfigError(f"{p}: {problems}") from exc
+        raise ConfigError(f"{p}: {'; '.join(problems(exc.errors(), raw, cls))}") from exc
+    found = check(spec) if check is not None else []
+    if found:
+        raise ConfigError(f"{p}: {'; '.join(found)}")
+    return spec

@@ -7,14 +7,18 @@ MLflow is imported anywhere in the process.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlparse
 
 from models.registry import client_for, quiet_mlflow
 
 __all__ = ["BACKTEST_EXPERIMENT", "KIND_TAG", "PROMOTION_EXPERIMENT", "RETRAIN_EXPERIMENT",
-           "TRAINING_EXPERIMENT", "Tracking", "quiet_mlflow"]
+           "TRAINING_EXPERIMENT", "Tracking", "local_path", "mlflow_run_uri", "quiet_mlflow",
+           "same_store"]
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -46,3 +50,31 @@ class Tracking:
         if found is not None:
             return str(found.experiment_id)
         return str(client.create_experiment(name, artifact_location=self.artifact_root))
+
+
+def mlflow_run_uri(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The tracking URI of the `mlflow run` this process is the command of, or None outside
+    one. mlflow 3 hands its command MLFLOW_RUN_ID and MLFLOW_TRACKING_URI: the user's, or when
+    the user set none its own default (./mlflow.db where it started), never nothing."""
+    if not environ.get("MLFLOW_RUN_ID"):
+        return None
+    return environ.get("MLFLOW_TRACKING_URI") or None
+
+
+def local_path(uri: str) -> Path | None:
+    """The file or folder a local store URI (sqlite:///, file:) names, else None."""
+    if uri.startswith("sqlite:///"):
+        return Path(unquote(uri.removeprefix("sqlite:///"))).resolve()
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path)).resolve()
+    if not parsed.scheme:
+        return Path(uri).resolve()
+    return None
+
+
+def same_store(a: str, b: str) -> bool:
+    path_a, path_b = local_path(a), local_path(b)
+    if path_a is not None or path_b is not None:
+        return path_a == path_b
+    return a.rstrip("/") == b.rstrip("/")

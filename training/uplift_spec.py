@@ -22,9 +22,9 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from training.experiment import load_model_file
+from training.experiment import Count, Number, load_model_file, param_problem, unique
 
 Outcome = Literal["convert", "churn"]
 OUTCOMES: tuple[Outcome, ...] = ("convert", "churn")
@@ -70,13 +70,16 @@ class LearnerSpec(_Strict):
 class UpliftExperiment(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
-    horizon_days: int = Field(ge=1)
-    control_rate: float = Field(default=0.1, gt=0, le=1)
+    horizon_days: Count = Field(ge=1)
+    control_rate: Number = Field(default=0.1, gt=0, le=1)
     windows: Windows
-    outcomes: list[Outcome] = Field(default_factory=lambda: list(OUTCOMES))
+    # Left out: every outcome. An empty list would load every decision and fit nothing.
+    outcomes: list[Outcome] = Field(default_factory=lambda: list(OUTCOMES), min_length=1)
     learners: list[LearnerSpec] = Field(min_length=1)
-    sample_customers: int | None = Field(default=None, ge=100)
-    seed: int = 42
+    sample_customers: Count | None = Field(default=None, ge=100)
+    seed: Count = 42
+
+    _unique_outcomes = field_validator("outcomes")(unique)
 
     @model_validator(mode="after")
     def _honest_time_split(self) -> UpliftExperiment:
@@ -104,5 +107,12 @@ class UpliftExperiment(_Strict):
         return out
 
 
+def learner_problems(exp: UpliftExperiment) -> list[str]:
+    """Every bad learner param, by key path, before any decision is loaded."""
+    return [f"learners[{i}].params.{name}: {why}" for i, spec in enumerate(exp.learners)
+            for name, value in spec.params.items()
+            if (why := param_problem(spec.kind, name, value))]
+
+
 def load_uplift_experiment(path: str | Path) -> UpliftExperiment:
-    return load_model_file(path, UpliftExperiment, "uplift experiment spec")
+    return load_model_file(path, UpliftExperiment, "uplift experiment spec", learner_problems)

@@ -80,8 +80,10 @@ def isolated(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_compare_before_any_training(session: Session) -> None:
+    db = session.root / "home" / "mlflow" / "mlflow.db"
     assert session.empty_compare == [
-        "no model runs tracked yet: run `journey train --experiment ...`"]
+        f"no MLflow tracking store at {db.resolve()} (JOURNEY_HOME={session.root / 'home'}): "
+        "nothing tracked there yet; check the setting, or run `journey train --experiment ...`"]
 
 
 def test_train(session: Session) -> None:
@@ -114,8 +116,10 @@ def test_promote(session: Session) -> None:
 
 
 def test_compare(session: Session) -> None:
-    lines = session.compare
-    assert lines[0].startswith("| rank | target | family | experiment | version | aliases |")
+    db = (session.root / "home" / "mlflow" / "mlflow.db").resolve()
+    assert session.compare[0] == f"model runs tracked in sqlite:///{db}"
+    lines = session.compare[1:]
+    assert lines[0].startswith("| rank | target | ")
     assert "run_id" not in lines[0] and "definition" not in lines[0]
     assert lines[1].startswith("|---|")
     [row] = [line for line in lines if line.startswith("| 1 | churn |")]
@@ -130,6 +134,17 @@ def test_compare(session: Session) -> None:
     assert board.loc[0, "target"] == "churn" and board.loc[0, "rank"] == 1
     assert 0.85 < cast(float, board.loc[0, "score"]) < 1  # stubs type a cell as any scalar
     assert isinstance(board.loc[0, "run_id"], str)
+
+
+def test_compare_onto_a_file_fails_before_printing(session: Session, tmp_path: Path) -> None:
+    """The audit's case: the table was printed, then a FileExistsError traceback."""
+    taken = tmp_path / "leaderboard"
+    taken.write_text("mine", encoding="utf-8")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JOURNEY_HOME", str(session.root / "home"))
+        message = fails("compare", "--out", taken)
+    assert f"--out {taken}: {taken} is a file" in message
+    assert taken.read_text(encoding="utf-8") == "mine"
 
 
 def test_compare_default_folder_is_under_home(session: Session) -> None:

@@ -139,33 +139,64 @@ def test_duplicate_training_cutoffs_raise(tmp_path: Path) -> None:
         (with_(bogus=1), "bogus"),
         (with_(cutoffs={**VALID["cutoffs"], "holdout": "2025-11-01"}),  # type: ignore[dict-item]
          "cutoffs.holdout"),
-        (with_(models=[{"family": "lightgbm", "paramz": {}}]), "models.0.paramz"),
+        (with_(models=[{"family": "lightgbm", "paramz": {}}]), "models[0].paramz"),
     ],
     ids=["top-level", "in-cutoffs", "in-a-model"],
 )
 def test_unknown_key_is_named(tmp_path: Path, spec: dict[str, object], field: str) -> None:
     message = config_error(write(tmp_path, spec))
-    assert field in message
-    assert "Extra inputs are not permitted" in message
+    assert f"{field}: unknown key" in message
+    assert "Extra inputs" not in message  # pydantic's words, not the user's
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [(with_(horizon=30), "horizon: unknown key; did you mean horizon_days?"),
+     (with_(models=[{"family": "lightgbm", "param": {}}]),
+      "models[0].param: unknown key; did you mean params?"),
+     (with_(models=[{"family": "lightgbm", "search": {"budget_seconds": 5, "max_trial": 3}}]),
+      "models[0].search.max_trial: unknown key; did you mean max_trials?"),
+     (with_(cutoffs={**VALID["cutoffs"], "xyz": "2025-11-01"}),  # type: ignore[dict-item]
+      "cutoffs.xyz: unknown key; allowed: test, train, valid")],
+    ids=["top-level", "in-a-model", "in-a-search", "nothing-close"],
+)
+def test_unknown_key_suggests_the_closest(tmp_path: Path, spec: dict[str, object],
+                                         says: str) -> None:
+    assert says in config_error(write(tmp_path, spec))
+
+
+def test_a_union_s_internals_stay_out_of_the_message(tmp_path: Path) -> None:
+    """The audit's message: ``models.0.search.space.learning_rate.function-after[_ordered(),
+    Range]: needs low < high ...; learning_rate.list[any]: Input should be a valid list``."""
+    bad = {"budget_seconds": 5, "space": {"learning_rate": {"low": 0.2, "high": 0.1}}}
+    message = config_error(write(tmp_path, with_(models=[{"family": "lightgbm",
+                                                          "search": bad}])))
+    assert message.endswith(": models[0].search.space.learning_rate: needs low < high (and "
+                            "low > 0 on a log scale)")
+    wrong = {"budget_seconds": 5, "space": {"learning_rate": 0.1}}
+    message = config_error(write(tmp_path, with_(models=[{"family": "lightgbm",
+                                                          "search": wrong}])))
+    assert message.endswith(": models[0].search.space.learning_rate: should be a mapping or a "
+                            "list, got 0.1")
 
 
 def test_unknown_feature_family(tmp_path: Path) -> None:
     message = config_error(write(tmp_path, with_(
         models=[{"family": "lightgbm", "features": ["rfm", "astrology"]}])))
-    assert "models.0" in message
+    assert "models[0]" in message
     assert "astrology" in message
     assert "rfm" in message.split("known:")[1]  # the known families are listed
 
 
 def test_unknown_model_family(tmp_path: Path) -> None:
     message = config_error(write(tmp_path, with_(models=[{"family": "xgboost"}])))
-    assert "models.0.family" in message
+    assert "models[0].family" in message
 
 
 def test_search_on_baseline_rejected(tmp_path: Path) -> None:
     message = config_error(write(tmp_path, with_(
         models=[{"family": "baseline", "search": {"budget_seconds": 10}}])))
-    assert "models.0" in message
+    assert "models[0]" in message
     assert "search is only available for the lightgbm family" in message
 
 
@@ -199,7 +230,7 @@ def test_bad_search_space(tmp_path: Path, search: dict[str, object], field: str)
     ("changes", "field"),
     [
         ({"horizon_days": 0}, "horizon_days"),
-        ({"targets": ["next_stage", "lifetime_value"]}, "targets.1"),
+        ({"targets": ["next_stage", "lifetime_value"]}, "targets[1]"),
         ({"churn_label": "churned_forever"}, "churn_label"),
         ({"calibration": "platt"}, "calibration"),
         ({"models": []}, "models"),
