@@ -229,6 +229,11 @@ class ServiceState:
         models, history = self._models()
         when = self.clock(as_of)
         check_events(events, self.spec.taxonomy, None)
+        unknown = sorted(set(attributes or ()) - set(self.spec.attributes))
+        if unknown:  # a misspelt one would silently count as missing
+            known = ", ".join(self.spec.attributes)
+            raise BadRequestError(f"attribute {unknown[0]!r} is not one of the feature spec's "
+                                  f"({known})", f"attributes.{unknown[0]}")
         attrs = attributes if attributes is not None else history.attributes.of(customer_id)
         t = micros(when)
         arrays = self.online.enc.one_customer(customer_id, events, t)

@@ -148,3 +148,11 @@ def test_scoring_needs_no_body_and_refuses_the_future(served: Served, tmp_path: 
         r = client.post("/admin/score", headers=h)
         assert r.status_code == 200, r.text
         assert r.json()["snapshot"]["as_of"].startswith(AS_OF.date().isoformat())
+
+
+def test_an_unknown_inline_attribute_is_named(app_client: TestClient, served: Served) -> None:
+    """A misspelt attribute counted as missing, silently."""
+    got = error(app_client.post("/predict", headers=served.headers(Role.predict), json={
+        "customer_id": "attr", "events": [], "attributes": {"regoin": "north"}}), 422,
+        "bad_request", "attributes.regoin")
+    assert "not one of the feature spec's" in got["message"]
