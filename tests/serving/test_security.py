@@ -73,12 +73,17 @@ def client(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield c
 
 
+# The last route: a JSON 404/405 for any other path. It holds no data, so needs no key.
+UNMATCHED = "/{path:path}"
+
+
 def endpoints(app: FastAPI) -> list[tuple[str, str]]:
-    """(method, path) of every route the app answers."""
+    """(method, path) of every route the app answers (not the catch-all 404)."""
     out = []
     for route in app.routes:
         assert isinstance(route, Route), f"{route!r}: not a plain route; extend this test"
-        out += [(method, route.path) for method in sorted(route.methods or ())]
+        if route.path != UNMATCHED:
+            out += [(method, route.path) for method in sorted(route.methods or ())]
     return out
 
 
@@ -132,6 +137,10 @@ def test_every_route_is_in_the_expectation_table(client: TestClient) -> None:
     assert not unlisted, f"routes missing from ROLES (or PUBLIC): {sorted(unlisted)}"
     assert not set(ROLES) - found, "ROLES lists routes the app no longer has"
     assert {path for _, path in found} >= PUBLIC
+    last = app_of(client).routes[-1]
+    assert isinstance(last, Route) and last.path == UNMATCHED  # after every real route
+    r = client.get("/segments/nope")  # no key: a 404 that says nothing but "no such route"
+    assert (r.status_code, r.json()["code"]) == (404, "not_found")
 
 
 def test_role_matrix(client: TestClient, served: Served) -> None:
