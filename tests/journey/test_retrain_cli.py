@@ -11,22 +11,14 @@ from typing import Any
 import pytest
 
 from tests.journey.cli_helpers import fails, ok, out, run
+from tests.training.test_retrain_replay import SPEC as REPLAY_SPEC
 from tests.training.test_train_provenance import build_tiny
 from tests.training.world import one_thread, write_spec
 from training.tracking import Tracking
 
 pytestmark = pytest.mark.slow  # a tiny world and one tiny cycle: ~10 s
 
-SPEC: dict[str, Any] = {
-    "name": "tiny-cli",
-    "horizon_days": 30,
-    "targets": ["churn"],
-    "cutoffs": {"train": ["2025-03-01"], "valid": "2025-03-31", "test": "2025-04-30"},
-    "models": [{"family": "lightgbm",
-                "params": {"learning_rate": 0.1, "max_rounds": 30, "min_data_in_leaf": 20,
-                           "num_threads": 1}}],
-    "seed": 1,
-}
+SPEC: dict[str, Any] = {**REPLAY_SPEC, "name": "tiny-cli"}  # one churn LightGBM, tiny
 
 
 @pytest.fixture

@@ -142,12 +142,18 @@ def _plant_body(body: dict[str, Any], data: st.DataObject, known: Known) -> None
         body["customer_id"] = data.draw(ids)
     if isinstance(body.get("customer_ids"), list) and body["customer_ids"]:
         body["customer_ids"] = data.draw(st.lists(ids, min_size=1, max_size=5))
-    for event in body.get("events") or []:
+    for i, event in enumerate(body.get("events") or []):
         if isinstance(event, dict):
             event["event_type"] = data.draw(st.sampled_from(known.event_types))
             event["ts"] = data.draw(PAST).isoformat()
             if "customer_id" in event:
                 event["customer_id"] = data.draw(ids)
+            # Within the loader's bounds, and one id per event: a generated batch otherwise
+            # nearly always holds a negative value or an id twice with other content.
+            if "value" in event:
+                event["value"] = data.draw(st.none() | st.floats(0, 1e6))
+            if isinstance(event.get("event_id"), str):
+                event["event_id"] = f"{event['event_id'][:200]}-{i}"
 
 
 def fuzz(target: Target, op: Operation, role: Role, mode: GenerationMode,
