@@ -390,7 +390,7 @@ function renderKpis(data) {
   const csat = kpis.csat;
   if (csat && csat.count > 0 && csat.satisfied && csat.satisfied.value !== null) {
     tiles.push({
-      id: "csat", label: "CSAT", value: fmt.pct(csat.satisfied.value), raw: csat.satisfied.value,
+      id: "csat", label: "CSAT (satisfied)", value: fmt.pct(csat.satisfied.value), raw: csat.satisfied.value,
       sub: `satisfied · mean ${fmt.num(csat.mean, 2)}`,
       title: `${fmt.count(csat.satisfied.count)} of ${fmt.count(csat.count)} support ratings at or above `
         + `${params.satisfied_min ?? 4}; mean rating ${fmt.num(csat.mean, 2)}`,

@@ -70,6 +70,10 @@ def test_stage_and_money_labels_say_what_they_count(tab: Tab, server: Server) ->
     assert page.inner_text("#drill-table th[data-col=stage]") == "Current stage"
     assert page.inner_text("#drill-table th[data-col=expected_value]") == \
         "Expected value (per customer)"
+    # CSAT is a share of satisfied ratings on the tile, a mean rating in the KPI table.
+    assert "CSAT (mean rating)" in page.inner_text("#kpi-table thead")
+    if page.locator("#kpi-csat").count():
+        assert page.inner_text("#kpi-csat .kpi-label") == "CSAT (satisfied)"
 
 
 def test_nps_has_its_sign_in_the_tile_and_the_table(tab: Tab, server: Server) -> None:
