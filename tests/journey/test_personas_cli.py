@@ -95,3 +95,17 @@ def test_bad_settings_file_names_the_key(home: Served, tmp_path: Path) -> None:
     f = tmp_path / "bad.yaml"
     f.write_text("k_min: 9\nk_max: 4\n")
     assert "k_max (4) must be at least k_min (9)" in fails("personas", "--config", f)
+
+
+def test_show_rounds_the_share_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """A model fitted before shares were kept unrounded stored 0.3405 for 2,541 of 7,463
+    (34.05%), which printed 34.1%; the share now comes from the counts, as in the API."""
+    from types import SimpleNamespace
+
+    from journey.personas_cli import _print
+
+    model = SimpleNamespace(k_=1, criterion={"values": {2: 0.4}}, n_active_=7463,
+                            n_customers_=8000, min_events=3, window_days=90)
+    prof = {"id": 0, "customers": 2541, "share": 0.3405, "traits": [], "channels": []}
+    _print(model, [prof], ["night owls"], "personas")  # type: ignore[arg-type]
+    assert "2,541 customers (34.0%)" in capsys.readouterr().out
