@@ -94,9 +94,11 @@ class Range(_Strict):
 
 
 class Search(_Strict):
-    """Random search over ``space`` until ``budget_seconds`` or ``max_trials`` runs out."""
+    """Random search over ``space`` until ``budget_seconds`` or ``max_trials`` runs out;
+    ``budget_seconds: null`` lets ``max_trials`` alone end it, so the seed decides the
+    result whatever the machine's speed."""
 
-    budget_seconds: Number = Field(gt=0)
+    budget_seconds: Number | None = Field(gt=0)
     max_trials: Count = Field(default=30, ge=1)
     space: dict[str, Range | Annotated[list[Any], Field(min_length=1)]] = Field(
         default_factory=lambda: {  # type: ignore[arg-type]

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import ValidationError
 
 from models.lgbm import LightGBMClassifier
 from training.experiment import Range, Search
@@ -60,12 +59,8 @@ class SearchResult:
         return (f"the {self.budget_seconds:g}s time budget stopped the search after "
                 f"{len(self.trials)} of {self.max_trials} trials: how many trials run, and so "
                 "the model chosen, depends on the machine's speed and load, and the same spec "
-                f"and seed can give another model elsewhere. For a reproducible search, "
-                f"{_trials_only_hint(self.slowest)}")
-
-    @property
-    def slowest(self) -> float:
-        return max(t.seconds for t in self.trials)
+                "and seed can give another model elsewhere. For a reproducible search, let "
+                "max_trials end it: set search.budget_seconds: null.")
 
     def params(self) -> dict[str, str]:
         """For the model's MLflow run (params cannot change once logged: all known here)."""
@@ -83,17 +78,6 @@ class SearchResult:
         if warning is not None:
             tags["journey.search.warning"] = warning
         return tags
-
-
-def _trials_only_hint(slowest: float) -> str:
-    """How this version of the spec lets max_trials alone end a search (the spec is read, not
-    assumed, so the advice stays right when it gains a budget-free mode)."""
-    try:
-        Search.model_validate({"budget_seconds": None})
-    except ValidationError:
-        return ("let max_trials end it: set search.budget_seconds well above max_trials "
-                f"times the slowest trial ({slowest:.1f}s here).")
-    return "let max_trials end it: set search.budget_seconds: null."
 
 
 def sample(space: dict[str, Range | list[Any]], rng: np.random.Generator) -> dict[str, Any]:
@@ -119,8 +103,7 @@ def random_search(
     """The best fitted model (first trial: ``base`` params as given), every trial, and why
     the search stopped."""
     rng = np.random.default_rng(seed)
-    # Typed optional so a spec whose budget may be left out (max_trials alone) needs no change.
-    budget: float | None = search.budget_seconds
+    budget = search.budget_seconds
     started = time.perf_counter()
     trials: list[Trial] = []
     best: LightGBMClassifier | None = None
