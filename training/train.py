@@ -10,6 +10,7 @@ with the code (Journey version, git commit) and the data (event store, frames) i
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tempfile
@@ -223,11 +224,13 @@ def train_experiment(exp: Experiment, ds: Dataset, ctx: Context) -> list[ModelRe
         exp_id = ctx.tracking.experiment_id(client, TRAINING_EXPERIMENT)
         parent = mlflow.start_run(experiment_id=exp_id, run_name=exp.name)
     results: list[ModelResult] = []
+    # The store's tags per data end, read once each: the parent's end is usually a model's.
+    store_at = functools.cache(functools.partial(store_tags, ctx.store))
     with parent:
         origin = {**code_version(CODE_ROOT), **frames_fingerprint(ds)}
         mlflow.set_tags({KIND_TAG: "training", "journey.experiment": exp.name,
                          "journey.definition_hash": ds.definition_hash, **origin,
-                         **store_tags(ctx.store, data_end(exp))})
+                         **store_at(data_end(exp))})
         mlflow.log_params(exp.flat_params())
         log_experiment(exp, ctx.experiment_file)
         mlflow.log_dict(ctx.spec.definition(), "features/definition.json")
@@ -245,24 +248,21 @@ def train_experiment(exp: Experiment, ds: Dataset, ctx: Context) -> list[ModelRe
             client.set_registered_model_alias(t.registered_name, CHALLENGER, best.version)
             ctx.log(f"  {t.registered_name} v{best.version} ({best.family}) is the challenger")
             results += done
-        _tag_model_runs(client, results, exp, origin, ctx.store)
+        _tag_model_runs(client, results, exp, origin, store_at)
     return results
 
 
 def _tag_model_runs(client: MlflowClient, results: list[ModelResult], exp: Experiment,
-                    origin: dict[str, str], store: Path | None) -> None:
+                    origin: dict[str, str], store_at: Callable[[datetime], dict[str, str]]
+                    ) -> None:
     """The provenance on each model run too, survival's included (compare and promote read a
     run alone), with the store's events up to the end of that run's own holdout: the data
     `journey compare` groups runs of one holdout by."""
     from mlflow.entities import RunTag
 
-    by_end: dict[datetime, list[RunTag]] = {}
     for r in results:
-        end = holdout_end(exp, r.target)
-        if end not in by_end:
-            tags = {**origin, **store_tags(store, end)}
-            by_end[end] = [RunTag(k, v) for k, v in tags.items()]
-        client.log_batch(r.run_id, tags=by_end[end])
+        tags = {**origin, **store_at(holdout_end(exp, r.target))}
+        client.log_batch(r.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
 
 def log_experiment(exp: Experiment, source: Path | None) -> None:
