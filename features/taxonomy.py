@@ -13,6 +13,10 @@ UnknownPolicy = Literal["reject", "keep"]
 DEFAULT_TAXONOMY = "taxonomy.yaml"
 KEYS = frozenset({"stages", "event_types", "conversion_event_types", "unknown_event_types",
                   "repeat_conversion_stage"})
+# Names that mean something next to the stages: the next-stage label's "no further stage"
+# class, and the journey map's entry and end nodes. A stage with one of them would be
+# indistinguishable from it in labels, flows and the dashboard.
+RESERVED_STAGE_NAMES = frozenset({"inactive", "entered", "active", "dropped"})
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,10 @@ class Taxonomy:
     def __post_init__(self) -> None:
         if len(set(self.stages)) != len(self.stages) or not self.stages:
             raise ConfigError(f"{self.source}: 'stages' must be a non-empty list of unique names")
+        clash = sorted(RESERVED_STAGE_NAMES.intersection(self.stages))
+        if clash:
+            raise ConfigError(f"{self.source}: stages {clash} use a reserved name; "
+                              f"{sorted(RESERVED_STAGE_NAMES)} name outcomes next to the stages")
         for event_type, stage in self.event_stage.items():
             if stage is not None and stage not in self.stages:
                 raise ConfigError(

@@ -13,9 +13,12 @@ customers with at least one event before ``as_of``. Definitions (why, where it i
   (``action_sent``) and unknown types are not: the company sending mail says nothing about the
   customer. A customer whose furthest stage is S and who has had no activity for
   ``drop_off_days`` before ``as_of`` has *dropped* at S; the others are *active*.
-- Flows (a Sankey, so links only go forward): each customer's stages in the order they were
-  first entered, keeping those that move the furthest stage on (an ``email_open`` after a page
-  view is a step back, not a new stage), then a link from the furthest stage to dropped/active.
+- Flows (a Sankey, so links only go forward): a link from ``entered`` to the stage each
+  customer was first seen at (many arrive at consideration, say, with no ad or email before),
+  then their stages in the order they were first entered, keeping those that move the furthest
+  stage on (an ``email_open`` after a page view is a step back, not a new stage), then a link
+  from the furthest stage to dropped/active. Every stage's inflow therefore equals its
+  outflow, and ``entered`` holds every customer with a stage.
 - KPIs (conversion, retention, repeat purchase, CLV, CSAT, NPS): ``models.kpis``, the same
   code that computes them per persona, stage, channel and month.
 - Attribution paths: see :func:`touchpoint_paths`.
@@ -48,7 +51,7 @@ from models.journey_events import (
 )
 from models.kpis import Grouping, kpis_of, overall_kpis
 
-DROPPED, ACTIVE = "dropped", "active"
+ENTERED, DROPPED, ACTIVE = "entered", "dropped", "active"
 Label = Literal["channel", "event_type"]
 
 
@@ -224,11 +227,16 @@ def _flows(spec: FeatureSpec, first: I64, reach: I64, furthest: I64,
     n_stages = len(spec.stages)
     later = np.concatenate([reach[:, 1:], np.full((len(reach), 1), NEVER)], axis=1)
     # A stage moves the customer on when it is entered before any later stage was.
+    # np.nonzero is row-major, so each customer's kept stages come in stage order, which is
+    # also the order they were entered in (a kept stage precedes every later one).
     rows, cols = np.nonzero((first < NEVER) & (first < later))
     step = rows[1:] == rows[:-1]
+    entry = np.bincount(cols[np.concatenate([[True], ~step])] if len(rows) else cols,
+                        minlength=n_stages)
     pairs = np.bincount(cols[:-1][step] * n_stages + cols[1:][step], minlength=n_stages ** 2)
-    links = [(spec.stages[s // n_stages], spec.stages[s % n_stages], int(pairs[s]))
-             for s in np.flatnonzero(pairs)]
+    links = [(ENTERED, spec.stages[k], int(entry[k])) for k in np.flatnonzero(entry)]
+    links += [(spec.stages[s // n_stages], spec.stages[s % n_stages], int(pairs[s]))
+              for s in np.flatnonzero(pairs)]
     for k, stage in enumerate(spec.stages):
         at = furthest == k
         for target, count in ((DROPPED, int((at & inactive).sum())),

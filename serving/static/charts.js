@@ -11,6 +11,7 @@ export const STAGE_COLORS = ["#4263eb", "#1c7ed6", "#1098ad", "#0ca678", "#37b24
 export const TIER_COLORS = { low: "#2f9e44", medium: "#f08c00", high: "#e03131" };
 export const DROPPED_COLOR = "#e03131";
 export const ACTIVE_COLOR = "#2f9e44";
+export const ENTERED_COLOR = "#868e96";
 
 export function tierColor(tier) {
   return TIER_COLORS[tier] || "#adb5bd";
@@ -127,23 +128,29 @@ export function funnelChart(container, funnel, customers) {
 
 // -- Sankey --------------------------------------------------------------------------------
 
-/** Stage flows: stages in columns in funnel order, then the terminal nodes (active, dropped);
- * a band per link, as wide as its customers. Links only go forward. */
+/** Stage flows: where customers were first seen ("entered"), the stages in columns in funnel
+ * order, then the terminal nodes (active, dropped); a band per link, as wide as its customers.
+ * Links only go forward, and every stage's inflow equals its outflow. */
 export function sankeyChart(container, flows, stages) {
   if (!flows || !flows.length) return empty(container, "No stage flows in this snapshot.");
+  const sources = ["entered"];
   const terminals = ["active", "dropped"];
   const order = [...stages];
   for (const f of flows) {
     for (const n of [f.source, f.target]) {
-      if (!order.includes(n) && !terminals.includes(n)) order.push(n);
+      if (!order.includes(n) && !terminals.includes(n) && !sources.includes(n)) order.push(n);
     }
   }
   const used = new Set(flows.flatMap((f) => [f.source, f.target]));
+  const sourceNodes = sources.filter((n) => used.has(n));
   const stageNodes = order.filter((n) => used.has(n));
   const termNodes = terminals.filter((n) => used.has(n));
+  const first = sourceNodes.length ? 1 : 0;
   const nodes = new Map();
-  stageNodes.forEach((name, i) => nodes.set(name, { name, col: i, inV: 0, outV: 0, ins: [], outs: [] }));
-  termNodes.forEach((name) => nodes.set(name, { name, col: stageNodes.length, inV: 0, outV: 0, ins: [], outs: [], terminal: true }));
+  const node = (name, col, kind) => ({ name, col, kind, inV: 0, outV: 0, ins: [], outs: [] });
+  sourceNodes.forEach((name) => nodes.set(name, node(name, 0, "source")));
+  stageNodes.forEach((name, i) => nodes.set(name, node(name, first + i, "stage")));
+  termNodes.forEach((name) => nodes.set(name, node(name, first + stageNodes.length, "terminal")));
   const links = flows.filter((f) => f.customers > 0 && nodes.has(f.source) && nodes.has(f.target))
     .map((f) => ({ ...f, s: nodes.get(f.source), t: nodes.get(f.target) }));
   for (const l of links) {
@@ -151,16 +158,17 @@ export function sankeyChart(container, flows, stages) {
     l.t.inV += l.customers; l.t.ins.push(l);
   }
   for (const n of nodes.values()) n.value = Math.max(n.inV, n.outV);
-  const cols = stageNodes.length + (termNodes.length ? 1 : 0);
-  const height = 380, top = 34, bottom = 8, nodeW = 12, pad = 26;
+  const cols = first + stageNodes.length + (termNodes.length ? 1 : 0);
+  // Stage labels alternate above and below their nodes so that neighbours never overlap.
+  const height = 410, top = 34, bottom = 34, nodeW = 12, pad = 26;
   const { svg, width } = frame(container, height, "Stage flows");
   const left = 2, right = 84;
   const colX = (c) => left + (cols > 1 ? (c * (width - left - right - nodeW)) / (cols - 1) : 0);
   const termTotal = termNodes.reduce((a, n) => a + nodes.get(n).value, 0);
-  const maxCol = Math.max(termTotal, ...stageNodes.map((n) => nodes.get(n).value), 1);
+  const maxCol = Math.max(termTotal, ...[...nodes.values()].map((n) => n.value), 1);
   const avail = height - top - bottom - pad * Math.max(0, termNodes.length - 1);
   const ky = avail / maxCol;
-  for (const name of stageNodes) {
+  for (const name of [...sourceNodes, ...stageNodes]) {
     const n = nodes.get(name);
     n.h = Math.max(1.5, n.value * ky);
     n.x = colX(n.col);
@@ -178,8 +186,6 @@ export function sankeyChart(container, flows, stages) {
   for (const n of nodes.values()) {
     n.outs.sort((a, b) => a.t.col - b.t.col || a.t.y - b.t.y);
     n.ins.sort((a, b) => a.s.col - b.s.col || a.s.y - b.s.y);
-    // Incoming links stack from the top; the rest of a stage node is customers whose journey
-    // (as seen) starts there.
     let yo = n.y;
     for (const l of n.outs) { l.sy = yo; yo += l.customers * ky; }
     let yi = n.y;
@@ -193,7 +199,7 @@ export function sankeyChart(container, flows, stages) {
     const d = `M${x0},${l.sy} C${mx},${l.sy} ${mx},${l.ty} ${x1},${l.ty} `
       + `L${x1},${l.ty + w} C${mx},${l.ty + w} ${mx},${l.sy + w} ${x0},${l.sy + w} Z`;
     const color = l.target === "dropped" ? DROPPED_COLOR : l.target === "active" ? ACTIVE_COLOR
-      : stageColor(stageNodes.indexOf(l.source));
+      : l.s.kind === "source" ? ENTERED_COLOR : stageColor(stageNodes.indexOf(l.source));
     linkLayer.append(el("path", { d, fill: color, class: "link", "data-source": l.source, "data-target": l.target },
       title(`${l.source} → ${l.target}: ${fmt.count(l.customers)} customers`)));
   }
@@ -201,21 +207,23 @@ export function sankeyChart(container, flows, stages) {
   const nodeLayer = el("g", { class: "nodes" });
   for (const n of nodes.values()) {
     const color = n.name === "dropped" ? DROPPED_COLOR : n.name === "active" ? ACTIVE_COLOR
-      : stageColor(stageNodes.indexOf(n.name));
+      : n.kind === "source" ? ENTERED_COLOR : stageColor(stageNodes.indexOf(n.name));
     const g = el("g", { class: "node", "data-node": n.name },
       el("rect", { x: n.x, y: n.y, width: nodeW, height: n.h, rx: 2, fill: color },
         title(`${n.name}: ${fmt.count(n.value)} customers`)));
-    if (n.terminal) {
+    if (n.kind === "terminal") {
       // Terminal nodes: label to their right, in the margin kept for it.
       const ty = n.y + n.h / 2;
       g.append(el("text", { x: n.x + nodeW + 6, y: ty - 2, class: "node-label" }, n.name),
         el("text", { x: n.x + nodeW + 6, y: ty + 12, class: "node-value" }, fmt.count(n.value)));
     } else {
-      // Stage nodes: label above (the first column's starts at its left edge).
-      const first = n.col === 0;
-      const tx = first ? n.x : n.x + nodeW / 2;
-      const anchor = first ? "start" : "middle";
-      const ty = Math.max(n.y - 20, top + 10);
+      // Entry and stage nodes: label above, or below for odd columns (the first
+      // column's label starts at its left edge).
+      const leftmost = n.col === 0;
+      const tx = leftmost ? n.x : n.x + nodeW / 2;
+      const anchor = leftmost ? "start" : "middle";
+      const below = n.kind === "stage" && n.col % 2 === 1;
+      const ty = below ? n.y + n.h + 13 : n.y - 20;
       g.append(el("text", { x: tx, y: ty, "text-anchor": anchor, class: "node-label" }, n.name),
         el("text", { x: tx, y: ty + 13, "text-anchor": anchor, class: "node-value" }, fmt.count(n.value)));
     }

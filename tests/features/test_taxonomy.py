@@ -151,6 +151,10 @@ def test_bad_yaml_names_file(tmp_path: Path) -> None:
         ("stages: [a]\nevent_types: [purchase]\n", "'event_types' must map event type -> stage"),
         ("stages: [a, a]\nevent_types: {purchase: a}\n", "'stages' must be a non-empty list"),
         ("stages: []\nevent_types: {purchase: a}\n", "'stages' must be a non-empty list"),
+        ("stages: [a, inactive]\nevent_types: {purchase: a}\n",
+         "stages ['inactive'] use a reserved name"),
+        ("stages: [entered, dropped]\nevent_types: {purchase: entered}\n",
+         "stages ['dropped', 'entered'] use a reserved name"),
         (
             "stages: [a]\nevent_types: {buy: a}\n",
             "conversion_event_types names 'purchase', which is not under event_types",

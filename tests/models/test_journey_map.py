@@ -100,6 +100,10 @@ def test_funnel_by_hand() -> None:
 def test_flows_by_hand() -> None:
     jm = journey_map(arrays(EVENTS), SPEC, AS_OF, PARAMS)
     assert sorted(jm.flows) == sorted([
+        # c0, c2 and c5 are first seen at awareness, c1 at consideration, c6 (a ticket and a
+        # survey answer, nothing else) at retention.
+        ("entered", "awareness", 3), ("entered", "consideration", 1),
+        ("entered", "retention", 1),
         ("awareness", "consideration", 2), ("consideration", "decision", 2),
         ("decision", "purchase", 1), ("purchase", "retention", 2),
         ("awareness", "purchase", 1),  # c2 skipped consideration and decision
@@ -108,7 +112,20 @@ def test_flows_by_hand() -> None:
         ("retention", "active", 2), ("advocacy", "active", 1),
     ])
     order = {s: k for k, s in enumerate(SPEC.stages)}
-    assert all(order[s] < order[t] for s, t, _ in jm.flows if t in order)  # a DAG for a Sankey
+    # A DAG for a Sankey
+    assert all(order[s] < order[t] for s, t, _ in jm.flows if s in order and t in order)
+    assert_conserved(jm.flows, SPEC.stages, jm.customers - jm.no_stage)
+
+
+def assert_conserved(flows: Sequence[tuple[str, str, int]], stages: Sequence[str],
+                     staged: int) -> None:
+    """Every customer with a stage enters once and ends once; no stage gains or loses any."""
+    for stage in stages:
+        into = sum(n for _, t, n in flows if t == stage)
+        out = sum(n for s, _, n in flows if s == stage)
+        assert into == out, stage
+    assert sum(n for s, _, n in flows if s == "entered") == staged
+    assert sum(n for _, t, n in flows if t in ("dropped", "active")) == staged
 
 
 def test_kpis_by_hand() -> None:
@@ -247,8 +264,8 @@ def test_funnel_agrees_with_journey_summary(tmp_path: Path) -> None:
     assert [r.at_stage for r in jm.funnel] == [r.customers_at for r in summary.stages]
     # Flows conserve customers: every customer with a stage ends in dropped or active, and
     # those dropped at a stage are the funnel's.
+    assert_conserved(jm.flows, SPEC.stages, jm.customers - jm.no_stage)
     ends = [(s, t, n) for s, t, n in jm.flows if t in ("dropped", "active")]
-    assert sum(n for *_, n in ends) == jm.customers - jm.no_stage
     assert {s: n for s, t, n in ends if t == "dropped"} == {
         r.stage: r.dropped for r in jm.funnel if r.dropped}
     by_channel = jm.by_channel

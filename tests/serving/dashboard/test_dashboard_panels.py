@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+import pytest
+
 from tests.serving.conftest import AS_OF
 from tests.serving.dashboard.browser_setup import Server, Tab
 from tests.serving.dashboard.conftest import EARLIER
@@ -32,6 +34,7 @@ def test_every_chart_draws_an_svg_from_the_data(tab: Tab, server: Server) -> Non
     shown = set(page.eval_on_selector_all("#sankey .node", "ns => ns.map(n => n.dataset.node)"))
     assert shown == nodes and {"active", "dropped"} & shown
     assert page.locator("#sankey .link").count() == len(jm["flows"])
+    assert "entered" in shown  # customers first seen past awareness do not appear from nowhere
     channels = [c["label"] for c in jm["attribution"]["by_channel"]["labels"]]
     rows = page.eval_on_selector_all("#attribution .attr-row", "rs => rs.map(r => r.dataset.label)")
     assert rows == channels  # largest Markov share first
@@ -192,3 +195,21 @@ def test_without_results_the_backtest_card_says_what_to_run(tab: Tab, server: Se
     open_dashboard(tab, server)
     tab.page.wait_for_function(
         "() => document.querySelector('#backtest-meta').textContent.includes('journey backtest')")
+
+
+@pytest.mark.parametrize("width", [1024, 1440])
+def test_sankey_labels_do_not_overlap(tab: Tab, server: Server, width: int) -> None:
+    tab.page.set_viewport_size({"width": width, "height": 900})
+    open_dashboard(tab, server)
+    # A node's name and count, as one box per node.
+    boxes = tab.page.eval_on_selector_all("#sankey .node", """ns => ns.map(n => {
+        const bs = [...n.querySelectorAll('text')].map(t => t.getBBox());
+        return [n.dataset.node, Math.min(...bs.map(b => b.x)), Math.min(...bs.map(b => b.y)),
+                Math.max(...bs.map(b => b.x + b.width)), Math.max(...bs.map(b => b.y + b.height))];
+    })""")
+    assert len(boxes) >= 5
+    for i, (a, *ra) in enumerate(boxes):
+        for b, *rb in boxes[i + 1:]:
+            apart = ra[2] <= rb[0] or rb[2] <= ra[0] or ra[3] <= rb[1] or rb[3] <= ra[1]
+            assert apart, f"Sankey labels {a!r} and {b!r} overlap at {width} px"
+    screenshot(tab.page.locator("#sankey"), f"sankey-{width}.png")
