@@ -143,7 +143,7 @@ def decision_frame(
     window: DecisionWindow,
     horizon_days: int,
 ) -> pd.DataFrame:
-    """Points, their outcomes in (cutoff, cutoff + H] and their features, one row per point."""
+    """Points, their outcomes in [cutoff, cutoff + H) and their features, one row per point."""
     latest = store.time_range()[1]
     last_end = window.end + timedelta(days=horizon_days - 1)
     if latest is None or latest < last_end.replace(tzinfo=None):

@@ -1,10 +1,12 @@
-"""Labels for a cutoff T and horizon H, from events in (T, T+H] (nothing before T is a label,
-nothing at or after T is a feature). One row per customer with an event before T.
+"""Labels for a cutoff T and horizon H, from events in [T, T+H): features see the events
+before T and labels those from T on, so an event exactly at T (a date-only log's whole cutoff
+day, at midnight) is a label and never lost between the two. One row per customer with an
+event before T.
 
-- next_stage: the furthest stage among the customer's own events in (T, T+H], else "inactive";
-- converted: a conversion event (purchase) in (T, T+H];
-- churned_inactive: no customer event in (T, T+H];
-- churned_no_purchase: for customers who converted before T, no conversion in (T, T+H];
+- next_stage: the furthest stage among the customer's own events in [T, T+H), else "inactive";
+- converted: a conversion event (purchase) in [T, T+H);
+- churned_inactive: no customer event in [T, T+H);
+- churned_no_purchase: for customers who converted before T, no conversion in [T, T+H);
   empty for the others;
 - churn_days / churn_observed: time to churn, where churn is dated when an inactivity gap
   reaches G days (``churn_gap_days``). A customer already inactive for G days at T has 0.
@@ -43,7 +45,7 @@ def labels(
     try:
         return con.execute(
             f"""
-            WITH e AS ({staged_events(spec.taxonomy, "label_codes", "ev.ts <= $end")}
+            WITH e AS ({staged_events(spec.taxonomy, "label_codes", "ev.ts < $end")}
             ), before AS (
                 SELECT customer_key, max(ts) FILTER (WHERE stage >= 0) AS last_act,
                        bool_or(conv) AS bought_before
@@ -51,9 +53,9 @@ def labels(
             ), after AS (
                 SELECT customer_key, max(stage) FILTER (WHERE stage >= 0) AS furthest,
                        bool_or(conv) AS converted
-                FROM e WHERE ts > $cutoff GROUP BY customer_key
+                FROM e WHERE ts >= $cutoff GROUP BY customer_key
             ), acts AS (
-                SELECT customer_key, ts FROM e WHERE ts > $cutoff AND stage >= 0
+                SELECT customer_key, ts FROM e WHERE ts >= $cutoff AND stage >= 0
                 UNION ALL SELECT customer_key, last_act FROM before WHERE last_act IS NOT NULL
             ), gaps AS (
                 SELECT customer_key, ts,
@@ -110,7 +112,7 @@ def point_labels(
             SELECT p.row, coalesce(bool_or(c.conv), false) AS converted,
                    NOT coalesce(bool_or(c.stage >= 0), false) AS churned_inactive
             FROM p LEFT JOIN events e ON e.customer_key = p.customer_key
-                AND e.ts > p.t0 AND e.ts <= p.t0 + to_days($h)
+                AND e.ts >= p.t0 AND e.ts < p.t0 + to_days($h)
             LEFT JOIN label_codes c ON c.code = e.event_type_code
             GROUP BY p.row ORDER BY p.row
             """,

@@ -1,4 +1,4 @@
-"""Live backtest: how predictions made at T fared once their horizon (T, T+H] has closed.
+"""Live backtest: how predictions made at T fared once their horizon [T, T+H) has closed.
 
 Pure evaluation of one (model version, prediction time) against realized labels, and the
 results file both sides share: `journey backtest` (training/backtest.py) writes it under

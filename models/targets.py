@@ -1,11 +1,11 @@
 """What each model predicts: the label column it learns from and the shape of its output.
 
 - next_stage: multiclass over the taxonomy's stages plus ``inactive`` (the furthest stage the
-  customer's events reach in (T, T+H]);
-- churn: binary; by default ``churned_inactive`` (no customer event in (T, T+H]); the
+  customer's events reach in [T, T+H));
+- churn: binary; by default ``churned_inactive`` (no customer event in [T, T+H)); the
   ``churned_no_purchase`` definition only labels customers who bought before T, so the others
   are left out of that model's rows;
-- conversion: binary purchase within (T, T+H];
+- conversion: binary purchase within [T, T+H);
 - time_to_churn: survival (``churn_days`` right-censored at its own horizon, ``churn_observed``
   the event flag); not among ``TARGETS``, which are the classifiers every service loads.
 """

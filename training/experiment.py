@@ -10,7 +10,7 @@ models:
   - {family: lightgbm, params: {learning_rate: 0.05}, search: {budget_seconds: 60}}
 ```
 
-Validation is strict about time: every training cutoff's label window (T, T+H] ends by the
+Validation is strict about time: every training cutoff's label window [T, T+H) ends by the
 validation cutoff, and the validation window ends by the test cutoff, so no label a model
 learns from, or is tuned on, overlaps the period it is judged on.
 """

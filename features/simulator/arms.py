@@ -1,6 +1,6 @@
 """The draws behind the oracle's effects, one future at a time: for each treatment arm (no
 contact, or one action forced on day T) and each replica, whether each customer converted and
-was active in (T, T+H].
+was active in [T, T+H).
 
 A randomised experiment at T is then a pick, per (replica, customer), of one arm's draw: a log
 with known propensities, for checking off-policy estimators against the oracle. Replicas are

@@ -3,7 +3,7 @@
 The simulator's draws are keyed by (customer, day, replica), so replaying days [0, T) with
 replica 0 reproduces the data exactly; replicas 1..R then continue independently over
 [T, T+H). Averaging their outcomes gives each customer's true probability of converting, of
-having no activity, of churning (latent), and of each furthest stage reached in (T, T+H].
+having no activity, of churning (latent), and of each furthest stage reached in [T, T+H).
 Action effects compare arms that force one action (or none) on day T and share every random
 number (common random numbers), so the difference isolates the action.
 """
@@ -112,7 +112,7 @@ def _block(
 
 def futures(engine: Engine, pop: Population, st: State, cutoff_day: int, horizon_days: int,
             replicas: int, effects: bool = False) -> pd.DataFrame:
-    """Outcome frequencies over ``replicas`` futures of (T, T+H] from state ``st`` at T, one
+    """Outcome frequencies over ``replicas`` futures of [T, T+H) from state ``st`` at T, one
     row per customer of ``pop``, in blocks that bound memory."""
     n = len(pop.index)
     block = max(1, MAX_CELLS // replicas)
@@ -154,7 +154,7 @@ def oracle(
     replicas: int = 200,
     effects: bool = False,
 ) -> pd.DataFrame:
-    """True outcome probabilities in (T, T+H] for customers who arrived before day T.
+    """True outcome probabilities in [T, T+H) for customers who arrived before day T.
 
     ``customers`` is the simulation's customer count, or the customer numbers to evaluate.
     """

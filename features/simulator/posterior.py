@@ -82,7 +82,7 @@ def alive_posterior(engine: Engine, pop: Population, last: State, cutoff_day: in
 def posterior(params: SimParams, seed: int, sim_days: int, customers: int | Ints,
               cutoff_day: int, horizon_days: int, replicas: int = 200) -> pd.DataFrame:
     """Per customer arrived before day T: ``p_alive``, and ``p_convert``, ``p_inactive`` and
-    ``p_next_<stage>`` / ``p_next_inactive`` over (T, T+H] as the oracle names them, given the
+    ``p_next_<stage>`` / ``p_next_inactive`` over [T, T+H) as the oracle names them, given the
     log, the latent type and starting engagement; ``alive`` and ``latent_type`` are the truth
     at T, for evaluation."""
     if cutoff_day < 1 or horizon_days < 1 or replicas < 1:

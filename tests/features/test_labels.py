@@ -1,4 +1,4 @@
-"""Labels for (T, T+H] on small hand-built stores, against docs/features.md ("Labels")."""
+"""Labels for [T, T+H) on small hand-built stores, against docs/features.md ("Labels")."""
 
 from __future__ import annotations
 
@@ -65,16 +65,16 @@ def by_customer(table: pa.Table) -> dict[str, dict[str, Any]]:
 @pytest.fixture
 def flags_store(store: EventStore) -> EventStore:
     fill(store, [
-        # a: reaches purchase at exactly T+H; a review 1 us later is outside the horizon
+        # a: reaches purchase 1 us before T+H; a review at exactly T+H is outside the horizon
         ev("a", at(-3), "page_view"), ev("a", at(1), "page_view"), ev("a", at(5), "add_to_cart"),
-        ev("a", at(14), "purchase", 30.0), ev("a", at(14, us=1), "review"),
+        ev("a", at(14, us=-1), "purchase", 30.0), ev("a", at(14), "review"),
         # b: bought before T; after T only a contact, and activity after the horizon
         ev("b", at(-10), "purchase", 20.0), ev("b", at(2), "action_sent", action="loyalty_offer"),
         ev("b", at(15), "referral"),
         # c: bought before T and again in the horizon
         ev("c", at(-10), "purchase", 20.0), ev("c", at(3), "purchase", 5.0),
         ev("c", at(4), "email_open"),
-        # d: its purchase is exactly at T: neither a feature nor a label
+        # d: its purchase is exactly at T: a label, not a feature (features see ts < T)
         ev("d", at(-1), "page_view"), ev("d", T, "purchase", 99.0),
         # e: only seen after T: not in the population
         ev("e", at(1), "purchase", 10.0),
@@ -97,20 +97,31 @@ def test_next_stage_converted_and_churn_flags(flags_store: EventStore, spec: Fea
         "a": ("purchase", True, False, None),
         "b": ("inactive", False, True, True),
         "c": ("purchase", True, False, False),
-        "d": ("inactive", False, True, None),
+        "d": ("purchase", True, False, None),
         "f": ("consideration", False, False, None),
         "g": ("advocacy", False, False, None),
         "h": ("inactive", False, True, None),
     }
 
 
-def test_event_exactly_at_t_plus_h_is_in_the_labels(store: EventStore,
-                                                    spec: FeatureSpec) -> None:
-    fill(store, [ev("a", at(-1), "page_view"), ev("a", at(7), "purchase", 1.0),
-                 ev("b", at(-1), "page_view"), ev("b", at(7, us=1), "purchase", 1.0)])
+def test_the_window_is_t_inclusive_to_t_plus_h_exclusive(store: EventStore,
+                                                         spec: FeatureSpec) -> None:
+    """A date-only log stamps events at midnight: with cutoffs at midnight, the cutoff day's
+    purchases must be outcomes (features stop before T), and the next window's, not this one's,
+    must hold those of day T+H."""
+    fill(store, [ev("a", at(-1), "page_view"), ev("a", T, "purchase", 1.0),
+                 ev("b", at(-1), "page_view"), ev("b", at(7, us=-1), "purchase", 1.0),
+                 ev("c", at(-1), "page_view"), ev("c", at(7), "purchase", 1.0),
+                 ev("d", at(-1), "page_view"), ev("d", at(0, us=-1), "purchase", 1.0)])
     got = by_customer(labels(store, spec, T, horizon_days=7))
-    assert (got["a"]["next_stage"], got["a"]["converted"]) == ("purchase", True)
-    assert (got["b"]["next_stage"], got["b"]["converted"]) == ("inactive", False)
+    outcome = {c: (r["next_stage"], r["converted"]) for c, r in got.items()}
+    assert outcome == {"a": ("purchase", True), "b": ("purchase", True),
+                       "c": ("inactive", False), "d": ("inactive", False)}
+    rows = {r["customer_id"]: r for r in BatchEngine(store, spec).features(T).to_pylist()}
+    assert [rows[c]["purchases_total"] for c in "abcd"] == [0.0, 0.0, 0.0, 1.0]
+    # The next window, from T+H, holds c's purchase: every event is in exactly one window.
+    later = by_customer(labels(store, spec, at(7), horizon_days=7))
+    assert later["c"]["converted"] and not later["b"]["converted"]
 
 
 def test_population_matches_the_batch_features(flags_store: EventStore,
@@ -119,7 +130,7 @@ def test_population_matches_the_batch_features(flags_store: EventStore,
     feats = BatchEngine(flags_store, spec).features(T)
     assert sorted(feats["customer_id"].to_pylist()) == lab["customer_id"].to_pylist()
     rows = {r["customer_id"]: r for r in feats.to_pylist()}
-    # d's purchase at exactly T is not a feature either
+    # d's purchase at exactly T is a label, not a feature
     assert (rows["d"]["purchases_total"], rows["d"]["events_total"]) == (0.0, 1.0)
     assert rows["c"]["purchases_total"] == 1.0  # the purchase after T is not a feature
     assert rows["f"]["events_total"] == 0.0
@@ -166,13 +177,13 @@ def test_churn_days_gap_5_horizon_14(store: EventStore, spec: FeatureSpec) -> No
         ev("contacts", at(-1), "action_sent", action="discount_email"),
         ev("contacts", at(1), "webinar"), ev("contacts", at(2), "action_sent",
                                               action="loyalty_offer"),
-        # an event exactly at T counts for nothing: churn at (T-3) + 5
+        # an event exactly at T is activity in the horizon: churn at T + 5
         ev("at_t", at(-3), "page_view"), ev("at_t", T, "page_view"),
     ])
     assert churn(labels(store, spec, T, horizon_days=14, churn_gap_days=5)) == {
         "active": (14.0, False),
         "at_end": (14.0, True),
-        "at_t": (2.0, True),
+        "at_t": (5.0, True),
         "back": (0.0, True),
         "contacts": (3.0, True),
         "exact": (0.0, True),

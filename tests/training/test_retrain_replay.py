@@ -145,10 +145,10 @@ def test_replays_go_forward(tiny: TinyWorld, replayed: tuple[Home, Outcome]) -> 
 
 
 def _clipped_store(tiny: TinyWorld, folder: Path) -> Path:
-    """The tiny world's events up to REPLAY (labels read (T, T+H] inclusive), in a store."""
+    """The tiny world's events before REPLAY, in a store: what it held at REPLAY."""
     events = pq.read_table(tiny.root / "sim" / "events")
     part = folder / "clipped.parquet"
-    pq.write_table(events.filter(pc.less_equal(events["ts"], REPLAY)), part)
+    pq.write_table(events.filter(pc.less(events["ts"], REPLAY)), part)
     with EventStore(folder / "clipped.duckdb") as es:
         es.ingest(part, identity_mapping(), load_taxonomy())
     return folder / "clipped.duckdb"
