@@ -36,6 +36,7 @@ class LoadReport:
     rejects_path: Path | None = None
     unknown_types: Counter[str] = field(default_factory=Counter)  # as the source spells them
     unknown_uncounted: int = 0  # rows of unknown types past MAX_UNKNOWN_NAMES names
+    renamed: dict[str, str] = field(default_factory=dict)  # the mapping's event_types
 
     @property
     def rejected_total(self) -> int:
@@ -55,18 +56,30 @@ class LoadReport:
         """Which event types the taxonomy lacked, and the three ways to load them."""
         if not self.unknown_types:
             return []
+        # A type the mapping renamed is unknown under its new name: name both spellings.
         top = self.unknown_types.most_common(5)
         more = len(self.unknown_types) - len(top)
-        names = ", ".join(f"{name!r} ({n:,})" for name, n in top) + (
+        names = ", ".join(self._spelling(name, n) for name, n in top) + (
             f" and {more:,} more" if more > 0 else "") + (
             f"; {self.unknown_uncounted:,} more rows of types not counted by name"
             if self.unknown_uncounted else "")
         advice = ("to load them: add them to the taxonomy's event_types (JOURNEY_TAXONOMY), "
                   "rename them to known types in a mapping file's event_types, or keep them "
                   "without a stage (--unknown-events keep)")
+        if any(name in self.renamed for name in self.unknown_types):
+            advice = ("to load them: add them (the mapped name where there is one) to the "
+                      "taxonomy's event_types (JOURNEY_TAXONOMY), map them to types the taxonomy "
+                      "has in the mapping's event_types, or keep them without a stage "
+                      "(--unknown-events keep)")
         return [*textwrap.wrap(f"unknown event types: {names}", 96, initial_indent="  ",
                                subsequent_indent="    "),
                 *textwrap.wrap(advice, 96, initial_indent="  ", subsequent_indent="    ")]
+
+    def _spelling(self, name: str, rows: int) -> str:
+        if name in self.renamed:
+            return (f"{name!r} ({rows:,}; mapped to {self.renamed[name]!r}, which is not in the "
+                    "taxonomy)")
+        return f"{name!r} ({rows:,})"
 
 
 class RejectsWriter:
@@ -110,6 +123,7 @@ def load_events(
     """
     files = source_files(Path(path))
     report.rejects_path = rejects_path
+    report.renamed = dict(mapping.event_types)
     writer = RejectsWriter(rejects_path)
     normalizer = Normalizer(mapping, taxonomy)
     wanted = mapping.wanted_columns()

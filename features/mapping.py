@@ -1,21 +1,33 @@
-"""Column mappings: how a source file's columns become the canonical event fields."""
+"""Column mappings: how a source file's columns become the canonical event fields.
+
+A column the user names (in a mapping file or with --map) must be in the file: a mapping that
+names ``amount_usd`` for the value of a file without it would otherwise load every value as
+missing. A preset's lists are candidates for many kinds of files, so none of them is required.
+"""
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import yaml
 
-from features.errors import MappingError
+from features.errors import ConfigError, MappingError
 from features.schema import EVENT_FIELDS, REQUIRED_FIELDS
+from features.yaml_config import StrictLoader, reject_duplicate_keys
 
 PRESETS = ("segment", "purchases")
 ISO8601 = "ISO8601"
 EPOCH_UNITS = {"epoch_s": 1_000_000, "epoch_ms": 1_000, "epoch_us": 1}
+TS_KEYWORDS = {k.lower(): k for k in (ISO8601, *EPOCH_UNITS)}  # spelled in any case
 MAPPABLE = frozenset(EVENT_FIELDS)
+DEFAULTABLE = ("channel",)  # the fields `defaults:` can set (a row without one gets it)
+# (what named them, e.g. "columns.value", the columns it named: at least one must be present)
+Required = tuple[tuple[str, tuple[str, ...]], ...]
 
 
 @dataclass(frozen=True)
@@ -29,6 +41,7 @@ class ColumnMapping:
     defaults: dict[str, str] = field(default_factory=dict)
     properties: tuple[str, ...] = ()  # extra source columns packed into `properties`
     source: str = "<mapping>"
+    required: Required = ()  # columns the user named, which the file must have
 
     def resolve(self, available: list[str], where: str) -> dict[str, tuple[str, ...]]:
         """The source columns of each canonical field, in preference order; a row takes the
@@ -39,13 +52,19 @@ class ColumnMapping:
             hits = tuple(c for c in candidates if c in present)
             if hits:
                 resolved[canonical] = hits
-        for required in REQUIRED_FIELDS:
-            if required not in resolved and required not in self.constants:
-                tried = list(self.columns.get(required, (required,)))
+        for req in REQUIRED_FIELDS:
+            if req not in resolved and req not in self.constants:
+                tried = list(self.columns.get(req, (req,)))
                 raise MappingError(
-                    f"{where}: no column for required field {required!r} (mapping {self.source} "
+                    f"{where}: no column for required field {req!r} (mapping {self.source} "
                     f"tried {tried}); the file has columns {available}"
                 )
+        missing = [(label, named) for label, named in self.required
+                   if not any(c in present for c in named)]
+        if missing:
+            what = "; ".join(f"{label}: {_names(named)}" for label, named in missing)
+            raise MappingError(f"{where}: mapping {self.source} names columns the file does not "
+                               f"have ({what}); the file has columns {available}")
         return resolved
 
     def wanted_columns(self) -> frozenset[str]:
@@ -56,6 +75,10 @@ class ColumnMapping:
     def extra_columns(self, available: list[str]) -> list[str]:
         present = set(available)
         return [c for c in self.properties if c in present]
+
+
+def _names(named: tuple[str, ...]) -> str:
+    return repr(named[0]) if len(named) == 1 else f"none of {list(named)}"
 
 
 def identity_mapping() -> ColumnMapping:
@@ -71,7 +94,46 @@ def _as_tuple(value: Any, where: str) -> tuple[str, ...]:
     raise MappingError(f"{where}: expected a column name or a list of names, got {value!r}")
 
 
-def mapping_from_dict(raw: dict[str, Any], source: str) -> ColumnMapping:
+def _ts_formats(value: Any, source: str) -> tuple[str, ...]:
+    """The timestamp formats, keywords in their canonical spelling; each strptime pattern is
+    tried once here, as DuckDB reads it: a bad one fails the query of every batch."""
+    formats = _as_tuple(value, f"{source}: ts_format")
+    if not formats:
+        raise MappingError(f"{source}: ts_format: give at least one format")
+    out = []
+    with duckdb.connect() as con:
+        for i, fmt in enumerate(formats):
+            where = f"{source}: ts_format[{i}] {fmt!r}"
+            keyword = TS_KEYWORDS.get(fmt.strip().lower())
+            if keyword is not None:
+                out.append(keyword)
+                continue
+            if "%" not in fmt:
+                raise MappingError(f"{where}: neither one of {list(TS_KEYWORDS.values())} nor a "
+                                   "strptime pattern (such as %Y%m%d)")
+            try:
+                con.execute("SELECT TRY_STRPTIME('', '" + fmt.replace("'", "''") + "')")
+            except duckdb.Error as exc:
+                why = str(exc).strip().splitlines()[0].split("Error: ", 1)[-1]
+                raise MappingError(f"{where}: not a valid strptime pattern: {why}") from exc
+            out.append(fmt)
+    return tuple(out)
+
+
+def _defaults(value: Any, source: str) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise MappingError(f"{source}: defaults: expected field: value, got {value!r}")
+    for key in value:
+        if key not in DEFAULTABLE:
+            close = difflib.get_close_matches(str(key), DEFAULTABLE, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise MappingError(f"{source}: defaults.{key}: not a field defaults can set{hint}; "
+                               f"they can set {list(DEFAULTABLE)}")
+    return {k: str(v) for k, v in value.items()}
+
+
+def mapping_from_dict(raw: dict[str, Any], source: str, preset: bool = False) -> ColumnMapping:
+    """``preset``: the columns are candidates for many files, none required."""
     known = {"columns", "constants", "event_types", "ts_format", "defaults", "properties"}
     unknown = set(raw) - known
     if unknown:
@@ -84,26 +146,37 @@ def mapping_from_dict(raw: dict[str, Any], source: str) -> ColumnMapping:
             raise MappingError(
                 f"{source}: {name!r} is not an event field; fields are {list(EVENT_FIELDS)}"
             )
-    ts_format = _as_tuple(raw.get("ts_format", [ISO8601]), f"{source}: ts_format")
+    columns = {k: _as_tuple(v, f"{source}: columns.{k}") for k, v in columns_raw.items()}
+    properties = _as_tuple(raw.get("properties", []), f"{source}: properties")
+    required: Required = () if preset else (
+        *((f"columns.{k}", v) for k, v in columns.items()),
+        *((f"properties[{i}]", (c,)) for i, c in enumerate(properties)))
     return ColumnMapping(
-        columns={k: _as_tuple(v, f"{source}: columns.{k}") for k, v in columns_raw.items()},
+        columns=columns,
         constants={k: str(v) for k, v in (raw.get("constants") or {}).items()},
         event_types={str(k): str(v) for k, v in (raw.get("event_types") or {}).items()},
-        ts_format=ts_format,
-        defaults={k: str(v) for k, v in (raw.get("defaults") or {}).items()},
-        properties=_as_tuple(raw.get("properties", []), f"{source}: properties"),
+        ts_format=_ts_formats(raw.get("ts_format", [ISO8601]), source),
+        defaults=_defaults(raw.get("defaults") or {}, source),
+        properties=properties,
         source=source,
+        required=required,
     )
 
 
-def _load_yaml(text: str, source: str) -> ColumnMapping:
+def _load_yaml(text: str, source: str, preset: bool = False) -> ColumnMapping:
     try:
-        raw = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=StrictLoader)
+        raw = yaml.load(text, Loader=StrictLoader)  # safe: StrictLoader is a SafeLoader
     except yaml.YAMLError as exc:
         raise MappingError(f"{source}: not valid YAML: {exc}") from exc
+    if node is not None:
+        try:
+            reject_duplicate_keys(node, source)
+        except ConfigError as exc:  # YAML would keep the last of the two silently
+            raise MappingError(str(exc)) from exc
     if not isinstance(raw, dict):
         raise MappingError(f"{source}: expected a mapping at the top level")
-    return mapping_from_dict(raw, source)
+    return mapping_from_dict(raw, source, preset)
 
 
 def load_mapping_file(path: str | Path) -> ColumnMapping:
@@ -117,13 +190,12 @@ def load_preset(name: str) -> ColumnMapping:
     if name not in PRESETS:
         raise MappingError(f"unknown preset {name!r}; presets are {list(PRESETS)}")
     text = resources.files("features.presets").joinpath(f"{name}.yaml").read_text()
-    return _load_yaml(text, f"preset {name}")
+    return _load_yaml(text, f"preset {name}", preset=True)
 
 
-def parse_map_option(option: str, base: ColumnMapping | None = None) -> ColumnMapping:
-    """Parse ``customer_id=COL,ts=COL,event_type=COL[,...]`` (overrides ``base`` per field)."""
-    columns = dict(base.columns) if base else {}
-    seen: set[str] = set()
+def _parse_map_parts(option: str) -> dict[str, str]:
+    """``FIELD=COLUMN`` pairs of a --map option, in order."""
+    pairs: dict[str, str] = {}
     for part in option.split(","):
         part = part.strip()
         if not part:
@@ -136,20 +208,42 @@ def parse_map_option(option: str, base: ColumnMapping | None = None) -> ColumnMa
             raise MappingError(
                 f"--map: {name!r} is not an event field; fields: {list(EVENT_FIELDS)}"
             )
-        if name in seen:
+        if name in pairs:
             raise MappingError(f"--map: field {name!r} given twice")
-        seen.add(name)
-        columns[name] = (column,)
+        pairs[name] = column
+    return pairs
+
+
+def parse_map_option(option: str, base: ColumnMapping | None = None) -> ColumnMapping:
+    """Parse ``customer_id=COL,ts=COL,event_type=COL[,...]`` (overrides ``base`` per field).
+
+    Without ``base``, a field --map does not name is read from the column of its canonical
+    name (``--map customer_id=visitor`` still loads ``ts``, ``event_id``, ``value``...), unless
+    --map gave that column to another field."""
+    pairs = _parse_map_parts(option)
     if base is None:
-        return ColumnMapping(columns=columns, source="--map")
+        claimed = set(pairs.values())
+        columns = {f: cols for f, cols in identity_mapping().columns.items()
+                   if f in pairs or not claimed.intersection(cols)}
+        base = ColumnMapping(columns=columns, source="--map")
+        source = "--map"
+    else:
+        source = f"{base.source} + --map"
+    columns = dict(base.columns)
+    columns.update({name: (column,) for name, column in pairs.items()})
+    overridden = {f"columns.{name}" for name in pairs}
+    required: Required = (*((label, named) for label, named in base.required
+                            if label not in overridden),
+                          *((f"--map {name}", (column,)) for name, column in pairs.items()))
     return ColumnMapping(
         columns=columns,
-        constants={k: v for k, v in base.constants.items() if k not in seen},
+        constants={k: v for k, v in base.constants.items() if k not in pairs},
         event_types=base.event_types,
         ts_format=base.ts_format,
         defaults=base.defaults,
         properties=base.properties,
-        source=f"{base.source} + --map",
+        source=source,
+        required=required,
     )
 
 

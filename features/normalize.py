@@ -13,7 +13,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from features.errors import MappingError
 from features.mapping import EPOCH_UNITS, ISO8601, ColumnMapping
+from features.read_jsonl import non_text_ids
 from features.readers import LINE_COLUMN
 from features.schema import (
     DEFAULT_CHANNEL,
@@ -31,6 +33,11 @@ from features.taxonomy import Taxonomy
 # Epoch numbers are clamped to +-1e17 us (years -1200..5138) before becoming timestamps: DuckDB
 # raises, for the whole batch, on values past its range; clamped, they fail the range check.
 EPOCH_CLAMP_US = 10**17
+# ISO text: what follows the time (HH:MM[:SS[.f]]), an offset, and a zone name after a space.
+_AFTER_TIME = r"^[^:]*\d:\d\d(?::\d\d(?:\.\d*)?)?(.*)$"
+_OFFSET = r"^(?:Z|[+-]\d\d(?::?\d\d){0,2})$"
+_ZONE_NAME = r"^ ([A-Za-z][A-Za-z0-9_/+-]*)$"
+Columns = dict[str, tuple[str, ...]]  # canonical field -> its source columns, in order
 MAX_CACHED_SQL = 64  # one query per raw schema seen; bounded, whatever a source throws at it
 # Per batch, to find the rows behind an unforeseen DuckDB error: ~12 such rows are isolated
 # exactly (about 34 queries each); past that a failing part is rejected whole, with the error.
@@ -165,8 +172,11 @@ class Normalizer:
         self._con.register("tax", pa.table({
             "name": pa.array(list(taxonomy.event_stage), pa.string()),
         }))
+        zones = self._con.execute(
+            "SELECT DISTINCT lower(name) FROM pg_timezone_names() ORDER BY 1").fetchall()
+        self._zones = "[" + ", ".join(sql_str(z) for (z,) in zones) + "]"
         self._checks = _checks(taxonomy.unknown_event_types)
-        self._sql_cache: dict[tuple[tuple[str, str], ...], str] = {}
+        self._sql_cache: dict[tuple[tuple[str, str], ...], tuple[str, Columns]] = {}
 
     def close(self) -> None:
         self._con.close()
@@ -182,11 +192,13 @@ class Normalizer:
         if raw.num_rows == 0:
             return STAGED_SCHEMA.empty_table(), REJECT_SCHEMA.empty_table()
         key = tuple((f.name, str(f.type)) for f in raw.schema)
-        sql = self._sql_cache.get(key)
-        if sql is None:
+        cached = self._sql_cache.get(key)
+        if cached is None:
             if len(self._sql_cache) >= MAX_CACHED_SQL:
                 self._sql_cache.clear()
-            sql = self._sql_cache[key] = self._build_sql(raw.schema, where, source_columns)
+            cached = self._sql_cache[key] = self._build_sql(raw.schema, where, source_columns)
+        sql, id_columns = cached
+        raw, id_rejects = self._without_non_text_ids(raw, id_columns)
         out, failed = self._execute(sql, raw)
         bad = pc.is_valid(out["check_no"])
         valid = out.filter(pc.invert(bad)).select([*EVENT_FIELDS, DERIVED_ID]).cast(STAGED_SCHEMA)
@@ -198,6 +210,8 @@ class Normalizer:
             "reason": pa.array([self._checks[c].reason for c in codes], pa.string()),
             "value": rejected["bad_value"],
         }).cast(REJECT_SCHEMA)
+        if id_rejects is not None:
+            rejects = pa.concat_tables([rejects, id_rejects])
         if failed:
             rejects = pa.concat_tables([rejects, pa.table({
                 "line": pa.array([line for line, _ in failed], pa.int64()),
@@ -207,6 +221,18 @@ class Normalizer:
                 "value": pa.array([""] * len(failed), pa.string()),
             })])
         return valid, rejects
+
+    def _without_non_text_ids(self, raw: pa.Table,
+                              id_columns: Columns) -> tuple[pa.Table, pa.Table | None]:
+        """The batch without the rows whose id was a JSON object, list, true/false or inexact
+        number, and their rejects."""
+        bad = non_text_ids(raw, id_columns)
+        if not bad:
+            return raw, None
+        keep = pa.array([line not in bad for line in raw[LINE_COLUMN].to_pylist()], pa.bool_())
+        rows = [(line, *bad[line]) for line in sorted(bad)]
+        return raw.filter(keep), pa.Table.from_pylist(
+            [dict(zip(REJECT_SCHEMA.names, row, strict=True)) for row in rows], REJECT_SCHEMA)
 
     def _execute(self, sql: str, raw: pa.Table,
                  budget: list[int] | None = None) -> tuple[pa.Table, list[tuple[int, str]]]:
@@ -225,6 +251,9 @@ class Normalizer:
             why = str(exc).strip().splitlines()[0][:200]
         finally:
             self._con.unregister("raw")
+        if raw.num_rows == 0:  # not a row's value: the query itself fails (halving won't end)
+            raise MappingError(f"mapping {self.mapping.source}: the validation query fails "
+                               f"whatever the rows: {why}")
         budget[0] -= 1
         if raw.num_rows == 1 or budget[0] <= 0:
             empty, _ = self._execute(sql, raw.slice(0, 0), budget)
@@ -267,10 +296,7 @@ class Normalizer:
         parts = []
         for fmt in self.mapping.ts_format:
             if fmt == ISO8601:
-                # DuckDB also reads words ('epoch' is 1970-01-01, 'infinity'); a date starts
-                # with a digit.
-                parts.append(f"CASE WHEN ord({text}) BETWEEN 48 AND 57 "
-                             f"THEN TRY_CAST({text} AS TIMESTAMPTZ) END")
+                parts.append(self._iso_expr(text))
             elif fmt in EPOCH_UNITS:
                 micros = f"TRY_CAST(TRY_CAST({text} AS DOUBLE) * {EPOCH_UNITS[fmt]} AS BIGINT)"
                 # greatest/least skip NULLs: an unparseable number must stay NULL.
@@ -280,6 +306,28 @@ class Normalizer:
             else:
                 parts.append(f"CAST(TRY_STRPTIME({text}, {sql_str(fmt)}) AS TIMESTAMPTZ)")
         return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
+
+    def _iso_expr(self, text: str) -> str:
+        """ISO 8601 text as a UTC instant, each row on its own. DuckDB's text -> TIMESTAMPTZ
+        cast keeps the last zone name it read for later rows of the query that have none
+        (after `10:00 Asia/Tokyo`, `10:00` read as Tokyo time), so it only gets rows with an
+        offset: zone-less text is read as TIMESTAMP (which takes only `Z` and `UTC` besides;
+        it would drop an offset, hence the test for `+` and a `-` after the time), a named
+        zone goes through timezone(zone, local time). DuckDB also reads words ('epoch' is
+        1970-01-01, 'infinity'): a date starts with a digit."""
+        local = f"TRY_CAST({text} AS TIMESTAMP)"
+        zone_less = f"NOT ({text} LIKE '%:%-%' OR contains({text}, '+')) AND {local} IS NOT NULL"
+        tail = f"regexp_extract({text}, '{_AFTER_TIME}', 1)"
+        zone = f"regexp_extract({tail}, '{_ZONE_NAME}', 1)"
+        known = f"list_contains({self._zones}, lower({zone}))"
+        # timezone() fails the whole query on a name it does not know: only known ones reach it.
+        named = (f"timezone(CASE WHEN {known} THEN {zone} ELSE 'UTC' END, "
+                 f"TRY_CAST(left({text}, length({text}) - length({tail})) AS TIMESTAMP))")
+        return (f"CASE WHEN ord({text}) NOT BETWEEN 48 AND 57 THEN NULL "
+                f"WHEN {zone_less} THEN make_timestamptz(epoch_us({local})) "
+                f"WHEN NOT contains({text}, ':') THEN NULL "
+                f"WHEN regexp_matches({tail}, '{_OFFSET}') THEN TRY_CAST({text} AS TIMESTAMPTZ) "
+                f"WHEN {known} THEN {named} END")
 
     def _properties_expr(self, schema: pa.Schema, resolved: dict[str, tuple[str, ...]]) -> str:
         base = self._text("properties", resolved)
@@ -292,7 +340,9 @@ class Normalizer:
         return (f"CASE WHEN {base} IS NULL THEN {extra} WHEN {is_json_object(base)} "
                 f"THEN CAST(json_merge_patch({base}, {extra}) AS VARCHAR) ELSE {base} END")
 
-    def _build_sql(self, schema: pa.Schema, where: str, source_columns: list[str] | None) -> str:
+    def _build_sql(self, schema: pa.Schema, where: str, source_columns: list[str] | None
+                   ) -> tuple[str, Columns]:
+        """The batch query, and the columns of the ids (for the rows with JSON values as ids)."""
         # Source columns the reader left out are not the mapping's (it kept all of those), so
         # they only make a missing-column message name everything the file has.
         present = [n for n in schema.names if n != LINE_COLUMN]
@@ -318,6 +368,8 @@ class Normalizer:
                  "coalesce(CAST(TRY_CAST(round(value * 1e6) AS HUGEINT) AS VARCHAR), "
                  "CAST(value AS VARCHAR), ''), coalesce(action, ''), coalesce(properties, '')))")
         checks = self._checks
+        ids: Columns = {name: resolved[name] for name in ("customer_id", "event_id")
+                        if name in resolved and name not in self.mapping.constants}
         return f"""
         WITH s AS (
             SELECT {LINE_COLUMN},
@@ -348,4 +400,4 @@ class Normalizer:
                value, action, properties, event_id_raw IS NULL AS {DERIVED_ID}, {LINE_COLUMN},
                check_no, {_offending_value(checks)} AS bad_value
         FROM c ORDER BY {LINE_COLUMN}
-        """
+        """, ids

@@ -4,6 +4,12 @@ Each line is one object. Nested objects are flattened into ``parent_child`` colu
 ``context.campaign.source`` becomes ``context_campaign_source``), but only along the names the
 mapping can use: flattening everything copies a deep object once per level, and objects keyed by
 ids (``{"sku123": …}``) would add a column per id, so a few MB of such lines took gigabytes.
+
+Values become text as a CSV file would spell them, so ids match across formats: a number with
+an integral value is written without a fraction (``1.0`` -> ``1``, as ``1`` in a CSV). What has
+no such spelling (an object, a list, true/false, a fractional or inexact number) is noted per
+cell in the batch's schema metadata (``json_kinds``): an id cannot be one, and the normaliser
+rejects a row whose customer_id or event_id comes from such a cell, naming line and field.
 """
 
 from __future__ import annotations
@@ -11,9 +17,12 @@ from __future__ import annotations
 import codecs
 import itertools
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import pyarrow as pa
 
 from features.read_base import (
     LINE_COLUMN,
@@ -33,6 +42,9 @@ SKIP_CHUNK = 1 << 16
 MAX_FLATTEN_DEPTH = 8
 # A batch without a mapping (every key a column) is handed on past this many cells.
 MAX_BATCH_CELLS = 10_000_000
+KINDS_KEY = b"journey.json_kinds"  # schema metadata: {column: {line: kind}} of non-text values
+MAX_EXACT_FLOAT = 2**53  # past it a float's integer value is not the one written
+Kinds = dict[str, dict[int, str]]
 
 
 class _LineTooLongError(Exception):
@@ -70,11 +82,15 @@ class _JsonBatch:
         self.rejects: list[Reject] = []
         self.columns: dict[str, None] = {}
         self.listed: dict[str, None] = {}  # source keys, for messages about missing columns
+        self.kinds: Kinds = {}
         self.chars = 0
 
-    def add(self, line: int, obj: dict[str, Any], flat: dict[str, Any], size: int) -> None:
+    def add(self, line: int, obj: dict[str, Any], flat: dict[str, Any], size: int,
+            kinds: dict[str, str]) -> None:
         self.records.append(flat)
         self.lines.append(line)
+        for name, kind in kinds.items():
+            self.kinds.setdefault(name, {})[line] = kind
         self.columns.update(dict.fromkeys(flat))
         room = MAX_LISTED_COLUMNS - len(self.listed)
         if room > 0:
@@ -90,8 +106,11 @@ class _JsonBatch:
         names = list(self.columns)
         columns = [[rec.get(k) for rec in self.records] for k in names]
         listed = list(self.listed) + [n for n in names if n not in self.listed]
-        out = RawBatch(strings_table(names, columns, self.lines), self.rejects, listed)
-        self.records, self.lines, self.rejects, self.chars = [], [], [], 0
+        table = strings_table(names, columns, self.lines)
+        if self.kinds:
+            table = table.replace_schema_metadata({KINDS_KEY: json.dumps(self.kinds)})
+        out = RawBatch(table, self.rejects, listed)
+        self.records, self.lines, self.rejects, self.chars, self.kinds = [], [], [], 0, {}
         if self._projection.names is None:
             self.columns = {}
         return out
@@ -122,7 +141,7 @@ def read_jsonl(binary: BinarySource, source: str, batch_rows: int, limits: ReadL
             if isinstance(parsed, Reject):
                 batch.rejects.append(parsed)
             else:
-                batch.add(number, parsed[0], parsed[1], len(raw))
+                batch.add(number, parsed[0], parsed[1], len(raw), parsed[2])
         if batch.full(batch_rows, limits):
             yield batch.flush()
     yield batch.flush()
@@ -138,9 +157,11 @@ def _read_line(binary: BinarySource, limit: int) -> bytes:
     raise _LineTooLongError
 
 
-def _parse_json_line(raw: bytes, source: str, number: int,
-                     projection: _Projection) -> tuple[dict[str, Any], dict[str, Any]] | Reject:
-    """(the object, its flattened wanted columns) or why the line is rejected."""
+def _parse_json_line(
+    raw: bytes, source: str, number: int, projection: _Projection
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]] | Reject:
+    """(the object, its flattened wanted columns, the kinds of its non-text values) or why the
+    line is rejected."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -150,7 +171,8 @@ def _parse_json_line(raw: bytes, source: str, number: int,
         obj = json.loads(text)
         if not isinstance(obj, dict):
             return Reject(source, number, "a JSON line must be an object", clip(text))
-        flat = _flatten(obj, projection)
+        kinds: dict[str, str] = {}
+        flat = _flatten(obj, projection, kinds)
     except json.JSONDecodeError as exc:
         return Reject(source, number, f"malformed JSON: {exc.msg} at column {exc.colno}",
                       clip(text))
@@ -160,29 +182,81 @@ def _parse_json_line(raw: bytes, source: str, number: int,
         return Reject(source, number, f"malformed JSON: {str(exc).split(';')[0]}", clip(text))
     if "\\u0000" in text and any(isinstance(v, str) and "\x00" in v for v in flat.values()):
         return Reject(source, number, "NUL byte: in the row", clip(text))
-    return obj, flat
+    return obj, flat, kinds
 
 
-def _flatten(obj: dict[str, Any], projection: _Projection, prefix: str = "",
-             depth: int = 0) -> dict[str, Any]:
+def _flatten(obj: dict[str, Any], projection: _Projection, kinds: dict[str, str],
+             prefix: str = "", depth: int = 0) -> dict[str, Any]:
     """Wanted columns of one object: nested objects become ``parent_child`` columns and stay
-    available whole as JSON text; lists stay JSON text; scalars become text."""
+    available whole as JSON text; lists stay JSON text; scalars become text. ``kinds`` gets
+    the columns whose value is not text or a whole number (see the module's docstring)."""
     flat: dict[str, Any] = {}
     for key, value in obj.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
             if projection.keeps(name):
                 flat[name] = json.dumps(value, ensure_ascii=False, sort_keys=True)
+                kinds[name] = "a JSON object"
             if projection.descends(name, depth):
-                flat.update(_flatten(value, projection, f"{name}_", depth + 1))
+                flat.update(_flatten(value, projection, kinds, f"{name}_", depth + 1))
         elif not projection.keeps(name):
             continue
         elif isinstance(value, list):
             flat[name] = json.dumps(value, ensure_ascii=False)
+            kinds[name] = "a JSON list"
         elif value is None:
             flat[name] = None
         elif isinstance(value, bool):
             flat[name] = "true" if value else "false"
+            kinds[name] = "true or false"
+        elif isinstance(value, float):
+            flat[name] = _float_text(value, name, kinds)
         else:
             flat[name] = str(value)
     return flat
+
+
+def _float_text(value: float, name: str, kinds: dict[str, str]) -> str:
+    """A JSON number read as a float: integral ones as a CSV would spell them (1.0 -> "1")."""
+    if value.is_integer() and abs(value) <= MAX_EXACT_FLOAT:
+        return str(int(value))
+    kinds[name] = ("not a finite number" if not math.isfinite(value)
+                   else "a number too large to be exact" if value.is_integer()
+                   else "a number with a fraction")
+    return str(value)
+
+
+def non_text_ids(table: pa.Table,
+                 ids: dict[str, tuple[str, ...]]) -> dict[int, tuple[str, str, str]]:
+    """{line: (field, reason, value)} of the rows whose id (``ids``: field -> its columns, a
+    row taking the first non-empty one) was a JSON value with no text spelling: ``{"a": 1}``
+    stored as an id would never match the customer's other events, nor 1.5 a CSV's "1.50"."""
+    kinds = json_kinds(table)
+    bad: dict[int, tuple[str, str, str]] = {}
+    if not kinds:
+        return bad
+    rows = {line: i for i, line in enumerate(table[LINE_COLUMN].to_pylist())}
+    for name, columns in ids.items():
+        tagged = {line for c in columns for line in kinds.get(c, {})}
+        for line in sorted(tagged - bad.keys()):
+            for column in columns:
+                value = table[column][rows[line]].as_py()
+                if value is None or not value.strip(" \t\n\r"):  # missing: the next column
+                    continue
+                kind = kinds.get(column, {}).get(line)
+                if kind is not None:
+                    bad[line] = (name, f"{name} is {kind}, not text or a whole number",
+                                 value[:80])
+                break
+    return bad
+
+
+def json_kinds(table: pa.Table) -> Kinds:
+    """{column: {line: kind}} of the cells of a JSON-lines batch that held no text or whole
+    number (an object, a list, true/false, a fractional number); {} for other formats."""
+    meta = table.schema.metadata or {}
+    raw = meta.get(KINDS_KEY)
+    if raw is None:
+        return {}
+    return {col: {int(line): kind for line, kind in cells.items()}
+            for col, cells in json.loads(raw).items()}

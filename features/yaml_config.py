@@ -4,6 +4,7 @@ error names the file (the callers' schemas name the key)."""
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from collections.abc import Sequence
@@ -16,6 +17,30 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from features.errors import ConfigError
+
+_BOOL = "tag:yaml.org,2002:bool"
+
+
+class StrictLoader(yaml.SafeLoader):
+    """YAML 1.2 booleans (only true/false): under YAML 1.1 a condition's `on:` key, and values
+    such as `no` or `off`, would silently turn into true and false."""
+
+
+StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+StrictLoader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+# YAML 1.2 floats too: YAML 1.1 needs a dot and a signed exponent, so `1e-3` (a learning
+# rate) and `2.5e3` would be read as text. Tried after 1.1's own float and int patterns.
+StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
 
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[int | str, ...]
@@ -40,14 +65,35 @@ def read_mapping(path: str | Path | None, package: str, default: str, what: str,
             raise ConfigError(f"{what} not found: {p}")
         text, source = p.read_text(encoding="utf-8"), str(p)
     try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+    if node is not None:
+        reject_duplicate_keys(node, source)
     if raw is None and empty_ok:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
     return raw, source
+
+
+def reject_duplicate_keys(node: yaml.Node, source: str, path: str = "") -> None:
+    """Refuse a key written twice in one mapping: YAML keeps the last one silently, so a
+    second ``rules:`` block would drop every rule of the first without a word."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            here = f"{path}.{key}" if path else key
+            if key in seen:
+                raise ConfigError(
+                    f"{source}: {here}: written twice (line {key_node.start_mark.line + 1})")
+            seen.add(key)
+            reject_duplicate_keys(value_node, source, here)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            reject_duplicate_keys(item, source, f"{path}[{i}]")
 
 
 def validated(schema: type[M], raw: dict[str, Any], source: str) -> M:

@@ -6,37 +6,16 @@ rejected, and checks that name the file and the key path of whatever is wrong
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Collection
 from typing import Any, NoReturn
 
 import yaml
 
 from features.errors import ConfigError
+from features.yaml_config import StrictLoader
+from features.yaml_config import reject_duplicate_keys as duplicate_keys
 
-_BOOL = "tag:yaml.org,2002:bool"
-
-
-class StrictLoader(yaml.SafeLoader):
-    """YAML 1.2 booleans (only true/false): under YAML 1.1 a condition's `on:` key, and values
-    such as `no` or `off`, would silently turn into true and false."""
-
-
-StrictLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-StrictLoader.add_implicit_resolver(
-    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-# YAML 1.2 floats too: YAML 1.1 needs a dot and a signed exponent, so `1e-3` (a learning
-# rate) and `2.5e3` would be read as text. Tried after 1.1's own float and int patterns.
-StrictLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."),
-)
-
+__all__ = ["StrictLoader", "Where", "join", "reject_duplicate_keys"]
 
 def join(path: str, key: object) -> str:
     """The key path of `key` under `path`, as errors print it (`actions.x.caps`)."""
@@ -109,15 +88,4 @@ class Where:
 
 def reject_duplicate_keys(node: yaml.Node, where: Where, path: str = "") -> None:
     """Reject a key written twice in one mapping (YAML would keep the last one silently)."""
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            here = join(path, key)
-            if key in seen:
-                where.fail(here, f"written twice (line {key_node.start_mark.line + 1})")
-            seen.add(key)
-            reject_duplicate_keys(value_node, where, here)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            reject_duplicate_keys(item, where, f"{path}[{i}]")
+    duplicate_keys(node, where.source, path)

@@ -23,10 +23,12 @@ from features.schema import EVENT_FIELDS
 # -- --map ---------------------------------------------------------------------------------------
 def test_parse_map_option_retailrocket() -> None:
     m = parse_map_option("customer_id=visitorid,ts=timestamp,event_type=event")
+    # Fields --map does not name fall back to their canonical column.
     assert m.columns == {
         "customer_id": ("visitorid",),
         "ts": ("timestamp",),
         "event_type": ("event",),
+        **{f: (f,) for f in ("event_id", "channel", "value", "action", "properties")},
     }
     assert m.source == "--map"
     assert m.constants == {}
@@ -40,7 +42,8 @@ def test_parse_map_option_retailrocket() -> None:
 
 def test_parse_map_option_tolerates_spaces_and_empty_parts() -> None:
     m = parse_map_option(" customer_id = user , ts=when,, event_type=what ,")
-    assert m.columns == {"customer_id": ("user",), "ts": ("when",), "event_type": ("what",)}
+    named = {k: v for k, v in m.columns.items() if k in ("customer_id", "ts", "event_type")}
+    assert named == {"customer_id": ("user",), "ts": ("when",), "event_type": ("what",)}
 
 
 @pytest.mark.parametrize(
@@ -99,11 +102,14 @@ def test_mapping_file_all_keys(tmp_path: Path) -> None:
     assert m.source == str(path)
     # Present candidates in preference order (a row takes the first non-empty one);
     # a constant satisfies a required field.
-    assert m.resolve(["uid", "user", "when"], "x.csv") == {
+    named = ["amount", "sku", "qty"]  # named one by one: every one must be in the file
+    assert m.resolve(["uid", "user", "when", *named], "x.csv") == {
         "customer_id": ("user", "uid"),
         "ts": ("when",),
+        "value": ("amount",),
     }
-    assert m.resolve(["uid", "when"], "x.csv") == {"customer_id": ("uid",), "ts": ("when",)}
+    assert m.resolve(["uid", "when", *named], "x.csv") == {
+        "customer_id": ("uid",), "ts": ("when",), "value": ("amount",)}
     assert m.extra_columns(["qty", "other", "when"]) == ["qty"]
 
 
@@ -282,3 +288,85 @@ def test_choose_mapping_preset_and_file_conflict(tmp_path: Path) -> None:
 def test_choose_mapping_unknown_preset() -> None:
     with pytest.raises(MappingError, match="unknown preset"):
         choose_mapping(map_option="ts=t", preset="nope")
+
+
+# -- what the user names must exist; what the YAML says must be meant --------------------------
+def test_map_alone_falls_back_to_canonical_columns() -> None:
+    """--map names only the fields whose columns differ; the rest keep their canonical names."""
+    m = parse_map_option("customer_id=visitor")
+    got = m.resolve(["event_id", "visitor", "ts", "event_type", "channel", "value"], "map1.csv")
+    assert got == {"customer_id": ("visitor",), "event_id": ("event_id",), "ts": ("ts",),
+                   "event_type": ("event_type",), "channel": ("channel",), "value": ("value",)}
+
+
+def test_map_column_given_to_a_field_is_not_also_another_fields() -> None:
+    m = parse_map_option("customer_id=visitor,event_type=channel")
+    assert "channel" not in m.resolve(["visitor", "ts", "channel"], "f.csv")
+
+
+def test_map_names_a_missing_optional_column() -> None:
+    with pytest.raises(MappingError) as info:
+        parse_map_option("value=amt").resolve(["customer_id", "ts", "event_type"], "f.csv")
+    assert str(info.value) == (
+        "f.csv: mapping --map names columns the file does not have (--map value: 'amt'); the "
+        "file has columns ['customer_id', 'ts', 'event_type']")
+
+
+def test_mapping_file_column_missing_from_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "map.yaml"
+    path.write_text("columns: {customer_id: cid, ts: when, event_type: what, value: amount_usd,"
+                    " channel: [src, source]}\nproperties: [Campaign]\n", encoding="utf-8")
+    m = load_mapping_file(path)
+    with pytest.raises(MappingError) as info:
+        m.resolve(["cid", "when", "what", "amt"], "m2.csv")
+    assert str(info.value) == (
+        f"m2.csv: mapping {path} names columns the file does not have (columns.value: "
+        "'amount_usd'; columns.channel: none of ['src', 'source']; properties[0]: 'Campaign'); "
+        "the file has columns ['cid', 'when', 'what', 'amt']")
+    assert m.resolve(["cid", "when", "what", "amount_usd", "source", "Campaign"], "ok.csv") == {
+        "customer_id": ("cid",), "ts": ("when",), "event_type": ("what",),
+        "value": ("amount_usd",), "channel": ("source",)}
+
+
+def test_map_replaces_a_files_column_and_its_requirement(tmp_path: Path) -> None:
+    path = tmp_path / "map.yaml"
+    path.write_text("columns: {customer_id: cid, ts: when, event_type: what, value: usd}\n")
+    m = choose_mapping("value=amt", mapping_file=path)
+    assert m.resolve(["cid", "when", "what", "amt"], "f.csv")["value"] == ("amt",)
+
+
+def test_preset_candidates_are_not_required() -> None:
+    got = load_preset("segment").resolve(["userId", "timestamp", "event"], "s.jsonl")
+    assert got == {"customer_id": ("userId",), "ts": ("timestamp",), "event_type": ("event",)}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("columns:\n  customer_id: c\n  value: amt\n  value: other\n",
+         "columns.value: written twice (line 4)"),
+        ("columns: {customer_id: c}\ncolumns: {ts: t}\n", "columns: written twice (line 2)"),
+        ("defaults: {chanel: web}\n",
+         "defaults.chanel: not a field defaults can set (did you mean 'channel'?); they can set "
+         "['channel']"),
+        ("defaults: {value: 1}\n", "defaults.value: not a field defaults can set; they can set"),
+        ("defaults: [channel]\n", "defaults: expected field: value, got ['channel']"),
+        ('ts_format: ["%Y%m%d", "%Q"]\n',
+         "ts_format[1] '%Q': not a valid strptime pattern: Failed to parse format specifier %Q"),
+        ("ts_format: ISO-8601\n", "ts_format[0] 'ISO-8601': neither one of ['ISO8601', "
+         "'epoch_s', 'epoch_ms', 'epoch_us'] nor a strptime pattern"),
+        ("ts_format: []\n", "ts_format: give at least one format"),
+    ],
+)
+def test_mapping_file_mistakes_are_errors(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(MappingError) as info:
+        load_mapping_file(path)
+    assert str(info.value).startswith(f"{path}: ")
+    assert expected in str(info.value)
+
+
+def test_ts_format_keywords_in_any_case() -> None:
+    m = mapping_from_dict({"ts_format": ["iso8601", "EPOCH_MS", " Epoch_S ", "%d/%m/%Y"]}, "m")
+    assert m.ts_format == (ISO8601, "epoch_ms", "epoch_s", "%d/%m/%Y")
