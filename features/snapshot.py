@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +46,26 @@ def snapshot_dir(
         raise ValueError(f"snapshot kind must be one of {KINDS}")
     leaf = _stamp(as_of) + (f"_h{horizon_days}d" if horizon_days is not None else "")
     return root / kind / spec.hash / leaf
+
+
+def check_root(root: Path, kind: str) -> None:
+    """Fail before any work when ``kind`` snapshots cannot be written under ``root`` (a file
+    there, a folder that cannot be created or written), not after minutes of computing."""
+    if kind not in KINDS:
+        raise ValueError(f"snapshot kind must be one of {KINDS}")
+    folder = root / kind
+    blocking = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise ConfigError(f"snapshot folder {root} (--out or JOURNEY_SNAPSHOTS): {blocking} "
+                          "is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        where = exc.filename or folder
+        raise ConfigError(f"snapshot folder {root} (--out or JOURNEY_SNAPSHOTS): cannot create "
+                          f"or write {where}: {exc.strerror or exc}") from exc
 
 
 def write_snapshot(

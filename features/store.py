@@ -9,9 +9,7 @@ first small append comes.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -20,7 +18,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from features import store_attributes
+from features import store_attributes, store_log
 from features.errors import StoreError
 from features.loaders import LoadReport, load_events
 from features.mapping import ColumnMapping
@@ -36,22 +34,26 @@ from features.schema import (
     EVENTS_DDL,
     KEYS_DDL,
 )
+from features.store_conflicts import (
+    appended_conflicts,
+    conflicts_path,
+    staged_conflicts,
+    write_conflicts,
+)
+from features.store_log import AppendResult, IngestReport
 from features.store_messages import cannot_open, out_of_memory
 from features.taxonomy import Taxonomy
 
-INGEST_LOG_DDL = """
-CREATE TABLE IF NOT EXISTS ingest_log (
-    loaded_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp,
-    source VARCHAR NOT NULL, rows_read BIGINT, valid BIGINT, rejected BIGINT,
-    inserted BIGINT, duplicates BIGINT, rejects_path VARCHAR, reject_reasons VARCHAR
-)
-"""
+__all__ = ["AppendResult", "EventStore", "IngestReport"]
+
 # Indexes older stores kept on events. On customer_key: appends read it from disk and DuckDB keeps
 # what it reads (+24 MB after 4,000 appends at 1.76M events), and a scan reads one customer's
 # history faster anyway (6.7 ms against 13.8 ms). On event_id (unique): every checkpoint
 # rewrote it whole (0.13-0.46 s at 1.76M events against 15-40 ms without), stalling a
 # long-running service's requests; the writer's in-memory hashes (EventIds) do its work.
 DROPPED_INDEXES = ("events_customer", "events_event_id")
+# Where a DuckDB database file says what it is (after an 8-byte checksum).
+DUCKDB_MAGIC, MAGIC_AT = b"DUCK", 8
 # Up to this many rows, append() inserts straight from the Arrow batch (no staging table).
 SMALL_APPEND = 10_000
 COLUMNS = ", ".join(EVENT_FIELDS)
@@ -65,29 +67,18 @@ WHERE {DERIVED_ID} OR k = 0
 """
 
 
-@dataclass(frozen=True)
-class AppendResult:
-    received: int
-    inserted: int
-    rows: pa.Table | None = None  # the inserted events, when the caller asked for them
-
-    @property
-    def duplicates(self) -> int:
-        return self.received - self.inserted
-
-
-@dataclass
-class IngestReport:
-    load: LoadReport
-    append: AppendResult
-
-    def lines(self) -> list[str]:
-        out = self.load.lines()
-        out.append(
-            f"stored {self.append.inserted:,} new events; "
-            f"{self.append.duplicates:,} already stored or repeated (ignored by event_id)"
-        )
-        return out
+def _refuse_other_files(path: Path) -> None:
+    """DuckDB (1.5) opens an existing CSV or Parquet file as a read-only view in memory: a load
+    into it would report rows stored and keep none. Only an empty file (DuckDB says why it cannot
+    open it) or a DuckDB database, whose header carries DUCKDB_MAGIC, goes on to DuckDB."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with path.open("rb") as fh:
+        head = fh.read(MAGIC_AT + len(DUCKDB_MAGIC))
+    if head[MAGIC_AT:] != DUCKDB_MAGIC:
+        kind = "a Parquet file" if head.startswith(b"PAR1") else "its header is not DuckDB's"
+        raise StoreError(f"cannot open event store {path}: not a DuckDB database ({kind}); "
+                         "name a .duckdb store, or a path that does not exist yet")
 
 
 class EventStore:
@@ -101,6 +92,7 @@ class EventStore:
         if read_only and not self.path.exists():
             raise StoreError(f"event store not found: {self.path}; load events into it with "
                              "`journey ingest`")
+        _refuse_other_files(self.path)
         limit = memory_setting(memory_limit) if memory_limit is not None else None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -112,10 +104,11 @@ class EventStore:
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute("SET enable_progress_bar = false")
         self._appender: Appender | None = None
+        self._count_conflicts = True
         if not read_only:
             self._check_layout()
             self.con.execute(EVENTS_DDL)
-            self.con.execute(INGEST_LOG_DDL)
+            store_log.create(self.con)
             for ddl in KEYS_DDL:
                 self.con.execute(ddl)
             self.con.execute(ATTRIBUTES_DDL)
@@ -165,7 +158,7 @@ class EventStore:
             )
         finally:
             self.con.unregister("incoming")
-        return self._commit_staged(batch.num_rows, returning)
+        return self._commit_staged(batch.num_rows, returning)[0]
 
     def serve_appends(self, checkpoint_mb: int) -> None:
         """Set the store up for a writer that answers requests (the service).
@@ -179,6 +172,9 @@ class EventStore:
         on the first append."""
         self.con.execute(f"SET checkpoint_threshold = '{int(checkpoint_mb)}MB'")
         self.con.execute("SET max_vacuum_tasks = 0")
+        # Its answers count ignored rows from the inserted ones (group commit), and telling
+        # conflicts from re-sends would scan the table again under the write lock.
+        self._count_conflicts = False
         self.appender()
 
     def appender(self) -> Appender:
@@ -198,14 +194,20 @@ class EventStore:
     def _append_small(self, batch: pa.Table, returning: bool) -> AppendResult:
         received = batch.num_rows
         rows = self.appender().append(batch)
-        return AppendResult(received, rows.num_rows, rows if returning else None)
+        conflicts = (appended_conflicts(self.con, batch)
+                     if self._count_conflicts and rows.num_rows < received else 0)
+        return AppendResult(received, rows.num_rows, rows if returning else None, conflicts)
 
-    def _commit_staged(self, received: int, returning: bool = False) -> AppendResult:
+    def _commit_staged(self, received: int, returning: bool = False
+                       ) -> tuple[AppendResult, pa.Table | None]:
+        """Insert the staged rows' new events in one transaction; the result, and the rows
+        that conflict (``store_conflicts.staged_conflicts``) when any row was left out."""
         # The window that numbers repeated ids costs a sort; most loads have no repeats.
         row = self.con.execute("SELECT count(*) = count(DISTINCT event_id) FROM staged").fetchone()
         all_distinct = bool(row and row[0])
         dedup = f"SELECT * EXCLUDE ({DERIVED_ID}) FROM staged" if all_distinct else DEDUP_STAGED
         before = self.count()
+        last = self.con.execute("SELECT coalesce(max(rowid), -1) FROM events").fetchone()
         coded = f"""
             SELECT s.*, c.customer_key, t.code, ch.code, a.code FROM ({dedup}) s
             JOIN customers c USING (customer_id)
@@ -223,6 +225,10 @@ class EventStore:
             )
             if returning:
                 rows = cur.to_arrow_table().cast(EVENT_SCHEMA)
+            inserted = self.count() - before
+            # Only a row left out can conflict: a load of new events pays nothing more.
+            conflicts = (staged_conflicts(self.con, last[0] if last else -1)
+                         if inserted < received else None)
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
@@ -231,7 +237,8 @@ class EventStore:
             self.con.execute("DROP TABLE IF EXISTS staged")
             # Read again when next needed: cheaper than hashing a large load's ids here.
             self._appender = None
-        return AppendResult(received, self.count() - before, rows)
+        found = 0 if conflicts is None else conflicts.num_rows
+        return AppendResult(received, inserted, rows, found), conflicts
 
     def _assign_codes(self) -> None:
         """Give new customers a key and new event types, channels and actions a code."""
@@ -251,9 +258,10 @@ class EventStore:
                 WHERE NOT EXISTS
                     (SELECT 1 FROM vocab v WHERE v.kind = '{kind}' AND v.name = n.name)""")
 
-    def load_attributes(self, table: pa.Table, id_column: str = "customer_id") -> int:
-        """Upsert customer attributes (every column but the id); returns customers updated
-        (``features.store_attributes.load_attributes``)."""
+    def load_attributes(self, table: pa.Table, id_column: str = "customer_id"
+                        ) -> store_attributes.AttributeLoad:
+        """Upsert customer attributes (every column but the id; a customer's last row wins);
+        what was loaded (``features.store_attributes.load_attributes``)."""
         return store_attributes.load_attributes(self.con, table, id_column)
 
     def attributes_by_key(self, names: tuple[str, ...]) -> dict[str, tuple[np.ndarray, pa.Array]]:
@@ -297,9 +305,11 @@ class EventStore:
             f"false AS {DERIVED_ID} FROM events LIMIT 0"
         )
         received = 0
+        sources: list[tuple[int, str]] = []  # (first staged row, file) of each batch
         try:
             for batch in load_events(path, mapping, taxonomy, report, rejects_path,
                                      limits=limits):
+                sources.append((received, report.files[-1]))
                 self.con.register("incoming", batch)
                 self.con.execute("INSERT INTO staged SELECT * FROM incoming")
                 self.con.unregister("incoming")
@@ -308,45 +318,25 @@ class EventStore:
                     progress(report, False)
             if progress is not None:
                 progress(report, True)
-            result = IngestReport(report, self._commit_staged(received))
+            appended, conflicts = self._commit_staged(received)
+            result = IngestReport(report, appended)
         except BaseException as exc:
             self.con.execute("DROP TABLE IF EXISTS staged")
             if isinstance(exc, duckdb.OutOfMemoryException):
                 raise StoreError(self._out_of_memory(path, exc)) from exc
             raise
-        self._log(str(path), result)
+        if conflicts is not None and conflicts.num_rows and rejects_path is not None:
+            write_conflicts(conflicts_path(rejects_path), conflicts, sources)
+        store_log.record(self.con, str(path), result)
         return result
 
     def _out_of_memory(self, source: str | Path, exc: duckdb.Error) -> str:
         row = self.con.execute("SELECT current_setting('memory_limit')").fetchone()
         return out_of_memory(self.path, source, str(row[0]) if row else "?", exc)
 
-    def _log(self, source: str, r: IngestReport) -> None:
-        self.con.execute(
-            "INSERT INTO ingest_log (source, rows_read, valid, rejected, inserted, duplicates, "
-            "rejects_path, reject_reasons) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                source,
-                r.load.rows_read,
-                r.load.valid,
-                r.load.rejected_total,
-                r.append.inserted,
-                r.append.duplicates,
-                str(r.load.rejects_path) if r.load.rejected_total else None,
-                json.dumps(dict(r.load.rejected.most_common())),
-            ],
-        )
-
     def ingest_log(self, limit: int = 20) -> list[dict[str, object]]:
-        """The most recent loads, newest first."""
-        cur = self.con.execute(
-            "SELECT CAST(loaded_at AS VARCHAR), source, rows_read, valid, rejected, inserted, "
-            "duplicates, rejects_path, reject_reasons FROM ingest_log "
-            "ORDER BY loaded_at DESC LIMIT ?",
-            [limit],
-        )
-        names = [c[0] for c in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        """The most recent loads, newest first (``features.store_log.recent``)."""
+        return store_log.recent(self.con, limit)
 
     # -- reading -------------------------------------------------------------------------
     def count(self) -> int:

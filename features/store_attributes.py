@@ -1,59 +1,151 @@
-"""Customer attributes in the event store: loaded as latest values, read as codes by key."""
+"""Customer attributes in the event store: loaded as latest values, read as codes by key.
+
+A file is read as text (ids such as ``00001`` keep their zeros, as ingest keeps them), so its
+ids join the events' customer ids. Within one load the last row of a customer wins; rows
+without an id are counted and located, never dropped silently.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
 from features.errors import StoreError
+from features.normalize import clean_text
 from features.normalize import quote as quote_ident
 from features.normalize import sql_str as sql_literal
+from features.readers import LINE_COLUMN, Reject, read_batches, source_files
+
+ROW_COLUMN = "_row"  # position over every file read: a customer's last row wins
+SOURCE_COLUMN = "_source"
+INTERNAL_COLUMNS = (LINE_COLUMN, ROW_COLUMN, SOURCE_COLUMN)
+SHOWN = 5  # lines without an id, and unknown ids, a report names
+
+
+@dataclass(frozen=True)
+class AttributeLoad:
+    """What one load of customer attributes did."""
+
+    customers: int  # distinct customer ids loaded
+    known: int  # of them, customers the store holds events of
+    unknown_ids: tuple[str, ...]  # the first few ids the store holds no events of
+    duplicates: int  # rows replaced by a later row of the same customer
+    missing_id: int  # rows without a customer id: not loaded
+    missing_id_at: tuple[tuple[str, int], ...]  # (source, line) of the first few
+
+    @property
+    def unknown(self) -> int:
+        return self.customers - self.known
+
+
+def read_attribute_file(path: Path) -> tuple[pa.Table, list[Reject]]:
+    """Every row of a CSV/TSV/JSON lines/Parquet file or directory with its source and line
+    (text stays text: no type inference), and the rows that could not be parsed."""
+    tables: list[pa.Table] = []
+    rejects: list[Reject] = []
+    for file in source_files(path):
+        for raw in read_batches(file):
+            rejects += raw.rejects
+            source = pa.array([str(file)] * raw.table.num_rows, pa.string())
+            tables.append(raw.table.append_column(SOURCE_COLUMN, source))
+    if not tables:
+        return pa.table({}), rejects
+    if any(t.schema != tables[0].schema for t in tables):
+        # Files typed apart (an id int64 in one Parquet file, text in another) still stack.
+        tables = [pa.table({n: (t[n] if n in INTERNAL_COLUMNS else t[n].cast(pa.string()))
+                            for n in t.column_names}) for t in tables]
+    table = pa.concat_tables(tables, promote_options="default")
+    return table.append_column(ROW_COLUMN, pa.array(range(table.num_rows), pa.int64())), rejects
+
+
+def _with_positions(table: pa.Table) -> pa.Table:
+    """The internal columns a table read elsewhere (pq.read_table) lacks: its row order."""
+    n = table.num_rows
+    if ROW_COLUMN not in table.column_names:
+        table = table.append_column(ROW_COLUMN, pa.array(range(n), pa.int64()))
+    if LINE_COLUMN not in table.column_names:
+        table = table.append_column(LINE_COLUMN, pa.array(range(1, n + 1), pa.int64()))
+    if SOURCE_COLUMN not in table.column_names:
+        table = table.append_column(SOURCE_COLUMN, pa.array([""] * n, pa.string()))
+    return table
 
 
 def load_attributes(con: duckdb.DuckDBPyConnection, table: pa.Table,
-                    id_column: str = "customer_id") -> int:
-    """Upsert customer attributes (every column but the id); returns customers updated.
+                    id_column: str = "customer_id") -> AttributeLoad:
+    """Upsert customer attributes (every column but the id); a customer's last row wins.
 
     Attributes are kept as their latest value; features treat them as static, so load
     only attributes known from the customer's start (region, device, acquisition channel).
     """
-    if id_column not in table.column_names:
-        raise StoreError(
-            f"attributes: no {id_column!r} column; columns are {table.column_names}"
-        )
-    names = [c for c in table.column_names if c != id_column]
+    columns = [c for c in table.column_names if c not in INTERNAL_COLUMNS]
+    if id_column not in columns:
+        raise StoreError(f"attributes: no {id_column!r} column; columns are {columns}")
+    names = [c for c in columns if c != id_column]
     if not names:
         raise StoreError("attributes: the file has no attribute columns besides the id")
-    con.register("incoming_attrs", table)
+    con.register("incoming_attrs", _with_positions(table))
     try:
-        cols = ", ".join(
-            f"CAST({quote_ident(n)} AS VARCHAR) AS {quote_ident(n)}" for n in names
-        )
         con.execute("BEGIN TRANSACTION")
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE staged_attrs AS
-            UNPIVOT (SELECT CAST({quote_ident(id_column)} AS VARCHAR) AS customer_id, {cols}
-                     FROM incoming_attrs WHERE {quote_ident(id_column)} IS NOT NULL)
-            ON COLUMNS(* EXCLUDE (customer_id)) INTO NAME name VALUE value""")
+        _stage(con, id_column, names)
+        result = _summarize(con)
         con.execute(
             "DELETE FROM attributes a USING staged_attrs s "
             "WHERE a.customer_id = s.customer_id AND a.name = s.name"
         )
-        con.execute(
-            "INSERT INTO attributes SELECT customer_id, name, value FROM staged_attrs"
-        )
-        row = con.execute(
-            "SELECT count(DISTINCT customer_id) FROM staged_attrs"
-        ).fetchone()
+        con.execute("INSERT INTO attributes SELECT customer_id, name, value FROM staged_attrs")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     finally:
         con.unregister("incoming_attrs")
+        con.execute("DROP TABLE IF EXISTS read_attrs")
         con.execute("DROP TABLE IF EXISTS staged_attrs")
-    return int(row[0]) if row else 0
+    return result
+
+
+def _stage(con: duckdb.DuckDBPyConnection, id_column: str, names: list[str]) -> None:
+    """read_attrs: every row, id and values as trimmed text (blank is missing, as in ingest);
+    staged_attrs: (customer, name, value) of each customer's last row."""
+    values = ", ".join(f"{clean_text(quote_ident(n))} AS {quote_ident(n)}" for n in names)
+    internal = ", ".join(INTERNAL_COLUMNS)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE read_attrs AS
+        SELECT {clean_text(quote_ident(id_column))} AS customer_id, {internal}, {values}
+        FROM incoming_attrs""")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE staged_attrs AS
+        UNPIVOT (SELECT * EXCLUDE ({internal}) FROM read_attrs WHERE customer_id IS NOT NULL
+                 QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY {ROW_COLUMN} DESC)
+                         = 1)
+        ON COLUMNS(* EXCLUDE (customer_id)) INTO NAME name VALUE value""")
+
+
+def _summarize(con: duckdb.DuckDBPyConnection) -> AttributeLoad:
+    row = con.execute("""
+        SELECT count(*) FILTER (WHERE customer_id IS NULL),
+               count(customer_id) - count(DISTINCT customer_id),
+               count(DISTINCT customer_id),
+               count(DISTINCT customer_id) FILTER (WHERE customer_id IN
+                                                   (SELECT customer_id FROM customers))
+        FROM read_attrs""").fetchone()
+    missing, duplicates, customers, known = (int(v) for v in row) if row else (0, 0, 0, 0)
+    missing_at = con.execute(
+        f"SELECT {SOURCE_COLUMN}, {LINE_COLUMN} FROM read_attrs WHERE customer_id IS NULL "
+        f"ORDER BY {ROW_COLUMN} LIMIT {SHOWN}").fetchall()
+    unknown = con.execute(f"""
+        SELECT customer_id FROM read_attrs r WHERE customer_id IS NOT NULL AND NOT EXISTS
+            (SELECT 1 FROM customers c WHERE c.customer_id = r.customer_id)
+        GROUP BY customer_id ORDER BY min({ROW_COLUMN}) LIMIT {SHOWN}""").fetchall()
+    return AttributeLoad(
+        customers=customers, known=known, unknown_ids=tuple(str(r[0]) for r in unknown),
+        duplicates=duplicates, missing_id=missing,
+        missing_id_at=tuple((str(s), int(line)) for s, line in missing_at),
+    )
 
 
 def attributes_by_key(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]

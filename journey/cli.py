@@ -64,7 +64,7 @@ def oracle(
         int | None, typer.Option(min=1, help="Only this many random customers.")
     ] = None,
 ) -> None:
-    """True outcome probabilities in (T, T+H] per customer (and action effects)."""
+    """True outcome probabilities in [T, T+H) per customer (and action effects)."""
     from features.errors import ConfigError
     from features.simulator.oracle import oracle_for
 
@@ -175,8 +175,10 @@ def summary(
         typer.echo("\nrecent loads (newest first):")
     for entry in recent:
         where = f" -> {entry['rejects_path']}" if entry["rejects_path"] else ""
+        conflicts = entry.get("conflicts")
+        clash = f" ({conflicts:,} conflicting)" if isinstance(conflicts, int) and conflicts else ""
         typer.echo(f"  {entry['source']}: read {entry['rows_read']:,}, "
-                   f"stored {entry['inserted']:,} new, {entry['duplicates']:,} duplicates, "
+                   f"stored {entry['inserted']:,} new, {entry['duplicates']:,} duplicates{clash}, "
                    f"{entry['rejected']:,} rejected {entry['reject_reasons']}{where}")
 
 

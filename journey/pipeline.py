@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,6 +16,10 @@ from features.spec import FeatureSpec, load_spec
 from features.taxonomy import load_taxonomy
 from journey.common import StoreOpt, TaxonomyOpt, app, friendly_errors, parse_when
 from journey.settings import Settings
+
+if TYPE_CHECKING:
+    from features.readers import Reject
+    from features.store_attributes import AttributeLoad
 
 SpecOpt = Annotated[
     Path | None, typer.Option("--spec", help="Feature definitions YAML (env JOURNEY_FEATURE_SPEC).")
@@ -60,12 +64,14 @@ def features(
     out: OutOpt = None,
 ) -> None:
     """Feature vectors of every customer as of T, written as a versioned snapshot."""
-    from features.snapshot import data_fingerprint, write_snapshot
+    from features.snapshot import check_root, data_fingerprint, write_snapshot
     from features.store import EventStore
 
     run = _resolve(as_of, store, spec, taxonomy, out)
     started = time.perf_counter()
     with EventStore(run.store, read_only=True) as es:
+        check_root(run.snapshots, "features")
+        warnings = _as_of_warnings(run, *es.time_range())
         if engine is Engine.spark:
             from features.spark import spark_features_from_store
 
@@ -83,12 +89,32 @@ def features(
         f"{run.cutoff.isoformat()} (definition {run.spec.hash}, {engine.value}, "
         f"{took:.1f}s) -> {snap.path}"
     )
+    for line in warnings:
+        typer.echo(line)
+
+
+def _as_of_warnings(run: Run, first: datetime | None, last: datetime | None) -> list[str]:
+    """T before the store's first event gives an empty snapshot; T long after its last one
+    gives vectors whose every window is empty: both likely a wrong --as-of or store."""
+    when = run.cutoff.isoformat()
+    if first is None or last is None:
+        return [f"warning: the store {run.store} holds no events: the snapshot is empty"]
+    first, last = first.replace(tzinfo=UTC), last.replace(tzinfo=UTC)
+    if run.cutoff <= first:
+        return [f"warning: --as-of {when} is not after the store's first event "
+                f"({first.isoformat()}): the snapshot is empty (0 customers)"]
+    longest = max(run.spec.windows_days)
+    if run.cutoff - last > timedelta(days=longest):
+        return [f"warning: --as-of {when} is {(run.cutoff - last).days} days after the store's "
+                f"last event ({last.isoformat()}), more than the longest feature window "
+                f"({longest} days): every windowed feature is empty"]
+    return []
 
 
 @app.command()
 @friendly_errors
 def labels(
-    as_of: Annotated[str, typer.Option("--as-of", help="Cutoff T: labels look at (T, T+H].")],
+    as_of: Annotated[str, typer.Option("--as-of", help="Cutoff T: labels look at [T, T+H).")],
     horizon: Annotated[int, typer.Option(min=1, help="Horizon H in days.")],
     churn_gap_days: Annotated[
         int, typer.Option(min=1, help="Inactivity that counts as churn (time-to-churn label).")
@@ -100,12 +126,13 @@ def labels(
 ) -> None:
     """Labels of every customer seen before T for the horizon H, as a versioned snapshot."""
     from features.labels import labels as make_labels
-    from features.snapshot import data_fingerprint, write_snapshot
+    from features.snapshot import check_root, data_fingerprint, write_snapshot
     from features.store import EventStore
 
     run = _resolve(as_of, store, spec, taxonomy, out)
     cutoff = run.cutoff
     with EventStore(run.store, read_only=True) as es:
+        check_root(run.snapshots, "labels")
         latest = es.time_range()[1]
         table = make_labels(es, run.spec, cutoff, horizon, churn_gap_days)
         data = data_fingerprint(es, cutoff + timedelta(days=horizon))
@@ -113,7 +140,7 @@ def labels(
                           churn_gap_days=churn_gap_days, store=str(run.store), data=data)
     counts = table.column("next_stage").value_counts().to_pylist()
     typer.echo(
-        f"{table.num_rows:,} customers labelled for ({cutoff.isoformat()}, +{horizon}d] "
+        f"{table.num_rows:,} customers labelled for [{cutoff.isoformat()}, +{horizon}d) "
         f"-> {snap.path}"
     )
     typer.echo("next stage: " + ", ".join(f"{c['values']} {c['counts']:,}" for c in counts))
@@ -127,26 +154,59 @@ def labels(
 @app.command()
 @friendly_errors
 def attributes(
-    source: Annotated[Path, typer.Argument(help="CSV or Parquet file/directory of customers.")],
+    source: Annotated[Path, typer.Argument(
+        help="CSV/TSV/JSON lines/Parquet file (.gz ok) or a directory of customers.")],
     id_column: Annotated[str, typer.Option(help="The customer id column.")] = "customer_id",
     store: StoreOpt = None,
 ) -> None:
     """Load customer attributes (region, device, acquisition channel...) into the store."""
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
     from features.store import EventStore
+    from features.store_attributes import INTERNAL_COLUMNS, read_attribute_file
 
     if not source.exists():
         raise ConfigError(f"{source}: no such file or directory")
-    if source.is_dir() or source.suffix == ".parquet":
-        table = pq.read_table(source)
-    else:
-        table = pacsv.read_csv(
-            source, convert_options=pacsv.ConvertOptions(strings_can_be_null=True)
-        )
+    table, unreadable = read_attribute_file(source)  # as text: ids keep leading zeros
     settings = Settings()
-    with EventStore(store or settings.store_path, memory_limit=settings.store_memory) as es:
-        n = es.load_attributes(table, id_column)
-    attrs = [c for c in table.column_names if c != id_column]
-    typer.echo(f"attributes {attrs} of {n:,} customers -> {store or settings.store_path}")
+    target = store or settings.store_path
+    with EventStore(target, memory_limit=settings.store_memory) as es:
+        loaded = es.load_attributes(table, id_column)
+    attrs = [c for c in table.column_names if c != id_column and c not in INTERNAL_COLUMNS]
+    typer.echo(f"attributes {attrs} of {loaded.customers:,} customers -> {target}")
+    for line in _attribute_notes(source, id_column, loaded, unreadable):
+        typer.echo(line)
+
+
+def _attribute_notes(source: Path, id_column: str, loaded: AttributeLoad,
+                     unreadable: list[Reject]) -> list[str]:
+    """How the customers matched the store, and every row that was not loaded as is."""
+    unknown = f" (first: {', '.join(map(repr, loaded.unknown_ids))})" if loaded.unknown else ""
+    out = [f"  {loaded.known:,} of them with events in the store, {loaded.unknown:,} without"
+           f"{unknown}"]
+    if loaded.customers and not loaded.known:
+        out.append(f"warning: no customer of {source} has events in the store; ids match only "
+                   "as spelled ('00001' is not '1'): load the events first, or check the ids")
+    if loaded.duplicates:
+        out.append(f"  {_rows(loaded.duplicates)} replaced by a later row of the same customer "
+                   "(the last row wins)")
+    if loaded.missing_id:
+        out.append(f"warning: {_rows(loaded.missing_id)} without a customer id "
+                   f"({id_column!r}) not loaded: {_where(loaded.missing_id_at, loaded.missing_id)}")
+    if unreadable:
+        first = "; ".join(f"{r.source} line {r.line}: {r.reason}" for r in unreadable[:3])
+        more = ", ..." if len(unreadable) > 3 else ""
+        out.append(f"warning: {_rows(len(unreadable))} could not be read, not loaded: "
+                   f"{first}{more}")
+    return out
+
+
+def _rows(n: int) -> str:
+    return f"{n:,} row" + ("" if n == 1 else "s")
+
+
+def _where(at: tuple[tuple[str, int], ...], total: int) -> str:
+    """"lines 4, 9" in one file, "a.csv line 4, b.csv line 2" across several."""
+    more = ", ..." if total > len(at) else ""
+    if len({source for source, _ in at}) == 1:
+        word = "line" if len(at) == 1 else "lines"
+        return f"{word} {', '.join(str(line) for _, line in at)}{more}"
+    return ", ".join(f"{source} line {line}" for source, line in at) + more

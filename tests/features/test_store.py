@@ -79,18 +79,20 @@ def test_ingest_is_idempotent(store: EventStore, mixed_csv: Path, taxonomy: Taxo
     assert first.load.rows_read == 8
     assert first.load.valid == 7
     assert first.load.rejected_total == 1
-    assert first.append == AppendResult(received=7, inserted=6)
-    assert first.append.duplicates == 1
+    # e2's second row is another event under the same id: a conflict, not a re-send.
+    assert first.append == AppendResult(received=7, inserted=6, conflicts=1)
+    assert (first.append.duplicates, first.append.resent) == (1, 0)
     assert store.count() == 6
     snapshot = rows(store)
 
     second = store.ingest(mixed_csv, identity_mapping(), taxonomy)
-    assert second.append == AppendResult(received=7, inserted=0)
-    assert second.append.duplicates == 7
+    assert second.append == AppendResult(received=7, inserted=0, conflicts=1)
+    assert (second.append.duplicates, second.append.resent) == (7, 6)
     assert store.count() == 6
     assert rows(store) == snapshot
-    assert second.lines()[-1] == (
-        "stored 0 new events; 7 already stored or repeated (ignored by event_id)"
+    assert second.lines()[-2] == (
+        "stored 0 new events; 7 already stored or repeated (ignored by event_id), "
+        "1 of them conflicting (event_id of a different event)"
     )
     assert first.lines()[0] == "read 8 rows from 1 file(s): 7 valid, 1 rejected"
 
@@ -183,14 +185,14 @@ def test_append_arrow_table(store: EventStore) -> None:
          "value": 10.0, "action": "coupon", "properties": '{"x": 1}'},
         {"event_id": "a1", "customer_id": "c9", "ts": utc(2024, 1, 3), "event_type": "review"},
     ])
-    assert store.append(batch) == AppendResult(3, 2)
+    assert store.append(batch) == AppendResult(3, 2, conflicts=1)  # a1 taken by c1's event
     assert rows(store) == [
         ("a1", "c1", "2024-01-01 00:00:00+00", "page_view", "unknown", None, None, None),
         ("a2", "c1", "2024-01-02 00:00:00+00", "purchase", "unknown", 10.0, "coupon", '{"x": 1}'),
     ]
     again = store.append(batch)
-    assert again == AppendResult(3, 0)
-    assert again.duplicates == 3
+    assert again == AppendResult(3, 0, conflicts=1)
+    assert (again.duplicates, again.resent) == (3, 2)
     assert store.append(batch.slice(0, 0)) == AppendResult(0, 0)
     assert store.count() == 2
 
@@ -231,7 +233,7 @@ def test_a_hash_match_is_settled_against_the_table(
                         lambda self, hashes: np.ones(len(hashes), bool))
     again = events_table([{"event_id": f"m{i}", "customer_id": "c", "ts": utc(2024, 2, 1 + i),
                            "event_type": "page_view"} for i in range(1, 5)])
-    assert store.append(again) == AppendResult(4, 2)
+    assert store.append(again) == AppendResult(4, 2, conflicts=2)  # m1, m2: other times
     assert [r[0] for r in rows(store)] == ["m0", "m1", "m2", "m3", "m4"]
 
 
@@ -328,14 +330,15 @@ def test_staged_append_matches_small_append(
          "event_type": "page_view"}
         for i in range(8)
     ])
+    # id0-id2 come back for other customers: conflicts on either path.
     with EventStore(tmp_path / "small.duckdb") as small:
-        assert small.append(batch) == AppendResult(8, 5)
+        assert small.append(batch) == AppendResult(8, 5, conflicts=3)
         expected = rows(small)
     monkeypatch.setattr(store_module, "SMALL_APPEND", 2)
     with EventStore(tmp_path / "staged.duckdb") as staged:
-        assert staged.append(batch) == AppendResult(8, 5)
+        assert staged.append(batch) == AppendResult(8, 5, conflicts=3)
         assert rows(staged) == expected
-        assert staged.append(batch) == AppendResult(8, 0)
+        assert staged.append(batch) == AppendResult(8, 0, conflicts=3)
         assert index_names(staged) == set()
 
 

@@ -60,7 +60,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         ok("ingest", "sim/events")
         attrs = ok("attributes", "sim/customers")
         assert attrs == ["attributes ['region', 'device', 'acquisition_channel', 'first_seen'] "
-                         f"of 400 customers -> {Path('var') / 'events.duckdb'}"]
+                         f"of 400 customers -> {Path('var') / 'events.duckdb'}",
+                         "  400 of them with events in the store, 0 without"]
         feats = ok("features", "--as-of", as_of, "--out", "snaps")
         labs = ok("labels", "--as-of", as_of, "--horizon", "14", "--out", "snaps")
         yield World(root, start, as_of, feats, labs)
@@ -149,8 +150,8 @@ def test_labels_snapshot(world: World) -> None:
     assert manifest["rows"] == table.num_rows
     assert manifest["as_of"] == cutoff(world).isoformat()
     first, second = world.labels_out  # no warning: day 74 is inside the 90 simulated days
-    assert first == (f"{table.num_rows:,} customers labelled for ({cutoff(world).isoformat()}, "
-                     f"+14d] -> {Path('snaps') / 'labels' / spec.hash / path.name}")
+    assert first == (f"{table.num_rows:,} customers labelled for [{cutoff(world).isoformat()}, "
+                     f"+14d) -> {Path('snaps') / 'labels' / spec.hash / path.name}")
     counts = dict(re.findall(r"(\w+) ([\d,]+)", second.removeprefix("next stage: ")))
     stages = table["next_stage"].to_pylist()
     assert {k: int(v.replace(",", "")) for k, v in counts.items()} == {
@@ -225,9 +226,78 @@ def test_attributes_errors(tmp_path: Path) -> None:
     assert message == ("error: attributes: no 'customer_id' column; columns are "
                        "['id', 'region']\n")
     lines = ok("attributes", "attrs.csv", "--id-column", "id", "--store", "s.duckdb")
-    assert lines == ["attributes ['region'] of 1 customers -> s.duckdb"]
+    assert lines == ["attributes ['region'] of 1 customers -> s.duckdb",
+                     "  0 of them with events in the store, 1 without (first: 'C1')",
+                     "warning: no customer of attrs.csv has events in the store; ids match only "
+                     "as spelled ('00001' is not '1'): load the events first, or check the ids"]
     (tmp_path / "ids.csv").write_text("customer_id\nC1\n", encoding="utf-8")
     message = fails("attributes", "ids.csv", "--store", "s.duckdb")
     assert message == "error: attributes: the file has no attribute columns besides the id\n"
     message = fails("attributes", "missing.csv", "--store", "s.duckdb")
     assert message == "error: missing.csv: no such file or directory\n"
+    (tmp_path / "attrs.xlsx").write_text("", encoding="utf-8")
+    message = fails("attributes", "attrs.xlsx", "--store", "s.duckdb")
+    assert message.startswith("error: attrs.xlsx: unknown file type; expected one of")
+
+
+def test_attributes_keep_leading_zeros_and_report_what_was_not_loaded(tmp_path: Path) -> None:
+    """Ids are text as ingest reads them: a CSV of zero-padded ids joins the events' ids."""
+    store = tmp_path / "events.duckdb"
+    (tmp_path / "events.csv").write_text(
+        "event_id,customer_id,ts,event_type\ne1,00001,2024-01-01,page_view\n"
+        "e2,00002,2024-01-02,purchase\n", encoding="utf-8")
+    ok("ingest", "events.csv", "--store", store)
+    (tmp_path / "attrs.csv").write_text(
+        "customer_id,region\n00001,north\n00002,south\n00002,east\n,west\n99999,none\n",
+        encoding="utf-8")
+    lines = ok("attributes", "attrs.csv", "--store", store)
+    assert lines == [
+        f"attributes ['region'] of 3 customers -> {store}",
+        "  2 of them with events in the store, 1 without (first: '99999')",
+        "  1 row replaced by a later row of the same customer (the last row wins)",
+        "warning: 1 row without a customer id ('customer_id') not loaded: line 5",
+    ]
+    ok("features", "--as-of", "2024-02-01", "--store", store, "--out", "snaps")
+    [data] = Path("snaps").glob("features/*/*/data.parquet")
+    rows = pq.read_table(data, columns=["customer_id", "attr_region"]).to_pylist()
+    assert rows == [{"customer_id": "00001", "attr_region": "north"},
+                    {"customer_id": "00002", "attr_region": "east"}]
+
+
+# -- where snapshots go, and cutoffs outside the data ---------------------------------------------
+def test_an_output_folder_that_cannot_be_written_fails_before_computing(world: World) -> None:
+    store = world.root / "var" / "events.duckdb"
+    Path("taken.csv").write_text("a,b\n", encoding="utf-8")
+    for command in (["features"], ["labels", "--horizon", "14"]):
+        message = fails(*command, "--as-of", world.as_of, "--store", store, "--out", "taken.csv")
+        assert message == ("error: snapshot folder taken.csv (--out or JOURNEY_SNAPSHOTS): "
+                           "taken.csv is a file, not a folder\n")
+        message = fails(*command, "--as-of", world.as_of, "--store", store,
+                        "--out", "taken.csv/deeper")
+        assert "taken.csv is a file, not a folder" in message
+    message = fails("features", "--as-of", world.as_of, "--store", store, "--out", "/proc/x")
+    assert message.startswith("error: snapshot folder /proc/x (--out or JOURNEY_SNAPSHOTS): "
+                              "cannot create or write /proc/x")
+    assert message.count("\n") == 1
+    assert Path("taken.csv").read_text(encoding="utf-8") == "a,b\n"
+
+
+def test_features_warn_when_as_of_is_outside_the_events(world: World) -> None:
+    store = world.root / "var" / "events.duckdb"
+    before = (world.start - timedelta(days=3)).isoformat()
+    lines = ok("features", "--as-of", before, "--store", store, "--out", "s")
+    assert lines[0].startswith("0 customers x ")
+    assert lines[1].startswith(f"warning: --as-of {before}T00:00:00+00:00 is not after the "
+                               f"store's first event ({world.start.isoformat()}T")
+    assert lines[1].endswith("): the snapshot is empty (0 customers)")
+    assert len(lines) == 2
+    # The simulation covers 90 days and the longest window is 90 days.
+    late = (world.start + timedelta(days=90 + 91)).isoformat()
+    lines = ok("features", "--as-of", late, "--store", store, "--out", "s")
+    assert len(lines) == 2
+    m = re.fullmatch(rf"warning: --as-of {late}T00:00:00\+00:00 is (\d+) days after the store's "
+                     r"last event \((\S+)\), more than the longest feature window \(90 days\): "
+                     r"every windowed feature is empty", lines[1])
+    assert m, lines[1]
+    assert int(m[1]) >= 91
+    assert len(ok("features", "--as-of", world.as_of, "--store", store, "--out", "s")) == 1

@@ -118,3 +118,21 @@ def test_default_store_is_under_var_in_the_working_directory(
     assert (tmp_path / "var" / "events.duckdb").is_file()
     assert len(list((tmp_path / "var" / "rejects").iterdir())) == 1
     assert ok("summary")[0] == "2 customers, 3 events"
+
+
+def test_summary_counts_reused_event_ids_apart(tmp_path: Path) -> None:
+    """A row whose event_id a different event already holds is data lost, not a re-send."""
+    store = tmp_path / "events.duckdb"
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text("event_id,customer_id,ts,event_type\n"
+                     "e1,a,2025-05-01T00:00:00Z,page_view\n"
+                     "e2,a,2025-05-02T00:00:00Z,purchase\n", encoding="utf-8")
+    second.write_text("event_id,customer_id,ts,event_type\n"
+                      "e1,a,2025-05-01T00:00:00Z,page_view\n"  # the same event again
+                      "e2,b,2025-05-03T00:00:00Z,page_view\n", encoding="utf-8")  # another one
+    ok("ingest", first, "--store", store)
+    ok("ingest", second, "--store", store)
+    loads = ok("summary", "--store", store)
+    start = loads.index("recent loads (newest first):")
+    assert "stored 0 new, 2 duplicates (1 conflicting), 0 rejected" in loads[start + 1]
+    assert "stored 2 new, 0 duplicates, 0 rejected" in loads[start + 2]

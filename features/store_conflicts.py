@@ -1,0 +1,89 @@
+"""Event ids reused by a different event: found after an append, reported, never stored.
+
+An explicit event_id is an identity: a row repeating a stored id is a re-send and changes
+nothing. A row whose id is already used by another event (other customer, time, type...) is
+not stored either (the store is append-only), but it is data lost, so it is counted apart from
+the re-sends and, for a load, listed beside its rejects file (``conflicts_path``): in the same
+columns, but not in that file, which holds exactly the rows the load rejected, each with its
+line (a conflict is found after staging, where lines are no longer known).
+"""
+
+from __future__ import annotations
+
+import csv
+from bisect import bisect_right
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from features.loaders import REJECT_HEADER
+from features.normalize import DERIVED_ID
+from features.schema import EVENT_FIELDS
+
+CONTENT = EVENT_FIELDS[1:]  # what must match for a repeated id to be a re-send
+STORED = "event_id already stored for a different event"
+EARLIER = "event_id used earlier in this load by a different event"
+
+
+def _differs(a: str, b: str) -> str:
+    return " OR ".join(f"{a}.{f} IS DISTINCT FROM {b}.{f}" for f in CONTENT)
+
+
+def _which_differ(a: str, b: str) -> str:
+    return "concat_ws(', ', " + ", ".join(
+        f"CASE WHEN {a}.{f} IS DISTINCT FROM {b}.{f} THEN '{f}' END" for f in CONTENT) + ")"
+
+
+# Run once the staged rows are inserted: every explicit id of the load is then stored, as the
+# event that won (stored before, or the load's first row of that id), so a staged row differing
+# from the stored event of its id conflicts. The table is append-only: rows past the rowid it
+# ended at before the load are the load's own. Derived ids come from the content: never a
+# conflict.
+STAGED_CONFLICTS = f"""
+SELECT s.rowid AS r, s.event_id, {_which_differ('s', 'e')} AS fields, e.rowid > ? AS in_load
+FROM staged s JOIN events e USING (event_id)
+WHERE NOT s.{DERIVED_ID} AND ({_differs('s', 'e')})
+ORDER BY r
+"""
+
+
+def staged_conflicts(con: duckdb.DuckDBPyConnection, last_rowid: int) -> pa.Table:
+    """(r: staged row, event_id, fields: those that differ, in_load: the id's event came with
+    this load) of every conflicting row, in staged order; call after the staged rows were
+    inserted (``last_rowid``: the events table's before), while staged is still there."""
+    return con.execute(STAGED_CONFLICTS, [last_rowid]).to_arrow_table()
+
+
+def appended_conflicts(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> int:
+    """Rows of ``batch`` (just appended: each of its ids is stored) whose stored event of the
+    same id is a different one."""
+    con.register("sent_events", batch.select(list(EVENT_FIELDS)))
+    try:
+        row = con.execute(
+            f"SELECT count(*) FROM sent_events s JOIN events e USING (event_id) "
+            f"WHERE {_differs('s', 'e')}").fetchone()
+    finally:
+        con.unregister("sent_events")
+    return int(row[0]) if row else 0
+
+
+def conflicts_path(rejects: Path) -> Path:
+    """Where a load's conflicting rows go: beside its rejects file (r.csv -> r.conflicts.csv)."""
+    return rejects.with_name(f"{rejects.stem}.conflicts.csv")
+
+
+def write_conflicts(path: Path, conflicts: pa.Table, sources: list[tuple[int, str]]) -> None:
+    """The conflicting rows in the rejects file's columns (source, line, field, reason, value).
+    ``sources``: (first staged row, file) of each batch; the line is left empty."""
+    starts = [start for start, _ in sources]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8", errors="replace") as fh:
+        writer = csv.DictWriter(fh, fieldnames=REJECT_HEADER)
+        writer.writeheader()
+        for row in conflicts.to_pylist():
+            at = bisect_right(starts, int(row["r"])) - 1
+            reason = EARLIER if row["in_load"] else STORED
+            writer.writerow({"source": sources[at][1] if at >= 0 else "", "line": "",
+                             "field": "event_id", "reason": f"{reason}: differs in {row['fields']}",
+                             "value": row["event_id"]})

@@ -1,0 +1,103 @@
+"""What an append did, what a load reports, and the store's ingest log of loads (one row per
+load, which `journey summary` lists)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+from features.loaders import LoadReport
+from features.store_conflicts import conflicts_path
+
+INGEST_LOG_DDL = """
+CREATE TABLE IF NOT EXISTS ingest_log (
+    loaded_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp,
+    source VARCHAR NOT NULL, rows_read BIGINT, valid BIGINT, rejected BIGINT,
+    inserted BIGINT, duplicates BIGINT, rejects_path VARCHAR, reject_reasons VARCHAR,
+    conflicts BIGINT
+)
+"""
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    received: int
+    inserted: int
+    rows: pa.Table | None = None  # the inserted events, when the caller asked for them
+    conflicts: int = 0  # of the ignored rows, those whose event_id a different event holds
+
+    @property
+    def duplicates(self) -> int:
+        """Rows ignored because their event_id is stored or repeated (conflicts included)."""
+        return self.received - self.inserted
+
+    @property
+    def resent(self) -> int:
+        """Ignored rows whose event_id holds the same event: harmless re-sends."""
+        return self.duplicates - self.conflicts
+
+
+@dataclass
+class IngestReport:
+    load: LoadReport
+    append: AppendResult
+
+    def lines(self) -> list[str]:
+        out = self.load.lines()
+        conflicts = self.append.conflicts
+        out.append(
+            f"stored {self.append.inserted:,} new events; "
+            f"{self.append.duplicates:,} already stored or repeated (ignored by event_id)"
+            + (f", {conflicts:,} of them conflicting (event_id of a different event)"
+               if conflicts else "")
+        )
+        if conflicts:
+            where = self.load.rejects_path
+            listed = f"; listed in {conflicts_path(where)}" if where is not None else ""
+            out.append(f"warning: {conflicts:,} rows reuse the event_id of a different event "
+                       "(another customer, time, type...): not stored, the stored events "
+                       f"unchanged{listed}")
+        return out
+
+
+def create(con: duckdb.DuckDBPyConnection) -> None:
+    """The table, and on a store made before conflicts were counted, their column."""
+    con.execute(INGEST_LOG_DDL)
+    con.execute("ALTER TABLE ingest_log ADD COLUMN IF NOT EXISTS conflicts BIGINT")
+
+
+def record(con: duckdb.DuckDBPyConnection, source: str, r: IngestReport) -> None:
+    con.execute(
+        "INSERT INTO ingest_log (source, rows_read, valid, rejected, inserted, duplicates, "
+        "rejects_path, reject_reasons, conflicts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            source,
+            r.load.rows_read,
+            r.load.valid,
+            r.load.rejected_total,
+            r.append.inserted,
+            r.append.duplicates,
+            str(r.load.rejects_path) if r.load.rejected_total else None,
+            json.dumps(dict(r.load.rejected.most_common())),
+            r.append.conflicts,
+        ],
+    )
+
+
+def recent(con: duckdb.DuckDBPyConnection, limit: int = 20) -> list[dict[str, object]]:
+    """The most recent loads, newest first (``conflicts`` None for loads logged before they
+    were counted, or on such a store opened read-only)."""
+    has = con.execute("SELECT count(*) FROM information_schema.columns WHERE "
+                      "table_name = 'ingest_log' AND column_name = 'conflicts'").fetchone()
+    conflicts = "conflicts" if has and has[0] else "NULL::BIGINT AS conflicts"
+    cur = con.execute(
+        "SELECT CAST(loaded_at AS VARCHAR), source, rows_read, valid, rejected, inserted, "
+        f"duplicates, rejects_path, reject_reasons, {conflicts} FROM ingest_log "
+        "ORDER BY loaded_at DESC LIMIT ?",
+        [limit],
+    )
+    names = [c[0] for c in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

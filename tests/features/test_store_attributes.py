@@ -1,0 +1,106 @@
+"""Customer attributes: read as text, a customer's last row wins, rows without an id and ids
+the store does not know are counted, and what is stored joins the events' customers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from features.schema import EVENT_FIELDS, EVENT_SCHEMA
+from features.store import EventStore
+from features.store_attributes import AttributeLoad, read_attribute_file
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[EventStore]:
+    """Customers 00001 and 00002 (ids with leading zeros, as ingest keeps them)."""
+    with EventStore(tmp_path / "events.duckdb") as s:
+        s.append(pa.Table.from_pylist([
+            {f: None for f in EVENT_FIELDS} | {
+                "event_id": f"e{i}", "customer_id": c, "ts": datetime(2024, 1, i, tzinfo=UTC),
+                "event_type": "page_view", "channel": "web"}
+            for i, c in enumerate(["00001", "00002"], start=1)], schema=EVENT_SCHEMA))
+        yield s
+
+
+def attributes(s: EventStore) -> list[tuple[object, ...]]:
+    return s.con.execute("SELECT customer_id, name, value FROM attributes ORDER BY ALL").fetchall()
+
+
+def regions(s: EventStore) -> dict[str, str | None]:
+    """Region per stored customer, as features read it."""
+    codes, dictionary = s.attributes_by_key(("region",))["region"]
+    keys = dict(s.con.execute("SELECT customer_id, customer_key FROM customers").fetchall())
+    return {c: None if codes[k] < 0 else dictionary[codes[k]].as_py() for c, k in keys.items()}
+
+
+def test_audit_file_loads_as_spelled(store: EventStore, tmp_path: Path) -> None:
+    path = tmp_path / "attrs.csv"
+    path.write_text("customer_id,region,device\n"
+                    "00001,north,mobile\n"
+                    "00002,south,desktop\n"
+                    "00002,east,desktop\n"     # the customer again: this row wins
+                    ",west,app\n"              # line 5: no id
+                    "99999,none,none\n")       # no events in the store
+    table, unreadable = read_attribute_file(path)
+    loaded = store.load_attributes(table)
+    assert unreadable == []
+    assert loaded == AttributeLoad(customers=3, known=2, unknown_ids=("99999",), duplicates=1,
+                                   missing_id=1, missing_id_at=((str(path), 5),))
+    assert loaded.unknown == 1
+    assert attributes(store) == [
+        ("00001", "device", "mobile"), ("00001", "region", "north"),
+        ("00002", "device", "desktop"), ("00002", "region", "east"),
+        ("99999", "device", "none"), ("99999", "region", "none"),
+    ]
+    assert regions(store) == {"00001": "north", "00002": "east"}
+
+
+def test_a_later_load_replaces_and_blank_ids_and_values_are_missing(
+    store: EventStore, tmp_path: Path
+) -> None:
+    first = tmp_path / "a.csv"
+    first.write_text("customer_id,region\n00001,north\n00002,south\n")
+    store.load_attributes(read_attribute_file(first)[0])
+    second = tmp_path / "b.csv"
+    second.write_text("customer_id,region\n 00001 ,west\n00002,\n   ,x\n")
+    loaded = store.load_attributes(read_attribute_file(second)[0])
+    assert (loaded.customers, loaded.known, loaded.missing_id) == (2, 2, 1)
+    assert loaded.missing_id_at == ((str(second), 4),)
+    # A blank value is no value: it does not erase the one loaded before.
+    assert regions(store) == {"00001": "west", "00002": "south"}
+
+
+def test_a_directory_of_parquet_files_keeps_its_types_and_row_order(
+    store: EventStore, tmp_path: Path
+) -> None:
+    folder = tmp_path / "customers"
+    folder.mkdir()
+    pq.write_table(pa.table({"customer_id": ["00001", "00002"], "region": ["a", "b"]}),
+                   folder / "part-0.parquet")
+    pq.write_table(pa.table({"customer_id": ["00002"], "region": ["c"]}),
+                   folder / "part-1.parquet")
+    loaded = store.load_attributes(read_attribute_file(folder)[0])
+    assert (loaded.customers, loaded.duplicates) == (2, 1)
+    assert regions(store) == {"00001": "a", "00002": "c"}  # the later file's row wins
+
+
+def test_unparseable_rows_are_returned_not_loaded(store: EventStore, tmp_path: Path) -> None:
+    path = tmp_path / "attrs.csv"
+    path.write_text("customer_id,region\n00001,north,extra\n00002,south\n")
+    table, unreadable = read_attribute_file(path)
+    assert [(r.line, r.reason) for r in unreadable] == [
+        (2, "wrong number of fields: expected 2, got 3")]
+    assert store.load_attributes(table).customers == 1
+
+
+def test_a_table_read_elsewhere_loads_by_row_order(store: EventStore) -> None:
+    loaded = store.load_attributes(pa.table({"customer_id": ["00001", None, "00001"],
+                                             "region": ["a", "b", "c"]}))
+    assert (loaded.duplicates, loaded.missing_id_at) == (1, (("", 2),))
+    assert regions(store)["00001"] == "c"
