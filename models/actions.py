@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from features.errors import ConfigError
+from features.spec import FeatureSpec
 from features.taxonomy import Taxonomy, load_taxonomy
 from models.catalog import (
     OPS,
@@ -44,6 +45,7 @@ __all__ = [
     "OutcomeValue",
     "Policy",
     "catalog_from_dict",
+    "check_action_vocabulary",
     "load_catalog",
 ]
 
@@ -155,8 +157,6 @@ def _eligibility(
                 where.fail(
                     f"{path}.stages[{i}]", f"unknown stage {s!r}; stages are " + ", ".join(stages)
                 )
-        if set(chosen) == set(stages):
-            chosen = ()  # every stage: no rule to check
     conditions = e.get("conditions", [])
     if not isinstance(conditions, list):
         where.fail(f"{path}.conditions", f"must be a list of conditions, got {conditions!r}")
@@ -279,13 +279,30 @@ def catalog_from_dict(
     return Catalog(outcomes, policy, actions, source)
 
 
+def check_action_vocabulary(catalog: Catalog, spec: FeatureSpec) -> None:
+    """Refuse a catalog action the feature spec's ``actions:`` lacks. Events store an action as
+    its code in that vocabulary, anything else as "other", so such an action's sends would
+    never count toward its own cool-down, caps or exclusions and it could be sent again and
+    again."""
+    for action in catalog.actions:
+        if action.id not in spec.actions:
+            Where(catalog.source).fail(
+                f"actions.{action.id}",
+                f"not in the feature spec's action vocabulary ({spec.source}: actions: "
+                f"[{', '.join(spec.actions)}]); its sends would be recorded as 'other' and never "
+                "count toward its own cool-down, caps or exclusions: add it there",
+            )
+
+
 def load_catalog(
     path: str | Path | None = None,
     *,
     taxonomy: Taxonomy | None = None,
     features: Collection[str] | None = None,
+    spec: FeatureSpec | None = None,
 ) -> Catalog:
-    """The action catalog (None: the one shipped, ``models/config/actions.yaml``)."""
+    """The action catalog (None: the one shipped, ``models/config/actions.yaml``); `spec`
+    given, every action must be in its action vocabulary (``check_action_vocabulary``)."""
     if path is None:
         text = resources.files("models.config").joinpath(DEFAULT_CATALOG).read_text()
         source = f"<default {DEFAULT_CATALOG}>"
@@ -301,4 +318,7 @@ def load_catalog(
         raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
     if node is not None:
         reject_duplicate_keys(node, Where(source))
-    return catalog_from_dict(raw, source, taxonomy=taxonomy, features=features)
+    catalog = catalog_from_dict(raw, source, taxonomy=taxonomy, features=features)
+    if spec is not None:
+        check_action_vocabulary(catalog, spec)
+    return catalog

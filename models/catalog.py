@@ -106,7 +106,7 @@ class Condition:
 
 @dataclass(frozen=True, slots=True)
 class Eligibility:
-    stages: tuple[str, ...]  # empty: every stage
+    stages: tuple[str, ...]  # empty: no stage rule (customers without a stage too)
     conditions: tuple[Condition, ...] = ()
     consent: bool = True  # the action needs the customer's consent for its channel
     stage_set: frozenset[str] = field(init=False, compare=False)

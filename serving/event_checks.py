@@ -3,6 +3,7 @@ schema's own: every bad row of a batch is named in one answer, not one per round
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -75,3 +76,39 @@ def after_clock(events: list[dict[str, Any]], as_of: datetime | None) -> list[st
         return []
     return [f"{later:,} of the events are after the service's clock (JOURNEY_AS_OF="
             f"{as_of.isoformat()}): stored, but predictions as of that time do not count them"]
+
+
+CONTACT_TYPE = "action_sent"  # the event type a delivered action is reported back as
+
+
+def contact_warnings(events: list[dict[str, Any]], known: Collection[str],
+                     where: str = "events") -> list[str]:
+    """Warnings for contacts the contact policy cannot tie to a catalog action (``known``: the
+    actions both the catalog and the feature spec name). The data contract makes ``action``
+    optional, so they are stored; but an ``action_sent`` without one is no contact at all, and
+    an unknown action is recorded as "other": it counts toward the global and channel caps,
+    never toward any action's cool-down, caps or exclusions."""
+    missing: list[int] = []
+    unknown: dict[str, list[int]] = {}
+    for i, e in enumerate(events):
+        action = e.get("action")
+        if action and action not in known:
+            unknown.setdefault(action, []).append(i)
+        elif not action and e["event_type"] == CONTACT_TYPE:
+            missing.append(i)
+    out = []
+    if missing:
+        out.append(f"{_indexes(where, missing, 'action')}: {CONTACT_TYPE} without an action: "
+                   "stored, but it counts toward no contact cap or cool-down; send the "
+                   "recommended action's id (its report_as event)")
+    for action, rows in unknown.items():
+        out.append(f"{_indexes(where, rows, 'action')}: action {action!r} is not in the action "
+                   f"catalog ({', '.join(sorted(known))}): stored, but it will not count for any "
+                   "action's cool-down, caps or exclusions, only toward the global and "
+                   "channel caps")
+    return out
+
+
+def _indexes(where: str, rows: list[int], field: str) -> str:
+    shown = ", ".join(f"{where}[{i}].{field}" for i in rows[:5])
+    return shown + (f" (and {len(rows) - 5:,} more)" if len(rows) > 5 else "")

@@ -19,7 +19,7 @@ import numpy as np
 from features.events import EventArrays
 from features.online import Vectors
 from features.spec import FeatureSpec
-from models.actions import Catalog
+from models.actions import Catalog, check_action_vocabulary
 from models.arbitration import arbitrate
 from models.contacts import contacts_from_arrays
 from models.recommendation import Customer, Decision
@@ -59,6 +59,7 @@ class _Row(Mapping[str, float | str | None]):
 class Recommender:
     def __init__(self, spec: FeatureSpec, catalog: Catalog, top_k: int | None,
                  exploration: float | None, seed: int | None = None) -> None:
+        check_action_vocabulary(catalog, spec)  # else its sends would escape its own rules
         self.catalog = catalog
         self.top_k = top_k
         self.exploration = exploration

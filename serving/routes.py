@@ -9,7 +9,7 @@ from fastapi import Response
 from serving.answers import predict_answer, prediction, recommendation
 from serving.deps import Admin, Ingester, Reader, Scorer, StateDep, Watcher, not_found
 from serving.errors import TooLargeError, UnknownCustomerError
-from serving.event_checks import after_clock, duplicate_ids
+from serving.event_checks import after_clock, contact_warnings, duplicate_ids
 from serving.http import FastJSON
 from serving.route_table import RouteTable
 from serving.schemas import (
@@ -65,7 +65,8 @@ async def events(body: EventsIn, state: Ingester) -> EventsOut:
     return EventsOut(received=done.received, inserted=done.inserted,
                      duplicates=done.duplicates,
                      duplicate_event_ids=duplicate_ids(rows, done),
-                     warnings=after_clock(rows, state.settings.as_of))
+                     warnings=after_clock(rows, state.settings.as_of)
+                     + contact_warnings(rows, state.recommender.catalog.ids))
 
 
 @api.post("/predict", tags=["predict"], response_model=PredictOut,
@@ -107,8 +108,8 @@ async def recommend(body: RecommendIn, state: Scorer) -> FastJSON:
         done, unknown = await anyio.to_thread.run_sync(
             state.recommend, ids, body.as_of, body.top_k, body.explore)
     if body.customer_id is not None and unknown:
-        raise UnknownCustomerError(f"no events for customer {body.customer_id!r}",
-                                   "customer_id")
+        raise UnknownCustomerError(f"no events for customer {body.customer_id!r} before "
+                                   f"{state.clock(body.as_of).isoformat()}", "customer_id")
     return FastJSON({"recommendations": [recommendation(r) for r in done],
                      "unknown_customers": unknown, "model_versions": state.versions(),
                      "feature_definition_hash": state.spec.hash})

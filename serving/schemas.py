@@ -15,6 +15,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     model_validator,
 )
 
@@ -69,6 +71,13 @@ def _storable(when: datetime) -> datetime:
 EventTime = Annotated[UtcTime, AfterValidator(_storable)]
 
 
+def _not_bool(v: Any) -> Any:
+    """JSON true is not a number: pydantic would read it as 1.0 revenue."""
+    if isinstance(v, bool):
+        raise ValueError("must be a number, not true or false")
+    return v
+
+
 def _event_value(v: float | None) -> float | None:
     if v is None:
         return v
@@ -103,7 +112,7 @@ EventType = Annotated[str, Field(min_length=1, max_length=MAX_LABEL_CHARS,
                       AfterValidator(_spelled(normal_event_type))]
 Channel = Annotated[str, Field(min_length=1, max_length=MAX_LABEL_CHARS),
                     AfterValidator(_spelled(normal_channel))]
-Value = Annotated[float | None, AfterValidator(_event_value)]
+Value = Annotated[float | None, BeforeValidator(_not_bool), AfterValidator(_event_value)]
 Properties = Annotated[dict[str, Any] | None, AfterValidator(_event_properties)]
 
 
@@ -268,9 +277,11 @@ class RecommendIn(Strict):
     customer_ids: list[Annotated[str, Id]] | None = Field(None, min_length=1,
                                                          description="A batch instead.")
     as_of: UtcTime | None = Field(None, description="Decide as of this time; default: now.")
-    top_k: int | None = Field(None, ge=1, le=20, description="Default: the catalog's policy.")
-    explore: bool = Field(True, description="Apply the catalog's exploration share (turn off "
-                                            "for previews that will not be delivered).")
+    # Strict: "explore": "no" or "top_k": true are a client's mistakes, not false and 1.
+    top_k: StrictInt | None = Field(None, ge=1, le=20,
+                                    description="Default: the catalog's policy.")
+    explore: StrictBool = Field(True, description="Apply the catalog's exploration share (turn "
+                                "off for previews that will not be delivered).")
 
     @model_validator(mode="after")
     def _one_of(self) -> RecommendIn:

@@ -174,11 +174,10 @@ class BatchScorer:
         # row-by-row path cannot shape an empty answer.
         if n == 0 or self.recommender is None or not models.uplift:
             return pa.nulls(n, pa.string()), pa.nulls(n, pa.float64())
-        stages = self.spec.stages
+        names = stage_names(stage, self.spec.stages)
         scored = [
-            Scored(cid, as_of, stages[int(s)] if np.isfinite(s) else None, {}, float(c),
-                   float(p), "", {}, 0)
-            for cid, s, c, p in zip(vectors.matrix.customer_ids, stage.tolist(), churn.tolist(),
+            Scored(cid, as_of, s, {}, float(c), float(p), "", {}, 0)
+            for cid, s, c, p in zip(vectors.matrix.customer_ids, names, churn.tolist(),
                                     conversion.tolist(), strict=True)]
         histories = [chunk(arrays, i, i + 1) for i in range(n)]
         done = self.recommender.recommend(models, vectors, scored, list(histories), t, top_k=1,
@@ -200,9 +199,23 @@ def _personas(models: ModelSet, vectors: Vectors, names: list[str]) -> pa.Dictio
     return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(names, pa.string()))
 
 
+def _no_stage(codes: F64, vocab: tuple[str, ...]) -> npt.NDArray[np.bool_]:
+    """Where a stage code names no stage: NaN, or -1 for a customer whose events all map to
+    none (a prospect who was only contacted), which as an index would wrap to the last stage."""
+    with np.errstate(invalid="ignore"):
+        return ~(np.isfinite(codes) & (codes >= 0) & (codes < len(vocab)))
+
+
+def stage_names(codes: F64, vocab: tuple[str, ...]) -> list[str | None]:
+    """Each stage index code's stage name (None: no stage)."""
+    missing = _no_stage(codes, vocab)
+    ints = np.where(missing, 0, codes).astype(np.int64).tolist()
+    return [None if m else vocab[i] for i, m in zip(ints, missing.tolist(), strict=True)]
+
+
 def _categorical(codes: F64, vocab: tuple[str, ...]) -> pa.DictionaryArray:
-    """Stage index codes (NaN: none yet) as a dictionary column."""
-    missing = ~np.isfinite(codes)
+    """Stage index codes (NaN or -1: no stage) as a dictionary column, null without a stage."""
+    missing = _no_stage(codes, vocab)
     ints = np.where(missing, 0, codes).astype(np.int32)
     return pa.DictionaryArray.from_arrays(pa.array(ints, pa.int32(), mask=missing),
                                           pa.array(list(vocab), pa.string()))

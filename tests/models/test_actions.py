@@ -4,6 +4,7 @@ a catalog file is an error naming the file and the key path."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Callable
 from importlib import resources
@@ -247,3 +248,26 @@ def test_outcome_value_clips_a_feature_or_falls_back(value: Any, expected: float
     assert ov.of({"aov": value}) == expected
     assert ov.of({}) == 40.0
     assert OutcomeValue("churn", constant=-60.0).of({"aov": 3.0}) == -60.0
+
+
+def test_listing_every_stage_keeps_the_stage_rule(tmp_path: Path) -> None:
+    # Listing every stage still needs the customer to be at one: a prospect with contacts only
+    # has none, and must not pass as if the action had no stage rule.
+    every = list(load_spec().stages)
+    catalog = load_catalog(write(tmp_path, changed(_set("actions.a.eligibility.stages", every))))
+    assert catalog.action("a").eligibility.stages == tuple(every)
+    assert catalog.action("b").eligibility.stages == ()
+
+
+def test_a_catalog_action_outside_the_spec_vocabulary_is_refused(tmp_path: Path) -> None:
+    # Sends of an action the feature spec does not list are stored as "other", so its own
+    # cool-down, caps and exclusions would never see them.
+    spec = dataclasses.replace(load_spec(), actions=("a",))
+    path = write(tmp_path, BASE)
+    wanted = (r"actions\.yaml: actions\.b: not in the feature spec's action vocabulary "
+              r"\(<default features\.yaml>: actions: \[a\]\)")
+    with pytest.raises(ConfigError, match=wanted):
+        load_catalog(path, spec=spec)
+    load_catalog(path)  # without a spec, nothing to compare with
+    shipped = load_spec()
+    assert load_catalog(spec=shipped).ids == shipped.actions  # the shipped pair agrees

@@ -64,3 +64,12 @@ def test_every_failed_rule_is_reported(make: Callable[..., Catalog]) -> None:
     catalog = make(action("ad", eligibility={"stages": ["decision"]}))
     d = decide(catalog, customer(stage="awareness", consent={"display": False}))
     assert why(d, "ad")[1] == "stage awareness not in [decision]; no consent for display"
+
+
+def test_no_stage_fails_a_rule_listing_every_stage(make: Callable[..., Catalog]) -> None:
+    every = ["awareness", "consideration", "decision", "purchase", "retention", "advocacy"]
+    catalog = make(policy(top_k=3), action("mail", eligibility={"stages": every}))
+    d = decide(catalog, customer(stage=None))
+    assert why(d, "mail") == ("eligibility", f"stage unknown; needs one of [{', '.join(every)}]")
+    assert chosen(d) == ["call"]  # no stage rule at all: open to a customer without a stage
+    assert "mail" in chosen(decide(catalog, customer(stage="advocacy")))

@@ -27,12 +27,12 @@ def test_every_problem_of_a_batch_in_one_answer(app_client: TestClient, served: 
     h = served.headers(Role.ingest)
     bad = [event(0), event(1, ts="0001-01-01T00:00:00Z"), event(2, value=-5.0),
            event(3, value=1e308), event(4, properties={"x": "y" * MAX_PROPERTIES_CHARS}),
-           event(5, ts="1969-12-31T23:59:59Z")]
+           event(5, ts="1969-12-31T23:59:59Z"), event(6, event_type="purchase", value=True)]
     got = error(app_client.post("/events", json={"events": bad}, headers=h), 422,
                 "bad_request", "events[1].ts")
     assert [e["field"] for e in got["errors"]] == [
         "events[1].ts", "events[2].value", "events[3].value", "events[4].properties",
-        "events[5].ts"]
+        "events[5].ts", "events[6].value"]  # true is not 1.0 revenue
     assert "1970-2100" in got["errors"][0]["message"]
     # the service's own checks come after the schema's, again all at once
     later = [event(0), event(1, event_type="teleport"), event(2, event_type="warp"),

@@ -70,6 +70,11 @@ def test_single_customer_and_errors(app_client: TestClient, served: Served) -> N
     error(app_client.post("/recommend", json={}, headers=headers), 422, "bad_request")
     error(app_client.post("/recommend", json={"customer_id": cid, "top_k": 0},
                           headers=headers), 422, "bad_request", "top_k")
+    # Lax parsing would read these as top_k 1 and explore false.
+    error(app_client.post("/recommend", json={"customer_id": cid, "top_k": True},
+                          headers=headers), 422, "bad_request", "top_k")
+    error(app_client.post("/recommend", json={"customer_id": cid, "explore": "no"},
+                          headers=headers), 422, "bad_request", "explore")
     batch = recommend(app_client, served, customer_ids=[cid, "nobody"])
     assert batch.unknown_customers == ["nobody"] and len(batch.recommendations) == 1
 
