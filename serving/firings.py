@@ -48,6 +48,15 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 """
 # A firing's status from its deliveries: still in flight while any is; then dead if any died.
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[dict[str, Any]]
+    matched: int  # firings that match the filters, on every page
+    more: bool  # older matching firings follow the last row
+
+
 _ROLL_UP = """
 UPDATE firings SET status = (
     SELECT CASE
@@ -182,19 +191,31 @@ class FiringStore:
         return dict(rows[0]) if rows else None
 
     def firings(self, rule: str | None = None, customer_id: str | None = None,
-                status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """The newest firings first, filtered, each with its deliveries."""
-        where, params = [], []
+                status: str | None = None, limit: int = 100,
+                before: int | None = None) -> Page:
+        """The newest firings first, filtered, each with its deliveries and its ``seq`` (the
+        order stored: pass the last one as ``before`` for the next page)."""
+        where: list[str] = []
+        params: list[Any] = []
         for column, value in (("rule", rule), ("customer_id", customer_id), ("status", status)):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
-        sql = ("SELECT firing_id, rule, customer_id, at_us, fired_at, source, status, body "
-               "FROM firings" + (" WHERE " + " AND ".join(where) if where else "")
+        matched = self._read("SELECT count(*) AS n FROM firings"
+                             + (" WHERE " + " AND ".join(where) if where else ""), params)
+        if before is not None:
+            where.append("rowid < ?")
+            params.append(before)
+        sql = ("SELECT rowid AS seq, firing_id, rule, customer_id, at_us, fired_at, source, "
+               "status, body FROM firings" + (" WHERE " + " AND ".join(where) if where else "")
                + " ORDER BY rowid DESC LIMIT ?")
-        rows = [dict(r) for r in self._read(sql, [*params, limit])]
-        if not rows:
-            return rows
+        rows = [dict(r) for r in self._read(sql, [*params, limit + 1])]
+        more, rows = len(rows) > limit, rows[:limit]
+        if rows:
+            self._add_deliveries(rows)
+        return Page(rows, int(matched[0]["n"]) if matched else 0, more)
+
+    def _add_deliveries(self, rows: list[dict[str, Any]]) -> None:
         marks = ", ".join("?" * len(rows))
         by_firing: dict[str, list[dict[str, Any]]] = {}
         for d in self._read("SELECT firing_id, endpoint, status, attempts, http_status, "
@@ -204,7 +225,6 @@ class FiringStore:
             by_firing.setdefault(d["firing_id"], []).append(dict(d))
         for r in rows:
             r["deliveries"] = by_firing.get(r["firing_id"], [])
-        return rows
 
     def counts(self) -> dict[str, int]:
         """Firings per status."""

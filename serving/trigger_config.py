@@ -219,7 +219,7 @@ def _delivery(raw: Any, check: _Check) -> DeliveryPolicy:
     keys = {"attempts", "base_delay_seconds", "max_delay_seconds", "senders", "queue_size"}
     d = check.mapping(raw, "delivery", keys)
     default = DeliveryPolicy()
-    return DeliveryPolicy(
+    policy = DeliveryPolicy(
         attempts=check.whole(d.get("attempts", default.attempts), "delivery.attempts", 1),
         base_delay_seconds=check.number(d.get("base_delay_seconds", default.base_delay_seconds),
                                         "delivery.base_delay_seconds", 0),
@@ -228,6 +228,12 @@ def _delivery(raw: Any, check: _Check) -> DeliveryPolicy:
         senders=check.whole(d.get("senders", default.senders), "delivery.senders", 1),
         queue_size=check.whole(d.get("queue_size", default.queue_size), "delivery.queue_size",
                                1))
+    # The cap would win from the first retry on, so the backoff the file asks for never runs.
+    if policy.base_delay_seconds > policy.max_delay_seconds:
+        check.fail("delivery.base_delay_seconds",
+                   f"must not exceed max_delay_seconds ({policy.max_delay_seconds:g}), got "
+                   f"{policy.base_delay_seconds:g}")
+    return policy
 
 
 def trigger_config(raw: dict[str, Any], source: str, stages: Sequence[str],

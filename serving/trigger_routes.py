@@ -47,6 +47,9 @@ class FiringOut(BaseModel):
 
 class FiringsOut(BaseModel):
     firings: list[FiringOut]
+    matched: int = Field(description="Firings that match the filters, on every page.")
+    next_before: int | None = Field(description="Pass as ``before`` for the next (older) page; "
+                                    "null on the last page.")
     counts: dict[str, int] = Field(description="Every firing stored, per status.")
 
 
@@ -106,12 +109,18 @@ async def firings(
     state: Watcher, rule: str | None = None, customer_id: str | None = None,
     status: Literal["pending", "retrying", "delivered", "dead"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: Annotated[int | None, Query(ge=1, description="The previous page's next_before.")]
+    = None,
 ) -> FiringsOut:
     """Trigger firings, newest first, with each webhook delivery's status (``dead``: the
-    last attempt failed; the dead letter keeps the last error)."""
+    last attempt failed; the dead letter keeps the last error). Pages by ``before``, so a
+    firing stored meanwhile neither repeats nor hides one."""
     store = state.triggers.firings
-    rows = await anyio.to_thread.run_sync(store.firings, rule, customer_id, status, limit)
-    return FiringsOut(firings=[firing_out(r) for r in rows], counts=store.counts())
+    page = await anyio.to_thread.run_sync(store.firings, rule, customer_id, status, limit,
+                                          before)
+    return FiringsOut(firings=[firing_out(r) for r in page.rows], matched=page.matched,
+                      next_before=page.rows[-1]["seq"] if page.more else None,
+                      counts=store.counts())
 
 
 @api.get("/triggers/rules", tags=["triggers"])

@@ -158,7 +158,7 @@ def test_journey_score_fires_the_scoring_run_rules(home: Path) -> None:
     n = int(fired[0].split()[1].replace(",", ""))
     assert n > 0
     store = FiringStore(home / "triggers.sqlite")
-    rows = store.firings(limit=10_000)
+    rows = store.firings(limit=10_000).rows
     store.close()
     runs = [r for r in rows if r["source"] == "scoring run"]
     assert len(runs) == n and {r["status"] for r in runs} == {"delivered"}

@@ -80,6 +80,8 @@ def test_a_rule_is_read_with_its_defaults(tmp_path: Path) -> None:
     ([rule("inactive_for", {"days": 14}), rule("inactive_for", {"days": 30})], {},
      "rules[1].id", "id of an earlier rule"),
     ([], {"delivery": {"attempts": 0}}, "delivery.attempts", "at least 1"),
+    ([], {"delivery": {"base_delay_seconds": 100, "max_delay_seconds": 5}},
+     "delivery.base_delay_seconds", "must not exceed max_delay_seconds (5)"),
     ([], {"endpoints": {"hook": {"url": "ftp://x", "secret": SECRET}}}, "endpoints.hook.url",
      "http:// or https://"),
     ([], {"endpoints": {"hook": {"url": "http://x", "secret": "short"}}},
@@ -96,6 +98,19 @@ def test_a_mistake_names_the_file_and_the_key(tmp_path: Path, rules: list[dict[s
     message = str(err.value)
     assert message.startswith(f"{tmp_path / 'triggers.yaml'}: {where}: "), message
     assert says in message
+
+
+def test_a_key_written_twice_is_refused(tmp_path: Path) -> None:
+    """A second ``rules:`` block used to replace the first one's rules without a word."""
+    path = tmp_path / "triggers.yaml"
+    path.write_text(f"endpoints:\n  hook: {{url: 'http://127.0.0.1:9/h', secret: {SECRET}}}\n"
+                    "rules: []\ndelivery:\n  attempts: 3\n  attempts: 4\nrules: []\n")
+    with pytest.raises(ConfigError, match=r"triggers\.yaml: delivery\.attempts: written twice "
+                       r"\(line 6\)"):
+        load_trigger_config(path, STAGES, ACTIONS)
+    path.write_text("rules: []\nrules: []\n")
+    with pytest.raises(ConfigError, match=r"triggers\.yaml: rules: written twice \(line 2\)"):
+        load_trigger_config(path, STAGES, ACTIONS)
 
 
 def test_a_secret_comes_from_the_environment(tmp_path: Path,

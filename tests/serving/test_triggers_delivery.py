@@ -64,7 +64,7 @@ def test_a_delivery_is_signed_over_timestamp_and_raw_body(store: FiringStore) ->
     # The same signed request replayed ten minutes later is refused for its timestamp.
     assert not verify(SECRET, got.body, ts, sig, now=int(ts) + 600)
     assert sign(SECRET, int(ts), got.body) == sig
-    (row,) = store.firings()
+    (row,) = store.firings().rows
     assert row["status"] == "delivered"
     assert row["deliveries"][0]["attempts"] == 1
 
@@ -79,7 +79,7 @@ def test_a_failing_receiver_that_recovers_gets_it_after_retries(store: FiringSto
     assert all(r.signed for r in receiver.requests)
     assert {r.body for r in receiver.requests} == {receiver.requests[0].body}  # same firing
     assert took >= 0.02 + 0.04  # waited the back-off: base delay, then twice it
-    (row,) = store.firings()
+    (row,) = store.firings().rows
     assert row["status"] == "delivered"
     d = row["deliveries"][0]
     assert (d["status"], d["attempts"], d["http_status"]) == ("delivered", 3, 200)
@@ -89,7 +89,7 @@ def test_a_receiver_that_always_fails_leaves_a_dead_letter(store: FiringStore) -
     with Receiver(always_fail=True) as receiver:
         send(store, receiver, "f3")
     assert len(receiver.requests) == FAST.attempts
-    (row,) = store.firings(status="dead")
+    (row,) = store.firings(status="dead").rows
     d = row["deliveries"][0]
     assert (d["status"], d["attempts"], d["http_status"]) == ("dead", FAST.attempts, 500)
     assert d["last_error"].startswith("HTTP 500")
@@ -106,7 +106,7 @@ def test_a_refused_connection_is_retried_then_dead(store: FiringStore) -> None:
     sender.submit([Pending(f.firing_id, "hook", f.body, 0)])
     assert sender.wait(10.0)
     sender.close()
-    (row,) = store.firings()
+    (row,) = store.firings().rows
     assert row["status"] == "dead"
     assert "ConnectError" in row["deliveries"][0]["last_error"]
 
@@ -129,7 +129,7 @@ def test_a_rule_fires_once_per_customer_per_cool_down(tmp_path: Path) -> None:
     assert [f.firing_id for f in again.claim([firing("g", T0 + 7 * DAY_US)])] == ["g"]
     last = again.last("r", "c1")
     assert last is not None and last["firing_id"] == "g"
-    assert [r["firing_id"] for r in again.firings(customer_id="c1")] == ["g", "a"]
+    assert [r["firing_id"] for r in again.firings(customer_id="c1").rows] == ["g", "a"]
     again.close()
 
 
@@ -146,7 +146,7 @@ def test_a_restart_resumes_unfinished_deliveries(store: FiringStore) -> None:
         assert sender.wait(10.0)
         sender.close()
     assert len(receiver.requests) == len(other.requests) == 1
-    assert store.firings()[0]["status"] == "delivered"
+    assert store.firings().rows[0]["status"] == "delivered"
 
 
 def test_a_slow_receiver_does_not_hold_up_another(store: FiringStore) -> None:
@@ -162,3 +162,32 @@ def test_a_slow_receiver_does_not_hold_up_another(store: FiringStore) -> None:
         assert time.monotonic() - started < 1.0
         assert sender.wait(10.0)
         sender.close()
+
+
+def test_firings_page_by_the_order_stored(store: FiringStore) -> None:
+    """Every firing is reachable page by page, newest first; one stored meanwhile neither
+    repeats nor hides one."""
+    # A day apart with a half-day cool-down: every one fires.
+    store.claim([firing(f"f{i}", T0 + i * DAY_US, f"c{i % 2}", 0.5) for i in range(7)])
+    page = store.firings(limit=3)
+    ids, pages = [r["firing_id"] for r in page.rows], 1
+    assert (ids, page.matched, page.more) == (["f6", "f5", "f4"], 7, True)
+    store.claim([firing("late", T0 + 9 * DAY_US, "c9")])
+    while page.more:
+        page = store.firings(limit=3, before=page.rows[-1]["seq"])
+        ids, pages = ids + [r["firing_id"] for r in page.rows], pages + 1
+    assert (ids, pages) == ([f"f{i}" for i in range(6, -1, -1)], 3)
+    odd = store.firings(customer_id="c1", limit=2)
+    assert ([r["firing_id"] for r in odd.rows], odd.matched, odd.more) == (["f5", "f3"], 3, True)
+    last = store.firings(customer_id="c1", limit=2, before=odd.rows[-1]["seq"])
+    assert ([r["firing_id"] for r in last.rows], last.more) == (["f1"], False)
+
+
+def test_no_firings_yet_is_an_empty_page(tmp_path: Path) -> None:
+    """Before anything fires the file does not exist: an empty page, not an error."""
+    store = FiringStore(tmp_path / "none" / "triggers.sqlite")
+    try:
+        page = store.firings(rule="r")
+        assert (page.rows, page.matched, page.more) == ([], 0, False)
+    finally:
+        store.close()
