@@ -5,12 +5,9 @@ and FastAPI); these commands start it as ``bentoml serve`` in its own process.""
 from __future__ import annotations
 
 import os
-import signal
+import re
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Annotated
 
@@ -18,21 +15,34 @@ import typer
 
 from features.errors import ConfigError
 from journey.common import app, friendly_errors
+from journey.service_process import (
+    SERVICE,
+    check_port_free,
+    read_pid_file,
+    start_time,
+    stop_spawned,
+    terminate,
+    wait_ready,
+    write_pid_file,
+)
 from journey.settings import Settings
 from serving.keys import KeyRing, Role, create_key, revoke_key
+from serving.settings import ServeSettings
 
-SERVICE = "serving.service:Journey"
 keys_app = typer.Typer(help="API keys of the prediction service (stored hashed).",
                        no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
 
-def service_env(settings: Settings) -> dict[str, str]:
+def service_env(settings: ServeSettings) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("BENTOML_DO_NOT_TRACK", "true")
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     env.setdefault("DO_NOT_TRACK", "true")
     env.setdefault("BENTOML_HOME", str((settings.home / "bentoml").resolve()))
+    # Spelled out (not left to .env or the default) so `journey stop` can tell this home's
+    # service from another's by the process's environment.
+    env["JOURNEY_HOME"] = str(settings.home.resolve())
     return env
 
 
@@ -41,20 +51,46 @@ def _command(host: str, port: int) -> list[str]:
             "--host", host, "--port", str(port)]
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes] | None, timeout: float) -> bool:
-    """Poll ``url`` until it answers 200; False on timeout or when ``proc`` exits."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            return False
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return True
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.25)
-    return False
+def _home_origin(home: Path) -> str:
+    """Which setting named ``home``, for a message about a wrong one."""
+    if any(name.upper() == "JOURNEY_HOME" for name in os.environ):
+        return f"JOURNEY_HOME={home}, set in the environment"
+    try:
+        dotenv = Path(".env").read_text(errors="replace")
+    except OSError:
+        dotenv = ""
+    if re.search(r"^\s*(export\s+)?JOURNEY_HOME\s*=", dotenv, re.MULTILINE | re.IGNORECASE):
+        return f"JOURNEY_HOME={home}, set in {Path('.env').resolve()}"
+    return f"the default {home}: JOURNEY_HOME is not set"
+
+
+def check_deployment(settings: ServeSettings) -> None:
+    """Refuse a home or store that is not there: the service would create an empty store and
+    registry there and wait for a champion forever (a mistyped JOURNEY_HOME)."""
+    home = settings.home
+    defaulted = [what for what, given in (("event store", settings.store),
+                                          ("MLflow registry", settings.mlflow_tracking_uri),
+                                          ("API keys", settings.api_keys)) if given is None]
+    if home.exists() and not home.is_dir():
+        raise ConfigError(f"home {home.resolve()} ({_home_origin(home)}) is not a directory")
+    if not home.exists() and defaulted:
+        raise ConfigError(
+            f"home {home.resolve()} ({_home_origin(home)}) does not exist; it would hold the "
+            f"{', '.join(defaulted)} this service uses: check the path (`journey ingest` "
+            "starts a new home)")
+    if not settings.store_path.is_file():
+        raise ConfigError(f"event store not found: {settings.store_path}; run `journey ingest`")
+
+
+def check_keys(settings: ServeSettings) -> None:
+    """Refuse to start a service that would answer 401 to every request."""
+    path = settings.keys_path
+    if len(KeyRing.load(path)):
+        return
+    origin = "JOURNEY_API_KEYS" if settings.api_keys else "default: $JOURNEY_HOME/api_keys.yaml"
+    state = "does not exist" if not path.exists() else "holds no keys"
+    raise ConfigError(f"{path} ({origin}) {state}: the service would refuse every request; "
+                      "create a key with `journey keys create NAME --role admin`")
 
 
 @app.command()
@@ -75,33 +111,46 @@ def serve(
 
     The embedded DuckDB event store has a single writer, this process, so the service runs one
     worker; scale out with replicas, each with its own store."""
-    settings = Settings()
+    settings = ServeSettings()  # every service setting checked here, not in the service's log
     if workers != 1:
         raise ConfigError(
             f"--workers {workers}: the embedded event store ({settings.store_path}) has one "
             "writer, so one service process serves it; run replicas behind a load balancer")
+    check_deployment(settings)
+    check_keys(settings)
+    pid_file, log_file = settings.home / "serve.pid", settings.home / "serve.log"
+    if detach:  # before the port: a running service of this home holds it
+        _refuse_running(pid_file, settings.home)
+    check_port_free(host, port)
     env = service_env(settings)
     cmd = _command(host, port)
     if not detach:
         os.execve(cmd[0], cmd, env)  # the service keeps this PID: stop it with Ctrl-C or kill
-    pid_file, log_file = settings.home / "serve.pid", settings.home / "serve.log"
-    if pid_file.exists() and _alive(int(pid_file.read_text())):
-        raise ConfigError(f"a service is already running (PID {pid_file.read_text().strip()}, "
-                          f"{pid_file}); stop it with `journey stop`")
     settings.home.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-    pid_file.write_text(str(proc.pid))
+    write_pid_file(pid_file, proc.pid)
     base = f"http://{host}:{port}"
-    if not wait_ready(f"{base}/v1/readyz", proc, ready_timeout):
-        _terminate(proc.pid)
+    try:
+        wait_ready(f"{base}/v1/readyz", proc, ready_timeout, log_file,
+                   lambda why: typer.echo(f"waiting for the service: {why}", err=True))
+    except ConfigError:
+        stop_spawned(proc)
         pid_file.unlink(missing_ok=True)
-        tail = log_file.read_text(errors="replace").splitlines()[-15:]
-        raise ConfigError(f"the service did not become ready within {ready_timeout:.0f}s; "
-                          f"{log_file} ends with:\n" + "\n".join(tail))
+        raise
     typer.echo(f"serving {base}/v1 (docs {base}/v1/docs), PID {proc.pid}, log {log_file}; "
                "stop it with `journey stop`")
+
+
+def _refuse_running(pid_file: Path, home: Path) -> None:
+    recorded = read_pid_file(pid_file, home)
+    if recorded is None:
+        return
+    if recorded.stale is None:
+        raise ConfigError(f"a service is already running (PID {recorded.pid}, {pid_file}); "
+                          "stop it with `journey stop`")
+    typer.echo(f"{pid_file} is stale ({recorded.stale}); replacing it", err=True)
 
 
 @app.command()
@@ -110,45 +159,18 @@ def stop(
     timeout: Annotated[float, typer.Option(help="Seconds to wait before killing.")] = 20.0,
 ) -> None:
     """Stop a service started with `journey serve --detach`."""
-    pid_file = Settings().home / "serve.pid"
-    if not pid_file.exists():
+    home = Settings().home
+    pid_file = home / "serve.pid"
+    recorded = read_pid_file(pid_file, home)
+    if recorded is None:
         raise ConfigError(f"no running service recorded ({pid_file} does not exist)")
-    pid = int(pid_file.read_text())
-    how = _terminate(pid, timeout) if _alive(pid) else "was not running"
+    if recorded.pid is None or recorded.stale is not None:
+        pid_file.unlink(missing_ok=True)
+        typer.echo(f"{pid_file} was stale ({recorded.stale}): removed it; no process signalled")
+        return
+    how = terminate(recorded.pid, start_time(recorded.pid), home, timeout)
     pid_file.unlink(missing_ok=True)
-    typer.echo(f"service PID {pid} {how}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _terminate(pid: int, timeout: float = 20.0) -> str:
-    """SIGTERM (BentoML stops its workers), then SIGKILL to the whole session if needed."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return "was not running"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:  # not our child: poll for its end
-            done = 0 if _alive(pid) else pid
-        if done == pid or not _alive(pid):
-            return "stopped"
-        time.sleep(0.2)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        os.kill(pid, signal.SIGKILL)
-    return "killed (it did not stop within the timeout)"
+    typer.echo(f"service PID {recorded.pid} {how}")
 
 
 KeysFile = Annotated[Path | None, typer.Option(
@@ -156,8 +178,6 @@ KeysFile = Annotated[Path | None, typer.Option(
 
 
 def _keys_file(file: Path | None) -> Path:
-    from serving.settings import ServeSettings
-
     return file or ServeSettings().keys_path
 
 

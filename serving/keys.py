@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -69,24 +70,8 @@ class KeyRing:
 
     @classmethod
     def load(cls, path: Path) -> KeyRing:
-        if not path.exists():
-            return cls(path, {})
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-        entries: dict[str, Principal] = {}
-        for i, item in enumerate(raw.get("keys", [])):
-            where = f"{path}: keys[{i}]"
-            if not isinstance(item, dict) or not {"name", "role", "sha256"} <= item.keys():
-                raise ConfigError(f"{where}: needs name, role and sha256")
-            try:
-                role = Role(item["role"])
-            except ValueError:
-                raise ConfigError(
-                    f"{where}.role: {item['role']!r} is not one of {[r.value for r in Role]}"
-                ) from None
-            entries[str(item["sha256"])] = Principal(str(item["name"]), role)
+        entries = {str(item["sha256"]): Principal(str(item["name"]), Role(item["role"]))
+                   for item in read_entries(path)}
         return cls(path, entries)
 
     def authenticate(self, key: str) -> Principal | None:
@@ -117,38 +102,76 @@ class KeyRing:
         return sorted((p.name, p.role) for p in self._by_hash.values())
 
 
+def read_entries(path: Path) -> list[dict[str, Any]]:
+    """The key file's entries, checked: what the service loads and every `journey keys`
+    command reads or rewrites (a file none of them can use is refused by all, naming it).
+    No file: no keys."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if raw is None:
+        return []
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: must be a mapping with a `keys:` list, not a "
+                          f"{type(raw).__name__}")
+    unknown = sorted(str(k) for k in raw if k != "keys")
+    if unknown:  # a misspelt `keys:` would otherwise load as no keys at all
+        raise ConfigError(f"{path}: unknown top-level key {unknown[0]!r}; the only one is "
+                          "`keys:`")
+    items = raw.get("keys") or []
+    if not isinstance(items, list):
+        raise ConfigError(f"{path}: keys must be a list of name/role/sha256 entries, not "
+                          f"{items!r}")
+    for i, item in enumerate(items):
+        _check_entry(f"{path}: keys[{i}]", item)
+    return items
+
+
+def _check_entry(where: str, item: object) -> None:
+    if not isinstance(item, dict) or not {"name", "role", "sha256"} <= item.keys():
+        raise ConfigError(f"{where}: needs name, role and sha256")
+    if not str(item["name"] or "").strip():
+        raise ConfigError(f"{where}.name: must not be blank")
+    if not isinstance(item["role"], str) or item["role"] not in {r.value for r in Role}:
+        raise ConfigError(
+            f"{where}.role: {item['role']!r} is not one of {[r.value for r in Role]}")
+    if not isinstance(item["sha256"], str) or not item["sha256"]:
+        raise ConfigError(f"{where}.sha256: must be the key's SHA-256 (hex text)")
+
+
 def create_key(path: Path, name: str, role: Role) -> str:
     """Add a key to the file and return it: the only time it is ever shown."""
-    raw = _read(path)
-    if any(k.get("name") == name for k in raw["keys"]):
+    if not name.strip():  # a blank name cannot be listed or revoked by name
+        raise ConfigError(f"{path}: a key needs a name (who or what uses it); got {name!r}")
+    entries = read_entries(path)
+    if any(k["name"] == name for k in entries):
         raise ConfigError(f"{path}: a key named {name!r} exists; revoke it first")
     key = PREFIX + secrets.token_urlsafe(32)
-    raw["keys"].append({"name": name, "role": role.value, "sha256": digest(key),
-                        "created": datetime.now(UTC).isoformat(timespec="seconds")})
-    _write(path, raw)
+    entries.append({"name": name, "role": role.value, "sha256": digest(key),
+                    "created": datetime.now(UTC).isoformat(timespec="seconds")})
+    _write(path, entries)
     return key
 
 
 def revoke_key(path: Path, name: str) -> bool:
-    raw = _read(path)
-    kept = [k for k in raw["keys"] if k.get("name") != name]
-    if len(kept) == len(raw["keys"]):
+    entries = read_entries(path)
+    kept = [k for k in entries if k["name"] != name]
+    if len(kept) == len(entries):
         return False
-    raw["keys"] = kept
-    _write(path, raw)
+    _write(path, kept)
     return True
 
 
-def _read(path: Path) -> dict[str, list[dict[str, str]]]:
-    if not path.exists():
-        return {"keys": []}
-    raw = yaml.safe_load(path.read_text()) or {}
-    return {"keys": list(raw.get("keys", []))}
-
-
-def _write(path: Path, raw: dict[str, list[dict[str, str]]]) -> None:
+def _write(path: Path, entries: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(raw, sort_keys=False))
+    tmp.write_text(yaml.safe_dump({"keys": entries}, sort_keys=False))
     os.chmod(tmp, 0o600)
     tmp.replace(path)

@@ -44,6 +44,7 @@ from serving.snapshots import Snapshot
 from serving.triggers import Triggers
 
 log = logging.getLogger("journey.serving")
+STORE_NOT_LOADED = "event store not loaded:"
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class ServiceState:
         self.predictor = Predictor(self.spec.stages, settings.reasons, settings.risk_bands,
                                    settings.survival_days)
         self.keys = KeyRing.load(settings.keys_path)
-        catalog = load_catalog(settings.action_catalog)
+        catalog = load_catalog(settings.action_catalog, spec=self.spec)
         self.recommender = Recommender(self.spec, catalog, settings.nba_top_k,
                                        settings.nba_exploration, settings.nba_seed)
         self.marketing = Marketing(settings, self.spec, catalog)
@@ -115,8 +116,11 @@ class ServiceState:
             self.store.serve_appends(self.settings.store_checkpoint_mb)
             self.history = HistoryIndex.load(self.store, self.spec)
         except Exception as exc:
-            self.startup_error = f"{type(exc).__name__}: {exc}"
-            log.error("event store not loaded: %s", self.startup_error)
+            # Never retried (only a restart opens the store again): the prefix is what
+            # `journey serve --detach` recognises to stop waiting (journey/service_process.py).
+            self.startup_error = (f"{STORE_NOT_LOADED} {self.settings.store_path}: "
+                                  f"{type(exc).__name__}: {exc}")
+            log.error("%s", self.startup_error)
             return
         self.holder.reload()
         self.metrics.sync_models(self.holder, self.ready)
@@ -252,13 +256,18 @@ class ServiceState:
         self.metrics.observe(scored)
         self.drift.window.record(vectors, scored)
 
-    def _batch_vectors(self, customer_ids: Sequence[str], as_of: datetime | None) -> _Batch:
-        """The known customers' vectors in one kernel pass; unknown ids listed apart."""
+    def _batch_vectors(self, customer_ids: Sequence[str], as_of: datetime | None,
+                       started: bool = False) -> _Batch:
+        """The known customers' vectors in one kernel pass; unknown ids listed apart.
+        ``started``: a customer whose first event is not before ``as_of`` is unknown too."""
         models, history = self._models()
         when = self.clock(as_of)
-        known = list(dict.fromkeys(c for c in customer_ids if c in history))
-        unknown = [c for c in dict.fromkeys(customer_ids) if c not in history]  # request order
         t = micros(when)
+        known = list(dict.fromkeys(c for c in customer_ids if c in history))
+        if started:
+            known = [c for c in known if (h := history.arrays(c, t)) is not None and len(h)]
+        kept = set(known)
+        unknown = [c for c in dict.fromkeys(customer_ids) if c not in kept]  # request order
         vectors = None
         if known:
             arrays = history.many(known, t)
@@ -280,12 +289,15 @@ class ServiceState:
         self, customer_ids: Sequence[str], as_of: datetime | None, top_k: int | None = None,
         explore: bool = True,
     ) -> tuple[list[Recommended], list[str]]:
-        """Ranked next-best-actions for stored customers (unknown ids are listed)."""
-        b = self._batch_vectors(customer_ids, as_of)
+        """Ranked next-best-actions for stored customers (unknown ids are listed, with those
+        who had no event yet at ``as_of``: nothing to base a recommendation on)."""
+        b = self._batch_vectors(customer_ids, as_of, started=True)
         if b.vectors is None:
             return [], b.unknown
         scored = self.predictor.score(b.models, b.vectors, b.when, explain=False)
-        histories = [b.history.arrays(c, b.t) for c in b.known]
+        # The features stop strictly before t, but a contact sent at t is already sent: the
+        # contact policy counts it, or an action reported at t could be recommended again.
+        histories = [b.history.arrays(c, b.t + 1) for c in b.known]
         out = self.recommender.recommend(b.models, b.vectors, scored, histories, b.t, top_k,
                                          explore)
         self.metrics.observe_recommendations(out)

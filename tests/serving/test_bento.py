@@ -55,7 +55,7 @@ def test_journey_serve_runs_bentoml(served: Served, app_client: TestClient,
     started = subprocess.run([str(BIN / "journey"), "serve", "--detach", "--port", str(port)],
                              env=env, capture_output=True, text=True, timeout=240)
     assert started.returncode == 0, started.stderr + started.stdout
-    pid = int((home / "serve.pid").read_text())
+    pid = json.loads((home / "serve.pid").read_text())["pid"]
     try:
         base = f"http://127.0.0.1:{port}"
         assert f"PID {pid}" in started.stdout

@@ -1,0 +1,232 @@
+"""The detached service process of `journey serve --detach`: its PID file, the checks made
+before it is started (the port is free) and while it starts (its readiness), and stopping it.
+
+A PID file can outlive its process and the PID be reused by any other program, so the file
+records the process's start time too, and a PID is signalled only when /proc shows it is still
+that process, running this service (`bentoml serve serving.service:Journey`) for this home.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from features.errors import ConfigError
+
+SERVICE = "serving.service:Journey"
+# Load errors a retry will not fix: the store is opened only at start (serving/state.py
+# prefixes its error with this), and a registered artifact that is missing or corrupt stays
+# so (models/registry.py's load_native). A missing champion is not here: promoting one and
+# reloading fixes it while the service runs.
+PERMANENT_ERRORS = ("event store not loaded:", "RegistryError: cannot load ")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What a PID file says: the PID (None when the file holds none), and why the file does
+    not name this home's running service (None: it does)."""
+
+    pid: int | None
+    stale: str | None
+
+
+def _proc(pid: int, name: str) -> bytes | None:
+    try:
+        return (Path("/proc") / str(pid) / name).read_bytes()
+    except OSError:  # gone, or another user's: either way not ours to signal
+        return None
+
+
+def start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22): with the
+    PID, it names one process for good."""
+    stat = _proc(pid, "stat")
+    if stat is None:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    fields = stat.rsplit(b")", 1)[-1].split()
+    return fields[19].decode() if len(fields) > 19 else None
+
+
+def _home_of(pid: int) -> Path | None:
+    """The home a service process serves: its JOURNEY_HOME (`journey serve` always sets it),
+    else the folder holding its BENTOML_HOME (services started before it did), relative to
+    the process's working folder."""
+    raw = _proc(pid, "environ")
+    if raw is None:
+        return None
+    env = dict(item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    home = env.get(b"JOURNEY_HOME")
+    if home is None and b"BENTOML_HOME" in env:
+        home = os.fsencode(Path(os.fsdecode(env[b"BENTOML_HOME"])).parent)
+    if home is None:
+        return None
+    try:
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return None
+    return (cwd / os.fsdecode(home)).resolve()
+
+
+def why_not_ours(pid: int, started: str | None, home: Path) -> str | None:
+    """None when ``pid`` is this home's service (and, when ``started`` is known, the very
+    process recorded); else what it is instead."""
+    now = start_time(pid)
+    if now is None:
+        return f"PID {pid} is not running"
+    if started is not None and now != started:
+        return f"PID {pid} is now another process (started after the service recorded)"
+    argv = [a.decode(errors="replace") for a in (_proc(pid, "cmdline") or b"").split(b"\0") if a]
+    if "serve" not in argv or SERVICE not in argv:
+        return f"PID {pid} runs `{' '.join(argv)[:120]}`, not a Journey service"
+    theirs = _home_of(pid)
+    if theirs != home.resolve():
+        where = f"home {theirs}" if theirs else "an unknown home"
+        return f"PID {pid} is the Journey service of {where}, not of {home.resolve()}"
+    return None
+
+
+def read_pid_file(path: Path, home: Path) -> Recorded | None:
+    """The file's record checked against /proc; None when there is no file."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the service's PID file: {exc}") from exc
+    try:  # a bare PID: written by `journey serve` before it recorded the start time
+        record: Any = json.loads(text)
+        if isinstance(record, int):
+            record = {"pid": record}
+        pid, started = int(record["pid"]), record.get("start")
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return Recorded(None, f"it holds no PID record ({text.strip()[:40]!r})")
+    return Recorded(pid, why_not_ours(pid, None if started is None else str(started), home))
+
+
+def write_pid_file(path: Path, pid: int) -> None:
+    tmp = path.with_suffix(".pid.tmp")
+    tmp.write_text(json.dumps({"pid": pid, "start": start_time(pid)}))
+    tmp.replace(path)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port another process listens on: the service would die on it, and whatever
+    answers there (another home's service) would look like this one."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port,
+                                                             type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {host}: cannot be resolved ({exc.strerror})") from exc
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds it
+        try:
+            s.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(f"port {port} on {host} is in use by another process (another "
+                                  "service?); choose another --port or stop that one") from exc
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
+def _probe(url: str) -> tuple[int, dict[str, Any]] | None:
+    """readyz's status and JSON body; None while nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            status, raw = r.status, r.read()
+    except urllib.error.HTTPError as exc:  # 503 while loading, with the reason
+        status, raw = exc.code, exc.read()
+    except (urllib.error.URLError, OSError):
+        return None
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    return status, body if isinstance(body, dict) else {}
+
+
+def log_tail(log_file: Path, lines: int = 15) -> str:
+    try:
+        tail = log_file.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return f"{log_file} cannot be read"
+    return f"{log_file} ends with:\n" + "\n".join(tail)
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float, log_file: Path,
+               say: Callable[[str], None]) -> None:
+    """Return once ``url`` (the service's /v1/readyz) says ready; ConfigError as soon as the
+    process exits or readyz reports a load error a retry will not fix, else at ``timeout``.
+    Each new reason readyz gives is passed to ``say``."""
+    deadline = time.monotonic() + timeout
+    last: str | None = None
+    while True:
+        code = proc.poll()
+        if code is not None:
+            said = f"; /v1/readyz last said: {last}" if last else ""
+            raise ConfigError(f"the service exited with code {code} before it was ready"
+                              f"{said}; {log_tail(log_file)}")
+        got = _probe(url)
+        if got is not None:
+            status, body = got
+            if status == 200 and body.get("ready") is True:
+                return
+            message = str(body.get("message") or f"HTTP {status}")
+            error = str(body.get("last_load_error") or "")
+            if error.startswith(PERMANENT_ERRORS):
+                raise ConfigError(f"the service cannot load: {error}; a retry will not fix "
+                                  f"this, so it was stopped; {log_tail(log_file, 5)}")
+            if message != last:
+                say(message)
+                last = message
+        if time.monotonic() >= deadline:
+            said = last or "nothing (it never answered)"
+            raise ConfigError(f"the service did not become ready within {timeout:.0f}s; "
+                              f"/v1/readyz last said: {said}; {log_tail(log_file)}")
+        time.sleep(0.25)
+
+
+def stop_spawned(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    """End a service this command started (its PID cannot have been reused: it is our
+    unreaped child); its workers go with its session when it has to be killed."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # started with start_new_session: its own group
+        proc.wait()
+
+
+def terminate(pid: int, started: str | None, home: Path, timeout: float = 20.0) -> str:
+    """SIGTERM (BentoML stops its workers), then SIGKILL to its session if needed; each
+    signal only after checking the PID is still this home's service."""
+    if why_not_ours(pid, started, home) is not None:
+        return "was not running"
+    started = started or start_time(pid)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if start_time(pid) != started:
+            return "stopped"
+        time.sleep(0.2)
+    if why_not_ours(pid, started, home) is not None:
+        return "stopped"
+    # Its own session (start_new_session), so the group is its workers and nothing else.
+    if os.getpgid(pid) == pid:
+        os.killpg(pid, signal.SIGKILL)
+    else:
+        os.kill(pid, signal.SIGKILL)
+    return "killed (it did not stop within the timeout)"

@@ -1,0 +1,98 @@
+"""`journey serve` checks the deployment and its settings before it starts a service: a wrong
+home, no store, no API keys or a bad setting is refused with one line, not a hanging service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from journey.service_process import PERMANENT_ERRORS
+from serving.settings import ServeSettings
+from serving.state import ServiceState
+from tests.journey.cli_helpers import fails, ok
+
+UNSET = ("JOURNEY_API_KEYS", "JOURNEY_MLFLOW_TRACKING_URI", "JOURNEY_MAX_BATCH",
+         "JOURNEY_RISK_BANDS")
+
+
+@pytest.fixture
+def home(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in UNSET:
+        monkeypatch.delenv(name, raising=False)
+    path = isolated / "home"
+    path.mkdir()
+    monkeypatch.setenv("JOURNEY_HOME", str(path))
+    return path
+
+
+def test_a_mistyped_home_is_refused_not_created(home: Path, isolated: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOURNEY_HOME", str(isolated / "hoem"))
+    err = fails("serve", "--detach")
+    assert f"home {isolated / 'hoem'}" in err and "does not exist" in err
+    assert "set in the environment" in err
+    assert not (isolated / "hoem").exists()
+
+
+def test_a_home_from_dotenv_is_named_so(home: Path, isolated: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JOURNEY_HOME")
+    (isolated / ".env").write_text("JOURNEY_HOME=nowhere\n")
+    assert f"set in {isolated / '.env'}" in fails("serve", "--detach")
+
+
+def test_a_home_without_a_store_is_refused(home: Path) -> None:
+    err = fails("serve", "--detach")
+    assert err.startswith(f"error: event store not found: {home / 'events.duckdb'}; run "
+                          "`journey ingest`")
+    assert not (home / "mlflow").exists() and not (home / "events.duckdb").exists()
+
+
+@pytest.mark.parametrize("text", [None, "", "keys: []\n", "kyes:\n- name: a\n"])
+def test_a_service_without_keys_is_refused(home: Path, text: str | None) -> None:
+    (home / "events.duckdb").write_bytes(b"")
+    if text is not None:
+        (home / "api_keys.yaml").write_text(text)
+    err = fails("serve", "--detach")
+    assert f"error: {home / 'api_keys.yaml'}" in err
+    assert "journey keys create" in err or "unknown top-level key 'kyes'" in err
+
+
+def test_keys_named_by_the_environment_are_checked(home: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    (home / "events.duckdb").write_bytes(b"")
+    monkeypatch.setenv("JOURNEY_API_KEYS", str(home / "typo.yaml"))
+    err = fails("serve", "--detach")
+    assert f"{home / 'typo.yaml'} (JOURNEY_API_KEYS) does not exist" in err
+
+
+def test_service_settings_are_checked_before_it_starts(home: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOURNEY_MAX_BATCH", "0")
+    monkeypatch.setenv("JOURNEY_RISK_BANDS", "[0.7,0.2]")
+    err = fails("serve", "--detach")
+    assert "error: setting JOURNEY_MAX_BATCH='0'" in err
+    assert "error: setting JOURNEY_RISK_BANDS=[0.7, 0.2]" in err and "low < high" in err
+
+
+def test_workers_are_checked_first(home: Path) -> None:
+    assert "one writer" in fails("serve", "--workers", "2")
+
+
+def test_a_store_the_service_cannot_open_is_a_permanent_error(tmp_path: Path) -> None:
+    """What serve --detach stops waiting on is what the service reports for a bad store."""
+    (tmp_path / "events.duckdb").write_bytes(b"not a duckdb file" * 100)
+    state = ServiceState(ServeSettings(home=tmp_path, drift_worker=False))
+    try:
+        state.start(background=False)
+        why = state.readiness()["last_load_error"]
+    finally:
+        state.close()
+    assert why.startswith(PERMANENT_ERRORS), why
+    assert str(tmp_path / "events.duckdb") in why
+
+
+def test_keys_create_refuses_a_blank_name(home: Path) -> None:
+    assert "a key needs a name" in fails("keys", "create", " ", "--role", "admin")
+    assert ok("keys", "list") == [f"no keys in {home / 'api_keys.yaml'}"]

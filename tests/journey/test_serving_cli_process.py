@@ -1,0 +1,214 @@
+"""`journey stop` and `serve --detach`'s process handling: a PID file signals only this home's
+service, a busy port and a dead or unloadable service are reported at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+
+from features.errors import ConfigError
+from journey.service_process import SERVICE, read_pid_file, wait_ready, write_pid_file
+from tests.journey.cli_helpers import fails, ok, run
+
+
+@pytest.fixture
+def home(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = isolated / "home"
+    path.mkdir()
+    monkeypatch.setenv("JOURNEY_HOME", str(path))
+    return path
+
+
+def _spawn(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, env=env, start_new_session=True)
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    proc = _spawn(["sleep", "60"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def fake_service(home: Path) -> subprocess.Popen[bytes]:
+    """A process that looks like `journey serve`'s (its argv and JOURNEY_HOME), and ends on
+    SIGTERM as BentoML does."""
+    code = "import time\nwhile True: time.sleep(0.05)"
+    return _spawn([sys.executable, "-c", code, "serve", SERVICE],
+                  {**os.environ, "JOURNEY_HOME": str(home)})
+
+
+def test_stop_leaves_a_foreign_pid_alone(home: Path,
+                                         sleeper: subprocess.Popen[bytes]) -> None:
+    (home / "serve.pid").write_text(str(sleeper.pid))
+    lines = ok("stop")
+    assert "stale" in lines[0] and "sleep 60" in lines[0] and "no process signalled" in lines[0]
+    time.sleep(0.2)
+    assert sleeper.poll() is None  # not signalled
+    assert not (home / "serve.pid").exists()
+
+
+def test_stop_leaves_another_homes_service_alone(home: Path, isolated: Path) -> None:
+    other = isolated / "other"
+    other.mkdir()
+    proc = fake_service(other)
+    try:
+        time.sleep(0.3)
+        (home / "serve.pid").write_text(str(proc.pid))
+        assert f"home {other}" in ok("stop")[0]
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_stop_ends_this_homes_service(home: Path) -> None:
+    proc = fake_service(home)
+    time.sleep(0.3)
+    write_pid_file(home / "serve.pid", proc.pid)
+    assert ok("stop") == [f"service PID {proc.pid} stopped"]
+    assert proc.wait(5) == -15
+    assert not (home / "serve.pid").exists()
+
+
+def test_a_reused_pid_is_not_the_service(home: Path) -> None:
+    proc = fake_service(home)
+    try:
+        time.sleep(0.3)
+        # Same PID, another start time: the recorded service ended and the PID was reused.
+        (home / "serve.pid").write_text(json.dumps({"pid": proc.pid, "start": "1"}))
+        recorded = read_pid_file(home / "serve.pid", home)
+        assert recorded is not None and recorded.stale is not None
+        assert "another process" in recorded.stale
+        ok("stop")
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("text", ["garbage", "", "{}", "12.5"])
+def test_stop_with_garbage_in_the_pid_file(home: Path, text: str) -> None:
+    (home / "serve.pid").write_text(text)
+    assert "holds no PID record" in ok("stop")[0]
+    assert not (home / "serve.pid").exists()
+
+
+def test_an_unreadable_pid_file_is_one_line(home: Path) -> None:
+    (home / "serve.pid").mkdir()
+    assert fails("stop").startswith(f"error: {home / 'serve.pid'}: cannot read")
+
+
+def test_an_empty_pid_file_is_stale_not_running(home: Path) -> None:
+    (home / "serve.pid").write_text("")
+    recorded = read_pid_file(home / "serve.pid", home)
+    assert recorded is not None and recorded.pid is None and recorded.stale
+
+
+@pytest.fixture
+def deployment(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """What serve checks before it starts anything: a store file and a key."""
+    for name in ("JOURNEY_API_KEYS", "JOURNEY_MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(name, raising=False)
+    (home / "events.duckdb").write_bytes(b"")
+    ok("keys", "create", "ops", "--role", "admin")
+    return home
+
+
+def test_serve_refuses_a_busy_port(deployment: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        err = fails("serve", "--detach", "--port", str(port))
+    assert f"port {port} on 127.0.0.1 is in use" in err
+    assert not (deployment / "serve.pid").exists()
+
+
+def test_serve_detach_does_not_take_a_reused_pid_for_a_running_service(
+        deployment: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    """The stale file is reported and replaced, and the start goes on (here to the port
+    check, which stops it before anything is spawned)."""
+    (deployment / "serve.pid").write_text(str(sleeper.pid))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        result = run("serve", "--detach", "--port", str(s.getsockname()[1]))
+    assert result.exit_code == 2
+    assert "is stale" in result.stderr and "already running" not in result.stderr
+    assert "in use" in result.stderr
+
+
+class _Readyz(BaseHTTPRequestHandler):
+    answer: tuple[int, dict[str, object]] = (200, {"ready": True})
+
+    def do_GET(self) -> None:
+        status, body = self.answer
+        raw = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def readyz(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, type[_Readyz]]]:
+    handler = type("Handler", (_Readyz,), {})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1/readyz", handler
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_dead_service_is_not_ready_whatever_answers(
+        readyz: tuple[str, type[_Readyz]], tmp_path: Path) -> None:
+    """Another service answering 200 on the port does not make a dead one ready."""
+    url, _ = readyz
+    proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    proc.wait()
+    log = tmp_path / "serve.log"
+    log.write_text("OSError: [Errno 98] address already in use\n")
+    with pytest.raises(ConfigError, match="exited with code 3") as err:
+        wait_ready(url, proc, 30, log, lambda _: None)
+    assert "address already in use" in str(err.value)
+
+
+def test_a_permanent_load_error_ends_the_wait_at_once(
+        readyz: tuple[str, type[_Readyz]], tmp_path: Path,
+        sleeper: subprocess.Popen[bytes]) -> None:
+    url, handler = readyz
+    why = "event store not loaded: /x/events.duckdb: StoreError: locked by process 7"
+    handler.answer = (503, {"ready": False, "last_load_error": why, "message": why})
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="cannot load: event store not loaded: /x/events"):
+        wait_ready(url, sleeper, 60, tmp_path / "serve.log", lambda _: None)
+    assert time.monotonic() - started < 10
+
+
+def test_a_missing_champion_is_waited_for_and_quoted(
+        readyz: tuple[str, type[_Readyz]], tmp_path: Path,
+        sleeper: subprocess.Popen[bytes]) -> None:
+    """Promoting a champion fixes it while the service runs: wait, saying why."""
+    url, handler = readyz
+    why = "RegistryError: model journey-churn has no version with alias 'champion'"
+    handler.answer = (503, {"ready": False, "last_load_error": why, "message": why})
+    said: list[str] = []
+    with pytest.raises(ConfigError, match="within 1s; /v1/readyz last said: RegistryError: "
+                                          "model journey-churn has no version"):
+        wait_ready(url, sleeper, 1, tmp_path / "serve.log", said.append)
+    assert said == [why]
