@@ -38,6 +38,12 @@ def backtest(
     stored under $JOURNEY_HOME/backtests and logged to MLflow (experiment journey-backtest)."""
     from training.backtest import run_backtest
 
+    if scores is not None and not scores.is_dir():
+        # The default folder may not exist yet (nothing scored); a named one is a typo, and
+        # "0 new" would pass for "nothing closed yet".
+        what = "is not a folder" if scores.exists() else "not found"
+        raise ConfigError(f"--scores {scores}: {what}; name the folder of score snapshots "
+                          "(`journey score` writes them under $JOURNEY_HOME/scores)")
     settings = Settings()
     feature_spec = load_spec(spec or settings.feature_spec,
                              load_taxonomy(taxonomy or settings.taxonomy))
@@ -73,8 +79,8 @@ def retrain(
              "last recorded cycle's (replays go forward).")] = None,
     drift_days: Annotated[float | None, typer.Option(
         "--drift-days", min=1, help="Also run a cycle when the customers active in these last "
-        "days drift from the churn champion's training profile (models/config/drift.yaml "
-        "thresholds).")] = None,
+        "days drift from those active in the same number of days before (models/config/"
+        "drift.yaml thresholds), if events arrived since the last cycle.")] = None,
     store: StoreOpt = None,
     spec: SpecOpt = None,
     taxonomy: TaxonomyOpt = None,
@@ -86,7 +92,7 @@ def retrain(
     store's newest event when earlier), trains challengers, gates them against the champions
     on that holdout, logs the decisions to MLflow (journey-retrain) and records the cycle."""
     from training.dataset import SnapshotSource
-    from training.drift import champion_profile, drift_check
+    from training.drift import drift_check
     from training.retrain import RetrainRun, load_retrain
     from training.retrain import retrain as run
 
@@ -105,8 +111,7 @@ def retrain(
     tracking = settings.tracking()
     try:
         drift = None if drift_days is None else drift_check(
-            source.store, min(clock, source.latest_event()), drift_days,
-            lambda: champion_profile(tracking.client()), feature_spec)
+            source.store, min(clock, source.latest_event()), drift_days, feature_spec)
         outcome = run(rs, exp, RetrainRun(source, tracking, feature_spec,
                                           settings.retrain_path, settings.promote_margin,
                                           typer.echo), clock, force, drift, config_file=path)

@@ -84,15 +84,18 @@ def champion_profile(client: MlflowClient, alias: str = "champion") -> DriftProf
     return DriftProfile.from_dict(data) if data is not None else None
 
 
-def drift_check(store: str | Path, until: datetime, days: float,
-                profile: Callable[[], DriftProfile | None], spec: FeatureSpec,
+def drift_check(store: str | Path, until: datetime, days: float, spec: FeatureSpec,
                 settings: DriftSettings | None = None) -> Callable[[], str | None]:
-    """A retraining trigger: the customers active in the ``days`` before ``until`` against the
-    champion's training profile (without one, against the window before theirs); the reason
-    when something alarms, else None. Evaluated only when the cadence asks."""
+    """A retraining trigger: the customers active in the ``days`` before ``until`` against those
+    active in the ``days`` before that, on the same store; the reason when something alarms,
+    else None.
+
+    Not against the champion's training profile: that covers every customer seen before each
+    training cutoff, while the live window holds only the active ones, and that difference
+    alarms on any world, shifted or not (docs/drift.md). Both sides drawn by one rule, only a
+    change in behaviour between the two windows separates them."""
     def check() -> str | None:
         start = until - timedelta(days=days)
-        report = drift_between(store, start, start, until, spec=spec, settings=settings,
-                               reference=profile())
+        report = drift_between(store, start, start, until, spec=spec, settings=settings)
         return report.reason() if report.alarm else None
     return check

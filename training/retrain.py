@@ -10,7 +10,8 @@ The decisions, promoted or kept and why, are logged in MLflow (a parent run per 
 ``journey-retrain``, the gate's own runs nested in it; the moved experiment and this spec
 with the training run) and recorded in ``<home>/retrain/cycles.json``, which the cadence
 reads: a cycle is due ``every_days`` after the last one, at once with ``--force``, or when a
-drift check says so.
+drift check says so and events arrived since the last cycle (each cycle records the number of
+events its clock could see and the newest one's time).
 
 ```yaml
 experiment: default.yaml   # the spec whose cutoffs move (relative to this file)
@@ -25,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -33,7 +34,9 @@ from typing import Any, Literal
 from pydantic import Field
 
 from features.errors import ConfigError
+from features.snapshot import data_fingerprint
 from features.spec import FeatureSpec
+from features.store import EventStore
 from models.targets import TARGETS
 from training.dataset import SnapshotSource, load_dataset
 from training.experiment import Experiment, _Strict, load_experiment, load_model_file
@@ -66,6 +69,9 @@ class Cycle:
     cutoffs: dict[str, Any]
     training_run: str
     decisions: list[dict[str, Any]]
+    # The events the cycle's clock could see ({"events", "newest"}): a drift trigger on the
+    # same events would train on the same data again.
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 def load_retrain(path: str | Path) -> tuple[RetrainSpec, Experiment]:
@@ -81,7 +87,7 @@ def experiment_path(rs: RetrainSpec, config_file: Path) -> Path:
 
 def moved(exp: Experiment, data_until: datetime) -> Experiment:
     """``exp`` with every cutoff moved by the same number of days, so its test window
-    (T, T+H] is the newest one that ends by ``data_until`` (the survival section's cutoffs
+    [T, T+H) is the newest one that ends by ``data_until`` (the survival section's cutoffs
     move the same way on its own horizon)."""
     raw = exp.model_dump()
     raw["cutoffs"] = _moved(raw["cutoffs"], exp.horizon_days, data_until)
@@ -126,6 +132,28 @@ def due(cycles: list[dict[str, Any]], now: datetime, every_days: int, force: boo
     if now - last >= timedelta(days=every_days):
         return f"{(now - last).days} days since the last cycle (every {every_days})"
     return None
+
+
+def data_seen(store: Path, now: datetime) -> dict[str, Any]:
+    """The events before the clock ``now``: their number and the newest one's time."""
+    with EventStore(store, read_only=True) as es:
+        return data_fingerprint(es, now)
+
+
+def nothing_new(cycles: list[dict[str, Any]], seen: dict[str, Any], data_until: datetime
+                ) -> str | None:
+    """Why no event arrived since the last cycle (None: some did, or there is no cycle yet).
+    ``seen``: :func:`data_seen` on this cycle's clock; ``data_until``: its data end."""
+    if not cycles:
+        return None
+    last = cycles[-1]
+    # A cycle recorded before the event counts were: its data end is all there is to compare.
+    same = (last["data"] == seen if last.get("data")
+            else last.get("data_until") == _iso(data_until))
+    if not same:
+        return None
+    return (f"no new events since the last cycle at {last['ran_at']} ({seen['events']:,} "
+            f"events, the newest at {seen['newest']})")
 
 
 def load_cycles(folder: Path) -> list[dict[str, Any]]:
@@ -175,11 +203,18 @@ def retrain(rs: RetrainSpec, exp: Experiment, run: RetrainRun, now: datetime,
     ``config_file``: the retraining spec's file, logged with the cycle's runs."""
     cycles = load_cycles(run.folder)
     check_forward(cycles, now, run.folder)
-    trigger = due(cycles, now, rs.every_days, force, drift)
+    stale = None
+    if drift is not None and not force and cycles:
+        stale = nothing_new(cycles, data_seen(run.source.store, now),
+                            min(now, run.source.latest_event()))
+    trigger = due(cycles, now, rs.every_days, force, None if stale else drift)
+    skipped = f"; drift not checked: {stale}" if stale else ""
     if trigger is None:
         last = cycles[-1]["ran_at"]
         return Outcome(None, f"not due: the last cycle ran at {last}, every {rs.every_days} "
-                             "days (use --force to run now)")
+                             f"days{skipped} (use --force to run now)")
+    if stale:
+        run.log(f"drift not checked: {stale}")
     return Outcome(run_cycle(rs, exp, run, now, trigger, config_file), trigger)
 
 
@@ -190,6 +225,7 @@ def run_cycle(rs: RetrainSpec, exp: Experiment, run: RetrainRun, now: datetime,
 
     latest = run.source.latest_event()
     data_until = min(now, latest)  # a replay: nothing after its clock
+    seen = data_seen(run.source.store, now)
     fresh = moved(exp, data_until)
     c = fresh.cutoffs
     left_out = (f"; newer events, to {latest:%Y-%m-%d %H:%M}, left out as after --now"
@@ -216,13 +252,14 @@ def run_cycle(rs: RetrainSpec, exp: Experiment, run: RetrainRun, now: datetime,
                            "valid_cutoff": str(c.valid), "test_cutoff": str(c.test),
                            "ran_at": _iso(now), "data_until": data_until.isoformat(),
                            "store_newest_event": latest.isoformat(), "margin": margin,
+                           "events_seen": seen["events"],
                            "every_days": rs.every_days})
         log_experiment(fresh, None)
         if config_file is not None:
             mlflow.log_artifact(str(config_file), "retrain")
         decisions = _gate(rs, run, fresh, margin)
     cycle = Cycle(_iso(now), trigger, _iso(data_until), fresh.name, c.model_dump(mode="json"),
-                  training_run, [asdict(d) for d in decisions])
+                  training_run, [asdict(d) for d in decisions], seen)
     record_cycle(run.folder, cycle)
     return cycle
 

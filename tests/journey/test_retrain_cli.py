@@ -59,6 +59,14 @@ def test_a_replay_cycle_stops_at_its_clock(isolated: Path, config: Path) -> None
     assert "test 2025-05-16 (events until 2025-06-15 00:00; newer events, to 2025-07-19" in text
     cycle = json.loads((isolated / "home" / "retrain" / "cycles.json").read_text("utf-8"))[-1]
     assert (cycle["ran_at"], cycle["data_until"]) == ("2025-06-15T00:00:00Z",) * 2
+    assert cycle["data"]["events"] > 0 and cycle["data"]["newest"] < "2025-06-15"
+    # The same clock again: the events the cycle recorded are all there is, so a drift alarm
+    # could only retrain on them again; the check is skipped, and the cadence is not due.
+    with one_thread():
+        again = " ".join(ok("retrain", "--config", config, "--now", "2025-06-15", "--store",
+                            tiny.store, "--out", isolated / "snapshots", "--drift-days", "14"))
+    assert ("drift not checked: no new events since the last cycle at 2025-06-15T00:00:00Z "
+            f"({cycle['data']['events']:,} events") in again
     client = Tracking.local(isolated / "home").client()
     arts = {a.path for a in client.list_artifacts(cycle["training_run"], "retrain")}
     assert arts == {"retrain/cycle.yaml", "retrain/tiny-cli.yaml"}

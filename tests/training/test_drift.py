@@ -4,7 +4,7 @@ training leaves each model's reference profile next to the model."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -97,12 +97,13 @@ def test_a_run_without_a_profile_reads_as_none(trained: Trained) -> None:
     assert load_run_dict(client, version, "drift/absent.json") is None
 
 
+@pytest.mark.parametrize("days", [30, 14])  # 14: the audit's --drift-days
 def test_the_retraining_drift_check_gives_a_reason_only_after_the_shift(
-        stores: dict[str, Path]) -> None:
-    spec = load_spec()
-    shifted = drift_check(stores["shift"], WINDOW_END, 30, lambda: None, spec)()
+        stores: dict[str, Path], days: int) -> None:
+    spec, until = load_spec(), SHIFT_DAY + timedelta(days=days)  # the live window: the shift's
+    shifted = drift_check(stores["shift"], until, days, spec)()
     assert shifted is not None and "drift alarm" in shifted and "ch_social_30d" in shifted
-    assert drift_check(stores["none"], WINDOW_END, 30, lambda: None, spec)() is None
+    assert drift_check(stores["none"], until, days, spec)() is None
 
 
 def test_the_champion_profile_is_the_churn_champions(trained: Trained) -> None:
