@@ -56,6 +56,19 @@ class StageEvents:
     contact: Bool  # a marketing contact: a known event type that signals no stage
     present: Bool  # per customer: has events before as_of
 
+    @property
+    def occasion(self) -> Bool:
+        """Conversions on a new occasion: not at the time of the customer's previous one (two
+        order lines of one checkout, or a date-only log's same-day orders, are one purchase;
+        the repeat stage, too, needs a conversion later than the first)."""
+        pos = np.flatnonzero(self.conversion)
+        same = np.zeros(len(pos), bool)
+        same[1:] = ((self.ev.cust[pos[1:]] == self.ev.cust[pos[:-1]])
+                    & (self.ev.ts[pos[1:]] == self.ev.ts[pos[:-1]]))
+        out = self.conversion.copy()
+        out[pos[same]] = False
+        return out
+
     @classmethod
     def before(cls, arrays: EventArrays, spec: FeatureSpec, as_of_us: int) -> StageEvents:
         keep = arrays.ts < as_of_us

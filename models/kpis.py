@@ -11,7 +11,8 @@ months are periods of their own (the month labels the cell). Definitions, per pe
 - retention rate: of those with a conversion before the period's end, the ones with customer
   activity (an event mapped to a stage; marketing contacts are not) in the ``retention_days``
   before the end.
-- repeat-purchase rate: of the period's converters, those with 2+ conversions before its end.
+- repeat-purchase rate: of the period's converters, those who converted on 2+ occasions (at
+  different times) before its end.
 - stage conversion: customers whose period events reach stage k (or a later one) over those
   reaching k - 1 (as in the journey map's funnel).
 - CLV estimate = V x L. V: revenue per customer-year (the group's revenue in the period over
@@ -63,8 +64,8 @@ DEFINITIONS = {
     "retention_rate": "the period's customers with a purchase before its end who were active "
                       "in the retention_days before the end / the period's customers with a "
                       "purchase before its end (Wilson 95 %)",
-    "repeat_purchase_rate": "the period's buyers with 2+ purchases before its end / the "
-                            "period's buyers (Wilson 95 %)",
+    "repeat_purchase_rate": "the period's buyers who bought at 2+ different times before its "
+                            "end / the period's buyers (Wilson 95 %)",
     "funnel": "customers reaching stage k or later in the period / those reaching k-1 (Wilson)",
     "clv": "V x L: V = revenue per customer-year in the period; L = (retention_days/365) / "
            "(1 - retention rate), capped at clv_years",
@@ -99,7 +100,7 @@ class Cells:
     converted: Bool  # a conversion in the period
     bought: Bool  # a conversion before the period's end
     retained: Bool  # bought, and customer activity in the retention_days before the end
-    repeat: Bool  # converted, with 2+ conversions before the end
+    repeat: Bool  # converted, with conversions at 2+ different times before the end
     revenue: F64
     days: F64  # days as a customer in the period
     furthest: I64  # furthest stage reached in the period (-1 none)
@@ -144,18 +145,19 @@ def period_cells(e: StageEvents, spec: FeatureSpec, params: JourneyMapParams,
     cell_period = np.zeros(cells, np.int64) if period is None else period[starts].astype(
         np.int64)
     conv_pos, conv_cell = cells_of(e.conversion)
-    conv_in = np.bincount(conv_cell, minlength=cells).astype(np.int64)
+    converted = np.bincount(conv_cell, minlength=cells) >= 1
     revenue = np.bincount(conv_cell, np.nan_to_num(ev.value[conv_pos]), cells).astype(np.float64)
+    occasions = e.occasion
+    conv_in = np.bincount(cells_of(occasions)[1], minlength=cells).astype(np.int64)
     last = np.maximum.reduceat(np.where(take(e.activity), ts, NO_START), starts) if cells \
         else np.zeros(0, np.int64)
     furthest = np.maximum.reduceat(take(e.stage), starts).astype(np.int64) if cells else \
         np.zeros(0, np.int64)
-    prior_conv, prior_last = _prior(e, bounds[0], n)
+    prior_conv, prior_last = _prior(e, occasions, bounds[0], n)
     conv_upto = _within(cell_cust, conv_in, "cumsum") + prior_conv[cell_cust]
     last_upto = _within(cell_cust, np.maximum(last, prior_last[cell_cust]), "cummax")
     end, begin = edges[cell_period + 1], edges[cell_period]
     days = (end - np.maximum(_first_event(e, cell_cust, ts, starts, whole), begin)) / DAY_US
-    converted = conv_in >= 1
     csat_cell, csat = _scored(e, spec, params.csat_score, cells_of, last_only=False)
     nps_cell, nps = _scored(e, spec, params.nps_score, cells_of, last_only=True)
     return Cells(
@@ -178,12 +180,12 @@ def _first_event(e: StageEvents, cell_cust: I64, ts: I64, starts: I64, whole: bo
     return out
 
 
-def _prior(e: StageEvents, start: int, n: int) -> tuple[I64, I64]:
-    """Per customer: conversions, and the last customer activity, before ``start``."""
+def _prior(e: StageEvents, occasions: Bool, start: int, n: int) -> tuple[I64, I64]:
+    """Per customer: conversion occasions, and the last customer activity, before ``start``."""
     if start == NO_START:
         return np.zeros(n, np.int64), np.full(n, NO_START, np.int64)
     before = e.ev.ts < start
-    conv = np.bincount(e.ev.cust[before & e.conversion], minlength=n).astype(np.int64)
+    conv = np.bincount(e.ev.cust[before & occasions], minlength=n).astype(np.int64)
     last = first_ts(e, before & e.activity, last=True)
     return conv, np.where(last == NEVER, NO_START, last)
 

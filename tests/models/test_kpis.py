@@ -119,3 +119,24 @@ def test_absurd_scores_give_no_interval_rather_than_nulls() -> None:
     out = _csat(cells, JourneyMapParams(), np.array([0, 0, 1]), 2)  # type: ignore[arg-type]
     assert out[0]["mean_ci95"] is None and out[0]["count"] == 2
     assert out[1]["mean"] == 4.0 and out[1]["mean_ci95"] is None  # one score: no interval
+
+
+def test_order_lines_at_one_time_are_one_purchase() -> None:
+    """c2 buys twice at day 60 (two order lines of one checkout): not a repeat buyer, as its
+    stage is not the repeat stage; c0 bought on days 6 and 90: a repeat buyer."""
+    extra = (2, 60, "purchase", "direct", float("nan"))
+    overall = journey_kpis(arrays([*EVENTS, extra]), SPEC, AS_OF, PARAMS, GROUPS)["overall"]
+    assert rate(overall["repeat_purchase_rate"]) == (1, 2)
+    again = (2, 80, "purchase", "direct", float("nan"))
+    overall = journey_kpis(arrays([*EVENTS, extra, again]), SPEC, AS_OF, PARAMS,
+                           GROUPS)["overall"]
+    assert rate(overall["repeat_purchase_rate"]) == (2, 2)
+
+
+def test_occasions_skip_only_same_time_conversions_of_one_customer() -> None:
+    events = [(0, 1, "purchase", "direct", float("nan")), (0, 1, "purchase", "app", float("nan")),
+              (0, 2, "purchase", "direct", float("nan")), (1, 1, "purchase", "direct",
+                                                           float("nan"))]
+    e = StageEvents.before(arrays(events, customers=2), SPEC, AS_OF)
+    assert e.occasion.tolist() == [True, False, True, True]
+    assert e.conversion.tolist() == [True, True, True, True]
