@@ -43,8 +43,8 @@ demo: setup
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey score --as-of 2026-01-01 --store $(DEMO)/events.duckdb
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey segments --by tier,stage
 	JOURNEY_HOME=$(DEMO) $(BIN)/journey kpis --by persona
-	JOURNEY_HOME=$(DEMO) $(BIN)/journey keys create demo --role admin > $(DEMO)/demo.key
-	JOURNEY_HOME=$(DEMO) $(BIN)/journey keys create marketer --role marketer > $(DEMO)/marketer.key
+	umask 077; JOURNEY_HOME=$(DEMO) $(BIN)/journey keys create demo --role admin > $(DEMO)/demo.key
+	umask 077; JOURNEY_HOME=$(DEMO) $(BIN)/journey keys create marketer --role marketer > $(DEMO)/marketer.key
 	JOURNEY_HOME=$(DEMO) JOURNEY_STORE=$(DEMO)/events.duckdb JOURNEY_AS_OF=2026-01-01T00:00:00Z \
 		JOURNEY_TRIGGERS=examples/demo_triggers.yaml JOURNEY_WEBHOOK_SECRET=$(DEMO_HOOK_SECRET) \
 		$(BIN)/journey serve --detach --port $(DEMO_PORT)

@@ -7,6 +7,7 @@ that differ from the service's) keeps the last good set and records why.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
     from mlflow.tracking import MlflowClient
 
+
+log = logging.getLogger("journey.serving")
 
 @dataclass(frozen=True)
 class Served:
@@ -181,8 +184,14 @@ class ModelHolder:
             except Exception as exc:
                 self.failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("models not reloaded (still serving %s): %s",
+                            self.current.versions() if self.current else "none",
+                            self.last_error)
                 return False
             changed = self.current is None or fresh.versions() != self.current.versions()
+            if changed:
+                log.info("serving models %s (were %s)", fresh.versions(),
+                         self.current.versions() if self.current else "none")
             self.current = fresh  # one reference swap: readers see the old set or the new one
             self.last_error = None
             return changed

@@ -23,7 +23,7 @@ import yaml
 from features.errors import ConfigError
 
 PREFIX = "jk_"
-log = logging.getLogger(__name__)
+log = logging.getLogger("journey.serving")
 
 
 class Role(StrEnum):

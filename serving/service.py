@@ -6,7 +6,9 @@ every route itself (/v1/metrics, behind a key), and each costs latency on every 
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -18,6 +20,22 @@ from serving.app import create_app
 from serving.state import ServiceState
 
 timeout.install()  # before BentoML builds the service's app
+
+
+def _journey_log_to_stderr() -> None:
+    """BentoML's logging config keeps only its own loggers' records, so the service's own
+    (models loaded and reloaded, store errors, key-file reloads, trigger deliveries) never
+    reached serve.log; they go to stderr, which `journey serve --detach` writes there."""
+    journey = logging.getLogger("journey")
+    if not journey.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        journey.addHandler(handler)
+    journey.setLevel(logging.INFO)
+    journey.propagate = False
+
+
+_journey_log_to_stderr()
 
 app = create_app()  # builds routes only; the lifespan loads histories and models
 

@@ -73,6 +73,9 @@ def test_journey_serve_runs_bentoml(served: Served, app_client: TestClient,
         status, body = call(f"{base}/v1/metrics", headers=served.headers(Role.admin))
         assert status == 200 and b"journey_requests_total" in body
         assert call(f"{base}/v1/docs")[0] == 200
+        # The service's own records reach serve.log (BentoML's logging config dropped them).
+        log = (home / "serve.log").read_text(errors="replace")
+        assert "journey.serving: loaded" in log and "journey.serving: serving models" in log
         again = subprocess.run([str(BIN / "journey"), "serve", "--detach", "--port",
                                 str(port)], env=env, capture_output=True, text=True)
         assert again.returncode == 2 and "already running" in again.stderr
