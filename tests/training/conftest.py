@@ -5,8 +5,10 @@ a copy)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.training.world import (
     clean_env,
@@ -26,3 +28,15 @@ def _clean_env() -> Iterator[None]:
         yield
 
 
+
+
+@pytest.fixture(scope="session")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The drift tests' two worlds, one with a shift on SHIFT_DAY: built once for the drift
+    and the retrain-drift tests."""
+    from tests.training.test_drift import SHIFT, _store
+
+    root = tmp_path_factory.mktemp("drift")
+    scenario = root / "shift.yaml"
+    scenario.write_text(yaml.safe_dump({"extends": "default", "shifts": [SHIFT]}))
+    return {"none": _store(root / "none", None), "shift": _store(root / "shift", scenario)}

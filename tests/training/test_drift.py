@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
 from features.errors import ConfigError
 from features.mapping import identity_mapping
@@ -46,14 +45,6 @@ def _store(root: Path, params: Path | None) -> Path:
         es.ingest(root / "sim" / "events", identity_mapping(), load_taxonomy())
         es.load_attributes(pq.read_table(root / "sim" / "customers"))
     return store
-
-
-@pytest.fixture(scope="module")
-def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("drift")
-    scenario = root / "shift.yaml"
-    scenario.write_text(yaml.safe_dump({"extends": "default", "shifts": [SHIFT]}))
-    return {"none": _store(root / "none", None), "shift": _store(root / "shift", scenario)}
 
 
 def test_a_shift_is_detected_within_one_window(stores: dict[str, Path]) -> None:

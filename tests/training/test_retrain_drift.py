@@ -18,7 +18,7 @@ from features.spec import load_spec
 from features.store import EventStore
 from models.drift import DriftProfile, fit_profile, load_drift_settings, reference_rows
 from tests.journey.cli_helpers import ok
-from tests.training.test_drift import SHIFT, SHIFT_DAY, _store
+from tests.training.test_drift import SHIFT_DAY
 from tests.training.test_retrain_replay import SPEC
 from tests.training.world import write_spec
 from training import retrain as retrain_module
@@ -26,16 +26,6 @@ from training.retrain import Cycle, RetrainRun, RetrainSpec, nothing_new
 
 NOW = SHIFT_DAY + timedelta(days=14)  # the live window [SHIFT_DAY, NOW): the shift's first days
 EARLIER = NOW - timedelta(days=7)  # the last cycle's clock: within the cadence (every 14 days)
-
-
-@pytest.fixture(scope="module")
-def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    import yaml
-
-    root = tmp_path_factory.mktemp("retrain-drift")
-    scenario = root / "shift.yaml"
-    scenario.write_text(yaml.safe_dump({"extends": "default", "shifts": [SHIFT]}))
-    return {"none": _store(root / "none", None), "shift": _store(root / "shift", scenario)}
 
 
 @pytest.fixture
