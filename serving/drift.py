@@ -247,11 +247,13 @@ class DriftGauges:
         self.threshold.labels("warn").set(report.settings.psi_warn)
         self.threshold.labels("alarm").set(report.settings.psi_alarm)
         for row in report.rows:
+            self.alarm.labels(row.name, row.kind).set(1 if row.status == "alarm" else 0)
+            if row.status == "too_few":  # a PSI from a handful of rows is noise, not a reading
+                continue
             if np.isfinite(row.psi):
                 self.psi.labels(row.name, row.kind).set(row.psi)
             if np.isfinite(row.p_value):
                 self.p_value.labels(row.name, row.kind).set(row.p_value)
-            self.alarm.labels(row.name, row.kind).set(1 if row.status == "alarm" else 0)
 
 
 class DriftMonitor:
@@ -293,7 +295,10 @@ class DriftMonitor:
         reported by that evaluation."""
         if models is not None:
             with self._lock, contextlib.suppress(RegistryError):
-                self._reference(models)
+                _, merged = self._reference(models)
+                # Known now, not only after the first evaluation: an alert on this gauge
+                # would otherwise fire after every restart.
+                self.gauges.available.set(1 if merged is not None else 0)
 
     def evaluate(self, models: ModelSet | None) -> DriftStatus:
         with self._lock:

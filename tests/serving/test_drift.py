@@ -137,8 +137,11 @@ def test_predictions_fill_the_window_and_drift_is_reported(client: TestClient,
     rows = {row["name"]: row for row in report["rows"]}
     assert {"score_churn", "score_conversion", "recency_days", "last_channel"} <= set(rows)
     assert rows["score_churn"]["kind"] == "score" and rows["recency_days"]["kind"] == "feature"
-    # 41 rows are far below min_samples: reported, never alarming.
+    # 41 rows are far below min_samples: reported, never alarming, and no PSI exported.
     assert {row["status"] for row in rows.values()} == {"too_few"} and not report["alarm"]
+    text = client.get("/metrics", headers=served.headers(Role.marketer)).text
+    assert "journey_drift_psi{" not in text and "journey_drift_p_value{" not in text
+    assert 'journey_drift_alarm{column="recency_days",kind="feature"} 0.0' in text
     assert report["settings"]["psi_alarm"] == 0.25
     assert set(body["versions"]) == {"next_stage", "churn", "conversion"}
 
@@ -169,6 +172,15 @@ def test_champions_without_a_profile_report_drift_as_unavailable(
         assert "no training profile" in str(body["reason"])
         assert set(body["without_profile"]) == {"next_stage", "churn", "conversion"}
         assert "journey_drift_available 0.0" in c.get(
+            "/metrics", headers=served.headers(Role.admin)).text
+
+
+def test_drift_is_available_from_start_up(served: Served, tmp_path: Path) -> None:
+    """Known from the profiles read at start-up, before any evaluation: an alert on the gauge
+    used to fire after every restart."""
+    settings = served.settings(served.store_copy(tmp_path), drift_eval_seconds=3600)
+    with clean_env(), one_thread(), TestClient(create_app(settings, background=False)) as c:
+        assert "journey_drift_available 1.0" in c.get(
             "/metrics", headers=served.headers(Role.admin)).text
 
 
