@@ -7,9 +7,11 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 
-from serving.errors import ForbiddenError, InvalidKeyError, MissingKeyError
+from serving.errors import BadRequestError, ForbiddenError, InvalidKeyError, MissingKeyError
 from serving.http import KEY_CHECK
 from serving.keys import Role
 from serving.schemas import ErrorOut
@@ -35,6 +37,51 @@ async def get_state(request: Request) -> ServiceState:
 StateDep = Annotated[ServiceState, Depends(get_state)]
 
 
+OPEN_QUERY = "_journey_open_query"
+_DECLARED: dict[int, frozenset[str] | None] = {}
+
+
+def open_query(endpoint: Any) -> Any:
+    """Mark a route that reads free-form query parameters itself (segment filters: any
+    dimension name) and refuses unknown ones there."""
+    setattr(endpoint, OPEN_QUERY, True)
+    return endpoint
+
+
+def _declared(route: object) -> frozenset[str] | None:
+    """The query parameters a route declares, read once per route (None: any)."""
+    key = id(route)
+    if key not in _DECLARED:
+        if not isinstance(route, APIRoute) or getattr(route.endpoint, OPEN_QUERY, False):
+            _DECLARED[key] = None
+        else:
+            _DECLARED[key] = frozenset(_query_names(route.dependant))
+    return _DECLARED[key]
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def check_query(request: Request) -> None:
+    """Refuse a query parameter the route does not take: a typo (``?statuss=dead``) would
+    otherwise be ignored and the answer look like the one asked for. After the key check, so
+    a caller without a valid key learns nothing of the route."""
+    if not request.scope.get("query_string"):
+        return
+    allowed = _declared(request.scope.get("route"))
+    if allowed is None:
+        return
+    for name in request.query_params:
+        if name not in allowed:
+            takes = ", ".join(sorted(allowed)) or "no query parameters"
+            raise BadRequestError(f"unknown query parameter {name!r}; this route takes {takes}",
+                                  name)
+
+
 def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, ServiceState]]:
     """A dependency that checks the key's role and gives the service state (one dependency
     per route: each level of FastAPI's resolution costs on every request)."""
@@ -52,6 +99,7 @@ def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, ServiceState]]:
             needed = ", ".join(sorted(r.value for r in allowed | {Role.admin}))
             raise ForbiddenError(
                 f"key {who.name!r} has role {who.role.value}; this route needs one of: {needed}")
+        check_query(request)
         return state
 
     setattr(check, KEY_CHECK, True)

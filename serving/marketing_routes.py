@@ -12,7 +12,7 @@ import anyio
 from fastapi import Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 
-from serving.deps import Admin, Watcher, not_found
+from serving.deps import Admin, Watcher, not_found, open_query
 from serving.errors import NotFoundError
 from serving.marketing_schemas import (
     CustomersOut,
@@ -78,6 +78,7 @@ api = RouteTable()
 
 
 @api.get("/segments", tags=["segments"], description=FILTER_DOC, responses=NO_SNAPSHOT)
+@open_query  # filters by any dimension; unknown names refused there
 async def segments(request: Request, state: Watcher,
                    by: Annotated[str, Query(description="Dimensions to cut by, "
                                             "comma-separated.")] = "tier") -> SegmentsOut:
@@ -92,6 +93,7 @@ async def segments(request: Request, state: Watcher,
 
 @api.get("/segments/customers", tags=["segments"], description=FILTER_DOC,
          responses=NO_SNAPSHOT)
+@open_query  # filters by any dimension; unknown names refused there
 async def customers(
     request: Request, state: Watcher,
     sort: Annotated[str, Query(description=f"One of {', '.join(SORTABLE)} "
@@ -112,6 +114,7 @@ async def customers(
 @api.get("/segments/export", tags=["segments"], description=FILTER_DOC,
          response_class=StreamingResponse,
          responses={200: {"content": {"text/csv": {}}}, **NO_SNAPSHOT})
+@open_query  # filters by any dimension; unknown names refused there
 async def export(
     request: Request, state: Watcher,
     sort: Annotated[str, Query(description=f"One of {', '.join(SORTABLE)}.")]

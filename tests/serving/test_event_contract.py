@@ -156,3 +156,18 @@ def test_an_unknown_inline_attribute_is_named(app_client: TestClient, served: Se
         "customer_id": "attr", "events": [], "attributes": {"regoin": "north"}}), 422,
         "bad_request", "attributes.regoin")
     assert "not one of the feature spec's" in got["message"]
+
+
+def test_an_unknown_query_parameter_is_refused_after_the_key(app_client: TestClient,
+                                                            served: Served) -> None:
+    """A typo would be ignored and the answer look like the one asked for."""
+    h = served.headers(Role.marketer)
+    got = error(app_client.get("/triggers/firings", params={"statuss": "dead"}, headers=h),
+                422, "bad_request", "statuss")
+    assert "this route takes before, customer_id, limit, rule, status" in got["message"]
+    assert app_client.get("/triggers/firings", params={"status": "dead"},
+                          headers=h).status_code == 200
+    error(app_client.get("/models", params={"x": "1"}, headers=served.headers(Role.admin)),
+          422, "bad_request", "x")
+    # The key first: without one, a 401 says nothing of the route's parameters.
+    error(app_client.get("/triggers/firings", params={"statuss": "dead"}), 401, "missing_key")
