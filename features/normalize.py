@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.errors import MappingError
+from features.iso_time import iso_expr
 from features.mapping import EPOCH_UNITS, ISO8601, ColumnMapping
 from features.read_jsonl import non_text_ids
 from features.readers import LINE_COLUMN
@@ -33,10 +34,6 @@ from features.taxonomy import Taxonomy
 # Epoch numbers are clamped to +-1e17 us (years -1200..5138) before becoming timestamps: DuckDB
 # raises, for the whole batch, on values past its range; clamped, they fail the range check.
 EPOCH_CLAMP_US = 10**17
-# ISO text: what follows the time (HH:MM[:SS[.f]]), an offset, and a zone name after a space.
-_AFTER_TIME = r"^[^:]*\d:\d\d(?::\d\d(?:\.\d*)?)?(.*)$"
-_OFFSET = r"^(?:Z|[+-]\d\d(?::?\d\d){0,2})$"
-_ZONE_NAME = r"^ ([A-Za-z][A-Za-z0-9_/+-]*)$"
 Columns = dict[str, tuple[str, ...]]  # canonical field -> its source columns, in order
 MAX_CACHED_SQL = 64  # one query per raw schema seen; bounded, whatever a source throws at it
 # Per batch, to find the rows behind an unforeseen DuckDB error: ~12 such rows are isolated
@@ -296,7 +293,7 @@ class Normalizer:
         parts = []
         for fmt in self.mapping.ts_format:
             if fmt == ISO8601:
-                parts.append(self._iso_expr(text))
+                parts.append(iso_expr(text, self._zones))
             elif fmt in EPOCH_UNITS:
                 micros = f"TRY_CAST(TRY_CAST({text} AS DOUBLE) * {EPOCH_UNITS[fmt]} AS BIGINT)"
                 # greatest/least skip NULLs: an unparseable number must stay NULL.
@@ -306,28 +303,6 @@ class Normalizer:
             else:
                 parts.append(f"CAST(TRY_STRPTIME({text}, {sql_str(fmt)}) AS TIMESTAMPTZ)")
         return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
-
-    def _iso_expr(self, text: str) -> str:
-        """ISO 8601 text as a UTC instant, each row on its own. DuckDB's text -> TIMESTAMPTZ
-        cast keeps the last zone name it read for later rows of the query that have none
-        (after `10:00 Asia/Tokyo`, `10:00` read as Tokyo time), so it only gets rows with an
-        offset: zone-less text is read as TIMESTAMP (which takes only `Z` and `UTC` besides;
-        it would drop an offset, hence the test for `+` and a `-` after the time), a named
-        zone goes through timezone(zone, local time). DuckDB also reads words ('epoch' is
-        1970-01-01, 'infinity'): a date starts with a digit."""
-        local = f"TRY_CAST({text} AS TIMESTAMP)"
-        zone_less = f"NOT ({text} LIKE '%:%-%' OR contains({text}, '+')) AND {local} IS NOT NULL"
-        tail = f"regexp_extract({text}, '{_AFTER_TIME}', 1)"
-        zone = f"regexp_extract({tail}, '{_ZONE_NAME}', 1)"
-        known = f"list_contains({self._zones}, lower({zone}))"
-        # timezone() fails the whole query on a name it does not know: only known ones reach it.
-        named = (f"timezone(CASE WHEN {known} THEN {zone} ELSE 'UTC' END, "
-                 f"TRY_CAST(left({text}, length({text}) - length({tail})) AS TIMESTAMP))")
-        return (f"CASE WHEN ord({text}) NOT BETWEEN 48 AND 57 THEN NULL "
-                f"WHEN {zone_less} THEN make_timestamptz(epoch_us({local})) "
-                f"WHEN NOT contains({text}, ':') THEN NULL "
-                f"WHEN regexp_matches({tail}, '{_OFFSET}') THEN TRY_CAST({text} AS TIMESTAMPTZ) "
-                f"WHEN {known} THEN {named} END")
 
     def _properties_expr(self, schema: pa.Schema, resolved: dict[str, tuple[str, ...]]) -> str:
         base = self._text("properties", resolved)

@@ -5,6 +5,7 @@ intervals."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -56,7 +57,7 @@ class StageEvents:
     contact: Bool  # a marketing contact: a known event type that signals no stage
     present: Bool  # per customer: has events before as_of
 
-    @property
+    @cached_property  # the whole history and the monthly KPIs read it from the same events
     def occasion(self) -> Bool:
         """Conversions on a new occasion: not at the time of the customer's previous one (two
         order lines of one checkout, or a date-only log's same-day orders, are one purchase;

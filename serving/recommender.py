@@ -10,7 +10,7 @@ Each answer carries a recommendation id and, per action, the probability this po
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -85,7 +85,7 @@ class Recommender:
         return out, base
 
     def recommend(self, models: ModelSet, vectors: Vectors, scored: list[Scored],
-                  histories: list[EventArrays | None], now_us: int, top_k: int | None = None,
+                  histories: Sequence[EventArrays | None], now_us: int, top_k: int | None = None,
                   explore: bool = True) -> list[Recommended]:
         uplifts, baselines = self.uplift(models, vectors)
         out = []

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from features.batch import micros
+from features.events import EventArrays
 from features.group_commit import GroupCommit
 from features.history import HistoryIndex
 from features.online import OnlineFeatures, Vectors
@@ -56,6 +57,7 @@ class _Batch:
     known: list[str]
     unknown: list[str]
     vectors: Vectors | None
+    contacts: list[EventArrays] | None = None  # per known customer: events up to t inclusive
 
 
 class ServiceState:
@@ -66,7 +68,7 @@ class ServiceState:
         self.predictor = Predictor(self.spec.stages, settings.reasons, settings.risk_bands,
                                    settings.survival_days)
         self.keys = KeyRing.load(settings.keys_path)
-        catalog = load_catalog(settings.action_catalog, spec=self.spec)
+        catalog = load_catalog(settings.action_catalog)  # Recommender checks it against the spec
         self.recommender = Recommender(self.spec, catalog, settings.nba_top_k,
                                        settings.nba_exploration, settings.nba_seed)
         self.marketing = Marketing(settings, self.spec, catalog)
@@ -257,22 +259,27 @@ class ServiceState:
         self.drift.window.record(vectors, scored)
 
     def _batch_vectors(self, customer_ids: Sequence[str], as_of: datetime | None,
-                       started: bool = False) -> _Batch:
+                       contacts: bool = False) -> _Batch:
         """The known customers' vectors in one kernel pass; unknown ids listed apart.
-        ``started``: a customer whose first event is not before ``as_of`` is unknown too."""
+        ``contacts``: also each customer's events up to ``as_of`` inclusive (a contact sent at
+        as_of is already sent), and a customer with no event before ``as_of`` is unknown too
+        (nothing to base a decision on)."""
         models, history = self._models()
         when = self.clock(as_of)
         t = micros(when)
         known = list(dict.fromkeys(c for c in customer_ids if c in history))
-        if started:
-            known = [c for c in known if (h := history.arrays(c, t)) is not None and len(h)]
+        upto: list[EventArrays] | None = None
+        if contacts:
+            pairs = [(c, h) for c in known
+                     if (h := history.arrays(c, t + 1)) is not None and len(h) and h.ts[0] < t]
+            known, upto = [c for c, _ in pairs], [h for _, h in pairs]
         kept = set(known)
         unknown = [c for c in dict.fromkeys(customer_ids) if c not in kept]  # request order
         vectors = None
         if known:
             arrays = history.many(known, t)
             vectors = self.online.vectors(arrays, t, [history.attributes.of(c) for c in known])
-        return _Batch(models, history, when, t, known, unknown, vectors)
+        return _Batch(models, history, when, t, known, unknown, vectors, upto)
 
     def predict_batch(
         self, customer_ids: Sequence[str], as_of: datetime | None
@@ -291,14 +298,13 @@ class ServiceState:
     ) -> tuple[list[Recommended], list[str]]:
         """Ranked next-best-actions for stored customers (unknown ids are listed, with those
         who had no event yet at ``as_of``: nothing to base a recommendation on)."""
-        b = self._batch_vectors(customer_ids, as_of, started=True)
-        if b.vectors is None:
+        b = self._batch_vectors(customer_ids, as_of, contacts=True)
+        if b.vectors is None or b.contacts is None:
             return [], b.unknown
         scored = self.predictor.score(b.models, b.vectors, b.when, explain=False)
-        # The features stop strictly before t, but a contact sent at t is already sent: the
-        # contact policy counts it, or an action reported at t could be recommended again.
-        histories = [b.history.arrays(c, b.t + 1) for c in b.known]
-        out = self.recommender.recommend(b.models, b.vectors, scored, histories, b.t, top_k,
+        # The features stop strictly before t; the contact policy also counts a contact sent
+        # at t, or an action reported at t could be recommended again.
+        out = self.recommender.recommend(b.models, b.vectors, scored, b.contacts, b.t, top_k,
                                          explore)
         self.metrics.observe_recommendations(out)
         return out, b.unknown
