@@ -4,7 +4,7 @@ A decision point is a (customer, day) pair: the logging policy either sent the c
 action that day (the first ``action`` event of the day, with the ``propensity`` it logged in
 ``properties``) or did not. Features are the customer's vector as of the day's midnight (the
 same kernel as batch and online, so nothing the day's action caused can leak in); outcomes are
-labelled in (midnight, midnight + H] with the label definitions of ``features.labels``.
+labelled in [midnight, midnight + H) with the label definitions of ``features.labels``.
 
 Every contacted customer-day is kept; customer-days without a contact are sampled at a fixed
 rate (their ``weight`` is 1 / rate), which keeps the control arm large enough to model while

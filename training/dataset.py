@@ -89,7 +89,7 @@ class SnapshotSource:
             pass
         from features.labels import labels
 
-        self.log(f"computing labels for ({cutoff.date()}, +{horizon}d] ...")
+        self.log(f"computing labels for [{cutoff.date()}, +{horizon}d) ...")
         table = labels(self._store(), self.spec, cutoff, horizon, churn_gap)
         return write_snapshot(self.root, "labels", table, self.spec, cutoff, horizon,
                               churn_gap_days=churn_gap, store=str(self.store), data=data)

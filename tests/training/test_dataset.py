@@ -28,7 +28,7 @@ def test_missing_snapshots_are_computed_once(world: World, tmp_path: Path) -> No
     computed = [line for line in world.log if line.startswith("computing")]
     for day in [*CUTOFFS["train"], CUTOFFS["valid"], CUTOFFS["test"]]:
         assert f"computing features as of {day} ..." in computed
-        assert f"computing labels for ({day}, +30d] ..." in computed
+        assert f"computing labels for [{day}, +30d) ..." in computed
     assert len(computed) == 8
     lines: list[str] = []
     source = SnapshotSource(world.store, world.snapshots, world.spec, log=lines.append)
@@ -119,7 +119,7 @@ def test_snapshots_of_other_data_are_computed_again(world: World, tmp_path: Path
     computed = [line for line in lines if line.startswith("computing")]
     first = CUTOFFS["train"][0]
     assert f"computing features as of {first} ..." not in computed  # its events are unchanged
-    assert f"computing labels for ({first}, +30d] ..." in computed  # its window holds the event
+    assert f"computing labels for [{first}, +30d) ..." in computed  # its window holds the event
     assert len(computed) == 7
     assert any("was made from" in line and "computing it again" in line for line in lines)
 
