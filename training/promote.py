@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
@@ -43,6 +43,7 @@ class Decision:
     challenger_score: float | None = None
     champion_score: float | None = None
     holdout: str = ""
+    figures: dict[str, float] = field(default_factory=dict)  # further figures, as metrics
 
 
 def _score(t: Target, loaded: Loaded, source: SnapshotSource, tags: dict[str, str],
@@ -83,19 +84,28 @@ def decide(name: str, client: MlflowClient, source: SnapshotSource, margin: floa
                               else evaluate.better_on(on, a, b, margin)))
 
 
+# A second opinion the gate may need besides the score: given the champion (None when there is
+# none), whether the challenger may be promoted and a sentence saying why.
+Judge = Callable[["ModelVersion | None"], tuple[bool, str]]
+
+
 def gate(client: MlflowClient, registered: str, d: Decision, ch: ModelVersion, force: bool,
-         score: Callable[[ModelVersion], float], wins: Callable[[float, float], bool]
-         ) -> Decision:
+         score: Callable[[ModelVersion], float], wins: Callable[[float, float], bool],
+         judge: Judge | None = None) -> Decision:
     """The gate itself, for any model kind: ``score`` judges a version on the challenger's
-    holdout, ``wins`` says whether a challenger's score beats a champion's by the margin."""
+    holdout, ``wins`` says whether a challenger's score beats a champion's by the margin, and
+    ``judge`` (optional) can hold back a challenger the score would promote."""
     d = replace(d, challenger_score=score(ch))
     champ = alias_version(client, registered, CHAMPION)
     if champ is not None and str(champ.version) == d.challenger_version:
         return replace(d, champion_version=d.challenger_version,
                        reason="the challenger is already the champion")
     if champ is None:
-        return apply_decision(client, registered, d, True,
-                              "no champion yet: the challenger becomes champion")
+        ok, said = judge(None) if judge else (True, "")
+        why = "no champion yet: the challenger becomes champion" if ok else "no champion yet"
+        why += f"; {said}" if said else ""
+        return apply_decision(client, registered, d, ok or force,
+                              why + ("; promoted by --force" if force and not ok else ""))
     d = replace(d, champion_version=str(champ.version))
     why = _not_comparable(dict(champ.tags), dict(ch.tags), d.champion_version)
     if why:
@@ -107,6 +117,10 @@ def gate(client: MlflowClient, registered: str, d: Decision, ch: ModelVersion, f
     why = (f"challenger v{d.challenger_version} {d.metric} {d.challenger_score:.4f} "
            f"{'beats' if won else 'does not beat'} champion v{d.champion_version} "
            f"{d.champion_score:.4f} by more than {d.margin} on {d.holdout}")
+    if judge is not None:
+        ok, said = judge(champ)
+        won = won and ok
+        why += f"; {said}"
     return apply_decision(client, registered, d, won or force,
                           why + ("; promoted by --force" if force and not won else ""))
 
@@ -184,6 +198,7 @@ def log_decision(tracking: Tracking, client: MlflowClient, d: Decision) -> None:
             value = getattr(d, key)
             if value is not None:
                 mlflow.log_metric(key, value)
+        mlflow.log_metrics({k: v for k, v in d.figures.items() if math.isfinite(v)})
 
 
 def promote_all(names: list[str], tracking: Tracking, source: SnapshotSource, margin: float,

@@ -32,6 +32,7 @@ from training.model_io import example_frame, log_registered
 from training.outcomes import TrainingDataError
 from training.tracking import KIND_TAG, TRAINING_EXPERIMENT, Tracking
 from training.train import CHALLENGER
+from training.uplift_ope import policy_value
 from training.uplift_spec import LABEL_OF, LearnerSpec, UpliftExperiment
 
 Log = Callable[[str], None]
@@ -172,13 +173,16 @@ def train_one(exp: UpliftExperiment, d: Decisions, outcome: str, spec: LearnerSp
         scores = {s: qini_scores(est, f) for s, f in (("valid", d.valid), ("test", d.test))}
         for split, values in scores.items():
             mlflow.log_metrics({f"{split}_{k}": v for k, v in values.items() if np.isfinite(v)})
+        value = policy_value(est, d.test, exp.control_rate)
+        mlflow.log_metrics({k: v for k, v in value.metrics("test_").items() if np.isfinite(v)})
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "uplift_by_decile_test.csv"
             _deciles(est, d.test).to_csv(path, index=False)
             mlflow.log_artifact(str(path))
         version = _log_model(est, d, tags)
     log(f"  uplift-{outcome:<8} {spec.kind}  valid qini {scores['valid']['qini_mean']:.4f}  "
-        f"test {scores['test']['qini_mean']:.4f}  v{version}  {seconds:.1f}s")
+        f"test {scores['test']['qini_mean']:.4f}  policy {value.lift.value:+.2%} vs logged  "
+        f"v{version}  {seconds:.1f}s")
     return UpliftResult(outcome, spec.kind, version, scores["valid"], scores["test"],
                         seconds), est
 

@@ -4,10 +4,17 @@ As for the predictive models: both are scored on the same rows, the challenger's
 of decisions (rebuilt from the store with the window, horizon, control rate and seed its run
 recorded), on the mean inverse-propensity weighted Qini coefficient over actions; `champion`
 moves only when the challenger wins by more than the margin.
+
+Qini judges the ranking; what a marketer gets is the policy. So the value of targeting by each
+model is also estimated off-policy (doubly robust, ``training.uplift_ope``) on the same rows,
+and a challenger whose policy does significantly worse (95 %) than the champion's, or than the
+logging policy's when there is no champion yet, is held back even when its Qini wins. The
+figures go into the decision's reason and the promotion run's metrics.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,10 +29,11 @@ from features.store import EventStore
 from models.registry import alias_version, load_native
 from models.uplift_model import JourneyUplift, registered_name
 from training.dataset import midnight
-from training.promote import Decision, check_margin, gate, log_decision
+from training.promote import Decision, Judge, check_margin, gate, log_decision
 from training.tracking import Tracking
 from training.train import CHALLENGER
 from training.uplift import qini_scores
+from training.uplift_ope import describe, paired, policy_value, significantly_below
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -60,17 +68,59 @@ def decide_uplift(name: str, client: MlflowClient, store_path: Path, spec: Featu
     d = Decision(name, False, "", METRIC, margin, str(ch.version),
                  holdout=f"decisions {tags['journey.test_window']} "
                          f"+{tags['journey.horizon_days']}d")
-    frame: pd.DataFrame | None = None
+    holdout = _Holdout(store_path, spec, tags)
+    d = gate(client, registered, d, ch, force,
+             lambda v: qini_scores(holdout.model(v), holdout.frame())[METRIC],
+             lambda a, b: a > b + margin, holdout.judge(ch))
+    return replace(d, figures=holdout.figures)
 
-    def score(version: ModelVersion) -> float:
-        nonlocal frame
-        if frame is None:  # rebuilt once, only when a score is needed
-            frame = _holdout(store_path, spec, tags)
-        model = load_native(version, JourneyUplift)
-        assert isinstance(model, JourneyUplift)
-        return qini_scores(model, frame)[METRIC]
 
-    return gate(client, registered, d, ch, force, score, lambda a, b: a > b + margin)
+class _Holdout:
+    """The challenger's test window, rebuilt once and only when a score needs it, with the
+    models judged on it and the off-policy figures the judge measured."""
+
+    def __init__(self, store_path: Path, spec: FeatureSpec, tags: dict[str, str]) -> None:
+        self.store_path, self.spec, self.tags = store_path, spec, tags
+        self.figures: dict[str, float] = {}
+        self._frame: pd.DataFrame | None = None
+        self._models: dict[str, JourneyUplift] = {}
+
+    def frame(self) -> pd.DataFrame:
+        if self._frame is None:
+            self._frame = _holdout(self.store_path, self.spec, self.tags)
+        return self._frame
+
+    def model(self, version: ModelVersion) -> JourneyUplift:
+        key = str(version.version)
+        if key not in self._models:
+            model = load_native(version, JourneyUplift)
+            assert isinstance(model, JourneyUplift)
+            self._models[key] = model
+        return self._models[key]
+
+    def judge(self, ch: ModelVersion) -> Judge:
+        """Hold back a challenger whose targeting is estimated off-policy to do significantly
+        worse than the champion's (or, with no champion, than the logging policy's)."""
+        rate = float(self.tags["journey.control_rate"])
+
+        def judge(champ: ModelVersion | None) -> tuple[bool, str]:
+            mine = policy_value(self.model(ch), self.frame(), rate)
+            self.figures.update(mine.metrics("challenger_"))
+            said = describe(mine, str(ch.version))
+            if champ is None:
+                ok = not significantly_below(mine.lift)
+                return ok, said + ("" if ok else "; significantly worse than the logged policy")
+            theirs = policy_value(self.model(champ), self.frame(), rate)
+            self.figures.update(theirs.metrics("champion_"))
+            gap = paired(mine, theirs)
+            self.figures.update(dr_vs_champion=gap.value, dr_vs_champion_se=gap.se)
+            lo, hi = gap.interval()
+            ok = not significantly_below(gap)
+            return ok, (f"{said}; vs champion v{champ.version}'s targeting {gap.value:+.2%} "
+                        f"(95 % CI {lo:+.2%} .. {hi:+.2%})"
+                        + ("" if ok else ", significantly worse"))
+
+        return judge
 
 
 def promote_uplift(names: list[str], tracking: Tracking, store_path: Path, spec: FeatureSpec,

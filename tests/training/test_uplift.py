@@ -33,6 +33,8 @@ def test_every_learner_and_outcome_is_registered_with_its_qini(
         assert version.run_id is not None
         run = client.get_run(version.run_id)
         assert "valid_qini_mean" in run.data.metrics and "test_qini_mean" in run.data.metrics
+        assert {"test_dr_policy_value", "test_logged_policy_value",
+                "test_dr_lift_vs_logged"} <= set(run.data.metrics)
         assert np.isfinite(r.valid["qini_mean"]) and np.isfinite(r.test["qini_mean"])
     for outcome in ("convert", "churn"):
         best = max((r for r in uplift_trained.results if r.outcome == outcome),
@@ -45,6 +47,10 @@ def test_the_first_gate_promotes_and_a_second_finds_the_champion(
         uplift_trained: UpliftTrained, world: World) -> None:
     first = {d.target: d for d in uplift_trained.promotions}
     assert all(d.promoted and "no champion yet" in d.reason for d in first.values())
+    for d in first.values():  # the policy's off-policy value is measured and recorded
+        assert "off-policy (doubly robust)" in d.reason
+        assert np.isfinite(d.figures["challenger_dr_policy_value"])
+        assert 0 < d.figures["challenger_logged_policy_value"] < 1
     client = uplift_trained.tracking.client()
     with clean_env():
         again = decide_uplift("uplift-convert", client, world.store, world.spec, 0.0)
