@@ -130,7 +130,7 @@ def load_events(
     try:
         for file in files:
             report.files.append(str(file))
-            for raw in read_batches(file, batch_rows, limits, wanted):
+            for raw in read_batches(file, batch_rows, limits, wanted, mapping.text):
                 valid, rejects = normalizer(raw.table, str(file), raw.source_columns)
                 _record_rejects(str(file), raw.rejects, rejects, report, writer)
                 report.rows_read += raw.table.num_rows + len(raw.rejects)

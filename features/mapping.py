@@ -8,7 +8,7 @@ missing. A preset's lists are candidates for many kinds of files, so none of the
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ import duckdb
 import yaml
 
 from features.errors import ConfigError, MappingError
+from features.read_base import TextFormat, text_format
 from features.schema import EVENT_FIELDS, REQUIRED_FIELDS
 from features.yaml_config import StrictLoader, reject_duplicate_keys
 
@@ -42,6 +43,7 @@ class ColumnMapping:
     properties: tuple[str, ...] = ()  # extra source columns packed into `properties`
     source: str = "<mapping>"
     required: Required = ()  # columns the user named, which the file must have
+    text: TextFormat = field(default_factory=TextFormat)  # CSV/TSV delimiter, encoding
 
     def resolve(self, available: list[str], where: str) -> dict[str, tuple[str, ...]]:
         """The source columns of each canonical field, in preference order; a row takes the
@@ -58,13 +60,15 @@ class ColumnMapping:
                 raise MappingError(
                     f"{where}: no column for required field {req!r} (mapping {self.source} "
                     f"tried {tried}); the file has columns {available}"
+                    + _delimiter_hint(available)
                 )
         missing = [(label, named) for label, named in self.required
                    if not any(c in present for c in named)]
         if missing:
             what = "; ".join(f"{label}: {_names(named)}" for label, named in missing)
             raise MappingError(f"{where}: mapping {self.source} names columns the file does not "
-                               f"have ({what}); the file has columns {available}")
+                               f"have ({what}); the file has columns {available}"
+                               + _delimiter_hint(available))
         return resolved
 
     def wanted_columns(self) -> frozenset[str]:
@@ -75,6 +79,29 @@ class ColumnMapping:
     def extra_columns(self, available: list[str]) -> list[str]:
         present = set(available)
         return [c for c in self.properties if c in present]
+
+
+def with_text_options(mapping: ColumnMapping, delimiter: str | None,
+                      encoding: str | None) -> ColumnMapping:
+    """The mapping with the command line's --delimiter / --encoding in place of its own."""
+    if delimiter is None and encoding is None:
+        return mapping
+    given = text_format(delimiter, encoding, "--")
+    return replace(mapping, text=TextFormat(
+        given.delimiter if delimiter is not None else mapping.text.delimiter,
+        given.encoding if encoding is not None else mapping.text.encoding))
+
+
+def _delimiter_hint(available: list[str]) -> str:
+    """A header read as one column often means another delimiter (a European CSV's `;`)."""
+    if len(available) != 1:
+        return ""
+    for d in (";", "\t", "|", ","):
+        if d in available[0]:
+            return (f"; a header of one column holding {d!r} suggests the file is delimited by "
+                    f"{d!r}: pass --delimiter {'tab' if d == chr(9) else repr(d)} (or "
+                    "`delimiter:` in a mapping file)")
+    return ""
 
 
 def _names(named: tuple[str, ...]) -> str:
@@ -134,7 +161,8 @@ def _defaults(value: Any, source: str) -> dict[str, str]:
 
 def mapping_from_dict(raw: dict[str, Any], source: str, preset: bool = False) -> ColumnMapping:
     """``preset``: the columns are candidates for many files, none required."""
-    known = {"columns", "constants", "event_types", "ts_format", "defaults", "properties"}
+    known = {"columns", "constants", "event_types", "ts_format", "defaults", "properties",
+             "delimiter", "encoding"}
     unknown = set(raw) - known
     if unknown:
         raise MappingError(f"{source}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
@@ -160,7 +188,18 @@ def mapping_from_dict(raw: dict[str, Any], source: str, preset: bool = False) ->
         properties=properties,
         source=source,
         required=required,
+        text=_text(raw, source),
     )
+
+
+def _text(raw: dict[str, Any], source: str) -> TextFormat:
+    for key in ("delimiter", "encoding"):
+        if key in raw and not isinstance(raw[key], str):
+            raise MappingError(f"{source}: {key}: expected text, got {raw[key]!r}")
+    try:
+        return text_format(raw.get("delimiter"), raw.get("encoding"), f"{source}: ")
+    except ConfigError as exc:
+        raise MappingError(str(exc)) from exc
 
 
 def _load_yaml(text: str, source: str, preset: bool = False) -> ColumnMapping:
@@ -244,6 +283,7 @@ def parse_map_option(option: str, base: ColumnMapping | None = None) -> ColumnMa
         properties=base.properties,
         source=source,
         required=required,
+        text=base.text,
     )
 
 

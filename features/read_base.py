@@ -9,6 +9,7 @@ when it is too large, and a batch is handed on when it holds enough text.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import io
 import zlib
@@ -54,6 +55,50 @@ class ReadLimits:
                 f"max_row_bytes ({self.max_row_bytes}) is below max_field_bytes "
                 f"({self.max_field_bytes}): a row holds its fields"
             )
+
+
+@dataclass(frozen=True)
+class TextFormat:
+    """How delimited text is written: its delimiter (None: by file type, `,` or tab) and its
+    character encoding. JSON Lines are UTF-8 by definition and Parquet carries its own types, so
+    anything else is for CSV and TSV only."""
+
+    delimiter: str | None = None
+    encoding: str = "utf-8"
+
+    @property
+    def utf8(self) -> bool:
+        return self.encoding in ("utf-8", "utf-8-sig")
+
+    @property
+    def default(self) -> bool:
+        return self.delimiter is None and self.utf8
+
+
+UTF8_TEXT = TextFormat()  # the default: by file type, UTF-8
+
+# What users type for a tab, which a shell or YAML may hand over spelled out.
+TAB_SPELLINGS = {"\\t": "\t", "tab": "\t", "TAB": "\t"}
+
+
+def text_format(delimiter: str | None, encoding: str | None, where: str) -> TextFormat:
+    """A checked TextFormat; ``where`` names the option or mapping key in the error."""
+    if delimiter is not None:
+        delimiter = TAB_SPELLINGS.get(delimiter, delimiter)
+        if len(delimiter) != 1 or delimiter in "\"\r\n" or delimiter.isalnum():
+            raise ConfigError(f"{where}delimiter {delimiter!r}: must be one character other "
+                              "than a letter, digit, quote or line break (e.g. ';', '|', 'tab')")
+    name = "utf-8"
+    if encoding is not None:
+        try:
+            info = codecs.lookup(encoding)
+        except LookupError:
+            raise ConfigError(f"{where}encoding {encoding!r}: not an encoding Python knows "
+                              "(e.g. utf-8, cp1252, latin-1, utf-16)") from None
+        if not getattr(info, "_is_text_encoding", True):
+            raise ConfigError(f"{where}encoding {encoding!r}: not a text encoding")
+        name = info.name
+    return TextFormat(delimiter, name)
 
 
 @dataclass(frozen=True)

@@ -99,12 +99,13 @@ class _Records:
     header's field count, set by the caller once known) tells a runaway record from a row."""
 
     def __init__(self, binary: BinarySource, source: str, delimiter: str,
-                 limits: ReadLimits) -> None:
+                 limits: ReadLimits, encoding: str = "utf-8") -> None:
         # The feed bounds records; the csv module's own (process-wide) field limit must not
         # cut a field shorter than a record may be.
         csv.field_size_limit(max(csv.field_size_limit(), limits.max_row_bytes + 1))
-        text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape",
-                                newline="")
+        # Bytes the encoding cannot decode arrive as lone surrogates: the row is rejected.
+        text = io.TextIOWrapper(binary, encoding="utf-8-sig" if encoding == "utf-8" else encoding,
+                                errors="surrogateescape", newline="")
         self._feed = _LineFeed(text, limits.max_row_bytes)
         self._reader = csv.reader(self._feed, delimiter=delimiter)
         self._source, self._delimiter, self._max = source, delimiter, limits.max_row_bytes
@@ -199,8 +200,11 @@ class _CsvBatch:
 
 
 def read_delimited(binary: BinarySource, source: str, delimiter: str, batch_rows: int,
-                   limits: ReadLimits, wanted: frozenset[str] | None) -> Iterator[RawBatch]:
-    records = _Records(binary, source, delimiter, limits)
+                   limits: ReadLimits, wanted: frozenset[str] | None,
+                   encoding: str = "utf-8") -> Iterator[RawBatch]:
+    records = _Records(binary, source, delimiter, limits, encoding)
+    invalid = "invalid UTF-8 bytes" if encoding in ("utf-8", "utf-8-sig") else (
+        f"bytes not valid {encoding}")
     batch: _CsvBatch | None = None
     early: list[Reject] = []  # a compressed stream that ends before the header
     for item in records:
@@ -212,13 +216,13 @@ def read_delimited(binary: BinarySource, source: str, delimiter: str, batch_rows
             else:
                 raise SourceError(f"{source}: line {item.line}: unreadable header: {item.reason}")
         elif batch is None:
-            header, keep = _header(item[1], item[0], source, wanted)
+            header, keep = _header(item[1], item[0], source, wanted, invalid)
             records.width = len(header)
             batch = _CsvBatch(header, keep, early)
         else:
             line, fields, text = item
             reject = _row_reject(fields, text, len(batch.header), source, line, delimiter,
-                                 limits)
+                                 limits, invalid)
             if reject is None:
                 batch.add(line, fields, len(text))
             else:
@@ -232,13 +236,13 @@ def read_delimited(binary: BinarySource, source: str, delimiter: str, batch_rows
 
 
 def _row_reject(fields: list[str], text: str, width: int, source: str, line: int,
-                delimiter: str, limits: ReadLimits) -> Reject | None:
+                delimiter: str, limits: ReadLimits, invalid: str) -> Reject | None:
     """Why a parsed row cannot load, if it cannot; checks on the row's text first (cheap)."""
     if len(fields) != width:
         reason = f"wrong number of fields: expected {width}, got {len(fields)}"
         return Reject(source, line, reason, clip(delimiter.join(fields)))
     if not text.isascii() and invalid_utf8(fields):
-        return Reject(source, line, "invalid UTF-8 bytes", clip(delimiter.join(fields)))
+        return Reject(source, line, invalid, clip(delimiter.join(fields)))
     if len(text) > limits.max_field_bytes and max(map(len, fields)) > limits.max_field_bytes:
         # The wording of the csv module's own field-limit error, which this check replaced.
         reason = f"malformed CSV row: field larger than field limit ({limits.max_field_bytes})"
@@ -249,14 +253,16 @@ def _row_reject(fields: list[str], text: str, width: int, source: str, line: int
     return None
 
 
-def _header(fields: list[str], line: int, source: str,
-            wanted: frozenset[str] | None) -> tuple[list[str], list[int]]:
+def _header(fields: list[str], line: int, source: str, wanted: frozenset[str] | None,
+            invalid: str = "invalid UTF-8 bytes") -> tuple[list[str], list[int]]:
     """The column names, and the indexes of the wanted ones (all when nothing is asked for)."""
     header = [h.strip() for h in fields]
     if invalid_utf8(header) or any("\x00" in h for h in header):
         # UTF-16 text read as UTF-8: its BOM is invalid UTF-8, its ASCII letters gain NULs.
-        raise SourceError(f"{source}: line {line}: the header is not valid UTF-8 "
-                          "(is the file UTF-16? save it as UTF-8)")
+        what = ("is not valid UTF-8 (is the file UTF-16 or cp1252?" if "UTF-8" in invalid
+                else f"has {invalid} (is it another encoding?")
+        raise SourceError(f"{source}: line {line}: the header {what} name the encoding with "
+                          "--encoding, or `encoding:` in a mapping file)")
     # A source column named like the line column would collide with it: never read.
     keep = [i for i, h in enumerate(header)
             if h != LINE_COLUMN and (wanted is None or h in wanted)]

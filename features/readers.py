@@ -28,10 +28,12 @@ from features.read_base import (
     MAX_FIELD_BYTES,
     MAX_RAW_CHARS,
     MAX_ROW_BYTES,
+    UTF8_TEXT,
     BinarySource,
     RawBatch,
     ReadLimits,
     Reject,
+    TextFormat,
     wanted_names,
 )
 from features.read_csv import read_delimited
@@ -96,11 +98,17 @@ def read_batches(
     batch_rows: int = BATCH_ROWS,
     limits: ReadLimits | None = None,
     wanted: frozenset[str] | None = None,
+    text: TextFormat = UTF8_TEXT,
 ) -> Iterator[RawBatch]:
-    """Raw batches of one file: the ``wanted`` source columns (None: all) and the rejects."""
+    """Raw batches of one file: the ``wanted`` source columns (None: all) and the rejects.
+    ``text``: the delimiter and encoding of CSV and TSV files (refused for other types)."""
     fmt, gz = detect_format(path)
     limits = limits or ReadLimits()
     wanted = wanted_names(wanted)
+    if fmt in ("jsonl", "parquet") and not text.default:
+        raise SourceError(f"{path}: a delimiter or encoding applies to CSV and TSV files only "
+                          "(JSON Lines are UTF-8, Parquet carries its own types); load this "
+                          "file without them")
     try:
         if fmt == "parquet":
             yield from _read_parquet(path, batch_rows, wanted)
@@ -109,9 +117,9 @@ def read_batches(
             if fmt == "jsonl":
                 yield from read_jsonl(binary, str(path), batch_rows, limits, wanted)
             else:
-                delimiter = "\t" if fmt == "tsv" else ","
+                delimiter = text.delimiter or ("\t" if fmt == "tsv" else ",")
                 yield from read_delimited(binary, str(path), delimiter, batch_rows, limits,
-                                          wanted)
+                                          wanted, text.encoding)
     except OSError as exc:  # permissions, I/O errors: the file as a whole cannot be read
         raise SourceError(f"{path}: cannot be read: {exc}") from exc
 

@@ -18,6 +18,7 @@ from features.errors import StoreError
 from features.normalize import clean_text
 from features.normalize import quote as quote_ident
 from features.normalize import sql_str as sql_literal
+from features.read_base import UTF8_TEXT, TextFormat
 from features.readers import LINE_COLUMN, Reject, read_batches, source_files
 
 ROW_COLUMN = "_row"  # position over every file read: a customer's last row wins
@@ -42,13 +43,15 @@ class AttributeLoad:
         return self.customers - self.known
 
 
-def read_attribute_file(path: Path) -> tuple[pa.Table, list[Reject]]:
+def read_attribute_file(path: Path, text: TextFormat = UTF8_TEXT
+                        ) -> tuple[pa.Table, list[Reject]]:
     """Every row of a CSV/TSV/JSON lines/Parquet file or directory with its source and line
-    (text stays text: no type inference), and the rows that could not be parsed."""
+    (text stays text: no type inference), and the rows that could not be parsed. ``text``: the
+    delimiter and encoding of CSV/TSV files."""
     tables: list[pa.Table] = []
     rejects: list[Reject] = []
     for file in source_files(path):
-        for raw in read_batches(file):
+        for raw in read_batches(file, text=text):
             rejects += raw.rejects
             source = pa.array([str(file)] * raw.table.num_rows, pa.string())
             tables.append(raw.table.append_column(SOURCE_COLUMN, source))

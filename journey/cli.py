@@ -12,7 +12,15 @@ import typer
 
 from features.readers import source_files
 from features.taxonomy import UnknownPolicy, load_taxonomy
-from journey.common import StoreOpt, TaxonomyOpt, app, friendly_errors, parse_when
+from journey.common import (
+    DelimiterOpt,
+    EncodingOpt,
+    StoreOpt,
+    TaxonomyOpt,
+    app,
+    friendly_errors,
+    parse_when,
+)
 from journey.settings import Settings
 
 if TYPE_CHECKING:
@@ -125,15 +133,17 @@ def ingest(
     rejects: Annotated[
         Path | None, typer.Option(help="Where to write rejected rows (CSV).")
     ] = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Load a touchpoint log into the event store; print what was accepted and rejected."""
-    from features.mapping import choose_mapping
+    from features.mapping import choose_mapping, with_text_options
     from features.store import EventStore
 
     settings = Settings()
     policy: UnknownPolicy | None = unknown_events.value if unknown_events else None
     tax = load_taxonomy(taxonomy or settings.taxonomy).with_policy(policy)
-    column_mapping = choose_mapping(map_, mapping, preset)
+    column_mapping = with_text_options(choose_mapping(map_, mapping, preset), delimiter, encoding)
     # A missing or unreadable source fails before the store is created.
     files = len(source_files(source))
     store_path = store or settings.store_path

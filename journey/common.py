@@ -31,6 +31,10 @@ StoreOpt = Annotated[
 TaxonomyOpt = Annotated[
     Path | None, typer.Option("--taxonomy", help="Stage taxonomy YAML (env JOURNEY_TAXONOMY).")
 ]
+DelimiterOpt = Annotated[str | None, typer.Option(
+    help="CSV/TSV field delimiter, e.g. ';' or tab (default: ',' for .csv, tab for .tsv).")]
+EncodingOpt = Annotated[str | None, typer.Option(
+    help="CSV/TSV character encoding, e.g. cp1252, latin-1, utf-16 (default: utf-8).")]
 
 
 def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:

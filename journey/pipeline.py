@@ -14,7 +14,15 @@ import typer
 from features.errors import ConfigError
 from features.spec import FeatureSpec, load_spec
 from features.taxonomy import load_taxonomy
-from journey.common import StoreOpt, TaxonomyOpt, app, friendly_errors, parse_when
+from journey.common import (
+    DelimiterOpt,
+    EncodingOpt,
+    StoreOpt,
+    TaxonomyOpt,
+    app,
+    friendly_errors,
+    parse_when,
+)
 from journey.settings import Settings
 
 if TYPE_CHECKING:
@@ -158,14 +166,18 @@ def attributes(
         help="CSV/TSV/JSON lines/Parquet file (.gz ok) or a directory of customers.")],
     id_column: Annotated[str, typer.Option(help="The customer id column.")] = "customer_id",
     store: StoreOpt = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Load customer attributes (region, device, acquisition channel...) into the store."""
+    from features.read_base import text_format
     from features.store import EventStore
     from features.store_attributes import INTERNAL_COLUMNS, read_attribute_file
 
+    text = text_format(delimiter, encoding, "--")
     if not source.exists():
         raise ConfigError(f"{source}: no such file or directory")
-    table, unreadable = read_attribute_file(source)  # as text: ids keep leading zeros
+    table, unreadable = read_attribute_file(source, text)  # as text: ids keep leading zeros
     settings = Settings()
     target = store or settings.store_path
     with EventStore(target, memory_limit=settings.store_memory) as es:
