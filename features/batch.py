@@ -66,9 +66,11 @@ class BatchEngine:
             "channel_code AS channel, coalesce(action_code, -1) AS action, "
             "coalesce(value, 'nan'::DOUBLE) AS value"
         )
+        # Non-finite scores ('Infinity', 'nan') are missing, as online (features.events).
+        cast = "TRY_CAST(json_extract_string(properties, '$.{}') AS DOUBLE)"
         whens = " ".join(
-            f"WHEN {types[s.event_type]} THEN CASE WHEN json_valid(properties) THEN "
-            f"TRY_CAST(json_extract_string(properties, '$.{s.key}') AS DOUBLE) END"
+            f"WHEN {types[s.event_type]} THEN CASE WHEN json_valid(properties) AND "
+            f"isfinite({cast.format(s.key)}) THEN {cast.format(s.key)} END"
             for s in scored
         )
         score = f"coalesce(CASE event_type_code {whens} END, 'nan'::DOUBLE)" if scored else "0"

@@ -8,6 +8,7 @@ vocabularies, so kernels never touch strings.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -229,6 +230,9 @@ def _score(properties: str | dict[str, Any], key: str) -> float:
         # score; null, true/false, lists and objects are not.
         if value is None or isinstance(value, bool | list | dict):
             return np.nan
-        return float(value)
+        # Infinity or NaN ("inf", a JSON extension) is no score: a mean or a reason of it is
+        # meaningless. The batch and Spark readers drop them the same way.
+        score = float(value)
+        return score if math.isfinite(score) else np.nan
     except (ValueError, TypeError):
         return np.nan

@@ -76,7 +76,9 @@ def _encoded(events: DataFrame, spec: FeatureSpec, enc: Encoder, cutoff_us: int)
     )
     for i, s in enumerate(spec.scores):
         raw = F.get_json_object(F.col("properties"), f"$.{s.key}").cast("double")
-        df = df.withColumn(f"score_{i}", F.when(F.col("event_type") == s.event_type, raw))
+        finite = ~F.isnan(raw) & (F.abs(raw) != F.lit(float("inf")))  # as online: else missing
+        df = df.withColumn(f"score_{i}",
+                           F.when((F.col("event_type") == s.event_type) & finite, raw))
     return _repeat_conversions(df, spec.taxonomy.repeat_stage_index)
 
 

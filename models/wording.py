@@ -13,6 +13,8 @@ Value = float | str | None
 
 def _num(v: float) -> str:
     """A number as people write it: whole numbers bare, small ones to one decimal."""
+    if not math.isfinite(v):  # never from a feature (they drop non-finite inputs): no crash
+        return str(v)
     if abs(v - round(v)) < 1e-9 or abs(v) >= 100:
         return f"{round(v):,}"
     if abs(v) >= 10:

@@ -44,7 +44,9 @@ class FastPredict:
             await self.app(scope, receive, send)
             return
         key, declared = _headers(scope)
-        if key is None or not declared:
+        # A query string is FastAPI's to judge: the route takes none, and a misplaced ?as_of=
+        # must be refused, not ignored.
+        if key is None or not declared or scope.get("query_string"):
             await self.app(scope, receive, send)
             return
         body = await _body(receive)

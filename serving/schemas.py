@@ -31,6 +31,21 @@ from features.schema import (
 )
 
 Id = Field(min_length=1, max_length=MAX_ID_CHARS)
+ID_TRIMMED = " \t\n\r"  # what the loader's clean_text trims
+
+
+def _clean_id(text: str) -> str:
+    """An id as the file loader reads it: surrounding spaces, tabs and line breaks trimmed
+    (" C1 " is customer C1, not another one), blank refused, NUL refused (C strings end there)."""
+    out = text.strip(ID_TRIMMED)
+    if not out:
+        raise ValueError("must not be blank")
+    if "\x00" in out:
+        raise ValueError("must not contain a NUL character")
+    return out
+
+
+CleanId = Annotated[str, Id, AfterValidator(_clean_id)]
 
 
 def _text(value: object) -> object:
@@ -90,7 +105,11 @@ def _event_value(v: float | None) -> float | None:
 
 def _event_properties(props: dict[str, Any] | None) -> dict[str, Any] | None:
     if props is not None:
-        size = len(json.dumps(props, separators=(",", ":")))
+        try:  # NaN and Infinity parse from a request body but are not JSON: never stored
+            size = len(json.dumps(props, separators=(",", ":"), allow_nan=False))
+        except ValueError:
+            raise ValueError("properties hold a number that is not finite (NaN or Infinity), "
+                             "which JSON cannot carry; send null or leave the key out") from None
         if size > MAX_PROPERTIES_CHARS:
             raise ValueError(f"properties take {size:,} characters as JSON; the limit is "
                              f"{MAX_PROPERTIES_CHARS:,}")
@@ -123,9 +142,9 @@ class Strict(BaseModel):
 class Event(Strict):
     """One touchpoint (DESIGN.md, "Data contract"), within the file loader's bounds."""
 
-    event_id: str = Field(min_length=1, max_length=MAX_ID_CHARS,
+    event_id: CleanId = Field(min_length=1, max_length=MAX_ID_CHARS,
                           description="Unique; a re-sent event_id is ignored (idempotent).")
-    customer_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    customer_id: CleanId
     ts: EventTime = Field(description="When it happened, with a time zone (stored as UTC).")
     event_type: EventType
     channel: Channel = "unknown"
@@ -163,7 +182,7 @@ class EventsOut(BaseModel):
 
 
 class PredictIn(Strict):
-    customer_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    customer_id: CleanId
     as_of: UtcTime | None = Field(
         None, description="Score as of this time (events strictly before it); default: now.")
     events: list[HistoryEvent] | None = Field(
@@ -173,7 +192,7 @@ class PredictIn(Strict):
 
 
 class BatchIn(Strict):
-    customer_ids: list[Annotated[str, Id]] = Field(
+    customer_ids: list[CleanId] = Field(
         min_length=1, description="Answered once each, in the order first given.")
     as_of: UtcTime | None = None
 
@@ -273,9 +292,8 @@ class ErrorOut(BaseModel):
 
 
 class RecommendIn(Strict):
-    customer_id: str | None = Field(None, min_length=1, max_length=MAX_ID_CHARS)
-    customer_ids: list[Annotated[str, Id]] | None = Field(None, min_length=1,
-                                                         description="A batch instead.")
+    customer_id: CleanId | None = None
+    customer_ids: list[CleanId] | None = Field(None, min_length=1, description="A batch instead.")
     as_of: UtcTime | None = Field(None, description="Decide as of this time; default: now.")
     # Strict: "explore": "no" or "top_k": true are a client's mistakes, not false and 1.
     top_k: StrictInt | None = Field(None, ge=1, le=20,

@@ -54,7 +54,10 @@ def random_history(
         if etype in ("support_ticket", "review", "survey_response"):
             key = {"support_ticket": "csat", "review": "rating", "survey_response": "nps"}[etype]
             score = int(rng.integers(0, 11))
-            props = f'{{"{key}": {score}}}' if rng.random() < 0.9 else "{bad json"
+            r = rng.random()
+            # Some scores no engine may count: non-finite text, and JSON that does not parse.
+            props = (f'{{"{key}": {score}}}' if r < 0.85 else "{bad json" if r >= 0.95
+                     else f'{{"{key}": "{rng.choice(["Infinity", "-inf", "NaN"])}"}}')
         events.append(
             {
                 "event_id": f"{start}{customer}-{i}",

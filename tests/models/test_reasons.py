@@ -257,6 +257,7 @@ def test_describe(feature: str, value: float | str | None, text: str) -> None:
         ("mystery", None, "mystery = missing"),
         ("recency_days", "soon", "recency_days = soon"),  # a string where a number belongs
         ("stage_current", 9.0, "stage_current = 9"),  # past the taxonomy
+        ("csat_last", float("-inf"), "last CSAT -inf"),  # round(-inf) raised OverflowError
     ],
 )
 def test_describe_never_raises(feature: str, value: float | str | None, text: str) -> None:

@@ -4,6 +4,8 @@ valid key hears that first."""
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -171,3 +173,40 @@ def test_an_unknown_query_parameter_is_refused_after_the_key(app_client: TestCli
           422, "bad_request", "x")
     # The key first: without one, a 401 says nothing of the route's parameters.
     error(app_client.get("/triggers/firings", params={"statuss": "dead"}), 401, "missing_key")
+
+
+def test_non_finite_properties_are_refused_where_they_are(app_client: TestClient,
+                                                          served: Served) -> None:
+    """-Infinity parses from a request body but is not JSON: stored, it made every later
+    prediction of the customer a 500."""
+    h = {**served.headers(Role.ingest), "content-type": "application/json"}
+    sent = [event(30), event(31, event_type="support_ticket", properties={"csat": -math.inf}),
+            event(32, properties={"nested": {"x": math.nan}})]
+    body = json.dumps({"events": sent}).encode()  # Python writes -Infinity and NaN, as JS can
+    got = error(app_client.post("/events", content=body, headers=h), 422,
+                "bad_request", "events[1].properties")
+    assert [e["field"] for e in got["errors"]] == ["events[1].properties", "events[2].properties"]
+    assert "not finite (NaN or Infinity)" in got["errors"][0]["message"]
+    history = [{"ts": event(0)["ts"], "event_type": "support_ticket",
+                "properties": {"csat": math.inf}}]
+    inline = app_client.post(
+        "/predict", headers={**served.headers(Role.predict), "content-type": "application/json"},
+        content=json.dumps({"customer_id": "ct-inf", "events": history}).encode())
+    assert inline.status_code == 422 and inline.json()["field"] == "events[0].properties"
+
+
+def test_ids_are_trimmed_as_the_loader_trims_them(app_client: TestClient,
+                                                 served: Served) -> None:
+    h = served.headers(Role.ingest)
+    r = app_client.post("/events", headers=h, json={"events": [
+        event(40, customer_id=" ct-trim\t", event_id=" ct-40 ")]})
+    assert r.status_code == 200 and r.json()["inserted"] == 1
+    predicted = app_client.post("/predict", headers=served.headers(Role.predict),
+                                json={"customer_id": "ct-trim"})
+    assert predicted.status_code == 200 and predicted.json()["events"] == 1
+    again = app_client.post("/events", headers=h, json={"events": [event(40)]})  # ct-40 again
+    assert again.json()["duplicate_event_ids"] == ["ct-40"]
+    for bad, why in ((" \n", "must not be blank"), ("a\x00b", "must not contain a NUL")):
+        got = error(app_client.post("/events", headers=h, json={"events": [
+            event(41, customer_id=bad)]}), 422, "bad_request", "events[0].customer_id")
+        assert why in got["message"]

@@ -69,6 +69,9 @@ def _cases(served: Served) -> list[tuple[str, dict[str, str], bytes]]:
         ("NaN", {**p, **js}, b'{"customer_id": NaN}'),
         ("extra field", {**p, **js}, b'{"customer_id": "a", "color": "red"}'),
         ("empty id", {**p, **js}, b'{"customer_id": ""}'),
+        ("blank id", {**p, **js}, b'{"customer_id": " \\t "}'),
+        ("NUL in id", {**p, **js}, b'{"customer_id": "a\\u0000b"}'),
+        ("padded id", {**p, **js}, json.dumps({"customer_id": f" {cid}\n"}).encode()),
         ("no body", {**p, **js}, b""),
         ("text", {**p, "content-type": "text/plain"}, body),
         ("no type", p, body),
@@ -88,6 +91,29 @@ def test_every_answer_equals_fastapis(clients: tuple[TestClient, TestClient],
         if name == "stored":
             assert a.status_code == 200
             PredictOut.model_validate(a.json())
+
+
+def test_a_query_string_is_fastapis_to_refuse(clients: tuple[TestClient, TestClient],
+                                              served: Served) -> None:
+    """A misplaced ?as_of= was answered as if absent by the fast path."""
+    fast, slow = clients
+    body = {"customer_id": _ids(served, 1)[0]}
+    h = served.headers(Role.predict)
+    a = fast.post("/predict?as_of=2025-06-01T00:00:00Z", json=body, headers=h)
+    b = slow.post("/predict?as_of=2025-06-01T00:00:00Z", json=body, headers=h)
+    assert (a.status_code, a.json()) == (b.status_code, b.json())
+    assert a.status_code == 422 and a.json()["field"] == "as_of"
+    assert "unknown query parameter 'as_of'" in a.json()["message"]
+
+
+def test_a_padded_id_is_the_same_customer(clients: tuple[TestClient, TestClient],
+                                          served: Served) -> None:
+    fast, _ = clients
+    cid, h = _ids(served, 1)[0], served.headers(Role.predict)
+    a = fast.post("/predict", json={"customer_id": f" {cid}\t"}, headers=h)
+    b = fast.post("/predict", json={"customer_id": cid}, headers=h)
+    assert a.status_code == 200 and a.json()["customer_id"] == cid
+    assert a.json()["churn"] == b.json()["churn"]
 
 
 def test_metrics_count_the_route(clients: tuple[TestClient, TestClient], served: Served) -> None:
