@@ -136,6 +136,17 @@ def point_features(index: HistoryIndex, spec: FeatureSpec, points: pd.DataFrame)
     return pd.concat(frames).loc[points.index].drop(columns="customer_id")
 
 
+def check_outcomes_observed(store: EventStore, window: DecisionWindow, horizon_days: int) -> None:
+    """Refuse a window whose last decisions' outcomes the store has not seen yet."""
+    latest = store.time_range()[1]
+    last_end = window.end + timedelta(days=horizon_days - 1)
+    if latest is None or latest < last_end.replace(tzinfo=None):
+        raise ConfigError(
+            f"the store's events end at {latest}: outcomes of decisions up to {window.end.date()} "
+            f"need {horizon_days} more days; end the decision window earlier"
+        )
+
+
 def decision_frame(
     store: EventStore,
     index: HistoryIndex,
@@ -144,13 +155,7 @@ def decision_frame(
     horizon_days: int,
 ) -> pd.DataFrame:
     """Points, their outcomes in [cutoff, cutoff + H) and their features, one row per point."""
-    latest = store.time_range()[1]
-    last_end = window.end + timedelta(days=horizon_days - 1)
-    if latest is None or latest < last_end.replace(tzinfo=None):
-        raise ConfigError(
-            f"the store's events end at {latest}: outcomes of decisions up to {window.end.date()} "
-            f"need {horizon_days} more days; end the decision window earlier"
-        )
+    check_outcomes_observed(store, window, horizon_days)
     points = decision_points(store, window)
     labels = point_labels(store, spec, points[["customer_id", "cutoff"]], horizon_days)
     feats = point_features(index, spec, points)

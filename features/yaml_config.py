@@ -227,3 +227,17 @@ def _members(types_: list[Any]) -> list[Any]:
         else:
             out.append(tp)
     return out
+
+
+def _timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object:
+    """A date or time that looks like one but is not on the calendar (2025-13-01) is a YAML
+    error at its line, not a ValueError from deep inside the loader."""
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError as exc:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value!r} is not a valid date or time ({exc})", node.start_mark
+        ) from exc
+
+
+StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)

@@ -32,10 +32,19 @@ def registered_name(outcome: str) -> str:
     return f"journey-uplift-{outcome}"
 
 
-def action_codes(actions: Sequence[str], names: Sequence[str]) -> npt.NDArray[np.int64]:
-    """-1 for no action, else the index in ``names`` (actions outside it are errors)."""
+OTHER_ACTION = -2  # an action the model does not know (``action_codes(..., lenient=True)``)
+
+
+def action_codes(actions: Sequence[str], names: Sequence[str], lenient: bool = False
+                 ) -> npt.NDArray[np.int64]:
+    """-1 for no action, else the index in ``names``; actions outside it are errors, or
+    OTHER_ACTION when ``lenient`` (judging a model on decisions that include an action added
+    to the catalog after it was trained)."""
     index = {n: i for i, n in enumerate(names)}
     index[NO_ACTION] = -1
+    if lenient:
+        return np.fromiter((index.get(a, OTHER_ACTION) for a in actions), np.int64,
+                           len(actions))
     try:
         return np.fromiter((index[a] for a in actions), np.int64, len(actions))
     except KeyError as exc:

@@ -38,7 +38,7 @@ from models.backtest import (
     save_results,
 )
 from models.targets import target
-from training.tracking import BACKTEST_EXPERIMENT, KIND_TAG, Tracking
+from training.tracking import BACKTEST_EXPERIMENT, KIND_TAG, Tracking, own_run
 
 Log = Callable[[str], None]
 # The score snapshot's files (written by serving/snapshots.py, which training does not import).
@@ -171,7 +171,7 @@ def run_backtest(scores: Path, out: Path, store: Path, spec: FeatureSpec,
         for job in jobs:
             cache = (job.as_of, job.horizon_days, job.churn_gap_days)
             if cache not in outcomes:
-                log(f"realized labels for ({iso(job.as_of)}, +{job.horizon_days}d] ...")
+                log(f"realized labels for [{iso(job.as_of)}, +{job.horizon_days}d) ...")
                 outcomes[cache] = labels(es, spec, job.as_of, job.horizon_days,
                                          job.churn_gap_days).to_pandas()
             added.append(evaluate(job, outcomes[cache], observed))
@@ -213,8 +213,7 @@ def log_to_mlflow(tracking: Tracking, records: list[dict[str, Any]]) -> None:
         as_of = datetime.fromisoformat(r["as_of"].replace("Z", "+00:00"))
         step, millis = (as_of - datetime(1970, 1, 1, tzinfo=UTC)).days, int(as_of.timestamp() * 1e3)
         metrics = {k: v for k, v in r["metrics"].items() if v is not None}
-        with mlflow.start_run(experiment_id=exp_id,
-                              run_name=f"{r['target']} v{r['model_version']} @ {r['as_of']}"):
+        with own_run(exp_id, f"{r['target']} v{r['model_version']} @ {r['as_of']}"):
             mlflow.set_tags({KIND_TAG: "backtest", "journey.backtest_key": r["key"],
                              "journey.target": r["target"],
                              "journey.model_version": r["model_version"],

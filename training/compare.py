@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from models.targets import PRIMARY_METRIC
+from models.targets import PRIMARY_METRIC, SURVIVAL
 from training.tracking import KIND_TAG
 
 if TYPE_CHECKING:
@@ -68,7 +68,9 @@ def leaderboard(client: MlflowClient) -> pd.DataFrame:
     key = frame["score"].where(asc, -frame["score"])  # smaller is better after this
     group = [frame.target, frame.label, frame.holdout, frame.definition, frame.data]
     frame["rank"] = key.groupby(group).rank(method="min").astype("Int64")
-    frame = frame.assign(_k=key).sort_values(["target", "label", "holdout", "data", "_k"])
+    # Groups that are not ranked against each other are listed apart, not interleaved.
+    frame = frame.assign(_k=key).sort_values(["target", "label", "holdout", "definition", "data",
+                                              "_k"])
     return frame.drop(columns="_k")[list(COLUMNS)].dropna(axis=1, how="all").reset_index(
         drop=True)
 
@@ -79,8 +81,11 @@ def _row(tags: dict[str, str], m: dict[str, float]) -> dict[str, object]:
     metric = UPLIFT_METRIC if uplift else PRIMARY_METRIC.get(t, "roc_auc")
     where = (f"decisions {tags.get('journey.test_window', '')}" if uplift
              else tags.get("journey.test_cutoff", ""))
+    label = tags.get("journey.label", "")
+    if t == SURVIVAL and "journey.churn_gap_days" in tags:  # the gap defines when churn is
+        label = f"{label} (gap {tags['journey.churn_gap_days']}d)"
     return {
-        "target": t, "label": tags.get("journey.label", ""),
+        "target": t, "label": label,
         "family": tags.get("journey.family", ""),
         "experiment": tags.get("journey.experiment", ""),
         "holdout": f"{where} +{tags.get('journey.horizon_days', '')}d",

@@ -79,7 +79,7 @@ class SnapshotSource:
         # Checked before a snapshot is reused too: `journey labels` writes one for a window
         # that has not fully happened yet (with a warning), and training must not judge on it.
         end = cutoff + timedelta(days=horizon)
-        self._check_observed(end)
+        self.check_observed(end)
         data = data_fingerprint(self._store(), end)
         try:
             snap = find_snapshot(self.root, "labels", self.spec, cutoff, horizon)
@@ -114,7 +114,8 @@ class SnapshotSource:
             raise ConfigError(f"the event store {self.store} has no events")
         return latest.replace(tzinfo=UTC)
 
-    def _check_observed(self, end: datetime) -> None:
+    def check_observed(self, end: datetime) -> None:
+        """Refuse a label window that ends after the store's events (a day's slack)."""
         latest = self._store().time_range()[1]
         if latest is None or latest.replace(tzinfo=UTC) < end - timedelta(days=1):
             raise ConfigError(
@@ -164,6 +165,10 @@ def load_dataset(exp: Experiment, source: SnapshotSource) -> Dataset:
         ds = load_dataset(exp.for_survival(), source)
         return replace(ds, survival=ds)
     h, gap = exp.horizon_days, exp.churn_gap_days
+    # The latest window first: when the store cannot label it, say so before any snapshot of
+    # the earlier cutoffs is computed (minutes on real data).
+    source.check_observed(midnight(max(exp.cutoffs.test, exp.cutoffs.valid, *exp.cutoffs.train))
+                          + timedelta(days=h))
     parts = []
     for day in sorted(exp.cutoffs.train):
         part = source.frame(midnight(day), h, gap)

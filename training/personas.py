@@ -22,7 +22,7 @@ from models.persona_features import RATIOS
 from models.persona_words import summary_lines
 from models.personas import REGISTERED_NAME, PersonaModel, PersonaParams
 from training.model_io import log_registered
-from training.tracking import KIND_TAG, Tracking
+from training.tracking import KIND_TAG, Tracking, own_run
 from training.train import CHAMPION
 
 PERSONA_EXPERIMENT = "journey-personas"
@@ -96,8 +96,8 @@ def track_personas(model: PersonaModel, profiles: list[dict[str, Any]], frame: p
 
     client = tracking.client()
     when = as_of.isoformat().replace("+00:00", "Z")
-    with mlflow.start_run(experiment_id=tracking.experiment_id(client, PERSONA_EXPERIMENT),
-                          run_name=f"personas-{as_of.date()}") as run:
+    with own_run(tracking.experiment_id(client, PERSONA_EXPERIMENT),
+                 f"personas-{as_of.date()}") as run:
         tags = {KIND_TAG: "personas", "journey.definition_hash": spec.hash,
                 "journey.as_of": when, "journey.k": str(model.k_)}
         mlflow.set_tags(tags)

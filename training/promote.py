@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from features.errors import ConfigError
 from models.registry import Loaded, alias_version, load_version
-from models.targets import Target, target
+from models.targets import SURVIVAL, Target, target
 from training import evaluate
 from training.dataset import SnapshotSource, midnight
 from training.survival import holdout_score
@@ -66,14 +66,12 @@ def decide(name: str, client: MlflowClient, source: SnapshotSource, margin: floa
     registered = target(name, source.spec.stages).registered_name
     ch = alias_version(client, registered, CHALLENGER)
     if ch is None:
-        return Decision(name, False, "no challenger: run `journey train` first")
+        return Decision(name, False, "no challenger: run `journey train` first", margin=margin)
     tags = dict(ch.tags)
     t = target(name, source.spec.stages, tags.get("journey.label", "churned_inactive"))
-    if tags.get("journey.definition_hash") != source.spec.hash:
-        raise ConfigError(
-            f"{registered} v{ch.version} was trained on feature definition "
-            f"{tags.get('journey.definition_hash')}; the current spec is {source.spec.hash}"
-        )
+    other = other_definition(registered, ch, source.spec.hash)
+    if other:  # kept, and the other targets are still decided
+        return Decision(name, False, other, margin=margin, challenger_version=str(ch.version))
     on = metric or t.primary_metric
     d = Decision(name, False, "", on, margin, str(ch.version),
                  holdout=f"{tags['journey.test_cutoff']} +{tags['journey.horizon_days']}d")
@@ -82,6 +80,16 @@ def decide(name: str, client: MlflowClient, source: SnapshotSource, margin: floa
                            else _score(t, load_version(client, v), source, tags, on)),
                 lambda a, b: (evaluate.better(t, a, b, margin) if metric is None
                               else evaluate.better_on(on, a, b, margin)))
+
+
+def other_definition(registered: str, ch: ModelVersion, current: str) -> str:
+    """Why a challenger cannot be scored with the current feature spec ('' when it can)."""
+    trained = dict(ch.tags).get("journey.definition_hash")
+    if trained == current:
+        return ""
+    return (f"not scored: {registered} v{ch.version} was trained on feature definition "
+            f"{trained}, the current spec is {current}; promote it with the spec it was trained "
+            "on (--spec), or train a challenger on this one")
 
 
 # A second opinion the gate may need besides the score: given the champion (None when there is
@@ -129,7 +137,10 @@ def _not_comparable(champ: dict[str, str], ch: dict[str, str], version: str | No
     """Why one holdout cannot judge both ('' when it can): other features, label or horizon,
     or a holdout that starts before the champion's last fitted or calibrated window ends,
     where the champion would be scored on outcomes it was fitted to."""
-    differs = [k for k in COMPARABLE if champ.get(k) != ch.get(k)]
+    # Time to churn dates churn by the inactivity gap: another gap is another label.
+    keys = (*COMPARABLE, "journey.churn_gap_days") if ch.get("journey.target") == SURVIVAL \
+        else COMPARABLE
+    differs = [k for k in keys if champ.get(k) != ch.get(k)]
     if differs:
         return f"not comparable on one holdout (they differ in {', '.join(differs)})"
     seen, start = fitted_until(champ), holdout_start(ch)
@@ -184,9 +195,10 @@ def apply_decision(client: MlflowClient, registered: str, d: Decision, promote: 
 def log_decision(tracking: Tracking, client: MlflowClient, d: Decision) -> None:
     import mlflow
 
+    from training.tracking import own_run  # a run of its own, even under `mlflow run`
+
     exp_id = tracking.experiment_id(client, PROMOTION_EXPERIMENT)
-    with mlflow.start_run(experiment_id=exp_id, run_name=f"promote-{d.target}",
-                          nested=mlflow.active_run() is not None):
+    with own_run(exp_id, f"promote-{d.target}"):
         mlflow.set_tags({KIND_TAG: "promotion", "journey.target": d.target,
                          "journey.decision": "promoted" if d.promoted else "kept",
                          "journey.reason": d.reason})

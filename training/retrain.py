@@ -41,7 +41,7 @@ from models.targets import TARGETS
 from training.dataset import SnapshotSource, load_dataset
 from training.experiment import Experiment, _Strict, load_experiment, load_model_file
 from training.promote import Decision, decide, log_decision
-from training.tracking import KIND_TAG, RETRAIN_EXPERIMENT, Tracking
+from training.tracking import KIND_TAG, RETRAIN_EXPERIMENT, Tracking, own_run
 from training.train import Context, log_experiment, train_experiment
 
 Log = Callable[[str], None]
@@ -233,6 +233,9 @@ def run_cycle(rs: RetrainSpec, exp: Experiment, run: RetrainRun, now: datetime,
     run.log(f"retraining {fresh.name}: train {[str(d) for d in c.train]}, valid {c.valid}, "
             f"test {c.test} (events until {data_until:%Y-%m-%d %H:%M}{left_out})")
     ds = load_dataset(fresh, run.source)
+    # Under `mlflow run` training logs into the entry point's run, after which MLflow forgets
+    # its id: kept here so that the cycle's own run can still nest under it.
+    entry_run = os.environ.get("MLFLOW_RUN_ID")
     # No experiment file: the moved experiment itself is what the training run logs.
     train_experiment(fresh, ds, Context(run.tracking, run.spec, None, run.log,
                                         store=run.source.store))
@@ -242,8 +245,8 @@ def run_cycle(rs: RetrainSpec, exp: Experiment, run: RetrainRun, now: datetime,
     if training_run and config_file is not None:
         for f in (config_file, experiment_path(rs, config_file)):
             client.log_artifact(training_run, str(f), "retrain")
-    with mlflow.start_run(experiment_id=run.tracking.experiment_id(client, RETRAIN_EXPERIMENT),
-                          run_name=f"retrain {c.test}"):
+    with own_run(run.tracking.experiment_id(client, RETRAIN_EXPERIMENT), f"retrain {c.test}",
+                 parent_run_id=entry_run):
         mlflow.set_tags({KIND_TAG: "retrain", "journey.trigger": trigger,
                          "journey.experiment": fresh.name, "journey.training_run": training_run,
                          "journey.replay": str(latest > now).lower()})

@@ -8,7 +8,8 @@ MLflow is imported anywhere in the process.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,10 +18,11 @@ from urllib.parse import unquote, urlparse
 from models.registry import client_for, quiet_mlflow
 
 __all__ = ["BACKTEST_EXPERIMENT", "KIND_TAG", "PROMOTION_EXPERIMENT", "RETRAIN_EXPERIMENT",
-           "TRAINING_EXPERIMENT", "Tracking", "local_path", "mlflow_run_uri", "quiet_mlflow",
-           "same_store"]
+           "TRAINING_EXPERIMENT", "Tracking", "local_path", "mlflow_run_uri", "own_run",
+           "quiet_mlflow", "same_store"]
 
 if TYPE_CHECKING:
+    from mlflow import ActiveRun
     from mlflow.tracking import MlflowClient
 
 TRAINING_EXPERIMENT = "journey-training"
@@ -59,6 +61,30 @@ def mlflow_run_uri(environ: Mapping[str, str] = os.environ) -> str | None:
     if not environ.get("MLFLOW_RUN_ID"):
         return None
     return environ.get("MLFLOW_TRACKING_URI") or None
+
+
+@contextmanager
+def own_run(experiment_id: str, run_name: str,
+            parent_run_id: str | None = None) -> Iterator[ActiveRun]:
+    """A new run in ``experiment_id``, nested in the active run if there is one, else under
+    ``parent_run_id`` or the `mlflow run` entry point's run (MLFLOW_RUN_ID), else top level.
+
+    While MLFLOW_RUN_ID is set, mlflow.start_run resumes that run whatever experiment it is
+    asked for, so a decision or backtest would land in the entry point's run and clash with
+    its parameters. The variable is hidden for the run's duration and put back after it
+    (mlflow.end_run would clear it for good), so the next own_run nests under the entry
+    point's run too, and code that does log into that run (training) still finds it."""
+    import mlflow
+
+    entry = os.environ.pop("MLFLOW_RUN_ID", None)
+    try:
+        nested = mlflow.active_run() is not None
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, nested=nested,
+                              parent_run_id=None if nested else parent_run_id or entry) as run:
+            yield run
+    finally:
+        if entry is not None:
+            os.environ["MLFLOW_RUN_ID"] = entry
 
 
 def local_path(uri: str) -> Path | None:

@@ -20,7 +20,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.decisions import NO_ACTION, DecisionWindow, decision_frame
+from features.decisions import (
+    NO_ACTION,
+    DecisionWindow,
+    check_outcomes_observed,
+    decision_frame,
+)
 from features.history import HistoryIndex
 from features.spec import FeatureSpec
 from features.store import EventStore
@@ -57,12 +62,14 @@ def load_decisions(exp: UpliftExperiment, store_path: Path, spec: FeatureSpec,
     """The experiment's decision frames (one history index for all three windows)."""
     store = EventStore(store_path, read_only=True)
     try:
+        windows = [DecisionWindow(midnight(w.start), midnight(w.end), exp.control_rate,
+                                  exp.seed + i) for i, (_, w) in enumerate(exp.windows)]
+        # The latest window first: refused before any earlier window's points are built.
+        check_outcomes_observed(store, max(windows, key=lambda w: w.end), exp.horizon_days)
         index = HistoryIndex.load(store, spec)
         frames = {}
-        for i, (split, win) in enumerate(exp.windows):
+        for window, (split, win) in zip(windows, exp.windows, strict=True):
             log(f"decision points {split} {win.start}..{win.end} ...")
-            window = DecisionWindow(midnight(win.start), midnight(win.end), exp.control_rate,
-                                    exp.seed + i)
             frames[split] = decision_frame(store, index, spec, window, exp.horizon_days)
     finally:
         store.close()
@@ -79,7 +86,8 @@ def qini_scores(model: JourneyUplift, frame: pd.DataFrame) -> dict[str, float]:
     action or none; ``qini_mean`` over the actions the model did not skip."""
     y = frame[LABEL_OF[model.outcome]].to_numpy(np.float64)
     uplift, prop = model.predict(frame), model.propensities(frame)
-    codes = action_codes(frame["action"].tolist(), model.actions_)
+    # An action the model was not trained on (added later) is neither k nor control: left out.
+    codes = action_codes(frame["action"].tolist(), model.actions_, lenient=True)
     out: dict[str, float] = {}
     for k, name in enumerate(model.actions_):
         rows = (codes == k) | (codes == -1)
@@ -96,7 +104,8 @@ def qini_scores(model: JourneyUplift, frame: pd.DataFrame) -> dict[str, float]:
 
 def _deciles(model: JourneyUplift, frame: pd.DataFrame) -> pd.DataFrame:
     y = frame[LABEL_OF[model.outcome]].to_numpy(np.float64)
-    uplift, codes = model.predict(frame), action_codes(frame["action"].tolist(), model.actions_)
+    uplift = model.predict(frame)
+    codes = action_codes(frame["action"].tolist(), model.actions_, lenient=True)
     parts = []
     for k, name in enumerate(model.actions_):
         rows = (codes == k) | (codes == -1)

@@ -22,14 +22,20 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from features.decisions import DecisionWindow, decision_frame
-from features.errors import ConfigError
 from features.history import HistoryIndex
 from features.spec import FeatureSpec
 from features.store import EventStore
 from models.registry import alias_version, load_native
 from models.uplift_model import JourneyUplift, registered_name
 from training.dataset import midnight
-from training.promote import Decision, Judge, check_margin, gate, log_decision
+from training.promote import (
+    Decision,
+    Judge,
+    check_margin,
+    gate,
+    log_decision,
+    other_definition,
+)
 from training.tracking import Tracking
 from training.train import CHALLENGER
 from training.uplift import qini_scores
@@ -59,12 +65,11 @@ def decide_uplift(name: str, client: MlflowClient, store_path: Path, spec: Featu
     registered = registered_name(outcome)
     ch = alias_version(client, registered, CHALLENGER)
     if ch is None:
-        return Decision(name, False, "no challenger: run `journey uplift` first")
+        return Decision(name, False, "no challenger: run `journey uplift` first", margin=margin)
     tags = dict(ch.tags)
-    if tags.get("journey.definition_hash") != spec.hash:
-        raise ConfigError(f"{registered} v{ch.version} was trained on feature definition "
-                          f"{tags.get('journey.definition_hash')}; the current spec is "
-                          f"{spec.hash}")
+    other = other_definition(registered, ch, spec.hash)
+    if other:  # kept, and the other targets are still decided
+        return Decision(name, False, other, margin=margin, challenger_version=str(ch.version))
     d = Decision(name, False, "", METRIC, margin, str(ch.version),
                  holdout=f"decisions {tags['journey.test_window']} "
                          f"+{tags['journey.horizon_days']}d")

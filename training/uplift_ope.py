@@ -28,7 +28,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from models.ope import Estimate, doubly_robust, incremental
-from models.uplift_model import JourneyUplift, action_codes
+from models.uplift_model import OTHER_ACTION, JourneyUplift, action_codes
 from training.uplift_spec import LABEL_OF
 
 Floats = npt.NDArray[np.float64]
@@ -112,13 +112,19 @@ def policy_value(model: JourneyUplift, frame: pd.DataFrame, control_rate: float)
     # The ranking is the model's own uplift (what the service serves; an X-learner's differs
     # from its arms' difference), the arms' outcome rates are the doubly robust regression.
     benefit = model.predict(part) * (1.0 if good else -1.0)
-    codes = action_codes(part["action"].tolist(), model.actions_)
-    logged_arm = np.where(codes >= 0, codes + 1, 0).astype(np.int64)
+    codes = action_codes(part["action"].tolist(), model.actions_, lenient=True)
     weight = part["weight"].to_numpy(np.float64)
-    contact_share = float(weight[logged_arm > 0].sum() / weight.sum())
+    contact_share = float(weight[codes != -1].sum() / weight.sum())
     target = targeting(benefit, weight, contact_share)
+    logged_arm = np.where(codes >= 0, codes + 1, 0).astype(np.int64)
     estimated = population_propensities(model.propensities(part), control_rate)
     prop = logged_propensity(logged_arm, part["propensity"].to_numpy(np.float64), estimated)
+    # A contact with an action the model does not know never matches its policy: its term is
+    # the model's value of the target arm alone. Logged as any other arm (with propensity 1,
+    # unused) that is not the target, the estimator computes exactly that.
+    other = codes == OTHER_ACTION
+    logged_arm[other] = (target[other] + 1) % q.shape[1]
+    prop[other] = 1.0
     dr = doubly_robust(reward, logged_arm, prop, target, q)
     policy = _weighted(dr.terms, weight)
     logged = _weighted(reward, weight)

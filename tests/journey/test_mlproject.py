@@ -27,12 +27,22 @@ PROJECT = yaml.safe_load((REPO / "MLproject").read_text())
 ENTRY_POINTS = sorted(PROJECT["entry_points"])
 REQUIRED = {"simulate", "oracle", "ingest", "attributes", "features", "labels", "train",
             "compare", "promote", "uplift", "personas", "kpis"}
-# A value for every parameter an entry point has, to render it with everything given.
+# A value for every parameter an entry point has, to render it with everything given (an
+# on/off parameter's the spelling that is not its default).
 GIVEN = {"as_of": "2025-06-01", "out": "out.parquet", "store": "my store.duckdb",
          "margin": "0.02", "config": "c.yaml", "by": "stage", "snapshot": "snap-1",
          "sample": "5", "promote": "promote", "effects": "effects", "horizon": "7",
          "experiment": "experiments/x.yaml", "source": "data dir", "sim": "sim",
-         "id_column": "cid", "customers": "10", "days": "5", "seed": "1", "replicas": "3"}
+         "id_column": "cid", "customers": "10", "days": "5", "seed": "1", "replicas": "3",
+         "params": "p.yaml", "workers": "2", "map": "customer_id=c,ts=t,event_type=e",
+         "mapping": "m.yaml", "preset": "segment", "taxonomy": "my taxonomy.yaml",
+         "unknown_events": "keep", "rejects": "rejects.csv", "delimiter": ";",
+         "encoding": "latin-1", "loads": "9", "engine": "spark", "spec": "my spec.yaml",
+         "churn_gap_days": "45", "target": "churn conversion", "force": "force",
+         "actions": "no-actions", "show": "show", "rename": "2 bargain hunters",
+         "scores": "score dir", "now": "2025-08-01T00:00:00", "drift_days": "14"}
+# Values that reach the command as more than one argument (checked on their own below).
+SPLIT = {"target", "rename"}
 _GROUP = typer.main.get_command(app)
 assert isinstance(_GROUP, typer.core.TyperGroup)
 COMMANDS = _GROUP.commands
@@ -51,6 +61,21 @@ def required(name: str) -> dict[str, str]:
     """Values for the parameters `mlflow run` cannot leave out (no default)."""
     params = PROJECT["entry_points"][name].get("parameters", {})
     return {k: GIVEN[k] for k, p in params.items() if "default" not in p}
+
+
+def options(name: str) -> dict[str, Any]:
+    """The command's click parameters by the entry point parameter that maps to each: an
+    option's long name with `_` for `-` (--churn-gap-days: churn_gap_days), an argument's name."""
+    out: dict[str, Any] = {}
+    for p in COMMANDS[name].params:
+        key = p.name if p.param_type_name == "argument" else p.opts[0].removeprefix("--")
+        out[key.replace("-", "_")] = p
+    return out
+
+
+def is_switch(param: Any) -> bool:
+    """An on/off option (--x/--no-x): its parameter takes the option's spelling."""
+    return bool(param.secondary_opts)
 
 
 def parsed(name: str, args: list[str]) -> Any:  # typer's own (vendored) click Context
@@ -77,13 +102,26 @@ def test_entry_point_is_its_cli_command_with_real_options(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ENTRY_POINTS)
+def test_every_option_of_the_command_is_a_parameter(name: str) -> None:
+    """Derived from the `journey` app itself, so an option added later needs its parameter."""
+    params = set(PROJECT["entry_points"][name].get("parameters", {}))
+    assert params == set(options(name)), (sorted(set(options(name)) - params),
+                                          sorted(params - set(options(name))))
+
+
+@pytest.mark.parametrize("name", ENTRY_POINTS)
 def test_every_parameter_given_reaches_the_command(name: str) -> None:
     params = {k: GIVEN[k] for k in PROJECT["entry_points"][name].get("parameters", {})}
     args = argv(name, params)
+    ctx = parsed(name, args)
     for key, value in params.items():
-        if key in ("promote", "effects"):  # on/off: the value is the option's spelling
+        param = options(name)[key]
+        source = ctx.get_parameter_source(param.name)
+        assert source is not None and source.name == "COMMANDLINE", (key, args)
+        if is_switch(param):  # on/off: the value is the option's spelling
             assert f"--{value}" in args, (key, args)
-        else:
+            assert ctx.params[param.name] is (f"--{value}" in param.opts), (key, args)
+        elif key not in SPLIT:
             assert value in args, (key, args)
 
 
@@ -95,8 +133,19 @@ def test_an_empty_parameter_leaves_its_option_out(name: str) -> None:
     args = argv(name, required(name))
     ctx = parsed(name, args)
     for key in optional:
-        assert ctx.params[key] is None, (key, args)
+        param = options(name)[key]
+        assert ctx.params[param.name] in (None, ()), (key, args)
+        assert f"{param.opts[0]}" not in args, (key, args)
     assert "" not in args
+
+
+@pytest.mark.parametrize("name", ENTRY_POINTS)
+def test_a_switch_defaults_to_the_command_s_own_default(name: str) -> None:
+    entry = PROJECT["entry_points"][name].get("parameters", {})
+    for key, param in options(name).items():
+        if is_switch(param):
+            default = entry[key]["default"]
+            assert (f"--{default}" in param.opts) is param.default, (key, default)
 
 
 def test_promote_keeps_the_margin_setting_unless_given() -> None:
@@ -121,6 +170,34 @@ def test_oracle_and_personas_switches() -> None:
     assert parsed("personas", argv("personas", {"promote": "promote"})).params["promote"]
     with pytest.raises(Exception, match="No such option: --yes"):  # not a quiet "off"
         parsed("personas", argv("personas", {"promote": "yes"}))
+
+
+def test_promote_targets_and_force() -> None:
+    assert "--target" not in argv("promote", {})  # every target
+    ctx = parsed("promote", argv("promote", {"target": "churn conversion", "force": "force"}))
+    assert ctx.params["target"] == ["churn", "conversion"] and ctx.params["force"] is True
+    assert parsed("promote", argv("promote", {"target": "churn"})).params["target"] == ["churn"]
+    assert parsed("promote", argv("promote", {})).params["force"] is False
+
+
+def test_retrain_force_clock_and_drift() -> None:
+    ctx = parsed("retrain", argv("retrain", {"config": "c.yaml", "force": "force",
+                                              "now": "2025-08-01", "drift_days": "14"}))
+    assert ctx.params["force"] is True and ctx.params["drift_days"] == 14
+    assert ctx.params["now"] is not None
+    defaults = parsed("retrain", argv("retrain", {}))
+    assert defaults.params["force"] is False and defaults.params["now"] is None
+
+
+def test_personas_rename_takes_an_id_and_a_name_with_spaces() -> None:
+    args = argv("personas", {"rename": "2 bargain hunters"})
+    assert args[args.index("--rename"):][:3] == ["--rename", "2", "bargain hunters"]
+    assert parsed("personas", args).params["rename"][1] == "bargain hunters"
+
+
+def test_score_actions_switch() -> None:
+    assert parsed("score", argv("score", {})).params["actions"] is True
+    assert parsed("score", argv("score", {"actions": "no-actions"})).params["actions"] is False
 
 
 def _mlflow_run(tmp_path: Path, entry: str, env: dict[str, str],

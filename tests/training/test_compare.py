@@ -151,3 +151,15 @@ def test_write_markdown_and_csv(board: pd.DataFrame, tmp_path: Path) -> None:
     # Writing again replaces the files.
     write(board.head(2), tmp_path / "reports" / "nested")
     assert len(pd.read_csv(csv)) == 2
+
+
+def test_time_to_churn_runs_of_another_gap_are_another_label() -> None:
+    """Churn dated by a 7-day gap is not the 30-day one: never ranked together."""
+    from training.compare import _row
+
+    tags = {"journey.target": "time_to_churn", "journey.label": "churn_days",
+            "journey.test_cutoff": "2025-10-01", "journey.horizon_days": "91"}
+    assert _row({**tags, "journey.churn_gap_days": "7"}, {})["label"] == "churn_days (gap 7d)"
+    churn = {**tags, "journey.target": "churn", "journey.label": "churned_inactive",
+             "journey.churn_gap_days": "7"}
+    assert _row(churn, {})["label"] == "churned_inactive"  # the gap does not change this label

@@ -99,6 +99,21 @@ def test_unobserved_label_window_raises(world: World, tmp_path: Path) -> None:
         load(world, tmp_path, spec)
 
 
+def test_an_unobserved_window_is_refused_before_any_snapshot_is_computed(
+        world: World, tmp_path: Path) -> None:
+    """Refused at once: the earlier cutoffs' snapshots (new ones here) are not computed first."""
+    spec = {**SMALL, "name": "late-fresh",
+            "cutoffs": {"train": ["2025-06-15"], "valid": "2025-08-15", "test": "2025-12-15"}}
+    logged: list[str] = []
+    source = SnapshotSource(world.store, tmp_path / "fresh", world.spec, log=logged.append)
+    try:
+        with pytest.raises(ConfigError, match="would not be fully observed"):
+            load_dataset(experiment(tmp_path / "late-fresh", spec), source)
+    finally:
+        source.close()
+    assert logged == []
+
+
 def test_snapshots_of_other_data_are_computed_again(world: World, tmp_path: Path) -> None:
     """The same --out for another store (or after late events arrived) must not hand training
     the other data's snapshots: one late event before the second training cutoff makes every

@@ -104,3 +104,13 @@ def test_yaml_1_2_numbers_are_numbers(tmp_path: Path) -> None:
     exp = load_experiment(spec(tmp_path, HEAD + "models: [{family: lightgbm, params: "
                                "{learning_rate: 1e-3}}]\n"))
     assert exp.models[0].params == {"learning_rate": 0.001}
+
+
+def test_a_date_off_the_calendar_is_named_with_its_line(tmp_path: Path) -> None:
+    """2025-13-01 raised a ValueError from inside the YAML loader: a traceback, no line."""
+    path = spec(tmp_path, "horizon_days: 30\ncutoffs: {train: [2025-07-01], valid: 2025-13-01, "
+                          "test: 2025-10-01}\n")
+    message = error(path)
+    assert message.startswith("not valid YAML: '2025-13-01' is not a valid date or time "
+                              "(month must be in 1..12)")
+    assert "line 2" in message

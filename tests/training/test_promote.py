@@ -217,31 +217,30 @@ def test_no_challenger(registry: Tracking, snapshots: SnapshotSource) -> None:
     registry.client().delete_registered_model_alias("journey-conversion", CHALLENGER)
     decisions = promote_all(["conversion", "churn"], registry, snapshots, margin=0.001)
     assert decisions[0] == Decision("conversion", False,
-                                    "no challenger: run `journey train` first")
+                                    "no challenger: run `journey train` first", margin=0.001)
     assert decisions[1].promoted
     assert alias(registry, "conversion", CHAMPION) is None
     runs = decision_runs(registry)
     assert [r.data.tags["journey.decision"] for r in runs] == ["kept", "promoted"]
 
 
-def test_challenger_on_another_feature_definition_raises(
+def test_challenger_on_another_feature_definition_is_not_scored(
     world: World, registry: Tracking, tmp_path: Path
 ) -> None:
     """The current spec (windows 7 and 30 days only) is not the one the models were trained
-    on: their holdout cannot be rebuilt, so promotion refuses."""
+    on: their holdout cannot be rebuilt, so the gate keeps the champion and says why."""
     path = tmp_path / "features.yaml"
     path.write_text("windows_days: [7, 30]\n", encoding="utf-8")
     other = load_spec(path)
     assert other.hash != world.spec.hash
     src = SnapshotSource(world.store, world.snapshots, other, log=lambda _: None)
     try:
-        with pytest.raises(ConfigError) as info:
-            promote_all(["churn"], registry, src, margin=0.001)
+        [d] = promote_all(["churn"], registry, src, margin=0.001)
     finally:
         src.close()
-    message = str(info.value)
-    assert f"journey-churn v{alias(registry, 'churn', CHALLENGER)} was trained on" in message
-    assert world.spec.hash in message and other.hash in message
+    assert not d.promoted and d.challenger_score is None
+    assert f"journey-churn v{alias(registry, 'churn', CHALLENGER)} was trained on" in d.reason
+    assert world.spec.hash in d.reason and other.hash in d.reason and "--spec" in d.reason
     assert alias(registry, "churn", CHAMPION) is None
 
 
@@ -251,3 +250,33 @@ def test_registry_errors(registry: Tracking) -> None:
         load_alias(client, "journey-churn", CHAMPION)
     with pytest.raises(RegistryError, match="journey-ltv"):
         load_alias(client, "journey-ltv", CHALLENGER)
+
+
+def test_a_challenger_of_another_feature_definition_is_kept_and_the_rest_decided(
+        registry: Tracking, snapshots: SnapshotSource) -> None:
+    """It used to stop `journey promote` with an error: the targets after it were never
+    decided. Another gap is another time-to-churn label, so it is not comparable either."""
+    client = registry.client()
+    client.set_model_version_tag("journey-churn", "1", "journey.definition_hash", "0ther")
+    client.set_registered_model_alias("journey-churn", CHALLENGER, "1")
+    churn, conversion = promote_all(["churn", "conversion"], registry, snapshots, margin=0.25)
+    assert not churn.promoted and churn.reason.startswith(
+        "not scored: journey-churn v1 was trained on feature definition 0ther, the current "
+        f"spec is {snapshots.spec.hash}")
+    assert churn.margin == 0.25 and churn.challenger_version == "1"
+    assert conversion.challenger_score is not None  # decided after it
+    runs = decision_runs(registry)
+    assert [r.data.params["margin"] for r in runs[-2:]] == ["0.25", "0.25"]
+
+
+def test_time_to_churn_gaps_are_another_label() -> None:
+    from training.promote import _not_comparable
+
+    tags = {"journey.definition_hash": "d", "journey.label": "churn_days",
+            "journey.horizon_days": "91", "journey.target": "time_to_churn"}
+    gap7, gap30 = ({**tags, "journey.churn_gap_days": g} for g in ("7", "30"))
+    assert _not_comparable(gap30, gap7, "1") == (
+        "not comparable on one holdout (they differ in journey.churn_gap_days)")
+    churn = {**tags, "journey.target": "churn", "journey.label": "churned_inactive"}
+    assert _not_comparable({**churn, "journey.churn_gap_days": "30"},
+                           {**churn, "journey.churn_gap_days": "7"}, "1") == ""

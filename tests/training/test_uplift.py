@@ -15,7 +15,7 @@ from models.registry import alias_version, load_native
 from models.uplift_model import JourneyUplift, registered_name
 from tests.training.world import SMALL_UPLIFT, UpliftTrained, World, clean_env, write_spec
 from training.outcomes import TrainingDataError
-from training.uplift import check_decisions, qini_scores, train_uplift
+from training.uplift import check_decisions, load_decisions, qini_scores, train_uplift
 from training.uplift_gate import decide_uplift
 from training.uplift_spec import load_uplift_experiment
 
@@ -103,3 +103,29 @@ def test_windows_without_actions_or_varying_outcomes_stop_before_any_fit(
     assert "decision points) has no decisions with a logged action" in message
     assert "convert: every decision in the validation window (" in message
     assert "converted = False" in message and "Nothing was trained or registered" in message
+
+
+def test_a_test_window_past_the_data_is_refused_before_any_points_are_built(
+        world: World, tmp_path: Path) -> None:
+    spec = {**SMALL_UPLIFT, "windows": {**SMALL_UPLIFT["windows"],
+                                        "test": {"start": "2025-12-01", "end": "2025-12-20"}}}
+    exp = load_uplift_experiment(write_spec(tmp_path, spec))
+    lines: list[str] = []
+    with pytest.raises(ConfigError, match=r"outcomes of decisions up to 2025-12-20 need"):
+        load_decisions(exp, world.store, world.spec, log=lines.append)
+    assert lines == []  # no window's decision points were built first
+
+
+def test_a_model_is_judged_on_decisions_with_an_action_it_does_not_know(
+        uplift_trained: UpliftTrained) -> None:
+    """A champion trained before an action joined the catalog is still scored by the gate."""
+    client = uplift_trained.tracking.client()
+    r = uplift_trained.results[0]
+    with clean_env():
+        model = load_native(client.get_model_version(registered_name(r.outcome), r.version),
+                            JourneyUplift)
+    assert isinstance(model, JourneyUplift)
+    test = uplift_trained.decisions.test
+    renamed = test.assign(action=test["action"].where(test.index % 7 != 0, "brand_new"))
+    scores = qini_scores(model, renamed)
+    assert np.isfinite(scores["qini_mean"])

@@ -56,24 +56,27 @@ class Truth:
         return out
 
 
-def world(n: int = 200_000, seed: int = 3, record: bool = True) -> tuple[pd.DataFrame, Truth]:
+def world(n: int = 200_000, seed: int = 3, record: bool = True,
+          push: float = 0.0) -> tuple[pd.DataFrame, Truth]:
     """A decision frame as ``features.decisions`` builds it (every contact, controls sampled
-    at RATE with weight 1 / RATE) over customer-days whose true outcome rates are known."""
+    at RATE with weight 1 / RATE) over customer-days whose true outcome rates are known.
+    ``push``: the share of days that got a third action, unknown to the model (no effect)."""
     rng = np.random.default_rng(seed)
     x = rng.random(n)
     base = 0.05 + 0.1 * x
-    q = np.column_stack([base, base + 0.08 * x - 0.02, base + 0.06 * (1 - x) - 0.01])
-    arm = rng.choice(3, size=n, p=np.r_[1 - CONTACT.sum(), CONTACT])
+    q = np.column_stack([base, base + 0.08 * x - 0.02, base + 0.06 * (1 - x) - 0.01, base])
+    logged = np.r_[np.nan, CONTACT, push]
+    arm = rng.choice(4, size=n, p=np.r_[1 - CONTACT.sum() - push, CONTACT, push])
     converted = (rng.random(n) < q[np.arange(n), arm]).astype(float)
     keep = (arm > 0) | (rng.random(n) < RATE)
+    names = np.array(["", *ACTIONS, "push"], dtype=object)
     frame = pd.DataFrame({
-        "action": np.where(arm > 0, np.array(["", *ACTIONS], dtype=object)[arm], NO_ACTION),
-        "propensity": np.where(arm > 0, np.r_[np.nan, CONTACT][arm] if record else np.nan,
-                               np.nan),
+        "action": np.where(arm > 0, names[arm], NO_ACTION),
+        "propensity": np.where(arm > 0, logged[arm] if record else np.nan, np.nan),
         "weight": np.where(arm > 0, 1.0, 1.0 / RATE),
         "converted": converted,
     })[keep]
-    return frame, Truth(q)
+    return frame, Truth(q[:, :3])
 
 
 def true_value(truth: Truth, frame: pd.DataFrame) -> float:
@@ -110,6 +113,19 @@ def test_churn_is_judged_on_customers_kept() -> None:
     assert got.policy.value == pytest.approx(want.policy.value)
     assert got.lift.value == pytest.approx(want.lift.value) and got.lift.value > 0
     assert "stay (do not churn)" in describe(got, "3")
+
+
+def test_contacts_with_an_action_the_model_does_not_know_still_count() -> None:
+    """An action added to the catalog after the model was trained: its contacts are days the
+    model's policy would have decided too (it raised ValueError before)."""
+    push = 0.1
+    frame, truth = world(push=push)
+    got = policy_value(cast(JourneyUplift, truth), frame, RATE)
+    assert got.contact_share == pytest.approx(CONTACT.sum() + push, abs=0.01)
+    q, share = truth.q, float(CONTACT.sum() + push)
+    want = float(q[np.arange(len(q)), targeting(q[:, 1:] - q[:, :1], np.ones(len(q)),
+                                                share)].mean())
+    assert got.policy.value == pytest.approx(want, abs=3 * got.policy.se)
 
 
 def test_without_recorded_propensities_the_model_s_are_rescaled_to_the_population() -> None:
