@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.routing import APIRoute
@@ -16,7 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from serving import backtest_routes, drift_routes, marketing_routes, routes, trigger_routes
-from serving.deps import ERRORS
+from serving.deps import documented_errors, without_default_422
 from serving.fast_predict import PATH, FastPredict
 from serving.http import BodyLimit, RouteMetrics, error_json, install_error_handlers
 from serving.settings import ServeSettings
@@ -46,12 +47,12 @@ def create_app(settings: ServeSettings | None = None, background: bool = True) -
     # would have FastAPI trace every request.
     app = FastAPI(title="Journey", version="1", lifespan=lifespan,
                   summary="Predictions, reason codes and event ingest for customer journeys.",
-                  responses=ERRORS,
                   telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.journey = state
     install_error_handlers(app)
     for table in ROUTES:
-        table.install(app)
+        table.install(app, documented_errors)
+    _documented(app)
     _hot_routes_first(app)
     _unmatched_last(app)
     # The last added runs first: metrics, then the body limit, then /predict's fast path.
@@ -60,6 +61,18 @@ def create_app(settings: ServeSettings | None = None, background: bool = True) -
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(RouteMetrics, metrics=state.metrics)
     return app
+
+
+def _documented(app: FastAPI) -> None:
+    """The schema FastAPI makes, less its default 422 (``without_default_422``)."""
+    make = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = without_default_422(make())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 HOT_ROUTES = ("/predict", "/events", "/recommend", "/predict/batch")

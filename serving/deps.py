@@ -3,15 +3,23 @@ route: each level of FastAPI's resolution costs on every request)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import get_dependant
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 
-from serving.errors import BadRequestError, ForbiddenError, InvalidKeyError, MissingKeyError
+from serving.errors import (
+    BadRequestError,
+    ForbiddenError,
+    InvalidKeyError,
+    MissingKeyError,
+    UnsupportedMediaError,
+)
 from serving.http import KEY_CHECK
 from serving.keys import Role
 from serving.schemas import ErrorOut
@@ -19,9 +27,44 @@ from serving.state import ServiceState
 
 API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False,
                        description="An API key from `journey keys create`.")
-ERRORS: dict[int | str, dict[str, Any]] = {
-    s: {"model": ErrorOut} for s in (401, 403, 413, 422, 503)
+# What a route that checks a key can answer besides its own; one with a JSON body also 413
+# and 415. Routes without a key document only their own answers (/healthz: none).
+KEYED_ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorOut} for s in (401, 403, 422, 503)
 }
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorOut} for s in (413, 415)}
+
+
+def documented_errors(path: str, handler: Any) -> dict[int | str, dict[str, Any]]:
+    """The shared errors a route documents, by what it takes: a key, a body."""
+    dependant = get_dependant(path=path, call=handler)
+    if not _checks_key(dependant):
+        return {}
+    return {**KEYED_ERRORS, **(BODY_ERRORS if dependant.body_params else {})}
+
+
+def _checks_key(dependant: Dependant) -> bool:
+    return any(getattr(d.call, KEY_CHECK, False) or _checks_key(d)
+               for d in dependant.dependencies)
+
+
+def without_default_422(schema: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI schema without FastAPI's own 422 (``HTTPValidationError``), which it adds
+    to every operation with a parameter that documents no 422 itself: those are the keyless
+    routes, whose path parameters take any text, so none answers 422 (and none in that
+    shape: every error is an ``ErrorOut``)."""
+    default = "#/components/schemas/HTTPValidationError"
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            answer = operation.get("responses", {}).get("422", {})
+            if answer.get("content", {}).get("application/json", {}).get("schema", {}).get(
+                    "$ref") == default:
+                del operation["responses"]["422"]
+    schemas = schema.get("components", {}).get("schemas", {})
+    if default not in json.dumps(schema.get("paths", {})):
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+    return schema
 
 
 def not_found(what: str) -> dict[int | str, dict[str, Any]]:
@@ -82,6 +125,38 @@ def check_query(request: Request) -> None:
                                   name)
 
 
+_BODY: dict[int, bool] = {}
+
+
+def _takes_body(route: object) -> bool:
+    key = id(route)
+    if key not in _BODY:
+        _BODY[key] = isinstance(route, APIRoute) and route.body_field is not None
+    return _BODY[key]
+
+
+def check_body_headers(request: Request) -> None:
+    """Refuse a body the route cannot read as JSON, by its headers: a form-encoded body
+    (curl's default) or a compressed one were answered 422 about its content. After the key
+    check, as the body's other faults are."""
+    if not _takes_body(request.scope.get("route")):
+        return
+    headers = request.headers
+    if headers.get("content-length", "1") == "0" and "transfer-encoding" not in headers:
+        return  # no body: a route whose body is optional takes none
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise UnsupportedMediaError(f"Content-Encoding {encoding} is not supported; send the "
+                                    "body uncompressed", "Content-Encoding")
+    given = headers.get("content-type")
+    media = (given or "").split(";", 1)[0].strip().lower()
+    if media != "application/json" and not (media.startswith("application/")
+                                            and media.endswith("+json")):
+        said = f"not {given}" if given else "and the request has none"
+        raise UnsupportedMediaError(f"Content-Type must be application/json, {said}",
+                                    "Content-Type")
+
+
 def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, ServiceState]]:
     """A dependency that checks the key's role and gives the service state (one dependency
     per route: each level of FastAPI's resolution costs on every request)."""
@@ -100,6 +175,7 @@ def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, ServiceState]]:
             raise ForbiddenError(
                 f"key {who.name!r} has role {who.role.value}; this route needs one of: {needed}")
         check_query(request)
+        check_body_headers(request)
         return state
 
     setattr(check, KEY_CHECK, True)

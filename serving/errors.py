@@ -52,3 +52,7 @@ class NoSnapshotError(ServiceError):
 
 class NotFoundError(ServiceError):
     status, code = 404, "not_found"
+
+
+class UnsupportedMediaError(ServiceError):
+    status, code = 415, "unsupported_media_type"

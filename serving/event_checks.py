@@ -4,7 +4,7 @@ schema's own: every bad row of a batch is named in one answer, not one per round
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from features.store import AppendResult
@@ -64,6 +64,23 @@ def duplicate_ids(events: list[dict[str, Any]], result: AppendResult) -> list[st
             if len(out) == MAX_LISTED:
                 break
     return list(out)
+
+
+def checked_as_of(requested: datetime | None, clock: datetime, tolerance_seconds: float,
+                  pinned: bool) -> datetime:
+    """The time to score as of: ``requested``, refused when after the service's clock by more
+    than the tolerance /events allows its timestamps (the same clock skew). Stored histories
+    end at the clock: a later as_of counts every customer as inactive ever since (as_of
+    9999-12-31 answered churn 0.99)."""
+    if requested is None:
+        return clock
+    when = requested.astimezone(UTC)
+    if when > clock + timedelta(seconds=tolerance_seconds):
+        whose = "pinned by JOURNEY_AS_OF" if pinned else "now"
+        raise BadRequestError(f"as_of {when.isoformat()} is after the service's clock "
+                              f"({clock.isoformat()}, {whose}); ask as of a time up to it",
+                              "as_of")
+    return when
 
 
 def after_clock(events: list[dict[str, Any]], as_of: datetime | None) -> list[str]:

@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.answers import predict_answer
-from serving.errors import ServiceError
+from serving.errors import ServiceError, TooLargeError
 from serving.http import FastJSON, service_error_response
 from serving.keys import Role
 from serving.schemas import PredictIn
@@ -49,7 +49,11 @@ class FastPredict:
         if key is None or not declared or scope.get("query_string"):
             await self.app(scope, receive, send)
             return
-        body = await _body(receive)
+        try:
+            body = await _body(receive)
+        except TooLargeError:  # FastAPI's to refuse, after the key check: the read raises again
+            await self.app(scope, receive, send)
+            return
         if body is None:  # the client left while sending: nobody to answer
             return
         request = self._request(key, body)
@@ -88,9 +92,11 @@ def _route_path(scope: Scope) -> str:
 
 def _headers(scope: Scope) -> tuple[str | None, bool]:
     """The API key (the first, as FastAPI reads it) and whether the body is declared JSON of a
-    declared length; chunked bodies and other types are FastAPI's to read."""
+    declared length, not encoded; chunked bodies, other types and encodings are FastAPI's to
+    read (and refuse: ``serving.deps.check_body_headers``)."""
     key: str | None = None
     declared = json = False
+    plain = True
     for name, value in scope["headers"]:
         if name == b"x-api-key":
             key = value.decode("latin-1") if key is None else key
@@ -98,7 +104,9 @@ def _headers(scope: Scope) -> tuple[str | None, bool]:
             declared = True
         elif name == b"content-type":
             json = value.split(b";", 1)[0].strip().lower() == b"application/json"
-    return key, declared and json
+        elif name == b"content-encoding":
+            plain = value.strip().lower() == b"identity"
+    return key, declared and json and plain
 
 
 async def _body(receive: Receive) -> bytes | None:

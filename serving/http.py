@@ -4,7 +4,6 @@ field}``."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -21,8 +20,11 @@ from serving.metrics import Metrics
 
 
 class BodyLimit:
-    """Refuses bodies over ``limit`` bytes: by Content-Length before reading, and while
-    reading when the length is not declared (chunked)."""
+    """Refuses bodies over ``limit`` bytes: by Content-Length before reading any of it, and
+    while reading when the length is not declared (chunked). The refusal is raised where the
+    route reads its body, not answered here: the route is matched by then (metrics label it)
+    and its key checked first (``install_error_handlers``), so a caller without a valid key
+    hears that, not the size of a body it may not send."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -31,6 +33,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        refused: str | None = None
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
@@ -38,16 +41,18 @@ class BodyLimit:
                 except ValueError:
                     declared = -1
                 if declared < 0 or declared > self.limit:
-                    await _error(send, TooLargeError(self._message(declared)))
-                    return
+                    refused = self._message(declared)
         seen = 0
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
+            if refused is not None:  # again on every read: a reader handed on meets it too
+                raise TooLargeError(refused)
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise TooLargeError(self._message(seen))
+                refused = self._message(seen)
+                raise TooLargeError(refused)
             return message
 
         await self.app(scope, limited, send)
@@ -83,14 +88,6 @@ class RouteMetrics:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
             self.metrics.request(path, scope["method"], status, time.perf_counter() - started)
-
-
-async def _error(send: Send, exc: ServiceError) -> None:
-    body = json.dumps({"code": exc.code, "message": exc.message, "field": exc.field}).encode()
-    await send({"type": "http.response.start", "status": exc.status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
 
 
 class FastJSON(JSONResponse):
@@ -146,10 +143,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_json(500, "internal", f"internal error ({type(exc).__name__}); the "
                           "service log has the details")
 
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
-        if isinstance(exc.__cause__, ServiceError):  # raised while FastAPI read the body
-            return await service_error(_, exc.__cause__)
+        if isinstance(exc.__cause__, ServiceError) or exc.status_code == 400:
+            # Raised while FastAPI read the body (BodyLimit's 413, a body it cannot decode):
+            # before the route's key check, which must speak first.
+            refused = await key_refusal(request)
+            if refused is not None:
+                return service_error_response(refused)
+        if isinstance(exc.__cause__, ServiceError):
+            return service_error_response(exc.__cause__)
         if exc.status_code == 400:
             # FastAPI's answer to a body it cannot decode (e.g. not UTF-8), where invalid JSON
             # gets a 422: one status and code for every bad payload, as the API promises.
@@ -181,7 +184,8 @@ KEY_CHECK = "journey_key_check"  # marks the dependency that checks a route's AP
 
 
 async def key_refusal(request: Request) -> ServiceError | None:
-    """The error the route's key check would raise for this request, if any."""
+    """The error the route's key check would raise for this request, if any (with the checks
+    of its query and body headers that follow it: ``serving.deps.require``)."""
     route = request.scope.get("route")
     for dep in getattr(getattr(route, "dependant", None), "dependencies", ()):
         if getattr(dep.call, KEY_CHECK, False):

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from fastapi import FastAPI
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
+Responses = dict[int | str, dict[str, Any]]
 
 
 @dataclass
@@ -35,6 +36,12 @@ class RouteTable:
             return handler
         return declare
 
-    def install(self, app: FastAPI) -> None:
+    def install(self, app: FastAPI,
+                shared: Callable[[str, Callable[..., Any]], Responses] | None = None) -> None:
+        """``shared``: the errors a route documents besides its own, by its path and handler
+        (its own ``responses`` win)."""
         for path, handler, method, options in self.routes:
-            app.add_api_route(path, handler, methods=[method], **options)
+            responses = {**(shared(path, handler) if shared else {}),
+                         **options.get("responses", {})}
+            app.add_api_route(path, handler, methods=[method],
+                              **{**options, "responses": responses})

@@ -34,7 +34,7 @@ from models.registry import client_for
 from serving.champions import ModelHolder, ModelSet, alias_versions, load_models
 from serving.drift import DriftGauges, DriftMonitor, DriftStatus, DriftWindow, compare_here
 from serving.errors import BadRequestError, NotReadyError, UnknownCustomerError
-from serving.event_checks import check_events
+from serving.event_checks import check_events, checked_as_of
 from serving.keys import KeyRing
 from serving.marketing import Marketing
 from serving.metrics import Metrics
@@ -209,16 +209,23 @@ class ServiceState:
             return requested.astimezone(UTC)
         return self.settings.as_of or datetime.now(UTC)
 
+    def asked(self, as_of: datetime | None) -> datetime:
+        """The time to score stored histories as of (``checked_as_of``: not after the
+        clock)."""
+        return checked_as_of(as_of, self.clock(None), self.settings.future_tolerance_seconds,
+                             self.settings.as_of is not None)
+
     def predict(self, customer_id: str, as_of: datetime | None,
                 later: list[Callable[[], None]] | None = None) -> Scored:
         """One stored customer's prediction; its metrics and drift row are recorded now, or
         appended to ``later`` for the caller to record once it has answered."""
         models, history = self._models()
-        when = self.clock(as_of)
+        when = self.asked(as_of)
         t = micros(when)
         arrays = history.arrays(customer_id, t)
-        if arrays is None:
-            raise UnknownCustomerError(f"no events for customer {customer_id!r}", "customer_id")
+        if arrays is None or not len(arrays):  # as /recommend: no history, no prediction
+            raise UnknownCustomerError(f"no events for customer {customer_id!r} before "
+                                       f"{when.isoformat()}", "customer_id")
         vectors = self.online.vectors(arrays, t, [history.attributes.of(customer_id)])
         scored = self.predictor.score(models, vectors, when)
         self._record(vectors, scored, later)
@@ -263,9 +270,10 @@ class ServiceState:
         """The known customers' vectors in one kernel pass; unknown ids listed apart.
         ``contacts``: also each customer's events up to ``as_of`` inclusive (a contact sent at
         as_of is already sent), and a customer with no event before ``as_of`` is unknown too
-        (nothing to base a decision on)."""
+        (nothing to base a decision on). Either way a customer with no event before
+        ``as_of`` is listed as unknown, as /predict answers 404 for one."""
         models, history = self._models()
-        when = self.clock(as_of)
+        when = self.asked(as_of)
         t = micros(when)
         known = list(dict.fromkeys(c for c in customer_ids if c in history))
         upto: list[EventArrays] | None = None
@@ -273,11 +281,16 @@ class ServiceState:
             pairs = [(c, h) for c in known
                      if (h := history.arrays(c, t + 1)) is not None and len(h) and h.ts[0] < t]
             known, upto = [c for c, _ in pairs], [h for _, h in pairs]
+        arrays = history.many(known, t) if known else None
+        if arrays is not None and not contacts:
+            counts = np.bincount(arrays.cust, minlength=len(known))
+            if not counts.all():  # rare: gathered once more without them
+                known = [c for c, n in zip(known, counts.tolist(), strict=True) if n]
+                arrays = history.many(known, t) if known else None
         kept = set(known)
         unknown = [c for c in dict.fromkeys(customer_ids) if c not in kept]  # request order
         vectors = None
-        if known:
-            arrays = history.many(known, t)
+        if arrays is not None:
             vectors = self.online.vectors(arrays, t, [history.attributes.of(c) for c in known])
         return _Batch(models, history, when, t, known, unknown, vectors, upto)
 
@@ -312,14 +325,9 @@ class ServiceState:
     def score_all(self, as_of: datetime | None) -> Snapshot:
         """Score every customer into a new snapshot (segments and the dashboard read it)."""
         models, history = self._models()
-        now = self.clock(None)
-        if as_of is not None and as_of > now + timedelta(
-                seconds=self.settings.future_tolerance_seconds):
-            # The newest snapshot is what segments and the dashboard show: one of the future
-            # would show every customer as long inactive.
-            raise BadRequestError(f"as_of {as_of.isoformat()} is after the service's clock "
-                                  f"({now.isoformat()}); score as of a time up to now", "as_of")
-        snap = self.marketing.score(models, history, self.clock(as_of))
+        # The newest snapshot is what segments and the dashboard show: one of the future
+        # would show every customer as long inactive.
+        snap = self.marketing.score(models, history, self.asked(as_of))
         self.triggers.after_scoring(snap)  # compared with the previous snapshot off this path
         self._record_drift_sample(history, as_of)
         return snap

@@ -5,6 +5,7 @@ the one FastAPI gives with the fast path off."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -54,6 +55,7 @@ def _cases(served: Served) -> list[tuple[str, dict[str, str], bytes]]:
     body = json.dumps({"customer_id": cid}).encode()
     inline = json.dumps({"customer_id": cid, "as_of": "2025-10-01T00:00:00Z", "events": [
         {"ts": "2025-09-01T00:00:00Z", "event_type": "page_view", "channel": "web"}]}).encode()
+    big = json.dumps({"customer_id": cid, "pad": "x" * 2_000_001}).encode()  # the limit: 2 MB
     return [
         ("stored", {**p, **js}, body),
         ("admin key", {**a, **js}, body),
@@ -75,6 +77,16 @@ def _cases(served: Served) -> list[tuple[str, dict[str, str], bytes]]:
         ("no body", {**p, **js}, b""),
         ("text", {**p, "content-type": "text/plain"}, body),
         ("no type", p, body),
+        ("form", {**p, "content-type": "application/x-www-form-urlencoded"}, body),
+        ("gzip", {**p, **js, "content-encoding": "gzip"}, gzip.compress(body)),
+        ("says gzip", {**p, **js, "content-encoding": "gzip"}, body),
+        ("identity", {**p, **js, "content-encoding": "identity"}, body),
+        ("before history", {**p, **js}, json.dumps({"customer_id": cid,
+                                                   "as_of": "2000-01-01T00:00:00Z"}).encode()),
+        ("future as_of", {**p, **js}, json.dumps({"customer_id": cid,
+                                                 "as_of": "9999-12-31T00:00:00Z"}).encode()),
+        ("too large", {**p, **js}, big),
+        ("too large, no key", js, big),
         ("bad as_of", {**p, **js}, b'{"customer_id": "a", "as_of": "2025-10-01T00:00"}'),
     ]
 

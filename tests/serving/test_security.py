@@ -193,7 +193,7 @@ def test_keys_never_appear_in_logs_or_answers(client: TestClient, served: Served
 # -- payload size ----------------------------------------------------------------------------
 
 def test_bodies_over_the_limit_are_refused(client: TestClient, served: Served) -> None:
-    h = served.headers(Role.ingest)
+    h = {**served.headers(Role.ingest), "Content-Type": "application/json"}
     big = b'{"events": [' + b" " * 5000 + b"]}"
     body = error(client.post("/events", content=big, headers=h), 413, "too_large")
     assert f"{len(big):,} bytes" in body["message"] and "4,096" in body["message"]
