@@ -68,6 +68,24 @@ def appended_conflicts(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> int:
     return int(row[0]) if row else 0
 
 
+def differing_ids(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> list[tuple[str, str]]:
+    """(event_id, the fields that differ) of each row of ``batch`` whose id the store holds
+    for a different event, in the batch's order. For the service, which does not count
+    conflicts while appending (a scan under the write lock): run on its own cursor after the
+    commit, only for the rows that were not inserted."""
+    cur = con.cursor()  # another thread's connection may be appending meanwhile
+    try:
+        cur.register("resent_events", batch.select(list(EVENT_FIELDS)).append_column(
+            "_pos", pa.array(range(batch.num_rows), pa.int64())))
+        rows = cur.execute(
+            f"SELECT s.event_id, {_which_differ('s', 'e')} AS fields FROM resent_events s "
+            f"JOIN events e USING (event_id) WHERE {_differs('s', 'e')} ORDER BY s._pos"
+        ).fetchall()
+    finally:
+        cur.close()
+    return [(str(event_id), str(fields)) for event_id, fields in rows]
+
+
 def conflicts_path(rejects: Path) -> Path:
     """Where a load's conflicting rows go: beside its rejects file (r.csv -> r.conflicts.csv)."""
     return rejects.with_name(f"{rejects.stem}.conflicts.csv")

@@ -3,6 +3,7 @@ schema's own: every bad row of a batch is named in one answer, not one per round
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -47,6 +48,18 @@ def _listing(problems: list[tuple[str, str]]) -> BadRequestError:
     message = f"{field}: {first}" + (f" (and {more:,} more problems, in errors)" if more else "")
     errors = [{"field": f, "message": m} for f, m in problems[:MAX_LISTED]]
     return BadRequestError(message, field, errors)
+
+
+def stored_form(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Events as the store holds them: properties as compact JSON text."""
+    return [{**e, "properties": None if e.get("properties") is None
+             else json.dumps(e["properties"], separators=(",", ":"))} for e in events]
+
+
+def conflict_warnings(conflicts: list[tuple[str, str]]) -> list[str]:
+    return [f"event_id {event_id!r} is already stored for a different event (differs in "
+            f"{fields}): this one was not stored; send a changed event with a new event_id"
+            for event_id, fields in conflicts]
 
 
 def duplicate_ids(events: list[dict[str, Any]], result: AppendResult) -> list[str]:

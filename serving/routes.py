@@ -9,7 +9,7 @@ from fastapi import Response
 from serving.answers import predict_answer, prediction, recommendation
 from serving.deps import Admin, Ingester, Reader, Scorer, StateDep, Watcher, not_found
 from serving.errors import TooLargeError, UnknownCustomerError
-from serving.event_checks import after_clock, contact_warnings, duplicate_ids
+from serving.event_checks import after_clock, conflict_warnings, contact_warnings, duplicate_ids
 from serving.http import FastJSON
 from serving.route_table import RouteTable
 from serving.schemas import (
@@ -62,11 +62,16 @@ async def events(body: EventsIn, state: Ingester) -> EventsOut:
             f"{len(body.events):,} events in one request; the limit is {limit:,}", "events")
     rows = [e.model_dump() for e in body.events]
     done = await anyio.to_thread.run_sync(state.ingest, rows)
+    ignored = duplicate_ids(rows, done)
+    # Only when something was ignored: telling a changed event from a re-send reads the store.
+    conflicts = (await anyio.to_thread.run_sync(state.resent_conflicts, rows, ignored)
+                 if ignored else [])
     return EventsOut(received=done.received, inserted=done.inserted,
-                     duplicates=done.duplicates,
-                     duplicate_event_ids=duplicate_ids(rows, done),
+                     duplicates=done.duplicates, duplicate_event_ids=ignored,
+                     conflicting_event_ids=[event_id for event_id, _ in conflicts],
                      warnings=after_clock(rows, state.settings.as_of)
-                     + contact_warnings(rows, state.recommender.catalog.ids))
+                     + contact_warnings(rows, state.recommender.catalog.ids)
+                     + conflict_warnings(conflicts))
 
 
 @api.post("/predict", tags=["predict"], response_model=PredictOut,

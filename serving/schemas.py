@@ -177,6 +177,10 @@ class EventsOut(BaseModel):
     duplicate_event_ids: list[str] = Field(
         default_factory=list, description="The ignored event_ids, in request order (the first "
         "100): a sender whose ids collide sees which events were not stored.")
+    conflicting_event_ids: list[str] = Field(
+        default_factory=list, description="Of the ignored ids, those the store holds for a "
+        "different event (another customer, time, type, value...): a changed event re-sent "
+        "under its old id, which was not stored.")
     warnings: list[str] = Field(default_factory=list, description="Stored, but worth knowing: "
                                 "e.g. events after the service's pinned clock.")
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import json
 import logging
 import threading
 import time
@@ -26,6 +25,7 @@ from features.online import OnlineFeatures, Vectors
 from features.schema import events_table
 from features.spec import FeatureSpec, load_spec
 from features.store import AppendResult, EventStore
+from features.store_conflicts import differing_ids
 from features.taxonomy import load_taxonomy
 from models.actions import load_catalog
 from models.drift import load_drift_settings
@@ -34,7 +34,7 @@ from models.registry import client_for
 from serving.champions import ModelHolder, ModelSet, alias_versions, load_models
 from serving.drift import DriftGauges, DriftMonitor, DriftStatus, DriftWindow, compare_here
 from serving.errors import BadRequestError, NotReadyError, UnknownCustomerError
-from serving.event_checks import check_events, checked_as_of
+from serving.event_checks import check_events, checked_as_of, stored_form
 from serving.keys import KeyRing
 from serving.marketing import Marketing
 from serving.metrics import Metrics
@@ -368,10 +368,23 @@ class ServiceState:
             raise NotReadyError(self.readiness()["message"] or "not ready")
         latest = datetime.now(UTC) + timedelta(seconds=self.settings.future_tolerance_seconds)
         check_events(events, self.spec.taxonomy, latest)
-        table = events_table(
-            [{**e, "properties": None if e.get("properties") is None
-              else json.dumps(e["properties"], separators=(",", ":"))} for e in events])
-        result = self.writer.append(table)
+        result = self.writer.append(events_table(stored_form(events)))
         self.metrics.events.labels("inserted").inc(result.inserted)
         self.metrics.events.labels("duplicate").inc(result.duplicates)
         return result
+
+    def resent_conflicts(self, events: list[dict[str, Any]], ignored: list[str]
+                         ) -> list[tuple[str, str]]:
+        """(event_id, fields that differ) of the ignored events whose id the store holds for a
+        different event: a changed event re-sent under its old id was not stored."""
+        store = self.store
+        if not ignored or store is None:
+            return []
+        wanted, rows = set(ignored), []
+        for e in events:
+            if e["event_id"] in wanted:
+                wanted.discard(e["event_id"])
+                rows.append(e)
+        found = differing_ids(store.con, events_table(stored_form(rows)))
+        self.metrics.events.labels("conflict").inc(len(found))
+        return found

@@ -251,10 +251,12 @@ def test_ingest_is_idempotent_and_fresh(app_client: TestClient, served: Served) 
              "properties": {"item": "boots"}}
     r = app_client.post("/events", json={"events": [event]}, headers=h_in)
     assert r.json() == {"received": 1, "inserted": 1, "duplicates": 0,
-                        "duplicate_event_ids": [], "warnings": []}
+                        "duplicate_event_ids": [], "conflicting_event_ids": [],
+                        "warnings": []}
     again = app_client.post("/events", json={"events": [event, event]}, headers=h_in)
     assert again.json() == {"received": 2, "inserted": 0, "duplicates": 2,
-                            "duplicate_event_ids": [event["event_id"]], "warnings": []}
+                            "duplicate_event_ids": [event["event_id"]],
+                            "conflicting_event_ids": [], "warnings": []}  # the same: no conflict
     after = app_client.post("/predict", json={"customer_id": cid}, headers=h_pr).json()
     assert after["events"] == before["events"] + 1
     assert after["conversion"] != before["conversion"]

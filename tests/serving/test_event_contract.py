@@ -210,3 +210,25 @@ def test_ids_are_trimmed_as_the_loader_trims_them(app_client: TestClient,
         got = error(app_client.post("/events", headers=h, json={"events": [
             event(41, customer_id=bad)]}), 422, "bad_request", "events[0].customer_id")
         assert why in got["message"]
+
+
+def test_a_changed_event_re_sent_under_its_id_is_named(app_client: TestClient,
+                                                        served: Served) -> None:
+    """Within one request such an id is refused; in a later one it used to be reported as a
+    plain re-send, and the change was lost without a word."""
+    h = served.headers(Role.ingest)
+    first = event(50, channel="web", value=None)
+    assert app_client.post("/events", json={"events": [first]}, headers=h).json()[
+        "inserted"] == 1
+    same = app_client.post("/events", json={"events": [first]}, headers=h).json()
+    assert same["duplicate_event_ids"] == ["ct-50"] and same["conflicting_event_ids"] == []
+    changed = app_client.post("/events", headers=h, json={"events": [
+        {**first, "channel": "email"}, event(51)]}).json()
+    assert changed["inserted"] == 1 and changed["duplicate_event_ids"] == ["ct-50"]
+    assert changed["conflicting_event_ids"] == ["ct-50"]
+    assert ("event_id 'ct-50' is already stored for a different event (differs in channel): "
+            "this one was not stored") in changed["warnings"][-1]
+    text = app_client.get("/metrics", headers=served.headers(Role.marketer)).text
+    counted = [line for line in text.splitlines()
+               if line.startswith('journey_events_total{outcome="conflict"}')]
+    assert counted and float(counted[0].rsplit(" ", 1)[1]) >= 1  # the app is shared
