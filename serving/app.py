@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from serving import backtest_routes, drift_routes, marketing_routes, routes, trigger_routes
 from serving.deps import documented_errors, without_default_422
+from serving.docs_page import install_docs
 from serving.fast_predict import PATH, FastPredict
 from serving.http import BodyLimit, RouteMetrics, error_json, install_error_handlers
 from serving.settings import ServeSettings
@@ -47,11 +48,13 @@ def create_app(settings: ServeSettings | None = None, background: bool = True) -
     # would have FastAPI trace every request.
     app = FastAPI(title="Journey", version="1", lifespan=lifespan,
                   summary="Predictions, reason codes and event ingest for customer journeys.",
-                  telemetry={"tracing": False, "metrics": False, "logs": False})
+                  telemetry={"tracing": False, "metrics": False, "logs": False},
+                  docs_url=None, redoc_url=None)  # served by install_docs, without a CDN
     app.state.journey = state
     install_error_handlers(app)
     for table in ROUTES:
         table.install(app, documented_errors)
+    install_docs(app)
     _documented(app)
     _hot_routes_first(app)
     _unmatched_last(app)
