@@ -35,8 +35,8 @@ from features.schema import (
     KEYS_DDL,
 )
 from features.store_conflicts import (
-    appended_conflicts,
     conflicts_path,
+    differing_ids,
     staged_conflicts,
     write_conflicts,
 )
@@ -194,7 +194,7 @@ class EventStore:
     def _append_small(self, batch: pa.Table, returning: bool) -> AppendResult:
         received = batch.num_rows
         rows = self.appender().append(batch)
-        conflicts = (appended_conflicts(self.con, batch)
+        conflicts = (len(differing_ids(self.con, batch))
                      if self._count_conflicts and rows.num_rows < received else 0)
         return AppendResult(received, rows.num_rows, rows if returning else None, conflicts)
 

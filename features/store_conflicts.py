@@ -55,24 +55,12 @@ def staged_conflicts(con: duckdb.DuckDBPyConnection, last_rowid: int) -> pa.Tabl
     return con.execute(STAGED_CONFLICTS, [last_rowid]).to_arrow_table()
 
 
-def appended_conflicts(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> int:
-    """Rows of ``batch`` (just appended: each of its ids is stored) whose stored event of the
-    same id is a different one."""
-    con.register("sent_events", batch.select(list(EVENT_FIELDS)))
-    try:
-        row = con.execute(
-            f"SELECT count(*) FROM sent_events s JOIN events e USING (event_id) "
-            f"WHERE {_differs('s', 'e')}").fetchone()
-    finally:
-        con.unregister("sent_events")
-    return int(row[0]) if row else 0
-
-
 def differing_ids(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> list[tuple[str, str]]:
     """(event_id, the fields that differ) of each row of ``batch`` whose id the store holds
-    for a different event, in the batch's order. For the service, which does not count
-    conflicts while appending (a scan under the write lock): run on its own cursor after the
-    commit, only for the rows that were not inserted."""
+    for a different event, in the batch's order (rows just appended match themselves). On a
+    cursor of its own, so the service can ask after the commit, outside its writer's thread,
+    and only for the rows that were not inserted (it does not count while appending: a scan
+    under the write lock)."""
     cur = con.cursor()  # another thread's connection may be appending meanwhile
     try:
         cur.register("resent_events", batch.select(list(EVENT_FIELDS)).append_column(

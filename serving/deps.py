@@ -125,21 +125,12 @@ def check_query(request: Request) -> None:
                                   name)
 
 
-_BODY: dict[int, bool] = {}
-
-
-def _takes_body(route: object) -> bool:
-    key = id(route)
-    if key not in _BODY:
-        _BODY[key] = isinstance(route, APIRoute) and route.body_field is not None
-    return _BODY[key]
-
-
 def check_body_headers(request: Request) -> None:
     """Refuse a body the route cannot read as JSON, by its headers: a form-encoded body
     (curl's default) or a compressed one were answered 422 about its content. After the key
     check, as the body's other faults are."""
-    if not _takes_body(request.scope.get("route")):
+    route = request.scope.get("route")
+    if not (isinstance(route, APIRoute) and route.body_field is not None):
         return
     headers = request.headers
     if headers.get("content-length", "1") == "0" and "transfer-encoding" not in headers:
