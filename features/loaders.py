@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from features.mapping import ColumnMapping
 from features.normalize import UNKNOWN_TYPE, Normalizer
-from features.readers import BATCH_ROWS, ReadLimits, Reject, read_batches, source_files
+from features.readers import BATCH_ROWS, LINE_COLUMN, ReadLimits, Reject, read_batches, source_files
 from features.taxonomy import Taxonomy
 
 REJECT_HEADER = ("source", "line", "field", "reason", "value")
@@ -115,11 +115,13 @@ def load_events(
     rejects_path: Path | None = None,
     batch_rows: int = BATCH_ROWS,
     limits: ReadLimits | None = None,
+    lines: bool = False,
 ) -> Iterator[pa.Table]:
     """Yield batches of valid canonical events from a file or a directory of files.
 
     ``report`` is filled in as batches are produced, so it is complete once the iterator is.
     ``limits``: the largest field, row and batch a reader accepts (defaults: ReadLimits()).
+    ``lines``: keep each row's line in the source (``LINED_SCHEMA``; else ``STAGED_SCHEMA``).
     """
     files = source_files(Path(path))
     report.rejects_path = rejects_path
@@ -136,7 +138,7 @@ def load_events(
                 report.rows_read += raw.table.num_rows + len(raw.rejects)
                 report.valid += valid.num_rows
                 if valid.num_rows:
-                    yield valid
+                    yield valid if lines else valid.drop_columns([LINE_COLUMN])
     finally:
         normalizer.close()
         writer.close()

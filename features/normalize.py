@@ -20,7 +20,6 @@ from features.read_jsonl import non_text_ids
 from features.readers import LINE_COLUMN
 from features.schema import (
     DEFAULT_CHANNEL,
-    EVENT_FIELDS,
     EVENT_SCHEMA,
     MAX_ID_CHARS,
     MAX_LABEL_CHARS,
@@ -43,6 +42,9 @@ MAX_ISOLATING_QUERIES = 400
 # of one load apart (two identical purchases on one day are two purchases, not a re-send).
 DERIVED_ID = "_derived_id"
 STAGED_SCHEMA = EVENT_SCHEMA.append(pa.field(DERIVED_ID, pa.bool_(), nullable=False))
+# What the normalizer gives a batch's valid rows: each with the line it came from, which a load
+# keeps while staging so a row found to conflict later is reported at its line.
+LINED_SCHEMA = STAGED_SCHEMA.append(pa.field(LINE_COLUMN, pa.int64()))
 REJECT_SCHEMA = pa.schema(
     [("line", pa.int64()), ("field", pa.string()), ("reason", pa.string()), ("value", pa.string())]
 )
@@ -181,13 +183,13 @@ class Normalizer:
     def __call__(
         self, raw: pa.Table, where: str, source_columns: list[str] | None = None
     ) -> tuple[pa.Table, pa.Table]:
-        """(valid events in EVENT_SCHEMA, rejects in REJECT_SCHEMA) for one raw batch.
+        """(valid events in LINED_SCHEMA, rejects in REJECT_SCHEMA) for one raw batch.
 
         ``source_columns``: every column of the source, in its order, when the reader kept only
         some (the wanted ones); they name what the file has when a required column is missing.
         """
         if raw.num_rows == 0:
-            return STAGED_SCHEMA.empty_table(), REJECT_SCHEMA.empty_table()
+            return LINED_SCHEMA.empty_table(), REJECT_SCHEMA.empty_table()
         key = tuple((f.name, str(f.type)) for f in raw.schema)
         cached = self._sql_cache.get(key)
         if cached is None:
@@ -198,7 +200,7 @@ class Normalizer:
         raw, id_rejects = self._without_non_text_ids(raw, id_columns)
         out, failed = self._execute(sql, raw)
         bad = pc.is_valid(out["check_no"])
-        valid = out.filter(pc.invert(bad)).select([*EVENT_FIELDS, DERIVED_ID]).cast(STAGED_SCHEMA)
+        valid = out.filter(pc.invert(bad)).select(LINED_SCHEMA.names).cast(LINED_SCHEMA)
         rejected = out.filter(bad)
         codes = rejected["check_no"].to_numpy(zero_copy_only=False)
         rejects = pa.table({

@@ -24,7 +24,7 @@ from features.loaders import LoadReport, load_events
 from features.mapping import ColumnMapping
 from features.memory import memory_setting
 from features.normalize import DERIVED_ID
-from features.readers import ReadLimits
+from features.readers import LINE_COLUMN, ReadLimits
 from features.rows import Appender, conform, read_keys
 from features.schema import (
     ATTRIBUTES_DDL,
@@ -154,7 +154,8 @@ class EventStore:
         try:
             self.con.execute(
                 "CREATE OR REPLACE TEMP TABLE staged AS "
-                f"SELECT {COLUMNS}, false AS {DERIVED_ID} FROM incoming"
+                f"SELECT {COLUMNS}, false AS {DERIVED_ID}, NULL::BIGINT AS {LINE_COLUMN} "
+                "FROM incoming"
             )
         finally:
             self.con.unregister("incoming")
@@ -205,7 +206,8 @@ class EventStore:
         # The window that numbers repeated ids costs a sort; most loads have no repeats.
         row = self.con.execute("SELECT count(*) = count(DISTINCT event_id) FROM staged").fetchone()
         all_distinct = bool(row and row[0])
-        dedup = f"SELECT * EXCLUDE ({DERIVED_ID}) FROM staged" if all_distinct else DEDUP_STAGED
+        dedup = (f"SELECT * EXCLUDE ({DERIVED_ID}, {LINE_COLUMN}) FROM staged" if all_distinct
+                 else DEDUP_STAGED)
         before = self.count()
         last = self.con.execute("SELECT coalesce(max(rowid), -1) FROM events").fetchone()
         coded = f"""
@@ -302,13 +304,13 @@ class EventStore:
         report = LoadReport()
         self.con.execute(
             f"CREATE OR REPLACE TEMP TABLE staged AS SELECT {COLUMNS}, "
-            f"false AS {DERIVED_ID} FROM events LIMIT 0"
+            f"false AS {DERIVED_ID}, NULL::BIGINT AS {LINE_COLUMN} FROM events LIMIT 0"
         )
         received = 0
         sources: list[tuple[int, str]] = []  # (first staged row, file) of each batch
         try:
             for batch in load_events(path, mapping, taxonomy, report, rejects_path,
-                                     limits=limits):
+                                     limits=limits, lines=True):
                 sources.append((received, report.files[-1]))
                 self.con.register("incoming", batch)
                 self.con.execute("INSERT INTO staged SELECT * FROM incoming")

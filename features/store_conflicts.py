@@ -4,8 +4,9 @@ An explicit event_id is an identity: a row repeating a stored id is a re-send an
 nothing. A row whose id is already used by another event (other customer, time, type...) is
 not stored either (the store is append-only), but it is data lost, so it is counted apart from
 the re-sends and, for a load, listed beside its rejects file (``conflicts_path``): in the same
-columns, but not in that file, which holds exactly the rows the load rejected, each with its
-line (a conflict is found after staging, where lines are no longer known).
+columns (source, line, field, reason, value), but not in that file, which holds exactly the rows
+the load rejected. A load stages each row with its line, so a conflict found after staging is
+still reported where it is in its file.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pyarrow as pa
 
 from features.loaders import REJECT_HEADER
 from features.normalize import DERIVED_ID
+from features.readers import LINE_COLUMN
 from features.schema import EVENT_FIELDS
 
 CONTENT = EVENT_FIELDS[1:]  # what must match for a repeated id to be a re-send
@@ -41,7 +43,8 @@ def _which_differ(a: str, b: str) -> str:
 # ended at before the load are the load's own. Derived ids come from the content: never a
 # conflict.
 STAGED_CONFLICTS = f"""
-SELECT s.rowid AS r, s.event_id, {_which_differ('s', 'e')} AS fields, e.rowid > ? AS in_load
+SELECT s.rowid AS r, s.{LINE_COLUMN} AS line, s.event_id, {_which_differ('s', 'e')} AS fields,
+       e.rowid > ? AS in_load
 FROM staged s JOIN events e USING (event_id)
 WHERE NOT s.{DERIVED_ID} AND ({_differs('s', 'e')})
 ORDER BY r
@@ -49,9 +52,10 @@ ORDER BY r
 
 
 def staged_conflicts(con: duckdb.DuckDBPyConnection, last_rowid: int) -> pa.Table:
-    """(r: staged row, event_id, fields: those that differ, in_load: the id's event came with
-    this load) of every conflicting row, in staged order; call after the staged rows were
-    inserted (``last_rowid``: the events table's before), while staged is still there."""
+    """(r: staged row, line: its line in its file, event_id, fields: those that differ,
+    in_load: the id's event came with this load) of every conflicting row, in staged order;
+    call after the staged rows were inserted (``last_rowid``: the events table's before),
+    while staged is still there."""
     return con.execute(STAGED_CONFLICTS, [last_rowid]).to_arrow_table()
 
 
@@ -81,7 +85,7 @@ def conflicts_path(rejects: Path) -> Path:
 
 def write_conflicts(path: Path, conflicts: pa.Table, sources: list[tuple[int, str]]) -> None:
     """The conflicting rows in the rejects file's columns (source, line, field, reason, value).
-    ``sources``: (first staged row, file) of each batch; the line is left empty."""
+    ``sources``: (first staged row, file) of each batch."""
     starts = [start for start, _ in sources]
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8", errors="replace") as fh:
@@ -90,6 +94,7 @@ def write_conflicts(path: Path, conflicts: pa.Table, sources: list[tuple[int, st
         for row in conflicts.to_pylist():
             at = bisect_right(starts, int(row["r"])) - 1
             reason = EARLIER if row["in_load"] else STORED
-            writer.writerow({"source": sources[at][1] if at >= 0 else "", "line": "",
+            line = "" if row["line"] is None else row["line"]
+            writer.writerow({"source": sources[at][1] if at >= 0 else "", "line": line,
                              "field": "event_id", "reason": f"{reason}: differs in {row['fields']}",
                              "value": row["event_id"]})

@@ -68,10 +68,11 @@ def test_conflicts_are_counted_written_and_warned_about(
     assert lines[-1].endswith(f"listed in {listed}")
     assert not rejects.exists()  # that file holds the rows the load rejected: none
     assert read_csv(listed) == [
-        {"source": str(second), "line": "", "field": "event_id",
+        {"source": str(second), "line": "3", "field": "event_id",
          "reason": f"{STORED}: differs in customer_id", "value": "e1"},
-        *[{"source": str(second), "line": "", "field": "event_id",
-           "reason": f"{EARLIER}: differs in ts, event_type, value", "value": "n1"}] * 2,
+        *[{"source": str(second), "line": line, "field": "event_id",
+           "reason": f"{EARLIER}: differs in ts, event_type, value", "value": "n1"}
+          for line in ("6", "7")],
     ]
     [latest] = store.ingest_log(1)
     assert (latest["inserted"], latest["duplicates"], latest["conflicts"]) == (1, 5, 3)
@@ -88,7 +89,32 @@ def test_conflicts_are_listed_apart_from_the_rejected_rows(
     assert (report.load.rejected_total, report.append.conflicts) == (1, 1)
     assert [(r["line"], r["reason"]) for r in read_csv(rejects)] == [("3", "unparseable timestamp")]
     assert [(r["line"], r["reason"]) for r in read_csv(conflicts_path(rejects))] == [
-        ("", f"{EARLIER}: differs in customer_id")]
+        ("4", f"{EARLIER}: differs in customer_id")]
+
+
+def test_each_conflict_is_listed_at_its_own_file_and_line(
+    store: EventStore, taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    """A directory load: the line is counted in the conflicting row's own file, past rejected
+    rows and a quoted field over two lines, and in a JSON lines file too."""
+    folder = tmp_path / "load"
+    folder.mkdir()
+    (folder / "a.csv").write_text(HEADER + "a,c1,2024-01-01,page_view,,,,\n"
+                                  + "b,c1,2024-01-02,page_view,,,,\n")
+    (folder / "b.csv").write_text(HEADER + "x,c1,bad,page_view,,,,\n"
+                                  + 'y,c1,2024-01-03,page_view,,,,"{""note"":\n""two lines""}"\n'
+                                  + "b,c9,2024-01-02,page_view,,,,\n")
+    (folder / "c.jsonl").write_text(
+        '{"event_id": "z", "customer_id": "c1", "ts": "2024-01-04", "event_type": "page_view"}\n'
+        '{"event_id": "a", "customer_id": "c1", "ts": "2024-01-05", "event_type": "page_view"}\n')
+    rejects = tmp_path / "r.csv"
+    report = store.ingest(folder, identity_mapping(), taxonomy, rejects)
+    assert (report.append.inserted, report.append.conflicts) == (4, 2)
+    assert [(Path(r["source"]).name, r["line"], r["value"], r["reason"])
+            for r in read_csv(conflicts_path(rejects))] == [
+        ("b.csv", "5", "b", f"{EARLIER}: differs in customer_id"),
+        ("c.jsonl", "2", "a", f"{EARLIER}: differs in ts"),
+    ]
 
 
 def test_a_clean_load_reports_no_conflicts(store: EventStore, taxonomy: Taxonomy,
