@@ -8,6 +8,8 @@ from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from features.store import AppendResult
 from features.taxonomy import Taxonomy
 from serving.errors import BadRequestError
@@ -19,10 +21,38 @@ def check_events(events: list[dict[str, Any]], taxonomy: Taxonomy, latest: datet
                  where: str = "events") -> None:
     """Raises one BadRequestError listing every event of an unknown type, dated after
     ``latest`` (when given), or re-using an earlier event's id with other content."""
+    problems = _problems(list(enumerate(events)), taxonomy, latest, where)
+    if problems:
+        raise _listing(problems)
+
+
+def schema_passed_problems(events: object, model: type[BaseModel], taxonomy: Taxonomy,
+                           latest: datetime | None, where: str = "events"
+                           ) -> list[dict[str, str]]:
+    """``check_events``' problems with the events of a request body that its schema refused
+    for others: those of ``events`` (the body's raw list) that ``model`` accepts are checked
+    as the route would, so one answer names every bad event, not the schema's now and the
+    service's after the sender fixed those."""
+    if not isinstance(events, list):
+        return []
+    passed: list[tuple[int, dict[str, Any]]] = []
+    for i, raw in enumerate(events):
+        try:
+            passed.append((i, model.model_validate(raw).model_dump()))
+        except ValidationError:
+            continue
+    return [{"field": field, "message": problem}
+            for field, problem in _problems(passed, taxonomy, latest, where)[:MAX_LISTED]]
+
+
+def _problems(events: list[tuple[int, dict[str, Any]]], taxonomy: Taxonomy,
+              latest: datetime | None, where: str) -> list[tuple[str, str]]:
+    """(field, problem) of each (index, event) of a request that the service refuses."""
     problems: list[tuple[str, str]] = []
     known = None if taxonomy.unknown_event_types == "keep" else taxonomy.event_stage
-    first_seen: dict[str, int] = {}
-    for i, e in enumerate(events):
+    first_seen: dict[str, dict[str, Any]] = {}
+    first_index: dict[str, int] = {}
+    for i, e in events:
         if known is not None and e["event_type"] not in known:
             problems.append((f"{where}[{i}].event_type",
                              f"event type {e['event_type']!r} is not in the stage taxonomy "
@@ -33,13 +63,13 @@ def check_events(events: list[dict[str, Any]], taxonomy: Taxonomy, latest: datet
                              f"{latest.isoformat()}); check the sender's clock and time zone"))
         event_id = e.get("event_id")
         if event_id is not None:
-            j = first_seen.setdefault(event_id, i)
-            if j != i and events[j] != e:
+            first = first_seen.setdefault(event_id, e)
+            j = first_index.setdefault(event_id, i)
+            if j != i and first != e:
                 problems.append((f"{where}[{i}].event_id",
                                  f"event_id {event_id!r} is also {where}[{j}]'s, with other "
                                  "content: one of them would be dropped as a re-send"))
-    if problems:
-        raise _listing(problems)
+    return problems
 
 
 def _listing(problems: list[tuple[str, str]]) -> BadRequestError:

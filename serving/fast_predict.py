@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.answers import predict_answer
 from serving.errors import ServiceError, TooLargeError
-from serving.http import FastJSON, service_error_response
+from serving.http import FastJSON, route_path, service_error_response
 from serving.keys import Role
 from serving.schemas import PredictIn
 from serving.state import ServiceState
@@ -39,7 +39,7 @@ class FastPredict:
         self.app, self.state, self.route = app, state, route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or scope["method"] != "POST" or _route_path(scope) != PATH
+        if (scope["type"] != "http" or scope["method"] != "POST" or route_path(scope) != PATH
                 or not self.state.settings.fast_predict):
             await self.app(scope, receive, send)
             return
@@ -80,14 +80,6 @@ class FastPredict:
             return PredictIn.model_validate(orjson.loads(body))
         except (orjson.JSONDecodeError, ValidationError):
             return None
-
-
-def _route_path(scope: Scope) -> str:
-    """The path within this app: mounted (BentoML's /v1), the scope's path keeps the prefix
-    and its root_path names it."""
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    return path[len(root):] if root and path.startswith(root) else path
 
 
 def _headers(scope: Scope) -> tuple[str | None, bool]:

@@ -4,8 +4,9 @@ field}``."""
 
 from __future__ import annotations
 
+import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import FastAPI, Request
@@ -16,7 +17,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from features.yaml_config import message
 from serving.errors import ServiceError, TooLargeError
+from serving.event_checks import schema_passed_problems
 from serving.metrics import Metrics
+from serving.schemas import Event, HistoryEvent
+
+if TYPE_CHECKING:
+    from serving.state import ServiceState
 
 
 class BodyLimit:
@@ -134,6 +140,7 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = [{"field": "body", "message": _json_error(e, body)} if e["type"] == "json_invalid"
                   else {"field": _field(tuple(e["loc"])), "message": message(e)}
                   for e in exc.errors()]
+        errors = _in_request_order(errors + _service_problems(request, body))
         first = errors[0] if errors else {"field": "body", "message": "invalid request"}
         return error_json(422, "bad_request", f"{first['field']}: {first['message']}",
                           first["field"], errors=errors)
@@ -165,6 +172,45 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)
+
+
+def route_path(scope: Scope) -> str:
+    """The path within this app: mounted (BentoML's /v1), the scope's path keeps the prefix
+    and its root_path names it."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
+
+
+def _service_problems(request: Request, body: bytes) -> list[dict[str, str]]:
+    """The service's own checks (``event_checks``) of the events of an /events or inline-history
+    /predict body that the schema accepted, when it refused others."""
+    state: ServiceState | None = getattr(request.app.state, "journey", None)
+    path = route_path(request.scope)
+    if state is None or path not in ("/events", "/predict"):
+        return []
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return []
+    events = doc.get("events") if isinstance(doc, dict) else None
+    if not isinstance(events, list) or len(events) > state.settings.max_events:
+        return []  # the route refuses the request whole
+    if path == "/events":
+        return schema_passed_problems(events, Event, state.spec.taxonomy,
+                                      state.latest_event_time())
+    return schema_passed_problems(events, HistoryEvent, state.spec.taxonomy, None)
+
+
+def _in_request_order(errors: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Errors of list items (``events[3].ts``) by item, the others (``customer_id``) first."""
+    def item(error: dict[str, str]) -> int:
+        field = error["field"]
+        if "[" not in field:
+            return -1
+        index = field[field.index("[") + 1:field.index("]")]
+        return int(index) if index.isdigit() else -1
+    return sorted(errors, key=item)
 
 
 def _json_error(error: Any, body: bytes) -> str:

@@ -366,12 +366,15 @@ class ServiceState:
         history = self.history
         if history is None:
             raise NotReadyError(self.readiness()["message"] or "not ready")
-        latest = datetime.now(UTC) + timedelta(seconds=self.settings.future_tolerance_seconds)
-        check_events(events, self.spec.taxonomy, latest)
+        check_events(events, self.spec.taxonomy, self.latest_event_time())
         result = self.writer.append(events_table(stored_form(events)))
         self.metrics.events.labels("inserted").inc(result.inserted)
         self.metrics.events.labels("duplicate").inc(result.duplicates)
         return result
+
+    def latest_event_time(self) -> datetime:
+        """The latest ``ts`` /events stores: now, give or take the senders' clock skew."""
+        return datetime.now(UTC) + timedelta(seconds=self.settings.future_tolerance_seconds)
 
     def resent_conflicts(self, events: list[dict[str, Any]], ignored: list[str]
                          ) -> list[tuple[str, str]]:

@@ -51,6 +51,32 @@ def test_every_problem_of_a_batch_in_one_answer(app_client: TestClient, served: 
         "inserted"] == 1
 
 
+def test_schema_and_service_problems_in_the_same_answer(app_client: TestClient,
+                                                        served: Served) -> None:
+    """A batch with a bad value and an unknown type names both at once, in request order, not
+    the schema's problem first and the type only once that is fixed; an inline history too."""
+    h = served.headers(Role.ingest)
+    mixed = [event(20), event(21, event_type="teleport"), event(22, value=-1.0),
+             event(23, ts=(AS_OF + timedelta(days=3650)).isoformat()),
+             event(20, event_type="purchase", value=10.0), "not an event"]
+    got = error(app_client.post("/events", json={"events": mixed}, headers=h), 422,
+                "bad_request", "events[1].event_type")
+    assert [e["field"] for e in got["errors"]] == [
+        "events[1].event_type", "events[2].value", "events[3].ts", "events[4].event_id",
+        "events[5]"]
+    assert "is not in the stage taxonomy" in got["errors"][0]["message"]
+    assert "in the future" in got["errors"][2]["message"]
+    history = [{k: v for k, v in e.items() if k not in ("event_id", "customer_id")}
+               for e in (event(24, event_type="warp"), event(25, value="lots"))]
+    got = error(app_client.post("/predict", headers=served.headers(Role.predict), json={
+        "customer_id": "ct-inline", "events": history}), 422, "bad_request",
+        "events[0].event_type")
+    assert [e["field"] for e in got["errors"]] == ["events[0].event_type", "events[1].value"]
+    # nothing was stored
+    assert app_client.post("/events", json={"events": [event(21)]}, headers=h).json()[
+        "inserted"] == 1
+
+
 def test_types_and_channels_are_spelled_as_the_loader_spells_them(
         app_client: TestClient, served: Served) -> None:
     h = served.headers(Role.ingest)
