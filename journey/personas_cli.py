@@ -76,6 +76,10 @@ def _fit(settings: Settings, spec: FeatureSpec, as_of: str | None, config: Path 
     from training.personas import fit_and_track
 
     params = load_persona_params(config)
+    if params.window_days not in spec.windows_days:  # its counts would all be missing
+        raise ConfigError(f"{config or 'models/config/personas.yaml'}: window_days: "
+                          f"{params.window_days} is not one of the feature spec's windows_days "
+                          f"{list(spec.windows_days)} ({spec.source})")
     latest_cutoff = _after_last_event(settings.store_path)
     when = parse_when(as_of) if as_of else latest_cutoff
     if when > latest_cutoff:  # the window before it would hold fewer events, or none

@@ -21,6 +21,7 @@ Method, and why:
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -137,6 +138,12 @@ class PersonaModel(BaseEstimator):  # type: ignore[misc]
     def fit(self, X: Inputs, y: object = None) -> PersonaModel:  # noqa: N803
         """Choose k and the personas from the active customers of ``X``."""
         cols = columns_of(X)
+        if cols.get(f"events_{self.window_days}d") is None:
+            # Every ratio would be missing and nobody active: say so, not "too few customers".
+            windows = sorted(int(m.group(1)) for n in cols.names()
+                             if (m := re.fullmatch(r"events_(\d+)d", n)))
+            raise PersonaError(f"window_days: {self.window_days} is not one of the feature "
+                               f"spec's windows_days {windows}")
         self.channels_ = channels_in(cols, self.window_days)
         self.feature_names_ = feature_names(self.channels_)
         raw = persona_features(cols, self.window_days, self.channels_)

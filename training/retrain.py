@@ -78,7 +78,16 @@ def load_retrain(path: str | Path) -> tuple[RetrainSpec, Experiment]:
     """The retraining spec and the experiment it names (a relative path is read from the
     retraining spec's folder)."""
     spec = load_model_file(path, RetrainSpec, "retraining spec")
-    return spec, load_experiment(experiment_path(spec, Path(path)))
+    where = experiment_path(spec, Path(path))
+    if not where.is_file():
+        raise ConfigError(f"{path}: experiment: {spec.experiment} not found (read as {where}: "
+                          "a relative path is read from the retraining spec's folder)")
+    exp = load_experiment(where)
+    untrained = [t for t in spec.metric if t not in exp.targets]
+    if untrained:  # the gate would never look at it: a typo or the wrong experiment
+        raise ConfigError(f"{path}: metric: {', '.join(untrained)} is not a target of "
+                          f"{where} ({', '.join(exp.targets)})")
+    return spec, exp
 
 
 def experiment_path(rs: RetrainSpec, config_file: Path) -> Path:

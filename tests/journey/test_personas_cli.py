@@ -95,6 +95,9 @@ def test_bad_settings_file_names_the_key(home: Served, tmp_path: Path) -> None:
     f = tmp_path / "bad.yaml"
     f.write_text("k_min: 9\nk_max: 4\n")
     assert "k_max (4) must be at least k_min (9)" in fails("personas", "--config", f)
+    f.write_text("window_days: 45\n")  # not a feature window: no counts to build on
+    said = fails("personas", "--config", f)
+    assert f"{f}: window_days: 45 is not one of the feature spec's windows_days" in said
 
 
 def test_show_rounds_the_share_once(capsys: pytest.CaptureFixture[str]) -> None:

@@ -187,6 +187,9 @@ def test_too_few_active_customers_is_an_error(data: tuple[pd.DataFrame, np.ndarr
     quiet = data[0].head(200).assign(events_90d=3.0)
     with pytest.raises(PersonaError, match="have 20 or more events"):
         PersonaModel().fit(quiet)
+    with pytest.raises(PersonaError, match=r"window_days: 45 is not one of the feature "
+                       r"spec's windows_days \[.*90.*\]"):
+        PersonaModel(window_days=45).fit(data[0].head(200))
 
 
 def test_shipped_settings_load() -> None:

@@ -138,7 +138,10 @@ def test_cadence_force_and_drift() -> None:
 @pytest.mark.parametrize(("change", "message"), [
     ({"every_days": 0}, "every_days"),
     ({"metric": {"churn": "accuracy"}}, "metric.churn"),
-    ({"experiment": "missing.yaml"}, "experiment spec not found"),
+    ({"experiment": "missing.yaml"}, r"cycle.yaml: experiment: missing.yaml not found \(read "
+                                     r"as .*missing.yaml"),
+    ({"metric": {"next_stage": "roc_auc"}},
+     r"cycle.yaml: metric: next_stage is not a target of .*retrain.yaml \(churn, conversion\)"),
     ({"cadence": 3}, "cadence"),
 ])
 def test_bad_retraining_spec_says_what_and_where(tmp_path: Path, change: dict[str, Any],
