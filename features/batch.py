@@ -12,8 +12,9 @@ import pyarrow as pa
 
 from features.events import Encoder, EventArrays
 from features.kernels import FeatureMatrix, Kernel
+from features.normalize import sql_str
 from features.ordering import group_events
-from features.spec import FeatureSpec
+from features.spec import SCORE_NUMBER, FeatureSpec
 from features.store import EventStore
 
 ROWS_PER_PARTITION = 25_000_000
@@ -23,6 +24,40 @@ def micros(when: datetime) -> int:
     if when.tzinfo is None:
         raise ValueError(f"cutoff {when.isoformat()} has no time zone; give UTC")
     return round(when.timestamp() * 1_000_000)
+
+
+# Properties a score is read from: valid JSON that is also standard JSON. DuckDB's parser takes
+# NaN, Infinity and trailing commas, which Spark's and Python's refuse: with them the whole text
+# gives no score in any engine. Strings are blanked first so their content cannot match.
+_JSON_STRING = r'"(?:[^"\\]|\\.)*"'
+_NOT_STANDARD = r"(?i)nan|inf|,\s*[}\]]"
+STANDARD_PROPERTIES = (
+    f"json_valid(properties) AND NOT regexp_matches(regexp_replace(properties, "
+    f"{sql_str(_JSON_STRING)}, '0', 'g'), {sql_str(_NOT_STANDARD)})"
+)
+
+
+def json_path(path: tuple[str, ...]) -> str:
+    """A DuckDB JSON path of property names (each quoted: spaces, quotes, $ and the like are
+    names; features.spec.key_problem keeps out what a quoted name cannot hold)."""
+    return "$" + "".join(f'."{name}"' for name in path)
+
+
+def score_query(common: str, where: str, codes: str, type_codes: list[int]) -> str:
+    """The scored events with their score: the text at the score's path (``$path<i>`` for the
+    i-th type code) read by the rule of every engine (features.spec.SCORE_NUMBER, finite)."""
+    whens = " ".join(f"WHEN {code} THEN json_extract_string(p, $path{i})"
+                     for i, code in enumerate(type_codes))
+    number = (f"regexp_full_match(t, {sql_str(SCORE_NUMBER)}) "
+              "AND isfinite(TRY_CAST(t AS DOUBLE))")
+    return (
+        f"WITH scored AS (SELECT {common}, CASE WHEN {STANDARD_PROPERTIES} THEN properties END "
+        f"AS p FROM events WHERE {where} AND event_type_code IN ({codes})), "
+        f"texts AS (SELECT *, CASE etype {whens} END AS t FROM scored) "
+        f"SELECT k, ts, etype, channel, action, value, "
+        f"coalesce(CASE WHEN {number} THEN TRY_CAST(t AS DOUBLE) END, 'nan'::DOUBLE) AS score "
+        f"FROM texts"
+    )
 
 
 class BatchEngine:
@@ -57,7 +92,8 @@ class BatchEngine:
         """Stream the unsorted scan into preallocated arrays (no ORDER BY, no null bitmaps).
 
         Event types that carry a score are read by a second, small query: referencing the
-        properties column in the main scan would decode it for every event."""
+        properties column in the main scan would decode it for every event. ``where`` takes
+        the cutoff as ``$cutoff``."""
         types = self.store.vocab("event_type")
         scored = [s for s in self.spec.scores if s.event_type in types]
         codes = ", ".join(str(types[s.event_type]) for s in scored) or "-1"
@@ -66,26 +102,18 @@ class BatchEngine:
             "channel_code AS channel, coalesce(action_code, -1) AS action, "
             "coalesce(value, 'nan'::DOUBLE) AS value"
         )
-        # Non-finite scores ('Infinity', 'nan') are missing, as online (features.events).
-        cast = "TRY_CAST(json_extract_string(properties, '$.{}') AS DOUBLE)"
-        whens = " ".join(
-            f"WHEN {types[s.event_type]} THEN CASE WHEN json_valid(properties) AND "
-            f"isfinite({cast.format(s.key)}) THEN {cast.format(s.key)} END"
-            for s in scored
-        )
-        score = f"coalesce(CASE event_type_code {whens} END, 'nan'::DOUBLE)" if scored else "0"
-        queries = [
+        at_cutoff: dict[str, object] = {"cutoff": cutoff}
+        queries = [(
             f"SELECT {common}, 'nan'::DOUBLE AS score FROM events "
-            f"WHERE {where} AND event_type_code NOT IN ({codes})"
-        ]
-        if scored:
-            queries.append(
-                f"SELECT {common}, {score} AS score FROM events "
-                f"WHERE {where} AND event_type_code IN ({codes})"
-            )
+            f"WHERE {where} AND event_type_code NOT IN ({codes})", at_cutoff
+        )]
+        if scored:  # the paths are parameters: a key is the user's text, never SQL
+            paths = {f"path{i}": json_path(s.path) for i, s in enumerate(scored)}
+            sql = score_query(common, where, codes, [types[s.event_type] for s in scored])
+            queries.append((sql, at_cutoff | paths))
         if n is None:  # a partition: count its rows to size the arrays
             sql = f"SELECT count(*) FROM events WHERE {where}"
-            row = self.con.execute(sql, [cutoff]).fetchone()
+            row = self.con.execute(sql, at_cutoff).fetchone()
             n = int(row[0]) if row else 0
         dtypes = {
             "k": np.int32,
@@ -98,8 +126,8 @@ class BatchEngine:
         }
         out = {name: np.empty(n, dtype) for name, dtype in dtypes.items()}
         at = 0
-        for sql in queries:
-            for batch in self.con.execute(sql, [cutoff]).to_arrow_reader(1 << 20):
+        for sql, params in queries:
+            for batch in self.con.execute(sql, params).to_arrow_reader(1 << 20):
                 m = batch.num_rows
                 for i, name in enumerate(dtypes):
                     out[name][at : at + m] = batch.column(i).to_numpy(zero_copy_only=False)
@@ -113,7 +141,7 @@ class BatchEngine:
 
         Events are grouped by customer with a counting sort; customers whose events are not in
         time order are sorted inside; equal-ts runs get the common tie order (as online)."""
-        where = "ts < ?" + ("" if parts == 1 else f" AND customer_key % {parts} = {part}")
+        where = "ts < $cutoff" + ("" if parts == 1 else f" AND customer_key % {parts} = {part}")
         raw = self._fetch(where, cutoff, total if parts == 1 else None)
         luts = self._luts()
         (ts, etype, channel, action, value, score, cust, starts, ends, seg_keys) = group_events(
@@ -182,6 +210,10 @@ class BatchEngine:
 
 def to_table(matrix: FeatureMatrix, attributes: dict[str, tuple[np.ndarray, pa.Array]]) -> pa.Table:
     """customer_id, the numeric columns, the categorical ones, then attributes."""
+    names = ["customer_id", *matrix.names, *matrix.categorical, *attributes]
+    if len(set(names)) != len(names):  # a dict would keep the last column silently
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"feature columns named twice: {twice}")
     arrays: dict[str, pa.Array] = {"customer_id": pa.array(matrix.customer_ids, pa.string())}
     for k, name in enumerate(matrix.names):
         arrays[name] = pa.array(matrix.values[:, k])  # column-major: contiguous columns

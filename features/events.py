@@ -9,22 +9,24 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.spec import FeatureSpec
+from features.spec import SCORE_NUMBER, FeatureSpec
 
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
 I16 = npt.NDArray[np.int16]
 F64 = npt.NDArray[np.float64]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NUMBER = re.compile(SCORE_NUMBER)
 
 
 @dataclass
@@ -70,7 +72,8 @@ class Encoder:
         self._channel_set = pc.SetLookupOptions(value_set=pa.array(spec.channel_vocab, pa.string()))
         self.score_of_type = np.full(len(spec.event_types) + 1, -1, np.int64)
         for k, score in enumerate(spec.scores):
-            self.score_of_type[self.etype[score.event_type]] = k
+            self.score_of_type[self.etype[score.event_type]] = k  # one each: FeatureSpec checks
+        self._paths = [score.path for score in spec.scores]
 
     def one_customer(
         self,
@@ -170,7 +173,7 @@ class Encoder:
             props = properties[i]
             props = props.as_py() if hasattr(props, "as_py") else props
             if props:
-                score[i] = _score(props, self.spec.scores[self.score_of_type[etype[i]]].key)
+                score[i] = _score(props, self._paths[self.score_of_type[etype[i]]])
         order = tie_order(ts, etype, channel, action, value, score)
         return EventArrays(
             customer_ids=[customer_id],
@@ -222,17 +225,58 @@ def _micros(ts: Any) -> int:
     return micros
 
 
-def _score(properties: str | dict[str, Any], key: str) -> float:
-    try:
-        obj = properties if isinstance(properties, dict) else json.loads(properties)
-        value = obj.get(key) if isinstance(obj, dict) else None
-        # Like the SQL engines' TRY_CAST of the JSON text: a number or numeric string is a
-        # score; null, true/false, lists and objects are not.
-        if value is None or isinstance(value, bool | list | dict):
-            return np.nan
-        # Infinity or NaN ("inf", a JSON extension) is no score: a mean or a reason of it is
-        # meaningless. The batch and Spark readers drop them the same way.
-        score = float(value)
-        return score if math.isfinite(score) else np.nan
-    except (ValueError, TypeError):
+class _NumberText(str):
+    """A JSON number as written: numbers and numeric strings then go through one rule, as in
+    the SQL engines, which read the value's text and cast it."""
+
+
+def _first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose repeated keys keep their first value, as DuckDB and Spark read it."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        out.setdefault(key, value)
+    return out
+
+
+def _not_json(constant: str) -> NoReturn:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _parse(properties: str) -> Any:
+    """Properties text as the engines read it: standard JSON only (NaN or Infinity tokens make
+    the whole text unreadable, as for Spark's reader and the batch engine's check)."""
+    return json.loads(properties, object_pairs_hook=_first_wins, parse_int=_NumberText,
+                      parse_float=_NumberText, parse_constant=_not_json)
+
+
+def score_number(value: Any) -> float:
+    """The score a JSON value gives (NaN: none): a number, or text that is exactly a decimal
+    number in ASCII digits (features.spec.SCORE_NUMBER); finite only. Not true/false, null,
+    lists, objects, "٣", "1_000", " 3 " or "Infinity"."""
+    if isinstance(value, bool):
         return np.nan
+    if isinstance(value, str):
+        if not _NUMBER.fullmatch(value):
+            return np.nan
+        value = float(value)
+    elif isinstance(value, int | float):
+        try:
+            value = float(value)
+        except OverflowError:  # an int beyond a double: infinite in the SQL engines too
+            return np.nan
+    else:
+        return np.nan
+    return value if math.isfinite(value) else np.nan
+
+
+def _score(properties: str | dict[str, Any], path: tuple[str, ...]) -> float:
+    """The score at ``path`` (property names, outermost first) of an event's properties."""
+    try:
+        value = properties if isinstance(properties, dict) else _parse(properties)
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python parses
+        return np.nan
+    for name in path:
+        if not isinstance(value, dict):
+            return np.nan
+        value = value.get(name)
+    return score_number(value)

@@ -7,7 +7,6 @@ store can be exported to Parquet for a parity check (``spark_features_from_store
 
 from __future__ import annotations
 
-import os
 import tempfile
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -16,30 +15,39 @@ import pyarrow as pa
 
 from features.events import Encoder
 from features.layout import layout
-from features.spec import DAY_US, FeatureSpec
+from features.spark_session import SparkJobError, local_session, spark_failure
+from features.spec import DAY_US, SCORE_NUMBER, FeatureSpec, ScoreSpec
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
+__all__ = ["SparkJobError", "local_session", "spark_failure", "spark_features",
+           "spark_features_from_store"]
+
 US_PER_MIN = 60_000_000
+# SCORE_NUMBER for Java's find(): anchored at both ends; \z, as $ would let a final newline in.
+_JAVA_NUMBER = f"^(?:{SCORE_NUMBER})\\z"
 
 
-def local_session(app: str = "journey", cores: int = 2) -> SparkSession:
-    """A local-mode session bound to 127.0.0.1 with no UI (tests, one-machine runs)."""
-    from pyspark.sql import SparkSession
+def _col(name: str) -> Column:
+    """A column by its exact name: a dot, space or backtick in a name from the spec (a channel
+    such as google.com, an attribute) is part of the name, not syntax."""
+    from pyspark.sql import functions as F
 
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    return (
-        SparkSession.builder.master(f"local[{cores}]")
-        .appName(app)
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", str(max(2, cores * 2)))
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .getOrCreate()
-    )
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def _score(s: ScoreSpec) -> Column:
+    """The event's score by the rule of every engine (features.spec.SCORE_NUMBER, finite):
+    the text at the key's path; a non-number is missing, never an error (try_cast)."""
+    from pyspark.sql import functions as F
+
+    # Dot notation: Spark reads a name up to the next dot or bracket, quotes and spaces
+    # included; features.spec.key_problem keeps out what it cannot read.
+    text = F.get_json_object(F.col("properties"), "$." + ".".join(s.path))
+    number = F.when(text.rlike(_JAVA_NUMBER), text.try_cast("double"))
+    finite = ~F.isnan(number) & (F.abs(number) != F.lit(float("inf")))
+    return F.when((F.col("event_type") == s.event_type) & finite, number)
 
 
 def _lookup(mapping: dict[str, int], column: Column, default: int) -> Column:
@@ -75,10 +83,7 @@ def _encoded(events: DataFrame, spec: FeatureSpec, enc: Encoder, cutoff_us: int)
         .withColumn("age", F.lit(cutoff_us) - F.col("t"))
     )
     for i, s in enumerate(spec.scores):
-        raw = F.get_json_object(F.col("properties"), f"$.{s.key}").cast("double")
-        finite = ~F.isnan(raw) & (F.abs(raw) != F.lit(float("inf")))  # as online: else missing
-        df = df.withColumn(f"score_{i}",
-                           F.when((F.col("event_type") == s.event_type) & finite, raw))
+        df = df.withColumn(f"score_{i}", _score(s))
     return _repeat_conversions(df, spec.taxonomy.repeat_stage_index)
 
 
@@ -307,7 +312,7 @@ def _finish(
             F.col(f"_before_{w}d") + 1.0
         )
     for s in spec.scores:
-        derived[f"{s.name}_mean"] = ratio(F.col(f"_{s.name}_sum"), F.col(f"{s.name}_count"))
+        derived[f"{s.name}_mean"] = ratio(_col(f"_{s.name}_sum"), _col(f"{s.name}_count"))
     zero_if_missing = {
         "stage_regressions",
         "sessions_total",
@@ -317,7 +322,7 @@ def _finish(
     chans = F.array(*[F.lit(c) for c in spec.channel_vocab])
     cols: list[Column] = [F.col("customer_id")]
     for name in layout(spec).names:
-        col = derived.get(name, F.col(name))
+        col = derived.get(name, _col(name))
         if name in zero_if_missing:
             col = F.coalesce(col, F.lit(0.0))
         if name in ("stage_current", "stage_furthest"):
@@ -336,7 +341,7 @@ def _finish(
             for a in spec.attributes:
                 result = result.withColumn(f"attr_{a}", F.lit(None).cast("string"))
         else:
-            picks = [F.col(a).cast("string").alias(f"attr_{a}") for a in spec.attributes]
+            picks = [_col(a).cast("string").alias(f"attr_{a}") for a in spec.attributes]
             result = result.join(attributes.select("customer_id", *picks), "customer_id", "left")
     return result
 

@@ -26,7 +26,10 @@ from journey.common import (
 from journey.settings import Settings
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from features.readers import Reject
+    from features.store import EventStore
     from features.store_attributes import AttributeLoad
 
 SpecOpt = Annotated[
@@ -81,9 +84,7 @@ def features(
         check_root(run.snapshots, "features")
         warnings = _as_of_warnings(run, *es.time_range())
         if engine is Engine.spark:
-            from features.spark import spark_features_from_store
-
-            table = spark_features_from_store(es, run.spec, run.cutoff)
+            table = _on_spark(es, run)
         else:
             from features.batch import BatchEngine
 
@@ -99,6 +100,20 @@ def features(
     )
     for line in warnings:
         typer.echo(line)
+
+
+def _on_spark(es: EventStore, run: Run) -> pa.Table:
+    """The features on Spark; a failure of Spark itself ends the command with one line of the
+    Java error and what to check, not its stack trace of some hundred lines."""
+    from features.spark import spark_failure, spark_features_from_store
+
+    try:
+        return spark_features_from_store(es, run.spec, run.cutoff)
+    except Exception as exc:
+        short = spark_failure(exc)
+        if short is None:
+            raise
+        raise short from exc
 
 
 def _as_of_warnings(run: Run, first: datetime | None, last: datetime | None) -> list[str]:

@@ -53,11 +53,7 @@ def random_history(
         props = None
         if etype in ("support_ticket", "review", "survey_response"):
             key = {"support_ticket": "csat", "review": "rating", "survey_response": "nps"}[etype]
-            score = int(rng.integers(0, 11))
-            r = rng.random()
-            # Some scores no engine may count: non-finite text, and JSON that does not parse.
-            props = (f'{{"{key}": {score}}}' if r < 0.85 else "{bad json" if r >= 0.95
-                     else f'{{"{key}": "{rng.choice(["Infinity", "-inf", "NaN"])}"}}')
+            props = random_properties(rng, key)
         events.append(
             {
                 "event_id": f"{start}{customer}-{i}",
@@ -73,6 +69,34 @@ def random_history(
             }
         )
     return events
+
+
+# Score values by the engines' one rule (features.spec.SCORE_NUMBER): numbers and ASCII decimal
+# text count; other text (Spark's ANSI cast used to fail the job on it), Unicode digits,
+# padded or underscored numbers, non-finite values do not.
+TEXT_VALUES = ["7", "+4", ".5", "5.", "1e1", "-0", "Infinity", "-inf", "NaN", "n/a", " 3 ",
+               "1_000", "\u0663", "3\\n", "", "0x10", "1e400"]
+
+
+def random_properties(rng: np.random.Generator, key: str) -> str | None:
+    """Properties holding a score under ``key``, mostly as a plain number; else in the forms
+    every engine must read alike (or not at all)."""
+    score, r = int(rng.integers(0, 11)), rng.random()
+    if r < 0.7:
+        return f'{{"{key}": {score}}}'
+    if r < 0.8:
+        return f'{{"{key}": "{rng.choice(TEXT_VALUES)}"}}'
+    forms = [
+        f'{{"{key}": {score}, "{key}": 1}}',  # a key written twice: the first counts
+        f'{{"{key}": {score}.25e0, "other": {{"{key}": 1}}}}',
+        f'{{"{key}": true}}', f'{{"{key}": [{score}]}}', f'{{"{key}": null}}',
+        f'{{"{key}": {{"value": {score}}}}}',
+        f'{{"{key}": {score}, "x": NaN}}',  # not standard JSON: no score in any engine
+        f'{{"{key}": {score},}}',
+        "{bad json",
+    ]
+    props = str(rng.choice(forms))
+    return None if props == "{bad json" else props
 
 
 def to_table(events: list[dict[str, Any]]) -> pa.Table:

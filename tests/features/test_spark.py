@@ -79,3 +79,41 @@ def test_spark_matches_batch_on_hostile_histories_and_ignores_later_events(
     events = spark.read.parquet(str(tmp_path / "events.parquet"))
     result = spark_features(events, spec, CUTOFF).toArrow().sort_by("customer_id")
     assert_same_tables(batch, result)
+
+
+def test_spark_reads_scores_by_the_engines_rule(tmp_path: Path, spark: Any) -> None:  # noqa: F811
+    """Nested, quoted and spaced keys, numeric and non-numeric text (which made Spark's ANSI
+    cast fail the job), keys written twice, non-standard JSON; channel and attribute names
+    with a dot or a space: Spark gives the batch engine's vectors."""
+    from features.spark import spark_features_from_store
+    from tests.features.test_score_values import SPEC_TEXT, _events
+
+    path = tmp_path / "features.yaml"
+    path.write_text(SPEC_TEXT + "channels: [email, web.site]\nattributes: [plan type]\n",
+                    encoding="utf-8")
+    spec = load_spec(path)
+    events = _events()
+    for e in events[::3]:
+        e["channel"] = "web.site"
+    with EventStore(tmp_path / "s.duckdb") as store:
+        store.append(to_table(events))
+        ids = sorted({e["customer_id"] for e in events})
+        store.load_attributes(pa.table({"customer_id": ids, "plan type": ["a", "b"] * 13 + ["a"]}))
+        batch = BatchEngine(store, spec).features(CUTOFF)
+        result = spark_features_from_store(store, spec, CUTOFF, spark)
+    assert pc.sum(batch["ch_web.site_30d"]).as_py() > 0
+    assert set(batch["attr_plan type"].to_pylist()) == {"a", "b"}
+    assert_same_tables(batch, result)
+
+
+def test_a_spark_failure_is_told_in_one_line(spark: Any) -> None:  # noqa: F811
+    from features.spark import spark_failure
+
+    with pytest.raises(Exception) as err:
+        spark.sql("SELECT CAST('n/a' AS DOUBLE) AS x").collect()
+    short = spark_failure(err.value)
+    assert short is not None
+    first, hint = str(short).splitlines()
+    assert first.startswith("the Spark job failed: [CAST_INVALID_INPUT] The value 'n/a'")
+    assert "does not fit" in hint
+    assert spark_failure(ValueError("not Spark")) is None

@@ -124,7 +124,7 @@ def test_score_with_unknown_event_type(tmp_path: Path) -> None:
 
 def test_score_without_key(tmp_path: Path) -> None:
     path = write_spec(tmp_path, {"scores": {"ces": {"event_type": "support_ticket"}}})
-    with pytest.raises(ConfigError, match=r"scores\.ces needs event_type and key") as err:
+    with pytest.raises(ConfigError, match=r"line \d+: scores\.ces\.key: is required") as err:
         load_spec(path)
     assert str(path) in str(err.value)
 

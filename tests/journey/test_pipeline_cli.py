@@ -18,7 +18,7 @@ from features.labels import INACTIVE
 from features.layout import CATEGORICAL, layout
 from features.spec import load_spec
 from features.taxonomy import load_taxonomy
-from tests.journey.cli_helpers import fails, ok
+from tests.journey.cli_helpers import fails, ok, run
 
 LABEL_COLUMNS = ["customer_id", "next_stage", "converted", "churned_inactive",
                  "churned_no_purchase", "churn_days", "churn_observed"]
@@ -140,7 +140,7 @@ def test_attributes_are_joined(world: World) -> None:
 # -- labels --------------------------------------------------------------------------------------
 def test_labels_snapshot(world: World) -> None:
     spec = load_spec()
-    path = snap_dir(world, "labels", f"{world.as_of}T00-00-00Z_h14d")
+    path = snap_dir(world, "labels", f"{world.as_of}T00-00-00Z_h14d_g30d")
     table = pq.read_table(path / "data.parquet")
     assert table.column_names == LABEL_COLUMNS
     manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
@@ -167,7 +167,7 @@ def test_labels_snapshot(world: World) -> None:
 def test_features_and_labels_have_the_same_rows(world: World) -> None:
     feats = pq.read_table(snap_dir(world, "features", f"{world.as_of}T00-00-00Z")
                           / "data.parquet", columns=["customer_id"])
-    labs = pq.read_table(snap_dir(world, "labels", f"{world.as_of}T00-00-00Z_h14d")
+    labs = pq.read_table(snap_dir(world, "labels", f"{world.as_of}T00-00-00Z_h14d_g30d")
                          / "data.parquet", columns=["customer_id"])
     assert feats["customer_id"].to_pylist() == labs["customer_id"].to_pylist()
 
@@ -178,7 +178,7 @@ def test_labels_warn_when_the_horizon_is_not_observed(world: World) -> None:
     assert len(lines) == 3
     assert lines[2].startswith("warning: the store's events end at ")
     assert "the horizon is not fully observed" in lines[2]
-    assert (Path("snaps2") / "labels" / load_spec().hash / f"{world.as_of}T00-00-00Z_h60d"
+    assert (Path("snaps2") / "labels" / load_spec().hash / f"{world.as_of}T00-00-00Z_h60d_g30d"
             / "manifest.json").is_file()
 
 
@@ -217,7 +217,39 @@ def test_bad_spec_file(world: World, tmp_path: Path) -> None:
     spec.write_text("windows_days: [30, 7]\n", encoding="utf-8")
     message = fails("features", "--as-of", world.as_of, "--spec", spec,
                     "--store", world.root / "var" / "events.duckdb")
-    assert message.startswith(f"error: {spec}: windows_days must be increasing")
+    assert message.startswith(f"error: {spec}: line 1: windows_days[1]: windows must increase")
+
+
+def test_a_spark_failure_is_one_line_and_a_hint(world: World,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not the JVM's stack trace of some hundred lines: its first line and what to check."""
+    pytest.importorskip("pyspark")
+    from pyspark.errors import PySparkRuntimeError
+
+    from features import spark
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise PySparkRuntimeError(errorClass="JAVA_GATEWAY_EXITED", messageParameters={})
+
+    monkeypatch.setattr(spark, "spark_features_from_store", fail)
+    message = fails("features", "--as-of", world.as_of, "--engine", "spark", "--out", "s",
+                    "--store", world.root / "var" / "events.duckdb")
+    lines = message.splitlines()
+    assert lines[0].startswith("error: the Spark job failed: [JAVA_GATEWAY_EXITED] ")
+    assert len(lines) == 2 and "Java 17" in lines[1]
+
+
+def test_other_errors_on_spark_are_not_disguised(world: World,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from features import spark
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(spark, "spark_features_from_store", fail)
+    result = run("features", "--as-of", world.as_of, "--engine", "spark", "--out", "s",
+                 "--store", world.root / "var" / "events.duckdb")
+    assert isinstance(result.exception, RuntimeError)
 
 
 def test_attributes_errors(tmp_path: Path) -> None:
