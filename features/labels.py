@@ -9,8 +9,16 @@ event before T.
 - churned_no_purchase: for customers who converted before T, no conversion in [T, T+H);
   empty for the others;
 - churn_days / churn_observed: time to churn, where churn is dated when an inactivity gap
-  reaches G days (``churn_gap_days``). A customer already inactive for G days at T has 0.
-  Churn later than T+H is right-censored: churn_days = H, churn_observed = false.
+  reaches G days (``churn_gap_days``), counting from the last customer event before T. A
+  customer already inactive for G days at T has 0 (churned at T, observed). Churn at T+H or
+  later is outside [T, T+H) and right-censored: churn_days = H, churn_observed = false (the
+  next window, from T+H, has it at 0). A customer without a customer event before T (only
+  contacts, or event types without a stage) has no gap to count from: both are empty, as
+  churned_no_purchase is for those it does not apply to, and survival fitting and scoring
+  leave them out (the model and the service answer survival 0, status no_activity).
+
+Customer events (activity) are those whose type maps to a stage, in every label: a contact
+(``action_sent``) is something done to the customer, not by them.
 """
 
 from __future__ import annotations
@@ -71,11 +79,14 @@ def labels(
                    a.furthest IS NULL AS churned_inactive,
                    CASE WHEN b.bought_before THEN NOT coalesce(a.converted, false) END
                        AS churned_no_purchase,
-                   CASE WHEN b.last_act IS NULL OR b.last_act + {gap} <= $cutoff THEN 0.0
+                   CASE WHEN b.last_act IS NULL THEN NULL
+                        WHEN b.last_act + {gap} <= $cutoff THEN 0.0
                         ELSE least(epoch(ch.churn_at - $cutoff), epoch($end - $cutoff)) / 86400.0
                    END AS churn_days,
-                   b.last_act IS NULL OR b.last_act + {gap} <= $cutoff OR ch.churn_at <= $end
-                       AS churn_observed
+                   -- [T, T+H) is half-open: a churn dated exactly at T+H is the next window's.
+                   CASE WHEN b.last_act IS NOT NULL
+                        THEN b.last_act + {gap} <= $cutoff OR ch.churn_at < $end
+                   END AS churn_observed
             FROM before b
             JOIN customers k USING (customer_key)
             LEFT JOIN after a USING (customer_key)

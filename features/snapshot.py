@@ -1,9 +1,18 @@
 """Versioned snapshots.
 
-Layout: <root>/<kind>/<definition hash>/<as_of>[_h<H>d]/{data.parquet, manifest.json}.
+Layout: <root>/features/<definition hash>/<as_of>/ and
+<root>/labels/<definition hash>/<as_of>_h<H>d_g<G>d/, each {data.parquet, manifest.json}.
 
 Training and serving read snapshots by (definition hash, cutoff), so a vector can never be
-paired with features computed by another definition.
+paired with features computed by another definition. Labels are also identified by their
+horizon H and churn gap G (``churn_gap_days`` dates churn, so labels with other gaps are other
+labels): `journey labels --churn-gap-days 30` and `--churn-gap-days 60` keep two snapshots.
+Label snapshots written before the gap was in the path (``<as_of>_h<H>d``) are not read: they
+are computed again, under today's label definitions.
+
+A manifest records what the snapshot was made from (``data_fingerprint``: the events before
+its end and the customer attributes as loaded when it was built), so a snapshot is reused only
+while the store still holds exactly that.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import pyarrow.parquet as pq
 from features.errors import ConfigError
 from features.spec import FeatureSpec
 from features.store import EventStore
+from features.store_attributes import attributes_fingerprint
 
 KINDS = ("features", "labels")
 
@@ -40,11 +50,16 @@ def _stamp(when: datetime) -> str:
 
 
 def snapshot_dir(
-    root: Path, kind: str, spec: FeatureSpec, as_of: datetime, horizon_days: int | None = None
+    root: Path, kind: str, spec: FeatureSpec, as_of: datetime, horizon_days: int | None = None,
+    churn_gap_days: int | None = None,
 ) -> Path:
     if kind not in KINDS:
         raise ValueError(f"snapshot kind must be one of {KINDS}")
-    leaf = _stamp(as_of) + (f"_h{horizon_days}d" if horizon_days is not None else "")
+    if kind == "labels" and (horizon_days is None or churn_gap_days is None):
+        # Without both, labels of another horizon or gap would share (and overwrite) a folder.
+        raise ValueError("a labels snapshot is identified by horizon_days and churn_gap_days")
+    leaf = (_stamp(as_of) + (f"_h{horizon_days}d" if horizon_days is not None else "")
+            + (f"_g{churn_gap_days}d" if churn_gap_days is not None else ""))
     return root / kind / spec.hash / leaf
 
 
@@ -75,10 +90,12 @@ def write_snapshot(
     spec: FeatureSpec,
     as_of: datetime,
     horizon_days: int | None = None,
+    churn_gap_days: int | None = None,
     **extra: Any,
 ) -> Snapshot:
-    """Write atomically: a reader sees the old snapshot or the whole new one."""
-    target = snapshot_dir(root, kind, spec, as_of, horizon_days)
+    """Write atomically: a reader sees the old snapshot or the whole new one. Labels need
+    ``horizon_days`` and ``churn_gap_days``, which name the folder and the manifest records."""
+    target = snapshot_dir(root, kind, spec, as_of, horizon_days, churn_gap_days)
     target.mkdir(parents=True, exist_ok=True)
     manifest = {
         "kind": kind,
@@ -86,6 +103,7 @@ def write_snapshot(
         "definition": spec.definition(),
         "as_of": as_of.astimezone(UTC).isoformat(),
         "horizon_days": horizon_days,
+        **({} if churn_gap_days is None else {"churn_gap_days": churn_gap_days}),
         "rows": table.num_rows,
         "columns": table.column_names,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -110,22 +128,36 @@ def read_snapshot(path: Path) -> Snapshot:
 
 
 def find_snapshot(
-    root: Path, kind: str, spec: FeatureSpec, as_of: datetime, horizon_days: int | None = None
+    root: Path, kind: str, spec: FeatureSpec, as_of: datetime, horizon_days: int | None = None,
+    churn_gap_days: int | None = None,
 ) -> Snapshot:
-    path = snapshot_dir(root, kind, spec, as_of, horizon_days)
+    path = snapshot_dir(root, kind, spec, as_of, horizon_days, churn_gap_days)
     if not path.is_dir():
+        window = ("" if kind != "labels" else
+                  f", horizon {horizon_days}d and churn gap {churn_gap_days}d")
         raise ConfigError(
             f"no {kind} snapshot for definition {spec.hash} as of "
-            f"{as_of.isoformat()} under {root}; run `journey {kind}` first"
+            f"{as_of.isoformat()}{window} under {root}; run `journey {kind}` first"
         )
     return read_snapshot(path)
 
 
 def data_fingerprint(store: EventStore, end: datetime) -> dict[str, Any]:
     """What a snapshot computed from events before ``end`` (T for features, T+H for labels)
-    was made of: the number of those events and the newest one's time. A snapshot of another
-    store, or of this one before late events arrived, differs; one scan of the ts column."""
+    was made of: the number of those events and the newest one's time, and, once attributes
+    are loaded, the attributes table's fingerprint. A snapshot of another store, of this one
+    before late events arrived, or from before an attribute load that changed a value, differs;
+    one scan of the ts column and one of the (much smaller) attributes table.
+
+    Attributes have no time: a snapshot as of a past T holds them as loaded when it was built,
+    so a load after it must make it stale rather than leave two answers for one T. A store
+    without attributes keeps the events-only fingerprint older manifests recorded."""
     row = store.con.execute(
         "SELECT count(*), max(ts)::TIMESTAMP FROM events WHERE ts < ?", [end]).fetchone()
     events, newest = row if row else (0, None)
-    return {"events": int(events), "newest": None if newest is None else newest.isoformat()}
+    made: dict[str, Any] = {"events": int(events),
+                            "newest": None if newest is None else newest.isoformat()}
+    attributes = attributes_fingerprint(store.con)
+    if attributes is not None:
+        made["attributes"] = attributes
+    return made

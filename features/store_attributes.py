@@ -178,3 +178,20 @@ def attributes_by_key(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]
         codes[keys] = np.where(missing, -1, idx.fill_null(0).to_numpy())
         out[name] = (codes, encoded.dictionary)
     return out
+
+
+def attributes_fingerprint(con: duckdb.DuckDBPyConnection) -> dict[str, int | str] | None:
+    """What the attributes table holds: its rows and an order-free hash of them (None while it
+    is empty). A load that changes any value, adds or removes one changes it; one scan of a
+    table of customers x attributes rows, small beside the events. Loads keep (customer_id,
+    name) unique (a load replaces a customer's value), so XOR cannot cancel equal rows.
+    DuckDB's hash may differ between DuckDB versions: a snapshot is then computed again."""
+    try:
+        row = con.execute(
+            "SELECT count(*), bit_xor(hash(customer_id, name, value)) FROM attributes"
+        ).fetchone()
+    except duckdb.CatalogException:  # a store from before attributes existed
+        return None
+    if not row or not row[0]:
+        return None
+    return {"rows": int(row[0]), "hash": f"{int(row[1]):016x}"}

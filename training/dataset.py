@@ -1,8 +1,9 @@
 """Training frames from feature and label snapshots: one row per (customer, cutoff).
 
-Snapshots are read by (feature definition hash, cutoff, horizon); a missing one is computed
-from the event store and written first, so `journey train` works on a fresh store and reuses
-whatever `journey features` / `journey labels` already produced.
+Snapshots are read by (feature definition hash, cutoff; labels also by horizon and churn gap);
+a missing one is computed from the event store and written first, so `journey train` works on
+a fresh store and reuses whatever `journey features` / `journey labels` already produced, as
+long as the store still holds the events and attributes they were made from.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class SnapshotSource:
         self.check_observed(end)
         data = data_fingerprint(self._store(), end)
         try:
-            snap = find_snapshot(self.root, "labels", self.spec, cutoff, horizon)
+            snap = find_snapshot(self.root, "labels", self.spec, cutoff, horizon, churn_gap)
             if snap.manifest.get("churn_gap_days") == churn_gap and self._same_data(snap, data):
                 return snap
         except ConfigError:
@@ -95,16 +96,20 @@ class SnapshotSource:
                               churn_gap_days=churn_gap, store=str(self.store), data=data)
 
     def _same_data(self, snap: Snapshot, data: dict[str, object]) -> bool:
-        """A snapshot is reused only when made from the same events (another store's snapshot
-        under the same --out, or one made before late events arrived, is computed again)."""
+        """A snapshot is reused only when made from the same events and attributes (another
+        store's snapshot under the same --out, one made before late events arrived or before
+        an attribute load changed a value, is computed again)."""
         made = snap.manifest.get("data")
         if made == data:
             return True
         what = ("an unrecorded event set" if made is None else
                 f"{made.get('events', 0):,} events up to {made.get('newest')}")
+        now = f"{data['events']:,} up to {data['newest']}"
+        if made is not None and made.get("attributes") != data.get("attributes"):
+            what += f", {_attributes(made.get('attributes'))}"
+            now += f", {_attributes(data.get('attributes'))}"
         self.log(f"{snap.path.parent.name}/{snap.path.name} was made from {what}; "
-                 f"{self.store} has {data['events']:,} up to {data['newest']}: computing it "
-                 "again")
+                 f"{self.store} has {now}: computing it again")
         return False
 
     def latest_event(self) -> datetime:
@@ -128,6 +133,13 @@ class SnapshotSource:
         feats = self.features(cutoff).read()
         labs = self.labels(cutoff, horizon, churn_gap).read()
         return _join(feats, labs).assign(cutoff=pd.Timestamp(cutoff))
+
+
+def _attributes(fingerprint: object) -> str:
+    """The attributes part of a data fingerprint, for the log."""
+    if not isinstance(fingerprint, dict):
+        return "no attributes"
+    return f"attributes {fingerprint.get('rows', 0):,} values (hash {fingerprint.get('hash')})"
 
 
 def _join(feats: pa.Table, labs: pa.Table) -> pd.DataFrame:

@@ -170,8 +170,10 @@ def test_churn_days_gap_5_horizon_14(store: EventStore, spec: FeatureSpec) -> No
         ev("silent", at(-2), "page_view"),
         # the same, back after the gap: still churned at T+3
         ev("returns", at(-2), "page_view"), ev("returns", at(10), "purchase", 5.0),
-        # the last gap reaches 5 days exactly at T+H: observed, not censored
+        # the last gap reaches 5 days exactly at T+H, outside [T, T+H): censored at H
         *(ev("at_end", at(d), "page_view") for d in (-1, 3, 7, 9)),
+        # ... and 1 us earlier, inside the horizon: observed
+        *(ev("near_end", at(d, us=-1 if d == 9 else 0), "page_view") for d in (-1, 3, 7, 9)),
         # contacts and unknown types are no activity, before or after T
         ev("contacts", at(-2), "page_view"),
         ev("contacts", at(-1), "action_sent", action="discount_email"),
@@ -182,13 +184,14 @@ def test_churn_days_gap_5_horizon_14(store: EventStore, spec: FeatureSpec) -> No
     ])
     assert churn(labels(store, spec, T, horizon_days=14, churn_gap_days=5)) == {
         "active": (14.0, False),
-        "at_end": (14.0, True),
+        "at_end": (14.0, False),
         "at_t": (5.0, True),
         "back": (0.0, True),
         "contacts": (3.0, True),
         "exact": (0.0, True),
         "gap": (7.0, True),
         "lapsed": (0.0, True),
+        "near_end": (pytest.approx(14.0 - 1 / 86_400_000_000, rel=1e-12), True),
         "returns": (3.0, True),
         "silent": (3.0, True),
     }
@@ -228,3 +231,47 @@ def plain(table: pa.Table) -> list[dict[str, Any]]:
     """Rows with NaN as None, so that == compares them."""
     return [{k: None if isinstance(x, float) and math.isnan(x) else x for k, x in r.items()}
             for r in table.to_pylist()]
+
+
+def test_churn_at_t_plus_h_belongs_to_the_next_window(store: EventStore,
+                                                      spec: FeatureSpec) -> None:
+    """The audit's E8 (a date-only log): purchases up to 2025-02-03, G = 30 days, so churn is
+    dated 2025-03-05, exactly T+H for T = 2025-02-26 and H = 7. [T, T+H) leaves it out: censored
+    at H there, and churned at T (0, observed) in the next window, so it counts in one only."""
+    t = datetime(2025, 2, 26, tzinfo=UTC)
+    fill(store, [ev("E8", datetime(2025, 2, day, tzinfo=UTC), "purchase", 1.0)
+                 for day in (1, 2, 3)])
+    assert churn(labels(store, spec, t, horizon_days=7)) == {"E8": (7.0, False)}
+    assert churn(labels(store, spec, t + timedelta(days=7), horizon_days=7)) == {
+        "E8": (0.0, True)}
+    # churned_inactive reads the same window: no activity in it, whatever the gap says
+    assert by_customer(labels(store, spec, t, horizon_days=7))["E8"]["churned_inactive"]
+
+
+def test_no_activity_before_t_has_no_time_to_churn(store: EventStore,
+                                                   spec: FeatureSpec) -> None:
+    """Contacts are done to a customer, not by them: a customer whose only events before T are
+    contacts (or types without a stage) has no inactivity gap to count from. Time to churn does
+    not apply (empty, as churned_no_purchase for non-buyers), rather than "churned at T,
+    observed" beside churned_inactive = false for one who then turns active."""
+    fill(store, [
+        # the audit's case: only a contact before T, active in the horizon
+        ev("contacted", at(-2), "action_sent", action="discount_email"),
+        ev("contacted", at(1), "page_view"),
+        # only contacts, before T and in the horizon
+        ev("ignored", at(-40), "action_sent", action="discount_email"),
+        ev("ignored", at(3), "action_sent", action="loyalty_offer"),
+        # only an event type the taxonomy does not name, then active
+        ev("unnamed", at(-1), "webinar"), ev("unnamed", at(2), "purchase", 5.0),
+        # a contact after a real activity: the gap counts from the activity
+        ev("active", at(-3), "page_view"),
+        ev("active", at(-1), "action_sent", action="discount_email"),
+    ])
+    got = by_customer(labels(store, spec, T, horizon_days=14, churn_gap_days=5))
+    assert {c: (r["churned_inactive"], r["churn_days"], r["churn_observed"])
+            for c, r in got.items()} == {
+        "active": (True, 2.0, True),
+        "contacted": (False, None, None),
+        "ignored": (True, None, None),
+        "unnamed": (False, None, None),
+    }

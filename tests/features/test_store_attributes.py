@@ -7,13 +7,18 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from features.schema import EVENT_FIELDS, EVENT_SCHEMA
 from features.store import EventStore
-from features.store_attributes import AttributeLoad, read_attribute_file
+from features.store_attributes import (
+    AttributeLoad,
+    attributes_fingerprint,
+    read_attribute_file,
+)
 
 
 @pytest.fixture
@@ -104,3 +109,25 @@ def test_a_table_read_elsewhere_loads_by_row_order(store: EventStore) -> None:
                                              "region": ["a", "b", "c"]}))
     assert (loaded.duplicates, loaded.missing_id_at) == (1, (("", 2),))
     assert regions(store)["00001"] == "c"
+
+
+def test_fingerprint_follows_every_value(store: EventStore) -> None:
+    """Snapshots compare it (features.snapshot.data_fingerprint): any value loaded, replaced or
+    added changes it, loading the same values again does not; no attributes: None."""
+    assert attributes_fingerprint(store.con) is None
+    store.load_attributes(pa.table({"customer_id": ["00001", "00002"], "region": ["w", "e"]}))
+    first = attributes_fingerprint(store.con)
+    assert first is not None and first["rows"] == 2
+    store.load_attributes(pa.table({"customer_id": ["00002"], "region": ["e"]}))
+    assert attributes_fingerprint(store.con) == first
+    store.load_attributes(pa.table({"customer_id": ["00002"], "region": ["w"]}))
+    swapped = attributes_fingerprint(store.con)
+    assert swapped is not None and swapped["rows"] == 2 and swapped != first
+    store.load_attributes(pa.table({"customer_id": ["00001"], "device": ["mobile"]}))
+    added = attributes_fingerprint(store.con)
+    assert added is not None and added["rows"] == 3
+
+
+def test_fingerprint_of_a_store_without_the_table() -> None:
+    con = duckdb.connect()
+    assert attributes_fingerprint(con) is None
