@@ -23,7 +23,7 @@ import yaml
 
 from features.errors import ConfigError
 from features.taxonomy import Taxonomy, load_taxonomy
-from features.yaml_config import StrictLoader
+from features.yaml_config import StrictLoader, field_lines, read_text
 
 # Bump when a kernel's meaning changes, so snapshots made by older code get another hash.
 # 2: one rule for reading a score in every engine (key = JSON path, numbers as JSON writes them,
@@ -304,29 +304,6 @@ def spec_from_dict(raw: dict[str, Any], taxonomy: Taxonomy, source: str,
     return spec
 
 
-def field_lines(node: yaml.Node, source: str, path: str = "",
-                out: dict[str, int] | None = None) -> dict[str, int]:
-    """The line of every field of a composed YAML document, by its path (scores.csat.low,
-    channels[2]; "" the document's own). A key written twice in one mapping is refused: YAML
-    would keep the last one silently."""
-    out = {} if out is None else out
-    out.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            key, line = str(key_node.value), key_node.start_mark.line + 1
-            here = f"{path}.{key}" if path else key
-            if key in seen:
-                raise ConfigError(f"{source}: line {line}: {here}: written twice (first at "
-                                  f"line {seen[key]})")
-            seen[key] = out[here] = line
-            field_lines(value_node, source, here, out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            field_lines(item, source, f"{path}[{i}]", out)
-    return out
-
-
 def _read(path: str | Path | None) -> tuple[str, str]:
     if path is None:
         text = resources.files("features.config").joinpath("features.yaml").read_text("utf-8")
@@ -334,7 +311,7 @@ def _read(path: str | Path | None) -> tuple[str, str]:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"feature spec not found: {p}")
-    return p.read_text(encoding="utf-8"), str(p)
+    return read_text(p), str(p)
 
 
 def load_spec(path: str | Path | None = None, taxonomy: Taxonomy | None = None) -> FeatureSpec:
@@ -349,8 +326,9 @@ def load_spec(path: str | Path | None = None, taxonomy: Taxonomy | None = None) 
         raise ConfigError(f"{source}: {at}not valid YAML: {exc.problem or exc}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
-    if node is None:  # an empty file: every key has its default
-        return spec_from_dict({}, taxonomy or load_taxonomy(), source)
+    if node is None:  # the defaults alone have no channels, actions or scores: not a spec
+        raise ConfigError(f"{source}: empty; a feature spec lists at least its windows, "
+                          "channels and actions (start from features/config/features.yaml)")
     lines = field_lines(node, source)
     if not isinstance(raw, dict):
         raise ConfigError(_located(source, lines, "", "expected a mapping at the top level"))

@@ -1,5 +1,6 @@
-"""Reading a YAML settings file: the shipped default from a package, or the user's file; an
-error names the file (the callers' schemas name the key)."""
+"""Reading a YAML settings file: the shipped default from a package, or the user's file, strictly
+(YAML 1.2 booleans and floats, keys written twice refused); an error names the file, the line
+and the key."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import typing
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -51,11 +52,33 @@ WANTED = {"model_type": "a mapping", "model_attributes_type": "a mapping",
           "date_type": "a date"}
 
 
-def read_mapping(path: str | Path | None, package: str, default: str, what: str,
-                 empty_ok: bool = False) -> tuple[dict[str, Any], str]:
-    """The file's top-level mapping and how to name the file in messages. ``path`` None reads
-    ``default`` shipped in ``package``; ``what`` says what the file is ("feature spec");
-    ``empty_ok`` reads an empty file as an empty mapping (every key has a default)."""
+class Config(NamedTuple):
+    """A settings file read: its top-level mapping, how to name the file in messages, and the
+    line of every field (``field_lines``)."""
+
+    raw: dict[str, Any]
+    source: str
+    lines: dict[str, int]
+
+
+def read_text(path: Path, source: str | None = None) -> str:
+    """A settings file's text; one not in UTF-8 is an error naming the file, the line and the
+    byte, not a UnicodeDecodeError."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{source or path}: line {line}: not UTF-8 text (byte "
+                          f"0x{data[exc.start]:02x}); save the file as UTF-8") from exc
+
+
+def read_config(path: str | Path | None, package: str, default: str, what: str,
+                empty_ok: bool = False) -> Config:
+    """The file's top-level mapping, read strictly (``StrictLoader``; a key written twice
+    refused). ``path`` None reads ``default`` shipped in ``package``; ``what`` says what the
+    file is ("segment settings"); ``empty_ok`` reads an empty file as an empty mapping (every
+    key has a default)."""
     if path is None:
         text = resources.files(package).joinpath(default).read_text(encoding="utf-8")
         source = f"<default {default}>"
@@ -63,19 +86,53 @@ def read_mapping(path: str | Path | None, package: str, default: str, what: str,
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"{what} not found: {p}")
-        text, source = p.read_text(encoding="utf-8"), str(p)
+        source = str(p)
+        text = read_text(p, source)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=StrictLoader)
+        raw = yaml.load(text, Loader=StrictLoader)  # safe: StrictLoader is a SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(f"{source}: {at}not valid YAML: {exc.problem or exc}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
-    if node is not None:
-        reject_duplicate_keys(node, source)
+    lines = field_lines(node, source) if node is not None else {}
     if raw is None and empty_ok:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
-    return raw, source
+    return Config(raw, source, lines)
+
+
+def read_mapping(path: str | Path | None, package: str, default: str, what: str,
+                 empty_ok: bool = False) -> tuple[dict[str, Any], str]:
+    """``read_config`` without the lines: the mapping and how to name the file."""
+    config = read_config(path, package, default, what, empty_ok)
+    return config.raw, config.source
+
+
+def field_lines(node: yaml.Node, source: str, path: str = "",
+                out: dict[str, int] | None = None) -> dict[str, int]:
+    """The line of every field of a composed YAML document, by its path (scores.csat.low,
+    channels[2]; "" the document's own). A key written twice in one mapping is refused: YAML
+    would keep the last one silently."""
+    out = {} if out is None else out
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key, line = str(key_node.value), key_node.start_mark.line + 1
+            here = f"{path}.{key}" if path else key
+            if key in seen:
+                raise ConfigError(f"{source}: line {line}: {here}: written twice (first at "
+                                  f"line {seen[key]})")
+            seen[key] = out[here] = line
+            field_lines(value_node, source, here, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            field_lines(item, source, f"{path}[{i}]", out)
+    return out
 
 
 def reject_duplicate_keys(node: yaml.Node, source: str, path: str = "") -> None:
@@ -96,13 +153,26 @@ def reject_duplicate_keys(node: yaml.Node, source: str, path: str = "") -> None:
             reject_duplicate_keys(item, source, f"{path}[{i}]")
 
 
-def validated(schema: type[M], raw: dict[str, Any], source: str) -> M:
-    """``raw`` checked against a pydantic schema; the first problem becomes a ConfigError
-    naming the file and the key."""
+def validated(schema: type[M], raw: dict[str, Any], source: str,
+              lines: dict[str, int] | None = None) -> M:
+    """``raw`` checked against a pydantic schema; its problems, all of them, become one
+    ConfigError naming the file and each key, with its line when ``lines`` has it."""
     try:
         return schema.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {problems(exc.errors(), raw, schema)[0]}") from exc
+        found = sorted((_line_of(text, lines or {}), text)
+                       for text in problems(exc.errors(), raw, schema))
+        said = [f"line {line}: {text}" if line else text for line, text in found]
+        raise ConfigError(f"{source}: {'; '.join(said)}") from exc
+
+
+def _line_of(text: str, lines: dict[str, int]) -> int:
+    """The line of a "key.path: message" problem's key, or of the nearest enclosing one (a
+    missing key: the line of the mapping that should hold it); 0 when the file has none."""
+    key = text.split(": ", 1)[0]
+    while key and key not in lines:
+        key = key.rpartition(".")[0] if "." in key else key.rpartition("[")[0]
+    return lines.get(key, 0) if key else 0
 
 
 def problems(errors: Sequence[ErrorDetails], raw: Any = None,

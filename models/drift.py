@@ -24,7 +24,7 @@ from scipy import stats
 from sklearn.base import BaseEstimator
 
 from features.errors import ConfigError
-from features.yaml_config import read_mapping, validated
+from features.yaml_config import read_config, validated
 
 F64 = npt.NDArray[np.float64]
 SCORE_PREFIX = "score_"
@@ -63,9 +63,8 @@ class DriftSettings:
 def load_drift_settings(path: str | Path | None = None) -> DriftSettings:
     """Drift settings (None: the shipped ``models/config/drift.yaml``); an error names the
     file and the key."""
-    raw, source = read_mapping(path, "models.config", "drift.yaml", "drift settings",
-                               empty_ok=True)
-    parsed = validated(_Schema, raw, source)
+    config = read_config(path, "models.config", "drift.yaml", "drift settings", empty_ok=True)
+    parsed, source = validated(_Schema, *config), config.source
     if parsed.psi_alarm < parsed.psi_warn:
         raise ConfigError(f"{source}: psi_alarm ({parsed.psi_alarm}) is below psi_warn "
                           f"({parsed.psi_warn})")

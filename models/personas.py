@@ -36,7 +36,7 @@ from sklearn.base import BaseEstimator
 
 from features.errors import JourneyError
 from features.online import Vectors
-from features.yaml_config import read_mapping, validated
+from features.yaml_config import read_config, validated
 from models.persona_features import (
     Columns,
     activity,
@@ -99,9 +99,9 @@ class PersonaParams:
 def load_persona_params(path: str | Path | None = None) -> PersonaParams:
     """Persona settings (None: the shipped ``models/config/personas.yaml``); an error names
     the file and the key."""
-    raw, source = read_mapping(path, "models.config", "personas.yaml", "persona settings",
-                               empty_ok=True)
-    parsed = validated(_Schema, raw, source)
+    config = read_config(path, "models.config", "personas.yaml", "persona settings",
+                         empty_ok=True)
+    parsed = validated(_Schema, *config)
     return PersonaParams(**parsed.model_dump())
 
 

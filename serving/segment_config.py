@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from features.errors import ConfigError
 from features.spec import FeatureSpec
-from features.yaml_config import read_mapping, validated
+from features.yaml_config import read_config, validated
 
 # Dimensions every snapshot has (persona: null for all when no persona model is served); the
 # rest must be customer attributes of the feature spec.
@@ -41,8 +41,8 @@ class SegmentConfig:
 
 
 def load_segment_config(path: Path | None, spec: FeatureSpec) -> SegmentConfig:
-    raw, source = read_mapping(path, "serving.config", "segments.yaml", "segment settings")
-    parsed = validated(_Schema, raw, source)
+    config = read_config(path, "serving.config", "segments.yaml", "segment settings")
+    parsed, source = validated(_Schema, *config), config.source
     if parsed.value_window_days not in spec.windows_days:
         raise ConfigError(
             f"{source}: value_window_days: {parsed.value_window_days} is not one of the feature "

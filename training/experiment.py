@@ -45,7 +45,7 @@ from pydantic import (
 
 from features.errors import ConfigError
 from features.layout import FAMILIES
-from features.yaml_config import message, problems
+from features.yaml_config import message, problems, read_text
 from models.strict_yaml import StrictLoader, Where, reject_duplicate_keys
 from models.targets import ALL_TARGETS, CHURN_LABELS, SURVIVAL, TARGETS
 
@@ -369,7 +369,7 @@ def load_model_file(path: str | Path, cls: type[M], what: str,
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{what} not found: {p}")
-    text = p.read_text(encoding="utf-8")
+    text = read_text(p)
     try:
         node = yaml.compose(text, Loader=StrictLoader)
         raw = yaml.load(text, Loader=StrictLoader)  # safe: StrictLoader is a SafeLoader

@@ -162,6 +162,14 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
     listed.write_text("- 7\n- 30\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="mapping at the top level"):
         load_spec(listed)
+    empty = tmp_path / "empty.yaml"  # the defaults alone: no channels, actions or scores
+    empty.write_text("# to do\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"empty.yaml: empty; a feature spec lists"):
+        load_spec(empty)
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"windows_days: [7]\n# caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"latin.yaml: line 2: not UTF-8 text"):
+        load_spec(latin)
 
 
 # -- layout --------------------------------------------------------------------------------------

@@ -105,11 +105,12 @@ def test_a_key_written_twice_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "triggers.yaml"
     path.write_text(f"endpoints:\n  hook: {{url: 'http://127.0.0.1:9/h', secret: {SECRET}}}\n"
                     "rules: []\ndelivery:\n  attempts: 3\n  attempts: 4\nrules: []\n")
-    with pytest.raises(ConfigError, match=r"triggers\.yaml: delivery\.attempts: written twice "
-                       r"\(line 6\)"):
+    with pytest.raises(ConfigError, match=r"triggers\.yaml: line 6: delivery\.attempts: written "
+                       r"twice \(first at line 5\)"):
         load_trigger_config(path, STAGES, ACTIONS)
     path.write_text("rules: []\nrules: []\n")
-    with pytest.raises(ConfigError, match=r"triggers\.yaml: rules: written twice \(line 2\)"):
+    with pytest.raises(ConfigError, match=r"triggers\.yaml: line 2: rules: written twice "
+                       r"\(first at line 1\)"):
         load_trigger_config(path, STAGES, ACTIONS)
 
 
