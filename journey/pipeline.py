@@ -82,7 +82,7 @@ def features(
     started = time.perf_counter()
     with EventStore(run.store, read_only=True) as es:
         check_root(run.snapshots, "features")
-        warnings = _as_of_warnings(run, *es.time_range())
+        warnings = _as_of_warnings(run, *es.time_range()) + _unseen_names(es, run)
         if engine is Engine.spark:
             table = _on_spark(es, run)
         else:
@@ -132,6 +132,18 @@ def _as_of_warnings(run: Run, first: datetime | None, last: datetime | None) -> 
                 f"last event ({last.isoformat()}), more than the longest feature window "
                 f"({longest} days): every windowed feature is empty"]
     return []
+
+
+def _unseen_names(es: EventStore, run: Run) -> list[str]:
+    """Attributes of the spec that the store holds for nobody: a misspelt one (devise) makes a
+    column that is always empty. (An action missing from the log may just not be used yet.)"""
+    held = {str(n) for (n,) in es.con.execute("SELECT DISTINCT name FROM attributes").fetchall()}
+    attrs = [a for a in run.spec.attributes if a not in held]
+    if not attrs:
+        return []
+    return [f"warning: the feature spec's attributes {', '.join(attrs)} have no value in the "
+            f"store (it holds: {', '.join(sorted(held)) or 'none'}; `journey attributes` loads "
+            "them): their attr_ columns are empty"]
 
 
 @app.command()

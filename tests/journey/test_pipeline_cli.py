@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -189,6 +190,19 @@ def test_snapshot_root_from_the_environment(world: World,
     ok("features", "--as-of", f"{world.as_of}T12:00:00+02:00")
     leaf = f"{world.as_of}T10-00-00Z"  # stamped in UTC
     assert (Path("from_env") / "features" / load_spec().hash / leaf / "data.parquet").is_file()
+
+
+def test_spec_names_the_store_never_held_are_warned_about(world: World, tmp_path: Path) -> None:
+    """A misspelt attribute makes a column that is always empty: said."""
+    assert len(world.features_out) == 1  # the shipped spec: no warning
+    text = (resources.files("features.config") / "features.yaml").read_text("utf-8")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(text.replace("device", "devise"))
+    lines = ok("features", "--as-of", world.as_of, "--spec", spec, "--out", "s",
+               "--store", world.root / "var" / "events.duckdb")
+    assert lines[1:] == ["warning: the feature spec's attributes devise have no value in the "
+                         "store (it holds: acquisition_channel, device, first_seen, region; "
+                         "`journey attributes` loads them): their attr_ columns are empty"]
 
 
 # -- errors --------------------------------------------------------------------------------------
