@@ -119,6 +119,17 @@ class SnapshotSource:
             raise ConfigError(f"the event store {self.store} has no events")
         return latest.replace(tzinfo=UTC)
 
+    def check_started(self, cutoffs: list[date], what: str) -> None:
+        """Refuse cutoffs at or before the store's first event: nobody is seen before them, so
+        they would add no rows without a word."""
+        first = self._store().time_range()[0]
+        early = [d for d in sorted(cutoffs)
+                 if first is None or midnight(d) <= first.replace(tzinfo=UTC)]
+        if early:
+            raise ConfigError(
+                f"{what}: {', '.join(map(str, early))} is not after the store's first event "
+                f"({first}): no customer is seen before it; choose later cutoffs")
+
     def check_observed(self, end: datetime) -> None:
         """Refuse a label window that ends after the store's events (a day's slack)."""
         latest = self._store().time_range()[1]
@@ -181,6 +192,7 @@ def load_dataset(exp: Experiment, source: SnapshotSource) -> Dataset:
     # the earlier cutoffs is computed (minutes on real data).
     source.check_observed(midnight(max(exp.cutoffs.test, exp.cutoffs.valid, *exp.cutoffs.train))
                           + timedelta(days=h))
+    source.check_started(exp.cutoffs.train, f"experiment {exp.name}: cutoffs.train")
     parts = []
     for day in sorted(exp.cutoffs.train):
         part = source.frame(midnight(day), h, gap)

@@ -99,6 +99,16 @@ def test_unobserved_label_window_raises(world: World, tmp_path: Path) -> None:
         load(world, tmp_path, spec)
 
 
+def test_a_training_cutoff_before_the_first_event_is_refused(world: World,
+                                                             tmp_path: Path) -> None:
+    """It would add no rows without a word (nobody is seen before it)."""
+    spec = {**SMALL, "name": "early",
+            "cutoffs": {**CUTOFFS, "train": ["2020-01-01", *CUTOFFS["train"]]}}
+    with pytest.raises(ConfigError, match=r"experiment early: cutoffs.train: 2020-01-01 is not "
+                       r"after the store's first event \(2025-"):
+        load(world, tmp_path, spec)
+
+
 def test_an_unobserved_window_is_refused_before_any_snapshot_is_computed(
         world: World, tmp_path: Path) -> None:
     """Refused at once: the earlier cutoffs' snapshots (new ones here) are not computed first."""
