@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import textwrap
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -83,21 +83,27 @@ class LoadReport:
 
 
 class RejectsWriter:
-    """Streams rejects to a CSV file, created on the first reject only."""
+    """Streams rejects to a CSV file, created on the first reject only, under a partial name
+    until ``commit``: a load that stops (a corrupt file among good ones) stores nothing, and
+    must not leave a list of rejects of a load that never happened (``discard``)."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
+        self.partial = None if path is None else path.with_name(f".{path.name}.partial")
+        self._made_dir: Path | None = None  # the directory the first reject created, if any
         self._fh: IO[str] | None = None
         self._writer: csv.DictWriter[str] | None = None
 
     def write(self, rows: list[dict[str, object]]) -> None:
-        if not rows or self.path is None:
+        if not rows or self.partial is None:
             return
         if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.partial.parent.exists():
+                self._made_dir = self.partial.parent
+            self.partial.parent.mkdir(parents=True, exist_ok=True)
             # Values are clipped to valid text when read; "replace" is the last guard, so a
             # stray byte never stops a load while it reports its rejects.
-            self._fh = self.path.open("w", newline="", encoding="utf-8", errors="replace")
+            self._fh = self.partial.open("w", newline="", encoding="utf-8", errors="replace")
             self._writer = csv.DictWriter(self._fh, fieldnames=REJECT_HEADER)
             self._writer.writeheader()
         self._writer.writerows(rows)
@@ -105,6 +111,20 @@ class RejectsWriter:
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()
+
+    def commit(self) -> None:
+        """The load happened: its rejects take their name (replacing a file of that name)."""
+        self.close()
+        if self._writer is not None and self.path is not None and self.partial is not None:
+            self.partial.replace(self.path)
+
+    def discard(self) -> None:
+        """The load stored nothing: no rejects file (nor the directory made for it)."""
+        self.close()
+        if self.partial is not None:
+            self.partial.unlink(missing_ok=True)
+        if self._made_dir is not None and not any(self._made_dir.iterdir()):
+            self._made_dir.rmdir()
 
 
 def load_events(
@@ -116,32 +136,44 @@ def load_events(
     batch_rows: int = BATCH_ROWS,
     limits: ReadLimits | None = None,
     lines: bool = False,
-) -> Iterator[pa.Table]:
+    writer: RejectsWriter | None = None,
+) -> Generator[pa.Table, None, None]:
     """Yield batches of valid canonical events from a file or a directory of files.
 
     ``report`` is filled in as batches are produced, so it is complete once the iterator is.
     ``limits``: the largest field, row and batch a reader accepts (defaults: ReadLimits()).
     ``lines``: keep each row's line in the source (``LINED_SCHEMA``; else ``STAGED_SCHEMA``).
+    ``writer``: the rejects' writer of a caller that commits (or discards) them itself, once it
+    knows whether the load was stored; without one, the rejects file appears once every batch
+    has been read, and not at all when reading stops on an error.
     """
     files = source_files(Path(path))
-    report.rejects_path = rejects_path
+    report.rejects_path = rejects_path if writer is None else writer.path
     report.renamed = dict(mapping.event_types)
-    writer = RejectsWriter(rejects_path)
+    own = writer is None
+    rejects = RejectsWriter(rejects_path) if writer is None else writer
     normalizer = Normalizer(mapping, taxonomy)
     wanted = mapping.wanted_columns()
+    read_all = False
     try:
         for file in files:
             report.files.append(str(file))
             for raw in read_batches(file, batch_rows, limits, wanted, mapping.text):
-                valid, rejects = normalizer(raw.table, str(file), raw.source_columns)
-                _record_rejects(str(file), raw.rejects, rejects, report, writer)
+                valid, invalid = normalizer(raw.table, str(file), raw.source_columns)
+                _record_rejects(str(file), raw.rejects, invalid, report, rejects)
                 report.rows_read += raw.table.num_rows + len(raw.rejects)
                 report.valid += valid.num_rows
                 if valid.num_rows:
                     yield valid if lines else valid.drop_columns([LINE_COLUMN])
+        read_all = True
     finally:
         normalizer.close()
-        writer.close()
+        if not own:
+            rejects.close()
+        elif read_all:
+            rejects.commit()
+        else:
+            rejects.discard()
 
 
 def _record_rejects(
@@ -153,7 +185,8 @@ def _record_rejects(
 ) -> None:
     """Count and write one batch's rejects (unparseable and invalid rows) in line order."""
     rows: list[dict[str, Any]] = [
-        {"source": r.source, "line": r.line, "field": "", "reason": r.reason, "value": r.raw}
+        {"source": r.source, "line": r.line, "field": r.field, "reason": r.reason,
+         "value": r.raw}
         for r in read_rejects
     ]
     rows += [{"source": source, **row} for row in rejects.to_pylist()]

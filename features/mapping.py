@@ -8,6 +8,7 @@ missing. A preset's lists are candidates for many kinds of files, so none of the
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -19,7 +20,7 @@ import yaml
 from features.errors import ConfigError, MappingError
 from features.read_base import TextFormat, text_format
 from features.schema import EVENT_FIELDS, REQUIRED_FIELDS
-from features.yaml_config import StrictLoader, reject_duplicate_keys
+from features.yaml_config import StrictLoader, field_lines, read_text, reject_duplicate_keys
 
 PRESETS = ("segment", "purchases")
 ISO8601 = "ISO8601"
@@ -159,8 +160,34 @@ def _defaults(value: Any, source: str) -> dict[str, str]:
     return {k: str(v) for k, v in value.items()}
 
 
-def mapping_from_dict(raw: dict[str, Any], source: str, preset: bool = False) -> ColumnMapping:
-    """``preset``: the columns are candidates for many files, none required."""
+def _at(source: str, lines: Mapping[str, int], path: str) -> str:
+    """``file: line N: field`` (the line of the nearest enclosing field the file has)."""
+    probe = path
+    while probe and probe not in lines:
+        probe = probe.rpartition(".")[0]
+    line = lines.get(probe)
+    return f"{source}: line {line}: {path}" if line else f"{source}: {path}"
+
+
+def _pairs(raw: dict[str, Any], key: str, what: str, source: str,
+           lines: Mapping[str, int]) -> dict[str, str]:
+    """A ``key: {name: text}`` block (absent or empty: none); a list or a nested value, which
+    would otherwise fail deep inside (or become the text "['a']"), names its line."""
+    value = raw.get(key) or {}
+    if not isinstance(value, dict):
+        raise MappingError(f"{_at(source, lines, key)}: must map {what}, got {value!r}")
+    for name, text in value.items():
+        if isinstance(text, dict | list) or text is None:
+            raise MappingError(f"{_at(source, lines, f'{key}.{name}')}: must be text, "
+                               f"got {text!r}")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def mapping_from_dict(raw: dict[str, Any], source: str, preset: bool = False,
+                      lines: Mapping[str, int] | None = None) -> ColumnMapping:
+    """``preset``: the columns are candidates for many files, none required. ``lines``: each
+    field's line in the file (``features.spec.field_lines``), for errors."""
+    lines = lines or {}
     known = {"columns", "constants", "event_types", "ts_format", "defaults", "properties",
              "delimiter", "encoding"}
     unknown = set(raw) - known
@@ -168,12 +195,23 @@ def mapping_from_dict(raw: dict[str, Any], source: str, preset: bool = False) ->
         raise MappingError(f"{source}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
     columns_raw = raw.get("columns", {}) or {}
     if not isinstance(columns_raw, dict):
-        raise MappingError(f"{source}: 'columns' must map canonical field -> source column")
-    for name in list(columns_raw) + list(raw.get("constants", {}) or {}):
+        raise MappingError(f"{_at(source, lines, 'columns')}: 'columns' must map canonical "
+                           "field -> source column")
+    constants = _pairs(raw, "constants", "each field to its value for every row", source, lines)
+    for name in list(columns_raw) + list(constants):
         if name not in MAPPABLE:
             raise MappingError(
                 f"{source}: {name!r} is not an event field; fields are {list(EVENT_FIELDS)}"
             )
+    both = [name for name in constants if name in columns_raw]
+    if both:  # the normaliser reads a constant first: the column would be ignored for every row
+        name = both[0]
+        at = lines.get(f"constants.{name}")
+        column_line = lines.get(f"columns.{name}")
+        raise MappingError(
+            f"{source}: {f'line {at}: ' if at else ''}{name}: given both in columns and "
+            f"constants{f' (columns at line {column_line})' if column_line else ''}; a "
+            "constant is the value of every row, so keep only one of them")
     columns = {k: _as_tuple(v, f"{source}: columns.{k}") for k, v in columns_raw.items()}
     properties = _as_tuple(raw.get("properties", []), f"{source}: properties")
     required: Required = () if preset else (
@@ -181,8 +219,9 @@ def mapping_from_dict(raw: dict[str, Any], source: str, preset: bool = False) ->
         *((f"properties[{i}]", (c,)) for i, c in enumerate(properties)))
     return ColumnMapping(
         columns=columns,
-        constants={k: str(v) for k, v in (raw.get("constants") or {}).items()},
-        event_types={str(k): str(v) for k, v in (raw.get("event_types") or {}).items()},
+        constants=constants,
+        event_types=_pairs(raw, "event_types", "each source value to a taxonomy event type",
+                           source, lines),
         ts_format=_ts_formats(raw.get("ts_format", [ISO8601]), source),
         defaults=_defaults(raw.get("defaults") or {}, source),
         properties=properties,
@@ -215,14 +254,19 @@ def _load_yaml(text: str, source: str, preset: bool = False) -> ColumnMapping:
             raise MappingError(str(exc)) from exc
     if not isinstance(raw, dict):
         raise MappingError(f"{source}: expected a mapping at the top level")
-    return mapping_from_dict(raw, source, preset)
+    lines = field_lines(node, source) if node is not None else {}
+    return mapping_from_dict(raw, source, preset, lines)
 
 
 def load_mapping_file(path: str | Path) -> ColumnMapping:
     p = Path(path)
     if not p.is_file():
         raise MappingError(f"mapping file not found: {p}")
-    return _load_yaml(p.read_text(encoding="utf-8"), str(p))
+    try:
+        text = read_text(p)
+    except ConfigError as exc:  # not UTF-8: at its line
+        raise MappingError(str(exc)) from exc
+    return _load_yaml(text, str(p))
 
 
 def load_preset(name: str) -> ColumnMapping:

@@ -6,7 +6,6 @@ check of a row names why it is rejected. Valid rows come out in EVENT_SCHEMA ord
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import duckdb
@@ -28,7 +27,11 @@ from features.schema import (
     MAX_VALUE,
     MIN_TS,
 )
-from features.taxonomy import Taxonomy
+from features.spec import SCORE_NUMBER
+from features.taxonomy import TRIMMED, Taxonomy
+
+# The Python twin of NORMALISE_TYPE_SQL lives with the taxonomy, which spells its keys so too.
+from features.taxonomy import normal_event_type as normal_event_type
 
 # Epoch numbers are clamped to +-1e17 us (years -1200..5138) before becoming timestamps: DuckDB
 # raises, for the whole batch, on values past its range; clamped, they fail the range check.
@@ -76,20 +79,19 @@ def is_json_object(expr: str) -> str:
 
 
 UNKNOWN_TYPE = "event_type unknown to the taxonomy"  # a reject's reason
+# A value written as text: a plain decimal number, the project's one rule for numbers in text
+# (features.spec.SCORE_NUMBER: ASCII digits, no "1_000", no "٣"; the loader has trimmed the
+# surrounding whitespace, as it does every text field). NaN and infinities are read so that
+# they are rejected as "not finite", which says more than "not a number".
+VALUE_TEXT = f"(?:{SCORE_NUMBER})|[+-]?(?i:nan|inf|infinity)"
 # How a source's event type becomes the taxonomy's spelling ("Add to Cart" -> add_to_cart) and
 # a channel its stored one ("Email" -> email): SQL for files, Python for the service's requests;
 # tests/features/test_normalize.py checks that the two agree.
 NORMALISE_TYPE_SQL = "lower(regexp_replace({}, '[\\s\\-]+', '_', 'g'))"
-_SEPARATORS = re.compile(r"[\t\n\f\r \-]+")  # RE2's \s is these four and the space
-_TRIMMED = " \t\n\r"  # what clean_text trims
-
-
-def normal_event_type(text: str) -> str:
-    return _SEPARATORS.sub("_", text.strip(_TRIMMED)).lower()
 
 
 def normal_channel(text: str) -> str:
-    return text.strip(_TRIMMED).lower()
+    return text.strip(TRIMMED).lower()
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,11 @@ def _checks(policy: str) -> list[Check]:
     if policy == "reject":
         checks.append(Check("event_type", UNKNOWN_TYPE, "NOT known_type", "event_type_raw"))
     checks += [
+        # Read by DuckDB ("1_000" is 1000) but not the project's rule for a number in text.
+        Check("value", "value is not a plain decimal number: ASCII digits, a point and an "
+              "exponent only (no _)",
+              "value_raw IS NOT NULL AND value IS NULL AND TRY_CAST(value_raw AS DOUBLE) "
+              "IS NOT NULL", "left(value_raw, 80)"),
         Check("value", "value is not a number", "value_raw IS NOT NULL AND value IS NULL",
               "left(value_raw, 80)"),
         Check("value", "value is not finite", "NOT isfinite(value)", "value_raw"),
@@ -166,7 +173,9 @@ class Normalizer:
         self._con.execute("SET TimeZone = 'UTC'")
         self._con.register("etmap", pa.table({
             "src": pa.array(list(mapping.event_types), pa.string()),
-            "dst": pa.array(list(mapping.event_types.values()), pa.string()),
+            # Spelled as the taxonomy's names are, so "Cart Viewed: Add To Cart" finds add_to_cart.
+            "dst": pa.array([normal_event_type(t) for t in mapping.event_types.values()],
+                            pa.string()),
         }))
         self._con.register("tax", pa.table({
             "name": pa.array(list(taxonomy.event_stage), pa.string()),
@@ -336,7 +345,9 @@ class Normalizer:
         # A numeric source column is cast in `s` (the only CTE that sees the raw columns).
         value_num = (f"CAST({quote(value_col)} AS DOUBLE)" if value_numeric and value_col
                      else "CAST(NULL AS DOUBLE)")
-        value_expr = "value_num" if value_numeric else "TRY_CAST(value_raw AS DOUBLE)"
+        value_expr = "value_num" if value_numeric else (
+            f"CASE WHEN regexp_full_match(value_raw, {sql_str(VALUE_TEXT)}) "
+            "THEN TRY_CAST(value_raw AS DOUBLE) END")
         normalise_type = NORMALISE_TYPE_SQL.format("d.event_type_raw")
         # TRY_CAST: the id is computed for rejected rows too, and nan/inf/huge values must not
         # abort the batch (they fall back to the value's text).

@@ -107,6 +107,7 @@ class Reject:
     line: int
     reason: str
     raw: str = ""
+    field: str = ""  # the field at fault, when the reader knows it (a JSON key given twice)
 
 
 @dataclass

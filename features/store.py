@@ -19,12 +19,12 @@ import numpy as np
 import pyarrow as pa
 
 from features import store_attributes, store_log
-from features.errors import StoreError
-from features.loaders import LoadReport, load_events
+from features.errors import JourneyError, StoreError
+from features.loaders import LoadReport, RejectsWriter, load_events
 from features.mapping import ColumnMapping
 from features.memory import memory_setting
 from features.normalize import DERIVED_ID
-from features.readers import LINE_COLUMN, ReadLimits
+from features.readers import LINE_COLUMN, ReadLimits, source_files
 from features.rows import Appender, conform, read_keys
 from features.schema import (
     ATTRIBUTES_DDL,
@@ -79,6 +79,23 @@ def _refuse_other_files(path: Path) -> None:
         kind = "a Parquet file" if head.startswith(b"PAR1") else "its header is not DuckDB's"
         raise StoreError(f"cannot open event store {path}: not a DuckDB database ({kind}); "
                          "name a .duckdb store, or a path that does not exist yet")
+
+
+def _nothing_loaded(exc: JourneyError, source: str | Path) -> JourneyError:
+    """``exc`` again (same class), saying that the load stored nothing: one bad file stops
+    a load of many, and the others' rows are not stored either."""
+    try:
+        files = len(source_files(Path(source)))
+    except JourneyError:
+        files = 1
+    said = str(exc).rstrip(". ")
+    message = (f"{said}; nothing was loaded from any of the {files} files of {source} (a load "
+               "stores the rows of all its files or none): fix or remove that file and load "
+               "again" if Path(source).is_dir() else f"{said}; nothing was loaded from {source}")
+    try:
+        return type(exc)(message)
+    except TypeError:  # a class that takes other arguments: keep its own words
+        return exc
 
 
 class EventStore:
@@ -308,9 +325,11 @@ class EventStore:
         )
         received = 0
         sources: list[tuple[int, str]] = []  # (first staged row, file) of each batch
+        rejects = RejectsWriter(rejects_path)  # named once the rows are stored
+        batches = load_events(path, mapping, taxonomy, report, limits=limits, lines=True,
+                              writer=rejects)
         try:
-            for batch in load_events(path, mapping, taxonomy, report, rejects_path,
-                                     limits=limits, lines=True):
+            for batch in batches:
                 sources.append((received, report.files[-1]))
                 self.con.register("incoming", batch)
                 self.con.execute("INSERT INTO staged SELECT * FROM incoming")
@@ -323,10 +342,15 @@ class EventStore:
             appended, conflicts = self._commit_staged(received)
             result = IngestReport(report, appended)
         except BaseException as exc:
+            batches.close()
+            rejects.discard()  # they list rows of a load that stored nothing
             self.con.execute("DROP TABLE IF EXISTS staged")
-            if isinstance(exc, duckdb.OutOfMemoryException):
+            if isinstance(exc, duckdb.OutOfMemoryException):  # says nothing was stored
                 raise StoreError(self._out_of_memory(path, exc)) from exc
+            if isinstance(exc, JourneyError):
+                raise _nothing_loaded(exc, path) from exc
             raise
+        rejects.commit()
         if conflicts is not None and conflicts.num_rows and rejects_path is not None:
             write_conflicts(conflicts_path(rejects_path), conflicts, sources)
         store_log.record(self.con, str(path), result)

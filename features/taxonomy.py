@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +18,15 @@ KEYS = frozenset({"stages", "event_types", "conversion_event_types", "unknown_ev
 # class, and the journey map's entry and end nodes. A stage with one of them would be
 # indistinguishable from it in labels, flows and the dashboard.
 RESERVED_STAGE_NAMES = frozenset({"inactive", "entered", "active", "dropped"})
+# How the loader spells a source's event type before looking it up (the Python twin of
+# features.normalize.NORMALISE_TYPE_SQL): "Add to Cart" -> add_to_cart. The taxonomy's own
+# names are spelled so too, or a key written "Add To Cart" would never match a row.
+_SEPARATORS = re.compile(r"[\t\n\f\r \-]+")  # RE2's \s is these four and the space
+TRIMMED = " \t\n\r"  # what the loader's clean_text trims
+
+
+def normal_event_type(text: str) -> str:
+    return _SEPARATORS.sub("_", text.strip(TRIMMED)).lower()
 
 
 @dataclass(frozen=True)
@@ -97,14 +107,67 @@ class Taxonomy:
         event_types = raw["event_types"]
         if not isinstance(event_types, dict):
             raise ConfigError(f"{source}: 'event_types' must map event type -> stage")
-        return cls(
+        taxonomy = cls(
             stages=tuple(str(s) for s in raw["stages"]),
-            event_stage={str(k): (None if v is None else str(v)) for k, v in event_types.items()},
-            conversion_event_types=tuple(raw.get("conversion_event_types", ["purchase"])),
+            event_stage=_event_stages(event_types, source),
+            conversion_event_types=_conversions(raw.get("conversion_event_types", ["purchase"]),
+                                                source),
             unknown_event_types=raw.get("unknown_event_types", "reject"),
             repeat_conversion_stage=None if repeat is None else str(repeat),
             source=source,
         )
+        _check_repeat_stage(taxonomy)
+        return taxonomy
+
+
+def _event_stages(raw: dict[Any, Any], source: str) -> dict[str, str | None]:
+    """Event type -> stage with each name spelled as the loader spells a row's type; two keys
+    that become one name are refused (YAML would keep one of them silently)."""
+    out: dict[str, str | None] = {}
+    written: dict[str, str] = {}
+    for key, stage in raw.items():
+        if not isinstance(key, str):  # `2025-01-01:` is a date, `404:` a number
+            raise ConfigError(f"{source}: event_types: the key {key!r} is not text (YAML reads "
+                              "numbers, dates and true/false as such): quote it")
+        name = normal_event_type(key)
+        if not name:
+            raise ConfigError(f"{source}: event_types: the key {key!r} is empty")
+        if name in out:
+            raise ConfigError(f"{source}: event_types: {written[name]!r} and {key!r} are the "
+                              f"same event type {name!r} once spelled as the loader spells "
+                              "event types (lower case, spaces and dashes as _)")
+        out[name], written[name] = None if stage is None else str(stage), key
+    return out
+
+
+def _conversions(raw: Any, source: str) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(t, str) for t in raw):
+        raise ConfigError(f"{source}: conversion_event_types must be a list of event types, "
+                          f"got {raw!r}")
+    if not raw:
+        raise ConfigError(f"{source}: conversion_event_types is empty: with no conversion event "
+                          "type no customer ever converts and every conversion label is 0; "
+                          "name at least one (e.g. [purchase])")
+    return tuple(normal_event_type(t) for t in raw)
+
+
+def _check_repeat_stage(tax: Taxonomy) -> None:
+    """Refuse a repeat_conversion_stage that can change nothing: it only ever moves a repeat
+    conversion to a later stage than its event type's own."""
+    repeat = tax.repeat_conversion_stage
+    if repeat is None:
+        return
+    own = {t: tax.event_stage[t] for t in tax.conversion_event_types}
+    if any(s is not None and tax.stage_index(s) < tax.stage_index(repeat) for s in own.values()):
+        return
+    staged = sorted((tax.stage_index(s), s) for s in own.values() if s is not None)
+    fix = (f"name a stage after {staged[0][1]!r}" if staged
+           else "the conversion event types signal no stage")
+    raise ConfigError(
+        f"{tax.source}: repeat_conversion_stage {repeat!r} is not later than the stage of any "
+        f"conversion event type ({', '.join(f'{t}: {s}' for t, s in own.items())}); a repeat "
+        f"conversion is only ever moved to a later stage, so the rule would do nothing: {fix}, "
+        "or remove the rule")
 
 
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:

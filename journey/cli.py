@@ -138,7 +138,7 @@ def ingest(
 ) -> None:
     """Load a touchpoint log into the event store; print what was accepted and rejected."""
     from features.mapping import choose_mapping, with_text_options
-    from features.store import EventStore
+    from features.store_load import load_target
 
     settings = Settings()
     policy: UnknownPolicy | None = unknown_events.value if unknown_events else None
@@ -150,7 +150,8 @@ def ingest(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
     rejects_path = rejects or store_path.parent / "rejects" / f"{source.name}.{stamp}.csv"
     started = time.perf_counter()
-    with EventStore(store_path, memory_limit=settings.store_memory) as es:
+    # A load that fails stores nothing; load_target removes a store that it created for it.
+    with load_target(store_path, settings.store_memory) as es:
         report = es.ingest(source, column_mapping, tax, rejects_path,
                            progress=LoadProgress(files, started))
     took = time.perf_counter() - started

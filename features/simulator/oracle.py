@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import yaml
 
 from features.errors import ConfigError
 from features.simulator.emit import customer_ids
 from features.simulator.engine import Engine, Population, State, draw_population
-from features.simulator.params import STAGES, SimParams, compile_params
+from features.simulator.params import STAGES, SimParams, params_from_text
+from features.simulator.params_check import read_file
 from features.simulator.run import MANIFEST
 
 Ints = npt.NDArray[np.int64]
@@ -194,9 +194,8 @@ def simulation(sim_dir: str | Path) -> tuple[SimParams, dict[str, Any]]:
     if not manifest_path.is_file():
         raise ConfigError(f"{root}: not a simulation output (no {MANIFEST})")
     manifest: dict[str, Any] = json.loads(manifest_path.read_text())
-    params = compile_params(
-        yaml.safe_load((root / "params.yaml").read_text()), str(root / "params.yaml")
-    )
+    # Read as the simulation read it: strictly (YAML 1.2, a key written twice refused).
+    params = params_from_text(read_file(root / "params.yaml"), str(root / "params.yaml"))
     return params, manifest
 
 

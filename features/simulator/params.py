@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import yaml
 
-from features.errors import ConfigError
+from features.simulator.params_check import Checker, parse, read_file
 
 STAGES = ("awareness", "consideration", "decision", "purchase", "retention", "advocacy")
 PURCHASE_STAGE = STAGES.index("purchase")
@@ -47,6 +49,14 @@ EFFECTS = ("session", "buy", "churn", "advocacy")
 SHIFT_FACTORS = {"price_factor": "price", "buy_factor": "buy", "churn_factor": "churn"}
 SHIFT_KEYS = ("from", "session_channels", *SHIFT_FACTORS)
 BASES = ("default",)  # what ``extends`` may name
+ENGAGEMENT_KEYS = ("floor", "cap", "session_bump", "purchase_bump", "bad_experience")
+CHURN_KEYS = ("bad_experience", "inactivity_per_30d")
+ACTION_KEYS = ("channel", "weight", "stages", "discount", "requires_bad_experience", "effects",
+               "unhappy")
+REQUIRED_KEYS = ("engagement", "churn", *TYPE_VECTORS.values(), "types", "actions")
+TOP_KEYS = ("extends", "start", "arrival_share", "effect_days", "contact_rate",
+            "contact_lapsed", *REQUIRED_KEYS, "shifts")
+MAX_DAYS = 36_500  # an action's effect lasts at most 100 years
 PHASES = ("pre", "post")
 F = npt.NDArray[np.float64]
 
@@ -61,6 +71,7 @@ class Shift:
     price: float = 1.0  # order values multiplied
     buy: float = 1.0  # purchase probability multiplied (before its 0.98 cap)
     churn: float = 1.0  # daily churn hazard multiplied
+    origin: str = field(default="", compare=False)  # "file: line N: shifts[0].from", for warnings
 
 
 NO_SHIFT = Shift(from_day=0)
@@ -103,138 +114,142 @@ class SimParams:
         return current
 
 
-def _require(raw: dict[str, Any], key: str, where: str) -> Any:
-    if key not in raw:
-        raise ConfigError(f"{where}: missing key {key!r}")
-    return raw[key]
+def _scalar_ranges() -> dict[str, tuple[float, float]]:
+    """Each per-type scalar's range: a probability (per session, visit or day) or a rate or
+    mean that only has to be >= 0 (session_rate is clipped to 0.9 where it is used)."""
+    open_ended = ("share", "engagement", "session_rate", "products", "basket")
+    return {k: (0.0, math.inf) if k in open_ended else (0.0, 1.0) for k in TYPE_SCALARS}
 
 
-def _flag(raw: dict[str, Any], key: str, src: str) -> bool:
-    # Absent means false: parameter files of simulations made before a flag existed must
-    # replay exactly (the oracle recompiles a simulation's own params.yaml).
-    value = raw.get(key, False)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{src}: {key} must be true or false, not {value!r}")
-    return value
+def _compile_types(check: Checker, raw: Any, vocab: dict[str, tuple[str, ...]]
+                   ) -> tuple[tuple[str, ...], dict[str, F], dict[str, F]]:
+    types_raw = check.mapping(raw, "types")
+    if not types_raw:
+        check.fail("types", "must name at least one customer type")
+    keys = (*TYPE_SCALARS, *TYPE_VECTORS)
+    ranges = _scalar_ranges()
+    for name, spec in types_raw.items():
+        check.mapping(spec, f"types.{name}", keys, required=keys)
+    types = tuple(types_raw)
+    t = {key: np.array([check.number(types_raw[n][key], f"types.{n}.{key}", *ranges[key])
+                        for n in types]) for key in TYPE_SCALARS}
+    if not t["share"].sum() > 0:
+        check.fail("types", "every type's share is 0: at least one must be above 0")
+    tv = {key: np.array([check.shares(types_raw[n][key], f"types.{n}.{key}", vocab_key,
+                                      len(vocab[vocab_key])) for n in types])
+          for key, vocab_key in TYPE_VECTORS.items()}
+    return types, t, tv
 
 
-def _effect_row(block: dict[str, Any] | None, where: str) -> list[float]:
-    block = block or {}
-    unknown = set(block) - set(EFFECTS)
-    if unknown:
-        raise ConfigError(f"{where}: unknown effect {sorted(unknown)}; effects are {list(EFFECTS)}")
-    return [float(block.get(e, 1.0)) for e in EFFECTS]
+def _effect_row(check: Checker, block: Any, where: str) -> list[float]:
+    """Multipliers (>= 0) of session, buy, churn and advocacy; 1 where not given."""
+    if block is None:
+        return [1.0] * len(EFFECTS)
+    check.mapping(block, where, EFFECTS)
+    return [check.number(block.get(e, 1.0), f"{where}.{e}") for e in EFFECTS]
 
 
-def _compile_actions(raw: dict[str, Any], types: tuple[str, ...], src: str) -> dict[str, Any]:
-    names = tuple(raw)
-    k, nt = len(names), len(types)
-    effect = np.ones((k, nt, 2, 4))
-    unhappy = np.ones((k, 4))
-    stages = np.zeros((k, len(STAGES)), dtype=bool)
-    for i, name in enumerate(names):
-        spec = raw[name]
-        where = f"{src}: actions.{name}"
-        for stage in _require(spec, "stages", where):
-            if stage not in STAGES:
-                raise ConfigError(f"{where}.stages: unknown stage {stage!r}")
-            stages[i, STAGES.index(stage)] = True
-        for type_name, phases in (spec.get("effects") or {}).items():
-            if type_name not in types:
-                raise ConfigError(f"{where}.effects: unknown customer type {type_name!r}")
-            for p, phase in enumerate(PHASES):
-                effect[i, types.index(type_name), p] = _effect_row(
-                    phases.get(phase), f"{where}.effects.{type_name}.{phase}"
-                )
-        if spec.get("unhappy") is not None:
-            unhappy[i] = _effect_row(spec["unhappy"], f"{where}.unhappy")
+def _action_effects(check: Checker, spec: dict[str, Any], types: tuple[str, ...],
+                    where: str) -> F:
+    """(n_types, 2 phases, 4 effects) multipliers of one action."""
+    effect = np.ones((len(types), 2, 4))
+    effects = spec.get("effects")
+    for type_name, phases in check.mapping({} if effects is None else effects,
+                                           f"{where}.effects").items():
+        if type_name not in types:
+            check.fail(f"{where}.effects.{type_name}",
+                       f"unknown customer type {type_name!r}; types are {list(types)}")
+        here = f"{where}.effects.{type_name}"
+        check.mapping({} if phases is None else phases, here, PHASES)
+        for p, phase in enumerate(PHASES):
+            effect[types.index(type_name), p] = _effect_row(
+                check, (phases or {}).get(phase), f"{here}.{phase}")
+    return effect
+
+
+def _action_stages(check: Checker, value: Any, where: str) -> npt.NDArray[np.bool_]:
+    if not isinstance(value, list) or not value:
+        check.fail(where, f"must be a non-empty list of stages ({', '.join(STAGES)}), "
+                   f"got {value!r}")
+    row = np.zeros(len(STAGES), dtype=bool)
+    for i, stage in enumerate(value):
+        if stage not in STAGES:
+            check.fail(f"{where}[{i}]", f"unknown stage {stage!r}; stages are {list(STAGES)}")
+        row[STAGES.index(stage)] = True
+    return row
+
+
+def _compile_actions(check: Checker, raw: Any, types: tuple[str, ...]) -> dict[str, Any]:
+    actions = check.mapping(raw, "actions")
+    if not actions:
+        check.fail("actions", "must name at least one action (contact_rate: 0 contacts no one)")
+    specs = {n: check.mapping(a, f"actions.{n}", ACTION_KEYS, required=("channel", "stages"))
+             for n, a in actions.items()}
+    names = tuple(specs)
+    unhappy = [check.mapping(s["unhappy"], f"actions.{n}.unhappy", EFFECTS)
+               if s.get("unhappy") is not None else None for n, s in specs.items()]
     return {
         "actions": names,
-        "action_channel": tuple(str(raw[n]["channel"]) for n in names),
-        "action_weight": np.array([float(raw[n].get("weight", 1.0)) for n in names]),
-        "action_stages": stages,
-        "action_requires_bad": np.array(
-            [bool(raw[n].get("requires_bad_experience", False)) for n in names]
-        ),
-        "action_discount": np.array([float(raw[n].get("discount", 0.0)) for n in names]),
-        "effect": effect,
-        "unhappy": unhappy,
-        "has_unhappy": np.array([raw[n].get("unhappy") is not None for n in names]),
+        "action_channel": tuple(check.text(s["channel"], f"actions.{n}.channel")
+                                for n, s in specs.items()),
+        "action_weight": np.array([check.number(s.get("weight", 1.0), f"actions.{n}.weight")
+                                   for n, s in specs.items()]),
+        "action_stages": np.array([_action_stages(check, s["stages"], f"actions.{n}.stages")
+                                   for n, s in specs.items()]),
+        "action_requires_bad": np.array([
+            check.flag(s.get("requires_bad_experience", False),
+                       f"actions.{n}.requires_bad_experience") for n, s in specs.items()]),
+        # A share of the order value given away: 1 gives the order away whole.
+        "action_discount": np.array([check.number(s.get("discount", 0.0),
+                                                  f"actions.{n}.discount", 0.0, 1.0)
+                                     for n, s in specs.items()]),
+        "effect": np.array([_action_effects(check, s, types, f"actions.{n}")
+                            for n, s in specs.items()]),
+        "unhappy": np.array([_effect_row(check, u, f"actions.{n}.unhappy")
+                             for n, u in zip(names, unhappy, strict=True)]),
+        "has_unhappy": np.array([u is not None for u in unhappy]),
     }
 
 
-def _factor(spec: dict[str, Any], key: str, where: str) -> float:
-    value = spec.get(key, 1.0)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < np.inf:
-        raise ConfigError(f"{where}.{key} must be a positive number, not {value!r}")
-    return float(value)
-
-
-def _shift_channels(spec: dict[str, Any], n_channels: int, where: str) -> F | None:
-    if "session_channels" not in spec:
-        return None
-    mix = spec["session_channels"]
-    if not isinstance(mix, list) or len(mix) != n_channels:
-        raise ConfigError(
-            f"{where}.session_channels must list {n_channels} shares (one per session_channels)"
-        )
-    try:
-        shares = np.array([float(x) for x in mix])
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}.session_channels: not a number: {exc}") from exc
-    if (shares < 0).any() or abs(shares.sum() - 1.0) > 1e-6:
-        raise ConfigError(f"{where}.session_channels: shares must be >= 0 and sum to 1")
-    return shares
-
-
-def _compile_shifts(raw: Any, start: date, n_channels: int, src: str) -> tuple[Shift, ...]:
+def _compile_shifts(check: Checker, raw: Any, start: date, n_channels: int
+                    ) -> tuple[Shift, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        raise ConfigError(f"{src}: shifts must be a list of shifts")
+        check.fail("shifts", f"must be a list of shifts (each a mapping with keys "
+                   f"{', '.join(SHIFT_KEYS)}), got {raw!r}")
     shifts: list[Shift] = []
     for i, spec in enumerate(raw):
-        where = f"{src}: shifts[{i}]"
-        if not isinstance(spec, dict):
-            raise ConfigError(f"{where} must be a mapping with keys {list(SHIFT_KEYS)}")
-        unknown = set(spec) - set(SHIFT_KEYS)
-        if unknown:
-            raise ConfigError(
-                f"{where}: unknown key {sorted(unknown)}; keys are {list(SHIFT_KEYS)}"
-            )
-        try:
-            first = date.fromisoformat(str(_require(spec, "from", where)))
-        except ValueError as exc:
-            raise ConfigError(f"{where}.from: not a date (YYYY-MM-DD): {spec['from']!r}") from exc
+        where = f"shifts[{i}]"
+        check.mapping(spec, where, SHIFT_KEYS, required=("from",))
+        first = check.day(spec["from"], f"{where}.from")
         day = (first - start).days
-        if day < 0 or (shifts and day <= shifts[-1].from_day):
-            raise ConfigError(f"{where}.from: {first} must be on or after start ({start}) "
-                              "and after the previous shift's")
-        shifts.append(
-            Shift(
-                from_day=day,
-                channels=_shift_channels(spec, n_channels, where),
-                **{field: _factor(spec, key, where) for key, field in SHIFT_FACTORS.items()},
-            )
-        )
+        if day < 0:
+            check.fail(f"{where}.from", f"{first} is before start ({start}): a shift begins "
+                       "on or after it")
+        if shifts and day <= shifts[-1].from_day:
+            check.fail(f"{where}.from", f"{first} must be after the previous shift's from "
+                       f"({start + timedelta(days=shifts[-1].from_day)}): shifts are listed in "
+                       "date order")
+        channels = spec.get("session_channels")
+        shifts.append(Shift(
+            from_day=day,
+            channels=None if channels is None else np.array(check.shares(
+                channels, f"{where}.session_channels", "session_channels", n_channels,
+                total_one=True)),
+            **{name: check.number(spec.get(key, 1.0), f"{where}.{key}", above_low=True)
+               for key, name in SHIFT_FACTORS.items()},
+            origin=check.where(f"{where}.from"),
+        ))
     return tuple(shifts)
 
 
-def _parse(text: str, src: str) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{src}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{src}: expected a mapping of simulator parameters")
-    return raw
-
-
 def _default_text() -> str:
-    return resources.files("features.simulator").joinpath("default.yaml").read_text()
+    return resources.files("features.simulator").joinpath("default.yaml").read_text("utf-8")
 
 
-def resolve_extends(raw: dict[str, Any], src: str) -> dict[str, Any]:
+def resolve_extends(raw: dict[str, Any], src: str,
+                    lines: Mapping[str, int] | None = None) -> dict[str, Any]:
     """``extends: default`` takes every top-level key from the default parameters that the
     file does not set itself (a shallow merge: a key the file sets replaces the default's
     whole value), so a scenario file holds only what it changes."""
@@ -242,48 +257,51 @@ def resolve_extends(raw: dict[str, Any], src: str) -> dict[str, Any]:
         return raw
     base = raw["extends"]
     if base not in BASES:
-        raise ConfigError(f"{src}: extends must be one of {list(BASES)}, not {base!r}")
+        Checker(src, lines or {}).fail("extends", f"must be one of {list(BASES)}, got {base!r}")
     own = {k: v for k, v in raw.items() if k != "extends"}
-    return {**_parse(_default_text(), "<default simulator>"), **own}
+    return {**parse(_default_text(), "<default simulator>")[0], **own}
 
 
 def resolved_text(text: str, src: str) -> str:
     """The parameter text a simulation records: ``text`` itself, or with ``extends`` the
     merged parameters, so the recorded file replays even if the default changes later."""
-    raw = _parse(text, src)
+    raw, lines = parse(text, src)
     if "extends" not in raw:
         return text
-    merged = yaml.safe_dump(resolve_extends(raw, src), sort_keys=False)
+    merged = yaml.safe_dump(resolve_extends(raw, src, lines), sort_keys=False)
     return f"# {src} (extends: {raw['extends']}), merged\n{merged}"
 
 
-def compile_params(raw: dict[str, Any], src: str) -> SimParams:
-    raw = resolve_extends(raw, src)
-    types_raw = _require(raw, "types", src)
-    types = tuple(types_raw)
-    vocab = {k: tuple(_require(raw, k, src)) for k in TYPE_VECTORS.values()}
-    t: dict[str, F] = {}
-    tv: dict[str, F] = {}
-    for key in TYPE_SCALARS:
-        t[key] = np.array([float(_require(types_raw[n], key, f"{src}: types.{n}")) for n in types])
-    for key, vocab_key in TYPE_VECTORS.items():
-        rows = [list(map(float, _require(types_raw[n], key, f"{src}: types.{n}"))) for n in types]
-        for n, row in zip(types, rows, strict=True):
-            if len(row) != len(vocab[vocab_key]):
-                raise ConfigError(
-                    f"{src}: types.{n}.{key} has {len(row)} entries; "
-                    f"{vocab_key} has {len(vocab[vocab_key])}"
-                )
-        tv[key] = np.array(rows)
-    start = date.fromisoformat(str(raw.get("start", "2025-01-01")))
+def compile_params(raw: dict[str, Any], src: str,
+                   lines: Mapping[str, int] | None = None) -> SimParams:
+    """The parameters of a file's top-level mapping; ``lines``: each field's line in the file
+    (``params_check.parse``), for errors."""
+    own = tuple(raw) if "extends" in raw else ()
+    raw = resolve_extends(raw, src, lines)
+    check = Checker(src, lines or {}, own)
+    check.mapping(raw, "", TOP_KEYS, required=REQUIRED_KEYS)
+    vocab = {k: check.names(raw[k], k) for k in TYPE_VECTORS.values()}
+    for i, channel in enumerate(vocab["acquisition_channels"]):
+        if channel not in vocab["session_channels"]:  # a customer's first visit comes from it
+            check.fail(f"acquisition_channels[{i}]", f"{channel!r} is not one of "
+                       f"session_channels {list(vocab['session_channels'])}")
+    types, t, tv = _compile_types(check, raw["types"], vocab)
+    start = check.day(raw.get("start", "2025-01-01"), "start")
+    engagement = _rates(check, raw["engagement"], "engagement", ENGAGEMENT_KEYS)
+    if engagement["cap"] < engagement["floor"]:
+        check.fail("engagement.cap", f"must be at least engagement.floor "
+                   f"({engagement['floor']:g}), got {engagement['cap']:g}")
     return SimParams(
         start=start,
-        arrival_share=float(raw.get("arrival_share", 0.75)),
-        effect_days=int(raw.get("effect_days", 14)),
-        contact_rate=float(raw.get("contact_rate", 0.03)),
-        contact_lapsed=_flag(raw, "contact_lapsed", src),
-        engagement={k: float(v) for k, v in _require(raw, "engagement", src).items()},
-        churn={k: float(v) for k, v in _require(raw, "churn", src).items()},
+        # Customers arrive over this share of the simulated days: above 1, after the end.
+        arrival_share=check.probability(raw.get("arrival_share", 0.75), "arrival_share"),
+        effect_days=check.whole(raw.get("effect_days", 14), "effect_days", 0, MAX_DAYS),
+        contact_rate=check.probability(raw.get("contact_rate", 0.03), "contact_rate"),
+        # Absent means false: parameter files of simulations made before the flag existed
+        # must replay exactly (the oracle recompiles a simulation's own params.yaml).
+        contact_lapsed=check.flag(raw.get("contact_lapsed", False), "contact_lapsed"),
+        engagement=engagement,
+        churn=_rates(check, raw["churn"], "churn", CHURN_KEYS),
         types=types,
         regions=vocab["regions"],
         devices=vocab["devices"],
@@ -292,17 +310,32 @@ def compile_params(raw: dict[str, Any], src: str) -> SimParams:
         t=t,
         tv=tv,
         source=src,
-        shifts=_compile_shifts(raw.get("shifts"), start, len(vocab["session_channels"]), src),
-        **_compile_actions(_require(raw, "actions", src), types, src),
+        shifts=_compile_shifts(check, raw.get("shifts"), start, len(vocab["session_channels"])),
+        **_compile_actions(check, raw["actions"], types),
     )
+
+
+def _rates(check: Checker, value: Any, path: str, keys: tuple[str, ...]) -> dict[str, float]:
+    """A block of named numbers >= 0 (bumps, multipliers, floors), every one required."""
+    block = check.mapping(value, path, keys, required=keys)
+    return {k: check.number(block[k], f"{path}.{k}") for k in keys}
+
+
+def params_from_text(text: str, src: str) -> SimParams:
+    raw, lines = parse(text, src)
+    return compile_params(raw, src, lines)
 
 
 def load_params(path: str | Path | None = None) -> SimParams:
     if path is None:
-        text, src = _default_text(), "<default simulator>"
-    else:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"simulator parameter file not found: {p}")
-        text, src = p.read_text(encoding="utf-8"), str(p)
-    return compile_params(_parse(text, src), src)
+        return params_from_text(_default_text(), "<default simulator>")
+    return params_from_text(read_file(Path(path)), str(path))
+
+
+def late_shifts(params: SimParams, days: int) -> list[str]:
+    """Warnings for the shifts that start after a simulation of ``days`` days ends: they change
+    none of its events (only an oracle's futures past the end)."""
+    end = params.start + timedelta(days=days - 1)
+    return [f"warning: {s.origin}: {params.start + timedelta(days=s.from_day)} is after the "
+            f"simulated period ({params.start} to {end}): the shift changes none of its events"
+            for s in params.shifts if s.from_day >= days]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -24,11 +25,20 @@ import pyarrow.parquet as pq
 
 from features.simulator.emit import Emitter, customer_ids
 from features.simulator.engine import Engine, Population, State, draw_population
-from features.simulator.params import SimParams, compile_params, load_params, resolved_text
+from features.simulator.params import (
+    SimParams,
+    late_shifts,
+    load_params,
+    params_from_text,
+    resolved_text,
+)
+from features.simulator.params_check import read_file
 
 CHUNK_CUSTOMERS = 20_000
 ROW_GROUP_ROWS = 1_000_000
 MANIFEST = "simulation.json"
+# Without logging set up (the CLI), Python prints a warning's bare message on stderr.
+log = logging.getLogger("journey.simulator")
 
 
 @dataclass(frozen=True)
@@ -54,15 +64,13 @@ def params_text(path: str | None) -> str:
     if path is None:
         from importlib import resources
 
-        return resources.files("features.simulator").joinpath("default.yaml").read_text()
-    return resolved_text(Path(path).read_text(encoding="utf-8"), path)
+        return resources.files("features.simulator").joinpath("default.yaml").read_text("utf-8")
+    return resolved_text(read_file(Path(path)), path)
 
 
 def _run_chunk(args: tuple[SimSpec, str, int, str]) -> int:
     spec, out, chunk, text = args
-    import yaml
-
-    params = compile_params(yaml.safe_load(text), spec.params_path or "<default simulator>")
+    params = params_from_text(text, spec.params_path or "<default simulator>")
     lo = chunk * spec.chunk_customers
     index = np.arange(lo, min(lo + spec.chunk_customers, spec.customers), dtype=np.int64)
     pop = draw_population(params, spec.seed, index, spec.days)
@@ -130,6 +138,8 @@ def simulate(spec: SimSpec, out: str | Path, workers: int | None = None) -> SimR
     if spec.customers < 1 or spec.days < 1:
         raise ValueError("customers and days must be at least 1")
     params = load_params(spec.params_path)  # validates before any work starts
+    for warning in late_shifts(params, spec.days):  # on stderr, as the CLI's warnings are
+        log.warning(warning)
     text = params_text(spec.params_path)
     out = Path(out)
     for sub in ("events", "customers", "truth"):

@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import yaml
 
 from features.errors import ConfigError
 from features.simulator.emit import customer_ids
 from features.simulator.engine import Engine, Population, State
 from features.simulator.oracle import MAX_CELLS, _tile, cutoff_day, state_at
-from features.simulator.params import SimParams, compile_params
+from features.simulator.params import SimParams, params_from_text
+from features.simulator.params_check import read_file
 from features.simulator.run import MANIFEST
 
 Floats = npt.NDArray[np.float64]
@@ -95,8 +95,8 @@ def survival_oracle_for(sim_dir: str | Path, as_of: date | datetime, horizon_day
     if not (root / MANIFEST).is_file():
         raise ConfigError(f"{root}: not a simulation output (no {MANIFEST})")
     manifest = json.loads((root / MANIFEST).read_text())
-    params = compile_params(yaml.safe_load((root / "params.yaml").read_text()),
-                            str(root / "params.yaml"))
+    # Read as the simulation read it: strictly (YAML 1.2, a key written twice refused).
+    params = params_from_text(read_file(root / "params.yaml"), str(root / "params.yaml"))
     day = cutoff_day(params.start, as_of)
     if not 1 <= day <= manifest["days"]:
         raise ConfigError(f"as of {as_of}: outside the simulated days "

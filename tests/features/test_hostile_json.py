@@ -139,3 +139,27 @@ def test_unused_columns_may_repeat_or_be_unnamed(tmp_path: Path, load: LoadFn) -
     path = tmp_path / "export.csv"
     path.write_text("customer_id,ts,event_type,,,note,note\nc1,2024-01-01,page_view,,,a,b\n")
     assert load(path).column("customer_id") == ["c1"]
+
+
+# -- a key written twice -----------------------------------------------------------------------
+def test_a_key_written_twice_rejects_the_row_naming_it(tmp_path: Path, load: LoadFn) -> None:
+    # json.loads keeps the last of the two: c2's event would be stored without a word.
+    path = tmp_path / "e.jsonl"
+    path.write_text(
+        (OK % "c1")
+        + '{"customer_id": "c1", "customer_id": "c2", "ts": "2024-01-01", "event_type": "x"}\n'
+        + '{"customer_id": "c3", "ts": "2024-01-01", "event_type": "page_view", '
+          '"properties": {"page": "/a", "page": "/b"}}\n'
+        + '{"customer_id": "c4", "ts": "2024-01-01", "event_type": "page_view", '
+          '"context": {"items": [{"sku": 1, "sku": 2}]}}\n'
+        + (OK % "c5"), encoding="utf-8")
+    got = load(path)
+    assert got.column("customer_id") == ["c1", "c5"]
+    assert [t[:3] for t in got.reject_tuples()] == [
+        (2, "customer_id", "duplicate key: customer_id given twice"),
+        (3, "properties.page", "duplicate key: properties.page given twice"),
+        # Wherever it is: the row is ambiguous JSON, whichever columns the mapping reads.
+        (4, "context.items[0].sku", "duplicate key: context.items[0].sku given twice"),
+    ]
+    assert got.reject_tuples()[0][3].startswith('{"customer_id": "c1", "customer_id": "c2"')
+    assert got.report.rejected["duplicate key"] == 3

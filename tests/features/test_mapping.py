@@ -370,3 +370,57 @@ def test_mapping_file_mistakes_are_errors(tmp_path: Path, text: str, expected: s
 def test_ts_format_keywords_in_any_case() -> None:
     m = mapping_from_dict({"ts_format": ["iso8601", "EPOCH_MS", " Epoch_S ", "%d/%m/%Y"]}, "m")
     assert m.ts_format == (ISO8601, "epoch_ms", "epoch_s", "%d/%m/%Y")
+
+
+# -- blocks that contradict or are of the wrong shape -------------------------------------------
+
+CRM = (Path(__file__).parents[2] / "examples" / "crm_mapping.yaml").read_text(encoding="utf-8")
+
+
+def test_a_field_both_in_columns_and_constants_is_refused(tmp_path: Path) -> None:
+    # The constant would win for every row and the column be ignored without a word.
+    path = tmp_path / "map.yaml"
+    path.write_text(CRM + "constants: {customer_id: X}\n", encoding="utf-8")
+    constants_line = CRM.count("\n") + 1
+    column_line = CRM.splitlines().index("  customer_id: Contact ID") + 1
+    with pytest.raises(MappingError) as info:
+        load_mapping_file(path)
+    assert str(info.value).startswith(
+        f"{path}: line {constants_line}: customer_id: given both in columns and constants "
+        f"(columns at line {column_line})")
+
+
+def test_map_option_may_replace_a_presets_constant_with_a_column() -> None:
+    # Not a contradiction: --map overrides the preset's constant.
+    m = choose_mapping("event_type=kind", preset="purchases")
+    assert "event_type" not in m.constants and m.columns["event_type"] == ("kind",)
+
+
+@pytest.mark.parametrize(
+    ("block", "expected"),
+    [
+        ("event_types: [page_view]\n", "event_types: must map each source value to a taxonomy "
+         "event type, got ['page_view']"),
+        ("constants: [channel]\n", "constants: must map each field to its value for every row, "
+         "got ['channel']"),
+        ("constants:\n  channel: [a, b]\n", "constants.channel: must be text, got ['a', 'b']"),
+        ("event_types:\n  pv:\n", "event_types.pv: must be text, got None"),
+    ],
+)
+def test_a_block_of_the_wrong_shape_names_file_line_and_field(
+        tmp_path: Path, block: str, expected: str) -> None:
+    path = tmp_path / "map.yaml"
+    path.write_text(CRM + block, encoding="utf-8")
+    line = CRM.count("\n") + 1 + (1 if block.count("\n") > 1 else 0)
+    with pytest.raises(MappingError) as info:
+        load_mapping_file(path)
+    assert str(info.value) == f"{path}: line {line}: {expected}"
+
+
+def test_a_mapping_file_not_in_utf8_is_an_error_at_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "map.yaml"
+    path.write_bytes(b"columns:\n  customer_id: Kundennr\n  ts: Zeitpunkt\n"
+                     + "  value: Betrag_€\n".encode("cp1252"))
+    with pytest.raises(MappingError) as info:
+        load_mapping_file(path)
+    assert str(info.value) == f"{path}: line 4: not UTF-8 text (byte 0x80); save the file as UTF-8"

@@ -131,3 +131,14 @@ def test_fingerprint_follows_every_value(store: EventStore) -> None:
 def test_fingerprint_of_a_store_without_the_table() -> None:
     con = duckdb.connect()
     assert attributes_fingerprint(con) is None
+
+
+def test_a_json_attribute_row_with_a_key_written_twice_is_not_loaded(
+        store: EventStore, tmp_path: Path) -> None:
+    path = tmp_path / "attrs.jsonl"
+    path.write_text('{"customer_id": "00001", "region": "eu", "region": "us"}\n'
+                    '{"customer_id": "00002", "region": "south"}\n', encoding="utf-8")
+    table, unreadable = read_attribute_file(path)
+    assert [(r.line, r.field, r.reason) for r in unreadable] == [
+        (1, "region", "duplicate key: region given twice")]
+    assert store.load_attributes(table).customers == 1

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from features.errors import ConfigError
+from features.mapping import identity_mapping
 from features.taxonomy import Taxonomy, load_taxonomy
+from tests.conftest import LoadFn
 
 DEFAULT_STAGES = ("awareness", "consideration", "decision", "purchase", "retention", "advocacy")
 
@@ -169,6 +172,72 @@ def test_other_invalid_files(tmp_path: Path, text: str, expected: str) -> None:
     assert expected in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("tail", "expected"),
+    [
+        # No conversion type: every conversion label would be 0 without a word.
+        ("conversion_event_types: []\n", "conversion_event_types is empty: with no conversion "
+         "event type no customer ever converts"),
+        # A string is not a list of one (it was read as its letters).
+        ("conversion_event_types: purchase\n",
+         "conversion_event_types must be a list of event types, got 'purchase'"),
+        # Earlier than purchase: the rule only ever moves a repeat to a later stage.
+        ("repeat_conversion_stage: a\n", "repeat_conversion_stage 'a' is not later than the "
+         "stage of any conversion event type (purchase: b); a repeat conversion is only ever "
+         "moved to a later stage, so the rule would do nothing: name a stage after 'b', or "
+         "remove the rule"),
+        ("repeat_conversion_stage: b\n", "repeat_conversion_stage 'b' is not later than"),
+    ],
+)
+def test_conversion_settings_that_change_nothing_are_refused(
+        tmp_path: Path, tail: str, expected: str) -> None:
+    path = write(tmp_path, "stages: [a, b, c]\nevent_types: {look: a, purchase: b}\n" + tail)
+    with pytest.raises(ConfigError) as info:
+        load_taxonomy(path)
+    assert str(info.value).startswith(f"{path}: {expected}")
+
+
+def test_a_later_repeat_stage_is_accepted(tmp_path: Path) -> None:
+    text = "stages: [a, b, c]\nevent_types: {look: a, purchase: b}\n"
+    assert load_taxonomy(write(tmp_path, text + "repeat_conversion_stage: c\n")
+                         ).repeat_conversion_stage == "c"
+
+
+def test_event_type_names_are_spelled_as_the_loader_spells_a_rows_type(tmp_path: Path) -> None:
+    # The loader reads a row's "Add To Cart" as add_to_cart: a key kept as written never matched.
+    path = write(tmp_path, "stages: [a, b]\nevent_types:\n  Add To Cart: a\n  Big-Purchase: b\n"
+                 "conversion_event_types: [Big-Purchase]\n")
+    tax = load_taxonomy(path)
+    assert tax.event_stage == {"add_to_cart": "a", "big_purchase": "b"}
+    assert tax.conversion_event_types == ("big_purchase",)
+
+
+def test_two_keys_of_one_event_type_are_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "stages: [a, b]\nevent_types:\n  add_to_cart: a\n  Add To Cart: b\n"
+                 "  purchase: b\n")
+    with pytest.raises(ConfigError) as info:
+        load_taxonomy(path)
+    assert str(info.value) == (
+        f"{path}: event_types: 'add_to_cart' and 'Add To Cart' are the same event type "
+        "'add_to_cart' once spelled as the loader spells event types (lower case, spaces and "
+        "dashes as _)")
+
+
+def test_a_key_yaml_reads_as_a_date_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "stages: [a]\nevent_types: {purchase: a, 2025-01-01: a}\n")
+    with pytest.raises(ConfigError, match=r"event_types: the key datetime.date\(2025, 1, 1\) is "
+                       r"not text .* quote it"):
+        load_taxonomy(path)
+
+
+def test_a_taxonomy_not_in_utf8_is_an_error_at_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "taxonomy.yaml"
+    path.write_bytes(b"stages: [a]\n# caf\xe9\nevent_types: {purchase: a}\n")
+    with pytest.raises(ConfigError) as info:
+        load_taxonomy(path)
+    assert str(info.value) == f"{path}: line 2: not UTF-8 text (byte 0xe9); save the file as UTF-8"
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="taxonomy file not found"):
         load_taxonomy(tmp_path / "nope.yaml")
@@ -197,3 +266,15 @@ def test_taxonomy_is_immutable() -> None:
     tax = Taxonomy(stages=("a",), event_stage={"purchase": "a"})
     with pytest.raises(AttributeError):
         tax.stages = ("b",)  # type: ignore[misc]
+
+
+def test_rows_load_under_a_key_written_with_spaces(tmp_path: Path, load: LoadFn) -> None:
+    tax = load_taxonomy(write(tmp_path, "stages: [a, b]\nevent_types:\n  Add To Cart: a\n"
+                              "  purchase: b\n"))
+    src = tmp_path / "ev.csv"
+    src.write_text("customer_id,ts,event_type\nc1,2025-01-01T00:00:00Z,Add to cart\n"
+                   "c1,2025-01-02T00:00:00Z,Basket\n", encoding="utf-8")
+    # A mapping's rename to the key as the taxonomy wrote it finds it too.
+    renamed = replace(identity_mapping(), event_types={"Basket": "Add To Cart"})
+    got = load(src, renamed, tax)
+    assert got.rejects == [] and got.column("event_type") == ["add_to_cart", "add_to_cart"]

@@ -28,22 +28,24 @@ def test_default_parameters_compile() -> None:
     [
         (
             lambda r: r["actions"]["retargeting_ad"].update(stages=["nirvana"]),
-            "unknown stage 'nirvana'",
+            "actions.retargeting_ad.stages[0]: unknown stage 'nirvana'",
         ),
         (
             lambda r: r["types"]["loyalist"].update(region=[1.0]),
-            "types.loyalist.region has 1 entries",
+            "types.loyalist.region: must list 4 shares, one per entry of regions; got 1 "
+            "entries",
         ),
         (
             lambda r: r["actions"]["loyalty_offer"]["effects"].update(robot={"post": {}}),
-            "unknown customer type 'robot'",
+            "actions.loyalty_offer.effects.robot: unknown customer type 'robot'",
         ),
         (
             lambda r: r["actions"]["loyalty_offer"]["effects"]["loyalist"].update(post={"joy": 2}),
-            "unknown effect ['joy']",
+            "effects.loyalist.post.joy: unknown key; allowed: session, buy, churn, advocacy",
         ),
-        (lambda r: r["types"]["browser"].pop("buy"), "types.browser: missing key 'buy'"),
-        (lambda r: r.update(contact_lapsed="yes"), "contact_lapsed must be true or false"),
+        (lambda r: r["types"]["browser"].pop("buy"), "types.browser.buy: is required"),
+        (lambda r: r.update(contact_lapsed="yes"),
+         "contact_lapsed: must be true or false, got 'yes'"),
     ],
 )
 def test_invalid_parameters_name_file_and_key(

@@ -107,16 +107,22 @@ def test_a_merged_scenario_is_recorded_whole(pair: tuple[Path, Path]) -> None:
 @pytest.mark.parametrize(
     ("shifts", "message"),
     [
-        ({"from": SHIFT_FROM}, "shifts must be a list"),
-        ([{"price_factor": 2}], "shifts[0]: missing key 'from'"),
-        ([{"from": "soon"}], "shifts[0].from: not a date"),
-        ([{"from": "2024-12-31"}], "must be on or after start"),
-        ([SHIFT, {"from": "2025-02-01"}], "shifts[1].from"),
-        ([{"from": SHIFT_FROM, "price": 2}], "shifts[0]: unknown key ['price']"),
-        ([{"from": SHIFT_FROM, "buy_factor": 0}], "shifts[0].buy_factor must be a positive"),
-        ([{"from": SHIFT_FROM, "churn_factor": "x"}], "shifts[0].churn_factor must be a positive"),
-        ([{"from": SHIFT_FROM, "session_channels": [1.0]}], "must list 7 shares"),
-        ([{"from": SHIFT_FROM, "session_channels": [0.5] * 7}], "sum to 1"),
+        ({"from": SHIFT_FROM}, "shifts: must be a list of shifts"),
+        ([{"price_factor": 2}], "shifts[0].from: is required"),
+        ([{"from": "soon"}], "shifts[0].from: must be a date (YYYY-MM-DD), got 'soon'"),
+        ([{"from": "2024-12-31"}], "shifts[0].from: 2024-12-31 is before start (2025-01-01)"),
+        ([SHIFT, {"from": "2025-02-01"}],
+         "shifts[1].from: 2025-02-01 must be after the previous shift's from"),
+        ([{"from": SHIFT_FROM, "price": 2}],
+         "shifts[0].price: unknown key; did you mean price_factor?"),
+        ([{"from": SHIFT_FROM, "buy_factor": 0}],
+         "shifts[0].buy_factor: must be a number above 0, got 0"),
+        ([{"from": SHIFT_FROM, "churn_factor": "x"}],
+         "shifts[0].churn_factor: must be a number, got 'x'"),
+        ([{"from": SHIFT_FROM, "session_channels": [1.0]}],
+         "shifts[0].session_channels: must list 7 shares"),
+        ([{"from": SHIFT_FROM, "session_channels": [0.5] * 7}],
+         "shifts[0].session_channels: shares must sum to 1, got 3.5"),
     ],
 )
 def test_invalid_shifts_name_file_and_key(tmp_path: Path, shifts: object, message: str) -> None:
@@ -130,7 +136,7 @@ def test_invalid_shifts_name_file_and_key(tmp_path: Path, shifts: object, messag
 def test_extends_names_a_known_base(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("extends: nightly\n")
-    with pytest.raises(ConfigError, match="extends must be one of"):
+    with pytest.raises(ConfigError, match="line 1: extends: must be one of"):
         load_params(path)
 
 
