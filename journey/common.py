@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,9 +11,11 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from features.errors import ConfigError, JourneyError
 from features.yaml_config import message
+from journey.setting_checks import unknown_settings, unparsable
 
 app = typer.Typer(
     name="journey",
@@ -39,11 +42,14 @@ EncodingOpt = Annotated[str | None, typer.Option(
 
 def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Domain errors end the command with their message (which names file/line/field), exit 2;
-    so does a setting (JOURNEY_* variable or .env line) that does not validate."""
+    so does a setting (JOURNEY_* variable or .env line) that does not validate, that no
+    setting has the name of (a misspelt one would silently leave the default in force), or
+    a .env line that cannot be parsed, all before the command does anything."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
+            _refuse(unknown_settings(os.environ))
             return func(*args, **kwargs)
         except JourneyError as exc:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
@@ -51,11 +57,22 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
         except ValidationError as exc:
             if not exc.title.endswith("Settings"):  # a bug, not the user's input: traceback
                 raise
-            for line in settings_errors(exc):
-                typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(2) from exc
+            _refuse(settings_errors(exc))
+            raise  # not reached: settings_errors has a line per error
+        except SettingsError as exc:  # a list setting that is not JSON (JOURNEY_RISK_BANDS=high)
+            _refuse([unparsable(str(exc), exc.__cause__, os.environ)])
+            raise
 
     return wrapper
+
+
+def _refuse(lines: list[str]) -> None:
+    """Print each problem as an error and end the command (exit 2); nothing when none."""
+    if not lines:
+        return
+    for line in lines:
+        typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
 
 
 def settings_errors(exc: ValidationError) -> list[str]:

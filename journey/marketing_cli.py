@@ -12,22 +12,23 @@ from typing import Annotated
 import typer
 
 from features.errors import ConfigError
-from features.spec import load_spec
+from features.spec import FeatureSpec, load_spec
 from features.store import EventStore
 from features.taxonomy import load_taxonomy
 from journey.common import StoreOpt, app, friendly_errors, parse_when
-from journey.triggers_cli import fire_after_scoring
-from models.actions import load_catalog
+from journey.triggers_cli import fire_after_scoring, scoring_triggers
+from models.actions import Catalog
 from models.persona_words import names_path
 from models.registry import client_for
 from serving.champions import load_models
 from serving.recommender import Recommender
 from serving.score_job import ScoreRun, population_from_store
 from serving.scoring import BatchScorer
-from serving.segment_config import load_segment_config
+from serving.segment_config import SegmentConfig, load_segment_config
 from serving.segments import SegmentBook, SegmentQueryError
+from serving.service_files import loading, served_catalog, served_spec
 from serving.settings import ServeSettings
-from serving.snapshots import latest, previous_of, read_snapshot
+from serving.snapshots import Snapshot, latest, previous_of, read_snapshot
 
 
 @app.command()
@@ -48,29 +49,44 @@ def score(
     (POST /v1/admin/score), or stop it first."""
     settings = ServeSettings(store=store) if store else ServeSettings()
     when = parse_when(as_of) if as_of else (settings.as_of or datetime.now(UTC))
-    spec = load_spec(settings.feature_spec, load_taxonomy(settings.taxonomy))
-    config = load_segment_config(settings.segments_config, spec)
-    started = time.perf_counter()
-    models = load_models(client_for(settings.tracking_uri), spec, settings.model_alias)
-    recommender = (Recommender(spec, load_catalog(settings.action_catalog), 1, 0.0)
-                   if actions else None)
-    scorer = BatchScorer(spec, config, settings.risk_bands, recommender,
-                         names_path(settings.home))
-    run = ScoreRun(spec, config, scorer, settings.scores_path, log=typer.echo)
+    # Every file is loaded and checked before anything is scored: a run that fails after it
+    # has published its snapshot leaves that snapshot the newest, older ones pruned.
+    spec = served_spec(settings)
+    config = loading("segments_config", settings.segments_config,
+                     lambda: load_segment_config(settings.segments_config, spec))
+    catalog = served_catalog(settings, spec)  # the triggers read it too, --no-actions or not
     if not settings.store_path.exists():
         raise ConfigError(f"no event store at {settings.store_path}")
-    with EventStore(settings.store_path, read_only=True) as es:
-        population = population_from_store(es, spec, config, when)
-        newest = es.time_range()[1]
-    _warn_if_past_the_data(newest, when)
-    snap = run.run(models, population, when, str(settings.store_path))
-    fire_after_scoring(settings, spec, snap)  # trigger rules: this snapshot vs the previous
+    triggers = scoring_triggers(settings, spec, catalog)
+    started = time.perf_counter()
+    try:
+        snap = _score_run(settings, spec, config, catalog if actions else None, when)
+    except BaseException:
+        triggers.close()
+        raise
+    fire_after_scoring(triggers, snap)  # trigger rules: this snapshot vs the previous
     m = snap.meta
     typer.echo(f"snapshot {snap.id}: {m['customers']:,} customers as of {m['as_of']} in "
                f"{time.perf_counter() - started:.1f}s (scoring {m['score_seconds']}s, journey "
                f"map {m['journey_map_seconds']}s) -> {snap.path}")
     _print_table(SegmentBook(snap, config.dimensions, previous_of(settings.scores_path, snap)),
                  ["tier"], {})
+
+
+def _score_run(settings: ServeSettings, spec: FeatureSpec, config: SegmentConfig,
+               catalog: Catalog | None, when: datetime) -> Snapshot:
+    """Score every customer of the store with the served models into a new snapshot (with
+    each one's top action when ``catalog`` is given)."""
+    models = load_models(client_for(settings.tracking_uri), spec, settings.model_alias)
+    recommender = Recommender(spec, catalog, 1, 0.0) if catalog is not None else None
+    scorer = BatchScorer(spec, config, settings.risk_bands, recommender,
+                         names_path(settings.home))
+    run = ScoreRun(spec, config, scorer, settings.scores_path, log=typer.echo)
+    with EventStore(settings.store_path, read_only=True) as es:
+        population = population_from_store(es, spec, config, when)
+        newest = es.time_range()[1]
+    _warn_if_past_the_data(newest, when)
+    return run.run(models, population, when, str(settings.store_path))
 
 
 def _warn_if_past_the_data(newest: datetime | None, when: datetime) -> None:
@@ -114,14 +130,34 @@ def segments(
     dims = [d.strip() for d in by.split(",") if d.strip()]
     try:
         if export is not None:
-            with export.open("wb") as f:
-                for block in book.csv(filters):
-                    f.write(block)
+            _export(book, filters, export)
             typer.echo(f"{len(book.rows(filters)):,} customers -> {export}")
             return
         _print_table(book, dims, filters)
     except SegmentQueryError as exc:
         raise ConfigError(f"{exc} (option {exc.field})") from exc
+
+
+def _export(book: SegmentBook, filters: dict[str, list[str]], path: Path) -> None:
+    """The segment's customers as CSV: written beside ``path`` and moved onto it once whole,
+    so a refused filter or a failed write leaves a file already there as it was. A missing
+    folder is refused, not created (a mistyped path would scatter exports)."""
+    folder = path.parent
+    if not folder.is_dir():
+        what = "is not a directory" if folder.exists() else "does not exist"
+        raise ConfigError(f"--export {path}: the directory {folder} {what}")
+    if path.is_dir():
+        raise ConfigError(f"--export {path}: is a directory; name a CSV file in it")
+    tmp = folder / f".{path.name}.tmp"
+    try:
+        with tmp.open("wb") as f:
+            for block in book.csv(filters):
+                f.write(block)
+        tmp.replace(path)
+    except OSError as exc:
+        raise ConfigError(f"--export {path}: cannot be written: {exc.strerror or exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def parse_filters(items: list[str]) -> dict[str, list[str]]:

@@ -4,6 +4,7 @@ and FastAPI); these commands start it as ``bentoml serve`` in its own process.""
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import subprocess
@@ -14,6 +15,7 @@ from typing import Annotated
 import typer
 
 from features.errors import ConfigError
+from features.spec import FeatureSpec
 from journey.common import app, friendly_errors
 from journey.service_process import (
     SERVICE,
@@ -26,7 +28,10 @@ from journey.service_process import (
     write_pid_file,
 )
 from journey.settings import Settings
+from models.registry import RegistryError, client_for
+from serving.champions import registry_aliases
 from serving.keys import KeyRing, Role, create_key, revoke_key
+from serving.service_files import load_service_files
 from serving.settings import ServeSettings
 
 keys_app = typer.Typer(help="API keys of the prediction service (stored hashed).",
@@ -93,6 +98,27 @@ def check_keys(settings: ServeSettings) -> None:
                       "create a key with `journey keys create NAME --role admin`")
 
 
+def check_alias(settings: ServeSettings, spec: FeatureSpec) -> None:
+    """Refuse a JOURNEY_MODEL_ALIAS that no model has while others have aliases (misspelt:
+    `serve --detach` waited its whole ready timeout for it). The default alias is not
+    refused: before the first `journey promote` the service serves ingest meanwhile."""
+    alias = settings.model_alias
+    if "model_alias" not in settings.model_fields_set:
+        return
+    try:
+        known = registry_aliases(client_for(settings.tracking_uri), spec)
+    except RegistryError as exc:  # the service says so on /readyz; nothing to compare with
+        typer.echo(f"warning: {exc}: JOURNEY_MODEL_ALIAS={alias!r} not checked", err=True)
+        return
+    if not known or alias in known:
+        return
+    close = difflib.get_close_matches(alias, sorted(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"setting JOURNEY_MODEL_ALIAS={alias!r}: no model in the registry "
+                      f"({settings.tracking_uri}) has this alias; its aliases are "
+                      f"{', '.join(sorted(known))}{hint}")
+
+
 @app.command()
 @friendly_errors
 def serve(
@@ -118,6 +144,10 @@ def serve(
             "writer, so one service process serves it; run replicas behind a load balancer")
     check_deployment(settings)
     check_keys(settings)
+    # The files the service loads (trigger rules, catalog, ...): as it loads them, so a bad one
+    # is its loader's one line here, not a traceback in serve.log.
+    spec = load_service_files(settings).spec
+    check_alias(settings, spec)
     pid_file, log_file = settings.home / "serve.pid", settings.home / "serve.log"
     if detach:  # before the port: a running service of this home holds it
         _refuse_running(pid_file, settings.home)

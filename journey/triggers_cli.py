@@ -10,18 +10,17 @@ import typer
 
 from features.errors import ConfigError, StoreError
 from features.history import Attributes
-from features.spec import FeatureSpec, load_spec
+from features.spec import FeatureSpec
 from features.store import EventStore
-from features.taxonomy import load_taxonomy
 from journey.common import StoreOpt, app, friendly_errors, parse_when
-from models.actions import load_catalog
+from models.actions import Catalog
 from models.registry import client_for
 from serving.champions import ModelSet, load_models
 from serving.firings import FiringStore
 from serving.predictor import Predictor
+from serving.service_files import served_catalog, served_spec, served_triggers
 from serving.settings import ServeSettings
 from serving.snapshots import Snapshot
-from serving.trigger_config import load_trigger_config
 from serving.trigger_dry_run import dry_run
 from serving.trigger_states import Attrs, StateReader
 from serving.triggers import Triggers
@@ -59,9 +58,9 @@ def test(
     (GET /v1/triggers/test?rule=RULE&customer_id=ID)."""
     settings = ServeSettings(store=store) if store else ServeSettings()
     when = parse_when(as_of) if as_of else (settings.as_of or datetime.now(UTC))
-    spec = load_spec(settings.feature_spec, load_taxonomy(settings.taxonomy))
-    catalog = load_catalog(settings.action_catalog)
-    found = load_trigger_config(settings.triggers, spec.stages, catalog.index).rule(rule)
+    spec = served_spec(settings)
+    catalog = served_catalog(settings, spec)
+    found = served_triggers(settings, spec, catalog).rule(rule)
     reader = StateReader(spec, Predictor(spec.stages, 0, settings.risk_bands), catalog, [found])
     models: ModelSet | None = None
     if reader.scores:  # churn or next-best-action: the served models
@@ -84,14 +83,20 @@ def test(
         typer.echo(line)
 
 
-def fire_after_scoring(settings: ServeSettings, spec: FeatureSpec, snap: Snapshot,
-                       wait_seconds: float = 10.0) -> None:
+def scoring_triggers(settings: ServeSettings, spec: FeatureSpec, catalog: Catalog) -> Triggers:
+    """The rules judged after `journey score`, loaded before it scores: a bad rules file must
+    stop the run before it publishes a snapshot (segments, the dashboard and the next run's
+    comparison read the newest one, and older ones are pruned)."""
+    return Triggers.for_settings(settings, spec, catalog,
+                                 Predictor(spec.stages, 0, settings.risk_bands), lambda: None,
+                                 served_triggers(settings, spec, catalog))
+
+
+def fire_after_scoring(triggers: Triggers, snap: Snapshot, wait_seconds: float = 10.0) -> None:
     """Judge the scoring-run rules on a new snapshot and send what fires, waiting up to
     ``wait_seconds`` for deliveries; the rest stay pending for the service's next start."""
-    catalog = load_catalog(settings.action_catalog)
-    triggers = Triggers.for_settings(settings, spec, catalog,
-                                     Predictor(spec.stages, 0, settings.risk_bands), lambda: None)
     if not triggers.active:
+        triggers.close()
         return
     triggers.start()
     try:

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from features.errors import ConfigError
+from features.layout import layout
 from features.spec import FeatureSpec
 from features.taxonomy import Taxonomy, load_taxonomy
 from models.catalog import (
@@ -47,6 +48,7 @@ __all__ = [
     "catalog_from_dict",
     "check_action_vocabulary",
     "load_catalog",
+    "spec_features",
 ]
 
 DEFAULT_CATALOG = "actions.yaml"
@@ -292,6 +294,13 @@ def check_action_vocabulary(catalog: Catalog, spec: FeatureSpec) -> None:
                 f"[{', '.join(spec.actions)}]); its sends would be recorded as 'other' and never "
                 "count toward its own cool-down, caps or exclusions: add it there",
             )
+
+
+def spec_features(spec: FeatureSpec) -> tuple[str, ...]:
+    """Every feature a condition or an outcome value may read (``load_catalog``'s
+    ``features``): the vector's numeric and categorical columns, and the customer attributes
+    as ``attr_<name>``, as a scored customer's row offers them (serving/recommender.py)."""
+    return (*layout(spec).all_names, *(f"attr_{a}" for a in spec.attributes))
 
 
 def load_catalog(

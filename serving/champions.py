@@ -18,7 +18,14 @@ from features.spec import FeatureSpec
 from models.lgbm import LightGBMClassifier
 from models.personas import REGISTERED_NAME as PERSONAS
 from models.personas import PersonaModel
-from models.registry import Loaded, RegistryError, alias_version, load_native, load_version
+from models.registry import (
+    NOT_FOUND,
+    Loaded,
+    RegistryError,
+    alias_version,
+    load_native,
+    load_version,
+)
 from models.survival import SurvivalCurves
 from models.targets import SURVIVAL, TARGETS, Target, target
 from models.uplift_model import JourneyUplift
@@ -214,3 +221,28 @@ def alias_versions(client: MlflowClient, spec: FeatureSpec, alias: str) -> dict[
     if survival is not None:
         out[SURVIVAL] = str(survival.version)
     return out
+
+
+def served_names(spec: FeatureSpec) -> tuple[str, ...]:
+    """The registered names of every model the service may serve."""
+    return (*(target(name, spec.stages).registered_name for name in TARGETS),
+            *(uplift_name(o) for o in UPLIFT_OUTCOMES), PERSONAS,
+            target(SURVIVAL, spec.stages).registered_name)
+
+
+def registry_aliases(client: MlflowClient, spec: FeatureSpec) -> set[str]:
+    """Every alias any of the service's models has in the registry (none: nothing promoted
+    yet). Raises RegistryError when the registry does not answer."""
+    from mlflow.exceptions import MlflowException
+
+    found: set[str] = set()
+    for name in served_names(spec):
+        try:
+            model = client.get_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code in NOT_FOUND:
+                continue
+            raise RegistryError(f"the model registry did not answer for {name} "
+                                f"({exc.error_code})") from exc
+        found |= set(model.aliases)
+    return found

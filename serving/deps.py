@@ -21,6 +21,7 @@ from serving.errors import (
     UnsupportedMediaError,
 )
 from serving.http import KEY_CHECK
+from serving.json_keys import refuse_repeated_keys
 from serving.keys import Role
 from serving.schemas import ErrorOut
 from serving.state import ServiceState
@@ -125,16 +126,16 @@ def check_query(request: Request) -> None:
                                   name)
 
 
-def check_body_headers(request: Request) -> None:
+def check_body_headers(request: Request) -> bool:
     """Refuse a body the route cannot read as JSON, by its headers: a form-encoded body
     (curl's default) or a compressed one were answered 422 about its content. After the key
-    check, as the body's other faults are."""
+    check, as the body's other faults are. True when the route has read a JSON body."""
     route = request.scope.get("route")
     if not (isinstance(route, APIRoute) and route.body_field is not None):
-        return
+        return False
     headers = request.headers
     if headers.get("content-length", "1") == "0" and "transfer-encoding" not in headers:
-        return  # no body: a route whose body is optional takes none
+        return False  # no body: a route whose body is optional takes none
     encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding != "identity":
         raise UnsupportedMediaError(f"Content-Encoding {encoding} is not supported; send the "
@@ -146,6 +147,7 @@ def check_body_headers(request: Request) -> None:
         said = f"not {given}" if given else "and the request has none"
         raise UnsupportedMediaError(f"Content-Type must be application/json, {said}",
                                     "Content-Type")
+    return True
 
 
 def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, ServiceState]]:
@@ -166,7 +168,9 @@ def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, ServiceState]]:
             raise ForbiddenError(
                 f"key {who.name!r} has role {who.role.value}; this route needs one of: {needed}")
         check_query(request)
-        check_body_headers(request)
+        if check_body_headers(request):
+            # The framework's parser kept the last of a key given twice: refuse the body.
+            refuse_repeated_keys(await request.body())
         return state
 
     setattr(check, KEY_CHECK, True)

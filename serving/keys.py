@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -21,8 +22,10 @@ from typing import Any
 import yaml
 
 from features.errors import ConfigError
+from features.yaml_config import reject_duplicate_keys
 
 PREFIX = "jk_"
+SHA256 = re.compile(r"[0-9a-f]{64}")  # hexdigest()'s form: nothing else can match a key
 log = logging.getLogger("journey.serving")
 
 
@@ -106,16 +109,7 @@ def read_entries(path: Path) -> list[dict[str, Any]]:
     """The key file's entries, checked: what the service loads and every `journey keys`
     command reads or rewrites (a file none of them can use is refused by all, naming it).
     No file: no keys."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    raw = _read_yaml(path)
     if raw is None:
         return []
     if not isinstance(raw, dict):
@@ -131,7 +125,31 @@ def read_entries(path: Path) -> list[dict[str, Any]]:
                           f"{items!r}")
     for i, item in enumerate(items):
         _check_entry(f"{path}: keys[{i}]", item)
+    _refuse_shared_hashes(path, items)
     return items
+
+
+def _read_yaml(path: Path) -> Any:
+    """The file's YAML (None: no file, or empty). A key written twice is refused: YAML keeps
+    the last silently, and `journey keys create` would then rewrite the file without the
+    first block's keys."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); the "
+                          "key file is YAML in UTF-8, as `journey keys create` writes it"
+                          ) from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            reject_duplicate_keys(node, str(path))
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
 
 
 def _check_entry(where: str, item: object) -> None:
@@ -142,8 +160,36 @@ def _check_entry(where: str, item: object) -> None:
     if not isinstance(item["role"], str) or item["role"] not in {r.value for r in Role}:
         raise ConfigError(
             f"{where}.role: {item['role']!r} is not one of {[r.value for r in Role]}")
-    if not isinstance(item["sha256"], str) or not item["sha256"]:
-        raise ConfigError(f"{where}.sha256: must be the key's SHA-256 (hex text)")
+    sha = item["sha256"]
+    if not isinstance(sha, str) or not SHA256.fullmatch(sha):
+        # The value is not echoed: a key pasted here by mistake must not reach a log.
+        raise ConfigError(f"{where}.sha256: must be the key's SHA-256, 64 lowercase hex "
+                          f"digits as `journey keys create` writes it; {_what(sha)}, which "
+                          "no key can match")
+
+
+def _what(sha: object) -> str:
+    """What a wrong sha256 value is, without showing it."""
+    if not isinstance(sha, str):
+        return "got a number" if isinstance(sha, int | float) else "got no text"
+    if sha.startswith(PREFIX):
+        return f"got a raw key ({PREFIX}…), not its hash"
+    if SHA256.fullmatch(sha.lower()):
+        return "got uppercase hex digits"
+    return f"got {len(sha)} characters that are not that"
+
+
+def _refuse_shared_hashes(path: Path, items: list[dict[str, Any]]) -> None:
+    """One key with two roles: only one entry could apply, and which is an accident of the
+    file's order (the later one, silently)."""
+    first: dict[str, int] = {}
+    for i, item in enumerate(items):
+        j = first.setdefault(item["sha256"], i)
+        if j != i and items[j]["role"] != item["role"]:
+            raise ConfigError(
+                f"{path}: keys[{j}] ({items[j]['name']!r}, {items[j]['role']}) and keys[{i}] "
+                f"({item['name']!r}, {item['role']}) have the same sha256: one key cannot "
+                "have two roles; revoke one of them")
 
 
 def create_key(path: Path, name: str, role: Role) -> str:

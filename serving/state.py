@@ -23,12 +23,9 @@ from features.group_commit import GroupCommit
 from features.history import HistoryIndex
 from features.online import OnlineFeatures, Vectors
 from features.schema import events_table
-from features.spec import FeatureSpec, load_spec
+from features.spec import FeatureSpec
 from features.store import AppendResult, EventStore
 from features.store_conflicts import differing_ids
-from features.taxonomy import load_taxonomy
-from models.actions import load_catalog
-from models.drift import load_drift_settings
 from models.drift_worker import DriftWorker
 from models.registry import client_for
 from serving.champions import ModelHolder, ModelSet, alias_versions, load_models
@@ -40,6 +37,7 @@ from serving.marketing import Marketing
 from serving.metrics import Metrics
 from serving.predictor import Predictor, Scored
 from serving.recommender import Recommended, Recommender
+from serving.service_files import load_service_files
 from serving.settings import ServeSettings
 from serving.snapshots import Snapshot
 from serving.triggers import Triggers
@@ -63,21 +61,23 @@ class _Batch:
 class ServiceState:
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
-        self.spec: FeatureSpec = load_spec(settings.feature_spec, load_taxonomy(settings.taxonomy))
+        # The files `journey serve` checked before it started this process, loaded alike.
+        files = load_service_files(settings)
+        self.spec: FeatureSpec = files.spec
         self.online = OnlineFeatures(self.spec)
         self.predictor = Predictor(self.spec.stages, settings.reasons, settings.risk_bands,
                                    settings.survival_days)
         self.keys = KeyRing.load(settings.keys_path)
-        catalog = load_catalog(settings.action_catalog)  # Recommender checks it against the spec
+        catalog = files.catalog
         self.recommender = Recommender(self.spec, catalog, settings.nba_top_k,
                                        settings.nba_exploration, settings.nba_seed)
         self.marketing = Marketing(settings, self.spec, catalog)
         self.triggers = Triggers.for_settings(settings, self.spec, catalog, self.predictor,
-                                              lambda: self.holder.current)
+                                              lambda: self.holder.current, files.triggers)
         self.metrics = Metrics()
         self._drift_worker = DriftWorker(compare_here) if settings.drift_worker else None
         self.drift = DriftMonitor(
-            load_drift_settings(settings.drift_config),
+            files.drift,
             DriftWindow(settings.drift_window_rows, settings.drift_window_seconds,
                         self.spec.attributes),
             lambda: client_for(settings.tracking_uri), DriftGauges(self.metrics.registry),

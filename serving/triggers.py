@@ -70,8 +70,11 @@ class Triggers:
 
     @classmethod
     def for_settings(cls, settings: ServeSettings, spec: FeatureSpec, catalog: Catalog,
-                     predictor: Predictor, models: Callable[[], ModelSet | None]) -> Triggers:
-        config = load_trigger_config(settings.triggers, spec.stages, catalog.index)
+                     predictor: Predictor, models: Callable[[], ModelSet | None],
+                     config: TriggerConfig | None = None) -> Triggers:
+        """The triggers of ``config``, or of the settings' rules file when None."""
+        if config is None:
+            config = load_trigger_config(settings.triggers, spec.stages, catalog.index)
         return cls(config, FiringStore(settings.firings_path),
                    StateReader(spec, predictor, catalog, config.enabled), models)
 

@@ -12,6 +12,7 @@ import pytest
 from serving.snapshots import latest
 from tests.journey.cli_helpers import fails, ok
 from tests.serving.conftest import AS_OF, Served, build_served
+from tests.serving.test_service_files import misspelt_condition
 from tests.training.world import Trained, UpliftTrained, World, clean_env, one_thread
 
 pytestmark = pytest.mark.slow  # needs the trained world
@@ -73,6 +74,50 @@ def test_segments_errors_say_what_is_wrong(home: Served, scored: list[str], args
 
 def test_score_refuses_a_missing_store(home: Served, tmp_path: Path) -> None:
     assert "no event store" in fails("score", "--store", str(tmp_path / "none.duckdb"))
+
+
+BAD_RULES = ("rules:\n  - {id: x, kind: risk_crossed, params: {threshold: 0.5, direction: up}, "
+             "endpoints: [], cooldown: 30d}\n")
+
+
+@pytest.mark.parametrize("setting", ["JOURNEY_TRIGGERS", "JOURNEY_ACTION_CATALOG"])
+def test_a_bad_rules_file_or_catalog_publishes_no_snapshot(
+        home: Served, scored: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        setting: str) -> None:
+    """The run printed "scored…", published its snapshot (LATEST moved, older ones pruned),
+    then failed on the rules or the catalog, --no-actions or not, and judged no rule."""
+    if setting == "JOURNEY_TRIGGERS":
+        path, says = tmp_path / "rules.yaml", "rules[0].endpoints: must be a non-empty list"
+        path.write_text(BAD_RULES)
+    else:
+        path, says = misspelt_condition(tmp_path), "no feature named 'csat_lo'"
+    scores = home.home / "scores"
+    before = sorted(p.name for p in scores.iterdir()), (scores / "LATEST").read_text()
+    monkeypatch.setenv(setting, str(path))
+    err = fails("score", "--as-of", AS_OF.isoformat(), "--no-actions")
+    assert err.startswith(f"error: {path}: ") and says in err, err
+    assert err.endswith(f"({setting})\n")
+    assert (sorted(p.name for p in scores.iterdir()), (scores / "LATEST").read_text()) == before
+
+
+def test_an_export_into_a_missing_folder_is_refused(home: Served, scored: list[str],
+                                                    tmp_path: Path) -> None:
+    """Was a FileNotFoundError traceback; the folder is not created (a mistyped path)."""
+    target = tmp_path / "no" / "such" / "x.csv"
+    assert fails("segments", "--export", target) == (
+        f"error: --export {target}: the directory {target.parent} does not exist\n")
+    assert not (tmp_path / "no").exists()
+    assert "is a directory" in fails("segments", "--export", tmp_path)
+
+
+def test_a_refused_export_leaves_the_file_there_as_it_was(home: Served, scored: list[str],
+                                                          tmp_path: Path) -> None:
+    """The file was opened (emptied) before the filter was refused."""
+    out = tmp_path / "high.csv"
+    out.write_text("kept\n")
+    err = fails("segments", "--where", "region=atlantis", "--export", out)
+    assert "'atlantis' is not a value of region" in err
+    assert out.read_text() == "kept\n" and list(tmp_path.iterdir()) == [out]
 
 
 def test_an_empty_selection_prints_no_mean_risk(tmp_path: Path,

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from features.errors import ConfigError
 from journey.service_process import PERMANENT_ERRORS
+from serving.keys import Role, create_key
 from serving.settings import ServeSettings
 from serving.state import ServiceState
 from tests.journey.cli_helpers import fails, ok
@@ -96,3 +98,77 @@ def test_a_store_the_service_cannot_open_is_a_permanent_error(tmp_path: Path) ->
 def test_keys_create_refuses_a_blank_name(home: Path) -> None:
     assert "a key needs a name" in fails("keys", "create", " ", "--role", "admin")
     assert ok("keys", "list") == [f"no keys in {home / 'api_keys.yaml'}"]
+
+
+SERVICE_FILES = ["JOURNEY_TRIGGERS", "JOURNEY_ACTION_CATALOG", "JOURNEY_SEGMENTS_CONFIG",
+                 "JOURNEY_DRIFT_CONFIG", "JOURNEY_TAXONOMY", "JOURNEY_FEATURE_SPEC"]
+
+
+@pytest.mark.parametrize("setting", SERVICE_FILES)
+def test_the_files_the_service_loads_are_checked_before_it_starts(
+        home: Path, monkeypatch: pytest.MonkeyPatch, setting: str) -> None:
+    """Each was a 15-line traceback from serve.log (or printed raw by a foreground serve)."""
+    (home / "events.duckdb").write_bytes(b"")
+    create_key(home / "api_keys.yaml", "a", Role.admin)
+    monkeypatch.setenv(setting, str(home / "missing.yaml"))
+    err = fails("serve", "--detach", "--port", "3222")
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert f"{home / 'missing.yaml'}" in err and err.endswith(f" ({setting})\n"), err
+    assert not (home / "serve.pid").exists() and not (home / "serve.log").exists()
+    (home / "bad.yaml").write_text("- a list\n")
+    monkeypatch.setenv(setting, str(home / "bad.yaml"))
+    err = fails("serve", "--detach", "--port", "3222")
+    assert err.startswith(f"error: {home / 'bad.yaml'}") and err.endswith(f" ({setting})\n")
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> str:
+    """A registry whose churn model has the aliases champion and challenger."""
+    from models.registry import client_for
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = client_for(uri)
+    client.create_registered_model("journey-churn")
+    version = client.create_model_version("journey-churn", str(tmp_path), run_id=None)
+    for alias in ("champion", "challenger"):
+        client.set_registered_model_alias("journey-churn", alias, version.version)
+    return uri
+
+
+@pytest.mark.slow  # an MLflow registry
+def test_a_misspelt_model_alias_is_refused_naming_those_that_exist(
+        tmp_path: Path, registry: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`serve --detach` waited its whole ready timeout (180 s) for the alias."""
+    from features.spec import load_spec
+    from journey.serving_cli import check_alias
+
+    spec = load_spec()
+    monkeypatch.setenv("JOURNEY_MODEL_ALIAS", "champoin")
+    settings = ServeSettings(home=tmp_path, mlflow_tracking_uri=registry)
+    with pytest.raises(ConfigError) as err:
+        check_alias(settings, spec)
+    assert str(err.value) == (
+        f"setting JOURNEY_MODEL_ALIAS='champoin': no model in the registry ({registry}) has "
+        "this alias; its aliases are challenger, champion; did you mean 'champion'?")
+    monkeypatch.setenv("JOURNEY_MODEL_ALIAS", "challenger")
+    check_alias(ServeSettings(home=tmp_path, mlflow_tracking_uri=registry), spec)
+    with pytest.raises(ConfigError, match="JOURNEY_MODEL_ALIAS='x'"):  # given, not set
+        check_alias(ServeSettings(home=tmp_path, mlflow_tracking_uri=registry, model_alias="x"),
+                    spec)
+    # A registry where nothing is promoted yet: any alias may still come.
+    check_alias(ServeSettings(home=tmp_path, mlflow_tracking_uri=f"sqlite:///{tmp_path / 'e.db'}"),
+                spec)
+
+
+def test_the_default_model_alias_is_not_checked(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before the first `journey promote` a service ingests and waits for its champions."""
+    from features.spec import load_spec
+    from journey import serving_cli
+
+    def asked(*_: object) -> set[str]:
+        raise AssertionError("the registry was asked")
+
+    monkeypatch.delenv("JOURNEY_MODEL_ALIAS", raising=False)
+    monkeypatch.setattr(serving_cli, "registry_aliases", asked)
+    serving_cli.check_alias(ServeSettings(home=tmp_path), load_spec())

@@ -88,6 +88,9 @@ def _cases(served: Served) -> list[tuple[str, dict[str, str], bytes]]:
         ("too large", {**p, **js}, big),
         ("too large, no key", js, big),
         ("bad as_of", {**p, **js}, b'{"customer_id": "a", "as_of": "2025-10-01T00:00"}'),
+        ("repeated key", {**p, **js}, f'{{"customer_id": "a", "customer_id": "{cid}"}}'.encode()),
+        ("repeated in an event", {**p, **js}, inline.replace(b'"channel": "web"',
+                                                             b'"channel": "web", "channel": "x"')),
     ]
 
 
