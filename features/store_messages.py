@@ -12,14 +12,13 @@ def cannot_open(path: Path, exc: Exception) -> str:
     held = LOCK_HELD.search(str(exc))
     if held is None:
         return f"cannot open event store {path}: {exc}"
-    # DuckDB lets one process open a file while it writes, readers included.
-    return (f"cannot open event store {path}: process {held[1]} has it open for writing. If "
-            "that is the Journey service (journey serve): ingest and score through its API "
-            "(POST /v1/events, POST /v1/admin/score); commands that read the store (journey "
-            "retrain, promote, train, backtest, score) need it stopped (journey stop), or run "
-            "them on a copy of the store taken while it was stopped (JOURNEY_STORE=<copy> "
-            "JOURNEY_SNAPSHOTS=<folder>); a service with JOURNEY_RELOAD_POLL_SECONDS picks up "
-            "the champion they promote (docs/retraining.md).")
+    # DuckDB lets one process open a file while it writes, readers included. Any command
+    # that opens the store is refused, so the message does not list them: it says what to do.
+    return (f"cannot open event store {path}: process {held[1]} has it open for writing "
+            "(the Journey service, if `journey serve` runs). Stop it first (`journey stop`), "
+            "or go through it: POST /v1/events to ingest, POST /v1/admin/score to score. "
+            "Training and other reads can also run on a copy of the store taken while it was "
+            "stopped (JOURNEY_STORE=<copy>; see docs/retraining.md).")
 
 
 def out_of_memory(path: Path, source: str | Path, limit: str, exc: Exception) -> str:

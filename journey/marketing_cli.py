@@ -135,7 +135,7 @@ def segments(
             return
         _print_table(book, dims, filters)
     except SegmentQueryError as exc:
-        raise ConfigError(f"{exc} (option {exc.field})") from exc
+        raise ConfigError(f"{_option(exc.field)}: {exc}") from exc
 
 
 def _export(book: SegmentBook, filters: dict[str, list[str]], path: Path) -> None:
@@ -160,6 +160,11 @@ def _export(book: SegmentBook, filters: dict[str, list[str]], path: Path) -> Non
         tmp.unlink(missing_ok=True)
 
 
+def _option(field: str) -> str:
+    """The command-line option a segment query's field came from (the API's by[0], tier)."""
+    return "--by" if field == "by" or field.startswith("by[") else f"--where {field}"
+
+
 def parse_filters(items: list[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for item in items:
@@ -174,7 +179,7 @@ def _print_table(book: SegmentBook, by: list[str], filters: dict[str, list[str]]
     try:
         rows, total = book.segments(by, filters)
     except SegmentQueryError as exc:
-        raise ConfigError(f"{exc} (option {exc.field})") from exc
+        raise ConfigError(f"{_option(exc.field)}: {exc}") from exc
     head = [*by, "customers", "share", "mean risk", "value", "at risk", "Δ at risk",
             "top action"]
     lines = [head]

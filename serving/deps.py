@@ -134,8 +134,10 @@ def check_body_headers(request: Request) -> bool:
     if not (isinstance(route, APIRoute) and route.body_field is not None):
         return False
     headers = request.headers
-    if headers.get("content-length", "1") == "0" and "transfer-encoding" not in headers:
-        return False  # no body: a route whose body is optional takes none
+    if headers.get("content-length", "0").strip() == "0" and "transfer-encoding" not in headers:
+        # No body (HTTP/1.1: neither header, or a zero length, e.g. `curl -X POST` with no
+        # data): a route whose body is optional takes none; one that needs it says so.
+        return False
     encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding != "identity":
         raise UnsupportedMediaError(f"Content-Encoding {encoding} is not supported; send the "

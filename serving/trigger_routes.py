@@ -118,6 +118,12 @@ async def firings(
     store = state.triggers.firings
     page = await anyio.to_thread.run_sync(store.firings, rule, customer_id, status, limit,
                                           before)
+    loaded = [r.id for r in state.triggers.config.rules]
+    if rule is not None and page.matched == 0 and rule not in loaded:
+        # A misspelt rule would read as "it never fired". A rule dropped from the settings
+        # keeps its stored firings, so only a name with neither is refused.
+        raise BadRequestError(f"rule {rule!r} is not a loaded rule ({', '.join(loaded) or 'none'})"
+                              " and has no stored firings", "rule")
     return FiringsOut(firings=[firing_out(r) for r in page.rows], matched=page.matched,
                       next_before=page.rows[-1]["seq"] if page.more else None,
                       counts=store.counts())

@@ -62,9 +62,9 @@ def test_segments_prints_a_table_and_exports_a_segment(home: Served, scored: lis
 
 
 @pytest.mark.parametrize(("args", "says"), [
-    (["--by", "colour"], "'colour' is not a segment dimension"),
+    (["--by", "colour"], "--by: 'colour' is not a segment dimension"),
     (["--where", "tier"], "write DIM=VALUE"),
-    (["--where", "region=atlantis"], "'atlantis' is not a value of region"),
+    (["--where", "region=atlantis"], "--where region: 'atlantis' is not a value of region"),
     (["--snapshot", "19990101T000000000000Z"], "not a readable score snapshot"),
 ])
 def test_segments_errors_say_what_is_wrong(home: Served, scored: list[str], args: list[str],

@@ -11,9 +11,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from fastapi import Request
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from serving.app import create_app
+from serving.deps import check_body_headers
+from serving.errors import UnsupportedMediaError
 from serving.keys import Role
 from tests.serving.conftest import AS_OF, Served, state_of
 from tests.serving.test_app import customers, error
@@ -166,6 +170,21 @@ def test_json_types_and_no_body_pass(client: TestClient, served: Served) -> None
     r = client.post("/admin/score", content=b"", headers={
         **served.headers(Role.admin), "Content-Type": "application/x-www-form-urlencoded"})
     assert r.status_code == 200, r.text
+    r = client.post("/admin/score", headers=served.headers(Role.admin))  # no body, no type
+    assert r.status_code == 200, r.text
+
+
+def test_a_request_without_length_or_chunks_has_no_body(client: TestClient) -> None:
+    """HTTP/1.1: neither Content-Length nor Transfer-Encoding means no body (`curl -X POST`
+    with no data sends neither), which is not a body of the wrong type."""
+    route = next(r for r in client.app.routes  # type: ignore[attr-defined]
+                 if isinstance(r, APIRoute) and r.path == "/admin/score")
+    bare = Request({"type": "http", "method": "POST", "headers": [], "route": route})
+    assert check_body_headers(bare) is False
+    chunked = Request({"type": "http", "method": "POST", "route": route,
+                       "headers": [(b"transfer-encoding", b"chunked")]})
+    with pytest.raises(UnsupportedMediaError, match="Content-Type must be application/json"):
+        check_body_headers(chunked)
 
 
 # -- body size -------------------------------------------------------------------------------

@@ -195,6 +195,9 @@ def test_an_unknown_query_parameter_is_refused_after_the_key(app_client: TestCli
     assert "this route takes before, customer_id, limit, rule, status" in got["message"]
     assert app_client.get("/triggers/firings", params={"status": "dead"},
                           headers=h).status_code == 200
+    got = error(app_client.get("/triggers/firings", params={"rule": "quiet_41"}, headers=h),
+                422, "bad_request", "rule")  # a typo would read as "it never fired"
+    assert "rule 'quiet_41' is not a loaded rule" in got["message"]
     error(app_client.get("/models", params={"x": "1"}, headers=served.headers(Role.admin)),
           422, "bad_request", "x")
     # The key first: without one, a 401 says nothing of the route's parameters.
