@@ -19,11 +19,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
 
-import yaml
-
 from features.errors import ConfigError
 from features.taxonomy import Taxonomy, load_taxonomy
-from features.yaml_config import StrictLoader, field_lines, read_text
+from features.yaml_config import parse_yaml, read_text
 
 # Bump when a kernel's meaning changes, so snapshots made by older code get another hash.
 # 2: one rule for reading a score in every engine (key = JSON path, numbers as JSON writes them,
@@ -317,19 +315,10 @@ def _read(path: str | Path | None) -> tuple[str, str]:
 def load_spec(path: str | Path | None = None, taxonomy: Taxonomy | None = None) -> FeatureSpec:
     """The feature spec (default: the one shipped) over a taxonomy (default: the shipped one)."""
     text, source = _read(path)
-    try:
-        node = yaml.compose(text, Loader=StrictLoader)
-        raw = yaml.load(text, Loader=StrictLoader)  # safe: StrictLoader is a SafeLoader
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(f"{source}: {at}not valid YAML: {exc.problem or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
-    if node is None:  # the defaults alone have no channels, actions or scores: not a spec
+    raw, lines = parse_yaml(text, source)
+    if raw is None:  # the defaults alone have no channels, actions or scores: not a spec
         raise ConfigError(f"{source}: empty; a feature spec lists at least its windows, "
                           "channels and actions (start from features/config/features.yaml)")
-    lines = field_lines(node, source)
     if not isinstance(raw, dict):
         raise ConfigError(_located(source, lines, "", "expected a mapping at the top level"))
     return spec_from_dict(raw, taxonomy or load_taxonomy(), source, lines)

@@ -88,6 +88,18 @@ def read_config(path: str | Path | None, package: str, default: str, what: str,
             raise ConfigError(f"{what} not found: {p}")
         source = str(p)
         text = read_text(p, source)
+    raw, lines = parse_yaml(text, source)
+    if raw is None and empty_ok:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    return Config(raw, source, lines)
+
+
+def parse_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
+    """A YAML document read strictly (``StrictLoader``) and the line of each of its fields
+    (``field_lines``, which refuses a key written twice); a syntax error is a ConfigError at
+    its line and column. An empty document is None with no lines."""
     try:
         node = yaml.compose(text, Loader=StrictLoader)
         raw = yaml.load(text, Loader=StrictLoader)  # safe: StrictLoader is a SafeLoader
@@ -97,12 +109,7 @@ def read_config(path: str | Path | None, package: str, default: str, what: str,
         raise ConfigError(f"{source}: {at}not valid YAML: {exc.problem or exc}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
-    lines = field_lines(node, source) if node is not None else {}
-    if raw is None and empty_ok:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level")
-    return Config(raw, source, lines)
+    return raw, (field_lines(node, source) if node is not None else {})
 
 
 def read_mapping(path: str | Path | None, package: str, default: str, what: str,

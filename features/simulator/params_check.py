@@ -17,10 +17,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-import yaml
-
 from features.errors import ConfigError
-from features.yaml_config import StrictLoader, field_lines, read_text
+from features.yaml_config import parse_yaml, read_text
 
 _PARENT = re.compile(r"(.*?)(?:\.[^.\[\]]*|\[\d+\])")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -37,16 +35,7 @@ def parse(text: str, src: str) -> tuple[dict[str, Any], dict[str, int]]:
     """The text's top-level mapping and each field's line (``yaml_config.field_lines``, which
     also refuses a key written twice: YAML keeps the last one silently). As
     ``yaml_config.read_config`` reads a file, for text: a simulation's recorded parameters."""
-    try:
-        node = yaml.compose(text, Loader=StrictLoader)
-        raw = yaml.load(text, Loader=StrictLoader)  # safe: StrictLoader is a SafeLoader
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(f"{src}: {at}not valid YAML: {exc.problem or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{src}: not valid YAML: {exc}") from exc
-    lines = field_lines(node, src) if node is not None else {}
+    raw, lines = parse_yaml(text, src)
     if raw is None:
         raise ConfigError(f"{src}: the file is empty; a scenario holds `extends: default` and "
                           "the keys it changes")
