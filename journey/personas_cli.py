@@ -16,8 +16,14 @@ from journey.common import StoreOpt, app, friendly_errors, parse_when
 from journey.settings import Settings
 from models.persona_words import names_path, persona_names, read_names, write_name
 from models.personas import REGISTERED_NAME, PersonaModel, load_persona_params
+from serving.segments_personas import (
+    NAMES_META,
+    relabel_kpis,
+    scored_and_current,
+    snapshot_personas,
+)
 from serving.settings import ServeSettings
-from serving.snapshots import latest, read_snapshot
+from serving.snapshots import Snapshot, latest, read_snapshot
 
 
 @app.command()
@@ -52,8 +58,10 @@ def personas(
         return
     if show:
         model, version = _champion(settings, spec)
-        _print(model, list(model.profiles_), _names(settings, model, version),
+        profiles, source = _with_scores(settings, list(model.profiles_), version)
+        _print(model, profiles, _names(settings, model, version),
                f"{REGISTERED_NAME} v{version} (champion)")
+        typer.echo(source)
         return
     _fit(settings, spec, as_of, config, promote)
 
@@ -130,6 +138,25 @@ def _champion(settings: Settings, spec: FeatureSpec) -> tuple[PersonaModel, str]
     return model, str(version.version)
 
 
+def _with_scores(settings: Settings, profiles: list[dict[str, Any]], version: str
+                 ) -> tuple[list[dict[str, Any]], str]:
+    """The profiles with churn risk and expected value from the newest score snapshot when
+    it was scored with this persona model (matched by persona id), as the dashboard's cards
+    show them; and a line saying where they come from."""
+    snap = latest(ServeSettings(home=settings.home).scores_path)
+    if snap is None or snap.meta.get("models", {}).get(REGISTERED_NAME) != version:
+        return profiles, (f"churn risk and expected value: as at fitting time (no score "
+                          f"snapshot of {REGISTERED_NAME} v{version} yet: `journey score`)")
+    table = snap.customers(["persona", "persona_id", "churn", "expected_value"])
+    found = snapshot_personas(snap.meta, table, names_path(settings.home))
+    if found is None:
+        return profiles, f"churn risk and expected value: snapshot {snap.id} has no persona ids"
+    means = found.means(table["churn"], table["expected_value"])
+    return ([{**p, **means.get(p["id"], {})} for p in profiles],
+            f"churn risk and expected value from score snapshot {snap.id} (as of "
+            f"{snap.meta.get('as_of')})")
+
+
 def _names(settings: Settings, model: PersonaModel, version: str) -> list[str]:
     return persona_names(model.default_names_, read_names(names_path(settings.home), version))
 
@@ -139,7 +166,7 @@ def _rename(settings: Settings, spec: FeatureSpec, pid: int, name: str) -> None:
     path = names_path(settings.home)
     write_name(path, version, pid, name, model.default_names_)
     typer.echo(f"persona {pid} of {REGISTERED_NAME} v{version} is now {name.strip()!r} -> "
-               f"{path} (snapshots scored from now on use it)")
+               f"{path} (segments, KPIs, exports and the dashboard show it now)")
 
 
 def _print(model: PersonaModel, profiles: list[dict[str, Any]], names: list[str],
@@ -156,7 +183,7 @@ def _print(model: PersonaModel, profiles: list[dict[str, Any]], names: list[str]
         # The share from the counts: models fitted before it was kept unrounded stored a
         # 4-decimal one, which prints 34.1% for 2,541 of 7,463 (34.05%), as the API does.
         share = prof["customers"] / model.n_active_ if model.n_active_ else prof.get("share")
-        for line in summary_lines({**prof, "share": share}):
+        for line in summary_lines({**prof, "share": share}, model.window_days):
             typer.echo(f"    {line}")
     typer.echo("\nrename: journey personas --rename ID NAME")
 
@@ -173,21 +200,20 @@ def kpis(
     """Journey KPIs of the newest score snapshot per group, with 95 % intervals.
 
     Conversion, retention and repeat-purchase rates, CLV estimate, CSAT, NPS."""
-    root = ServeSettings().scores_path
+    settings = ServeSettings()
+    root = settings.scores_path
     snap = read_snapshot(root / snapshot) if snapshot else latest(root)
     if snap is None:
         raise ConfigError(f"no score snapshot in {root}: run `journey score` first")
-    data = snap.kpis()
-    if data is None:
-        raise ConfigError(f"snapshot {snap.id} has no KPIs: score again")
+    data = _current_kpis(snap, names_path(settings.home))
     by = by or ("persona" if "persona" in data["by"] else "stage")
     if by not in data["by"]:
         raise ConfigError(f"--by {by!r}: the KPIs are grouped by {', '.join(data['by'])}")
     typer.echo(f"KPIs by {by}, snapshot {snap.id} as of {snap.meta.get('as_of')} "
                "(95 % intervals in brackets)")
-    rows = [{**data["overall"], "group": "all"}, *data["by"][by]]
-    table = [["group", "customers", "conversion", "retention", "repeat", "CLV", "CSAT",
-              "NPS"]] + [_kpi_row(r) for r in rows]
+    # The dashboard's words and order: its Journey KPIs table, everyone at the foot.
+    rows = [*data["by"][by], {**data["overall"], "group": EVERYONE}]
+    table = [KPI_HEADER] + [_kpi_row(r) for r in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     for r in table:
         typer.echo("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
@@ -196,19 +222,38 @@ def kpis(
                "GET /v1/kpis)")
 
 
+KPI_HEADER = ["Group", "Customers", "Conversion", "Retention", "Repeat purchase",
+              "CLV (per customer)", "CSAT (mean rating)", "NPS"]
+EVERYONE = "All customers"
+SO_FAR = " (so far)"  # a month not over yet, as the dashboard says it
+TO = "\u2013"  # an interval's en dash, as the dashboard writes it
+
+
+def _current_kpis(snap: Snapshot, names_file: Path) -> dict[str, Any]:
+    """The snapshot's KPIs, personas under their current names (renames since it was
+    scored: the dashboard shows those too)."""
+    data = snap.kpis()
+    if data is None:
+        raise ConfigError(f"snapshot {snap.id} has no KPIs: score again")
+    old = NAMES_META not in snap.meta and "persona" in data["by"]  # names from its column
+    persona = snap.customers(["persona"]).column("persona") if old else None
+    names = scored_and_current(snap.meta, persona, names_file)
+    return relabel_kpis(data, *names) if names else data
+
+
 def _kpi_row(r: dict[str, Any]) -> list[str]:
     def rate(x: dict[str, Any]) -> str:
         if x["value"] is None:
             return "-"
         lo, hi = x["ci95"]
-        return f"{x['value']:.1%} [{lo:.1%}-{hi:.1%}]"
+        return f"{x['value']:.1%} [{lo:.1%}{TO}{hi:.1%}]"
 
     csat, nps = r.get("csat"), r.get("nps")
-    csat_s = (f"{csat['mean']:.2f} [{csat['mean_ci95'][0]:.2f}-{csat['mean_ci95'][1]:.2f}]"
+    csat_s = (f"{csat['mean']:.2f} [{csat['mean_ci95'][0]:.2f}{TO}{csat['mean_ci95'][1]:.2f}]"
               if csat and csat["mean_ci95"] else "-")
-    nps_s = (f"{nps['score']:+.0f} [{nps['ci95'][0]:+.0f}..{nps['ci95'][1]:+.0f}]"
+    nps_s = (f"{nps['score']:+.0f} [{nps['ci95'][0]:+.0f} to {nps['ci95'][1]:+.0f}]"
              if nps and nps["ci95"] else "-")
     clv = r["clv"]["value"]
-    label = r["group"] + (" (partial)" if r.get("partial") else "")
+    label = r["group"] + (SO_FAR if r.get("partial") else "")
     return [label, f"{r['customers']:,}", rate(r["conversion_rate"]), rate(r["retention_rate"]),
-            rate(r["repeat_purchase_rate"]), "-" if clv is None else f"{clv:,.2f}", csat_s, nps_s]
+            rate(r["repeat_purchase_rate"]), "-" if clv is None else f"{clv:,.0f}", csat_s, nps_s]

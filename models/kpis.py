@@ -79,10 +79,13 @@ DEFINITIONS = {
 
 @dataclass(frozen=True)
 class Grouping:
-    """A group per customer: ``codes`` index ``labels`` (-1: no value, grouped as NONE)."""
+    """A group per customer: ``codes`` index ``labels`` (-1: no value, grouped as NONE).
+    ``ids``: each label's stable id (persona ids: a persona renamed later is found by it),
+    written in its rows as ``id``."""
 
     codes: I64
     labels: tuple[str, ...]
+    ids: tuple[int, ...] | None = None
 
     @classmethod
     def everyone(cls, n: int, label: str = "all") -> Grouping:
@@ -215,9 +218,11 @@ def _scored(e: StageEvents, spec: FeatureSpec, name: str,
 
 
 def aggregate(cells: Cells, group: I64, labels: Sequence[str], spec: FeatureSpec,
-              params: JourneyMapParams, keep_empty: bool = False) -> list[dict[str, Any]]:
+              params: JourneyMapParams, keep_empty: bool = False,
+              ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
     """One row per group of cells (``group``: each cell's index into ``labels``, -1 for
-    NONE), for groups with customers (``keep_empty``: all of them)."""
+    NONE), for groups with customers (``keep_empty``: all of them); with ``ids``, each row
+    names its label's id (None for NONE)."""
     n_groups = len(labels) + 1
     g = np.where(group >= 0, group, n_groups - 1).astype(np.int64)
 
@@ -238,6 +243,7 @@ def aggregate(cells: Cells, group: I64, labels: Sequence[str], spec: FeatureSpec
         retention = Rate(int(retained[k]), int(bought[k]))
         rows.append({
             "group": labels[k] if k < n_groups - 1 else NONE,
+            **({} if ids is None else {"id": ids[k] if k < n_groups - 1 else None}),
             "customers": int(customers[k]),
             "conversion_rate": Rate(int(converted[k]), int(customers[k])).to_dict(),
             "retention_rate": retention.to_dict(),
@@ -372,7 +378,8 @@ def kpis_of(e: StageEvents, spec: FeatureSpec, as_of_us: int, params: JourneyMap
     """``journey_kpis`` of events already read: one pass over the whole history serves every
     grouping and the overall row; one more serves the months."""
     cells = period_cells(e, spec, params, [NO_START, as_of_us])
-    by = {name: aggregate(cells, grouping.codes[cells.cust], grouping.labels, spec, params)
+    by = {name: aggregate(cells, grouping.codes[cells.cust], grouping.labels, spec, params,
+                          ids=grouping.ids)
           for name, grouping in groups.items()}
     overall = aggregate(cells, np.zeros(len(cells.cust), np.int64), ("all",), spec, params,
                         keep_empty=True)[0]

@@ -217,8 +217,10 @@ def write_name(path: Path, version: str, pid: int, name: str, defaults: Sequence
     os.replace(tmp, path)  # a reader (a scoring run) never sees half a file
 
 
-def summary_lines(prof: dict[str, Any]) -> list[str]:
-    """A persona's description as bullet lines (shared by the artifact and the CLI)."""
+def summary_lines(prof: dict[str, Any], window_days: int | None = None) -> list[str]:
+    """A persona's description as bullet lines (shared by the artifact, the CLI and the API).
+    Its figures read as on the dashboard's persona card: churn risk in percent, money in
+    whole units per customer, in the card's order and words."""
     out = [f"- {prof['customers']:,} customers ({prof['share']:.1%})"]
     out += [f"- {t}" for t in prof["traits"]]
     stage = prof.get("typical_stage")
@@ -227,12 +229,13 @@ def summary_lines(prof: dict[str, Any]) -> list[str]:
     if prof["channels"]:
         out.append("- main channels: " + ", ".join(f"{c['channel']} {c['share']:.0%}"
                                                   for c in prof["channels"]))
-    value = [f"revenue in the window {prof['revenue_mean']:,.2f} a customer"
-             if prof.get("revenue_mean") is not None else None,
-             f"expected value {prof['expected_value_mean']:,.2f}"
+    window = f"revenue in the last {window_days} days" if window_days else "revenue in the window"
+    value = [f"churn risk {prof['churn_mean']:.1%} (mean)"
+             if prof.get("churn_mean") is not None else None,
+             f"expected value {prof['expected_value_mean']:,.0f} per customer"
              if prof.get("expected_value_mean") is not None else None,
-             f"churn risk {prof['churn_mean']:.2f}" if prof.get("churn_mean") is not None
-             else None]
+             f"{window} {prof['revenue_mean']:,.0f} per customer"
+             if prof.get("revenue_mean") is not None else None]
     if any(value):
         out.append("- " + ", ".join(v for v in value if v))
     return out

@@ -8,6 +8,7 @@ import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -18,7 +19,6 @@ from features.history import HistoryIndex
 from features.spec import FeatureSpec
 from models.actions import Catalog
 from models.persona_words import names_path, summary_lines
-from models.personas import REGISTERED_NAME as PERSONAS
 from serving.champions import ModelSet
 from serving.errors import BadRequestError, NoSnapshotError, NotFoundError
 from serving.recommender import Recommender
@@ -26,6 +26,7 @@ from serving.score_job import ScoreRun, population_from_history
 from serving.scoring import BatchScorer
 from serving.segment_config import SegmentConfig, load_segment_config
 from serving.segments import Segment, SegmentBook, SegmentQueryError
+from serving.segments_personas import relabel_kpis
 from serving.settings import ServeSettings
 from serving.snapshots import Snapshot, latest, latest_name, previous_of
 
@@ -37,28 +38,38 @@ class Marketing:
         self.root = settings.scores_path
         self.spec = spec
         self.config: SegmentConfig = load_segment_config(settings.segments_config, spec)
+        self.names_file = names_path(settings.home)
         self.scorer = BatchScorer(spec, self.config, settings.risk_bands,
-                                  Recommender(spec, catalog, 1, 0.0), names_path(settings.home))
+                                  Recommender(spec, catalog, 1, 0.0), self.names_file)
         self._book: SegmentBook | None = None
+        self._names: tuple[int, int] | None = None  # the names file the book was read with
         self._kpis: tuple[str, dict[str, Any]] | None = None  # (snapshot id, its KPIs)
         self._lock = threading.Lock()  # one load or scoring run at a time
 
     def book(self) -> SegmentBook:
-        """The newest snapshot's book; loads it when the LATEST pointer moved."""
-        name = latest_name(self.root)
+        """The newest snapshot's book; loads it again when the LATEST pointer moved or a
+        persona was renamed since (the names file changed: names show at once)."""
         book = self._book
-        if book is not None and book.snapshot.id == name:
+        if book is not None and book.snapshot.id == latest_name(self.root) \
+                and self._names == _stamp(self.names_file):
             return book
         with self._lock:
-            if self._book is None or self._book.snapshot.id != latest_name(self.root):
-                self._book = self._load()
+            stamp = _stamp(self.names_file)
+            if self._book is None or self._book.snapshot.id != latest_name(self.root) \
+                    or self._names != stamp:
+                self._book, self._names = self._load(), stamp
             return self._book
 
     def filters(self, params: Sequence[tuple[str, str]], extra: Sequence[str]
                 ) -> dict[str, list[str]]:
-        """A route's filters from its query parameters, read against the newest snapshot."""
-        known = {name: d.values for name, d in self.book().dims.items()}
-        return parse_query(params, self.config.dimensions, extra, known)
+        """A route's filters from its query parameters, read against the newest snapshot,
+        each value spelt as the snapshot has it (``tier=High`` is ``high``)."""
+        book = self.book()
+        known = {name: d.values for name, d in book.dims.items()}
+        try:
+            return book.canonical(parse_query(params, self.config.dimensions, extra, known))
+        except SegmentQueryError as exc:
+            raise BadRequestError(str(exc), exc.field) from exc
 
     def preload(self) -> None:
         """Load the newest snapshot now, if there is one (a missing or unreadable one is
@@ -75,7 +86,8 @@ class Marketing:
             raise NoSnapshotError("no score snapshot yet: an admin runs `journey score` "
                                   "(service stopped) or POST admin/score on this service")
         try:
-            return SegmentBook(snap, self.config.dimensions, previous_of(self.root, snap))
+            return SegmentBook(snap, self.config.dimensions, previous_of(self.root, snap),
+                               self.names_file)
         except (OSError, ValueError, pa.ArrowException) as exc:  # a damaged or foreign file
             log.error("score snapshot %s cannot be read: %s", snap.path, exc)
             raise NoSnapshotError(f"score snapshot {snap.id} cannot be read ({type(exc).__name__});"
@@ -87,8 +99,9 @@ class Marketing:
             run = ScoreRun(self.spec, self.config, self.scorer, self.root)
             population = population_from_history(history, self.config, micros(as_of))
             snap = run.run(models, population, as_of, "service histories")
+            self._names = _stamp(self.names_file)
             self._book = SegmentBook(snap, self.config.dimensions,
-                                     previous_of(self.root, snap))
+                                     previous_of(self.root, snap), self.names_file)
             return snap
 
     # -- queries (segment errors become 422s naming the parameter) -----------------------
@@ -111,8 +124,9 @@ class Marketing:
         return book, total, rows
 
     def kpis(self, by: str | None) -> tuple[SegmentBook, dict[str, Any], str]:
-        """The newest snapshot's KPIs (read once per snapshot) and what they are grouped by
-        (``by``; None: persona, or stage when no persona model scored the snapshot)."""
+        """The newest snapshot's KPIs (read once per snapshot; personas under their current
+        names) and what they are grouped by (``by``; None: persona, or stage when no persona
+        model scored the snapshot)."""
         book = self.book()
         cached = self._kpis
         if cached is None or cached[0] != book.snapshot.id:
@@ -121,7 +135,8 @@ class Marketing:
                 raise NoSnapshotError(f"score snapshot {book.snapshot.id} has no KPIs (scored "
                                       "before they existed): score again")
             cached = self._kpis = (book.snapshot.id, data)
-        data = cached[1]
+        p = book.personas
+        data = relabel_kpis(cached[1], p.stored, p.names) if p else cached[1]
         by = by or ("persona" if "persona" in data["by"] else "stage")
         if by not in data["by"]:
             raise BadRequestError(f"KPIs are not grouped by {by!r} in this snapshot; group by "
@@ -145,8 +160,9 @@ class Marketing:
             # The share from the counts: models fitted before it was kept unrounded hold a
             # 4-decimal one, which formats as 34.1% for 2,541 of 7,463 (34.05%).
             share = prof["customers"] / model.n_active_ if model.n_active_ else None
-            p = {**prof, "name": name, "share": share, **scores.get(name, {})}
-            out.append({**p, "summary": [s.removeprefix("- ") for s in summary_lines(p)]})
+            p = {**prof, "name": name, "share": share, **scores.get(prof["id"], {})}
+            lines = summary_lines(p, model.window_days)
+            out.append({**p, "summary": [s.removeprefix("- ") for s in lines]})
         return {
             "version": models.persona.version, "k": model.k_, "criterion": model.criterion,
             "customers": model.n_customers_, "assigned": model.n_active_,
@@ -154,23 +170,19 @@ class Marketing:
             "unassigned_name": names[-1], "scores_as_of": as_of, "personas": out}
 
     def _persona_scores(self, version: str
-                        ) -> tuple[str | None, dict[str, dict[str, float]]]:
+                        ) -> tuple[str | None, dict[int, dict[str, float]]]:
         """The newest snapshot's as-of time and each persona's mean churn probability and
-        expected value in it, by name; nothing when there is no snapshot or it was scored with
-        another persona model (or none). Names are what the snapshot holds: a persona renamed
-        since keeps its fitting-time figures until the next scoring run."""
+        expected value in it, by persona id (a persona renamed since keeps them); nothing when
+        there is no snapshot or it was scored with another persona model (or none)."""
         try:
             book = self.book()
         except NoSnapshotError:
             return None, {}
-        if book.snapshot.meta.get("models", {}).get(PERSONAS) != version \
-                or "persona" not in book.dims:
+        p = book.personas
+        if p is None or p.version != version:
             return None, {}
-        cells = book.cube.group(["persona"], {})
-        return str(book.snapshot.meta["as_of"]), {
-            key[0]: {"churn_mean": c["churn_sum"] / c["customers"],
-                     "expected_value_mean": c["expected_value"] / c["customers"]}
-            for key, c in cells.items() if c["customers"]}
+        return str(book.snapshot.meta["as_of"]), p.means(book.table["churn"],
+                                                         book.table["expected_value"])
 
     def export(self, filters: Mapping[str, Sequence[str]], sort: str
                ) -> tuple[SegmentBook, Iterator[bytes]]:
@@ -180,6 +192,15 @@ class Marketing:
         except SegmentQueryError as exc:
             raise BadRequestError(str(exc), exc.field) from exc
         return book, book.csv(filters, sort)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """What tells a changed file: its modification time and size (None: no file)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
 
 
 def parse_query(params: Sequence[tuple[str, str]], dimensions: Sequence[str],

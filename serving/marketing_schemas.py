@@ -148,7 +148,9 @@ class StageKpiOut(BaseModel):
 
 
 class KpiGroupOut(BaseModel):
-    group: str
+    group: str = Field(description="The group's value; a persona under its current name.")
+    id: int | None = Field(None, description="Persona groups: the persona's id (-1: the "
+                           "unassigned customers), which a rename does not change.")
     partial: bool | None = Field(None, description="Months only: the month is not over.")
     customers: int
     conversion_rate: RateOut
@@ -201,7 +203,8 @@ class PersonaOut(BaseModel):
     revenue_mean: float | None = Field(description="Revenue in the window, mean per customer "
                                        "(at fitting time).")
     churn_mean: float | None = Field(description="Mean churn probability, from the newest "
-                                     "score snapshot when it has this persona (else at fitting "
+                                     "score snapshot when it was scored with this persona "
+                                     "model (matched by id: a rename keeps it; else at fitting "
                                      "time, usually None).")
     expected_value_mean: float | None = Field(description="Expected value, mean per customer; "
                                               "from the newest snapshot like churn_mean.")

@@ -26,6 +26,7 @@ from models.kpis import Grouping
 from serving.champions import ModelSet
 from serving.scoring import BatchScorer, Population
 from serving.segment_config import SegmentConfig
+from serving.segments_personas import NAMES_FILE_META, NAMES_META, PERSONA_ID
 from serving.snapshots import Snapshot, write_snapshot
 
 
@@ -41,11 +42,13 @@ class ScoreRun:
             source: str) -> Snapshot:
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        table = self.scorer.score(models, population, as_of, self._progress)
+        names = self.scorer.persona_names(models)  # read once: the table and meta agree
+        table = self.scorer.score(models, population, as_of, self._progress, names)
         timings["score_seconds"] = round(time.perf_counter() - started, 3)
         began = time.perf_counter()
         jmap, kpis = journey_map_and_kpis(population.arrays, self.spec, micros(as_of),
-                                          load_params(None), kpi_groups(table, self.config))
+                                          load_params(None),
+                                          kpi_groups(table, self.config, names))
         timings["journey_map_seconds"] = round(time.perf_counter() - began, 3)  # with KPIs
         meta: dict[str, Any] = {
             "as_of": as_of.isoformat().replace("+00:00", "Z"),
@@ -57,6 +60,7 @@ class ScoreRun:
             "actions": table["top_action"].null_count < table.num_rows,
             "value": {"window_days": self.config.value_window_days,
                       "horizon_days": self.config.value_horizon_days},
+            **self._persona_meta(names),
             **timings,
         }
         began = time.perf_counter()
@@ -64,6 +68,14 @@ class ScoreRun:
                               self.config.keep_snapshots, kpis)
         snap.meta["write_seconds"] = round(time.perf_counter() - began, 3)
         return snap
+
+    def _persona_meta(self, names: list[str]) -> dict[str, Any]:
+        """Each persona id's name as scored, and where renames are read: readers show the
+        names a marketer gives later (segments_personas), keyed by the ids."""
+        if not names:
+            return {}
+        where = self.scorer.names_file
+        return {NAMES_META: names, **({NAMES_FILE_META: str(where)} if where else {})}
 
     def _progress(self, done: int, total: int) -> None:
         self.log(f"scored {done:,} of {total:,} customers")
@@ -75,12 +87,20 @@ def definitions(models: ModelSet) -> dict[str, dict[str, str]]:
             for name, s in models.models.items()}
 
 
-def kpi_groups(table: pa.Table, config: SegmentConfig) -> dict[str, Grouping]:
+def kpi_groups(table: pa.Table, config: SegmentConfig, personas: list[str] | None = None
+               ) -> dict[str, Grouping]:
     """The snapshot's columns KPIs are grouped by (rows in the population's customer order):
-    persona (when a persona model scored), stage and the customer attributes."""
+    persona (when a persona model scored; its rows name their id), stage and the customer
+    attributes."""
     out = {}
+    if personas and PERSONA_ID in table.column_names:
+        ids = table[PERSONA_ID].fill_null(-2).to_numpy(zero_copy_only=False).astype(np.int64)
+        k = len(personas) - 1  # the last name is the unassigned customers'
+        out["persona"] = Grouping(np.where(ids == -1, k, np.where(ids < -1, -1, ids)),
+                                  tuple(personas), (*range(k), -1))
     for name in ("persona", "stage", *config.attributes):
-        if name not in table.column_names or table[name].null_count == table.num_rows:
+        if name in out or name not in table.column_names \
+                or table[name].null_count == table.num_rows:
             continue
         arr = table[name].combine_chunks()  # one dictionary for every chunk
         codes = arr.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)

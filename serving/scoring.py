@@ -83,15 +83,16 @@ class BatchScorer:
         self.names_file = names_file  # the marketer's persona names (read at each run)
 
     def score(self, models: ModelSet, population: Population, as_of: datetime,
-              progress: Progress | None = None) -> pa.Table:
+              progress: Progress | None = None, names: list[str] | None = None) -> pa.Table:
         """One row per customer of ``population`` as of ``as_of`` (its events must all be
-        before it)."""
+        before it). ``names``: each persona id's name (default: ``persona_names``; a run
+        passes the ones it records in the snapshot's meta)."""
         t = round(as_of.timestamp() * 1_000_000)
         values = population.arrays.value
         paid = values[np.isfinite(values) & (values > 0)]
         mean_order = float(paid.mean()) if len(paid) else 0.0
         n = len(population)
-        names = self.persona_names(models)
+        names = self.persona_names(models) if names is None else names
         tables = []
         for lo, hi in self._chunks(n):
             tables.append(self._chunk(models, population, lo, hi, t, as_of, mean_order, names))
@@ -139,8 +140,8 @@ class BatchScorer:
             "revenue_at_risk": pa.array(value * churn, pa.float64()),
             "recency_days": pa.array(cols["recency_days"], pa.float64()),
             "events": pa.array(np.asarray(vectors.events, np.int64)),
-            "persona": _personas(models, vectors, personas),
         }
+        table["persona"], table["persona_id"] = _personas(models, vectors, personas)
         for a in names:
             c, vocab = codes[a]
             table[a] = pa.DictionaryArray.from_arrays(
@@ -187,16 +188,21 @@ class BatchScorer:
                 pa.array([a.value if a else None for a in top], pa.float64()))
 
 
-def _personas(models: ModelSet, vectors: Vectors, names: list[str]) -> pa.DictionaryArray:
-    """Each customer's persona name (null for all without a persona model): nearest centroid
-    in numpy on the vectors' matrix, microseconds a customer."""
+def _personas(models: ModelSet, vectors: Vectors, names: list[str]
+              ) -> tuple[pa.DictionaryArray, pa.Array]:
+    """Each customer's persona name and id (-1: unassigned; both null for all without a
+    persona model): nearest centroid in numpy on the vectors' matrix, microseconds a customer.
+    The id is what readers key on: a persona renamed after this run keeps it."""
     n = len(vectors)
     if models.persona is None:
         nulls = pa.array(np.zeros(n, np.int32), mask=np.ones(n, bool))
-        return pa.DictionaryArray.from_arrays(nulls, pa.array([], pa.string()))
+        return (pa.DictionaryArray.from_arrays(nulls, pa.array([], pa.string())),
+                pa.nulls(n, pa.int32()))
     ids = models.persona.model.predict(vectors)
     codes = np.where(ids >= 0, ids, len(names) - 1).astype(np.int32)  # last name: unassigned
-    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(names, pa.string()))
+    return (pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()),
+                                           pa.array(names, pa.string())),
+            pa.array(np.where(ids >= 0, ids, -1).astype(np.int32), pa.int32()))
 
 
 def _no_stage(codes: F64, vocab: tuple[str, ...]) -> npt.NDArray[np.bool_]:

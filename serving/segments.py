@@ -16,6 +16,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from features.errors import JourneyError
+from serving.segments_personas import NAMES_FILE_META, SnapshotPersonas, snapshot_personas
 from serving.snapshots import Snapshot
 
 NONE = "(none)"  # the value of a customer without one (no stage yet, attribute not loaded)
@@ -56,13 +58,29 @@ class Dimension:
     codes: npt.NDArray[np.int32]  # per customer, into values
     values: tuple[str, ...]
 
+    @functools.cached_property
+    def present(self) -> tuple[str, ...]:
+        """The values some customer has, in vocabulary order."""
+        return tuple(self.values[c] for c in np.unique(self.codes).tolist())
+
     def code_of(self, value: str, field: str) -> int:
-        try:
+        """A value's code. Case does not matter when it tells one value (the dashboard shows
+        tiers capitalised: ``tier=High`` is ``high``); an unknown value is refused with the
+        values some customer has (offering one nobody has would only answer nothing)."""
+        if value in self.values:
             return self.values.index(value)
-        except ValueError:
+        same = [v for v in self.values if v.casefold() == value.casefold()]
+        if len(same) > 1:  # differing only by case: prefer the ones someone has
+            same = [v for v in same if v in self.present] or same
+        if len(same) == 1:
+            return self.values.index(same[0])
+        if same:
             raise SegmentQueryError(
-                f"{value!r} is not a value of {self.name} in this snapshot; values: "
-                f"{', '.join(self.values)}", field) from None
+                f"{value!r} matches several values of {self.name} that differ only by case "
+                f"({', '.join(map(repr, same))}): write it exactly", field)
+        raise SegmentQueryError(
+            f"{value!r} is not a value of {self.name} in this snapshot; values: "
+            f"{', '.join(self.present) or '(no customer)'}", field)
 
 
 def _dimension(name: str, column: pa.ChunkedArray | pa.Array) -> Dimension:
@@ -168,12 +186,18 @@ class Segment:
 
 
 class SegmentBook:
-    """A snapshot's customers as columns, its cube, and the previous snapshot's cube."""
+    """A snapshot's customers as columns, its cube, and the previous snapshot's cube.
+
+    Personas are read by id under their current names (``names_file``, default the one the
+    scoring run recorded): a persona renamed since is shown, filtered, exported and compared
+    with the previous snapshot under its new name (``serving.segments_personas``)."""
 
     def __init__(self, snapshot: Snapshot, dimensions: Sequence[str],
-                 previous: Snapshot | None = None) -> None:
+                 previous: Snapshot | None = None, names_file: Path | None = None) -> None:
         self.snapshot = snapshot
-        self.table = _with_optional(snapshot.customers(), dimensions)
+        recorded = snapshot.meta.get(NAMES_FILE_META)
+        self.names_file = names_file or (Path(recorded) if recorded else None)
+        self.personas, self.table = _named(snapshot, dimensions, self.names_file)
         missing = [d for d in dimensions if d not in self.table.column_names]
         if missing:
             raise SegmentQueryError(f"snapshot {snapshot.id} has no column for dimension(s) "
@@ -183,7 +207,11 @@ class SegmentBook:
         self.previous = previous
         self.previous_cube = None
         if previous is not None:
-            old = _with_optional(previous.customers(), dimensions)
+            was, old = _named(previous, dimensions, self.names_file)
+            if was is not None and self.personas is not None \
+                    and was.version != self.personas.version:
+                # Another persona model: its ids are other personas, whatever their names.
+                old = _relabel(old, "persona", f" (journey-personas v{was.version})")
             if all(d in old.column_names for d in dimensions):
                 self.previous_cube = Cube.of([_dimension(d, old[d]) for d in dimensions], old)
 
@@ -194,18 +222,26 @@ class SegmentBook:
                                         f"{', '.join(self.dims)}", f"by[{i}]")
         if len(set(by)) != len(by):
             raise SegmentQueryError("a dimension is listed twice", "by")
+        self.canonical(filters)
+
+    def canonical(self, filters: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+        """``filters`` with each value as the snapshot spells it (``High`` -> ``high``);
+        an unknown dimension or value is refused, naming it."""
+        out: dict[str, list[str]] = {}
         for name, wanted in filters.items():
             if name not in self.dims:
                 raise SegmentQueryError(f"{name!r} is not a segment dimension; dimensions: "
                                         f"{', '.join(self.dims)}", name)
-            for v in wanted:
-                self.dims[name].code_of(v, name)
+            d = self.dims[name]
+            out[name] = list(dict.fromkeys(d.values[d.code_of(v, name)] for v in wanted))
+        return out
 
     def segments(self, by: Sequence[str], filters: Mapping[str, Sequence[str]]
                  ) -> tuple[list[Segment], Segment]:
         """Segments cut by ``by`` among the customers matching ``filters`` (largest revenue
         at risk first), and their total."""
         self.check(by, filters)
+        filters = self.canonical(filters)
         now = self.cube.group(by, filters)
         before = self.previous_cube.group(by, filters) if self.previous_cube else None
         total_now = self.cube.group((), filters)
@@ -270,8 +306,7 @@ class SegmentBook:
         """Each dimension's values that some customer has, in the snapshot's order: a filter
         offering a value nobody has (a stage no one is at, "(none)" when everyone has one)
         would only ever answer an empty table."""
-        return {name: [self.cube.values[name][c] for c in np.unique(self.cube.codes[name])]
-                for name in self.dims}
+        return {name: list(d.present) for name, d in self.dims.items()}
 
     @property
     def as_of_date(self) -> str:
@@ -298,14 +333,19 @@ class SegmentBook:
     @functools.cached_property
     def export_table(self) -> pa.Table:
         """The CSV's columns, prepared once per snapshot: dictionaries decoded (CSV writes
-        values, not codes), scores rounded (``EXPORT_DECIMALS``; NaN left empty, not "nan"),
-        and the snapshot's as-of date on every row, so a file read later says when it held."""
+        values, not codes), a missing text "(none)" as the filters show it (a pivot table
+        then groups those customers under a name, not a blank), scores rounded
+        (``EXPORT_DECIMALS``; a missing number stays an empty cell: a number column holds
+        only numbers), and the snapshot's as-of date on every row, so a file read later says
+        when it held."""
         cols: list[pa.ChunkedArray | pa.Array] = []
         for name, c in zip(self.table.column_names, self.table.columns, strict=True):
             if pa.types.is_dictionary(c.type):
                 c = pc.cast(c, c.type.value_type)
+            if pa.types.is_null(c.type):  # a column null for all (no persona model)
+                c = pc.cast(c, pa.string())
             if pa.types.is_string(c.type) or pa.types.is_large_string(c.type):
-                c = _defused(c)
+                c = _defused(pc.fill_null(c, NONE))
             elif name in EXPORT_DECIMALS and pa.types.is_floating(c.type):
                 rounded = pc.round(c, EXPORT_DECIMALS[name])
                 c = pc.if_else(pc.is_nan(rounded), pa.scalar(None, rounded.type), rounded)
@@ -322,10 +362,30 @@ def _with_optional(table: pa.Table, dimensions: Sequence[str]) -> pa.Table:
     return table
 
 
-# Text a spreadsheet would run as a formula: =, +, @, a tab or return first, or - before
-# anything but a number. Customer ids and attributes come from ingested data, so an id such as
-# =HYPERLINK(...) is exported as '=HYPERLINK(...), text (OWASP's advice for CSV injection).
-FORMULA = r"^([=+@\t\r]|-[^0-9.]|-$)"
+def _named(snapshot: Snapshot, dimensions: Sequence[str], names_file: Path | None
+           ) -> tuple[SnapshotPersonas | None, pa.Table]:
+    """A snapshot's customers with the persona column under the current names (by id)."""
+    table = _with_optional(snapshot.customers(), dimensions)
+    personas = snapshot_personas(snapshot.meta, table, names_file)
+    if personas is not None:
+        table = table.set_column(table.column_names.index("persona"), "persona",
+                                 personas.column())
+    return personas, table
+
+
+def _relabel(table: pa.Table, name: str, suffix: str) -> pa.Table:
+    arr = table[name].combine_chunks()
+    labels = pa.array([f"{v}{suffix}" for v in arr.dictionary.to_pylist()], pa.string())
+    relabelled = pa.DictionaryArray.from_arrays(arr.indices, labels)
+    return table.set_column(table.column_names.index(name), name, relabelled)
+
+
+# Text a spreadsheet would run as a formula: =, +, -, @, a tab or a return first (OWASP's
+# advice for CSV injection). Customer ids, attributes and persona names come from ingested data
+# or a marketer, so an id such as -2+3+cmd|' /C calc'!A0 is exported as '-2+3+cmd|..., text.
+# Only text columns are checked: numbers (scores, money, counts) are written as numbers, so a
+# negative one is never prefixed. A text "-2" is prefixed too: it is an id, not a number.
+FORMULA = r"^[=+\-@\t\r]"
 
 
 def _defused(c: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,8 +36,13 @@ class Snapshot:
     def id(self) -> str:
         return self.path.name
 
-    def customers(self) -> pa.Table:
-        return pq.read_table(self.path / CUSTOMERS)
+    def customers(self, columns: Sequence[str] | None = None) -> pa.Table:
+        """The customers' scores; ``columns``: only those of them the snapshot has (an older
+        one may lack a column newer runs write)."""
+        if columns is None:
+            return pq.read_table(self.path / CUSTOMERS)
+        have = set(pq.read_schema(self.path / CUSTOMERS).names)
+        return pq.read_table(self.path / CUSTOMERS, columns=[c for c in columns if c in have])
 
     def journey_map(self) -> dict[str, Any] | None:
         return self._json(MAP)

@@ -93,13 +93,30 @@ function row(p) {
   return tr;
 }
 
+// The table's one row when it has no results: headers alone read as a failed load.
+function emptyRow(text) {
+  const tr = document.createElement("tr");
+  const td = cell("td", text, "empty");
+  td.colSpan = 9;
+  tr.append(td);
+  return tr;
+}
+
+function emptyCharts(text) {
+  for (const t of TARGETS) {
+    for (const chart of ["auc", "ece", "rel"]) empty($(`#backtest-${chart}-${t}`), text);
+  }
+}
+
 function render(results) {
   const body = $("#backtest-table tbody");
   const meta = $("#backtest-meta");
   if (!results.length) {
-    meta.textContent = "No closed horizon scored yet: run `journey backtest` once a scoring run's horizon has passed.";
-    body.replaceChildren();
-    for (const t of TARGETS) empty($(`#backtest-auc-${t}`), "No data yet.");
+    const command = document.createElement("code");
+    command.textContent = "journey backtest";
+    meta.replaceChildren("No closed horizon scored yet: run ", command, " once a scoring run's horizon has passed.");
+    body.replaceChildren(emptyRow("No backtest results yet."));
+    emptyCharts("No data yet.");
     return;
   }
   const horizon = results[0].horizon_days;
@@ -123,5 +140,7 @@ export async function loadBacktestPanel(api) {
     render((await (await api("backtest")).json()).results);
   } catch (err) {
     meta.textContent = `The backtest could not be loaded (${err.message}).`;
+    $("#backtest-table tbody").replaceChildren(emptyRow("No backtest results to show."));
+    emptyCharts("Not loaded.");
   }
 }

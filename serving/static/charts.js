@@ -309,11 +309,11 @@ export function tiersChart(container, tiers, order) {
       el("text", { x: labelW, y: y + 33, class: "value" },
         el("tspan", { class: "strong" }, fmt.count(r.customers)),
         el("tspan", { class: "muted" }, ` ${fmt.pct(r.share, 0)}`),
-        ch ? el("tspan", { class: deltaClass(ch.customers, tierRiseIsBad(tier)) }, `  ${fmt.signedCount(ch.customers)}`) : null),
+        ch ? el("tspan", { class: deltaClass(fmt.shown("count", ch.customers), tierRiseIsBad(tier)) }, `  ${fmt.signedCount(ch.customers)}`) : null),
       el("rect", { x: labelW + half + 16, y, width: wR, height: 18, rx: 3, fill: color, class: "bar", opacity: 0.8 }),
       el("text", { x: labelW + half + 16, y: y + 33, class: "value" },
         el("tspan", { class: "strong" }, fmt.money(r.revenue_at_risk)),
-        ch ? el("tspan", { class: deltaClass(ch.revenue_at_risk, true) }, `  ${fmt.signedMoney(ch.revenue_at_risk)}`) : null)));
+        ch ? el("tspan", { class: deltaClass(fmt.shown("money", ch.revenue_at_risk), true) }, `  ${fmt.signedMoney(ch.revenue_at_risk)}`) : null)));
   });
 }
 
@@ -355,7 +355,8 @@ export function stageTiersChart(container, stageTiers, stages, tierOrder) {
   svg.append(lg);
 }
 
-/** The CSS class of a change: for counts of risk, a rise is bad (red). */
+/** The CSS class of a change: for counts of risk, a rise is bad (red). Pass the value as shown
+ * (`fmt.shown`): a change that reads "0" or "0.0 pp" is flat, not a rise or a fall. */
 export function deltaClass(v, riseIsBad) {
   if (!v || Math.abs(v) < 1e-12) return "delta flat";
   if (riseIsBad === null || riseIsBad === undefined) return "delta neutral";

@@ -17,6 +17,7 @@ import * as charts from "./charts.js";
 import { loadPersonaPanels } from "./personas.js";
 import { loadDriftPanel } from "./drift.js";
 import { loadBacktestPanel } from "./backtest.js";
+import { loadTriggerPanel } from "./triggers.js";
 import { csvText, fileSafe, saveFile } from "./csv.js";
 
 const BASE = new URL(location.pathname.replace(/\/dashboard\/?$/, "/"), location.origin);
@@ -250,33 +251,10 @@ async function load() {
   performance.mark("journey:ready");
   window.journeyRenderMs = ms;
   $("#foot-render").textContent = `Loaded in ${fmt.num(ms / 1000, 2)} s`;
-  loadTriggers(); // after the first view: not part of its load time
+  loadTriggerPanel(api); // after the first view: not part of its load time
   loadPersonaPanels(api);
   loadDriftPanel(api);
   loadBacktestPanel(api);
-}
-
-// -- trigger firings -----------------------------------------------------------------------
-
-async function loadTriggers() {
-  const meta = $("#triggers-meta");
-  let out;
-  try {
-    out = await (await api("triggers/firings", [["limit", "20"]])).json();
-  } catch (err) {
-    meta.textContent = `Firings could not be loaded (${err.message}).`;
-    return;
-  }
-  const c = out.counts;
-  meta.textContent = `${fmt.count(c.delivered + c.dead + c.retrying + c.pending)} firings: ` +
-    `${c.delivered} delivered, ${c.retrying + c.pending} in progress, ${c.dead} dead; the newest 20`;
-  $("#trigger-table tbody").innerHTML = out.firings.length ? out.firings.map((f) => {
-    const tries = f.deliveries.map((d) => `${esc(d.endpoint)}: ${d.attempts} attempt(s)` +
-      (d.last_error ? ` (${esc(d.last_error)})` : "")).join("; ");
-    return `<tr><td>${esc(f.as_of)}</td><td>${esc(f.rule)}</td><td>${esc(f.customer_id)}</td>` +
-      `<td>${esc(f.details.reason || "")}</td>` +
-      `<td class="firing-${esc(f.status)}" title="${tries}">${esc(f.status)}</td></tr>`;
-  }).join("") : `<tr><td colspan="5">No trigger has fired yet.</td></tr>`;
 }
 
 // -- overview ------------------------------------------------------------------------------
@@ -361,22 +339,22 @@ function renderKpis(data) {
     },
     {
       id: "customers", label: "Customers", value: fmt.count(o.n), raw: o.n,
-      delta: o.change && { text: fmt.signedCount(o.change.n), v: o.change.n, riseIsBad: null },
+      delta: o.change && { text: fmt.signedCount(o.change.n), v: o.change.n, kind: "count", riseIsBad: null },
     },
     {
       id: "revenue-at-risk", label: "Revenue at risk", value: fmt.moneyShort(o.rar), raw: o.rar,
       title: `${fmt.money(o.rar)}: expected value × churn probability, summed`,
-      delta: o.change && { text: fmt.signedMoneyShort(o.change.rar), v: o.change.rar, riseIsBad: true },
+      delta: o.change && { text: fmt.signedMoneyShort(o.change.rar), v: o.change.rar, kind: "moneyShort", riseIsBad: true },
     },
     {
       id: "high-risk", label: "High-risk share", value: fmt.pct(o.highShare), raw: o.highShare,
       sub: `${fmt.count(o.highN)} customers`,
       delta: o.change && o.change.highShare !== null
-        && { text: fmt.signedPp(o.change.highShare), v: o.change.highShare, riseIsBad: true },
+        && { text: fmt.signedPp(o.change.highShare), v: o.change.highShare, kind: "pp", riseIsBad: true },
     },
     {
       id: "mean-risk", label: "Mean risk", value: fmt.pct(o.risk), raw: o.risk,
-      delta: o.change && o.change.risk !== null && { text: fmt.signedPp(o.change.risk), v: o.change.risk, riseIsBad: true },
+      delta: o.change && o.change.risk !== null && { text: fmt.signedPp(o.change.risk), v: o.change.risk, kind: "pp", riseIsBad: true },
     },
   ];
   const rate = (id, label, r, sub) => {
@@ -391,9 +369,9 @@ function renderKpis(data) {
   if (csat && csat.count > 0 && csat.satisfied && csat.satisfied.value !== null) {
     tiles.push({
       id: "csat", label: "CSAT (satisfied)", value: fmt.pct(csat.satisfied.value), raw: csat.satisfied.value,
-      sub: `satisfied · mean ${fmt.num(csat.mean, 2)}`,
+      sub: `satisfied · mean ${fmt.fixed(csat.mean, 2)}`,
       title: `${fmt.count(csat.satisfied.count)} of ${fmt.count(csat.count)} support ratings at or above `
-        + `${params.satisfied_min ?? 4}; mean rating ${fmt.num(csat.mean, 2)}`,
+        + `${params.satisfied_min ?? 4}; mean rating ${fmt.fixed(csat.mean, 2)}`,
     });
   }
   const nps = kpis.nps;
@@ -427,9 +405,10 @@ function kpiTile(t, vs) {
   sub.className = "kpi-sub";
   if (t.delta) {
     const d = document.createElement("span");
-    d.className = charts.deltaClass(t.delta.v, t.delta.riseIsBad);
+    const shown = fmt.shown(t.delta.kind, t.delta.v); // colour and arrow: what is read
+    d.className = charts.deltaClass(shown, t.delta.riseIsBad);
     d.dataset.value = String(t.delta.v);
-    d.textContent = `${arrow(t.delta.v)} ${t.delta.text}`;
+    d.textContent = `${arrow(shown)} ${t.delta.text}`;
     d.title = vs;
     sub.append(d);
     if (t.sub) sub.append(" · ", t.sub);
@@ -707,9 +686,9 @@ function columns(out) {
   );
   if (hasChange) {
     cols.push(
-      { id: "d_customers", label: "Δ customers", kind: "delta", get: (s) => s.change?.customers, show: (s) => fmt.signedCount(s.change?.customers), bad: (s) => charts.tierRiseIsBad(s.key.tier ?? singleTier()) },
-      { id: "d_mean_risk", label: "Δ risk", kind: "delta", get: (s) => s.change?.mean_risk, show: (s) => fmt.signedPp(s.change?.mean_risk), bad: () => true },
-      { id: "d_revenue_at_risk", label: "Δ revenue at risk", kind: "delta", get: (s) => s.change?.revenue_at_risk, show: (s) => fmt.signedMoney(s.change?.revenue_at_risk), bad: () => true },
+      { id: "d_customers", label: "Δ customers", kind: "delta", unit: "count", get: (s) => s.change?.customers, show: (s) => fmt.signedCount(s.change?.customers), bad: (s) => charts.tierRiseIsBad(s.key.tier ?? singleTier()) },
+      { id: "d_mean_risk", label: "Δ risk", kind: "delta", unit: "pp", get: (s) => s.change?.mean_risk, show: (s) => fmt.signedPp(s.change?.mean_risk), bad: () => true },
+      { id: "d_revenue_at_risk", label: "Δ revenue at risk", kind: "delta", unit: "money", get: (s) => s.change?.revenue_at_risk, show: (s) => fmt.signedMoney(s.change?.revenue_at_risk), bad: () => true },
     );
   }
   if (hasActions) {
@@ -842,11 +821,13 @@ function cell(c, s) {
     bar.append(fill);
     td.append(bar, fmt.pct(raw));
   } else if (c.kind === "delta") {
-    td.className = `num ${raw === undefined || raw === null ? "muted" : charts.deltaClass(raw, c.bad(s))}`;
+    const missing = raw === undefined || raw === null;
+    td.className = `num ${missing ? "muted" : charts.deltaClass(fmt.shown(c.unit, raw), c.bad(s))}`;
     td.textContent = raw === undefined || raw === null ? "new" : c.show(s);
   } else if (c.kind === "text") {
     td.className = "action";
     if (s.top_action) {
+      td.title = `${s.top_action}: ${fmt.pct(s.top_action_share, 0)} of the segment's customers`;
       td.append(s.top_action);
       const share = document.createElement("span");
       share.className = "muted";
@@ -899,8 +880,9 @@ function renderChips(filters) {
   }
 }
 
+// persona_id: the persona column shows its current name (the id is the export's, for joins)
 const KNOWN = ["customer_id", "stage", "tier", "churn", "conversion", "next_stage", "next_stage_probability",
-  "expected_value", "revenue_at_risk", "recency_days", "events", "top_action", "top_action_value"];
+  "expected_value", "revenue_at_risk", "recency_days", "events", "top_action", "top_action_value", "persona_id"];
 
 async function loadDrill() {
   const d = state.drill;
@@ -945,7 +927,8 @@ function renderDrill(out) {
     ["recency_days", "Days inactive", (c) => (c.recency_days === null ? "—" : fmt.num(c.recency_days, 0)), "num"],
     ["events", "Events", (c) => fmt.count(c.events), "num"],
     ["top_action", "Next best action", (c) => c.top_action || "—", ""],
-    ...extras.map((k) => [k, fmt.label(k), (c) => (c[k] === null || c[k] === undefined ? "—" : String(c[k])), ""]),
+    // A missing attribute reads "(none)", as in the filters and the CSV.
+    ...extras.map((k) => [k, fmt.label(k), (c) => (c[k] === null || c[k] === undefined ? "(none)" : String(c[k])), ""]),
   ];
   const table = $("#drill-table");
   const head = document.createElement("tr");
@@ -1036,7 +1019,7 @@ function exportTable() {
   const shown = new Set(columns(out).map((c) => c.id));
   const asOf = fmt.date(out.snapshot.as_of);
   const cols = [
-    ...out.by.map((d) => ({ name: d, get: (s) => s.key[d] })),
+    ...out.by.map((d) => ({ name: d, get: (s) => s.key[d], text: true })),
     { name: "customers", get: (s) => s.customers },
     { name: "share", get: (s) => s.share, digits: 4 },
     { name: "mean_risk", get: (s) => s.mean_risk, digits: 4 },
@@ -1051,10 +1034,10 @@ function exportTable() {
     );
   }
   if (shown.has("top_action")) {
-    cols.push({ name: "top_action", get: (s) => s.top_action },
+    cols.push({ name: "top_action", get: (s) => s.top_action, text: true },
       { name: "top_action_share", get: (s) => s.top_action_share, digits: 4 });
   }
-  cols.push({ name: "as_of", get: () => asOf });
+  cols.push({ name: "as_of", get: () => asOf, text: true });
   const filters = Object.entries(out.filters).sort(([a], [b]) => a.localeCompare(b))
     .map(([k, v]) => `${k}=${v.join("+")}`).join("-") || "all";
   const name = `segments-${fileSafe(asOf)}-by-${fileSafe(out.by.join("+") || "total")}-${fileSafe(filters).slice(0, 120)}.csv`;

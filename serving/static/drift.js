@@ -83,16 +83,19 @@ function render(out) {
   const [state, text] = verdict(rep);
   panel.dataset.state = state;
   badge.textContent = text;
-  const when = rep.start ? `scored ${fmt.dateTime(rep.start)} – ${fmt.dateTime(rep.end)}` : "nothing scored yet";
-  meta.textContent = `Live window: ${fmt.count(rep.window_size)} rows ${when}, against ` +
-    `${fmt.count(rep.reference_size)} training rows of the champions ` +
+  const rows = (n) => `${fmt.count(n)} ${n === 1 ? "row" : "rows"}`;
+  // An empty window has no rows and no times to quote: say so, not "0 rows nothing scored".
+  const live = rep.window_size && rep.start
+    ? `Live window: ${rows(rep.window_size)} scored ${fmt.dateTime(rep.start)} – ${fmt.dateTime(rep.end)}`
+    : "Live window: nothing scored yet";
+  meta.textContent = `${live}. Compared with ${rows(rep.reference_size)} the champions were trained on ` +
     `(${Object.entries(out.versions).map(([k, v]) => `${k} v${v}`).join(", ")}).`;
   $("#drift-thresholds").textContent = `Warn at PSI ≥ ${s.psi_warn}, alarm at PSI ≥ ${s.psi_alarm}, ` +
     `both only when the test's p-value is below ${s.p_value} and the window holds at least ` +
     `${fmt.count(s.min_samples)} rows.`;
   const none = rep.window_size ? "No monitored column." : "No scored customers in the live window yet.";
   body.innerHTML = shown(rep.rows).map((r) => row(r, s)).join("") ||
-    `<tr><td colspan="6">${none}</td></tr>`;
+    `<tr><td colspan="6" class="empty">${none}</td></tr>`;
   place(body);
 }
 

@@ -17,10 +17,39 @@ function nf(key, options) {
 const isNum = (v) => typeof v === "number" && Number.isFinite(v);
 const DASH = "—";
 
-function moneyOptions(digits, compact) {
-  const base = { maximumFractionDigits: digits, minimumFractionDigits: 0 };
-  if (compact) Object.assign(base, { notation: "compact", compactDisplay: "short" });
-  return base;
+function moneyOptions(digits) {
+  return { maximumFractionDigits: digits, minimumFractionDigits: 0 };
+}
+
+/** Rounded to `digits` decimals, halves away from zero (as Intl rounds what it shows). */
+function rounded(v, digits) {
+  const m = 10 ** digits;
+  return (Math.sign(v) * Math.round(Math.abs(v) * m)) / m;
+}
+
+// Short money by our own thresholds, not Intl's compact notation: that one does not shorten
+// thousands in every locale (de-DE wrote 260.028,6, wider than its tile). Digits and separators
+// stay the browser's locale; the unit letters are K, M and B in every one. Three significant
+// digits at most: 36.7K, 260K, 4.8M.
+const UNITS = [[1e3, "K"], [1e6, "M"], [1e9, "B"]];
+const SHORT_FROM = 10000; // below it, whole units fit a tile: 9,876
+
+function shortParts(v) {
+  if (Math.abs(v) < SHORT_FROM) return { value: rounded(v, 0), digits: 0, unit: 1, suffix: "" };
+  for (let i = 0; ; i++) {
+    const [unit, suffix] = UNITS[i];
+    const scaled = v / unit;
+    const digits = Math.abs(scaled) < 99.95 ? 1 : 0;
+    const value = rounded(scaled, digits);
+    // 999,960 is "1M", not "1000K"
+    if (Math.abs(value) < 1000 || i === UNITS.length - 1) return { value, digits, unit, suffix };
+  }
+}
+
+function short(v, signed) {
+  const p = shortParts(v);
+  const options = { ...moneyOptions(p.digits), ...(signed ? { signDisplay: "exceptZero" } : {}) };
+  return `${nf(`short${p.digits}${signed}`, options).format(p.value)}${p.suffix}`;
 }
 
 export const fmt = {
@@ -38,14 +67,19 @@ export const fmt = {
       ? nf(`pct${digits}`, { style: "percent", minimumFractionDigits: digits, maximumFractionDigits: digits }).format(v)
       : DASH;
   },
+  /** 3.70 (exactly `digits` decimals: the ends of an interval read alike, 3.63–3.70) */
+  fixed(v, digits = 2) {
+    return isNum(v)
+      ? nf(`fixed${digits}`, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(v)
+      : DASH;
+  },
   /** 1,234,567 (money, whole units) */
   money(v) {
-    return isNum(v) ? nf("money", moneyOptions(0, false)).format(v) : DASH;
+    return isNum(v) ? nf("money", moneyOptions(0)).format(v) : DASH;
   },
-  /** 1.2M (money, short) */
+  /** 9,876 / 36.7K / 260K / 4.8M (money, short in every locale) */
   moneyShort(v) {
-    if (!isNum(v)) return DASH;
-    return Math.abs(v) < 10000 ? fmt.money(v) : nf("moneyShort", moneyOptions(1, true)).format(v);
+    return isNum(v) ? short(v, false) : DASH;
   },
   /** +15 / −3 / 0 (a score whose sign is the point, e.g. NPS), at most `digits` decimals */
   signedNum(v, digits = 0) {
@@ -58,12 +92,10 @@ export const fmt = {
     return isNum(v) ? nf("scount", { maximumFractionDigits: 0, signDisplay: "exceptZero" }).format(v) : DASH;
   },
   signedMoney(v) {
-    return isNum(v) ? nf("smoney", { ...moneyOptions(0, false), signDisplay: "exceptZero" }).format(v) : DASH;
+    return isNum(v) ? nf("smoney", { ...moneyOptions(0), signDisplay: "exceptZero" }).format(v) : DASH;
   },
   signedMoneyShort(v) {
-    if (!isNum(v)) return DASH;
-    return Math.abs(v) < 10000 ? fmt.signedMoney(v)
-      : nf("smoneyShort", { ...moneyOptions(1, true), signDisplay: "exceptZero" }).format(v);
+    return isNum(v) ? short(v, true) : DASH;
   },
   /** +1.2 pp from a change of shares (+0.012) */
   signedPp(v, digits = 1) {
@@ -91,6 +123,18 @@ export const fmt = {
     const d = new Date(iso);
     if (Number.isNaN(d.getTime())) return String(iso);
     return `${d.toISOString().slice(0, 16).replace("T", " ")} UTC`;
+  },
+  /** The value a change shows, rounded as its format rounds it (`kind`: count, money,
+   * moneyShort or pp): its colour and arrow follow what is read, so a "0.0 pp" is neither
+   * good nor bad news whatever the unrounded change. */
+  shown(kind, v) {
+    if (!isNum(v)) return v;
+    if (kind === "pp") return rounded(v * 100, 1) / 100;
+    if (kind === "moneyShort") {
+      const p = shortParts(v);
+      return p.value * p.unit;
+    }
+    return rounded(v, 0);
   },
   /** "acquisition_channel" -> "Acquisition channel" */
   label(name) {

@@ -19,10 +19,11 @@ function rateCell(r) {
   return `<td class="num" title="${fmt.count(r.count)} of ${fmt.count(r.of)}">${fmt.pct(r.value)}${ci}</td>`;
 }
 
+// Two decimals throughout, so the mean and its interval's ends read alike (3.66, 3.63–3.70).
 function csatCell(c) {
   if (!c || c.mean === null) return `<td class="num">${fmt.num(null)}</td>`;
-  const ci = c.mean_ci95 ? ` <span class="ci">${fmt.num(c.mean_ci95[0], 2)}–${fmt.num(c.mean_ci95[1], 2)}</span>` : "";
-  return `<td class="num" title="${fmt.count(c.count)} scored tickets">${fmt.num(c.mean, 2)}${ci}</td>`;
+  const ci = c.mean_ci95 ? ` <span class="ci">${fmt.fixed(c.mean_ci95[0], 2)}–${fmt.fixed(c.mean_ci95[1], 2)}</span>` : "";
+  return `<td class="num" title="${fmt.count(c.count)} scored tickets">${fmt.fixed(c.mean, 2)}${ci}</td>`;
 }
 
 function npsCell(n) {
@@ -83,8 +84,10 @@ async function loadKpis(api, by) {
 function personaCard(p, total, windowDays) {
   const stage = p.typical_stage ? `${esc(p.typical_stage.stage)} (${fmt.pct(p.typical_stage.share, 0)})` : "—";
   const channels = p.channels.map((c) => `${esc(c.channel)} ${fmt.pct(c.share, 0)}`).join(", ") || "—";
-  return `<article class="persona" data-testid="persona-${p.id}">` +
-    `<h3>${esc(p.name)}</h3>` +
+  // The id is what `journey personas --rename ID NAME` takes (the panel's note says so).
+  return `<article class="persona" data-testid="persona-${p.id}" data-id="${p.id}">` +
+    `<h3><span class="persona-id" title="Persona id (journey personas --rename ${p.id} NAME)">ID ${p.id}</span> ` +
+    `<span class="persona-name">${esc(p.name)}</span></h3>` +
     `<p class="persona-size">${fmt.count(p.customers)} customers · ${fmt.pct(p.customers / Math.max(total, 1))} of those assigned</p>` +
     `<ul class="persona-traits">${p.traits.map((t) => `<li>${esc(t)}</li>`).join("")}</ul>` +
     `<dl class="persona-facts"><dt>Typical stage</dt><dd>${stage}</dd>` +

@@ -82,13 +82,36 @@ def test_kpis_after_scoring(home: Served, fitted: list[str]) -> None:
     assert snap is not None and snap.kpis() is not None
     assert "persona" in snap.customers().column_names
     lines = ok("kpis", "--by", "persona")
-    assert lines[0].startswith("KPIs by persona") and lines[1].split()[:2] == ["group",
-                                                                             "customers"]
-    assert lines[2].startswith("all ") and any(line.startswith("unassigned") for line in lines)
-    assert "%" in lines[2] and "[" in lines[2]
+    # The dashboard's Journey KPIs table: its headings, everyone at the foot.
+    assert lines[0].startswith("KPIs by persona") and lines[1].split()[:2] == ["Group",
+                                                                             "Customers"]
+    assert "Repeat purchase" in lines[1] and "CSAT (mean rating)" in lines[1]
+    assert lines[-2].startswith("All customers ") and lines[-1].startswith("CLV =")
+    assert any(line.startswith("unassigned") for line in lines)
+    assert "%" in lines[-2] and "[" in lines[-2]
     months = ok("kpis", "--by", "month")
-    assert any("(partial)" in line for line in months)
+    assert any("(so far)" in line for line in months)  # the dashboard's word
+    assert not any("(partial)" in line for line in months)
     assert "grouped by" in fails("kpis", "--by", "colour")
+
+
+def test_show_and_kpis_read_the_newest_snapshot_by_persona_id(home: Served,
+                                                             fitted: list[str]) -> None:
+    """--show adds churn risk and expected value from the newest snapshot (as the dashboard's
+    cards); a persona renamed after that scoring run keeps them, and the KPIs show its new
+    name without another run."""
+    if latest(home.home / "scores") is None:
+        ok("score", "--as-of", AS_OF.isoformat(), "--no-actions")
+    ok("personas", "--rename", "2", "renamed after scoring")
+    shown = ok("personas", "--show")
+    assert shown[-1].startswith("churn risk and expected value from score snapshot ")
+    at = shown.index(next(line for line in shown if line.startswith("[2] ")))
+    assert shown[at] == "[2] renamed after scoring"
+    block = shown[at:shown.index("", at)]  # a blank line ends each persona
+    assert any("churn risk " in line and "% (mean)" in line and "expected value" in line
+               for line in block)
+    kpis = ok("kpis", "--by", "persona")
+    assert any(line.startswith("renamed after scoring ") for line in kpis)
 
 
 def test_bad_settings_file_names_the_key(home: Served, tmp_path: Path) -> None:
@@ -112,3 +135,21 @@ def test_show_rounds_the_share_once(capsys: pytest.CaptureFixture[str]) -> None:
     prof = {"id": 0, "customers": 2541, "share": 0.3405, "traits": [], "channels": []}
     _print(model, [prof], ["night owls"], "personas")  # type: ignore[arg-type]
     assert "2,541 customers (34.0%)" in capsys.readouterr().out
+
+
+def test_kpi_rows_read_as_on_the_dashboard() -> None:
+    """Intervals with the dashboard's dash and decimals, NPS "to", money in whole units, the
+    month not over yet "(so far)"."""
+    from journey.personas_cli import _kpi_row
+
+    def rate(v: float, lo: float, hi: float) -> dict[str, object]:
+        return {"value": v, "ci95": [lo, hi]}
+
+    row = {"group": "2025-11", "partial": True, "customers": 1234,
+           "conversion_rate": rate(0.123, 0.101, 0.146), "retention_rate": {"value": None},
+           "repeat_purchase_rate": rate(0.5, 0.4, 0.6), "clv": {"value": 263.4},
+           "csat": {"mean": 3.66, "mean_ci95": [3.63, 3.7]},
+           "nps": {"score": 15.2, "ci95": [5.0, 25.4]}}
+    assert _kpi_row(row) == ["2025-11 (so far)", "1,234", "12.3% [10.1%\u201314.6%]", "-",
+                             "50.0% [40.0%\u201360.0%]", "263", "3.66 [3.63\u20133.70]",
+                             "+15 [+5 to +25]"]

@@ -140,3 +140,14 @@ def test_occasions_skip_only_same_time_conversions_of_one_customer() -> None:
     e = StageEvents.before(arrays(events, customers=2), SPEC, AS_OF)
     assert e.occasion.tolist() == [True, False, True, True]
     assert e.conversion.tolist() == [True, True, True, True]
+
+
+def test_groups_with_ids_name_them_in_their_rows() -> None:
+    """Persona groups carry their id: a persona renamed after the scoring run is found by it
+    (rows of groupings without ids have none)."""
+    personas = Grouping(np.array([0, 1, 0, 1, -1, 2, -1]), ("shoppers", "fans", "unassigned"),
+                        (0, 1, -1))
+    out = journey_kpis(arrays(EVENTS), SPEC, AS_OF, PARAMS, {**GROUPS, "persona": personas})
+    assert [(r["group"], r["id"]) for r in out["by"]["persona"]] == [
+        ("shoppers", 0), ("fans", 1), ("unassigned", -1), ("(none)", None)]
+    assert all("id" not in r for r in out["by"]["kind"])

@@ -228,3 +228,15 @@ def test_names_file(tmp_path: Path) -> None:
     path.write_text("[1, 2]")
     with pytest.raises(ConfigError, match="expected"):
         read_names(path, "3")
+
+
+def test_summary_figures_read_as_on_the_dashboard_card() -> None:
+    """Churn risk in percent (the card's 29.0%, not 0.29), money in whole units per customer,
+    in the card's order: churn risk, expected value, revenue over the window."""
+    prof = {"customers": 2541, "share": 0.34, "traits": [], "channels": [],
+            "churn_mean": 0.29043, "expected_value_mean": 25.18, "revenue_mean": 1312.46}
+    assert summary_lines(prof, 90)[-1] == (
+        "- churn risk 29.0% (mean), expected value 25 per customer, revenue in the last 90 days "
+        "1,312 per customer")
+    assert summary_lines({**prof, "churn_mean": None})[-1] == (
+        "- expected value 25 per customer, revenue in the window 1,312 per customer")

@@ -99,6 +99,11 @@ def test_each_customer_gets_the_persona_of_its_vector(scored: ScoreOut, client: 
     want = {c: names[i] for c, i in zip(features["customer_id"].to_pylist(), ids, strict=True)}
     assert got == want  # scoring's vectors path == the batch snapshot's frame path
     assert set(got.values()) == set(names)
+    # The id beside the name (what readers key on), and every id's name in the meta.
+    got_ids = dict(zip(table["customer_id"].to_pylist(), table["persona_id"].to_pylist(),
+                       strict=True))
+    assert got_ids == dict(zip(features["customer_id"].to_pylist(), ids.tolist(), strict=True))
+    assert snap.meta["persona_names"] == names
 
 
 def get(client: TestClient, home: Served, path: str, **params: Any) -> Any:
@@ -158,8 +163,8 @@ def test_without_a_persona_model_the_column_is_empty(home: Served) -> None:
     empty = ModelSet({})
     assert empty.persona is None and empty.versions() == {}
     three = Vectors(FeatureMatrix(["a", "b", "c"], (), np.zeros((3, 0)), {}), [{}, {}, {}])
-    out = _personas(empty, three, [])
-    assert out.null_count == 3 and len(out.dictionary) == 0
+    names, ids = _personas(empty, three, [])
+    assert names.null_count == 3 and len(names.dictionary) == 0 and ids.null_count == 3
 
 
 def test_personas_route_describes_the_served_model(client: TestClient, home: Served,
@@ -193,7 +198,7 @@ def test_persona_churn_and_value_come_from_the_newest_snapshot(
         assert p.expected_value_mean == pytest.approx(seg.expected_value / seg.customers)
         assert p.share == p.customers / model.n_active_  # unrounded
         assert p.summary[0] == f"{p.customers:,} customers ({p.customers / model.n_active_:.1%})"
-        assert f"churn risk {p.churn_mean:.2f}" in p.summary[-1]
+        assert f"churn risk {p.churn_mean:.1%} (mean)" in p.summary[-1]  # as on the card
 
 
 def test_without_a_snapshot_personas_keep_their_fitting_time_figures(
@@ -224,3 +229,31 @@ def _marketing(home: Served, scores: Path | None = None) -> Any:
 
     settings = home.settings(home.world.store, **({"scores": scores} if scores else {}))
     return Marketing(settings, home.world.spec, load_catalog(settings.action_catalog))
+
+
+def test_a_rename_shows_at_once_and_keeps_the_personas_figures(
+        scored: ScoreOut, client: TestClient, home: Served, personas: PersonaRun) -> None:
+    """Renamed while the service runs: the personas, their churn risk and expected value (by
+    id), the segments and filters, and the KPIs all use the new name, with no scoring run."""
+    path, version = names_path(home.home), personas.version
+    default = personas.model.default_names_[1]
+    before = PersonasOut.model_validate(get(client, home, "/personas")).personas[1]
+    write_name(path, version, 1, "Bargain & email fans", personas.model.default_names_)
+    try:
+        out = PersonasOut.model_validate(get(client, home, "/personas"))
+        now = out.personas[1]
+        assert (now.id, now.name) == (1, "Bargain & email fans")
+        assert now.churn_mean == before.churn_mean is not None
+        assert now.expected_value_mean == before.expected_value_mean is not None
+        segs = SegmentsOut.model_validate(get(client, home, "/segments", by="persona"))
+        keys = {s.key["persona"] for s in segs.segments}
+        assert "Bargain & email fans" in keys and default not in keys
+        one = SegmentsOut.model_validate(get(client, home, "/segments", by="tier",
+                                             persona="bargain & email FANS"))
+        assert one.filters == {"persona": ["Bargain & email fans"]}
+        assert one.total.customers == next(s.customers for s in segs.segments
+                                           if s.key["persona"] == "Bargain & email fans")
+        kpis = KpisOut.model_validate(get(client, home, "/kpis", by="persona"))
+        assert ("Bargain & email fans", 1) in {(g.group, g.id) for g in kpis.groups}
+    finally:  # the module's other tests expect the model's name back
+        write_name(path, version, 1, default, personas.model.default_names_)

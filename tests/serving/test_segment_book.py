@@ -127,18 +127,69 @@ def test_export_rounds_probabilities_money_and_days(tmp_path: Path) -> None:
 
 
 def test_export_keeps_formulas_as_text(tmp_path: Path) -> None:
-    """Ids and attributes come from ingested data: a spreadsheet must not run them."""
-    ids = ['=HYPERLINK("http://x","y")', "+1", "@SUM(A1)", "-2", "-x", "-", "plain", "\tA"]
-    t = table([(c, "high", "decision", "north", 0.5, 1.0, None) for c in ids])
+    """Ids, attributes and persona names come from ingested data or a marketer: a spreadsheet
+    must not run them. Any text starting with = + - @ tab or return is prefixed (OWASP), a
+    minus before a digit too (-2+3+cmd|... runs in Excel); numbers stay numbers."""
+    ids = ['=HYPERLINK("http://x","y")', "+1", "@SUM(A1)", "-2", "-x", "-", "plain", "\tA",
+           "-2+3+cmd|' /C calc'!A0", "-1+1", "\r=1", "-.5"]
+    t = table([(c, "high", "decision", "north", 0.5, -1.25, None) for c in ids])
     t = t.set_column(t.column_names.index("region"), "region",
                      pa.array(["=1+1"] * len(ids)).dictionary_encode())
     snap = write_snapshot(tmp_path, t, None, {"as_of": "2025-03-04T05:06:07Z"}, keep=2)
     text = b"".join(SegmentBook(snap, DIMS).csv({}, "churn")).decode("utf-8-sig")
-    rows = list(csv.DictReader(io.StringIO(text)))
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
     assert [r["customer_id"] for r in rows] == [
-        """'=HYPERLINK("http://x","y")""", "'+1", "'@SUM(A1)", "-2", "'-x", "'-", "plain",
-        "'\tA"]
+        """'=HYPERLINK("http://x","y")""", "'+1", "'@SUM(A1)", "'-2", "'-x", "'-", "plain",
+        "'\tA", "'-2+3+cmd|' /C calc'!A0", "'-1+1", "'\r=1", "'-.5"]
     assert {r["region"] for r in rows} == {"'=1+1"}
+    # Number columns hold numbers, a negative one unprefixed (a spreadsheet reads -1.25).
+    assert {r["expected_value"] for r in rows} == {"-1.25"}
+    assert {r["revenue_at_risk"] for r in rows} == {"-0.62"}
+
+
+def test_export_writes_missing_text_as_none_and_missing_numbers_empty(
+        book: SegmentBook) -> None:
+    """The filters call a customer without a stage or region "(none)": so does the export (a
+    pivot table groups them under it); a missing number stays an empty cell."""
+    text = b"".join(book.csv({"tier": ["low"]})).decode("utf-8-sig")
+    e = next(r for r in csv.DictReader(io.StringIO(text)) if r["customer_id"] == "e")
+    assert e["stage"] == e["region"] == e["top_action"] == "(none)"
+    assert e["stage"] in book.present["stage"]  # the value a filter offers
+    t = table([("x", "high", "decision", "north", float("nan"), 1.0, "a")])
+    snap = write_snapshot(book.snapshot.path.parent, t, None, {"as_of": "2025-03-04"}, keep=9)
+    (row,) = csv.DictReader(io.StringIO(b"".join(SegmentBook(snap, DIMS).csv({}))
+                                        .decode("utf-8-sig")))
+    assert row["churn"] == "" and row["revenue_at_risk"] == ""
+
+
+def test_filter_values_ignore_case_when_unambiguous(book: SegmentBook) -> None:
+    """The dashboard shows tiers capitalised: tier=High is high."""
+    _, total = book.segments(["stage"], {"tier": ["High"], "region": ["NORTH"]})
+    _, exact = book.segments(["stage"], {"tier": ["high"], "region": ["north"]})
+    assert total.customers == exact.customers == 2
+    assert book.canonical({"tier": ["HIGH", "high"], "stage": ["Decision"]}) == {
+        "tier": ["high"], "stage": ["decision"]}
+    n, _ = book.page({"tier": ["Low"]}, "churn", 10, 0)
+    assert n == 2
+
+
+def test_an_unknown_value_lists_only_values_someone_has(book: SegmentBook) -> None:
+    with pytest.raises(SegmentQueryError) as err:
+        book.segments(["stage"], {"tier": ["extreme"]})
+    assert str(err.value).endswith("values: high, low")  # no "(none)": everyone has a tier
+    assert err.value.field == "tier"
+    with pytest.raises(SegmentQueryError, match="values: decision, awareness, \\(none\\)"):
+        book.rows({"stage": ["purchase"]})
+
+
+def test_values_differing_only_by_case_must_be_written_exactly(tmp_path: Path) -> None:
+    rows: list[Row] = [("a", "high", "decision", "North", 0.5, 1.0, None),
+                       ("b", "high", "decision", "north", 0.5, 1.0, None)]
+    book = SegmentBook(write_snapshot(tmp_path, table(rows), None, {"as_of": "x"}, 2), DIMS)
+    assert book.segments([], {"region": ["North"]})[1].customers == 1
+    with pytest.raises(SegmentQueryError, match="differ only by case") as err:
+        book.segments([], {"region": ["NORTH"]})
+    assert err.value.field == "region"
 
 
 def test_an_empty_selection_has_no_mean_risk(book: SegmentBook) -> None:

@@ -234,6 +234,20 @@ def test_bad_segment_queries_name_the_parameter(client: TestClient, served: Serv
     body = error(r, 422, "bad_request", field)
     if params.get("tier") == "extreme":  # an unknown value: the message lists the known ones
         assert "low" in body["message"] and "high" in body["message"]
+        assert "(none)" not in body["message"]  # every customer has a tier
+
+
+def test_filter_values_ignore_case(client: TestClient, served: Served, scored: object) -> None:
+    """The dashboard shows tiers capitalised: a marketer writes tier=High."""
+    exact = SegmentsOut.model_validate(get(client, served, "/segments", tier="high").json())
+    upper = SegmentsOut.model_validate(get(client, served, "/segments", tier="High").json())
+    assert upper.filters == {"tier": ["high"]}  # as the snapshot spells it
+    assert upper.total.customers == exact.total.customers > 0
+    r = get(client, served, "/segments/export", tier="HIGH")
+    assert "tier=high" in r.headers["content-disposition"]
+    page = CustomersOut.model_validate(
+        get(client, served, "/segments/customers", tier="High", limit=5).json())
+    assert page.total == exact.total.customers
 
 
 def test_bad_drill_down_and_export_queries(client: TestClient, served: Served,

@@ -103,7 +103,17 @@ def browser() -> Iterator[Browser]:
 def tab(browser: Browser, server: Server) -> Iterator[Tab]:
     """A fresh context (empty sessionStorage): page errors and any request leaving the server
     are recorded and fail the test."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="en-US",
+    yield from _tab(browser, server, "en-US")
+
+
+@pytest.fixture
+def tab_de(browser: Browser, server: Server) -> Iterator[Tab]:
+    """As ``tab``, in a German browser (de-DE: 1.234,5 and its compact formats)."""
+    yield from _tab(browser, server, "de-DE")
+
+
+def _tab(browser: Browser, server: Server, locale: str) -> Iterator[Tab]:
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale=locale,
                                   timezone_id="UTC", accept_downloads=True)
     context.set_default_timeout(TIMEOUT_MS)
     errors: list[str] = []

@@ -111,6 +111,9 @@ def test_an_empty_drift_window_is_not_enough_data(tab: Tab, server: Server) -> N
     background = page.eval_on_selector("#drift-badge", "b => getComputedStyle(b).backgroundColor")
     assert background == "rgb(241, 243, 245)"  # grey, not the green of "no drift"
     assert "No scored customers" in page.inner_text("#drift-table tbody")
+    meta = page.inner_text("#drift-meta")  # was "Live window: 0 rows nothing scored yet,"
+    assert meta.startswith("Live window: nothing scored yet. Compared with ")
+    assert "0 rows" not in meta
 
 
 def test_one_h1_named_tables_and_readable_small_text(tab: Tab, server: Server) -> None:

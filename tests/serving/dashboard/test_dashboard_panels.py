@@ -114,6 +114,10 @@ def test_persona_cards_describe_each_persona(tab: Tab, server: Server) -> None:
     for prof, name in zip(model.profiles_, model.default_names_, strict=True):
         text = page.inner_text(f"[data-testid=persona-{prof['id']}]")
         assert name in text and f"{prof['customers']:,} customers" in text
+        # The id `journey personas --rename ID NAME` takes, on the card.
+        card = page.locator(f"[data-testid=persona-{prof['id']}]")
+        assert card.locator(".persona-id").inner_text() == f"ID {prof['id']}"
+        assert card.locator(".persona-name").inner_text() == name
         assert all(trait in text for trait in prof["traits"])
     assert f"{model.k_} personas" in page.inner_text("#personas-meta")
     assert f"scores as of {AS_OF.date().isoformat()}" in page.inner_text("#personas-meta")
@@ -195,6 +199,9 @@ def test_without_results_the_backtest_card_says_what_to_run(tab: Tab, server: Se
     open_dashboard(tab, server)
     tab.page.wait_for_function(
         "() => document.querySelector('#backtest-meta').textContent.includes('journey backtest')")
+    # Not a bare table of headings: the table and every chart say there is nothing yet.
+    assert tab.page.inner_text("#backtest-table tbody") == "No backtest results yet."
+    assert tab.page.locator("#backtest .chart .chart-empty").count() == 6
 
 
 @pytest.mark.parametrize("width", [1024, 1440])

@@ -162,9 +162,19 @@ def test_export_this_table_writes_the_segment_rows(tab: Tab, server: Server) -> 
         page.click("#export-table")
     sizes = [int(r["customers"]) for r in _csv_rows(Path(info.value.path()).read_bytes())]
     assert sizes == sorted(sizes, reverse=True) and len(sizes) == len(api["segments"])
-    # Segment values come from ingested data: a formula stays text, as in the service's export.
+    # Segment values come from ingested data or a marketer: text that a spreadsheet would run
+    # stays text (=, +, -, @ first, a minus before a digit too), as in the service's export;
+    # a number column holds numbers only, a negative one unprefixed.
     cells = page.evaluate("""async () => {
         const m = await import(new URL("dashboard/assets/csv.js", document.baseURI).href);
-        return ["=1+1", "+1", "@A1", "-x", "-2", "north"].map((v) => m.csvCell(v));
+        return [...["=1+1", "+1", "@A1", "-x", "-2", "-2+3+cmd|' /C calc'!A0", "-1+1",
+                    "north"].map((v) => m.csvCell(v)),
+                m.csvCell(-2.5, 2), m.csvCell(null, 4), m.csvCell("12", 2, false),
+                m.csvCell(null, undefined, true),
+                m.csvText([{ name: "persona", get: (r) => r.p, text: true },
+                           { name: "change", get: (r) => r.c, digits: 1 }],
+                          [{ p: "-1+cmd|x", c: -0.25 }, { p: null, c: null }])];
     }""")
-    assert cells == ['"\'=1+1"', '"\'+1"', '"\'@A1"', '"\'-x"', '"-2"', '"north"']
+    assert cells == ['"\'=1+1"', '"\'+1"', '"\'@A1"', '"\'-x"', '"\'-2"',
+                     '"\'-2+3+cmd|\' /C calc\'!A0"', '"\'-1+1"', '"north"', "-2.5", "", "",
+                     '"(none)"', '\ufeff"persona","change"\n"\'-1+cmd|x",-0.3\n"(none)",\n']
