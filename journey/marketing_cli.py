@@ -69,8 +69,8 @@ def score(
     typer.echo(f"snapshot {snap.id}: {m['customers']:,} customers as of {m['as_of']} in "
                f"{time.perf_counter() - started:.1f}s (scoring {m['score_seconds']}s, journey "
                f"map {m['journey_map_seconds']}s) -> {snap.path}")
-    _print_table(SegmentBook(snap, config.dimensions, previous_of(settings.scores_path, snap)),
-                 ["tier"], {})
+    _print_table(SegmentBook(snap, config.dimensions, previous_of(settings.scores_path, snap),
+                             names_path(settings.home)), ["tier"], {})
 
 
 def _score_run(settings: ServeSettings, spec: FeatureSpec, config: SegmentConfig,
@@ -125,7 +125,8 @@ def segments(
     snap = read_snapshot(root / snapshot) if snapshot else latest(root)
     if snap is None:
         raise ConfigError(f"no score snapshot in {root}: run `journey score` first")
-    book = SegmentBook(snap, config.dimensions, previous_of(root, snap))
+    # Persona names as they are now (a rename shows at once), from this home's names file.
+    book = SegmentBook(snap, config.dimensions, previous_of(root, snap), names_path(settings.home))
     filters = parse_filters(where or [])
     dims = [d.strip() for d in by.split(",") if d.strip()]
     try:
@@ -180,13 +181,14 @@ def _print_table(book: SegmentBook, by: list[str], filters: dict[str, list[str]]
         rows, total = book.segments(by, filters)
     except SegmentQueryError as exc:
         raise ConfigError(f"{_option(exc.field)}: {exc}") from exc
-    head = [*by, "customers", "share", "mean risk", "value", "at risk", "Δ at risk",
-            "top action"]
+    # The dashboard's words and units, so a figure reads the same in both.
+    head = [*by, "customers", "share", "mean risk", "expected value", "revenue at risk",
+            "Δ revenue at risk", "top action"]
     lines = [head]
     for s in [*rows, total]:
         label = [s.key.get(d, "all") for d in by]
         delta = f"{s.change['revenue_at_risk']:+,.0f}" if s.change else "-"
-        risk = "-" if math.isnan(s.mean_risk) else f"{s.mean_risk:.3f}"  # nobody: no mean
+        risk = "-" if math.isnan(s.mean_risk) else f"{s.mean_risk:.1%}"  # nobody: no mean
         lines.append([*label, f"{s.customers:,}", f"{s.share:.1%}", risk,
                       f"{s.expected_value:,.0f}", f"{s.revenue_at_risk:,.0f}", delta,
                       s.top_action or "-"])
