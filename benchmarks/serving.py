@@ -25,6 +25,7 @@ import json
 import os
 import pickle
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -70,6 +71,8 @@ def prepare(work: Path, customers: int) -> tuple[Path, dict[str, str]]:
     """Store, trained and promoted champions, an API key; reused while the inputs match."""
     import yaml
 
+    from features.spec import load_spec
+
     root = work / f"serving-{customers}"
     store = build_sim_store(root / "sim", customers, 365, seed=11)
     home = root / "home"
@@ -78,9 +81,15 @@ def prepare(work: Path, customers: int) -> tuple[Path, dict[str, str]]:
            "MLFLOW_DISABLE_TELEMETRY": "true"}
     done = root / "trained.json"
     key_file = home / "bench.key"
-    if not done.is_file() or not key_file.is_file():
+    # Champions of other feature definitions cannot serve this code, and the gate would keep
+    # their successors out: a new definition starts from an empty home.
+    definition = load_spec().hash
+    made = json.loads(done.read_text()) if done.is_file() else {}
+    if made.get("definition") != definition or not key_file.is_file():
         started = time.perf_counter()
-        home.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(home, ignore_errors=True)
+        (root / "uplift.json").unlink(missing_ok=True)  # its champions went with the home
+        home.mkdir(parents=True)
         spec = root / "experiment.yaml"
         spec.write_text(yaml.safe_dump(EXPERIMENT, sort_keys=False))
         run_journey(["train", "--experiment", str(spec)], env)
@@ -88,7 +97,8 @@ def prepare(work: Path, customers: int) -> tuple[Path, dict[str, str]]:
         (home / "api_keys.yaml").unlink(missing_ok=True)
         key = run_journey(["keys", "create", "bench", "--role", "admin"], env)
         key_file.write_text(key.strip())
-        done.write_text(json.dumps({"seconds": round(time.perf_counter() - started, 1)}))
+        done.write_text(json.dumps({"seconds": round(time.perf_counter() - started, 1),
+                                    "definition": definition}))
     env["JOURNEY_API_KEY"] = key_file.read_text().strip()
     return store, env
 

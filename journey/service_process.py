@@ -30,6 +30,9 @@ SERVICE = "serving.service:Journey"
 # so (models/registry.py's load_native). A missing champion is not here: promoting one and
 # reloading fixes it while the service runs.
 PERMANENT_ERRORS = ("event store not loaded:", "RegistryError: cannot load ")
+# A champion trained on other feature definitions: only training on these and promoting
+# fixes it, which takes longer than a start is worth waiting for.
+OTHER_DEFINITIONS = " was trained on feature definitions "
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,7 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float, log_file
                 return
             message = str(body.get("message") or f"HTTP {status}")
             error = str(body.get("last_load_error") or "")
-            if error.startswith(PERMANENT_ERRORS):
+            if error.startswith(PERMANENT_ERRORS) or OTHER_DEFINITIONS in error:
                 raise ConfigError(f"the service cannot load: {error}; a retry will not fix "
                                   f"this, so it was stopped; {log_tail(log_file, 5)}")
             if message != last:

@@ -94,7 +94,8 @@ def _check_definitions(registered: str, version: ModelVersion, spec: FeatureSpec
     if tags.get("journey.definition_hash") != spec.hash:
         raise RegistryError(
             f"{registered} v{version.version} was trained on feature definitions "
-            f"{tags.get('journey.definition_hash')}; the service computes {spec.hash}"
+            f"{tags.get('journey.definition_hash')}; the service computes {spec.hash}: train "
+            "on the current feature definitions (journey train) and promote"
         )
 
 

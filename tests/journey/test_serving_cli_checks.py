@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from features.errors import ConfigError
-from journey.service_process import PERMANENT_ERRORS
+from journey.service_process import OTHER_DEFINITIONS, PERMANENT_ERRORS
 from serving.keys import Role, create_key
 from serving.settings import ServeSettings
 from serving.state import ServiceState
@@ -93,6 +93,25 @@ def test_a_store_the_service_cannot_open_is_a_permanent_error(tmp_path: Path) ->
         state.close()
     assert why.startswith(PERMANENT_ERRORS), why
     assert str(tmp_path / "events.duckdb") in why
+
+
+def test_a_champion_of_other_definitions_is_a_permanent_error() -> None:
+    """Only training and promoting fixes it, so serve --detach stops at once instead of
+    waiting out its 180 s."""
+    from mlflow.entities.model_registry import ModelVersion, ModelVersionTag
+
+    from features.spec import load_spec
+    from models.registry import RegistryError
+    from serving.champions import _check_definitions
+
+    old = ModelVersion("journey-churn", "3", 0,
+                       tags=[ModelVersionTag(  # type: ignore[no-untyped-call]
+                           "journey.definition_hash", "0e734736276e4568")])
+    with pytest.raises(RegistryError) as caught:
+        _check_definitions("journey-churn", old, load_spec())
+    assert OTHER_DEFINITIONS in f"RegistryError: {caught.value}"
+    assert str(caught.value).endswith("train on the current feature definitions (journey "
+                                      "train) and promote")
 
 
 def test_keys_create_refuses_a_blank_name(home: Path) -> None:
