@@ -24,7 +24,7 @@ from features.loaders import LoadReport, RejectsWriter, load_events
 from features.mapping import ColumnMapping
 from features.memory import memory_setting
 from features.normalize import DERIVED_ID
-from features.readers import LINE_COLUMN, ReadLimits, source_files
+from features.readers import LINE_COLUMN, ReadLimits
 from features.rows import Appender, conform, read_keys
 from features.schema import (
     ATTRIBUTES_DDL,
@@ -41,7 +41,7 @@ from features.store_conflicts import (
     write_conflicts,
 )
 from features.store_log import AppendResult, IngestReport
-from features.store_messages import cannot_open, out_of_memory
+from features.store_messages import cannot_open, nothing_loaded, out_of_memory
 from features.taxonomy import Taxonomy
 
 __all__ = ["AppendResult", "EventStore", "IngestReport"]
@@ -79,23 +79,6 @@ def _refuse_other_files(path: Path) -> None:
         kind = "a Parquet file" if head.startswith(b"PAR1") else "its header is not DuckDB's"
         raise StoreError(f"cannot open event store {path}: not a DuckDB database ({kind}); "
                          "name a .duckdb store, or a path that does not exist yet")
-
-
-def _nothing_loaded(exc: JourneyError, source: str | Path) -> JourneyError:
-    """``exc`` again (same class), saying that the load stored nothing: one bad file stops
-    a load of many, and the others' rows are not stored either."""
-    try:
-        files = len(source_files(Path(source)))
-    except JourneyError:
-        files = 1
-    said = str(exc).rstrip(". ")
-    message = (f"{said}; nothing was loaded from any of the {files} files of {source} (a load "
-               "stores the rows of all its files or none): fix or remove that file and load "
-               "again" if Path(source).is_dir() else f"{said}; nothing was loaded from {source}")
-    try:
-        return type(exc)(message)
-    except TypeError:  # a class that takes other arguments: keep its own words
-        return exc
 
 
 class EventStore:
@@ -348,7 +331,7 @@ class EventStore:
             if isinstance(exc, duckdb.OutOfMemoryException):  # says nothing was stored
                 raise StoreError(self._out_of_memory(path, exc)) from exc
             if isinstance(exc, JourneyError):
-                raise _nothing_loaded(exc, path) from exc
+                raise nothing_loaded(exc, path) from exc
             raise
         rejects.commit()
         if conflicts is not None and conflicts.num_rows and rejects_path is not None:

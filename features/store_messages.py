@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from features.errors import JourneyError
+from features.readers import source_files
+
 LOCK_HELD = re.compile(r"Conflicting lock is held in .* \(PID (\d+)\)")
 
 
@@ -25,3 +28,20 @@ def out_of_memory(path: Path, source: str | Path, limit: str, exc: Exception) ->
     return (f"{path}: loading {source} needed more memory than the store may use ({limit}); "
             "nothing was stored. Raise the limit (JOURNEY_STORE_MEMORY) or load the source in "
             f"parts. DuckDB: {str(exc).strip().splitlines()[0]}")
+
+
+def nothing_loaded(exc: JourneyError, source: str | Path) -> JourneyError:
+    """``exc`` again (same class), saying that the load stored nothing: one bad file stops
+    a load of many, and the others' rows are not stored either."""
+    try:
+        files = len(source_files(Path(source)))
+    except JourneyError:
+        files = 1
+    said = str(exc).rstrip(". ")
+    message = (f"{said}; nothing was loaded from any of the {files} files of {source} (a load "
+               "stores the rows of all its files or none): fix or remove that file and load "
+               "again" if Path(source).is_dir() else f"{said}; nothing was loaded from {source}")
+    try:
+        return type(exc)(message)
+    except TypeError:  # a class that takes other arguments: keep its own words
+        return exc
