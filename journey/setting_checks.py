@@ -73,13 +73,18 @@ def unknown_settings(environ: Mapping[str, str], path: Path = DOTENV) -> list[st
     """One line per JOURNEY_* name of the environment or .env that nothing reads, with the
     closest setting's name."""
     from_file = dotenv_names(path)
-    known = setting_names() | OTHER_NAMES.keys() | _secret_names(environ, from_file, path)
+    known = setting_names() | OTHER_NAMES.keys()
+    odd = [(name, where) for name, where in _given(environ, from_file, path)
+           if name.upper().startswith(PREFIX) and name.upper() not in known]
+    if not odd:  # the usual case: no need to read the trigger rules for their secret names
+        return []
+    secrets = _secret_names(environ, from_file, path)
     lines = []
-    for name, where in _given(environ, from_file, path):
-        upper = name.upper()
-        if not upper.startswith(PREFIX) or upper in known:
+    for name, where in odd:
+        if name.upper() in secrets:
             continue
-        close = difflib.get_close_matches(upper, sorted(setting_names()), n=1, cutoff=0.6)
+        close = difflib.get_close_matches(name.upper(), sorted(setting_names()), n=1,
+                                          cutoff=0.6)
         hint = f"; did you mean {close[0]}?" if close else ""
         lines.append(f"setting {name} ({where}): no Journey setting has this name{hint}")
     return lines
