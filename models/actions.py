@@ -9,6 +9,7 @@ duplicate keys, which plain YAML loading resolves silently by keeping the last o
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from collections.abc import Collection
 from importlib import resources
@@ -52,6 +53,14 @@ __all__ = [
 ]
 
 DEFAULT_CATALOG = "actions.yaml"
+
+
+def _no_feature(name: str, features: Collection[str]) -> str:
+    """The message for a misspelt feature, with the nearest name: the spec has ~160 of them."""
+    close = difflib.get_close_matches(name, sorted(features), n=1)
+    return f"no feature named {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+
+
 def _outcome(name: str, raw: Any, where: Where, features: Collection[str] | None) -> OutcomeValue:
     path = f"outcomes.{name}"
     if name not in OUTCOMES:
@@ -63,7 +72,7 @@ def _outcome(name: str, raw: Any, where: Where, features: Collection[str] | None
     spec = where.mapping(spec, path, {"feature", "default", "min", "max"}, {"feature", "default"})
     feature = where.name(spec["feature"], f"{path}.feature")
     if features is not None and feature not in features:
-        where.fail(f"{path}.feature", f"no feature named {feature!r}")
+        where.fail(f"{path}.feature", _no_feature(feature, features))
     low = where.number(spec["min"], f"{path}.min") if "min" in spec else -math.inf
     high = where.number(spec["max"], f"{path}.max") if "max" in spec else math.inf
     if low > high:
@@ -132,7 +141,7 @@ def _condition(raw: Any, path: str, where: Where, features: Collection[str] | No
     if source not in ("prediction", "feature") or not name:
         where.fail(f"{path}.on", f"must be prediction.<name> or feature.<name>, got {on!r}")
     if source == "feature" and features is not None and name not in features:
-        where.fail(f"{path}.on", f"no feature named {name!r}")
+        where.fail(f"{path}.on", _no_feature(name, features))
     op = c["op"]
     if op not in OPS:
         where.fail(f"{path}.op", f"unknown operator {op!r}; use one of {' '.join(OPS)}")

@@ -7,6 +7,7 @@ size need no salt or slow hash: there is nothing to guess from a dictionary.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import logging
 import os
@@ -123,8 +124,13 @@ def read_entries(path: Path) -> list[dict[str, Any]]:
     if not isinstance(items, list):
         raise ConfigError(f"{path}: keys must be a list of name/role/sha256 entries, not "
                           f"{items!r}")
+    names: dict[str, int] = {}
     for i, item in enumerate(items):
         _check_entry(f"{path}: keys[{i}]", item)
+        j = names.setdefault(str(item["name"]), i)
+        if j != i:  # `journey keys revoke NAME` would revoke both, and logs could not tell them
+            raise ConfigError(f"{path}: keys[{i}].name: {item['name']!r} is also keys[{j}]'s "
+                              "name; each key needs a name of its own")
     _refuse_shared_hashes(path, items)
     return items
 
@@ -152,8 +158,19 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
 
 
+ENTRY_KEYS = ("name", "role", "sha256", "created")
+
+
 def _check_entry(where: str, item: object) -> None:
-    if not isinstance(item, dict) or not {"name", "role", "sha256"} <= item.keys():
+    if not isinstance(item, dict):
+        raise ConfigError(f"{where}: needs name, role and sha256")
+    unknown = sorted(str(k) for k in item if k not in ENTRY_KEYS)
+    if unknown:  # a misspelt `rol:` beside a right `role:` would otherwise pass unseen
+        close = difflib.get_close_matches(unknown[0], ENTRY_KEYS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}{hint}; an entry has "
+                          f"{', '.join(ENTRY_KEYS)}")
+    if not {"name", "role", "sha256"} <= item.keys():
         raise ConfigError(f"{where}: needs name, role and sha256")
     if not str(item["name"] or "").strip():
         raise ConfigError(f"{where}.name: must not be blank")

@@ -222,6 +222,8 @@ def test_unknown_feature_names_are_errors_when_features_are_given(tmp_path: Path
     path = write(tmp_path, changed(_set("actions.a.eligibility", _cond("feature.csat", "<", 1))))
     load_catalog(path)  # without a feature list any name goes
     with pytest.raises(ConfigError, match=r"conditions\[0\]\.on: no feature named 'csat'"):
+        load_catalog(path, features={"aov", "recency"})
+    with pytest.raises(ConfigError, match=r"no feature named 'csat' \(did you mean 'csat_low'\?\)"):
         load_catalog(path, features={"aov", "csat_low"})
     with pytest.raises(ConfigError, match=r"outcomes\.convert\.value\.feature: no feature"):
         load_catalog(path, features={"csat"})

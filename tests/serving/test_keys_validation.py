@@ -31,6 +31,12 @@ BAD = [
     (f"keys: [{{name: a, role: admin, sha256: {H1.upper()}}}]\n",
      r"keys\[0\]\.sha256: .* got uppercase hex digits"),
     ("keys: [{name: a, role: admin, sha256: 12345}]\n", r"keys\[0\]\.sha256: .* got a number"),
+    # A misspelt key beside the right one passed unseen; so did two keys of one name, which
+    # `keys revoke` then removed together.
+    (f"keys: [{{name: a, role: admin, rol: predict, sha256: {H1}}}]\n",
+     r"keys\[0\]: unknown key 'rol' \(did you mean 'role'\?\); an entry has name, role"),
+    (f"keys: [{{name: a, role: admin, sha256: {H1}}}, {{name: a, role: predict, sha256: {H2}}}]"
+     "\n", r"keys\[1\]\.name: 'a' is also keys\[0\]'s name"),
 ]
 
 

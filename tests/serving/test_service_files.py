@@ -42,7 +42,7 @@ def test_a_catalog_condition_on_no_feature_is_refused(tmp_path: Path) -> None:
         load_service_files(ServeSettings(home=tmp_path, action_catalog=path))
     assert str(err.value) == (
         f"{path}: actions.support_outreach.eligibility.conditions[0].on: no feature named "
-        "'csat_lo' (JOURNEY_ACTION_CATALOG)")
+        "'csat_lo' (did you mean 'csat_low'?) (JOURNEY_ACTION_CATALOG)")
     with pytest.raises(ConfigError, match="no feature named 'csat_lo'"):
         ServiceState(ServeSettings(home=tmp_path, action_catalog=path, drift_worker=False))
 
