@@ -10,6 +10,7 @@ the columns with one lookup per dimension.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import math
@@ -57,6 +58,7 @@ class Dimension:
     name: str
     codes: npt.NDArray[np.int32]  # per customer, into values
     values: tuple[str, ...]
+    ids: int = 0  # the first `ids` values may also be named by position (persona ids)
 
     @functools.cached_property
     def present(self) -> tuple[str, ...]:
@@ -74,13 +76,16 @@ class Dimension:
             same = [v for v in same if v in self.present] or same
         if len(same) == 1:
             return self.values.index(same[0])
+        if value.isascii() and value.isdigit() and int(value) < self.ids:
+            return int(value)  # `persona=2`: the id cards show and `--rename` takes
         if same:
             raise SegmentQueryError(
                 f"{value!r} matches several values of {self.name} that differ only by case "
                 f"({', '.join(map(repr, same))}): write it exactly", field)
+        ids = f", or an id 0 to {self.ids - 1}" if self.ids else ""
         raise SegmentQueryError(
             f"{value!r} is not a value of {self.name} in this snapshot; values: "
-            f"{', '.join(self.present) or '(no customer)'}", field)
+            f"{', '.join(self.present) or '(no customer)'}{ids}", field)
 
 
 def _dimension(name: str, column: pa.ChunkedArray | pa.Array) -> Dimension:
@@ -203,6 +208,9 @@ class SegmentBook:
             raise SegmentQueryError(f"snapshot {snapshot.id} has no column for dimension(s) "
                                     f"{', '.join(missing)}: score again", "dimensions")
         self.dims = {d: _dimension(d, self.table[d]) for d in dimensions}
+        if self.personas is not None and "persona" in self.dims:
+            self.dims["persona"] = dataclasses.replace(self.dims["persona"],
+                                                       ids=len(self.personas.names) - 1)
         self.cube = Cube.of(list(self.dims.values()), self.table)
         self.previous = previous
         self.previous_cube = None

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pytest
 
 from models.persona_words import names_path, write_name
-from serving.segments import SegmentBook
+from serving.segments import SegmentBook, SegmentQueryError
 from serving.segments_personas import relabel_kpis, snapshot_personas
 from serving.snapshots import Snapshot, previous_of, write_snapshot
 
@@ -175,3 +175,23 @@ def test_the_service_shows_a_rename_without_a_new_scoring_run(tmp_path: Path) ->
     assert scores[1]["churn_mean"] == pytest.approx(0.7)  # by id, whatever its name
     assert marketing._persona_scores("2") == (None, {})  # another persona model's snapshot
     assert json.loads(names_path(tmp_path).read_text()) == {"1": {"1": "Bargain & email fans"}}
+
+
+def test_a_persona_may_be_filtered_by_its_id(tmp_path: Path) -> None:
+    """Cards show the id `--rename` takes; a filter may use it, and it survives a rename."""
+    snap = snapshot(tmp_path / "scores", [0, 1, 1, -1], [0.2, 0.7, 0.9, 0.5], SCORED)
+    book = SegmentBook(snap, DIMS, names_file=rename(tmp_path, 1, "Bargain hunters"))
+    assert book.canonical({"persona": ["1"]}) == {"persona": ["Bargain hunters"]}
+    _, total = book.segments([], {"persona": ["1", "Bargain hunters"]})
+    assert total.customers == 2
+    assert len(book.rows({"persona": ["0"]}, "churn")) == 1
+    with pytest.raises(SegmentQueryError, match=r"not a value of persona .* or an id 0 to 1"):
+        book.canonical({"persona": ["2"]})  # the unassigned have no id
+
+
+def test_a_persona_named_like_an_id_keeps_its_name(tmp_path: Path) -> None:
+    names = ["1", "email clickers", "unassigned"]
+    snap = snapshot(tmp_path / "scores", [0, 1, 1], [0.2, 0.7, 0.9], names)
+    book = SegmentBook(snap, DIMS)
+    _, total = book.segments([], {"persona": ["1"]})
+    assert total.customers == 1  # the persona named "1" (id 0), not id 1
