@@ -27,8 +27,8 @@ class JourneySummary:
     events: int
     no_stage: int  # customers whose events signal no stage (e.g. only contacts)
     stages: list[StageRow]
-    # A purchase log read without repeat_conversion_stage: every event is a conversion, and
-    # these customers converted again later, which the taxonomy then shows as no further stage.
+    # Read without repeat_conversion_stage, and nobody past the conversions' stage: these
+    # customers converted again later, which the taxonomy then shows as no further stage.
     unstaged_repeats: int = 0
 
     def lines(self) -> list[str]:
@@ -45,9 +45,9 @@ class JourneySummary:
             out.append(f"{'(no stage)':<15}{self.no_stage:>12,}")
         if self.unstaged_repeats:
             out += ["", *textwrap.wrap(
-                f"Every event is a conversion and {self.unstaged_repeats:,} customers converted "
-                "again later, but the taxonomy has no repeat_conversion_stage, so none of them "
-                "moves past the conversion's stage. To count a repeat purchase as retention, "
+                f"{self.unstaged_repeats:,} customers converted again later, but the taxonomy "
+                "has no repeat_conversion_stage and no event type past the conversion's stage "
+                "was seen, so none of them moves on. To count a repeat purchase as retention, "
                 "use a taxonomy with `repeat_conversion_stage: retention` "
                 "(examples/purchases_taxonomy.yaml, via JOURNEY_TAXONOMY or --taxonomy).", 92)]
         return out
@@ -67,7 +67,6 @@ def journey_summary(
         per_customer = f"""
             SELECT e.customer_key, max(e.stage) FILTER (WHERE e.stage >= 0) AS furthest,
                    min(e.ts) AS first_ts, {firsts}, count(*) AS n,
-                   count(*) FILTER (WHERE e.conv) AS n_conv,
                    min(e.ts) FILTER (WHERE e.conv) < max(e.ts) FILTER (WHERE e.conv) AS again
             FROM ({staged}) e GROUP BY e.customer_key"""
         medians = ", ".join(
@@ -76,7 +75,7 @@ def journey_summary(
         counts = ", ".join(
             f"count(*) FILTER (WHERE furthest = {k})" for k in range(len(taxonomy.stages)))
         row = con.execute(f"SELECT count(*), count(*) FILTER (WHERE furthest IS NULL), {counts}, "
-                          f"{medians}, coalesce(sum(n), 0), coalesce(sum(n_conv), 0), "
+                          f"{medians}, coalesce(sum(n), 0), "
                           f"count(*) FILTER (WHERE again) FROM ({per_customer})",
                           params).fetchone()
     finally:
@@ -92,7 +91,16 @@ def journey_summary(
         for k, stage in enumerate(taxonomy.stages)
     ]
     # Every event joins stage_map (it holds every stored type's code), so these are all events.
-    events, conversions, again = (int(v) for v in row[2 + 2 * n:5 + 2 * n])
-    only_conversions = conversions == events and taxonomy.repeat_conversion_stage is None
+    events, again = (int(v) for v in row[2 + 2 * n:4 + 2 * n])
     return JourneySummary(as_of, int(row[0]), events, int(row[1]), stages,
-                          again if only_conversions else 0)
+                          again if _repeats_unstaged(taxonomy, reached) else 0)
+
+
+def _repeats_unstaged(taxonomy: Taxonomy, reached: list[int]) -> bool:
+    """No repeat rule and nobody past the conversions' stage: a repeat purchase shows as
+    nothing (a Segment stream's `Order Completed` twice), and retention stays empty."""
+    if taxonomy.repeat_conversion_stage is not None:
+        return False
+    top = max((taxonomy.stage_index(s) for t in taxonomy.conversion_event_types
+               if (s := taxonomy.event_stage.get(t)) is not None), default=len(reached))
+    return top + 1 < len(reached) and reached[top + 1] == 0
