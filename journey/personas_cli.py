@@ -15,7 +15,7 @@ from features.taxonomy import load_taxonomy
 from journey.common import StoreOpt, app, friendly_errors, parse_when
 from journey.settings import Settings
 from models.persona_words import names_path, persona_names, read_names, write_name
-from models.personas import REGISTERED_NAME, PersonaModel, load_persona_params
+from models.personas import REGISTERED_NAME, PersonaError, PersonaModel, load_persona_params
 from serving.segments_personas import (
     NAMES_META,
     relabel_kpis,
@@ -102,8 +102,13 @@ def _fit(settings: Settings, spec: FeatureSpec, as_of: str | None, config: Path 
     finally:
         source.close()
     scores = latest(ServeSettings(home=settings.home).scores_path)
-    run = fit_and_track(frame, params, spec, settings.tracking(), when, promote,
-                        scores.customers() if scores is not None else None)
+    try:
+        run = fit_and_track(frame, params, spec, settings.tracking(), when, promote,
+                            scores.customers() if scores is not None else None)
+    except PersonaError as exc:  # the settings were tuned on the simulator: say where they are
+        where = config or "models/config/personas.yaml"
+        raise ConfigError(f"{exc}. The settings are in {where}: change a copy and pass it "
+                          "with --config") from exc
     where = f"{REGISTERED_NAME} v{run.version}" + (" (champion)" if run.champion else "")
     _print(run.model, run.profiles, _names(settings, run.model, run.version),
            f"{where}, fitted as of {when.date()} in {run.seconds:.1f}s")

@@ -154,7 +154,7 @@ class PersonaModel(BaseEstimator):  # type: ignore[misc]
             raise PersonaError(
                 f"only {len(rows):,} of {len(cols):,} customers have {self.min_events} or more "
                 f"events in the {self.window_days} days before the cutoff; persona discovery "
-                f"needs {need:,} (lower min_events or k_max, or choose a later cutoff)")
+                f"needs {need:,} ({_fewer(activity(cols, self.window_days), need)})")
         if len(rows) > self.max_fit_customers:  # a seeded sample: same data, same sample
             pick = np.random.default_rng(self.seed).choice(len(rows), self.max_fit_customers,
                                                            replace=False)
@@ -275,3 +275,13 @@ class PersonaModel(BaseEstimator):  # type: ignore[misc]
                 "values": {str(k): round(v, 4) for k, v in self.silhouette_.items()},
                 "chosen": self.k_}
 
+
+
+def _fewer(events: npt.NDArray[Any], need: int) -> str:
+    """What would let enough customers in: the busiest ``need`` customers' fewest events."""
+    top = np.sort(np.nan_to_num(np.asarray(events, float)))[::-1]
+    at = int(top[need - 1]) if len(top) >= need else 0
+    if at >= 1:
+        return f"min_events: {at} would admit them, or lower k_max, or choose a later cutoff"
+    return (f"fewer than {need:,} customers have any event in the window: choose a later "
+            "cutoff or a longer window_days")

@@ -10,7 +10,7 @@ import pytest
 
 from models.persona_words import names_path, read_names
 from serving.snapshots import latest
-from tests.journey.cli_helpers import fails, ok
+from tests.journey.cli_helpers import ANSI, fails, ok, run
 from tests.serving.conftest import AS_OF, Served, build_served
 from tests.training.world import Trained, UpliftTrained, World, clean_env, one_thread
 
@@ -121,6 +121,12 @@ def test_bad_settings_file_names_the_key(home: Served, tmp_path: Path) -> None:
     f.write_text("window_days: 45\n")  # not a feature window: no counts to build on
     said = fails("personas", "--config", f)
     assert f"{f}: window_days: 45 is not one of the feature spec's windows_days" in said
+    f.write_text("min_events: 100000\n")  # tuned on one log, too strict on another
+    result = run("personas", "--config", f)  # stdout: the feature snapshot it read
+    said = ANSI.sub("", result.stderr)
+    assert result.exit_code == 2 and "or more events in the 90 days" in said, said
+    assert "(min_events: " in said and said.rstrip().endswith(
+        f"The settings are in {f}: change a copy and pass it with --config")
 
 
 def test_show_rounds_the_share_once(capsys: pytest.CaptureFixture[str]) -> None:

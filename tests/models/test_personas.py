@@ -185,8 +185,11 @@ def test_ratios_left_out_and_why(fitted: PersonaModel) -> None:
 
 def test_too_few_active_customers_is_an_error(data: tuple[pd.DataFrame, np.ndarray]) -> None:
     quiet = data[0].head(200).assign(events_90d=3.0)
-    with pytest.raises(PersonaError, match="have 20 or more events"):
+    with pytest.raises(PersonaError, match=r"have 20 or more events .*\(min_events: 3 would "
+                                           "admit them"):
         PersonaModel().fit(quiet)
+    with pytest.raises(PersonaError, match=r"fewer than .* customers have any event"):
+        PersonaModel().fit(quiet.assign(events_90d=0.0))
     with pytest.raises(PersonaError, match=r"window_days: 45 is not one of the feature "
                        r"spec's windows_days \[.*90.*\]"):
         PersonaModel(window_days=45).fit(data[0].head(200))
