@@ -33,6 +33,10 @@ PERMANENT_ERRORS = ("event store not loaded:", "RegistryError: cannot load ")
 # A champion trained on other feature definitions: only training on these and promoting
 # fixes it, which takes longer than a start is worth waiting for.
 OTHER_DEFINITIONS = " was trained on feature definitions "
+# No champion yet (serving/champions.py's wording): models load after the histories, so the
+# service already takes events. Training and promoting fix the rest while it runs; waiting
+# for them would only time out and stop a service that works.
+NO_CHAMPION = " no version with alias "
 
 
 @dataclass(frozen=True)
@@ -168,8 +172,9 @@ def log_tail(log_file: Path, lines: int = 15) -> str:
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float, log_file: Path,
-               say: Callable[[str], None]) -> None:
-    """Return once ``url`` (the service's /v1/readyz) says ready; ConfigError as soon as the
+               say: Callable[[str], None]) -> str | None:
+    """Return once ``url`` (the service's /v1/readyz) says ready (None), or says it has no
+    champion yet (its load error: it takes events meanwhile); ConfigError as soon as the
     process exits or readyz reports a load error a retry will not fix, else at ``timeout``.
     Each new reason readyz gives is passed to ``say``."""
     deadline = time.monotonic() + timeout
@@ -184,9 +189,11 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float, log_file
         if got is not None:
             status, body = got
             if status == 200 and body.get("ready") is True:
-                return
+                return None
             message = str(body.get("message") or f"HTTP {status}")
             error = str(body.get("last_load_error") or "")
+            if NO_CHAMPION in error:
+                return error
             if error.startswith(PERMANENT_ERRORS) or OTHER_DEFINITIONS in error:
                 raise ConfigError(f"the service cannot load: {error}; a retry will not fix "
                                   f"this, so it was stopped; {log_tail(log_file, 5)}")

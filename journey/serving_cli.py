@@ -163,12 +163,17 @@ def serve(
     write_pid_file(pid_file, proc.pid)
     base = f"http://{host}:{port}"
     try:
-        wait_ready(f"{base}/v1/readyz", proc, ready_timeout, log_file,
-                   lambda why: typer.echo(f"waiting for the service: {why}", err=True))
+        no_models = wait_ready(f"{base}/v1/readyz", proc, ready_timeout, log_file,
+                               lambda why: typer.echo(f"waiting for the service: {why}",
+                                                      err=True))
     except ConfigError:
         stop_spawned(proc)
         pid_file.unlink(missing_ok=True)
         raise
+    if no_models is not None:
+        typer.echo(f"warning: the service takes events (POST /v1/events) but cannot predict "
+                   f"yet: {no_models}. Once promoted, `POST {base}/v1/admin/reload` (admin "
+                   "key) loads the champions; until then predictions answer 503", err=True)
     typer.echo(f"serving {base}/v1 (docs {base}/v1/docs), PID {proc.pid}, log {log_file}; "
                "stop it with `journey stop`")
 
