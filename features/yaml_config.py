@@ -167,13 +167,13 @@ def validated(schema: type[M], raw: dict[str, Any], source: str,
     try:
         return schema.model_validate(raw)
     except ValidationError as exc:
-        found = sorted((_line_of(text, lines or {}), text)
+        found = sorted((line_of(text, lines or {}), text)
                        for text in problems(exc.errors(), raw, schema))
         said = [f"line {line}: {text}" if line else text for line, text in found]
         raise ConfigError(f"{source}: {'; '.join(said)}") from exc
 
 
-def _line_of(text: str, lines: dict[str, int]) -> int:
+def line_of(text: str, lines: dict[str, int]) -> int:
     """The line of a "key.path: message" problem's key, or of the nearest enclosing one (a
     missing key: the line of the mapping that should hold it); 0 when the file has none."""
     key = text.split(": ", 1)[0]

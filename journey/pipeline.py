@@ -179,11 +179,11 @@ def labels(
         f"-> {snap.path}"
     )
     typer.echo("next stage: " + ", ".join(f"{c['values']} {c['counts']:,}" for c in counts))
-    if latest is None or latest.replace(tzinfo=UTC) < cutoff + timedelta(days=horizon):
-        typer.echo(
-            f"warning: the store's events end at {latest}, before T+H: the horizon is not "
-            "fully observed, so late outcomes are missing from these labels"
-        )
+    from training.dataset import unobserved_warning  # training's imports: only when labelling
+
+    warning = unobserved_warning(cutoff, horizon, latest)
+    if warning:
+        typer.echo(warning)
 
 
 @app.command()

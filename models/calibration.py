@@ -3,8 +3,10 @@
 Binary scores get Platt scaling (a logistic fit on the score's logit) or isotonic regression;
 multiclass scores get temperature scaling (Platt's multiclass analogue: one temperature for
 all classes) or per-class isotonic regression with the rows renormalised. ``method="auto"``
-chooses by two-fold cross-validated log loss on the validation rows, so the choice itself is
-not fitted on the rows that judge it.
+chooses among those and "none" (the raw scores) by two-fold cross-validated log loss on the
+validation rows, so the choice itself is not fitted on the rows that judge it; scores that no
+map improves keep their raw values. The choice is ``method_``, which training logs as the
+model run's param ``calibration_method``.
 """
 
 from __future__ import annotations

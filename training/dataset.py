@@ -78,9 +78,12 @@ class SnapshotSource:
 
     def labels(self, cutoff: datetime, horizon: int, churn_gap: int) -> Snapshot:
         # Checked before a snapshot is reused too: `journey labels` writes one for a window
-        # that has not fully happened yet (with a warning), and training must not judge on it.
+        # that has not fully happened yet (with a warning), and training must not judge on it
+        # without a word, or at all when more than the day's slack is missing.
         end = cutoff + timedelta(days=horizon)
-        self.check_observed(end)
+        warning = unobserved_warning(cutoff, horizon, self.check_observed(end))
+        if warning is not None:  # within the day's slack: said, as `journey labels` says it
+            self.log(warning)
         data = data_fingerprint(self._store(), end)
         try:
             snap = find_snapshot(self.root, "labels", self.spec, cutoff, horizon, churn_gap)
@@ -130,20 +133,39 @@ class SnapshotSource:
                 f"{what}: {', '.join(map(str, early))} is not after the store's first event "
                 f"({first}): no customer is seen before it; choose later cutoffs")
 
-    def check_observed(self, end: datetime) -> None:
-        """Refuse a label window that ends after the store's events (a day's slack)."""
+    def check_observed(self, end: datetime) -> datetime:
+        """Refuse a label window that ends after the store's events; return the newest event.
+
+        A day's slack: a small store's last day may be quiet, and a daily batch feed holds
+        the day before the run, so refusing would stop a daily retrain. The labels then miss
+        that last stretch's outcomes, which ``labels`` says (``unobserved_warning``)."""
         latest = self._store().time_range()[1]
         if latest is None or latest.replace(tzinfo=UTC) < end - timedelta(days=1):
             raise ConfigError(
                 f"the store's events end at {latest}, before {end.date()}: a label window "
                 "would not be fully observed; choose earlier cutoffs or a shorter horizon"
             )
+        return latest.replace(tzinfo=UTC)
 
     def frame(self, cutoff: datetime, horizon: int, churn_gap: int) -> pd.DataFrame:
         """Features joined to labels for customers seen before ``cutoff``."""
         feats = self.features(cutoff).read()
         labs = self.labels(cutoff, horizon, churn_gap).read()
         return _join(feats, labs).assign(cutoff=pd.Timestamp(cutoff))
+
+
+def unobserved_warning(cutoff: datetime, horizon: int, newest: datetime | None) -> str | None:
+    """The warning for labels of [T, T+H) when the store's newest event (UTC; naive as the
+    store gives it, or aware) is before T+H, else None: an outcome after it is read as none
+    (no churn seen, no conversion), so those labels may be wrong. `journey labels` and the
+    snapshots training reads say the same."""
+    end = cutoff + timedelta(days=horizon)
+    if newest is not None and newest.replace(tzinfo=UTC) >= end:
+        return None
+    seen = f"end at {newest:%Y-%m-%d %H:%M:%S} UTC" if newest is not None else "are none"
+    return (f"warning: the store's events {seen}, before T+H = {end:%Y-%m-%d %H:%M} UTC "
+            f"(T = {cutoff:%Y-%m-%d %H:%M}, H = {horizon}d): the horizon is not fully "
+            "observed, so late outcomes are missing from these labels")
 
 
 def _attributes(fingerprint: object) -> str:

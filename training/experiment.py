@@ -17,20 +17,13 @@ learns from, or is tuned on, overlaps the period it is judged on.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import io
-import os
-import re
-import sys
 import typing
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-import numpy as np
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -45,9 +38,9 @@ from pydantic import (
 
 from features.errors import ConfigError
 from features.layout import FAMILIES
-from features.yaml_config import message, problems, read_text
-from models.strict_yaml import StrictLoader, Where, reject_duplicate_keys
+from features.yaml_config import Config, line_of, message, problems, read_config
 from models.targets import ALL_TARGETS, CHURN_LABELS, SURVIVAL, TARGETS
+from training.experiment_checks import booster, lightgbm_problem, sklearn_problem
 
 M = TypeVar("M", bound=BaseModel)
 DEFAULT_FEATURES = {"baseline": ["rfm"], "lightgbm": list(FAMILIES)}
@@ -170,8 +163,8 @@ def param_problem(kind: str, name: str, value: Any) -> str | None:
     if name in MINIMUM and value is not None and value < MINIMUM[name]:
         return f"must be at least {MINIMUM[name]}, got {value!r}"
     if kind == "baseline":
-        return _sklearn_problem(name, value)
-    return _lightgbm_problem(_booster(kind, name, value))
+        return sklearn_problem(name, value)
+    return lightgbm_problem(booster(kind, name, value))
 
 
 def _hint(kind: str, name: str) -> Any:
@@ -186,63 +179,6 @@ def _adapter(hint: Any) -> TypeAdapter[Any]:
 def _whole(kind: str, name: str) -> bool:
     """Whether the param takes whole numbers only (a range over it needs ``integer``)."""
     return bool(_hint(kind, name) in (int, int | None))
-
-
-def _booster(kind: str, name: str, value: Any) -> dict[str, Any]:
-    """LightGBM's parameters with ``name`` set, as the family builds them."""
-    from models.lgbm import LightGBMClassifier, booster_params
-
-    if kind == "lightgbm":
-        return booster_params(LightGBMClassifier(**{name: value}), {"objective": "binary"})
-    shared = booster_params(LightGBMClassifier(), {})  # the uplift learners' names are these
-    return {"objective": "binary", **({name: value} if name in shared else {})}
-
-
-def _lightgbm_problem(params: dict[str, Any]) -> str | None:
-    """LightGBM's verdict: building a 2-row Dataset parses and range-checks every parameter
-    (under a millisecond on one thread; starting more threads costs more than the check)."""
-    import lightgbm as lgb
-
-    try:
-        with _silenced():
-            lgb.Dataset(np.zeros((2, 1)), np.array([0.0, 1.0]),
-                        params={**params, "verbosity": -1, "num_threads": 1}).construct()
-    except lgb.basic.LightGBMError as exc:
-        text = str(exc).strip()
-        check = re.search(r"Check failed: \((\w+)\) (\S+) \(([^)]*)\)", text)
-        if check:
-            return f"must be {check[2]} {check[3]}, got {params.get(check[1])!r}"
-        return re.sub(r"^Parameter \w+ ", "", text.splitlines()[0])
-    return None
-
-
-@contextlib.contextmanager
-def _silenced() -> Iterator[None]:
-    """LightGBM reports a bad parameter before raising it, on stderr from C++ and on stdout
-    from Python: the message this module words itself would follow two raw copies."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null, contextlib.redirect_stdout(io.StringIO()):
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def _sklearn_problem(name: str, value: Any) -> str | None:
-    """scikit-learn's verdict on a param the baseline hands to LogisticRegression, by the
-    parameter validation its ``fit`` starts with (a fit itself, even on two rows, takes 20 ms)."""
-    from sklearn.linear_model import LogisticRegression
-
-    if name not in LogisticRegression().get_params():
-        return None
-    try:
-        LogisticRegression(**{name: value})._validate_params()
-    except (ValueError, TypeError) as exc:  # InvalidParameterError is both
-        return re.sub(r"^The '\w+' parameter of \w+ ", "", str(exc))
-    return None
 
 
 def space_problems(kind: str, name: str, dim: Range | list[Any]) -> list[tuple[str, str]]:
@@ -260,14 +196,33 @@ def space_problems(kind: str, name: str, dim: Range | list[Any]) -> list[tuple[s
 
 def model_problems(models: Sequence[ModelSpec]) -> list[str]:
     """Every bad param or search-space value of an experiment's models, by key path."""
+    return [found for i, m in enumerate(models) for found in _model_problems(i, m)]
+
+
+def raw_model_problems(raw: dict[str, Any]) -> list[str]:
+    """``model_problems`` of the models as written, whatever else the file gets wrong: a bad
+    param is named in the same pass as a bad horizon, not after it is fixed. An entry whose
+    own shape is wrong (unknown family, misspelt key) is skipped: the schema names it."""
+    entries = raw.get("models")
+    if not isinstance(entries, list):
+        return []
     out: list[str] = []
-    for i, m in enumerate(models):
-        out += [f"models[{i}].params.{name}: {why}" for name, value in m.params.items()
-                if (why := param_problem(m.family, name, value))]
-        space = m.search.space if m.search is not None else {}
-        for name, dim in space.items():
-            out += [f"models[{i}].search.space.{name}{where}: {why}"
-                    for where, why in space_problems(m.family, name, dim)]
+    for i, entry in enumerate(entries):
+        try:
+            spec = ModelSpec.model_validate(entry)
+        except ValidationError:
+            continue
+        out += _model_problems(i, spec)
+    return out
+
+
+def _model_problems(i: int, m: ModelSpec) -> list[str]:
+    out = [f"models[{i}].params.{name}: {why}" for name, value in m.params.items()
+           if (why := param_problem(m.family, name, value))]
+    space = m.search.space if m.search is not None else {}
+    for name, dim in space.items():
+        out += [f"models[{i}].search.space.{name}{where}: {why}"
+                for where, why in space_problems(m.family, name, dim)]
     return out
 
 
@@ -319,6 +274,7 @@ class Experiment(_Strict):
     cutoffs: Cutoffs
     survival: Survival | None = None  # required by the time_to_churn target
     models: list[ModelSpec] = Field(min_length=1)
+    # auto may keep the raw scores ("none"): see models.calibration; runs log the choice.
     calibration: Literal["auto", "isotonic", "sigmoid", "none"] = "auto"
     sample_customers: Count | None = Field(default=None, ge=100)  # per training cutoff
     seed: Count = 42
@@ -358,32 +314,36 @@ class Experiment(_Strict):
 
 
 def load_experiment(path: str | Path) -> Experiment:
-    return load_model_file(path, Experiment, "experiment spec",
-                           lambda exp: model_problems(exp.models))
+    return load_model_file(path, Experiment, "experiment spec", early=raw_model_problems)
 
 
 def load_model_file(path: str | Path, cls: type[M], what: str,
-                    check: Callable[[M], list[str]] | None = None) -> M:
-    """A YAML file validated into ``cls`` (then by ``check``, which lists what else is wrong);
-    every problem named with its key path."""
+                    check: Callable[[M], list[str]] | None = None,
+                    early: Callable[[dict[str, Any]], list[str]] | None = None) -> M:
+    """A YAML file validated into ``cls``, read as ``features.yaml_config`` reads settings
+    (strict YAML, a key written twice refused). Every problem is named in one message, in
+    the file's order, with its line and key path: the schema's, ``early``'s (checks of the
+    mapping as written, run even when the schema fails) and, once it passes, ``check``'s."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{what} not found: {p}")
-    text = read_text(p)
-    try:
-        node = yaml.compose(text, Loader=StrictLoader)
-        raw = yaml.load(text, Loader=StrictLoader)  # safe: StrictLoader is a SafeLoader
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
-    if node is None or not isinstance(raw, dict):
-        raise ConfigError(f"{p}: expected a mapping at the top level")
-    reject_duplicate_keys(node, Where(str(p)))  # YAML itself would keep the last silently
+    config = read_config(p, __name__, "", what)  # a path is given: no shipped default
+    raw = config.raw
     raw.setdefault("name", p.stem)
+    found = early(raw) if early is not None else []
     try:
         spec = cls.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{p}: {'; '.join(problems(exc.errors(), raw, cls))}") from exc
-    found = check(spec) if check is not None else []
+        raise ConfigError(_located(config, problems(exc.errors(), raw, cls) + found)) from exc
+    found += check(spec) if check is not None else []
     if found:
-        raise ConfigError(f"{p}: {'; '.join(found)}")
+        raise ConfigError(_located(config, found))
     return spec
+
+
+def _located(config: Config, found: list[str]) -> str:
+    """"file: line N: key.path: what; ..." by line; a key the file lacks is named without one
+    (or at the line of the mapping that should hold it). A whole-spec check names the key it
+    is about after "(top level): " (cutoffs of the time split): the line is that key's."""
+    at = [(line_of(text.removeprefix("(top level): "), config.lines), text) for text in found]
+    said = [f"line {line}: {text}" if line else text
+            for line, text in sorted(at, key=lambda pair: pair[0])]
+    return f"{config.source}: {'; '.join(said)}"

@@ -34,26 +34,28 @@ def error(path: Path) -> str:
 
 def test_a_key_written_twice_is_named_with_its_line(tmp_path: Path) -> None:
     path = spec(tmp_path, HEAD + "horizon_days: 14\nmodels: [{family: baseline}]\n")
-    assert error(path) == "horizon_days: written twice (line 3)"
+    assert error(path) == "line 3: horizon_days: written twice (first at line 1)"
 
 
 def test_a_key_written_twice_inside_a_model(tmp_path: Path) -> None:
     path = spec(tmp_path, HEAD + "models:\n  - family: lightgbm\n    params:\n"
                 "      num_leaves: 15\n      num_leaves: 63\n")
-    assert error(path) == "models[0].params.num_leaves: written twice (line 7)"
+    assert error(path) == ("line 7: models[0].params.num_leaves: written twice (first at "
+                           "line 6)")
 
 
 def test_a_key_written_twice_in_a_retraining_spec(tmp_path: Path) -> None:
     """The retraining spec is read by the same loader."""
     path = tmp_path / "retrain.yaml"
     path.write_text("experiment: exp.yaml\nevery_days: 14\nevery_days: 7\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"every_days: written twice \(line 3\)"):
+    with pytest.raises(ConfigError,
+                       match=r"line 3: every_days: written twice \(first at line 2\)"):
         load_retrain(path)
 
 
 def test_a_target_listed_twice(tmp_path: Path) -> None:
     path = spec(tmp_path, HEAD + "targets: [churn, churn]\nmodels: [{family: baseline}]\n")
-    assert error(path) == "targets: 'churn' is listed twice"
+    assert error(path) == "line 3: targets: 'churn' is listed twice"
 
 
 @pytest.mark.parametrize(
@@ -66,7 +68,7 @@ def test_a_target_listed_twice(tmp_path: Path) -> None:
 )
 def test_counts_are_whole_numbers_not_flags(tmp_path: Path, line: str, says: str) -> None:
     path = spec(tmp_path, HEAD + f"{line}\nmodels: [{{family: baseline}}]\n")
-    assert error(path) == says
+    assert error(path) == f"line 3: {says}"
 
 
 def test_a_search_takes_numbers_and_flags_as_written(tmp_path: Path) -> None:
@@ -82,21 +84,22 @@ def test_a_search_takes_numbers_and_flags_as_written(tmp_path: Path) -> None:
 
 def test_an_empty_feature_list_is_not_the_default(tmp_path: Path) -> None:
     path = spec(tmp_path, HEAD + "models: [{family: lightgbm, features: []}]\n")
-    assert error(path).startswith("models[0].features: List should have at least 1 item")
+    assert error(path).startswith("line 3: models[0].features: List should have at least "
+                                  "1 item")
     left_out = load_experiment(spec(tmp_path, HEAD + "models: [{family: lightgbm}]\n"))
     assert left_out.models[0].feature_families == DEFAULT_FEATURES["lightgbm"]
 
 
 def test_a_feature_family_listed_twice(tmp_path: Path) -> None:
     path = spec(tmp_path, HEAD + "models: [{family: lightgbm, features: [rfm, rfm]}]\n")
-    assert error(path) == "models[0].features: 'rfm' is listed twice"
+    assert error(path) == "line 3: models[0].features: 'rfm' is listed twice"
 
 
 def test_an_empty_search_choice_list(tmp_path: Path) -> None:
     path = spec(tmp_path, HEAD + "models: [{family: lightgbm, search: {budget_seconds: 5, "
                 "space: {num_leaves: []}}}]\n")
-    assert error(path).startswith("models[0].search.space.num_leaves: List should have at "
-                                  "least 1 item")
+    assert error(path).startswith("line 3: models[0].search.space.num_leaves: List should "
+                                  "have at least 1 item")
 
 
 def test_yaml_1_2_numbers_are_numbers(tmp_path: Path) -> None:
@@ -111,6 +114,5 @@ def test_a_date_off_the_calendar_is_named_with_its_line(tmp_path: Path) -> None:
     path = spec(tmp_path, "horizon_days: 30\ncutoffs: {train: [2025-07-01], valid: 2025-13-01, "
                           "test: 2025-10-01}\n")
     message = error(path)
-    assert message.startswith("not valid YAML: '2025-13-01' is not a valid date or time "
-                              "(month must be in 1..12)")
-    assert "line 2" in message
+    assert message.startswith("line 2, column 39: not valid YAML: '2025-13-01' is not a valid "
+                              "date or time (month must be in 1..12)")
