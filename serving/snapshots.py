@@ -62,7 +62,12 @@ class Snapshot:
 def write_snapshot(root: Path, customers: pa.Table, journey_map: dict[str, Any] | None,
                    meta: dict[str, Any], keep: int, kpis: dict[str, Any] | None = None
                    ) -> Snapshot:
-    """Write a new snapshot, point LATEST at it, and delete all but the ``keep`` newest."""
+    """Write a new snapshot, point LATEST at it, and delete all but the ``keep`` newest (never
+    the one LATEST names).
+
+    A snapshot as of an earlier time than LATEST's (scored for a backtest) is written but not
+    published (meta ``published`` false): segments, KPIs and the dashboard would otherwise
+    show the past as the present, and compare it with the newer picture as a change."""
     root.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
     name = now.strftime("%Y%m%dT%H%M%S%fZ")
@@ -74,22 +79,39 @@ def write_snapshot(root: Path, customers: pa.Table, journey_map: dict[str, Any] 
     if kpis is not None:
         (tmp / KPIS).write_text(json.dumps(kpis, separators=(",", ":")), encoding="utf-8")
     previous = latest(root)
+    published = previous is None or not _earlier(meta.get("as_of"), previous.meta.get("as_of"))
+    before = previous if published else None
     full = {**meta, "id": name, "scored_at": now.isoformat().replace("+00:00", "Z"),
-            "previous": previous.id if previous else None,
-            "previous_as_of": previous.meta.get("as_of") if previous else None}
+            "previous": before.id if before else None,
+            "previous_as_of": before.meta.get("as_of") if before else None,
+            "published": published}
     (tmp / META).write_text(json.dumps(full, indent=1), encoding="utf-8")
     tmp.rename(root / name)
-    pointer = root / f".{LATEST}.tmp"
-    pointer.write_text(name, encoding="utf-8")
-    os.replace(pointer, root / LATEST)
-    _prune(root, keep)
+    if published:
+        pointer = root / f".{LATEST}.tmp"
+        pointer.write_text(name, encoding="utf-8")
+        os.replace(pointer, root / LATEST)
+    _prune(root, keep, latest_name(root))
     return Snapshot(root / name, full)
 
 
-def _prune(root: Path, keep: int) -> None:
+def _earlier(as_of: object, than: object) -> bool:
+    """Whether one snapshot's as_of (ISO text) is before another's; unknown ones are not."""
+    def parsed(text: object) -> datetime:
+        when = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+        return when if when.tzinfo else when.replace(tzinfo=UTC)  # naive: UTC, as elsewhere
+
+    try:
+        return parsed(as_of) < parsed(than)
+    except ValueError:
+        return False
+
+
+def _prune(root: Path, keep: int, current: str | None) -> None:
     names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     for old in names[:-keep]:
-        shutil.rmtree(root / old, ignore_errors=True)
+        if old != current:
+            shutil.rmtree(root / old, ignore_errors=True)
 
 
 def read_snapshot(path: Path) -> Snapshot:

@@ -1,0 +1,46 @@
+"""Score snapshots as of an earlier time than the newest (scored for a backtest) are kept but
+not published: LATEST, and so segments, KPIs and the dashboard, stay on the newest picture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+
+from serving.snapshots import Snapshot, latest, previous_of, read_snapshot, write_snapshot
+
+
+def write(root: Path, as_of: str, keep: int = 9) -> str:
+    table = pa.table({"customer_id": ["c1"], "churn": [0.5]})
+    return write_snapshot(root, table, None, {"as_of": as_of}, keep=keep).id
+
+
+def newest(root: Path) -> Snapshot:
+    snap = latest(root)
+    assert snap is not None, f"no LATEST under {root}"
+    return snap
+
+
+def test_an_earlier_as_of_is_written_but_not_published(tmp_path: Path) -> None:
+    root = tmp_path / "scores"
+    jan = write(root, "2026-01-01T00:00:00Z")
+    nov = write(root, "2025-11-01T00:00:00Z")  # for `journey backtest`
+    assert newest(root).id == jan and newest(root).meta["published"] is True
+    back = read_snapshot(root / nov).meta
+    assert back["published"] is False and back["previous"] is None  # no backwards change
+    later = write(root, "2026-02-01T00:00:00Z")
+    assert newest(root).id == later
+    before = previous_of(root, newest(root))
+    assert before is not None and before.id == jan  # not the backdated one
+    again = write(root, "2026-02-01T00:00:00Z")  # a rescore at the same time is published
+    assert newest(root).id == again
+
+
+def test_pruning_never_removes_the_published_snapshot(tmp_path: Path) -> None:
+    root = tmp_path / "scores"
+    jan = write(root, "2026-01-01T00:00:00Z", keep=1)
+    nov = write(root, "2025-11-01T00:00:00Z", keep=1)
+    assert (root / jan).is_dir() and (root / nov).is_dir()  # LATEST's is older, yet kept
+    oct_ = write(root, "2025-10-01T00:00:00Z", keep=1)
+    assert not (root / nov).exists() and (root / oct_).is_dir()
+    assert newest(root).id == jan
