@@ -124,7 +124,9 @@ def check_alias(settings: ServeSettings, spec: FeatureSpec) -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 3000,
-    workers: Annotated[int, typer.Option(min=1, help="Service processes (see below).")] = 1,
+    workers: Annotated[int, typer.Option(
+        min=1, help="Service processes: only 1 (the event store has one writer; see below).")
+    ] = 1,
     detach: Annotated[bool, typer.Option(help="Run in the background; `journey stop` ends "
                                               "it. Returns once the service is ready.")] = False,
     ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness "
