@@ -182,6 +182,26 @@ class LightGBMClassifier(EncodedInputs, JourneyClassifier):
         self.valid_log_loss_ = float(
             next(iter(self.booster_.best_score["valid"].values()))
         )
+        self.train_rows_ = len(X)
+
+    def splits(self) -> int:
+        """How many splits the trees up to the best iteration make: 0 when every row gets the
+        same score (LightGBM then stops quietly, with a valid but useless model)."""
+        counts = self.booster_.feature_importance("split", iteration=self.best_iteration_)
+        return int(np.sum(counts))
+
+    def no_split(self) -> str | None:
+        """Why the booster gives everyone the same score, in words (None: it made a split)."""
+        if self.splits() > 0:
+            return None
+        rows: int | None = getattr(self, "train_rows_", None)  # older pickles: not recorded
+        on = "" if rows is None else f" with {rows:,} training rows"
+        if rows is not None and rows < 2 * self.min_data_in_leaf:
+            # Each side of a split needs min_data_in_leaf rows: the usual cause on a small log.
+            cause = f"min_data_in_leaf {self.min_data_in_leaf}{on}"
+        else:
+            cause = f"no split gained anything{on}, min_data_in_leaf {self.min_data_in_leaf}"
+        return f"the booster made no split ({cause}): every customer gets the same score"
 
     def predict_raw(self, X: pd.DataFrame) -> Floats:  # noqa: N803
         out: Floats = np.asarray(

@@ -4,24 +4,33 @@ The challenger and the champion are scored on the same rows: the challenger's ho
 experiment's test cutoff and horizon, read from the feature and label snapshots). `champion`
 moves only when the challenger beats it on the target's primary metric by more than the
 margin; every decision, promoted or not, is logged to MLflow with its reason.
+
+With no champion yet, the bar is the trivial predictor on the same rows: a binary challenger
+needs a ROC-AUC above 0.5 and a log loss below that of giving everyone the training base rate
+(the class shares for next stage; a time-to-churn model, a c-index above 0.5). Versions
+trained before the rates were recorded are held to the holdout's own rates instead.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
+import numpy as np
+import pandas as pd
+
 from features.errors import ConfigError
-from models.registry import Loaded, alias_version, load_version
+from models.registry import alias_version, load_version
 from models.targets import SURVIVAL, Target, target
 from training import evaluate
 from training.dataset import SnapshotSource, midnight
 from training.survival import holdout_score
 from training.tracking import KIND_TAG, PROMOTION_EXPERIMENT, Tracking
-from training.train import CHALLENGER, CHAMPION
+from training.train import CHALLENGER, CHAMPION, TRAIN_RATES_TAG
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -46,16 +55,79 @@ class Decision:
     figures: dict[str, float] = field(default_factory=dict)  # further figures, as metrics
 
 
-def _score(t: Target, loaded: Loaded, source: SnapshotSource, tags: dict[str, str],
-           metric: str) -> float:
-    frame = source.frame(
-        midnight(date.fromisoformat(tags["journey.test_cutoff"])),
-        int(tags["journey.horizon_days"]),
-        int(tags["journey.churn_gap_days"]),
-    )
-    y, known = t.encode(frame)
-    proba = loaded.model.predict_proba(frame[known])
-    return float(evaluate.metrics(t, y[known], proba)[metric])
+class _Holdout:
+    """The challenger's holdout, read once and only when a score needs it, with each version's
+    metrics on it and the figures the first-promotion floor measured."""
+
+    def __init__(self, t: Target, client: MlflowClient, source: SnapshotSource,
+                 tags: dict[str, str]) -> None:
+        self.t, self.client, self.source, self.tags = t, client, source, tags
+        self.figures: dict[str, float] = {}
+        self._rows: tuple[pd.DataFrame, np.ndarray] | None = None
+        self._scores: dict[tuple[str, str], float] = {}
+
+    def rows(self) -> tuple[pd.DataFrame, np.ndarray]:
+        if self._rows is None:
+            tags = self.tags
+            frame = self.source.frame(midnight(date.fromisoformat(tags["journey.test_cutoff"])),
+                                      int(tags["journey.horizon_days"]),
+                                      int(tags["journey.churn_gap_days"]))
+            y, known = self.t.encode(frame)
+            self._rows = frame[known], y[known]
+        return self._rows
+
+    def score(self, version: ModelVersion, metric: str) -> float:
+        key = (str(version.version), metric)
+        if key in self._scores:
+            return self._scores[key]
+        if self.t.kind == "survival":
+            self._scores[key] = holdout_score(version, self.source, self.tags, metric)
+            return self._scores[key]
+        x, y = self.rows()
+        proba = load_version(self.client, version).model.predict_proba(x)
+        for name, value in evaluate.metrics(self.t, y, proba).items():
+            self._scores[(key[0], name)] = float(value)
+        return self._scores[key]
+
+    def judge(self, ch: ModelVersion, holdout: str) -> Judge:
+        """With a champion, the champion is the bar; without, the trivial predictor."""
+        def judge(champ: ModelVersion | None) -> tuple[bool, str]:
+            if champ is not None:
+                return True, ""
+            failed = self.below_trivial(ch)
+            return not failed, (f"challenger v{ch.version} does not beat {failed} on {holdout}"
+                                if failed else "")
+        return judge
+
+    def below_trivial(self, ch: ModelVersion) -> str:
+        """How the challenger fails to beat the trivial predictor ('' when it beats it)."""
+        if self.t.kind == "survival":
+            c = self.score(ch, "c_index")
+            return "" if c > 0.5 else f"a constant prediction: c_index {c:.4f} is not above 0.5"
+        rates, whose = self.prior(ch)
+        y = self.rows()[1]
+        trivial = evaluate.metrics(self.t, y, np.tile(rates, (len(y), 1)))["log_loss"]
+        loss = self.score(ch, "log_loss")
+        self.figures.update(trivial_log_loss=trivial, challenger_log_loss=loss)
+        failed = [] if loss < trivial else [f"log_loss {loss:.4f} is not below its {trivial:.4f}"]
+        if self.t.kind == "binary":
+            auc = self.score(ch, "roc_auc")
+            self.figures.update(trivial_base_rate=float(rates[1]), challenger_roc_auc=auc)
+            if not auc > 0.5:  # NaN too: a holdout that cannot rank is no evidence
+                failed.insert(0, f"roc_auc {auc:.4f} is not above 0.5")
+            shown = f"{whose} base rate ({rates[1]:.4f})"
+        else:
+            shown = f"{whose} class shares"
+        return f"predicting the {shown} for everyone: {'; '.join(failed)}" if failed else ""
+
+    def prior(self, ch: ModelVersion) -> tuple[np.ndarray, str]:
+        """The class rates the trivial predictor gives everyone, and whose they are."""
+        recorded = json.loads(dict(ch.tags).get(TRAIN_RATES_TAG, "{}"))
+        if set(recorded) == set(self.t.classes):
+            return np.array([float(recorded[c]) for c in self.t.classes]), "training"
+        y = self.rows()[1]  # trained before the rates were recorded: the holdout's own
+        counts = np.bincount(y, minlength=len(self.t.classes)).astype(np.float64)
+        return counts / max(len(y), 1), "holdout's"
 
 
 def decide(name: str, client: MlflowClient, source: SnapshotSource, margin: float,
@@ -75,11 +147,12 @@ def decide(name: str, client: MlflowClient, source: SnapshotSource, margin: floa
     on = metric or t.primary_metric
     d = Decision(name, False, "", on, margin, str(ch.version),
                  holdout=f"{tags['journey.test_cutoff']} +{tags['journey.horizon_days']}d")
-    return gate(client, registered, d, ch, force,
-                lambda v: (holdout_score(v, source, tags, on) if t.kind == "survival"
-                           else _score(t, load_version(client, v), source, tags, on)),
-                lambda a, b: (evaluate.better(t, a, b, margin) if metric is None
-                              else evaluate.better_on(on, a, b, margin)))
+    holdout = _Holdout(t, client, source, tags)
+    d = gate(client, registered, d, ch, force, lambda v: holdout.score(v, on),
+             lambda a, b: (evaluate.better(t, a, b, margin) if metric is None
+                           else evaluate.better_on(on, a, b, margin)),
+             holdout.judge(ch, d.holdout))
+    return replace(d, figures=holdout.figures)
 
 
 def other_definition(registered: str, ch: ModelVersion, current: str) -> str:
@@ -128,7 +201,7 @@ def gate(client: MlflowClient, registered: str, d: Decision, ch: ModelVersion, f
     if judge is not None:
         ok, said = judge(champ)
         won = won and ok
-        why += f"; {said}"
+        why += f"; {said}" if said else ""
     return apply_decision(client, registered, d, won or force,
                           why + ("; promoted by --force" if force and not won else ""))
 

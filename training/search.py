@@ -47,7 +47,23 @@ class SearchResult:
         """The budget ended the search before ``max_trials``: not reproducible by seed."""
         return self.stopped_by == "budget"
 
+    @property
+    def defaults_only(self) -> bool:
+        """The budget let only the first trial, the base params, run: nothing was searched."""
+        return self.cut_short and len(self.trials) == 1
+
+    def _defaults(self) -> str:
+        """How the budget went on the base params (for ``defaults_only``)."""
+        took = self.trials[0].seconds
+        if self.budget_seconds is not None and took > self.budget_seconds:
+            return (f"budget {self.budget_seconds:g}s spent on the default parameters "
+                    f"({took:.1f}s)")
+        return (f"the default parameters took {took:.1f}s, leaving no room for another trial "
+                f"in the {self.budget_seconds:g}s budget")
+
     def summary(self) -> str:
+        if self.defaults_only:
+            return f"search 1/{self.max_trials} trials: {self._defaults()}; no search happened"
         if self.cut_short:
             return (f"search {len(self.trials)}/{self.max_trials} trials, stopped by the "
                     f"{self.budget_seconds:g}s budget")
@@ -56,6 +72,14 @@ class SearchResult:
     def warning(self) -> str | None:
         if not self.cut_short:
             return None
+        if self.defaults_only:
+            # The model is the defaults' whatever search.space says: the likeliest surprise.
+            enough = math.ceil(self.trials[0].seconds * self.max_trials)
+            return (f"{self._defaults()}; no search happened, the model is the default "
+                    f"parameters'. For the {self.max_trials} trials, raise "
+                    f"search.budget_seconds to about {enough:g} on this machine, or set it "
+                    "to null to let max_trials end the search (reproducible by seed); with "
+                    "a budget, how many trials run depends on the machine's speed and load.")
         return (f"the {self.budget_seconds:g}s time budget stopped the search after "
                 f"{len(self.trials)} of {self.max_trials} trials: how many trials run, and so "
                 "the model chosen, depends on the machine's speed and load, and the same spec "
@@ -74,6 +98,8 @@ class SearchResult:
         tags = {"journey.search.trials": f"{len(self.trials)}/{self.max_trials}",
                 "journey.search.stopped_by": self.stopped_by,
                 "journey.search.reproducible": str(not self.cut_short).lower()}
+        if self.defaults_only:
+            tags["journey.search.defaults_only"] = "true"
         warning = self.warning()
         if warning is not None:
             tags["journey.search.warning"] = warning

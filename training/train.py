@@ -11,11 +11,12 @@ with the code (Journey version, git commit) and the data (event store, frames) i
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -67,6 +68,8 @@ class ModelResult:
     test: dict[str, float]
     seconds: float
     params: dict[str, Any] = field(default_factory=dict)
+    # Why every customer gets the same score ('' when not): registered, never the challenger.
+    degenerate: str = ""
 
 
 def _stderr(line: str) -> None:
@@ -157,11 +160,15 @@ def train_one(t: Target, model: ModelSpec, ds: Dataset, exp: Experiment, ctx: Co
     est, search = fit_model(t, model, ds, ctx.spec, exp.calibration, exp.seed)
     seconds = time.perf_counter() - started
     params = {k: v for k, v in est.get_params().items() if k not in ("classes", "columns")}
+    degenerate = (est.no_split() if isinstance(est, LightGBMClassifier) else None) or ""
+    # Version tags too: the gate reads the prior from the version, the registry shows the flag.
+    tags = {**model_tags(t, model, exp, ds, "model"), **train_rates_tag(t, ds.train),
+            **({"journey.degenerate": "true"} if degenerate else {})}
     # Explicit experiment: a nested run otherwise lands in MLflow's Default experiment.
     with mlflow.start_run(run_name=f"{t.name}-{model.family}", nested=True,
                           experiment_id=parent.info.experiment_id) as run:
-        mlflow.set_tags({**model_tags(t, model, exp, ds, "model"),
-                         **(search.tags() if search else {})})
+        mlflow.set_tags({**tags, **(search.tags() if search else {}),
+                         **({"journey.degenerate_reason": degenerate} if degenerate else {})})
         mlflow.log_params({**{f"model.{k}": v for k, v in params.items()},
                            "features": ",".join(model.feature_families),
                            "n_features": len(est.feature_names_in_),
@@ -172,7 +179,7 @@ def train_one(t: Target, model: ModelSpec, ds: Dataset, exp: Experiment, ctx: Co
         if isinstance(est, LightGBMClassifier):
             mlflow.log_metric("best_iteration", est.best_iteration_)
         scores = _log_run(t, model, est, search.trials if search else [], ds, exp)
-        version = log_model(est, t, ds.test, model_tags(t, model, exp, ds, "model"))
+        version = log_model(est, t, ds.test, tags)
         log_drift_reference(est, t, _rows(t, ds.train)[0], load_drift_settings(), exp.seed)
     ctx.log(f"  {t.name:<10} {model.family:<8} valid {t.primary_metric} "
             f"{evaluate.primary(t, scores['valid']):.4f}  test "
@@ -181,8 +188,23 @@ def train_one(t: Target, model: ModelSpec, ds: Dataset, exp: Experiment, ctx: Co
     warning = search.warning() if search else None
     if warning is not None:
         ctx.warn(f"warning: {t.name} {model.family}: {warning}")
+    if degenerate:
+        ctx.warn(f"warning: {t.registered_name} {model.family}: {degenerate}; registered as "
+                 f"v{version} (tagged journey.degenerate) but not made the challenger")
     return ModelResult(t.name, model.family, run.info.run_id, version, scores["valid"],
-                       scores["test"], seconds, params)
+                       scores["test"], seconds, params, degenerate)
+
+
+TRAIN_RATES_TAG = "journey.train_class_rates"
+
+
+def train_rates_tag(t: Target, train: pd.DataFrame) -> dict[str, str]:
+    """Each class's share of the training rows, as JSON: the promotion gate's trivial
+    predictor (everyone gets the training base rate) is judged on the holdout with it."""
+    y = _rows(t, train)[1]
+    rates = np.bincount(y, minlength=len(t.classes)) / max(len(y), 1)
+    return {TRAIN_RATES_TAG: json.dumps(dict(zip(t.classes, rates.round(6).tolist(),
+                                                 strict=True)))}
 
 
 def model_tags(t: Target, model: ModelSpec, exp: Experiment, ds: Dataset, kind: str
@@ -217,6 +239,9 @@ def train_experiment(exp: Experiment, ds: Dataset, ctx: Context) -> list[ModelRe
     import mlflow
 
     check_outcomes(exp, ds, ctx.spec.stages)  # before anything is fitted or registered
+    redundant = redundant_labels(exp, ds, ctx.spec.stages)
+    for said in redundant:
+        ctx.warn(f"warning: {said}")
     client = ctx.tracking.client()
     if os.environ.get("MLFLOW_RUN_ID"):  # inside `mlflow run`: nest under its run
         parent = mlflow.start_run()
@@ -233,6 +258,8 @@ def train_experiment(exp: Experiment, ds: Dataset, ctx: Context) -> list[ModelRe
                          **store_at(data_end(exp))})
         mlflow.log_params(exp.flat_params())
         log_experiment(exp, ctx.experiment_file)
+        if redundant:
+            mlflow.set_tag("journey.warning.labels", " ".join(redundant))
         mlflow.log_dict(ctx.spec.definition(), "features/definition.json")
         for name in exp.targets:
             if name == SURVIVAL:
@@ -240,16 +267,60 @@ def train_experiment(exp: Experiment, ds: Dataset, ctx: Context) -> list[ModelRe
                 continue
             t = target(name, ctx.spec.stages, exp.churn_label)
             done = [train_one(t, m, ds, exp, ctx) for m in exp.models]
-            best = done[0]
-            for r in done[1:]:
-                score, best_score = evaluate.primary(t, r.valid), evaluate.primary(t, best.valid)
-                if evaluate.better(t, score, best_score):
-                    best = r
-            client.set_registered_model_alias(t.registered_name, CHALLENGER, best.version)
-            ctx.log(f"  {t.registered_name} v{best.version} ({best.family}) is the challenger")
+            pick_challenger(client, t, done, ctx)
             results += done
         _tag_model_runs(client, results, exp, origin, store_at)
     return results
+
+
+def pick_challenger(client: MlflowClient, t: Target, done: list[ModelResult], ctx: Context
+                    ) -> None:
+    """Alias the best on validation as the target's challenger, leaving out models that score
+    everyone alike; with none left, the target has no challenger from this run."""
+    usable = [r for r in done if not r.degenerate]
+    if not usable:
+        # A challenger from an earlier run would be taken for this run's by `journey promote`.
+        # The registered model exists: this run has just registered its versions.
+        stale = CHALLENGER in client.get_registered_model(t.registered_name).aliases
+        if stale:
+            client.delete_registered_model_alias(t.registered_name, CHALLENGER)
+        ctx.warn(f"warning: {t.registered_name}: no challenger from this run, every model "
+                 "scores everyone alike" + ("; the earlier challenger alias is removed"
+                                            if stale else ""))
+        return
+    best = usable[0]
+    for r in usable[1:]:
+        if evaluate.better(t, evaluate.primary(t, r.valid), evaluate.primary(t, best.valid)):
+            best = r
+    client.set_registered_model_alias(t.registered_name, CHALLENGER, best.version)
+    ctx.log(f"  {t.registered_name} v{best.version} ({best.family}) is the challenger")
+
+
+def redundant_labels(exp: Experiment, ds: Dataset, stages: Sequence[str]) -> list[str]:
+    """Pairs of binary targets whose labels are identical or exact complements on every row
+    both label (training, validation and test): one model trained and served twice, e.g.
+    churn and conversion on a purchase-only log, where no purchase is inactivity."""
+    binary = [t for t in (target(n, stages, exp.churn_label) for n in exp.targets
+                          if n != SURVIVAL) if t.kind == "binary"]
+    frames = (ds.train, ds.valid, ds.test)
+    encoded = {t.name: [t.encode(f) for f in frames] for t in binary}
+    found = []
+    for i, a in enumerate(binary):
+        for b in binary[i + 1:]:
+            both = [ka & kb for (_, ka), (_, kb) in zip(encoded[a.name], encoded[b.name],
+                                                         strict=True)]
+            n = sum(int(m.sum()) for m in both)
+            agree = sum(int((ya[m] == yb[m]).sum()) for (ya, _), (yb, _), m in zip(
+                encoded[a.name], encoded[b.name], both, strict=True))
+            if n == 0 or 0 < agree < n:
+                continue
+            keep = [x for x in exp.targets if x != a.name]
+            found.append(
+                f"{a.name} ({a.label}) and {b.name} ({b.label}) labels are "
+                f"{'identical' if agree == n else 'exact complements'} on all {n:,} rows "
+                f"that have both: the two models learn the same thing and score it twice; "
+                f"train one of them (e.g. `targets: [{', '.join(keep)}]` in the experiment)")
+    return found
 
 
 def _tag_model_runs(client: MlflowClient, results: list[ModelResult], exp: Experiment,

@@ -8,6 +8,7 @@ LightGBM candidates, one whose search max_trials ends and one the time budget cu
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, replace
@@ -137,13 +138,17 @@ def test_search_trials_and_stop_reason_are_logged_and_shown(run: Run) -> None:
     assert cut.tags["journey.search.trials"] == "1/5"
     assert cut.tags["journey.search.reproducible"] == "false"
     assert "machine's speed" in cut.tags["journey.search.warning"]
+    # Only the first trial, the base params, ran: the line says no search happened.
+    assert cut.tags["journey.search.defaults_only"] == "true"
+    assert "journey.search.defaults_only" not in bounded.tags
     lines = [line for line in run.log if line.startswith("  churn      lightgbm")]
     assert len(lines) == 2
     assert lines[0].endswith("(search 2/2 trials)")
-    assert lines[1].endswith("(search 1/5 trials, stopped by the 0.001s budget)")
+    assert re.search(r"\(search 1/5 trials: budget 0\.001s spent on the default parameters "
+                     r"\(\d+\.\ds\); no search happened\)$", lines[1]), lines[1]
     assert len(run.warnings) == 1
-    assert run.warnings[0].startswith("warning: churn lightgbm: the 0.001s time budget "
-                                      "stopped the search after 1 of 5 trials")
+    assert run.warnings[0].startswith("warning: churn lightgbm: budget 0.001s spent on the "
+                                      "default parameters (")
     assert run.warnings[0].endswith(cut.tags["journey.search.warning"])
 
 
