@@ -23,7 +23,7 @@ from models.registry import client_for
 from serving.champions import load_models
 from serving.recommender import Recommender
 from serving.score_job import ScoreRun, population_from_store
-from serving.scoring import BatchScorer
+from serving.scoring import BatchScorer, order_mean
 from serving.segment_config import SegmentConfig, load_segment_config
 from serving.segments import SegmentBook, SegmentQueryError
 from serving.service_files import loading, served_catalog, served_spec
@@ -86,7 +86,13 @@ def _score_run(settings: ServeSettings, spec: FeatureSpec, config: SegmentConfig
         population = population_from_store(es, spec, config, when)
         newest = es.time_range()[1]
     _warn_if_past_the_data(newest, when)
+    if len(population) and order_mean(population.arrays, spec) is None:
+        typer.echo(NO_VALUE)
     return run.run(models, population, when, str(settings.store_path))
+
+
+NO_VALUE = ("no conversion in the store carries a value (revenue): expected value, revenue at "
+            "risk and CLV are left empty (-)")
 
 
 def _warn_if_past_the_data(newest: datetime | None, when: datetime) -> None:
@@ -185,14 +191,28 @@ def _print_table(book: SegmentBook, by: list[str], filters: dict[str, list[str]]
     head = [*by, "customers", "share", "mean risk", "expected value", "revenue at risk",
             "Δ revenue at risk", "top action"]
     lines = [head]
+    valued = _valued(book.snapshot)
+    # A change against a snapshot without values would be the whole revenue at risk.
+    compared = valued and (book.previous is None or _valued(book.previous))
     for s in [*rows, total]:
         label = [s.key.get(d, "all") for d in by]
-        delta = f"{s.change['revenue_at_risk']:+,.0f}" if s.change else "-"
+        delta = f"{s.change['revenue_at_risk']:+,.0f}" if s.change and compared else "-"
         risk = "-" if math.isnan(s.mean_risk) else f"{s.mean_risk:.1%}"  # nobody: no mean
-        lines.append([*label, f"{s.customers:,}", f"{s.share:.1%}", risk,
-                      f"{s.expected_value:,.0f}", f"{s.revenue_at_risk:,.0f}", delta,
-                      s.top_action or "-"])
+        value, at_risk = ((f"{s.expected_value:,.0f}", f"{s.revenue_at_risk:,.0f}") if valued
+                          else ("-", "-"))
+        lines.append([*label, f"{s.customers:,}", f"{s.share:.1%}", risk, value, at_risk,
+                      delta, s.top_action or "-"])
     widths = [max(len(r[i]) for r in lines) for i in range(len(head))]
     for r in lines:
         typer.echo("  ".join(c.ljust(w) if i < len(by) else c.rjust(w)
                              for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+
+
+def _valued(snap: Snapshot) -> bool:
+    """Whether a snapshot knows its customers' value. Scored without any conversion value,
+    every customer's is null; the segments' sums read those as 0, which would print as a
+    real figure. (No customers or no such column: nothing says it is unknown.)"""
+    table = snap.customers(["expected_value"])
+    if "expected_value" not in table.column_names or not table.num_rows:
+        return True
+    return bool(table["expected_value"].null_count < table.num_rows)

@@ -18,7 +18,8 @@ months are periods of their own (the month labels the cell). Definitions, per pe
 - CLV estimate = V x L. V: revenue per customer-year (the group's revenue in the period over
   its customers' days as customers in the period, x 365). L: expected lifetime in years,
   (retention_days / 365) / (1 - retention rate), capped at ``clv_years`` (the retention rate
-  read as the chance a buyer is still active one retention window later). A point estimate.
+  read as the chance a buyer is still active one retention window later). A point estimate;
+  V and the CLV are null when no conversion before as_of carries a value (no revenue known).
 - CSAT: every scored ticket in the period; mean with a normal-approximation interval
   (mean +- 1.96 sd / sqrt(n)), and the satisfied share (score >= satisfied_min).
 - NPS: each customer's latest answer in the period (frequent answerers must not count more):
@@ -49,6 +50,7 @@ from models.journey_events import (
     StageEvents,
     first_ts,
 )
+from models.kpis_definitions import DEFINITIONS
 
 if TYPE_CHECKING:
     from models.journey_map import JourneyMapParams
@@ -56,25 +58,6 @@ if TYPE_CHECKING:
 F64 = npt.NDArray[np.float64]
 NO_START = np.iinfo(np.int64).min  # a period with no start: the whole history
 NONE = "(none)"  # the group of customers without a value (no stage yet, no attribute)
-DEFINITIONS = {
-    "customers": "customers with any event in the period (the whole history before as_of; "
-                 "for months, the month)",
-    "conversion_rate": "customers with a purchase in the period / the period's customers "
-                       "(Wilson 95 %)",
-    "retention_rate": "the period's customers with a purchase before its end who were active "
-                      "in the retention_days before the end / the period's customers with a "
-                      "purchase before its end (Wilson 95 %)",
-    "repeat_purchase_rate": "the period's buyers who bought at 2+ different times before its "
-                            "end / the period's buyers (Wilson 95 %)",
-    "funnel": "customers reaching stage k or later in the period / those reaching k-1 (Wilson)",
-    "clv": "V x L: V = revenue per customer-year in the period; L = (retention_days/365) / "
-           "(1 - retention rate), capped at clv_years",
-    "csat": "every scored support ticket in the period: mean (normal approx. 95 %) and share "
-            ">= satisfied_min (Wilson)",
-    "nps": "latest answer per customer in the period: 100 x (promoters 9-10 - detractors 0-6) "
-           "/ answers; 95 %: 100 x 1.96 x sqrt((p + d - (p - d)^2) / n)",
-    "month": "the same definitions with the period [month start, min(month end, as_of))",
-}
 
 
 @dataclass(frozen=True)
@@ -104,13 +87,16 @@ class Cells:
     bought: Bool  # a conversion before the period's end
     retained: Bool  # bought, and customer activity in the retention_days before the end
     repeat: Bool  # converted, with conversions at 2+ different times before the end
-    revenue: F64
+    revenue: F64  # 0 where no conversion carries a value: read ``valued`` too
     days: F64  # days as a customer in the period
     furthest: I64  # furthest stage reached in the period (-1 none)
     csat_cell: I64
     csat: F64
     nps_cell: I64
     nps: F64
+    # Some conversion before as_of carries a value. Without one the store knows no revenue (a
+    # track export without it): revenue figures are unknown, not 0.
+    valued: bool
 
 
 def period_cells(e: StageEvents, spec: FeatureSpec, params: JourneyMapParams,
@@ -166,7 +152,8 @@ def period_cells(e: StageEvents, spec: FeatureSpec, params: JourneyMapParams,
     return Cells(
         cell_cust, cell_period, converted, conv_upto >= 1,
         (conv_upto >= 1) & (last_upto >= end - params.retention_days * DAY_US),
-        converted & (conv_upto >= 2), revenue, days, furthest, csat_cell, csat, nps_cell, nps)
+        converted & (conv_upto >= 2), revenue, days, furthest, csat_cell, csat, nps_cell, nps,
+        bool(np.isfinite(ev.value[e.conversion]).any()))
 
 
 def _first_event(e: StageEvents, cell_cust: I64, ts: I64, starts: I64, whole: bool) -> I64:
@@ -248,7 +235,8 @@ def aggregate(cells: Cells, group: I64, labels: Sequence[str], spec: FeatureSpec
             "conversion_rate": Rate(int(converted[k]), int(customers[k])).to_dict(),
             "retention_rate": retention.to_dict(),
             "repeat_purchase_rate": Rate(int(repeat[k]), int(converted[k])).to_dict(),
-            "clv": _clv(float(revenue[k]), float(years[k]), retention.value, params),
+            "clv": _clv(float(revenue[k]) if cells.valued else None, float(years[k]),
+                        retention.value, params),
             "csat": None if csat is None else csat[k],
             "nps": None if nps is None else nps[k],
             "funnel": [{"stage": stage, "reached": int(reached[k, s]),
@@ -282,9 +270,10 @@ def _reached(furthest: I64, g: I64, n_groups: int, n_stages: int) -> I64:
     return out
 
 
-def _clv(revenue: float, years: float, retention: float | None,
+def _clv(revenue: float | None, years: float, retention: float | None,
          params: JourneyMapParams) -> dict[str, Any]:
-    annual = revenue / years if years > 0 else None
+    """CLV of a group's ``revenue`` (None: no revenue known, so no value either)."""
+    annual = revenue / years if revenue is not None and years > 0 else None
     if retention is None:
         lifetime = None
     elif retention >= 1:

@@ -115,14 +115,12 @@ def load_uplift(client: MlflowClient, spec: FeatureSpec, alias: str) -> dict[str
 
 
 def load_models(client: MlflowClient, spec: FeatureSpec, alias: str) -> ModelSet:
-    """Every target's ``alias`` version; all or nothing."""
+    """Every target's ``alias`` version; all or nothing (scores, next-best-actions and the
+    service need each target's probabilities)."""
+    versions = served_versions(client, spec, alias)
     models: dict[str, Served] = {}
-    for name in TARGETS:
+    for name, version in versions.items():
         registered = target(name, spec.stages).registered_name
-        version = alias_version(client, registered, alias)
-        if version is None:
-            raise RegistryError(f"model {registered} has no version with alias {alias!r}; "
-                                "train and promote first (journey train, journey promote)")
         tags = dict(version.tags)
         _check_definitions(registered, version, spec)
         loaded = load_version(client, version)
@@ -134,6 +132,45 @@ def load_models(client: MlflowClient, spec: FeatureSpec, alias: str) -> ModelSet
     return ModelSet(models, load_uplift(client, spec, alias),
                     persona=load_persona(client, spec, alias),
                     survival=load_survival(client, spec, alias))
+
+
+def served_versions(client: MlflowClient, spec: FeatureSpec, alias: str
+                    ) -> dict[str, ModelVersion]:
+    """Each target's ``alias`` version. Every missing one is named in one error, with the
+    targets that have one and what to do: an analyst whose data cannot train one target (churn
+    labels of a single class) learns at once why nothing can be scored, not one run at a time."""
+    found = {name: alias_version(client, target(name, spec.stages).registered_name, alias)
+             for name in TARGETS}
+    missing = [name for name, v in found.items() if v is None]
+    if missing:
+        raise RegistryError(missing_message(spec, alias, missing, {
+            name: str(v.version) for name, v in found.items() if v is not None}))
+    return {name: v for name, v in found.items() if v is not None}
+
+
+def missing_message(spec: FeatureSpec, alias: str, missing: list[str],
+                    present: dict[str, str]) -> str:
+    """Why models cannot be served: the targets without an ``alias`` version, those with one
+    (``present``: version by target), and how to give each missing one a version."""
+    def registered(name: str) -> str:
+        return target(name, spec.stages).registered_name
+
+    # "<model> has no version with alias ..." as before, for whoever searches logs for it.
+    lacking = (f"model {registered(missing[0])} has" if len(missing) == 1 else
+               "models " + ", ".join(f"{registered(n)} ({n})" for n in missing) + " have")
+    have = (", ".join(f"{n} ({registered(n)} v{v})" for n, v in present.items()) if present
+            else "none of them")
+    if present:
+        steps = "Per missing target: " + "; ".join(
+            f"{n}: train it (list {n} under `targets:` in the experiment, then `journey train "
+            f"--experiment ...`) and `journey promote --target {n}`" for n in missing)
+    else:  # nothing trained yet (a newcomer's first `serve`): one step, not one per target
+        steps = ("Train them (`journey train --experiment experiments/default.yaml`), then "
+                 "`journey promote`")
+    return (f"{lacking} no version with alias {alias!r}: scoring and serving need one for "
+            f"every target ({', '.join(TARGETS)}); those with one: {have}. {steps}. A target "
+            "whose training labels have a single class (e.g. no customer churned) cannot be "
+            "trained on this data")
 
 
 def _optional(client: MlflowClient, spec: FeatureSpec, alias: str, registered: str,

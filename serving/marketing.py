@@ -170,7 +170,7 @@ class Marketing:
             "unassigned_name": names[-1], "scores_as_of": as_of, "personas": out}
 
     def _persona_scores(self, version: str
-                        ) -> tuple[str | None, dict[int, dict[str, float]]]:
+                        ) -> tuple[str | None, dict[int, dict[str, float | None]]]:
         """The newest snapshot's as-of time and each persona's mean churn probability and
         expected value in it, by persona id (a persona renamed since keeps them); nothing when
         there is no snapshot or it was scored with another persona model (or none)."""

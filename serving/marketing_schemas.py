@@ -32,9 +32,10 @@ class ChangeOut(BaseModel):
     customers: int
     mean_risk: float | None = Field(description="None when either snapshot has no customers "
                                     "in the segment.")
-    revenue_at_risk: float
+    revenue_at_risk: float | None = Field(description="None when either snapshot knows no "
+                                          "value (no conversion carried one).")
 
-    _mean_risk = field_validator("mean_risk")(_none_if_nan)
+    _none = field_validator("mean_risk", "revenue_at_risk")(_none_if_nan)
 
 
 class SegmentOut(BaseModel):
@@ -43,13 +44,15 @@ class SegmentOut(BaseModel):
     share: float = Field(description="Of the customers matching the filters.")
     mean_risk: float | None = Field(description="Mean calibrated churn probability (None: no "
                                     "customers).")
-    expected_value: float = Field(description="Summed over the segment's customers.")
-    revenue_at_risk: float = Field(description="Sum of expected value x churn probability.")
+    expected_value: float | None = Field(description="Summed over the segment's customers "
+                                         "(None: no conversion in the store carries a value).")
+    revenue_at_risk: float | None = Field(description="Sum of expected value x churn "
+                                          "probability (None as expected_value).")
     top_action: str | None = Field(description="The most recommended next-best-action.")
     top_action_share: float
     change: ChangeOut | None = Field(description="Since the previous snapshot.")
 
-    _mean_risk = field_validator("mean_risk")(_none_if_nan)
+    _none = field_validator("mean_risk", "expected_value", "revenue_at_risk")(_none_if_nan)
 
 
 class SegmentsOut(BaseModel):
@@ -69,8 +72,8 @@ class CustomerScoreOut(BaseModel):
     conversion: float
     next_stage: str
     next_stage_probability: float
-    expected_value: float
-    revenue_at_risk: float
+    expected_value: float | None  # None: no conversion in the store carries a value
+    revenue_at_risk: float | None
     recency_days: float | None
     events: int
     top_action: str | None

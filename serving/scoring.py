@@ -1,6 +1,7 @@
 """Batch scoring of every customer: the served models' churn, conversion and next-stage
-probabilities, the risk tier, expected value and revenue at risk, the customer attributes, and
-(when uplift models are served) the top next-best-action, one row per customer.
+probabilities, the risk tier, expected value and revenue at risk (null when no conversion in
+the store carries a value: no revenue is known), the customer attributes, and (when uplift
+models are served) the top next-best-action, one row per customer.
 
 The vectors come from the same kernel as online scoring, over customer chunks of the full event
 arrays, so a customer's score here equals what ``/v1/predict`` answers at the same time. The
@@ -20,7 +21,7 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
-from features.events import EventArrays
+from features.events import Encoder, EventArrays
 from features.online import OnlineFeatures, Vectors
 from features.spec import FeatureSpec
 from models.lgbm import LightGBMClassifier
@@ -88,9 +89,7 @@ class BatchScorer:
         before it). ``names``: each persona id's name (default: ``persona_names``; a run
         passes the ones it records in the snapshot's meta)."""
         t = round(as_of.timestamp() * 1_000_000)
-        values = population.arrays.value
-        paid = values[np.isfinite(values) & (values > 0)]
-        mean_order = float(paid.mean()) if len(paid) else 0.0
+        mean_order = order_mean(population.arrays, self.spec)
         n = len(population)
         names = self.persona_names(models) if names is None else names
         tables = []
@@ -115,7 +114,7 @@ class BatchScorer:
             yield lo, min(n, lo + size)
 
     def _chunk(self, models: ModelSet, pop: Population, lo: int, hi: int, t: int,
-               as_of: datetime, mean_order: float, personas: list[str]) -> pa.Table:
+               as_of: datetime, mean_order: float | None, personas: list[str]) -> pa.Table:
         arrays = chunk(pop.arrays, lo, hi)
         names = list(pop.attributes)
         codes = {a: (c[lo:hi], vocab) for a, (c, vocab) in pop.attributes.items()}
@@ -136,8 +135,8 @@ class BatchScorer:
             "next_stage": pa.DictionaryArray.from_arrays(
                 pa.array(np.argmax(nxt, axis=1), pa.int32()), pa.array(list(classes))),
             "next_stage_probability": pa.array(nxt.max(axis=1), pa.float64()),
-            "expected_value": pa.array(value, pa.float64()),
-            "revenue_at_risk": pa.array(value * churn, pa.float64()),
+            "expected_value": _money(value),
+            "revenue_at_risk": _money(value * churn),
             "recency_days": pa.array(cols["recency_days"], pa.float64()),
             "events": pa.array(np.asarray(vectors.events, np.int64)),
         }
@@ -158,7 +157,11 @@ class BatchScorer:
         index = {name: j for j, name in enumerate(vectors.matrix.names)}
         return {name: vectors.matrix.values[:, index[name]] for name in wanted}
 
-    def _expected_value(self, cols: dict[str, F64], conversion: F64, mean_order: float) -> F64:
+    def _expected_value(self, cols: dict[str, F64], conversion: F64, mean_order: float | None
+                        ) -> F64:
+        """Each customer's expected value; NaN for all when the store knows no revenue."""
+        if mean_order is None:
+            return np.full(len(conversion), np.nan)
         w = self.config.value_window_days
         rate = np.nan_to_num(cols[f"revenue_{w}d"]) / w
         aov = cols["avg_order_value"]
@@ -186,6 +189,23 @@ class BatchScorer:
         top = [r.decision.actions[0] if r.decision.actions else None for r in done]
         return (pa.array([a.action if a else None for a in top], pa.string()),
                 pa.array([a.value if a else None for a in top], pa.float64()))
+
+
+def order_mean(arrays: EventArrays, spec: FeatureSpec) -> float | None:
+    """The order value expected of a customer without orders of their own: the mean of the
+    store's positive values. None when no conversion carries a value (a track export without
+    revenue): the store knows no revenue, and a 0 would read as a real figure."""
+    values = arrays.value
+    conversions = Encoder(spec).conversion_of_type[arrays.etype]
+    if not np.isfinite(values[conversions]).any():
+        return None
+    paid = values[np.isfinite(values) & (values > 0)]
+    return float(paid.mean()) if len(paid) else 0.0
+
+
+def _money(values: F64) -> pa.Array:
+    """Money per customer, NaN (no revenue known) as null: readers show a gap, not a 0."""
+    return pa.array(values, pa.float64(), from_pandas=True)
 
 
 def _personas(models: ModelSet, vectors: Vectors, names: list[str]

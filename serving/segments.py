@@ -126,6 +126,8 @@ class Cube:
         n = len(cells)
 
         def total(col: str) -> F64:
+            if table.num_rows and table[col].null_count == table.num_rows:
+                return np.full(n, np.nan)  # no value known (no conversion had one): not 0
             w = np.nan_to_num(table[col].to_numpy(zero_copy_only=False).astype(np.float64))
             return np.asarray(np.bincount(inverse, weights=w, minlength=n), np.float64)
 
@@ -183,7 +185,7 @@ class Segment:
     customers: int
     share: float  # of the customers matching the filters
     mean_risk: float  # NaN when no customer matches: there is no mean to show
-    expected_value: float
+    expected_value: float  # NaN (and revenue_at_risk) when the snapshot knows no value
     revenue_at_risk: float
     top_action: str | None
     top_action_share: float  # of the segment's customers
@@ -258,7 +260,7 @@ class SegmentBook:
         rows = [self._segment(dict(zip(by, k, strict=True)), v, n,
                               None if before is None else before.get(k))
                 for k, v in now.items()]
-        rows.sort(key=lambda s: (-s.revenue_at_risk, -s.customers))
+        rows.sort(key=lambda s: (-np.nan_to_num(s.revenue_at_risk), -s.customers))
         empty = {"customers": 0, "churn_sum": 0.0, "expected_value": 0.0,
                  "revenue_at_risk": 0.0, "actions": np.zeros(len(self.cube.action_names))}
         total = self._segment({}, total_now.get((), empty), n,

@@ -63,18 +63,20 @@ class SnapshotPersonas:
         return self.names[self.stored.index(label)] if label in self.stored else label
 
     def means(self, churn: pa.ChunkedArray | pa.Array, value: pa.ChunkedArray | pa.Array
-              ) -> dict[int, dict[str, float]]:
-        """Each persona id's mean churn probability and expected value (ids with customers)."""
+              ) -> dict[int, dict[str, float | None]]:
+        """Each persona id's mean churn probability and expected value (ids with customers;
+        None when no customer has one: no conversion in the store carried a value)."""
         k = len(self.names) - 1
         mine = (self.ids >= 0) & (self.ids < k)
         ids = self.ids[mine]
         n = np.bincount(ids, minlength=k)
-        out: dict[int, dict[str, float]] = {}
+        out: dict[int, dict[str, float | None]] = {}
         for name, col in (("churn_mean", churn), ("expected_value_mean", value)):
             x = np.nan_to_num(_floats(col)[mine])
             total = np.bincount(ids, weights=x, minlength=k)
+            known = not len(col) or col.null_count < len(col)  # all null: no value known
             for pid in np.flatnonzero(n).tolist():
-                out.setdefault(pid, {})[name] = float(total[pid] / n[pid])
+                out.setdefault(pid, {})[name] = float(total[pid] / n[pid]) if known else None
         return out
 
 

@@ -297,22 +297,27 @@ function sum(rows, f) {
   return rows.reduce((a, r) => a + (f(r) || 0), 0);
 }
 
+/** A money sum, null when rows have it but none knows it (a store whose conversions carry no
+ * value): the tile then shows a dash, not a 0 that reads as a real figure. */
+function knownSum(rows, f) {
+  return !rows.length || rows.some((r) => typeof f(r) === "number") ? sum(rows, f) : null;
+}
+
 /** Figures of the whole snapshot from the tiers (every customer has one tier). */
 function overall(tiers) {
   const n = sum(tiers, (t) => t.customers);
-  const rar = sum(tiers, (t) => t.revenue_at_risk);
+  const rar = knownSum(tiers, (t) => t.revenue_at_risk);
   const risk = n ? sum(tiers, (t) => t.mean_risk * t.customers) / n : null;
   const high = tiers.find((t) => t.key.tier === "high");
   const highN = high ? high.customers : 0;
   const out = { n, rar, risk, highN, highShare: n ? highN / n : null, change: null };
   if (tiers.some((t) => t.change)) {
     const prevN = n - sum(tiers, (t) => t.change?.customers);
-    const prevRar = rar - sum(tiers, (t) => t.change?.revenue_at_risk);
     const prevRiskSum = sum(tiers, (t) => (t.change ? (t.mean_risk - t.change.mean_risk) * (t.customers - t.change.customers) : 0));
     const prevHigh = high ? highN - (high.change?.customers || 0) : 0;
     out.change = {
       n: n - prevN,
-      rar: rar - prevRar,
+      rar: rar === null ? null : knownSum(tiers, (t) => t.change?.revenue_at_risk),
       risk: prevN > 0 && risk !== null ? risk - prevRiskSum / prevN : null,
       highShare: prevN > 0 && out.highShare !== null ? out.highShare - prevHigh / prevN : null,
     };
@@ -344,7 +349,8 @@ function renderKpis(data) {
     {
       id: "revenue-at-risk", label: "Revenue at risk", value: fmt.moneyShort(o.rar), raw: o.rar,
       title: `${fmt.money(o.rar)}: expected value × churn probability, summed`,
-      delta: o.change && { text: fmt.signedMoneyShort(o.change.rar), v: o.change.rar, kind: "moneyShort", riseIsBad: true },
+      delta: o.change && o.change.rar !== null
+        && { text: fmt.signedMoneyShort(o.change.rar), v: o.change.rar, kind: "moneyShort", riseIsBad: true },
     },
     {
       id: "high-risk", label: "High-risk share", value: fmt.pct(o.highShare), raw: o.highShare,
