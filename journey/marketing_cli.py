@@ -71,6 +71,12 @@ def score(
                f"map {m['journey_map_seconds']}s) -> {snap.path}")
     _print_table(SegmentBook(snap, config.dimensions, previous_of(settings.scores_path, snap),
                              names_path(settings.home)), ["tier"], {})
+    if m.get("published") is False:
+        shown = latest(settings.scores_path)
+        typer.echo(f"note: as of {m['as_of']}, before the newest snapshot's "
+                   f"({shown.meta.get('as_of') if shown else '?'}): kept for `journey "
+                   "backtest`, but segments, KPIs, the dashboard and the triggers stay on the "
+                   "newest")
 
 
 def _score_run(settings: ServeSettings, spec: FeatureSpec, config: SegmentConfig,

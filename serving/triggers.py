@@ -205,7 +205,11 @@ class Triggers:
 
     # -- scoring runs and firing -----------------------------------------------------------
     def evaluate_snapshot(self, snap: Snapshot) -> int:
-        """Compare a scoring run's snapshot with the previous one; the firings claimed."""
+        """Compare a scoring run's snapshot with the previous one; the firings claimed. A
+        snapshot as of an earlier time than the newest (not published) is history, not news:
+        nothing fires."""
+        if snap.meta.get("published") is False:
+            return 0
         return self.fire(snapshot_candidates(self.rules, snap,
                                              previous_of(snap.path.parent, snap)),
                          "scoring run")

@@ -199,3 +199,32 @@ def test_a_scoring_run_compares_with_the_previous_snapshot(tmp_path: Path) -> No
     changed = latest(root)
     assert changed is not None  # a new churn model: crossings would be the model's
     assert {c.rule.kind for c in snapshot_candidates(cfg.rules, changed, snap)} == set()
+
+
+def test_a_backdated_scoring_run_fires_nothing(tmp_path: Path) -> None:
+    """Scored as of an earlier time than the newest (for a backtest), a snapshot is history:
+    compared with nothing, every customer would have 'entered' their stage."""
+    from serving.snapshots import read_snapshot
+    from serving.triggers import Triggers
+
+    cfg = config(tmp_path, [rule("entered_stage", {"stage": "decision"})])
+    seen: list[int] = []
+
+    class Judged:  # the part of Triggers evaluate_snapshot uses
+        rules = cfg.rules
+
+        def fire(self, candidates: list[object], source: str) -> int:
+            seen.append(len(candidates))
+            return len(candidates)
+
+    root = tmp_path / "scores"
+    t0 = datetime(2025, 11, 1, tzinfo=UTC)
+    _snapshot(root, t0, [("a", "consideration", 0.5, 1.0)])
+    _snapshot(root, t0 + timedelta(days=7), [("a", "decision", 0.5, 1.0)])
+    _snapshot(root, t0 - timedelta(days=30), [("a", "decision", 0.5, 1.0)])
+    snaps = sorted(p for p in root.iterdir() if p.is_dir())
+    new, old = read_snapshot(snaps[1]), read_snapshot(snaps[2])
+    assert old.meta["published"] is False
+    assert Triggers.evaluate_snapshot(Judged(), new) == 1  # type: ignore[arg-type]
+    assert Triggers.evaluate_snapshot(Judged(), old) == 0  # type: ignore[arg-type]
+    assert seen == [1]
