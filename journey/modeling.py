@@ -68,11 +68,9 @@ def compare(
     _check_folder(folder)  # before the board is read and printed, not after
     tracking = settings.tracking()
     uri = tracking.tracking_uri
-    where = local_path(uri)
-    if where is not None and not where.exists():  # opening it would create an empty one
-        typer.echo(f"no MLflow tracking store at {where} ({_uri_source(settings)}): nothing "
-                   "tracked there yet; check the setting, or run `journey train --experiment "
-                   "...`")
+    missing = _no_tracking_store(settings)
+    if missing:
+        typer.echo(missing)
         return
     board = leaderboard(tracking.client())
     if board.empty:
@@ -135,6 +133,9 @@ def promote(
     if unknown:
         raise ConfigError(f"--target {unknown}: not one of {known}")
     settings = Settings()
+    missing = _no_tracking_store(settings)
+    if missing:  # nothing to promote; opening the store would only create an empty one
+        raise ConfigError(missing)
     feature_spec = load_spec(spec or settings.feature_spec,
                              load_taxonomy(taxonomy or settings.taxonomy))
     source = SnapshotSource(store or settings.store_path, out or settings.snapshots_path,
@@ -150,6 +151,16 @@ def promote(
         source.close()
     for d in decisions:
         typer.echo(f"{d.target}: {'PROMOTED' if d.promoted else 'kept'} — {d.reason}")
+
+
+def _no_tracking_store(settings: Settings) -> str | None:
+    """Why there is nothing tracked to read (a local tracking database that does not exist:
+    opening it would create an empty one), or None."""
+    where = local_path(settings.tracking().tracking_uri)
+    if where is None or where.exists():
+        return None
+    return (f"no MLflow tracking store at {where} ({_uri_source(settings)}): nothing tracked "
+            "there yet; check the setting, or run `journey train --experiment ...`")
 
 
 @app.command()

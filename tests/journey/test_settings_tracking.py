@@ -110,3 +110,13 @@ def test_compare_does_not_create_a_store_to_read_it(home: Path) -> None:
     assert lines == [f"no MLflow tracking store at {db} (JOURNEY_HOME={home}): nothing tracked "
                      "there yet; check the setting, or run `journey train --experiment ...`"]
     assert not db.exists() and not db.parent.exists()
+
+
+def test_promote_refuses_without_a_store_and_creates_none(home: Path) -> None:
+    """It created an empty database, then said "no challenger" for every target."""
+    db = home.resolve() / "mlflow" / "mlflow.db"
+    message = fails("promote")
+    assert message == (f"error: no MLflow tracking store at {db} (JOURNEY_HOME={home}): "
+                       "nothing tracked there yet; check the setting, or run `journey train "
+                       "--experiment ...`\n")
+    assert not db.exists() and not db.parent.exists()
