@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 # ISO text: what follows the time (HH:MM[:SS[.f]]), an offset, and a zone name after a space.
-_AFTER_TIME = r"^[^:]*\d:\d\d(?::\d\d(?:\.\d*)?)?(.*)$"
+AFTER_TIME = r"^[^:]*\d:\d\d(?::\d\d(?:\.\d*)?)?(.*)$"
 _OFFSET = r"^(?:Z|[+-]\d\d(?::?\d\d){0,2})$"
-_ZONE_NAME = r"^ ([A-Za-z][A-Za-z0-9_/+-]*)$"
+ZONE_NAME = r"^ ([A-Za-z][A-Za-z0-9_/+-]*)$"
 
 
 def iso_expr(text: str, zones: str) -> str:
@@ -20,8 +20,8 @@ def iso_expr(text: str, zones: str) -> str:
     knows, lower case, as an SQL list literal."""
     local = f"TRY_CAST({text} AS TIMESTAMP)"
     zone_less = f"NOT ({text} LIKE '%:%-%' OR contains({text}, '+')) AND {local} IS NOT NULL"
-    tail = f"regexp_extract({text}, '{_AFTER_TIME}', 1)"
-    zone = f"regexp_extract({tail}, '{_ZONE_NAME}', 1)"
+    tail = f"regexp_extract({text}, '{AFTER_TIME}', 1)"
+    zone = f"regexp_extract({tail}, '{ZONE_NAME}', 1)"
     known = f"list_contains({zones}, lower({zone}))"
     # timezone() fails the whole query on a name it does not know: only known ones reach it.
     named = (f"timezone(CASE WHEN {known} THEN {zone} ELSE 'UTC' END, "

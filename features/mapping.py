@@ -18,6 +18,7 @@ import duckdb
 import yaml
 
 from features.errors import ConfigError, MappingError
+from features.mapping_checks import channel_renames, has_year, no_year
 from features.read_base import TextFormat, text_format
 from features.schema import EVENT_FIELDS, REQUIRED_FIELDS
 from features.yaml_config import StrictLoader, field_lines, read_text, reject_duplicate_keys
@@ -39,6 +40,8 @@ class ColumnMapping:
     columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
     constants: dict[str, str] = field(default_factory=dict)
     event_types: dict[str, str] = field(default_factory=dict)  # source value -> taxonomy name
+    # Source channel -> stored channel, both trimmed and lower-case (as the store keeps them).
+    channels: dict[str, str] = field(default_factory=dict)
     ts_format: tuple[str, ...] = (ISO8601,)
     defaults: dict[str, str] = field(default_factory=dict)
     properties: tuple[str, ...] = ()  # extra source columns packed into `properties`
@@ -122,7 +125,7 @@ def _as_tuple(value: Any, where: str) -> tuple[str, ...]:
     raise MappingError(f"{where}: expected a column name or a list of names, got {value!r}")
 
 
-def _ts_formats(value: Any, source: str) -> tuple[str, ...]:
+def _ts_formats(value: Any, source: str, lines: Mapping[str, int]) -> tuple[str, ...]:
     """The timestamp formats, keywords in their canonical spelling; each strptime pattern is
     tried once here, as DuckDB reads it: a bad one fails the query of every batch."""
     formats = _as_tuple(value, f"{source}: ts_format")
@@ -131,19 +134,23 @@ def _ts_formats(value: Any, source: str) -> tuple[str, ...]:
     out = []
     with duckdb.connect() as con:
         for i, fmt in enumerate(formats):
-            where = f"{source}: ts_format[{i}] {fmt!r}"
+            # A scalar ts_format has no line of its own for [0]: it is on the key's line.
+            label = f"ts_format[{i}]" if isinstance(value, list) else "ts_format"
+            where = f"{_at(source, lines, label)}: {fmt!r}"
             keyword = TS_KEYWORDS.get(fmt.strip().lower())
             if keyword is not None:
                 out.append(keyword)
                 continue
             if "%" not in fmt:
-                raise MappingError(f"{where}: neither one of {list(TS_KEYWORDS.values())} nor a "
-                                   "strptime pattern (such as %Y%m%d)")
+                raise MappingError(f"{where} is neither one of {list(TS_KEYWORDS.values())} "
+                                   "nor a strptime pattern (such as %Y%m%d)")
             try:
                 con.execute("SELECT TRY_STRPTIME('', '" + fmt.replace("'", "''") + "')")
             except duckdb.Error as exc:
                 why = str(exc).strip().splitlines()[0].split("Error: ", 1)[-1]
-                raise MappingError(f"{where}: not a valid strptime pattern: {why}") from exc
+                raise MappingError(f"{where} is not a valid strptime pattern: {why}") from exc
+            if not has_year(fmt):
+                raise MappingError(no_year(_at(source, lines, label), fmt))
             out.append(fmt)
     return tuple(out)
 
@@ -188,8 +195,8 @@ def mapping_from_dict(raw: dict[str, Any], source: str, preset: bool = False,
     """``preset``: the columns are candidates for many files, none required. ``lines``: each
     field's line in the file (``features.spec.field_lines``), for errors."""
     lines = lines or {}
-    known = {"columns", "constants", "event_types", "ts_format", "defaults", "properties",
-             "delimiter", "encoding"}
+    known = {"columns", "constants", "event_types", "channels", "ts_format", "defaults",
+             "properties", "delimiter", "encoding"}
     unknown = set(raw) - known
     if unknown:
         raise MappingError(f"{source}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
@@ -222,7 +229,10 @@ def mapping_from_dict(raw: dict[str, Any], source: str, preset: bool = False,
         constants=constants,
         event_types=_pairs(raw, "event_types", "each source value to a taxonomy event type",
                            source, lines),
-        ts_format=_ts_formats(raw.get("ts_format", [ISO8601]), source),
+        channels=channel_renames(
+            _pairs(raw, "channels", "each source value to a channel", source, lines),
+            lambda path: _at(source, lines, path)),
+        ts_format=_ts_formats(raw.get("ts_format", [ISO8601]), source, lines),
         defaults=_defaults(raw.get("defaults") or {}, source),
         properties=properties,
         source=source,
@@ -322,6 +332,7 @@ def parse_map_option(option: str, base: ColumnMapping | None = None) -> ColumnMa
         columns=columns,
         constants={k: v for k, v in base.constants.items() if k not in pairs},
         event_types=base.event_types,
+        channels=base.channels,
         ts_format=base.ts_format,
         defaults=base.defaults,
         properties=base.properties,

@@ -6,8 +6,6 @@ check of a row names why it is rejected. Valid rows come out in EVENT_SCHEMA ord
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -15,19 +13,21 @@ import pyarrow.compute as pc
 from features.errors import MappingError
 from features.iso_time import iso_expr
 from features.mapping import EPOCH_UNITS, ISO8601, ColumnMapping
+
+# Where the loaders have always found a reject's reasons.
+from features.normalize_checks import UNKNOWN_TYPE as UNKNOWN_TYPE
+from features.normalize_checks import (
+    VALUE_TEXT,
+    check_code,
+    is_json_object,
+    offending_value,
+    out_of_range,
+    row_checks,
+)
+from features.normalize_zones import skipped_local_time
 from features.read_jsonl import non_text_ids
 from features.readers import LINE_COLUMN
-from features.schema import (
-    DEFAULT_CHANNEL,
-    EVENT_SCHEMA,
-    MAX_ID_CHARS,
-    MAX_LABEL_CHARS,
-    MAX_PROPERTIES_CHARS,
-    MAX_TS,
-    MAX_VALUE,
-    MIN_TS,
-)
-from features.spec import SCORE_NUMBER
+from features.schema import DEFAULT_CHANNEL, EVENT_SCHEMA
 from features.taxonomy import TRIMMED, Taxonomy
 
 # The Python twin of NORMALISE_TYPE_SQL lives with the taxonomy, which spells its keys so too.
@@ -72,18 +72,6 @@ def sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def is_json_object(expr: str) -> str:
-    """SQL: true when ``expr`` is a JSON object. json_type() raises on malformed JSON (and AND does
-    not short-circuit in DuckDB), so it is only evaluated behind json_valid() in a CASE."""
-    return f"(CASE WHEN json_valid({expr}) THEN json_type({expr}) = 'OBJECT' ELSE false END)"
-
-
-UNKNOWN_TYPE = "event_type unknown to the taxonomy"  # a reject's reason
-# A value written as text: a plain decimal number, the project's one rule for numbers in text
-# (features.spec.SCORE_NUMBER: ASCII digits, no "1_000", no "٣"; the loader has trimmed the
-# surrounding whitespace, as it does every text field). NaN and infinities are read so that
-# they are rejected as "not finite", which says more than "not a number".
-VALUE_TEXT = f"(?:{SCORE_NUMBER})|[+-]?(?i:nan|inf|infinity)"
 # How a source's event type becomes the taxonomy's spelling ("Add to Cart" -> add_to_cart) and
 # a channel its stored one ("Email" -> email): SQL for files, Python for the service's requests;
 # tests/features/test_normalize.py checks that the two agree.
@@ -92,70 +80,6 @@ NORMALISE_TYPE_SQL = "lower(regexp_replace({}, '[\\s\\-]+', '_', 'g'))"
 
 def normal_channel(text: str) -> str:
     return text.strip(TRIMMED).lower()
-
-
-@dataclass(frozen=True)
-class Check:
-    field: str
-    reason: str
-    condition: str  # SQL over the `n` (normalised) relation
-    value: str  # SQL giving the offending value as text
-
-
-def _out_of_range(ts: str) -> str:
-    return f"{ts} < TIMESTAMPTZ '{MIN_TS}' OR {ts} >= TIMESTAMPTZ '{MAX_TS}'"
-
-
-def _checks(policy: str) -> list[Check]:
-    checks = [
-        Check("customer_id", "missing customer_id", "customer_id IS NULL", "NULL"),
-        Check("customer_id", f"customer_id longer than {MAX_ID_CHARS} characters",
-              f"length(customer_id) > {MAX_ID_CHARS}", "left(customer_id, 80)"),
-        Check("event_id", f"event_id longer than {MAX_ID_CHARS} characters",
-              f"length(event_id_raw) > {MAX_ID_CHARS}", "left(event_id_raw, 80)"),
-        Check("ts", "missing timestamp", "ts_raw IS NULL", "NULL"),
-        Check("ts", "unparseable timestamp", "ts IS NULL", "left(ts_raw, 80)"),
-        Check("ts", f"timestamp outside {MIN_TS[:4]}-{MAX_TS[:4]}", _out_of_range("ts"),
-              "ts_raw"),
-        Check("event_type", "missing event_type", "event_type IS NULL", "NULL"),
-        Check("event_type", f"event_type longer than {MAX_LABEL_CHARS} characters",
-              f"length(event_type) > {MAX_LABEL_CHARS}", "left(event_type, 80)"),
-    ]
-    if policy == "reject":
-        checks.append(Check("event_type", UNKNOWN_TYPE, "NOT known_type", "event_type_raw"))
-    checks += [
-        # Read by DuckDB ("1_000" is 1000) but not the project's rule for a number in text.
-        Check("value", "value is not a plain decimal number: ASCII digits, a point and an "
-              "exponent only (no _)",
-              "value_raw IS NOT NULL AND value IS NULL AND TRY_CAST(value_raw AS DOUBLE) "
-              "IS NOT NULL", "left(value_raw, 80)"),
-        Check("value", "value is not a number", "value_raw IS NOT NULL AND value IS NULL",
-              "left(value_raw, 80)"),
-        Check("value", "value is not finite", "NOT isfinite(value)", "value_raw"),
-        Check("value", "negative value", "value < 0", "value_raw"),
-        Check("value", f"value above {MAX_VALUE:,.0f}", f"value > {MAX_VALUE!r}", "value_raw"),
-        Check("channel", f"channel longer than {MAX_LABEL_CHARS} characters",
-              f"length(channel) > {MAX_LABEL_CHARS}", "left(channel, 80)"),
-        Check("action", f"action longer than {MAX_LABEL_CHARS} characters",
-              f"length(action) > {MAX_LABEL_CHARS}", "left(action, 80)"),
-        Check("properties", f"properties longer than {MAX_PROPERTIES_CHARS} characters",
-              f"length(properties) > {MAX_PROPERTIES_CHARS}", "left(properties, 80)"),
-        Check("properties", "properties is not a JSON object",
-              f"properties IS NOT NULL AND NOT {is_json_object('properties')}",
-              "left(properties, 80)"),
-    ]
-    return checks
-
-
-def _check_code(checks: list[Check]) -> str:
-    """The number of the first failing check (NULL when the row is valid)."""
-    whens = " ".join(f"WHEN {c.condition} THEN {i}" for i, c in enumerate(checks))
-    return f"CASE {whens} END"
-
-
-def _offending_value(checks: list[Check]) -> str:
-    whens = " ".join(f"WHEN {i} THEN CAST({c.value} AS VARCHAR)" for i, c in enumerate(checks))
-    return f"CASE check_no {whens} END"
 
 
 def _is_time(schema: pa.Schema, column: str) -> bool:
@@ -177,13 +101,21 @@ class Normalizer:
             "dst": pa.array([normal_event_type(t) for t in mapping.event_types.values()],
                             pa.string()),
         }))
+        # The mapping's channel renames, keyed as the query spells a row's channel (trimmed,
+        # lower-case); joined only when there are some.
+        self._con.register("chmap", pa.table({
+            "src": pa.array(list(mapping.channels), pa.string()),
+            "dst": pa.array(list(mapping.channels.values()), pa.string()),
+        }))
         self._con.register("tax", pa.table({
             "name": pa.array(list(taxonomy.event_stage), pa.string()),
         }))
         zones = self._con.execute(
             "SELECT DISTINCT lower(name) FROM pg_timezone_names() ORDER BY 1").fetchall()
         self._zones = "[" + ", ".join(sql_str(z) for (z,) in zones) + "]"
-        self._checks = _checks(taxonomy.unknown_event_types)
+        self._checks = row_checks(taxonomy.unknown_event_types,
+                              skipped_local_time("ts_raw", "ts", self._zones,
+                                                 mapping.ts_format))
         self._sql_cache: dict[tuple[tuple[str, str], ...], tuple[str, Columns]] = {}
 
     def close(self) -> None:
@@ -290,7 +222,7 @@ class Normalizer:
         if column is None or "ts" in self.mapping.constants or not _is_time(schema, column):
             return self._text("ts", resolved)
         col, ts = quote(column), self._ts_expr(schema, resolved)
-        return (f"CASE WHEN {col} IS NULL THEN NULL WHEN {_out_of_range(ts)} "
+        return (f"CASE WHEN {col} IS NULL THEN NULL WHEN {out_of_range(ts)} "
                 f"THEN CAST({col} AS VARCHAR) ELSE '' END")
 
     def _ts_expr(self, schema: pa.Schema, resolved: dict[str, tuple[str, ...]]) -> str:
@@ -326,6 +258,14 @@ class Normalizer:
         return (f"CASE WHEN {base} IS NULL THEN {extra} WHEN {is_json_object(base)} "
                 f"THEN CAST(json_merge_patch({base}, {extra}) AS VARCHAR) ELSE {base} END")
 
+    def _channel_rename(self) -> tuple[str, str]:
+        """What the `n` step adds to rename channels (the columns' REPLACE, the join); nothing
+        without renames, so a mapping without them pays no join."""
+        if not self.mapping.channels:
+            return "", ""
+        return (" REPLACE (coalesce(chmap.dst, s.channel) AS channel)",
+                "LEFT JOIN chmap ON chmap.src = s.channel")
+
     def _build_sql(self, schema: pa.Schema, where: str, source_columns: list[str] | None
                    ) -> tuple[str, Columns]:
         """The batch query, and the columns of the ids (for the rows with JSON values as ids)."""
@@ -356,6 +296,7 @@ class Normalizer:
                  "coalesce(CAST(TRY_CAST(round(value * 1e6) AS HUGEINT) AS VARCHAR), "
                  "CAST(value AS VARCHAR), ''), coalesce(action, ''), coalesce(properties, '')))")
         checks = self._checks
+        rename, rename_join = self._channel_rename()
         ids: Columns = {name: resolved[name] for name in ("customer_id", "event_id")
                         if name in resolved and name not in self.mapping.constants}
         return f"""
@@ -379,13 +320,14 @@ class Normalizer:
             LEFT JOIN etmap ON etmap.src = d.event_type_raw
             LEFT JOIN tax ON tax.name = coalesce(etmap.dst, {normalise_type})
         ), n AS (
-            SELECT s.*, {value_expr} AS value, types.event_type, types.known_type
+            SELECT s.*{rename}, {value_expr} AS value, types.event_type, types.known_type
             FROM s LEFT JOIN types ON types.event_type_raw IS NOT DISTINCT FROM s.event_type_raw
+            {rename_join}
         ), c AS (
-            SELECT *, {_check_code(checks)} AS check_no FROM n
+            SELECT *, {check_code(checks)} AS check_no FROM n
         )
         SELECT coalesce(event_id_raw, {ev_id}) AS event_id, customer_id, ts, event_type, channel,
                value, action, properties, event_id_raw IS NULL AS {DERIVED_ID}, {LINE_COLUMN},
-               check_no, {_offending_value(checks)} AS bad_value
+               check_no, {offending_value(checks)} AS bad_value
         FROM c ORDER BY {LINE_COLUMN}
         """, ids

@@ -1,6 +1,11 @@
 """The store a load (``journey ingest``) writes to: a store that the load's opening created is
 removed again when the load fails with nothing stored, so a failed first load leaves no empty
-store behind (nor the log, spill directory or directories made for it)."""
+store behind (nor the log, spill directory or directories made for it).
+
+A load that rejects every row it reads fails too (``refused_load``): its mapping or format is
+wrong, and an exit status of 0 with an empty store would let a script carry on as if it had
+loaded. Unlike a load that stops on an unreadable file, it keeps its rejects file, which
+says why each row was refused."""
 
 from __future__ import annotations
 
@@ -11,7 +16,14 @@ from pathlib import Path
 import duckdb
 
 from features import store
+from features.errors import SourceError
+from features.loaders import LoadReport
 from features.store import EventStore
+from features.store_messages import nothing_accepted
+
+
+class NothingAcceptedError(SourceError):
+    """Every row a load read was rejected: nothing was stored."""
 
 
 @contextmanager
@@ -48,3 +60,17 @@ def _remove(made: list[Path]) -> None:
                 p.rmdir()
         elif p.exists():
             p.unlink()
+
+
+def accepted_nothing(report: LoadReport) -> bool:
+    """Whether a load read rows and rejected all of them (an empty file is not refused)."""
+    return report.valid == 0 and report.rejected_total > 0
+
+
+def refused_load(es: EventStore, report: LoadReport, source: str | Path, existed: bool
+                 ) -> NothingAcceptedError:
+    """The error that ends a load that accepted nothing, raised inside ``load_target`` (which
+    then removes a store it made). Such a load stores no event and no ingest log row
+    (``store_log.record``), so a store that was there is left as it was."""
+    said = nothing_accepted(source, report.rows_read, report.rejects_path, es.path, existed)
+    return NothingAcceptedError(said)

@@ -45,3 +45,13 @@ def nothing_loaded(exc: JourneyError, source: str | Path) -> JourneyError:
         return type(exc)(message)
     except TypeError:  # a class that takes other arguments: keep its own words
         return exc
+
+
+def nothing_accepted(source: str | Path, rows: int, rejects: Path | None, store: Path,
+                     existed: bool) -> str:
+    """A load whose every row was rejected: it stores nothing, and its rejects say why."""
+    kept = f"the store {store} is unchanged" if existed else f"no store was created at {store}"
+    listed = (f"rejected rows (file, line, field, reason, value): {rejects}" if rejects
+              else "no rejects file was asked for")
+    return (f"nothing was loaded from {source}: all {rows:,} rows read were rejected, "
+            f"{kept}; {listed}")

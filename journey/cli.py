@@ -137,8 +137,9 @@ def ingest(
     encoding: EncodingOpt = None,
 ) -> None:
     """Load a touchpoint log into the event store; print what was accepted and rejected."""
+    from features.ingest_channels import channel_note, last_rowid
     from features.mapping import choose_mapping, with_text_options
-    from features.store_load import load_target
+    from features.store_load import accepted_nothing, load_target, refused_load
 
     settings = Settings()
     policy: UnknownPolicy | None = unknown_events.value if unknown_events else None
@@ -150,12 +151,19 @@ def ingest(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
     rejects_path = rejects or store_path.parent / "rejects" / f"{source.name}.{stamp}.csv"
     started = time.perf_counter()
+    existed = store_path.exists()
     # A load that fails stores nothing; load_target removes a store that it created for it.
     with load_target(store_path, settings.store_memory) as es:
+        after = last_rowid(es)
         report = es.ingest(source, column_mapping, tax, rejects_path,
                            progress=LoadProgress(files, started))
+        if accepted_nothing(report.load):  # why each row was refused, then the error
+            for line in report.load.lines():
+                typer.echo(line)
+            raise refused_load(es, report.load, source, existed)
+        notes = channel_note(es, after, settings.feature_spec, tax)
     took = time.perf_counter() - started
-    for line in report.lines():
+    for line in [*report.lines(), *notes]:
         typer.echo(line)
     rate = report.load.rows_read / max(took, 1e-9)
     typer.echo(f"store {store_path}: {rate:,.0f} rows/s ({took:.1f}s)")

@@ -352,9 +352,10 @@ def test_preset_candidates_are_not_required() -> None:
         ("defaults: {value: 1}\n", "defaults.value: not a field defaults can set; they can set"),
         ("defaults: [channel]\n", "defaults: expected field: value, got ['channel']"),
         ('ts_format: ["%Y%m%d", "%Q"]\n',
-         "ts_format[1] '%Q': not a valid strptime pattern: Failed to parse format specifier %Q"),
-        ("ts_format: ISO-8601\n", "ts_format[0] 'ISO-8601': neither one of ['ISO8601', "
-         "'epoch_s', 'epoch_ms', 'epoch_us'] nor a strptime pattern"),
+         "line 1: ts_format[1]: '%Q' is not a valid strptime pattern: Failed to parse format "
+         "specifier %Q"),
+        ("ts_format: ISO-8601\n", "line 1: ts_format: 'ISO-8601' is neither one of "
+         "['ISO8601', 'epoch_s', 'epoch_ms', 'epoch_us'] nor a strptime pattern"),
         ("ts_format: []\n", "ts_format: give at least one format"),
     ],
 )

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from features.store import EventStore
-from tests.journey.cli_helpers import fails, ok
+from tests.journey.cli_helpers import fails, ok, out, run
 from tests.journey.ingest_helpers import reject_counts, stored
 
 pytestmark = pytest.mark.usefixtures("isolated")
@@ -48,8 +48,11 @@ def test_without_the_delimiter_the_error_suggests_it(export: Path) -> None:
 
 
 def test_without_the_encoding_accented_rows_are_rejected_not_garbled(export: Path) -> None:
-    lines = ok("ingest", export, "--map", MAP, "--delimiter", ";", "--store", "s.duckdb")
-    assert reject_counts(lines) == {"invalid UTF-8 bytes": 2}
+    result = run("ingest", export, "--map", MAP, "--delimiter", ";", "--store", "s.duckdb")
+    # Every row rejected: the load fails, and stores (and creates) nothing.
+    assert result.exit_code == 2
+    assert reject_counts(out(result).splitlines()) == {"invalid UTF-8 bytes": 2}
+    assert not Path("s.duckdb").exists()
 
 
 def test_a_bad_encoding_fails_before_the_store_is_made(export: Path) -> None:

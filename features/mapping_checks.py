@@ -1,0 +1,66 @@
+"""Checks of a mapping's values that need more than their shape: a strptime pattern must read
+a year, and channel renames must leave one name per channel as the store spells it.
+
+Both fail when the mapping is loaded, before a row is read: a pattern without a year puts
+every row in 1900, and the load would reject all of them as out of range, which names the
+symptom, not the mapping line that causes it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+
+from features.errors import MappingError
+from features.schema import MAX_LABEL_CHARS
+from features.taxonomy import TRIMMED
+
+# DuckDB's strptime directives (``%`` then an optional ``-`` then one letter; ``%%`` is a
+# literal %). Those that read a year: %Y, %y (and %-y), %G (ISO year), and %c and %x, which
+# DuckDB reads as "%Y-%m-%d %H:%M:%S" and "%Y-%m-%d". DuckDB has no %s (epoch seconds): the
+# epoch_s / epoch_ms / epoch_us keywords read epochs, and always give a year.
+DIRECTIVE = re.compile(r"%-?(.)")
+YEAR_DIRECTIVES = frozenset("YyGcx")
+
+
+def has_year(pattern: str) -> bool:
+    """Whether a strptime pattern reads a year."""
+    return any(m.group(1) in YEAR_DIRECTIVES for m in DIRECTIVE.finditer(pattern))
+
+
+def no_year(where: str, pattern: str) -> str:
+    """The error for a pattern without a year (``where``: file, line and field)."""
+    return (f"{where}: {pattern!r} has no year (%Y, %y, or %G; %c and %x include %Y): every "
+            "row would be read as a date in 1900 and rejected; give a pattern with the year, "
+            "or add the year to the column (a file without one cannot be placed in time)")
+
+
+def normal_channel_name(text: str) -> str:
+    """A channel as the loader stores it: trimmed and lower-case ("Email " is email)."""
+    return text.strip(TRIMMED).lower()
+
+
+def channel_renames(pairs: Mapping[str, str], at: Callable[[str], str]) -> dict[str, str]:
+    """``channels:`` of a mapping: source value -> channel, both as the store spells them.
+
+    Source values are matched as stored (trimmed, lower-case), so ``FB`` and ``fb`` are one
+    value: two renames of it would leave which one wins to the order of the file, so that is
+    refused. ``at(path)``: "file: line N: path" for errors."""
+    out: dict[str, str] = {}
+    first: dict[str, str] = {}  # stored spelling -> the key that gave it
+    for key, target in pairs.items():
+        where = at(f"channels.{key}")
+        src, dst = normal_channel_name(key), normal_channel_name(target)
+        if not src:
+            raise MappingError(f"{where}: an empty source value renames nothing")
+        if not dst:
+            raise MappingError(f"{where}: give the channel to store {key!r} as, not empty text")
+        if len(dst) > MAX_LABEL_CHARS:
+            raise MappingError(f"{where}: {target[:40]!r}... is longer than {MAX_LABEL_CHARS} "
+                               "characters, the longest channel the store keeps")
+        if src in first:
+            raise MappingError(f"{where}: renames {src!r} again ({first[src]!r} did already; "
+                               "channels are matched trimmed and in any case)")
+        first[src] = key
+        out[src] = dst
+    return out
