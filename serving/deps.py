@@ -21,7 +21,7 @@ from serving.errors import (
     UnsupportedMediaError,
 )
 from serving.http import KEY_CHECK
-from serving.json_keys import refuse_repeated_keys
+from serving.json_keys import check_structure
 from serving.keys import Role
 from serving.schemas import ErrorOut
 from serving.state import ServiceState
@@ -171,8 +171,9 @@ def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, ServiceState]]:
                 f"key {who.name!r} has role {who.role.value}; this route needs one of: {needed}")
         check_query(request)
         if check_body_headers(request):
-            # The framework's parser kept the last of a key given twice: refuse the body.
-            refuse_repeated_keys(await request.body())
+            # The framework's parser kept the last of a key given twice, and read nesting
+            # deep enough to exhaust the stack of whatever walks it next: refuse the body.
+            check_structure(await request.body())
         return state
 
     setattr(check, KEY_CHECK, True)

@@ -19,7 +19,18 @@ class ServiceError(JourneyError):
 
 
 class BadRequestError(ServiceError):
+    """A 422 lists its problems in ``errors`` like the schema's own 422s, one problem or many:
+    a client reads every bad request the same way."""
+
     status, code = 422, "bad_request"
+
+    def __init__(self, message: str, field: str | None = None,
+                 errors: list[dict[str, str]] | None = None) -> None:
+        if errors is None:
+            where = field or "body"
+            # The message leads with its field ("as_of: ..."); the listed one names it apart.
+            errors = [{"field": where, "message": message.removeprefix(f"{where}: ")}]
+        super().__init__(message, field, errors)
 
 
 class UnknownCustomerError(ServiceError):

@@ -7,11 +7,11 @@ middleware, routing. ``FastPredict`` answers the route's well-formed requests it
 route's own parts: the body validated by the route's model (``PredictIn``), the key checked by
 the same ring and role, the same answer (``answers.predict_answer``) as the same JSON, and a
 service error rendered by the same handler. Anything else (no declared length, another content
-type, JSON or a body the model rejects, a body that may give a key twice, a key that does not
-pass) goes to FastAPI as it came, the body replayed, so each error keeps its one source. It
-sits inside the metrics and body-limit middleware, which see the request as the route's. The
-prediction's own bookkeeping (probability metrics, the drift window's rows: ~30 us) runs once
-the answer is sent.
+type, JSON or a body the model rejects, a body that may give a key twice or is nested too
+deep, a key that does not pass) goes to FastAPI as it came, the body replayed, so each error
+keeps its one source. It sits inside the metrics and body-limit middleware, which see the
+request as the route's. The prediction's own bookkeeping (probability metrics, the drift
+window's rows: ~30 us) runs once the answer is sent.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from serving.answers import predict_answer
 from serving.errors import ServiceError, TooLargeError
 from serving.http import FastJSON, route_path, service_error_response
-from serving.json_keys import may_repeat
+from serving.json_keys import may_be_refused
 from serving.keys import Role
 from serving.schemas import PredictIn
 from serving.state import ServiceState
@@ -80,8 +80,9 @@ class FastPredict:
             return None
         try:
             doc = orjson.loads(body)
-            # orjson keeps the last of a key given twice: FastAPI's route refuses such a body.
-            return None if may_repeat(body, doc) else PredictIn.model_validate(doc)
+            # orjson keeps the last of a key given twice, and reads ~1,000 levels where the
+            # service allows 64: FastAPI's route refuses such a body.
+            return None if may_be_refused(body, doc) else PredictIn.model_validate(doc)
         except (orjson.JSONDecodeError, ValidationError):
             return None
 

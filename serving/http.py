@@ -5,6 +5,8 @@ field}``."""
 from __future__ import annotations
 
 import json
+import re
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from features.yaml_config import message
 from serving.errors import ServiceError, TooLargeError
 from serving.event_checks import schema_passed_problems
+from serving.json_keys import TOO_DEEP
 from serving.metrics import Metrics
 from serving.schemas import Event, HistoryEvent
 
@@ -161,9 +164,12 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc.__cause__, ServiceError):
             return service_error_response(exc.__cause__)
         if exc.status_code == 400:
-            # FastAPI's answer to a body it cannot decode (e.g. not UTF-8), where invalid JSON
-            # gets a 422: one status and code for every bad payload, as the API promises.
-            return error_json(422, "bad_request", "request body: not valid UTF-8 JSON", "body")
+            # FastAPI's answer to a body its parser failed on other than by syntax (not UTF-8,
+            # too deep, a huge integer), where invalid JSON gets a 422: one status and code for
+            # every bad payload, as the API promises.
+            problem = _unparsable(exc.__cause__, await request.body())
+            return error_json(422, "bad_request", f"body: {problem}", "body",
+                              errors=[{"field": "body", "message": problem}])
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_json(exc.status_code, code, str(exc.detail), None,
                           dict(exc.headers) if exc.headers else None)
@@ -191,7 +197,7 @@ def _service_problems(request: Request, body: bytes) -> list[dict[str, str]]:
         return []
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return []
     events = doc.get("events") if isinstance(doc, dict) else None
     if not isinstance(events, list) or len(events) > state.settings.max_events:
@@ -218,12 +224,32 @@ def _json_error(error: Any, body: bytes) -> str:
     loc, reason = error.get("loc", ()), (error.get("ctx") or {}).get("error")
     offset = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
     text = "not valid JSON" + (f": {reason}" if reason else "")
-    if offset is None:
-        return text
-    before = body[:offset].decode("utf-8", "replace")
+    # The parser's offset counts characters of the decoded text (it decoded, to get there).
+    return text if offset is None else text + _at(body.decode("utf-8", "replace")[:offset])
+
+
+def _at(before: str) -> str:
+    """Where the text that follows ``before`` starts."""
     line = before.count("\n") + 1
-    column = offset - (before.rfind("\n") + 1) + 1
-    return f"{text} at line {line}, column {column} (character {offset})"
+    column = len(before) - (before.rfind("\n") + 1) + 1
+    return f" at line {line}, column {column} (character {len(before)})"
+
+
+def _unparsable(cause: BaseException | None, body: bytes) -> str:
+    """Why the standard library's parser failed on ``body`` (``cause``, its exception) other
+    than by a syntax error, and where when that is known."""
+    if isinstance(cause, RecursionError):
+        return TOO_DEEP
+    if isinstance(cause, UnicodeDecodeError):
+        return "not valid UTF-8 JSON" + _at(body[:cause.start].decode("utf-8", "replace"))
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        # Python's guard against quadratic-time conversion (CVE-2020-10735); the parser does
+        # not say where, so the first run of that many digits where a value starts is named.
+        limit = sys.get_int_max_str_digits()
+        found = re.search(rb"(?:^|[:\[,])\s*(-?\d{%d,})" % (limit + 1), body)
+        return (f"a number with more than {limit:,} digits, more than the service reads"
+                + (_at(body[:found.start(1)].decode("utf-8", "replace")) if found else ""))
+    return "not valid UTF-8 JSON"
 
 
 KEY_CHECK = "journey_key_check"  # marks the dependency that checks a route's API key

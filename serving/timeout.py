@@ -4,9 +4,10 @@ BentoML's ``TimeoutMiddleware`` runs every request in a second task and wakes th
 when the response starts and again when it ends: ~70 us a request in process, more on a cold
 CPU, where a served prediction's own work is ~300 us. ``InTaskTimeout`` keeps the contract
 (no response started within ``traffic.timeout`` seconds: the handler is cancelled and the
-client gets BentoML's 504; once the response has started, no limit) with ``asyncio.timeout``
-in the request's task. ``install`` makes BentoML build its apps with it: its app factory looks
-the class up in ``bentoml._internal.server.http.traffic`` each time it builds one.
+client gets a 504, in the service's error shape; once the response has started, no limit)
+with ``asyncio.timeout`` in the request's task. ``install`` makes BentoML build its apps with
+it: its app factory looks the class up in ``bentoml._internal.server.http.traffic`` each time
+it builds one.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from __future__ import annotations
 import asyncio
 
 from bentoml._internal.server.http import traffic
-from starlette.responses import JSONResponse
 from starlette.types import Message, Receive, Scope, Send
+
+from serving.http import error_json
 
 _BENTOML = traffic.TimeoutMiddleware
 
@@ -42,9 +44,10 @@ class InTaskTimeout(_BENTOML):
         except TimeoutError:
             if not deadline.expired() or started:  # the handler's own, or too late for a 504
                 raise
-            response = JSONResponse(
-                {"error": f"Not able to process the request in {self.timeout} seconds"},
-                status_code=504)
+            # The service's error shape ({code, message, field}), not BentoML's {"error"}:
+            # clients read every error of the API one way.
+            response = error_json(504, "timeout", f"not able to process the request in "
+                                  f"{self.timeout} seconds; it was cancelled")
             await response(scope, receive, send)
 
 

@@ -15,7 +15,7 @@ from features.errors import ConfigError
 from serving.deps import Watcher, not_found
 from serving.errors import BadRequestError, NotFoundError, NotReadyError, UnknownCustomerError
 from serving.route_table import RouteTable
-from serving.schemas import UtcTime
+from serving.schemas import AsOfTime, CleanId
 from serving.state import ServiceState
 from serving.trigger_dry_run import dry_run
 from serving.trigger_rules import iso_us
@@ -70,6 +70,44 @@ class RulesOut(BaseModel):
                                    "in flight.")
 
 
+class StateOut(BaseModel):
+    as_of: str
+    stage: str | None = Field(description="null: no customer event yet.")
+    churn: float | None = Field(description="null: no churn model served.")
+    last_activity: str | None = Field(description="The last customer event (contacts are not "
+                                      "activity).")
+    blocked: dict[str, str | None] = Field(description="Per action a became_eligible rule "
+                                           "watches: why it may not be sent now (null: it may).")
+
+
+class LastFiringOut(BaseModel):
+    firing_id: str
+    at_us: int = Field(description="The evaluation time, in microseconds since 1970.")
+    fired_at: str
+    status: Literal["pending", "retrying", "delivered", "dead"]
+    source: Literal["events", "scoring run"]
+
+
+class DryRunOut(BaseModel):
+    """In ``DryRun.to_dict``'s order and types: the answer is that dict, now with a schema."""
+
+    rule: str
+    kind: str
+    enabled: bool
+    customer_id: str
+    as_of: str
+    compared_with: str = Field(description="What \"before\" is, in words.")
+    before: StateOut | None
+    now: StateOut | None = Field(description="null: no events before as_of.")
+    condition_met: bool
+    reason: str
+    details: dict[str, Any] = Field(description="The values compared, as in the webhook body.")
+    last_firing: LastFiringOut | None
+    cooldown_until: str | None = Field(description="Set while a firing holds the rule back.")
+    would_fire: bool
+    evaluated_on: list[Literal["events", "scoring runs"]]
+
+
 def firing_out(row: dict[str, Any]) -> FiringOut:
     body = json.loads(row["body"])
     return FiringOut(firing_id=row["firing_id"], rule=row["rule"],
@@ -80,10 +118,16 @@ def firing_out(row: dict[str, Any]) -> FiringOut:
 
 
 def _dry_run(state: ServiceState, rule_id: str, customer_id: str,
-             as_of: datetime | None, since: datetime | None) -> dict[str, Any]:
+             as_of: datetime | None, since: datetime | None) -> DryRunOut:
     history = state.history
     if history is None:
         raise NotReadyError(state.readiness()["message"] or "not ready")
+    # As /predict: histories end at the service's clock, so a later as_of would count the
+    # customer inactive ever since (9999-12-31 fired an inactivity rule). ``since`` must be
+    # before it, so it is bounded too.
+    when = state.asked(as_of)
+    if since is not None and since >= when:
+        raise BadRequestError("since must be before as_of", "since")
     triggers = state.triggers
     try:
         rule = triggers.config.rule(rule_id)
@@ -91,14 +135,12 @@ def _dry_run(state: ServiceState, rule_id: str, customer_id: str,
         raise NotFoundError(f"no trigger rule {rule_id!r}", "rule") from exc
     if customer_id not in history:
         raise UnknownCustomerError(f"no events for customer {customer_id!r}", "customer_id")
-    when = state.clock(as_of)
-    if since is not None and since >= when:
-        raise BadRequestError("since must be before as_of", "since")
     r = triggers.reader  # a reader for this rule alone: it may watch what no enabled rule does
     reader = StateReader(r.spec, r.predictor, r.catalog, [rule])
-    return dry_run(rule, customer_id, lambda t: history.arrays(customer_id, t),
-                   history.attributes.of(customer_id), reader, state.holder.current,
-                   triggers.firings, when, since, state.settings.scores_path).to_dict()
+    return DryRunOut.model_validate(dry_run(
+        rule, customer_id, lambda t: history.arrays(customer_id, t),
+        history.attributes.of(customer_id), reader, state.holder.current, triggers.firings,
+        when, since, state.settings.scores_path).to_dict())
 
 
 api = RouteTable()
@@ -142,9 +184,9 @@ async def rules(state: Watcher) -> RulesOut:
 
 @api.get("/triggers/test", tags=["triggers"],
          responses=not_found("No such rule, or no events for the customer."))
-async def test(state: Watcher, rule: str, customer_id: str,
-               as_of: UtcTime | None = None,
-               since: UtcTime | None = None) -> dict[str, Any]:
+async def test(state: Watcher, rule: str, customer_id: CleanId,
+               as_of: AsOfTime | None = None,
+               since: AsOfTime | None = None) -> DryRunOut:
     """Dry run: whether ``rule`` would fire for the customer as of ``as_of`` (default
     now) and why or why not - the values compared and the cool-down - without storing or
     sending anything. "Before" is the customer as of ``since``, else the newest score

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from features.store import EventStore
-from serving.json_keys import SMALL_BODY, may_repeat, repeated_key
+from serving.json_keys import SMALL_BODY, may_be_refused, repeated_key
 from serving.keys import Role
 from tests.serving.conftest import Served, state_of
 from tests.serving.test_app import error
@@ -31,7 +31,7 @@ ONCE = [b'{"customer_id": "C1"}', b'{"a": {"a": {"a": 1}}, "b": [{"a": 1}, {"a":
 @pytest.mark.parametrize(("body", "where"), REPEATS)
 def test_the_first_repeat_is_named_with_its_path(body: bytes, where: str) -> None:
     assert repeated_key(body) == where
-    assert may_repeat(body, orjson.loads(body))
+    assert may_be_refused(body, orjson.loads(body))
 
 
 @pytest.mark.parametrize("body", ONCE)
@@ -42,15 +42,15 @@ def test_keys_given_once_are_not_repeats(body: bytes) -> None:
 @pytest.mark.parametrize("body", [b for b in ONCE if b != b"not json"])
 def test_the_bound_clears_bodies_without_repeats(body: bytes) -> None:
     """Except when a string holds a key's ending (`\\":`): then the exact check decides."""
-    cleared = not may_repeat(body, orjson.loads(body))
+    cleared = not may_be_refused(body, orjson.loads(body))
     assert cleared == (b'\\"' not in body)
 
 
 def test_a_large_body_is_checked_exactly() -> None:
     pad = "x" * SMALL_BODY
     body = f'{{"pad": "{pad}", "e": [{{"k": 1, "k": 2}}]}}'.encode()
-    assert may_repeat(body, orjson.loads(body))
-    assert not may_repeat(body.replace(b'"k": 2', b'"j": 2'), orjson.loads(body))
+    assert may_be_refused(body, orjson.loads(body))
+    assert not may_be_refused(body.replace(b'"k": 2', b'"j": 2'), orjson.loads(body))
 
 
 def test_events_refuses_a_repeated_key_naming_it(app_client: TestClient, served: Served) -> None:

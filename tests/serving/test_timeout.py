@@ -41,8 +41,9 @@ async def _answer(send: Send, body: bytes, pause: float = 0.0) -> None:
 def _is_504(sent: list[Message], timeout: float) -> None:
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
     assert sent[0]["status"] == 504
-    assert json.loads(sent[1]["body"]) == {
-        "error": f"Not able to process the request in {timeout} seconds"}
+    assert json.loads(sent[1]["body"]) == {  # the service's error shape, as ErrorOut
+        "code": "timeout", "message": f"not able to process the request in {timeout} seconds; "
+        "it was cancelled", "field": None}
 
 
 def test_a_fast_answer_passes_through() -> None:
