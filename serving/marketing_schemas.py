@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from serving.schemas import UtcTime
+from serving.schemas import AsOfTime
 
 
 class SnapshotOut(BaseModel):
@@ -107,7 +107,8 @@ class DashboardOut(BaseModel):
 
 class ScoreIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    as_of: UtcTime | None = Field(None, description="Default: the service's clock.")
+    as_of: AsOfTime | None = Field(None, description="Default: the service's clock (a date "
+                                   "alone is its midnight UTC).")
 
 
 class ScoreOut(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -72,6 +73,27 @@ def _utc(when: datetime) -> datetime:
 # A request time, converted to UTC as it is read: a time that has no UTC equivalent is a bad
 # field (422), not an overflow in the scoring clock or the store later (500).
 UtcTime = Annotated[AwareDatetime, BeforeValidator(_text), AfterValidator(_utc)]
+DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _as_of_text(value: object) -> object:
+    """A date alone is its midnight UTC, as every `journey` command reads one; a time without
+    a zone is refused saying how to write it (the service cannot guess the sender's zone)."""
+    if isinstance(value, str) and DATE_ONLY.fullmatch(value.strip()):
+        return f"{value.strip()}T00:00:00Z"
+    if isinstance(value, str):
+        try:
+            naive = datetime.fromisoformat(value).tzinfo is None
+        except ValueError:
+            naive = False
+        if naive:
+            raise ValueError(f"{value!r} has no time zone: add one (e.g. {value}Z for UTC), or "
+                             "give a date alone (midnight UTC)")
+    return value
+
+
+# An `as_of`: a UtcTime, or a date (its midnight UTC).
+AsOfTime = Annotated[UtcTime, BeforeValidator(_as_of_text)]
 _FIRST, _END = (datetime.fromisoformat(d).replace(tzinfo=UTC) for d in (MIN_TS, MAX_TS))
 
 
@@ -187,8 +209,9 @@ class EventsOut(BaseModel):
 
 class PredictIn(Strict):
     customer_id: CleanId
-    as_of: UtcTime | None = Field(
-        None, description="Score as of this time (events strictly before it); default: now.")
+    as_of: AsOfTime | None = Field(
+        None, description="Score as of this time (events strictly before it; a date alone is "
+                          "its midnight UTC); default: now.")
     events: list[HistoryEvent] | None = Field(
         None, description="An inline history to score instead of the stored one.")
     attributes: dict[str, str | None] | None = Field(
@@ -198,7 +221,7 @@ class PredictIn(Strict):
 class BatchIn(Strict):
     customer_ids: list[CleanId] = Field(
         min_length=1, description="Answered once each, in the order first given.")
-    as_of: UtcTime | None = None
+    as_of: AsOfTime | None = None
 
 
 class ReasonOut(BaseModel):
@@ -292,13 +315,14 @@ class ErrorOut(BaseModel):
     message: str = Field(description="The first problem, and how many more there are.")
     field: str | None = None
     errors: list[Problem] | None = Field(None, description="Every problem of a refused request "
-                                         "(the first 100), when there may be several.")
+                                         "(the first 100); on every 422, even of one problem.")
 
 
 class RecommendIn(Strict):
     customer_id: CleanId | None = None
     customer_ids: list[CleanId] | None = Field(None, min_length=1, description="A batch instead.")
-    as_of: UtcTime | None = Field(None, description="Decide as of this time; default: now.")
+    as_of: AsOfTime | None = Field(None, description="Decide as of this time (a date alone is "
+                                   "its midnight UTC); default: now.")
     # Strict: "explore": "no" or "top_k": true are a client's mistakes, not false and 1.
     top_k: StrictInt | None = Field(None, ge=1, le=20,
                                     description="Default: the catalog's policy.")
