@@ -195,6 +195,7 @@ def test_persona_churn_and_value_come_from_the_newest_snapshot(
     for p in out.personas:
         seg = segs[p.name]
         assert p.churn_mean == pytest.approx(seg.mean_risk)
+        assert seg.expected_value is not None  # the simulator's purchases carry values
         assert p.expected_value_mean == pytest.approx(seg.expected_value / seg.customers)
         assert p.share == p.customers / model.n_active_  # unrounded
         assert p.summary[0] == f"{p.customers:,} customers ({p.customers / model.n_active_:.1%})"
