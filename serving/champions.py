@@ -143,27 +143,38 @@ def served_versions(client: MlflowClient, spec: FeatureSpec, alias: str
              for name in TARGETS}
     missing = [name for name, v in found.items() if v is None]
     if missing:
+        # Trained but held back by the promotion gate: training again is not the fix.
+        held = {name: str(v.version) for name in missing if (v := alias_version(
+            client, target(name, spec.stages).registered_name, "challenger")) is not None}
         raise RegistryError(missing_message(spec, alias, missing, {
-            name: str(v.version) for name, v in found.items() if v is not None}))
+            name: str(v.version) for name, v in found.items() if v is not None}, held))
     return {name: v for name, v in found.items() if v is not None}
 
 
 def missing_message(spec: FeatureSpec, alias: str, missing: list[str],
-                    present: dict[str, str]) -> str:
+                    present: dict[str, str], held: dict[str, str] | None = None) -> str:
     """Why models cannot be served: the targets without an ``alias`` version, those with one
-    (``present``: version by target), and how to give each missing one a version."""
+    (``present``: version by target), and how to give each missing one a version (``held``:
+    the challenger versions of missing targets, which the promotion gate has not passed)."""
+    held = held or {}
+
     def registered(name: str) -> str:
         return target(name, spec.stages).registered_name
+
+    def step(n: str) -> str:
+        if n in held:
+            return (f"{n}: challenger v{held[n]} was not promoted (`journey promote --target "
+                    f"{n}` says why; train a better one, or `--force` it)")
+        return (f"{n}: train it (list {n} under `targets:` in the experiment, then `journey "
+                f"train --experiment ...`) and `journey promote --target {n}`")
 
     # "<model> has no version with alias ..." as before, for whoever searches logs for it.
     lacking = (f"model {registered(missing[0])} has" if len(missing) == 1 else
                "models " + ", ".join(f"{registered(n)} ({n})" for n in missing) + " have")
     have = (", ".join(f"{n} ({registered(n)} v{v})" for n, v in present.items()) if present
             else "none of them")
-    if present:
-        steps = "Per missing target: " + "; ".join(
-            f"{n}: train it (list {n} under `targets:` in the experiment, then `journey train "
-            f"--experiment ...`) and `journey promote --target {n}`" for n in missing)
+    if present or held:
+        steps = "Per missing target: " + "; ".join(step(n) for n in missing)
     else:  # nothing trained yet (a newcomer's first `serve`): one step, not one per target
         steps = ("Train them (`journey train --experiment experiments/default.yaml`), then "
                  "`journey promote`")

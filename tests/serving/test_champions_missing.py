@@ -17,12 +17,15 @@ from models.targets import TARGETS, target
 SPEC = load_spec()
 
 
-def registry(monkeypatch: pytest.MonkeyPatch, versions: dict[str, str]) -> None:
-    """A registry whose ``champion`` alias names ``versions`` (by target) and nothing else."""
-    by_name = {target(t, SPEC.stages).registered_name: v for t, v in versions.items()}
+def registry(monkeypatch: pytest.MonkeyPatch, versions: dict[str, str],
+             challengers: dict[str, str] | None = None) -> None:
+    """A registry whose ``champion`` alias names ``versions`` (by target), its ``challenger``
+    alias ``challengers``, and nothing else."""
+    by_alias = {alias: {target(t, SPEC.stages).registered_name: v for t, v in given.items()}
+                for alias, given in (("champion", versions), ("challenger", challengers or {}))}
 
     def alias_version(client: Any, name: str, alias: str) -> Any:
-        v = by_name.get(name) if alias == "champion" else None
+        v = by_alias.get(alias, {}).get(name)
         return None if v is None else SimpleNamespace(version=v, tags={})
 
     def never(*_: Any) -> Any:
@@ -83,3 +86,15 @@ def test_every_champion_present_loads_them(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(champions, "_check_definitions", lambda *a: None)
     models = champions.load_models(None, SPEC, "champion")  # type: ignore[arg-type]
     assert set(models.models) == set(TARGETS) and len(loaded) == len(TARGETS)
+
+
+def test_a_challenger_held_back_by_the_gate_is_not_told_to_train(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On Shapees the first promotion refused churn (AUC 0.50): the fix is not training it."""
+    registry(monkeypatch, {"next_stage": "1", "conversion": "2"}, {"churn": "4"})
+    with pytest.raises(RegistryError) as err:
+        champions.load_models(None, SPEC, "champion")  # type: ignore[arg-type]
+    message = str(err.value)
+    assert "churn: challenger v4 was not promoted (`journey promote --target churn` says why; "\
+           "train a better one, or `--force` it)" in message
+    assert "list churn under `targets:`" not in message
