@@ -314,12 +314,13 @@ def redundant_labels(exp: Experiment, ds: Dataset, stages: Sequence[str]) -> lis
                 encoded[a.name], encoded[b.name], both, strict=True))
             if n == 0 or 0 < agree < n:
                 continue
-            keep = [x for x in exp.targets if x != a.name]
+            # Not "train one of them": scoring and serving need a champion of every target.
             found.append(
                 f"{a.name} ({a.label}) and {b.name} ({b.label}) labels are "
                 f"{'identical' if agree == n else 'exact complements'} on all {n:,} rows "
-                f"that have both: the two models learn the same thing and score it twice; "
-                f"train one of them (e.g. `targets: [{', '.join(keep)}]` in the experiment)")
+                "that have both: the two models learn the same thing on this data (on a "
+                "purchase-only log, no purchase in the window is inactivity), so read their "
+                "scores as one; both are still trained, as scoring needs each")
     return found
 
 
