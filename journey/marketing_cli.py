@@ -39,6 +39,10 @@ def score(
     store: StoreOpt = None,
     actions: Annotated[bool, typer.Option(help="Also each customer's top next-best-action "
                                                "(needs served uplift models).")] = True,
+    publish: Annotated[bool, typer.Option(
+        help="Make this the snapshot segments, KPIs and the dashboard show even when it is as "
+             "of an earlier time than the newest one's (which is otherwise kept for backtests "
+             "only).")] = False,
 ) -> None:
     """Score every customer with the champion models into a new snapshot ($JOURNEY_HOME/scores).
 
@@ -60,7 +64,7 @@ def score(
     triggers = scoring_triggers(settings, spec, catalog)
     started = time.perf_counter()
     try:
-        snap = _score_run(settings, spec, config, catalog if actions else None, when)
+        snap = _score_run(settings, spec, config, catalog if actions else None, when, publish)
     except BaseException:
         triggers.close()
         raise
@@ -76,11 +80,11 @@ def score(
         typer.echo(f"note: as of {m['as_of']}, before the newest snapshot's "
                    f"({shown.meta.get('as_of') if shown else '?'}): kept for `journey "
                    "backtest`, but segments, KPIs, the dashboard and the triggers stay on the "
-                   "newest")
+                   "newest; to show this one instead, score again with --publish")
 
 
 def _score_run(settings: ServeSettings, spec: FeatureSpec, config: SegmentConfig,
-               catalog: Catalog | None, when: datetime) -> Snapshot:
+               catalog: Catalog | None, when: datetime, publish: bool = False) -> Snapshot:
     """Score every customer of the store with the served models into a new snapshot (with
     each one's top action when ``catalog`` is given)."""
     models = load_models(client_for(settings.tracking_uri), spec, settings.model_alias)
@@ -94,7 +98,7 @@ def _score_run(settings: ServeSettings, spec: FeatureSpec, config: SegmentConfig
     _warn_if_past_the_data(newest, when)
     if len(population) and order_mean(population.arrays, spec) is None:
         typer.echo(NO_VALUE)
-    return run.run(models, population, when, str(settings.store_path))
+    return run.run(models, population, when, str(settings.store_path), publish)
 
 
 NO_VALUE = ("no conversion in the store carries a value (revenue): expected value, revenue at "
@@ -111,7 +115,8 @@ def _warn_if_past_the_data(newest: datetime | None, when: datetime) -> None:
     if gap > timedelta(days=2):
         typer.echo(f"warning: the store's newest event is {newest:%Y-%m-%d %H:%M}, "
                    f"{gap.days} days before the as-of time {when:%Y-%m-%d}: every customer "
-                   "looks inactive that long; pass --as-of to score as of the data", err=True)
+                   "looks inactive that long; pass --as-of to score as of the data (with "
+                   "--publish, to show it in place of this run's snapshot)", err=True)
 
 
 @app.command()

@@ -39,7 +39,7 @@ class ScoreRun:
     log: Callable[[str], None] = field(default=lambda _: None)
 
     def run(self, models: ModelSet, population: Population, as_of: datetime,
-            source: str) -> Snapshot:
+            source: str, publish: bool = False) -> Snapshot:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         names = self.scorer.persona_names(models)  # read once: the table and meta agree
@@ -65,7 +65,7 @@ class ScoreRun:
         }
         began = time.perf_counter()
         snap = write_snapshot(self.root, table, jmap.to_dict(), meta,
-                              self.config.keep_snapshots, kpis)
+                              self.config.keep_snapshots, kpis, publish)
         snap.meta["write_seconds"] = round(time.perf_counter() - began, 3)
         return snap
 

@@ -60,14 +60,16 @@ class Snapshot:
 
 
 def write_snapshot(root: Path, customers: pa.Table, journey_map: dict[str, Any] | None,
-                   meta: dict[str, Any], keep: int, kpis: dict[str, Any] | None = None
-                   ) -> Snapshot:
+                   meta: dict[str, Any], keep: int, kpis: dict[str, Any] | None = None,
+                   publish: bool = False) -> Snapshot:
     """Write a new snapshot, point LATEST at it, and delete all but the ``keep`` newest (never
     the one LATEST names).
 
     A snapshot as of an earlier time than LATEST's (scored for a backtest) is written but not
     published (meta ``published`` false): segments, KPIs and the dashboard would otherwise
-    show the past as the present, and compare it with the newer picture as a change."""
+    show the past as the present, and compare it with the newer picture as a change.
+    ``publish`` publishes it all the same (the newer one was scored as of a time past the
+    data, say, and this is the picture meant)."""
     root.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
     name = now.strftime("%Y%m%dT%H%M%S%fZ")
@@ -79,7 +81,8 @@ def write_snapshot(root: Path, customers: pa.Table, journey_map: dict[str, Any] 
     if kpis is not None:
         (tmp / KPIS).write_text(json.dumps(kpis, separators=(",", ":")), encoding="utf-8")
     previous = latest(root)
-    published = previous is None or not _earlier(meta.get("as_of"), previous.meta.get("as_of"))
+    published = publish or previous is None or not _earlier(meta.get("as_of"),
+                                                            previous.meta.get("as_of"))
     before = previous if published else None
     full = {**meta, "id": name, "scored_at": now.isoformat().replace("+00:00", "Z"),
             "previous": before.id if before else None,

@@ -44,3 +44,14 @@ def test_pruning_never_removes_the_published_snapshot(tmp_path: Path) -> None:
     oct_ = write(root, "2025-10-01T00:00:00Z", keep=1)
     assert not (root / nov).exists() and (root / oct_).is_dir()
     assert newest(root).id == jan
+
+
+def test_publish_shows_an_earlier_snapshot_all_the_same(tmp_path: Path) -> None:
+    """Scored first as of now, long after the data ends, then as of the data's end: the
+    second is the picture meant, and nothing else would show it."""
+    root = tmp_path / "scores"
+    write(root, "2026-12-05T00:00:00Z")
+    table = pa.table({"customer_id": ["c1"], "churn": [0.5]})
+    meant = write_snapshot(root, table, None, {"as_of": "2024-04-12T00:00:00Z"}, keep=9,
+                           publish=True)
+    assert newest(root).id == meant.id and meant.meta["published"] is True
