@@ -143,7 +143,8 @@ def promote(
     try:
         gate_margin = check_margin(settings.promote_margin if margin is None else margin)
         decisions = promote_all([n for n in names if n in (*TARGETS, SURVIVAL)],
-                                settings.tracking(), source, gate_margin, force)
+                                settings.tracking(), source, gate_margin, force,
+                                only_trained=not target)
         decisions += promote_uplift([n for n in names if n in UPLIFT_TARGETS],
                                     settings.tracking(), source.store, feature_spec,
                                     gate_margin, force, only_trained=not target)

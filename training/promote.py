@@ -287,10 +287,15 @@ def log_decision(tracking: Tracking, client: MlflowClient, d: Decision) -> None:
 
 
 def promote_all(names: list[str], tracking: Tracking, source: SnapshotSource, margin: float,
-                force: bool = False) -> list[Decision]:
+                force: bool = False, only_trained: bool = False) -> list[Decision]:
+    """Gate each named target (``only_trained``: skip time to churn when it was never trained,
+    for a default `journey promote` in a project without it; the others are all needed)."""
     client = tracking.client()
     decisions = []
     for name in names:
+        if only_trained and name == SURVIVAL and alias_version(
+                client, target(name, source.spec.stages).registered_name, CHALLENGER) is None:
+            continue
         d = decide(name, client, source, margin, force)
         log_decision(tracking, client, d)
         decisions.append(d)
