@@ -207,7 +207,9 @@ def _print_table(book: SegmentBook, by: list[str], filters: dict[str, list[str]]
     compared = valued and (book.previous is None or _valued(book.previous))
     for s in [*rows, total]:
         label = [s.key.get(d, "all") for d in by]
-        delta = f"{s.change['revenue_at_risk']:+,.0f}" if s.change and compared else "-"
+        # round() first: a change of -0.3 would print "-0" (an unchanged rescore showed it).
+        delta = (f"{round(s.change['revenue_at_risk']):+,d}" if s.change and compared
+                 else "-")
         risk = "-" if math.isnan(s.mean_risk) else f"{s.mean_risk:.1%}"  # nobody: no mean
         value, at_risk = ((f"{s.expected_value:,.0f}", f"{s.revenue_at_risk:,.0f}") if valued
                           else ("-", "-"))

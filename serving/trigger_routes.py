@@ -148,7 +148,7 @@ api = RouteTable()
 
 @api.get("/triggers/firings", tags=["triggers"])
 async def firings(
-    state: Watcher, rule: str | None = None, customer_id: str | None = None,
+    state: Watcher, rule: str | None = None, customer_id: CleanId | None = None,
     status: Literal["pending", "retrying", "delivered", "dead"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before: Annotated[int | None, Query(ge=1, description="The previous page's next_before.")]

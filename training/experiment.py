@@ -17,6 +17,7 @@ learns from, or is tuned on, overlaps the period it is judged on.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import typing
 from collections.abc import Callable, Sequence
@@ -139,7 +140,9 @@ class ModelSpec(_Strict):
         allowed = tunable(self.family)
         unknown_params = sorted(set(self.params) - allowed)
         if unknown_params:
-            raise ValueError(f"unknown {self.family} params {unknown_params}; "
+            close = difflib.get_close_matches(unknown_params[0], sorted(allowed), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"unknown {self.family} params {unknown_params}{hint}; "
                              f"allowed: {sorted(allowed)}")
         if self.search is not None and set(self.search.space) - allowed:
             raise ValueError(f"search space has unknown params "

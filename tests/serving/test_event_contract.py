@@ -261,3 +261,16 @@ def test_a_changed_event_re_sent_under_its_id_is_named(app_client: TestClient,
     counted = [line for line in text.splitlines()
                if line.startswith('journey_events_total{outcome="conflict"}')]
     assert counted and float(counted[0].rsplit(" ", 1)[1]) >= 1  # the app is shared
+
+
+def test_the_firings_filter_trims_its_customer_id(app_client: TestClient,
+                                                  served: Served) -> None:
+    """Every route's ids are checked alike (CleanId): ' C1 ' is C1, and a blank id, which
+    matched no firing and read as "never fired", is a bad request."""
+    h = served.headers(Role.marketer)
+    plain = app_client.get("/triggers/firings", params={"customer_id": "C1"}, headers=h)
+    padded = app_client.get("/triggers/firings", params={"customer_id": " C1 "}, headers=h)
+    assert plain.status_code == padded.status_code == 200
+    assert padded.json() == plain.json()
+    error(app_client.get("/triggers/firings", params={"customer_id": "  "}, headers=h),
+          422, "bad_request", "customer_id")

@@ -93,3 +93,11 @@ def test_the_retraining_spec_names_its_lines(tmp_path: Path) -> None:
     said = re.split(r"; (?=line \d+: )", str(info.value).removeprefix(f"{path}: "))
     assert [s.split(": ")[:2] for s in said] == [["line 2", "every_days"],
                                                 ["line 3", "margin"]]
+
+
+def test_a_misspelt_param_gets_the_closest_name(tmp_path: Path) -> None:
+    text = ("horizon_days: 30\n" + CUTOFFS +
+            "models:\n  - family: lightgbm\n    params: {num_leafs: 8}\n")
+    [found] = error(tmp_path, text)
+    assert found.startswith("line 4: models[0]: unknown lightgbm params ['num_leafs']; did "
+                            "you mean 'num_leaves'?; allowed: [")
