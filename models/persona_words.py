@@ -35,6 +35,15 @@ WORDS: dict[str, tuple[str, str]] = {
     "log_order_value": ("typical order value", "money"),
     "csat_mean": ("mean CSAT", "score"),
 }
+# A "share" that is a ratio of event counts can pass 100 % when the later step repeats
+# (Segment fires Checkout Started on each visit to the checkout): read as counts per step.
+PER: dict[str, str] = {
+    "cart_rate": "cart additions per product view",
+    "checkout_rate": "checkouts per cart addition",
+    "buy_rate": "purchases per checkout",
+    "ad_click_rate": "ad clicks per impression",
+    "email_click_rate": "email clicks per opened email",
+}
 # (feature, sign of its z-score) -> the words a default name starts from
 PHRASES: dict[tuple[str, int], str] = {
     ("product_views_per_session", 1): "heavy browsers",
@@ -66,6 +75,8 @@ def trait(feature: str, value: float, average: float) -> str:
         return f"{label} {value:,.2f}, {_times(value, average)} ({average:,.2f})"
     if kind == "score":
         return f"{label} {value:.2f} (average {average:.2f})"
+    if kind == "share" and max(value, average) > 1 and feature in PER:
+        return f"{_num(value)} {PER[feature]}, {_times(value, average)} ({_num(average)})"
     if kind == "share":
         return f"{value:.0%} {label}, {_times(value, average)} ({average:.0%})"
     return f"{_num(value)} {label}, {_times(value, average)} ({_num(average)})"
