@@ -42,6 +42,12 @@ class LoadReport:
     def rejected_total(self) -> int:
         return sum(self.rejected.values())
 
+    @property
+    def accepted_nothing(self) -> bool:
+        """Rows were read and every one rejected (an empty file is not that): such a load is
+        refused (``store_load.refused_load``) and leaves the store as it was."""
+        return self.valid == 0 and self.rejected_total > 0
+
     def lines(self) -> list[str]:
         out = [f"read {self.rows_read:,} rows from {len(self.files)} file(s): "
                f"{self.valid:,} valid, {self.rejected_total:,} rejected"]

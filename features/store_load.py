@@ -62,11 +62,6 @@ def _remove(made: list[Path]) -> None:
             p.unlink()
 
 
-def accepted_nothing(report: LoadReport) -> bool:
-    """Whether a load read rows and rejected all of them (an empty file is not refused)."""
-    return report.valid == 0 and report.rejected_total > 0
-
-
 def refused_load(es: EventStore, report: LoadReport, source: str | Path, existed: bool
                  ) -> NothingAcceptedError:
     """The error that ends a load that accepted nothing, raised inside ``load_target`` (which

@@ -70,8 +70,8 @@ def create(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def record(con: duckdb.DuckDBPyConnection, source: str, r: IngestReport) -> None:
-    if r.load.valid == 0 and r.load.rejected_total > 0:
-        return  # refused (store_load.accepted_nothing): the store is left as it was
+    if r.load.accepted_nothing:
+        return  # refused: the store is left as it was
     con.execute(
         "INSERT INTO ingest_log (source, rows_read, valid, rejected, inserted, duplicates, "
         "rejects_path, reject_reasons, conflicts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

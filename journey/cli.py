@@ -139,7 +139,7 @@ def ingest(
     """Load a touchpoint log into the event store; print what was accepted and rejected."""
     from features.ingest_channels import channel_note, last_rowid
     from features.mapping import choose_mapping, with_text_options
-    from features.store_load import accepted_nothing, load_target, refused_load
+    from features.store_load import load_target, refused_load
 
     settings = Settings()
     policy: UnknownPolicy | None = unknown_events.value if unknown_events else None
@@ -157,7 +157,7 @@ def ingest(
         after = last_rowid(es)
         report = es.ingest(source, column_mapping, tax, rejects_path,
                            progress=LoadProgress(files, started))
-        if accepted_nothing(report.load):  # why each row was refused, then the error
+        if report.load.accepted_nothing:  # why each row was refused, then the error
             for line in report.load.lines():
                 typer.echo(line)
             raise refused_load(es, report.load, source, existed)

@@ -11,7 +11,7 @@ import pytest
 from features.errors import SourceError
 from features.mapping import identity_mapping
 from features.store import EventStore
-from features.store_load import NothingAcceptedError, accepted_nothing, load_target, refused_load
+from features.store_load import NothingAcceptedError, load_target, refused_load
 from features.taxonomy import Taxonomy
 
 HEADER = "event_id,customer_id,ts,event_type\n"
@@ -24,7 +24,7 @@ def _load(store: Path, source: Path, rejects: Path, taxonomy: Taxonomy) -> None:
     existed = store.exists()
     with load_target(store) as es:
         report = es.ingest(source, identity_mapping(), taxonomy, rejects)
-        if accepted_nothing(report.load):
+        if report.load.accepted_nothing:
             raise refused_load(es, report.load, source, existed)
 
 
