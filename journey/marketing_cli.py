@@ -202,30 +202,22 @@ def _print_table(book: SegmentBook, by: list[str], filters: dict[str, list[str]]
     head = [*by, "customers", "share", "mean risk", "expected value", "revenue at risk",
             "Δ revenue at risk", "top action"]
     lines = [head]
-    valued = _valued(book.snapshot)
-    # A change against a snapshot without values would be the whole revenue at risk.
-    compared = valued and (book.previous is None or _valued(book.previous))
     for s in [*rows, total]:
         label = [s.key.get(d, "all") for d in by]
+        # NaN: no previous snapshot, or either one knows no value (no conversion carried one).
+        change = s.change["revenue_at_risk"] if s.change else math.nan
         # round() first: a change of -0.3 would print "-0" (an unchanged rescore showed it).
-        delta = (f"{round(s.change['revenue_at_risk']):+,d}" if s.change and compared
-                 else "-")
+        delta = "-" if math.isnan(change) else f"{round(change):+,d}"
         risk = "-" if math.isnan(s.mean_risk) else f"{s.mean_risk:.1%}"  # nobody: no mean
-        value, at_risk = ((f"{s.expected_value:,.0f}", f"{s.revenue_at_risk:,.0f}") if valued
-                          else ("-", "-"))
-        lines.append([*label, f"{s.customers:,}", f"{s.share:.1%}", risk, value, at_risk,
-                      delta, s.top_action or "-"])
+        lines.append([*label, f"{s.customers:,}", f"{s.share:.1%}", risk,
+                      _money(s.expected_value), _money(s.revenue_at_risk), delta,
+                      s.top_action or "-"])
     widths = [max(len(r[i]) for r in lines) for i in range(len(head))]
     for r in lines:
         typer.echo("  ".join(c.ljust(w) if i < len(by) else c.rjust(w)
                              for i, (c, w) in enumerate(zip(r, widths, strict=True))))
 
 
-def _valued(snap: Snapshot) -> bool:
-    """Whether a snapshot knows its customers' value. Scored without any conversion value,
-    every customer's is null; the segments' sums read those as 0, which would print as a
-    real figure. (No customers or no such column: nothing says it is unknown.)"""
-    table = snap.customers(["expected_value"])
-    if "expected_value" not in table.column_names or not table.num_rows:
-        return True
-    return bool(table["expected_value"].null_count < table.num_rows)
+def _money(amount: float) -> str:
+    """Money as the table prints it; NaN (no value known) as "-", not 0."""
+    return "-" if math.isnan(amount) else f"{amount:,.0f}"

@@ -63,3 +63,16 @@ def test_a_store_with_values_keeps_its_sums(tmp_path: Path) -> None:
     _, total = book.segments([], {})
     out = SegmentOut.model_validate(total, from_attributes=True)
     assert out.expected_value == 160.0 and out.revenue_at_risk == 10 + 56 + 18 + 5
+
+
+def test_no_change_against_a_snapshot_that_knew_no_value(tmp_path: Path) -> None:
+    """Values known now and not before: a change would be the whole revenue at risk, for the
+    segments the previous snapshot had and the ones new since alike."""
+    root = tmp_path / "scores"
+    before = snapshot(root, valued=False)
+    book = SegmentBook(snapshot(root, valued=True), ("tier",), previous=before)
+    rows, total = book.segments(["tier"], {})
+    for s in [*rows, total]:
+        out = SegmentOut.model_validate(s, from_attributes=True)
+        assert out.revenue_at_risk is not None and out.change is not None
+        assert out.change.revenue_at_risk is None and out.change.customers == 0
