@@ -58,7 +58,9 @@ def unknown_channel_lines(counts: Counter[str], listed: tuple[str, ...], where: 
             f"feature spec does not list, which features count as {OTHER!r}: {names}")
     advice = (f"to keep them apart: add them to the spec's channels ({where}; "
               "JOURNEY_FEATURE_SPEC), or rename them to channels it lists in a mapping file's "
-              f"`channels:` block (`{example}`) and load again")
+              f"`channels:` block (`{example}`) and load into a new store (--store): in "
+              "this one a row loaded again under another channel is another event, stored "
+              "twice")
     return [*textwrap.wrap(note, WIDTH, subsequent_indent="    "),
             *textwrap.wrap(advice, WIDTH, initial_indent="  ", subsequent_indent="    ")]
 
