@@ -23,7 +23,7 @@ from models.registry import client_for
 from serving.champions import load_models
 from serving.recommender import Recommender
 from serving.score_job import ScoreRun, population_from_store
-from serving.scoring import BatchScorer, order_mean
+from serving.scoring import BatchScorer
 from serving.segment_config import SegmentConfig, load_segment_config
 from serving.segments import SegmentBook, SegmentQueryError
 from serving.service_files import loading, served_catalog, served_spec
@@ -96,9 +96,10 @@ def _score_run(settings: ServeSettings, spec: FeatureSpec, config: SegmentConfig
         population = population_from_store(es, spec, config, when)
         newest = es.time_range()[1]
     _warn_if_past_the_data(newest, when)
-    if len(population) and order_mean(population.arrays, spec) is None:
+    snap = run.run(models, population, when, str(settings.store_path), publish)
+    if not snap.meta["values_known"]:
         typer.echo(NO_VALUE)
-    return run.run(models, population, when, str(settings.store_path), publish)
+    return snap
 
 
 NO_VALUE = ("no conversion in the store carries a value (revenue): expected value, revenue at "

@@ -58,6 +58,9 @@ class ScoreRun:
             "feature_definition_hash": self.spec.hash, "risk_bands": list(self.scorer.bands),
             "dimensions": list(self.config.dimensions),
             "actions": table["top_action"].null_count < table.num_rows,
+            # False: no conversion carried a value, so every money figure is null.
+            "values_known": table["expected_value"].null_count < table.num_rows
+            or not table.num_rows,
             "value": {"window_days": self.config.value_window_days,
                       "horizon_days": self.config.value_horizon_days},
             **self._persona_meta(names),
