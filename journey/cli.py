@@ -221,6 +221,7 @@ def main(
 
 # Commands of the feature pipeline and of modelling register themselves on `app` when imported.
 from journey import (  # noqa: E402, F401
+    home_cli,
     lifecycle_cli,
     marketing_cli,
     modeling,

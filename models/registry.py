@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
 
 from features.errors import JourneyError
 from models.estimators import JourneyClassifier
@@ -88,12 +89,30 @@ def load_native(version: ModelVersion, expected: type) -> object:
     try:
         model = mlflow.sklearn.load_model(uri)
     except (MlflowException, OSError) as exc:
-        raise RegistryError(f"cannot load {uri}: {exc}") from exc
+        raise RegistryError(f"cannot load {uri}: {exc}{_moved(version)}") from exc
     except Exception as exc:  # a corrupt artifact: unpickling fails in any number of ways
         raise RegistryError(f"cannot load {uri}: {type(exc).__name__}: {exc}") from exc
     if not isinstance(model, expected):
         raise RegistryError(f"{uri} is a {type(model).__name__}, not a {expected.__name__}")
     return model
+
+
+def _moved(version: ModelVersion) -> str:
+    """Why a version's files may be gone: the registry records absolute paths, so a moved or
+    restored home looks for them where they were."""
+    from mlflow.tracking import MlflowClient
+
+    try:  # the registry's record of where the files are (the one client_for set up)
+        location = MlflowClient().get_model_version_download_uri(version.name, version.version)
+    except Exception:  # a hint only: the load's own error is reported anyway
+        return ""
+    if not location.startswith("file://"):
+        return ""
+    path = Path(unquote(urlparse(location).path))
+    if path.exists():
+        return ""
+    return (f" (its files were recorded at {path}, which does not exist: if JOURNEY_HOME was "
+            "moved, copied or restored, `journey relocate` points the registry at its new place)")
 
 
 def load_alias(client: MlflowClient, name: str, alias: str) -> Loaded:
