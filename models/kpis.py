@@ -2,24 +2,32 @@
 calendar month, with 95 % intervals. The whole population is one group: the journey map's KPIs
 are this code's answer for "everyone", so the figures agree by construction.
 
-Everything is counted on cells: one per (customer, period) with an event in the period. The
-whole history before as_of is one period (a cell per customer; a grouping labels each); the
-months are periods of their own (the month labels the cell). Definitions, per period:
+Everything but retention is counted on cells: one per (customer, period) with an event in the
+period. The whole history before as_of is one period (a cell per customer; a grouping labels
+each); the months are periods of their own (the month labels the cell). Definitions, per
+period:
 
 - customers: with any event in the period.
 - conversion rate: of those, the ones with a conversion (purchase) in the period.
-- retention rate: of those with a conversion before the period's end, the ones with customer
-  activity (an event mapped to a stage; marketing contacts are not) in the ``retention_days``
-  before the end.
+- retention rate, a survival rate over a window (``models.kpis_retention``): of the buyers
+  active at the window's start (converted before it, with customer activity - an event mapped
+  to a stage; marketing contacts are not - in the ``retention_days`` before it), the share
+  still active at its end. The whole history and its groups: the last ``retention_days``
+  before as_of, customers labelled as now; a month: the month itself. Its base need not have
+  an event in the period (a lapsed buyer has none), so it is counted from each customer's
+  activity around the window's edges, not from the cells. No base (no buyer yet at the
+  window's start, as when the history is shorter than the window): null, as is the CLV.
 - repeat-purchase rate: of the period's converters, those who converted on 2+ occasions (at
   different times) before its end.
 - stage conversion: customers whose period events reach stage k (or a later one) over those
   reaching k - 1 (as in the journey map's funnel).
 - CLV estimate = V x L. V: revenue per customer-year (the group's revenue in the period over
   its customers' days as customers in the period, x 365). L: expected lifetime in years,
-  (retention_days / 365) / (1 - retention rate), capped at ``clv_years`` (the retention rate
-  read as the chance a buyer is still active one retention window later). A point estimate;
-  V and the CLV are null when no conversion before as_of carries a value (no revenue known).
+  (window / 365) / (1 - retention rate), capped at ``clv_years``, with the window the
+  retention was measured on (``retention_days``; a month's length for a month): a buyer still
+  active after a window with chance r stays 1 / (1 - r) windows on average. A point estimate;
+  V and the CLV are null when no conversion before as_of carries a value (no revenue known),
+  and the lifetime and CLV when the retention is.
 - CSAT: every scored ticket in the period; mean with a normal-approximation interval
   (mean +- 1.96 sd / sqrt(n)), and the satisfied share (score >= satisfied_min).
 - NPS: each customer's latest answer in the period (frequent answerers must not count more):
@@ -43,14 +51,13 @@ from features.events import EventArrays
 from features.spec import DAY_US, FeatureSpec
 from models.journey_events import (
     I64,
-    NEVER,
     Z95,
     Bool,
     Rate,
     StageEvents,
-    first_ts,
 )
 from models.kpis_definitions import DEFINITIONS
+from models.kpis_retention import Survival, active_at, by_group, by_window, clv
 
 if TYPE_CHECKING:
     from models.journey_map import JourneyMapParams
@@ -77,15 +84,14 @@ class Grouping:
 
 @dataclass(frozen=True)
 class Cells:
-    """One cell per (customer, period) with an event in the period: what the rates count. The
+    """One cell per (customer, period) with an event in the period: what the rates but
+    retention count (``models.kpis_retention`` counts it from the customers). The
     whole history is one period; months are several. Scored tickets and each cell's latest
     NPS answer point at their cell."""
 
     cust: I64
     period: I64
     converted: Bool  # a conversion in the period
-    bought: Bool  # a conversion before the period's end
-    retained: Bool  # bought, and customer activity in the retention_days before the end
     repeat: Bool  # converted, with conversions at 2+ different times before the end
     revenue: F64  # 0 where no conversion carries a value: read ``valued`` too
     days: F64  # days as a customer in the period
@@ -138,22 +144,16 @@ def period_cells(e: StageEvents, spec: FeatureSpec, params: JourneyMapParams,
     revenue = np.bincount(conv_cell, np.nan_to_num(ev.value[conv_pos]), cells).astype(np.float64)
     occasions = e.occasion
     conv_in = np.bincount(cells_of(occasions)[1], minlength=cells).astype(np.int64)
-    last = np.maximum.reduceat(np.where(take(e.activity), ts, NO_START), starts) if cells \
-        else np.zeros(0, np.int64)
     furthest = np.maximum.reduceat(take(e.stage), starts).astype(np.int64) if cells else \
         np.zeros(0, np.int64)
-    prior_conv, prior_last = _prior(e, occasions, bounds[0], n)
-    conv_upto = _within(cell_cust, conv_in, "cumsum") + prior_conv[cell_cust]
-    last_upto = _within(cell_cust, np.maximum(last, prior_last[cell_cust]), "cummax")
+    conv_upto = _within(cell_cust, conv_in) + _prior(e, occasions, bounds[0], n)[cell_cust]
     end, begin = edges[cell_period + 1], edges[cell_period]
     days = (end - np.maximum(_first_event(e, cell_cust, ts, starts, whole), begin)) / DAY_US
     csat_cell, csat = _scored(e, spec, params.csat_score, cells_of, last_only=False)
     nps_cell, nps = _scored(e, spec, params.nps_score, cells_of, last_only=True)
     return Cells(
-        cell_cust, cell_period, converted, conv_upto >= 1,
-        (conv_upto >= 1) & (last_upto >= end - params.retention_days * DAY_US),
-        converted & (conv_upto >= 2), revenue, days, furthest, csat_cell, csat, nps_cell, nps,
-        bool(np.isfinite(ev.value[e.conversion]).any()))
+        cell_cust, cell_period, converted, converted & (conv_upto >= 2), revenue, days,
+        furthest, csat_cell, csat, nps_cell, nps, bool(np.isfinite(ev.value[e.conversion]).any()))
 
 
 def _first_event(e: StageEvents, cell_cust: I64, ts: I64, starts: I64, whole: bool) -> I64:
@@ -170,23 +170,18 @@ def _first_event(e: StageEvents, cell_cust: I64, ts: I64, starts: I64, whole: bo
     return out
 
 
-def _prior(e: StageEvents, occasions: Bool, start: int, n: int) -> tuple[I64, I64]:
-    """Per customer: conversion occasions, and the last customer activity, before ``start``."""
+def _prior(e: StageEvents, occasions: Bool, start: int, n: int) -> I64:
+    """Per customer: conversion occasions before ``start``."""
     if start == NO_START:
-        return np.zeros(n, np.int64), np.full(n, NO_START, np.int64)
-    before = e.ev.ts < start
-    conv = np.bincount(e.ev.cust[before & occasions], minlength=n).astype(np.int64)
-    last = first_ts(e, before & e.activity, last=True)
-    return conv, np.where(last == NEVER, NO_START, last)
+        return np.zeros(n, np.int64)
+    return np.bincount(e.ev.cust[(e.ev.ts < start) & occasions], minlength=n).astype(np.int64)
 
 
-def _within(cust: I64, values: npt.NDArray[Any], how: str) -> npt.NDArray[Any]:
-    """Running sum or max over each customer's cells (in period order)."""
+def _within(cust: I64, values: I64) -> I64:
+    """Running sum over each customer's cells (in period order)."""
     if not len(cust) or (np.diff(cust) > 0).all():  # one cell a customer: nothing runs
         return values
-    grouped = pd.Series(values).groupby(cust, sort=False)
-    out: npt.NDArray[Any] = (grouped.cumsum() if how == "cumsum" else grouped.cummax()
-                             ).to_numpy()
+    out: I64 = pd.Series(values).groupby(cust, sort=False).cumsum().to_numpy()
     return out
 
 
@@ -204,12 +199,14 @@ def _scored(e: StageEvents, spec: FeatureSpec, name: str,
     return cell.astype(np.int64), e.ev.score[pos]
 
 
-def aggregate(cells: Cells, group: I64, labels: Sequence[str], spec: FeatureSpec,
-              params: JourneyMapParams, keep_empty: bool = False,
+def aggregate(cells: Cells, group: I64, labels: Sequence[str], survival: Survival,
+              spec: FeatureSpec, params: JourneyMapParams, keep_empty: bool = False,
               ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
     """One row per group of cells (``group``: each cell's index into ``labels``, -1 for
     NONE), for groups with customers (``keep_empty``: all of them); with ``ids``, each row
-    names its label's id (None for NONE)."""
+    names its label's id (None for NONE). ``survival``: each group's retention counts (the
+    last slot NONE's), counted apart from the cells; a group with a retention base but no
+    customers has a row too."""
     n_groups = len(labels) + 1
     g = np.where(group >= 0, group, n_groups - 1).astype(np.int64)
 
@@ -217,7 +214,7 @@ def aggregate(cells: Cells, group: I64, labels: Sequence[str], spec: FeatureSpec
         return np.bincount(g if mask is None else g[mask], minlength=n_groups)
 
     customers, converted = count(), count(cells.converted)
-    bought, retained, repeat = count(cells.bought), count(cells.retained), count(cells.repeat)
+    repeat = count(cells.repeat)
     revenue = np.bincount(g, cells.revenue, n_groups)
     years = np.bincount(g, cells.days, n_groups) / 365.0
     reached = _reached(cells.furthest, g, n_groups, len(spec.stages))
@@ -225,9 +222,11 @@ def aggregate(cells: Cells, group: I64, labels: Sequence[str], spec: FeatureSpec
     nps = _nps(cells, params, g, n_groups) if spec_has(spec, params.nps_score) else None
     rows = []
     for k in range(n_groups):
-        if not customers[k] and not (keep_empty and k < n_groups - 1):
+        # A month without events may still have a base (buyers active at its start, who all
+        # lapsed or are between visits): its retention is a real figure.
+        if not customers[k] and not survival.base[k] and not (keep_empty and k < n_groups - 1):
             continue
-        retention = Rate(int(retained[k]), int(bought[k]))
+        retention = Rate(int(survival.kept[k]), int(survival.base[k]))
         rows.append({
             "group": labels[k] if k < n_groups - 1 else NONE,
             **({} if ids is None else {"id": ids[k] if k < n_groups - 1 else None}),
@@ -235,8 +234,8 @@ def aggregate(cells: Cells, group: I64, labels: Sequence[str], spec: FeatureSpec
             "conversion_rate": Rate(int(converted[k]), int(customers[k])).to_dict(),
             "retention_rate": retention.to_dict(),
             "repeat_purchase_rate": Rate(int(repeat[k]), int(converted[k])).to_dict(),
-            "clv": _clv(float(revenue[k]) if cells.valued else None, float(years[k]),
-                        retention.value, params),
+            "clv": clv(float(revenue[k]) if cells.valued else None, float(years[k]),
+                       retention.value, float(survival.days[k]), params.clv_years),
             "csat": None if csat is None else csat[k],
             "nps": None if nps is None else nps[k],
             "funnel": [{"stage": stage, "reached": int(reached[k, s]),
@@ -257,8 +256,26 @@ def group_kpis(e: StageEvents, spec: FeatureSpec, params: JourneyMapParams,
                ) -> list[dict[str, Any]]:
     """KPIs of each group over the whole history before ``as_of_us``."""
     cells = period_cells(e, spec, params, [NO_START, as_of_us])
-    return aggregate(cells, grouping.codes[cells.cust], grouping.labels, spec, params,
-                     keep_empty)
+    window, _ = _active(e, params, as_of_us, [])
+    return aggregate(cells, grouping.codes[cells.cust], grouping.labels,
+                     _survival(window, grouping, params), spec, params, keep_empty)
+
+
+def _active(e: StageEvents, params: JourneyMapParams, as_of_us: int, bounds: Sequence[int]
+            ) -> tuple[Bool, Bool]:
+    """Buyers active at the start and end of the last ``retention_days`` before as_of, and
+    at each of ``bounds`` (the months' edges): one pass over the events serves both."""
+    window = [as_of_us - params.retention_days * DAY_US, as_of_us]
+    times = np.unique(np.asarray([*window, *bounds], np.int64))
+    active = active_at(e, times.tolist(), params.retention_days)
+    return (active[:, np.searchsorted(times, window)],
+            active[:, np.searchsorted(times, np.asarray(bounds, np.int64))])
+
+
+def _survival(window: Bool, grouping: Grouping, params: JourneyMapParams) -> Survival:
+    """Each group's retention over the last ``retention_days`` (``window``: the buyers active
+    at its start and end), customers labelled as now."""
+    return by_group(window, grouping.codes, len(grouping.labels), params.retention_days)
 
 
 def _reached(furthest: I64, g: I64, n_groups: int, n_stages: int) -> I64:
@@ -268,21 +285,6 @@ def _reached(furthest: I64, g: I64, n_groups: int, n_stages: int) -> I64:
     at = flat.reshape(n_groups, n_stages)
     out: I64 = np.cumsum(at[:, ::-1], axis=1)[:, ::-1]
     return out
-
-
-def _clv(revenue: float | None, years: float, retention: float | None,
-         params: JourneyMapParams) -> dict[str, Any]:
-    """CLV of a group's ``revenue`` (None: no revenue known, so no value either)."""
-    annual = revenue / years if revenue is not None and years > 0 else None
-    if retention is None:
-        lifetime = None
-    elif retention >= 1:
-        lifetime = float(params.clv_years)
-    else:
-        lifetime = min(float(params.clv_years), params.retention_days / 365 / (1 - retention))
-    value = annual * lifetime if annual is not None and lifetime is not None else None
-    return {"value": _r(value, 2), "annual_revenue_per_customer": _r(annual, 2),
-            "expected_lifetime_years": _r(lifetime, 3)}
 
 
 def _csat(cells: Cells, params: JourneyMapParams, g: I64, n_groups: int
@@ -367,16 +369,19 @@ def kpis_of(e: StageEvents, spec: FeatureSpec, as_of_us: int, params: JourneyMap
     """``journey_kpis`` of events already read: one pass over the whole history serves every
     grouping and the overall row; one more serves the months."""
     cells = period_cells(e, spec, params, [NO_START, as_of_us])
-    by = {name: aggregate(cells, grouping.codes[cells.cust], grouping.labels, spec, params,
-                          ids=grouping.ids)
-          for name, grouping in groups.items()}
-    overall = aggregate(cells, np.zeros(len(cells.cust), np.int64), ("all",), spec, params,
-                        keep_empty=True)[0]
     months = month_windows(as_of_us, params.kpi_months)
+    bounds = [start for _, start, _, _ in months] + [months[-1][2]] if months else []
+    window, at_bounds = _active(e, params, as_of_us, bounds)
+    by = {name: aggregate(cells, grouping.codes[cells.cust], grouping.labels,
+                          _survival(window, grouping, params), spec, params, ids=grouping.ids)
+          for name, grouping in groups.items()}
+    everyone = Grouping.everyone(e.ev.n_customers)
+    overall = aggregate(cells, np.zeros(len(cells.cust), np.int64), everyone.labels,
+                        _survival(window, everyone, params), spec, params, keep_empty=True)[0]
     if months:
-        bounds = [start for _, start, _, _ in months] + [months[-1][2]]
         monthly = period_cells(e, spec, params, bounds)
-        rows = aggregate(monthly, monthly.period, [m[0] for m in months], spec, params)
+        rows = aggregate(monthly, monthly.period, [m[0] for m in months],
+                         by_window(at_bounds, bounds), spec, params)
         partial = {m[0]: m[3] for m in months}
         by["month"] = [{**r, "partial": partial[r["group"]]} for r in rows]
     else:

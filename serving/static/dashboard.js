@@ -369,7 +369,7 @@ function renderKpis(data) {
   };
   const conv = kpis.conversion_rate;
   rate("conversion", "Conversion", conv, conv ? `${fmt.count(conv.count)} of ${fmt.count(conv.of)} bought` : "");
-  rate("retention", "Retention", kpis.retention_rate, `buyers active ≤ ${params.retention_days ?? 90} days`);
+  rate("retention", "Retention", kpis.retention_rate, `buyers active ${params.retention_days ?? 90} days ago, still active`);
   rate("repeat", "Repeat rate", kpis.repeat_purchase_rate, "buyers with 2+ orders");
   const csat = kpis.csat;
   if (csat && csat.count > 0 && csat.satisfied && csat.satisfied.value !== null) {

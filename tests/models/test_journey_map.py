@@ -133,8 +133,9 @@ def test_kpis_by_hand() -> None:
     assert kpis["customers"] == 6
     assert (kpis["conversion_rate"]["count"], kpis["conversion_rate"]["of"]) == (2, 6)
     assert kpis["conversion_rate"]["value"] == pytest.approx(1 / 3, abs=1e-6)
-    # Active in the last 8 days (since day 92): c2 (day 95), not c0 (day 90).
-    assert (kpis["retention_rate"]["count"], kpis["retention_rate"]["of"]) == (1, 2)
+    # Of the buyers active at day 92 (c0: active on day 90; c2's activity stops on day 66),
+    # none is still active at as_of: c0 lapsed in the last 8 days.
+    assert (kpis["retention_rate"]["count"], kpis["retention_rate"]["of"]) == (0, 1)
     assert (kpis["repeat_purchase_rate"]["count"], kpis["repeat_purchase_rate"]["of"]) == (1, 2)
     assert kpis["csat"]["mean"] == 4.0 and kpis["csat"]["count"] == 3
     assert (kpis["csat"]["satisfied"]["count"], kpis["csat"]["satisfied"]["of"]) == (2, 3)

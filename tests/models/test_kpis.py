@@ -34,8 +34,11 @@ def test_by_group_by_hand(kpis: dict[str, Any]) -> None:
     assert [r["group"] for r in (a, b, none)] == ["a", "b", "(none)"]
     assert (a["customers"], b["customers"], none["customers"]) == (2, 3, 1)  # c4: no event yet
     assert rate(a["conversion_rate"]) == (2, 2) and rate(b["conversion_rate"]) == (0, 3)
-    # Active in the last 8 days (since day 92): c2 (day 95), not c0 (day 90).
-    assert rate(a["retention_rate"]) == (1, 2) and rate(b["retention_rate"]) == (0, 0)
+    # Retention over the last 8 days, [92, 100): c0 was an active buyer at day 92 (bought on
+    # day 6, active on day 90) and did nothing since: lapsed. c2's activity before day 92 ends
+    # on day 66, so it was not active at the window's start (its answer on day 95 is a return,
+    # not a survival). Group b bought nothing.
+    assert rate(a["retention_rate"]) == (0, 1) and rate(b["retention_rate"]) == (0, 0)
     assert rate(a["repeat_purchase_rate"]) == (1, 2)
     # CSAT: c0 gave 5, c2 gave 3: mean 4, sd sqrt(2), half-width 1.96 x sqrt(2) / sqrt(2).
     assert a["csat"]["mean"] == 4.0 and a["csat"]["count"] == 2
@@ -55,9 +58,9 @@ def test_clv_formula() -> None:
     ev = arrays(EVENTS)
     ev.value[:] = np.where(ev.etype == SPEC.event_types.index("purchase"), 50.0, np.nan)
     a = journey_kpis(ev, SPEC, AS_OF, PARAMS, GROUPS)["by"]["kind"][0]
-    # c0 and c2: 150 of revenue over 100 + 50 days as customers -> 365 a year; retention 1/2
-    # over 8 days -> lifetime (8 / 365) / (1 - 0.5) years.
-    lifetime = 8 / 365 / 0.5
+    # c0 and c2: 150 of revenue over 100 + 50 days as customers -> 365 a year; retention 0/1
+    # over the 8-day window -> lifetime (8 / 365) / (1 - 0) years: one window.
+    lifetime = 8 / 365
     assert a["clv"]["annual_revenue_per_customer"] == pytest.approx(365.0)
     assert a["clv"]["expected_lifetime_years"] == pytest.approx(lifetime, abs=1e-3)
     assert a["clv"]["value"] == pytest.approx(365.0 * lifetime, abs=0.01)
@@ -71,14 +74,18 @@ def test_by_month_by_hand(kpis: dict[str, Any]) -> None:
     assert [r["partial"] for r in months.values()] == [False, False, False, True]
     jan, feb, mar, apr = months.values()
     assert jan["customers"] == 3 and rate(jan["conversion_rate"]) == (1, 3)  # c0, c1, c5
-    assert rate(jan["retention_rate"]) == (0, 1)  # c0 bought, inactive after day 10
     assert jan["csat"]["mean"] == 5.0 and jan["nps"]["count"] == 0
-    assert feb["customers"] == 2 and rate(feb["retention_rate"]) == (0, 0)  # c3, c2
+    assert feb["customers"] == 2  # c3, c2
+    # No buyer is active at a month's start (activity in the 8 days before it): c0's is over
+    # by day 10 until it buys again on April 1st (day 90, not before it), c2 buys on day 60
+    # (after March begins) and is silent from day 66 to 95. Retention unknown, not 0 or 100 %.
+    for month in (jan, feb, mar, apr):
+        assert rate(month["retention_rate"]) == (0, 0) and month["retention_rate"]["value"] is None
+        assert month["clv"]["expected_lifetime_years"] is None
     assert rate(mar["conversion_rate"]) == (1, 1) and mar["nps"]["score"] == 100.0  # c2
     # April: c0 buys again (a repeat), c2 answers 3, c5 an unknown event, c6 rates 4 and 9.
     assert apr["customers"] == 4 and rate(apr["conversion_rate"]) == (1, 4)
     assert rate(apr["repeat_purchase_rate"]) == (1, 1)
-    assert rate(apr["retention_rate"]) == (1, 2)  # c2 active on day 95, c0 on day 90
     assert apr["nps"]["score"] == 0.0 and apr["csat"]["mean"] == 4.0
 
 
