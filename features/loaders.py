@@ -2,6 +2,8 @@
 
 Accounting invariant, per load: rows read = valid rows + rejected rows. Every rejected row is
 written to the rejects file with its source file, line, field, reason and offending value.
+Detail files (``features.details_join``) are counted apart: their rows are not events, so
+their rejects go to the same file under their own source but not into ``rejected``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import IO, Any
 
 import pyarrow as pa
 
+from features.details_join import DetailJoin, DetailsReport, open_join
 from features.mapping import ColumnMapping
 from features.normalize import UNKNOWN_TYPE, Normalizer
 from features.readers import BATCH_ROWS, LINE_COLUMN, ReadLimits, Reject, read_batches, source_files
@@ -37,6 +40,12 @@ class LoadReport:
     unknown_types: Counter[str] = field(default_factory=Counter)  # as the source spells them
     unknown_uncounted: int = 0  # rows of unknown types past MAX_UNKNOWN_NAMES names
     renamed: dict[str, str] = field(default_factory=dict)  # the mapping's event_types
+    details: DetailsReport | None = None  # what the mapping's detail files joined
+
+    @property
+    def has_rejects(self) -> bool:
+        """Whether the rejects file lists rows: the events' or the detail files'."""
+        return bool(self.rejected_total or (self.details and self.details.rejected_total))
 
     @property
     def rejected_total(self) -> int:
@@ -54,7 +63,9 @@ class LoadReport:
         for reason, n in self.rejected.most_common():
             out.append(f"  rejected {n:>10,}  {reason}")
         out += self._unknown_type_lines()
-        if self.rejects_path is not None and self.rejected_total:
+        if self.details is not None:
+            out += self.details.lines()
+        if self.rejects_path is not None and self.has_rejects:
             out.append(f"rejected rows (file, line, field, reason, value): {self.rejects_path}")
         return out
 
@@ -161,7 +172,11 @@ def load_events(
     normalizer = Normalizer(mapping, taxonomy)
     wanted = mapping.wanted_columns()
     read_all = False
+    join: DetailJoin | None = None
     try:
+        if mapping.details:  # read first: a detail file that cannot be joined stops the load
+            join = open_join(mapping, taxonomy, limits)
+            rejects.write(join.rejects())
         for file in files:
             report.files.append(str(file))
             for raw in read_batches(file, batch_rows, limits, wanted, mapping.text):
@@ -170,10 +185,15 @@ def load_events(
                 report.rows_read += raw.table.num_rows + len(raw.rejects)
                 report.valid += valid.num_rows
                 if valid.num_rows:
+                    valid = valid if join is None else join(valid)
                     yield valid if lines else valid.drop_columns([LINE_COLUMN])
+        if join is not None:
+            report.details = join.finish()
         read_all = True
     finally:
         normalizer.close()
+        if join is not None:
+            join.close()
         if not own:
             rejects.close()
         elif read_all:

@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 import yaml
 
+from features.details_spec import DetailSource, details_from_yaml, with_cli_details
 from features.errors import ConfigError, MappingError
 from features.mapping_checks import channel_renames, has_year, no_year
 from features.read_base import TextFormat, text_format
@@ -48,6 +49,8 @@ class ColumnMapping:
     source: str = "<mapping>"
     required: Required = ()  # columns the user named, which the file must have
     text: TextFormat = field(default_factory=TextFormat)  # CSV/TSV delimiter, encoding
+    # Per-event tables joined on the event id (features.details_spec): fill missing values.
+    details: tuple[DetailSource, ...] = ()
 
     def resolve(self, available: list[str], where: str) -> dict[str, tuple[str, ...]]:
         """The source columns of each canonical field, in preference order; a row takes the
@@ -191,12 +194,14 @@ def _pairs(raw: dict[str, Any], key: str, what: str, source: str,
 
 
 def mapping_from_dict(raw: dict[str, Any], source: str, preset: bool = False,
-                      lines: Mapping[str, int] | None = None) -> ColumnMapping:
+                      lines: Mapping[str, int] | None = None,
+                      base: Path | None = None) -> ColumnMapping:
     """``preset``: the columns are candidates for many files, none required. ``lines``: each
-    field's line in the file (``features.spec.field_lines``), for errors."""
+    field's line in the file (``features.spec.field_lines``), for errors. ``base``: where the
+    file names of ``details:`` start from (the mapping file's directory)."""
     lines = lines or {}
     known = {"columns", "constants", "event_types", "channels", "ts_format", "defaults",
-             "properties", "delimiter", "encoding"}
+             "properties", "delimiter", "encoding", "details"}
     unknown = set(raw) - known
     if unknown:
         raise MappingError(f"{source}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
@@ -238,6 +243,8 @@ def mapping_from_dict(raw: dict[str, Any], source: str, preset: bool = False,
         source=source,
         required=required,
         text=_text(raw, source),
+        details=details_from_yaml(raw.get("details"), lambda path: _at(source, lines, path),
+                                  base),
     )
 
 
@@ -251,7 +258,8 @@ def _text(raw: dict[str, Any], source: str) -> TextFormat:
         raise MappingError(str(exc)) from exc
 
 
-def _load_yaml(text: str, source: str, preset: bool = False) -> ColumnMapping:
+def _load_yaml(text: str, source: str, preset: bool = False,
+               base: Path | None = None) -> ColumnMapping:
     try:
         node = yaml.compose(text, Loader=StrictLoader)
         raw = yaml.load(text, Loader=StrictLoader)  # safe: StrictLoader is a SafeLoader
@@ -265,7 +273,7 @@ def _load_yaml(text: str, source: str, preset: bool = False) -> ColumnMapping:
     if not isinstance(raw, dict):
         raise MappingError(f"{source}: expected a mapping at the top level")
     lines = field_lines(node, source) if node is not None else {}
-    return mapping_from_dict(raw, source, preset, lines)
+    return mapping_from_dict(raw, source, preset, lines, base)
 
 
 def load_mapping_file(path: str | Path) -> ColumnMapping:
@@ -276,7 +284,7 @@ def load_mapping_file(path: str | Path) -> ColumnMapping:
         text = read_text(p)
     except ConfigError as exc:  # not UTF-8: at its line
         raise MappingError(str(exc)) from exc
-    return _load_yaml(text, str(p))
+    return _load_yaml(text, str(p), base=p.parent)
 
 
 def load_preset(name: str) -> ColumnMapping:
@@ -339,6 +347,7 @@ def parse_map_option(option: str, base: ColumnMapping | None = None) -> ColumnMa
         source=source,
         required=required,
         text=base.text,
+        details=base.details,
     )
 
 
@@ -346,8 +355,10 @@ def choose_mapping(
     map_option: str | None = None,
     mapping_file: str | Path | None = None,
     preset: str | None = None,
+    details: list[Path] | None = None,
 ) -> ColumnMapping:
-    """The mapping the CLI options ask for: a preset or file, refined by --map; else canonical."""
+    """The mapping the CLI options ask for: a preset or file, refined by --map; else canonical.
+    ``details``: the --details files, joined after those the mapping file lists."""
     if preset and mapping_file:
         raise MappingError("give either --preset or --mapping, not both")
     base: ColumnMapping | None = None
@@ -355,6 +366,7 @@ def choose_mapping(
         base = load_preset(preset)
     elif mapping_file:
         base = load_mapping_file(mapping_file)
-    if map_option:
-        return parse_map_option(map_option, base)
-    return base or identity_mapping()
+    chosen = parse_map_option(map_option, base) if map_option else base or identity_mapping()
+    if not details:
+        return chosen
+    return replace(chosen, details=with_cli_details(chosen.details, details))

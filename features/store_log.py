@@ -82,7 +82,7 @@ def record(con: duckdb.DuckDBPyConnection, source: str, r: IngestReport) -> None
             r.load.rejected_total,
             r.append.inserted,
             r.append.duplicates,
-            str(r.load.rejects_path) if r.load.rejected_total else None,
+            str(r.load.rejects_path) if r.load.has_rejects else None,
             json.dumps(dict(r.load.rejected.most_common())),
             r.append.conflicts,
         ],

@@ -135,8 +135,15 @@ def ingest(
     ] = None,
     delimiter: DelimiterOpt = None,
     encoding: EncodingOpt = None,
+    details: Annotated[list[Path] | None, typer.Option(
+        "--details",
+        help="A per-event table (Segment's order_completed: CSV/TSV/JSONL/Parquet, .gz ok) "
+        "whose rows fill the value (and channel) of the event with their id (column `id`); "
+        "repeatable. An event's own value wins.",
+    )] = None,
 ) -> None:
     """Load a touchpoint log into the event store; print what was accepted and rejected."""
+    from features.details_join import stored_before_note
     from features.ingest_channels import channel_note, last_rowid
     from features.mapping import choose_mapping, with_text_options
     from features.store_load import load_target, refused_load
@@ -144,7 +151,8 @@ def ingest(
     settings = Settings()
     policy: UnknownPolicy | None = unknown_events.value if unknown_events else None
     tax = load_taxonomy(taxonomy or settings.taxonomy).with_policy(policy)
-    column_mapping = with_text_options(choose_mapping(map_, mapping, preset), delimiter, encoding)
+    column_mapping = with_text_options(choose_mapping(map_, mapping, preset, details),
+                                       delimiter, encoding)
     # A missing or unreadable source fails before the store is created.
     files = len(source_files(source))
     store_path = store or settings.store_path
@@ -162,6 +170,7 @@ def ingest(
                 typer.echo(line)
             raise refused_load(es, report.load, source, existed)
         notes = channel_note(es, after, settings.feature_spec, tax)
+    notes += stored_before_note(report, after >= 0)
     took = time.perf_counter() - started
     for line in [*report.lines(), *notes]:
         typer.echo(line)
