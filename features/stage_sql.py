@@ -8,16 +8,16 @@ from features.taxonomy import Taxonomy
 
 
 def staged_events(taxonomy: Taxonomy, codes: str, where: str = "") -> str:
-    """A SELECT of (customer_key, ts, stage, conv) over ``events ev`` joined to ``codes`` (a
+    """A SELECT of (customer_key, ts, value, stage, conv) over ``events ev`` joined to ``codes`` (a
     registered ``EventStore.stage_codes`` table), filtered by ``where`` (on ``ev``)."""
     repeat = taxonomy.repeat_stage_index
     where_sql = f"WHERE {where}" if where else ""
     if repeat < 0:
-        return f"""SELECT ev.customer_key, ev.ts, c.stage, c.conv FROM events ev
+        return f"""SELECT ev.customer_key, ev.ts, ev.value, c.stage, c.conv FROM events ev
                    JOIN {codes} c ON c.code = ev.event_type_code {where_sql}"""
     # The first conversion over all of the customer's events: a filter on ts keeps the earliest
     # ones, so a conversion that passes it is "later" exactly when it is without the filter.
-    return f"""SELECT ev.customer_key, ev.ts,
+    return f"""SELECT ev.customer_key, ev.ts, ev.value,
                       CASE WHEN c.conv AND c.stage >= 0 AND c.stage < {repeat}
                                 AND ev.ts > f.first_ts THEN {repeat}
                            ELSE c.stage END AS stage,

@@ -30,6 +30,9 @@ class JourneySummary:
     # Read without repeat_conversion_stage, and nobody past the conversions' stage: these
     # customers converted again later, which the taxonomy then shows as no further stage.
     unstaged_repeats: int = 0
+    conversions: int = 0  # conversion events (purchases)
+    valued: int = 0  # of them, those carrying a value (revenue)
+    revenue: float = 0.0  # the values' sum
 
     def lines(self) -> list[str]:
         when = f" before {self.as_of.isoformat()}" if self.as_of else ""
@@ -43,6 +46,7 @@ class JourneySummary:
             out.append(f"{r.stage:<15}{r.customers_at:>12,}{r.reached:>12,}{conv:>18}{days:>22}")
         if self.no_stage:
             out.append(f"{'(no stage)':<15}{self.no_stage:>12,}")
+        out += self._value_lines()
         if self.unstaged_repeats:
             out += ["", *textwrap.wrap(
                 f"{self.unstaged_repeats:,} customers converted again later, but the taxonomy "
@@ -51,6 +55,28 @@ class JourneySummary:
                 "use a taxonomy with `repeat_conversion_stage: retention` "
                 "(examples/purchases_taxonomy.yaml, via JOURNEY_TAXONOMY or --taxonomy).", 92)]
         return out
+
+
+    def _value_lines(self) -> list[str]:
+        """Whether revenue is known: without it every money figure downstream (expected value,
+        revenue at risk, CLV) is unknown, and with it on only some conversions it is a lower
+        bound; the analyst should learn that here, at the first look, not from the dashboard."""
+        n, k = self.conversions, self.valued
+        if not n:
+            return []
+        conversions = f"{n:,} conversion{'s' if n > 1 else ''}"
+        if k == n:
+            return ["", f"{conversions}, all with a value: revenue {self.revenue:,.2f}"]
+        if not k:
+            text = (f"{conversions}, none with a value: revenue is unknown, so expected "
+                    "value, revenue at risk and CLV will be too. A value column in the source "
+                    "(--map value=COLUMN), or a per-event table keyed by the event id "
+                    "(--details, as a Segment warehouse's order_completed) supplies it.")
+        else:
+            text = (f"{conversions}, {k:,} with a value: revenue {self.revenue:,.2f}. The "
+                    f"other {n - k:,} count as 0 in revenue figures (expected value, CLV), "
+                    "which are lower bounds.")
+        return ["", *textwrap.wrap(text, 92)]
 
 
 def journey_summary(
@@ -67,7 +93,10 @@ def journey_summary(
         per_customer = f"""
             SELECT e.customer_key, max(e.stage) FILTER (WHERE e.stage >= 0) AS furthest,
                    min(e.ts) AS first_ts, {firsts}, count(*) AS n,
-                   min(e.ts) FILTER (WHERE e.conv) < max(e.ts) FILTER (WHERE e.conv) AS again
+                   min(e.ts) FILTER (WHERE e.conv) < max(e.ts) FILTER (WHERE e.conv) AS again,
+                   count(*) FILTER (WHERE e.conv) AS convs,
+                   count(e.value) FILTER (WHERE e.conv) AS valued,
+                   sum(e.value) FILTER (WHERE e.conv) AS revenue
             FROM ({staged}) e GROUP BY e.customer_key"""
         medians = ", ".join(
             f"median(epoch(reach_{k} - first_ts) / 86400.0) FILTER (WHERE furthest >= {k})"
@@ -76,7 +105,9 @@ def journey_summary(
             f"count(*) FILTER (WHERE furthest = {k})" for k in range(len(taxonomy.stages)))
         row = con.execute(f"SELECT count(*), count(*) FILTER (WHERE furthest IS NULL), {counts}, "
                           f"{medians}, coalesce(sum(n), 0), "
-                          f"count(*) FILTER (WHERE again) FROM ({per_customer})",
+                          f"count(*) FILTER (WHERE again), coalesce(sum(convs), 0), "
+                          f"coalesce(sum(valued), 0), coalesce(sum(revenue), 0) "
+                          f"FROM ({per_customer})",
                           params).fetchone()
     finally:
         con.unregister("stage_map")
@@ -91,9 +122,10 @@ def journey_summary(
         for k, stage in enumerate(taxonomy.stages)
     ]
     # Every event joins stage_map (it holds every stored type's code), so these are all events.
-    events, again = (int(v) for v in row[2 + 2 * n:4 + 2 * n])
+    events, again, conversions, valued = (int(v) for v in row[2 + 2 * n:6 + 2 * n])
     return JourneySummary(as_of, int(row[0]), events, int(row[1]), stages,
-                          again if _repeats_unstaged(taxonomy, reached) else 0)
+                          again if _repeats_unstaged(taxonomy, reached) else 0,
+                          conversions, valued, float(row[6 + 2 * n]))
 
 
 def _repeats_unstaged(taxonomy: Taxonomy, reached: list[int]) -> bool:
