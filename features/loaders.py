@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from features.details_join import DetailJoin, DetailsReport, open_join
 from features.mapping import ColumnMapping
@@ -41,6 +42,10 @@ class LoadReport:
     unknown_uncounted: int = 0  # rows of unknown types past MAX_UNKNOWN_NAMES names
     renamed: dict[str, str] = field(default_factory=dict)  # the mapping's event_types
     details: DetailsReport | None = None  # what the mapping's detail files joined
+    # Valid rows left out by customer id (the mapping's exclude_customers), by id. Counted
+    # apart: rows read = valid + rejected + excluded.
+    excluded: Counter[str] = field(default_factory=Counter)
+    exclude_listed: frozenset[str] = frozenset()
 
     @property
     def has_rejects(self) -> bool:
@@ -58,15 +63,30 @@ class LoadReport:
         return self.valid == 0 and self.rejected_total > 0
 
     def lines(self) -> list[str]:
+        excluded = sum(self.excluded.values())
         out = [f"read {self.rows_read:,} rows from {len(self.files)} file(s): "
-               f"{self.valid:,} valid, {self.rejected_total:,} rejected"]
+               f"{self.valid:,} valid, {self.rejected_total:,} rejected"
+               + (f", {excluded:,} excluded" if excluded else "")]
         for reason, n in self.rejected.most_common():
             out.append(f"  rejected {n:>10,}  {reason}")
+        out += self._excluded_lines()
         out += self._unknown_type_lines()
         if self.details is not None:
             out += self.details.lines()
         if self.rejects_path is not None and self.has_rejects:
             out.append(f"rejected rows (file, line, field, reason, value): {self.rejects_path}")
+        return out
+
+    def _excluded_lines(self) -> list[str]:
+        """Rows per excluded customer, and listed ids no row had: a misspelt id excludes
+        nothing, which the analyst must see."""
+        out = [f"  excluded {n:>10,}  customer {cid!r} (exclude_customers)"
+               for cid, n in self.excluded.most_common()]
+        unseen = sorted(self.exclude_listed - set(self.excluded))
+        if unseen:
+            shown = ", ".join(repr(c) for c in unseen[:5])
+            more = f" and {len(unseen) - 5:,} more" if len(unseen) > 5 else ""
+            out.append(f"  excluded customers with no row in this load: {shown}{more}")
         return out
 
     def _unknown_type_lines(self) -> list[str]:
@@ -167,6 +187,7 @@ def load_events(
     files = source_files(Path(path))
     report.rejects_path = rejects_path if writer is None else writer.path
     report.renamed = dict(mapping.event_types)
+    report.exclude_listed = mapping.exclude_customers
     own = writer is None
     rejects = RejectsWriter(rejects_path) if writer is None else writer
     normalizer = Normalizer(mapping, taxonomy)
@@ -183,6 +204,8 @@ def load_events(
                 valid, invalid = normalizer(raw.table, str(file), raw.source_columns)
                 _record_rejects(str(file), raw.rejects, invalid, report, rejects)
                 report.rows_read += raw.table.num_rows + len(raw.rejects)
+                if mapping.exclude_customers and valid.num_rows:
+                    valid = _exclude(valid, mapping.exclude_customers, report.excluded)
                 report.valid += valid.num_rows
                 if valid.num_rows:
                     valid = valid if join is None else join(valid)
@@ -200,6 +223,16 @@ def load_events(
             rejects.commit()
         else:
             rejects.discard()
+
+
+def _exclude(valid: pa.Table, ids: frozenset[str], counts: Counter[str]) -> pa.Table:
+    """``valid`` without the rows of customers in ``ids``, counting those left out by id."""
+    customer = valid.column("customer_id")
+    out = pc.is_in(customer, value_set=pa.array(sorted(ids), pa.string()))
+    if not pc.any(out).as_py():
+        return valid
+    counts.update(pc.filter(customer, out).to_pylist())
+    return valid.filter(pc.invert(out))
 
 
 def _record_rejects(

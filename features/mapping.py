@@ -19,7 +19,7 @@ import yaml
 
 from features.details_spec import DetailSource, details_from_yaml, with_cli_details
 from features.errors import ConfigError, MappingError
-from features.mapping_checks import channel_renames, has_year, no_year
+from features.mapping_checks import channel_renames, excluded_customers, has_year, no_year
 from features.read_base import TextFormat, text_format
 from features.schema import EVENT_FIELDS, REQUIRED_FIELDS
 from features.yaml_config import StrictLoader, field_lines, read_text, reject_duplicate_keys
@@ -51,6 +51,8 @@ class ColumnMapping:
     text: TextFormat = field(default_factory=TextFormat)  # CSV/TSV delimiter, encoding
     # Per-event tables joined on the event id (features.details_spec): fill missing values.
     details: tuple[DetailSource, ...] = ()
+    # Customer ids whose rows are left out (a Segment stream's catch-all user): counted apart.
+    exclude_customers: frozenset[str] = frozenset()
 
     def resolve(self, available: list[str], where: str) -> dict[str, tuple[str, ...]]:
         """The source columns of each canonical field, in preference order; a row takes the
@@ -201,7 +203,7 @@ def mapping_from_dict(raw: dict[str, Any], source: str, preset: bool = False,
     file names of ``details:`` start from (the mapping file's directory)."""
     lines = lines or {}
     known = {"columns", "constants", "event_types", "channels", "ts_format", "defaults",
-             "properties", "delimiter", "encoding", "details"}
+             "properties", "delimiter", "encoding", "details", "exclude_customers"}
     unknown = set(raw) - known
     if unknown:
         raise MappingError(f"{source}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
@@ -245,6 +247,8 @@ def mapping_from_dict(raw: dict[str, Any], source: str, preset: bool = False,
         text=_text(raw, source),
         details=details_from_yaml(raw.get("details"), lambda path: _at(source, lines, path),
                                   base),
+        exclude_customers=excluded_customers(raw.get("exclude_customers"),
+                                             lambda path: _at(source, lines, path)),
     )
 
 
@@ -348,6 +352,7 @@ def parse_map_option(option: str, base: ColumnMapping | None = None) -> ColumnMa
         required=required,
         text=base.text,
         details=base.details,
+        exclude_customers=base.exclude_customers,
     )
 
 
@@ -356,9 +361,11 @@ def choose_mapping(
     mapping_file: str | Path | None = None,
     preset: str | None = None,
     details: list[Path] | None = None,
+    exclude: list[str] | None = None,
 ) -> ColumnMapping:
     """The mapping the CLI options ask for: a preset or file, refined by --map; else canonical.
-    ``details``: the --details files, joined after those the mapping file lists."""
+    ``details``: the --details files, joined after those the mapping file lists. ``exclude``:
+    the --exclude-customer ids, left out with those the mapping file lists."""
     if preset and mapping_file:
         raise MappingError("give either --preset or --mapping, not both")
     base: ColumnMapping | None = None
@@ -367,6 +374,9 @@ def choose_mapping(
     elif mapping_file:
         base = load_mapping_file(mapping_file)
     chosen = parse_map_option(map_option, base) if map_option else base or identity_mapping()
+    if exclude:
+        chosen = replace(chosen, exclude_customers=chosen.exclude_customers | excluded_customers(
+            exclude, lambda path: "--exclude-customer"))
     if not details:
         return chosen
     return replace(chosen, details=with_cli_details(chosen.details, details))

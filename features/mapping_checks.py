@@ -64,3 +64,20 @@ def channel_renames(pairs: Mapping[str, str], at: Callable[[str], str]) -> dict[
         first[src] = key
         out[src] = dst
     return out
+
+
+def excluded_customers(raw: object, at: Callable[[str], str]) -> frozenset[str]:
+    """``exclude_customers:`` of a mapping: customer ids whose rows a load leaves out (a
+    stream's catch-all or test user), trimmed as the loader trims ids."""
+    if raw is None:
+        return frozenset()
+    if not isinstance(raw, list):
+        raise MappingError(f"{at('exclude_customers')}: give a list of customer ids")
+    out = []
+    for i, item in enumerate(raw):
+        text = item.strip(" \t\r\n") if isinstance(item, str) else ""
+        if not text:
+            raise MappingError(f"{at(f'exclude_customers[{i}]')}: {item!r} is not a customer "
+                               "id (give the id as text)")
+        out.append(text)
+    return frozenset(out)

@@ -141,6 +141,11 @@ def ingest(
         "whose rows fill the value (and channel) of the event with their id (column `id`); "
         "repeatable. An event's own value wins.",
     )] = None,
+    exclude_customer: Annotated[list[str] | None, typer.Option(
+        "--exclude-customer",
+        help="A customer id whose rows are left out (a stream's catch-all or test user); "
+        "repeatable, added to a mapping's exclude_customers. Counted apart, never stored.",
+    )] = None,
 ) -> None:
     """Load a touchpoint log into the event store; print what was accepted and rejected."""
     from features.details_join import stored_before_note
@@ -151,8 +156,8 @@ def ingest(
     settings = Settings()
     policy: UnknownPolicy | None = unknown_events.value if unknown_events else None
     tax = load_taxonomy(taxonomy or settings.taxonomy).with_policy(policy)
-    column_mapping = with_text_options(choose_mapping(map_, mapping, preset, details),
-                                       delimiter, encoding)
+    column_mapping = with_text_options(
+        choose_mapping(map_, mapping, preset, details, exclude_customer), delimiter, encoding)
     # A missing or unreadable source fails before the store is created.
     files = len(source_files(source))
     store_path = store or settings.store_path

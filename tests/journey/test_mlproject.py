@@ -38,13 +38,13 @@ GIVEN = {"as_of": "2025-06-01", "out": "out.parquet", "store": "my store.duckdb"
          "mapping": "m.yaml", "preset": "segment", "taxonomy": "my taxonomy.yaml",
          "unknown_events": "keep", "rejects": "rejects.csv", "delimiter": ";",
          "encoding": "latin-1", "loads": "9", "engine": "spark", "spec": "my spec.yaml",
-         "details": "orders.csv.gz refunds.csv",
+         "details": "orders.csv.gz refunds.csv", "exclude_customer": "u1 test-user",
          "churn_gap_days": "45", "target": "churn conversion", "force": "force",
          "actions": "no-actions", "publish": "publish", "show": "show",
          "rename": "2 bargain hunters",
          "scores": "score dir", "now": "2025-08-01T00:00:00", "drift_days": "14"}
 # Values that reach the command as more than one argument (checked on their own below).
-SPLIT = {"target", "rename", "details"}
+SPLIT = {"target", "rename", "details", "exclude_customer"}
 _GROUP = typer.main.get_command(app)
 assert isinstance(_GROUP, typer.core.TyperGroup)
 COMMANDS = _GROUP.commands
