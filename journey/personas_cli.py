@@ -15,7 +15,13 @@ from features.taxonomy import load_taxonomy
 from journey.common import StoreOpt, app, friendly_errors, parse_when
 from journey.settings import Settings
 from models.persona_words import names_path, persona_names, read_names, write_name
-from models.personas import REGISTERED_NAME, PersonaError, PersonaModel, load_persona_params
+from models.personas import (
+    REGISTERED_NAME,
+    PersonaError,
+    PersonaModel,
+    TooFewActiveError,
+    load_persona_params,
+)
 from serving.segments_personas import (
     NAMES_META,
     relabel_kpis,
@@ -102,13 +108,12 @@ def _fit(settings: Settings, spec: FeatureSpec, as_of: str | None, config: Path 
     finally:
         source.close()
     scores = latest(ServeSettings(home=settings.home).scores_path)
+    known = _values_known(settings.store_path, spec, when)
     try:
         run = fit_and_track(frame, params, spec, settings.tracking(), when, promote,
-                            scores.customers() if scores is not None else None)
-    except PersonaError as exc:  # the settings were tuned on the simulator: say where they are
-        where = config or "models/config/personas.yaml"
-        raise ConfigError(f"{exc}. The settings are in {where}: change a copy and pass it "
-                          "with --config") from exc
+                            scores.customers() if scores is not None else None, known)
+    except PersonaError as exc:
+        raise persona_problem(exc, config, when, latest_cutoff) from exc
     where = f"{REGISTERED_NAME} v{run.version}" + (" (champion)" if run.champion else "")
     _print(run.model, run.profiles, _names(settings, run.model, run.version),
            f"{where}, fitted as of {when.date()} in {run.seconds:.1f}s")
@@ -117,6 +122,32 @@ def _fit(settings: Settings, spec: FeatureSpec, as_of: str | None, config: Path 
                    f"{scores.meta.get('as_of')})")
     if not run.champion:
         typer.echo("not the champion: `journey personas --promote` makes a fit the champion")
+
+
+def persona_problem(exc: PersonaError, config: Path | None, when: datetime,
+                    latest_cutoff: datetime) -> ConfigError:
+    """The fit's error with what would help: a later cutoff only when the data goes on past
+    this one, and where the settings are (they were tuned on the simulator)."""
+    if isinstance(exc, TooFewActiveError) and when < latest_cutoff:
+        exc = exc.adding(f"choose a later --as-of (at most {latest_cutoff.date()}, the "
+                         "default: the day after the store's last event)")
+    where = config or "models/config/personas.yaml"
+    return ConfigError(f"{exc}. The settings are in {where}: change a copy and pass it with "
+                       "--config")
+
+
+def _values_known(store: Path, spec: FeatureSpec, before: datetime) -> bool:
+    """Whether a conversion before ``before`` carries a value (as scoring asks, so the
+    personas and the score snapshots agree): a store without one (a Segment track export)
+    holds 0 revenue for everyone, which is no figure."""
+    from features.store import EventStore
+
+    with EventStore(store, read_only=True) as es:
+        row = es.con.execute(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE ts < ? AND isfinite(value) AND "
+            "event_type IN (SELECT unnest(?::VARCHAR[])))",
+            [before, list(spec.taxonomy.conversion_event_types)]).fetchone()
+    return bool(row and row[0])
 
 
 def _after_last_event(store: Path) -> datetime:
@@ -212,10 +243,14 @@ def kpis(
         raise ConfigError(f"no score snapshot in {root}: run `journey score` first")
     data = _current_kpis(snap, names_path(settings.home))
     by = by or ("persona" if "persona" in data["by"] else "stage")
+    if by == "persona" and by not in data["by"]:
+        raise ConfigError(_no_personas(snap, list(data["by"])))
     if by not in data["by"]:
         raise ConfigError(f"--by {by!r}: the KPIs are grouped by {', '.join(data['by'])}")
     typer.echo(f"KPIs by {by}, snapshot {snap.id} as of {snap.meta.get('as_of')} "
                "(95 % intervals in brackets)")
+    if by == "month" and not any(r["customers"] for r in data["by"][by]):
+        typer.echo(_no_months(data, settings.store_path))
     # The dashboard's words and order: its Journey KPIs table, everyone at the foot.
     rows = [*data["by"][by], {**data["overall"], "group": EVERYONE}]
     table = [KPI_HEADER] + [_kpi_row(r) for r in rows]
@@ -244,6 +279,50 @@ def _current_kpis(snap: Snapshot, names_file: Path) -> dict[str, Any]:
     persona = snap.customers(["persona"]).column("persona") if old else None
     names = scored_and_current(snap.meta, persona, names_file)
     return relabel_kpis(data, *names) if names else data
+
+
+def _no_personas(snap: Snapshot, groupings: list[str]) -> str:
+    """Why a snapshot has no KPIs by persona, and the runs that give it some."""
+    version = snap.meta.get("models", {}).get(REGISTERED_NAME)
+    why = (f"it was scored with {REGISTERED_NAME} v{version} before KPIs were kept by persona"
+           if version else "it was scored without a persona model")
+    fit = "" if version else ("fit one with `journey personas` (it becomes the champion when "
+                              "there is none), then ")
+    return (f"--by persona: snapshot {snap.id} has no personas ({why}): {fit}score again with "
+            f"`journey score`, which gives every customer a persona and the KPIs by persona "
+            f"(this snapshot's are by {', '.join(groupings)})")
+
+
+def _no_months(data: dict[str, Any], store: Path) -> str:
+    """Why the KPIs by month have no row with customers: no event in any of their months (a
+    snapshot scored as of now, long after the data ended; a month may still have a row for
+    the retention of earlier buyers), and what would give some."""
+    from models.kpis import month_windows
+
+    as_of = datetime.fromisoformat(data["as_of"])
+    n = int(data.get("params", {}).get("kpi_months", 12))
+    months = month_windows(round(as_of.timestamp() * 1e6), n)
+    last = _newest_event(store)
+    said = ([f"{months[0][0]} to {months[-1][0]}"] if months else []) + (
+        [] if last is None else [f"the store's newest event is {last:%Y-%m-%d}"])
+    at = "" if last is None else f" --as-of {(last + timedelta(days=1)).date()}"
+    return (f"no events in the last {n} months before as_of {as_of:%Y-%m-%d}"
+            + (f" ({'; '.join(said)})" if said else "")
+            + f": score as of the data's end (`journey score{at} --publish`) or raise "
+            "kpi_months in models/config/journey_map.yaml")
+
+
+def _newest_event(store: Path) -> datetime | None:
+    """The store's newest event time, or None when it cannot be read now (no store, or the
+    running service holds it): the note then does without the date."""
+    from features.errors import JourneyError
+    from features.store import EventStore
+
+    try:
+        with EventStore(store, read_only=True) as es:
+            return es.time_range()[1]
+    except JourneyError:
+        return None
 
 
 def _kpi_row(r: dict[str, Any]) -> list[str]:

@@ -59,6 +59,7 @@ PHRASES: dict[tuple[str, int], str] = {
     ("ad_click_rate", 1): "ad clickers", ("email_click_rate", 1): "email clickers",
 }
 SHARE = "share_"
+NO_VALUE = "no conversion carried a value"
 
 
 def words_of(feature: str) -> tuple[str, str]:
@@ -92,10 +93,16 @@ def _num(v: float) -> str:
 
 def describe(clipped: F64, labels: npt.NDArray[np.int64], k: int, names: Sequence[str],
              extra: Mapping[str, F64 | None], stages: Sequence[str], window_days: int,
-             top: int) -> list[dict[str, Any]]:
+             top: int, values_known: bool = True) -> list[dict[str, Any]]:
     """One dict per persona id 0..k-1. ``clipped``: the persona features (winsorised) of the
     customers ``labels`` assigns (-1: unassigned, left out of the population too); ``extra``:
-    per-customer ``stage`` (code), ``revenue`` in the window, ``churn`` and ``value``."""
+    per-customer ``stage`` (code), ``revenue`` in the window, ``churn`` and ``value``.
+    ``values_known`` False: no conversion carried a value, so the window's revenue (0 for
+    everyone) and order values are unknown, not figures: left out, and said so."""
+    if not values_known:
+        extra = {**extra, "revenue": None}
+        money = [words_of(n)[1] == "money" for n in names]
+        clipped = np.where(money, np.nan, clipped)
     pop = labels >= 0
     with warnings.catch_warnings():  # a feature nobody in a persona has is NaN: skipped
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -107,7 +114,7 @@ def describe(clipped: F64, labels: npt.NDArray[np.int64], k: int, names: Sequenc
             mean = np.nanmean(clipped[members], axis=0)
             z = np.where(sd > 0, (mean - mu) / np.where(sd > 0, sd, 1.0), np.nan)
             out.append(_persona(p, members, int(pop.sum()), names, mean, mu, z, extra,
-                                stages, top))
+                                stages, top) | {"values_known": values_known})
     return out
 
 
@@ -241,12 +248,15 @@ def summary_lines(prof: dict[str, Any], window_days: int | None = None) -> list[
         out.append("- main channels: " + ", ".join(f"{c['channel']} {c['share']:.0%}"
                                                   for c in prof["channels"]))
     window = f"revenue in the last {window_days} days" if window_days else "revenue in the window"
+    # Personas fitted before values_known was kept lack it: their revenue is read as given.
+    unknown = prof.get("values_known") is False and prof.get("revenue_mean") is None
     value = [f"churn risk {prof['churn_mean']:.1%} (mean)"
              if prof.get("churn_mean") is not None else None,
              f"expected value {prof['expected_value_mean']:,.0f} per customer"
              if prof.get("expected_value_mean") is not None else None,
              f"{window} {prof['revenue_mean']:,.0f} per customer"
-             if prof.get("revenue_mean") is not None else None]
+             if prof.get("revenue_mean") is not None else
+             f"{window} unknown ({NO_VALUE})" if unknown else None]
     if any(value):
         out.append("- " + ", ".join(v for v in value if v))
     return out

@@ -58,6 +58,19 @@ class PersonaError(JourneyError):
     """Persona discovery cannot run on this data (too few active customers, no features)."""
 
 
+class TooFewActiveError(PersonaError):
+    """Too few customers with ``min_events`` in the window: ``found`` says how many, then
+    ``lead`` and ``options`` what would let more in. The model knows its settings, not the
+    data's time range: a caller that knows a later cutoff exists adds it (``adding``)."""
+
+    def __init__(self, found: str, lead: str, options: list[str]) -> None:
+        self.found, self.lead, self.options = found, lead, options
+        super().__init__(f"{found} ({lead}{', or '.join(options)})")
+
+    def adding(self, option: str) -> TooFewActiveError:
+        return TooFewActiveError(self.found, self.lead, [*self.options, option])
+
+
 class _Schema(BaseModel):
     model_config = ConfigDict(extra="forbid")
     window_days: int = Field(90, gt=0)
@@ -135,9 +148,13 @@ class PersonaModel(BaseEstimator):  # type: ignore[misc]
         return PersonaParams(**{f.name: getattr(self, f.name) for f in fields(PersonaParams)})
 
     # -- fitting ---------------------------------------------------------------------------
-    def fit(self, X: Inputs, y: object = None) -> PersonaModel:  # noqa: N803
-        """Choose k and the personas from the active customers of ``X``."""
+    def fit(self, X: Inputs, y: object = None,  # noqa: N803
+            values_known: bool = True) -> PersonaModel:
+        """Choose k and the personas from the active customers of ``X``. ``values_known``
+        False: no conversion of the data carried a value (its revenue columns hold 0s that
+        are no figures), so the descriptions leave revenue and order value out."""
         cols = columns_of(X)
+        self.values_known_ = values_known
         if cols.get(f"events_{self.window_days}d") is None:
             # Every ratio would be missing and nobody active: say so, not "too few customers".
             windows = sorted(int(m.group(1)) for n in cols.names()
@@ -151,10 +168,10 @@ class PersonaModel(BaseEstimator):  # type: ignore[misc]
         rows = np.flatnonzero(active)
         need = max(10 * self.k_max, 50)
         if len(rows) < need:
-            raise PersonaError(
+            raise TooFewActiveError(
                 f"only {len(rows):,} of {len(cols):,} customers have {self.min_events} or more "
                 f"events in the {self.window_days} days before the cutoff; persona discovery "
-                f"needs {need:,} ({_fewer(activity(cols, self.window_days), need)})")
+                f"needs {need:,}", *_fewer(activity(cols, self.window_days), need))
         if len(rows) > self.max_fit_customers:  # a seeded sample: same data, same sample
             pick = np.random.default_rng(self.seed).choice(len(rows), self.max_fit_customers,
                                                            replace=False)
@@ -265,7 +282,8 @@ class PersonaModel(BaseEstimator):  # type: ignore[misc]
         revenue = cols.get(f"revenue_{self.window_days}d")
         return describe(clipped, labels, self.k_, self.feature_names_, {
             "stage": stage, "revenue": revenue, "churn": churn, "value": value},
-            self.stages, self.window_days, self.top_features)
+            self.stages, self.window_days, self.top_features,
+            getattr(self, "values_known_", True))  # models fitted before it was kept
 
     @property
     def criterion(self) -> dict[str, Any]:
@@ -277,11 +295,13 @@ class PersonaModel(BaseEstimator):  # type: ignore[misc]
 
 
 
-def _fewer(events: npt.NDArray[Any], need: int) -> str:
-    """What would let enough customers in: the busiest ``need`` customers' fewest events."""
+def _fewer(events: npt.NDArray[Any], need: int) -> tuple[str, list[str]]:
+    """What would let enough customers in, from the busiest ``need`` customers' fewest
+    events (a lead-in and the options). A later cutoff is not among them: whether one exists
+    is the data's, not the model's, to say."""
     top = np.sort(np.nan_to_num(np.asarray(events, float)))[::-1]
     at = int(top[need - 1]) if len(top) >= need else 0
     if at >= 1:
-        return f"min_events: {at} would admit them, or lower k_max, or choose a later cutoff"
-    return (f"fewer than {need:,} customers have any event in the window: choose a later "
-            "cutoff or a longer window_days")
+        return "", [f"min_events: {at} would admit them", "lower k_max"]
+    return (f"fewer than {need:,} customers have any event in the window: ",
+            ["choose a longer window_days"])

@@ -60,10 +60,12 @@ def scores_for(frame: pa.Table, scores: pa.Table | None) -> tuple[Any, Any]:
 
 
 def fit_personas(frame: pa.Table, params: PersonaParams, spec: FeatureSpec,
-                 scores: pa.Table | None = None) -> tuple[PersonaModel, list[dict[str, Any]]]:
+                 scores: pa.Table | None = None, values_known: bool = True
+                 ) -> tuple[PersonaModel, list[dict[str, Any]]]:
     """The fitted model and its descriptions (with churn risk and expected value from
-    ``scores`` where a customer has them)."""
-    model = PersonaModel.from_params(params, spec.stages).fit(frame)
+    ``scores`` where a customer has them; without revenue when ``values_known`` is False: no
+    conversion carried a value)."""
+    model = PersonaModel.from_params(params, spec.stages).fit(frame, values_known=values_known)
     churn, value = scores_for(frame, scores)
     if churn is None:
         return model, list(model.profiles_)
@@ -146,8 +148,8 @@ def _log_model(model: PersonaModel, frame: pa.Table, tags: dict[str, str]) -> st
 
 def fit_and_track(frame: pa.Table, params: PersonaParams, spec: FeatureSpec,
                   tracking: Tracking, as_of: datetime, promote: bool = False,
-                  scores: pa.Table | None = None) -> PersonaRun:
+                  scores: pa.Table | None = None, values_known: bool = True) -> PersonaRun:
     started = time.perf_counter()
-    model, profiles = fit_personas(frame, params, spec, scores)
+    model, profiles = fit_personas(frame, params, spec, scores, values_known)
     seconds = time.perf_counter() - started
     return track_personas(model, profiles, frame, tracking, spec, as_of, promote, seconds)

@@ -125,6 +125,7 @@ def test_bad_settings_file_names_the_key(home: Served, tmp_path: Path) -> None:
     result = run("personas", "--config", f)  # stdout: the feature snapshot it read
     said = ANSI.sub("", result.stderr)
     assert result.exit_code == 2 and "or more events in the 90 days" in said, said
+    assert "later" not in said  # the default cutoff is the data's end: none is later
     assert "(min_events: " in said and said.rstrip().endswith(
         f"The settings are in {f}: change a copy and pass it with --config")
 

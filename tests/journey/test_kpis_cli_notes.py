@@ -1,0 +1,69 @@
+"""`journey kpis` on a snapshot that has nothing to show for a grouping: by persona when it was
+scored without a persona model (it says so, and which runs give personas), and by month when
+it was scored long after the data ended (it says why no month has a row, and what would give
+some). The registry and the scoring population are stood in for (constant models, hand-built
+events); the store is a real one, the snapshot and its KPIs are the real run's."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+import journey.marketing_cli as marketing_cli
+from features.schema import events_table
+from features.store import EventStore
+from serving.segment_config import load_segment_config
+from tests.journey.cli_helpers import fails, ok
+from tests.models.test_journey_map import SPEC
+from tests.serving.constant_models import constant_models, population
+from tests.serving.test_scoring_no_revenue import BEFORE, WHEN
+
+ATTRIBUTES = load_segment_config(None, SPEC).attributes
+LAST = WHEN - timedelta(days=1)  # the store's newest event: 1970-04-10
+LATER = "1971-06-01T00:00:00+00:00"  # 14 months after it
+
+
+@pytest.fixture
+def home(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("JOURNEY_HOME", str(isolated / "home"))
+    store = isolated / "events.duckdb"
+    with EventStore(store) as es:
+        es.append(events_table([{"event_id": "e1", "customer_id": "c1", "ts": LAST,
+                                 "event_type": "page_view", "channel": "search"}]))
+    monkeypatch.setenv("JOURNEY_STORE", str(store))
+    monkeypatch.setattr(marketing_cli, "client_for", lambda uri: None)
+    monkeypatch.setattr(marketing_cli, "load_models", lambda *a: constant_models(SPEC))
+    pop = population(BEFORE, attributes=ATTRIBUTES)
+    monkeypatch.setattr(marketing_cli, "population_from_store", lambda *a: pop)
+    return isolated
+
+
+def test_by_persona_without_personas_says_how_to_get_them(home: Path) -> None:
+    ok("score", "--as-of", WHEN.isoformat(), "--no-actions")
+    said = fails("kpis", "--by", "persona")
+    assert "has no personas (it was scored without a persona model)" in said, said
+    assert "fit one with `journey personas`" in said
+    assert "then score again with `journey score`" in said
+    assert "(this snapshot's are by stage, " in said
+    assert "grouped by" in fails("kpis", "--by", "colour")  # any other name: the groupings
+
+
+def test_by_month_long_after_the_data_says_why(home: Path) -> None:
+    ok("score", "--as-of", LATER, "--no-actions")
+    lines = ok("kpis", "--by", "month")
+    assert lines[1] == (
+        "no events in the last 12 months before as_of 1971-06-01 (1970-06 to "
+        "1971-05; the store's newest event is 1970-04-10): score as of the data's end "
+        "(`journey score --as-of 1970-04-11 --publish`) or raise kpi_months in "
+        "models/config/journey_map.yaml")
+    # Months may still have rows (the retention of earlier buyers), none with a customer.
+    assert lines[2].startswith("Group") and lines[-2].startswith("All customers")
+
+
+def test_by_month_with_rows_has_no_note(home: Path) -> None:
+    ok("score", "--as-of", WHEN.isoformat(), "--no-actions")
+    lines = ok("kpis", "--by", "month")
+    assert not any(line.startswith("no events in the last") for line in lines)
+    assert any(line.startswith("1970-04 (so far)") for line in lines)
