@@ -236,19 +236,22 @@ class Cutoffs(_Strict):
 
 
 def check_time_split(cutoffs: Cutoffs, horizon_days: int, where: str = "cutoffs") -> None:
-    """Every training window ends by the validation cutoff, which ends by the test cutoff."""
+    """Every training window ends by the validation cutoff, which ends by the test cutoff.
+    A problem names the key that is wrong ("cutoffs.valid: ..."), so ``_located`` gives the
+    line of that key, not of the whole split."""
     h = timedelta(days=horizon_days)
-    train = sorted(cutoffs.train)
-    if len(set(train)) != len(train):
-        raise ValueError(f"{where}.train has duplicates")
-    if train[-1] + h > cutoffs.valid:
+    for i, day in enumerate(cutoffs.train):
+        if day in cutoffs.train[:i]:
+            raise ValueError(f"{where}.train[{i}]: {day} is listed twice")
+    last = max(cutoffs.train)
+    if last + h > cutoffs.valid:
         raise ValueError(
-            f"{where}: the last training window ({train[-1]} + {horizon_days}d) must "
+            f"{where}.valid: the last training window ({last} + {horizon_days}d) must "
             f"end by the validation cutoff {cutoffs.valid}"
         )
     if cutoffs.valid + h > cutoffs.test:
         raise ValueError(
-            f"{where}: the validation window ({cutoffs.valid} + {horizon_days}d) "
+            f"{where}.test: the validation window ({cutoffs.valid} + {horizon_days}d) "
             f"must end by the test cutoff {cutoffs.test}"
         )
 
@@ -344,9 +347,21 @@ def load_model_file(path: str | Path, cls: type[M], what: str,
 
 def _located(config: Config, found: list[str]) -> str:
     """"file: line N: key.path: what; ..." by line; a key the file lacks is named without one
-    (or at the line of the mapping that should hold it). A whole-spec check names the key it
-    is about after "(top level): " (cutoffs of the time split): the line is that key's."""
-    at = [(line_of(text.removeprefix("(top level): "), config.lines), text) for text in found]
+    (or at the line of the mapping that should hold it). A whole-spec or section check (the
+    time split) names the key it is about after its section's ("(top level): cutoffs.valid:
+    ..."): that key is shown, at its line."""
+    at = [_own_key(text, config.lines) for text in found]
     said = [f"line {line}: {text}" if line else text
             for line, text in sorted(at, key=lambda pair: pair[0])]
     return f"{config.source}: {'; '.join(said)}"
+
+
+def _own_key(text: str, lines: dict[str, int]) -> tuple[int, str]:
+    """The line of a problem, and the problem as shown: one whose message starts with a key
+    of the file under its own path is that key's."""
+    section, _, rest = text.partition(": ")
+    named = rest.split(": ", 1)[0]
+    inside = section == "(top level)" or named.startswith(f"{section}.")
+    if inside and named in lines:
+        return lines[named], rest
+    return line_of(text.removeprefix("(top level): "), lines), text

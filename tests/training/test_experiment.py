@@ -130,7 +130,7 @@ def test_duplicate_training_cutoffs_raise(tmp_path: Path) -> None:
     message = config_error(write(tmp_path, with_(
         cutoffs={"train": ["2025-07-01", "2025-07-01"], "valid": "2025-09-01",
                  "test": "2025-10-01"})))
-    assert "cutoffs.train has duplicates" in message
+    assert "cutoffs.train[1]: 2025-07-01 is listed twice" in message
 
 
 @pytest.mark.parametrize(

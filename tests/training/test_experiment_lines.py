@@ -78,11 +78,38 @@ def test_a_broken_model_is_named_once(tmp_path: Path) -> None:
         "line 4: models[0]: unknown lightgbm params ['bogus']")
 
 
-def test_the_time_split_is_named_at_the_cutoffs_line(tmp_path: Path) -> None:
+def test_the_time_split_is_named_at_its_key(tmp_path: Path) -> None:
     text = "models: [{family: baseline}]\nhorizon_days: 45\n" + CUTOFFS
     assert error(tmp_path, text) == [
-        "line 3: (top level): cutoffs: the last training window (2025-07-01 + 45d) must end by "
-        "the validation cutoff 2025-08-01"]
+        "line 3: cutoffs.valid: the last training window (2025-07-01 + 45d) must end by the "
+        "validation cutoff 2025-08-01"]
+
+
+BLOCK = ("models: [{{family: baseline}}]\nhorizon_days: 30\n"
+         "cutoffs:\n  train: [2025-07-01, {last}]\n  valid: 2025-09-01\n  test: {test}\n")
+
+
+@pytest.mark.parametrize(("last", "test", "said"), [
+    ("2025-08-15", "2025-10-01", "line 5: cutoffs.valid: the last training window (2025-08-15 "
+                                 "+ 30d) must end by the validation cutoff 2025-09-01"),
+    ("2025-08-01", "2025-09-15", "line 6: cutoffs.test: the validation window (2025-09-01 + "
+                                 "30d) must end by the test cutoff 2025-09-15"),
+    ("2025-07-01", "2025-10-01", "line 4: cutoffs.train[1]: 2025-07-01 is listed twice"),
+])
+def test_a_time_split_problem_is_at_the_line_of_the_key_that_is_wrong(
+        tmp_path: Path, last: str, test: str, said: str) -> None:
+    """Named at the `cutoffs:` line, a block of three keys left the reader to find which."""
+    assert error(tmp_path, BLOCK.format(last=last, test=test)) == [said]
+
+
+def test_the_survival_split_is_named_at_its_own_key(tmp_path: Path) -> None:
+    text = (BLOCK.format(last="2025-08-01", test="2025-10-01")
+            + "targets: [churn, time_to_churn]\n"
+            "survival:\n  horizon_days: 91\n  cutoffs:\n"
+            "    train: [2025-03-01]\n    valid: 2025-05-01\n    test: 2025-09-01\n")
+    assert error(tmp_path, text) == [
+        "line 12: survival.cutoffs.valid: the last training window (2025-03-01 + 91d) must "
+        "end by the validation cutoff 2025-05-01"]
 
 
 def test_the_retraining_spec_names_its_lines(tmp_path: Path) -> None:
