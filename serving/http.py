@@ -5,7 +5,6 @@ field}``."""
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from features.yaml_config import message
 from serving.errors import ServiceError, TooLargeError
 from serving.event_checks import schema_passed_problems
-from serving.json_keys import TOO_DEEP
+from serving.json_keys import TOO_DEEP, long_integer_at
 from serving.metrics import Metrics
 from serving.schemas import Event, HistoryEvent
 
@@ -244,11 +243,13 @@ def _unparsable(cause: BaseException | None, body: bytes) -> str:
         return "not valid UTF-8 JSON" + _at(body[:cause.start].decode("utf-8", "replace"))
     if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
         # Python's guard against quadratic-time conversion (CVE-2020-10735); the parser does
-        # not say where, so the first run of that many digits where a value starts is named.
+        # not say where, so the text is scanned for it as the parser reads it (strings
+        # skipped), decoded as the parser decodes bytes. Only here, on the error path.
         limit = sys.get_int_max_str_digits()
-        found = re.search(rb"(?:^|[:\[,])\s*(-?\d{%d,})" % (limit + 1), body)
+        text = body.decode(json.detect_encoding(body), "replace")
+        found = long_integer_at(text, limit)
         return (f"a number with more than {limit:,} digits, more than the service reads"
-                + (_at(body[:found.start(1)].decode("utf-8", "replace")) if found else ""))
+                + ("" if found is None else _at(text[:found])))
     return "not valid UTF-8 JSON"
 
 

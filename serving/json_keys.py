@@ -18,6 +18,7 @@ checks exactly.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -33,6 +34,9 @@ TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
 _CONTAINERS = (dict, list)  # what orjson parses arrays and objects to
 
 Problem = tuple[Literal["repeat", "deep"], str]  # what, and where (a path like events[0].a)
+# A string (an escaped quote does not end it) or a number: matching both, left to right, keeps
+# the digits inside a string from reading as a number. Unrolled, so a long string is one pass.
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|-?(\d+)(\.\d*)?([eE][-+]?\d*)?')
 
 
 class _Pairs(list[tuple[str, Any]]):
@@ -57,6 +61,18 @@ def structure_problem(body: bytes) -> Problem | None:
     except ValueError:
         return None
     return _first(doc)
+
+
+def long_integer_at(text: str, limit: int) -> int | None:
+    """Where the first integer with more than ``limit`` digits starts in the JSON ``text``
+    (None: there is none). Python's parser refuses to convert one (its guard against
+    quadratic-time conversion) without saying where; a number with a fraction or an exponent
+    is a float, converted whatever its length, so it is not the one."""
+    for m in _TOKEN.finditer(text):
+        digits = m.group(1)
+        if digits is not None and len(digits) > limit and m.group(2) is m.group(3) is None:
+            return m.start()
+    return None
 
 
 def _members(node: Any, path: str) -> Iterator[tuple[str, str | None, Any]]:

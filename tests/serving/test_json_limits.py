@@ -19,6 +19,7 @@ from serving.json_keys import (
     MAX_DEPTH,
     SMALL_BODY,
     check_structure,
+    long_integer_at,
     may_be_refused,
     repeated_key,
     structure_problem,
@@ -152,6 +153,35 @@ def test_a_number_too_long_to_convert_is_named_with_its_place(
     assert got["message"].endswith("at line 2, column 11 (character 32)"), got["message"]
     assert len(got["errors"]) == 1 and got["errors"][0]["field"] == "body"
     assert got["errors"][0]["message"] == got["message"].removeprefix("body: ")
+
+
+@pytest.mark.parametrize("decoy", [
+    'a, 7',  # text with a comma: the regex it was found by read a value start
+    '\\", 7',  # after an escaped quote: still inside the string
+    ':[7',
+])
+def test_digits_in_a_string_are_not_the_number_named(
+        app_client: TestClient, served: Served, decoy: str) -> None:
+    """A string whose text looks like the start of a long number (after ", " or ":") was
+    named as the number's place: only a number outside strings is one."""
+    digits = sys.get_int_max_str_digits() + 1
+    long = "7" * digits
+    body = (f'{{"customer_id": "C1", "note": "{decoy}{long}",\n "as_of": {long}}}'
+            ).encode()
+    got = error(app_client.post("/predict", content=body,
+                                headers={**served.headers(Role.predict), **JSON}),
+                422, "bad_request", "body")
+    before = body[:body.rindex(b'"as_of": ') + len(b'"as_of": ')].decode()
+    assert got["message"].endswith(f"at line 2, column 11 (character {len(before)})"), \
+        got["message"][:200]
+
+
+def test_the_place_of_a_long_number_skips_strings_and_fractions() -> None:
+    limit = 5
+    assert long_integer_at('{"a": "1234567", "b": 123456}', limit) == 22
+    assert long_integer_at('["\\"123456", 1234567.5, 1e123456, -123456]', limit) == 34
+    assert long_integer_at('{"1234567": 12345, "c": [1.0, "x"]}', limit) is None
+    assert long_integer_at('[-12345, 123456]', limit) == 9
 
 
 def test_a_body_that_is_not_utf8_says_where(app_client: TestClient, served: Served) -> None:
