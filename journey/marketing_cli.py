@@ -26,7 +26,7 @@ from serving.score_job import ScoreRun, population_from_store
 from serving.scoring import BatchScorer
 from serving.segment_config import SegmentConfig, load_segment_config
 from serving.segments import SegmentBook, SegmentQueryError
-from serving.service_files import loading, served_catalog, served_spec
+from serving.service_files import journey_map_params, loading, served_catalog, served_spec
 from serving.settings import ServeSettings
 from serving.snapshots import Snapshot, latest, previous_of, read_snapshot
 
@@ -91,7 +91,8 @@ def _score_run(settings: ServeSettings, spec: FeatureSpec, config: SegmentConfig
     recommender = Recommender(spec, catalog, 1, 0.0) if catalog is not None else None
     scorer = BatchScorer(spec, config, settings.risk_bands, recommender,
                          names_path(settings.home))
-    run = ScoreRun(spec, config, scorer, settings.scores_path, log=typer.echo)
+    run = ScoreRun(spec, config, scorer, settings.scores_path, log=typer.echo,
+                   params=journey_map_params(settings))
     with EventStore(settings.store_path, read_only=True) as es:
         population = population_from_store(es, spec, config, when)
         newest = es.time_range()[1]

@@ -309,7 +309,8 @@ def _no_months(data: dict[str, Any], store: Path) -> str:
     return (f"no events in the last {n} months before as_of {as_of:%Y-%m-%d}"
             + (f" ({'; '.join(said)})" if said else "")
             + f": score as of the data's end (`journey score{at} --publish`) or raise "
-            "kpi_months in models/config/journey_map.yaml")
+            "kpi_months (in a copy of models/config/journey_map.yaml named by "
+            "JOURNEY_JOURNEY_MAP_CONFIG)")
 
 
 def _newest_event(store: Path) -> datetime | None:

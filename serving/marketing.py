@@ -27,6 +27,7 @@ from serving.scoring import BatchScorer
 from serving.segment_config import SegmentConfig, load_segment_config
 from serving.segments import Segment, SegmentBook, SegmentQueryError
 from serving.segments_personas import relabel_kpis
+from serving.service_files import journey_map_params
 from serving.settings import ServeSettings
 from serving.snapshots import Snapshot, latest, latest_name, previous_of
 
@@ -38,6 +39,7 @@ class Marketing:
         self.root = settings.scores_path
         self.spec = spec
         self.config: SegmentConfig = load_segment_config(settings.segments_config, spec)
+        self.params = journey_map_params(settings)
         self.names_file = names_path(settings.home)
         self.scorer = BatchScorer(spec, self.config, settings.risk_bands,
                                   Recommender(spec, catalog, 1, 0.0), self.names_file)
@@ -96,7 +98,7 @@ class Marketing:
     def score(self, models: ModelSet, history: HistoryIndex, as_of: datetime) -> Snapshot:
         """Score every customer of the service's histories into a new snapshot."""
         with self._lock:
-            run = ScoreRun(self.spec, self.config, self.scorer, self.root)
+            run = ScoreRun(self.spec, self.config, self.scorer, self.root, params=self.params)
             population = population_from_history(history, self.config, micros(as_of))
             snap = run.run(models, population, as_of, "service histories")
             self._names = _stamp(self.names_file)

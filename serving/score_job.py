@@ -21,7 +21,7 @@ from features.history import HistoryIndex
 from features.spec import FeatureSpec
 from features.store import EventStore
 from models.backtest import DEFINITION_TAGS
-from models.journey_map import journey_map_and_kpis, load_params
+from models.journey_map import JourneyMapParams, journey_map_and_kpis, load_params
 from models.kpis import Grouping
 from serving.champions import ModelSet
 from serving.scoring import BatchScorer, Population
@@ -37,6 +37,8 @@ class ScoreRun:
     scorer: BatchScorer
     root: Path  # where snapshots go
     log: Callable[[str], None] = field(default=lambda _: None)
+    # The journey map's and KPIs' (JOURNEY_JOURNEY_MAP_CONFIG; default: the packaged file).
+    params: JourneyMapParams = field(default_factory=lambda: load_params(None))
 
     def run(self, models: ModelSet, population: Population, as_of: datetime,
             source: str, publish: bool = False) -> Snapshot:
@@ -47,7 +49,7 @@ class ScoreRun:
         timings["score_seconds"] = round(time.perf_counter() - started, 3)
         began = time.perf_counter()
         jmap, kpis = journey_map_and_kpis(population.arrays, self.spec, micros(as_of),
-                                          load_params(None),
+                                          self.params,
                                           kpi_groups(table, self.config, names))
         timings["journey_map_seconds"] = round(time.perf_counter() - began, 3)  # with KPIs
         meta: dict[str, Any] = {

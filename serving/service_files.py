@@ -15,6 +15,7 @@ from features.spec import FeatureSpec, load_spec
 from features.taxonomy import load_taxonomy
 from models.actions import Catalog, check_action_vocabulary, load_catalog, spec_features
 from models.drift import DriftSettings, load_drift_settings
+from models.journey_map import JourneyMapParams, load_params
 from serving.segment_config import SegmentConfig, load_segment_config
 from serving.settings import ServeSettings
 from serving.trigger_config import TriggerConfig, load_trigger_config
@@ -29,6 +30,7 @@ class ServiceFiles:
     segments: SegmentConfig
     triggers: TriggerConfig
     drift: DriftSettings
+    journey_map: JourneyMapParams
 
 
 def loading(setting: str, path: Path | None, load: Callable[[], T]) -> T:
@@ -73,6 +75,12 @@ def served_triggers(settings: ServeSettings, spec: FeatureSpec,
                    lambda: load_trigger_config(settings.triggers, spec.stages, catalog.index))
 
 
+def journey_map_params(settings: ServeSettings) -> JourneyMapParams:
+    """The journey map's and KPIs' parameters scores are computed with."""
+    return loading("journey_map_config", settings.journey_map_config,
+                   lambda: load_params(settings.journey_map_config))
+
+
 def load_service_files(settings: ServeSettings) -> ServiceFiles:
     """Every configuration file the service reads at start, in the order it reads them."""
     spec = served_spec(settings)
@@ -82,4 +90,4 @@ def load_service_files(settings: ServeSettings) -> ServiceFiles:
     triggers = served_triggers(settings, spec, catalog)
     drift = loading("drift_config", settings.drift_config,
                     lambda: load_drift_settings(settings.drift_config))
-    return ServiceFiles(spec, catalog, segments, triggers, drift)
+    return ServiceFiles(spec, catalog, segments, triggers, drift, journey_map_params(settings))

@@ -62,6 +62,10 @@ class ServeSettings(BaseSettings):
     # (default: the packaged serving/config/segments.yaml).
     scores: Path | None = None
     segments_config: Path | None = None
+    # The journey map's and KPIs' parameters each score computes them with: drop-off and
+    # retention windows, kpi_months, clv_years, CSAT/NPS scores (default: the packaged
+    # models/config/journey_map.yaml).
+    journey_map_config: Path | None = None
     # Behavioural trigger rules, endpoints and delivery (default: the packaged
     # serving/config/triggers.yaml); firings are kept in <home>/triggers.sqlite.
     triggers: Path | None = None

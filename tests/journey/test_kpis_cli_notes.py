@@ -56,8 +56,8 @@ def test_by_month_long_after_the_data_says_why(home: Path) -> None:
     assert lines[1] == (
         "no events in the last 12 months before as_of 1971-06-01 (1970-06 to "
         "1971-05; the store's newest event is 1970-04-10): score as of the data's end "
-        "(`journey score --as-of 1970-04-11 --publish`) or raise kpi_months in "
-        "models/config/journey_map.yaml")
+        "(`journey score --as-of 1970-04-11 --publish`) or raise kpi_months (in a copy of "
+        "models/config/journey_map.yaml named by JOURNEY_JOURNEY_MAP_CONFIG)")
     # Months may still have rows (the retention of earlier buyers), none with a customer.
     assert lines[2].startswith("Group") and lines[-2].startswith("All customers")
 
@@ -67,3 +67,19 @@ def test_by_month_with_rows_has_no_note(home: Path) -> None:
     lines = ok("kpis", "--by", "month")
     assert not any(line.startswith("no events in the last") for line in lines)
     assert any(line.startswith("1970-04 (so far)") for line in lines)
+
+
+def test_the_journey_map_settings_file_is_the_one_scores_use(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = home / "jm.yaml"
+    settings.write_text("kpi_months: 18\nretention_days: 45\n", encoding="utf-8")
+    monkeypatch.setenv("JOURNEY_JOURNEY_MAP_CONFIG", str(settings))
+    ok("score", "--as-of", LATER, "--no-actions")
+    lines = ok("kpis", "--by", "month")
+    # 18 months before 1971-06 reach back to 1969-12: the data's months have rows again
+    assert not lines[1].startswith("no events"), lines[1]
+    assert any(line.startswith("1970-04") for line in lines)
+    settings.write_text("kpi_months: 18\nretention_dys: 45\n", encoding="utf-8")
+    said = fails("score", "--as-of", LATER, "--no-actions")
+    assert f"{settings}: unknown keys ['retention_dys']" in said
+    assert "(JOURNEY_JOURNEY_MAP_CONFIG)" in said
