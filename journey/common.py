@@ -40,14 +40,22 @@ EncodingOpt = Annotated[str | None, typer.Option(
     help="CSV/TSV character encoding, e.g. cp1252, latin-1, utf-16 (default: utf-8).")]
 
 
+# Files and folders a command creates are its user's alone: the store holds every customer's
+# events, the rejects file raw rows, the scores and serve.log customer ids. The service
+# `journey serve` starts inherits it.
+PRIVATE = 0o077
+
+
 def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Domain errors end the command with their message (which names file/line/field), exit 2;
     so does a setting (JOURNEY_* variable or .env line) that does not validate, that no
     setting has the name of (a misspelt one would silently leave the default in force), or
-    a .env line that cannot be parsed, all before the command does anything."""
+    a .env line that cannot be parsed, all before the command does anything. What the
+    command creates is private to its user (``PRIVATE``)."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        before = os.umask(PRIVATE)
         try:
             _refuse(unknown_settings(os.environ))
             return func(*args, **kwargs)
@@ -62,6 +70,8 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
         except SettingsError as exc:  # a list setting that is not JSON (JOURNEY_RISK_BANDS=high)
             _refuse([unparsable(str(exc), exc.__cause__, os.environ)])
             raise
+        finally:  # as it was for whoever called the command in process (tests, scripts)
+            os.umask(before)
 
     return wrapper
 
