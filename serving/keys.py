@@ -24,6 +24,7 @@ import yaml
 
 from features.errors import ConfigError
 from features.yaml_config import reject_duplicate_keys
+from serving.errors import ServiceError
 
 PREFIX = "jk_"
 SHA256 = re.compile(r"[0-9a-f]{64}")  # hexdigest()'s form: nothing else can match a key
@@ -59,10 +60,20 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
     return st.st_mtime_ns, st.st_size, st.st_ino
 
 
+class KeyFileError(ServiceError):
+    """The key file changed into one that cannot be read: no key is known to be valid."""
+
+    status, code = 503, "key_file_unreadable"
+
+
 class KeyRing:
     """The key file: name, role and hash of each key. A running service sees `journey keys
     create` and `revoke` within ``reload_seconds`` (a leaked key must not live until the next
-    restart): the file's stamp is checked at most that often, on a request."""
+    restart): the file's stamp is checked at most that often, on a request.
+
+    A file changed into one that cannot be read (edited by hand into invalid YAML) fails
+    closed: the keys read before are dropped, revoked ones among them, and ``check`` raises
+    ``KeyFileError`` until the file is readable again."""
 
     reload_seconds = 1.0
 
@@ -71,6 +82,7 @@ class KeyRing:
         self._by_hash = entries
         self._stamp = _stamp(path)
         self._checked = time.monotonic()
+        self.unreadable: str | None = None  # why the file cannot be read, while it cannot
 
     @classmethod
     def load(cls, path: Path) -> KeyRing:
@@ -78,12 +90,26 @@ class KeyRing:
                    for item in read_entries(path)}
         return cls(path, entries)
 
+    def check(self) -> None:
+        """Read the file again when it is due and changed; KeyFileError while it cannot be
+        read (the reason goes to the log, not to a caller who may have no key)."""
+        self._due()
+        if self.unreadable is not None:
+            raise KeyFileError(f"the service's API key file ({self.path.name}) was changed and "
+                               "cannot be read: every key is refused until an admin fixes "
+                               "the file (the service log says what is wrong)")
+
     def authenticate(self, key: str) -> Principal | None:
+        """The key's holder; None for an unknown key, and for every key while the file
+        cannot be read (``check`` says so)."""
+        self._due()
+        return self._by_hash.get(digest(key))
+
+    def _due(self) -> None:
         now = time.monotonic()
         if now - self._checked >= self.reload_seconds:
             self._checked = now
             self._refresh()
-        return self._by_hash.get(digest(key))
 
     def _refresh(self) -> None:
         stamp = _stamp(self.path)
@@ -93,9 +119,15 @@ class KeyRing:
         try:
             fresh = KeyRing.load(self.path)
         except (ConfigError, OSError) as exc:  # e.g. edited by hand into invalid YAML
-            log.error("API key file %s could not be read again (%s); the keys loaded before "
-                      "stay in use", self.path, exc)
+            # Keeping the old keys would keep a key removed in this very edit valid.
+            self._by_hash = {}
+            self.unreadable = str(exc)
+            log.critical("API key file %s cannot be read (%s): every keyed request is refused "
+                         "(503 key_file_unreadable) until the file is fixed", self.path, exc)
             return
+        if self.unreadable is not None:
+            log.warning("API key file %s is readable again: keys accepted again", self.path)
+        self.unreadable = None
         self._by_hash = fresh._by_hash
         log.info("API key file %s read again: %d keys", self.path, len(self._by_hash))
 

@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 from features.errors import ConfigError
-from serving.keys import KeyRing, Principal, Role, create_key, digest, revoke_key
+from serving.keys import (
+    KeyFileError,
+    KeyRing,
+    Principal,
+    Role,
+    create_key,
+    digest,
+    revoke_key,
+)
 
 
 def test_keys_are_stored_hashed(tmp_path: Path) -> None:
@@ -68,9 +76,11 @@ def test_a_running_ring_sees_new_and_revoked_keys(tmp_path: Path,
     assert ring.authenticate(new) == Principal("new", Role.ingest)
     revoke_key(path, "old")
     assert ring.authenticate(old) is None
-    path.write_text("keys: [")  # a hand edit gone wrong: keep serving the keys we had
-    assert ring.authenticate(new) == Principal("new", Role.ingest)
-    assert "could not be read again" in caplog.text
+    path.write_text("keys: [")  # a hand edit gone wrong: no key is valid until it is fixed
+    assert ring.authenticate(new) is None
+    with pytest.raises(KeyFileError, match="cannot be read"):
+        ring.check()
+    assert "cannot be read" in caplog.text
     path.unlink()  # no file: no keys, as at start
     assert ring.authenticate(new) is None
 
