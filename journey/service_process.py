@@ -13,6 +13,8 @@ import json
 import os
 import signal
 import socket
+import ssl
+import stat
 import subprocess
 import time
 import urllib.error
@@ -147,10 +149,71 @@ def check_port_free(host: str, port: int) -> None:
             raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
-def _probe(url: str) -> tuple[int, dict[str, Any]] | None:
-    """readyz's status and JSON body; None while nothing answers."""
+@dataclass(frozen=True)
+class Tls:
+    """The certificate and key `journey serve --ssl-certfile/--ssl-keyfile` passes to the
+    server (BentoML's own, hidden, options of the same names, on to uvicorn)."""
+
+    certfile: Path
+    keyfile: Path
+
+    def args(self) -> list[str]:
+        return ["--ssl-certfile", str(self.certfile), "--ssl-keyfile", str(self.keyfile)]
+
+    def probe_context(self) -> ssl.SSLContext:
+        """What the readiness probe trusts: exactly the configured certificate. Not the
+        system's CAs (a self-signed certificate, an internal CA), and not nothing: whatever
+        else answers on the port (another service) is not taken for this one. The name is
+        not checked: the probe calls --host (127.0.0.1, 0.0.0.0), not the certificate's
+        name."""
+        context = ssl.create_default_context(cafile=str(self.certfile))
+        context.check_hostname = False
+        # The server's own certificate as the trust anchor, also when a CA issued it.
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        return context
+
+    @property
+    def key_exposed(self) -> bool:
+        """Others than its owner may read the private key."""
+        return bool(stat.S_IMODE(self.keyfile.stat().st_mode) & 0o077)
+
+
+def _no_password() -> bytes:
+    return b""  # an encrypted key fails to load instead of OpenSSL prompting on the terminal
+
+
+def check_tls(certfile: Path | None, keyfile: Path | None) -> Tls | None:
+    """The TLS files, checked as the server will load them (None: plain HTTP); ConfigError
+    naming the file and what is wrong, before anything starts."""
+    if certfile is None and keyfile is None:
+        return None
+    if certfile is None or keyfile is None:
+        given = "--ssl-certfile" if keyfile is None else "--ssl-keyfile"
+        raise ConfigError(f"{given} needs its pair: HTTPS takes --ssl-certfile (the PEM "
+                          "certificate, with its chain) and --ssl-keyfile (its private key)")
+    for flag, path in (("--ssl-certfile", certfile), ("--ssl-keyfile", keyfile)):
+        if not path.is_file():
+            raise ConfigError(f"{flag} {path}: no such file")
     try:
-        with urllib.request.urlopen(url, timeout=2) as r:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(certfile, keyfile,
+                                                                 password=_no_password)
+    except ssl.SSLError as exc:
+        raise ConfigError(f"--ssl-certfile {certfile} with --ssl-keyfile {keyfile}: not a PEM "
+                          "certificate and its unencrypted private key "
+                          f"({exc.reason or exc}); an encrypted key must be decrypted first "
+                          "(the service cannot ask for its password)") from exc
+    except OSError as exc:
+        raise ConfigError(f"--ssl-certfile {certfile} or --ssl-keyfile {keyfile} cannot be "
+                          f"read: {exc.strerror or exc}") from exc
+    return Tls(certfile.resolve(), keyfile.resolve())
+
+
+def _probe(url: str, context: ssl.SSLContext | None = None
+           ) -> tuple[int, dict[str, Any]] | None:
+    """readyz's status and JSON body; None while nothing answers (nor anything that shows
+    the configured certificate, over HTTPS)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=context) as r:
             status, raw = r.status, r.read()
     except urllib.error.HTTPError as exc:  # 503 while loading, with the reason
         status, raw = exc.code, exc.read()
@@ -172,11 +235,13 @@ def log_tail(log_file: Path, lines: int = 15) -> str:
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float, log_file: Path,
-               say: Callable[[str], None]) -> str | None:
+               say: Callable[[str], None], context: ssl.SSLContext | None = None
+               ) -> str | None:
     """Return once ``url`` (the service's /v1/readyz) says ready (None), or says it has no
     champion yet (its load error: it takes events meanwhile); ConfigError as soon as the
     process exits or readyz reports a load error a retry will not fix, else at ``timeout``.
-    Each new reason readyz gives is passed to ``say``."""
+    Each new reason readyz gives is passed to ``say``; ``context``: an https URL's
+    (``Tls.probe_context``)."""
     deadline = time.monotonic() + timeout
     last: str | None = None
     while True:
@@ -185,7 +250,7 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float, log_file
             said = f"; /v1/readyz last said: {last}" if last else ""
             raise ConfigError(f"the service exited with code {code} before it was ready"
                               f"{said}; {log_tail(log_file)}")
-        got = _probe(url)
+        got = _probe(url, context)
         if got is not None:
             status, body = got
             if status == 200 and body.get("ready") is True:

@@ -19,7 +19,9 @@ from features.spec import FeatureSpec
 from journey.common import app, friendly_errors
 from journey.service_process import (
     SERVICE,
+    Tls,
     check_port_free,
+    check_tls,
     read_pid_file,
     start_time,
     stop_spawned,
@@ -51,9 +53,9 @@ def service_env(settings: ServeSettings) -> dict[str, str]:
     return env
 
 
-def _command(host: str, port: int) -> list[str]:
+def _command(host: str, port: int, tls: Tls | None) -> list[str]:
     return [str(Path(sys.executable).parent / "bentoml"), "serve", SERVICE,
-            "--host", host, "--port", str(port)]
+            "--host", host, "--port", str(port), *(tls.args() if tls else [])]
 
 
 def _home_origin(home: Path) -> str:
@@ -131,11 +133,17 @@ def serve(
                                               "it. Returns once the service is ready.")] = False,
     ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness "
                                                       "(--detach).")] = 180.0,
+    ssl_certfile: Annotated[Path | None, typer.Option(
+        "--ssl-certfile", help="Serve HTTPS with this PEM certificate (and its chain); "
+        "with --ssl-keyfile.")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(
+        "--ssl-keyfile", help="The certificate's private key (PEM, not encrypted).")] = None,
 ) -> None:
     """Start the prediction service: the API at http://HOST:PORT/v1 (docs at /v1/docs).
 
     It serves the champion models from the MLflow registry and every customer's history
-    from the event store.
+    from the event store; over HTTPS with --ssl-certfile and --ssl-keyfile (or behind a
+    TLS-terminating reverse proxy: README, "Serving").
 
     The embedded DuckDB event store has a single writer, this process, so the service runs one
     worker; scale out with replicas, each with its own store."""
@@ -144,30 +152,42 @@ def serve(
         raise ConfigError(
             f"--workers {workers}: the embedded event store ({settings.store_path}) has one "
             "writer, so one service process serves it; run replicas behind a load balancer")
+    tls = check_tls(ssl_certfile, ssl_keyfile)
+    if tls is not None and tls.key_exposed:
+        typer.echo(f"warning: --ssl-keyfile {tls.keyfile} may be read by other users; "
+                   f"`chmod 600 {tls.keyfile}`", err=True)
     check_deployment(settings)
     check_keys(settings)
     # The files the service loads (trigger rules, catalog, ...): as it loads them, so a bad one
     # is its loader's one line here, not a traceback in serve.log.
     spec = load_service_files(settings).spec
     check_alias(settings, spec)
-    pid_file, log_file = settings.home / "serve.pid", settings.home / "serve.log"
     if detach:  # before the port: a running service of this home holds it
-        _refuse_running(pid_file, settings.home)
+        _refuse_running(settings.home / "serve.pid", settings.home)
     check_port_free(host, port)
     env = service_env(settings)
-    cmd = _command(host, port)
+    cmd = _command(host, port, tls)
     if not detach:
         os.execve(cmd[0], cmd, env)  # the service keeps this PID: stop it with Ctrl-C or kill
-    settings.home.mkdir(parents=True, exist_ok=True)
+    _detached(cmd, env, settings.home, f"{'https' if tls else 'http'}://{host}:{port}",
+              ready_timeout, tls)
+
+
+def _detached(cmd: list[str], env: dict[str, str], home: Path, base: str,
+              ready_timeout: float, tls: Tls | None) -> None:
+    """Start the service in the background and return once it is ready (or has no champion
+    yet); stopped again when it cannot become ready."""
+    pid_file, log_file = home / "serve.pid", home / "serve.log"
+    home.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     write_pid_file(pid_file, proc.pid)
-    base = f"http://{host}:{port}"
     try:
         no_models = wait_ready(f"{base}/v1/readyz", proc, ready_timeout, log_file,
                                lambda why: typer.echo(f"waiting for the service: {why}",
-                                                      err=True))
+                                                      err=True),
+                               tls.probe_context() if tls else None)
     except ConfigError:
         stop_spawned(proc)
         pid_file.unlink(missing_ok=True)

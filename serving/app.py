@@ -20,6 +20,7 @@ from serving import backtest_routes, drift_routes, marketing_routes, routes, tri
 from serving.deps import documented_errors, without_default_422
 from serving.docs_page import install_docs
 from serving.fast_predict import PATH, FastPredict
+from serving.hardening import KeyGate, secure_every_answer
 from serving.http import BodyLimit, RouteMetrics, error_json, install_error_handlers
 from serving.settings import ServeSettings
 from serving.state import ServiceState
@@ -58,11 +59,15 @@ def create_app(settings: ServeSettings | None = None, background: bool = True) -
     _documented(app)
     _hot_routes_first(app)
     _unmatched_last(app)
-    # The last added runs first: metrics, then the body limit, then /predict's fast path.
+    # The last added runs first: metrics, then the body limit, then the key gate (no body
+    # is read for a request without a valid key), then /predict's fast path; around them
+    # all, the security headers.
     predict = next(r for r in app.router.routes if isinstance(r, APIRoute) and r.path == PATH)
     app.add_middleware(FastPredict, state=state, route=predict)
+    app.add_middleware(KeyGate, state=state, routes=list(app.router.routes))
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(RouteMetrics, metrics=state.metrics)
+    secure_every_answer(app)
     return app
 
 

@@ -22,7 +22,7 @@ from serving.errors import (
 )
 from serving.http import KEY_CHECK
 from serving.json_keys import check_structure
-from serving.keys import Role
+from serving.keys import Principal, Role
 from serving.schemas import ErrorOut
 from serving.state import ServiceState
 
@@ -39,13 +39,13 @@ BODY_ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorOut} for s in 
 def documented_errors(path: str, handler: Any) -> dict[int | str, dict[str, Any]]:
     """The shared errors a route documents, by what it takes: a key, a body."""
     dependant = get_dependant(path=path, call=handler)
-    if not _checks_key(dependant):
+    if not checks_key(dependant):
         return {}
     return {**KEYED_ERRORS, **(BODY_ERRORS if dependant.body_params else {})}
 
 
-def _checks_key(dependant: Dependant) -> bool:
-    return any(getattr(d.call, KEY_CHECK, False) or _checks_key(d)
+def checks_key(dependant: Dependant) -> bool:
+    return any(getattr(d.call, KEY_CHECK, False) or checks_key(d)
                for d in dependant.dependencies)
 
 
@@ -152,6 +152,19 @@ def check_body_headers(request: Request) -> bool:
     return True
 
 
+def authenticate(state: ServiceState, key: str | None) -> Principal:
+    """The key's holder, or the error to answer: the key file cannot be read (503), no key,
+    or one the file does not hold (401). Both the route's check and ``KeyGate`` (which
+    answers before the body is read) ask here, so they answer alike."""
+    state.keys.check()
+    if not key:
+        raise MissingKeyError("this route needs an API key in the X-API-Key header")
+    who = state.keys.authenticate(key)
+    if who is None:
+        raise InvalidKeyError("the API key is not valid")
+    return who
+
+
 def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, ServiceState]]:
     """A dependency that checks the key's role and gives the service state (one dependency
     per route: each level of FastAPI's resolution costs on every request)."""
@@ -160,11 +173,7 @@ def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, ServiceState]]:
     async def check(request: Request,
                     key: Annotated[str | None, Depends(API_KEY)]) -> ServiceState:
         state: ServiceState = request.app.state.journey
-        if not key:
-            raise MissingKeyError("this route needs an API key in the X-API-Key header")
-        who = state.keys.authenticate(key)
-        if who is None:
-            raise InvalidKeyError("the API key is not valid")
+        who = authenticate(state, key)
         if not who.may(allowed):
             needed = ", ".join(sorted(r.value for r in allowed | {Role.admin}))
             raise ForbiddenError(

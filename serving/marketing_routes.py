@@ -99,7 +99,7 @@ async def customers(
     sort: Annotated[str, Query(description=f"One of {', '.join(SORTABLE)} "
                                "(largest first).")] = "revenue_at_risk",
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,  # as every int the API takes
 ) -> CustomersOut:
     """A segment's customers with their scores (drill-down), a page at a time."""
     m = state.marketing

@@ -9,17 +9,21 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import cast
 
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
 import bentoml
 
-from serving import timeout
+from serving import front, timeout
 from serving.app import create_app
 from serving.state import ServiceState
 
 timeout.install()  # before BentoML builds the service's app
+front.install()
+# What the service writes (events, firings, scores, exports) is its user's alone, also when
+# it is started as `bentoml serve` without `journey serve` (which sets the same).
+os.umask(0o077)
 
 
 def _journey_log_to_stderr() -> None:
@@ -37,13 +41,17 @@ def _journey_log_to_stderr() -> None:
 
 _journey_log_to_stderr()
 
+MAX_CONCURRENCY = 100
 app = create_app()  # builds routes only; the lifespan loads histories and models
 
 
 @bentoml.service(
     name="journey",
     workers=1,  # the embedded DuckDB store has one writer: this process
-    traffic={"timeout": 60},
+    # Requests in the service at once, the health probes aside; more get a 429 at once. A
+    # single worker answers ~600 predictions a second, so 100 waiting are ~0.2 s of work;
+    # each may hold a body of up to JOURNEY_MAX_BODY_BYTES.
+    traffic={"timeout": 60, "max_concurrency": MAX_CONCURRENCY},
     metrics={"enabled": False},
     logging={"access": {"enabled": False}},
     # Traces are not exported (sample rate 0), yet the tracing middleware still builds a span
@@ -55,3 +63,8 @@ class Journey:
     def __is_ready__(self) -> bool:
         state: ServiceState = app.state.journey
         return state.ready
+
+
+# Only /v1 and the health probes: BentoML's index page, its docs and static folders are 404.
+# (The decorators' types lose the class's Service type on the way.)
+cast("bentoml.Service[Journey]", Journey).add_asgi_middleware(front.ServiceFront)

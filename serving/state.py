@@ -37,6 +37,7 @@ from serving.marketing import Marketing
 from serving.metrics import Metrics
 from serving.predictor import Predictor, Scored
 from serving.recommender import Recommended, Recommender
+from serving.redact import public_reason
 from serving.service_files import load_service_files
 from serving.settings import ServeSettings
 from serving.snapshots import Snapshot
@@ -186,14 +187,16 @@ class ServiceState:
         return self.holder.current.versions() if self.holder.current else {}
 
     def readiness(self) -> dict[str, Any]:
-        why = self.startup_error or self.holder.last_error
+        """What /readyz tells anyone (no key): the load errors without the server's paths
+        (``public_reason``); the log and the keyed /models have them whole."""
+        why = public_reason(self.startup_error or self.holder.last_error)
         if not self.ready and why is None:
             why = "loading event histories and models"
         return {
             "ready": self.ready,
             "models": self.versions(),
             "customers": self.history.n_customers if self.history else 0,
-            "last_load_error": self.holder.last_error or self.startup_error,
+            "last_load_error": public_reason(self.holder.last_error or self.startup_error),
             "message": "ready" if self.ready and why is None else why,
         }
 

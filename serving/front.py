@@ -1,0 +1,80 @@
+"""What the BentoML server answers before the service's app at /v1, as pure ASGI middleware:
+
+- ``ServiceFront``: only /v1 and BentoML's health probes. BentoML's index page at / loads
+  Google Tag Manager into the dashboard's origin (where the marketer's key lies in
+  sessionStorage), and its /docs.json, /schema.json, /static_content and /assets tell its
+  version and routes to anyone: all of them are a 404 in the service's error shape.
+- ``LimitedConcurrency``: BentoML's ``traffic.max_concurrency``, answered in the service's
+  error shape (BentoML's own says ``{"error": ...}``) with the security headers. ``install``
+  makes BentoML build its apps with it, as ``serving.timeout`` does its timeout.
+"""
+
+from __future__ import annotations
+
+from bentoml._internal.server.http import traffic
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from serving.hardening import SecurityHeaders
+from serving.http import error_json
+
+API_PREFIX = "/v1"
+PROBES = frozenset({"/healthz", "/readyz", "/livez"})  # BentoML's: orchestrators call them
+
+
+class ServiceFront:
+    """/v1 (the service's own app, which adds its headers) and the health probes pass; any
+    other path is a 404."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._probes = SecurityHeaders(app)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # lifespan: BentoML's
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path.startswith(API_PREFIX + "/") or path == API_PREFIX:
+            await self.app(scope, receive, send)
+        elif path in PROBES:
+            await self._probes(scope, receive, send)
+        else:
+            answer = error_json(404, "not_found", f"no route {path}; the API is under "
+                                f"{API_PREFIX} (its routes are listed at {API_PREFIX}/docs)")
+            await SecurityHeaders(answer)(scope, receive, send)
+
+
+class LimitedConcurrency(traffic.MaxConcurrencyMiddleware):
+    """At most ``max_concurrency`` requests in the service at once (the health probes
+    aside); more are refused at once with a 429, not queued without bound. A request
+    counts while its body arrives, so the key gate's early 401 keeps keyless senders from
+    holding places."""
+
+    def __init__(self, app: ASGIApp, max_concurrency: int,
+                 skip_paths: list[str] | None = None) -> None:
+        super().__init__(app, max_concurrency, skip_paths)
+        self.limit = max_concurrency
+        # A count, not BentoML's semaphore: nothing waits for a place (one event loop, so
+        # no lock either), and it costs a fraction of a semaphore's acquire and release.
+        self.active = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in self.skip_paths:
+            await self.app(scope, receive, send)
+            return
+        if self.active >= self.limit:
+            answer = error_json(429, "too_many_requests", f"the service is answering its "
+                                f"limit of {self.limit} requests at once; retry shortly",
+                                headers={"Retry-After": "1"})
+            await SecurityHeaders(answer)(scope, receive, send)
+            return
+        self.active += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
+
+
+def install() -> None:
+    """BentoML apps built from now on limit concurrency with ``LimitedConcurrency``."""
+    traffic.MaxConcurrencyMiddleware = LimitedConcurrency  # type: ignore[misc]
