@@ -15,12 +15,15 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-Status = Literal["pending", "retrying", "delivered", "dead"]
-STATUSES: tuple[Status, ...] = ("pending", "retrying", "delivered", "dead")
+# held: over its rule's max_per_minute, stored but never sent (``held_reason``).
+Status = Literal["pending", "retrying", "delivered", "dead", "held"]
+STATUSES: tuple[Status, ...] = ("pending", "retrying", "delivered", "dead", "held")
+RATE_CAP = "rate_cap"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS firings (
@@ -30,8 +33,10 @@ CREATE TABLE IF NOT EXISTS firings (
     at_us       INTEGER NOT NULL,  -- evaluation clock (JOURNEY_AS_OF or now); cool-downs use it
     fired_at    TEXT NOT NULL,     -- wall clock, ISO 8601
     source      TEXT NOT NULL,     -- events | scoring run
-    status      TEXT NOT NULL,     -- over its deliveries: pending, retrying, delivered or dead
-    body        BLOB NOT NULL      -- the JSON sent, byte for byte (each attempt signs it anew)
+    status      TEXT NOT NULL,     -- over its deliveries: pending, retrying, delivered or dead;
+                                   -- held: never sent (held_reason)
+    body        BLOB NOT NULL,     -- the JSON sent, byte for byte (each attempt signs it anew)
+    held_reason TEXT               -- why a held firing was not sent: rate_cap
 );
 CREATE INDEX IF NOT EXISTS firings_rule_customer ON firings (rule, customer_id, at_us);
 CREATE INDEX IF NOT EXISTS firings_status ON firings (status);
@@ -80,6 +85,21 @@ class NewFiring:
     source: str
     body: bytes
     endpoints: tuple[str, ...]
+    max_per_minute: int | None = None  # the rule's cap on firings sent a minute (None: none)
+
+
+@dataclass
+class Claimed:
+    """What ``claim_all`` stored: the firings to send, and per rule those held by its cap."""
+
+    sent: list[NewFiring] = field(default_factory=list)
+    held: dict[str, int] = field(default_factory=dict)
+    cooled: int = 0  # held back by a cool-down (not stored)
+
+
+def wall_clock(when: datetime) -> str:
+    """``fired_at``'s form: UTC to the microsecond, always, so the text sorts as the time."""
+    return when.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -107,6 +127,12 @@ class FiringStore:
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=NORMAL")  # WAL: a crash loses no committed row
             con.executescript(SCHEMA)
+            columns = {row[1] for row in con.execute("PRAGMA table_info(firings)")}
+            if "held_reason" not in columns:  # a file of a version before rate caps
+                con.execute("ALTER TABLE firings ADD COLUMN held_reason TEXT")
+            # Counts a rule's firings of the last minute (its cap) without a scan.
+            con.execute("CREATE INDEX IF NOT EXISTS firings_rule_fired "
+                        "ON firings (rule, fired_at)")
             self._con = con
         return self._con
 
@@ -130,31 +156,43 @@ class FiringStore:
                 self._con = None
 
     def claim(self, firings: Sequence[NewFiring]) -> list[NewFiring]:
+        """``claim_all``'s firings to send."""
+        return self.claim_all(firings).sent
+
+    def claim_all(self, firings: Sequence[NewFiring]) -> Claimed:
         """Store each firing whose rule has not fired for its customer within the cool-down
         before its time (nor later: a run back in time does not fire again), with a pending
-        delivery per endpoint; the stored ones, in one transaction."""
-        kept = []
+        delivery per endpoint, in one transaction. A firing over its rule's cap (firings
+        sent in the last minute, this process's or another's) is stored as ``held``, with
+        no delivery; a held firing holds no cool-down (nothing was sent)."""
+        out = Claimed()
+        allowance: dict[str, int] = {}
         with self._lock:
             con = self._open()
             con.execute("BEGIN IMMEDIATE")
             try:
+                since = wall_clock(datetime.now(UTC) - timedelta(minutes=1))
                 for f in firings:
                     if con.execute("SELECT 1 FROM firings WHERE rule = ? AND customer_id = ? "
-                                   "AND at_us > ? LIMIT 1",
+                                   "AND at_us > ? AND status != 'held' LIMIT 1",
                                    (f.rule, f.customer_id, f.at_us - f.cooldown_us)).fetchone():
+                        out.cooled += 1
                         continue
-                    con.execute("INSERT INTO firings VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
-                                (f.firing_id, f.rule, f.customer_id, f.at_us, f.fired_at,
-                                 f.source, f.body))
-                    con.executemany("INSERT INTO deliveries (firing_id, endpoint, status) "
-                                    "VALUES (?, ?, 'pending')",
-                                    [(f.firing_id, e) for e in f.endpoints])
-                    kept.append(f)
+                    if f.max_per_minute is not None and f.rule not in allowance:
+                        allowance[f.rule] = f.max_per_minute - _sent_since(con, f.rule, since)
+                    if f.max_per_minute is not None and allowance[f.rule] <= 0:
+                        _insert(con, f, "held", RATE_CAP)
+                        out.held[f.rule] = out.held.get(f.rule, 0) + 1
+                        continue
+                    if f.max_per_minute is not None:
+                        allowance[f.rule] -= 1
+                    _insert(con, f, "pending", None)
+                    out.sent.append(f)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        return kept
+        return out
 
     def record(self, firing_id: str, endpoint: str, status: Status, attempts: int,
                http_status: int | None, error: str | None, next_attempt_at: str | None,
@@ -184,10 +222,11 @@ class FiringStore:
                 for r in rows]
 
     def last(self, rule: str, customer_id: str) -> dict[str, Any] | None:
-        """The rule's latest firing for the customer (by evaluation time)."""
+        """The rule's latest firing sent to the customer (by evaluation time); a held one
+        holds no cool-down."""
         rows = self._read("SELECT firing_id, at_us, fired_at, status, source FROM firings "
-                          "WHERE rule = ? AND customer_id = ? ORDER BY at_us DESC LIMIT 1",
-                          (rule, customer_id))
+                          "WHERE rule = ? AND customer_id = ? AND status != 'held' "
+                          "ORDER BY at_us DESC LIMIT 1", (rule, customer_id))
         return dict(rows[0]) if rows else None
 
     def firings(self, rule: str | None = None, customer_id: str | None = None,
@@ -207,7 +246,8 @@ class FiringStore:
             where.append("rowid < ?")
             params.append(before)
         sql = ("SELECT rowid AS seq, firing_id, rule, customer_id, at_us, fired_at, source, "
-               "status, body FROM firings" + (" WHERE " + " AND ".join(where) if where else "")
+               "status, body, held_reason FROM firings"
+               + (" WHERE " + " AND ".join(where) if where else "")
                + " ORDER BY rowid DESC LIMIT ?")
         rows = [dict(r) for r in self._read(sql, [*params, limit + 1])]
         more, rows = len(rows) > limit, rows[:limit]
@@ -230,3 +270,21 @@ class FiringStore:
         """Firings per status."""
         rows = self._read("SELECT status, count(*) AS n FROM firings GROUP BY status")
         return {s: 0 for s in STATUSES} | {r["status"]: r["n"] for r in rows}
+
+
+def _sent_since(con: sqlite3.Connection, rule: str, since: str) -> int:
+    """The rule's firings sent (not held) since ``since`` (``wall_clock`` text)."""
+    row = con.execute("SELECT count(*) FROM firings WHERE rule = ? AND fired_at >= ? "
+                      "AND status != 'held'", (rule, since)).fetchone()
+    return int(row[0])
+
+
+def _insert(con: sqlite3.Connection, f: NewFiring, status: Status, reason: str | None) -> None:
+    """The firing's row and, unless held, a pending delivery per endpoint."""
+    con.execute("INSERT INTO firings (firing_id, rule, customer_id, at_us, fired_at, source, "
+                "status, body, held_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (f.firing_id, f.rule, f.customer_id, f.at_us, f.fired_at, f.source, status,
+                 f.body, reason))
+    if status != "held":
+        con.executemany("INSERT INTO deliveries (firing_id, endpoint, status) "
+                        "VALUES (?, ?, 'pending')", [(f.firing_id, e) for e in f.endpoints])

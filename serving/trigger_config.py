@@ -27,6 +27,9 @@ SNAPSHOT_KINDS = ("entered_stage", "risk_crossed", "inactive_for")
 KINDS = ("entered_stage", "risk_crossed", "became_eligible", "inactive_for")
 LEVELS = ("eligible", "recommended")
 MIN_SECRET = 16  # characters: a short HMAC key is guessable offline from one signed body
+# Firings a rule may send a minute. Cool-downs are per customer, so a flood of events for
+# made-up customer ids would otherwise fire as many webhooks; over the cap they are held.
+DEFAULT_MAX_PER_MINUTE = 600
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 
@@ -61,6 +64,7 @@ class Rule:
     cooldown_seconds: float
     enabled: bool = True
     description: str = ""
+    max_per_minute: int = DEFAULT_MAX_PER_MINUTE
 
     @property
     def cooldown_us(self) -> int:
@@ -167,7 +171,8 @@ def _params(kind: str, raw: Any, path: str, check: _Check, stages: Sequence[str]
 
 def _rule(raw: Any, path: str, check: _Check, stages: Sequence[str], actions: Collection[str],
           endpoints: Mapping[str, Any]) -> Rule:
-    keys = {"id", "kind", "params", "endpoints", "cooldown", "enabled", "description"}
+    keys = {"id", "kind", "params", "endpoints", "cooldown", "enabled", "description",
+            "max_per_minute"}
     r = check.mapping(raw, path, keys, ("id", "kind", "params", "endpoints", "cooldown"))
     kind = check.choice(r["kind"], f"{path}.kind", KINDS, "kind")
     sends = r["endpoints"]
@@ -188,7 +193,9 @@ def _rule(raw: Any, path: str, check: _Check, stages: Sequence[str], actions: Co
                 params=_params(kind, r["params"], f"{path}.params", check, stages, actions),
                 endpoints=tuple(dict.fromkeys(sends)),
                 cooldown_seconds=check.duration(r["cooldown"], f"{path}.cooldown"),
-                enabled=enabled, description=description)
+                enabled=enabled, description=description,
+                max_per_minute=check.whole(r.get("max_per_minute", DEFAULT_MAX_PER_MINUTE),
+                                           f"{path}.max_per_minute", 1))
 
 
 def _endpoint(name: str, raw: Any, check: _Check, needed: bool) -> Endpoint:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import PurePath
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -39,8 +40,12 @@ class FiringOut(BaseModel):
     as_of: str = Field(description="The evaluation time; cool-downs count from it.")
     fired_at: str = Field(description="Wall-clock time of the firing.")
     source: Literal["events", "scoring run"]
-    status: Literal["pending", "retrying", "delivered", "dead"] = Field(
-        description="dead: a delivery gave up after its last attempt (the dead letter).")
+    status: Literal["pending", "retrying", "delivered", "dead", "held"] = Field(
+        description="dead: a delivery gave up after its last attempt (the dead letter); "
+        "held: not sent (``held_reason``).")
+    held_reason: Literal["rate_cap"] | None = Field(
+        description="rate_cap: the rule had sent its max_per_minute firings in the last "
+        "minute.")
     details: dict[str, Any] = Field(description="As in the webhook body.")
     deliveries: list[DeliveryOut]
 
@@ -60,11 +65,12 @@ class RuleOut(BaseModel):
     params: dict[str, Any]
     endpoints: list[str]
     cooldown_seconds: float
+    max_per_minute: int = Field(description="Firings sent a minute at most; more are held.")
     enabled: bool
 
 
 class RulesOut(BaseModel):
-    source: str
+    source: str = Field(description="The rules file's name.")
     rules: list[RuleOut]
     status: dict[str, Any] = Field(description="Evaluations queued and dropped, deliveries "
                                    "in flight.")
@@ -113,7 +119,7 @@ def firing_out(row: dict[str, Any]) -> FiringOut:
     return FiringOut(firing_id=row["firing_id"], rule=row["rule"],
                      customer_id=row["customer_id"], as_of=iso_us(row["at_us"]),
                      fired_at=row["fired_at"], source=row["source"], status=row["status"],
-                     details=body["details"],
+                     held_reason=row["held_reason"], details=body["details"],
                      deliveries=[DeliveryOut(**d) for d in row["deliveries"]])
 
 
@@ -143,20 +149,29 @@ def _dry_run(state: ServiceState, rule_id: str, customer_id: str,
         when, since, state.settings.scores_path).to_dict())
 
 
+def file_name(source: str) -> str:
+    """The rules file's name without its folders (a server path is the server's business);
+    the packaged default's ``<default triggers.yaml>`` as it is."""
+    return source if source.startswith("<") else PurePath(source).name
+
+
 api = RouteTable()
+MAX_INT64 = 2**63 - 1
 
 
 @api.get("/triggers/firings", tags=["triggers"])
 async def firings(
     state: Watcher, rule: str | None = None, customer_id: CleanId | None = None,
-    status: Literal["pending", "retrying", "delivered", "dead"] | None = None,
+    status: Literal["pending", "retrying", "delivered", "dead", "held"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(ge=1, description="The previous page's next_before.")]
-    = None,
+    # Bounded to SQLite's integers: a larger one overflowed in the driver (a 500).
+    before: Annotated[int | None, Query(ge=1, le=MAX_INT64,
+                                        description="The previous page's next_before.")] = None,
 ) -> FiringsOut:
     """Trigger firings, newest first, with each webhook delivery's status (``dead``: the
-    last attempt failed; the dead letter keeps the last error). Pages by ``before``, so a
-    firing stored meanwhile neither repeats nor hides one."""
+    last attempt failed; the dead letter keeps the last error; ``held``: over the rule's
+    ``max_per_minute``, not sent). Pages by ``before``, so a firing stored meanwhile neither
+    repeats nor hides one."""
     store = state.triggers.firings
     page = await anyio.to_thread.run_sync(store.firings, rule, customer_id, status, limit,
                                           before)
@@ -176,10 +191,10 @@ async def rules(state: Watcher) -> RulesOut:
     """The trigger rules loaded (endpoint names only: addresses and secrets stay
     server-side)."""
     t = state.triggers
-    return RulesOut(source=t.config.source, status=t.status(), rules=[
+    return RulesOut(source=file_name(t.config.source), status=t.status(), rules=[
         RuleOut(id=r.id, kind=r.kind, description=r.description, params=dict(r.params),
                 endpoints=list(r.endpoints), cooldown_seconds=r.cooldown_seconds,
-                enabled=r.enabled) for r in t.config.rules])
+                max_per_minute=r.max_per_minute, enabled=r.enabled) for r in t.config.rules])
 
 
 @api.get("/triggers/test", tags=["triggers"],

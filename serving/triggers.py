@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -29,7 +30,7 @@ from features.history import HistoryIndex
 from features.spec import FeatureSpec
 from models.actions import Catalog
 from serving.champions import ModelSet
-from serving.firings import FiringStore, NewFiring, Pending
+from serving.firings import FiringStore, NewFiring, Pending, wall_clock
 from serving.predictor import Predictor
 from serving.settings import ServeSettings
 from serving.snapshots import Snapshot, previous_of
@@ -67,6 +68,8 @@ class Triggers:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.dropped = 0  # evaluations not made because the queue was full
+        self._warned: dict[str, float] = {}  # rule: when its cap was last warned of
+        self._capped: dict[str, int] = {}  # rule: firings held since that warning
 
     @classmethod
     def for_settings(cls, settings: ServeSettings, spec: FeatureSpec, catalog: Catalog,
@@ -215,10 +218,10 @@ class Triggers:
                          "scoring run")
 
     def fire(self, candidates: Sequence[Candidate], source: str) -> int:
-        """Claim the candidates the cool-downs allow and queue their webhooks."""
+        """Claim the candidates the cool-downs and rate caps allow and queue their webhooks."""
         if not candidates:
             return 0
-        fired_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        fired_at = wall_clock(datetime.now(UTC))
         new = []
         for c in candidates:
             fid = uuid.uuid4().hex
@@ -228,13 +231,32 @@ class Triggers:
                                "fired_at": fired_at, "details": details},
                               separators=(",", ":")).encode()
             new.append(NewFiring(fid, c.rule.id, c.customer_id, c.at_us, c.rule.cooldown_us,
-                                 fired_at, source, body, c.rule.endpoints))
-        kept = self.firings.claim(new)
+                                 fired_at, source, body, c.rule.endpoints,
+                                 c.rule.max_per_minute))
+        claimed = self.firings.claim_all(new)
+        kept = claimed.sent
         self.sender.submit(Pending(f.firing_id, e, f.body, 0) for f in kept for e in f.endpoints)
         if kept:
             log.info("triggers: %d fired from %s (%d held by cool-downs)", len(kept), source,
-                     len(new) - len(kept))
+                     claimed.cooled)
+        self._warn_capped(claimed.held)
         return len(kept)
+
+    def _warn_capped(self, held: Mapping[str, int]) -> None:
+        """A warning per rule at most once a minute while its cap holds firings (a flood
+        would otherwise log a line per batch)."""
+        now = time.monotonic()
+        for rule_id, n in held.items():
+            self._capped[rule_id] = self._capped.get(rule_id, 0) + n
+            if now - self._warned.get(rule_id, -math.inf) < 60:
+                continue
+            cap = next((r.max_per_minute for r in self.rules if r.id == rule_id), None)
+            log.warning("triggers: rule %s reached its cap of %s firings a minute "
+                        "(max_per_minute): %d firing(s) held, not sent (status held, "
+                        "rate_cap), since the last warning; events for many new customer ids "
+                        "at once?", rule_id, cap, self._capped[rule_id])
+            self._warned[rule_id] = now
+            self._capped[rule_id] = 0
 
     def status(self) -> dict[str, object]:
         return {"active": self.active, "queued": self._queue.qsize(), "dropped": self.dropped,

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 
 import httpx
 
@@ -193,7 +194,27 @@ class Sender:
             r = self.client.post(endpoint.url, content=job.body, headers=headers,
                                  timeout=endpoint.timeout_seconds)
         except httpx.HTTPError as exc:
-            return None, f"{type(exc).__name__}: {exc}"[:500]
+            return None, transport_error(exc, endpoint.timeout_seconds)
         if 200 <= r.status_code < 300:
             return r.status_code, None
-        return r.status_code, f"HTTP {r.status_code}: {r.text[:200]}"
+        return r.status_code, http_error(r.status_code)
+
+
+def http_error(status: int) -> str:
+    """A refusal in words: the status and its standard reason phrase. Not the receiver's
+    body nor its own reason phrase: either may hold anything (a stack trace, a password),
+    and the error is stored, listed by the firings API and the dashboard, and logged."""
+    try:
+        return f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:  # a status with no standard phrase
+        return f"HTTP {status}"
+
+
+def transport_error(exc: httpx.HTTPError, timeout: float) -> str:
+    """No answer, in words of ours: a protocol error's text quotes what the receiver sent."""
+    name = type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return f"{name}: no answer within {timeout:g}s"
+    if isinstance(exc, httpx.ConnectError):
+        return f"{name}: could not connect"
+    return f"{name}: the exchange with the receiver failed"

@@ -7,7 +7,8 @@ import { fmt } from "./format.js";
 
 const $ = (sel) => document.querySelector(sel);
 const SHOWN = 20;
-const STATUS_TEXT = { delivered: "delivered", pending: "waiting", retrying: "retrying", dead: "failed" };
+// held: over its rule's max_per_minute (a flood of new customers), stored but never sent.
+const STATUS_TEXT = { delivered: "delivered", pending: "waiting", retrying: "retrying", dead: "failed", held: "held (rate cap)" };
 
 function esc(s) {
   return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
@@ -75,12 +76,13 @@ function row(f, shared) {
 
 function render(out) {
   const c = out.counts;
-  const total = (c.delivered || 0) + (c.dead || 0) + (c.retrying || 0) + (c.pending || 0);
+  const total = (c.delivered || 0) + (c.dead || 0) + (c.retrying || 0) + (c.pending || 0) + (c.held || 0);
   const firings = out.firings;
   const asOfs = new Set(firings.map((f) => fmt.dateTime(f.as_of)));
   const shared = asOfs.size === 1 ? firings[0].as_of : null;
   const parts = [`${plural(total, "firing")}: ${fmt.count(c.delivered || 0)} delivered, `
-    + `${fmt.count((c.retrying || 0) + (c.pending || 0))} in progress, ${fmt.count(c.dead || 0)} failed`];
+    + `${fmt.count((c.retrying || 0) + (c.pending || 0))} in progress, ${fmt.count(c.dead || 0)} failed`
+    + (c.held ? `, ${fmt.count(c.held)} held by the rate cap (not sent)` : "")];
   if (total > firings.length) parts.push(`the newest ${fmt.count(firings.length)} below`);
   if (shared && firings.some((f) => !sameMinute(f.as_of, f.fired_at))) {
     parts.push(`rules evaluated as of ${fmt.dateTime(shared)} (the service's clock)`);
