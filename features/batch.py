@@ -5,6 +5,7 @@ processed in key partitions so memory stays bounded whatever the size of the log
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime
 
 import numpy as np
@@ -73,19 +74,19 @@ class BatchEngine:
     def _luts(self) -> dict[str, np.ndarray]:
         """Store code -> spec code lookup arrays (actions shifted by one: -1 is "none")."""
 
-        def lut(kind: str, spec_codes: dict[str, int], other: int, shift: int = 0) -> np.ndarray:
+        def lut(kind: str, spec_code: Callable[[str], int], shift: int = 0) -> np.ndarray:
             store_codes = self.store.vocab(kind)
-            table = np.full(max(store_codes.values(), default=-1) + 1 + shift, other, np.int16)
+            table = np.full(max(store_codes.values(), default=-1) + 1 + shift, -1, np.int16)
             for name, code in store_codes.items():
-                table[code + shift] = spec_codes.get(name, other)
-            if shift:
-                table[0] = -1
-            return table
+                table[code + shift] = spec_code(name)
+            return table  # with a shift, slot 0 (no action) stays -1
 
+        enc = self.enc
         return {
-            "etype": lut("event_type", self.enc.etype, -1),
-            "channel": lut("channel", self.enc.channel, self.enc.other_channel),
-            "action": lut("action", self.enc.action, self.enc.other_action, shift=1),
+            "etype": lut("event_type", lambda n: enc.etype.get(n, -1)),
+            "channel": lut("channel", lambda n: enc.channel.get(n, enc.other_channel)),
+            # By the online rule: a blank action stored by the service is no action.
+            "action": lut("action", enc.action_code, shift=1),
         }
 
     def _fetch(self, where: str, cutoff: datetime, n: int | None) -> dict[str, np.ndarray]:

@@ -19,6 +19,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from features.normalize import normal_action
 from features.spec import SCORE_NUMBER, FeatureSpec
 
 I32 = npt.NDArray[np.int32]
@@ -98,14 +99,7 @@ class Encoder:
                 np.int16,
                 n,
             ),
-            np.fromiter(
-                (
-                    -1 if not e.get("action") else self.action.get(e["action"], self.other_action)
-                    for e in events
-                ),
-                np.int16,
-                n,
-            ),
+            self.action_codes([e.get("action") for e in events]),
             np.array(
                 [np.nan if e.get("value") is None else e["value"] for e in events], dtype=np.float64
             ),
@@ -143,19 +137,27 @@ class Encoder:
 
     def _columns(self, table: pa.Table, ts: I64) -> tuple[I64, I16, I16, I16, F64, Any]:
         """A table's columns as codes (rows in table order; properties as given)."""
-        get_a, other_a = self.action.get, self.other_action
         return (
             ts,
             _lookup(table["event_type"], self.etype, self._etype_set, -1),
             _lookup(table["channel"], self.channel, self._channel_set, self.other_channel),
-            np.fromiter(
-                (-1 if not a else get_a(a, other_a) for a in table["action"].to_pylist()),
-                np.int16,
-                len(ts),
-            ),
+            self.action_codes(table["action"].to_pylist()),
             table["value"].to_numpy(zero_copy_only=False).astype(np.float64),
             table["properties"],
         )
+
+    def action_code(self, action: str | None) -> int:
+        """The code of a stored action read by the loader's rule (``normal_action``): -1 for
+        none or blank, "other" for a name the spec does not list."""
+        name = normal_action(action)
+        return -1 if name is None else self.action.get(name, self.other_action)
+
+    def action_codes(self, actions: list[str | None]) -> I16:
+        """``action_code`` of each; names stored as the spec spells them (nearly all) skip
+        the trimming."""
+        codes, slow = self.action, self.action_code
+        return np.array([-1 if a is None else codes[a] if a in codes else slow(a)
+                         for a in actions], np.int16)
 
     def _finish(
         self,

@@ -82,6 +82,17 @@ def normal_channel(text: str) -> str:
     return text.strip(TRIMMED).lower()
 
 
+def normal_action(text: str | None) -> str | None:
+    """An action as the loader stores it (``clean_text``): trimmed, and blank is no action.
+
+    Every engine reads a stored action through this rule too: the service stored actions as
+    sent before it cleaned them, and "" must not be a marketing action in one engine and none
+    in another."""
+    if text is None:
+        return None
+    return text.strip(TRIMMED) or None
+
+
 def _is_time(schema: pa.Schema, column: str) -> bool:
     typ = schema.field(column).type
     return bool(pa.types.is_timestamp(typ) or pa.types.is_date(typ))

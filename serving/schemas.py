@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from features.normalize import normal_channel, normal_event_type
+from features.normalize import normal_action, normal_channel, normal_event_type
 from features.schema import (
     MAX_ID_CHARS,
     MAX_LABEL_CHARS,
@@ -154,6 +154,16 @@ EventType = Annotated[str, Field(min_length=1, max_length=MAX_LABEL_CHARS,
 Channel = Annotated[str, Field(min_length=1, max_length=MAX_LABEL_CHARS),
                     AfterValidator(_spelled(normal_channel))]
 Value = Annotated[float | None, BeforeValidator(_not_bool), AfterValidator(_event_value)]
+
+
+def _clean_action(value: object) -> object:
+    """As the file loader stores an action (features.normalize.normal_action): trimmed, and
+    blank is none. Before the length check, which the loader makes on the trimmed text."""
+    return normal_action(value) if isinstance(value, str) else value
+
+
+Action = Annotated[Annotated[str, Field(max_length=MAX_LABEL_CHARS)] | None,
+                   BeforeValidator(_clean_action)]
 Properties = Annotated[dict[str, Any] | None, AfterValidator(_event_properties)]
 
 
@@ -171,8 +181,8 @@ class Event(Strict):
     event_type: EventType
     channel: Channel = "unknown"
     value: Value = Field(None, description="Revenue for purchases: 0 to 1,000,000,000,000.")
-    action: str | None = Field(None, max_length=MAX_LABEL_CHARS,
-                               description="A marketing action applied at that moment.")
+    action: Action = Field(None, description="A marketing action applied at that moment "
+                           "(trimmed; blank is none).")
     properties: Properties = Field(None, description="A JSON object of at most 65,536 "
                                    "characters.")
 
@@ -184,7 +194,7 @@ class HistoryEvent(Strict):
     event_type: EventType
     channel: Channel = "unknown"
     value: Value = None
-    action: str | None = Field(None, max_length=MAX_LABEL_CHARS)
+    action: Action = None
     properties: Properties = None
 
 

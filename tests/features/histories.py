@@ -1,5 +1,6 @@
 """Random event histories that stress the feature engines: ties, events exactly at the
-cutoff, unknown channels and event types, actions on customer events, scores, bad JSON."""
+cutoff, unknown channels and event types, actions on customer events (blank and padded ones
+too), scores, bad JSON."""
 
 from __future__ import annotations
 
@@ -29,7 +30,10 @@ TYPES = [
     "webinar",
 ]  # webinar: unknown to the taxonomy
 CHANNELS = ["search", "email", "app", "direct", "tiktok", None]
-ACTIONS = ["discount_email", "loyalty_offer", "mystery_action"]
+# Blank and padded actions as the service stored them before it cleaned them: every engine
+# reads them as the loader would have stored them (blank: no action; padded: trimmed).
+ACTIONS = ["discount_email", "loyalty_offer", "mystery_action", "", "  ", " discount_email ",
+           "\tloyalty_offer\n"]
 
 
 def random_history(
