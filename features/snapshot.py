@@ -11,8 +11,8 @@ Label snapshots written before the gap was in the path (``<as_of>_h<H>d``) are n
 are computed again, under today's label definitions.
 
 A manifest records what the snapshot was made from (``data_fingerprint``: the events before
-its end and the customer attributes as loaded when it was built), so a snapshot is reused only
-while the store still holds exactly that.
+its end, their contents included, and the customer attributes as loaded when it was built), so
+a snapshot is reused only while the store still holds exactly that.
 """
 
 from __future__ import annotations
@@ -142,21 +142,35 @@ def find_snapshot(
     return read_snapshot(path)
 
 
+# An order-free hash of every stored column of the events before the end: a store reloaded
+# with other contents (channels renamed, values fixed) under the same count and newest time
+# differs. event_id is unique in a store, so XOR cannot cancel two equal rows. ~50 ms per
+# million events (1.7M-event demo store: 78 ms against 0.4 ms for the count alone), once per
+# snapshot; the features themselves take ~1 s per million.
+_CONTENT = ("bit_xor(hash(event_id, customer_id, ts, event_type, channel, value, action, "
+            "properties))")
+
+
 def data_fingerprint(store: EventStore, end: datetime) -> dict[str, Any]:
     """What a snapshot computed from events before ``end`` (T for features, T+H for labels)
-    was made of: the number of those events and the newest one's time, and, once attributes
-    are loaded, the attributes table's fingerprint. A snapshot of another store, of this one
-    before late events arrived, or from before an attribute load that changed a value, differs;
-    one scan of the ts column and one of the (much smaller) attributes table.
+    was made of: the number of those events, the newest one's time and a hash of their
+    contents, and, once attributes are loaded, the attributes table's fingerprint. A snapshot
+    of another store, of this one before late events arrived or before it was loaded again
+    with other contents, or from before an attribute load that changed a value, differs; one
+    scan of the events before ``end`` and one of the (much smaller) attributes table.
 
     Attributes have no time: a snapshot as of a past T holds them as loaded when it was built,
     so a load after it must make it stale rather than leave two answers for one T. A store
-    without attributes keeps the events-only fingerprint older manifests recorded."""
+    without attributes keeps no attributes entry. Manifests written before the content hash
+    was recorded lack it, so their snapshots are computed again. DuckDB's hash may differ
+    between DuckDB versions: a snapshot is then computed again too."""
     row = store.con.execute(
-        "SELECT count(*), max(ts)::TIMESTAMP FROM events WHERE ts < ?", [end]).fetchone()
-    events, newest = row if row else (0, None)
+        f"SELECT count(*), max(ts)::TIMESTAMP, {_CONTENT} FROM events WHERE ts < ?", [end]
+    ).fetchone()
+    events, newest, content = row if row else (0, None, None)
     made: dict[str, Any] = {"events": int(events),
-                            "newest": None if newest is None else newest.isoformat()}
+                            "newest": None if newest is None else newest.isoformat(),
+                            "content": f"{int(content or 0):016x}"}
     attributes = attributes_fingerprint(store.con)
     if attributes is not None:
         made["attributes"] = attributes

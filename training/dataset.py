@@ -100,14 +100,18 @@ class SnapshotSource:
 
     def _same_data(self, snap: Snapshot, data: dict[str, object]) -> bool:
         """A snapshot is reused only when made from the same events and attributes (another
-        store's snapshot under the same --out, one made before late events arrived or before
-        an attribute load changed a value, is computed again)."""
+        store's snapshot under the same --out, one made before late events arrived, before the
+        store was loaded again with other contents or before an attribute load changed a
+        value, is computed again; so is one whose manifest predates the contents hash)."""
         made = snap.manifest.get("data")
         if made == data:
             return True
         what = ("an unrecorded event set" if made is None else
                 f"{made.get('events', 0):,} events up to {made.get('newest')}")
         now = f"{data['events']:,} up to {data['newest']}"
+        if made is not None and made.get("content") != data.get("content"):
+            what += f", contents {made.get('content') or 'not recorded'}"
+            now += f", contents {data.get('content')}"
         if made is not None and made.get("attributes") != data.get("attributes"):
             what += f", {_attributes(made.get('attributes'))}"
             now += f", {_attributes(data.get('attributes'))}"

@@ -208,10 +208,12 @@ def attribute_store(path: Path) -> EventStore:
 
 
 def test_fingerprint_of_a_store_without_attributes_is_its_events(tmp_path: Path) -> None:
-    """Manifests written before attributes were fingerprinted stay valid for such stores."""
+    """The events' count, newest time and contents hash; no attributes entry."""
     with attribute_store(tmp_path / "s.duckdb") as store:
-        assert data_fingerprint(store, AS_OF) == {"events": 2,
-                                                  "newest": "2024-05-31T00:00:00"}
+        made = data_fingerprint(store, AS_OF)
+    assert set(made) == {"events", "newest", "content"}
+    assert (made["events"], made["newest"]) == (2, "2024-05-31T00:00:00")
+    assert len(made["content"]) == 16 and int(made["content"], 16)
 
 
 def test_fingerprint_changes_with_the_attributes(tmp_path: Path) -> None:
