@@ -40,6 +40,12 @@ from features.store_conflicts import (
     staged_conflicts,
     write_conflicts,
 )
+from features.store_derived import (
+    ARRIVAL,
+    CONTENT_ORDER,
+    DEDUP_STAGED,
+    matched_derived,
+)
 from features.store_log import AppendResult, IngestReport
 from features.store_messages import cannot_open, nothing_loaded, out_of_memory
 from features.taxonomy import Taxonomy
@@ -57,14 +63,6 @@ DUCKDB_MAGIC, MAGIC_AT = b"DUCK", 8
 # Up to this many rows, append() inserts straight from the Arrow batch (no staging table).
 SMALL_APPEND = 10_000
 COLUMNS = ", ".join(EVENT_FIELDS)
-# Explicit ids are identities (a repeat is a re-send); derived ids of identical rows in one load
-# are numbered apart (-1, -2, ...) so repeated real rows survive and reloading stays idempotent.
-DEDUP_STAGED = f"""
-SELECT CASE WHEN {DERIVED_ID} AND k > 0 THEN event_id || '-' || k ELSE event_id END AS event_id,
-       {", ".join(EVENT_FIELDS[1:])}
-FROM (SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY rowid) - 1 AS k FROM staged)
-WHERE {DERIVED_ID} OR k = 0
-"""
 
 
 def _refuse_other_files(path: Path) -> None:
@@ -139,7 +137,8 @@ class EventStore:
 
     # -- writing -------------------------------------------------------------------------
     def append(self, events: pa.Table, returning: bool = False) -> AppendResult:
-        """Insert the events whose event_id is new; the first of repeated ids in a batch wins.
+        """Insert the events whose event_id is new; the first of repeated ids in a batch wins
+        (a load, ``ingest``, keeps the smallest of them instead: rows of a file have no order).
 
         ``returning``: also give back the rows actually inserted (the service keeps its
         in-memory histories in step with the store from them)."""
@@ -199,15 +198,17 @@ class EventStore:
                      if self._count_conflicts and rows.num_rows < received else 0)
         return AppendResult(received, rows.num_rows, rows if returning else None, conflicts)
 
-    def _commit_staged(self, received: int, returning: bool = False
-                       ) -> tuple[AppendResult, pa.Table | None]:
-        """Insert the staged rows' new events in one transaction; the result, and the rows
-        that conflict (``store_conflicts.staged_conflicts``) when any row was left out."""
+    def _commit_staged(self, received: int, returning: bool = False, order: str = ARRIVAL
+                       ) -> tuple[AppendResult, pa.Table | None, int]:
+        """Insert the staged rows' new events in one transaction; the result, the rows that
+        conflict (``store_conflicts.staged_conflicts``) when any row was left out, and how
+        many rows without an id matched events of earlier loads (``store_derived``).
+        ``order``: which of the rows repeating an explicit id is stored (DEDUP_STAGED)."""
         # The window that numbers repeated ids costs a sort; most loads have no repeats.
         row = self.con.execute("SELECT count(*) = count(DISTINCT event_id) FROM staged").fetchone()
         all_distinct = bool(row and row[0])
         dedup = (f"SELECT * EXCLUDE ({DERIVED_ID}, {LINE_COLUMN}) FROM staged" if all_distinct
-                 else DEDUP_STAGED)
+                 else DEDUP_STAGED.format(order=order))
         before = self.count()
         last = self.con.execute("SELECT coalesce(max(rowid), -1) FROM events").fetchone()
         coded = f"""
@@ -229,8 +230,9 @@ class EventStore:
                 rows = cur.to_arrow_table().cast(EVENT_SCHEMA)
             inserted = self.count() - before
             # Only a row left out can conflict: a load of new events pays nothing more.
-            conflicts = (staged_conflicts(self.con, last[0] if last else -1)
-                         if inserted < received else None)
+            left_out, last_rowid = inserted < received, last[0] if last else -1
+            conflicts = staged_conflicts(self.con, last_rowid) if left_out else None
+            matched = matched_derived(self.con, last_rowid) if left_out else 0
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
@@ -240,7 +242,7 @@ class EventStore:
             # Read again when next needed: cheaper than hashing a large load's ids here.
             self._appender = None
         found = 0 if conflicts is None else conflicts.num_rows
-        return AppendResult(received, inserted, rows, found), conflicts
+        return AppendResult(received, inserted, rows, found), conflicts, matched
 
     def _assign_codes(self) -> None:
         """Give new customers a key and new event types, channels and actions a code."""
@@ -322,8 +324,11 @@ class EventStore:
                     progress(report, False)
             if progress is not None:
                 progress(report, True)
-            appended, conflicts = self._commit_staged(received)
-            result = IngestReport(report, appended)
+            # A file's rows have no order that means anything: of rows sharing an event id
+            # (a source that reuses ids for different users) the same one is stored whatever
+            # their order, so a shuffled file gives the same store, features and labels.
+            appended, conflicts, matched = self._commit_staged(received, order=CONTENT_ORDER)
+            result = IngestReport(report, appended, matched)
         except BaseException as exc:
             batches.close()
             rejects.discard()  # they list rows of a load that stored nothing

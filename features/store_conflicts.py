@@ -25,20 +25,46 @@ from features.schema import EVENT_FIELDS
 
 CONTENT = EVENT_FIELDS[1:]  # what must match for a repeated id to be a re-send
 STORED = "event_id already stored for a different event"
-EARLIER = "event_id used earlier in this load by a different event"
+# A load stores, of the rows sharing an id, the smallest by (ts, customer_id, event_type, ...),
+# whatever their order in the file (features.store.CONTENT_ORDER).
+EARLIER = "event_id also used in this load by a different event, which was stored"
+
+
+# Fields two spellings of one event may write apart, as the store's read of them: properties
+# as minified JSON (a file's {"csat": "2"} is the service's {"csat":"2"}; DuckDB's json() also
+# writes 1e2 as 100.0 and \u00e9 as é), an action trimmed with blank as none (as
+# features.normalize.normal_action reads it). Text that is not JSON is compared as it is.
+_WS = "' ' || chr(9) || chr(10) || chr(13)"
+_READ = {
+    "properties": "CASE WHEN json_valid({0}.properties) THEN CAST(json({0}.properties) AS VARCHAR)"
+                  " ELSE {0}.properties END",
+    "action": f"nullif(trim({{0}}.action, {_WS}), '')",
+}
+
+
+def _distinct(f: str, a: str, b: str) -> str:
+    """SQL: true when field ``f`` of rows ``a`` and ``b`` holds another value; fields in
+    _READ are read alike first, and only when their text differs (CASE evaluates the
+    branch for those rows only)."""
+    plain = f"{a}.{f} IS DISTINCT FROM {b}.{f}"
+    read = _READ.get(f)
+    if read is None:
+        return plain
+    return (f"(CASE WHEN {a}.{f} IS NOT DISTINCT FROM {b}.{f} THEN false "
+            f"ELSE {read.format(a)} IS DISTINCT FROM {read.format(b)} END)")
 
 
 def _differs(a: str, b: str) -> str:
-    return " OR ".join(f"{a}.{f} IS DISTINCT FROM {b}.{f}" for f in CONTENT)
+    return " OR ".join(_distinct(f, a, b) for f in CONTENT)
 
 
 def _which_differ(a: str, b: str) -> str:
     return "concat_ws(', ', " + ", ".join(
-        f"CASE WHEN {a}.{f} IS DISTINCT FROM {b}.{f} THEN '{f}' END" for f in CONTENT) + ")"
+        f"CASE WHEN {_distinct(f, a, b)} THEN '{f}' END" for f in CONTENT) + ")"
 
 
 # Run once the staged rows are inserted: every explicit id of the load is then stored, as the
-# event that won (stored before, or the load's first row of that id), so a staged row differing
+# event that won (stored before, or the load's row of that id that won), so a staged row differing
 # from the stored event of its id conflicts. The table is append-only: rows past the rowid it
 # ended at before the load are the load's own. Derived ids come from the content: never a
 # conflict.

@@ -4,6 +4,7 @@ load, which `journey summary` lists)."""
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import dataclass
 
 import duckdb
@@ -44,6 +45,9 @@ class AppendResult:
 class IngestReport:
     load: LoadReport
     append: AppendResult
+    # Rows without an event id that matched events an earlier load stored (counted among the
+    # "already stored or repeated"; ``features.store_derived``).
+    matched_earlier: int = 0
 
     def lines(self) -> list[str]:
         out = self.load.lines()
@@ -60,7 +64,7 @@ class IngestReport:
             out.append(f"warning: {conflicts:,} rows reuse the event_id of a different event "
                        "(another customer, time, type...): not stored, the stored events "
                        f"unchanged{listed}")
-        return out
+        return out + matched_note(self.matched_earlier)
 
 
 def create(con: duckdb.DuckDBPyConnection) -> None:
@@ -103,3 +107,17 @@ def recent(con: duckdb.DuckDBPyConnection, limit: int = 20) -> list[dict[str, ob
     )
     names = [c[0] for c in cur.description]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def matched_note(matched: int) -> list[str]:
+    """What the load says of ``matched`` rows (nothing when none)."""
+    if not matched:
+        return []
+    rows, are = ("row", "is") if matched == 1 else ("rows", "are")
+    return textwrap.wrap(
+        f"note: {matched:,} ignored {rows} without an event id {are} identical to events an "
+        "earlier load stored (same customer, time, type, channel, value, action, properties): "
+        "taken as already stored, as when a file is loaded again. Identical rows count as "
+        "separate events only within one load: load a purchase log's identical rows (two "
+        "same-day purchases) in one load, or give them explicit event ids.",
+        96, subsequent_indent="    ")
