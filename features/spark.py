@@ -1,8 +1,9 @@
 """Features on Apache Spark: the spec's families expressed in Spark SQL, for logs that outgrow
 one machine. Same definitions as the compiled kernel (docs/features.md); parity is tested.
 
-Events are read from Parquet in the event contract (partitioned by date or not); the embedded
-store can be exported to Parquet for a parity check (``spark_features_from_store``).
+Events are read from Parquet in the event contract (partitioned by date or not), their fields
+spelled as the loader stores them (``features.spark_input``); the embedded store can be
+exported to Parquet for a parity check (``spark_features_from_store``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from features.events import Encoder
-from features.layout import layout
+from features.layout import CATEGORICAL, layout
+from features.spark_input import normalised_events
 from features.spark_session import SparkJobError, local_session, spark_failure
 from features.spec import DAY_US, SCORE_NUMBER, FeatureSpec, ScoreSpec
 
@@ -65,7 +67,10 @@ def _encoded(events: DataFrame, spec: FeatureSpec, enc: Encoder, cutoff_us: int)
     stage = {t: int(enc.stage_of_type[c]) for t, c in enc.etype.items()}
     conv = set(spec.taxonomy.conversion_event_types)
     df = (
-        events.withColumn("t", F.unix_micros(F.col("ts")))
+        # Spelled as the loader stores them; a blank action is then none, as in every engine
+        # (features.normalize.normal_action).
+        normalised_events(events)
+        .withColumn("t", F.unix_micros(F.col("ts")))
         .where(F.col("t") < F.lit(cutoff_us))
         .withColumn("etype", _lookup(enc.etype, F.col("event_type"), -1))
         .withColumn("stage", _lookup(stage, F.col("event_type"), -1))
@@ -79,7 +84,6 @@ def _encoded(events: DataFrame, spec: FeatureSpec, enc: Encoder, cutoff_us: int)
                 _lookup(enc.action, F.col("action"), enc.other_action)
             ),
         )
-        .withColumn("value", F.col("value").cast("double"))
         .withColumn("age", F.lit(cutoff_us) - F.col("t"))
     )
     for i, s in enumerate(spec.scores):
@@ -372,4 +376,14 @@ def spark_features_from_store(
                     attrs = attrs.withColumn(a, F.lit(None).cast("string"))
         events = session.read.parquet(f"{tmp}/events.parquet")
         result = spark_features(events, spec, cutoff, attrs).toArrow()
-    return result.sort_by("customer_id")
+    return batch_schema(result.sort_by("customer_id"), spec)
+
+
+def batch_schema(table: pa.Table, spec: FeatureSpec) -> pa.Table:
+    """Spark's vectors in the batch engine's schema (features.batch.to_table): categorical and
+    attribute columns dictionary-encoded, every column nullable, so a snapshot written from
+    Spark reads back (as pandas categories) as the DuckDB one it replaces."""
+    coded = {*CATEGORICAL, *(f"attr_{a}" for a in spec.attributes)}
+    text = pa.dictionary(pa.int32(), pa.string())
+    return table.cast(pa.schema([pa.field(f.name, text if f.name in coded else f.type)
+                                 for f in table.schema]))

@@ -16,7 +16,7 @@ from features.batch import BatchEngine
 from features.spec import load_spec
 from features.store import EventStore
 from features.taxonomy import load_taxonomy
-from tests.features.engines import SIM_CUTOFF, sim_store, spark  # noqa: F401
+from tests.features.engines import SIM_CUTOFF, sim_store  # noqa: F401
 from tests.features.histories import CUTOFF, random_history, to_table
 from tests.features.test_leakage import assert_same_vector, future
 
@@ -59,7 +59,7 @@ def test_spark_matches_batch_with_repeat_conversions(sim_store: Path, spark: Any
 
 def test_spark_matches_batch_on_hostile_histories_and_ignores_later_events(
     tmp_path: Path,
-    spark: Any,  # noqa: F811
+    spark: Any,
 ) -> None:
     """Ties, unknown types and channels, actions on customer events; then the same log with
     events at or after T appended must give Spark the same vectors."""
@@ -81,7 +81,7 @@ def test_spark_matches_batch_on_hostile_histories_and_ignores_later_events(
     assert_same_tables(batch, result)
 
 
-def test_spark_reads_scores_by_the_engines_rule(tmp_path: Path, spark: Any) -> None:  # noqa: F811
+def test_spark_reads_scores_by_the_engines_rule(tmp_path: Path, spark: Any) -> None:
     """Nested, quoted and spaced keys, numeric and non-numeric text (which made Spark's ANSI
     cast fail the job), keys written twice, non-standard JSON; channel and attribute names
     with a dot or a space: Spark gives the batch engine's vectors."""
@@ -106,7 +106,7 @@ def test_spark_reads_scores_by_the_engines_rule(tmp_path: Path, spark: Any) -> N
     assert_same_tables(batch, result)
 
 
-def test_a_spark_failure_is_told_in_one_line(spark: Any) -> None:  # noqa: F811
+def test_a_spark_failure_is_told_in_one_line(spark: Any) -> None:
     from features.spark import spark_failure
 
     with pytest.raises(Exception) as err:
