@@ -27,6 +27,7 @@ from features.labels import point_labels
 from features.online import OnlineFeatures, Vectors
 from features.spec import FeatureSpec
 from features.store import EventStore
+from features.taxonomy import TRIMMED
 
 DAY_US = 86_400_000_000
 NO_ACTION = ""  # the action column's value on control rows (pandas-friendly, unlike None)
@@ -57,16 +58,19 @@ def treatments(store: EventStore, start: datetime, end: datetime) -> pd.DataFram
     got = store.con.execute(
         """
         SELECT customer_id, day, action, channel, propensity FROM (
-            SELECT customer_id, action, channel,
+            SELECT customer_id, trim(action, $ws) AS action, channel,
                    (epoch_us(ts) // $day) * $day AS day,
                    TRY_CAST(json_extract_string(properties, '$.propensity') AS DOUBLE)
                        AS propensity,
                    row_number() OVER (PARTITION BY customer_key, epoch_us(ts) // $day
                                       ORDER BY ts, event_id) AS k
-            FROM events WHERE action IS NOT NULL AND ts >= $start AND ts < $end)
+            FROM events
+            -- by the engines' rule (normal_action): a blank action the service stored
+            -- before it cleaned them is no action, a padded one its trimmed name
+            WHERE trim(action, $ws) <> '' AND ts >= $start AND ts < $end)
         WHERE k = 1 ORDER BY day, customer_id
         """,
-        {"day": DAY_US, "start": start, "end": end},
+        {"day": DAY_US, "start": start, "end": end, "ws": TRIMMED},
     ).df()
     got["propensity"] = got["propensity"].astype(float)
     return got

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -125,3 +126,19 @@ def test_decisions_whose_outcomes_are_not_observed_yet_are_refused(
 def test_window_validation(start: datetime, end: datetime, rate: float, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         DecisionWindow(start, end, rate)
+
+
+def test_blank_and_padded_actions_read_as_the_engines_read_them(tmp_path: Path) -> None:
+    # Stored as the service stored them before it cleaned actions: "" is no action (the
+    # customer-day's first real one is the treatment), " discount_email " is discount_email.
+    from tests.features.test_labels import ev, fill
+
+    day = datetime(2025, 3, 3, tzinfo=UTC)
+    with EventStore(tmp_path / "d.duckdb") as s:
+        fill(s, [ev("a", day.replace(hour=8), "email_open", action=""),
+                 ev("a", day.replace(hour=9), "email_open", action=" discount_email "),
+                 ev("b", day.replace(hour=8), "email_open", action="\t"),
+                 ev("c", day.replace(hour=8), "email_open", action=None)])
+        got = treatments(s, day, day.replace(day=4))
+    assert got[["customer_id", "action"]].to_dict("records") == [
+        {"customer_id": "a", "action": "discount_email"}]
