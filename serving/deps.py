@@ -4,7 +4,7 @@ route: each level of FastAPI's resolution costs on every request)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -152,6 +152,17 @@ def check_body_headers(request: Request) -> bool:
     return True
 
 
+# Where ``KeyGate`` leaves the holder it found in the request's ASGI scope state: the route's
+# check and the /predict fast path read it instead of hashing the key a second time.
+PRINCIPAL = "journey.principal"
+
+
+def gate_principal(scope: Mapping[str, Any]) -> Principal | None:
+    """The key holder ``KeyGate`` authenticated for this request, if it did."""
+    found: Principal | None = scope.get("state", {}).get(PRINCIPAL)
+    return found
+
+
 def authenticate(state: ServiceState, key: str | None) -> Principal:
     """The key's holder, or the error to answer: the key file cannot be read (503), no key,
     or one the file does not hold (401). Both the route's check and ``KeyGate`` (which
@@ -173,7 +184,7 @@ def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, ServiceState]]:
     async def check(request: Request,
                     key: Annotated[str | None, Depends(API_KEY)]) -> ServiceState:
         state: ServiceState = request.app.state.journey
-        who = authenticate(state, key)
+        who = gate_principal(request.scope) or authenticate(state, key)
         if not who.may(allowed):
             needed = ", ".join(sorted(r.value for r in allowed | {Role.admin}))
             raise ForbiddenError(

@@ -25,10 +25,11 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.answers import predict_answer
+from serving.deps import gate_principal
 from serving.errors import ServiceError, TooLargeError
 from serving.http import FastJSON, route_path, service_error_response
 from serving.json_keys import may_be_refused
-from serving.keys import Role
+from serving.keys import Principal, Role
 from serving.schemas import PredictIn
 from serving.state import ServiceState
 
@@ -58,7 +59,7 @@ class FastPredict:
             return
         if body is None:  # the client left while sending: nobody to answer
             return
-        request = self._request(key, body)
+        request = self._request(key, body, gate_principal(scope))
         if request is None:
             await self.app(scope, _replay(body, receive), send)
             return
@@ -73,9 +74,10 @@ class FastPredict:
         for record in later:  # the answer is out: its metrics and drift rows are not its wait
             record()
 
-    def _request(self, key: str, body: bytes) -> PredictIn | None:
-        """The validated request of a key that may predict; None for FastAPI to answer."""
-        who = self.state.keys.authenticate(key)
+    def _request(self, key: str, body: bytes, who: Principal | None) -> PredictIn | None:
+        """The validated request of a key that may predict; None for FastAPI to answer.
+        ``who``: the key's holder, when ``KeyGate`` has found it already."""
+        who = who or self.state.keys.authenticate(key)
         if who is None or not who.may(ROLES):
             return None
         try:

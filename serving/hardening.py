@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.deps import authenticate, checks_key
+from serving.deps import PRINCIPAL, authenticate, checks_key
 from serving.errors import ServiceError
 from serving.http import route_path, service_error_response
 from serving.state import ServiceState
@@ -59,7 +59,7 @@ class KeyGate:
                 key = value.decode("latin-1")
                 break
         try:
-            authenticate(self.state, key)
+            scope.setdefault("state", {})[PRINCIPAL] = authenticate(self.state, key)
         except ServiceError as exc:
             scope["route"] = route  # as the router would have: metrics label the route
             await service_error_response(exc)(scope, receive, send)
