@@ -98,6 +98,30 @@ def _is_time(schema: pa.Schema, column: str) -> bool:
     return bool(pa.types.is_timestamp(typ) or pa.types.is_date(typ))
 
 
+# The id of a row without one: a hash of what it stores. TRY_CAST: the id is computed for
+# rejected rows too, and nan/inf/huge values must not abort the batch (they fall back to the
+# value's text).
+DERIVED_ID_SQL = (
+    "'d-' || md5(concat_ws(chr(31), customer_id, CAST(epoch_us(ts) AS VARCHAR), "
+    "event_type, channel, "
+    "coalesce(CAST(TRY_CAST(round(value * 1e6) AS HUGEINT) AS VARCHAR), "
+    "CAST(value AS VARCHAR), ''), coalesce(action, ''), coalesce(properties, '')))")
+
+
+def _value_sql(schema: pa.Schema, resolved: Columns) -> tuple[str, str]:
+    """The value as a number in `s` (a numeric source column, cast there: the only CTE that
+    sees the raw columns) and the value expression of `n` (text parsed when it is a number)."""
+    value_col = resolved["value"][0] if "value" in resolved else None
+    numeric = value_col is not None and (
+        pa.types.is_integer(schema.field(value_col).type)
+        or pa.types.is_floating(schema.field(value_col).type))
+    if numeric and value_col:
+        return f"CAST({quote(value_col)} AS DOUBLE)", "value_num"
+    return ("CAST(NULL AS DOUBLE)",
+            f"CASE WHEN regexp_full_match(value_raw, {sql_str(VALUE_TEXT)}) "
+            "THEN TRY_CAST(value_raw AS DOUBLE) END")
+
+
 class Normalizer:
     """Turns raw batches of one source into canonical events and rejects."""
 
@@ -288,24 +312,9 @@ class Normalizer:
         available = listed + [n for n in present if n not in seen]
         resolved = self.mapping.resolve(available, where)
         channel_default = sql_str(self.mapping.defaults.get("channel", DEFAULT_CHANNEL))
-        value_col = resolved["value"][0] if "value" in resolved else None
-        value_numeric = value_col is not None and (
-            pa.types.is_integer(schema.field(value_col).type)
-            or pa.types.is_floating(schema.field(value_col).type)
-        )
-        # A numeric source column is cast in `s` (the only CTE that sees the raw columns).
-        value_num = (f"CAST({quote(value_col)} AS DOUBLE)" if value_numeric and value_col
-                     else "CAST(NULL AS DOUBLE)")
-        value_expr = "value_num" if value_numeric else (
-            f"CASE WHEN regexp_full_match(value_raw, {sql_str(VALUE_TEXT)}) "
-            "THEN TRY_CAST(value_raw AS DOUBLE) END")
+        value_num, value_expr = _value_sql(schema, resolved)
         normalise_type = NORMALISE_TYPE_SQL.format("d.event_type_raw")
-        # TRY_CAST: the id is computed for rejected rows too, and nan/inf/huge values must not
-        # abort the batch (they fall back to the value's text).
-        ev_id = ("'d-' || md5(concat_ws(chr(31), customer_id, CAST(epoch_us(ts) AS VARCHAR), "
-                 "event_type, channel, "
-                 "coalesce(CAST(TRY_CAST(round(value * 1e6) AS HUGEINT) AS VARCHAR), "
-                 "CAST(value AS VARCHAR), ''), coalesce(action, ''), coalesce(properties, '')))")
+        ev_id = DERIVED_ID_SQL
         checks = self._checks
         rename, rename_join = self._channel_rename()
         ids: Columns = {name: resolved[name] for name in ("customer_id", "event_id")

@@ -110,6 +110,19 @@ class LoadProgress:
                        f"{now - self.started:.0f} s ...", err=True)
 
 
+DetailsOpt = Annotated[list[Path] | None, typer.Option(
+    "--details",
+    help="A per-event table (Segment's order_completed: CSV/TSV/JSONL/Parquet, .gz ok) "
+    "whose rows fill the value (and channel) of the event with their id (column `id`); "
+    "repeatable. An event's own value wins.",
+)]
+ExcludeCustomerOpt = Annotated[list[str] | None, typer.Option(
+    "--exclude-customer",
+    help="A customer id whose rows are left out (a stream's catch-all or test user); "
+    "repeatable, added to a mapping's exclude_customers. Counted apart, never stored.",
+)]
+
+
 @app.command()
 @friendly_errors
 def ingest(
@@ -135,17 +148,8 @@ def ingest(
     ] = None,
     delimiter: DelimiterOpt = None,
     encoding: EncodingOpt = None,
-    details: Annotated[list[Path] | None, typer.Option(
-        "--details",
-        help="A per-event table (Segment's order_completed: CSV/TSV/JSONL/Parquet, .gz ok) "
-        "whose rows fill the value (and channel) of the event with their id (column `id`); "
-        "repeatable. An event's own value wins.",
-    )] = None,
-    exclude_customer: Annotated[list[str] | None, typer.Option(
-        "--exclude-customer",
-        help="A customer id whose rows are left out (a stream's catch-all or test user); "
-        "repeatable, added to a mapping's exclude_customers. Counted apart, never stored.",
-    )] = None,
+    details: DetailsOpt = None,
+    exclude_customer: ExcludeCustomerOpt = None,
 ) -> None:
     """Load a touchpoint log into the event store; print what was accepted and rejected."""
     from features.details_join import stored_before_note
@@ -213,6 +217,19 @@ def summary(
         typer.echo(f"  {entry['source']}: read {entry['rows_read']:,}, "
                    f"stored {entry['inserted']:,} new, {entry['duplicates']:,} duplicates{clash}, "
                    f"{entry['rejected']:,} rejected {entry['reject_reasons']}{where}")
+        for line in _load_extras(entry):
+            typer.echo(f"    {line}")
+
+
+def _load_extras(entry: dict[str, object]) -> list[str]:
+    """A logged load's detail files and excluded rows, when it had any."""
+    details, excluded = entry.get("details"), entry.get("excluded")
+    out = []
+    if isinstance(details, list) and details:
+        out.append(f"details joined: {', '.join(map(str, details))}")
+    if isinstance(excluded, int) and excluded:
+        out.append(f"excluded by customer id: {excluded:,} rows")
+    return out
 
 
 def print_version(value: bool) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from serving.schemas import AsOfTime
+from serving.schema_fields import AsOfTime
 
 
 class SnapshotOut(BaseModel):

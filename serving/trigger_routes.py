@@ -16,7 +16,7 @@ from features.errors import ConfigError
 from serving.deps import Watcher, not_found
 from serving.errors import BadRequestError, NotFoundError, NotReadyError, UnknownCustomerError
 from serving.route_table import RouteTable
-from serving.schemas import AsOfTime, CleanId
+from serving.schema_fields import AsOfTime, CleanId
 from serving.state import ServiceState
 from serving.trigger_dry_run import dry_run
 from serving.trigger_rules import iso_us
