@@ -84,9 +84,13 @@ def store_fingerprint(path: Path, until: datetime) -> dict[str, str]:
     except (JourneyError, OSError, duckdb.Error) as exc:
         return {**tags, "journey.data.store_error": str(exc)[:500]}
     newest = made["newest"] or ""
+    # The content hash tells a store loaded again with other rows (same count, same newest
+    # time) apart, so `journey compare` does not rank runs on different data side by side.
     return {**tags, "journey.data.events": str(made["events"]),
             "journey.data.newest_event": newest,
-            "journey.data": f"{made['events']} events to {newest or 'none'}"}
+            "journey.data.content": made["content"],
+            "journey.data": f"{made['events']} events to {newest or 'none'} "
+                            f"(content {made['content'][:8]})"}
 
 
 def frames_fingerprint(ds: Dataset) -> dict[str, str]:

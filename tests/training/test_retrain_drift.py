@@ -124,3 +124,17 @@ def test_a_cycle_recorded_without_event_counts_is_compared_by_its_data_end() -> 
     assert nothing_new(old, data, end + timedelta(hours=1)) is None
     assert nothing_new([{**old[0], "data": {**data, "events": 9}}], data, end) is None
     assert nothing_new([], data, end) is None
+
+
+def test_a_cycle_recorded_before_the_content_hash_is_compared_on_what_it_holds() -> None:
+    """An upgrade adds the content hash to what a cycle sees: the last cycle's record, made
+    without it, still matches the same events, and a changed hash on both sides does not."""
+    data = {"events": 10, "newest": "2025-06-14T23:00:00", "content": "00000000000000aa"}
+    end = datetime(2025, 6, 15, tzinfo=UTC)
+    cycle = {"ran_at": "2025-06-15T00:00:00Z", "data_until": "2025-06-15T00:00:00Z"}
+    before_hash = {k: v for k, v in data.items() if k != "content"}
+    assert nothing_new([{**cycle, "data": before_hash}], data, end) is not None
+    assert nothing_new([{**cycle, "data": data}], data, end) is not None
+    reloaded = {**data, "content": "00000000000000bb"}
+    assert nothing_new([{**cycle, "data": data}], reloaded, end) is None
+    assert nothing_new([{**cycle, "data": {**before_hash, "events": 11}}], data, end) is None

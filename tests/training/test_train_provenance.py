@@ -22,6 +22,7 @@ import yaml
 import journey
 from features.mapping import identity_mapping
 from features.simulator.run import SimSpec, simulate
+from features.snapshot import data_fingerprint
 from features.spec import load_spec
 from features.store import EventStore
 from features.taxonomy import load_taxonomy
@@ -167,13 +168,16 @@ def test_every_run_is_tagged_with_its_code_and_data(run: Run, tiny: TinyWorld) -
         row = es.con.execute("SELECT count(*), max(ts)::TIMESTAMP FROM events WHERE ts < ?",
                              [until]).fetchone()
     assert row is not None
+    with EventStore(tiny.store, read_only=True) as es:
+        content = data_fingerprint(es, until)["content"]
     expected = {
         "journey.code.version": journey.__version__,
         "journey.data.store": str(tiny.store.resolve()),
         "journey.data.until": until.isoformat(),
         "journey.data.events": str(row[0]),
         "journey.data.newest_event": row[1].isoformat(),
-        "journey.data": f"{row[0]} events to {row[1].isoformat()}",
+        "journey.data.content": content,
+        "journey.data": f"{row[0]} events to {row[1].isoformat()} (content {content[:8]})",
         "journey.data.rows": f"train={len(run.ds.train)},valid={len(run.ds.valid)},"
                              f"test={len(run.ds.test)}",
         "journey.data.fingerprint": frames_fingerprint(run.ds)["journey.data.fingerprint"],
