@@ -18,9 +18,12 @@ CREATE TABLE IF NOT EXISTS ingest_log (
     loaded_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp,
     source VARCHAR NOT NULL, rows_read BIGINT, valid BIGINT, rejected BIGINT,
     inserted BIGINT, duplicates BIGINT, rejects_path VARCHAR, reject_reasons VARCHAR,
-    conflicts BIGINT
+    conflicts BIGINT, details VARCHAR, excluded BIGINT
 )
 """
+# Columns added after the first stores were made, with their types: a store made before one
+# gains it when opened for writing; read-only, its loads read it as NULL (not recorded).
+LATER_COLUMNS = {"conflicts": "BIGINT", "details": "VARCHAR", "excluded": "BIGINT"}
 
 
 @dataclass(frozen=True)
@@ -68,9 +71,10 @@ class IngestReport:
 
 
 def create(con: duckdb.DuckDBPyConnection) -> None:
-    """The table, and on a store made before conflicts were counted, their column."""
+    """The table, and on a store made before some columns were recorded, those columns."""
     con.execute(INGEST_LOG_DDL)
-    con.execute("ALTER TABLE ingest_log ADD COLUMN IF NOT EXISTS conflicts BIGINT")
+    for name, kind in LATER_COLUMNS.items():
+        con.execute(f"ALTER TABLE ingest_log ADD COLUMN IF NOT EXISTS {name} {kind}")
 
 
 def record(con: duckdb.DuckDBPyConnection, source: str, r: IngestReport) -> None:
@@ -78,7 +82,8 @@ def record(con: duckdb.DuckDBPyConnection, source: str, r: IngestReport) -> None
         return  # refused: the store is left as it was
     con.execute(
         "INSERT INTO ingest_log (source, rows_read, valid, rejected, inserted, duplicates, "
-        "rejects_path, reject_reasons, conflicts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "rejects_path, reject_reasons, conflicts, details, excluded) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             source,
             r.load.rows_read,
@@ -89,24 +94,35 @@ def record(con: duckdb.DuckDBPyConnection, source: str, r: IngestReport) -> None
             str(r.load.rejects_path) if r.load.has_rejects else None,
             json.dumps(dict(r.load.rejected.most_common())),
             r.append.conflicts,
+            # The detail files joined and the rows left out by customer id: what a load
+            # used besides its source, so a store can be loaded again the same way.
+            json.dumps([c.name for c in r.load.details.files]) if r.load.details else None,
+            sum(r.load.excluded.values()),
         ],
     )
 
 
 def recent(con: duckdb.DuckDBPyConnection, limit: int = 20) -> list[dict[str, object]]:
-    """The most recent loads, newest first (``conflicts`` None for loads logged before they
-    were counted, or on such a store opened read-only)."""
-    has = con.execute("SELECT count(*) FROM information_schema.columns WHERE "
-                      "table_name = 'ingest_log' AND column_name = 'conflicts'").fetchone()
-    conflicts = "conflicts" if has and has[0] else "NULL::BIGINT AS conflicts"
+    """The most recent loads, newest first. ``conflicts``, ``details`` (the detail files'
+    names, a list) and ``excluded`` are None for loads logged before they were recorded, or
+    on such a store opened read-only."""
+    have = {row[0] for row in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'ingest_log'"
+    ).fetchall()}
+    later = ", ".join(name if name in have else f"NULL::{kind} AS {name}"
+                      for name, kind in LATER_COLUMNS.items())
     cur = con.execute(
         "SELECT CAST(loaded_at AS VARCHAR), source, rows_read, valid, rejected, inserted, "
-        f"duplicates, rejects_path, reject_reasons, {conflicts} FROM ingest_log "
+        f"duplicates, rejects_path, reject_reasons, {later} FROM ingest_log "
         "ORDER BY loaded_at DESC LIMIT ?",
         [limit],
     )
     names = [c[0] for c in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    for row in rows:
+        if isinstance(row["details"], str):
+            row["details"] = json.loads(row["details"])
+    return rows
 
 
 def matched_note(matched: int) -> list[str]:

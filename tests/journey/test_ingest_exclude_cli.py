@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.features.details_cases import EVENTS, write
+from tests.features.details_cases import EVENTS, ORDERS, write
 from tests.features.test_shared_data import SEGMENT_EVENTS
 from tests.journey.cli_helpers import fails, ok
 from tests.journey.ingest_helpers import stored
@@ -78,3 +78,17 @@ def test_shapees_without_its_catch_all_user(tmp_path: Path) -> None:
     assert lines[0].endswith(f", {theirs:,} excluded")
     assert f"  excluded {theirs:>10,}  customer '{CATCH_ALL}' (exclude_customers)" in lines
     assert CATCH_ALL not in {e["customer_id"] for e in stored(store)}
+
+
+def test_the_ingest_log_keeps_the_details_and_exclusions_a_load_used(tmp_path: Path) -> None:
+    """`journey summary` lists what each load used besides its file, so a store can be
+    loaded again the same way; a plain load lists nothing more."""
+    events, orders = write(tmp_path / "events.csv", EVENTS), write(tmp_path / "o.csv", ORDERS)
+    store = tmp_path / "s.duckdb"
+    ok("ingest", events, "--preset", "segment", "--store", store)
+    ok("ingest", events, "--preset", "segment", "--store", store, "--details", orders,
+       "--exclude-customer", "u3")
+    lines = ok("summary", "--store", store)
+    loads = lines[lines.index("recent loads (newest first):") + 1:]
+    assert loads[1:3] == ["    details joined: o.csv", "    excluded by customer id: 2 rows"]
+    assert len(loads) == 4 and loads[3].startswith(f"  {events}: read 5")
