@@ -283,11 +283,9 @@ def _current_kpis(snap: Snapshot, names_file: Path) -> dict[str, Any]:
 
 def _no_personas(snap: Snapshot, groupings: list[str]) -> str:
     """Why a snapshot has no KPIs by persona, and the runs that give it some."""
-    version = snap.meta.get("models", {}).get(REGISTERED_NAME)
-    why = (f"it was scored with {REGISTERED_NAME} v{version} before KPIs were kept by persona"
-           if version else "it was scored without a persona model")
-    fit = "" if version else ("fit one with `journey personas` (it becomes the champion when "
-                              "there is none), then ")
+    why, unfitted = snap.why_no_personas(REGISTERED_NAME)
+    fit = ("fit one with `journey personas` (it becomes the champion when there is none), "
+           "then " if unfitted else "")
     return (f"--by persona: snapshot {snap.id} has no personas ({why}): {fit}score again with "
             f"`journey score`, which gives every customer a persona and the KPIs by persona "
             f"(this snapshot's are by {', '.join(groupings)})")

@@ -19,6 +19,7 @@ from features.history import HistoryIndex
 from features.spec import FeatureSpec
 from models.actions import Catalog
 from models.persona_words import names_path, summary_lines
+from models.personas import REGISTERED_NAME as PERSONA_MODEL
 from serving.champions import ModelSet
 from serving.errors import BadRequestError, NoSnapshotError, NotFoundError
 from serving.recommender import Recommender
@@ -140,6 +141,12 @@ class Marketing:
         p = book.personas
         data = relabel_kpis(cached[1], p.stored, p.names) if p else cached[1]
         by = by or ("persona" if "persona" in data["by"] else "stage")
+        if by == "persona" and by not in data["by"]:
+            why, unfitted = book.snapshot.why_no_personas(PERSONA_MODEL)
+            fit = ("fit one with `journey personas`, then " if unfitted else "")
+            raise BadRequestError(f"score snapshot {book.snapshot.id} has no personas ({why}): "
+                                  f"{fit}score again (POST /v1/admin/score or `journey score`); "
+                                  f"its KPIs are grouped by {', '.join(data['by'])}", "by")
         if by not in data["by"]:
             raise BadRequestError(f"KPIs are not grouped by {by!r} in this snapshot; group by "
                                   f"one of: {', '.join(data['by'])}", "by")

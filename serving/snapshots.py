@@ -51,6 +51,16 @@ class Snapshot:
         """KPIs overall, by persona, stage, attribute and month (None: scored before KPIs)."""
         return self._json(KPIS)
 
+    def why_no_personas(self, persona_model: str) -> tuple[str, bool]:
+        """Why this snapshot, which has no KPIs by persona, has none, and whether a persona
+        model must be fitted first (False: one scored it before KPIs were kept by persona,
+        so scoring again is enough). ``persona_model``: the registered model's name."""
+        version = self.meta.get("models", {}).get(persona_model)
+        if version:
+            return (f"it was scored with {persona_model} v{version} before KPIs were kept by "
+                    "persona", False)
+        return "it was scored without a persona model", True
+
     def _json(self, name: str) -> dict[str, Any] | None:
         f = self.path / name
         if not f.exists():

@@ -323,3 +323,14 @@ def test_kpis_group_by_stage_without_a_persona_model(client: TestClient, served:
     out = KpisOut.model_validate(get(client, served, "/kpis").json())
     assert out.by == "stage" and "persona" not in out.available and "month" in out.available
     assert sum(g.customers for g in out.groups) == out.overall.customers
+
+
+def test_kpis_by_persona_without_a_persona_model_say_what_to_run(
+        client: TestClient, served: Served, scored: object) -> None:
+    r = client.get("/kpis", params={"by": "persona"}, headers=served.headers(Role.marketer))
+    assert r.status_code == 422, r.text
+    error = r.json()
+    assert error["field"] == "by"
+    assert "no personas (it was scored without a persona model)" in error["message"]
+    assert "fit one with `journey personas`, then score again" in error["message"]
+    assert "POST /v1/admin/score" in error["message"] and "stage" in error["message"]
