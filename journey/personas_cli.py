@@ -258,8 +258,8 @@ def kpis(
     for r in table:
         typer.echo("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                              for i, (c, w) in enumerate(zip(r, widths, strict=True))))
-    typer.echo("CLV = annual revenue per customer x expected lifetime (see `definitions` in "
-               "GET /v1/kpis)")
+    typer.echo("CLV = revenue per active buyer-year x an active buyer's expected lifetime (see "
+               "`definitions` in GET /v1/kpis)")
 
 
 KPI_HEADER = ["Group", "Customers", "Conversion", "Retention", "Repeat purchase",

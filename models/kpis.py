@@ -21,13 +21,14 @@ period:
   different times) before its end.
 - stage conversion: customers whose period events reach stage k (or a later one) over those
   reaching k - 1 (as in the journey map's funnel).
-- CLV estimate = V x L. V: revenue per customer-year (the group's revenue in the period over
-  its customers' days as customers in the period, x 365). L: expected lifetime in years,
-  (window / 365) / (1 - retention rate), capped at ``clv_years``, with the window the
-  retention was measured on (``retention_days``; a month's length for a month): a buyer still
-  active after a window with chance r stays 1 / (1 - r) windows on average. A point estimate;
-  V and the CLV are null when no conversion before as_of carries a value (no revenue known),
-  and the lifetime and CLV when the retention is.
+- CLV estimate = V x L (``models.kpis_retention``), what an active buyer is expected to spend
+  over the rest of their lifetime. V: revenue per active buyer-year, the group's revenue in
+  the period over the years its buyers were active in it (as retention defines active; counted
+  from every customer's activity, not from the cells). L: an active buyer's expected lifetime,
+  (window / 365) / (1 - retention rate) years, capped at ``clv_years``, the window the
+  retention's (``retention_days``; a month's length for a month). A point estimate; V and the
+  CLV are null when no conversion before as_of carries a value (no revenue known) or the group
+  had no active buyer in the period, and the lifetime and CLV when the retention is.
 - CSAT: every scored ticket in the period; mean with a normal-approximation interval
   (mean +- 1.96 sd / sqrt(n)), and the satisfied share (score >= satisfied_min).
 - NPS: each customer's latest answer in the period (frequent answerers must not count more):
@@ -57,7 +58,15 @@ from models.journey_events import (
     StageEvents,
 )
 from models.kpis_definitions import DEFINITIONS
-from models.kpis_retention import Survival, active_at, by_group, by_window, clv
+from models.kpis_retention import (
+    ActiveSpans,
+    Survival,
+    active_at,
+    active_spans,
+    by_group,
+    by_window,
+    clv,
+)
 
 if TYPE_CHECKING:
     from models.journey_map import JourneyMapParams
@@ -94,7 +103,6 @@ class Cells:
     converted: Bool  # a conversion in the period
     repeat: Bool  # converted, with conversions at 2+ different times before the end
     revenue: F64  # 0 where no conversion carries a value: read ``valued`` too
-    days: F64  # days as a customer in the period
     furthest: I64  # furthest stage reached in the period (-1 none)
     csat_cell: I64
     csat: F64
@@ -113,7 +121,6 @@ def period_cells(e: StageEvents, spec: FeatureSpec, params: JourneyMapParams,
     their cell by binary search. The whole history reads the arrays without copying them."""
     ev, n, end_all = e.ev, e.ev.n_customers, bounds[-1]
     edges = np.asarray(bounds, np.int64)
-    whole = bounds[0] == NO_START and (not len(ev.ts) or int(ev.ts.max()) < end_all)
     # Every event inside the periods (months reaching back before the first event): read the
     # arrays as they are, as for the whole history.
     everything = not len(ev.ts) or (int(ev.ts.min()) >= bounds[0]
@@ -147,27 +154,11 @@ def period_cells(e: StageEvents, spec: FeatureSpec, params: JourneyMapParams,
     furthest = np.maximum.reduceat(take(e.stage), starts).astype(np.int64) if cells else \
         np.zeros(0, np.int64)
     conv_upto = _within(cell_cust, conv_in) + _prior(e, occasions, bounds[0], n)[cell_cust]
-    end, begin = edges[cell_period + 1], edges[cell_period]
-    days = (end - np.maximum(_first_event(e, cell_cust, ts, starts, whole), begin)) / DAY_US
     csat_cell, csat = _scored(e, spec, params.csat_score, cells_of, last_only=False)
     nps_cell, nps = _scored(e, spec, params.nps_score, cells_of, last_only=True)
     return Cells(
-        cell_cust, cell_period, converted, converted & (conv_upto >= 2), revenue, days,
+        cell_cust, cell_period, converted, converted & (conv_upto >= 2), revenue,
         furthest, csat_cell, csat, nps_cell, nps, bool(np.isfinite(ev.value[e.conversion]).any()))
-
-
-def _first_event(e: StageEvents, cell_cust: I64, ts: I64, starts: I64, whole: bool) -> I64:
-    """Each cell's customer's first event (of all their history)."""
-    if whole:  # one cell a customer, starting at their first event
-        return ts[starts]
-    cust = e.ev.cust
-    if len(cust) == 0:  # nobody has an event yet: no cells either
-        return np.zeros(len(cell_cust), np.int64)
-    edge = np.flatnonzero(np.concatenate([[True], cust[1:] != cust[:-1]]))
-    first = np.zeros(e.ev.n_customers, np.int64)
-    first[cust[edge]] = e.ev.ts[edge]
-    out: I64 = first[cell_cust]
-    return out
 
 
 def _prior(e: StageEvents, occasions: Bool, start: int, n: int) -> I64:
@@ -204,9 +195,9 @@ def aggregate(cells: Cells, group: I64, labels: Sequence[str], survival: Surviva
               ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
     """One row per group of cells (``group``: each cell's index into ``labels``, -1 for
     NONE), for groups with customers (``keep_empty``: all of them); with ``ids``, each row
-    names its label's id (None for NONE). ``survival``: each group's retention counts (the
-    last slot NONE's), counted apart from the cells; a group with a retention base but no
-    customers has a row too."""
+    names its label's id (None for NONE). ``survival``: each group's retention counts and
+    active years (the last slot NONE's), counted apart from the cells; a group with a
+    retention base but no customers has a row too."""
     n_groups = len(labels) + 1
     g = np.where(group >= 0, group, n_groups - 1).astype(np.int64)
 
@@ -216,7 +207,6 @@ def aggregate(cells: Cells, group: I64, labels: Sequence[str], survival: Surviva
     customers, converted = count(), count(cells.converted)
     repeat = count(cells.repeat)
     revenue = np.bincount(g, cells.revenue, n_groups)
-    years = np.bincount(g, cells.days, n_groups) / 365.0
     reached = _reached(cells.furthest, g, n_groups, len(spec.stages))
     csat = _csat(cells, params, g, n_groups) if spec_has(spec, params.csat_score) else None
     nps = _nps(cells, params, g, n_groups) if spec_has(spec, params.nps_score) else None
@@ -234,7 +224,8 @@ def aggregate(cells: Cells, group: I64, labels: Sequence[str], survival: Surviva
             "conversion_rate": Rate(int(converted[k]), int(customers[k])).to_dict(),
             "retention_rate": retention.to_dict(),
             "repeat_purchase_rate": Rate(int(repeat[k]), int(converted[k])).to_dict(),
-            "clv": clv(float(revenue[k]) if cells.valued else None, float(years[k]),
+            "clv": clv(float(revenue[k]) if cells.valued else None,
+                       float(survival.active_years[k]),
                        retention.value, float(survival.days[k]), params.clv_years),
             "csat": None if csat is None else csat[k],
             "nps": None if nps is None else nps[k],
@@ -256,26 +247,32 @@ def group_kpis(e: StageEvents, spec: FeatureSpec, params: JourneyMapParams,
                ) -> list[dict[str, Any]]:
     """KPIs of each group over the whole history before ``as_of_us``."""
     cells = period_cells(e, spec, params, [NO_START, as_of_us])
-    window, _ = _active(e, params, as_of_us, [])
+    window, _, spans = _active(e, params, as_of_us, [])
+    years = spans.years_by_customer(e.ev.n_customers)
     return aggregate(cells, grouping.codes[cells.cust], grouping.labels,
-                     _survival(window, grouping, params), spec, params, keep_empty)
+                     _survival(window, grouping, params, years), spec, params, keep_empty)
 
 
 def _active(e: StageEvents, params: JourneyMapParams, as_of_us: int, bounds: Sequence[int]
-            ) -> tuple[Bool, Bool]:
+            ) -> tuple[Bool, Bool, ActiveSpans]:
     """Buyers active at the start and end of the last ``retention_days`` before as_of, and
-    at each of ``bounds`` (the months' edges): one pass over the events serves both."""
+    at each of ``bounds`` (the months' edges): one pass over the events serves both. And
+    when buyers were active before as_of (the CLV's value per year reads it)."""
     window = [as_of_us - params.retention_days * DAY_US, as_of_us]
     times = np.unique(np.asarray([*window, *bounds], np.int64))
     active = active_at(e, times.tolist(), params.retention_days)
     return (active[:, np.searchsorted(times, window)],
-            active[:, np.searchsorted(times, np.asarray(bounds, np.int64))])
+            active[:, np.searchsorted(times, np.asarray(bounds, np.int64))],
+            active_spans(e, params.retention_days, as_of_us))
 
 
-def _survival(window: Bool, grouping: Grouping, params: JourneyMapParams) -> Survival:
+def _survival(window: Bool, grouping: Grouping, params: JourneyMapParams, years: F64
+              ) -> Survival:
     """Each group's retention over the last ``retention_days`` (``window``: the buyers active
-    at its start and end), customers labelled as now."""
-    return by_group(window, grouping.codes, len(grouping.labels), params.retention_days)
+    at its start and end), customers labelled as now, and its buyers' active years
+    (``years``: each customer's, before as_of)."""
+    return by_group(window, grouping.codes, len(grouping.labels), params.retention_days,
+                    years)
 
 
 def _reached(furthest: I64, g: I64, n_groups: int, n_stages: int) -> I64:
@@ -371,17 +368,21 @@ def kpis_of(e: StageEvents, spec: FeatureSpec, as_of_us: int, params: JourneyMap
     cells = period_cells(e, spec, params, [NO_START, as_of_us])
     months = month_windows(as_of_us, params.kpi_months)
     bounds = [start for _, start, _, _ in months] + [months[-1][2]] if months else []
-    window, at_bounds = _active(e, params, as_of_us, bounds)
+    window, at_bounds, spans = _active(e, params, as_of_us, bounds)
+    years = spans.years_by_customer(e.ev.n_customers)
     by = {name: aggregate(cells, grouping.codes[cells.cust], grouping.labels,
-                          _survival(window, grouping, params), spec, params, ids=grouping.ids)
+                          _survival(window, grouping, params, years), spec, params,
+                          ids=grouping.ids)
           for name, grouping in groups.items()}
     everyone = Grouping.everyone(e.ev.n_customers)
     overall = aggregate(cells, np.zeros(len(cells.cust), np.int64), everyone.labels,
-                        _survival(window, everyone, params), spec, params, keep_empty=True)[0]
+                        _survival(window, everyone, params, years), spec, params,
+                        keep_empty=True)[0]
     if months:
         monthly = period_cells(e, spec, params, bounds)
         rows = aggregate(monthly, monthly.period, [m[0] for m in months],
-                         by_window(at_bounds, bounds), spec, params)
+                         by_window(at_bounds, bounds, spans.years_by_window(bounds)), spec,
+                         params)
         partial = {m[0]: m[3] for m in months}
         by["month"] = [{**r, "partial": partial[r["group"]]} for r in rows]
     else:

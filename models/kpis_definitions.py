@@ -17,10 +17,15 @@ DEFINITIONS = {
     "repeat_purchase_rate": "the period's buyers who bought at 2+ different times before its "
                             "end / the period's buyers (Wilson 95 %)",
     "funnel": "customers reaching stage k or later in the period / those reaching k-1 (Wilson)",
-    "clv": "V x L: V = revenue per customer-year in the period; L = (window/365) / "
-           "(1 - retention rate), capped at clv_years, the window being the retention's "
-           "(retention_days; a month's length for a month). V and the CLV are null when no "
-           "conversion before as_of carries a value (no revenue known); L and the CLV when "
+    "clv": "V x L: what an active buyer is expected to spend over the rest of their "
+           "lifetime. V = revenue per active buyer-year: the group's revenue in the period / "
+           "the time its buyers were active in the period (active as for the retention rate: "
+           "a purchase before and activity in the retention_days before; a lapsed buyer's "
+           "time counts again only once they come back). L = an active buyer's expected "
+           "lifetime, (window/365) / (1 - retention rate) years, capped at clv_years, the "
+           "window being the retention's (retention_days; a month's length for a month). V "
+           "and the CLV are null when no conversion before as_of carries a value (no revenue "
+           "known) or when the group had no active buyer in the period; L and the CLV when "
            "the retention rate is",
     "csat": "every scored support ticket in the period: mean (normal approx. 95 %) and share "
             ">= satisfied_min (Wilson)",

@@ -124,8 +124,12 @@ class RateOut(BaseModel):
 
 
 class ClvOut(BaseModel):
-    value: float | None = Field(description="Annual revenue per customer x expected lifetime.")
-    annual_revenue_per_customer: float | None
+    value: float | None = Field(description="What an active buyer is expected to spend over "
+                                "the rest of their lifetime: revenue per active buyer-year x "
+                                "an active buyer's expected lifetime.")
+    annual_revenue_per_customer: float | None = Field(
+        description="Revenue per active buyer-year: the period's revenue over the time its "
+                    "buyers were active (as the retention rate counts them).")
     expected_lifetime_years: float | None
 
 

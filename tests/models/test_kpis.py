@@ -58,12 +58,16 @@ def test_clv_formula() -> None:
     ev = arrays(EVENTS)
     ev.value[:] = np.where(ev.etype == SPEC.event_types.index("purchase"), 50.0, np.nan)
     a = journey_kpis(ev, SPEC, AS_OF, PARAMS, GROUPS)["by"]["kind"][0]
-    # c0 and c2: 150 of revenue over 100 + 50 days as customers -> 365 a year; retention 0/1
-    # over the 8-day window -> lifetime (8 / 365) / (1 - 0) years: one window.
-    lifetime = 8 / 365
-    assert a["clv"]["annual_revenue_per_customer"] == pytest.approx(365.0)
+    # c0 and c2: 150 of revenue over the 39 days they were active buyers (activity in the 8
+    # days before, after their first purchase). c0: days 6-18 (bought on day 6, activity to
+    # day 10) and 90-98; c2: days 60-74 (bought on day 60, activity to day 66) and 95-100.
+    # Their lapsed days (18-90, 74-95) and c0's days before buying count nothing (they made
+    # the 365 a year of 150 over 100 + 50 days as customers). Retention 0/1 over the 8-day
+    # window -> lifetime (8 / 365) / (1 - 0) years: one window.
+    annual, lifetime = 150 / 39 * 365, 8 / 365
+    assert a["clv"]["annual_revenue_per_customer"] == pytest.approx(annual, abs=0.01)
     assert a["clv"]["expected_lifetime_years"] == pytest.approx(lifetime, abs=1e-3)
-    assert a["clv"]["value"] == pytest.approx(365.0 * lifetime, abs=0.01)
+    assert a["clv"]["value"] == pytest.approx(annual * lifetime, abs=0.01)
 
 
 def test_by_month_by_hand(kpis: dict[str, Any]) -> None:

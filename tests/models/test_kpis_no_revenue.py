@@ -43,15 +43,19 @@ def test_values_on_other_events_only_are_no_revenue() -> None:
 
 
 def test_one_valued_conversion_keeps_zero_revenue_of_the_others() -> None:
-    """One conversion with a value: the store records revenue, so a group whose conversions
-    carry none has a revenue of 0, as before."""
+    """One conversion with a value (c0's on day 6): the store records revenue, so a group or
+    month whose buyers' conversions carry none has a revenue of 0 (March: c2's purchase;
+    April: c0's second), not null. Groups without an active buyer in the period (group b, the
+    customers without a group, and February) have no time to spread revenue over: null."""
     ev = arrays(EVENTS)
     first = int(np.flatnonzero(ev.etype == PURCHASE)[0])
     ev.value[first] = 40.0
     got = rows(ev)
-    annual = [r["clv"]["annual_revenue_per_customer"] for r in got]
-    assert all(a is not None for a in annual)
-    assert any(a == 0.0 for a in annual) and any(a is not None and a > 0 for a in annual)
+    annual = {r["group"]: r["clv"]["annual_revenue_per_customer"] for r in got[1:]}
+    assert {g for g, a in annual.items() if a is None} == {"b", "(none)", "1970-02"}
+    assert annual["1970-03"] == annual["1970-04"] == 0.0
+    assert annual["a"] is not None and annual["a"] > 0
+    assert annual["1970-01"] is not None and annual["1970-01"] > 0
     overall = got[0]["clv"]
     assert overall["value"] == pytest.approx(
         overall["annual_revenue_per_customer"] * overall["expected_lifetime_years"], rel=1e-2)

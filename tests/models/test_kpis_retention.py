@@ -77,15 +77,17 @@ def test_six_of_ten_active_buyers_still_active(window: dict[str, Any]) -> None:
 
 
 def test_clv_reads_the_survival_over_its_window(window: dict[str, Any]) -> None:
-    """The cohort's 10 buyers: 1,000 of revenue over 10 x 15 days as customers (day 85 to
-    100), so 2,433.33 a customer-year; 60 % still active after 10 days gives a lifetime of
-    (10 / 365) / (1 - 0.6) years: 1000 / 150 x 10 / 0.4 = 166.67 a customer."""
+    """The cohort's 10 buyers: 1,000 of revenue over their 130 days as active buyers (c0-c5
+    from day 85 to 100; c6-c9 from day 85 until they lapse on day 95, their last 5 days as
+    customers counting nothing), so 2,807.69 an active buyer-year; 60 % still active after 10
+    days gives a lifetime of (10 / 365) / (1 - 0.6) years: 1000 / 130 x 10 / 0.4 = 192.31 a
+    customer."""
     buyers = window["by"]["cohort"][0]
     assert buyers["group"] == "buyers" and rate(buyers["retention_rate"]) == (6, 10)
-    assert buyers["clv"]["annual_revenue_per_customer"] == pytest.approx(1000 / 150 * 365,
+    assert buyers["clv"]["annual_revenue_per_customer"] == pytest.approx(1000 / 130 * 365,
                                                                          abs=0.01)
     assert buyers["clv"]["expected_lifetime_years"] == pytest.approx(10 / 365 / 0.4, abs=1e-3)
-    assert buyers["clv"]["value"] == pytest.approx(166.67, abs=0.01)
+    assert buyers["clv"]["value"] == pytest.approx(192.31, abs=0.01)
 
 
 def test_groups_label_customers_as_now(window: dict[str, Any]) -> None:
