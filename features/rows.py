@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from features.event_ids import EventIds, id_hashes, stored_ids
-from features.schema import CODED_FIELDS, EVENT_SCHEMA
+from features.schema import CODED_FIELDS, EVENT_SCHEMA, STORED_COLUMNS
 
 # Up to this many rows an insert is one VALUES statement built in Python; more are scanned
 # from an Arrow batch (~4 ms of set-up).
@@ -124,7 +124,7 @@ def _insert(con: duckdb.DuckDBPyConnection, rows: pa.Table, customers: list[str]
                           for kind in CODED_FIELDS)
         width = len(params) // n
         marks = ", ".join(["(" + ", ".join("?" * width) + ")"] * n)
-        con.execute(f"INSERT INTO events VALUES {marks}", params)
+        con.execute(f"INSERT INTO events ({STORED_COLUMNS}) VALUES {marks}", params)
         return
     coded = rows.append_column("customer_key", pa.array([keys[c] for c in customers], pa.int32()))
     for kind, column in CODED_FIELDS.items():
@@ -132,7 +132,7 @@ def _insert(con: duckdb.DuckDBPyConnection, rows: pa.Table, customers: list[str]
         coded = coded.append_column(column, pa.array(values, pa.int32()))
     con.register("incoming", coded)
     try:
-        con.execute("INSERT INTO events SELECT * FROM incoming")
+        con.execute(f"INSERT INTO events ({STORED_COLUMNS}) SELECT * FROM incoming")
     finally:
         con.unregister("incoming")
 

@@ -67,9 +67,18 @@ CREATE TABLE IF NOT EXISTS events (
     customer_key    INTEGER NOT NULL,
     event_type_code INTEGER NOT NULL,
     channel_code    INTEGER NOT NULL,
-    action_code     INTEGER
+    action_code     INTEGER,
+    load_id         INTEGER
 )
 """
+# What every insert supplies, in storage order: the contract's fields and their codes. The
+# load that stored an event (``load_id``, the ingest log's number, for `journey unload`) is
+# set by file loads only: an event sent to the API, or stored before loads were numbered,
+# has none. A store made before it gains the column when opened for writing.
+CODE_COLUMNS: tuple[str, ...] = ("customer_key", "event_type_code", "channel_code",
+                                 "action_code")
+STORED_COLUMNS = ", ".join((*EVENT_FIELDS, *CODE_COLUMNS))
+ADD_LOAD_ID = "ALTER TABLE events ADD COLUMN IF NOT EXISTS load_id INTEGER"
 KEYS_DDL = (
     "CREATE TABLE IF NOT EXISTS customers "
     "(customer_key INTEGER NOT NULL, customer_id VARCHAR NOT NULL)",

@@ -27,12 +27,14 @@ from features.normalize import DERIVED_ID
 from features.readers import LINE_COLUMN, ReadLimits
 from features.rows import Appender, conform, read_keys
 from features.schema import (
+    ADD_LOAD_ID,
     ATTRIBUTES_DDL,
     CODED_FIELDS,
     EVENT_FIELDS,
     EVENT_SCHEMA,
     EVENTS_DDL,
     KEYS_DDL,
+    STORED_COLUMNS,
 )
 from features.store_conflicts import (
     conflicts_path,
@@ -106,6 +108,7 @@ class EventStore:
         if not read_only:
             self._check_layout()
             self.con.execute(EVENTS_DDL)
+            self.con.execute(ADD_LOAD_ID)
             store_log.create(self.con)
             for ddl in KEYS_DDL:
                 self.con.execute(ddl)
@@ -198,11 +201,12 @@ class EventStore:
                      if self._count_conflicts and rows.num_rows < received else 0)
         return AppendResult(received, rows.num_rows, rows if returning else None, conflicts)
 
-    def _commit_staged(self, received: int, returning: bool = False, order: str = ARRIVAL
-                       ) -> tuple[AppendResult, pa.Table | None, int]:
+    def _commit_staged(self, received: int, returning: bool = False, order: str = ARRIVAL,
+                       load: bool = False) -> tuple[AppendResult, pa.Table | None, int, int | None]:
         """Insert the staged rows' new events in one transaction; the result, the rows that
-        conflict (``store_conflicts.staged_conflicts``) when any row was left out, and how
-        many rows without an id matched events of earlier loads (``store_derived``).
+        conflict (``store_conflicts.staged_conflicts``) when any row was left out, how many
+        rows without an id matched events of earlier loads (``store_derived``), and the
+        load's number (``load``: a file load, whose events carry it; else None).
         ``order``: which of the rows repeating an explicit id is stored (DEDUP_STAGED)."""
         # The window that numbers repeated ids costs a sort; most loads have no repeats.
         row = self.con.execute("SELECT count(*) = count(DISTINCT event_id) FROM staged").fetchone()
@@ -222,9 +226,12 @@ class EventStore:
         self.con.execute("BEGIN TRANSACTION")
         try:
             self._assign_codes()
+            # Numbered in the transaction that stores its events: no two loads share one.
+            load_id = store_log.next_load_id(self.con) if load else None
             cur = self.con.execute(
-                f"INSERT INTO events SELECT * FROM ({coded}) s WHERE NOT EXISTS "
-                f"(SELECT 1 FROM events e WHERE e.event_id = s.event_id){tail}"
+                f"INSERT INTO events ({STORED_COLUMNS}, load_id) SELECT *, ?::INTEGER FROM "
+                f"({coded}) s WHERE NOT EXISTS "
+                f"(SELECT 1 FROM events e WHERE e.event_id = s.event_id){tail}", [load_id]
             )
             if returning:
                 rows = cur.to_arrow_table().cast(EVENT_SCHEMA)
@@ -242,7 +249,7 @@ class EventStore:
             # Read again when next needed: cheaper than hashing a large load's ids here.
             self._appender = None
         found = 0 if conflicts is None else conflicts.num_rows
-        return AppendResult(received, inserted, rows, found), conflicts, matched
+        return AppendResult(received, inserted, rows, found), conflicts, matched, load_id
 
     def _assign_codes(self) -> None:
         """Give new customers a key and new event types, channels and actions a code."""
@@ -327,8 +334,9 @@ class EventStore:
             # A file's rows have no order that means anything: of rows sharing an event id
             # (a source that reuses ids for different users) the same one is stored whatever
             # their order, so a shuffled file gives the same store, features and labels.
-            appended, conflicts, matched = self._commit_staged(received, order=CONTENT_ORDER)
-            result = IngestReport(report, appended, matched)
+            appended, conflicts, matched, load_id = self._commit_staged(
+                received, order=CONTENT_ORDER, load=True)
+            result = IngestReport(report, appended, matched, load_id)
         except BaseException as exc:
             batches.close()
             rejects.discard()  # they list rows of a load that stored nothing

@@ -18,12 +18,14 @@ CREATE TABLE IF NOT EXISTS ingest_log (
     loaded_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp,
     source VARCHAR NOT NULL, rows_read BIGINT, valid BIGINT, rejected BIGINT,
     inserted BIGINT, duplicates BIGINT, rejects_path VARCHAR, reject_reasons VARCHAR,
-    conflicts BIGINT, details VARCHAR, excluded BIGINT
+    conflicts BIGINT, details VARCHAR, excluded BIGINT, load_id BIGINT,
+    undone_at TIMESTAMPTZ, undone_events BIGINT
 )
 """
 # Columns added after the first stores were made, with their types: a store made before one
 # gains it when opened for writing; read-only, its loads read it as NULL (not recorded).
-LATER_COLUMNS = {"conflicts": "BIGINT", "details": "VARCHAR", "excluded": "BIGINT"}
+LATER_COLUMNS = {"conflicts": "BIGINT", "details": "VARCHAR", "excluded": "BIGINT",
+                 "load_id": "BIGINT", "undone_at": "TIMESTAMPTZ", "undone_events": "BIGINT"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class IngestReport:
     # Rows without an event id that matched events an earlier load stored (counted among the
     # "already stored or repeated"; ``features.store_derived``).
     matched_earlier: int = 0
+    load_id: int | None = None  # the load's number, which its events carry (`journey unload`)
 
     def lines(self) -> list[str]:
         out = self.load.lines()
@@ -82,8 +85,8 @@ def record(con: duckdb.DuckDBPyConnection, source: str, r: IngestReport) -> None
         return  # refused: the store is left as it was
     con.execute(
         "INSERT INTO ingest_log (source, rows_read, valid, rejected, inserted, duplicates, "
-        "rejects_path, reject_reasons, conflicts, details, excluded) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "rejects_path, reject_reasons, conflicts, details, excluded, load_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             source,
             r.load.rows_read,
@@ -98,19 +101,36 @@ def record(con: duckdb.DuckDBPyConnection, source: str, r: IngestReport) -> None
             # used besides its source, so a store can be loaded again the same way.
             json.dumps([c.name for c in r.load.details.files]) if r.load.details else None,
             sum(r.load.excluded.values()),
+            r.load_id,
         ],
     )
 
 
+def _column(name: str, kind: str, stored: bool) -> str:
+    """A later column as ``recent`` reads it: times as text, as ``loaded_at`` is."""
+    if not stored:
+        return f"NULL::{'VARCHAR' if kind == 'TIMESTAMPTZ' else kind} AS {name}"
+    return f"CAST({name} AS VARCHAR) AS {name}" if kind == "TIMESTAMPTZ" else name
+
+
+def next_load_id(con: duckdb.DuckDBPyConnection) -> int:
+    """The number of the load being stored: above every logged load's and every stored
+    event's (a load whose log row was never written, the process killed in between, keeps
+    its number)."""
+    row = con.execute("SELECT greatest((SELECT coalesce(max(load_id), 0) FROM ingest_log), "
+                      "(SELECT coalesce(max(load_id), 0) FROM events)) + 1").fetchone()
+    return int(row[0]) if row else 1
+
+
 def recent(con: duckdb.DuckDBPyConnection, limit: int = 20) -> list[dict[str, object]]:
     """The most recent loads, newest first. ``conflicts``, ``details`` (the detail files'
-    names, a list) and ``excluded`` are None for loads logged before they were recorded, or
-    on such a store opened read-only."""
+    names, a list), ``excluded`` and ``load_id`` (with ``undone_at`` and ``undone_events``
+    once `journey unload` removed its events) are None for loads logged before they were
+    recorded, or on such a store opened read-only."""
     have = {row[0] for row in con.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_name = 'ingest_log'"
     ).fetchall()}
-    later = ", ".join(name if name in have else f"NULL::{kind} AS {name}"
-                      for name, kind in LATER_COLUMNS.items())
+    later = ", ".join(_column(name, kind, name in have) for name, kind in LATER_COLUMNS.items())
     cur = con.execute(
         "SELECT CAST(loaded_at AS VARCHAR), source, rows_read, valid, rejected, inserted, "
         f"duplicates, rejects_path, reject_reasons, {later} FROM ingest_log "

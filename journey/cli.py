@@ -184,7 +184,9 @@ def ingest(
     for line in [*report.lines(), *notes]:
         typer.echo(line)
     rate = report.load.rows_read / max(took, 1e-9)
-    typer.echo(f"store {store_path}: {rate:,.0f} rows/s ({took:.1f}s)")
+    number = (f"load {report.load_id} (`journey unload {report.load_id}` undoes it), "
+              if report.load_id is not None and report.append.inserted else "")
+    typer.echo(f"store {store_path}: {number}{rate:,.0f} rows/s ({took:.1f}s)")
 
 
 @app.command()
@@ -214,7 +216,8 @@ def summary(
         where = f" -> {entry['rejects_path']}" if entry["rejects_path"] else ""
         conflicts = entry.get("conflicts")
         clash = f" ({conflicts:,} conflicting)" if isinstance(conflicts, int) and conflicts else ""
-        typer.echo(f"  {entry['source']}: read {entry['rows_read']:,}, "
+        number = f"#{entry['load_id']} " if entry.get("load_id") is not None else ""
+        typer.echo(f"  {number}{entry['source']}: read {entry['rows_read']:,}, "
                    f"stored {entry['inserted']:,} new, {entry['duplicates']:,} duplicates{clash}, "
                    f"{entry['rejected']:,} rejected {entry['reject_reasons']}{where}")
         for line in _load_extras(entry):
@@ -229,7 +232,43 @@ def _load_extras(entry: dict[str, object]) -> list[str]:
         out.append(f"details joined: {', '.join(map(str, details))}")
     if isinstance(excluded, int) and excluded:
         out.append(f"excluded by customer id: {excluded:,} rows")
+    if entry.get("undone_at") is not None:
+        removed = entry.get("undone_events")
+        count = f"{removed:,}" if isinstance(removed, int) else "its"
+        out.append(f"undone at {entry['undone_at']} (`journey unload`): {count} events removed")
     return out
+
+
+@app.command()
+@friendly_errors
+def unload(
+    load: Annotated[int, typer.Argument(
+        help="The load's number, as `journey summary` and `journey ingest` give it.")],
+    store: StoreOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Remove them without asking.")] = False,
+) -> None:
+    """Undo a load: remove the events one `journey ingest` stored (the ingest log keeps it,
+    marked undone). Events other loads or the API stored are kept."""
+    import sys
+
+    from features.errors import ConfigError
+    from features.store import EventStore
+    from features.store_unload import find_load, undo_load, unload_lines
+
+    with EventStore(store or Settings().store_path) as es:
+        entry = find_load(es.con, load)
+        typer.echo(f"load {entry.load_id}: {entry.source}, loaded {entry.loaded_at}: "
+                   f"{entry.events:,} of its {entry.inserted:,} events are in the store"
+                   + (f" ({entry.emptied:,} customers have no other event)"
+                      if entry.emptied else ""))
+        if not yes:
+            if not sys.stdin.isatty():
+                raise ConfigError(f"journey unload {load}: not removing {entry.events:,} "
+                                  "events without a yes: pass --yes")
+            typer.confirm("Remove them?", abort=True)
+        removed = undo_load(es.con, entry)
+    for line in unload_lines(entry, removed):
+        typer.echo(line)
 
 
 def print_version(value: bool) -> None:

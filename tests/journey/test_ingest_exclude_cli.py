@@ -91,4 +91,4 @@ def test_the_ingest_log_keeps_the_details_and_exclusions_a_load_used(tmp_path: P
     lines = ok("summary", "--store", store)
     loads = lines[lines.index("recent loads (newest first):") + 1:]
     assert loads[1:3] == ["    details joined: o.csv", "    excluded by customer id: 2 rows"]
-    assert len(loads) == 4 and loads[3].startswith(f"  {events}: read 5")
+    assert len(loads) == 4 and loads[3].startswith(f"  #1 {events}: read 5")

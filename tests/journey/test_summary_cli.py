@@ -62,7 +62,7 @@ def test_summary_stage_table_and_recent_loads(tmp_path: Path, journeys: Path) ->
 
     start = lines.index("recent loads (newest first):")
     assert lines[start + 1:] == [
-        f"  {journeys}: read 9, stored 8 new, 0 duplicates, 1 rejected "
+        f"  #1 {journeys}: read 9, stored 8 new, 0 duplicates, 1 rejected "
         f'{{"missing customer_id": 1}} -> {rejects}'
     ]
 
