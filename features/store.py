@@ -29,7 +29,6 @@ from features.rows import Appender, conform, read_keys
 from features.schema import (
     ADD_LOAD_ID,
     ATTRIBUTES_DDL,
-    CODED_FIELDS,
     EVENT_FIELDS,
     EVENT_SCHEMA,
     EVENTS_DDL,
@@ -46,6 +45,7 @@ from features.store_derived import (
     ARRIVAL,
     CONTENT_ORDER,
     DEDUP_STAGED,
+    assign_codes,
     matched_derived,
 )
 from features.store_log import AppendResult, IngestReport
@@ -225,7 +225,7 @@ class EventStore:
         rows: pa.Table | None = None
         self.con.execute("BEGIN TRANSACTION")
         try:
-            self._assign_codes()
+            assign_codes(self.con)
             # Numbered in the transaction that stores its events: no two loads share one.
             load_id = store_log.next_load_id(self.con) if load else None
             cur = self.con.execute(
@@ -250,24 +250,6 @@ class EventStore:
             self._appender = None
         found = 0 if conflicts is None else conflicts.num_rows
         return AppendResult(received, inserted, rows, found), conflicts, matched, load_id
-
-    def _assign_codes(self) -> None:
-        """Give new customers a key and new event types, channels and actions a code."""
-        self.con.execute("""
-            INSERT INTO customers
-            SELECT (SELECT coalesce(max(customer_key), -1) FROM customers)
-                   + row_number() OVER (ORDER BY customer_id), customer_id
-            FROM (SELECT DISTINCT customer_id FROM staged) n
-            WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.customer_id = n.customer_id)""")
-        for kind in CODED_FIELDS:
-            self.con.execute(f"""
-                INSERT INTO vocab
-                SELECT '{kind}', name,
-                       (SELECT coalesce(max(code), -1) FROM vocab WHERE kind = '{kind}')
-                       + row_number() OVER (ORDER BY name)
-                FROM (SELECT DISTINCT {kind} AS name FROM staged WHERE {kind} IS NOT NULL) n
-                WHERE NOT EXISTS
-                    (SELECT 1 FROM vocab v WHERE v.kind = '{kind}' AND v.name = n.name)""")
 
     def load_attributes(self, table: pa.Table, id_column: str = "customer_id"
                         ) -> store_attributes.AttributeLoad:

@@ -6,6 +6,8 @@ are numbered apart (``-1``, ``-2``...): two identical purchases on one day are t
 Numbering is per load, so reloading a file changes nothing, by design; but identical rows
 split between two loads are one event to the store (CDNOW split in two files stored 225 fewer
 purchases). The load cannot tell those from a reload, so it says how many there were.
+
+Also the keys and codes a load's new customers and names get (``assign_codes``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import duckdb
 
 from features.normalize import DERIVED_ID
-from features.schema import EVENT_FIELDS
+from features.schema import CODED_FIELDS, EVENT_FIELDS
 
 # Explicit ids are identities (a repeat is a re-send); derived ids of identical rows in one load
 # are numbered apart (-1, -2, ...) so repeated real rows survive and reloading stays idempotent.
@@ -47,3 +49,23 @@ def matched_derived(con: duckdb.DuckDBPyConnection, last_rowid: int) -> int:
     the staged rows are there; ``last_rowid``: the events table's last before the load)."""
     row = con.execute(MATCHED_DERIVED, [last_rowid]).fetchone()
     return int(row[0]) if row else 0
+
+
+def assign_codes(con: duckdb.DuckDBPyConnection) -> None:
+    """Give the staged rows' new customers a key and their new event types, channels and
+    actions a code (in the load's transaction)."""
+    con.execute("""
+        INSERT INTO customers
+        SELECT (SELECT coalesce(max(customer_key), -1) FROM customers)
+               + row_number() OVER (ORDER BY customer_id), customer_id
+        FROM (SELECT DISTINCT customer_id FROM staged) n
+        WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.customer_id = n.customer_id)""")
+    for kind in CODED_FIELDS:
+        con.execute(f"""
+            INSERT INTO vocab
+            SELECT '{kind}', name,
+                   (SELECT coalesce(max(code), -1) FROM vocab WHERE kind = '{kind}')
+                   + row_number() OVER (ORDER BY name)
+            FROM (SELECT DISTINCT {kind} AS name FROM staged WHERE {kind} IS NOT NULL) n
+            WHERE NOT EXISTS
+                (SELECT 1 FROM vocab v WHERE v.kind = '{kind}' AND v.name = n.name)""")
