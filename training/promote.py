@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
     from mlflow.tracking import MlflowClient
 
-# Tags that must agree for two models to be judged on one holdout.
+# Tags that must agree for two models to be judged on one holdout (the feature definitions
+# too, though a champion on others never reaches that check: ``_unservable``).
 COMPARABLE = ("journey.definition_hash", "journey.label", "journey.horizon_days")
 
 
@@ -182,12 +183,11 @@ def gate(client: MlflowClient, registered: str, d: Decision, ch: ModelVersion, f
         return replace(d, champion_version=d.challenger_version,
                        reason="the challenger is already the champion")
     if champ is None:
-        ok, said = judge(None) if judge else (True, "")
-        why = "no champion yet: the challenger becomes champion" if ok else "no champion yet"
-        why += f"; {said}" if said else ""
-        return apply_decision(client, registered, d, ok or force,
-                              why + ("; promoted by --force" if force and not ok else ""))
+        return _first(client, registered, d, force, judge, "no champion yet")
     d = replace(d, champion_version=str(champ.version))
+    stale = _unservable(dict(champ.tags), dict(ch.tags), d.champion_version)
+    if stale:
+        return _first(client, registered, d, force, judge, stale)
     why = _not_comparable(dict(champ.tags), dict(ch.tags), d.champion_version)
     if why:
         return apply_decision(client, registered, d, force,
@@ -204,6 +204,31 @@ def gate(client: MlflowClient, registered: str, d: Decision, ch: ModelVersion, f
         why += f"; {said}" if said else ""
     return apply_decision(client, registered, d, won or force,
                           why + ("; promoted by --force" if force and not won else ""))
+
+
+def _first(client: MlflowClient, registered: str, d: Decision, force: bool,
+           judge: Judge | None, situation: str) -> Decision:
+    """The decision with no champion to beat (``situation`` says why): the challenger
+    becomes champion when the judge (the trivial predictor's bar) lets it."""
+    ok, said = judge(None) if judge else (True, "")
+    why = f"{situation}: the challenger becomes champion" if ok else situation
+    why += f"; {said}" if said else ""
+    return apply_decision(client, registered, d, ok or force,
+                          why + ("; promoted by --force" if force and not ok else ""))
+
+
+def _unservable(champ: dict[str, str], ch: dict[str, str], version: str | None) -> str:
+    """Why the champion cannot be served any more ('' when it can). The challenger reaching
+    the gate was trained on the current feature definitions (``other_definition``), so a
+    champion trained on others, as every champion is after an upgrade that changes how
+    features are computed, is one the service refuses to load. Keeping it would keep the
+    service down with no way out but --force; it is judged as if there were none."""
+    key = "journey.definition_hash"
+    if champ.get(key) == ch.get(key):
+        return ""
+    return (f"champion v{version} was trained on feature definitions {champ.get(key)}, which "
+            f"the current spec ({ch.get(key)}) does not compute, so it cannot be served: "
+            "judged as if there were no champion")
 
 
 def _not_comparable(champ: dict[str, str], ch: dict[str, str], version: str | None) -> str:

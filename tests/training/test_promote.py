@@ -280,3 +280,24 @@ def test_time_to_churn_gaps_are_another_label() -> None:
     churn = {**tags, "journey.target": "churn", "journey.label": "churned_inactive"}
     assert _not_comparable({**churn, "journey.churn_gap_days": "30"},
                            {**churn, "journey.churn_gap_days": "7"}, "1") == ""
+
+
+def test_a_champion_the_current_spec_cannot_serve_is_replaced(
+        registry: Tracking, snapshots: SnapshotSource) -> None:
+    """After an upgrade that changes how features are computed, every champion is on other
+    definitions and the service refuses it: the gate judged it 'not comparable' and kept it,
+    so nothing but --force brought the service back. It is judged as if there were none."""
+    client = registry.client()
+    client.set_registered_model_alias("journey-churn", CHAMPION, "2")
+    client.set_registered_model_alias("journey-churn", CHALLENGER, "1")
+    client.set_model_version_tag("journey-churn", "2", "journey.definition_hash", "0ld")
+    [d] = promote_all(["churn"], registry, snapshots, margin=0.0)
+    assert d.promoted, d.reason
+    assert d.reason.startswith(
+        f"champion v2 was trained on feature definitions 0ld, which the current spec "
+        f"({snapshots.spec.hash}) does not compute, so it cannot be served: judged as if there "
+        "were no champion: the challenger becomes champion")
+    assert d.champion_version == "2" and d.champion_score is None
+    assert d.figures["challenger_log_loss"] < d.figures["trivial_log_loss"]
+    assert alias(registry, "churn", CHAMPION) == "1"
+
