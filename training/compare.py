@@ -75,6 +75,25 @@ def leaderboard(client: MlflowClient) -> pd.DataFrame:
         drop=True)
 
 
+def apart(board: pd.DataFrame) -> list[str]:
+    """A note for each target, label and holdout whose runs are ranked in several groups,
+    on other feature definitions or other data (columns the printed board leaves out): each
+    group has its own rank 1, which reads as a tie without the note."""
+    notes = []
+    for (target, label, holdout), runs in board.groupby(["target", "label", "holdout"],
+                                                        sort=True):
+        groups = runs[["definition", "data"]].drop_duplicates()
+        if len(groups) < 2:
+            continue
+        why = [f"{n} feature definitions" for n in [runs["definition"].nunique()] if n > 1]
+        why += [f"{n} data sets" for n in [runs["data"].nunique()] if n > 1]
+        named = f"{target} ({label})" if label else str(target)
+        notes.append(f"note: {named} on {holdout}: runs on {' and '.join(why)} are ranked "
+                     f"apart ({len(groups)} groups, each with its own rank 1); the definition "
+                     "and data columns of the CSV tell them apart")
+    return notes
+
+
 def _row(tags: dict[str, str], m: dict[str, float]) -> dict[str, object]:
     t = tags.get("journey.target", "")
     uplift = t.startswith("uplift-")

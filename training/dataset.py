@@ -110,7 +110,8 @@ class SnapshotSource:
                 f"{made.get('events', 0):,} events up to {made.get('newest')}")
         now = f"{data['events']:,} up to {data['newest']}"
         if made is not None and made.get("content") != data.get("content"):
-            what += f", contents {made.get('content') or 'not recorded'}"
+            what += (f", contents {made['content']}" if made.get("content") else
+                     ", contents not recorded (made by an older Journey: computed again once)")
             now += f", contents {data.get('content')}"
         if made is not None and made.get("attributes") != data.get("attributes"):
             what += f", {_attributes(made.get('attributes'))}"

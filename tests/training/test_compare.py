@@ -14,7 +14,7 @@ import pytest
 from models.targets import TARGETS, target
 from tests.training.world import Trained, World, copy_registry
 from training import evaluate
-from training.compare import COLUMNS, DATA_TAG, leaderboard, to_markdown, write
+from training.compare import COLUMNS, DATA_TAG, apart, leaderboard, to_markdown, write
 from training.tracking import KIND_TAG, TRAINING_EXPERIMENT
 from training.train import CHALLENGER
 
@@ -115,6 +115,12 @@ def test_other_holdouts_and_definitions_rank_apart(trained: Trained, tmp_path: P
     assert sorted(churn["rank"]) == [1, 2, 3]
     assert board.loc[board["run_id"] == ids["later"], "holdout"].item() == "2025-11-01 +30d"
     assert board.loc[board["run_id"] == ids["best"], "version"].item() == ""  # not registered
+    notes = [n for n in apart(board) if n.startswith("note: churn (churned_inactive) on "
+                                                     f"{HOLDOUT}")]
+    assert notes == [f"note: churn (churned_inactive) on {HOLDOUT}: runs on 2 feature "
+                     "definitions and 2 data sets are ranked apart (3 groups, each with its own "
+                     "rank 1); the definition and data columns of the CSV tell them apart"]
+    assert not any("2025-11-01" in n for n in apart(board))  # one group there
 
 
 def test_markdown(board: pd.DataFrame) -> None:
