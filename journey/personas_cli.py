@@ -258,7 +258,11 @@ def kpis(
     for r in table:
         typer.echo("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                              for i, (c, w) in enumerate(zip(r, widths, strict=True))))
-    typer.echo("CLV = revenue per active buyer-year x an active buyer's expected lifetime (see "
+    # The snapshot's own words: one scored before a definition changed keeps its figures,
+    # and must not be read under the new one.
+    clv = data.get("definitions", {}).get("clv")
+    typer.echo(f"CLV, as this snapshot defines it: {clv}" if clv else
+               "CLV = revenue per active buyer-year x an active buyer's expected lifetime (see "
                "`definitions` in GET /v1/kpis)")
 
 

@@ -83,3 +83,22 @@ def test_the_journey_map_settings_file_is_the_one_scores_use(
     said = fails("score", "--as-of", LATER, "--no-actions")
     assert f"{settings}: unknown keys ['retention_dys']" in said
     assert "(JOURNEY_JOURNEY_MAP_CONFIG)" in said
+
+
+def test_the_clv_is_explained_in_the_snapshots_own_words(home: Path) -> None:
+    """A snapshot scored before the CLV's definition changed keeps its figures: they are
+    printed under its own definition, not the current one."""
+    import json
+
+    from models.kpis_definitions import DEFINITIONS
+    from serving.snapshots import KPIS, latest
+
+    ok("score", "--as-of", WHEN.isoformat(), "--no-actions")
+    assert ok("kpis")[-1] == f"CLV, as this snapshot defines it: {DEFINITIONS['clv']}"
+    snap = latest(home / "home" / "scores")
+    assert snap is not None
+    kpis = json.loads((snap.path / KPIS).read_text(encoding="utf-8"))
+    kpis["definitions"]["clv"] = "V x L: V revenue per customer-year (an older definition)"
+    (snap.path / KPIS).write_text(json.dumps(kpis), encoding="utf-8")
+    assert ok("kpis")[-1] == ("CLV, as this snapshot defines it: V x L: V revenue per "
+                              "customer-year (an older definition)")
