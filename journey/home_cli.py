@@ -27,7 +27,7 @@ def relocate(
     from training.relocate import relocate as rewrite
 
     settings = Settings()
-    tracking, local = settings.tracking(), Tracking.local(settings.home)
+    tracking, local = settings.tracking(check_home=False), Tracking.local(settings.home)
     if not same_store(tracking.tracking_uri, local.tracking_uri) or \
             settings.mlflow_artifacts is not None:
         raise ConfigError(

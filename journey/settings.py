@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,12 +52,14 @@ class Settings(BaseSettings):
     def retrain_path(self) -> Path:
         return self.home / "retrain"
 
-    def tracking(self) -> Tracking:
+    def tracking(self, check_home: bool = True) -> Tracking:
         local = Tracking.local(self.home)
         uri = self.mlflow_tracking_uri or local.tracking_uri
         run_uri = mlflow_run_uri()
         if run_uri is not None:
             uri = self._under_mlflow_run(run_uri, uri)
+        if check_home and self.mlflow_artifacts is None and same_store(uri, local.tracking_uri):
+            _warn_if_elsewhere(local)
         return Tracking(uri, self.mlflow_artifacts or local.artifact_root)
 
     def _under_mlflow_run(self, run_uri: str, journey_uri: str) -> str:
@@ -79,3 +82,22 @@ class Settings(BaseSettings):
             "to track there."
             + (f" `mlflow run` recorded its own run in {made} before Journey started: delete "
                "it if it is not wanted." if made is not None else ""))
+
+
+_warned: set[str] = set()  # homes warned about, once a process
+
+
+def _warn_if_elsewhere(local: Tracking) -> None:
+    """Say so when this home's registry writes into another home's artifacts (a copy not
+    relocated): its runs and models would land there, and deleting the original loses them."""
+    from training.relocate import elsewhere
+
+    db_file = local_path(local.tracking_uri)
+    if db_file is None or local.artifact_root is None or str(db_file) in _warned:
+        return
+    other = elsewhere(db_file, local.artifact_root)
+    if other is not None:
+        _warned.add(str(db_file))
+        print(f"warning: this home's MLflow store ({db_file}) keeps its runs and models under "
+              f"{other}, another home's folder (a copy of that home?): new ones would be "
+              "written there. Run `journey relocate` to use this home's own.", file=sys.stderr)

@@ -94,6 +94,25 @@ def plan(db_file: Path, artifact_root: str) -> tuple[Relocation, list[tuple[str,
     return found, [(t, c, old, new) for (t, c, old), new in changes.items()]
 
 
+def elsewhere(db_file: Path, artifact_root: str) -> str | None:
+    """Another home's artifact folder this store's experiments write to (None: none, or no
+    store yet). New runs and models go under their experiment's location: a copied home that
+    was not relocated writes into the original. Reads the experiments table alone."""
+    if not db_file.exists():
+        return None
+    root = _path(artifact_root).rstrip("/")
+    try:
+        with closing(sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)) as db:
+            rows = db.execute("SELECT artifact_location FROM experiments").fetchall()
+    except sqlite3.Error:  # not an MLflow store yet, or locked: the command's own check says
+        return None
+    for (location,) in rows:
+        split = _split(location) if isinstance(location, str) else None
+        if split is not None and split[0] != root:
+            return split[0]
+    return None
+
+
 def relocate(db_file: Path, artifact_root: str, dry_run: bool = False) -> Relocation:
     """Rewrite the store's artifact locations under other homes to ``artifact_root``, in one
     transaction, after copying the database aside. Refuses (ConfigError) when a rewritten

@@ -135,3 +135,28 @@ def test_only_the_embedded_store_moves(tmp_path: Path, monkeypatch: pytest.Monke
     assert "only that one moves with the home" in fails("relocate")
     monkeypatch.delenv("JOURNEY_MLFLOW_TRACKING_URI")
     assert "no MLflow store here" in fails("relocate")
+
+
+def test_a_copy_not_relocated_is_warned_about_once(
+        old_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Its new runs and models would be written into the original home: every command that
+    opens the registry says so (once a process) until `journey relocate` ran."""
+    from journey import settings as journey_settings
+
+    copy = tmp_path / "copy"
+    shutil.copytree(old_home, copy)
+    monkeypatch.setenv("JOURNEY_HOME", str(copy))
+    monkeypatch.setattr(journey_settings, "_warned", set())
+    journey_settings.Settings().tracking()
+    journey_settings.Settings().tracking()
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1
+    assert (f"keeps its runs and models under {old_home.resolve()}/mlflow/artifacts, another "
+            "home's folder (a copy of that home?)") in " ".join(err.split())
+    assert "Run `journey relocate` to use this home's own." in err
+    ok("relocate")
+    monkeypatch.setattr(journey_settings, "_warned", set())
+    journey_settings.Settings().tracking()
+    journey_settings.Settings(home=old_home).tracking()  # the original: its own folder
+    assert capsys.readouterr().err == ""
