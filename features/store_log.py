@@ -157,3 +157,14 @@ def matched_note(matched: int) -> list[str]:
         "separate events only within one load: load a purchase log's identical rows (two "
         "same-day purchases) in one load, or give them explicit event ids.",
         96, subsequent_indent="    ")
+
+
+def rehome(con: duckdb.DuckDBPyConnection, old: str, new: str) -> int:
+    """Point the logged rejects files under the folder ``old`` at the same place under
+    ``new`` (a moved home: `journey relocate`); how many rows changed."""
+    prefix = old.rstrip("/") + "/"
+    cur = con.execute("UPDATE ingest_log SET rejects_path = ? || substr(rejects_path, ?) "
+                      "WHERE starts_with(rejects_path, ?)",
+                      [new.rstrip("/") + "/", len(prefix) + 1, prefix])
+    row = cur.fetchone()
+    return int(row[0]) if row else 0

@@ -24,6 +24,7 @@ def relocate(
     MLflow records absolute artifact paths: a home moved or restored elsewhere cannot load
     its models, and a copy keeps using the original's. Run with the service stopped; the
     database is copied aside (mlflow.db.before-relocate-TIME) before it changes."""
+    from training.relocate import ARTIFACTS
     from training.relocate import relocate as rewrite
 
     settings = Settings()
@@ -52,3 +53,19 @@ def relocate(
         return
     typer.echo(f"now under {found.root}: {found.rewritten:,} rows rewritten; the database "
                f"before is {found.backup}")
+    _rehome_rejects(settings, [root.removesuffix(ARTIFACTS) for root in found.others])
+
+
+def _rehome_rejects(settings: Settings, old_homes: list[str]) -> None:
+    """The ingest log names each load's rejects file by its absolute path: those under an
+    old home are pointed at this one, when the store lives in this home."""
+    from features.store import EventStore
+    from features.store_log import rehome
+
+    store, home = settings.store_path.resolve(), settings.home.resolve()
+    if not store.exists() or not store.is_relative_to(home):
+        return
+    with EventStore(store) as es:
+        moved = sum(rehome(es.con, old, str(home)) for old in old_homes)
+    if moved:
+        typer.echo(f"ingest log: {moved:,} rejects file paths now under {home}")

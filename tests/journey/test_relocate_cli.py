@@ -160,3 +160,22 @@ def test_a_copy_not_relocated_is_warned_about_once(
     journey_settings.Settings().tracking()
     journey_settings.Settings(home=old_home).tracking()  # the original: its own folder
     assert capsys.readouterr().err == ""
+
+
+def test_the_ingest_logs_rejects_paths_move_with_the_home(
+        old_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from features.store import EventStore
+
+    events = tmp_path / "e.csv"
+    events.write_text("customer_id,ts,event_type\nu1,2025-03-01T10:00:00Z,page_view\n"
+                      ",2025-03-01T10:00:00Z,page_view\n", encoding="utf-8")
+    ok("ingest", events, "--store", old_home / "events.duckdb")
+    new_home = tmp_path / "new"
+    shutil.move(old_home, new_home)
+    monkeypatch.setenv("JOURNEY_HOME", str(new_home))
+    lines = ok("relocate")
+    assert lines[-1] == f"ingest log: 1 rejects file paths now under {new_home.resolve()}"
+    with EventStore(new_home / "events.duckdb", read_only=True) as es:
+        [entry] = es.ingest_log()
+    rejects = Path(str(entry["rejects_path"]))
+    assert rejects.is_relative_to(new_home.resolve()) and rejects.is_file()
