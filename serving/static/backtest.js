@@ -5,10 +5,14 @@
 
 import { fmt } from "./format.js";
 import { el, empty } from "./charts.js";
+import { reliabilityFigures } from "./chart-figures.js";
 
 const $ = (sel) => document.querySelector(sel);
 const TARGETS = ["churn", "conversion"];
-const VERSION_COLORS = ["#4263eb", "#e8590c", "#0ca678", "#ae3ec9", "#1098ad", "#f08c00"];
+// Each version's line: a dark colour (>= 4.5:1 on white) and a dash of its own, so that the
+// lines differ without colour too; the legend draws both beside the version's name.
+const VERSION_COLORS = ["#4263eb", "#c2410c", "#087f5b", "#ae3ec9", "#0b7285", "#9c5d00"];
+const VERSION_DASHES = [null, "6 3", "2 3", "8 3 2 3", "1 2", "10 4"];
 const H = 170;
 const PAD = { left: 44, right: 12, top: 12, bottom: 26 };
 
@@ -21,7 +25,8 @@ function bySeries(points) {
   return out;
 }
 
-// One line per model version of `metric` over prediction time.
+// One line per model version of `metric` over prediction time. Its figures are the table
+// below the charts (every point's metrics): the SVG points to it.
 function lineChart(container, points, metric, label) {
   const values = points.map((p) => p.metrics[metric]).filter((v) => v !== null);
   if (!values.length) return empty(container, "No closed horizon yet.");
@@ -33,7 +38,7 @@ function lineChart(container, points, metric, label) {
   const x = (t) => PAD.left + (t1 > t0 ? (t - t0) / (t1 - t0) : 0.5) * (width - PAD.left - PAD.right);
   const y = (v) => PAD.top + (1 - (v - lo) / (hi - lo)) * (H - PAD.top - PAD.bottom);
   const svg = el("svg", { width, height: H, viewBox: `0 0 ${width} ${H}`, role: "img",
-    "aria-label": label, class: "chart-svg" });
+    "aria-label": label, "aria-details": "backtest-table", class: "chart-svg" });
   for (const v of [lo, (lo + hi) / 2, hi]) {
     svg.append(el("line", { x1: PAD.left, x2: width - PAD.right, y1: y(v), y2: y(v), class: "bt-grid" }),
       el("text", { x: PAD.left - 6, y: y(v) + 4, class: "axis-label", "text-anchor": "end" }, fmt.num(v, 3)));
@@ -46,9 +51,13 @@ function lineChart(container, points, metric, label) {
     const color = VERSION_COLORS[i % VERSION_COLORS.length];
     const drawn = series.filter((p) => p.metrics[metric] !== null);
     const path = drawn.map((p, k) => `${k ? "L" : "M"}${x(Date.parse(p.as_of)).toFixed(1)} ${y(p.metrics[metric]).toFixed(1)}`);
-    svg.append(el("path", { d: path.join(" "), stroke: color, class: "bt-line" }),
-      el("text", { x: width - PAD.right, y: PAD.top + 10 + 13 * i, "text-anchor": "end",
-        fill: color, class: "axis-label bt-legend" }, `v${version}`));
+    const dash = VERSION_DASHES[i % VERSION_DASHES.length];
+    // The legend: the version's line (its colour and dash) beside its name in the text colour.
+    const ly = PAD.top + 10 + 13 * i;
+    svg.append(el("path", { d: path.join(" "), stroke: color, "stroke-dasharray": dash, class: "bt-line" }),
+      el("line", { x1: width - PAD.right - 50, x2: width - PAD.right - 28, y1: ly - 4, y2: ly - 4,
+        stroke: color, "stroke-dasharray": dash, class: "bt-swatch" }),
+      el("text", { x: width - PAD.right, y: ly, "text-anchor": "end", class: "axis-label bt-legend" }, `v${version}`));
     for (const p of drawn) {
       svg.append(el("circle", { cx: x(Date.parse(p.as_of)), cy: y(p.metrics[metric]), r: 3.5, fill: color },
         el("title", {}, `v${version}, predicted ${fmt.date(p.as_of)}: ${label} ${fmt.num(p.metrics[metric], 4)}`)));
@@ -86,7 +95,9 @@ function cell(tag, text, className) {
 function row(p) {
   const m = p.metrics;
   const tr = document.createElement("tr");
-  tr.append(cell("th", p.target), cell("td", fmt.date(p.as_of)), cell("td", `v${p.model_version}`),
+  const head = cell("th", p.target);
+  head.scope = "row";
+  tr.append(head, cell("td", fmt.date(p.as_of)), cell("td", `v${p.model_version}`),
     ...[m.roc_auc, m.log_loss, m.brier, m.ece].map((v) => cell("td", fmt.num(v, 4), "num")),
     cell("td", `${fmt.pct(m.mean_predicted)} / ${fmt.pct(m.base_rate)}`, "num"),
     cell("td", fmt.count(m.n), "num"));
@@ -105,6 +116,7 @@ function emptyRow(text) {
 function emptyCharts(text) {
   for (const t of TARGETS) {
     for (const chart of ["auc", "ece", "rel"]) empty($(`#backtest-${chart}-${t}`), text);
+    reliabilityFigures($(`#backtest-rel-${t}`), null);
   }
 }
 
@@ -129,6 +141,7 @@ function render(results) {
     const newest = points.at(-1);
     if (newest) reliabilityChart($(`#backtest-rel-${t}`), newest);
     else empty($(`#backtest-rel-${t}`), "No data yet.");
+    reliabilityFigures($(`#backtest-rel-${t}`), newest);
   }
   body.replaceChildren(...results.slice().reverse().map(row));
 }

@@ -21,6 +21,31 @@ export function stageColor(index) {
   return index < 0 ? "#adb5bd" : STAGE_COLORS[index % STAGE_COLORS.length];
 }
 
+// Tiers differ by a pattern as well as by colour (low plain, medium striped, high dotted): a
+// bar stacked by tier reads without telling red from green.
+const TIER_MARKS = { medium: "stripes", high: "dots" };
+let patternSeq = 0; // pattern ids are the document's: each drawing gets its own
+
+/** The fill of each tier in `svg` (a colour, or a pattern defined in the SVG on first use). */
+export function tierPainter(svg) {
+  const paints = new Map();
+  return (tier) => {
+    const mark = TIER_MARKS[tier];
+    if (!mark) return tierColor(tier);
+    if (!paints.has(tier)) {
+      const defs = svg.querySelector("defs") || svg.insertBefore(el("defs"), svg.firstChild);
+      const id = `tier-${mark}-${++patternSeq}`;
+      defs.append(el("pattern", { id, width: 6, height: 6, patternUnits: "userSpaceOnUse",
+        patternTransform: mark === "stripes" ? "rotate(45)" : null, class: `tier-mark ${mark}` },
+      el("rect", { width: 6, height: 6, fill: tierColor(tier) }),
+      mark === "stripes" ? el("rect", { width: 2, height: 6, fill: "#fff", opacity: 0.55 })
+        : el("circle", { cx: 3, cy: 3, r: 1.3, fill: "#fff", opacity: 0.75 })));
+      paints.set(tier, `url(#${id})`);
+    }
+    return paints.get(tier);
+  };
+}
+
 /** An SVG element with attributes (null/undefined skipped) and children (strings become text). */
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElementNS(NS, tag);
@@ -287,6 +312,7 @@ export function tiersChart(container, tiers, order) {
   const rowH = 50, top = 24, labelW = 74;
   const height = top + rows.length * rowH + 4;
   const { svg, width } = frame(container, height, "Risk tiers");
+  const paint = tierPainter(svg);
   const half = (width - labelW - 16) / 2;
   const maxN = Math.max(1, ...rows.map((r) => r.customers));
   const maxR = Math.max(1, ...rows.map((r) => r.revenue_at_risk));
@@ -296,7 +322,7 @@ export function tiersChart(container, tiers, order) {
   rows.forEach((r, i) => {
     const y = top + i * rowH;
     const tier = r.key.tier;
-    const color = tierColor(tier);
+    const color = paint(tier);
     const wN = Math.max(2, (barSpan * r.customers) / maxN);
     const wR = Math.max(2, (barSpan * r.revenue_at_risk) / maxR);
     const ch = r.change;
@@ -331,6 +357,7 @@ export function stageTiersChart(container, stageTiers, stages, tierOrder) {
   const rowH = 24, top = 4, labelW = 112, valueW = 70;
   const height = top + names.length * rowH + 30;
   const { svg, width } = frame(container, height, "Current stage (of the latest activity) by risk tier");
+  const paint = tierPainter(svg);
   const totals = names.map((n) => byStage.get(n).reduce((a, s) => a + s.customers, 0));
   const max = Math.max(1, ...totals);
   const span = Math.max(60, width - labelW - valueW);
@@ -343,14 +370,14 @@ export function stageTiersChart(container, stageTiers, stages, tierOrder) {
     for (const s of parts) {
       const w = (span * s.customers) / max;
       if (w <= 0) continue;
-      g.append(el("rect", { x, y: y + 3, width: Math.max(w, 0.5), height: rowH - 8, fill: tierColor(s.key.tier), class: "bar" },
+      g.append(el("rect", { x, y: y + 3, width: Math.max(w, 0.5), height: rowH - 8, fill: paint(s.key.tier), class: "bar", "data-tier": s.key.tier },
         title(`current stage ${name} · ${s.key.tier}: ${fmt.count(s.customers)} customers, revenue at risk ${fmt.money(s.revenue_at_risk)} (total)`)));
       x += w;
     }
     g.append(el("text", { x: x + 8, y: y + 14, class: "value" }, fmt.count(totals[i])));
     svg.append(g);
   });
-  const [lg] = legend(tierOrder.map((t) => ({ label: `${t} risk`, color: tierColor(t) })));
+  const [lg] = legend(tierOrder.map((t) => ({ label: `${t} risk`, color: paint(t) })));
   lg.setAttribute("transform", `translate(${labelW},${height - 10})`);
   svg.append(lg);
 }

@@ -38,7 +38,7 @@ function kpiRow(g, overall) {
   return `<tr class="${overall ? "total" : ""}"><th scope="row">${esc(name)}</th>` +
     `<td class="num">${fmt.count(g.customers)}</td>` +
     rateCell(g.conversion_rate) + rateCell(g.retention_rate) + rateCell(g.repeat_purchase_rate) +
-    `<td class="num" title="annual revenue per customer × expected lifetime">${fmt.money(g.clv?.value)}</td>` +
+    `<td class="num" title="revenue per active buyer-year × an active buyer’s expected lifetime">${fmt.money(g.clv?.value)}</td>` +
     csatCell(g.csat) + npsCell(g.nps) + "</tr>";
 }
 
@@ -57,6 +57,7 @@ function renderGroupToggle(available, by, api) {
   const box = $("#kpi-by");
   const rank = (g) => (GROUP_ORDER.includes(g) ? GROUP_ORDER.indexOf(g) : GROUP_ORDER.length);
   const groups = [...available].sort((a, b) => rank(a) - rank(b));
+  const hadFocus = box.contains(document.activeElement);
   box.replaceChildren(...groups.map((g) => {
     const b = document.createElement("button");
     b.type = "button";
@@ -66,6 +67,8 @@ function renderGroupToggle(available, by, api) {
     b.addEventListener("click", () => loadKpis(api, g));
     return b;
   }));
+  // The buttons are drawn anew: keep the keyboard on the one just pressed.
+  if (hadFocus) box.querySelector(`button[data-by="${CSS.escape(by)}"]`)?.focus();
 }
 
 async function loadKpis(api, by) {

@@ -63,8 +63,9 @@ def test_stage_and_money_labels_say_what_they_count(tab: Tab, server: Server) ->
     assert "reached" in page.inner_text("#funnel >> xpath=preceding-sibling::figcaption")
     assert page.inner_text("#segment-table th[data-col=expected_value]") == \
         "Expected value (total)"
-    assert page.inner_text("#segment-table th[data-col=revenue_at_risk]") == \
-        "Revenue at risk (total)"
+    # The button's label; its sort mark (the table's default order) is the eye's only.
+    assert page.eval_on_selector("#segment-table th[data-col=revenue_at_risk] button",
+                                 "b => b.firstChild.textContent") == "Revenue at risk (total)"
     page.locator("#segment-table tbody tr.segment-row").first.click()
     page.wait_for_selector("#drilldown[data-state=ready]")
     assert page.inner_text("#drill-table th[data-col=stage]") == "Current stage"
@@ -121,6 +122,7 @@ def test_one_h1_named_tables_and_readable_small_text(tab: Tab, server: Server) -
     page = tab.page
     page.wait_for_selector("#kpi-table tbody tr")
     page.wait_for_function("() => document.querySelector('#triggers-meta').textContent")
+    page.wait_for_selector("#drift:not([data-state=loading])")  # its badge is probed below
     as_of = server.get("dashboard/data").json()["snapshot"]["as_of"][:10]
     h1 = page.eval_on_selector_all("h1", "hs => hs.filter(h => !h.closest('[hidden]'))"
                                    ".map(h => h.textContent)")

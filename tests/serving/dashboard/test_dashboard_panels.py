@@ -189,6 +189,18 @@ def test_the_backtest_card_draws_each_version_over_time(tab: Tab, server: Server
         for chart in ("auc", "ece", "rel"):
             assert page.locator(f"#backtest-{chart}-{target} svg").count() == 1
         assert page.locator(f"#backtest-auc-{target} svg path.bt-line").count() == 2  # versions
+        # Text alternatives: the table below holds every point; the deciles have their own.
+        for chart in ("auc", "ece"):
+            assert page.get_attribute(f"#backtest-{chart}-{target} svg", "aria-details") == \
+                "backtest-table"
+        figures = f"backtest-rel-{target}-figures"
+        assert page.get_attribute(f"#backtest-rel-{target} svg", "aria-details") == \
+            f"{figures}-box"
+        page.click(f"#{figures}-box summary")  # the table is drawn when it is opened
+        newest = [p for p in points if p["target"] == target][-1]
+        deciles = page.eval_on_selector_all(f"#{figures} tbody tr",
+                                            "rs => rs.map(r => r.cells[3].textContent)")
+        assert deciles == [f"{int(b['n']):,}" for b in newest["reliability"]] and deciles
     assert f"{len(points)} (model, version, prediction time)" in page.inner_text("#backtest-meta")
     screenshot(page.locator("#backtest"), "dashboard-backtest.png")
 
