@@ -32,13 +32,13 @@ SERVICE = "serving.service:Journey"
 # so (models/registry.py's load_native). A missing champion is not here: promoting one and
 # reloading fixes it while the service runs.
 PERMANENT_ERRORS = ("event store not loaded:", "RegistryError: cannot load ")
-# A champion trained on other feature definitions: only training on these and promoting
-# fixes it, which takes longer than a start is worth waiting for.
-OTHER_DEFINITIONS = " was trained on feature definitions "
-# No champion yet (serving/champions.py's wording): models load after the histories, so the
-# service already takes events. Training and promoting fix the rest while it runs; waiting
-# for them would only time out and stop a service that works.
+# No champion yet (serving/champions.py's wording), or one trained on feature definitions the
+# current spec does not compute (every champion after an upgrade that changed them): models
+# load after the histories, so the service already takes events. Training and promoting fix
+# the rest while it runs (the gate judges a challenger against such a champion as against
+# none); waiting for them would only time out and stop a service that works.
 NO_CHAMPION = " no version with alias "
+OTHER_DEFINITIONS = " was trained on feature definitions "
 
 
 @dataclass(frozen=True)
@@ -238,8 +238,9 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float, log_file
                say: Callable[[str], None], context: ssl.SSLContext | None = None
                ) -> str | None:
     """Return once ``url`` (the service's /v1/readyz) says ready (None), or says it has no
-    champion yet (its load error: it takes events meanwhile); ConfigError as soon as the
-    process exits or readyz reports a load error a retry will not fix, else at ``timeout``.
+    champion it can serve yet (its load error: it takes events meanwhile); ConfigError as
+    soon as the process exits or readyz reports a load error a retry will not fix, else at
+    ``timeout``.
     Each new reason readyz gives is passed to ``say``; ``context``: an https URL's
     (``Tls.probe_context``)."""
     deadline = time.monotonic() + timeout
@@ -257,9 +258,9 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float, log_file
                 return None
             message = str(body.get("message") or f"HTTP {status}")
             error = str(body.get("last_load_error") or "")
-            if NO_CHAMPION in error:
+            if NO_CHAMPION in error or OTHER_DEFINITIONS in error:
                 return error
-            if error.startswith(PERMANENT_ERRORS) or OTHER_DEFINITIONS in error:
+            if error.startswith(PERMANENT_ERRORS):
                 raise ConfigError(f"the service cannot load: {error}; a retry will not fix "
                                   f"this, so it was stopped; {log_tail(log_file, 5)}")
             if message != last:

@@ -4,6 +4,7 @@ home, no store, no API keys or a bad setting is refused with one line, not a han
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,9 +97,16 @@ def test_a_store_the_service_cannot_open_is_a_permanent_error(tmp_path: Path) ->
     assert "events.duckdb" in why and str(tmp_path) not in why
 
 
-def test_a_champion_of_other_definitions_is_a_permanent_error() -> None:
-    """Only training and promoting fixes it, so serve --detach stops at once instead of
-    waiting out its 180 s."""
+class _Running:
+    def poll(self) -> None:
+        return None
+
+
+def test_a_champion_of_other_definitions_leaves_the_service_taking_events(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training and promoting fix it while the service runs (the gate judges the challenger
+    as against no champion), so serve --detach starts it as with no champion, with the
+    reason, instead of stopping it or waiting out its 180 s."""
     from mlflow.entities.model_registry import ModelVersion, ModelVersionTag
 
     from features.spec import load_spec
@@ -110,7 +118,15 @@ def test_a_champion_of_other_definitions_is_a_permanent_error() -> None:
                            "journey.definition_hash", "0e734736276e4568")])
     with pytest.raises(RegistryError) as caught:
         _check_definitions("journey-churn", old, load_spec())
-    assert OTHER_DEFINITIONS in f"RegistryError: {caught.value}"
+    error = f"RegistryError: {caught.value}"
+    assert OTHER_DEFINITIONS in error
+    import journey.service_process as service_process
+
+    monkeypatch.setattr(service_process, "_probe", lambda url, context: (
+        503, {"ready": False, "message": "models not loaded", "last_load_error": error}))
+    running: Any = _Running()
+    assert service_process.wait_ready("http://127.0.0.1:9/v1/readyz", running, 5.0,
+                                      Path("serve.log"), lambda why: None) == error
     assert str(caught.value).endswith("train on the current feature definitions (journey "
                                       "train) and promote")
 
