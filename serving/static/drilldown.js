@@ -7,7 +7,7 @@
 import { fmt } from "./format.js";
 import { saveFile } from "./csv.js";
 import { announce, api, handleCommonError } from "./session.js";
-import { $, dimLabel, dimValue, filterParams, PAGE, STAGE_NOTE, state } from "./state.js";
+import { $, dimLabel, dimValue, emptyRow, filterParams, PAGE, STAGE_NOTE, state } from "./state.js";
 
 // persona_id: the persona column shows its current name (the id is the export's, for joins)
 const KNOWN = ["customer_id", "stage", "tier", "churn", "conversion", "next_stage", "next_stage_probability",
@@ -166,15 +166,7 @@ function renderDrill(out) {
     }
     frag.append(tr);
   }
-  if (!customers.length) {
-    const tr = document.createElement("tr");
-    const td = document.createElement("td");
-    td.colSpan = cols.length;
-    td.className = "empty";
-    td.textContent = "No customers in this segment.";
-    tr.append(td);
-    frag.append(tr);
-  }
+  if (!customers.length) frag.append(emptyRow(cols.length, "No customers in this segment."));
   table.tBodies[0].replaceChildren(frag);
   const from = out.total ? out.offset + 1 : 0;
   const to = out.offset + customers.length;

@@ -10,7 +10,7 @@ import { csvText, fileSafe, saveFile } from "./csv.js";
 import { openDrill } from "./drilldown.js";
 import { announce, api, handleCommonError } from "./session.js";
 import {
-  $, DEFAULT_SORT, dimLabel, dimValue, filterParams, ROW_CAP, STAGE_NOTE, state, TIER_ORDER,
+  $, DEFAULT_SORT, dimLabel, dimValue, emptyRow, filterParams, ROW_CAP, STAGE_NOTE, state, TIER_ORDER,
 } from "./state.js";
 
 export function segmentParams() {
@@ -194,15 +194,7 @@ export function renderTable() {
   const frag = document.createDocumentFragment();
   const drillKey = state.drill ? JSON.stringify(state.drill.key) : null;
   for (const s of rows) frag.append(segmentRow(s, cols, drillKey));
-  if (!rows.length) {
-    const row = document.createElement("tr");
-    const td = document.createElement("td");
-    td.colSpan = cols.length;
-    td.className = "empty";
-    td.textContent = "No customers match these filters.";
-    row.append(td);
-    frag.append(row);
-  }
+  if (!rows.length) frag.append(emptyRow(cols.length, "No customers match these filters."));
   table.tBodies[0].replaceChildren(frag);
   const foot = document.createElement("tr");
   foot.className = "total-row";

@@ -77,3 +77,14 @@ export function filterParams(filters) {
   }
   return out;
 }
+
+// A table body's one row saying it has nothing to show, across all ``span`` columns.
+export function emptyRow(span, text) {
+  const tr = document.createElement("tr");
+  const td = document.createElement("td");
+  td.colSpan = span;
+  td.className = "empty";
+  td.textContent = text;
+  tr.append(td);
+  return tr;
+}
