@@ -6,7 +6,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +16,9 @@ from features.batch import micros
 from features.events import Encoder, EventArrays
 from features.kernels import FeatureMatrix, Kernel
 from features.spec import FeatureSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Vector = dict[str, float | str | None]
 Value = float | str | None
@@ -54,6 +57,30 @@ class Vectors:
             key = name.removeprefix("attr_")
             return key in attrs, attrs.get(key)
         return False, None
+
+    def frame(self) -> pd.DataFrame:
+        """``pd.DataFrame(self.records())``, built a column at a time: the same columns in
+        the same order, values and types (an attribute a customer lacks is NaN, as there),
+        without a dict per customer (a baseline model's 26k-customer scoring run spent most
+        of its time, holding the interpreter lock, building one from the dicts)."""
+        import pandas as pd
+
+        n, m = len(self), self.matrix
+        columns: dict[str, Any] = {name: m.values[:, j] for j, name in enumerate(m.names)}
+        for name, (codes, vocab) in m.categorical.items():
+            labels = np.empty(n, object)
+            for i, c in enumerate(np.asarray(codes).tolist()):
+                labels[i] = vocab[c] if c >= 0 else None
+            columns[name] = labels
+        keys: dict[str, None] = {}
+        for attrs in self.attributes:
+            keys.update(dict.fromkeys(attrs))
+        for key in keys:
+            values = np.empty(n, object)
+            for i, attrs in enumerate(self.attributes):
+                values[i] = attrs.get(key, np.nan)
+            columns[f"attr_{key}"] = values
+        return pd.DataFrame(columns, index=pd.RangeIndex(n)).infer_objects()
 
     def records(self) -> list[Vector]:
         out: list[Vector] = []

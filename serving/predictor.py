@@ -108,7 +108,7 @@ class Predictor:
                                              leaves=leaves) if explain
                                  else [[] for _ in range(n)])
             else:  # a baseline champion: probabilities, no tree contributions to explain
-                p = model.predict_proba(pd.DataFrame(vectors.records()))
+                p = model.predict_proba(vectors.frame())
                 reasons[name] = [[] for _ in range(n)]
             proba[name] = p
         classes = models.models["next_stage"].target.classes

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 import pyarrow as pa
 
 from features.events import Encoder, EventArrays
@@ -69,7 +68,7 @@ def probabilities(models: ModelSet, vectors: Vectors) -> dict[str, F64]:
         if isinstance(model, LightGBMClassifier):
             out[name] = model.proba_batch(model.vectors_matrix(vectors))
         else:  # a baseline champion scores from records
-            out[name] = np.asarray(model.predict_proba(pd.DataFrame(vectors.records())))
+            out[name] = np.asarray(model.predict_proba(vectors.frame()))
     return out
 
 
