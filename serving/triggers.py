@@ -70,6 +70,9 @@ class Triggers:
         self.dropped = 0  # evaluations not made because the queue was full
         self._warned: dict[str, float] = {}  # rule: when its cap was last warned of
         self._capped: dict[str, int] = {}  # rule: firings held since that warning
+        # Firings by source, and those held by cool-downs, since the last line saying so
+        self._fired: dict[str, int] = {}
+        self._cooled, self._fired_logged = 0, -math.inf
 
     @classmethod
     def for_settings(cls, settings: ServeSettings, spec: FeatureSpec, catalog: Catalog,
@@ -236,11 +239,23 @@ class Triggers:
         claimed = self.firings.claim_all(new)
         kept = claimed.sent
         self.sender.submit(Pending(f.firing_id, e, f.body, 0) for f in kept for e in f.endpoints)
-        if kept:
-            log.info("triggers: %d fired from %s (%d held by cool-downs)", len(kept), source,
-                     claimed.cooled)
+        self._log_fired(source, len(kept), claimed.cooled)
         self._warn_capped(claimed.held)
         return len(kept)
+
+    def _log_fired(self, source: str, fired: int, cooled: int) -> None:
+        """A line at most once a minute with what fired since the last one: a line per
+        evaluation batch was 99 % of serve.log under steady traffic (1 MB an hour)."""
+        if fired:
+            self._fired[source] = self._fired.get(source, 0) + fired
+        self._cooled += cooled
+        now = time.monotonic()
+        if not self._fired or now - self._fired_logged < 60:
+            return
+        counts = ", ".join(f"{n} from {where}" for where, n in sorted(self._fired.items()))
+        log.info("triggers: fired %s since the last such line (%d held by cool-downs)", counts,
+                 self._cooled)
+        self._fired, self._cooled, self._fired_logged = {}, 0, now
 
     def _warn_capped(self, held: Mapping[str, int]) -> None:
         """A warning per rule at most once a minute while its cap holds firings (a flood

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -200,3 +201,23 @@ def test_a_protocol_error_does_not_quote_the_receiver(store: FiringStore) -> Non
 
     d = answer_of(store, handler)
     assert d["last_error"].startswith("RemoteProtocolError") and "hunter2" not in d["last_error"]
+
+
+def test_what_fired_is_logged_once_a_minute(
+        capped: tuple[TestClient, Receiver, Path], caplog: pytest.LogCaptureFixture) -> None:
+    """A line per evaluation batch was 99 % of a busy service's log (a soak test: 1 MB an
+    hour); the counts since the last line are kept."""
+    triggers = state_of(capped[0]).triggers
+    assert triggers is not None
+    triggers._fired, triggers._cooled, triggers._fired_logged = {}, 0, -math.inf
+    with caplog.at_level(logging.INFO, logger="journey.triggers"):
+        triggers._log_fired("events", 3, 0)
+        triggers._log_fired("events", 1, 0)
+        triggers._log_fired("scoring", 1, 1)
+        triggers._fired_logged -= 61
+        triggers._log_fired("events", 0, 0)
+    lines = [r.getMessage() for r in caplog.records if "fired" in r.getMessage()]
+    assert lines == [
+        "triggers: fired 3 from events since the last such line (0 held by cool-downs)",
+        "triggers: fired 1 from events, 1 from scoring since the last such line (1 held by "
+        "cool-downs)"]
