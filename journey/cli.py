@@ -247,8 +247,9 @@ def unload(
     store: StoreOpt = None,
     yes: Annotated[bool, typer.Option("--yes", help="Remove them without asking.")] = False,
 ) -> None:
-    """Undo a load: remove the events one `journey ingest` stored (the ingest log keeps it,
-    marked undone). Events other loads or the API stored are kept."""
+    """Undo a load: remove the events one `journey ingest` stored, and only those.
+
+    The ingest log keeps the load, marked undone. Events other loads or the API stored stay."""
     import sys
 
     from features.errors import ConfigError

@@ -240,6 +240,7 @@ def figures(page: Page, chart: str) -> list[list[str]]:
     box = page.get_attribute(f"#{chart} svg", "aria-details")
     assert box == f"{chart}-figures-box"
     page.eval_on_selector(f"#{box}", "d => { d.open = true; }")
+    page.wait_for_selector(f"#{chart}-figures tbody tr")  # drawn on the (queued) toggle event
     table = page.eval_on_selector(f"#{box}", "d => d.querySelector('table').id")
     assert table == f"{chart}-figures"
     caption = page.eval_on_selector(f"#{table}", "t => t.caption && t.caption.textContent")

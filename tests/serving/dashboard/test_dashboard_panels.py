@@ -197,6 +197,7 @@ def test_the_backtest_card_draws_each_version_over_time(tab: Tab, server: Server
         assert page.get_attribute(f"#backtest-rel-{target} svg", "aria-details") == \
             f"{figures}-box"
         page.click(f"#{figures}-box summary")  # the table is drawn when it is opened
+        page.wait_for_selector(f"#{figures} tbody tr")  # on the toggle event, after the click
         newest = [p for p in points if p["target"] == target][-1]
         deciles = page.eval_on_selector_all(f"#{figures} tbody tr",
                                             "rs => rs.map(r => r.cells[3].textContent)")
