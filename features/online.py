@@ -68,10 +68,8 @@ class Vectors:
         n, m = len(self), self.matrix
         columns: dict[str, Any] = {name: m.values[:, j] for j, name in enumerate(m.names)}
         for name, (codes, vocab) in m.categorical.items():
-            labels = np.empty(n, object)
-            for i, c in enumerate(np.asarray(codes).tolist()):
-                labels[i] = vocab[c] if c >= 0 else None
-            columns[name] = labels
+            # Code -1 (missing) picks the None put after the vocabulary.
+            columns[name] = np.array([*vocab, None], object)[np.asarray(codes)]
         keys: dict[str, None] = {}
         for attrs in self.attributes:
             keys.update(dict.fromkeys(attrs))

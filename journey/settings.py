@@ -84,7 +84,7 @@ class Settings(BaseSettings):
                "it if it is not wanted." if made is not None else ""))
 
 
-_warned: set[str] = set()  # homes warned about, once a process
+_checked: set[str] = set()  # stores looked at (and warned about), once a process
 
 
 def _warn_if_elsewhere(local: Tracking) -> None:
@@ -93,11 +93,11 @@ def _warn_if_elsewhere(local: Tracking) -> None:
     from training.relocate import elsewhere
 
     db_file = local_path(local.tracking_uri)
-    if db_file is None or local.artifact_root is None or str(db_file) in _warned:
+    if db_file is None or local.artifact_root is None or str(db_file) in _checked:
         return
+    _checked.add(str(db_file))  # a command opens the registry several times: read it once
     other = elsewhere(db_file, local.artifact_root)
     if other is not None:
-        _warned.add(str(db_file))
         print(f"warning: this home's MLflow store ({db_file}) keeps its runs and models under "
               f"{other}, another home's folder (a copy of that home?): new ones would be "
               "written there. Run `journey relocate` to use this home's own.", file=sys.stderr)

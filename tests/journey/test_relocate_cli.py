@@ -147,7 +147,7 @@ def test_a_copy_not_relocated_is_warned_about_once(
     copy = tmp_path / "copy"
     shutil.copytree(old_home, copy)
     monkeypatch.setenv("JOURNEY_HOME", str(copy))
-    monkeypatch.setattr(journey_settings, "_warned", set())
+    monkeypatch.setattr(journey_settings, "_checked", set())
     journey_settings.Settings().tracking()
     journey_settings.Settings().tracking()
     err = capsys.readouterr().err
@@ -156,7 +156,7 @@ def test_a_copy_not_relocated_is_warned_about_once(
             "home's folder (a copy of that home?)") in " ".join(err.split())
     assert "Run `journey relocate` to use this home's own." in err
     ok("relocate")
-    monkeypatch.setattr(journey_settings, "_warned", set())
+    monkeypatch.setattr(journey_settings, "_checked", set())
     journey_settings.Settings().tracking()
     journey_settings.Settings(home=old_home).tracking()  # the original: its own folder
     assert capsys.readouterr().err == ""
