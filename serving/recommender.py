@@ -9,7 +9,6 @@ Each answer carries a recommendation id and, per action, the probability this po
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +24,7 @@ from models.contacts import contacts_from_arrays
 from models.recommendation import Customer, Decision
 from serving.champions import ModelSet
 from serving.errors import NotReadyError
+from serving.ids import random_ids
 from serving.predictor import Scored
 
 
@@ -89,6 +89,7 @@ class Recommender:
                   explore: bool = True) -> list[Recommended]:
         uplifts, baselines = self.uplift(models, vectors)
         out = []
+        ids = random_ids(len(scored))
         for i, s in enumerate(scored):
             customer = Customer(
                 customer_id=s.customer_id, stage=s.current_stage,
@@ -99,5 +100,5 @@ class Recommender:
             decision = arbitrate(self.catalog, customer, uplifts[i], now_us,
                                  top_k=top_k or self.top_k,
                                  exploration=self.exploration if explore else 0.0, rng=self.rng)
-            out.append(Recommended(uuid.uuid4().hex, s.customer_id, s.as_of, decision, s))
+            out.append(Recommended(ids[i], s.customer_id, s.as_of, decision, s))
         return out

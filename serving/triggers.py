@@ -16,7 +16,6 @@ import math
 import queue
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from features.spec import FeatureSpec
 from models.actions import Catalog
 from serving.champions import ModelSet
 from serving.firings import FiringStore, NewFiring, Pending, wall_clock
+from serving.ids import random_ids
 from serving.predictor import Predictor
 from serving.settings import ServeSettings
 from serving.snapshots import Snapshot, previous_of
@@ -226,8 +226,7 @@ class Triggers:
             return 0
         fired_at = wall_clock(datetime.now(UTC))
         new = []
-        for c in candidates:
-            fid = uuid.uuid4().hex
+        for c, fid in zip(candidates, random_ids(len(candidates)), strict=True):
             details = {"kind": c.rule.kind, "as_of": iso_us(c.at_us), "source": source,
                        "reason": c.verdict.why, **c.verdict.details}
             body = json.dumps({"firing_id": fid, "rule": c.rule.id, "customer_id": c.customer_id,
