@@ -34,6 +34,7 @@ from serving.errors import BadRequestError, NotReadyError, UnknownCustomerError
 from serving.event_checks import check_events, checked_as_of, stored_form
 from serving.keys import KeyRing
 from serving.marketing import Marketing
+from serving.memory import give_back_memory
 from serving.metrics import Metrics
 from serving.predictor import Predictor, Scored
 from serving.recommender import Recommended, Recommender
@@ -74,7 +75,8 @@ class ServiceState:
                                        settings.nba_exploration, settings.nba_seed)
         self.marketing = Marketing(settings, self.spec, catalog)
         self.triggers = Triggers.for_settings(settings, self.spec, catalog, self.predictor,
-                                              lambda: self.holder.current, files.triggers)
+                                              lambda: self.holder.current, files.triggers,
+                                              lambda: self.clock(None))
         self.metrics = Metrics()
         self._drift_worker = DriftWorker(compare_here) if settings.drift_worker else None
         self.drift = DriftMonitor(
@@ -333,6 +335,7 @@ class ServiceState:
         snap = self.marketing.score(models, history, self.asked(as_of))
         self.triggers.after_scoring(snap)  # compared with the previous snapshot off this path
         self._record_drift_sample(history, as_of)
+        give_back_memory()
         return snap
 
     def _record_drift_sample(self, history: HistoryIndex, as_of: datetime | None) -> None:

