@@ -3,6 +3,8 @@ newest score snapshot by persona, stage, acquisition channel or month)."""
 
 from __future__ import annotations
 
+import shutil
+import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -261,9 +263,12 @@ def kpis(
     # The snapshot's own words: one scored before a definition changed keeps its figures,
     # and must not be read under the new one.
     clv = data.get("definitions", {}).get("clv")
-    typer.echo(f"CLV, as this snapshot defines it: {clv}" if clv else
-               "CLV = revenue per active buyer-year x an active buyer's expected lifetime (see "
-               "`definitions` in GET /v1/kpis)")
+    note = (f"CLV, as this snapshot defines it: {clv}" if clv else
+            "CLV = revenue per active buyer-year x an active buyer's expected lifetime (see "
+            "`definitions` in GET /v1/kpis)")
+    # The definition is a paragraph (~700 characters): one line of it ran off every terminal.
+    width = min(shutil.get_terminal_size((100, 24)).columns, 100)
+    typer.echo(textwrap.fill(note, width, break_on_hyphens=False, break_long_words=False))
 
 
 KPI_HEADER = ["Group", "Customers", "Conversion", "Retention", "Repeat purchase",

@@ -59,7 +59,8 @@ def test_by_month_long_after_the_data_says_why(home: Path) -> None:
         "(`journey score --as-of 1970-04-11 --publish`) or raise kpi_months (in a copy of "
         "models/config/journey_map.yaml named by JOURNEY_JOURNEY_MAP_CONFIG)")
     # Months may still have rows (the retention of earlier buyers), none with a customer.
-    assert lines[2].startswith("Group") and lines[-2].startswith("All customers")
+    note = next(i for i, line in enumerate(lines) if line.startswith("CLV, as this snapshot"))
+    assert lines[2].startswith("Group") and lines[note - 1].startswith("All customers")
 
 
 def test_by_month_with_rows_has_no_note(home: Path) -> None:
@@ -94,11 +95,19 @@ def test_the_clv_is_explained_in_the_snapshots_own_words(home: Path) -> None:
     from serving.snapshots import KPIS, latest
 
     ok("score", "--as-of", WHEN.isoformat(), "--no-actions")
-    assert ok("kpis")[-1] == f"CLV, as this snapshot defines it: {DEFINITIONS['clv']}"
+    assert _footer(ok("kpis")) == f"CLV, as this snapshot defines it: {DEFINITIONS['clv']}"
     snap = latest(home / "home" / "scores")
     assert snap is not None
     kpis = json.loads((snap.path / KPIS).read_text(encoding="utf-8"))
     kpis["definitions"]["clv"] = "V x L: V revenue per customer-year (an older definition)"
     (snap.path / KPIS).write_text(json.dumps(kpis), encoding="utf-8")
-    assert ok("kpis")[-1] == ("CLV, as this snapshot defines it: V x L: V revenue per "
-                              "customer-year (an older definition)")
+    assert _footer(ok("kpis")) == ("CLV, as this snapshot defines it: V x L: V revenue per "
+                                   "customer-year (an older definition)")
+
+
+def _footer(lines: list[str]) -> str:
+    """The CLV note under the table, wrapped to the terminal (at most 100 columns), as one
+    line again."""
+    start = max(i for i, line in enumerate(lines) if line.startswith("CLV, as this snapshot"))
+    assert all(len(line) <= 100 for line in lines[start:]), lines[start:]
+    return " ".join(lines[start:])
