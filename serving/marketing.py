@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from serving.champions import ModelSet
 from serving.errors import BadRequestError, NoSnapshotError, NotFoundError
 from serving.recommender import Recommender
 from serving.score_job import ScoreRun, population_from_history
-from serving.scoring import BatchScorer
+from serving.scoring import BatchScorer, Population
 from serving.segment_config import SegmentConfig, load_segment_config
 from serving.segments import Segment, SegmentBook, SegmentQueryError
 from serving.segments_personas import relabel_kpis
@@ -33,6 +33,8 @@ from serving.settings import ServeSettings
 from serving.snapshots import Snapshot, latest, latest_name, previous_of
 
 log = logging.getLogger("journey.serving")
+# Scores a population as of a time into a snapshot somewhere else; None: it could not.
+Elsewhere = Callable[[ModelSet, Population, datetime], Snapshot | None]
 
 
 class Marketing:
@@ -96,12 +98,17 @@ class Marketing:
             raise NoSnapshotError(f"score snapshot {snap.id} cannot be read ({type(exc).__name__});"
                                   " score again") from exc
 
-    def score(self, models: ModelSet, history: HistoryIndex, as_of: datetime) -> Snapshot:
-        """Score every customer of the service's histories into a new snapshot."""
+    def score(self, models: ModelSet, history: HistoryIndex, as_of: datetime,
+              elsewhere: Elsewhere | None = None) -> Snapshot:
+        """Score every customer of the service's histories into a new snapshot: by
+        ``elsewhere`` (the score worker's child process) unless it returns None."""
         with self._lock:
-            run = ScoreRun(self.spec, self.config, self.scorer, self.root, params=self.params)
             population = population_from_history(history, self.config, micros(as_of))
-            snap = run.run(models, population, as_of, "service histories")
+            snap = elsewhere(models, population, as_of) if elsewhere is not None else None
+            if snap is None:
+                run = ScoreRun(self.spec, self.config, self.scorer, self.root,
+                               params=self.params)
+                snap = run.run(models, population, as_of, "service histories")
             self._names = _stamp(self.names_file)
             self._book = SegmentBook(snap, self.config.dimensions,
                                      previous_of(self.root, snap), self.names_file)

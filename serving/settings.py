@@ -80,6 +80,10 @@ class ServeSettings(BaseSettings):
     drift_eval_seconds: Annotated[float, Field(ge=0)] = 60.0
     drift_config: Path | None = None
     drift_worker: bool = True
+    # Scoring runs (POST /v1/admin/score) in a child process (serving/score_worker.py): a
+    # run is seconds of Python per customer that would otherwise hold the interpreter beside
+    # the requests. The child keeps its own copy of the champions (memory) between runs.
+    score_worker: bool = True
 
     @field_validator("risk_bands")
     @classmethod

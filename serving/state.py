@@ -39,6 +39,7 @@ from serving.metrics import Metrics
 from serving.predictor import Predictor, Scored
 from serving.recommender import Recommended, Recommender
 from serving.redact import public_reason
+from serving.score_worker import ScoreWorker
 from serving.service_files import load_service_files
 from serving.settings import ServeSettings
 from serving.snapshots import Snapshot
@@ -79,6 +80,7 @@ class ServiceState:
                                               lambda: self.clock(None))
         self.metrics = Metrics()
         self._drift_worker = DriftWorker(compare_here) if settings.drift_worker else None
+        self._score_worker = ScoreWorker(settings) if settings.score_worker else None
         self.drift = DriftMonitor(
             files.drift,
             DriftWindow(settings.drift_window_rows, settings.drift_window_seconds,
@@ -170,8 +172,9 @@ class ServiceState:
     def close(self) -> None:
         self._stop.set()
         self.triggers.close()
-        if self._drift_worker is not None:
-            self._drift_worker.close()
+        for worker in (self._drift_worker, self._score_worker):
+            if worker is not None:
+                worker.close()
         with self.writer.exclusive():
             if self.store is not None:
                 self.store.close()
@@ -332,7 +335,7 @@ class ServiceState:
         models, history = self._models()
         # The newest snapshot is what segments and the dashboard show: one of the future
         # would show every customer as long inactive.
-        snap = self.marketing.score(models, history, self.asked(as_of))
+        snap = self.marketing.score(models, history, self.asked(as_of), self._score_worker)
         self.triggers.after_scoring(snap)  # compared with the previous snapshot off this path
         self._record_drift_sample(history, as_of)
         give_back_memory()

@@ -1,0 +1,122 @@
+"""The service's scoring runs (POST /v1/admin/score) in a child process.
+
+A run over every customer is seconds of Python per customer (vectors, then each customer's
+next-best-action arbitration) and held the interpreter lock beside the requests: on 20k
+customers /v1/predict waited up to seconds while it ran (benchmarks/score_run.py). The
+service builds the population from its in-memory histories (it holds the event store, so the
+child cannot read it), sends it to ``python -m serving.score_worker`` (models.child_process),
+which scores it with the same champions and writes the snapshot as ``journey score`` does,
+and waits on the pipe without the lock.
+
+The child is started at the first run and kept, with its models: a run after a hot swap
+loads the new champions there first. When the child cannot score (it cannot start, it dies,
+or the registry's champions are no longer the ones the service serves: a promotion it has
+not reloaded yet) the run is scored in the service, as before, and the log says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+
+from models.child_process import CHILD_FAILED, ChildProcess, serve_pickles
+from models.registry import client_for
+from serving.champions import ModelSet, load_models
+from serving.marketing import Marketing
+from serving.memory import give_back_memory
+from serving.score_job import ScoreRun
+from serving.scoring import Population
+from serving.service_files import load_service_files
+from serving.settings import ServeSettings
+from serving.snapshots import Snapshot
+
+log = logging.getLogger("journey.serving")
+SOURCE = "service histories"
+
+
+@dataclass(frozen=True)
+class ScoreJob:
+    settings: ServeSettings
+    versions: dict[str, str]  # what the service serves: the child scores with these only
+    population: Population
+    as_of: datetime
+
+
+class ModelsChangedError(RuntimeError):
+    """The registry's champions are not the ones the service serves."""
+
+
+class ScoreWorker:
+    """``worker(models, population, as_of)``: the new snapshot, scored by the child; None
+    when the child could not (the caller scores it itself)."""
+
+    def __init__(self, settings: ServeSettings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._child = ChildProcess("serving.score_worker")
+
+    @property
+    def started(self) -> int:
+        return self._child.started
+
+    def __call__(self, models: ModelSet, population: Population,
+                 as_of: datetime) -> Snapshot | None:
+        job = ScoreJob(self.settings, models.versions(), population, as_of)
+        with self._lock:
+            try:
+                ok, result = self._child.ask(job)
+            except CHILD_FAILED as exc:
+                log.warning("score worker failed (%s: %s); scoring in the service this time",
+                            type(exc).__name__, exc)
+                self._child.stop()
+                return None
+        if not ok and isinstance(result, ModelsChangedError):
+            log.warning("score worker: %s; scoring in the service this time", result)
+            return None
+        if not ok:
+            raise result  # the run's own error, as if it had run here
+        snap: Snapshot = result
+        return snap
+
+    def close(self) -> None:
+        with self._lock:
+            self._child.stop()
+
+
+class _Child:
+    """The child's state between runs: the scoring run's set-up and the models it loaded."""
+
+    def __init__(self) -> None:
+        self.run: ScoreRun | None = None
+        self.models: ModelSet | None = None
+
+    def __call__(self, job: ScoreJob) -> Snapshot:
+        settings = job.settings
+        run = self.run = self.run or _score_run(settings)
+        if self.models is None or self.models.versions() != job.versions:
+            self.models = load_models(client_for(settings.tracking_uri), run.spec,
+                                      settings.model_alias)
+        if self.models.versions() != job.versions:
+            raise ModelsChangedError(f"the registry's {settings.model_alias} versions "
+                                f"{self.models.versions()} are not the served "
+                                f"{job.versions} (reload the service after a promotion)")
+        snap = run.run(self.models, job.population, job.as_of, SOURCE)
+        give_back_memory()
+        return snap
+
+
+def _score_run(settings: ServeSettings) -> ScoreRun:
+    """The run the service's Marketing makes, from the same settings and files."""
+    files = load_service_files(settings)
+    m = Marketing(settings, files.spec, files.catalog)
+    return ScoreRun(m.spec, m.config, m.scorer, m.root, params=m.params)
+
+
+if __name__ == "__main__":
+    # By its module's name: the errors it raises must unpickle in the service, where this file
+    # is serving.score_worker, not __main__.
+    from serving import score_worker
+
+    serve_pickles(score_worker._Child())
