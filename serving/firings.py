@@ -7,23 +7,29 @@ would queue behind ingests, and no other process could read the cool-down state 
 service runs. SQLite in WAL mode lets ``journey triggers test`` and ``journey score`` read and
 write it beside the service, and its ``BEGIN IMMEDIATE`` makes check-then-insert of a firing
 atomic across threads and processes: that is what makes a rule fire at most once per customer
-per cool-down, restarts included.
+per cool-down, restarts included. Firings past the rules file's retention, and past any
+cool-down that still counts them, are deleted (``prune``; serving/firings_retention.py).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from serving.firings_retention import Cutoffs, Pruned, Pruner
+from serving.trigger_config import RetentionPolicy, Rule
+
 # held: over its rule's max_per_minute, stored but never sent (``held_reason``).
 Status = Literal["pending", "retrying", "delivered", "dead", "held"]
 STATUSES: tuple[Status, ...] = ("pending", "retrying", "delivered", "dead", "held")
 RATE_CAP = "rate_cap"
+RATE_WINDOW = timedelta(minutes=1)  # a rule's max_per_minute counts its firings sent in it
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS firings (
@@ -133,6 +139,10 @@ class FiringStore:
             # Counts a rule's firings of the last minute (its cap) without a scan.
             con.execute("CREATE INDEX IF NOT EXISTS firings_rule_fired "
                         "ON firings (rule, fired_at)")
+            # Finds the firings a prune removes, oldest first, without reading the others
+            # (firings_status orders a status's firings by rowid, not by time).
+            con.execute("CREATE INDEX IF NOT EXISTS firings_status_fired "
+                        "ON firings (status, fired_at)")
             self._con = con
         return self._con
 
@@ -171,7 +181,7 @@ class FiringStore:
             con = self._open()
             con.execute("BEGIN IMMEDIATE")
             try:
-                since = wall_clock(datetime.now(UTC) - timedelta(minutes=1))
+                since = wall_clock(datetime.now(UTC) - RATE_WINDOW)
                 for f in firings:
                     if con.execute("SELECT 1 FROM firings WHERE rule = ? AND customer_id = ? "
                                    "AND at_us > ? AND status != 'held' LIMIT 1",
@@ -270,6 +280,55 @@ class FiringStore:
         """Firings per status."""
         rows = self._read("SELECT status, count(*) AS n FROM firings GROUP BY status")
         return {s: 0 for s in STATUSES} | {r["status"]: r["n"] for r in rows}
+
+    # -- retention (serving/firings_retention.py) ----------------------------------------
+    def pruner(self, policy: RetentionPolicy, rules: Sequence[Rule], clock_us: int,
+               now: datetime | None = None, batch: int | None = None) -> Pruner:
+        """A prune of what ``policy`` no longer keeps as of ``now`` (wall clock; default now),
+        with ``rules``' cool-downs on the evaluation clock ``clock_us`` (JOURNEY_AS_OF or now).
+        A firing of a rule no longer in ``rules`` keeps the longest of their cool-downs: the
+        rule may come back under its old id."""
+        now = now or datetime.now(UTC)
+        longest = max((r.cooldown_us for r in rules), default=None)
+        # Never a finished firing of the last minute, whatever keep_days: rate caps count it.
+        finished = max(timedelta(days=policy.keep_days), RATE_WINDOW)
+        cut = Cutoffs(wall_clock(now - timedelta(days=policy.keep_held_days)),
+                      wall_clock(now - finished),
+                      {r.id: clock_us - r.cooldown_us for r in rules},
+                      None if longest is None else clock_us - longest)
+        return Pruner(cut) if batch is None else Pruner(cut, batch)
+
+    def prune_step(self, pruner: Pruner) -> bool:
+        """One batch of ``pruner`` in its own transaction; False when there is nothing (more)
+        to do: the prune is finished, the store closed or its file not made yet."""
+        with self._lock:
+            if pruner.finished or self._closed or (self._con is None
+                                                    and not self.path.exists()):
+                return False
+            con = self._open()
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                pruner.step(con)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        if pruner.finished:
+            return False
+        # A thread waiting for the connection (a sender recording an attempt) gets it now:
+        # the lock is not fair, and the next batch would otherwise take it straight back.
+        time.sleep(0.001)
+        return True
+
+    def prune(self, policy: RetentionPolicy, rules: Sequence[Rule], clock_us: int,
+              now: datetime | None = None, batch: int | None = None,
+              stop: Callable[[], bool] = lambda: False) -> Pruned:
+        """Delete the firings ``policy`` no longer keeps, with their deliveries (``pruner``),
+        a batch per transaction until done or ``stop()``; what was removed."""
+        pruner = self.pruner(policy, rules, clock_us, now, batch)
+        while self.prune_step(pruner) and not stop():
+            pass
+        return pruner.done
 
 
 def _sent_since(con: sqlite3.Connection, rule: str, since: str) -> int:

@@ -30,6 +30,7 @@ MIN_SECRET = 16  # characters: a short HMAC key is guessable offline from one si
 # Firings a rule may send a minute. Cool-downs are per customer, so a flood of events for
 # made-up customer ids would otherwise fire as many webhooks; over the cap they are held.
 DEFAULT_MAX_PER_MINUTE = 600
+MAX_KEEP_DAYS = 36_500  # retention.keep_days and keep_held_days: a century is "keep"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 
@@ -56,6 +57,16 @@ class DeliveryPolicy:
 
 
 @dataclass(frozen=True)
+class RetentionPolicy:
+    """Days (wall clock, from ``fired_at``) ``triggers.sqlite`` keeps a firing: nothing was ever
+    deleted, and a flood of held firings grew the file by ~23 MB an hour."""
+
+    # Delivered or dead; and in any case while its rule's cool-down still counts it.
+    keep_days: float = 90.0
+    keep_held_days: float = 7.0  # held (never sent, no cool-down): only for looking into a flood
+
+
+@dataclass(frozen=True)
 class Rule:
     id: str
     kind: str
@@ -77,6 +88,7 @@ class TriggerConfig:
     endpoints: Mapping[str, Endpoint]
     delivery: DeliveryPolicy
     source: str = "<triggers>"
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
     @property
     def enabled(self) -> tuple[Rule, ...]:
@@ -243,11 +255,23 @@ def _delivery(raw: Any, check: _Check) -> DeliveryPolicy:
     return policy
 
 
+def _retention(raw: Any, check: _Check) -> RetentionPolicy:
+    r = check.mapping({} if raw is None else raw, "retention", {"keep_days", "keep_held_days"})
+    default = RetentionPolicy()
+    # Bounded so that the cut-off stays a date (a timedelta ends at 999,999,999 days).
+    what = f"a positive number of days under {MAX_KEEP_DAYS:,}"
+    return RetentionPolicy(
+        keep_days=check.number(r.get("keep_days", default.keep_days), "retention.keep_days",
+                               0, MAX_KEEP_DAYS, what),
+        keep_held_days=check.number(r.get("keep_held_days", default.keep_held_days),
+                                    "retention.keep_held_days", 0, MAX_KEEP_DAYS, what))
+
+
 def trigger_config(raw: dict[str, Any], source: str, stages: Sequence[str],
                    actions: Collection[str]) -> TriggerConfig:
     """A validated configuration; ``stages`` and ``actions`` are what rules may name."""
     check = _Check(source)
-    check.mapping(raw, "(top level)", {"delivery", "endpoints", "rules"})
+    check.mapping(raw, "(top level)", {"delivery", "endpoints", "retention", "rules"})
     raw_endpoints = raw.get("endpoints") or {}
     if not isinstance(raw_endpoints, dict):
         check.fail("endpoints", f"must map an endpoint name to its url and secret, got "
@@ -263,7 +287,8 @@ def trigger_config(raw: dict[str, Any], source: str, stages: Sequence[str],
     needed = {name for r in rules if r.enabled for name in r.endpoints}
     endpoints = {str(k): _endpoint(str(k), v, check, k in needed)
                  for k, v in raw_endpoints.items()}
-    return TriggerConfig(rules, endpoints, _delivery(raw.get("delivery") or {}, check), source)
+    return TriggerConfig(rules, endpoints, _delivery(raw.get("delivery") or {}, check), source,
+                         _retention(raw.get("retention"), check))
 
 
 def load_trigger_config(path: Path | None, stages: Sequence[str],

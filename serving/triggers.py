@@ -6,6 +6,7 @@ history before and after the new events (references to immutable arrays, a few m
 each) and queues them without waiting. A worker thread computes the states, judges the rules
 and claims the firings; sender threads deliver them. An acknowledged ingest never waits for
 a rule or a receiver; when the queue is full the evaluation is dropped, counted and logged.
+Between evaluations the worker also prunes old firings (the rules file's ``retention``), hourly.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from features.spec import FeatureSpec
 from models.actions import Catalog
 from serving.champions import ModelSet
 from serving.firings import FiringStore, NewFiring, Pending, wall_clock
+from serving.firings_retention import Pruned, Pruner
 from serving.ids import random_ids
 from serving.predictor import Predictor
 from serving.settings import ServeSettings
@@ -41,6 +43,11 @@ from serving.trigger_states import Attrs, StateReader
 from serving.webhooks import Sender
 
 log = logging.getLogger("journey.triggers")
+# The worker prunes triggers.sqlite (the retention section) this long after it starts, then
+# every PRUNE_EVERY_SECONDS: not at once, so the short start of `journey score`'s triggers
+# leaves pruning to the service, nor during a start-up's resumed deliveries.
+PRUNE_FIRST_SECONDS = 60.0
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -55,7 +62,9 @@ class _Ingested:
 
 class Triggers:
     def __init__(self, config: TriggerConfig, firings: FiringStore, reader: StateReader,
-                 models: Callable[[], ModelSet | None]) -> None:
+                 models: Callable[[], ModelSet | None],
+                 clock: Callable[[], datetime] | None = None) -> None:
+        """``clock``: the evaluation clock (JOURNEY_AS_OF or now) the cool-downs count on."""
         self.config = config
         self.rules = config.enabled
         self.ingest_rules = [r for r in self.rules if r.kind in INGEST_KINDS]
@@ -73,16 +82,23 @@ class Triggers:
         # Firings by source, and those held by cool-downs, since the last line saying so
         self._fired: dict[str, int] = {}
         self._cooled, self._fired_logged = 0, -math.inf
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self.prune_first_seconds = PRUNE_FIRST_SECONDS
+        self._next_prune = math.inf  # monotonic; set by start
+        self._pruning: Pruner | None = None  # a prune under way, resumed between evaluations
 
     @classmethod
     def for_settings(cls, settings: ServeSettings, spec: FeatureSpec, catalog: Catalog,
                      predictor: Predictor, models: Callable[[], ModelSet | None],
-                     config: TriggerConfig | None = None) -> Triggers:
-        """The triggers of ``config``, or of the settings' rules file when None."""
+                     config: TriggerConfig | None = None,
+                     clock: Callable[[], datetime] | None = None) -> Triggers:
+        """The triggers of ``config``, or of the settings' rules file when None; ``clock``:
+        the evaluation clock (default: the settings' JOURNEY_AS_OF, else now)."""
         if config is None:
             config = load_trigger_config(settings.triggers, spec.stages, catalog.index)
         return cls(config, FiringStore(settings.firings_path),
-                   StateReader(spec, predictor, catalog, config.enabled), models)
+                   StateReader(spec, predictor, catalog, config.enabled), models,
+                   clock or (lambda: settings.as_of or datetime.now(UTC)))
 
     @property
     def active(self) -> bool:
@@ -97,6 +113,7 @@ class Triggers:
             self._attributes = attributes
         self.sender.start()
         self.sender.submit(self.firings.unfinished())
+        self._next_prune = time.monotonic() + self.prune_first_seconds
         self._thread = threading.Thread(target=self._run, name="journey-triggers", daemon=True)
         self._thread.start()
 
@@ -156,6 +173,7 @@ class Triggers:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._prune_some()
             try:
                 first = self._queue.get(timeout=0.2)
             except queue.Empty:
@@ -173,6 +191,41 @@ class Triggers:
             finally:
                 for _ in batch:
                     self._queue.task_done()
+
+    # -- retention -------------------------------------------------------------------------
+    def _prune_some(self) -> None:
+        """When a prune is due, delete what the retention no longer keeps, a batch per
+        transaction while no evaluation waits (at least one batch per turn of the worker's
+        loop, so a flood does not starve it). On this thread, never on a request's."""
+        if self._pruning is None and time.monotonic() < self._next_prune:
+            return
+        try:
+            if self._pruning is None:
+                self._pruning = self.firings.pruner(self.config.retention, self.config.rules,
+                                                    micros(self._clock()))
+            pruner = self._pruning
+            more = self.firings.prune_step(pruner)
+            while more and self._queue.empty() and not self._stop.is_set():
+                more = self.firings.prune_step(pruner)
+        except Exception:  # a full disk, a locked file: the triggers go on, and try again later
+            log.exception("triggers: pruning old firings failed; next try in %g s",
+                          PRUNE_EVERY_SECONDS)
+            more = False
+        if more:
+            return
+        if self._pruning is not None:
+            self._log_pruned(self._pruning.done)
+        self._pruning = None
+        self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+
+    def _log_pruned(self, done: Pruned) -> None:
+        if not done.firings:
+            return
+        keep = self.config.retention
+        log.info("triggers: pruned %d firing(s) older than the retention in %s: %d held older "
+                 "than %g day(s), %d delivered or dead older than %g day(s) and past their "
+                 "cool-down; %d delivery row(s)", done.firings, self.firings.path.name,
+                 done.held, keep.keep_held_days, done.finished, keep.keep_days, done.deliveries)
 
     def _evaluate(self, batch: Sequence[_Ingested | Snapshot]) -> None:
         jobs = [b for b in batch if isinstance(b, _Ingested)]
