@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from features.batch import BatchEngine
@@ -103,38 +105,45 @@ class HistoryIndex:
 
     def many(self, customer_ids: list[str], cutoff_us: int) -> EventArrays:
         """Several known customers' events before ``cutoff_us`` as one set of arrays (customer
-        codes in the given order), for one pass of the batch kernel."""
+        codes in the given order), for one pass of the batch kernel.
+
+        Loaded events are gathered with whole-array operations: a slice and a search per
+        customer, then one concatenation of 20k slices per column, held the interpreter
+        90-160 ms for a scoring run's population, and requests queued behind it."""
         b = self.base
-        pieces: list[tuple[EventArrays, int, int]] = []  # source arrays and a slice of them
+        n = len(customer_ids)
+        seg_start = np.zeros(n, np.int64)  # loaded customers: their segment of ``base``
+        seg_stop = np.zeros(n, np.int64)
+        own: dict[int, EventArrays] = {}  # position: a customer with events added since
         missing = []
-        for cid in customer_ids:
-            src = self._full(cid) if cid in self._added else None
-            if src is not None:
-                pieces.append((src, 0, int(np.searchsorted(src.ts, cutoff_us, side="left"))))
-                continue
-            seg = self._segment.get(cid)
-            if seg is None:
+        for i, cid in enumerate(customer_ids):
+            if cid in self._added:
+                src = self._full(cid)
+                assert src is not None
+                own[i] = src
+            elif (se := self._segment.get(cid)) is not None:
+                seg_start[i], seg_stop[i] = se
+            else:
                 missing.append(cid)
-                continue
-            s, e = seg
-            pieces.append((b, s, s + int(np.searchsorted(b.ts[s:e], cutoff_us, side="left"))))
         if missing:
             raise KeyError(missing)
-        sizes = np.array([stop - start for _, start, stop in pieces], np.int64)
+        # Each loaded customer's events are sorted by time: those before the cutoff are the
+        # first k of its segment, k read off one running count over every loaded event.
+        before = np.concatenate(([0], np.cumsum(b.ts < cutoff_us)))
+        sizes = before[seg_stop] - before[seg_start]  # 0 for the others: set below
+        for i, src in own.items():
+            sizes[i] = np.searchsorted(src.ts, cutoff_us, side="left")
         ends = np.cumsum(sizes)
-
-        def cat(name: str, dtype: type) -> np.ndarray:
-            if not pieces:
-                return np.zeros(0, dtype)
-            return np.concatenate([getattr(a, name)[start:stop] for a, start, stop in pieces])
-
+        firsts = ends - sizes
+        loaded = np.ones(n, bool)
+        loaded[list(own)] = False
+        rows = np.repeat(loaded, sizes)  # the output rows loaded events fill
+        at = (np.repeat(seg_start - firsts, sizes) + np.arange(len(rows)))[rows]
+        cols = {name: _gathered(b, name, at, rows, own, firsts, sizes) for name in COLUMNS}
         return EventArrays(
-            list(customer_ids),
-            np.repeat(np.arange(len(pieces), dtype=np.int32), sizes),
-            cat("ts", np.int64), cat("etype", np.int16), cat("channel", np.int16),
-            cat("action", np.int16), cat("value", np.float64), cat("score", np.float64),
-            segments=(ends - sizes, ends),
-        )
+            list(customer_ids), np.repeat(np.arange(n, dtype=np.int32), sizes),
+            cols["ts"], cols["etype"], cols["channel"], cols["action"], cols["value"],
+            cols["score"], segments=(firsts, ends))
 
     def add(self, rows: pa.Table) -> None:
         """Apply events the store has just committed (each exactly once: the store's
@@ -146,6 +155,20 @@ class HistoryIndex:
 
 
 COLUMNS = ("ts", "etype", "channel", "action", "value", "score")
+
+
+def _gathered(base: EventArrays, name: str, at: npt.NDArray[np.int64],
+              rows: npt.NDArray[np.bool_], own: dict[int, EventArrays],
+              firsts: npt.NDArray[np.int64], sizes: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
+    """Column ``name`` of ``many``: the loaded events at ``at`` into the ``rows`` they fill,
+    then each customer with events added since into its own place."""
+    column = getattr(base, name)
+    out = np.empty(len(rows), column.dtype)
+    out[rows] = column[at]
+    for i, src in own.items():
+        f, k = int(firsts[i]), int(sizes[i])
+        out[f:f + k] = getattr(src, name)[:k]
+    return out
 
 
 class AddedEvents:
