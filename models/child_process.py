@@ -14,11 +14,13 @@ start or dies, and the next job starts a new one.
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 CHILD_FAILED = (OSError, EOFError, pickle.UnpicklingError)
@@ -26,12 +28,14 @@ CHILD_FAILED = (OSError, EOFError, pickle.UnpicklingError)
 
 class ChildProcess:
     """``ask(job)``: ``(ok, result)`` from a ``python -m module`` child that runs
-    ``serve_pickles``. Not thread-safe: callers hold their own lock around ``ask``."""
+    ``serve_pickles``; ``answer`` and ``close`` take the lock, one job at a time."""
 
-    def __init__(self, module: str) -> None:
+    def __init__(self, module: str, env: Mapping[str, str] | None = None) -> None:
         self.module = module
+        self.env = dict(env or {})  # set for the child beside this process's environment
         self.proc: subprocess.Popen[bytes] | None = None
         self.started = 0  # children started (for tests and diagnosis)
+        self.lock = threading.Lock()
 
     def ask(self, job: Any) -> tuple[bool, Any]:
         proc = self.proc
@@ -39,13 +43,30 @@ class ChildProcess:
             proc = self.proc = subprocess.Popen(
                 [sys.executable, "-m", self.module], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
+                env={**os.environ, **self.env,
+                     "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
             self.started += 1
         assert proc.stdin is not None and proc.stdout is not None
         pickle.dump(job, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
         proc.stdin.flush()
         answer: tuple[bool, Any] = pickle.load(proc.stdout)  # the read gives up the GIL
         return answer
+
+    def answer(self, job: Any, log: logging.Logger, instead: str) -> tuple[bool, Any] | None:
+        """``ask``, or None when the child cannot answer: it is dropped (the next job starts
+        another) and ``log`` warns that the caller does the job itself, ``instead``."""
+        with self.lock:
+            try:
+                return self.ask(job)
+            except CHILD_FAILED as exc:
+                log.warning("%s failed (%s: %s); %s this time", self.module,
+                            type(exc).__name__, exc, instead)
+                self.stop()
+                return None
+
+    def close(self) -> None:
+        with self.lock:
+            self.stop()
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None

@@ -15,12 +15,10 @@ runs in the calling process instead and the next one starts a new child.
 from __future__ import annotations
 
 import logging
-import subprocess
-import threading
 from collections.abc import Callable
 from typing import Any
 
-from models.child_process import CHILD_FAILED, ChildProcess, serve_pickles
+from models.child_process import ChildProcess, serve_pickles
 from models.drift import DriftProfile, DriftReport, DriftSettings, Window, compare_window
 
 log = logging.getLogger("journey.drift")
@@ -33,36 +31,21 @@ class DriftWorker:
 
     def __init__(self, fallback: Comparer) -> None:
         self._fallback = fallback
-        self._lock = threading.Lock()
-        self._child = ChildProcess("models.drift_worker")
-
-    @property
-    def started(self) -> int:
-        """Children started (for tests and diagnosis)."""
-        return self._child.started
-
-    @property
-    def _proc(self) -> subprocess.Popen[bytes] | None:
-        return self._child.proc
+        self.child = ChildProcess("models.drift_worker")
 
     def __call__(self, profile: DriftProfile, window: Window,
                  settings: DriftSettings) -> DriftReport:
-        with self._lock:
-            try:
-                ok, result = self._child.ask((profile, window, settings))
-            except CHILD_FAILED as exc:
-                log.warning("drift worker failed (%s: %s); comparing in the service this time",
-                            type(exc).__name__, exc)
-                self._child.stop()
-                return self._fallback(profile, window, settings)
+        got = self.child.answer((profile, window, settings), log, "comparing in the service")
+        if got is None:
+            return self._fallback(profile, window, settings)
+        ok, result = got
         if not ok:
             raise result  # the comparison's own error, as if it had run here
         report: DriftReport = result
         return report
 
     def close(self) -> None:
-        with self._lock:
-            self._child.stop()
+        self.child.close()
 
 
 def _compare(job: tuple[DriftProfile, Window, DriftSettings]) -> Any:

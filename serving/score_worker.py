@@ -9,19 +9,22 @@ which scores it with the same champions and writes the snapshot as ``journey sco
 and waits on the pipe without the lock.
 
 The child is started at the first run and kept, with its models: a run after a hot swap
-loads the new champions there first. When the child cannot score (it cannot start, it dies,
-or the registry's champions are no longer the ones the service serves: a promotion it has
-not reloaded yet) the run is scored in the service, as before, and the log says why.
+loads the new champions there first. It runs at a lower priority and off the first CPU
+(LightGBM and numba use the others), so the requests keep a core.
+
+When the child cannot score (it cannot start, it dies, or the registry's champions are no
+longer the ones the service serves: a promotion it has not reloaded yet) the run is scored in
+the service, as before, and the log says why.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
+import os
 from dataclasses import dataclass
 from datetime import datetime
 
-from models.child_process import CHILD_FAILED, ChildProcess, serve_pickles
+from models.child_process import ChildProcess, serve_pickles
 from models.registry import client_for
 from serving.champions import ModelSet, load_models
 from serving.marketing import Marketing
@@ -54,24 +57,15 @@ class ScoreWorker:
 
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
-        self._lock = threading.Lock()
-        self._child = ChildProcess("serving.score_worker")
-
-    @property
-    def started(self) -> int:
-        return self._child.started
+        self.child = ChildProcess("serving.score_worker", _thread_env())
 
     def __call__(self, models: ModelSet, population: Population,
                  as_of: datetime) -> Snapshot | None:
         job = ScoreJob(self.settings, models.versions(), population, as_of)
-        with self._lock:
-            try:
-                ok, result = self._child.ask(job)
-            except CHILD_FAILED as exc:
-                log.warning("score worker failed (%s: %s); scoring in the service this time",
-                            type(exc).__name__, exc)
-                self._child.stop()
-                return None
+        got = self.child.answer(job, log, "scoring in the service")
+        if got is None:
+            return None
+        ok, result = got
         if not ok and isinstance(result, ModelsChangedError):
             log.warning("score worker: %s; scoring in the service this time", result)
             return None
@@ -81,8 +75,7 @@ class ScoreWorker:
         return snap
 
     def close(self) -> None:
-        with self._lock:
-            self._child.stop()
+        self.child.close()
 
 
 class _Child:
@@ -114,9 +107,28 @@ def _score_run(settings: ServeSettings) -> ScoreRun:
     return ScoreRun(m.spec, m.config, m.scorer, m.root, params=m.params)
 
 
+def _spare_cpus() -> list[int]:
+    """The CPUs the child may use: all but the first when there are several, which stays
+    the service's (LightGBM and numba start a thread per CPU they may use)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return cpus[1:] if len(cpus) > 1 else cpus
+
+
+def _thread_env() -> dict[str, str]:
+    n = str(len(_spare_cpus()))  # read by numba and OpenMP when the child imports them
+    return {"NUMBA_NUM_THREADS": n, "OMP_NUM_THREADS": n}
+
+
+def yield_to_service() -> None:
+    """The child runs beside the requests: at a lower priority, off the service's CPU."""
+    os.nice(5)
+    os.sched_setaffinity(0, _spare_cpus())
+
+
 if __name__ == "__main__":
     # By its module's name: the errors it raises must unpickle in the service, where this file
     # is serving.score_worker, not __main__.
     from serving import score_worker
 
+    score_worker.yield_to_service()
     serve_pickles(score_worker._Child())

@@ -56,7 +56,7 @@ def test_the_child_reports_what_this_process_would(worker: _Worker,
         window = _window(shift)
         got = worker(profile, window, SETTINGS)
         assert got.to_dict() == compare_window(profile, window, SETTINGS).to_dict()
-    assert got.alarm and worker.started == 1  # one child served both
+    assert got.alarm and worker.child.started == 1  # one child served both
     assert worker.fallbacks == []
 
 
@@ -74,12 +74,12 @@ def test_a_dead_child_is_replaced(worker: _Worker, profile: DriftProfile) -> Non
     window = _window(0.5)
     want = compare_window(profile, window, SETTINGS).to_dict()
     assert worker(profile, window, SETTINGS).to_dict() == want
-    proc = worker._proc
+    proc = worker.child.proc
     assert proc is not None
     proc.kill()
     proc.wait()
     assert worker(profile, window, SETTINGS).to_dict() == want
-    assert worker.started == 2 and worker.fallbacks == []
+    assert worker.child.started == 2 and worker.fallbacks == []
 
 
 class _Crash(DriftProfile):
@@ -96,17 +96,17 @@ def test_a_child_dying_mid_comparison_costs_one_comparison_here(
     want = compare_window(profile, window, SETTINGS).to_dict()
     worker._fallback = lambda _p, w, s: compare_window(profile, w, s)
     assert worker(_Crash(), window, SETTINGS).to_dict() == want
-    assert worker._proc is None  # dropped; the next comparison starts another
+    assert worker.child.proc is None  # dropped; the next comparison starts another
     assert worker(profile, window, SETTINGS).to_dict() == want
-    assert worker.started == 2
+    assert worker.child.started == 2
 
 
 def test_close_ends_the_child(worker: _Worker, profile: DriftProfile) -> None:
     worker(profile, _window(0.0), SETTINGS)
-    proc = worker._proc
+    proc = worker.child.proc
     assert proc is not None
     worker.close()
-    assert proc.poll() is not None and worker._proc is None
+    assert proc.poll() is not None and worker.child.proc is None
 
 
 def test_a_window_rebuilds_the_frame_it_was_taken_from() -> None:

@@ -59,11 +59,11 @@ def _here(state: ServiceState) -> Snapshot:
 def test_the_child_scores_what_the_service_would(state: ServiceState) -> None:
     in_child = state.score_all(AS_OF)
     worker = _worker(state)
-    assert worker.started == 1 and worker._child.proc is not None
+    assert worker.child.started == 1 and worker.child.proc is not None
     assert in_child.meta["customers"] > 100 and in_child.meta["actions"]
     _same(in_child, _here(state))
     again = state.score_all(AS_OF)
-    assert worker.started == 1  # one child, models kept, for every run
+    assert worker.child.started == 1  # one child, models kept, for every run
     _same(in_child, again)
     assert state.marketing.book().snapshot.id == again.id  # the routes read the new one
 
@@ -71,13 +71,13 @@ def test_the_child_scores_what_the_service_would(state: ServiceState) -> None:
 def test_a_dead_child_is_replaced(state: ServiceState) -> None:
     worker = _worker(state)
     state.score_all(AS_OF)
-    proc = worker._child.proc
+    proc = worker.child.proc
     assert proc is not None
-    started = worker.started
+    started = worker.child.started
     proc.kill()
     proc.wait()
     snap = state.score_all(AS_OF)
-    assert snap.meta["customers"] > 100 and worker.started == started + 1
+    assert snap.meta["customers"] > 100 and worker.child.started == started + 1
 
 
 class _Crash:
@@ -94,11 +94,11 @@ def test_a_child_dying_mid_run_costs_one_run_here(state: ServiceState,
     with caplog.at_level(logging.WARNING, "journey.serving"):
         got = worker(models, _Crash(), AS_OF)  # type: ignore[arg-type]
     assert got is None  # the caller scores it itself
-    assert "score worker failed" in caplog.text and "scoring in the service" in caplog.text
-    assert worker._child.proc is None  # dropped; the next run starts another
-    started = worker.started
+    assert "serving.score_worker failed" in caplog.text and "scoring in the service" in caplog.text
+    assert worker.child.proc is None  # dropped; the next run starts another
+    started = worker.child.started
     assert state.score_all(AS_OF).meta["customers"] > 100
-    assert worker.started == started + 1
+    assert worker.child.started == started + 1
 
 
 @dataclasses.dataclass
@@ -140,8 +140,8 @@ def test_close_ends_the_child(served: Served, tmp_path: Path) -> None:
     st.start(background=False)
     try:
         st.score_all(AS_OF)
-        proc = _worker(st)._child.proc
+        proc = _worker(st).child.proc
         assert proc is not None and proc.poll() is None
     finally:
         st.close()
-    assert proc.poll() is not None and _worker(st)._child.proc is None
+    assert proc.poll() is not None and _worker(st).child.proc is None
