@@ -57,6 +57,13 @@ class NotReadyError(ServiceError):
     status, code = 503, "not_ready"
 
 
+class StoreFailedError(ServiceError):
+    """The event store could not write (a full disk, an I/O error): a 503 to retry later,
+    not a 500 that reads as a bug."""
+
+    status, code = 503, "store_unavailable"
+
+
 class NoSnapshotError(ServiceError):
     status, code = 404, "no_snapshot"
 
