@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -84,6 +84,13 @@ class ServeSettings(BaseSettings):
     # run is seconds of Python per customer that would otherwise hold the interpreter beside
     # the requests. The child keeps its own copy of the champions (memory) between runs.
     score_worker: bool = True
+
+    @field_validator("as_of")
+    @classmethod
+    def _utc(cls, v: datetime | None) -> datetime | None:
+        # A date or time without a zone is UTC, as the CLI's --as-of reads it: a naive clock
+        # passed the start-up check, then failed every request against aware event times.
+        return v.replace(tzinfo=UTC) if v is not None and v.tzinfo is None else v
 
     @field_validator("risk_bands")
     @classmethod
