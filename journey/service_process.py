@@ -126,8 +126,12 @@ def read_pid_file(path: Path, home: Path) -> Recorded | None:
 
 def write_pid_file(path: Path, pid: int) -> None:
     tmp = path.with_suffix(".pid.tmp")
-    tmp.write_text(json.dumps({"pid": pid, "start": start_time(pid)}))
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps({"pid": pid, "start": start_time(pid)}))
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # an empty one was left on a full disk
+        raise
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -182,7 +182,13 @@ def _detached(cmd: list[str], env: dict[str, str], home: Path, base: str,
     with log_file.open("ab") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-    write_pid_file(pid_file, proc.pid)
+    try:
+        write_pid_file(pid_file, proc.pid)
+    except OSError as exc:  # a full or read-only home: `journey stop` could not find it
+        stop_spawned(proc)
+        raise ConfigError(f"cannot write {pid_file} ({exc.strerror or exc}): the service was "
+                          "stopped again; free space in (or make writable) the home, then "
+                          "run again") from exc
     try:
         no_models = wait_ready(f"{base}/v1/readyz", proc, ready_timeout, log_file,
                                lambda why: typer.echo(f"waiting for the service: {why}",

@@ -17,6 +17,7 @@ import bentoml
 
 from serving import front, timeout
 from serving.app import create_app
+from serving.orphan import stop_with_parent
 from serving.state import ServiceState
 
 timeout.install()  # before BentoML builds the service's app
@@ -60,6 +61,9 @@ app = create_app()  # builds routes only; the lifespan loads histories and model
 )
 @bentoml.asgi_app(app, path="/v1")
 class Journey:
+    def __init__(self) -> None:
+        stop_with_parent()  # made in the worker only: not orphaned if its supervisor is killed
+
     def __is_ready__(self) -> bool:
         state: ServiceState = app.state.journey
         return state.ready
