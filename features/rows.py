@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from features.event_ids import EventIds, id_hashes, stored_ids
 from features.schema import CODED_FIELDS, EVENT_SCHEMA, STORED_COLUMNS
+from features.transactions import rollback
 
 # Up to this many rows an insert is one VALUES statement built in Python; more are scanned
 # from an Arrow batch (~4 ms of set-up).
@@ -89,7 +90,7 @@ class Appender:
                     {kind: ChainMap(codes[kind], known) for kind, known in self.codes.items()})
             self.con.execute("COMMIT")
         except BaseException:
-            self.con.execute("ROLLBACK")
+            rollback(self.con)
             raise
         self.keys.update(keys)
         for kind, fresh in codes.items():

@@ -51,6 +51,7 @@ from features.store_derived import (
 from features.store_log import AppendResult, IngestReport
 from features.store_messages import cannot_open, nothing_loaded, out_of_memory
 from features.taxonomy import Taxonomy
+from features.transactions import rollback
 
 __all__ = ["AppendResult", "EventStore", "IngestReport"]
 
@@ -242,7 +243,7 @@ class EventStore:
             matched = matched_derived(self.con, last_rowid) if left_out else 0
             self.con.execute("COMMIT")
         except BaseException:
-            self.con.execute("ROLLBACK")
+            rollback(self.con)
             raise
         finally:
             self.con.execute("DROP TABLE IF EXISTS staged")

@@ -20,6 +20,7 @@ from features.normalize import quote as quote_ident
 from features.normalize import sql_str as sql_literal
 from features.read_base import UTF8_TEXT, TextFormat
 from features.readers import LINE_COLUMN, Reject, read_batches, source_files
+from features.transactions import rollback
 
 ROW_COLUMN = "_row"  # position over every file read: a customer's last row wins
 SOURCE_COLUMN = "_source"
@@ -102,7 +103,7 @@ def load_attributes(con: duckdb.DuckDBPyConnection, table: pa.Table,
         con.execute("INSERT INTO attributes SELECT customer_id, name, value FROM staged_attrs")
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback(con)
         raise
     finally:
         con.unregister("incoming_attrs")

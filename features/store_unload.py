@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import duckdb
 
 from features.errors import StoreError
+from features.transactions import rollback
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def undo_load(con: duckdb.DuckDBPyConnection, entry: LoadEntry) -> int:
                     "WHERE load_id = ?", [removed, entry.load_id])
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback(con)
         raise
     # The deleted rows' space is reclaimed at a checkpoint: now, not at some later writer's.
     con.execute("CHECKPOINT")

@@ -15,6 +15,7 @@ from pydantic_settings import SettingsError
 
 from features.errors import ConfigError, JourneyError
 from features.yaml_config import message
+from journey.environment_errors import environment_error
 from journey.setting_checks import unknown_settings, unparsable
 
 app = typer.Typer(
@@ -69,6 +70,12 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise  # not reached: settings_errors has a line per error
         except SettingsError as exc:  # a list setting that is not JSON (JOURNEY_RISK_BANDS=high)
             _refuse([unparsable(str(exc), exc.__cause__, os.environ)])
+            raise
+        except Exception as exc:  # a full disk, a read-only home: one line, not a traceback
+            line = environment_error(exc)
+            if line is None:
+                raise
+            _refuse([line])
             raise
         finally:  # as it was for whoever called the command in process (tests, scripts)
             os.umask(before)

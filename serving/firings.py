@@ -200,7 +200,8 @@ class FiringStore:
                     out.sent.append(f)
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                if con.in_transaction:  # not when COMMIT failed (a full disk): it ended it
+                    con.execute("ROLLBACK")
                 raise
         return out
 
@@ -311,7 +312,8 @@ class FiringStore:
                 pruner.step(con)
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                if con.in_transaction:  # not when COMMIT failed (a full disk): it ended it
+                    con.execute("ROLLBACK")
                 raise
         if pruner.finished:
             return False

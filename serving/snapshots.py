@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -85,11 +86,11 @@ def write_snapshot(root: Path, customers: pa.Table, journey_map: dict[str, Any] 
     name = now.strftime("%Y%m%dT%H%M%S%fZ")
     tmp = root / f".{name}.tmp"
     tmp.mkdir()
-    pq.write_table(customers, tmp / CUSTOMERS, compression="zstd")
-    if journey_map is not None:
-        (tmp / MAP).write_text(json.dumps(journey_map, separators=(",", ":")), encoding="utf-8")
-    if kpis is not None:
-        (tmp / KPIS).write_text(json.dumps(kpis, separators=(",", ":")), encoding="utf-8")
+    try:
+        _write_files(tmp, customers, journey_map, kpis)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a full disk left it, space and all
+        raise
     previous = latest(root)
     published = publish or previous is None or not _earlier(meta.get("as_of"),
                                                             previous.meta.get("as_of"))
@@ -106,6 +107,15 @@ def write_snapshot(root: Path, customers: pa.Table, journey_map: dict[str, Any] 
         os.replace(pointer, root / LATEST)
     _prune(root, keep, latest_name(root))
     return Snapshot(root / name, full)
+
+
+def _write_files(tmp: Path, customers: pa.Table, journey_map: dict[str, Any] | None,
+                 kpis: dict[str, Any] | None) -> None:
+    pq.write_table(customers, tmp / CUSTOMERS, compression="zstd")
+    if journey_map is not None:
+        (tmp / MAP).write_text(json.dumps(journey_map, separators=(",", ":")), encoding="utf-8")
+    if kpis is not None:
+        (tmp / KPIS).write_text(json.dumps(kpis, separators=(",", ":")), encoding="utf-8")
 
 
 def _earlier(as_of: object, than: object) -> bool:
@@ -125,6 +135,11 @@ def _prune(root: Path, keep: int, current: str | None) -> None:
     for old in names[:-keep]:
         if old != current:
             shutil.rmtree(root / old, ignore_errors=True)
+    # Half-written runs a killed process left (an hour old: not one being written now).
+    stale = time.time() - 3600
+    for left in root.glob(".*.tmp"):
+        if left.is_dir() and left.stat().st_mtime < stale:
+            shutil.rmtree(left, ignore_errors=True)
 
 
 def read_snapshot(path: Path) -> Snapshot:

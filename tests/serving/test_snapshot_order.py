@@ -3,9 +3,14 @@ not published: LATEST, and so segments, KPIs and the dashboard, stay on the newe
 
 from __future__ import annotations
 
+import errno
+import os
+import time
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
 
 from serving.snapshots import Snapshot, latest, previous_of, read_snapshot, write_snapshot
 
@@ -55,3 +60,29 @@ def test_publish_shows_an_earlier_snapshot_all_the_same(tmp_path: Path) -> None:
     meant = write_snapshot(root, table, None, {"as_of": "2024-04-12T00:00:00Z"}, keep=9,
                            publish=True)
     assert newest(root).id == meant.id and meant.meta["published"] is True
+
+
+def test_a_failed_write_leaves_no_half_written_folder(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "scores"
+    first = write(root, "2026-01-01T00:00:00Z")
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", full)
+    with pytest.raises(OSError, match="No space left"):
+        write(root, "2026-02-01T00:00:00Z")
+    assert sorted(p.name for p in root.iterdir()) == sorted([first, "LATEST"])
+
+
+def test_a_killed_runs_leftover_is_swept_once_stale(tmp_path: Path) -> None:
+    root = tmp_path / "scores"
+    write(root, "2026-01-01T00:00:00Z")
+    old, fresh = root / ".20260101T000000000000Z.tmp", root / ".20260102T000000000000Z.tmp"
+    for left in (old, fresh):
+        left.mkdir()
+        (left / "customers.parquet").write_bytes(b"x" * 1000)
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    write(root, "2026-02-01T00:00:00Z")
+    assert not old.exists() and fresh.exists()  # a fresh one may be another run's, in progress
