@@ -1,4 +1,5 @@
-"""After a load: the channels of its new events that the feature spec does not list.
+"""After a load: the channels of its new events that the feature spec does not list, and its
+events after now.
 
 Features count such a channel as ``other`` (the spec's vocabulary fixes the feature
 columns), so a log whose channels are spelled its own way (UCI's TrafficType codes, Segment's
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import textwrap
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 from features.errors import ConfigError
@@ -76,3 +78,21 @@ def channel_note(es: EventStore, after: int, spec_path: Path | None,
     line = spec.lines.get("channels")
     where = f"{spec.source}, line {line}" if line else spec.source
     return unknown_channel_lines(new_channels(es, after), spec.channels, where)
+
+
+def future_note(es: EventStore, after: int, now: datetime | None = None) -> list[str]:
+    """A warning when the load's new events (after rowid ``after``) include times after now:
+    a simulation or replay, or a source whose clock or time zone is off. ``POST /v1/events``
+    refuses those; a file is loaded as it is, and its future events count once the clock
+    reaches them (or under a clock pinned by JOURNEY_AS_OF)."""
+    now = now or datetime.now(UTC)
+    # Times as numbers both ways: a TIMESTAMPTZ read into Python needs pytz, which we lack.
+    row = es.con.execute("SELECT count(*), epoch_us(max(ts)) FROM events WHERE rowid > ? "
+                         "AND ts > to_timestamp(?)", [after, now.timestamp()]).fetchone()
+    if not row or not row[0]:
+        return []
+    latest = datetime.fromtimestamp(row[1] / 1e6, UTC).isoformat(timespec="seconds")
+    latest = latest.replace("+00:00", "Z")
+    return [f"warning: {int(row[0]):,} events of this load are after now (the latest "
+            f"{latest}): predictions and features count them once the clock reaches them "
+            "(or under a JOURNEY_AS_OF pinned later); is the source's clock or time zone off?"]

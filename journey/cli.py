@@ -153,7 +153,7 @@ def ingest(
 ) -> None:
     """Load a touchpoint log into the event store; print what was accepted and rejected."""
     from features.details_join import stored_before_note
-    from features.ingest_channels import channel_note, last_rowid
+    from features.ingest_channels import channel_note, future_note, last_rowid
     from features.mapping import choose_mapping, with_text_options
     from features.store_load import load_target, refused_load
 
@@ -178,7 +178,7 @@ def ingest(
             for line in report.load.lines():
                 typer.echo(line)
             raise refused_load(es, report.load, source, existed)
-        notes = channel_note(es, after, settings.feature_spec, tax)
+        notes = channel_note(es, after, settings.feature_spec, tax) + future_note(es, after)
     notes += stored_before_note(report, after >= 0)
     took = time.perf_counter() - started
     for line in [*report.lines(), *notes]:

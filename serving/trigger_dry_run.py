@@ -76,7 +76,8 @@ class DryRun:
         out.append(f"condition: {'met' if self.verdict.fires else 'not met'} - "
                    f"{self.verdict.why}")
         last = self.last_firing
-        cool = "never fired for this customer" if last is None else (
+        # Firings past their cool-down are pruned (the retention): "never" could be untrue.
+        cool = NO_FIRING if last is None else (
             f"last fired as of {iso_us(last['at_us'])} (firing {last['firing_id']}, "
             f"{last['status']})" + (f"; held until {d['cooldown_until']}"
                                     if self.cooldown_until_us else "; cool-down over"))
@@ -84,6 +85,9 @@ class DryRun:
         verdict = "yes" if self.would_fire else "no"
         out.append(f"would fire: {verdict} (dry run: nothing stored, nothing sent)")
         return out
+
+
+NO_FIRING = "no firing stored for this customer (older ones, past their cool-down, are pruned)"
 
 
 def _span(us: int) -> str:

@@ -88,7 +88,8 @@ def test_a_dry_run_says_it_would_fire_and_why(in_decision: str) -> None:
                                "cool-down 7d; evaluated on events and scoring runs")
     assert _line(lines, "before:") == "before: no events"
     assert _line(lines, "condition:") == "condition: met - stage none -> decision"
-    assert _line(lines, "cool-down:") == "cool-down: never fired for this customer"
+    assert _line(lines, "cool-down:") == ("cool-down: no firing stored for this customer "
+                                          "(older ones, past their cool-down, are pruned)")
     assert _line(lines, "would fire:").startswith("would fire: yes (dry run")
 
 
