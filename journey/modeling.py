@@ -61,7 +61,7 @@ def compare(
     )] = None,
 ) -> None:
     """Leaderboard of every tracked model run, ranked on each holdout."""
-    from training.compare import apart, leaderboard, to_markdown, write
+    from training.compare import apart, leaderboard, to_markdown, unfinished, write
 
     settings = Settings()
     folder = out or settings.home / "reports"
@@ -78,7 +78,7 @@ def compare(
         return
     shown = board.drop(columns=["run_id", "definition", "data"], errors="ignore")  # in the CSV
     typer.echo(f"model runs tracked in {uri}\n{to_markdown(shown)}")
-    for note in apart(board):
+    for note in apart(board) + unfinished(board):
         typer.echo(note)
     md, csv = write(board, folder)
     typer.echo(f"-> {md}\n-> {csv}")

@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 
 METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top_decile",
            "capture_top_decile", "macro_auc", "top1_accuracy")
-COLUMNS = ("rank", "target", "label", "family", "experiment", "version", "aliases", "holdout",
-           "metric", "score", *METRICS, "train_seconds", "definition", "data", "run_id")
+COLUMNS = ("rank", "target", "label", "family", "experiment", "version", "aliases", "status",
+           "holdout", "metric", "score", *METRICS, "train_seconds", "definition", "data",
+           "run_id")
 UPLIFT_METRIC = "qini_mean"  # an uplift model ranks actions: no AUC to show
 DATA_TAG = "journey.data"  # the events a run was trained and tested on, when it recorded them
 
@@ -59,13 +60,18 @@ def leaderboard(client: MlflowClient) -> pd.DataFrame:
     rows = []
     for r in runs:
         name, version = versions.get(r.info.run_id, ("", ""))
+        # A run that failed or never ended (a killed `journey train`) is listed, not ranked:
+        # its model may lack what a finished run logs (the drift reference, plots).
+        status = None if r.info.status == "FINISHED" else str(r.info.status)
         rows.append({**_row(r.data.tags, r.data.metrics), "version": version,
-                     "aliases": aliases.get((name, version), ""), "run_id": r.info.run_id})
+                     "aliases": aliases.get((name, version), ""), "status": status,
+                     "run_id": r.info.run_id})
     frame = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "rank"])
     if frame.empty:
         return frame.assign(rank=pd.Series(dtype=int))[list(COLUMNS)]
     asc = frame["metric"].eq("log_loss")
     key = frame["score"].where(asc, -frame["score"])  # smaller is better after this
+    key = key.where(frame["status"].isna())  # unfinished runs: no rank, listed last
     group = [frame.target, frame.label, frame.holdout, frame.definition, frame.data]
     frame["rank"] = key.groupby(group).rank(method="min").astype("Int64")
     # Groups that are not ranked against each other are listed apart, not interleaved.
@@ -92,6 +98,17 @@ def apart(board: pd.DataFrame) -> list[str]:
                      f"apart ({len(groups)} groups, each with its own rank 1); the definition "
                      "and data columns of the CSV tell them apart")
     return notes
+
+
+def unfinished(board: pd.DataFrame) -> list[str]:
+    """A note on the runs listed without a rank because they did not finish."""
+    if "status" not in board.columns or board["status"].isna().all():
+        return []
+    counts = board["status"].value_counts()
+    what = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    return [f"note: {int(counts.sum())} model run(s) did not finish ({what}: RUNNING is one "
+            "still training, or one a killed `journey train` left) and are listed without a "
+            "rank; their models may lack what a finished run logs"]
 
 
 def _row(tags: dict[str, str], m: dict[str, float]) -> dict[str, object]:

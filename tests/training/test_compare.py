@@ -14,7 +14,15 @@ import pytest
 from models.targets import TARGETS, target
 from tests.training.world import Trained, World, copy_registry
 from training import evaluate
-from training.compare import COLUMNS, DATA_TAG, apart, leaderboard, to_markdown, write
+from training.compare import (
+    COLUMNS,
+    DATA_TAG,
+    apart,
+    leaderboard,
+    to_markdown,
+    unfinished,
+    write,
+)
 from training.tracking import KIND_TAG, TRAINING_EXPERIMENT
 from training.train import CHALLENGER
 
@@ -31,7 +39,8 @@ def board(trained: Trained) -> pd.DataFrame:
 def test_one_row_per_model_run(board: pd.DataFrame, trained: Trained) -> None:
     assert len(board) == 6
     assert set(board["run_id"]) == {r.run_id for r in trained.results}
-    assert list(board.columns[:9]) == list(COLUMNS[:9])
+    # every run finished: no status column
+    assert list(board.columns[:9]) == [c for c in COLUMNS if c != "status"][:9]
     assert set(board["holdout"]) == {HOLDOUT}
     assert set(board["experiment"]) == {"small"}
     for row in board.itertuples(index=False):
@@ -169,3 +178,36 @@ def test_time_to_churn_runs_of_another_gap_are_another_label() -> None:
     churn = {**tags, "journey.target": "churn", "journey.label": "churned_inactive",
              "journey.churn_gap_days": "7"}
     assert _row(churn, {})["label"] == "churned_inactive"  # the gap does not change this label
+
+
+def test_runs_that_did_not_finish_are_listed_without_a_rank(trained: Trained,
+                                                            tmp_path: Path) -> None:
+    """A failed run, or one a killed `journey train` left RUNNING, may lack what a finished run
+    logs: listed with its status, never ranked above the finished ones."""
+    tracking = copy_registry(trained.tracking, tmp_path / "registry")
+    client = tracking.client()
+    exp_id = tracking.experiment_id(client, TRAINING_EXPERIMENT)
+    tags = {KIND_TAG: "model", "journey.target": "churn", "journey.family": "lightgbm",
+            "journey.experiment": "manual", "journey.horizon_days": "30",
+            "journey.test_cutoff": "2025-10-01", "journey.label": "churned_inactive",
+            "journey.definition_hash": trained.ds.definition_hash}
+    ids = {}
+    for name, status in (("failed", "FAILED"), ("killed", None)):
+        run = client.create_run(exp_id, tags=tags, run_name=name)
+        client.log_metric(run.info.run_id, "test_roc_auc", 0.9999)  # better than every other
+        if status:
+            client.set_terminated(run.info.run_id, status)
+        ids[name] = run.info.run_id
+    board = leaderboard(client)
+    row = {name: board[board["run_id"] == rid].iloc[0] for name, rid in ids.items()}
+    assert row["failed"]["status"] == "FAILED" and row["killed"]["status"] == "RUNNING"
+    assert all(pd.isna(r["rank"]) for r in row.values())
+    churn = board[(board["target"] == "churn") & (board["holdout"] == HOLDOUT)
+                  & (board["label"] == "churned_inactive")]
+    assert churn["rank"].min() == 1 and pd.isna(churn.iloc[0]["status"])  # a finished one leads
+    assert set(churn["run_id"].iloc[-2:]) == set(ids.values())  # listed last
+    assert unfinished(board) == [
+        "note: 2 model run(s) did not finish (1 FAILED, 1 RUNNING: RUNNING is one still "
+        "training, or one a killed `journey train` left) and are listed without a rank; their "
+        "models may lack what a finished run logs"]
+    assert unfinished(leaderboard(trained.tracking.client())) == []  # all finished there
