@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -48,6 +49,9 @@ log = logging.getLogger("journey.triggers")
 # leaves pruning to the service, nor during a start-up's resumed deliveries.
 PRUNE_FIRST_SECONDS = 60.0
 PRUNE_EVERY_SECONDS = 3600.0
+# Pauses before evaluating a batch again when its firings could not be stored (a full disk);
+# meanwhile new evaluations queue (delivery.queue_size).
+RETRY_SECONDS = (1.0, 5.0, 30.0)
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class Triggers:
         self.prune_first_seconds = PRUNE_FIRST_SECONDS
         self._next_prune = math.inf  # monotonic; set by start
         self._pruning: Pruner | None = None  # a prune under way, resumed between evaluations
+        self.retry_seconds: tuple[float, ...] = RETRY_SECONDS
 
     @classmethod
     def for_settings(cls, settings: ServeSettings, spec: FeatureSpec, catalog: Catalog,
@@ -185,9 +190,9 @@ class Triggers:
                 except queue.Empty:
                     break
             try:
-                self._evaluate(batch)
+                self._evaluate_retrying(batch)
             except Exception:  # a bad batch must not stop the triggers for good
-                log.exception("triggers: evaluation failed")
+                log.exception("triggers: evaluation failed; its firings are lost")
             finally:
                 for _ in batch:
                     self._queue.task_done()
@@ -226,6 +231,22 @@ class Triggers:
                  "than %g day(s), %d delivered or dead older than %g day(s) and past their "
                  "cool-down; %d delivery row(s)", done.firings, self.firings.path.name,
                  done.held, keep.keep_held_days, done.finished, keep.keep_days, done.deliveries)
+
+    def _evaluate_retrying(self, batch: Sequence[_Ingested | Snapshot]) -> None:
+        """``_evaluate``, again after a pause when triggers.sqlite cannot take the firings (a
+        full disk, a locked file): they were lost at the first error. Claims already made
+        hold their cool-downs, so a second pass fires nothing twice."""
+        for wait in (*self.retry_seconds, None):
+            try:
+                self._evaluate(batch)
+                return
+            except sqlite3.OperationalError as exc:
+                if wait is None or self._stop.is_set():
+                    raise
+                log.warning("triggers: firings could not be stored (%s); evaluating again in "
+                            "%g s", exc, wait)
+                if self._stop.wait(wait):
+                    raise
 
     def _evaluate(self, batch: Sequence[_Ingested | Snapshot]) -> None:
         jobs = [b for b in batch if isinstance(b, _Ingested)]

@@ -351,3 +351,36 @@ def test_the_service_triggers_count_cool_downs_on_its_clock(tmp_path: Path) -> N
             assert state.triggers._clock() == PINNED == state.clock(None)
         finally:
             state.close()
+
+
+def test_a_batch_whose_firings_cannot_be_stored_is_evaluated_again(
+        enabled: TriggerConfig, store: FiringStore, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A full disk: the batch's firings were lost at the first error; now the worker pauses and
+    # evaluates it again (claims made the first time hold their cool-downs).
+    t = worker(enabled, store, NOW)
+    t.retry_seconds = (0.01, 0.01)
+    calls: list[int] = []
+
+    def evaluate(batch: object) -> None:
+        calls.append(1)
+        if len(calls) < 3:
+            raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(t, "_evaluate", evaluate)
+    t.start()
+    try:
+        with caplog.at_level(logging.WARNING, "journey.triggers"):
+            t._put(object())  # type: ignore[arg-type]
+            wait_for(lambda: t._queue.unfinished_tasks == 0)
+        assert len(calls) == 3
+        assert caplog.text.count("firings could not be stored (database or disk is full)") == 2
+        assert "are lost" not in caplog.text
+        calls.clear()
+        monkeypatch.setattr(t, "retry_seconds", ())  # no pause left: given up, and said so
+        with caplog.at_level(logging.ERROR, "journey.triggers"):
+            t._put(object())  # type: ignore[arg-type]
+            wait_for(lambda: t._queue.unfinished_tasks == 0)
+        assert len(calls) == 1 and "its firings are lost" in caplog.text
+    finally:
+        t.close()
