@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import resource
 from pathlib import Path
 
 from features.errors import JourneyError
@@ -25,9 +26,21 @@ def cannot_open(path: Path, exc: Exception) -> str:
 
 
 def out_of_memory(path: Path, source: str | Path, limit: str, exc: Exception) -> str:
+    cap = process_memory_cap()
+    if cap is not None:  # what ran out is the process's address space, not the store's share
+        advice = (f"This process may map at most {cap / 2**30:.1f} GiB (ulimit -v or a "
+                  "container limit): lower JOURNEY_STORE_MEMORY to about a third of that, or "
+                  "raise the process limit")
+    else:
+        advice = "Raise the limit (JOURNEY_STORE_MEMORY) or load the source in parts"
     return (f"{path}: loading {source} needed more memory than the store may use ({limit}); "
-            "nothing was stored. Raise the limit (JOURNEY_STORE_MEMORY) or load the source in "
-            f"parts. DuckDB: {str(exc).strip().splitlines()[0]}")
+            f"nothing was stored. {advice}. DuckDB: {str(exc).strip().splitlines()[0]}")
+
+
+def process_memory_cap() -> int | None:
+    """The process's address-space limit in bytes (RLIMIT_AS), None when unlimited."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return None if soft == resource.RLIM_INFINITY else int(soft)
 
 
 def nothing_loaded(exc: JourneyError, source: str | Path) -> JourneyError:

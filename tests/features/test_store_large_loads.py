@@ -129,3 +129,18 @@ def test_a_store_another_process_writes_to_is_refused_with_what_to_do(tmp_path: 
         holder.kill()
         holder.wait()
     EventStore(path, read_only=True).close()  # free again once the writer is gone
+
+
+def test_under_a_process_memory_limit_the_advice_is_to_lower_the_stores_share(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # ulimit -v 1 GB: raising JOURNEY_STORE_MEMORY, the usual advice, cannot help there.
+    from features import store_messages
+
+    exc = duckdb.OutOfMemoryException("Out of Memory Error: failed to allocate")
+    monkeypatch.setattr(store_messages, "process_memory_cap", lambda: 2**30)
+    capped = store_messages.out_of_memory(Path("s.duckdb"), "big.csv", "3.7 GiB", exc)
+    assert "may map at most 1.0 GiB" in capped and "lower JOURNEY_STORE_MEMORY" in capped
+    assert "Raise the limit" not in capped and "nothing was stored" in capped
+    monkeypatch.setattr(store_messages, "process_memory_cap", lambda: None)
+    free = store_messages.out_of_memory(Path("s.duckdb"), "big.csv", "3.7 GiB", exc)
+    assert "Raise the limit (JOURNEY_STORE_MEMORY)" in free
