@@ -10,6 +10,7 @@ from typing import cast
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 
 from models.targets import TARGETS, target
 from tests.training.world import Trained, World, copy_registry
@@ -85,13 +86,8 @@ def test_aliases_column_shows_the_challenger(board: pd.DataFrame, trained: Train
 def test_other_holdouts_and_definitions_rank_apart(trained: Trained, tmp_path: Path) -> None:
     """Runs judged on another test window, or on another feature definition, are ranked in
     their own group; a better run on the same holdout pushes the others down."""
-    tracking = copy_registry(trained.tracking, tmp_path / "registry")
-    client = tracking.client()
-    exp_id = tracking.experiment_id(client, TRAINING_EXPERIMENT)
-    base = {KIND_TAG: "model", "journey.target": "churn", "journey.family": "lightgbm",
-            "journey.experiment": "manual", "journey.horizon_days": "30",
-            "journey.test_cutoff": "2025-10-01", "journey.label": "churned_inactive",
-            "journey.definition_hash": trained.ds.definition_hash}
+    client, exp_id = _registry_copy(trained, tmp_path)
+    base = _churn_tags(trained)
     uplift = {**base, "journey.target": "uplift-convert", "journey.family": "uplift-x",
               "journey.test_window": "2025-10-01..2025-11-01", "journey.label": ""}
     del uplift["journey.test_cutoff"]
@@ -184,13 +180,8 @@ def test_runs_that_did_not_finish_are_listed_without_a_rank(trained: Trained,
                                                             tmp_path: Path) -> None:
     """A failed run, or one a killed `journey train` left RUNNING, may lack what a finished run
     logs: listed with its status, never ranked above the finished ones."""
-    tracking = copy_registry(trained.tracking, tmp_path / "registry")
-    client = tracking.client()
-    exp_id = tracking.experiment_id(client, TRAINING_EXPERIMENT)
-    tags = {KIND_TAG: "model", "journey.target": "churn", "journey.family": "lightgbm",
-            "journey.experiment": "manual", "journey.horizon_days": "30",
-            "journey.test_cutoff": "2025-10-01", "journey.label": "churned_inactive",
-            "journey.definition_hash": trained.ds.definition_hash}
+    client, exp_id = _registry_copy(trained, tmp_path)
+    tags = _churn_tags(trained)
     ids = {}
     for name, status in (("failed", "FAILED"), ("killed", None)):
         run = client.create_run(exp_id, tags=tags, run_name=name)
@@ -211,3 +202,18 @@ def test_runs_that_did_not_finish_are_listed_without_a_rank(trained: Trained,
         "training, or one a killed `journey train` left) and are listed without a rank; their "
         "models may lack what a finished run logs"]
     assert unfinished(leaderboard(trained.tracking.client())) == []  # all finished there
+
+
+def _registry_copy(trained: Trained, tmp_path: Path) -> tuple[MlflowClient, str]:
+    """A copy of the shared registry (runs added here stay here) and its training experiment."""
+    tracking = copy_registry(trained.tracking, tmp_path / "registry")
+    client = tracking.client()
+    return client, tracking.experiment_id(client, TRAINING_EXPERIMENT)
+
+
+def _churn_tags(trained: Trained) -> dict[str, str]:
+    """A hand-made churn model run's tags, judged on the shared holdout."""
+    return {KIND_TAG: "model", "journey.target": "churn", "journey.family": "lightgbm",
+            "journey.experiment": "manual", "journey.horizon_days": "30",
+            "journey.test_cutoff": "2025-10-01", "journey.label": "churned_inactive",
+            "journey.definition_hash": trained.ds.definition_hash}
