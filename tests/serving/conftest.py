@@ -46,9 +46,13 @@ class Served:
     versions: dict[str, str]  # champion version per target and uplift model
 
     def settings(self, store: Path, **overrides: Any) -> ServeSettings:
+        # Scoring runs in this process: a score worker child per app (model loading, seconds
+        # each) would add minutes to the suite; tests/serving/test_score_worker.py and the
+        # BentoML tests run the child.
         values: dict[str, Any] = {
             "home": self.home, "store": store, "mlflow_tracking_uri": self.tracking_uri,
-            "api_keys": self.home / "api_keys.yaml", "as_of": AS_OF, **overrides}
+            "api_keys": self.home / "api_keys.yaml", "as_of": AS_OF, "score_worker": False,
+            **overrides}
         return ServeSettings(**values)
 
     def headers(self, role: Role) -> dict[str, str]:

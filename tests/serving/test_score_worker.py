@@ -135,7 +135,7 @@ def test_an_error_in_the_run_is_raised_here(state: ServiceState) -> None:
 
 def test_close_ends_the_child(served: Served, tmp_path: Path) -> None:
     settings = served.settings(served.store_copy(tmp_path), scores=tmp_path / "scores",
-                               drift_worker=False)
+                               drift_worker=False, score_worker=True)
     st = ServiceState(settings)
     st.start(background=False)
     try:
