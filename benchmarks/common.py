@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +31,18 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="small run that finishes in under 90 s")
     p.add_argument("--work", type=Path, default=Path("var/bench"), help="scratch directory")
     return p
+
+
+def finish_on_signals() -> None:
+    """Turn SIGTERM and SIGHUP into ``SystemExit`` so ``finally`` blocks stop started services.
+
+    Python's default for SIGTERM ends the process at once: a benchmark killed by a test's
+    timeout left its detached ``journey serve`` running, holding a port and ~700 MB."""
+    def _exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit)
 
 
 def peak_rss_mb() -> dict[str, float]:

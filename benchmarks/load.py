@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import parser, write_result
+from benchmarks.common import finish_on_signals, parser, write_result
 from benchmarks.lib.loadgen import Connection, Request, Sample, open_loop
 from benchmarks.lib.nba_latency import prepare_with_uplift
 from benchmarks.serving import free_port, last_event, run_journey, wait_ready
@@ -236,6 +236,7 @@ def measure(env: dict[str, str], ids: list[str], as_of: datetime, seconds: float
 
 
 def main(argv: list[str] | None = None) -> int:
+    finish_on_signals()
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--customers", type=int, default=None, help="simulated customers")
     p.add_argument("--seconds", type=float, default=None, help="measured duration")

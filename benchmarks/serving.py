@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import parser, write_result
+from benchmarks.common import finish_on_signals, parser, write_result
 from benchmarks.lib.loadgen import Connection, Run, paced, saturate
 from benchmarks.lib.simstore import build_sim_store
 
@@ -272,6 +272,7 @@ def _rss(port: int, headers: dict[str, str]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    finish_on_signals()
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--customers", type=int, default=None, help="simulated customers")
     args = p.parse_args(argv)

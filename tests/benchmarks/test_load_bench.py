@@ -21,15 +21,32 @@ KEYS = {"errors", "p99_first_ms", "p99_last_ms", "rss_growth_pct", "requests", "
         "targets", "meets_targets"}
 
 
+def run_finishing(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run the benchmark; if this test is stopped (its timeout, ^C), SIGTERM it and give it
+    time to stop the service it started. ``subprocess.run`` would SIGKILL it, leaving the
+    detached service running with its port and memory."""
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate()
+    except BaseException:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 @pytest.mark.slow
 def test_quick_load_run(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("JOURNEY_") and not k.startswith("MLFLOW_TRACKING")}
     env.update(BENTOML_DO_NOT_TRACK="true", MLFLOW_DISABLE_TELEMETRY="true")
-    done = subprocess.run(
+    done = run_finishing(
         [sys.executable, "benchmarks/load.py", "--quick", "--seconds", "10", "--window", "5",
-         "--results", str(tmp_path)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+         "--results", str(tmp_path)], env)
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
     figures = json.loads((tmp_path / "load.json").read_text())
     assert figures.keys() >= KEYS
