@@ -29,6 +29,7 @@ from models.targets import SURVIVAL, Target, target
 from training.dataset import Dataset, SnapshotSource, midnight
 from training.experiment import Experiment, ModelSpec
 from training.model_io import example_frame, register_model
+from training.stale_runs import process_tags
 from training.train import CHALLENGER, Context, ModelResult, feature_columns, model_tags
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ def train_one_survival(model: ModelSpec, ds: Dataset, exp: Experiment, ctx: Cont
     params: dict[str, Any] = {k: v for k, v in est.get_params().items() if k != "columns"}
     tags = model_tags(t, model, exp.for_survival(), ds, "model")
     with mlflow.start_run(run_name=f"{t.name}-{model.family}", nested=True,
-                          experiment_id=parent.info.experiment_id) as run:
+                          experiment_id=parent.info.experiment_id, tags=process_tags()) as run:
         mlflow.set_tags(tags)
         mlflow.log_params({**{f"model.{k}": v for k, v in params.items()},
                            "features": ",".join(model.feature_families),

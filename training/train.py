@@ -48,6 +48,7 @@ from training.provenance import (
     store_tags,
 )
 from training.search import SearchResult, Trial, random_search
+from training.stale_runs import end_dead_runs, process_tags
 from training.tracking import KIND_TAG, TRAINING_EXPERIMENT, Tracking
 
 if TYPE_CHECKING:
@@ -166,7 +167,7 @@ def train_one(t: Target, model: ModelSpec, ds: Dataset, exp: Experiment, ctx: Co
             **({"journey.degenerate": "true"} if degenerate else {})}
     # Explicit experiment: a nested run otherwise lands in MLflow's Default experiment.
     with mlflow.start_run(run_name=f"{t.name}-{model.family}", nested=True,
-                          experiment_id=parent.info.experiment_id) as run:
+                          experiment_id=parent.info.experiment_id, tags=process_tags()) as run:
         mlflow.set_tags({**tags, **(search.tags() if search else {}),
                          **({"journey.degenerate_reason": degenerate} if degenerate else {})})
         mlflow.log_params({**{f"model.{k}": v for k, v in params.items()},
@@ -243,11 +244,14 @@ def train_experiment(exp: Experiment, ds: Dataset, ctx: Context) -> list[ModelRe
     for said in redundant:
         ctx.warn(f"warning: {said}")
     client = ctx.tracking.client()
+    end_dead_runs(client, ctx.log)
+    # `mlflow run`'s own run is not tagged with this process: that process ends it.
     if os.environ.get("MLFLOW_RUN_ID"):  # inside `mlflow run`: nest under its run
         parent = mlflow.start_run()
     else:
         exp_id = ctx.tracking.experiment_id(client, TRAINING_EXPERIMENT)
-        parent = mlflow.start_run(experiment_id=exp_id, run_name=exp.name)
+        parent = mlflow.start_run(experiment_id=exp_id, run_name=exp.name,
+                                  tags=process_tags())
     results: list[ModelResult] = []
     # The store's tags per data end, read once each: the parent's end is usually a model's.
     store_at = functools.cache(functools.partial(store_tags, ctx.store))
