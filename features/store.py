@@ -9,6 +9,7 @@ first small append comes.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +51,7 @@ from features.store_derived import (
 )
 from features.store_log import AppendResult, IngestReport
 from features.store_messages import cannot_open, nothing_loaded, out_of_memory
+from features.store_spill import sweep_spill, to_stderr
 from features.taxonomy import Taxonomy
 from features.transactions import rollback
 
@@ -84,11 +86,13 @@ def _refuse_other_files(path: Path) -> None:
 
 class EventStore:
     def __init__(self, path: str | Path, read_only: bool = False,
-                 memory_limit: str | None = None) -> None:
+                 memory_limit: str | None = None,
+                 report: Callable[[str], None] = to_stderr) -> None:
         """``memory_limit`` (e.g. "4GB"): what DuckDB may hold in memory for this store's
         work; past it, a large load's staged rows and joins spill to <store>.tmp. Without it
         DuckDB allows 80 % of RAM, and an 86.7M-event ingest peaked at 19.8 GB resident on a
-        24 GB machine (5.0 GB at "4GB", 3 % slower)."""
+        24 GB machine (5.0 GB at "4GB", 3 % slower). ``report``: where a writer says what it
+        swept of the spill files a killed one left (features/store_spill.py)."""
         self.path = Path(path)
         if read_only and not self.path.exists():
             raise StoreError(f"event store not found: {self.path}; load events into it with "
@@ -96,10 +100,13 @@ class EventStore:
         _refuse_other_files(self.path)
         limit = memory_setting(memory_limit) if memory_limit is not None else None
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        opened_at = time.time()
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
             raise StoreError(cannot_open(self.path, exc)) from exc
+        if not read_only:
+            sweep_spill(self.con, opened_at, report)
         if limit is not None:
             self.con.execute(f"SET memory_limit = '{limit}'")
         self.con.execute("SET TimeZone = 'UTC'")

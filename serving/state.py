@@ -121,7 +121,7 @@ class ServiceState:
         started = time.perf_counter()
         try:
             self.store = EventStore(self.settings.store_path,
-                                    memory_limit=self.settings.store_memory)
+                                    memory_limit=self.settings.store_memory, report=log.info)
             self.store.serve_appends(self.settings.store_checkpoint_mb)
             self.history = HistoryIndex.load(self.store, self.spec)
         except Exception as exc:
