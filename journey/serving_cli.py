@@ -60,13 +60,16 @@ def _command(host: str, port: int, tls: Tls | None) -> list[str]:
 
 def _home_origin(home: Path) -> str:
     """Which setting named ``home``, for a message about a wrong one."""
-    if any(name.upper() == "JOURNEY_HOME" for name in os.environ):
+    # A blank value is no setting (features/settings_sources.py): the default is in force.
+    if any(name.upper() == "JOURNEY_HOME" and value.strip()
+           for name, value in os.environ.items()):
         return f"JOURNEY_HOME={home}, set in the environment"
     try:
         dotenv = Path(".env").read_text(errors="replace")
     except OSError:
         dotenv = ""
-    if re.search(r"^\s*(export\s+)?JOURNEY_HOME\s*=", dotenv, re.MULTILINE | re.IGNORECASE):
+    if re.search(r"^\s*(export\s+)?JOURNEY_HOME\s*=[ \t]*\S", dotenv,
+                 re.MULTILINE | re.IGNORECASE):
         return f"JOURNEY_HOME={home}, set in {Path('.env').resolve()}"
     return f"the default {home}: JOURNEY_HOME is not set"
 

@@ -103,11 +103,11 @@ def _secret_names(environ: Mapping[str, str], from_file: dict[str, int],
     """The variables the trigger rules in force name as `secret_env` (JOURNEY_TRIGGERS from
     the environment, else .env, else the packaged file). Read loosely: the rules' own loader
     reports a file that is wrong."""
-    given = {k.upper(): v for k, v in environ.items()}.get("JOURNEY_TRIGGERS")
-    if given is None and any(k.upper() == "JOURNEY_TRIGGERS" for k in from_file):
-        given = _dotenv_value(path, "JOURNEY_TRIGGERS")
+    given = {k.upper(): v for k, v in environ.items()}.get("JOURNEY_TRIGGERS", "").strip()
+    if not given and any(k.upper() == "JOURNEY_TRIGGERS" for k in from_file):
+        given = (_dotenv_value(path, "JOURNEY_TRIGGERS") or "").strip()
     try:
-        if given:
+        if given:  # blank is unset, as the settings classes read it
             text = Path(given).read_text(encoding="utf-8", errors="replace")
         else:
             text = resources.files("serving.config").joinpath("triggers.yaml").read_text()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from features.errors import ConfigError
 from features.memory import MemorySize
+from features.settings_sources import blank_is_unset
 from training.tracking import Tracking, local_path, mlflow_run_uri, same_store
 
 
@@ -17,8 +18,9 @@ class Settings(BaseSettings):
 
     home: Path = Path("var")
     store: Path | None = None  # the DuckDB event store; default: $JOURNEY_HOME/events.duckdb
-    # What DuckDB may hold in memory while loading into the store; past it a load spills to
-    # <store>.tmp. DuckDB's own default (80 % of RAM) let an 86.7M-event ingest reach 19.8 GB.
+    # What DuckDB may hold in memory while loading into the store (and while `journey
+    # features` reads it); past it a load spills to <store>.tmp. DuckDB's own default (80 %
+    # of RAM) let an 86.7M-event ingest reach 19.8 GB.
     store_memory: MemorySize = "4GB"
     taxonomy: Path | None = None  # stage taxonomy YAML; default: the one shipped with Journey
     feature_spec: Path | None = None  # feature definitions YAML; default: the shipped one
@@ -31,6 +33,18 @@ class Settings(BaseSettings):
     promote_margin: float = 0.001  # on the primary metric (AUC, or next-stage log loss)
     scores: Path | None = None  # score snapshots; default: $JOURNEY_HOME/scores (as the service's)
     retrain_spec: Path = Path("experiments/retrain.yaml")  # `journey retrain`'s cadence and gate
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return blank_is_unset(settings_cls, init_settings, env_settings, dotenv_settings,
+                              file_secret_settings)
 
     @property
     def store_path(self) -> Path:
