@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from features.errors import ConfigError
+from features.errors import ConfigError, JourneyError
 from features.spec import FeatureSpec, load_spec
 from features.taxonomy import load_taxonomy
 from journey.common import (
@@ -23,6 +23,7 @@ from journey.common import (
     friendly_errors,
     parse_when,
 )
+from journey.environment_errors import out_of_memory
 from journey.settings import Settings
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class Run:
     cutoff: datetime
     store: Path
     snapshots: Path
+    store_memory: str  # what DuckDB may hold (JOURNEY_STORE_MEMORY)
 
 
 def _resolve(as_of: str, store: Path | None, spec: Path | None, taxonomy: Path | None,
@@ -61,7 +63,7 @@ def _resolve(as_of: str, store: Path | None, spec: Path | None, taxonomy: Path |
     feature_spec = load_spec(spec or settings.feature_spec,
                              load_taxonomy(taxonomy or settings.taxonomy))
     return Run(feature_spec, parse_when(as_of), store or settings.store_path,
-               out or settings.snapshots_path)
+               out or settings.snapshots_path, settings.store_memory)
 
 
 @app.command()
@@ -75,21 +77,17 @@ def features(
     out: OutOpt = None,
 ) -> None:
     """Feature vectors of every customer as of T, written as a versioned snapshot."""
-    from features.snapshot import check_root, data_fingerprint, write_snapshot
+    from features.snapshot import check_root, write_snapshot
     from features.store import EventStore
 
     run = _resolve(as_of, store, spec, taxonomy, out)
     started = time.perf_counter()
-    with EventStore(run.store, read_only=True) as es:
+    # Bounded as a load is (DuckDB's own default is 80 % of RAM), so that lowering
+    # JOURNEY_STORE_MEMORY below a process's memory limit works, as running out says to.
+    with EventStore(run.store, read_only=True, memory_limit=run.store_memory) as es:
         check_root(run.snapshots, "features")
         warnings = _as_of_warnings(run, *es.time_range()) + _unseen_names(es, run)
-        if engine is Engine.spark:
-            table = _on_spark(es, run)
-        else:
-            from features.batch import BatchEngine
-
-            table = BatchEngine(es, run.spec).features(run.cutoff)
-        data = data_fingerprint(es, run.cutoff)  # training reuses it only on the same events
+        table, data = _computed(es, run, engine)
     snap = write_snapshot(run.snapshots, "features", table, run.spec, run.cutoff,
                           engine=engine.value, store=str(run.store), data=data)
     took = time.perf_counter() - started
@@ -100,6 +98,27 @@ def features(
     )
     for line in warnings:
         typer.echo(line)
+
+
+def _computed(es: EventStore, run: Run, engine: Engine) -> tuple[pa.Table, dict[str, Any]]:
+    """The features and the data fingerprint (training reuses a snapshot only on the same
+    events); running out of memory ends the command with one line saying what to change."""
+    from features.snapshot import data_fingerprint
+
+    try:
+        if engine is Engine.spark:
+            table = _on_spark(es, run)
+        else:
+            from features.batch import BatchEngine
+
+            table = BatchEngine(es, run.spec).features(run.cutoff)
+        return table, data_fingerprint(es, run.cutoff)
+    except Exception as exc:
+        doing = f"computing the features of {run.store} as of {run.cutoff.isoformat()}"
+        line = out_of_memory(exc, doing, run.store_memory)
+        if line is None:
+            raise
+        raise JourneyError(line) from exc
 
 
 def _on_spark(es: EventStore, run: Run) -> pa.Table:
