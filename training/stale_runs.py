@@ -1,8 +1,9 @@
-"""MLflow runs a killed `journey train` left RUNNING: ended (KILLED) by the next one.
+"""MLflow runs a killed Journey command left RUNNING: ended (KILLED) by the next training.
 
 A process killed outright (SIGKILL, the OOM killer, a lost machine) cannot end its runs, and
-MLflow never ends them either: they would read RUNNING forever. So every run `journey train`
-starts records which process runs it (``process_tags``), and the next one marks KILLED those
+MLflow never ends them either: they would read RUNNING forever. So every run Journey starts
+(training, uplift, promotion, backtest, retrain and persona runs) records which process runs it
+(``process_tags``), and the next `journey train` or `uplift` marks KILLED those
 whose process is certainly gone (``end_dead_runs``). A run is judged only on the machine and
 in the PID namespace that ran it; anything not certain is left as it is.
 """
@@ -120,6 +121,6 @@ def end_dead_runs(client: MlflowClient, log: Callable[[str], None],
     if dead:
         runs = "1 run" if len(dead) == 1 else f"{len(dead)} runs"
         ids = "run id" if len(dead) == 1 else "run ids"
-        log(f"ended {runs} left RUNNING by a killed `journey train` ({ids} "
+        log(f"ended {runs} left RUNNING by a killed Journey command ({ids} "
             f"{', '.join(dead)}): marked KILLED")
     return dead

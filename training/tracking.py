@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from models.registry import client_for, quiet_mlflow
+from training.stale_runs import process_tags
 
 __all__ = ["BACKTEST_EXPERIMENT", "KIND_TAG", "PROMOTION_EXPERIMENT", "RETRAIN_EXPERIMENT",
            "TRAINING_EXPERIMENT", "Tracking", "local_path", "mlflow_run_uri", "own_run",
@@ -80,7 +81,8 @@ def own_run(experiment_id: str, run_name: str,
     try:
         nested = mlflow.active_run() is not None
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, nested=nested,
-                              parent_run_id=None if nested else parent_run_id or entry) as run:
+                              parent_run_id=None if nested else parent_run_id or entry,
+                              tags=process_tags()) as run:
             yield run
     finally:
         if entry is not None:

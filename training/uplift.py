@@ -35,6 +35,7 @@ from models.uplift_model import JourneyUplift, action_codes, registered_name
 from training.dataset import midnight
 from training.model_io import example_frame, log_registered
 from training.outcomes import TrainingDataError
+from training.stale_runs import end_dead_runs, process_tags
 from training.tracking import KIND_TAG, TRAINING_EXPERIMENT, Tracking
 from training.train import CHALLENGER
 from training.uplift_ope import policy_value
@@ -171,7 +172,7 @@ def train_one(exp: UpliftExperiment, d: Decisions, outcome: str, spec: LearnerSp
     seconds = time.perf_counter() - started
     tags = _tags(exp, d, outcome, spec.kind)
     with mlflow.start_run(run_name=f"uplift-{outcome}-{spec.kind}", nested=True,
-                          experiment_id=parent.info.experiment_id):
+                          experiment_id=parent.info.experiment_id, tags=process_tags()):
         mlflow.set_tags(tags)
         mlflow.log_params({"learner": spec.kind, "outcome": outcome,
                            "actions": ",".join(est.actions_),
@@ -233,12 +234,13 @@ def train_uplift(exp: UpliftExperiment, d: Decisions, tracking: Tracking,
 
     check_decisions(exp, d)
     client = tracking.client()
+    end_dead_runs(client, log)
     if os.environ.get("MLFLOW_RUN_ID"):
         parent = mlflow.start_run()
     else:
         parent = mlflow.start_run(experiment_id=tracking.experiment_id(client,
                                                                        TRAINING_EXPERIMENT),
-                                  run_name=f"uplift-{exp.name}")
+                                  run_name=f"uplift-{exp.name}", tags=process_tags())
     results: list[UpliftResult] = []
     with parent:
         mlflow.set_tags({KIND_TAG: "training", "journey.experiment": exp.name,

@@ -68,7 +68,7 @@ def test_a_run_whose_process_died_is_marked_killed(client: MlflowClient,
     info = client.get_run(run_id).info
     assert info.status == "KILLED"
     assert info.end_time is not None and info.end_time >= info.start_time
-    assert lines == [f"ended 1 run left RUNNING by a killed `journey train` (run id {run_id}): "
+    assert lines == [f"ended 1 run left RUNNING by a killed Journey command (run id {run_id}): "
                      "marked KILLED"]
 
 
@@ -141,7 +141,7 @@ def test_training_ends_dead_runs_and_tags_its_own(world: World, tmp_path: Path,
     trained = train_into(world, tmp_path, one, tracking=tracking)
     client = tracking.client()
     assert _status(client, left) == "KILLED"
-    assert trained.log[0] == (f"ended 1 run left RUNNING by a killed `journey train` (run id "
+    assert trained.log[0] == (f"ended 1 run left RUNNING by a killed Journey command (run id "
                               f"{left}): marked KILLED")
     model_run = client.get_run(trained.results[0].run_id)
     parent = client.get_run(model_run.data.tags["mlflow.parentRunId"])
@@ -149,3 +149,21 @@ def test_training_ends_dead_runs_and_tags_its_own(world: World, tmp_path: Path,
         assert run.info.status == "FINISHED"
         assert run.data.tags[PID_TAG] == str(os.getpid())
         assert run.data.tags[PID_START_TAG] == start_time(os.getpid())
+
+
+def test_promotion_backtest_and_retrain_runs_name_their_process(tmp_path: Path) -> None:
+    """own_run starts the runs of promotions, backtests, retrain cycles and personas: a kill
+    during one leaves a run the next training can end."""
+    import mlflow
+
+    from training.tracking import own_run
+
+    tracking = Tracking.local(tmp_path)
+    client = tracking.client()
+    exp_id = tracking.experiment_id(client, TRAINING_EXPERIMENT)
+    with own_run(exp_id, "promote-churn") as run:
+        run_id = run.info.run_id
+    tags = client.get_run(run_id).data.tags
+    assert tags[PID_TAG] == str(os.getpid())
+    assert tags[PID_START_TAG] == start_time(os.getpid())
+    assert mlflow.active_run() is None
