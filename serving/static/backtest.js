@@ -6,6 +6,7 @@
 import { fmt } from "./format.js";
 import { el, empty } from "./charts.js";
 import { reliabilityFigures } from "./chart-figures.js";
+import { chartKeys } from "./chart-focus.js";
 
 const $ = (sel) => document.querySelector(sel);
 const TARGETS = ["churn", "conversion"];
@@ -64,6 +65,10 @@ function lineChart(container, points, metric, label) {
     }
   });
   container.replaceChildren(svg);
+  const series = bySeries(points).size;
+  chartKeys(container, `${fmt.label(label)}: ${values.length} points of ${series} model `
+    + `version${series === 1 ? "" : "s"}, predicted from ${fmt.date(new Date(t0).toISOString())} `
+    + `to ${fmt.date(new Date(t1).toISOString())}`);
 }
 
 // The newest point's deciles: mean prediction against the realized rate (the diagonal is

@@ -1,9 +1,11 @@
 // The charts' text alternative: each chart's figures as a table, in a disclosure right after
 // the chart ("Table of the figures"), which the chart's SVG points to (aria-details). A
-// screen reader gets every number the drawing shows (an SVG's <title> tooltips are not read
-// inside role=img), and anyone can read exact figures or tell the tiers apart without colour.
+// screen reader gets every number the drawing shows in one place, and anyone can read exact
+// figures or tell the tiers apart without colour. The marks are readable one by one too, by
+// keyboard (chart-focus.js), each chart named by a summary of its figures made here.
 
 import { fmt } from "./format.js";
+import { chartKeys } from "./chart-focus.js";
 
 const specs = new WeakMap(); // disclosure -> the figures it shows when opened
 
@@ -85,6 +87,12 @@ export function funnelFigures(container, funnel) {
       nothing(r.median_days_from_previous) ? "—" : fmt.days(r.median_days_from_previous),
       fmt.count(r.at_stage), fmt.count(r.dropped)]),
   } : null);
+  if (funnel && funnel.length) {
+    const [first, last] = [funnel[0], funnel.at(-1)];
+    chartKeys(container, `Stage funnel, customers who reached each stage or a later one: `
+      + `${funnel.length} stages, from ${first.stage} (${fmt.count(first.reached)}) `
+      + `to ${last.stage} (${fmt.count(last.reached)})`);
+  }
 }
 
 export function sankeyFigures(container, flows) {
@@ -96,6 +104,20 @@ export function sankeyFigures(container, flows) {
     num: [2],
     rows: shown.map((f) => [f.source, f.target, fmt.count(f.customers)]),
   } : null);
+  const into = (node) => fmt.count(shown.filter((f) => f.target === node).reduce((a, f) => a + f.customers, 0));
+  chartKeys(container, `Stage flows: ${shown.length} flows of customers through the stages; `
+    + `${into("active")} still active, ${into("dropped")} dropped off`, nodeByNode);
+}
+
+// The flows read node by node: a node's customers, then where they went (the drawing has
+// every flow first, then every node).
+function nodeByNode(marks) {
+  const nodes = marks.map((m) => m.parentElement.dataset.node).filter(Boolean);
+  const at = (m) => {
+    const node = m.parentElement.dataset.node;
+    return node ? [nodes.indexOf(node), -1] : [nodes.indexOf(m.dataset.source), nodes.indexOf(m.dataset.target)];
+  };
+  return marks.map((m) => [at(m), m]).sort(([a], [b]) => a[0] - b[0] || a[1] - b[1]).map(([, m]) => m);
 }
 
 export function attributionFigures(container, attribution, what) {
@@ -109,6 +131,11 @@ export function attributionFigures(container, attribution, what) {
       fmt.num(c.conversions, 1), fmt.pct(c.first_touch_share, 1), fmt.pct(c.last_touch_share, 1),
       fmt.count(c.touchpoints)]),
   } : null);
+  if (labels.length) {
+    const top = labels.reduce((a, c) => (c.share > a.share ? c : a));
+    chartKeys(container, `Touchpoint impact by ${what.toLowerCase()}: ${labels.length} `
+      + `${what.toLowerCase()}s; the largest Markov share is ${top.label}'s, ${fmt.pct(top.share, 1)}`);
+  }
 }
 
 export function tiersFigures(container, tiers, order) {
@@ -124,6 +151,7 @@ export function tiersFigures(container, tiers, order) {
       fmt.money(r.revenue_at_risk),
       ...(changed ? [fmt.signedCount(r.change?.customers), fmt.signedMoney(r.change?.revenue_at_risk)] : [])]),
   } : null);
+  chartKeys(container, `Risk tiers: ${rows.map((r) => `${r.key.tier} ${fmt.count(r.customers)} customers`).join(", ")}`);
 }
 
 export function stageTiersFigures(container, stageTiers, stages, order) {
@@ -141,6 +169,8 @@ export function stageTiersFigures(container, stageTiers, stages, order) {
     num: [...tiers.keys()].map((i) => i + 1).concat(tiers.length + 1),
     rows: names.map((n) => [n, ...tiers.map((t) => fmt.count(count(n, t))), fmt.count(count(n, null))]),
   } : null);
+  chartKeys(container, `Current stage (of the latest activity) by risk tier: ${names.length} stages, `
+    + `each a bar of its ${tiers.length} risk tiers`);
 }
 
 export function reliabilityFigures(container, point) {
@@ -152,4 +182,8 @@ export function reliabilityFigures(container, point) {
     num: [1, 2, 3],
     rows: bins.map((b) => [String(b.bin), fmt.pct(b.mean_predicted), fmt.pct(b.observed_rate), fmt.count(b.n)]),
   } : null);
+  if (bins.length) {
+    chartKeys(container, `${fmt.label(point.target)} reliability of v${point.model_version}: `
+      + `${bins.length} deciles, mean prediction against the realized rate`);
+  }
 }
