@@ -64,6 +64,12 @@ class StoreFailedError(ServiceError):
     status, code = 503, "store_unavailable"
 
 
+class ScoringBusyError(ServiceError):
+    """A scoring run was asked for while one runs: its snapshot will be the newest."""
+
+    status, code = 409, "scoring_in_progress"
+
+
 class NoSnapshotError(ServiceError):
     status, code = 404, "no_snapshot"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from models.actions import Catalog
 from models.persona_words import names_path, summary_lines
 from models.personas import REGISTERED_NAME as PERSONA_MODEL
 from serving.champions import ModelSet
-from serving.errors import BadRequestError, NoSnapshotError, NotFoundError
+from serving.errors import BadRequestError, NoSnapshotError, NotFoundError, ScoringBusyError
 from serving.recommender import Recommender
 from serving.score_job import ScoreRun, population_from_history
 from serving.scoring import BatchScorer, Population
@@ -49,21 +49,33 @@ class Marketing:
         self._book: SegmentBook | None = None
         self._names: tuple[int, int] | None = None  # the names file the book was read with
         self._kpis: tuple[str, dict[str, Any]] | None = None  # (snapshot id, its KPIs)
-        self._lock = threading.Lock()  # one load or scoring run at a time
+        # Two locks: a scoring run takes seconds to minutes, and a route that waited for it
+        # to read the book held up every request behind it (5-9 s at 20k customers).
+        self._run_lock = threading.Lock()  # one scoring run at a time
+        self._book_lock = threading.Lock()  # one load or swap of the book at a time
+        self._run_started: datetime | None = None
 
     def book(self) -> SegmentBook:
         """The newest snapshot's book; loads it again when the LATEST pointer moved or a
-        persona was renamed since (the names file changed: names show at once)."""
+        persona was renamed since (the names file changed: names show at once). While another
+        request or a scoring run loads the newer one, the book in hand is answered."""
         book = self._book
-        if book is not None and book.snapshot.id == latest_name(self.root) \
-                and self._names == _stamp(self.names_file):
+        if book is not None and self._fresh(book, _stamp(self.names_file)):
             return book
-        with self._lock:
+        if not self._book_lock.acquire(blocking=book is None):
+            assert book is not None
+            return book
+        try:
             stamp = _stamp(self.names_file)
-            if self._book is None or self._book.snapshot.id != latest_name(self.root) \
-                    or self._names != stamp:
+            if self._book is None or not self._fresh(self._book, stamp):
                 self._book, self._names = self._load(), stamp
             return self._book
+        finally:
+            self._book_lock.release()
+
+    def _fresh(self, book: SegmentBook, names: tuple[int, int] | None) -> bool:
+        """``book`` is the newest snapshot's, read with the names file as ``names`` stamps it."""
+        return book.snapshot.id == latest_name(self.root) and self._names == names
 
     def filters(self, params: Sequence[tuple[str, str]], extra: Sequence[str]
                 ) -> dict[str, list[str]]:
@@ -101,18 +113,32 @@ class Marketing:
     def score(self, models: ModelSet, history: HistoryIndex, as_of: datetime,
               elsewhere: Elsewhere | None = None) -> Snapshot:
         """Score every customer of the service's histories into a new snapshot: by
-        ``elsewhere`` (the score worker's child process) unless it returns None."""
-        with self._lock:
+        ``elsewhere`` (the score worker's child process) unless it returns None. A second
+        run asked for meanwhile is refused (409): it would score the same moment again and
+        push a real previous snapshot out of the comparison."""
+        if not self._run_lock.acquire(blocking=False):
+            started = self._run_started
+            since = f" (started {started.isoformat(timespec='seconds')})" if started else ""
+            raise ScoringBusyError(f"a scoring run is in progress{since}: its snapshot will "
+                                   "be the newest when it ends; ask again after it")
+        try:
+            self._run_started = datetime.now(UTC)
             population = population_from_history(history, self.config, micros(as_of))
             snap = elsewhere(models, population, as_of) if elsewhere is not None else None
             if snap is None:
                 run = ScoreRun(self.spec, self.config, self.scorer, self.root,
                                params=self.params)
                 snap = run.run(models, population, as_of, "service histories")
-            self._names = _stamp(self.names_file)
-            self._book = SegmentBook(snap, self.config.dimensions,
-                                     previous_of(self.root, snap), self.names_file)
+            stamp = _stamp(self.names_file)
+            # Built before the swap, so routes answer from the old book until it is ready.
+            fresh = SegmentBook(snap, self.config.dimensions, previous_of(self.root, snap),
+                                self.names_file)
+            with self._book_lock:
+                self._book, self._names = fresh, stamp
             return snap
+        finally:
+            self._run_started = None
+            self._run_lock.release()
 
     # -- queries (segment errors become 422s naming the parameter) -----------------------
     def segments(self, by: Sequence[str], filters: Mapping[str, Sequence[str]]

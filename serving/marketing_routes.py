@@ -27,6 +27,7 @@ from serving.marketing_schemas import (
     SnapshotOut,
 )
 from serving.route_table import RouteTable
+from serving.schemas import ErrorOut
 from serving.segments import SORTABLE, Segment, SegmentBook
 from serving.snapshots import Snapshot
 
@@ -79,7 +80,7 @@ api = RouteTable()
 
 @api.get("/segments", tags=["segments"], description=FILTER_DOC, responses=NO_SNAPSHOT)
 @open_query  # filters by any dimension; unknown names refused there
-async def segments(request: Request, state: Watcher,
+def segments(request: Request, state: Watcher,
                    by: Annotated[str, Query(description="Dimensions to cut by, "
                                             "comma-separated.")] = "tier") -> SegmentsOut:
     """Churn-risk segments of the newest score snapshot: size, mean risk, expected value,
@@ -94,7 +95,7 @@ async def segments(request: Request, state: Watcher,
 @api.get("/segments/customers", tags=["segments"], description=FILTER_DOC,
          responses=NO_SNAPSHOT)
 @open_query  # filters by any dimension; unknown names refused there
-async def customers(
+def customers(
     request: Request, state: Watcher,
     sort: Annotated[str, Query(description=f"One of {', '.join(SORTABLE)} "
                                "(largest first).")] = "revenue_at_risk",
@@ -115,7 +116,7 @@ async def customers(
          response_class=StreamingResponse,
          responses={200: {"content": {"text/csv": {}}}, **NO_SNAPSHOT})
 @open_query  # filters by any dimension; unknown names refused there
-async def export(
+def export(
     request: Request, state: Watcher,
     sort: Annotated[str, Query(description=f"One of {', '.join(SORTABLE)}.")]
     = "revenue_at_risk",
@@ -131,7 +132,7 @@ async def export(
 
 
 @api.get("/journey-map", tags=["segments"], responses=NO_SNAPSHOT)
-async def journey_map(state: Watcher) -> JourneyMapOut:
+def journey_map(state: Watcher) -> JourneyMapOut:
     """Stage funnel, transition flows, KPIs and touchpoint attribution of the newest
     snapshot."""
     book = state.marketing.book()
@@ -140,7 +141,7 @@ async def journey_map(state: Watcher) -> JourneyMapOut:
 
 
 @api.get("/kpis", tags=["segments"], responses=NO_SNAPSHOT)
-async def kpis(state: Watcher,
+def kpis(state: Watcher,
                by: Annotated[str | None, Query(
                    description="Group by persona, stage, a customer attribute (e.g. "
                    "acquisition_channel) or month; default persona (stage when no persona "
@@ -156,7 +157,7 @@ async def kpis(state: Watcher,
 
 @api.get("/personas", tags=["segments"],
          responses=not_found("No persona model is served."))
-async def personas(state: Watcher) -> PersonasOut:
+def personas(state: Watcher) -> PersonasOut:
     """The discovered personas of the served persona model: each with its name and what
     distinguishes it (top features against the population, typical stage, channels,
     value and churn risk), and how their number was chosen."""
@@ -164,7 +165,7 @@ async def personas(state: Watcher) -> PersonasOut:
 
 
 @api.get("/dashboard/data", tags=["dashboard"], responses=NO_SNAPSHOT)
-async def dashboard_data(state: Watcher) -> DashboardOut:
+def dashboard_data(state: Watcher) -> DashboardOut:
     """Everything the dashboard's first view shows, pre-aggregated, in one answer."""
     m = state.marketing
     book, tiers, _ = m.segments(["tier"], {})
@@ -193,7 +194,8 @@ async def asset(name: str) -> FileResponse:
     return _asset(name)
 
 
-@api.post("/admin/score", tags=["admin"])
+@api.post("/admin/score", tags=["admin"], responses={409: {
+    "model": ErrorOut, "description": "A scoring run is in progress (`scoring_in_progress`)."}})
 async def score(state: Admin, body: ScoreIn | None = None) -> ScoreOut:
     """Score every customer from the service's histories into a new snapshot (no body, or
     `{}`: as of the service's clock)."""
