@@ -16,6 +16,8 @@ import typer
 
 from features.errors import ConfigError
 from features.spec import FeatureSpec
+from features.store_lock import store_holder
+from features.store_messages import held_by
 from journey.common import app, friendly_errors
 from journey.service_process import (
     SERVICE,
@@ -165,8 +167,10 @@ def serve(
     # is its loader's one line here, not a traceback in serve.log.
     spec = load_service_files(settings).spec
     check_alias(settings, spec)
-    if detach:  # before the port: a running service of this home holds it
-        _refuse_running(settings.home / "serve.pid", settings.home)
+    # Foreground or not, before the port (a running service of this home holds it): a second
+    # service could not open the store and would answer 503 for good.
+    _refuse_running(settings.home / "serve.pid", settings.home, replacing=detach)
+    check_store_free(settings.store_path)
     check_port_free(host, port)
     env = service_env(settings)
     cmd = _command(host, port, tls)
@@ -209,14 +213,23 @@ def _detached(cmd: list[str], env: dict[str, str], home: Path, base: str,
                "stop it with `journey stop`")
 
 
-def _refuse_running(pid_file: Path, home: Path) -> None:
+def _refuse_running(pid_file: Path, home: Path, replacing: bool) -> None:
     recorded = read_pid_file(pid_file, home)
     if recorded is None:
         return
     if recorded.stale is None:
         raise ConfigError(f"a service is already running (PID {recorded.pid}, {pid_file}); "
                           "stop it with `journey stop`")
-    typer.echo(f"{pid_file} is stale ({recorded.stale}); replacing it", err=True)
+    if replacing:  # a foreground service writes no PID file: the stale one stays, unread
+        typer.echo(f"{pid_file} is stale ({recorded.stale}); replacing it", err=True)
+
+
+def check_store_free(path: Path) -> None:
+    """Refuse a store another process holds (a service started in the foreground, which no
+    PID file records, an ingest, a training run): the service could never open it."""
+    held = store_holder(path)
+    if held is not None:
+        raise ConfigError(held_by(path, held.pid, held.writes))
 
 
 @app.command()

@@ -11,9 +11,10 @@ import re
 
 # A file system path (absolute, ~/, or a file: or sqlite: URI) up to its last component;
 # a quoted one may hold spaces. Not a registry URI: ``models:/journey-churn/3`` names the
-# model, not a place on disk.
-_FOLDERS = re.compile(r"(?<=[\"'])~?/[^\"'\n]*/|(?:\b(?:file|sqlite):/+|(?<![\w.:/~-])~?/)"
-                      r"(?:[^\s'\"/]*/)*")
+# model, not a place on disk; nor one of the API's routes (``POST /v1/events``), which a
+# reason names to say what to do.
+_FOLDERS = re.compile(r"(?<=[\"'])~?/(?!v1/)[^\"'\n]*/|(?:\b(?:file|sqlite):/+|"
+                      r"(?<![\w.:/~-])~?/(?!v1/))(?:[^\s'\"/]*/)*")
 PUBLIC_REASON_CHARS = 800
 
 
