@@ -14,19 +14,26 @@ loads the new champions there first. It runs at a lower priority and off the fir
 
 When the child cannot score (it cannot start, it dies, or the registry's champions are no
 longer the ones the service serves: a promotion it has not reloaded yet) the run is scored in
-the service, as before, and the log says why.
+the service, as before, and the log says why. Not when the service is stopping: its stop
+signal ends the child too (serving/stopping.py), and a run scored again in the service would
+hold up the stop (at 1M customers past `journey stop`'s timeout). The run is abandoned, 503.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
+import subprocess
+import threading
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from models.child_process import ChildProcess, serve_pickles
+from models.child_process import CHILD_FAILED, ChildProcess, serve_pickles
 from models.registry import client_for
 from serving.champions import ModelSet, load_models
+from serving.errors import NotReadyError
 from serving.marketing import Marketing
 from serving.memory import give_back_memory
 from serving.score_job import ScoreRun
@@ -37,6 +44,10 @@ from serving.snapshots import Snapshot
 
 log = logging.getLogger("journey.serving")
 SOURCE = "service histories"
+# A child ended by a stop signal: the service's own comes first (BentoML signals the worker,
+# then its children), but its handler runs when the main thread next takes the interpreter.
+STOPPED_BY = (-signal.SIGTERM, -signal.SIGINT)
+SIGNAL_GRACE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -55,14 +66,15 @@ class ScoreWorker:
     """``worker(models, population, as_of)``: the new snapshot, scored by the child; None
     when the child could not (the caller scores it itself)."""
 
-    def __init__(self, settings: ServeSettings) -> None:
+    def __init__(self, settings: ServeSettings, stopping: threading.Event | None = None) -> None:
         self.settings = settings
         self.child = ChildProcess("serving.score_worker", _thread_env())
+        self.stopping = stopping or threading.Event()  # set once the service is stopping
 
     def __call__(self, models: ModelSet, population: Population,
                  as_of: datetime) -> Snapshot | None:
         job = ScoreJob(self.settings, models.versions(), population, as_of)
-        got = self.child.answer(job, log, "scoring in the service")
+        got = self._answer(job)
         if got is None:
             return None
         ok, result = got
@@ -73,6 +85,33 @@ class ScoreWorker:
             raise result  # the run's own error, as if it had run here
         snap: Snapshot = result
         return snap
+
+    def _answer(self, job: ScoreJob) -> tuple[bool, Any] | None:
+        """The child's answer; None when it could not answer (scored in the service). Raises
+        NotReadyError when it could not because the service is stopping."""
+        child = self.child
+        with child.lock:
+            try:
+                return child.ask(job)
+            except CHILD_FAILED as exc:
+                proc = child.proc
+                child.stop()  # waits for the child's end: its exit status tells a signal
+                if self._stopping(proc):
+                    log.warning("scoring run abandoned: the service is stopping (its score "
+                                "worker was stopped with it); nothing was published")
+                    raise NotReadyError(
+                        "the service is stopping: this scoring run was abandoned and nothing "
+                        "was published; run it again (POST /v1/admin/score) once the service "
+                        "is back") from exc
+                log.warning("%s failed (%s: %s); scoring in the service this time",
+                            child.module, type(exc).__name__, exc)
+                return None
+
+    def _stopping(self, proc: subprocess.Popen[bytes] | None) -> bool:
+        if self.stopping.is_set():
+            return True
+        ended_by_signal = proc is not None and proc.returncode in STOPPED_BY
+        return ended_by_signal and self.stopping.wait(SIGNAL_GRACE_SECONDS)
 
     def close(self) -> None:
         self.child.close()

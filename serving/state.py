@@ -39,10 +39,12 @@ from serving.metrics import Metrics
 from serving.predictor import Predictor, Scored
 from serving.recommender import Recommended, Recommender
 from serving.redact import public_reason
+from serving.reload_poll import SettledPoll
 from serving.score_worker import ScoreWorker
 from serving.service_files import load_service_files
 from serving.settings import ServeSettings
 from serving.snapshots import Snapshot
+from serving.stopping import StopSignals
 from serving.store_guard import StoreGuard
 from serving.triggers import Triggers
 
@@ -81,7 +83,9 @@ class ServiceState:
                                               lambda: self.clock(None))
         self.metrics = Metrics()
         self._drift_worker = DriftWorker(compare_here) if settings.drift_worker else None
-        self._score_worker = ScoreWorker(settings) if settings.score_worker else None
+        self._stop = threading.Event()  # set by close(), or at once by a stop signal
+        self._signals = StopSignals(self._stop)
+        self._score_worker = ScoreWorker(settings, self._stop) if settings.score_worker else None
         self.drift = DriftMonitor(
             files.drift,
             DriftWindow(settings.drift_window_rows, settings.drift_window_seconds,
@@ -95,7 +99,6 @@ class ServiceState:
         self.store_guard = StoreGuard()  # a write the disk refused: 503s, /readyz says why
         # Concurrent ingests are committed together (features/group_commit.py).
         self.writer = GroupCommit(self._commit, self._after_commit)
-        self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -110,6 +113,7 @@ class ServiceState:
     def start(self, background: bool = True) -> None:
         """Open the store, load histories and models (in a thread: /healthz answers and
         /readyz says 503 meanwhile), then poll the registry if asked to."""
+        self._signals.watch()  # here: in the lifespan, after the server set its handlers
         if not background:
             self._load()
             return
@@ -143,17 +147,12 @@ class ServiceState:
         log.info("loaded %s customers and models %s in %.1fs", self.history.n_customers,
                  self.versions(), time.perf_counter() - started)
         if self.settings.reload_poll_seconds > 0:
-            t = threading.Thread(target=self._poll, name="journey-poll", daemon=True)
-            t.start()
-            self._threads.append(t)
+            poll = SettledPoll(self.holder, self._alias_versions, self.reload)
+            self._threads.append(poll.start(self._stop, self.settings.reload_poll_seconds))
         if self.settings.drift_eval_seconds > 0:
             t = threading.Thread(target=self._watch_drift, name="journey-drift", daemon=True)
             t.start()
             self._threads.append(t)
-
-    def _poll(self) -> None:
-        while not self._stop.wait(self.settings.reload_poll_seconds):
-            self.reload()  # reads the aliases; loads only what moved
 
     def _watch_drift(self) -> None:
         while not self._stop.wait(self.settings.drift_eval_seconds):
@@ -173,6 +172,7 @@ class ServiceState:
 
     def close(self) -> None:
         self._stop.set()
+        self._signals.restore()
         self.triggers.close()
         for worker in (self._drift_worker, self._score_worker):
             if worker is not None:
