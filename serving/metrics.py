@@ -4,6 +4,7 @@ prediction distributions, ingest outcomes."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from prometheus_client import (
@@ -27,6 +28,12 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05,
 PROBABILITY_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 20))
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series double the output and no dashboard reads them
+# BentoML's workers set PROMETHEUS_MULTIPROC_DIR, so prometheus_client warns on every remove()
+# (each model swap) that removal is not implemented for its multiprocess collector. The
+# service's registry is read in-process (/v1/metrics), where remove() works: the warning is
+# noise in serve.log (as clear()'s, serving/drift.py).
+warnings.filterwarnings("ignore", message="Removal of labels has not been implemented",
+                        category=UserWarning)
 
 
 class Metrics:
