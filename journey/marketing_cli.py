@@ -16,6 +16,7 @@ from features.spec import FeatureSpec, load_spec
 from features.store import EventStore
 from features.taxonomy import load_taxonomy
 from journey.common import StoreOpt, app, friendly_errors, parse_when
+from journey.service_process import read_pid_file
 from journey.triggers_cli import fire_after_scoring, scoring_triggers
 from models.actions import Catalog
 from models.persona_words import names_path
@@ -52,6 +53,7 @@ def score(
     The running service holds the store's write lock: score through it instead
     (POST /v1/admin/score), or stop it first."""
     settings = ServeSettings(store=store) if store else ServeSettings()
+    refuse_live_scores(settings)
     when = parse_when(as_of) if as_of else (settings.as_of or datetime.now(UTC))
     # Every file is loaded and checked before anything is scored: a run that fails after it
     # has published its snapshot leaves that snapshot the newest, older ones pruned.
@@ -81,6 +83,24 @@ def score(
                    f"({shown.meta.get('as_of') if shown else '?'}): kept for `journey "
                    "backtest`, but segments, KPIs, the dashboard and the triggers stay on the "
                    "newest; to show this one instead, score again with --publish")
+
+
+def refuse_live_scores(settings: ServeSettings) -> None:
+    """Refuse to publish a snapshot of another store (a copy) into the scores folder a running
+    service of this home reads: it would become the service's newest, and the service's own
+    run its "previous". The home's own store is not refused here: the service holds it, and
+    opening it says so."""
+    home = settings.home
+    if settings.scores is not None or settings.store_path.resolve() == (
+            home / "events.duckdb").resolve():
+        return  # an output folder was given, or the store is the home's
+    recorded = read_pid_file(home / "serve.pid", home)
+    if recorded is None or recorded.pid is None or recorded.stale is not None:
+        return
+    raise ConfigError(
+        f"the service running on {home} (PID {recorded.pid}) reads its snapshots from "
+        f"{settings.scores_path}: this run of {settings.store_path} would replace its newest; "
+        "set JOURNEY_SCORES to another folder, or stop the service first (`journey stop`)")
 
 
 def _score_run(settings: ServeSettings, spec: FeatureSpec, config: SegmentConfig,
