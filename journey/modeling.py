@@ -125,6 +125,7 @@ def promote(
 ) -> None:
     """Move `champion` to the challenger when it beats the champion on the same holdout."""
     from features.errors import ConfigError
+    from training.champions import promotion
     from training.dataset import SnapshotSource
     from training.promote import check_margin, promote_all
     from training.uplift_gate import UPLIFT_TARGETS, promote_uplift
@@ -142,14 +143,17 @@ def promote(
                              load_taxonomy(taxonomy or settings.taxonomy))
     source = SnapshotSource(store or settings.store_path, out or settings.snapshots_path,
                             feature_spec, log=typer.echo)
+    tracking = settings.tracking()
     try:
         gate_margin = check_margin(settings.promote_margin if margin is None else margin)
-        decisions = promote_all([n for n in names if n in (*TARGETS, SURVIVAL)],
-                                settings.tracking(), source, gate_margin, force,
-                                only_trained=not target)
-        decisions += promote_uplift([n for n in names if n in UPLIFT_TARGETS],
-                                    settings.tracking(), source.store, feature_spec,
-                                    gate_margin, force, only_trained=not target)
+        # One promotion for both gates: the uplift champions move with the others, at the end.
+        with promotion(tracking.tracking_uri, lambda line: typer.echo(line, err=True)):
+            decisions = promote_all([n for n in names if n in (*TARGETS, SURVIVAL)],
+                                    tracking, source, gate_margin, force,
+                                    only_trained=not target)
+            decisions += promote_uplift([n for n in names if n in UPLIFT_TARGETS],
+                                        tracking, source.store, feature_spec, gate_margin,
+                                        force, only_trained=not target)
     finally:
         source.close()
     for d in decisions:

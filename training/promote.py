@@ -27,7 +27,9 @@ from features.errors import ConfigError
 from models.registry import alias_version, load_version
 from models.targets import SURVIVAL, Target, target
 from training import evaluate
+from training.champions import move_champion, promotion
 from training.dataset import SnapshotSource, midnight
+from training.registry_lock import Note, settled
 from training.survival import holdout_score
 from training.tracking import KIND_TAG, PROMOTION_EXPERIMENT, Tracking
 from training.train import CHALLENGER, CHAMPION, TRAIN_RATES_TAG
@@ -134,8 +136,17 @@ class _Holdout:
 def decide(name: str, client: MlflowClient, source: SnapshotSource, margin: float,
            force: bool = False, metric: str | None = None) -> Decision:
     """Compare the challenger with the champion; move `champion` if the challenger wins
-    (on ``metric``, by default the target's primary metric)."""
+    (on ``metric``, by default the target's primary metric).
+
+    Under the registry's lock (a promotion of its own unless one is open): the aliases it
+    reads are still there when its decision is applied."""
     check_margin(margin)
+    with promotion(client.tracking_uri):
+        return _decide(name, client, source, margin, force, metric)
+
+
+def _decide(name: str, client: MlflowClient, source: SnapshotSource, margin: float,
+            force: bool, metric: str | None) -> Decision:
     registered = target(name, source.spec.stages).registered_name
     ch = alias_version(client, registered, CHALLENGER)
     if ch is None:
@@ -280,13 +291,17 @@ def check_margin(margin: float) -> float:
 
 def apply_decision(client: MlflowClient, registered: str, d: Decision, promote: bool,
                    reason: str) -> Decision:
-    """Record the decision's reason on the challenger; move `champion` when promoted."""
+    """Record the decision's reason on the challenger, then move `champion` when promoted
+    (at the end of the open promotion): a failure in between leaves a record, never an alias
+    moved without one."""
     d = replace(d, promoted=promote, reason=reason)
-    if promote and d.challenger_version is not None:
-        client.set_registered_model_alias(registered, CHAMPION, d.challenger_version)
-    if d.challenger_version is not None:
-        client.set_model_version_tag(registered, d.challenger_version, "journey.promotion",
-                                     reason)
+    version = d.challenger_version
+    if version is None:
+        return d
+    settled(lambda: client.set_model_version_tag(registered, version, "journey.promotion",
+                                                 reason))
+    if promote:
+        move_champion(client, registered, version)
     return d
 
 
@@ -295,7 +310,8 @@ def log_decision(tracking: Tracking, client: MlflowClient, d: Decision) -> None:
 
     from training.tracking import own_run  # a run of its own, even under `mlflow run`
 
-    exp_id = tracking.experiment_id(client, PROMOTION_EXPERIMENT)
+    # The first decisions on a new store may create the experiment side by side.
+    exp_id = settled(lambda: tracking.experiment_id(client, PROMOTION_EXPERIMENT))
     with own_run(exp_id, f"promote-{d.target}"):
         mlflow.set_tags({KIND_TAG: "promotion", "journey.target": d.target,
                          "journey.decision": "promoted" if d.promoted else "kept",
@@ -312,16 +328,22 @@ def log_decision(tracking: Tracking, client: MlflowClient, d: Decision) -> None:
 
 
 def promote_all(names: list[str], tracking: Tracking, source: SnapshotSource, margin: float,
-                force: bool = False, only_trained: bool = False) -> list[Decision]:
+                force: bool = False, only_trained: bool = False,
+                note: Note | None = None) -> list[Decision]:
     """Gate each named target (``only_trained``: skip time to churn when it was never trained,
-    for a default `journey promote` in a project without it; the others are all needed)."""
+    for a default `journey promote` in a project without it; the others are all needed).
+
+    One promotion: every target decided and logged under the registry's lock (``note`` says
+    when it waits for another), then the champions it promotes moved together."""
     client = tracking.client()
     decisions = []
-    for name in names:
-        if only_trained and name == SURVIVAL and alias_version(
-                client, target(name, source.spec.stages).registered_name, CHALLENGER) is None:
-            continue
-        d = decide(name, client, source, margin, force)
-        log_decision(tracking, client, d)
-        decisions.append(d)
+    with promotion(tracking.tracking_uri, note):
+        for name in names:
+            if only_trained and name == SURVIVAL and alias_version(
+                    client, target(name, source.spec.stages).registered_name,
+                    CHALLENGER) is None:
+                continue
+            d = decide(name, client, source, margin, force)
+            log_decision(tracking, client, d)
+            decisions.append(d)
     return decisions

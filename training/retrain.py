@@ -38,6 +38,7 @@ from features.snapshot import data_fingerprint
 from features.spec import FeatureSpec
 from features.store import EventStore
 from models.targets import TARGETS
+from training.champions import promotion
 from training.dataset import SnapshotSource, load_dataset
 from training.experiment import Experiment, _Strict, load_experiment, load_model_file
 from training.promote import Decision, decide, log_decision
@@ -292,14 +293,16 @@ def _gate(rs: RetrainSpec, run: RetrainRun, fresh: Experiment, margin: float) ->
 
     client = run.tracking.client()
     decisions = []
-    for name in fresh.targets:
-        d = decide(name, client, run.source, margin, metric=rs.metric.get(name))
-        log_decision(run.tracking, client, d)
-        mlflow.set_tag(f"journey.decision.{name}",
-                       f"{'promoted' if d.promoted else 'kept'}: {d.reason}")
-        mlflow.log_metric(f"{name}_promoted", float(d.promoted))
-        run.log(f"{name}: {'PROMOTED' if d.promoted else 'kept'} — {d.reason}")
-        decisions.append(d)
+    # One promotion: the cycle's champions move together once every target is decided.
+    with promotion(run.tracking.tracking_uri, run.log):
+        for name in fresh.targets:
+            d = decide(name, client, run.source, margin, metric=rs.metric.get(name))
+            log_decision(run.tracking, client, d)
+            mlflow.set_tag(f"journey.decision.{name}",
+                           f"{'promoted' if d.promoted else 'kept'}: {d.reason}")
+            mlflow.log_metric(f"{name}_promoted", float(d.promoted))
+            run.log(f"{name}: {'PROMOTED' if d.promoted else 'kept'} — {d.reason}")
+            decisions.append(d)
     return decisions
 
 

@@ -30,7 +30,7 @@ from training.dataset import Dataset, SnapshotSource, midnight
 from training.experiment import Experiment, ModelSpec
 from training.model_io import example_frame, register_model
 from training.stale_runs import process_tags
-from training.train import CHALLENGER, Context, ModelResult, feature_columns, model_tags
+from training.train import Context, ModelResult, feature_columns, model_tags
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -144,16 +144,6 @@ def train_one_survival(model: ModelSpec, ds: Dataset, exp: Experiment, ctx: Cont
             f"  v{version}  {seconds:.1f}s")
     return ModelResult(t.name, model.family, run.info.run_id, version, scores["valid"],
                        scores["test"], seconds, params)
-
-
-def train_survival(exp: Experiment, ds: Dataset, ctx: Context) -> list[ModelResult]:
-    """Every model spec as a survival model; the best valid c-index becomes `challenger`."""
-    done = [train_one_survival(m, ds, exp, ctx) for m in exp.models]
-    best = max(done, key=lambda r: r.valid["c_index"])
-    registered = target(SURVIVAL, ctx.spec.stages).registered_name
-    ctx.tracking.client().set_registered_model_alias(registered, CHALLENGER, best.version)
-    ctx.log(f"  {registered} v{best.version} ({best.family}) is the challenger")
-    return done
 
 
 def holdout_score(version: ModelVersion, source: SnapshotSource, tags: dict[str, str],

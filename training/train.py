@@ -47,6 +47,7 @@ from training.provenance import (
     holdout_end,
     store_tags,
 )
+from training.registry_lock import settled
 from training.search import SearchResult, Trial, random_search
 from training.stale_runs import end_dead_runs, process_tags
 from training.tracking import KIND_TAG, TRAINING_EXPERIMENT, Tracking
@@ -227,17 +228,20 @@ def model_tags(t: Target, model: ModelSpec, exp: Experiment, ds: Dataset, kind: 
 
 
 def _train_survival(exp: Experiment, ds: Dataset, ctx: Context) -> list[ModelResult]:
-    from training.survival import train_survival  # it builds on this module
+    """Every model spec as a survival model (its challenger is picked as the others')."""
+    from training.survival import train_one_survival  # it builds on this module
 
     if ds.survival is None:
         raise ConfigError(f"experiment {exp.name}: {SURVIVAL} needs the survival frames "
                           "(load the dataset with training.dataset.load_dataset)")
-    return train_survival(exp, ds.survival, ctx)
+    return [train_one_survival(m, ds.survival, exp, ctx) for m in exp.models]
 
 
 def train_experiment(exp: Experiment, ds: Dataset, ctx: Context) -> list[ModelResult]:
     """Train, log and register every model; alias each target's best as `challenger`."""
     import mlflow
+
+    from training.challengers import choose_challenger, confirm_challengers  # built on this
 
     check_outcomes(exp, ds, ctx.spec.stages)  # before anything is fitted or registered
     redundant = redundant_labels(exp, ds, ctx.spec.stages)
@@ -249,10 +253,12 @@ def train_experiment(exp: Experiment, ds: Dataset, ctx: Context) -> list[ModelRe
     if os.environ.get("MLFLOW_RUN_ID"):  # inside `mlflow run`: nest under its run
         parent = mlflow.start_run()
     else:
-        exp_id = ctx.tracking.experiment_id(client, TRAINING_EXPERIMENT)
+        # The first runs on a new store may create the experiment side by side.
+        exp_id = settled(lambda: ctx.tracking.experiment_id(client, TRAINING_EXPERIMENT))
         parent = mlflow.start_run(experiment_id=exp_id, run_name=exp.name,
                                   tags=process_tags())
     results: list[ModelResult] = []
+    named: dict[str, str | None] = {}  # the challenger this run printed for each target
     # The store's tags per data end, read once each: the parent's end is usually a model's.
     store_at = functools.cache(functools.partial(store_tags, ctx.store))
     with parent:
@@ -266,23 +272,23 @@ def train_experiment(exp: Experiment, ds: Dataset, ctx: Context) -> list[ModelRe
             mlflow.set_tag("journey.warning.labels", " ".join(redundant))
         mlflow.log_dict(ctx.spec.definition(), "features/definition.json")
         for name in exp.targets:
-            if name == SURVIVAL:
-                results += _train_survival(exp, ds, ctx)
-                continue
             t = target(name, ctx.spec.stages, exp.churn_label)
-            done = [train_one(t, m, ds, exp, ctx) for m in exp.models]
-            pick_challenger(client, t, done, ctx)
+            done = (_train_survival(exp, ds, ctx) if name == SURVIVAL
+                    else [train_one(t, m, ds, exp, ctx) for m in exp.models])
+            named[t.registered_name] = choose_challenger(client, t, done, ctx)
             results += done
         _tag_model_runs(client, results, exp, origin, store_at)
+        confirm_challengers(client, named, ctx.log)
     return results
 
 
 def pick_challenger(client: MlflowClient, t: Target, done: list[ModelResult], ctx: Context
-                    ) -> None:
+                    ) -> str | None:
     """Alias the best on validation as the target's challenger, leaving out models that score
-    everyone alike; with none left, the target has no challenger from this run."""
-    usable = [r for r in done if not r.degenerate]
-    if not usable:
+    everyone alike; with none left, the target has no challenger from this run. The
+    challenger's version (None: none)."""
+    best = best_model(t, done)
+    if best is None:
         # A challenger from an earlier run would be taken for this run's by `journey promote`.
         # The registered model exists: this run has just registered its versions.
         stale = CHALLENGER in client.get_registered_model(t.registered_name).aliases
@@ -291,13 +297,23 @@ def pick_challenger(client: MlflowClient, t: Target, done: list[ModelResult], ct
         ctx.warn(f"warning: {t.registered_name}: no challenger from this run, every model "
                  "scores everyone alike" + ("; the earlier challenger alias is removed"
                                             if stale else ""))
-        return
+        return None
+    settled(lambda: client.set_registered_model_alias(t.registered_name, CHALLENGER,
+                                                      best.version))
+    ctx.log(f"  {t.registered_name} v{best.version} ({best.family}) is the challenger")
+    return best.version
+
+
+def best_model(t: Target, done: list[ModelResult]) -> ModelResult | None:
+    """The best on validation of the models that do not score everyone alike (None: none)."""
+    usable = [r for r in done if not r.degenerate]
+    if not usable:
+        return None
     best = usable[0]
     for r in usable[1:]:
         if evaluate.better(t, evaluate.primary(t, r.valid), evaluate.primary(t, best.valid)):
             best = r
-    client.set_registered_model_alias(t.registered_name, CHALLENGER, best.version)
-    ctx.log(f"  {t.registered_name} v{best.version} ({best.family}) is the challenger")
+    return best
 
 
 def redundant_labels(exp: Experiment, ds: Dataset, stages: Sequence[str]) -> list[str]:

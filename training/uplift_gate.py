@@ -27,6 +27,7 @@ from features.spec import FeatureSpec
 from features.store import EventStore
 from models.registry import alias_version, load_native
 from models.uplift_model import JourneyUplift, registered_name
+from training.champions import promotion
 from training.dataset import midnight
 from training.promote import (
     Decision,
@@ -135,11 +136,14 @@ def promote_uplift(names: list[str], tracking: Tracking, store_path: Path, spec:
     default `journey promote` in a project that does not use uplift)."""
     client = tracking.client()
     decisions = []
-    for name in names:
-        registered = registered_name(name.removeprefix("uplift-"))
-        if only_trained and alias_version(client, registered, CHALLENGER) is None:
-            continue
-        d = decide_uplift(name, client, store_path, spec, margin, force)
-        log_decision(tracking, client, d)
-        decisions.append(d)
+    # Under the registry's lock, champions moved together at the end (training/champions.py);
+    # inside `journey promote`'s own promotion, with the other targets'.
+    with promotion(tracking.tracking_uri):
+        for name in names:
+            registered = registered_name(name.removeprefix("uplift-"))
+            if only_trained and alias_version(client, registered, CHALLENGER) is None:
+                continue
+            d = decide_uplift(name, client, store_path, spec, margin, force)
+            log_decision(tracking, client, d)
+            decisions.append(d)
     return decisions
