@@ -23,14 +23,19 @@ def _without_blanks(source: PydanticBaseSettingsSource) -> PydanticBaseSettingsS
     return source
 
 
-def blank_is_unset(
-    settings_cls: type[BaseSettings],
-    init_settings: PydanticBaseSettingsSource,
-    env_settings: PydanticBaseSettingsSource,
-    dotenv_settings: PydanticBaseSettingsSource,
-    file_secret_settings: PydanticBaseSettingsSource,
-) -> tuple[PydanticBaseSettingsSource, ...]:
-    """pydantic-settings' sources in its order, the environment's and .env's without blank
-    values: a settings class's ``settings_customise_sources``."""
-    return (init_settings, _without_blanks(env_settings), _without_blanks(dotenv_settings),
-            file_secret_settings)
+class BlankIsUnset(BaseSettings):
+    """The base of the CLI's and the service's settings classes."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """pydantic-settings' sources in its order, the environment's and .env's without
+        blank values."""
+        return (init_settings, _without_blanks(env_settings), _without_blanks(dotenv_settings),
+                file_secret_settings)

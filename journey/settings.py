@@ -5,15 +5,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from features.errors import ConfigError
 from features.memory import MemorySize
-from features.settings_sources import blank_is_unset
+from features.settings_sources import BlankIsUnset
 from training.tracking import Tracking, local_path, mlflow_run_uri, same_store
 
 
-class Settings(BaseSettings):
+class Settings(BlankIsUnset):
     model_config = SettingsConfigDict(env_prefix="JOURNEY_", env_file=".env", extra="ignore")
 
     home: Path = Path("var")
@@ -33,18 +33,6 @@ class Settings(BaseSettings):
     promote_margin: float = 0.001  # on the primary metric (AUC, or next-stage log loss)
     scores: Path | None = None  # score snapshots; default: $JOURNEY_HOME/scores (as the service's)
     retrain_spec: Path = Path("experiments/retrain.yaml")  # `journey retrain`'s cadence and gate
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return blank_is_unset(settings_cls, init_settings, env_settings, dotenv_settings,
-                              file_secret_settings)
 
     @property
     def store_path(self) -> Path:

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from features.memory import MemorySize
-from features.settings_sources import blank_is_unset
+from features.settings_sources import BlankIsUnset
 
 
-class ServeSettings(BaseSettings):
+class ServeSettings(BlankIsUnset):
     model_config = SettingsConfigDict(env_prefix="JOURNEY_", env_file=".env", extra="ignore")
 
     home: Path = Path("var")
@@ -85,18 +85,6 @@ class ServeSettings(BaseSettings):
     # run is seconds of Python per customer that would otherwise hold the interpreter beside
     # the requests. The child keeps its own copy of the champions (memory) between runs.
     score_worker: bool = True
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return blank_is_unset(settings_cls, init_settings, env_settings, dotenv_settings,
-                              file_secret_settings)
 
     @field_validator("as_of")
     @classmethod
