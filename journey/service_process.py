@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from features.errors import ConfigError
+from training.stale_runs import start_time  # one reader of /proc/PID/stat for both
 
 SERVICE = "serving.service:Journey"
 # Load errors a retry will not fix: the store is opened only at start (serving/state.py
@@ -55,17 +56,6 @@ def _proc(pid: int, name: str) -> bytes | None:
         return (Path("/proc") / str(pid) / name).read_bytes()
     except OSError:  # gone, or another user's: either way not ours to signal
         return None
-
-
-def start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (/proc/PID/stat field 22): with the
-    PID, it names one process for good."""
-    stat = _proc(pid, "stat")
-    if stat is None:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
-    fields = stat.rsplit(b")", 1)[-1].split()
-    return fields[19].decode() if len(fields) > 19 else None
 
 
 def _home_of(pid: int) -> Path | None:

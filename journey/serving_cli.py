@@ -25,7 +25,6 @@ from journey.service_process import (
     check_port_free,
     check_tls,
     read_pid_file,
-    start_time,
     stop_spawned,
     terminate,
     wait_ready,
@@ -37,6 +36,7 @@ from serving.champions import registry_aliases
 from serving.keys import KeyRing, Role, create_key, revoke_key
 from serving.service_files import load_service_files
 from serving.settings import ServeSettings
+from training.stale_runs import start_time
 
 keys_app = typer.Typer(help="API keys of the prediction service (stored hashed).",
                        no_args_is_help=True)
