@@ -32,6 +32,9 @@ from models.uplift_model import JourneyUplift
 from models.uplift_model import registered_name as uplift_name
 
 UPLIFT_OUTCOMES = ("convert", "churn")
+# Loads a reload makes before giving up on aliases that keep moving under it (each takes
+# seconds; promotions move every champion within milliseconds, so two nearly always do).
+LOAD_ATTEMPTS = 3
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -236,7 +239,7 @@ class ModelHolder:
                 if self.current is not None and self._probe() == self.current.versions():
                     self.last_error = None
                     return False
-                fresh = self._loader()
+                fresh = self._load_settled()
             except Exception as exc:
                 self.failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
@@ -251,6 +254,22 @@ class ModelHolder:
             self.current = fresh  # one reference swap: readers see the old set or the new one
             self.last_error = None
             return changed
+
+    def _load_settled(self) -> ModelSet:
+        """A load whose versions the aliases still name once it is done. The loader reads each
+        alias as it reaches that model, seconds apart: a promotion moving the champions in
+        between gives a set never promoted together, which is loaded again."""
+        for _ in range(LOAD_ATTEMPTS):
+            fresh = self._loader()
+            now = self._probe()
+            if now == fresh.versions():
+                return fresh
+            log.info("the aliases moved while models were loaded (loaded %s, now %s): "
+                     "loading again", fresh.versions(), now)
+        raise RegistryError(
+            f"the aliases moved during each of {LOAD_ATTEMPTS} loads (last loaded "
+            f"{fresh.versions()}, the registry now names {now}): a promotion kept moving them; "
+            "the next reload tries again")
 
 
 def alias_versions(client: MlflowClient, spec: FeatureSpec, alias: str) -> dict[str, str]:
