@@ -21,6 +21,7 @@ from features.spec import FeatureSpec
 from models.persona_features import RATIOS
 from models.persona_words import summary_lines
 from models.personas import REGISTERED_NAME, PersonaModel, PersonaParams
+from training.champions import move_champion, promotion
 from training.model_io import log_registered
 from training.tracking import KIND_TAG, Tracking, own_run
 from training.train import CHAMPION
@@ -117,9 +118,12 @@ def track_personas(model: PersonaModel, profiles: list[dict[str, Any]], frame: p
                                                    encoding="utf-8")
             mlflow.log_artifacts(tmp)
         version = _log_model(model, frame, tags)
-    champion = promote or alias_version(client, REGISTERED_NAME, CHAMPION) is None
-    if champion:
-        client.set_registered_model_alias(REGISTERED_NAME, CHAMPION, version)
+    # Under the registry's lock: two first fits side by side would each find no champion,
+    # and a promotion reading the aliases meanwhile would decide on a registry that moved.
+    with promotion(tracking.tracking_uri):
+        champion = promote or alias_version(client, REGISTERED_NAME, CHAMPION) is None
+        if champion:
+            move_champion(client, REGISTERED_NAME, version)
     return PersonaRun(model, profiles, version, run.info.run_id, champion, seconds)
 
 

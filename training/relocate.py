@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -19,6 +20,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from features.errors import ConfigError
+from training.registry_lock import Note, registry_lock
 
 # (table, key column, location column): every column of MLflow's schema holding an artifact
 # location (checked against mlflow 3.x; a column a later schema drops is skipped).
@@ -31,6 +33,10 @@ LOCATIONS = (
 )
 ARTIFACTS = "/mlflow/artifacts"
 MODEL_TABLES = frozenset({"logged_models", "model_versions"})
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 @dataclass
@@ -113,12 +119,39 @@ def elsewhere(db_file: Path, artifact_root: str) -> str | None:
     return None
 
 
-def relocate(db_file: Path, artifact_root: str, dry_run: bool = False) -> Relocation:
+def relocate(db_file: Path, artifact_root: str, dry_run: bool = False, note: Note = _stderr
+             ) -> Relocation:
     """Rewrite the store's artifact locations under other homes to ``artifact_root``, in one
     transaction, after copying the database aside. Refuses (ConfigError) when a rewritten
-    location's files are not under this home: the registry would point at nothing."""
+    location's files are not under this home: the registry would point at nothing.
+
+    The copy and the rewrite hold the registry's lock (``note``: where a wait for it is
+    said): a promotion or a challenger move meanwhile would load models from locations about
+    to change, and its writes during the copy would leave a torn copy of the database."""
     if not db_file.is_file():
         raise ConfigError(f"{db_file}: no MLflow store here (nothing was trained in this home)")
+    # Refused or with nothing to do, it touches nothing, not even the lock file.
+    found, changes = _planned(db_file, artifact_root)
+    if dry_run or not changes:
+        return found
+    with registry_lock(f"sqlite:///{db_file}", "journey relocate", note):
+        # Again: the writer this one waited for may have changed the rows.
+        found, changes = _planned(db_file, artifact_root)
+        if not changes:
+            return found
+        found.backup = db_file.with_name(f"{db_file.name}.before-relocate-{int(time.time())}")
+        shutil.copy2(db_file, found.backup)
+        with closing(sqlite3.connect(db_file)) as db, db:
+            for table, column, old, new in changes:
+                cur = db.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = ?",
+                                 (new, old))
+                found.rewritten += cur.rowcount
+    return found
+
+
+def _planned(db_file: Path, artifact_root: str
+             ) -> tuple[Relocation, list[tuple[str, str, str, str]]]:
+    """``plan``, refused (ConfigError) when a model's files are not under this home."""
     found, changes = plan(db_file, artifact_root)
     if found.missing:
         shown = "; ".join(found.missing[:3])
@@ -127,13 +160,4 @@ def relocate(db_file: Path, artifact_root: str, dry_run: bool = False) -> Reloca
             f"{db_file}: {len(found.missing)} artifact locations would point at files that are "
             f"not under {found.root}: {shown}{more}. Copy the old home's mlflow/artifacts "
             "folder here with the database, then relocate again; nothing was changed")
-    if dry_run or not changes:
-        return found
-    found.backup = db_file.with_name(f"{db_file.name}.before-relocate-{int(time.time())}")
-    shutil.copy2(db_file, found.backup)
-    with closing(sqlite3.connect(db_file)) as db, db:
-        for table, column, old, new in changes:
-            cur = db.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = ?",
-                             (new, old))
-            found.rewritten += cur.rowcount
-    return found
+    return found, changes

@@ -238,10 +238,11 @@ def _train_survival(exp: Experiment, ds: Dataset, ctx: Context) -> list[ModelRes
 
 
 def train_experiment(exp: Experiment, ds: Dataset, ctx: Context) -> list[ModelResult]:
-    """Train, log and register every model; alias each target's best as `challenger`."""
+    """Train, log and register every model; alias each target's best as `challenger`, every
+    target's together once all are trained (none when the run fails)."""
     import mlflow
 
-    from training.challengers import choose_challenger, confirm_challengers  # built on this
+    from training.challengers import challengers_at_end, choose_challenger  # built on this
 
     check_outcomes(exp, ds, ctx.spec.stages)  # before anything is fitted or registered
     redundant = redundant_labels(exp, ds, ctx.spec.stages)
@@ -258,7 +259,6 @@ def train_experiment(exp: Experiment, ds: Dataset, ctx: Context) -> list[ModelRe
         parent = mlflow.start_run(experiment_id=exp_id, run_name=exp.name,
                                   tags=process_tags())
     results: list[ModelResult] = []
-    named: dict[str, str | None] = {}  # the challenger this run printed for each target
     # The store's tags per data end, read once each: the parent's end is usually a model's.
     store_at = functools.cache(functools.partial(store_tags, ctx.store))
     with parent:
@@ -271,37 +271,53 @@ def train_experiment(exp: Experiment, ds: Dataset, ctx: Context) -> list[ModelRe
         if redundant:
             mlflow.set_tag("journey.warning.labels", " ".join(redundant))
         mlflow.log_dict(ctx.spec.definition(), "features/definition.json")
-        for name in exp.targets:
-            t = target(name, ctx.spec.stages, exp.churn_label)
-            done = (_train_survival(exp, ds, ctx) if name == SURVIVAL
-                    else [train_one(t, m, ds, exp, ctx) for m in exp.models])
-            named[t.registered_name] = choose_challenger(client, t, done, ctx)
-            results += done
-        _tag_model_runs(client, results, exp, origin, store_at)
-        confirm_challengers(client, named, ctx.log)
+        # A promotion meanwhile would judge some targets' challengers from this run and the
+        # others' from an earlier one: they move together once every target is trained.
+        with challengers_at_end(client, "journey train", ctx.log, ctx.warn):
+            for name in exp.targets:
+                t = target(name, ctx.spec.stages, exp.churn_label)
+                done = (_train_survival(exp, ds, ctx) if name == SURVIVAL
+                        else [train_one(t, m, ds, exp, ctx) for m in exp.models])
+                choose_challenger(client, t, done, ctx)
+                results += done
+            _tag_model_runs(client, results, exp, origin, store_at)
     return results
 
 
 def pick_challenger(client: MlflowClient, t: Target, done: list[ModelResult], ctx: Context
                     ) -> str | None:
-    """Alias the best on validation as the target's challenger, leaving out models that score
-    everyone alike; with none left, the target has no challenger from this run. The
+    """Alias the best on validation as the target's challenger now, leaving out models that
+    score everyone alike; with none left, the target has no challenger from this run. The
     challenger's version (None: none)."""
+    best = say_challenger(client, t, done, ctx)
+    version = None if best is None else best.version
+    set_challenger(client, t.registered_name, version)
+    return version
+
+
+def say_challenger(client: MlflowClient, t: Target, done: list[ModelResult], ctx: Context
+                   ) -> ModelResult | None:
+    """The target's challenger from this run, said: the best on validation of the models
+    that do not score everyone alike (None: none). Moving the alias is the caller's."""
     best = best_model(t, done)
     if best is None:
-        # A challenger from an earlier run would be taken for this run's by `journey promote`.
         # The registered model exists: this run has just registered its versions.
         stale = CHALLENGER in client.get_registered_model(t.registered_name).aliases
-        if stale:
-            client.delete_registered_model_alias(t.registered_name, CHALLENGER)
         ctx.warn(f"warning: {t.registered_name}: no challenger from this run, every model "
                  "scores everyone alike" + ("; the earlier challenger alias is removed"
                                             if stale else ""))
         return None
-    settled(lambda: client.set_registered_model_alias(t.registered_name, CHALLENGER,
-                                                      best.version))
     ctx.log(f"  {t.registered_name} v{best.version} ({best.family}) is the challenger")
-    return best.version
+    return best
+
+
+def set_challenger(client: MlflowClient, registered: str, version: str | None) -> None:
+    """Point ``registered``'s challenger at ``version``; None removes it: a challenger from an
+    earlier run would be taken for this run's by `journey promote`."""
+    if version is not None:
+        settled(lambda: client.set_registered_model_alias(registered, CHALLENGER, version))
+    elif CHALLENGER in client.get_registered_model(registered).aliases:
+        client.delete_registered_model_alias(registered, CHALLENGER)
 
 
 def best_model(t: Target, done: list[ModelResult]) -> ModelResult | None:

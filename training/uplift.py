@@ -10,6 +10,7 @@ model with the policy's targeting.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,23 +28,29 @@ from features.decisions import (
     decision_frame,
 )
 from features.history import HistoryIndex
+from features.memory_errors import memory_errors
 from features.spec import FeatureSpec
 from features.store import EventStore
 from models.uplift import PropensityModel
 from models.uplift_metrics import qini_coefficient, uplift_by_decile
 from models.uplift_model import JourneyUplift, action_codes, registered_name
+from training.challengers import challengers_at_end, offer_challenger
 from training.dataset import midnight
 from training.model_io import example_frame, log_registered
 from training.outcomes import TrainingDataError
+from training.registry_lock import settled
 from training.stale_runs import end_dead_runs, process_tags
 from training.tracking import KIND_TAG, TRAINING_EXPERIMENT, Tracking
-from training.train import CHALLENGER
 from training.uplift_ope import policy_value
 from training.uplift_spec import LABEL_OF, LearnerSpec, UpliftExperiment
 
 Log = Callable[[str], None]
 POINT_COLUMNS = ("customer_id", "cutoff", "action", "channel", "propensity", "weight",
                  "converted", "churned_inactive")
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 @dataclass(frozen=True)
@@ -59,9 +66,17 @@ class Decisions:
 
 
 def load_decisions(exp: UpliftExperiment, store_path: Path, spec: FeatureSpec,
-                   log: Log = print) -> Decisions:
-    """The experiment's decision frames (one history index for all three windows)."""
-    store = EventStore(store_path, read_only=True)
+                   log: Log = print, memory_limit: str | None = None) -> Decisions:
+    """The experiment's decision frames (one history index for all three windows);
+    ``memory_limit``: what DuckDB may hold building them (JOURNEY_STORE_MEMORY)."""
+    with memory_errors(f"building the decision points of {exp.name} from {store_path}",
+                       memory_limit or "unset"):
+        return _decisions(exp, store_path, spec, log, memory_limit)
+
+
+def _decisions(exp: UpliftExperiment, store_path: Path, spec: FeatureSpec, log: Log,
+               memory_limit: str | None) -> Decisions:
+    store = EventStore(store_path, read_only=True, memory_limit=memory_limit)
     try:
         windows = [DecisionWindow(midnight(w.start), midnight(w.end), exp.control_rate,
                                   exp.seed + i) for i, (_, w) in enumerate(exp.windows)]
@@ -227,9 +242,11 @@ def check_decisions(exp: UpliftExperiment, d: Decisions) -> None:
 
 
 def train_uplift(exp: UpliftExperiment, d: Decisions, tracking: Tracking,
-                 experiment_file: Path | None = None, log: Log = print
+                 experiment_file: Path | None = None, log: Log = print, warn: Log = _stderr
                  ) -> list[UpliftResult]:
-    """Every (outcome, learner): fit, log, register; alias each outcome's best `challenger`."""
+    """Every (outcome, learner): fit, log, register; alias each outcome's best `challenger`,
+    every outcome's together once all are trained (none when the run fails). ``warn``: where
+    a wait for the registry's lock, or the moves a failure held back, are said."""
     import mlflow
 
     check_decisions(exp, d)
@@ -238,9 +255,10 @@ def train_uplift(exp: UpliftExperiment, d: Decisions, tracking: Tracking,
     if os.environ.get("MLFLOW_RUN_ID"):
         parent = mlflow.start_run()
     else:
-        parent = mlflow.start_run(experiment_id=tracking.experiment_id(client,
-                                                                       TRAINING_EXPERIMENT),
-                                  run_name=f"uplift-{exp.name}", tags=process_tags())
+        # The first runs on a new store may create the experiment side by side.
+        exp_id = settled(lambda: tracking.experiment_id(client, TRAINING_EXPERIMENT))
+        parent = mlflow.start_run(experiment_id=exp_id, run_name=f"uplift-{exp.name}",
+                                  tags=process_tags())
     results: list[UpliftResult] = []
     with parent:
         mlflow.set_tags({KIND_TAG: "training", "journey.experiment": exp.name,
@@ -250,16 +268,19 @@ def train_uplift(exp: UpliftExperiment, d: Decisions, tracking: Tracking,
         if experiment_file is not None:
             mlflow.log_artifact(str(experiment_file), "experiment")
         propensity: PropensityModel | None = None
-        for outcome in exp.outcomes:
-            done = []
-            for spec in exp.learners:
-                result, est = train_one(exp, d, outcome, spec, propensity, log)
-                propensity = est.propensity_  # one logging-policy model for every learner
-                done.append(result)
-            best = max(done, key=lambda r: _finite(r.valid["qini_mean"]))
-            client.set_registered_model_alias(registered_name(outcome), CHALLENGER, best.version)
-            log(f"  {registered_name(outcome)} v{best.version} ({best.learner}) is the challenger")
-            results += done
+        # A promotion meanwhile would judge one outcome's challenger from this run beside
+        # the other's from an earlier one: they move together once every outcome is done.
+        with challengers_at_end(client, "journey uplift", log, warn):
+            for outcome in exp.outcomes:
+                done = []
+                for spec in exp.learners:
+                    result, est = train_one(exp, d, outcome, spec, propensity, log)
+                    propensity = est.propensity_  # one logging-policy model for every learner
+                    done.append(result)
+                best = max(done, key=lambda r: _finite(r.valid["qini_mean"]))
+                offer_challenger(client, registered_name(outcome), best.version, best.learner,
+                                 parent.info.run_id, log, warn)
+                results += done
     return results
 
 
