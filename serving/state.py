@@ -10,7 +10,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +17,6 @@ import numpy as np
 import pyarrow as pa
 
 from features.batch import micros
-from features.events import EventArrays
 from features.group_commit import GroupCommit
 from features.history import HistoryIndex
 from features.online import OnlineFeatures, Vectors
@@ -28,6 +26,7 @@ from features.store import AppendResult, EventStore
 from features.store_conflicts import differing_ids
 from models.drift_worker import DriftWorker
 from models.registry import client_for
+from serving.batch_vectors import Batch, batch_vectors
 from serving.champions import ModelHolder, ModelSet, alias_versions, load_models
 from serving.drift import DriftGauges, DriftMonitor, DriftStatus, DriftWindow, compare_here
 from serving.errors import BadRequestError, NotReadyError, UnknownCustomerError
@@ -50,18 +49,6 @@ from serving.triggers import Triggers
 
 log = logging.getLogger("journey.serving")
 STORE_NOT_LOADED = "event store not loaded:"
-
-
-@dataclass(frozen=True)
-class _Batch:
-    models: ModelSet
-    history: HistoryIndex
-    when: datetime
-    t: int
-    known: list[str]
-    unknown: list[str]
-    vectors: Vectors | None
-    contacts: list[EventArrays] | None = None  # per known customer: events up to t inclusive
 
 
 class ServiceState:
@@ -277,33 +264,11 @@ class ServiceState:
         self.drift.window.record(vectors, scored)
 
     def _batch_vectors(self, customer_ids: Sequence[str], as_of: datetime | None,
-                       contacts: bool = False) -> _Batch:
-        """The known customers' vectors in one kernel pass; unknown ids listed apart.
-        ``contacts``: also each customer's events up to ``as_of`` inclusive (a contact sent at
-        as_of is already sent), and a customer with no event before ``as_of`` is unknown too
-        (nothing to base a decision on). Either way a customer with no event before
-        ``as_of`` is listed as unknown, as /predict answers 404 for one."""
+                       contacts: bool = False) -> Batch:
+        """``batch_vectors`` of the served models and histories, as of ``asked(as_of)``."""
         models, history = self._models()
-        when = self.asked(as_of)
-        t = micros(when)
-        known = list(dict.fromkeys(c for c in customer_ids if c in history))
-        upto: list[EventArrays] | None = None
-        if contacts:
-            pairs = [(c, h) for c in known
-                     if (h := history.arrays(c, t + 1)) is not None and len(h) and h.ts[0] < t]
-            known, upto = [c for c, _ in pairs], [h for _, h in pairs]
-        arrays = history.many(known, t) if known else None
-        if arrays is not None and not contacts:
-            counts = np.bincount(arrays.cust, minlength=len(known))
-            if not counts.all():  # rare: gathered once more without them
-                known = [c for c, n in zip(known, counts.tolist(), strict=True) if n]
-                arrays = history.many(known, t) if known else None
-        kept = set(known)
-        unknown = [c for c in dict.fromkeys(customer_ids) if c not in kept]  # request order
-        vectors = None
-        if arrays is not None:
-            vectors = self.online.vectors(arrays, t, [history.attributes.of(c) for c in known])
-        return _Batch(models, history, when, t, known, unknown, vectors, upto)
+        return batch_vectors(self.online, models, history, self.asked(as_of), customer_ids,
+                             contacts)
 
     def predict_batch(
         self, customer_ids: Sequence[str], as_of: datetime | None
