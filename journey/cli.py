@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from features.memory_errors import memory_errors
 from features.readers import source_files
 from features.taxonomy import UnknownPolicy, load_taxonomy
 from journey.common import (
@@ -205,7 +206,9 @@ def summary(
 
     settings = Settings()
     tax = load_taxonomy(taxonomy or settings.taxonomy)
-    with EventStore(store or settings.store_path, read_only=True) as es:
+    path, memory = store or settings.store_path, settings.store_memory
+    with memory_errors(f"summarising the event store {path}", memory), \
+            EventStore(path, read_only=True, memory_limit=memory) as es:
         result = journey_summary(es, tax, parse_when(as_of) if as_of else None)
         recent = es.ingest_log(loads)
     for line in result.lines():
@@ -256,7 +259,10 @@ def unload(
     from features.store import EventStore
     from features.store_unload import find_load, undo_load, unload_lines
 
-    with EventStore(store or Settings().store_path) as es:
+    settings = Settings()
+    path, memory = store or settings.store_path, settings.store_memory
+    with memory_errors(f"undoing load {load} of {path}", memory), \
+            EventStore(path, memory_limit=memory) as es:
         entry = find_load(es.con, load)
         typer.echo(f"load {entry.load_id}: {entry.source}, loaded {entry.loaded_at}: "
                    f"{entry.events:,} of its {entry.inserted:,} events are in the store"

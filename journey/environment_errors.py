@@ -9,8 +9,6 @@ import re
 
 import duckdb
 
-from features.store_messages import process_memory_cap
-
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 _UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
 # DuckDB's I/O errors name the file in quotes: Could not write file "/x/events.duckdb": ...
@@ -42,31 +40,3 @@ def environment_error(exc: BaseException) -> str | None:
         return (f"cannot write {where} (read-only or not permitted): make it writable and "
                 f"run again{after}")
     return None
-
-
-# How DuckDB's out-of-memory errors begin, also when one reaches Python as the OSError of an
-# Arrow stream it was filling (con.execute(...).to_arrow_reader()).
-_DUCKDB_OOM = "Out of Memory Error"
-
-
-def out_of_memory(exc: BaseException, doing: str, store_memory: str) -> str | None:
-    """The line to end a command that ran out of memory with, or None when ``exc`` is not
-    that: DuckDB's OutOfMemoryException, or Python's MemoryError (numpy, numba, Arrow).
-    ``doing``: what the command was doing; ``store_memory``: the JOURNEY_STORE_MEMORY it
-    gave DuckDB."""
-    said = (str(exc).strip().splitlines() or ["no details"])[0]
-    duck = isinstance(exc, duckdb.OutOfMemoryException) or (
-        isinstance(exc, OSError) and said.startswith(_DUCKDB_OOM))
-    if not duck and not isinstance(exc, MemoryError):
-        return None
-    share = f"JOURNEY_STORE_MEMORY ({store_memory}, what DuckDB may hold)"
-    cap = process_memory_cap()
-    if cap is not None:  # the process's address space ran out, whatever DuckDB was allowed
-        advice = (f"this process may map at most {cap / 2**30:.1f} GiB (ulimit -v or a "
-                  f"container limit): raise that limit, or lower {share} well below it")
-    elif duck:  # DuckDB reached its own limit
-        advice = f"raise {share}, within the machine's free memory"
-    else:
-        advice = f"free memory on the machine, or lower {share} to leave more to the rest"
-    source = "DuckDB" if duck else type(exc).__name__
-    return f"{doing} ran out of memory ({source}: {said}): {advice}, and run again"

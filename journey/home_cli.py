@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from features.errors import ConfigError
+from features.memory_errors import memory_errors
 from journey.common import app, friendly_errors
 from journey.service_process import read_pid_file
 from journey.settings import Settings
@@ -65,7 +66,9 @@ def _rehome_rejects(settings: Settings, old_homes: list[str]) -> None:
     store, home = settings.store_path.resolve(), settings.home.resolve()
     if not store.exists() or not store.is_relative_to(home):
         return
-    with EventStore(store) as es:
+    memory = settings.store_memory
+    with memory_errors(f"pointing the ingest log of {store} at {home}", memory), \
+            EventStore(store, memory_limit=memory) as es:
         moved = sum(rehome(es.con, old, str(home)) for old in old_homes)
     if moved:
         typer.echo(f"ingest log: {moved:,} rejects file paths now under {home}")

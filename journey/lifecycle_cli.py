@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from features.errors import ConfigError
+from features.memory_errors import memory_errors
 from features.spec import load_spec
 from features.taxonomy import load_taxonomy
 from journey.common import StoreOpt, TaxonomyOpt, app, friendly_errors, parse_when
@@ -48,9 +49,12 @@ def backtest(
     feature_spec = load_spec(spec or settings.feature_spec,
                              load_taxonomy(taxonomy or settings.taxonomy))
     started = time.perf_counter()
-    report = run_backtest(scores or settings.scores_path, out or settings.backtests_path,
-                          store or settings.store_path, feature_spec, settings.tracking(),
-                          parse_when(as_of) if as_of else None, log=typer.echo)
+    store_path, memory = store or settings.store_path, settings.store_memory
+    with memory_errors(f"backtesting the score snapshots against {store_path}", memory):
+        report = run_backtest(scores or settings.scores_path, out or settings.backtests_path,
+                              store_path, feature_spec, settings.tracking(),
+                              parse_when(as_of) if as_of else None, log=typer.echo,
+                              memory_limit=memory)
     for r in report.added:
         m = r["metrics"]
         typer.echo(f"{r['target']:<10} v{r['model_version']:<4} as of {r['as_of']} "
@@ -105,13 +109,14 @@ def retrain(
     feature_spec = load_spec(spec or settings.feature_spec,
                              load_taxonomy(taxonomy or settings.taxonomy))
     source = SnapshotSource(store or settings.store_path, out or settings.snapshots_path,
-                            feature_spec, log=typer.echo)
+                            feature_spec, log=typer.echo, memory_limit=settings.store_memory)
     clock = parse_when(now) if now else datetime.now(UTC)
     started = time.perf_counter()
     tracking = settings.tracking()
     try:
         drift = None if drift_days is None else drift_check(
-            source.store, min(clock, source.latest_event()), drift_days, feature_spec)
+            source.store, min(clock, source.latest_event()), drift_days, feature_spec,
+            memory_limit=settings.store_memory)
         outcome = run(rs, exp, RetrainRun(source, tracking, feature_spec,
                                           settings.retrain_path, settings.promote_margin,
                                           typer.echo), clock, force, drift, config_file=path)

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from features.errors import ConfigError
+from features.memory_errors import memory_errors
 from features.spec import FeatureSpec, load_spec
 from features.store import EventStore
 from features.taxonomy import load_taxonomy
@@ -113,7 +114,9 @@ def _score_run(settings: ServeSettings, spec: FeatureSpec, config: SegmentConfig
                          names_path(settings.home))
     run = ScoreRun(spec, config, scorer, settings.scores_path, log=typer.echo,
                    params=journey_map_params(settings))
-    with EventStore(settings.store_path, read_only=True) as es:
+    path, memory = settings.store_path, settings.store_memory
+    with memory_errors(f"reading the customers of {path} as of {when.isoformat()}", memory), \
+            EventStore(path, read_only=True, memory_limit=memory) as es:
         population = population_from_store(es, spec, config, when)
         newest = es.time_range()[1]
     _warn_if_past_the_data(newest, when)

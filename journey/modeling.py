@@ -38,7 +38,7 @@ def train(
     feature_spec = load_spec(spec or settings.feature_spec,
                              load_taxonomy(taxonomy or settings.taxonomy))
     source = SnapshotSource(store or settings.store_path, out or settings.snapshots_path,
-                            feature_spec, log=typer.echo)
+                            feature_spec, log=typer.echo, memory_limit=settings.store_memory)
     started = time.perf_counter()
     try:
         ds = load_dataset(exp, source)
@@ -142,7 +142,7 @@ def promote(
     feature_spec = load_spec(spec or settings.feature_spec,
                              load_taxonomy(taxonomy or settings.taxonomy))
     source = SnapshotSource(store or settings.store_path, out or settings.snapshots_path,
-                            feature_spec, log=typer.echo)
+                            feature_spec, log=typer.echo, memory_limit=settings.store_memory)
     tracking = settings.tracking()
     try:
         gate_margin = check_margin(settings.promote_margin if margin is None else margin)
@@ -153,7 +153,8 @@ def promote(
                                     only_trained=not target)
             decisions += promote_uplift([n for n in names if n in UPLIFT_TARGETS],
                                         tracking, source.store, feature_spec, gate_margin,
-                                        force, only_trained=not target)
+                                        force, only_trained=not target,
+                                        memory_limit=settings.store_memory)
     finally:
         source.close()
     for d in decisions:
@@ -190,7 +191,8 @@ def uplift(
     feature_spec = load_spec(spec or settings.feature_spec,
                              load_taxonomy(taxonomy or settings.taxonomy))
     started = time.perf_counter()
-    d = load_decisions(exp, store or settings.store_path, feature_spec, log=typer.echo)
+    d = load_decisions(exp, store or settings.store_path, feature_spec, log=typer.echo,
+                       memory_limit=settings.store_memory)
     typer.echo(f"uplift experiment {exp.name}: {len(d.train):,} training decisions, "
                f"{len(d.valid):,} validation, {len(d.test):,} test")
     results = train_uplift(exp, d, tracking, experiment, typer.echo)

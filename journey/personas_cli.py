@@ -104,7 +104,8 @@ def _fit(settings: Settings, spec: FeatureSpec, as_of: str | None, config: Path 
             f"({(latest_cutoff - timedelta(days=1)).date()}): personas are fitted on the "
             f"{params.window_days} days before the cutoff, so choose an earlier one, at most "
             f"{latest_cutoff.date()} (the default)")
-    source = SnapshotSource(settings.store_path, settings.snapshots_path, spec, log=typer.echo)
+    source = SnapshotSource(settings.store_path, settings.snapshots_path, spec, log=typer.echo,
+                            memory_limit=settings.store_memory)
     try:
         frame = source.features(when).read()
     finally:

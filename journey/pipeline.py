@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from features.errors import ConfigError, JourneyError
+from features.errors import ConfigError
+from features.memory_errors import memory_errors
 from features.spec import FeatureSpec, load_spec
 from features.taxonomy import load_taxonomy
 from journey.common import (
@@ -23,7 +24,6 @@ from journey.common import (
     friendly_errors,
     parse_when,
 )
-from journey.environment_errors import out_of_memory
 from journey.settings import Settings
 
 if TYPE_CHECKING:
@@ -105,7 +105,8 @@ def _computed(es: EventStore, run: Run, engine: Engine) -> tuple[pa.Table, dict[
     events); running out of memory ends the command with one line saying what to change."""
     from features.snapshot import data_fingerprint
 
-    try:
+    doing = f"computing the features of {run.store} as of {run.cutoff.isoformat()}"
+    with memory_errors(doing, run.store_memory):
         if engine is Engine.spark:
             table = _on_spark(es, run)
         else:
@@ -113,12 +114,6 @@ def _computed(es: EventStore, run: Run, engine: Engine) -> tuple[pa.Table, dict[
 
             table = BatchEngine(es, run.spec).features(run.cutoff)
         return table, data_fingerprint(es, run.cutoff)
-    except Exception as exc:
-        doing = f"computing the features of {run.store} as of {run.cutoff.isoformat()}"
-        line = out_of_memory(exc, doing, run.store_memory)
-        if line is None:
-            raise
-        raise JourneyError(line) from exc
 
 
 def _on_spark(es: EventStore, run: Run) -> pa.Table:
@@ -185,7 +180,9 @@ def labels(
 
     run = _resolve(as_of, store, spec, taxonomy, out)
     cutoff = run.cutoff
-    with EventStore(run.store, read_only=True) as es:
+    doing = f"computing the labels of {run.store} for [{cutoff.isoformat()}, +{horizon}d)"
+    with memory_errors(doing, run.store_memory), \
+            EventStore(run.store, read_only=True, memory_limit=run.store_memory) as es:
         check_root(run.snapshots, "labels")
         latest = es.time_range()[1]
         table = make_labels(es, run.spec, cutoff, horizon, churn_gap_days)

@@ -152,13 +152,14 @@ def evaluate(job: Pending, outcomes: pd.DataFrame, observed_until: datetime) -> 
 
 def run_backtest(scores: Path, out: Path, store: Path, spec: FeatureSpec,
                  tracking: Tracking | None, as_of: datetime | None = None,
-                 log: Log = print) -> Report:
-    """Score every closed, not yet scored prediction; store the results; log them to MLflow."""
+                 log: Log = print, memory_limit: str | None = None) -> Report:
+    """Score every closed, not yet scored prediction; store the results; log them to MLflow.
+    ``memory_limit``: what DuckDB may hold reading ``store`` (JOURNEY_STORE_MEMORY)."""
     if not store.exists():
         raise ConfigError(f"event store not found: {store}; run `journey ingest`")
     old = load_results(out)
     registry = _registry_tags(tracking)
-    with EventStore(store, read_only=True) as es:
+    with EventStore(store, read_only=True, memory_limit=memory_limit) as es:
         latest = es.time_range()[1]
         if latest is None:
             raise ConfigError(f"the event store {store} has no events")

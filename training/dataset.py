@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from features.errors import ConfigError
+from features.memory_errors import memory_errors
 from features.snapshot import Snapshot, data_fingerprint, find_snapshot, write_snapshot
 from features.spec import FeatureSpec
 from features.store import EventStore
@@ -47,14 +48,25 @@ class SnapshotSource:
     root: Path
     spec: FeatureSpec
     log: Log = print
+    # What DuckDB may hold computing snapshots (a command passes JOURNEY_STORE_MEMORY; None:
+    # DuckDB's default, 80 % of RAM).
+    memory_limit: str | None = None
     _es: EventStore | None = field(default=None, repr=False)
 
     def _store(self) -> EventStore:
         if self._es is None:
             if not self.store.exists():
                 raise ConfigError(f"event store not found: {self.store}; run `journey ingest`")
-            self._es = EventStore(self.store, read_only=True)
+            self._es = EventStore(self.store, read_only=True, memory_limit=self.memory_limit)
         return self._es
+
+    def _time_range(self) -> tuple[datetime | None, datetime | None]:
+        """The store's first and newest event times (naive UTC)."""
+        with memory_errors(f"reading the event store {self.store}", self._memory()):
+            return self._store().time_range()
+
+    def _memory(self) -> str:
+        return self.memory_limit or "unset"
 
     def close(self) -> None:
         if self._es is not None:
@@ -62,6 +74,13 @@ class SnapshotSource:
             self._es = None
 
     def features(self, cutoff: datetime) -> Snapshot:
+        """The features snapshot as of ``cutoff``; computed when missing or stale, and
+        running out of memory doing it ends the command with one line (``memory_errors``)."""
+        doing = f"computing the features of {self.store} as of {cutoff.isoformat()}"
+        with memory_errors(doing, self._memory()):
+            return self._features(cutoff)
+
+    def _features(self, cutoff: datetime) -> Snapshot:
         data = data_fingerprint(self._store(), cutoff)
         try:
             snap = find_snapshot(self.root, "features", self.spec, cutoff)
@@ -77,6 +96,13 @@ class SnapshotSource:
                               engine="duckdb", store=str(self.store), data=data)
 
     def labels(self, cutoff: datetime, horizon: int, churn_gap: int) -> Snapshot:
+        """The labels snapshot of [cutoff, +horizon), as ``features`` gives features."""
+        doing = (f"computing the labels of {self.store} for [{cutoff.isoformat()}, "
+                 f"+{horizon}d)")
+        with memory_errors(doing, self._memory()):
+            return self._labels(cutoff, horizon, churn_gap)
+
+    def _labels(self, cutoff: datetime, horizon: int, churn_gap: int) -> Snapshot:
         # Checked before a snapshot is reused too: `journey labels` writes one for a window
         # that has not fully happened yet (with a warning), and training must not judge on it
         # without a word, or at all when more than the day's slack is missing.
@@ -122,7 +148,7 @@ class SnapshotSource:
 
     def latest_event(self) -> datetime:
         """The time of the store's newest event (UTC)."""
-        latest = self._store().time_range()[1]
+        latest = self._time_range()[1]
         if latest is None:
             raise ConfigError(f"the event store {self.store} has no events")
         return latest.replace(tzinfo=UTC)
@@ -130,7 +156,7 @@ class SnapshotSource:
     def check_started(self, cutoffs: list[date], what: str) -> None:
         """Refuse cutoffs at or before the store's first event: nobody is seen before them, so
         they would add no rows without a word."""
-        first = self._store().time_range()[0]
+        first = self._time_range()[0]
         early = [d for d in sorted(cutoffs)
                  if first is None or midnight(d) <= first.replace(tzinfo=UTC)]
         if early:
@@ -144,7 +170,7 @@ class SnapshotSource:
         A day's slack: a small store's last day may be quiet, and a daily batch feed holds
         the day before the run, so refusing would stop a daily retrain. The labels then miss
         that last stretch's outcomes, which ``labels`` says (``unobserved_warning``)."""
-        latest = self._store().time_range()[1]
+        latest = self._time_range()[1]
         if latest is None or latest.replace(tzinfo=UTC) < end - timedelta(days=1):
             raise ConfigError(
                 f"the store's events end at {latest}, before {end.date()}: a label window "

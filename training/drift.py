@@ -19,6 +19,7 @@ import pandas as pd
 
 from features.batch import BatchEngine
 from features.errors import ConfigError
+from features.memory_errors import memory_errors
 from features.spec import FeatureSpec, load_spec
 from features.store import EventStore
 from models.drift import (
@@ -50,7 +51,8 @@ def active_features(store: EventStore, spec: FeatureSpec, end: datetime, days: f
 def drift_between(store: str | Path | EventStore, reference_cutoff: datetime,
                   live_start: datetime, live_end: datetime, *,
                   spec: FeatureSpec | None = None, settings: DriftSettings | None = None,
-                  reference: DriftProfile | None = None) -> DriftReport:
+                  reference: DriftProfile | None = None, memory_limit: str | None = None
+                  ) -> DriftReport:
     """Drift of the customers active in [live_start, live_end) against those active in the
     window of the same length ending at ``reference_cutoff`` (or against ``reference``, say
     the champion's training profile, when given). ``report.alarm`` is the trigger;
@@ -61,7 +63,8 @@ def drift_between(store: str | Path | EventStore, reference_cutoff: datetime,
     spec = spec or load_spec()
     settings = settings or load_drift_settings()
     days = (live_end - live_start).total_seconds() / 86_400
-    es = store if isinstance(store, EventStore) else EventStore(store, read_only=True)
+    es = (store if isinstance(store, EventStore)
+          else EventStore(store, read_only=True, memory_limit=memory_limit))
     try:
         if reference is None:
             ref = active_features(es, spec, reference_cutoff, days)
@@ -85,7 +88,8 @@ def champion_profile(client: MlflowClient, alias: str = "champion") -> DriftProf
 
 
 def drift_check(store: str | Path, until: datetime, days: float, spec: FeatureSpec,
-                settings: DriftSettings | None = None) -> Callable[[], str | None]:
+                settings: DriftSettings | None = None, memory_limit: str | None = None
+                ) -> Callable[[], str | None]:
     """A retraining trigger: the customers active in the ``days`` before ``until`` against those
     active in the ``days`` before that, on the same store; the reason when something alarms,
     else None.
@@ -96,6 +100,9 @@ def drift_check(store: str | Path, until: datetime, days: float, spec: FeatureSp
     change in behaviour between the two windows separates them."""
     def check() -> str | None:
         start = until - timedelta(days=days)
-        report = drift_between(store, start, start, until, spec=spec, settings=settings)
+        with memory_errors(f"comparing the {days:g} days before {until.isoformat()} of "
+                           f"{store} with those before", memory_limit or "unset"):
+            report = drift_between(store, start, start, until, spec=spec, settings=settings,
+                                   memory_limit=memory_limit)
         return report.reason() if report.alarm else None
     return check

@@ -23,6 +23,7 @@ import pandas as pd
 
 from features.decisions import DecisionWindow, decision_frame
 from features.history import HistoryIndex
+from features.memory_errors import memory_errors
 from features.spec import FeatureSpec
 from features.store import EventStore
 from models.registry import alias_version, load_native
@@ -50,17 +51,21 @@ UPLIFT_TARGETS = ("uplift-convert", "uplift-churn")
 METRIC = "qini_mean"
 
 
-def _holdout(store_path: Path, spec: FeatureSpec, tags: dict[str, str]) -> pd.DataFrame:
+def _holdout(store_path: Path, spec: FeatureSpec, tags: dict[str, str],
+             memory_limit: str | None) -> pd.DataFrame:
     start, end = (date.fromisoformat(d) for d in tags["journey.test_window"].split(".."))
     window = DecisionWindow(midnight(start), midnight(end), float(tags["journey.control_rate"]),
                             int(tags["journey.seed"]) + 2)  # the test window's seed in training
-    with EventStore(store_path, read_only=True) as store:
+    with memory_errors(f"rebuilding the uplift test window {tags['journey.test_window']} from "
+                       f"{store_path}", memory_limit or "unset"), \
+            EventStore(store_path, read_only=True, memory_limit=memory_limit) as store:
         index = HistoryIndex.load(store, spec)
         return decision_frame(store, index, spec, window, int(tags["journey.horizon_days"]))
 
 
 def decide_uplift(name: str, client: MlflowClient, store_path: Path, spec: FeatureSpec,
-                  margin: float, force: bool = False) -> Decision:
+                  margin: float, force: bool = False, memory_limit: str | None = None
+                  ) -> Decision:
     check_margin(margin)
     outcome = name.removeprefix("uplift-")
     registered = registered_name(outcome)
@@ -74,7 +79,7 @@ def decide_uplift(name: str, client: MlflowClient, store_path: Path, spec: Featu
     d = Decision(name, False, "", METRIC, margin, str(ch.version),
                  holdout=f"decisions {tags['journey.test_window']} "
                          f"+{tags['journey.horizon_days']}d")
-    holdout = _Holdout(store_path, spec, tags)
+    holdout = _Holdout(store_path, spec, tags, memory_limit)
     d = gate(client, registered, d, ch, force,
              lambda v: qini_scores(holdout.model(v), holdout.frame())[METRIC],
              lambda a, b: a > b + margin, holdout.judge(ch))
@@ -85,15 +90,17 @@ class _Holdout:
     """The challenger's test window, rebuilt once and only when a score needs it, with the
     models judged on it and the off-policy figures the judge measured."""
 
-    def __init__(self, store_path: Path, spec: FeatureSpec, tags: dict[str, str]) -> None:
+    def __init__(self, store_path: Path, spec: FeatureSpec, tags: dict[str, str],
+                 memory_limit: str | None) -> None:
         self.store_path, self.spec, self.tags = store_path, spec, tags
+        self.memory_limit = memory_limit
         self.figures: dict[str, float] = {}
         self._frame: pd.DataFrame | None = None
         self._models: dict[str, JourneyUplift] = {}
 
     def frame(self) -> pd.DataFrame:
         if self._frame is None:
-            self._frame = _holdout(self.store_path, self.spec, self.tags)
+            self._frame = _holdout(self.store_path, self.spec, self.tags, self.memory_limit)
         return self._frame
 
     def model(self, version: ModelVersion) -> JourneyUplift:
@@ -130,10 +137,11 @@ class _Holdout:
 
 
 def promote_uplift(names: list[str], tracking: Tracking, store_path: Path, spec: FeatureSpec,
-                   margin: float, force: bool = False, only_trained: bool = False
-                   ) -> list[Decision]:
+                   margin: float, force: bool = False, only_trained: bool = False,
+                   memory_limit: str | None = None) -> list[Decision]:
     """Gate each named uplift model (``only_trained``: skip those never trained, for a
-    default `journey promote` in a project that does not use uplift)."""
+    default `journey promote` in a project that does not use uplift; ``memory_limit``: what
+    DuckDB may hold rebuilding a test window, JOURNEY_STORE_MEMORY)."""
     client = tracking.client()
     decisions = []
     # Under the registry's lock, champions moved together at the end (training/champions.py);
@@ -143,7 +151,7 @@ def promote_uplift(names: list[str], tracking: Tracking, store_path: Path, spec:
             registered = registered_name(name.removeprefix("uplift-"))
             if only_trained and alias_version(client, registered, CHALLENGER) is None:
                 continue
-            d = decide_uplift(name, client, store_path, spec, margin, force)
+            d = decide_uplift(name, client, store_path, spec, margin, force, memory_limit)
             log_decision(tracking, client, d)
             decisions.append(d)
     return decisions

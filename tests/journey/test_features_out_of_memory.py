@@ -10,10 +10,10 @@ from typing import NoReturn
 import duckdb
 import pytest
 
+from features import memory_errors
 from features.batch import BatchEngine
+from features.memory_errors import out_of_memory
 from features.store import EventStore
-from journey import environment_errors
-from journey.environment_errors import out_of_memory
 from tests.journey.cli_helpers import fails, run
 
 # What DuckDB said when an Arrow stream it filled ran out under `ulimit -v 1100000`: pyarrow
@@ -38,7 +38,7 @@ def duckdb_oom() -> duckdb.OutOfMemoryException:
 
 def test_under_a_process_limit_the_line_says_to_raise_it_or_lower_duckdb_s_share(
         duckdb_oom: duckdb.OutOfMemoryException, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(environment_errors, "process_memory_cap", lambda: 1_228_800_000)
+    monkeypatch.setattr(memory_errors, "process_memory_cap", lambda: 1_228_800_000)
     said = str(duckdb_oom).splitlines()[0]
     assert said.startswith("Out of Memory Error: failed to allocate data of size ")
     line = out_of_memory(duckdb_oom, DOING, "4GB")
@@ -58,7 +58,7 @@ def test_under_a_process_limit_the_line_says_to_raise_it_or_lower_duckdb_s_share
 ])
 def test_without_a_process_limit(exc: BaseException, said: str, advice: str,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(environment_errors, "process_memory_cap", lambda: None)
+    monkeypatch.setattr(memory_errors, "process_memory_cap", lambda: None)
     line = out_of_memory(exc, DOING, "4GB")
     assert line is not None
     assert line.startswith(f"{DOING} ran out of memory ({said}")
@@ -85,7 +85,7 @@ def test_the_command_ends_with_the_line_and_exit_2(
 
     monkeypatch.setattr(BatchEngine, "features", runs_out)
     monkeypatch.setenv("JOURNEY_STORE_MEMORY", "300MB")
-    monkeypatch.setattr(environment_errors, "process_memory_cap", lambda: 1_228_800_000)
+    monkeypatch.setattr(memory_errors, "process_memory_cap", lambda: 1_228_800_000)
     err = fails("features", "--as-of", "2025-10-01", "--store", store,
                 "--out", tmp_path / "snapshots")
     assert err.splitlines() == [
