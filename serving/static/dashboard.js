@@ -17,6 +17,7 @@ import {
   api, forgetKey, handleCommonError, onRetry, readKey, rememberKey, showKeyForm, showMessage,
 } from "./session.js";
 import { $, setState, state } from "./state.js";
+import { tipTitles } from "./tips.js";
 
 /** Load the first view with the key at hand (else ask for one). `fromForm`: the marketer
  * typed the key, so the keyboard moves on to the page's heading once it is shown (the form
@@ -96,6 +97,7 @@ function wire() {
   $("#export").addEventListener("click", (e) => exportCsv(state.filters, e.currentTarget));
   $("#export-table").addEventListener("click", exportTable);
   wireDrill();
+  tipTitles($("#segments .card-head")); // the export buttons' notes: what each file holds
   document.addEventListener("click", (e) => closeFilters(e.target));
   document.addEventListener("keydown", (e) => {
     if (e.key === "Escape") closeFilters();

@@ -4,6 +4,7 @@
 // first view (not part of its load time); `api` is the dashboard's call helper.
 
 import { fmt } from "./format.js";
+import { tipTitles } from "./tips.js";
 
 const $ = (sel) => document.querySelector(sel);
 const FEATURES_SHOWN = 15; // the most moved features; scores are always listed
@@ -97,6 +98,7 @@ function render(out) {
   body.innerHTML = shown(rep.rows).map((r) => row(r, s)).join("") ||
     `<tr><td colspan="6" class="empty">${none}</td></tr>`;
   place(body);
+  tipTitles($("#drift-table"), "Arrow keys move between the p-values, each with its test.");
 }
 
 export async function loadDriftPanel(api) {

@@ -8,6 +8,7 @@ import { fmt } from "./format.js";
 import { saveFile } from "./csv.js";
 import { announce, api, handleCommonError } from "./session.js";
 import { $, dimLabel, dimValue, emptyRow, filterParams, PAGE, STAGE_NOTE, state } from "./state.js";
+import { tipTitles } from "./tips.js";
 
 // persona_id: the persona column shows its current name (the id is the export's, for joins)
 const KNOWN = ["customer_id", "stage", "tier", "churn", "conversion", "next_stage", "next_stage_probability",
@@ -148,6 +149,7 @@ function renderDrill(out) {
   const cols = drillColumns(customers);
   const table = $("#drill-table");
   table.tHead.replaceChildren(drillHead(cols, out.sort));
+  tipTitles(table.tHead); // the stage column's note: latest, not furthest, stage
   const frag = document.createDocumentFragment();
   for (const c of customers) {
     const tr = document.createElement("tr");

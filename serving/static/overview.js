@@ -6,6 +6,7 @@ import { fmt } from "./format.js";
 import * as charts from "./charts.js";
 import * as figures from "./chart-figures.js";
 import { $, esc, state, TIER_ORDER } from "./state.js";
+import { rove, tip } from "./tips.js";
 
 /** Keep the answer and what the rest of the page reads from it (dimensions, stage order). */
 export function renderOverview(data) {
@@ -139,7 +140,11 @@ function renderKpis(data) {
     });
   }
   const box = $("#kpis");
-  box.replaceChildren(...tiles.map((t) => kpiTile(t, vs)));
+  const drawn = tiles.map((t) => kpiTile(t, vs));
+  box.replaceChildren(...drawn);
+  // One Tab stop for the tiles, the arrow keys between them (as in a chart): ten stops before
+  // the charts would be ten more presses to pass figures the eye takes in at a glance.
+  rove(box, drawn, "Arrow keys move between the figures.");
 }
 
 function kpiTile(t, vs) {
@@ -147,24 +152,29 @@ function kpiTile(t, vs) {
   tile.className = `kpi kpi-${t.id}`;
   tile.dataset.testid = `kpi-${t.id}`;
   tile.id = `kpi-${t.id}`;
-  if (t.title) tile.title = t.title;
+  // A Tab stop (tips.js) named by its own three lines: a group's name is not its text.
+  tile.setAttribute("role", "group");
+  tile.setAttribute("aria-labelledby", ["label", "value", "sub"].map((p) => `kpi-${t.id}-${p}`).join(" "));
   const label = document.createElement("div");
   label.className = "kpi-label";
+  label.id = `kpi-${t.id}-label`;
   label.textContent = t.label;
   const value = document.createElement("div");
   value.className = "kpi-value";
+  value.id = `kpi-${t.id}-value`;
   value.textContent = t.value;
   value.dataset.value = t.raw === null || t.raw === undefined ? "" : String(t.raw);
   tile.append(label, value);
   const sub = document.createElement("div");
   sub.className = "kpi-sub";
+  sub.id = `kpi-${t.id}-sub`;
   if (t.delta) {
     const d = document.createElement("span");
     const shown = fmt.shown(t.delta.kind, t.delta.v); // colour and arrow: what is read
     d.className = charts.deltaClass(shown, t.delta.riseIsBad);
     d.dataset.value = String(t.delta.v);
     // The arrow repeats the sign for the eye; a screen reader reads the signed figure and
-    // what it is a change of (the tile's title is a mouse's only).
+    // what it is a change of (the tile's tooltip says since when).
     const mark = document.createElement("span");
     mark.setAttribute("aria-hidden", "true");
     mark.textContent = arrow(shown);
@@ -172,13 +182,16 @@ function kpiTile(t, vs) {
     since.className = "visually-hidden";
     since.textContent = " since the previous snapshot";
     d.append(mark, ` ${t.delta.text}`, since);
-    d.title = vs;
     sub.append(d);
     if (t.sub) sub.append(" · ", t.sub);
   } else if (t.sub) {
     sub.textContent = t.sub;
   }
   tile.append(sub);
+  // The tile's explanation and, for a change, since when: one tooltip for the whole tile
+  // (the change's own, on its few characters, was out of a keyboard's reach too).
+  const note = [t.title, t.delta ? vs : ""].filter(Boolean).join("\n");
+  if (note) tip(tile, note);
   return tile;
 }
 

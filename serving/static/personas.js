@@ -4,6 +4,7 @@
 // the dashboard's call helper (same key, same errors).
 
 import { fmt } from "./format.js";
+import { tipTitles } from "./tips.js";
 
 const $ = (sel) => document.querySelector(sel);
 const GROUP_ORDER = ["persona", "stage", "acquisition_channel", "month"];
@@ -47,6 +48,8 @@ function renderKpiTable(out) {
   table.dataset.by = out.by;
   table.querySelector("tbody").innerHTML = out.groups.map((g) => kpiRow(g, false)).join("");
   table.querySelector("tfoot").innerHTML = kpiRow({ ...out.overall, group: "All customers" }, true);
+  // The cells' notes (how many of how many) and the CSAT header's: one Tab stop for the table.
+  tipTitles(table, "Arrow keys move between the figures with a note.");
   const defs = out.definitions || {};
   const shown = { conversion_rate: "Conversion", retention_rate: "Retention", nps: "NPS" };
   $("#kpi-defs").textContent = Object.entries(shown)
@@ -114,6 +117,7 @@ async function loadPersonas(api) {
       (out.scores_as_of ? `Churn risk and expected value: scores as of ${fmt.date(out.scores_as_of)}.`
         : "Churn risk and expected value: as when the personas were fitted (no score snapshot of this persona model yet).");
     box.innerHTML = out.personas.map((p) => personaCard(p, out.assigned, out.window_days)).join("");
+    tipTitles(box); // each card's id: the command that renames it
   } catch (err) {
     box.replaceChildren();
     meta.textContent = err.status === 404

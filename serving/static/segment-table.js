@@ -9,6 +9,7 @@ import * as charts from "./charts.js";
 import { csvText, fileSafe, saveFile } from "./csv.js";
 import { openDrill } from "./drilldown.js";
 import { announce, api, handleCommonError } from "./session.js";
+import { tip } from "./tips.js";
 import {
   $, DEFAULT_SORT, dimLabel, dimValue, emptyRow, filterParams, ROW_CAP, STAGE_NOTE, state, TIER_ORDER,
 } from "./state.js";
@@ -135,7 +136,6 @@ function headCell(c, cols, sort) {
   const th = document.createElement("th");
   th.scope = "col";
   th.dataset.col = c.id;
-  if (c.dim === "stage") th.title = STAGE_NOTE;
   th.className = c.kind.startsWith("num") || c.kind === "delta" || c.kind === "share" ? "num" : "";
   const b = document.createElement("button");
   b.type = "button";
@@ -152,6 +152,12 @@ function headCell(c, cols, sort) {
   }
   b.addEventListener("click", () => sortBy(c, cols));
   th.append(b);
+  if (c.dim === "stage") {
+    // The header's title stays the mouse's tooltip (the browser's own, over the whole cell);
+    // the keyboard, on its sort button, gets the same note as a tooltip and description.
+    th.title = STAGE_NOTE;
+    tip(b, STAGE_NOTE, { hover: false });
+  }
   return th;
 }
 
@@ -171,6 +177,10 @@ function segmentRow(s, cols, drillKey) {
     row.setAttribute("aria-current", "true");
   }
   for (const c of cols) row.append(cell(c, s));
+  // The top action's note: read with the row and shown at its cell while the row has the
+  // keyboard (one tooltip per row, the row being the Tab stop already); a mouse hovers the cell.
+  const action = row.querySelector("td.action");
+  if (s.top_action && action) tip(row, actionNote(s), { anchor: action });
   row.addEventListener("click", () => openDrill(s, row));
   row.addEventListener("keydown", (e) => {
     if (e.target === row && (e.key === "Enter" || e.key === " ")) {
@@ -208,6 +218,14 @@ export function renderTable() {
   }
   for (const c of cols.filter((x) => x.kind !== "dim")) foot.append(cell(c, out.total));
   table.tFoot.replaceChildren(foot);
+  // The total row is no Tab stop of its own: its action cell becomes the one.
+  const total = foot.querySelector("td.action");
+  if (out.total.top_action && total) tip(total, actionNote(out.total));
+}
+
+/** What a top action's share is a share of (the cell shows the action and the share only). */
+function actionNote(s) {
+  return `${s.top_action}: ${fmt.pct(s.top_action_share, 0)} of the segment's customers`;
 }
 
 function cell(c, s) {
@@ -237,7 +255,6 @@ function cell(c, s) {
   } else if (c.kind === "text") {
     td.className = "action";
     if (s.top_action) {
-      td.title = `${s.top_action}: ${fmt.pct(s.top_action_share, 0)} of the segment's customers`;
       td.append(s.top_action);
       const share = document.createElement("span");
       share.className = "muted";

@@ -4,6 +4,7 @@
 // `api` is the dashboard's call helper.
 
 import { fmt } from "./format.js";
+import { tipTitles } from "./tips.js";
 
 const $ = (sel) => document.querySelector(sel);
 const SHOWN = 20;
@@ -90,6 +91,7 @@ function render(out) {
   $("#triggers-meta").textContent = parts.join("; ");
   $("#trigger-table tbody").innerHTML = firings.length ? firings.map((f) => row(f, shared)).join("")
     : '<tr><td colspan="5" class="empty">No trigger has fired yet.</td></tr>';
+  tipTitles($("#trigger-table"), "Arrow keys move between the deliveries, each with its attempts.");
 }
 
 export async function loadTriggerPanel(api) {
