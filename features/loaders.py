@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.details_join import DetailJoin, DetailsReport, open_join
+from features.epoch_hints import EpochHint
 from features.mapping import ColumnMapping
 from features.normalize import UNKNOWN_TYPE, Normalizer
 from features.readers import BATCH_ROWS, LINE_COLUMN, ReadLimits, Reject, read_batches, source_files
@@ -46,6 +47,8 @@ class LoadReport:
     # apart: rows read = valid + rejected + excluded.
     excluded: Counter[str] = field(default_factory=Counter)
     exclude_listed: frozenset[str] = frozenset()
+    # Events read from epoch numbers that fall before 1971 (seconds read as milliseconds).
+    epochs: EpochHint = field(default_factory=EpochHint)
 
     @property
     def has_rejects(self) -> bool:
@@ -69,6 +72,7 @@ class LoadReport:
                + (f", {excluded:,} excluded" if excluded else "")]
         for reason, n in self.rejected.most_common():
             out.append(f"  rejected {n:>10,}  {reason}")
+        out += self.epochs.lines()
         out += self._excluded_lines()
         out += self._unknown_type_lines()
         if self.details is not None:
@@ -204,8 +208,10 @@ def load_events(
                 valid, invalid = normalizer(raw.table, str(file), raw.source_columns)
                 _record_rejects(str(file), raw.rejects, invalid, report, rejects)
                 report.rows_read += raw.table.num_rows + len(raw.rejects)
-                if mapping.exclude_customers and valid.num_rows:
-                    valid = _exclude(valid, mapping.exclude_customers, report.excluded)
+                valid = _kept(valid, mapping, report)
+                unit = normalizer.reads_epochs(raw.table.schema)
+                if unit is not None:  # seconds read as milliseconds land in 1970
+                    report.epochs.observe(valid, unit, str(file))
                 report.valid += valid.num_rows
                 if valid.num_rows:
                     valid = valid if join is None else join(valid)
@@ -223,6 +229,13 @@ def load_events(
             rejects.commit()
         else:
             rejects.discard()
+
+
+def _kept(valid: pa.Table, mapping: ColumnMapping, report: LoadReport) -> pa.Table:
+    """A batch's valid rows without those of the excluded customers (counted in ``report``)."""
+    if mapping.exclude_customers and valid.num_rows:
+        return _exclude(valid, mapping.exclude_customers, report.excluded)
+    return valid
 
 
 def _exclude(valid: pa.Table, ids: frozenset[str], counts: Counter[str]) -> pa.Table:

@@ -3,11 +3,17 @@
 A column the user names (in a mapping file or with --map) must be in the file: a mapping that
 names ``amount_usd`` for the value of a file without it would otherwise load every value as
 missing. A preset's lists are candidates for many kinds of files, so none of them is required.
+
+A field a mapping file or --map leaves out is read from the column of its own name, when the
+file has one and no field took that column (``columns: {ts: when}`` still loads
+``customer_id``): naming every column again would be busywork, and a mapping naming only
+what differs from the canonical shape is the common case. Presets do not: their lists say
+where each field is in the files they are for (a Segment event's ``properties`` object is not
+the event's properties).
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -19,7 +25,15 @@ import yaml
 
 from features.details_spec import DetailSource, details_from_yaml, with_cli_details
 from features.errors import ConfigError, MappingError
-from features.mapping_checks import channel_renames, excluded_customers, has_year, no_year
+from features.mapping_checks import (
+    channel_renames,
+    column_names,
+    defaults_of,
+    delimiter_hint,
+    excluded_customers,
+    has_year,
+    no_year,
+)
 from features.read_base import TextFormat, text_format
 from features.schema import EVENT_FIELDS, REQUIRED_FIELDS
 from features.yaml_config import StrictLoader, field_lines, read_text, reject_duplicate_keys
@@ -29,7 +43,6 @@ ISO8601 = "ISO8601"
 EPOCH_UNITS = {"epoch_s": 1_000_000, "epoch_ms": 1_000, "epoch_us": 1}
 TS_KEYWORDS = {k.lower(): k for k in (ISO8601, *EPOCH_UNITS)}  # spelled in any case
 MAPPABLE = frozenset(EVENT_FIELDS)
-DEFAULTABLE = ("channel",)  # the fields `defaults:` can set (a row without one gets it)
 # (what named them, e.g. "columns.value", the columns it named: at least one must be present)
 Required = tuple[tuple[str, tuple[str, ...]], ...]
 
@@ -53,37 +66,67 @@ class ColumnMapping:
     details: tuple[DetailSource, ...] = ()
     # Customer ids whose rows are left out (a Segment stream's catch-all user): counted apart.
     exclude_customers: frozenset[str] = frozenset()
+    # A field ``columns`` does not name is read from the column of its name (not a preset's).
+    same_named: bool = True
+
+    def _claimed(self) -> set[str]:
+        """Source columns the mapping gives to a field or packs into properties."""
+        return {c for cands in self.columns.values() for c in cands} | set(self.properties)
+
+    def same_named_fields(self) -> tuple[str, ...]:
+        """The fields read from the column of their own name: not mapped, not constant, and
+        that column not taken by another field (``--map customer_id=event_id``)."""
+        if not self.same_named:
+            return ()
+        claimed = self._claimed()
+        return tuple(f for f in EVENT_FIELDS if f not in self.columns
+                     and f not in self.constants and f not in claimed)
+
+    def candidates(self, canonical: str) -> tuple[str, ...]:
+        """The columns a field may be read from, in preference order."""
+        if canonical in self.columns:
+            return self.columns[canonical]
+        return (canonical,) if canonical in self.same_named_fields() else ()
 
     def resolve(self, available: list[str], where: str) -> dict[str, tuple[str, ...]]:
         """The source columns of each canonical field, in preference order; a row takes the
         first non-empty one (Segment: userId, else anonymousId). Fails naming what is missing."""
         present = set(available)
         resolved: dict[str, tuple[str, ...]] = {}
-        for canonical, candidates in self.columns.items():
-            hits = tuple(c for c in candidates if c in present)
+        for canonical in (*self.columns, *self.same_named_fields()):
+            hits = tuple(c for c in self.candidates(canonical) if c in present)
             if hits:
                 resolved[canonical] = hits
         for req in REQUIRED_FIELDS:
             if req not in resolved and req not in self.constants:
-                tried = list(self.columns.get(req, (req,)))
                 raise MappingError(
-                    f"{where}: no column for required field {req!r} (mapping {self.source} "
-                    f"tried {tried}); the file has columns {available}"
-                    + _delimiter_hint(available)
+                    f"{where}: no column for required field {req!r} ({self._tried(req)}); "
+                    f"the file has columns {available}" + delimiter_hint(available)
                 )
         missing = [(label, named) for label, named in self.required
                    if not any(c in present for c in named)]
         if missing:
-            what = "; ".join(f"{label}: {_names(named)}" for label, named in missing)
+            what = "; ".join(f"{label}: {column_names(named)}" for label, named in missing)
             raise MappingError(f"{where}: mapping {self.source} names columns the file does not "
                                f"have ({what}); the file has columns {available}"
-                               + _delimiter_hint(available))
+                               + delimiter_hint(available))
         return resolved
+
+    def _tried(self, req: str) -> str:
+        """What the mapping looked for, for a required field the file lacks."""
+        tried = self.candidates(req)
+        if tried:
+            return f"mapping {self.source} tried {list(tried)}"
+        owner = next((f for f, cands in self.columns.items() if req in cands), None)
+        taken = (f": the column {req!r} is mapped to {owner}" if owner is not None
+                 else f": the column {req!r} is packed into properties"
+                 if req in self.properties else "")
+        return (f"mapping {self.source} maps no column to it{taken}; name one under "
+                f"`columns:` or with --map {req}=COLUMN")
 
     def wanted_columns(self) -> frozenset[str]:
         """Every source column this mapping can read; readers keep only these."""
-        return frozenset(c for cands in self.columns.values() for c in cands) | frozenset(
-            self.properties)
+        return frozenset(self._claimed()) | frozenset(self.same_named_fields())
 
     def extra_columns(self, available: list[str]) -> list[str]:
         present = set(available)
@@ -99,22 +142,6 @@ def with_text_options(mapping: ColumnMapping, delimiter: str | None,
     return replace(mapping, text=TextFormat(
         given.delimiter if delimiter is not None else mapping.text.delimiter,
         given.encoding if encoding is not None else mapping.text.encoding))
-
-
-def _delimiter_hint(available: list[str]) -> str:
-    """A header read as one column often means another delimiter (a European CSV's `;`)."""
-    if len(available) != 1:
-        return ""
-    for d in (";", "\t", "|", ","):
-        if d in available[0]:
-            return (f"; a header of one column holding {d!r} suggests the file is delimited by "
-                    f"{d!r}: pass --delimiter {'tab' if d == chr(9) else repr(d)} (or "
-                    "`delimiter:` in a mapping file)")
-    return ""
-
-
-def _names(named: tuple[str, ...]) -> str:
-    return repr(named[0]) if len(named) == 1 else f"none of {list(named)}"
 
 
 def identity_mapping() -> ColumnMapping:
@@ -158,18 +185,6 @@ def _ts_formats(value: Any, source: str, lines: Mapping[str, int]) -> tuple[str,
                 raise MappingError(no_year(_at(source, lines, label), fmt))
             out.append(fmt)
     return tuple(out)
-
-
-def _defaults(value: Any, source: str) -> dict[str, str]:
-    if not isinstance(value, dict):
-        raise MappingError(f"{source}: defaults: expected field: value, got {value!r}")
-    for key in value:
-        if key not in DEFAULTABLE:
-            close = difflib.get_close_matches(str(key), DEFAULTABLE, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise MappingError(f"{source}: defaults.{key}: not a field defaults can set{hint}; "
-                               f"they can set {list(DEFAULTABLE)}")
-    return {k: str(v) for k, v in value.items()}
 
 
 def _at(source: str, lines: Mapping[str, int], path: str) -> str:
@@ -240,7 +255,7 @@ def mapping_from_dict(raw: dict[str, Any], source: str, preset: bool = False,
             _pairs(raw, "channels", "each source value to a channel", source, lines),
             lambda path: _at(source, lines, path)),
         ts_format=_ts_formats(raw.get("ts_format", [ISO8601]), source, lines),
-        defaults=_defaults(raw.get("defaults") or {}, source),
+        defaults=defaults_of(raw.get("defaults") or {}, source),
         properties=properties,
         source=source,
         required=required,
@@ -249,6 +264,7 @@ def mapping_from_dict(raw: dict[str, Any], source: str, preset: bool = False,
                                   base),
         exclude_customers=excluded_customers(raw.get("exclude_customers"),
                                              lambda path: _at(source, lines, path)),
+        same_named=not preset,
     )
 
 
@@ -353,6 +369,7 @@ def parse_map_option(option: str, base: ColumnMapping | None = None) -> ColumnMa
         text=base.text,
         details=base.details,
         exclude_customers=base.exclude_customers,
+        same_named=base.same_named,
     )
 
 

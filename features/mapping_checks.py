@@ -3,13 +3,16 @@ a year, and channel renames must leave one name per channel as the store spells 
 
 Both fail when the mapping is loaded, before a row is read: a pattern without a year puts
 every row in 1900, and the load would reject all of them as out of range, which names the
-symptom, not the mapping line that causes it.
+symptom, not the mapping line that causes it. Also here: which fields ``defaults:`` may set,
+and the wording of messages about a file's columns.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from features.errors import MappingError
 from features.schema import MAX_LABEL_CHARS
@@ -21,6 +24,7 @@ from features.taxonomy import TRIMMED
 # epoch_s / epoch_ms / epoch_us keywords read epochs, and always give a year.
 DIRECTIVE = re.compile(r"%-?(.)")
 YEAR_DIRECTIVES = frozenset("YyGcx")
+DEFAULTABLE = ("channel",)  # the fields `defaults:` can set (a row without one gets it)
 
 
 def has_year(pattern: str) -> bool:
@@ -81,3 +85,31 @@ def excluded_customers(raw: object, at: Callable[[str], str]) -> frozenset[str]:
                                "id (give the id as text)")
         out.append(text)
     return frozenset(out)
+
+
+def defaults_of(value: Any, source: str) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise MappingError(f"{source}: defaults: expected field: value, got {value!r}")
+    for key in value:
+        if key not in DEFAULTABLE:
+            close = difflib.get_close_matches(str(key), DEFAULTABLE, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise MappingError(f"{source}: defaults.{key}: not a field defaults can set{hint}; "
+                               f"they can set {list(DEFAULTABLE)}")
+    return {k: str(v) for k, v in value.items()}
+
+
+def delimiter_hint(available: list[str]) -> str:
+    """A header read as one column often means another delimiter (a European CSV's `;`)."""
+    if len(available) != 1:
+        return ""
+    for d in (";", "\t", "|", ","):
+        if d in available[0]:
+            return (f"; a header of one column holding {d!r} suggests the file is delimited by "
+                    f"{d!r}: pass --delimiter {'tab' if d == chr(9) else repr(d)} (or "
+                    "`delimiter:` in a mapping file)")
+    return ""
+
+
+def column_names(named: tuple[str, ...]) -> str:
+    return repr(named[0]) if len(named) == 1 else f"none of {list(named)}"

@@ -6,25 +6,29 @@ check of a row names why it is rejected. Valid rows come out in EVENT_SCHEMA ord
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.errors import MappingError
-from features.iso_time import iso_expr
+from features.iso_time import bad_offset, iso_expr
 from features.mapping import EPOCH_UNITS, ISO8601, ColumnMapping
 
 # Where the loaders have always found a reject's reasons.
 from features.normalize_checks import UNKNOWN_TYPE as UNKNOWN_TYPE
 from features.normalize_checks import (
     VALUE_TEXT,
+    Check,
     check_code,
     is_json_object,
     offending_value,
     out_of_range,
     row_checks,
 )
-from features.normalize_zones import skipped_local_time
+from features.normalize_ids import id_sql
+from features.normalize_zones import refused_zone, skipped_local_time, strptime_guard
 from features.read_jsonl import non_text_ids
 from features.readers import LINE_COLUMN
 from features.schema import DEFAULT_CHANNEL, EVENT_SCHEMA
@@ -32,6 +36,7 @@ from features.taxonomy import TRIMMED, Taxonomy
 
 # The Python twin of NORMALISE_TYPE_SQL lives with the taxonomy, which spells its keys so too.
 from features.taxonomy import normal_event_type as normal_event_type
+from features.zone_names import zone_lists
 
 # Epoch numbers are clamped to +-1e17 us (years -1200..5138) before becoming timestamps: DuckDB
 # raises, for the whole batch, on values past its range; clamped, they fail the range check.
@@ -145,16 +150,34 @@ class Normalizer:
         self._con.register("tax", pa.table({
             "name": pa.array(list(taxonomy.event_stage), pa.string()),
         }))
-        zones = self._con.execute(
-            "SELECT DISTINCT lower(name) FROM pg_timezone_names() ORDER BY 1").fetchall()
-        self._zones = "[" + ", ".join(sql_str(z) for (z,) in zones) + "]"
-        self._checks = row_checks(taxonomy.unknown_event_types,
-                              skipped_local_time("ts_raw", "ts", self._zones,
-                                                 mapping.ts_format))
+        # Zone names a timestamp may carry, and those refused with a reason (BST, Japan).
+        accepted, refused = zone_lists(self._con)
+        self._zones = "[" + ", ".join(sql_str(z) for z in accepted) + "]"
+        self._refused = "[" + ", ".join(sql_str(z) for z in refused) + "]"
+        self._checks = self._row_checks(mapping.ts_format, taxonomy.unknown_event_types)
         self._sql_cache: dict[tuple[tuple[str, str], ...], tuple[str, Columns]] = {}
+
+    def _row_checks(self, formats: tuple[str, ...], policy: str) -> list[Check]:
+        """The checks of a row; those of zone names and offsets only where a format reads
+        them (their reasons replace "unparseable timestamp" for the rows they name)."""
+        names = any(f == ISO8601 or "%Z" in f for f in formats)
+        offsets = any(f == ISO8601 or f.rstrip().endswith("%z") for f in formats)
+        return row_checks(policy, skipped_local_time("ts_raw", "ts", self._zones, formats),
+                          bad_offset("ts_raw") if offsets else "false",
+                          refused_zone("ts_raw", self._refused) if names else "false")
 
     def close(self) -> None:
         self._con.close()
+
+    def reads_epochs(self, schema: pa.Schema) -> str | None:
+        """The epoch unit a batch of ``schema`` reads its timestamps in (the mapping's first
+        epoch format, which reads every number), None when it reads none: a typed time
+        column or a constant ignores ts_format, and a mapping may list no epoch unit."""
+        unit = next((f for f in self.mapping.ts_format if f in EPOCH_UNITS), None)
+        if unit is None or "ts" in self.mapping.constants:
+            return None
+        column = next((c for c in self.mapping.candidates("ts") if c in schema.names), None)
+        return None if column is None or _is_time(schema, column) else unit
 
     def __call__(
         self, raw: pa.Table, where: str, source_columns: list[str] | None = None
@@ -179,11 +202,12 @@ class Normalizer:
         valid = out.filter(pc.invert(bad)).select(LINED_SCHEMA.names).cast(LINED_SCHEMA)
         rejected = out.filter(bad)
         codes = rejected["check_no"].to_numpy(zero_copy_only=False)
+        values = rejected["bad_value"]
         rejects = pa.table({
             "line": rejected[LINE_COLUMN],
             "field": pa.array([self._checks[c].field for c in codes], pa.string()),
-            "reason": pa.array([self._checks[c].reason for c in codes], pa.string()),
-            "value": rejected["bad_value"],
+            "reason": pa.array(self._reasons(codes, values), pa.string()),
+            "value": values,
         }).cast(REJECT_SCHEMA)
         if id_rejects is not None:
             rejects = pa.concat_tables([rejects, id_rejects])
@@ -196,6 +220,13 @@ class Normalizer:
                 "value": pa.array([""] * len(failed), pa.string()),
             })])
         return valid, rejects
+
+    def _reasons(self, codes: Iterable[int], values: pa.ChunkedArray) -> list[str]:
+        """Each rejected row's reason; a check that explains its rows reads their values."""
+        checks = [self._checks[c] for c in codes]
+        if all(c.explain is None for c in checks):
+            return [c.reason for c in checks]
+        return [c.reason_of(v) for c, v in zip(checks, values.to_pylist(), strict=True)]
 
     def _without_non_text_ids(self, raw: pa.Table,
                               id_columns: Columns) -> tuple[pa.Table, pa.Table | None]:
@@ -248,6 +279,15 @@ class Normalizer:
         texts = [clean_text(quote(c)) for c in columns]
         return texts[0] if len(texts) == 1 else f"coalesce({', '.join(texts)})"
 
+    def _id(self, canonical: str, schema: pa.Schema, resolved: Columns) -> tuple[str, str]:
+        """(SQL text of an id, SQL true when a typed column gave it a value with no text
+        spelling): ``features.normalize_ids``."""
+        columns = resolved.get(canonical)
+        if canonical in self.mapping.constants or not columns:
+            return self._text(canonical, resolved), "false"
+        return id_sql(schema, columns, {c: clean_text(quote(c)) for c in columns},
+                      {c: quote(c) for c in columns})
+
     def _ts_text(self, schema: pa.Schema, resolved: dict[str, tuple[str, ...]]) -> str:
         """The timestamp as the source wrote it, for the checks and the rejects file. A typed
         column's rows are never unparseable, so only a missing one (NULL) and one out of range
@@ -279,7 +319,9 @@ class Normalizer:
                            f"greatest(-{EPOCH_CLAMP_US}, least({EPOCH_CLAMP_US}, {micros})) END")
                 parts.append(f"CAST(make_timestamp({clamped}) AS TIMESTAMPTZ)")
             else:
-                parts.append(f"CAST(TRY_STRPTIME({text}, {sql_str(fmt)}) AS TIMESTAMPTZ)")
+                read = f"CAST(TRY_STRPTIME({text}, {sql_str(fmt)}) AS TIMESTAMPTZ)"
+                guard = strptime_guard(text, fmt, self._refused)
+                parts.append(read if guard is None else f"CASE WHEN {guard} THEN {read} END")
         return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
 
     def _properties_expr(self, schema: pa.Schema, resolved: dict[str, tuple[str, ...]]) -> str:
@@ -319,11 +361,13 @@ class Normalizer:
         rename, rename_join = self._channel_rename()
         ids: Columns = {name: resolved[name] for name in ("customer_id", "event_id")
                         if name in resolved and name not in self.mapping.constants}
+        customer, customer_typed = self._id("customer_id", schema, resolved)
+        event, event_typed = self._id("event_id", schema, resolved)
         return f"""
         WITH s AS (
             SELECT {LINE_COLUMN},
-                   {self._text('customer_id', resolved)} AS customer_id,
-                   {self._text('event_id', resolved)} AS event_id_raw,
+                   {customer} AS customer_id, {customer_typed} AS customer_id_typed,
+                   {event} AS event_id_raw, {event_typed} AS event_id_typed,
                    {self._ts_text(schema, resolved)} AS ts_raw,
                    {self._ts_expr(schema, resolved)} AS ts,
                    {self._text('event_type', resolved)} AS event_type_raw,

@@ -14,25 +14,50 @@ README "Events in" says so.
 
 from __future__ import annotations
 
-from features.iso_time import AFTER_TIME, ZONE_NAME
+from features.iso_time import ZONE_NAME, ends_in_good_offset, local_part, tail_of
 from features.mapping import ISO8601
 
 SKIPPED_LOCAL_TIME = ("local time skipped by a daylight-saving change: it never happened in that "
                       "zone; give an offset")
 
 
+# A zone name at the end of a timestamp, after a space (as ISO text and %Z patterns put it).
+TRAILING_NAME = r" ([A-Za-z][A-Za-z0-9_/+-]*)$"
+
+
+def refused_zone(text: str, refused: str) -> str:
+    """SQL: ``text`` ends in a zone name the loader refuses (``features.zone_names``: an
+    abbreviation or alias). ``refused``: those names, lower case, as an SQL list literal."""
+    return f"list_contains({refused}, lower(regexp_extract({text}, '{TRAILING_NAME}', 1)))"
+
+
+def strptime_guard(text: str, fmt: str, refused: str) -> str | None:
+    """SQL a strptime pattern's reading of ``text`` must pass, None when it needs none.
+    DuckDB's %Z takes every name it knows (BST as Bangladesh), so no word of the text may be
+    a refused name; its %z takes any offset (+99:99), so one ending the pattern must be in
+    range (ISO text's rule, ``features.iso_time``)."""
+    conditions = []
+    if "%Z" in fmt:
+        words = f"regexp_extract_all(lower({text}), '[a-z][a-z0-9_/+-]*')"
+        conditions.append(f"NOT list_has_any({refused}, {words})")
+    if fmt.rstrip().endswith("%z"):
+        conditions.append(ends_in_good_offset(text))
+    return " AND ".join(conditions) or None
+
+
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _local_readings(local_text: str, formats: tuple[str, ...]) -> list[str]:
+def _local_readings(text: str, tail: str, formats: tuple[str, ...]) -> list[str]:
     """SQL reading the local time before a zone name, one per format that reads zone names,
-    in the mapping's order (the order that read the row): ISO 8601, and strptime patterns
-    ending in %Z, without it."""
+    in the mapping's order (the order that read the row): ISO 8601 (as ``iso_expr`` reads
+    it), and strptime patterns ending in %Z, without it."""
+    local_text = f"left({text}, length({text}) - length({tail}))"
     out = []
     for fmt in formats:
         if fmt == ISO8601:
-            out.append(f"TRY_CAST({local_text} AS TIMESTAMP)")
+            out.append(local_part(text, tail))
         elif fmt.endswith("%Z") and fmt[:-2].strip():
             out.append(f"TRY_STRPTIME({local_text}, {_quote(fmt[:-2].rstrip())})")
     return out
@@ -48,9 +73,9 @@ def skipped_local_time(text: str, ts: str, zones: str, formats: tuple[str, ...])
     Cheap for the rows that name no zone: a name ends in two letters (``…Z`` and ``…+05:30``
     do not), which is tested before any regular expression runs. A row that names one pays
     one more time zone conversion (about 3.5 s per million rows), the price of knowing."""
-    tail = f"regexp_extract({text}, '{AFTER_TIME}', 1)"
+    tail = tail_of(text)
     zone = f"regexp_extract({tail}, '{ZONE_NAME}', 1)"
-    readings = _local_readings(f"left({text}, length({text}) - length({tail}))", formats)
+    readings = _local_readings(text, tail, formats)
     if not readings:  # epochs, patterns without %Z: no zone names to check
         return "false"
     local = readings[0] if len(readings) == 1 else f"coalesce({', '.join(readings)})"

@@ -18,6 +18,7 @@ import codecs
 import itertools
 import json
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,10 @@ MAX_FLATTEN_DEPTH = 8
 MAX_BATCH_CELLS = 10_000_000
 KINDS_KEY = b"journey.json_kinds"  # schema metadata: {column: {line: kind}} of non-text values
 MAX_EXACT_FLOAT = 2**53  # past it a float's integer value is not the one written
+# JSON can spell half a UTF-16 pair (``"\ud800"``): Python decodes it to a lone surrogate,
+# which is no character and which Arrow cannot store as UTF-8. Only a line holding such an
+# escape is looked at again (valid pairs, an emoji as ``\ud83d\ude00``, match too: harmless).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 Kinds = dict[str, dict[int, str]]
 
 
@@ -184,7 +189,40 @@ def _parse_json_line(
         return Reject(source, number, f"malformed JSON: {str(exc).split(';')[0]}", clip(text))
     if "\\u0000" in text and any(isinstance(v, str) and "\x00" in v for v in flat.values()):
         return Reject(source, number, "NUL byte: in the row", clip(text))
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+        bad = _lone_surrogate(flat)
+        if bad is not None:
+            return Reject(source, number, f"invalid Unicode: {bad[0]} holds a lone surrogate "
+                          f"(\\u{bad[1]:04x}), half of a UTF-16 pair, which is no character",
+                          clip(text), bad[0])
+        # A key the mapping does not read is still listed in messages about columns.
+        obj = {_escaped(k): v for k, v in obj.items()}
     return obj, flat, kinds
+
+
+def _escaped(text: str) -> str:
+    """Text that can be written: a lone surrogate as its escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _lone_surrogate(flat: dict[str, Any]) -> tuple[str, int] | None:
+    """(the field, the code point) of the first lone surrogate in what the line would load:
+    a kept column's name (shown escaped: it cannot be written as it is) or value."""
+    for name, value in flat.items():
+        for text in (name, value):
+            if isinstance(text, str) and not text.isascii():
+                code = _first_surrogate(text)
+                if code is not None:
+                    return _escaped(name), code
+    return None
+
+
+def _first_surrogate(text: str) -> int | None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return ord(text[exc.start])
+    return None
 
 
 class _DuplicateKeyError(ValueError):

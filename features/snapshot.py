@@ -46,7 +46,13 @@ class Snapshot:
 
 
 def _stamp(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
+    """An as-of as a folder name: to the second (the names snapshots have always had), and
+    with its fraction when it has one (23:59:59.6 -> ``…T23-59-59.6Z``), so as-ofs within one
+    second get folders of their own instead of overwriting each other. The fraction is
+    written without trailing zeros, so each instant has one name."""
+    utc = when.astimezone(UTC)
+    fraction = f".{utc.microsecond:06d}".rstrip("0") if utc.microsecond else ""
+    return utc.strftime("%Y-%m-%dT%H-%M-%S") + fraction + "Z"
 
 
 def snapshot_dir(
