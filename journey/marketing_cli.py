@@ -55,7 +55,7 @@ def score(
     (POST /v1/admin/score), or stop it first."""
     settings = ServeSettings(store=store) if store else ServeSettings()
     refuse_live_scores(settings)
-    when = parse_when(as_of) if as_of else (settings.as_of or datetime.now(UTC))
+    when = (parse_when(as_of) if as_of else (settings.as_of or datetime.now(UTC))).astimezone(UTC)
     # Every file is loaded and checked before anything is scored: a run that fails after it
     # has published its snapshot leaves that snapshot the newest, older ones pruned.
     spec = served_spec(settings)

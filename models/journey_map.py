@@ -141,7 +141,7 @@ class JourneyMap:
 
     def to_dict(self) -> dict[str, Any]:
         params = {k: v for k, v in asdict(self.params).items() if k != "source"}
-        when = datetime.fromtimestamp(self.as_of_us / 1e6, UTC).isoformat()
+        when = datetime.fromtimestamp(self.as_of_us / 1e6, UTC).isoformat().replace("+00:00", "Z")
         return {
             "as_of": when, "customers": self.customers, "events": self.events,
             "no_stage": self.no_stage, "params": params,

@@ -6,11 +6,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
-from serving.errors import TooLargeError
+from serving.errors import TooLargeError, UnknownCustomerError
 from serving.predictor import Scored
 from serving.recommender import Recommended
 from serving.schemas import PredictIn
 from serving.state import ServiceState
+from serving.utc import iso_z
 
 
 def predict_answer(state: ServiceState, body: PredictIn,
@@ -32,12 +33,18 @@ def predict_answer(state: ServiceState, body: PredictIn,
             "feature_definition_hash": state.spec.hash}
 
 
+def unknown_customer(customer_id: str, when: datetime) -> UnknownCustomerError:
+    """The 404 of a customer with no stored event before ``when``."""
+    return UnknownCustomerError(f"no events for customer {customer_id!r} before "
+                                f"{iso_z(when)}", "customer_id")
+
+
 def prediction(s: Scored) -> dict[str, Any]:
     """A ``PredictionOut`` as data orjson writes. Scoring routes answer with it directly: FastAPI
     would otherwise validate the whole response model again, which costs more than the
     prediction for a batch (tests check every answer against the models)."""
     return {
-        "customer_id": s.customer_id, "as_of": _iso(s.as_of), "current_stage": s.current_stage,
+        "customer_id": s.customer_id, "as_of": iso_z(s.as_of), "current_stage": s.current_stage,
         "next_stage": s.next_stage, "churn": s.churn, "conversion": s.conversion,
         "risk_tier": s.risk_tier, "events": s.events,
         "reasons": s.reasons,  # Reason dataclasses: orjson writes their fields
@@ -64,13 +71,9 @@ def recommendation(r: Recommended) -> dict[str, Any]:
         })
     return {
         "recommendation_id": r.recommendation_id, "customer_id": r.customer_id,
-        "as_of": _iso(r.as_of), "current_stage": s.current_stage, "churn": s.churn,
+        "as_of": iso_z(r.as_of), "current_stage": s.current_stage, "churn": s.churn,
         "conversion": s.conversion, "actions": actions, "no_action_reason": d.no_action_reason,
         "explored": d.explored, "propensity": d.propensity,
         "suppressed": [{"action": x.action, "stage": x.stage, "reason": x.reason}
                        for x in d.suppressed],
     }
-
-
-def _iso(when: datetime) -> str:
-    return when.isoformat().replace("+00:00", "Z")

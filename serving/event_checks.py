@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from features.store import AppendResult
 from features.taxonomy import Taxonomy
 from serving.errors import BadRequestError
+from serving.utc import iso_z
 
 MAX_LISTED = 100  # problems and duplicate ids named in one answer; the counts are exact
 
@@ -59,8 +60,8 @@ def _problems(events: list[tuple[int, dict[str, Any]]], taxonomy: Taxonomy,
                              f"({taxonomy.source}); known: {', '.join(sorted(known))}"))
         if latest is not None and e["ts"] > latest:
             problems.append((f"{where}[{i}].ts",
-                             f"ts {e['ts'].isoformat()} is in the future (after "
-                             f"{latest.isoformat()}); check the sender's clock and time zone"))
+                             f"ts {iso_z(e['ts'])} is in the future (after "
+                             f"{iso_z(latest)}); check the sender's clock and time zone"))
         event_id = e.get("event_id")
         if event_id is not None:
             first = first_seen.setdefault(event_id, e)
@@ -114,28 +115,33 @@ def checked_as_of(requested: datetime | None, clock: datetime, tolerance_seconds
     """The time to score as of: ``requested``, refused when after the service's clock by more
     than the tolerance /events allows its timestamps (the same clock skew). Stored histories
     end at the clock: a later as_of counts every customer as inactive ever since (as_of
-    9999-12-31 answered churn 0.99)."""
+    9999-12-31 answered churn 0.99). In UTC, either way: a clock pinned with an offset
+    (JOURNEY_AS_OF=...-05:00) is the same instant, and answers, snapshots and dates drawn
+    from it are UTC's."""
     if requested is None:
-        return clock
+        return clock.astimezone(UTC)
     when = requested.astimezone(UTC)
     if when > clock + timedelta(seconds=tolerance_seconds):
         whose = "pinned by JOURNEY_AS_OF" if pinned else "now"
-        raise BadRequestError(f"as_of {when.isoformat()} is after the service's clock "
-                              f"({clock.isoformat()}, {whose}); ask as of a time up to it",
+        raise BadRequestError(f"as_of {iso_z(when)} is after the service's clock "
+                              f"({iso_z(clock)}, {whose}); ask as of a time up to it",
                               "as_of")
     return when
 
 
 def after_clock(events: list[dict[str, Any]], as_of: datetime | None) -> list[str]:
-    """A warning when the service's clock is pinned (JOURNEY_AS_OF) before some events: they
-    are stored, but predictions as of that clock do not count them."""
+    """A warning when the service's clock is pinned (JOURNEY_AS_OF) at or before some events:
+    they are stored, but predictions as of that clock do not count them. At counts too:
+    features use the events strictly before as_of, so an event at the clock's very instant
+    is left out (a customer with only that one is "no events before" it)."""
     if as_of is None:
         return []
-    later = sum(1 for e in events if e["ts"] > as_of)
+    later = sum(1 for e in events if e["ts"] >= as_of)
     if not later:
         return []
-    return [f"{later:,} of the events are after the service's clock (JOURNEY_AS_OF="
-            f"{as_of.isoformat()}): stored, but predictions as of that time do not count them"]
+    return [f"{later:,} of the events are at or after the service's clock (JOURNEY_AS_OF="
+            f"{iso_z(as_of)}): stored, but predictions as of that time do not count them "
+            "until the clock moves past them"]
 
 
 CONTACT_TYPE = "action_sent"  # the event type a delivered action is reported back as

@@ -3,20 +3,37 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from serving.schema_fields import AsOfTime
+from serving.utc import utc_text
+
+# A snapshot's as-of as every answer gives it: in UTC with Z, though older snapshots kept the
+# offset of the clock they were scored by (a dashboard reading "-05:00" named another day).
+AsOfText = Annotated[str, AfterValidator(utc_text)]
+
+
+def _map_as_of(journey_map: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The journey map's own as_of (models.journey_map writes it +00:00) said as the
+    snapshot's is."""
+    if journey_map is not None and isinstance(journey_map.get("as_of"), str):
+        return {**journey_map, "as_of": utc_text(journey_map["as_of"])}
+    return journey_map
+
+
+JourneyMap = Annotated[dict[str, Any] | None, AfterValidator(_map_as_of)]
 
 
 class SnapshotOut(BaseModel):
     id: str
-    as_of: str
+    as_of: AsOfText = Field(description="The time scored as of, in UTC.")
     scored_at: str
     customers: int
     previous: str | None = Field(description="The snapshot changes are measured against.")
-    previous_as_of: str | None = Field(None, description="The time that one was scored as of.")
+    previous_as_of: AsOfText | None = Field(None, description="The time that one was scored "
+                                            "as of.")
     models: dict[str, str]
     risk_bands: list[float]
     dimensions: list[str]
@@ -92,7 +109,7 @@ class CustomersOut(BaseModel):
 
 class JourneyMapOut(BaseModel):
     snapshot: SnapshotOut
-    journey_map: dict[str, Any] | None = Field(
+    journey_map: JourneyMap = Field(
         description="Funnel, flows, KPIs and touchpoint attribution as of the snapshot.")
 
 
@@ -102,7 +119,7 @@ class DashboardOut(BaseModel):
                                              "customer has.")
     tiers: list[SegmentOut]
     stage_tiers: list[SegmentOut]
-    journey_map: dict[str, Any] | None
+    journey_map: JourneyMap
 
 
 class ScoreIn(BaseModel):
@@ -227,7 +244,7 @@ class PersonasOut(BaseModel):
     window_days: int
     min_events: int
     unassigned_name: str
-    scores_as_of: str | None = Field(None, description="As-of time of the score snapshot the "
-                                     "churn and expected value means come from (None: none "
-                                     "scored by this persona model).")
+    scores_as_of: AsOfText | None = Field(
+        None, description="As-of time (UTC) of the score snapshot the churn and expected value "
+        "means come from (None: none scored by this persona model).")
     personas: list[PersonaOut]

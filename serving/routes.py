@@ -6,9 +6,9 @@ from __future__ import annotations
 import anyio
 from fastapi import Response
 
-from serving.answers import predict_answer, prediction, recommendation
+from serving.answers import predict_answer, prediction, recommendation, unknown_customer
 from serving.deps import Admin, Ingester, Reader, Scorer, StateDep, Watcher, not_found
-from serving.errors import TooLargeError, UnknownCustomerError
+from serving.errors import TooLargeError
 from serving.event_checks import after_clock, conflict_warnings, contact_warnings, duplicate_ids
 from serving.http import FastJSON
 from serving.route_table import RouteTable
@@ -113,8 +113,7 @@ async def recommend(body: RecommendIn, state: Scorer) -> FastJSON:
         done, unknown = await anyio.to_thread.run_sync(
             state.recommend, ids, body.as_of, body.top_k, body.explore)
     if body.customer_id is not None and unknown:
-        raise UnknownCustomerError(f"no events for customer {body.customer_id!r} before "
-                                   f"{state.clock(body.as_of).isoformat()}", "customer_id")
+        raise unknown_customer(body.customer_id, state.asked(body.as_of))
     return FastJSON({"recommendations": [recommendation(r) for r in done],
                      "unknown_customers": unknown, "model_versions": state.versions(),
                      "feature_definition_hash": state.spec.hash})

@@ -8,12 +8,14 @@ import json
 import math
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from features.normalize import normal_action, normal_channel, normal_event_type
+from features.read_jsonl import MAX_EXACT_FLOAT
 from features.schema import (
     MAX_ID_CHARS,
     MAX_LABEL_CHARS,
@@ -23,22 +25,60 @@ from features.schema import (
     MIN_TS,
 )
 
-Id = Field(min_length=1, max_length=MAX_ID_CHARS)
 ID_TRIMMED = " \t\n\r"  # what the loader's clean_text trims
+_TOO_LONG = 10 ** MAX_ID_CHARS  # an integer this large has more digits than an id may have
+TOO_LONG = "String should have at most {max_length} characters"
 
 
-def _clean_id(text: str) -> str:
-    """An id as the file loader reads it: surrounding spaces, tabs and line breaks trimmed
-    (" C1 " is customer C1, not another one), blank refused, NUL refused (C strings end there)."""
-    out = text.strip(ID_TRIMMED)
+def _trimmed(value: object) -> object:
+    """An id's text trimmed as the file loader trims it (" C1 " is customer C1, not another
+    one), before the length is checked: the loader checks the trimmed text, so a 256-character
+    id with a trailing space is one both accept. Blank is refused here, saying so (the length
+    check would say "at least 1 character" of text the sender sees is not empty)."""
+    if not isinstance(value, str):
+        return value  # the string check refuses it
+    out = value.strip(ID_TRIMMED)
     if not out:
         raise ValueError("must not be blank")
-    if "\x00" in out:
+    if "\x00" in out:  # C strings end there
         raise ValueError("must not contain a NUL character")
     return out
 
 
-CleanId = Annotated[str, Id, AfterValidator(_clean_id)]
+# An id as the file loader reads it: trimmed, then at most MAX_ID_CHARS characters, not
+# blank, no NUL. (Field's constraints apply to the str it wraps, after the trimming.)
+CleanId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS), BeforeValidator(_trimmed)]
+
+
+def _id_text(value: object) -> object:
+    """A JSON number as the file loader reads it in an id column (features.read_jsonl): a
+    whole number is its digits (7 and 7.0 are "7", -3 is "-3"); a fraction, a float too large
+    to be exact, NaN or Infinity, and true or false have no text spelling a CSV would give
+    the same customer, so they are refused, naming what they are."""
+    if isinstance(value, bool):
+        raise ValueError("is true or false, not text or a whole number")
+    if isinstance(value, int):
+        if abs(value) >= _TOO_LONG:  # str() of a 4,301-digit int raises; no id is that long
+            raise PydanticCustomError("string_too_long", TOO_LONG,
+                                      {"max_length": MAX_ID_CHARS})
+        return str(value)
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) <= MAX_EXACT_FLOAT:
+            return str(int(value))
+        kind = ("not a finite number" if not math.isfinite(value)
+                else "a number too large to be exact" if value.is_integer()
+                else "a number with a fraction")
+        raise ValueError(f"is {kind}, not text or a whole number")
+    return _trimmed(value)
+
+
+# A request body's id: a CleanId, or a whole JSON number read as its digits (the file loader
+# stores {"customer_id": 7} as "7": the API must find the same customer).
+BodyId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS),
+                   BeforeValidator(_id_text),
+                   WithJsonSchema({"anyOf": [
+                       {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS},
+                       {"type": "integer"}]})]
 
 
 def _text(value: object) -> object:
@@ -55,7 +95,15 @@ def _text(value: object) -> object:
     raise ValueError("expected a date-time as ISO 8601 text with a time zone")
 
 
+# No zone's offset is beyond it (Kiribati +14:00, Baker Island -12:00); the parser reads up
+# to +23:59, so +15:00 is a mistake (minutes typed as hours), not a time to store.
+MAX_OFFSET = timedelta(hours=14)
+
+
 def _utc(when: datetime) -> datetime:
+    offset = when.utcoffset()
+    if offset is not None and abs(offset) > MAX_OFFSET:
+        raise ValueError("has a UTC offset beyond +/-14:00, which no time zone has")
     try:
         return when.astimezone(UTC)
     except OverflowError:  # e.g. 0001-01-01T00:00+01:00: before year 1 in UTC

@@ -14,12 +14,11 @@ from pydantic import (
     model_validator,
 )
 
-from features.schema import MAX_ID_CHARS
 from serving.schema_fields import (
     Action,
     AsOfTime,
+    BodyId,
     Channel,
-    CleanId,
     EventTime,
     EventType,
     Properties,
@@ -34,9 +33,9 @@ class Strict(BaseModel):
 class Event(Strict):
     """One touchpoint (DESIGN.md, "Data contract"), within the file loader's bounds."""
 
-    event_id: CleanId = Field(min_length=1, max_length=MAX_ID_CHARS,
-                          description="Unique; a re-sent event_id is ignored (idempotent).")
-    customer_id: CleanId
+    event_id: BodyId = Field(description="Unique; a re-sent event_id is ignored "
+                             "(idempotent).")
+    customer_id: BodyId
     ts: EventTime = Field(description="When it happened, with a time zone (stored as UTC).")
     event_type: EventType
     channel: Channel = "unknown"
@@ -78,7 +77,7 @@ class EventsOut(BaseModel):
 
 
 class PredictIn(Strict):
-    customer_id: CleanId
+    customer_id: BodyId
     as_of: AsOfTime | None = Field(
         None, description="Score as of this time (events strictly before it; a date alone is "
                           "its midnight UTC); default: now.")
@@ -89,7 +88,7 @@ class PredictIn(Strict):
 
 
 class BatchIn(Strict):
-    customer_ids: list[CleanId] = Field(
+    customer_ids: list[BodyId] = Field(
         min_length=1, description="Answered once each, in the order first given.")
     as_of: AsOfTime | None = None
 
@@ -189,8 +188,8 @@ class ErrorOut(BaseModel):
 
 
 class RecommendIn(Strict):
-    customer_id: CleanId | None = None
-    customer_ids: list[CleanId] | None = Field(None, min_length=1, description="A batch instead.")
+    customer_id: BodyId | None = None
+    customer_ids: list[BodyId] | None = Field(None, min_length=1, description="A batch instead.")
     as_of: AsOfTime | None = Field(None, description="Decide as of this time (a date alone is "
                                    "its midnight UTC); default: now.")
     # Strict: "explore": "no" or "top_k": true are a client's mistakes, not false and 1.

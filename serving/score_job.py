@@ -28,6 +28,7 @@ from serving.scoring import BatchScorer, Population
 from serving.segment_config import SegmentConfig
 from serving.segments_personas import NAMES_FILE_META, NAMES_META, PERSONA_ID
 from serving.snapshots import Snapshot, write_snapshot
+from serving.utc import iso_z
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class ScoreRun:
                                           kpi_groups(table, self.config, names))
         timings["journey_map_seconds"] = round(time.perf_counter() - began, 3)  # with KPIs
         meta: dict[str, Any] = {
-            "as_of": as_of.isoformat().replace("+00:00", "Z"),
+            "as_of": iso_z(as_of),  # in UTC whatever offset it came with (serving.utc)
             "customers": table.num_rows, "events": len(population.arrays),
             "source": source, "models": models.versions(),
             "definitions": definitions(models),  # what the live backtest scores them against

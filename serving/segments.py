@@ -16,7 +16,6 @@ import io
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from serving.segment_cube import (
 )
 from serving.segments_personas import NAMES_FILE_META, SnapshotPersonas, snapshot_personas
 from serving.snapshots import Snapshot
+from serving.utc import utc_date
 
 __all__ = ["BOM", "SORTABLE", "Segment", "SegmentBook", "SegmentQueryError"]
 
@@ -193,12 +193,10 @@ class SegmentBook:
 
     @property
     def as_of_date(self) -> str:
-        """The snapshot's as-of date, ISO (its meta's as-of text when that is not a time)."""
-        text = str(self.snapshot.meta.get("as_of", ""))
-        try:
-            return datetime.fromisoformat(text).date().isoformat()
-        except ValueError:
-            return text
+        """The snapshot's as-of date, ISO (its meta's as-of text when that is not a time):
+        its UTC date, as the dashboard and the KPIs' months read it, whatever offset the
+        as-of was given with (older snapshots kept it)."""
+        return utc_date(str(self.snapshot.meta.get("as_of", "")))
 
     def csv(self, filters: Mapping[str, Sequence[str]], sort: str = "revenue_at_risk",
             block: int = 50_000) -> Iterator[bytes]:

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.errors import ConfigError
+from serving.utc import iso_z, parsed, utc_text
 
 CUSTOMERS = "customers.parquet"
 MAP = "journey_map.json"
@@ -95,9 +96,13 @@ def write_snapshot(root: Path, customers: pa.Table, journey_map: dict[str, Any] 
     published = publish or previous is None or not _earlier(meta.get("as_of"),
                                                             previous.meta.get("as_of"))
     before = previous if published else None
-    full = {**meta, "id": name, "scored_at": now.isoformat().replace("+00:00", "Z"),
+    # As-ofs in UTC, whatever the caller and the previous snapshot's writer kept (older ones
+    # kept the offset of a pinned clock: -05:00 here, Z in every answer).
+    written = {"as_of": utc_text(str(meta["as_of"]))} if meta.get("as_of") is not None else {}
+    before_as_of = before.meta.get("as_of") if before else None
+    full = {**meta, **written, "id": name, "scored_at": iso_z(now),
             "previous": before.id if before else None,
-            "previous_as_of": before.meta.get("as_of") if before else None,
+            "previous_as_of": None if before_as_of is None else utc_text(str(before_as_of)),
             "published": published}
     (tmp / META).write_text(json.dumps(full, indent=1), encoding="utf-8")
     tmp.rename(root / name)
@@ -120,12 +125,8 @@ def _write_files(tmp: Path, customers: pa.Table, journey_map: dict[str, Any] | N
 
 def _earlier(as_of: object, than: object) -> bool:
     """Whether one snapshot's as_of (ISO text) is before another's; unknown ones are not."""
-    def parsed(text: object) -> datetime:
-        when = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-        return when if when.tzinfo else when.replace(tzinfo=UTC)  # naive: UTC, as elsewhere
-
     try:
-        return parsed(as_of) < parsed(than)
+        return parsed(str(as_of)) < parsed(str(than))  # naive: UTC, as elsewhere
     except ValueError:
         return False
 

@@ -46,6 +46,7 @@ from serving.snapshots import Snapshot
 from serving.stopping import StopSignals
 from serving.store_guard import StoreGuard
 from serving.triggers import Triggers
+from serving.utc import iso_z
 
 log = logging.getLogger("journey.serving")
 STORE_NOT_LOADED = "event store not loaded:"
@@ -223,7 +224,7 @@ class ServiceState:
         arrays = history.arrays(customer_id, t)
         if arrays is None or not len(arrays):  # as /recommend: no history, no prediction
             raise UnknownCustomerError(f"no events for customer {customer_id!r} before "
-                                       f"{when.isoformat()}", "customer_id")
+                                       f"{iso_z(when)}", "customer_id")
         vectors = self.online.vectors(arrays, t, [history.attributes.of(customer_id)])
         scored = self.predictor.score(models, vectors, when)
         self._record(vectors, scored, later)

@@ -50,7 +50,7 @@ def test_a_stored_customer_without_events_before_as_of_is_unknown_everywhere(
     recommended = error(client.post("/recommend", json=asked, headers=h), 404,
                         "unknown_customer", "customer_id")
     assert predicted["message"] == recommended["message"] == (
-        f"no events for customer {who!r} before 2000-01-01T00:00:00+00:00")
+        f"no events for customer {who!r} before 2000-01-01T00:00:00Z")
     batch = client.post("/predict/batch", headers=h,
                         json={"customer_ids": [who, "no-such", other], "as_of": BEFORE_ALL})
     assert batch.status_code == 200, batch.text
@@ -85,8 +85,9 @@ def test_as_of_after_the_clock_is_refused_by_every_scoring_route(client: TestCli
         got = error(client.post(path, json={**body, "as_of": FAR}, headers=served.headers(role)),
                     422, "bad_request", "as_of")
         assert got["message"] == (
-            "as_of 9999-12-31T00:00:00+00:00 is after the service's clock "
-            f"({AS_OF.isoformat()}, pinned by JOURNEY_AS_OF); ask as of a time up to it"), path
+            "as_of 9999-12-31T00:00:00Z is after the service's clock "
+            f"({AS_OF.isoformat().replace('+00:00', 'Z')}, pinned by JOURNEY_AS_OF); ask as of "
+            "a time up to it"), path
 
 
 def test_as_of_within_the_clock_tolerance_is_answered(client: TestClient,
