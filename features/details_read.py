@@ -24,6 +24,7 @@ from features.details_spec import DETAIL_FIELDS, DetailSource
 from features.errors import MappingError, SourceError
 from features.normalize import clean_text, quote, sql_str
 from features.normalize_checks import VALUE_TEXT, Check, check_code, offending_value, row_checks
+from features.normalize_ids import typed_id
 from features.read_base import LINE_COLUMN, RawBatch, ReadLimits
 from features.read_jsonl import non_text_ids
 from features.readers import BATCH_ROWS, read_batches
@@ -153,9 +154,12 @@ class _BatchReader:
             # The events' own rules and reasons for a value and a channel, at this file's column.
             *(replace(c, field=used[c.field]) for c in row_checks("keep") if c.field in used),
         ]
+        # A whole number in a float key column is the integer an event id spells (7.0: "7").
+        typed = typed_id(quote(self.source.key), schema.field(self.source.key).type)
+        key = clean_text(quote(self.source.key) if typed is None else typed[0])
         sql = f"""
         WITH s AS (
-            SELECT {LINE_COLUMN}, {clean_text(quote(self.source.key))} AS key,
+            SELECT {LINE_COLUMN}, {key} AS key,
                    {value_raw} AS value_raw, {value_num} AS value_num,
                    {channel} AS channel_raw
             FROM raw

@@ -18,6 +18,7 @@ from features.errors import StoreError
 from features.normalize import clean_text
 from features.normalize import quote as quote_ident
 from features.normalize import sql_str as sql_literal
+from features.normalize_ids import typed_id
 from features.read_base import UTF8_TEXT, TextFormat
 from features.readers import LINE_COLUMN, Reject, read_batches, source_files
 from features.transactions import rollback
@@ -94,7 +95,7 @@ def load_attributes(con: duckdb.DuckDBPyConnection, table: pa.Table,
     con.register("incoming_attrs", _with_positions(table))
     try:
         con.execute("BEGIN TRANSACTION")
-        _stage(con, id_column, names)
+        _stage(con, id_column, names, table.schema.field(id_column).type)
         result = _summarize(con)
         con.execute(
             "DELETE FROM attributes a USING staged_attrs s "
@@ -112,14 +113,18 @@ def load_attributes(con: duckdb.DuckDBPyConnection, table: pa.Table,
     return result
 
 
-def _stage(con: duckdb.DuckDBPyConnection, id_column: str, names: list[str]) -> None:
-    """read_attrs: every row, id and values as trimmed text (blank is missing, as in ingest);
-    staged_attrs: (customer, name, value) of each customer's last row."""
+def _stage(con: duckdb.DuckDBPyConnection, id_column: str, names: list[str],
+           id_type: pa.DataType) -> None:
+    """read_attrs: every row, id and values as trimmed text (blank is missing, as in ingest;
+    a whole number in a float id column as the integer events spell it: 7.0 is customer
+    "7"); staged_attrs: (customer, name, value) of each customer's last row."""
+    typed = typed_id(quote_ident(id_column), id_type)
+    customer = clean_text(quote_ident(id_column) if typed is None else typed[0])
     values = ", ".join(f"{clean_text(quote_ident(n))} AS {quote_ident(n)}" for n in names)
     internal = ", ".join(INTERNAL_COLUMNS)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE read_attrs AS
-        SELECT {clean_text(quote_ident(id_column))} AS customer_id, {internal}, {values}
+        SELECT {customer} AS customer_id, {internal}, {values}
         FROM incoming_attrs""")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE staged_attrs AS
