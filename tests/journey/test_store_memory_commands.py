@@ -128,8 +128,9 @@ def test_score_that_runs_out_ends_with_one_line(scoring: list[Callable[[EventSto
     assert re.fullmatch(f"error: {re.escape(doing)}{RAN_OUT}", line), line
 
 
-def test_backtest_that_runs_out_ends_with_one_line(store: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def swollen_first_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's time range, most commands' first read of it, runs out at 128MB."""
     real = EventStore.time_range
 
     def swollen(self: EventStore) -> Any:
@@ -138,9 +139,19 @@ def test_backtest_that_runs_out_ends_with_one_line(store: Path,
 
     monkeypatch.setattr(EventStore, "time_range", swollen)
     monkeypatch.setenv("JOURNEY_STORE_MEMORY", "128MB")
-    [line] = fails("backtest").splitlines()
-    doing = f"backtesting the score snapshots against {store}"
-    assert re.fullmatch(f"error: {re.escape(doing)}{RAN_OUT}", line), line
+
+
+@pytest.mark.parametrize(("command", "doing"), [
+    (("backtest",), "backtesting the score snapshots against {store}"),
+    (("labels", "--as-of", "2025-06-01", "--horizon", "30"),
+     "computing the labels of {store} for [2025-06-01T00:00:00+00:00, +30d)"),
+])
+@pytest.mark.usefixtures("swollen_first_read")
+def test_reading_that_runs_out_ends_with_one_line(command: tuple[str, ...], doing: str,
+                                                   store: Path) -> None:
+    [line] = fails(*command).splitlines()
+    said = doing.format(store=store)
+    assert re.fullmatch(f"error: {re.escape(said)}{RAN_OUT}", line), line
 
 
 def test_any_other_error_still_has_its_traceback(store: Path,
@@ -152,17 +163,3 @@ def test_any_other_error_still_has_its_traceback(store: Path,
     result = run("summary")
     assert result.exit_code == 1 and isinstance(result.exception, ValueError)
 
-
-def test_labels_that_run_out_end_with_one_line(store: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    real = EventStore.time_range
-
-    def swollen(self: EventStore) -> Any:
-        swell(self)
-        return real(self)
-
-    monkeypatch.setattr(EventStore, "time_range", swollen)
-    monkeypatch.setenv("JOURNEY_STORE_MEMORY", "128MB")
-    [line] = fails("labels", "--as-of", "2025-06-01", "--horizon", "30").splitlines()
-    doing = f"computing the labels of {store} for [2025-06-01T00:00:00+00:00, +30d)"
-    assert re.fullmatch(f"error: {re.escape(doing)}{RAN_OUT}", line), line

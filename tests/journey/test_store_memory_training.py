@@ -15,12 +15,17 @@ import pytest
 from features.batch import BatchEngine
 from features.errors import JourneyError
 from features.spec import load_spec
-from features.store import EventStore
 from tests.journey.cli_helpers import fails
-from tests.journey.test_store_memory_commands import RAN_OUT, limits, store, swell
+from tests.journey.test_store_memory_commands import (
+    RAN_OUT,
+    limits,
+    store,
+    swell,
+    swollen_first_read,
+)
 from training.dataset import SnapshotSource
 
-__all__ = ["limits", "store"]  # fixtures, shared with the commands' tests
+__all__ = ["limits", "store", "swollen_first_read"]  # fixtures, shared with the commands' tests
 
 REPO = Path(__file__).resolve().parents[2]
 CUTOFF = datetime(2025, 6, 1, tzinfo=UTC)
@@ -58,16 +63,8 @@ def test_computing_features_that_runs_out_says_so_in_one_line(
     assert re.fullmatch(f"{re.escape(doing)}{RAN_OUT}", str(raised.value)), raised.value
 
 
-def test_train_that_runs_out_ends_with_one_line(store: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    real = EventStore.time_range
-
-    def swollen(self: EventStore) -> Any:
-        swell(self)
-        return real(self)
-
-    monkeypatch.setattr(EventStore, "time_range", swollen)  # the first read of the store
-    monkeypatch.setenv("JOURNEY_STORE_MEMORY", "128MB")
+@pytest.mark.usefixtures("swollen_first_read")
+def test_train_that_runs_out_ends_with_one_line(store: Path) -> None:
     [line] = fails("train", "--experiment", REPO / "experiments" / "default.yaml").splitlines()
     assert re.fullmatch(f"error: reading the event store {re.escape(str(store))}{RAN_OUT}",
                         line), line

@@ -7,17 +7,7 @@ from __future__ import annotations
 from typing import cast
 
 from serving.champions import LOAD_ATTEMPTS, ModelHolder, ModelSet
-
-OLD = {"churn": "1", "conversion": "1", "next_stage": "1"}
-NEW = {"churn": "2", "conversion": "2", "next_stage": "2"}
-
-
-class _Set:
-    def __init__(self, versions: dict[str, str]) -> None:
-        self._versions = dict(versions)
-
-    def versions(self) -> dict[str, str]:
-        return self._versions
+from tests.serving.test_reload_poll_settles import NEW, OLD, _Set
 
 
 class _Registry:
