@@ -34,6 +34,8 @@ OTHER_NAMES = {
     "JOURNEY_WEBHOOK_SECRET": "the packaged trigger rules' webhook secret (their secret_env)",
     "JOURNEY_API_KEY": "the API key the benchmarks' and examples' clients send",
     "JOURNEY_PIP_AUDIT": "the pip-audit executable of tests/test_dependency_audit.py",
+    "JOURNEY_COMMIT": "the commit the service reports (build info, /v1/version) when it runs "
+                      "outside a git checkout (serving/build.py)",
 }
 # A trigger endpoint's `secret_env:` may name any variable, JOURNEY_-prefixed ones included.
 SECRET_ENV = re.compile(r"""\bsecret_env\s*:\s*["']?([A-Za-z_][A-Za-z0-9_]*)""")

@@ -22,12 +22,26 @@ class RegistryError(JourneyError):
     """A registered model or alias that cannot be found or loaded."""
 
 
+class _RaisedOn(logging.Filter):
+    """MLflow's store logs a database error (a registry locked by another process) with its
+    whole SQL and traceback, at ERROR, then raises it to its caller as an MlflowException,
+    which Journey reports in its own words (``RegistryError``: "models not reloaded (still
+    serving ...)"). The record adds ~60 lines to a log for nothing the caller does not say."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and str(record.msg).startswith("SQLAlchemy database error"))
+
+
 def quiet_mlflow() -> None:
-    """No telemetry, no environment inference over the network, no progress bars."""
+    """No telemetry, no environment inference over the network, no progress bars, no
+    traceback of an error MLflow raises to its caller anyway."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.getLogger("mlflow").setLevel(logging.ERROR)
+    store = logging.getLogger("mlflow.store.db.utils")
+    if not any(isinstance(f, _RaisedOn) for f in store.filters):
+        store.addFilter(_RaisedOn())
 
 
 def client_for(tracking_uri: str) -> MlflowClient:

@@ -6,6 +6,7 @@ everything is in place."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,28 +17,46 @@ from fastapi.routing import APIRoute
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from serving import backtest_routes, drift_routes, marketing_routes, routes, trigger_routes
+from serving import (
+    backtest_routes,
+    drift_routes,
+    marketing_routes,
+    ops_routes,
+    routes,
+    trigger_routes,
+)
+from serving.build import BuildInfo, startup_lines
 from serving.deps import documented_errors, without_default_422
 from serving.docs_page import install_docs
 from serving.fast_predict import PATH, FastPredict
 from serving.hardening import KeyGate, secure_every_answer
-from serving.http import BodyLimit, RouteMetrics, error_json, install_error_handlers
+from serving.http import BodyLimit, error_json, install_error_handlers
+from serving.observe import observe_every_answer
 from serving.settings import ServeSettings
 from serving.state import ServiceState
 
 # The order the docs list them in (the hot routes are then moved to the front).
 ROUTES = (routes.api, marketing_routes.api, trigger_routes.api, backtest_routes.api,
-          drift_routes.api)
+          drift_routes.api, ops_routes.api)
+log = logging.getLogger("journey.serving")
 
 
 def create_app(settings: ServeSettings | None = None, background: bool = True) -> FastAPI:
     settings = settings or ServeSettings()
     state = ServiceState(settings)
+    info = BuildInfo.now()
+    state.metrics.describe(info.version, info.commit, info.python, settings.as_of)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         before = sys.getswitchinterval()  # process-wide: restored when the app stops
         sys.setswitchinterval(settings.switch_interval_ms / 1000)
+        # The configuration at INFO; a pinned clock, which nothing else shows, at WARNING.
+        config, *notes = startup_lines(info, settings, state.keys.names(),
+                                       len(state.triggers.rules))
+        log.info("%s", config)
+        for note in notes:
+            log.warning("%s", note)
         state.start(background)
         try:
             yield
@@ -52,6 +71,7 @@ def create_app(settings: ServeSettings | None = None, background: bool = True) -
                   telemetry={"tracing": False, "metrics": False, "logs": False},
                   docs_url=None, redoc_url=None)  # served by install_docs, without a CDN
     app.state.journey = state
+    app.state.build = info
     install_error_handlers(app)
     for table in ROUTES:
         table.install(app, documented_errors)
@@ -59,15 +79,15 @@ def create_app(settings: ServeSettings | None = None, background: bool = True) -
     _documented(app)
     _hot_routes_first(app)
     _unmatched_last(app)
-    # The last added runs first: metrics, then the body limit, then the key gate (no body
-    # is read for a request without a valid key), then /predict's fast path; around them
-    # all, the security headers.
+    # The last added runs first: the body limit, then the key gate (no body is read for a
+    # request without a valid key), then /predict's fast path; around them all, the security
+    # headers, and around those the request's id, metrics and log lines.
     predict = next(r for r in app.router.routes if isinstance(r, APIRoute) and r.path == PATH)
     app.add_middleware(FastPredict, state=state, route=predict)
     app.add_middleware(KeyGate, state=state, routes=list(app.router.routes))
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(RouteMetrics, metrics=state.metrics)
     secure_every_answer(app)
+    observe_every_answer(app)
     return app
 
 

@@ -4,7 +4,7 @@ route: each level of FastAPI's resolution costs on every request)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -27,7 +27,11 @@ from serving.schemas import ErrorOut
 from serving.state import ServiceState
 
 API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False,
-                       description="An API key from `journey keys create`.")
+                       description="An API key from `journey keys create` (or send it as "
+                       "`Authorization: Bearer <key>`).")
+# Roles a route admits besides those its dependency names, by route path: the scraper's
+# monitor key reads /metrics, declared with the marketer's ``Watcher`` (serving/routes.py).
+GRANTED: dict[str, frozenset[Role]] = {"/metrics": frozenset({Role.monitor})}
 # What a route that checks a key can answer besides its own; one with a JSON body also 413
 # and 415. Routes without a key document only their own answers (/healthz: none).
 KEYED_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -163,13 +167,37 @@ def gate_principal(scope: Mapping[str, Any]) -> Principal | None:
     return found
 
 
+def bearer(authorization: str | None) -> str | None:
+    """The key of an ``Authorization: Bearer <key>`` header (what Prometheus and most HTTP
+    clients send for a token), else None."""
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+def key_in(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The request's API key from its raw ASGI headers: the first X-API-Key, as the route's
+    own check reads it, else an Authorization Bearer token."""
+    authorization: str | None = None
+    for name, value in headers:
+        if name == b"x-api-key":
+            return value.decode("latin-1")
+        if name == b"authorization" and authorization is None:
+            authorization = value.decode("latin-1")
+    return bearer(authorization)
+
+
 def authenticate(state: ServiceState, key: str | None) -> Principal:
     """The key's holder, or the error to answer: the key file cannot be read (503), no key,
     or one the file does not hold (401). Both the route's check and ``KeyGate`` (which
     answers before the body is read) ask here, so they answer alike."""
     state.keys.check()
     if not key:
-        raise MissingKeyError("this route needs an API key in the X-API-Key header")
+        raise MissingKeyError("this route needs an API key in the X-API-Key header (or as "
+                              "Authorization: Bearer)")
     who = state.keys.authenticate(key)
     if who is None:
         raise InvalidKeyError("the API key is not valid")
@@ -184,9 +212,11 @@ def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, ServiceState]]:
     async def check(request: Request,
                     key: Annotated[str | None, Depends(API_KEY)]) -> ServiceState:
         state: ServiceState = request.app.state.journey
-        who = gate_principal(request.scope) or authenticate(state, key)
-        if not who.may(allowed):
-            needed = ", ".join(sorted(r.value for r in allowed | {Role.admin}))
+        who = gate_principal(request.scope) or authenticate(
+            state, key if key is not None else bearer(request.headers.get("authorization")))
+        if not who.may(allowed) and not who.may(_granted(request)):
+            wanted = allowed | _granted(request) | {Role.admin}
+            needed = ", ".join(sorted(r.value for r in wanted))
             raise ForbiddenError(
                 f"key {who.name!r} has role {who.role.value}; this route needs one of: {needed}")
         check_query(request)
@@ -198,6 +228,10 @@ def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, ServiceState]]:
 
     setattr(check, KEY_CHECK, True)
     return check
+
+
+def _granted(request: Request) -> frozenset[Role]:
+    return GRANTED.get(getattr(request.scope.get("route"), "path", ""), frozenset())
 
 
 # The service state, for a key of one of the roles (admin may everything).

@@ -7,15 +7,24 @@
 - ``LimitedConcurrency``: BentoML's ``traffic.max_concurrency``, answered in the service's
   error shape (BentoML's own says ``{"error": ...}``) with the security headers. ``install``
   makes BentoML build its apps with it, as ``serving.timeout`` does its timeout.
+- ``serving.observe.Observed``, outermost (outside BentoML's timeout and concurrency limit):
+  the request id of every answer, and the count, time and log line of the 429s and 504s
+  answered before or after the app's own middleware could see them.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from _bentoml_impl.server.app import ServiceAppFactory
 from bentoml._internal.server.http import traffic
+from fastapi import FastAPI
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving.hardening import SecurityHeaders
 from serving.http import error_json
+from serving.observe import Observed
 
 API_PREFIX = "/v1"
 PROBES = frozenset({"/healthz", "/readyz", "/livez"})  # BentoML's: orchestrators call them
@@ -75,6 +84,20 @@ class LimitedConcurrency(traffic.MaxConcurrencyMiddleware):
             self.active -= 1
 
 
-def install() -> None:
-    """BentoML apps built from now on limit concurrency with ``LimitedConcurrency``."""
+_BENTOML_MIDDLEWARES: Any = ServiceAppFactory.middlewares  # a property: BentoML's own list
+
+
+def install(api: FastAPI | None = None) -> None:
+    """BentoML apps built from now on limit concurrency with ``LimitedConcurrency``, and,
+    given the service's app mounted at /v1, observe every request with ``Observed`` before
+    any of BentoML's middleware (the first listed is the outermost)."""
     traffic.MaxConcurrencyMiddleware = LimitedConcurrency  # type: ignore[misc]
+    if api is None:
+        ServiceAppFactory.middlewares = _BENTOML_MIDDLEWARES
+        return
+
+    def middlewares(factory: ServiceAppFactory) -> list[Middleware]:
+        own: list[Middleware] = _BENTOML_MIDDLEWARES.fget(factory)
+        return [Middleware(Observed, api=api, prefix=API_PREFIX), *own]
+
+    ServiceAppFactory.middlewares = property(middlewares)

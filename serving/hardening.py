@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.deps import PRINCIPAL, authenticate, checks_key
+from serving.deps import PRINCIPAL, authenticate, checks_key, key_in
 from serving.errors import ServiceError
 from serving.http import route_path, service_error_response
 from serving.state import ServiceState
@@ -53,13 +53,9 @@ class KeyGate:
         if route is None:
             await self.app(scope, receive, send)
             return
-        key: str | None = None
-        for name, value in scope["headers"]:
-            if name == b"x-api-key":  # the first, as the route's own check reads it
-                key = value.decode("latin-1")
-                break
         try:
-            scope.setdefault("state", {})[PRINCIPAL] = authenticate(self.state, key)
+            scope.setdefault("state", {})[PRINCIPAL] = authenticate(
+                self.state, key_in(scope["headers"]))
         except ServiceError as exc:
             scope["route"] = route  # as the router would have: metrics label the route
             await service_error_response(exc)(scope, receive, send)

@@ -1,12 +1,11 @@
-"""ASGI plumbing: body size limit and per-route metrics as pure ASGI middleware (Starlette's
-BaseHTTPMiddleware costs a task and a queue per request), errors as JSON ``{code, message,
-field}``."""
+"""ASGI plumbing: body size limit as pure ASGI middleware (Starlette's BaseHTTPMiddleware
+costs a task and a queue per request), errors as JSON ``{code, message, field, request_id}``.
+Requests are counted, timed and logged by ``serving.observe``."""
 
 from __future__ import annotations
 
 import json
 import sys
-import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -20,7 +19,7 @@ from features.yaml_config import message
 from serving.errors import ServiceError, TooLargeError
 from serving.event_checks import schema_passed_problems
 from serving.json_keys import TOO_DEEP, long_integer_at
-from serving.metrics import Metrics
+from serving.request_ids import current as current_request_id
 from serving.schemas import Event, HistoryEvent
 
 if TYPE_CHECKING:
@@ -70,34 +69,6 @@ class BodyLimit:
         return f"request body has {what}; the limit is {self.limit:,} bytes"
 
 
-class RouteMetrics:
-    """Counts and times requests per route template (not per raw path: ids would explode the
-    label set)."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            route = scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
-            self.metrics.request(path, scope["method"], status, time.perf_counter() - started)
-
-
 class FastJSON(JSONResponse):
     """JSON by orjson: a batch of 1000 predictions with reasons is ~2 MB, 60 ms with the
     standard library and 6 ms this way (same numbers: shortest round-trip floats)."""
@@ -108,8 +79,13 @@ class FastJSON(JSONResponse):
 
 def error_json(status: int, code: str, message: str, field: str | None = None,
                headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
-    return JSONResponse({"code": code, "message": message, "field": field, **extra},
-                        status_code=status, headers=headers)
+    """The service's error answer; ``request_id`` (also the X-Request-ID header) names the
+    request in the service log."""
+    content = {"code": code, "message": message, "field": field, **extra}
+    rid = current_request_id()
+    if rid is not None:
+        content["request_id"] = rid
+    return JSONResponse(content, status_code=status, headers=headers)
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
@@ -148,9 +124,12 @@ def install_error_handlers(app: FastAPI) -> None:
                           first["field"], errors=errors)
 
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        # Starlette logs the traceback (the exception is raised on after this answer).
+        # Starlette raises the exception on after this answer: serving.observe logs it once,
+        # with the request's id, route and key name, and does not raise it to the server.
+        rid = current_request_id()
+        where = f" under request id {rid}" if rid else ""
         return error_json(500, "internal", f"internal error ({type(exc).__name__}); the "
-                          "service log has the details")
+                          f"service log has the details{where}")
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)

@@ -34,8 +34,11 @@ log = logging.getLogger("journey.serving")
 class Role(StrEnum):
     ingest = "ingest"  # POST /events
     predict = "predict"  # POST /predict, /predict/batch; GET /models
-    marketer = "marketer"  # read-only: models, metrics (segments and dashboard later)
+    marketer = "marketer"  # read-only: models, metrics, segments, exports, dashboard
     admin = "admin"  # everything, and /admin/*
+    # GET /metrics only (with the open /healthz, /readyz, /version): a Prometheus scraper's
+    # key, which must not also download customer exports as a marketer's would.
+    monitor = "monitor"
 
 
 @dataclass(frozen=True)

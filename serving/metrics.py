@@ -1,10 +1,15 @@
 """Prometheus metrics of one service process, in its own registry (no global state, so test
-apps do not collide): traffic and latency per route, served model versions and load health,
-prediction distributions, ingest outcomes."""
+apps do not collide): what runs (build info, a pinned clock), traffic and latency per route,
+served model versions and load health, prediction distributions, ingest outcomes.
+
+Other modules add their own metrics on ``Metrics.registry`` (as ``serving.drift.DriftGauges``
+does), in their own module: create the collectors once, with this registry, where the state
+that feeds them is built; /v1/metrics renders everything registered on it."""
 
 from __future__ import annotations
 
 import warnings
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import (
@@ -23,8 +28,10 @@ from serving.champions import ModelHolder
 from serving.predictor import TIERS, Scored
 from serving.recommender import Recommended
 
+# Fine below 10 ms (a single prediction's p99 is a few ms), then up to the 60 s request
+# timeout (serving/service.py): scoring runs and batches of seconds have a bucket, not +Inf.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25,
-                   0.5, 1.0, 2.5, 5.0)
+                   0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0)
 PROBABILITY_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 20))
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series double the output and no dashboard reads them
@@ -44,6 +51,11 @@ class Metrics:
         ProcessCollector(registry=r)
         GCCollector(registry=r)
         PlatformCollector(registry=r)
+        self.build = Gauge("journey_build_info", "1, labelled with what runs.",
+                           ["version", "commit", "python"], registry=r)
+        self.pinned_clock = Gauge("journey_clock_pinned_timestamp_seconds",
+                                  "The scoring clock pinned by JOURNEY_AS_OF (Unix time); "
+                                  "0: requests are scored as of now.", registry=r)
         self.requests = Counter("journey_requests", "HTTP requests by route, method and status.",
                                 ["route", "method", "status"], registry=r)
         self.latency = Histogram("journey_request_seconds", "Request latency by route.",
@@ -88,6 +100,13 @@ class Metrics:
         self._conversion = self.probability.labels("conversion")
         self._stages: dict[str, Any] = {}
         self._tiers = {tier: self.risk.labels(tier) for tier in TIERS}
+
+    def describe(self, version: str, commit: str, python: str,
+                 as_of: datetime | None) -> None:
+        """What runs: set once, when the app is built."""
+        self.build.labels(version, commit, python).set(1)
+        if as_of is not None:
+            self.pinned_clock.set(as_of.timestamp())
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         """One answered request: counted by route template, method and status; timed."""

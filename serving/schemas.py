@@ -185,6 +185,8 @@ class ErrorOut(BaseModel):
     field: str | None = None
     errors: list[Problem] | None = Field(None, description="Every problem of a refused request "
                                          "(the first 100); on every 422, even of one problem.")
+    request_id: str | None = Field(None, description="The request's id, as in its X-Request-ID "
+                                   "header and in the service log's lines about it.")
 
 
 class RecommendIn(Strict):

@@ -6,44 +6,34 @@ every route itself (/v1/metrics, behind a key), and each costs latency on every 
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 from typing import cast
 
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 import bentoml
 
-from serving import front, timeout
+from serving import front, logs, timeout
 from serving.app import create_app
 from serving.orphan import stop_with_parent
+from serving.settings import ServeSettings
 from serving.state import ServiceState
 
 timeout.install()  # before BentoML builds the service's app
-front.install()
 # What the service writes (events, firings, scores, exports) is its user's alone, also when
 # it is started as `bentoml serve` without `journey serve` (which sets the same).
 os.umask(0o077)
 
 
-def _journey_log_to_stderr() -> None:
-    """BentoML's logging config keeps only its own loggers' records, so the service's own
-    (models loaded and reloaded, store errors, key-file reloads, trigger deliveries) never
-    reached serve.log; they go to stderr, which `journey serve --detach` writes there."""
-    journey = logging.getLogger("journey")
-    if not journey.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        journey.addHandler(handler)
-    journey.setLevel(logging.INFO)
-    journey.propagate = False
-
-
-_journey_log_to_stderr()
+settings = ServeSettings()
+# BentoML's logging config keeps only its own loggers' records, so the service's own (models
+# loaded and reloaded, store errors, key-file reloads, requests that failed) and MLflow's go
+# to stderr, which `journey serve --detach` writes to serve.log, in one format.
+logs.configure(settings.log_format)
 
 MAX_CONCURRENCY = 100
-app = create_app()  # builds routes only; the lifespan loads histories and models
+app = create_app(settings)  # builds routes only; the lifespan loads histories and models
+front.install(app)  # its request ids, counts and log lines outermost, around BentoML's own
 
 
 @bentoml.service(

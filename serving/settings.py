@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
@@ -85,6 +85,11 @@ class ServeSettings(BlankIsUnset):
     # run is seconds of Python per customer that would otherwise hold the interpreter beside
     # the requests. The child keeps its own copy of the champions (memory) between runs.
     score_worker: bool = True
+    # Operations: the log's format (text: lines like BentoML's, ISO 8601 UTC; json: one object
+    # per line, for log shippers; serving/logs.py), and the time over which a request is
+    # logged as slow with its id, route and status (0: none is). The request timeout is 60 s.
+    log_format: Literal["text", "json"] = "text"
+    slow_request_seconds: Annotated[float, Field(ge=0)] = 5.0
 
     @field_validator("as_of")
     @classmethod

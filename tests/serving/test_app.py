@@ -117,7 +117,7 @@ def test_the_store_memory_setting_bounds_the_services_store(served: Served, tmp_
     ("POST", "/predict/batch", {"customer_ids": ["nobody"]}, {Role.predict, Role.admin}),
     ("POST", "/recommend", {"customer_ids": ["nobody"]}, {Role.predict, Role.admin}),
     ("GET", "/models", None, {Role.predict, Role.marketer, Role.admin}),
-    ("GET", "/metrics", None, {Role.marketer, Role.admin}),
+    ("GET", "/metrics", None, {Role.marketer, Role.monitor, Role.admin}),
     ("POST", "/admin/reload", None, {Role.admin}),
 ])
 def test_roles(app_client: TestClient, served: Served, method: str, path: str,

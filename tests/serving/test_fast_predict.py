@@ -98,9 +98,11 @@ def test_every_answer_equals_fastapis(clients: tuple[TestClient, TestClient],
                                       served: Served) -> None:
     fast, slow = clients
     for name, headers, body in _cases(served):
+        headers = {**headers, "X-Request-ID": f"case-{len(name)}"}  # errors carry it
         a = fast.post("/predict", content=body, headers=headers)
         b = slow.post("/predict", content=body, headers=headers)
         assert (a.status_code, a.json()) == (b.status_code, b.json()), name
+        assert a.headers.get("x-request-id") == b.headers.get("x-request-id"), name
         assert a.headers.get("content-type") == b.headers.get("content-type"), name
         assert a.headers.get("www-authenticate") == b.headers.get("www-authenticate"), name
         if name == "stored":
@@ -113,7 +115,7 @@ def test_a_query_string_is_fastapis_to_refuse(clients: tuple[TestClient, TestCli
     """A misplaced ?as_of= was answered as if absent by the fast path."""
     fast, slow = clients
     body = {"customer_id": _ids(served, 1)[0]}
-    h = served.headers(Role.predict)
+    h = {**served.headers(Role.predict), "X-Request-ID": "misplaced-as-of"}
     a = fast.post("/predict?as_of=2025-06-01T00:00:00Z", json=body, headers=h)
     b = slow.post("/predict?as_of=2025-06-01T00:00:00Z", json=body, headers=h)
     assert (a.status_code, a.json()) == (b.status_code, b.json())

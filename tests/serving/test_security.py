@@ -31,12 +31,13 @@ from tests.serving.conftest import Served, app_of, state_of
 from tests.serving.test_app import customers, error
 from tests.training.world import clean_env, one_thread
 
-# Routes anyone may call: health, the dashboard page (it holds no data) and the API docs.
+# Routes anyone may call: health, the version, the dashboard page (it holds no data) and the
+# API docs.
 PUBLIC = frozenset({"/healthz", "/readyz", "/dashboard", "/dashboard/assets/{name}",
-                    "/docs", "/docs/assets/{name}", "/openapi.json"})
+                    "/docs", "/docs/assets/{name}", "/openapi.json", "/version"})
 # Every other route: the roles it admits besides admin (admin may do everything).
 ROLES: dict[tuple[str, str], frozenset[Role]] = {
-    ("GET", "/metrics"): frozenset({Role.marketer}),
+    ("GET", "/metrics"): frozenset({Role.marketer, Role.monitor}),
     ("POST", "/events"): frozenset({Role.ingest}),
     ("POST", "/predict"): frozenset({Role.predict}),
     ("POST", "/predict/batch"): frozenset({Role.predict}),
