@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import threading
 import time
 import warnings
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from features.online import Vectors
 from models.drift import (
@@ -37,12 +38,14 @@ from models.drift import (
 from models.drift_worker import Comparer
 from models.registry import RegistryError, load_run_dict
 from serving.champions import ModelSet
+from serving.drift_alarms import AlarmLog
 from serving.predictor import Scored
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
 F64 = npt.NDArray[np.float64]
+log = logging.getLogger("journey.serving")
 # BentoML's workers set PROMETHEUS_MULTIPROC_DIR, so prometheus_client warns on every clear()
 # (each evaluation) that clearing is not implemented for its multiprocess collector. The
 # service's registry is read in-process (/v1/metrics), where clear() works: the warning is noise.
@@ -165,6 +168,7 @@ class DriftStatus:
     versions: dict[str, str]  # model versions whose training profiles are the reference
     report: DriftReport | None = None
     without_profile: list[str] = field(default_factory=list)  # served models lacking one
+    failed: bool = False  # the reference could not be read: no comparison was made
 
     def to_dict(self) -> dict[str, Any]:
         return {"available": self.available, "reason": self.reason,
@@ -234,8 +238,20 @@ class DriftGauges:
                             registry=registry)
         self.threshold = Gauge("journey_drift_psi_threshold", "PSI thresholds.", ["level"],
                                registry=registry)
+        # The gauges above keep their last values when an evaluation fails: these tell how
+        # old they are, and that evaluations fail.
+        self.evaluated = Gauge("journey_drift_last_evaluation_timestamp_seconds", "Unix time "
+                               "of the last drift evaluation that completed (0: none yet).",
+                               registry=registry)
+        self.failures = Counter("journey_drift_evaluation_failures", "Drift evaluations that "
+                                "failed (the comparison raised, or the training profiles "
+                                "could not be read).", registry=registry)
 
     def sync(self, status: DriftStatus) -> None:
+        if status.failed:
+            self.failures.inc()
+        else:
+            self.evaluated.set(status.evaluated_at.timestamp())
         for gauge in (self.psi, self.p_value, self.alarm):
             gauge.clear()
         self.available.set(1 if status.available else 0)
@@ -275,6 +291,8 @@ class DriftMonitor:
         self._profiles: tuple[dict[str, str], dict[str, DriftProfile | None],
                               DriftProfile | None] | None = None
         self.latest: DriftStatus | None = None
+        self.alarms = AlarmLog()
+        self.failure: str | None = None  # why the last evaluation failed (None: it did not)
 
     def _reference(self, models: ModelSet) -> tuple[dict[str, DriftProfile | None],
                                                     DriftProfile | None]:
@@ -301,11 +319,25 @@ class DriftMonitor:
                 self.gauges.available.set(1 if merged is not None else 0)
 
     def evaluate(self, models: ModelSet | None) -> DriftStatus:
-        with self._lock:
-            status = self._evaluate(models)
+        with self._lock:  # one evaluation at a time, so each alarm turn is logged once
+            try:
+                status = self._evaluate(models)
+            except Exception as exc:
+                self._failed(f"{type(exc).__name__}: {exc}")
+                self.gauges.failures.inc()
+                raise
             self.latest = status
+            self.alarms.update(status)
+            if status.failed:
+                self._failed(str(status.reason))
+            elif self.failure is not None:
+                log.info("drift evaluation works again (it failed: %s)", self.failure)
+                self.failure = None
         self.gauges.sync(status)
         return status
+
+    def _failed(self, why: str) -> None:
+        self.failure = why.splitlines()[0] if why else why
 
     def _evaluate(self, models: ModelSet | None) -> DriftStatus:
         now = datetime.now(UTC)
@@ -314,7 +346,8 @@ class DriftMonitor:
         try:
             profiles, reference = self._reference(models)
         except RegistryError as exc:
-            return DriftStatus(False, f"training profiles unreadable: {exc}", now, {})
+            return DriftStatus(False, f"training profiles unreadable: {exc}", now, {},
+                               failed=True)
         have = {name: p for name, p in profiles.items() if p is not None}
         lacking = sorted(set(profiles) - set(have))
         if reference is None:
@@ -324,6 +357,20 @@ class DriftMonitor:
         report = self._compare(reference, self.window.snapshot(), self.settings)
         versions = {name: models.models[name].version for name in have}
         return DriftStatus(True, None, now, versions, report, lacking)
+
+    def watch(self, stop: threading.Event, models: Callable[[], ModelSet | None]
+              ) -> threading.Thread:
+        """A thread evaluating every ``every`` seconds until ``stop`` is set."""
+        def run() -> None:
+            while not stop.wait(self.every):
+                try:
+                    self.evaluate(models())
+                except Exception:  # a failed evaluation must not end monitoring
+                    log.exception("drift evaluation failed")
+
+        thread = threading.Thread(target=run, name="journey-drift", daemon=True)
+        thread.start()
+        return thread
 
     def current(self, models: ModelSet | None) -> DriftStatus:
         """The latest evaluation if fresh enough (and of these models), else a new one."""

@@ -101,6 +101,7 @@ class Claimed:
     sent: list[NewFiring] = field(default_factory=list)
     held: dict[str, int] = field(default_factory=dict)
     cooled: int = 0  # held back by a cool-down (not stored)
+    cooled_rules: dict[str, int] = field(default_factory=dict)  # the same, per rule
 
 
 def wall_clock(when: datetime) -> str:
@@ -116,6 +117,7 @@ class Pending:
     endpoint: str
     body: bytes
     attempts: int  # made so far
+    rule: str = ""  # the firing's rule (a metric's label)
 
 
 class FiringStore:
@@ -187,6 +189,7 @@ class FiringStore:
                                    "AND at_us > ? AND status != 'held' LIMIT 1",
                                    (f.rule, f.customer_id, f.at_us - f.cooldown_us)).fetchone():
                         out.cooled += 1
+                        out.cooled_rules[f.rule] = out.cooled_rules.get(f.rule, 0) + 1
                         continue
                     if f.max_per_minute is not None and f.rule not in allowance:
                         allowance[f.rule] = f.max_per_minute - _sent_since(con, f.rule, since)
@@ -226,11 +229,11 @@ class FiringStore:
 
     def unfinished(self) -> list[Pending]:
         """Deliveries not yet delivered nor dead (a restart resumes them)."""
-        rows = self._read("SELECT d.firing_id, d.endpoint, f.body, d.attempts FROM deliveries d "
-                          "JOIN firings f USING (firing_id) "
+        rows = self._read("SELECT d.firing_id, d.endpoint, f.body, d.attempts, f.rule "
+                          "FROM deliveries d JOIN firings f USING (firing_id) "
                           "WHERE d.status IN ('pending', 'retrying') ORDER BY f.rowid")
-        return [Pending(r["firing_id"], r["endpoint"], bytes(r["body"]), r["attempts"])
-                for r in rows]
+        return [Pending(r["firing_id"], r["endpoint"], bytes(r["body"]), r["attempts"],
+                        r["rule"]) for r in rows]
 
     def last(self, rule: str, customer_id: str) -> dict[str, Any] | None:
         """The rule's latest firing sent to the customer (by evaluation time); a held one
@@ -242,12 +245,14 @@ class FiringStore:
 
     def firings(self, rule: str | None = None, customer_id: str | None = None,
                 status: str | None = None, limit: int = 100,
-                before: int | None = None) -> Page:
+                before: int | None = None, firing_id: str | None = None) -> Page:
         """The newest firings first, filtered, each with its deliveries and its ``seq`` (the
-        order stored: pass the last one as ``before`` for the next page)."""
+        order stored: pass the last one as ``before`` for the next page). ``firing_id``: the
+        one a log line or a receiver names (its primary key: no scan)."""
         where: list[str] = []
         params: list[Any] = []
-        for column, value in (("rule", rule), ("customer_id", customer_id), ("status", status)):
+        for column, value in (("firing_id", firing_id), ("rule", rule),
+                              ("customer_id", customer_id), ("status", status)):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)

@@ -25,6 +25,7 @@ from serving.errors import BadRequestError, NoSnapshotError, NotFoundError, Scor
 from serving.recommender import Recommender
 from serving.score_job import ScoreRun, population_from_history
 from serving.scoring import BatchScorer, Population
+from serving.scoring_runs import IN_WORKER, ScoringRuns
 from serving.segment_config import SegmentConfig, load_segment_config
 from serving.segments import Segment, SegmentBook, SegmentQueryError
 from serving.segments_personas import relabel_kpis
@@ -38,8 +39,11 @@ Elsewhere = Callable[[ModelSet, Population, datetime], Snapshot | None]
 
 
 class Marketing:
-    def __init__(self, settings: ServeSettings, spec: FeatureSpec, catalog: Catalog) -> None:
+    def __init__(self, settings: ServeSettings, spec: FeatureSpec, catalog: Catalog,
+                 runs: ScoringRuns | None = None) -> None:
+        """``runs``: logs and metrics of scoring runs (default: metrics nobody reads)."""
         self.root = settings.scores_path
+        self.runs = runs or ScoringRuns()
         self.spec = spec
         self.config: SegmentConfig = load_segment_config(settings.segments_config, spec)
         self.params = journey_map_params(settings)
@@ -111,11 +115,13 @@ class Marketing:
                                   " score again") from exc
 
     def score(self, models: ModelSet, history: HistoryIndex, as_of: datetime,
-              elsewhere: Elsewhere | None = None) -> Snapshot:
+              elsewhere: Elsewhere | None = None, requested_by: str | None = None
+              ) -> Snapshot:
         """Score every customer of the service's histories into a new snapshot: by
         ``elsewhere`` (the score worker's child process) unless it returns None. A second
         run asked for meanwhile is refused (409): it would score the same moment again and
-        push a real previous snapshot out of the comparison."""
+        push a real previous snapshot out of the comparison. ``requested_by``: the key's
+        name, for the log."""
         if not self._run_lock.acquire(blocking=False):
             started = self._run_started
             since = f" (started {started.isoformat(timespec='seconds')})" if started else ""
@@ -123,18 +129,24 @@ class Marketing:
                                    "be the newest when it ends; ask again after it")
         try:
             self._run_started = datetime.now(UTC)
-            population = population_from_history(history, self.config, micros(as_of))
-            snap = elsewhere(models, population, as_of) if elsewhere is not None else None
-            if snap is None:
-                run = ScoreRun(self.spec, self.config, self.scorer, self.root,
-                               params=self.params)
-                snap = run.run(models, population, as_of, "service histories")
-            stamp = _stamp(self.names_file)
-            # Built before the swap, so routes answer from the old book until it is ready.
-            fresh = SegmentBook(snap, self.config.dimensions, previous_of(self.root, snap),
-                                self.names_file)
-            with self._book_lock:
-                self._book, self._names = fresh, stamp
+            with self.runs.run(as_of, requested_by, self.root) as run:
+                population = population_from_history(history, self.config, micros(as_of))
+                snap = elsewhere(models, population, as_of) if elsewhere is not None else None
+                if snap is None:
+                    if elsewhere is not None:
+                        run.where = "the service, the score worker having failed (see above)"
+                    snap = ScoreRun(self.spec, self.config, self.scorer, self.root,
+                                    params=self.params).run(models, population, as_of,
+                                                            "service histories")
+                else:
+                    run.where = IN_WORKER
+                stamp = _stamp(self.names_file)
+                # Built before the swap, so routes answer from the old book until it is ready.
+                fresh = SegmentBook(snap, self.config.dimensions, previous_of(self.root, snap),
+                                    self.names_file)
+                with self._book_lock:
+                    self._book, self._names = fresh, stamp
+                run.snapshot = snap
             return snap
         finally:
             self._run_started = None

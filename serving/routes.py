@@ -3,8 +3,11 @@ The hot ones come first in ``serving.app``'s route order."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import anyio
 from fastapi import Response
+from pydantic import BaseModel, Field
 
 from serving.answers import predict_answer, prediction, recommendation, unknown_customer
 from serving.deps import Admin, Ingester, Reader, Scorer, StateDep, Watcher, not_found
@@ -30,16 +33,34 @@ from serving.schemas import (
 api = RouteTable()
 
 
+class DegradedOut(BaseModel):
+    function: Literal["api_keys", "event_ingest", "event_store", "model_reload",
+                      "drift_monitoring"] = Field(
+        description="api_keys: every keyed route answers 503 key_file_unreadable; "
+        "event_ingest: POST /v1/events answers 503 store_unavailable; event_store: the store "
+        "was not opened; model_reload: the last model load failed (the last good models "
+        "are served); drift_monitoring: the last drift evaluation failed.")
+    reason: str = Field(description="Why, in words, without the server's paths.")
+
+
+class ReadinessOut(Readiness):
+    problems: list[DegradedOut] = Field(
+        default_factory=list, description="Functions that do not work now while the service "
+        "answers (readiness and its status code do not change for them): an operator's "
+        "alert, also journey_degraded{function} in /v1/metrics.")
+
+
 @api.get("/healthz", tags=["health"])
 async def healthz() -> Health:
     """The process is up (no key needed)."""
     return Health(status="ok")
 
 
-@api.get("/readyz", tags=["health"], responses={503: {"model": Readiness}})
-async def readyz(state: StateDep, response: Response) -> Readiness:
-    """200 once histories and models are loaded; 503 before, with the reason."""
-    body = Readiness(**state.readiness())
+@api.get("/readyz", tags=["health"], responses={503: {"model": ReadinessOut}})
+async def readyz(state: StateDep, response: Response) -> ReadinessOut:
+    """200 once histories and models are loaded; 503 before, with the reason. ``problems``
+    lists what is degraded meanwhile (a broken key file, refused event writes)."""
+    body = ReadinessOut(**state.readiness())
     response.status_code = 200 if body.ready else 503
     return body
 
@@ -49,6 +70,7 @@ async def readyz(state: StateDep, response: Response) -> Readiness:
 async def metrics(state: Watcher) -> Response:
     """Prometheus text format."""
     state.metrics.sync_models(state.holder, state.ready)
+    state.readiness()  # sets journey_degraded{function}
     state.metrics.sync_store(await anyio.to_thread.run_sync(state.store_memory))
     return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
 

@@ -26,6 +26,7 @@ import os
 import signal
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,11 +34,11 @@ from typing import Any
 from models.child_process import CHILD_FAILED, ChildProcess, serve_pickles
 from models.registry import client_for
 from serving.champions import ModelSet, load_models
-from serving.errors import NotReadyError
 from serving.marketing import Marketing
 from serving.memory import give_back_memory
 from serving.score_job import ScoreRun
 from serving.scoring import Population
+from serving.scoring_runs import ScoringAbandonedError
 from serving.service_files import load_service_files
 from serving.settings import ServeSettings
 from serving.snapshots import Snapshot
@@ -66,10 +67,13 @@ class ScoreWorker:
     """``worker(models, population, as_of)``: the new snapshot, scored by the child; None
     when the child could not (the caller scores it itself)."""
 
-    def __init__(self, settings: ServeSettings, stopping: threading.Event | None = None) -> None:
+    def __init__(self, settings: ServeSettings, stopping: threading.Event | None = None,
+                 fell_back: Callable[[str], None] | None = None) -> None:
+        """``fell_back(reason)``: told each time a run is left to the service (a metric)."""
         self.settings = settings
         self.child = ChildProcess("serving.score_worker", _thread_env())
         self.stopping = stopping or threading.Event()  # set once the service is stopping
+        self._fell_back = fell_back or (lambda _: None)
 
     def __call__(self, models: ModelSet, population: Population,
                  as_of: datetime) -> Snapshot | None:
@@ -80,6 +84,7 @@ class ScoreWorker:
         ok, result = got
         if not ok and isinstance(result, ModelsChangedError):
             log.warning("score worker: %s; scoring in the service this time", result)
+            self._fell_back("models_changed")
             return None
         if not ok:
             raise result  # the run's own error, as if it had run here
@@ -88,7 +93,7 @@ class ScoreWorker:
 
     def _answer(self, job: ScoreJob) -> tuple[bool, Any] | None:
         """The child's answer; None when it could not answer (scored in the service). Raises
-        NotReadyError when it could not because the service is stopping."""
+        ScoringAbandonedError (a 503) when it could not because the service is stopping."""
         child = self.child
         with child.lock:
             try:
@@ -99,12 +104,13 @@ class ScoreWorker:
                 if self._stopping(proc):
                     log.warning("scoring run abandoned: the service is stopping (its score "
                                 "worker was stopped with it); nothing was published")
-                    raise NotReadyError(
+                    raise ScoringAbandonedError(
                         "the service is stopping: this scoring run was abandoned and nothing "
                         "was published; run it again (POST /v1/admin/score) once the service "
                         "is back") from exc
                 log.warning("%s failed (%s: %s); scoring in the service this time",
                             child.module, type(exc).__name__, exc)
+                self._fell_back("child_failed")
                 return None
 
     def _stopping(self, proc: subprocess.Popen[bytes] | None) -> bool:

@@ -28,6 +28,7 @@ from models.drift_worker import DriftWorker
 from models.registry import client_for
 from serving.batch_vectors import Batch, batch_vectors
 from serving.champions import ModelHolder, ModelSet, alias_versions, load_models
+from serving.degraded import Degraded
 from serving.drift import DriftGauges, DriftMonitor, DriftStatus, DriftWindow, compare_here
 from serving.errors import BadRequestError, NotReadyError, UnknownCustomerError
 from serving.event_checks import check_events, checked_as_of, stored_form
@@ -35,11 +36,12 @@ from serving.keys import KeyRing
 from serving.marketing import Marketing
 from serving.memory import give_back_memory
 from serving.metrics import Metrics
+from serving.ops_metrics import TriggerMetrics
 from serving.predictor import Predictor, Scored
 from serving.recommender import Recommended, Recommender
-from serving.redact import public_reason
 from serving.reload_poll import SettledPoll
 from serving.score_worker import ScoreWorker
+from serving.scoring_runs import ScoringRuns
 from serving.service_files import load_service_files
 from serving.settings import ServeSettings
 from serving.snapshots import Snapshot
@@ -65,15 +67,18 @@ class ServiceState:
         catalog = files.catalog
         self.recommender = Recommender(self.spec, catalog, settings.nba_top_k,
                                        settings.nba_exploration, settings.nba_seed)
-        self.marketing = Marketing(settings, self.spec, catalog)
+        self.metrics = Metrics()
+        self.scoring = ScoringRuns(self.metrics.registry)  # runs' log lines and metrics
+        self.marketing = Marketing(settings, self.spec, catalog, self.scoring)
         self.triggers = Triggers.for_settings(settings, self.spec, catalog, self.predictor,
                                               lambda: self.holder.current, files.triggers,
-                                              lambda: self.clock(None))
-        self.metrics = Metrics()
+                                              lambda: self.clock(None),
+                                              TriggerMetrics(self.metrics.registry))
         self._drift_worker = DriftWorker(compare_here) if settings.drift_worker else None
         self._stop = threading.Event()  # set by close(), or at once by a stop signal
-        self._signals = StopSignals(self._stop)
-        self._score_worker = ScoreWorker(settings, self._stop) if settings.score_worker else None
+        self._signals = StopSignals(self._stop, self._in_flight)
+        self._score_worker = (ScoreWorker(settings, self._stop, self.scoring.fallback)
+                              if settings.score_worker else None)
         self.drift = DriftMonitor(
             files.drift,
             DriftWindow(settings.drift_window_rows, settings.drift_window_seconds,
@@ -85,6 +90,7 @@ class ServiceState:
         self.history: HistoryIndex | None = None
         self.startup_error: str | None = None
         self.store_guard = StoreGuard()  # a write the disk refused: 503s, /readyz says why
+        self.degraded = Degraded(self.metrics.registry)  # /readyz's problems
         # Concurrent ingests are committed together (features/group_commit.py).
         self.writer = GroupCommit(self._commit, self._after_commit)
         self._threads: list[threading.Thread] = []
@@ -138,30 +144,29 @@ class ServiceState:
             poll = SettledPoll(self.holder, self._alias_versions, self.reload)
             self._threads.append(poll.start(self._stop, self.settings.reload_poll_seconds))
         if self.settings.drift_eval_seconds > 0:
-            t = threading.Thread(target=self._watch_drift, name="journey-drift", daemon=True)
-            t.start()
-            self._threads.append(t)
-
-    def _watch_drift(self) -> None:
-        while not self._stop.wait(self.settings.drift_eval_seconds):
-            try:
-                self.drift.evaluate(self.holder.current)
-            except Exception:  # a failed evaluation must not end monitoring
-                log.exception("drift evaluation failed")
+            self._threads.append(self.drift.watch(self._stop, lambda: self.holder.current))
 
     def drift_status(self) -> DriftStatus:
         """The latest drift evaluation, evaluated now when stale (seconds: not on a hot path)."""
         return self.drift.current(self.holder.current)
 
     def reload(self) -> bool:
+        failing = self.holder.last_error is not None
         changed = self.holder.reload()
         self.metrics.sync_models(self.holder, self.ready)
+        if failing and self.holder.last_error is None:  # the holder logs failures and swaps
+            log.info("models load again: the registry answered (serving %s)", self.versions())
         return changed
+
+    def _in_flight(self) -> list[str]:
+        """The work a stop cuts short, in words (read by the stop signal's handler)."""
+        run = self.scoring.current
+        return [f"a scoring run for {run.seconds():.0f}s ({run.describe()})"] if run else []
 
     def close(self) -> None:
         self._stop.set()
         self._signals.restore()
-        self.triggers.close()
+        self.triggers.close()  # logs the deliveries it leaves pending
         for worker in (self._drift_worker, self._score_worker):
             if worker is not None:
                 worker.close()
@@ -169,6 +174,7 @@ class ServiceState:
             if self.store is not None:
                 self.store.close()
                 self.store = None
+                log.info("stopped: event store closed")
 
     def store_memory(self) -> dict[str, int]:
         store = self.store
@@ -182,19 +188,8 @@ class ServiceState:
         return self.holder.current.versions() if self.holder.current else {}
 
     def readiness(self) -> dict[str, Any]:
-        """What /readyz tells anyone (no key): the load errors without the server's paths
-        (``public_reason``); the log and the keyed /models have them whole."""
-        failure = self.store_guard.failure
-        why = failure or public_reason(self.startup_error or self.holder.last_error)
-        if not self.ready and why is None:
-            why = "loading event histories and models"
-        return {
-            "ready": self.ready and failure is None,
-            "models": self.versions(),
-            "customers": self.history.n_customers if self.history else 0,
-            "last_load_error": public_reason(self.holder.last_error or self.startup_error),
-            "message": "ready" if self.ready and why is None else why,
-        }
+        """What /readyz tells anyone (no key): serving/degraded.py."""
+        return self.degraded.readiness(self)
 
     def _models(self) -> tuple[ModelSet, HistoryIndex]:
         models, history = self.holder.current, self.history
@@ -299,12 +294,14 @@ class ServiceState:
         self.metrics.observe_recommendations(out)
         return out, b.unknown
 
-    def score_all(self, as_of: datetime | None) -> Snapshot:
-        """Score every customer into a new snapshot (segments and the dashboard read it)."""
+    def score_all(self, as_of: datetime | None, requested_by: str | None = None) -> Snapshot:
+        """Score every customer into a new snapshot (segments and the dashboard read it);
+        ``requested_by``: the key's name, for the log."""
         models, history = self._models()
         # The newest snapshot is what segments and the dashboard show: one of the future
         # would show every customer as long inactive.
-        snap = self.marketing.score(models, history, self.asked(as_of), self._score_worker)
+        snap = self.marketing.score(models, history, self.asked(as_of), self._score_worker,
+                                    requested_by)
         self.triggers.after_scoring(snap)  # compared with the previous snapshot off this path
         self._record_drift_sample(history, as_of)
         give_back_memory()

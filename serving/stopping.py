@@ -10,12 +10,14 @@ would score again in the service, holding up the stop. This chains a handler bef
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+log = logging.getLogger("journey.serving")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
@@ -26,8 +28,12 @@ class StopSignals:
     that handler back. Signals are handled on the main thread only: elsewhere (a test's
     client) neither does anything."""
 
-    def __init__(self, stopping: threading.Event) -> None:
+    def __init__(self, stopping: threading.Event,
+                 in_flight: Callable[[], list[str]] | None = None) -> None:
+        """``in_flight()``: the work under way, in words, for the line saying the signal came
+        (read in the signal handler: it must take no lock the main thread may hold)."""
         self.stopping = stopping
+        self._in_flight = in_flight or list
         self._replaced: dict[int, Handler] = {}
 
     def watch(self) -> None:
@@ -45,6 +51,10 @@ class StopSignals:
         self._replaced.clear()
 
     def _handle(self, sig: int, frame: FrameType | None) -> None:
+        if not self.stopping.is_set():  # a second signal says nothing new
+            doing = self._in_flight()
+            log.info("stop signal %s received: stopping%s", signal.Signals(sig).name,
+                     f"; under way: {'; '.join(doing)}" if doing else "")
         self.stopping.set()
         before = self._replaced.get(sig)
         if callable(before):

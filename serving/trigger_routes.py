@@ -167,6 +167,8 @@ async def firings(
     # Bounded to SQLite's integers: a larger one overflowed in the driver (a 500).
     before: Annotated[int | None, Query(ge=1, le=MAX_INT64,
                                         description="The previous page's next_before.")] = None,
+    firing_id: Annotated[CleanId | None, Query(
+        description="The one firing a log line or a receiver's X-Journey-Firing names.")] = None,
 ) -> FiringsOut:
     """Trigger firings, newest first, with each webhook delivery's status (``dead``: the
     last attempt failed; the dead letter keeps the last error; ``held``: over the rule's
@@ -174,7 +176,7 @@ async def firings(
     repeats nor hides one."""
     store = state.triggers.firings
     page = await anyio.to_thread.run_sync(store.firings, rule, customer_id, status, limit,
-                                          before)
+                                          before, firing_id)
     loaded = [r.id for r in state.triggers.config.rules]
     if rule is not None and page.matched == 0 and rule not in loaded:
         # A misspelt rule would read as "it never fired". A rule dropped from the settings

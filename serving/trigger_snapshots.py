@@ -5,6 +5,7 @@ for events, so a firing's reason reads the same whichever path fired it."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,9 +17,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.batch import micros
+from serving.firings import NewFiring
+from serving.ids import random_ids
 from serving.snapshots import Snapshot
 from serving.trigger_config import SNAPSHOT_KINDS, Rule
-from serving.trigger_rules import DAY_US, CustomerState, Verdict, judge
+from serving.trigger_rules import DAY_US, CustomerState, Verdict, iso_us, judge
 
 log = logging.getLogger("journey.triggers")
 COLUMNS = ("customer_id", "stage", "churn", "recency_days")
@@ -30,6 +33,21 @@ class Candidate:
     customer_id: str
     at_us: int
     verdict: Verdict
+
+
+def new_firings(candidates: Sequence[Candidate], source: str, fired_at: str
+                ) -> list[NewFiring]:
+    """A firing for each candidate, with a fresh id and the webhook's body."""
+    new = []
+    for c, fid in zip(candidates, random_ids(len(candidates)), strict=True):
+        details = {"kind": c.rule.kind, "as_of": iso_us(c.at_us), "source": source,
+                   "reason": c.verdict.why, **c.verdict.details}
+        body = json.dumps({"firing_id": fid, "rule": c.rule.id, "customer_id": c.customer_id,
+                           "fired_at": fired_at, "details": details},
+                          separators=(",", ":")).encode()
+        new.append(NewFiring(fid, c.rule.id, c.customer_id, c.at_us, c.rule.cooldown_us,
+                             fired_at, source, body, c.rule.endpoints, c.rule.max_per_minute))
+    return new
 
 
 @dataclass(frozen=True)

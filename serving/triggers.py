@@ -11,7 +11,6 @@ Between evaluations the worker also prunes old firings (the rules file's ``reten
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import queue
@@ -33,13 +32,14 @@ from models.actions import Catalog
 from serving.champions import ModelSet
 from serving.firings import FiringStore, NewFiring, Pending, wall_clock
 from serving.firings_retention import Pruned, Pruner
-from serving.ids import random_ids
+from serving.log_throttle import LOG_EVERY_SECONDS, Throttle
+from serving.ops_metrics import TriggerMetrics
 from serving.predictor import Predictor
 from serving.settings import ServeSettings
 from serving.snapshots import Snapshot, previous_of
 from serving.trigger_config import INGEST_KINDS, TriggerConfig, load_trigger_config
-from serving.trigger_rules import iso_us, judge
-from serving.trigger_snapshots import Candidate, snapshot_candidates
+from serving.trigger_rules import judge
+from serving.trigger_snapshots import Candidate, new_firings, snapshot_candidates
 from serving.trigger_states import Attrs, StateReader
 from serving.webhooks import Sender
 
@@ -67,14 +67,17 @@ class _Ingested:
 class Triggers:
     def __init__(self, config: TriggerConfig, firings: FiringStore, reader: StateReader,
                  models: Callable[[], ModelSet | None],
-                 clock: Callable[[], datetime] | None = None) -> None:
-        """``clock``: the evaluation clock (JOURNEY_AS_OF or now) the cool-downs count on."""
+                 clock: Callable[[], datetime] | None = None,
+                 metrics: TriggerMetrics | None = None) -> None:
+        """``clock``: the evaluation clock (JOURNEY_AS_OF or now) the cool-downs count on;
+        ``metrics``: in the service's registry (default: a private one)."""
         self.config = config
         self.rules = config.enabled
         self.ingest_rules = [r for r in self.rules if r.kind in INGEST_KINDS]
         self.firings = firings
         self.reader = reader
-        self.sender = Sender(firings, config.endpoints, config.delivery)
+        self.metrics = metrics or TriggerMetrics()
+        self.sender = Sender(firings, config.endpoints, config.delivery, metrics=self.metrics)
         self._models = models
         self._attributes: Callable[[str], Attrs] = lambda _: {}
         self._queue: queue.Queue[_Ingested | Snapshot] = queue.Queue(config.delivery.queue_size)
@@ -83,9 +86,15 @@ class Triggers:
         self.dropped = 0  # evaluations not made because the queue was full
         self._warned: dict[str, float] = {}  # rule: when its cap was last warned of
         self._capped: dict[str, int] = {}  # rule: firings held since that warning
-        # Firings by source, and those held by cool-downs, since the last line saying so
+        self._throttle = Throttle()  # the queue-full warning: once a minute, with a count
+        # Firings by source, and those held by cool-downs, since the last line saying so;
+        # said by the worker's loop once the interval is over (every firing within it).
         self._fired: dict[str, int] = {}
         self._cooled, self._fired_logged = 0, -math.inf
+        self._fired_lock = threading.Lock()
+        self.fired_log_seconds = LOG_EVERY_SECONDS
+        self.metrics.rules([r.id for r in self.rules])
+        self.metrics.watch(self._queue.qsize, lambda: self.sender.busy)
         self._clock = clock or (lambda: datetime.now(UTC))
         self.prune_first_seconds = PRUNE_FIRST_SECONDS
         self._next_prune = math.inf  # monotonic; set by start
@@ -96,14 +105,15 @@ class Triggers:
     def for_settings(cls, settings: ServeSettings, spec: FeatureSpec, catalog: Catalog,
                      predictor: Predictor, models: Callable[[], ModelSet | None],
                      config: TriggerConfig | None = None,
-                     clock: Callable[[], datetime] | None = None) -> Triggers:
+                     clock: Callable[[], datetime] | None = None,
+                     metrics: TriggerMetrics | None = None) -> Triggers:
         """The triggers of ``config``, or of the settings' rules file when None; ``clock``:
         the evaluation clock (default: the settings' JOURNEY_AS_OF, else now)."""
         if config is None:
             config = load_trigger_config(settings.triggers, spec.stages, catalog.index)
         return cls(config, FiringStore(settings.firings_path),
                    StateReader(spec, predictor, catalog, config.enabled), models,
-                   clock or (lambda: settings.as_of or datetime.now(UTC)))
+                   clock or (lambda: settings.as_of or datetime.now(UTC)), metrics)
 
     @property
     def active(self) -> bool:
@@ -127,11 +137,22 @@ class Triggers:
         finish. Deliveries left over stay pending in the store for the next start."""
         if wait_seconds > 0:
             self.idle(wait_seconds, due_only=True)
+        queued = self._queue.qsize()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(2.0)
-        self.sender.close()
+        left = self.sender.close()
+        self._flush_fired(force=True)
+        if self._thread is not None:
+            self._log_stopped(queued, left)
         self.firings.close()
+
+    def _log_stopped(self, queued: int, left: int) -> None:
+        if queued:
+            log.warning("triggers: stopped with %d evaluation(s) queued, not made: their "
+                        "firings are lost", queued)
+        log.info("triggers: stopped; %d webhook delivery(ies) unsent, kept pending in %s for "
+                 "the next start", left, self.firings.path.name)
 
     def idle(self, timeout: float, due_only: bool = False) -> bool:
         """Wait until every queued evaluation is done and nothing is left to send
@@ -173,12 +194,16 @@ class Triggers:
             self._queue.put_nowait(item)
         except queue.Full:
             self.dropped += 1
-            log.warning("triggers: evaluation queue full (%d); dropped an evaluation (%d so "
-                        "far)", self._queue.maxsize, self.dropped)
+            self.metrics.dropped.inc()
+            if self._throttle.allow("queue_full") is not None:  # a flood: once a minute
+                log.warning("triggers: evaluation queue full (%d); dropped an evaluation (%d "
+                            "so far)", self._queue.maxsize, self.dropped)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self._prune_some()
+            self._flush_fired()
+            self.sender.flush_logs()
             try:
                 first = self._queue.get(timeout=0.2)
             except queue.Empty:
@@ -298,37 +323,49 @@ class Triggers:
         """Claim the candidates the cool-downs and rate caps allow and queue their webhooks."""
         if not candidates:
             return 0
-        fired_at = wall_clock(datetime.now(UTC))
-        new = []
-        for c, fid in zip(candidates, random_ids(len(candidates)), strict=True):
-            details = {"kind": c.rule.kind, "as_of": iso_us(c.at_us), "source": source,
-                       "reason": c.verdict.why, **c.verdict.details}
-            body = json.dumps({"firing_id": fid, "rule": c.rule.id, "customer_id": c.customer_id,
-                               "fired_at": fired_at, "details": details},
-                              separators=(",", ":")).encode()
-            new.append(NewFiring(fid, c.rule.id, c.customer_id, c.at_us, c.rule.cooldown_us,
-                                 fired_at, source, body, c.rule.endpoints,
-                                 c.rule.max_per_minute))
+        new = new_firings(candidates, source, wall_clock(datetime.now(UTC)))
         claimed = self.firings.claim_all(new)
         kept = claimed.sent
-        self.sender.submit(Pending(f.firing_id, e, f.body, 0) for f in kept for e in f.endpoints)
+        self.sender.submit(Pending(f.firing_id, e, f.body, 0, f.rule)
+                           for f in kept for e in f.endpoints)
+        self._count(kept, claimed.held, claimed.cooled_rules)
         self._log_fired(source, len(kept), claimed.cooled)
         self._warn_capped(claimed.held)
         return len(kept)
 
+    def _count(self, sent: Sequence[NewFiring], held: Mapping[str, int],
+               cooled: Mapping[str, int]) -> None:
+        by_rule: dict[str, int] = {}
+        for f in sent:
+            by_rule[f.rule] = by_rule.get(f.rule, 0) + 1
+        for state, counts in (("sent", by_rule), ("held", held), ("cooled", cooled)):
+            for rule_id, n in counts.items():
+                self.metrics.firings.labels(rule_id, state).inc(n)
+
     def _log_fired(self, source: str, fired: int, cooled: int) -> None:
         """A line at most once a minute with what fired since the last one: a line per
-        evaluation batch was 99 % of serve.log under steady traffic (1 MB an hour)."""
-        if fired:
-            self._fired[source] = self._fired.get(source, 0) + fired
-        self._cooled += cooled
-        now = time.monotonic()
-        if not self._fired or now - self._fired_logged < 60:
-            return
-        counts = ", ".join(f"{n} from {where}" for where, n in sorted(self._fired.items()))
+        evaluation batch was 99 % of serve.log under steady traffic (1 MB an hour). What
+        fires after a line is said by the worker's loop once the minute is over
+        (``_flush_fired``), not only when something fires again."""
+        with self._fired_lock:
+            if fired:
+                self._fired[source] = self._fired.get(source, 0) + fired
+            self._cooled += cooled
+        self._flush_fired()
+
+    def _flush_fired(self, force: bool = False) -> None:
+        """The fired line, when something fired since the last one and the interval is over
+        (``force``: now, at shutdown)."""
+        with self._fired_lock:
+            now = time.monotonic()
+            if not self._fired or (not force
+                                   and now - self._fired_logged < self.fired_log_seconds):
+                return
+            counts = ", ".join(f"{n} from {where}" for where, n in sorted(self._fired.items()))
+            cooled = self._cooled
+            self._fired, self._cooled, self._fired_logged = {}, 0, now
         log.info("triggers: fired %s since the last such line (%d held by cool-downs)", counts,
-                 self._cooled)
-        self._fired, self._cooled, self._fired_logged = {}, 0, now
+                 cooled)
 
     def _warn_capped(self, held: Mapping[str, int]) -> None:
         """A warning per rule at most once a minute while its cap holds firings (a flood

@@ -32,6 +32,8 @@ from http import HTTPStatus
 import httpx
 
 from serving.firings import FiringStore, Pending
+from serving.log_throttle import Throttle, more
+from serving.ops_metrics import TriggerMetrics
 from serving.trigger_config import DeliveryPolicy, Endpoint
 
 log = logging.getLogger("journey.triggers")
@@ -73,6 +75,7 @@ class _Job:
     endpoint: str = field(compare=False)
     body: bytes = field(compare=False)
     attempt: int = field(compare=False)  # the number of the attempt to make (1-based)
+    rule: str = field(compare=False, default="")  # a metric label only
 
 
 class Sender:
@@ -81,7 +84,8 @@ class Sender:
 
     def __init__(self, store: FiringStore, endpoints: Mapping[str, Endpoint],
                  policy: DeliveryPolicy, client: httpx.Client | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 metrics: TriggerMetrics | None = None) -> None:
         self.store = store
         self.endpoints = endpoints
         self.policy = policy
@@ -93,6 +97,9 @@ class Sender:
         self._inflight = 0
         self._stopping = False
         self._threads: list[threading.Thread] = []
+        self.metrics = metrics or TriggerMetrics()
+        # Retries and dead letters: a line per endpoint and kind a minute, with the count.
+        self.throttle = Throttle()
 
     def start(self) -> None:
         for i in range(self.policy.senders):
@@ -105,7 +112,7 @@ class Sender:
         with self._cond:
             for p in pending:
                 heapq.heappush(self._heap, _Job(now, next(self._seq), p.firing_id, p.endpoint,
-                                                p.body, p.attempts + 1))
+                                                p.body, p.attempts + 1, p.rule))
             self._cond.notify_all()
 
     @property
@@ -127,14 +134,18 @@ class Sender:
                 self._cond.wait(min(left, 0.05))
             return True
 
-    def close(self, join_seconds: float = 1.0) -> None:
-        """Stop sending; what is still queued stays pending in the store for the next start."""
+    def close(self, join_seconds: float = 1.0) -> int:
+        """Stop sending; what is still queued stays pending in the store for the next start.
+        The deliveries left so (queued, or still being sent once ``join_seconds`` passed)."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
         for t in self._threads:
             t.join(join_seconds)
         self.client.close()
+        self.flush_logs(force=True)
+        with self._cond:
+            return len(self._heap) + self._inflight
 
     def _next(self) -> _Job | None:
         with self._cond:
@@ -161,27 +172,60 @@ class Sender:
         now = datetime.now(UTC)
         endpoint = self.endpoints.get(job.endpoint)
         if endpoint is None or endpoint.secret is None:  # removed from the rules since
+            self._dead(job, job.attempt - 1, "the endpoint is no longer configured")
             self.store.record(job.firing_id, job.endpoint, "dead", job.attempt - 1, None,
                               "the endpoint is no longer configured", None, _iso(now))
             return
         code, error = self._post(endpoint, job)
         if error is None:
+            self.metrics.deliveries.labels(job.rule, "delivered").inc()
             self.store.record(job.firing_id, job.endpoint, "delivered", job.attempt, code, None,
                               None, _iso(now))
         elif job.attempt >= self.policy.attempts:
-            log.warning("firing %s to %s dead after %d attempts: %s", job.firing_id,
-                        job.endpoint, job.attempt, error)
+            self._dead(job, job.attempt, error)
             self.store.record(job.firing_id, job.endpoint, "dead", job.attempt, code, error,
                               None, _iso(now))
         else:
             delay = self.policy.delay(job.attempt)
+            self._retrying(job, error, delay)
             self.store.record(job.firing_id, job.endpoint, "retrying", job.attempt, code, error,
                               _iso(now + timedelta(seconds=delay)), _iso(now))
             with self._cond:
                 heapq.heappush(self._heap, _Job(self._clock() + delay, next(self._seq),
                                                 job.firing_id, job.endpoint, job.body,
-                                                job.attempt + 1))
+                                                job.attempt + 1, job.rule))
                 self._cond.notify_all()
+
+    def _retrying(self, job: _Job, error: str, delay: float) -> None:
+        """Counted always; logged at most once a minute per endpoint (the firing named is
+        the first of the minute's; ``GET /v1/triggers/firings?status=retrying`` has all)."""
+        self.metrics.deliveries.labels(job.rule, "retry").inc()
+        held = self.throttle.allow(f"retry:{job.endpoint}")
+        if held is not None:
+            log.info("firing %s to %s: attempt %d of %d failed (%s); trying again in %gs%s",
+                     job.firing_id, job.endpoint, job.attempt, self.policy.attempts, error,
+                     delay, more(held, "failed attempts"))
+
+    def _dead(self, job: _Job, attempts: int, error: str) -> None:
+        """Counted always; logged at most once a minute per endpoint, with how many died
+        since the last line (``GET /v1/triggers/firings?status=dead`` lists them)."""
+        self.metrics.deliveries.labels(job.rule, "dead").inc()
+        held = self.throttle.allow(f"dead:{job.endpoint}")
+        if held is not None:
+            log.warning("firing %s to %s dead after %d attempts: %s%s", job.firing_id,
+                        job.endpoint, attempts, error, more(held, "dead"))
+
+    def flush_logs(self, force: bool = False) -> None:
+        """Say the retries and dead letters held back once their minute is over (``force``:
+        now, at shutdown), so each is counted in some line even when no later one comes."""
+        for key, n in sorted(self.throttle.due(force).items()):
+            kind, endpoint = key.split(":", 1)
+            if kind == "dead":
+                log.warning("%d more firing(s) to %s dead since the last such line "
+                            "(GET /v1/triggers/firings?status=dead lists them)", n, endpoint)
+            else:
+                log.info("%d more failed attempt(s) to %s since the last such line, each "
+                         "retried later", n, endpoint)
 
     def _post(self, endpoint: Endpoint, job: _Job) -> tuple[int | None, str | None]:
         """(HTTP status, None) when delivered; (status or None, what went wrong) otherwise."""

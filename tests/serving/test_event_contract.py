@@ -192,7 +192,7 @@ def test_an_unknown_query_parameter_is_refused_after_the_key(app_client: TestCli
     h = served.headers(Role.marketer)
     got = error(app_client.get("/triggers/firings", params={"statuss": "dead"}, headers=h),
                 422, "bad_request", "statuss")
-    assert "this route takes before, customer_id, limit, rule, status" in got["message"]
+    assert "this route takes before, customer_id, firing_id, limit, rule, status" in got["message"]
     assert app_client.get("/triggers/firings", params={"status": "dead"},
                           headers=h).status_code == 200
     got = error(app_client.get("/triggers/firings", params={"rule": "quiet_41"}, headers=h),

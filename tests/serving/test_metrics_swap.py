@@ -22,10 +22,11 @@ class Versions:
     def __init__(self, versions): self._versions = versions
     def versions(self): return self._versions
 
-served = iter([{"churn": "1"}, {"churn": "2"}])
-holder = ModelHolder(lambda: cast(ModelSet, Versions(next(served))), lambda: {})
+aliases = {"churn": "1"}  # what the registry names; a load gives it
+holder = ModelHolder(lambda: cast(ModelSet, Versions(dict(aliases))), lambda: dict(aliases))
 metrics = Metrics()
-for _ in range(2):
+for version in ("1", "2"):
+    aliases["churn"] = version
     holder.reload()
     metrics.sync_models(holder, True)
 print(metrics.render().decode())
