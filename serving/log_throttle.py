@@ -3,7 +3,7 @@
 A dead receiver turns every firing into a retry line and then a dead line: at a few
 thousand firings an hour that was most of serve.log, while the operator needs one line a
 minute saying it goes on, and how many. Keys are bounded (an endpoint's name and what
-happened), never a firing or customer id.
+happened; a route and status code for request lines), never a firing or customer id.
 """
 
 from __future__ import annotations

@@ -26,7 +26,6 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from serving.deps import gate_principal
 from serving.hardening import SecurityHeaders
 from serving.http import error_json
+from serving.log_throttle import Throttle
 from serving.logs import brief_traceback
 from serving.metrics import Metrics
 from serving.request_ids import HEADER, REQUEST_ID, incoming
@@ -48,26 +48,6 @@ UNMATCHED = "/{path:path}"  # the app's catch-all route (serving.app): what the 
 READINESS = frozenset({"/readyz"})  # a 503 there is the answer asked for, not a failure
 DEFAULT_SLOW_SECONDS = 5.0
 HEAD_BYTES = 2048  # of an error's body, read for its code
-QUIET_SECONDS = 60.0
-
-
-class Every:
-    """At most one line per key every ``seconds``; counts the ones held back meanwhile, so a
-    scanner or a retry storm cannot flood the log and the next line still says how many."""
-
-    def __init__(self, seconds: float = QUIET_SECONDS) -> None:
-        self.seconds = seconds
-        self._keys: dict[Hashable, tuple[float, int]] = {}  # key: (quiet until, held since)
-
-    def due(self, key: Hashable) -> int | None:
-        """How many were held back since the last line, when a line is due; else None."""
-        now = time.monotonic()
-        until, held = self._keys.get(key, (-math.inf, 0))
-        if now < until:
-            self._keys[key] = (until, held + 1)
-            return None
-        self._keys[key] = (now + self.seconds, 0)
-        return held
 
 
 @dataclass(frozen=True)
@@ -106,7 +86,7 @@ class Observed:
         self.metrics: Metrics | None = state.metrics if state is not None else None
         slow = state.settings.slow_request_seconds if state is not None else DEFAULT_SLOW_SECONDS
         self.slow = slow if slow > 0 else math.inf
-        self._refusals, self._busy, self._unavailable = Every(), Every(), Every()
+        self._refusals, self._busy, self._unavailable = Throttle(), Throttle(), Throttle()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -182,7 +162,7 @@ class Observed:
         """Logs a 5xx; False when a 503 line was held back."""
         more = ""
         if line.status == 503:
-            held = self._unavailable.due((line.route, line.code))
+            held = self._unavailable.allow(f"{line.route} {line.code}")
             if held is None:
                 return False
             more = _held(held)
@@ -198,13 +178,13 @@ class Observed:
         return True
 
     def _refused(self, line: _Line, rid: str) -> None:
-        held = self._refusals.due((line.status, line.code))
+        held = self._refusals.allow(f"{line.status} {line.code}")
         if held is not None:
             log.info("key refused: %s from %s%s", line.text(), line.client or "unknown",
                      _held(held), extra=line.fields(rid))
 
     def _crowded(self, line: _Line, rid: str) -> None:
-        held = self._busy.due(line.route)
+        held = self._busy.allow(line.route)
         if held is not None:
             log.warning("request refused, the service is at its concurrency limit: %s%s",
                         line.text(), _held(held), extra=line.fields(rid))
