@@ -138,10 +138,18 @@ def plant(case: OpCase, data: st.DataObject, known: Known) -> None:
 
 def _plant_body(body: dict[str, Any], data: st.DataObject, known: Known) -> None:
     ids = st.sampled_from(known.customer_ids)
-    if isinstance(body.get("customer_id"), str):
+    # An id may be text or a whole number (as JSON lines files give it): either is planted.
+    if isinstance(body.get("customer_id"), str | int) and not isinstance(body["customer_id"],
+                                                                          bool):
         body["customer_id"] = data.draw(ids)
     if isinstance(body.get("customer_ids"), list) and body["customer_ids"]:
         body["customer_ids"] = data.draw(st.lists(ids, min_size=1, max_size=5))
+        # /recommend takes exactly one of the two, a rule its schema cannot say: since ids may
+        # be whole numbers too, nearly every generated body had both or neither.
+        if body.get("customer_id") is not None:
+            del body["customer_id"]
+    elif "customer_id" in body and body["customer_id"] is None and "customer_ids" not in body:
+        body["customer_id"] = data.draw(ids)
     for i, event in enumerate(body.get("events") or []):
         if isinstance(event, dict):
             event["event_type"] = data.draw(st.sampled_from(known.event_types))
