@@ -18,6 +18,7 @@ from pathlib import Path
 
 from serving.redact import uri_without_secrets
 from serving.settings import ServeSettings
+from serving.utc import iso_z
 
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
 COMMIT_CHARS = 12
@@ -70,7 +71,7 @@ def startup_lines(info: BuildInfo, settings: ServeSettings, keys: Sequence[tuple
     line of its own: every prediction is then as of that time, which nothing else shows."""
     roles = Counter(role for _, role in keys)
     by_role = ", ".join(f"{n} {role}" for role, n in sorted(roles.items())) or "none"
-    clock = (f"{settings.as_of.isoformat()} (pinned by JOURNEY_AS_OF)" if settings.as_of
+    clock = (f"{iso_z(settings.as_of)} (pinned by JOURNEY_AS_OF)" if settings.as_of
              else "now")
     lines = [
         f"journey {info.version} (commit {info.commit}, python {info.python}) starting: "
@@ -81,7 +82,7 @@ def startup_lines(info: BuildInfo, settings: ServeSettings, keys: Sequence[tuple
         f"enabled trigger rules {trigger_rules}, log format {settings.log_format}, slow requests "
         f"{_over(settings.slow_request_seconds)}"]
     if settings.as_of is not None:
-        lines.append(f"the scoring clock is PINNED at {settings.as_of.isoformat()} "
+        lines.append(f"the scoring clock is PINNED at {iso_z(settings.as_of)} "
                      "(JOURNEY_AS_OF): every request without its own as_of is answered as of "
                      "that time, not now; unset JOURNEY_AS_OF to follow the wall clock")
     return lines

@@ -3,6 +3,7 @@ The hot ones come first in ``serving.app``'s route order."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Literal
 
 import anyio
@@ -29,6 +30,7 @@ from serving.schemas import (
     RecommendOut,
     ReloadOut,
 )
+from serving.utc import iso_z
 
 api = RouteTable()
 
@@ -148,6 +150,8 @@ async def models(state: Reader) -> ModelsOut:
     return ModelsOut(alias=state.settings.model_alias, models=state.versions(),
                      feature_definition_hash=state.spec.hash,
                      loaded_at=current.loaded_at if current else None,
+                     loaded_at_iso=iso_z(datetime.fromtimestamp(current.loaded_at, UTC))
+                     if current else None,
                      last_load_error=state.holder.last_error)
 
 

@@ -152,7 +152,8 @@ class ModelsOut(BaseModel):
     alias: str
     models: dict[str, str]
     feature_definition_hash: str
-    loaded_at: float | None
+    loaded_at: float | None = Field(description="When the served set was loaded (Unix time).")
+    loaded_at_iso: str | None = Field(None, description="The same, as ISO 8601 UTC text.")
     last_load_error: str | None
 
 

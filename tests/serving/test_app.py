@@ -345,6 +345,8 @@ def test_models_and_reload(app_client: TestClient, served: Served) -> None:
         "/models", headers=served.headers(Role.marketer)).json())
     assert out.models == served.versions and out.alias == "champion"
     assert out.last_load_error is None and out.loaded_at is not None
+    assert out.loaded_at_iso is not None and out.loaded_at_iso.endswith("Z")
+    assert datetime.fromisoformat(out.loaded_at_iso).timestamp() == pytest.approx(out.loaded_at)
     r = app_client.post("/admin/reload", headers=served.headers(Role.admin))
     assert r.json() == {"changed": False, "models": served.versions, "error": None}
 

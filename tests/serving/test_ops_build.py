@@ -66,10 +66,10 @@ def test_the_startup_lines_tell_the_configuration_without_secrets(tmp_path: Path
     for part in (f"store {tmp_path / 'events.duckdb'}", "registry postgresql://ml:***@db:5432",
                  "alias 'champion'", "reload poll every 30 s", "drift evaluation every 60 s",
                  "keys 1 admin, 1 monitor, 2 predict", "enabled trigger rules 4",
-                 "clock 2025-11-15T00:00:00+00:00 (pinned by JOURNEY_AS_OF)"):
+                 "clock 2025-11-15T00:00:00Z (pinned by JOURNEY_AS_OF)"):
         assert part in config, part
     assert "hunter2" not in config
-    assert pinned.startswith("the scoring clock is PINNED at 2025-11-15T00:00:00+00:00")
+    assert pinned.startswith("the scoring clock is PINNED at 2025-11-15T00:00:00Z")
     assert len(startup_lines(info, ServeSettings(home=tmp_path), [], 0)) == 1  # not pinned
 
 
