@@ -21,7 +21,7 @@ from features.store_messages import process_memory_cap
 _DUCKDB_OOM = "Out of Memory Error"
 
 
-def out_of_memory(exc: BaseException, doing: str, store_memory: str) -> str | None:
+def out_of_memory(exc: BaseException, doing: str, store_memory: str | None) -> str | None:
     """The line to end a command that ran out of memory with, or None when ``exc`` is not
     that: DuckDB's OutOfMemoryException, or Python's MemoryError (numpy, numba, Arrow).
     ``doing``: what the command was doing; ``store_memory``: the JOURNEY_STORE_MEMORY it
@@ -31,7 +31,9 @@ def out_of_memory(exc: BaseException, doing: str, store_memory: str) -> str | No
         isinstance(exc, OSError) and said.startswith(_DUCKDB_OOM))
     if not duck and not isinstance(exc, MemoryError):
         return None
-    share = f"JOURNEY_STORE_MEMORY ({store_memory}, what DuckDB may hold)"
+    # None: the store was opened without a limit (a library caller), at DuckDB's default.
+    held = store_memory or "unset: DuckDB's default, 80 % of RAM"
+    share = f"JOURNEY_STORE_MEMORY ({held}, what DuckDB may hold)"
     cap = process_memory_cap()
     if cap is not None:  # the process's address space ran out, whatever DuckDB was allowed
         advice = (f"this process may map at most {cap / 2**30:.1f} GiB (ulimit -v or a "
@@ -45,7 +47,7 @@ def out_of_memory(exc: BaseException, doing: str, store_memory: str) -> str | No
 
 
 @contextmanager
-def memory_errors(doing: str, store_memory: str) -> Iterator[None]:
+def memory_errors(doing: str, store_memory: str | None) -> Iterator[None]:
     """Running out of memory in the block (DuckDB's OutOfMemoryException, or a MemoryError)
     raises a JourneyError of ``out_of_memory``'s line, which the CLI prints with exit 2; any
     other error goes on as it was. ``doing``: what the block does, as the line starts

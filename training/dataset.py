@@ -62,11 +62,8 @@ class SnapshotSource:
 
     def _time_range(self) -> tuple[datetime | None, datetime | None]:
         """The store's first and newest event times (naive UTC)."""
-        with memory_errors(f"reading the event store {self.store}", self._memory()):
+        with memory_errors(f"reading the event store {self.store}", self.memory_limit):
             return self._store().time_range()
-
-    def _memory(self) -> str:
-        return self.memory_limit or "unset"
 
     def close(self) -> None:
         if self._es is not None:
@@ -77,7 +74,7 @@ class SnapshotSource:
         """The features snapshot as of ``cutoff``; computed when missing or stale, and
         running out of memory doing it ends the command with one line (``memory_errors``)."""
         doing = f"computing the features of {self.store} as of {cutoff.isoformat()}"
-        with memory_errors(doing, self._memory()):
+        with memory_errors(doing, self.memory_limit):
             return self._features(cutoff)
 
     def _features(self, cutoff: datetime) -> Snapshot:
@@ -99,7 +96,7 @@ class SnapshotSource:
         """The labels snapshot of [cutoff, +horizon), as ``features`` gives features."""
         doing = (f"computing the labels of {self.store} for [{cutoff.isoformat()}, "
                  f"+{horizon}d)")
-        with memory_errors(doing, self._memory()):
+        with memory_errors(doing, self.memory_limit):
             return self._labels(cutoff, horizon, churn_gap)
 
     def _labels(self, cutoff: datetime, horizon: int, churn_gap: int) -> Snapshot:

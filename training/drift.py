@@ -101,7 +101,7 @@ def drift_check(store: str | Path, until: datetime, days: float, spec: FeatureSp
     def check() -> str | None:
         start = until - timedelta(days=days)
         with memory_errors(f"comparing the {days:g} days before {until.isoformat()} of "
-                           f"{store} with those before", memory_limit or "unset"):
+                           f"{store} with those before", memory_limit):
             report = drift_between(store, start, start, until, spec=spec, settings=settings,
                                    memory_limit=memory_limit)
         return report.reason() if report.alarm else None

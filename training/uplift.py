@@ -70,7 +70,7 @@ def load_decisions(exp: UpliftExperiment, store_path: Path, spec: FeatureSpec,
     """The experiment's decision frames (one history index for all three windows);
     ``memory_limit``: what DuckDB may hold building them (JOURNEY_STORE_MEMORY)."""
     with memory_errors(f"building the decision points of {exp.name} from {store_path}",
-                       memory_limit or "unset"):
+                       memory_limit):
         return _decisions(exp, store_path, spec, log, memory_limit)
 
 

@@ -57,7 +57,7 @@ def _holdout(store_path: Path, spec: FeatureSpec, tags: dict[str, str],
     window = DecisionWindow(midnight(start), midnight(end), float(tags["journey.control_rate"]),
                             int(tags["journey.seed"]) + 2)  # the test window's seed in training
     with memory_errors(f"rebuilding the uplift test window {tags['journey.test_window']} from "
-                       f"{store_path}", memory_limit or "unset"), \
+                       f"{store_path}", memory_limit), \
             EventStore(store_path, read_only=True, memory_limit=memory_limit) as store:
         index = HistoryIndex.load(store, spec)
         return decision_frame(store, index, spec, window, int(tags["journey.horizon_days"]))
