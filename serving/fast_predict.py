@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.answers import predict_answer
-from serving.deps import gate_principal
+from serving.deps import bearer, gate_principal
 from serving.errors import ServiceError, TooLargeError
 from serving.http import FastJSON, route_path, service_error_response
 from serving.json_keys import may_be_refused
@@ -90,22 +90,26 @@ class FastPredict:
 
 
 def _headers(scope: Scope) -> tuple[str | None, bool]:
-    """The API key (the first, as FastAPI reads it) and whether the body is declared JSON of a
-    declared length, not encoded; chunked bodies, other types and encodings are FastAPI's to
-    read (and refuse: ``serving.deps.check_body_headers``)."""
+    """The API key (the first X-API-Key, else a Bearer token, as ``serving.deps.key_in`` reads
+    it) and whether the body is declared JSON of a declared length, not encoded; chunked
+    bodies, other types and encodings are FastAPI's to read (and refuse:
+    ``serving.deps.check_body_headers``)."""
     key: str | None = None
+    authorization: str | None = None
     declared = json = False
     plain = True
     for name, value in scope["headers"]:
         if name == b"x-api-key":
             key = value.decode("latin-1") if key is None else key
+        elif name == b"authorization" and authorization is None:
+            authorization = value.decode("latin-1")
         elif name == b"content-length":
             declared = True
         elif name == b"content-type":
             json = value.split(b";", 1)[0].strip().lower() == b"application/json"
         elif name == b"content-encoding":
             plain = value.strip().lower() == b"identity"
-    return key, declared and json and plain
+    return key if key is not None else bearer(authorization), declared and json and plain
 
 
 async def _body(receive: Receive) -> bytes | None:

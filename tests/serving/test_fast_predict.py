@@ -222,6 +222,32 @@ def test_well_formed_requests_never_reach_fastapi_and_the_rest_arrive_whole(
     assert left == [] and len(behind.bodies) == 3
 
 
+def test_a_bearer_key_takes_the_fast_path_and_x_api_key_wins(
+        clients: tuple[TestClient, TestClient], served: Served) -> None:
+    fast, _ = clients
+    state, route = _state_and_route(fast)
+    behind = _FastAPI()
+    middleware = FastPredict(behind, state, route)
+    cid = _ids(served, 3)[2]
+    body = json.dumps({"customer_id": cid}).encode()
+    typed = [(b"content-type", b"application/json"),
+             (b"content-length", str(len(body)).encode())]
+    predict = served.keys[Role.predict].encode()
+
+    def run(headers: list[tuple[bytes, bytes]]) -> list[Message]:
+        return asyncio.run(_drive(middleware, [*typed, *headers], [body]))
+
+    sent = run([(b"authorization", b"Bearer " + predict)])
+    assert sent[0]["status"] == 200 and behind.bodies == []
+    assert json.loads(sent[1]["body"])["customer_id"] == cid
+    # X-API-Key is read first, as the route's own check reads it: a bad one is FastAPI's to
+    # refuse, whatever the Bearer token says.
+    sent = run([(b"authorization", b"Bearer " + predict), (b"x-api-key", b"jrn_nope")])
+    assert sent[0]["status"] == 299 and behind.bodies == [body]
+    sent = run([(b"authorization", b"Basic " + predict)])
+    assert sent[0]["status"] == 299 and len(behind.bodies) == 2
+
+
 def test_the_answer_is_sent_before_its_bookkeeping(clients: tuple[TestClient, TestClient],
                                                    served: Served,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
