@@ -40,6 +40,7 @@ from models.registry import RegistryError, load_run_dict
 from serving.champions import ModelSet
 from serving.drift_alarms import AlarmLog
 from serving.predictor import Scored
+from serving.utc import iso_z, utc_text
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -171,10 +172,12 @@ class DriftStatus:
     failed: bool = False  # the reference could not be read: no comparison was made
 
     def to_dict(self) -> dict[str, Any]:
+        report = self.report.to_dict() if self.report else None
+        if report is not None:  # the API's times are UTC with Z, as every other route's
+            report.update({k: utc_text(report[k]) for k in ("start", "end") if report.get(k)})
         return {"available": self.available, "reason": self.reason,
-                "evaluated_at": self.evaluated_at.isoformat(), "versions": self.versions,
-                "without_profile": self.without_profile,
-                "report": self.report.to_dict() if self.report else None}
+                "evaluated_at": iso_z(self.evaluated_at), "versions": self.versions,
+                "without_profile": self.without_profile, "report": report}
 
 
 # A full comparison is ~0.2 s of numpy and pandas under the GIL: in one go, a stall of every

@@ -32,6 +32,7 @@ from serving.segments_personas import relabel_kpis
 from serving.service_files import journey_map_params
 from serving.settings import ServeSettings
 from serving.snapshots import Snapshot, latest, latest_name, previous_of
+from serving.utc import iso_z
 
 log = logging.getLogger("journey.serving")
 # Scores a population as of a time into a snapshot somewhere else; None: it could not.
@@ -124,7 +125,8 @@ class Marketing:
         name, for the log."""
         if not self._run_lock.acquire(blocking=False):
             started = self._run_started
-            since = f" (started {started.isoformat(timespec='seconds')})" if started else ""
+            since = (f" (started {iso_z(started.replace(microsecond=0))})"
+                     if started else "")
             raise ScoringBusyError(f"a scoring run is in progress{since}: its snapshot will "
                                    "be the newest when it ends; ask again after it")
         try:

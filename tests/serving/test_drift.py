@@ -144,6 +144,9 @@ def test_predictions_fill_the_window_and_drift_is_reported(client: TestClient,
     assert 'journey_drift_alarm{column="recency_days",kind="feature"} 0.0' in text
     assert report["settings"]["psi_alarm"] == 0.25
     assert set(body["versions"]) == {"next_stage", "churn", "conversion"}
+    # Times in UTC with Z, as every other route writes them.
+    stamps = [body["evaluated_at"], report["start"], report["end"]]
+    assert all(isinstance(t, str) and t.endswith("Z") and "+00:00" not in t for t in stamps)
 
 
 def test_a_scoring_run_adds_a_sample_and_gauges_reach_metrics(client: TestClient,
