@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -62,7 +63,10 @@ class Settings(BlankIsUnset):
             uri = self._under_mlflow_run(run_uri, uri)
         if check_home and self.mlflow_artifacts is None and same_store(uri, local.tracking_uri):
             _warn_if_elsewhere(local)
-        return Tracking(uri, self.mlflow_artifacts or local.artifact_root)
+        tracking = Tracking(uri, self.mlflow_artifacts or local.artifact_root)
+        if run_uri is not None:
+            _warn_if_run_outside(tracking)
+        return tracking
 
     def _under_mlflow_run(self, run_uri: str, journey_uri: str) -> str:
         """The store of the run `mlflow run` started, which Journey's runs resume or nest in.
@@ -103,3 +107,34 @@ def _warn_if_elsewhere(local: Tracking) -> None:
         print(f"warning: this home's MLflow store ({db_file}) keeps its runs and models under "
               f"{other}, another home's folder (a copy of that home?): new ones would be "
               "written there. Run `journey relocate` to use this home's own.", file=sys.stderr)
+
+
+def _warn_if_run_outside(tracking: Tracking) -> None:
+    """Say so when the run `mlflow run` started keeps its artifacts outside Journey's artifact
+    folder: the models trained in it are stored there, where a backup or a `journey relocate`
+    of the home misses them. Its experiment chose the place: MLflow's `Default`, or one that
+    `mlflow run --experiment-name` created, keeps them under ./mlruns of wherever it ran."""
+    from mlflow.exceptions import MlflowException
+
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    ours = local_path(tracking.artifact_root) if tracking.artifact_root else None
+    # A local store only: a tracking server that does not answer would hold the command up
+    # for MLflow's retries, for a warning.
+    if (not run_id or ours is None or local_path(tracking.tracking_uri) is None
+            or f"run:{run_id}" in _checked):
+        return
+    _checked.add(f"run:{run_id}")
+    try:
+        client = tracking.client()
+        run = client.get_run(run_id)
+        name = client.get_experiment(run.info.experiment_id).name
+    except MlflowException:  # not a run of this store: the command itself will say so
+        return
+    where = local_path(run.info.artifact_uri)
+    if where is None or where.is_relative_to(ours):
+        return
+    print(f"warning: `mlflow run` started its run in the experiment {name!r}, which keeps "
+          f"artifacts in {where}, not under {ours}: the models trained in this run are stored "
+          "there, outside Journey's folder (a backup or `journey relocate` of the home misses "
+          "them). Pass `--experiment-name` an experiment Journey created (journey-training, "
+          "journey-retrain, ...; any `journey train` makes journey-training).", file=sys.stderr)

@@ -120,3 +120,28 @@ def test_promote_refuses_without_a_store_and_creates_none(home: Path) -> None:
                        "nothing tracked there yet; check the setting, or run `journey train "
                        "--experiment ...`\n")
     assert not db.exists() and not db.parent.exists()
+
+
+def test_under_mlflow_run_outside_journey_s_artifacts_warns(
+        home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`mlflow run` without --experiment-name starts its run in MLflow's Default experiment,
+    whose artifacts (the models trained in the run) go to ./mlruns, outside the home."""
+    from mlflow import MlflowClient
+
+    from training.tracking import Tracking
+
+    local = Tracking.local(home)
+    (home / "mlflow").mkdir(parents=True)
+    client = MlflowClient(local.tracking_uri)
+    stray = client.create_run("0").info.run_id  # Default: ./mlruns of the working folder
+    mine = client.create_run(local.experiment_id(client, "journey-training")).info.run_id
+    under_mlflow_run(monkeypatch, local.tracking_uri)
+    monkeypatch.setenv("MLFLOW_RUN_ID", mine)
+    Settings().tracking()
+    assert "warning" not in capsys.readouterr().err
+    monkeypatch.setenv("MLFLOW_RUN_ID", stray)
+    Settings().tracking()
+    Settings().tracking()  # said once a process
+    err = capsys.readouterr().err
+    assert err.count("warning: `mlflow run` started its run in the experiment 'Default'") == 1
+    assert f"{home.parent.resolve() / 'mlruns'}" in err and "--experiment-name" in err
