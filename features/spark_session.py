@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from features.errors import JourneyError
+from features.errors import ConfigError, JourneyError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -59,7 +59,13 @@ def _log_config() -> Path:
 
 def local_session(app: str = "journey", cores: int = 2) -> SparkSession:
     """A local-mode session bound to 127.0.0.1 with no UI (tests, one-machine runs)."""
-    from pyspark.sql import SparkSession
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:  # an extra: 468 MB that only the Spark engine needs
+        raise ConfigError("the Spark engine needs PySpark, which this installation lacks: "
+                          "install Journey with its spark extra (pip install 'journey[spark]'; "
+                          "`make setup` does) and a Java 17 runtime, or use the default "
+                          "engine") from exc
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     for name in EXCEPTION_LOGGERS:
