@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import tomllib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,10 +38,17 @@ class BuildInfo:
                    platform.python_version(), datetime.now(UTC))
 
 
-def _version() -> str:
+def _version(root: Path = SOURCE_ROOT) -> str:
+    """The installed distribution's version, else the one in the pyproject.toml beside the
+    source (a bento: it copies the source and pyproject.toml, not the distribution)."""
     try:
         return metadata.version("journey")
-    except metadata.PackageNotFoundError:  # run from a tree that was never installed
+    except metadata.PackageNotFoundError:
+        pass
+    try:
+        project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+        return str(project["project"]["version"])
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError):
         return "unknown"
 
 

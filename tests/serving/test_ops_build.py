@@ -42,6 +42,22 @@ def test_the_build_info_metric_and_version_say_what_runs(tmp_path: Path) -> None
     assert "journey_clock_pinned_timestamp_seconds 0.0" in text
 
 
+def test_without_the_distribution_the_version_comes_from_pyproject(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bento copies the source and pyproject.toml, not the installed distribution."""
+    from serving import build
+
+    def not_installed(name: str) -> str:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", not_installed)
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "journey"\nversion = "9.8.7"\n')
+    assert build._version(tmp_path) == "9.8.7"
+    assert build._version(tmp_path / "nowhere") == "unknown"
+    (tmp_path / "pyproject.toml").write_text("[project\n")
+    assert build._version(tmp_path) == "unknown"
+
+
 def test_a_pinned_clock_shows_in_version_and_metrics(tmp_path: Path) -> None:
     app, keys = light_app(tmp_path / "home", as_of=PINNED)
     client = TestClient(app)
