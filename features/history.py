@@ -127,10 +127,7 @@ class HistoryIndex:
                 missing.append(cid)
         if missing:
             raise KeyError(missing)
-        # Each loaded customer's events are sorted by time: those before the cutoff are the
-        # first k of its segment, k read off one running count over every loaded event.
-        before = np.concatenate(([0], np.cumsum(b.ts < cutoff_us)))
-        sizes = before[seg_stop] - before[seg_start]  # 0 for the others: set below
+        sizes = _counts_before(b.ts, seg_start, seg_stop, cutoff_us)  # 0 for the others
         for i, src in own.items():
             sizes[i] = np.searchsorted(src.ts, cutoff_us, side="left")
         ends = np.cumsum(sizes)
@@ -155,6 +152,25 @@ class HistoryIndex:
 
 
 COLUMNS = ("ts", "etype", "channel", "action", "value", "score")
+
+
+def _counts_before(ts: npt.NDArray[np.int64], start: npt.NDArray[np.int64],
+                   stop: npt.NDArray[np.int64], cutoff_us: int) -> npt.NDArray[np.int64]:
+    """Per segment ``[start, stop)`` of ``ts``, how many of its events are before the cutoff
+    (each segment is sorted by time: they are its first k). Read off a running count over the
+    requested segments' events only when they are a small part of all: over every loaded
+    event, a batch of 1,000 customers took 1-14 s in a store of 87M events (a 700 MB
+    temporary per request); a scoring run's population, nearly all of them, keeps the one pass
+    over the whole array that needs no gather."""
+    lengths = stop - start
+    total = int(lengths.sum())
+    if total * 4 >= len(ts):
+        before: npt.NDArray[np.int64] = np.concatenate(([0], np.cumsum(ts < cutoff_us)))
+        return before[stop] - before[start]
+    ends: npt.NDArray[np.int64] = np.cumsum(lengths)
+    at = np.repeat(start - (ends - lengths), lengths) + np.arange(total)
+    running: npt.NDArray[np.int64] = np.concatenate(([0], np.cumsum(ts[at] < cutoff_us)))
+    return running[ends] - running[ends - lengths]
 
 
 def _gathered(base: EventArrays, name: str, at: npt.NDArray[np.int64],
