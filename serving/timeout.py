@@ -46,8 +46,13 @@ class InTaskTimeout(_BENTOML):
                 raise
             # The service's error shape ({code, message, field}), not BentoML's {"error"}:
             # clients read every error of the API one way.
-            response = error_json(504, "timeout", f"not able to process the request in "
-                                  f"{self.timeout} seconds; it was cancelled")
+            # Work a handler handed to a thread cannot be cancelled: a scoring run goes on and
+            # publishes its snapshot, an ingest may commit. The message must not say otherwise.
+            response = error_json(504, "timeout", f"no answer within {self.timeout} seconds: "
+                                  "the request was given up, but work it started may still "
+                                  "finish (a scoring run goes on and publishes its snapshot, "
+                                  "and asking again answers 409 while it runs; an ingest may "
+                                  "be stored: resending it with the same event ids is safe)")
             await response(scope, receive, send)
 
 

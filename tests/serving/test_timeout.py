@@ -42,8 +42,10 @@ def _is_504(sent: list[Message], timeout: float) -> None:
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
     assert sent[0]["status"] == 504
     assert json.loads(sent[1]["body"]) == {  # the service's error shape, as ErrorOut
-        "code": "timeout", "message": f"not able to process the request in {timeout} seconds; "
-        "it was cancelled", "field": None}
+        "code": "timeout", "message": f"no answer within {timeout} seconds: the request was "
+        "given up, but work it started may still finish (a scoring run goes on and publishes "
+        "its snapshot, and asking again answers 409 while it runs; an ingest may be stored: "
+        "resending it with the same event ids is safe)", "field": None}
 
 
 def test_a_fast_answer_passes_through() -> None:
