@@ -49,6 +49,7 @@ from serving.stopping import StopSignals
 from serving.store_guard import StoreGuard
 from serving.triggers import Triggers
 from serving.utc import iso_z
+from serving.warmup import warm_up
 
 log = logging.getLogger("journey.serving")
 STORE_NOT_LOADED = "event store not loaded:"
@@ -98,7 +99,11 @@ class ServiceState:
     # -- lifecycle -----------------------------------------------------------------------
     def _load_models(self) -> ModelSet:
         client = client_for(self.settings.tracking_uri)
-        return load_models(client, self.spec, self.settings.model_alias)
+        models = load_models(client, self.spec, self.settings.model_alias)
+        # Before the holder serves them (and /readyz says ready): the first prediction would
+        # otherwise compile the kernels, seconds in a new container (serving/warmup.py).
+        warm_up(self.online, self.predictor, models)
+        return models
 
     def _alias_versions(self) -> dict[str, str]:
         client = client_for(self.settings.tracking_uri)
