@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import signal
 import socket
@@ -58,14 +59,20 @@ def _proc(pid: int, name: str) -> bytes | None:
         return None
 
 
+def _environ(pid: int) -> dict[bytes, bytes] | None:
+    raw = _proc(pid, "environ")
+    if raw is None:
+        return None
+    return dict(item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+
+
 def _home_of(pid: int) -> Path | None:
     """The home a service process serves: its JOURNEY_HOME (`journey serve` always sets it),
     else the folder holding its BENTOML_HOME (services started before it did), relative to
     the process's working folder."""
-    raw = _proc(pid, "environ")
-    if raw is None:
+    env = _environ(pid)
+    if env is None:
         return None
-    env = dict(item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
     home = env.get(b"JOURNEY_HOME")
     if home is None and b"BENTOML_HOME" in env:
         home = os.fsencode(Path(os.fsdecode(env[b"BENTOML_HOME"])).parent)
@@ -280,16 +287,45 @@ def stop_spawned(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
         proc.wait()
 
 
+def _ended_unreaped_child(pid: int) -> bool:
+    """A child of this process that has ended: it stays a zombie, as the same start time,
+    until this process reaps it, which it will not do while it waits here (`journey stop` run
+    in the process that started the service, as tests do)."""
+    fields = (_proc(pid, "stat") or b"").rsplit(b")", 1)[-1].split()
+    return fields[:2] == [b"Z", str(os.getpid()).encode()]
+
+
+# What `journey stop` waits beyond the service's stop grace period before killing it: the
+# store's close and the rest of the shutdown (well under a second on an idle service).
+STOP_MARGIN_SECONDS = 10.0
+GRACE_NAME = b"JOURNEY_STOP_GRACE_SECONDS"
+
+
+def stop_timeout(pid: int, default_grace: float) -> float:
+    """How long `journey stop` waits for the service before killing it: the stop grace period
+    it runs with (``journey serve`` spells it out in its environment; ``default_grace`` for
+    one started without it) and ``STOP_MARGIN_SECONDS``."""
+    raw = (_environ(pid) or {}).get(GRACE_NAME, b"")
+    try:
+        grace = float(raw)
+    except ValueError:
+        grace = default_grace
+    if not 0 <= grace < math.inf:  # nan too
+        grace = default_grace
+    return grace + STOP_MARGIN_SECONDS
+
+
 def terminate(pid: int, started: str | None, home: Path, timeout: float = 20.0) -> str:
-    """SIGTERM (BentoML stops its workers), then SIGKILL to its session if needed; each
-    signal only after checking the PID is still this home's service."""
+    """SIGTERM (BentoML stops its workers; the service answers what it has received within its
+    stop grace period), then SIGKILL to its session if needed; each signal only after
+    checking the PID is still this home's service."""
     if why_not_ours(pid, started, home) is not None:
         return "was not running"
     started = started or start_time(pid)
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if start_time(pid) != started:
+        if start_time(pid) != started or _ended_unreaped_child(pid):
             return "stopped"
         time.sleep(0.2)
     if why_not_ours(pid, started, home) is not None:

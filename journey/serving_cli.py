@@ -20,12 +20,14 @@ from features.store_lock import store_holder
 from features.store_messages import held_by
 from journey.common import app, friendly_errors
 from journey.service_process import (
+    GRACE_NAME,
     SERVICE,
     Tls,
     check_port_free,
     check_tls,
     read_pid_file,
     stop_spawned,
+    stop_timeout,
     terminate,
     wait_ready,
     write_pid_file,
@@ -38,6 +40,8 @@ from serving.service_files import load_service_files
 from serving.settings import ServeSettings
 from training.stale_runs import start_time
 
+# For a service started without JOURNEY_STOP_GRACE_SECONDS in its environment.
+GRACE_DEFAULT: float = ServeSettings.model_fields["stop_grace_seconds"].default
 keys_app = typer.Typer(help="API keys of the prediction service (stored hashed).",
                        no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -50,8 +54,9 @@ def service_env(settings: ServeSettings) -> dict[str, str]:
     env.setdefault("DO_NOT_TRACK", "true")
     env.setdefault("BENTOML_HOME", str((settings.home / "bentoml").resolve()))
     # Spelled out (not left to .env or the default) so `journey stop` can tell this home's
-    # service from another's by the process's environment.
+    # service from another's by the process's environment, and wait as long as it drains.
     env["JOURNEY_HOME"] = str(settings.home.resolve())
+    env[GRACE_NAME.decode()] = f"{settings.stop_grace_seconds:g}"
     return env
 
 
@@ -235,9 +240,13 @@ def check_store_free(path: Path) -> None:
 @app.command()
 @friendly_errors
 def stop(
-    timeout: Annotated[float, typer.Option(help="Seconds to wait before killing.")] = 20.0,
+    timeout: Annotated[float | None, typer.Option(
+        help="Seconds to wait before killing [default: the service's "
+             "JOURNEY_STOP_GRACE_SECONDS + 10].")] = None,
 ) -> None:
-    """Stop a service started with `journey serve --detach`."""
+    """Stop a service started with `journey serve --detach`: it refuses new connections,
+    answers the requests it has received (within JOURNEY_STOP_GRACE_SECONDS), then closes
+    its store."""
     home = Settings().home
     pid_file = home / "serve.pid"
     recorded = read_pid_file(pid_file, home)
@@ -247,6 +256,8 @@ def stop(
         pid_file.unlink(missing_ok=True)
         typer.echo(f"{pid_file} was stale ({recorded.stale}): removed it; no process signalled")
         return
+    if timeout is None:
+        timeout = stop_timeout(recorded.pid, GRACE_DEFAULT)
     how = terminate(recorded.pid, start_time(recorded.pid), home, timeout)
     pid_file.unlink(missing_ok=True)
     typer.echo(f"service PID {recorded.pid} {how}")

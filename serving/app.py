@@ -28,6 +28,7 @@ from serving import (
 from serving.build import BuildInfo, startup_lines
 from serving.deps import documented_errors, without_default_422
 from serving.docs_page import install_docs
+from serving.draining import Drain, count_every_request
 from serving.fast_predict import PATH, FastPredict
 from serving.hardening import KeyGate, secure_every_answer
 from serving.http import BodyLimit, error_json, install_error_handlers
@@ -44,6 +45,7 @@ log = logging.getLogger("journey.serving")
 def create_app(settings: ServeSettings | None = None, background: bool = True) -> FastAPI:
     settings = settings or ServeSettings()
     state = ServiceState(settings)
+    drain = Drain(settings.stop_grace_seconds)
     info = BuildInfo.now()
     state.metrics.describe(info.version, info.commit, info.python, settings.as_of)
 
@@ -57,11 +59,16 @@ def create_app(settings: ServeSettings | None = None, background: bool = True) -
         log.info("%s", config)
         for note in notes:
             log.warning("%s", note)
+        # Before the state's: its stop handler sets the stop event, then hands the signal to
+        # the drain's, which hands it to the server's once no new connection can come.
+        drain.watch()
         state.start(background)
         try:
             yield
         finally:
+            drain.report()  # the server has answered (or cut) what was in flight
             state.close()
+            drain.restore()  # after the state's: its handler chains to this one
             sys.setswitchinterval(before)
 
     # No OpenTelemetry export: without this, a provider set up by the host (BentoML makes one)
@@ -81,13 +88,15 @@ def create_app(settings: ServeSettings | None = None, background: bool = True) -
     _unmatched_last(app)
     # The last added runs first: the body limit, then the key gate (no body is read for a
     # request without a valid key), then /predict's fast path; around them all, the security
-    # headers, and around those the request's id, metrics and log lines.
+    # headers, and around those the request's id, metrics and log lines; outermost, the
+    # count of requests in flight a stop waits for.
     predict = next(r for r in app.router.routes if isinstance(r, APIRoute) and r.path == PATH)
     app.add_middleware(FastPredict, state=state, route=predict)
     app.add_middleware(KeyGate, state=state, routes=list(app.router.routes))
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     secure_every_answer(app)
     observe_every_answer(app)
+    count_every_request(app, drain.requests)
     return app
 
 

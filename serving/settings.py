@@ -90,6 +90,15 @@ class ServeSettings(BlankIsUnset):
     # logged as slow with its id, route and status (0: none is). The request timeout is 60 s.
     log_format: Literal["text", "json"] = "text"
     slow_request_seconds: Annotated[float, Field(ge=0)] = 5.0
+    # At a stop (SIGTERM: `journey stop`, a deploy), new connections are refused and the
+    # requests already received have this long to be answered before they are cut (a 503,
+    # logged; 0: at once); then the store closes (serving/draining.py). Predictions take
+    # milliseconds and a 1,000-customer batch well under a second, so 15 s leaves room for
+    # slow exports under load while the whole stop stays within an orchestrator's usual 30 s
+    # before its SIGKILL (Kubernetes' default terminationGracePeriodSeconds); `journey stop`
+    # waits this long and 10 s more before killing. Above the 60 s request timeout it could
+    # never help.
+    stop_grace_seconds: Annotated[float, Field(ge=0, le=60)] = 15.0
 
     @field_validator("as_of")
     @classmethod

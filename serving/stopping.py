@@ -5,11 +5,14 @@ and then to the worker's children, the score worker among them. Uvicorn, on that
 waits for the open requests before the lifespan's shutdown closes the state: a scoring run in
 progress sees its child die while the service does not know yet that it is stopping, and
 would score again in the service, holding up the stop. This chains a handler before uvicorn's
-(or whatever handles the signal) that sets the state's stop event first.
+(or whatever handles the signal) that sets the state's stop event first. In the service the
+next in the chain is ``serving.draining.Drain``'s, which hands the signal on to uvicorn's once
+no new connection can come in.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import signal
 import threading
@@ -51,6 +54,11 @@ class StopSignals:
         self._replaced.clear()
 
     def _handle(self, sig: int, frame: FrameType | None) -> None:
+        # The handler runs in whatever the main thread was doing, a request's code included:
+        # in a context of its own, its lines (and what it starts) carry no request's id.
+        contextvars.Context().run(self._handled, sig, frame)
+
+    def _handled(self, sig: int, frame: FrameType | None) -> None:
         if not self.stopping.is_set():  # a second signal says nothing new
             doing = self._in_flight()
             log.info("stop signal %s received: stopping%s", signal.Signals(sig).name,
