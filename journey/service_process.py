@@ -269,7 +269,9 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float, log_file
                 last = message
         if time.monotonic() >= deadline:
             said = last or "nothing (it never answered)"
-            raise ConfigError(f"the service did not become ready within {timeout:.0f}s; "
+            # A large store's histories take minutes to load (~4 min for 87M events).
+            raise ConfigError(f"the service did not become ready within {timeout:.0f}s "
+                              f"(--ready-timeout; a large store loads for minutes); "
                               f"/v1/readyz last said: {said}; {log_tail(log_file)}")
         time.sleep(0.25)
 

@@ -116,7 +116,7 @@ def test_the_probe_does_not_take_another_certificate_for_the_service(
     not this service, however ready it says it is."""
     other = Tls(*self_signed(tmp_path / "other", "other"))
     started = time.monotonic()
-    with pytest.raises(ConfigError, match="did not become ready within 2s"):
+    with pytest.raises(ConfigError, match=r"did not become ready within 2s \(--ready-timeout;"):
         wait_ready(https_readyz, sleeper, 2, tmp_path / "serve.log", lambda _: None,
                    other.probe_context())
     assert time.monotonic() - started < 15
