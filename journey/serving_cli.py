@@ -244,9 +244,10 @@ def stop(
         help="Seconds to wait before killing [default: the service's "
              "JOURNEY_STOP_GRACE_SECONDS + 10].")] = None,
 ) -> None:
-    """Stop a service started with `journey serve --detach`: it refuses new connections,
-    answers the requests it has received (within JOURNEY_STOP_GRACE_SECONDS), then closes
-    its store."""
+    """Stop a service started with `journey serve --detach`, draining its requests first.
+
+    It refuses new connections, answers the requests it has received (within
+    JOURNEY_STOP_GRACE_SECONDS), then closes its store."""
     home = Settings().home
     pid_file = home / "serve.pid"
     recorded = read_pid_file(pid_file, home)

@@ -214,6 +214,7 @@ def test_a_missing_champion_ends_the_wait_with_the_service_running(
     handler.answer = (503, {"ready": False, "last_load_error": None,
                             "message": "loading event histories and models"})
     said: list[str] = []
-    with pytest.raises(ConfigError, match="within 1s; /v1/readyz last said: loading"):
+    with pytest.raises(ConfigError, match=r"within 1s \(--ready-timeout; [^)]*\); "
+                       r"/v1/readyz last said: loading"):
         wait_ready(url, sleeper, 1, tmp_path / "serve.log", said.append)
     assert said == ["loading event histories and models"]
