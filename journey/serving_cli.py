@@ -32,6 +32,7 @@ from journey.service_process import (
     wait_ready,
     write_pid_file,
 )
+from journey.import_shadow import check_working_folder
 from journey.settings import Settings
 from models.registry import RegistryError, client_for
 from serving.champions import registry_aliases
@@ -166,6 +167,7 @@ def serve(
     if tls is not None and tls.key_exposed:
         typer.echo(f"warning: --ssl-keyfile {tls.keyfile} may be read by other users; "
                    f"`chmod 600 {tls.keyfile}`", err=True)
+    check_working_folder()
     check_deployment(settings)
     check_keys(settings)
     # The files the service loads (trigger rules, catalog, ...): as it loads them, so a bad one
