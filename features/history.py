@@ -4,7 +4,8 @@ millisecond.
 A point query on the DuckDB store costs 20-90 ms (a customer's events are spread over the
 whole file), far over a request budget of a few milliseconds. The service is the store's single
 writer, so it loads the encoded events once (the batch engine's arrays: same codes, same tie
-order, hence the same vectors as batch) and applies each append it commits. Events added since
+order, hence the same vectors as batch; held in the narrowest exact types,
+``features.compact_events``) and applies each append it commits. Events added since
 start-up live in one set of growing arrays, each customer's by position, and are merged with
 the loaded ones when read; data is written before its positions are published and the loaded
 arrays are never modified, so readers need no lock.
@@ -21,6 +22,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from features.batch import BatchEngine
+from features.compact_events import WIDE, CompactEvents
 from features.events import Encoder, EventArrays, tie_order
 from features.spec import FeatureSpec
 from features.store import EventStore
@@ -50,7 +52,10 @@ class HistoryIndex:
     def __init__(self, spec: FeatureSpec, base: EventArrays, attributes: Attributes) -> None:
         self.spec = spec
         self.enc = Encoder(spec)
-        self.base = base
+        # Only the narrowed columns are kept (``base`` is the caller's to drop): the
+        # per-event customer codes are implied by the segments.
+        self.loaded = CompactEvents.of(base)
+        self._ids = list(base.customer_ids)
         starts, ends = base.segments if base.segments is not None else (np.zeros(0), np.zeros(0))
         self._segment = {cid: (int(s), int(e)) for cid, s, e in
                          zip(base.customer_ids, starts.tolist(), ends.tolist(), strict=True)}
@@ -77,7 +82,7 @@ class HistoryIndex:
 
     def customer_ids(self) -> list[str]:
         """Every known customer: the loaded ones in store order, then those first seen since."""
-        return list(self.base.customer_ids) + [c for c in self._added.customers()
+        return self._ids + [c for c in self._added.customers()
                                                if c not in self._segment]
 
     def arrays(self, customer_id: str, cutoff_us: int) -> EventArrays | None:
@@ -98,9 +103,11 @@ class HistoryIndex:
         if seg is None:
             return added
         s, e = seg
-        b = self.base
-        loaded = EventArrays([customer_id], np.zeros(e - s, np.int32), b.ts[s:e], b.etype[s:e],
-                             b.channel[s:e], b.action[s:e], b.value[s:e], b.score[s:e])
+        b = self.loaded
+        loaded = EventArrays([customer_id], np.zeros(e - s, np.int32), b.read("ts", s, e),
+                             b.read("etype", s, e), b.read("channel", s, e),
+                             b.read("action", s, e), b.read("value", s, e),
+                             b.read("score", s, e))
         return loaded if added is None else _merged(customer_id, loaded, added)
 
     def many(self, customer_ids: list[str], cutoff_us: int) -> EventArrays:
@@ -110,9 +117,9 @@ class HistoryIndex:
         Loaded events are gathered with whole-array operations: a slice and a search per
         customer, then one concatenation of 20k slices per column, held the interpreter
         90-160 ms for a scoring run's population, and requests queued behind it."""
-        b = self.base
+        b = self.loaded
         n = len(customer_ids)
-        seg_start = np.zeros(n, np.int64)  # loaded customers: their segment of ``base``
+        seg_start = np.zeros(n, np.int64)  # loaded customers: their segment of ``loaded``
         seg_stop = np.zeros(n, np.int64)
         own: dict[int, EventArrays] = {}  # position: a customer with events added since
         missing = []
@@ -127,7 +134,7 @@ class HistoryIndex:
                 missing.append(cid)
         if missing:
             raise KeyError(missing)
-        sizes = _counts_before(b.ts, seg_start, seg_stop, cutoff_us)  # 0 for the others
+        sizes = _counts_before(b.ts, seg_start, seg_stop, b.limit(cutoff_us))  # 0: the others
         for i, src in own.items():
             sizes[i] = np.searchsorted(src.ts, cutoff_us, side="left")
         ends = np.cumsum(sizes)
@@ -154,33 +161,32 @@ class HistoryIndex:
 COLUMNS = ("ts", "etype", "channel", "action", "value", "score")
 
 
-def _counts_before(ts: npt.NDArray[np.int64], start: npt.NDArray[np.int64],
-                   stop: npt.NDArray[np.int64], cutoff_us: int) -> npt.NDArray[np.int64]:
-    """Per segment ``[start, stop)`` of ``ts``, how many of its events are before the cutoff
-    (each segment is sorted by time: they are its first k). Read off a running count over the
-    requested segments' events only when they are a small part of all: over every loaded
-    event, a batch of 1,000 customers took 1-14 s in a store of 87M events (a 700 MB
-    temporary per request); a scoring run's population, nearly all of them, keeps the one pass
-    over the whole array that needs no gather."""
+def _counts_before(ts: npt.NDArray[Any], start: npt.NDArray[np.int64],
+                   stop: npt.NDArray[np.int64], limit: int) -> npt.NDArray[np.int64]:
+    """Per segment ``[start, stop)`` of ``ts``, how many of its events are below ``limit``
+    (the cutoff in ``ts``'s units; each segment is sorted by time: they are its first k).
+    Read off a running count over the requested segments' events only when they are a small
+    part of all: over every loaded event, a batch of 1,000 customers took 1-14 s in a store of
+    87M events (a 700 MB temporary per request); a scoring run's population, nearly all of
+    them, keeps the one pass over the whole array that needs no gather."""
     lengths = stop - start
     total = int(lengths.sum())
     if total * 4 >= len(ts):
-        before: npt.NDArray[np.int64] = np.concatenate(([0], np.cumsum(ts < cutoff_us)))
+        before: npt.NDArray[np.int64] = np.concatenate(([0], np.cumsum(ts < limit)))
         return before[stop] - before[start]
     ends: npt.NDArray[np.int64] = np.cumsum(lengths)
     at = np.repeat(start - (ends - lengths), lengths) + np.arange(total)
-    running: npt.NDArray[np.int64] = np.concatenate(([0], np.cumsum(ts[at] < cutoff_us)))
+    running: npt.NDArray[np.int64] = np.concatenate(([0], np.cumsum(ts[at] < limit)))
     return running[ends] - running[ends - lengths]
 
 
-def _gathered(base: EventArrays, name: str, at: npt.NDArray[np.int64],
+def _gathered(loaded: CompactEvents, name: str, at: npt.NDArray[np.int64],
               rows: npt.NDArray[np.bool_], own: dict[int, EventArrays],
               firsts: npt.NDArray[np.int64], sizes: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
     """Column ``name`` of ``many``: the loaded events at ``at`` into the ``rows`` they fill,
     then each customer with events added since into its own place."""
-    column = getattr(base, name)
-    out = np.empty(len(rows), column.dtype)
-    out[rows] = column[at]
+    out = np.empty(len(rows), WIDE[name])
+    out[rows] = loaded.gather(name, at)
     for i, src in own.items():
         f, k = int(firsts[i]), int(sizes[i])
         out[f:f + k] = getattr(src, name)[:k]

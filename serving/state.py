@@ -143,7 +143,9 @@ class ServiceState:
         # collector's generations, or every full collection walks them (p99 spikes).
         gc.collect()
         gc.freeze()
-        log.info("loaded %s customers and models %s in %.1fs", self.history.n_customers,
+        loaded = self.history.loaded
+        log.info("loaded %s customers (%s events, %.0f MB in memory) and models %s in %.1fs",
+                 self.history.n_customers, f"{len(loaded):,}", loaded.nbytes / 2**20,
                  self.versions(), time.perf_counter() - started)
         if self.settings.reload_poll_seconds > 0:
             poll = SettledPoll(self.holder, self._alias_versions, self.reload)
