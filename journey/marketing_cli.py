@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -169,7 +170,7 @@ def segments(
         raise ConfigError(f"no score snapshot in {root}: run `journey score` first")
     # Persona names as they are now (a rename shows at once), from this home's names file.
     book = SegmentBook(snap, config.dimensions, previous_of(root, snap), names_path(settings.home))
-    filters = parse_filters(where or [])
+    filters = parse_filters(where or [], {name: d.values for name, d in book.dims.items()})
     dims = [d.strip() for d in by.split(",") if d.strip()]
     try:
         if export is not None:
@@ -208,13 +209,19 @@ def _option(field: str) -> str:
     return "--by" if field == "by" or field.startswith("by[") else f"--where {field}"
 
 
-def parse_filters(items: list[str]) -> dict[str, list[str]]:
+def parse_filters(items: list[str], known: Mapping[str, Sequence[str]] | None = None
+                  ) -> dict[str, list[str]]:
+    """``--where`` filters; as in the API's query, a value that itself holds a comma is taken
+    whole when the snapshot has it (``known``), else commas separate values."""
     out: dict[str, list[str]] = {}
     for item in items:
         name, sep, values = item.partition("=")
         if not sep or not name.strip() or not values.strip():
             raise ConfigError(f"--where {item!r}: write DIM=VALUE[,VALUE…], e.g. tier=high")
-        out.setdefault(name.strip(), []).extend(v.strip() for v in values.split(","))
+        whole = values.strip()
+        split = ([whole] if known is not None and whole in known.get(name.strip(), ())
+                 else [v.strip() for v in values.split(",")])
+        out.setdefault(name.strip(), []).extend(split)
     return out
 
 
