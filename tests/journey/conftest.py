@@ -17,6 +17,16 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
+def home(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty home under ``isolated``, named by JOURNEY_HOME (files with a home of their own
+    define theirs)."""
+    path = isolated / "home"
+    path.mkdir()
+    monkeypatch.setenv("JOURNEY_HOME", str(path))
+    return path
+
+
+@pytest.fixture
 def touchpoints(tmp_path: Path) -> Path:
     """Six rows in a foreign shape: three valid, three rejected for three different reasons."""
     path = tmp_path / "touchpoints.csv"

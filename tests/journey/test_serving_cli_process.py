@@ -21,14 +21,6 @@ from journey.service_process import SERVICE, read_pid_file, wait_ready, write_pi
 from tests.journey.cli_helpers import fails, ok, run
 
 
-@pytest.fixture
-def home(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = isolated / "home"
-    path.mkdir()
-    monkeypatch.setenv("JOURNEY_HOME", str(path))
-    return path
-
-
 def _spawn(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, env=env, start_new_session=True)
 

@@ -20,14 +20,6 @@ from serving.settings import ServeSettings
 from tests.journey.cli_helpers import ok
 
 
-@pytest.fixture
-def home(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = isolated / "home"
-    path.mkdir()
-    monkeypatch.setenv("JOURNEY_HOME", str(path))
-    return path
-
-
 def draining_service(home: Path, grace: str | None, drains: float) -> subprocess.Popen[bytes]:
     """A process that looks like `journey serve`'s and, on SIGTERM, takes ``drains`` seconds
     to end (its requests in flight)."""
