@@ -23,6 +23,13 @@ from models.single_row import SingleRow
 # Built on first use from the fitted booster, for serving; never pickled.
 CACHES = ("path_tables_", "single_row_", "record_plan_", "vector_plans_", "forest_",
           "input_signature_")
+FOREST_ROWS = 20_000  # from this many rows predict_raw routes them through the compiled forest
+# Linear trees fit a linear model in each leaf; the compiled forest, the decision-path credits
+# (reason codes) and batch scoring read a leaf as its constant, so such a model would be
+# served probabilities up to 0.4 away from LightGBM's own (measured).
+LINEAR_TREE = ("linear_tree is not supported: Journey serves LightGBM models through compiled "
+               "trees and reason codes that read each leaf as a constant, so a linear-tree "
+               "model would be served other probabilities than it was evaluated with")
 
 
 def booster_params(est: Any, objective: dict[str, object]) -> dict[str, object]:
@@ -125,6 +132,7 @@ class LightGBMClassifier(EncodedInputs, JourneyClassifier):
         """The trees up to the best iteration as compiled-routing arrays, built on first use."""
         forest: Forest | None = getattr(self, "forest_", None)
         if forest is None:
+            self._constant_leaves()
             forest = Forest.of(self.booster_, self.best_iteration_)
             setattr(self, "forest_", forest)  # noqa: B010 - a cache, not a fit attribute
         return forest
@@ -151,15 +159,21 @@ class LightGBMClassifier(EncodedInputs, JourneyClassifier):
         p = self.calibrator_.transform(raw)
         return np.column_stack([1 - p, p]) if p.ndim == 1 else p
 
+    def _constant_leaves(self) -> None:
+        if getattr(self, "linear_tree", False):  # older pickles: no such attribute
+            raise ValueError(LINEAR_TREE)
+
     def path_tables(self) -> PathTables:
         """Decision-path credits of every leaf (``models.paths``), built on first use."""
         tables: PathTables | None = getattr(self, "path_tables_", None)  # older pickles: none
         if tables is None:
+            self._constant_leaves()
             tables = PathTables.of(self.booster_, self.best_iteration_)
             setattr(self, "path_tables_", tables)  # noqa: B010 - a cache, not a fit attribute
         return tables
 
     def _fit_raw(self, X: pd.DataFrame, y: Ints, X_val: pd.DataFrame, y_val: Ints) -> None:  # noqa: N803
+        self._constant_leaves()
         for cache in CACHES:  # built from the old booster: rebuilt on first use
             self.__dict__.pop(cache, None)
         self.encoder_ = CategoricalEncoder("codes").fit(with_ratios(X) if self.ratios else X)
@@ -204,8 +218,15 @@ class LightGBMClassifier(EncodedInputs, JourneyClassifier):
         return f"the booster made no split ({cause}): every customer gets the same score"
 
     def predict_raw(self, X: pd.DataFrame) -> Floats:  # noqa: N803
+        matrix = self.matrix(X)
+        if len(matrix) >= FOREST_ROWS:
+            # Validation and test frames (calibration, evaluation): the compiled forest gives
+            # LightGBM's probabilities to the bit in half its time (200k rows of the next-stage
+            # model: 5.9 s -> 2.9 s); building it, 0.1-1.7 s, is paid once per model.
+            tables = self.path_tables()
+            return from_raw(tables, self.forest().raw(matrix, tables))
         out: Floats = np.asarray(
-            self.booster_.predict(self.matrix(X), num_iteration=self.best_iteration_),
+            self.booster_.predict(matrix, num_iteration=self.best_iteration_),
             dtype=np.float64,
         )
         return out

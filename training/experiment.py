@@ -165,6 +165,10 @@ def param_problem(kind: str, name: str, value: Any) -> str | None:
         return f"{message(exc.errors()[0])}, got {value!r}"
     if name in MINIMUM and value is not None and value < MINIMUM[name]:
         return f"must be at least {MINIMUM[name]}, got {value!r}"
+    if kind == "lightgbm" and name == "linear_tree" and value:
+        from models.lgbm import LINEAR_TREE  # lightgbm's import waits for a lightgbm model
+
+        return LINEAR_TREE
     if kind == "baseline":
         return sklearn_problem(name, value)
     return lightgbm_problem(booster(kind, name, value))

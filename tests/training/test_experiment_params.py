@@ -116,3 +116,9 @@ def test_what_a_search_draws_from_a_checked_space_is_valid(tmp_path: Path) -> No
     for _ in range(20):
         for name, value in sample(tuned.search.space, rng).items():
             assert param_problem("lightgbm", name, value) is None, (name, value)
+
+
+def test_linear_trees_are_refused_with_why(tmp_path: Path) -> None:
+    says = problems_of(tmp_path, {"family": "lightgbm", "params": {"linear_tree": True}})
+    assert says.startswith("models[0].params.linear_tree: linear_tree is not supported")
+    assert "read each leaf as a constant" in says
