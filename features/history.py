@@ -82,8 +82,7 @@ class HistoryIndex:
 
     def customer_ids(self) -> list[str]:
         """Every known customer: the loaded ones in store order, then those first seen since."""
-        return self._ids + [c for c in self._added.customers()
-                                               if c not in self._segment]
+        return self._ids + [c for c in self._added.customers() if c not in self._segment]
 
     def arrays(self, customer_id: str, cutoff_us: int) -> EventArrays | None:
         """The customer's events strictly before ``cutoff_us``; None for an unknown customer."""
