@@ -19,6 +19,7 @@ from features.spec import FeatureSpec
 from features.store_lock import store_holder
 from features.store_messages import held_by
 from journey.common import app, friendly_errors
+from journey.import_shadow import check_working_folder
 from journey.service_process import (
     GRACE_NAME,
     SERVICE,
@@ -32,7 +33,6 @@ from journey.service_process import (
     wait_ready,
     write_pid_file,
 )
-from journey.import_shadow import check_working_folder
 from journey.settings import Settings
 from models.registry import RegistryError, client_for
 from serving.champions import registry_aliases
