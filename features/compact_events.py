@@ -108,6 +108,13 @@ class CompactEvents:
         """Rows ``[start, stop)`` of column ``name`` in the engines' type."""
         return self.gather(name, slice(start, stop))
 
+    def fill(self, name: str, out: npt.NDArray[Any], rows: npt.NDArray[np.bool_],
+             at: npt.NDArray[np.int64]) -> None:
+        """``out[rows] = gather(name, at)`` for ``out`` in the engines' type, without a widened
+        temporary: the assignment widens codes and floats itself (a scoring run's population
+        at 17.4M events: 130 MB less per float column, and 0.49 -> 0.45 s for ``many``)."""
+        out[rows] = self.gather(name, at) if name == "ts" else self.columns[name][at]
+
     def gather(self, name: str, at: npt.NDArray[np.int64] | slice) -> npt.NDArray[Any]:
         """Column ``name`` at positions ``at``, in the engines' type."""
         if name != "ts":

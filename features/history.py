@@ -185,7 +185,7 @@ def _gathered(loaded: CompactEvents, name: str, at: npt.NDArray[np.int64],
     """Column ``name`` of ``many``: the loaded events at ``at`` into the ``rows`` they fill,
     then each customer with events added since into its own place."""
     out = np.empty(len(rows), WIDE[name])
-    out[rows] = loaded.gather(name, at)
+    loaded.fill(name, out, rows, at)
     for i, src in own.items():
         f, k = int(firsts[i]), int(sizes[i])
         out[f:f + k] = getattr(src, name)[:k]
