@@ -42,19 +42,28 @@ def call(url: str, body: dict[str, object] | None = None,
         return e.code, e.read()
 
 
+def serve_detached(served: Served, folder: Path, port: int, **settings: str
+                   ) -> tuple[Path, dict[str, str], subprocess.CompletedProcess[str]]:
+    """`journey serve --detach` of the served models and keys, on a copy of the store, with a
+    new home in ``folder`` (JOURNEY_* ``settings`` added): the home, the environment a
+    `journey stop` needs, and the finished start."""
+    home = folder / "home"
+    env = {**os.environ, "JOURNEY_HOME": str(home),
+           "JOURNEY_STORE": str(served.store_copy(folder / "store")),
+           "JOURNEY_MLFLOW_TRACKING_URI": served.tracking_uri,
+           "JOURNEY_API_KEYS": str(served.home / "api_keys.yaml"),
+           "JOURNEY_AS_OF": AS_OF.isoformat(), **settings}
+    started = subprocess.run([str(BIN / "journey"), "serve", "--detach", "--port", str(port)],
+                             env=env, capture_output=True, text=True, timeout=240)
+    assert started.returncode == 0, started.stderr + started.stdout
+    return home, env, started
+
+
 @pytest.mark.slow
 def test_journey_serve_runs_bentoml(served: Served, app_client: TestClient,
                                     tmp_path: Path) -> None:
     port = free_port()
-    home = tmp_path / "home"
-    env = {**os.environ, "JOURNEY_HOME": str(home),
-           "JOURNEY_STORE": str(served.store_copy(tmp_path / "store")),
-           "JOURNEY_MLFLOW_TRACKING_URI": served.tracking_uri,
-           "JOURNEY_API_KEYS": str(served.home / "api_keys.yaml"),
-           "JOURNEY_AS_OF": AS_OF.isoformat()}
-    started = subprocess.run([str(BIN / "journey"), "serve", "--detach", "--port", str(port)],
-                             env=env, capture_output=True, text=True, timeout=240)
-    assert started.returncode == 0, started.stderr + started.stdout
+    home, env, started = serve_detached(served, tmp_path, port)
     pid = json.loads((home / "serve.pid").read_text())["pid"]
     try:
         base = f"http://127.0.0.1:{port}"

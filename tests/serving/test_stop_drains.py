@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
 import socket
 import subprocess
@@ -19,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from serving.keys import Role
-from tests.serving.conftest import AS_OF, Served
-from tests.serving.test_bento import BIN, free_port
+from tests.serving.conftest import Served
+from tests.serving.test_bento import BIN, free_port, serve_detached
 
 # Margin between the client's clock readings and the log's (milliseconds, same clock).
 SETTLED = 0.05
@@ -100,15 +99,7 @@ def _refused_within(port: int, seconds: float) -> bool:
 def test_journey_stop_answers_what_it_received_and_refuses_the_rest(
         served: Served, tmp_path: Path) -> None:
     port = free_port()
-    home = tmp_path / "home"
-    env = {**os.environ, "JOURNEY_HOME": str(home),
-           "JOURNEY_STORE": str(served.store_copy(tmp_path / "store")),
-           "JOURNEY_MLFLOW_TRACKING_URI": served.tracking_uri,
-           "JOURNEY_API_KEYS": str(served.home / "api_keys.yaml"),
-           "JOURNEY_AS_OF": AS_OF.isoformat(), "JOURNEY_DRIFT_EVAL_SECONDS": "0"}
-    started = subprocess.run([str(BIN / "journey"), "serve", "--detach", "--port", str(port)],
-                             env=env, capture_output=True, text=True, timeout=240)
-    assert started.returncode == 0, started.stderr + started.stdout
+    home, env, _ = serve_detached(served, tmp_path, port, JOURNEY_DRIFT_EVAL_SECONDS="0")
     log = home / "serve.log"
     key = served.keys[Role.predict]
     slow, rest = _slow_request(port, key)
