@@ -109,7 +109,7 @@ class Marketing:
                                   "(service stopped) or POST admin/score on this service")
         try:
             return SegmentBook(snap, self.config.dimensions, previous_of(self.root, snap),
-                               self.names_file)
+                               self.names_file).warm()
         except (OSError, ValueError, pa.ArrowException) as exc:  # a damaged or foreign file
             log.error("score snapshot %s cannot be read: %s", snap.path, exc)
             raise NoSnapshotError(f"score snapshot {snap.id} cannot be read ({type(exc).__name__});"
@@ -145,7 +145,7 @@ class Marketing:
                 stamp = _stamp(self.names_file)
                 # Built before the swap, so routes answer from the old book until it is ready.
                 fresh = SegmentBook(snap, self.config.dimensions, previous_of(self.root, snap),
-                                    self.names_file)
+                                    self.names_file).warm()
                 with self._book_lock:
                     self._book, self._names = fresh, stamp
                 run.snapshot = snap

@@ -98,7 +98,7 @@ def segments(request: Request, state: Watcher,
 def customers(
     request: Request, state: Watcher,
     sort: Annotated[str, Query(description=f"One of {', '.join(SORTABLE)} "
-                               "(largest first).")] = "revenue_at_risk",
+                               "(largest first).")] = SORTABLE[0],
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,  # as every int the API takes
 ) -> CustomersOut:
@@ -118,8 +118,7 @@ def customers(
 @open_query  # filters by any dimension; unknown names refused there
 def export(
     request: Request, state: Watcher,
-    sort: Annotated[str, Query(description=f"One of {', '.join(SORTABLE)}.")]
-    = "revenue_at_risk",
+    sort: Annotated[str, Query(description=f"One of {', '.join(SORTABLE)}.")] = SORTABLE[0],
 ) -> StreamingResponse:
     """Every customer of a segment with their scores and the snapshot's as-of date, as CSV
     (UTF-8 with a byte-order mark; probabilities to 4 decimals, money to 2, days to 1)."""

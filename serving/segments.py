@@ -38,6 +38,7 @@ from serving.utc import utc_date
 __all__ = ["BOM", "SORTABLE", "Segment", "SegmentBook", "SegmentQueryError"]
 
 OPTIONAL = ("persona",)  # dimensions older snapshots may lack (read as NONE for everyone)
+# The first is the routes' default sort, the one a book sorts ahead (``SegmentBook.warm``).
 SORTABLE = ("revenue_at_risk", "churn", "conversion", "expected_value", "recency_days")
 # Decimals the CSV export keeps: enough to rank and to sum, without the float noise
 # (0.30000000000000004) that makes a spreadsheet look wrong. Probabilities 4, money 2, days 1.
@@ -161,7 +162,7 @@ class SegmentBook:
                        float(acts[best]) / size if best is not None and size else 0.0, change)
 
     # -- customers -----------------------------------------------------------------------
-    def rows(self, filters: Mapping[str, Sequence[str]], sort: str = "revenue_at_risk",
+    def rows(self, filters: Mapping[str, Sequence[str]], sort: str = SORTABLE[0],
              descending: bool = True) -> I64:
         """Indices of the matching customers, sorted (ties by customer order)."""
         self.check((), filters)
@@ -176,6 +177,12 @@ class SegmentBook:
             mask &= lut[d.codes]
         order = self._order(sort, descending)
         return order[mask[order]]
+
+    def warm(self) -> SegmentBook:
+        """Sort the default order now: the service builds a book before it answers from it,
+        so the first page after a new snapshot does not pay the sort (~140 ms at 1M)."""
+        self._order(SORTABLE[0], True)
+        return self
 
     def _order(self, sort: str, descending: bool) -> I64:
         """Every customer sorted by ``sort`` (ties by customer order, missing values last),
@@ -208,7 +215,7 @@ class SegmentBook:
         as-of was given with (older snapshots kept it)."""
         return utc_date(str(self.snapshot.meta.get("as_of", "")))
 
-    def csv(self, filters: Mapping[str, Sequence[str]], sort: str = "revenue_at_risk",
+    def csv(self, filters: Mapping[str, Sequence[str]], sort: str = SORTABLE[0],
             block: int = 50_000) -> Iterator[bytes]:
         """The matching customers as CSV (a UTF-8 byte-order mark, the header, then the rows),
         in blocks: a large segment streams."""

@@ -61,3 +61,11 @@ def test_rows_are_the_matching_customers_sorted(tmp_path: Path, seed: int) -> No
                 for _ in range(2):  # the kept order is not changed by a filtered read
                     assert book.rows(filters, sort, descending).tolist() == want, \
                         (filters, sort, descending)
+
+
+def test_warm_sorts_the_default_order_ahead(tmp_path: Path) -> None:
+    book = _book(tmp_path, 200, 7)
+    assert book.warm() is book
+    assert list(book._orders) == [(SORTABLE[0], True)]  # the routes' default, largest first
+    assert book.rows({}).tolist() == _naive(book, {}, SORTABLE[0], True)
+    assert list(book._orders) == [(SORTABLE[0], True)]  # the page reused it
