@@ -6,7 +6,9 @@ load of a tiny store (numba's kernels and the libraries are not part of the figu
 index_mb and bytes_per_event (the narrowed columns), wide_mb and wide_bytes_per_event (the
 batch engine's arrays, what the index held before), rss_growth_mb (the process's growth for
 the load), load_seconds, read_us (one customer's events, as /v1/predict reads them),
-many_all_seconds (every customer at once, as a scoring run reads them), peak_rss_mb.
+many_all_seconds (every customer at once, as a scoring run reads them), load_peak_growth_mb
+and load_peak_bytes_per_event (the process's peak during the load over its size before it:
+what a load needs on top of the running service), peak_rss_mb.
 
     python benchmarks/history_memory.py [--quick]
 """
@@ -52,6 +54,7 @@ def measure(store: Path, warm: Path) -> dict[str, Any]:
         load_s = time.perf_counter() - started
     gc.collect()
     growth = process.memory_info().rss - before
+    peak_growth = peak_rss_mb()["self"] * 2**20 - before  # the warm-up load peaked far lower
     events = len(index.loaded)
     wide = CUST_BYTES + sum(WIDE[name]().itemsize for name in WIDE)
     ids = index.customer_ids()
@@ -71,6 +74,8 @@ def measure(store: Path, warm: Path) -> dict[str, Any]:
         "wide_bytes_per_event": wide,
         "index_vs_wide": round(index.loaded.nbytes / max(wide * events, 1), 3),
         "rss_growth_mb": round(growth / 2**20, 1),
+        "load_peak_growth_mb": round(peak_growth / 2**20, 1),
+        "load_peak_bytes_per_event": round(peak_growth / max(events, 1), 1),
         "load_seconds": round(load_s, 2),
         "read_us": round(read_us, 1),
         "many_all_seconds": round(many_s, 2),

@@ -5,7 +5,7 @@ processed in key partitions so memory stays bounded whatever the size of the log
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 import numpy as np
@@ -143,7 +143,13 @@ class BatchEngine:
         Events are grouped by customer with a counting sort; customers whose events are not in
         time order are sorted inside; equal-ts runs get the common tie order (as online)."""
         where = "ts < $cutoff" + ("" if parts == 1 else f" AND customer_key % {parts} = {part}")
-        raw = self._fetch(where, cutoff, total if parts == 1 else None)
+        return self._grouped(where, cutoff, total if parts == 1 else None, ids)
+
+    def _grouped(
+        self, where: str, cutoff: datetime, n: int | None, ids: np.ndarray
+    ) -> tuple[EventArrays, np.ndarray]:
+        """The events ``where`` selects, grouped by customer in key order (``n``: how many)."""
+        raw = self._fetch(where, cutoff, n)
         luts = self._luts()
         (ts, etype, channel, action, value, score, cust, starts, ends, seg_keys) = group_events(
             raw["k"],
@@ -177,6 +183,34 @@ class BatchEngine:
         row = self.con.execute("SELECT count(*) FROM events WHERE ts < ?", [cutoff]).fetchone()
         total = int(row[0]) if row else 0
         return self._arrays(cutoff, 0, 1, self._customer_ids(), total)
+
+    def extent(self, cutoff: datetime) -> tuple[int, int, int]:
+        """How many events are before ``cutoff``, and the first and last one's time (µs)."""
+        row = self.con.execute(
+            "SELECT count(*), min(epoch_us(ts)), max(epoch_us(ts)) FROM events WHERE ts < ?",
+            [cutoff]).fetchone()
+        if not row or not row[0]:
+            return 0, 0, 0
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def encoded_ranges(self, cutoff: datetime, rows: int) -> Iterator[EventArrays]:
+        """``encoded(cutoff)`` in customer-key ranges of about ``rows`` events each (a customer
+        is never split): concatenated in order, the same arrays, with one range at a time in
+        memory as the scan reads it."""
+        got = self.con.execute(
+            "SELECT customer_key AS k, count(*) AS n FROM events WHERE ts < ? GROUP BY 1 "
+            "ORDER BY 1", [cutoff]).fetchnumpy()
+        keys = np.asarray(got["k"], np.int64)
+        counts = np.asarray(got["n"], np.int64)
+        if not len(keys):
+            return
+        part = (np.cumsum(counts) - counts) // max(rows, 1)  # by each customer's first event
+        firsts = np.concatenate([[0], np.flatnonzero(np.diff(part)) + 1, [len(keys)]])
+        ids = self._customer_ids()
+        for a, b in zip(firsts[:-1].tolist(), firsts[1:].tolist(), strict=True):
+            lo, hi = int(keys[a]), int(keys[b - 1]) + 1
+            where = f"ts < $cutoff AND customer_key >= {lo} AND customer_key < {hi}"
+            yield self._grouped(where, cutoff, int(counts[a:b].sum()), ids)[0]
 
     def _customer_ids(self) -> np.ndarray:
         """Customer id by store key."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from features.compact_events import MAX_OFFSET, CompactEvents
+from features.compact_events import MAX_OFFSET, CompactBuilder, CompactEvents
 from features.events import EventArrays
 from features.history import COLUMNS
 
@@ -110,3 +110,66 @@ def test_no_events() -> None:
     compact = CompactEvents.of(_events(*(np.zeros(0),) * 4))
     assert len(compact) == 0 and compact.read("ts", 0, 0).dtype == np.int64
     assert (compact.ts < compact.limit(T0)).sum() == 0
+
+
+def _part(events: EventArrays, a: int, b: int) -> EventArrays:
+    return EventArrays(["c"], events.cust[a:b], *(getattr(events, n)[a:b] for n in COLUMNS))
+
+
+def _late_surprises(rng: np.random.Generator, n: int) -> list[EventArrays]:
+    """Events that narrow well until their last rows, which force each column wider: a time
+    off the second (then off the millisecond), a code beyond int8, floats float32 changes."""
+    ts = np.sort(T0 + rng.integers(0, 20 * 86_400, n) * SECOND)
+    codes = rng.integers(-1, 16, n)
+    value = np.round(rng.uniform(0, 100, n))
+    score = np.where(rng.random(n) < 0.1, rng.integers(0, 11, n), np.nan)
+    plain = _events(ts, codes, value, score)
+    ms, us, wide_code, inexact = (ts.copy(), ts.copy(), codes.copy(), value.copy())
+    ms[-1] += 1_000
+    us[-1] += 1_000
+    us[-2] += 1
+    wide_code[-1] = 300
+    inexact[-3] = 0.1
+    far = ts.copy()
+    far[-1] = T0 + 400 * 86_400 * SECOND  # a time that needs seconds, then microseconds
+    far[-2] += 1
+    return [plain, _events(ms, codes, value, score), _events(us, wide_code, inexact, score),
+            _events(np.sort(far), codes, value, inexact)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_filled_in_parts_the_columns_are_those_of_the_whole(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for events in _late_surprises(rng, 3_000):
+        whole = CompactEvents.of(events)
+        n = len(events.ts)
+        for cuts in ([n], [1, n], [*sorted(rng.choice(np.arange(1, n), 6, replace=False)), n]):
+            builder = CompactBuilder(n, int(events.ts.min()), int(events.ts.max()))
+            a = 0
+            for b in cuts:
+                builder.add(_part(events, a, int(b)))
+                a = int(b)
+            got = builder.done()
+            assert (got.t0, got.unit, got.ts.dtype) == (whole.t0, whole.unit, whole.ts.dtype)
+            np.testing.assert_array_equal(got.ts, whole.ts)
+            for name, column in whole.columns.items():
+                assert got.columns[name].dtype == column.dtype, name
+                np.testing.assert_array_equal(got.columns[name], column, err_msg=name)
+            _assert_round_trip(events, got)
+
+
+def test_parts_short_of_the_total_keep_what_was_filled() -> None:
+    events = _events(T0 + np.arange(10) * SECOND, np.arange(10), np.zeros(10), np.zeros(10))
+    builder = CompactBuilder(20, T0, T0 + 19 * SECOND)
+    builder.add(events)
+    got = builder.done()
+    assert len(got) == 10 and got.ts.base is None  # a copy, not a view of the larger arrays
+    _assert_round_trip(events, got)
+
+
+def test_a_part_outside_the_announced_range_is_refused_not_wrapped() -> None:
+    events = _events(T0 + np.arange(4) * SECOND, np.zeros(4), np.zeros(4), np.zeros(4))
+    for total, first, last in ((3, T0, T0 + 3 * SECOND), (4, T0 + SECOND, T0 + 3 * SECOND),
+                               (4, T0, T0 + 2 * SECOND)):
+        with pytest.raises(ValueError, match="sized for"):
+            CompactBuilder(total, first, last).add(events)

@@ -8,11 +8,12 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
-from features.batch import micros
-from features.history import HistoryIndex
+from features.batch import BatchEngine, micros
+from features.history import END_OF_TIME, HistoryIndex
 from features.online import OnlineFeatures, Vector
 from features.schema import EVENT_SCHEMA
 from features.store import EventStore
@@ -70,6 +71,26 @@ def test_index_matches_the_store(world: World, store: EventStore) -> None:
     assert index.arrays("nobody", micros(T)) is None and "nobody" not in index
     with pytest.raises(KeyError):
         index.many([ids[0], "nobody"], micros(T))
+
+
+@pytest.mark.parametrize("rows", [5_000, 60_000])
+def test_a_load_in_key_ranges_holds_what_one_pass_would(world: World, store: EventStore,
+                                                       rows: int) -> None:
+    engine = BatchEngine(store, world.spec)
+    ranges = list(engine.encoded_ranges(END_OF_TIME, rows))
+    whole, _ = engine.encoded(END_OF_TIME)
+    assert len(ranges) > 2  # several ranges, each whole customers in key order
+    assert [c for r in ranges for c in r.customer_ids] == whole.customer_ids
+    index = HistoryIndex.load(store, world.spec, rows=rows)
+    one = HistoryIndex.of(world.spec, whole, index.attributes)
+    assert index.customer_ids() == one.customer_ids()
+    assert index._segment == one._segment
+    assert (index.loaded.t0, index.loaded.unit) == (one.loaded.t0, one.loaded.unit)
+    for name in ("ts", *one.loaded.columns):
+        want = one.loaded.ts if name == "ts" else one.loaded.columns[name]
+        got = index.loaded.ts if name == "ts" else index.loaded.columns[name]
+        assert got.dtype == want.dtype, name
+        np.testing.assert_array_equal(got, want, err_msg=name)
 
 
 def test_appends_keep_the_index_in_step(world: World, store: EventStore) -> None:

@@ -51,7 +51,7 @@ def _expected(index: HistoryIndex, ids: list[str], t: int) -> dict[str, np.ndarr
 @pytest.mark.parametrize("seed", range(6))
 def test_many_is_each_customers_arrays_in_order(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    index = HistoryIndex(SPEC, _base(rng, 300), attributes=None)  # type: ignore[arg-type]
+    index = HistoryIndex.of(SPEC, _base(rng, 300), attributes=None)  # type: ignore[arg-type]
     touched = [f"c{i}" for i in rng.integers(0, 300, 40)] + ["new1", "new2", "new1"]
     index.add(_added(rng, touched))
     everyone = index.customer_ids()
@@ -71,6 +71,6 @@ def test_many_is_each_customers_arrays_in_order(seed: int) -> None:
 
 
 def test_an_unknown_customer_is_named() -> None:
-    index = HistoryIndex(SPEC, _base(np.random.default_rng(1), 5), attributes=None)  # type: ignore[arg-type]
+    index = HistoryIndex.of(SPEC, _base(np.random.default_rng(1), 5), attributes=None)  # type: ignore[arg-type]
     with pytest.raises(KeyError, match="nobody"):
         index.many(["c1", "nobody"], micros(datetime(2026, 1, 1, tzinfo=UTC)))
