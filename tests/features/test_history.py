@@ -80,7 +80,7 @@ def test_a_load_in_key_ranges_holds_what_one_pass_would(world: World, store: Eve
     ranges = list(engine.encoded_ranges(END_OF_TIME, rows))
     whole, _ = engine.encoded(END_OF_TIME)
     assert len(ranges) > 2  # several ranges, each whole customers in key order
-    assert [c for r in ranges for c in r.customer_ids] == whole.customer_ids
+    assert [c for r, _ in ranges for c in r.customer_ids] == whole.customer_ids
     index = HistoryIndex.load(store, world.spec, rows=rows)
     one = HistoryIndex.of(world.spec, whole, index.attributes)
     assert index.customer_ids() == one.customer_ids()
@@ -89,6 +89,23 @@ def test_a_load_in_key_ranges_holds_what_one_pass_would(world: World, store: Eve
     for name in ("ts", *one.loaded.columns):
         want = one.loaded.ts if name == "ts" else one.loaded.columns[name]
         got = index.loaded.ts if name == "ts" else index.loaded.columns[name]
+        assert got.dtype == want.dtype, name
+        np.testing.assert_array_equal(got, want, err_msg=name)
+
+
+@pytest.mark.parametrize("when", [T, END_OF_TIME])
+def test_encoded_in_key_ranges_is_encoded_in_one_pass(world: World, store: EventStore,
+                                                      when: datetime) -> None:
+    engine = BatchEngine(store, world.spec)
+    (one, one_keys), (joined, joined_keys) = engine.encoded(when), engine.encoded(when, 7_000)
+    assert len(list(engine.encoded_ranges(when, 7_000))) > 2
+    assert joined.customer_ids == one.customer_ids
+    np.testing.assert_array_equal(joined_keys, one_keys)
+    assert one.segments is not None and joined.segments is not None
+    for a, b in zip(joined.segments, one.segments, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for name in ("cust", "ts", "etype", "channel", "action", "value", "score"):
+        want, got = getattr(one, name), getattr(joined, name)
         assert got.dtype == want.dtype, name
         np.testing.assert_array_equal(got, want, err_msg=name)
 
