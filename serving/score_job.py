@@ -6,6 +6,7 @@ holds the store's only write lock."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from features.batch import BatchEngine, micros
+from features.events import EventArrays
 from features.history import HistoryIndex
 from features.spec import FeatureSpec
 from features.store import EventStore
@@ -132,13 +134,8 @@ def population_from_store(store: EventStore, spec: FeatureSpec, config: SegmentC
 def population_from_history(history: HistoryIndex, config: SegmentConfig,
                             cutoff_us: int) -> Population:
     """Every customer of the service's histories with an event before ``cutoff_us``."""
-    ids = history.customer_ids()
-    arrays = history.many(ids, cutoff_us)
-    assert arrays.segments is not None
-    starts, ends = arrays.segments
-    if (ends == starts).any():  # customers whose first event is later: not yet customers
-        ids = [c for c, s, e in zip(ids, starts.tolist(), ends.tolist(), strict=True) if e > s]
-        arrays = history.many(ids, cutoff_us)
+    arrays = without_empty(history.many(history.customer_ids(), cutoff_us))
+    ids = arrays.customer_ids
     attrs = {}
     key_of = history.attributes.key_of
     keys = np.array([key_of.get(c, -1) for c in ids], np.int64)
@@ -149,3 +146,19 @@ def population_from_history(history: HistoryIndex, config: SegmentConfig,
         mine[inside] = codes[keys[inside]]
         attrs[name] = (mine, list(vocab))
     return Population(arrays, attrs)
+
+
+def without_empty(arrays: EventArrays) -> EventArrays:
+    """``arrays`` without the customers who have no event (first seen after the cutoff: not
+    yet customers). Their segments are empty, so the events stay as they are and only the
+    customer codes are renumbered: no second gather of every event (38 bytes each)."""
+    assert arrays.segments is not None
+    starts, ends = arrays.segments
+    keep = ends > starts
+    if keep.all():
+        return arrays
+    code = (np.cumsum(keep) - 1).astype(np.int32)
+    return dataclasses.replace(
+        arrays, customer_ids=[c for c, k in zip(arrays.customer_ids, keep.tolist(), strict=True)
+                              if k],
+        cust=code[arrays.cust], segments=(starts[keep], ends[keep]))
