@@ -4,8 +4,10 @@ processed in key partitions so memory stays bounded whatever the size of the log
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -65,6 +67,17 @@ def score_query(common: str, where: str, codes: str, type_codes: list[int]) -> s
         f"coalesce(CASE WHEN {number} THEN TRY_CAST(t AS DOUBLE) END, 'nan'::DOUBLE) AS score "
         f"FROM texts"
     )
+
+
+@dataclass(frozen=True)
+class KeyRanges:
+    """Events before a cutoff: how many, the first and last one's time (µs), and the
+    customer-key ranges ``[lo, hi)`` to read them in, each with its number of events."""
+
+    total: int
+    first_us: int
+    last_us: int
+    bounds: tuple[tuple[int, int, int], ...]
 
 
 class BatchEngine:
@@ -192,42 +205,40 @@ class BatchEngine:
         whole's. At 17.4M events the peak above the 564 MB result falls from 0.86-0.90 GB to
         0.49-0.50 GB in about the same time (2.7-2.9 s against 2.8-3.3 s), and the one-pass
         peak grows with the store (~85 bytes an event) where a range's does not."""
-        row = self.con.execute("SELECT count(*) FROM events WHERE ts < ?", [cutoff]).fetchone()
-        total = int(row[0]) if row else 0
-        if total <= rows:
-            return self._arrays(cutoff, 0, 1, self._customer_ids(), total)
-        return _joined(self.encoded_ranges(cutoff, rows), total)
+        plan = self.key_ranges(cutoff, rows)
+        if len(plan.bounds) <= 1:
+            return self._arrays(cutoff, 0, 1, self._customer_ids(), plan.total)
+        return _joined(self.encoded_ranges(cutoff, plan), plan.total)
 
-    def extent(self, cutoff: datetime) -> tuple[int, int, int]:
-        """How many events are before ``cutoff``, and the first and last one's time (µs)."""
-        row = self.con.execute(
-            "SELECT count(*), min(epoch_us(ts)), max(epoch_us(ts)) FROM events WHERE ts < ?",
-            [cutoff]).fetchone()
-        if not row or not row[0]:
-            return 0, 0, 0
-        return int(row[0]), int(row[1]), int(row[2])
-
-    def encoded_ranges(self, cutoff: datetime, rows: int
-                       ) -> Iterator[tuple[EventArrays, np.ndarray]]:
-        """``encoded(cutoff)`` in customer-key ranges of about ``rows`` events each, or more
-        when that would make over MAX_RANGES ranges (a customer is never split; customer codes
-        from 0 in each): joined in order, the same arrays, with one range at a time in memory
-        as the scan reads it."""
+    def key_ranges(self, cutoff: datetime, rows: int) -> KeyRanges:
+        """The events before ``cutoff`` split into customer-key ranges of about ``rows``
+        events each, or more when that would make over MAX_RANGES ranges (a customer is never
+        split), with their count and time span: one aggregate over the events."""
         got = self.con.execute(
-            "SELECT customer_key AS k, count(*) AS n FROM events WHERE ts < ? GROUP BY 1 "
-            "ORDER BY 1", [cutoff]).fetchnumpy()
+            "SELECT customer_key AS k, count(*) AS n, min(epoch_us(ts)) AS first, "
+            "max(epoch_us(ts)) AS last FROM events WHERE ts < ? GROUP BY 1 ORDER BY 1",
+            [cutoff]).fetchnumpy()
         keys = np.asarray(got["k"], np.int64)
         counts = np.asarray(got["n"], np.int64)
         if not len(keys):
-            return
-        rows = max(rows, 1, -(-int(counts.sum()) // MAX_RANGES))
+            return KeyRanges(0, 0, 0, ())
+        total = int(counts.sum())
+        rows = max(rows, 1, -(-total // MAX_RANGES))
         part = (np.cumsum(counts) - counts) // rows  # by each customer's first event
-        firsts = np.concatenate([[0], np.flatnonzero(np.diff(part)) + 1, [len(keys)]])
+        firsts = np.concatenate([[0], np.flatnonzero(np.diff(part)) + 1, [len(keys)]]).tolist()
+        bounds = tuple((int(keys[a]), int(keys[b - 1]) + 1, int(counts[a:b].sum()))
+                       for a, b in itertools.pairwise(firsts))
+        return KeyRanges(total, int(np.min(got["first"])), int(np.max(got["last"])), bounds)
+
+    def encoded_ranges(self, cutoff: datetime, plan: KeyRanges
+                       ) -> Iterator[tuple[EventArrays, np.ndarray]]:
+        """``encoded(cutoff)`` range by range of ``plan`` (customer codes from 0 in each):
+        joined in order, the same arrays, with one range at a time in memory as the scan
+        reads it."""
         ids = self._customer_ids()
-        for a, b in zip(firsts[:-1].tolist(), firsts[1:].tolist(), strict=True):
-            lo, hi = int(keys[a]), int(keys[b - 1]) + 1
+        for lo, hi, n in plan.bounds:
             where = f"ts < $cutoff AND customer_key >= {lo} AND customer_key < {hi}"
-            yield self._grouped(where, cutoff, int(counts[a:b].sum()), ids)
+            yield self._grouped(where, cutoff, n, ids)
 
     def _customer_ids(self) -> np.ndarray:
         """Customer id by store key."""

@@ -13,7 +13,7 @@ is widened again as it is read, so the vectors stay the batch engine's to the la
 kernels also see the one set of types they were compiled and warmed up for).
 
 The columns are filled a part at a time (``CompactBuilder``), so a load never holds the whole
-store in the wide types: at 17.4M events it peaks 0.83 GB over the service instead of 1.47."""
+store in the wide types: at 17.4M events it peaks 0.84 GB over the service instead of 1.47."""
 
 from __future__ import annotations
 

@@ -77,11 +77,11 @@ class HistoryIndex:
         one range, not at the whole store wide (~85 bytes an event: 1.47 GB above the service
         at 17.4M events, where ranges make it 0.84 GB)."""
         engine = BatchEngine(store, spec)
-        total, first, last = engine.extent(END_OF_TIME)
-        builder = CompactBuilder(total, first, last)
+        plan = engine.key_ranges(END_OF_TIME, rows)
+        builder = CompactBuilder(plan.total, plan.first_us, plan.last_us)
         ids: list[str] = []
         starts, ends = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-        for part, _ in engine.encoded_ranges(END_OF_TIME, rows):
+        for part, _ in engine.encoded_ranges(END_OF_TIME, plan):
             assert part.segments is not None
             ids += part.customer_ids
             starts.append(part.segments[0] + builder.filled)

@@ -132,7 +132,7 @@ class LightGBMClassifier(EncodedInputs, JourneyClassifier):
         """The trees up to the best iteration as compiled-routing arrays, built on first use."""
         forest: Forest | None = getattr(self, "forest_", None)
         if forest is None:
-            self._constant_leaves()
+            self.check_constant_leaves()
             forest = Forest.of(self.booster_, self.best_iteration_)
             setattr(self, "forest_", forest)  # noqa: B010 - a cache, not a fit attribute
         return forest
@@ -159,7 +159,8 @@ class LightGBMClassifier(EncodedInputs, JourneyClassifier):
         p = self.calibrator_.transform(raw)
         return np.column_stack([1 - p, p]) if p.ndim == 1 else p
 
-    def _constant_leaves(self) -> None:
+    def check_constant_leaves(self) -> None:
+        """ValueError for a linear-tree model (LINEAR_TREE says why)."""
         if getattr(self, "linear_tree", False):  # older pickles: no such attribute
             raise ValueError(LINEAR_TREE)
 
@@ -167,13 +168,13 @@ class LightGBMClassifier(EncodedInputs, JourneyClassifier):
         """Decision-path credits of every leaf (``models.paths``), built on first use."""
         tables: PathTables | None = getattr(self, "path_tables_", None)  # older pickles: none
         if tables is None:
-            self._constant_leaves()
+            self.check_constant_leaves()
             tables = PathTables.of(self.booster_, self.best_iteration_)
             setattr(self, "path_tables_", tables)  # noqa: B010 - a cache, not a fit attribute
         return tables
 
     def _fit_raw(self, X: pd.DataFrame, y: Ints, X_val: pd.DataFrame, y_val: Ints) -> None:  # noqa: N803
-        self._constant_leaves()
+        self.check_constant_leaves()
         for cache in CACHES:  # built from the old booster: rebuilt on first use
             self.__dict__.pop(cache, None)
         self.encoder_ = CategoricalEncoder("codes").fit(with_ratios(X) if self.ratios else X)

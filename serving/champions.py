@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from features.spec import FeatureSpec
-from models.lgbm import LINEAR_TREE, LightGBMClassifier
+from models.lgbm import LightGBMClassifier
 from models.personas import REGISTERED_NAME as PERSONAS
 from models.personas import PersonaModel
 from models.registry import (
@@ -128,9 +128,11 @@ def load_models(client: MlflowClient, spec: FeatureSpec, alias: str) -> ModelSet
         _check_definitions(registered, version, spec)
         loaded = load_version(client, version)
         if isinstance(loaded.model, LightGBMClassifier):
-            if getattr(loaded.model, "linear_tree", False):  # registered before it was refused
-                raise RegistryError(f"{registered} v{version.version}: {LINEAR_TREE}; train it "
-                                    "again without linear_tree and promote")
+            try:  # registered before linear trees were refused
+                loaded.model.check_constant_leaves()
+            except ValueError as exc:
+                raise RegistryError(f"{registered} v{version.version}: {exc}; train it again "
+                                    "without linear_tree and promote") from exc
             loaded.model.path_tables()  # built now, not on the first request
             loaded.model.forest()
         t = target(name, spec.stages, tags.get("journey.label", "churned_inactive"))
