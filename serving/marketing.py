@@ -108,12 +108,16 @@ class Marketing:
             raise NoSnapshotError("no score snapshot yet: an admin runs `journey score` "
                                   "(service stopped) or POST admin/score on this service")
         try:
-            return SegmentBook(snap, self.config.dimensions, previous_of(self.root, snap),
-                               self.names_file).warm()
+            return self._book_of(snap)
         except (OSError, ValueError, pa.ArrowException) as exc:  # a damaged or foreign file
             log.error("score snapshot %s cannot be read: %s", snap.path, exc)
             raise NoSnapshotError(f"score snapshot {snap.id} cannot be read ({type(exc).__name__});"
                                   " score again") from exc
+
+    def _book_of(self, snap: Snapshot) -> SegmentBook:
+        """The snapshot's book, its default order sorted before any route reads it."""
+        return SegmentBook(snap, self.config.dimensions, previous_of(self.root, snap),
+                           self.names_file).warm()
 
     def score(self, models: ModelSet, history: HistoryIndex, as_of: datetime,
               elsewhere: Elsewhere | None = None, requested_by: str | None = None
@@ -144,8 +148,7 @@ class Marketing:
                     run.where = IN_WORKER
                 stamp = _stamp(self.names_file)
                 # Built before the swap, so routes answer from the old book until it is ready.
-                fresh = SegmentBook(snap, self.config.dimensions, previous_of(self.root, snap),
-                                    self.names_file).warm()
+                fresh = self._book_of(snap)
                 with self._book_lock:
                     self._book, self._names = fresh, stamp
                 run.snapshot = snap

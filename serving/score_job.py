@@ -6,10 +6,9 @@ holds the store's only write lock."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -158,7 +157,7 @@ def without_empty(arrays: EventArrays) -> EventArrays:
     if keep.all():
         return arrays
     code = (np.cumsum(keep) - 1).astype(np.int32)
-    return dataclasses.replace(
+    return replace(
         arrays, customer_ids=[c for c, k in zip(arrays.customer_ids, keep.tolist(), strict=True)
                               if k],
         cust=code[arrays.cust], segments=(starts[keep], ends[keep]))
