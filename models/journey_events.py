@@ -13,10 +13,10 @@ import numpy.typing as npt
 
 from features.events import Encoder, EventArrays
 from features.spec import FeatureSpec
+from models.journey_kernels import edge_ts
 
 I64 = npt.NDArray[np.int64]
 Bool = npt.NDArray[np.bool_]
-NEVER = np.iinfo(np.int64).max  # "no such event" in first-time arrays
 Z95 = 1.959964
 
 
@@ -81,7 +81,7 @@ class StageEvents:
         stage = repeat_conversion_stages(ev, enc.stage_of_type[ev.etype], conversion,
                                          spec.taxonomy.repeat_stage_index)
         return cls(ev, stage, stage >= 0, conversion, (stage < 0) & (ev.etype >= 0),
-                   np.bincount(ev.cust, minlength=ev.n_customers) > 0)
+                   present(ev))
 
     def score_mask(self, spec: FeatureSpec, name: str) -> Bool | None:
         """Events carrying the score ``name`` (features.yaml ``scores``); None: no such score."""
@@ -93,40 +93,34 @@ class StageEvents:
         return mask
 
 
+def present(ev: EventArrays) -> Bool:
+    """Per customer: has an event. Events are grouped by customer, so each customer's first
+    position is enough (a bincount would first copy the int32 codes to int64: 8 bytes an
+    event)."""
+    out = np.zeros(ev.n_customers, bool)
+    if len(ev.cust):
+        first = np.ones(len(ev.cust), bool)
+        first[1:] = ev.cust[1:] != ev.cust[:-1]
+        out[ev.cust[first]] = True
+    return out
+
+
 def repeat_conversion_stages(ev: EventArrays, stage: npt.NDArray[np.int8], conversion: Bool,
                              repeat: int) -> npt.NDArray[np.int8]:
     """The taxonomy's repeat_conversion_stage (-1: none): a conversion later than the
     customer's first signals that stage when it is further on (as the feature kernel does)."""
     if repeat < 0 or not conversion.any():
         return stage
-    first = np.full(ev.n_customers, np.iinfo(np.int64).max, np.int64)
-    np.minimum.at(first, ev.cust[conversion], ev.ts[conversion])
-    later = conversion & (stage >= 0) & (stage < repeat) & (ev.ts > first[ev.cust])
+    first = edge_ts(ev.cust, ev.ts, conversion, ev.n_customers, False)
+    # Only conversions can be later ones: compared at their positions, not at every event's.
+    pos = np.flatnonzero(conversion & (stage >= 0) & (stage < repeat))
     out = stage.copy()
-    out[later] = repeat
-    return out
-
-
-def first_index(cust: npt.NDArray[np.int32], mask: Bool, n: int, last: bool = False) -> I64:
-    """Per customer, the position of their first (``last``: last) event where ``mask`` holds,
-    -1 if none. Events are grouped by customer and in time order within one (EventArrays)."""
-    idx = np.flatnonzero(mask)
-    out = np.full(n, -1, np.int64)
-    if len(idx):
-        c = cust[idx]
-        edge = np.ones(len(idx), bool)
-        if last:
-            edge[:-1] = c[1:] != c[:-1]
-        else:
-            edge[1:] = c[1:] != c[:-1]
-        out[c[edge]] = idx[edge]
+    out[pos[ev.ts[pos] > first[ev.cust[pos]]]] = repeat
     return out
 
 
 def first_ts(e: StageEvents, mask: Bool, last: bool = False) -> I64:
     """Per customer, the time of their first (``last``: last) event where ``mask`` holds,
     NEVER if none."""
-    at = first_index(e.ev.cust, mask, e.ev.n_customers, last)
-    out = np.full(len(at), NEVER, np.int64)
-    out[at >= 0] = e.ev.ts[at[at >= 0]]
+    out: I64 = edge_ts(e.ev.cust, e.ev.ts, mask, e.ev.n_customers, last)
     return out

@@ -41,15 +41,9 @@ from features.events import EventArrays
 from features.spec import DAY_US, FeatureSpec
 from features.yaml_config import read_mapping
 from models.attribution import Attribution, Paths, markov_attribution
-from models.journey_events import (
-    I64,
-    NEVER,
-    Bool,
-    StageEvents,
-    first_index,
-    first_ts,
-)
-from models.kpis import Grouping, kpis_of, overall_kpis
+from models.journey_events import I64, Bool, StageEvents, first_ts
+from models.journey_kernels import NEVER, first_by_stage, path_events
+from models.kpis import NO_START, Grouping, kpis_of, overall_kpis
 
 ENTERED, DROPPED, ACTIVE = "entered", "dropped", "active"
 Label = Literal["channel", "event_type"]
@@ -187,7 +181,7 @@ def journey_map_and_kpis(arrays: EventArrays, spec: FeatureSpec, as_of_us: int,
 def _map(e: StageEvents, spec: FeatureSpec, as_of_us: int, params: JourneyMapParams,
          kpis: dict[str, Any]) -> JourneyMap:
     n_stages = len(spec.stages)
-    first = np.stack([first_ts(e, e.stage == s) for s in range(n_stages)], axis=1)
+    first = first_by_stage(e.ev.cust, e.ev.ts, e.stage, e.ev.n_customers, n_stages)
     # reach[:, k]: first event of stage k or later (a reverse running minimum over stages).
     reach = np.minimum.accumulate(first[:, ::-1], axis=1)[:, ::-1]
     furthest = (reach < NEVER).sum(axis=1) - 1
@@ -272,17 +266,14 @@ class _PathRows:
 
     @classmethod
     def of(cls, e: StageEvents, as_of_us: int, params: JourneyMapParams) -> _PathRows:
-        ev, n = e.ev, e.ev.n_customers
-        window = np.ones(len(ev), bool) if params.lookback_days is None else (
-            ev.ts >= as_of_us - params.lookback_days * DAY_US)
-        first_conv = first_index(ev.cust, window & e.conversion, n)
-        stop = np.where(first_conv >= 0, first_conv, len(ev))  # exclusive end of each path
+        start = NO_START if params.lookback_days is None else \
+            as_of_us - params.lookback_days * DAY_US
         touch = e.activity | e.contact if params.include_contacts else e.activity
-        keep = window & touch & (np.arange(len(ev)) < stop[ev.cust])
-        lengths = np.bincount(ev.cust[keep], minlength=n)
+        keep, lengths, converted = path_events(e.ev.cust, e.ev.ts, e.conversion, touch, start,
+                                               e.ev.n_customers)
         has = lengths > 0
         return cls(keep, np.concatenate([[0], np.cumsum(lengths[has])]).astype(np.int64),
-                   (first_conv >= 0)[has].astype(np.float64))
+                   converted[has].astype(np.float64))
 
 
 def _labelled(e: StageEvents, spec: FeatureSpec, rows: _PathRows, by: Label) -> Paths:

@@ -57,6 +57,7 @@ from models.journey_events import (
     Rate,
     StageEvents,
 )
+from models.journey_kernels import period_runs
 from models.kpis_definitions import DEFINITIONS
 from models.kpis_retention import (
     ActiveSpans,
@@ -117,42 +118,29 @@ def period_cells(e: StageEvents, spec: FeatureSpec, params: JourneyMapParams,
                  bounds: Sequence[int]) -> Cells:
     """The cells of the periods [bounds[i], bounds[i+1]) (bounds[0] may be ``NO_START``).
     Events are grouped by customer and in time order, so (customer, period) keys come sorted:
-    cells are runs, maxima are ``reduceat``s, and the rarer events (conversions, scores) find
-    their cell by binary search. The whole history reads the arrays without copying them."""
-    ev, n, end_all = e.ev, e.ev.n_customers, bounds[-1]
-    edges = np.asarray(bounds, np.int64)
-    # Every event inside the periods (months reaching back before the first event): read the
-    # arrays as they are, as for the whole history.
-    everything = not len(ev.ts) or (int(ev.ts.min()) >= bounds[0]
-                                    and int(ev.ts.max()) < end_all)
-    inside = None if everything else (ev.ts >= bounds[0]) & (ev.ts < end_all)
-    sel = None if inside is None else np.flatnonzero(inside)
-
-    def take(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
-        return a if sel is None else a[sel]
+    cells are runs (one compiled pass finds them and their furthest stage), and the rarer
+    events (conversions, scores) find their cell by binary search on the cells' first
+    positions."""
+    ev, n = e.ev, e.ev.n_customers
+    lo, hi = int(bounds[0]), int(bounds[-1])
+    starts, cell_cust, cell_period, furthest = period_runs(
+        ev.cust, ev.ts, e.stage, np.asarray(bounds[1:-1], np.int64), lo, hi)
+    cells = len(starts)
 
     def cells_of(mask: Bool) -> tuple[I64, I64]:
-        """(position in the arrays, cell) of the events where ``mask`` holds."""
-        pos = np.flatnonzero(mask if inside is None else mask & inside)
-        at = pos if sel is None else np.searchsorted(sel, pos)
-        return pos, np.searchsorted(starts, at, side="right") - 1
+        """(position in the arrays, cell) of the events in the periods where ``mask`` holds.
+        A period's events of a customer are contiguous, so an event's cell is the last one
+        starting at or before it."""
+        pos = np.flatnonzero(mask)
+        t = ev.ts[pos]
+        pos = pos[(t >= lo) & (t < hi)]
+        return pos, np.searchsorted(starts, pos, side="right") - 1
 
-    cust, ts = take(ev.cust), take(ev.ts)
-    period = np.searchsorted(edges[1:-1], ts, side="right") if len(edges) > 2 else None
-    key = cust if period is None else cust.astype(np.int64) * (len(edges) - 1) + period
-    starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]])) if len(key) else \
-        np.zeros(0, np.int64)
-    cells = len(starts)
-    cell_cust = cust[starts].astype(np.int64)
-    cell_period = np.zeros(cells, np.int64) if period is None else period[starts].astype(
-        np.int64)
     conv_pos, conv_cell = cells_of(e.conversion)
     converted = np.bincount(conv_cell, minlength=cells) >= 1
     revenue = np.bincount(conv_cell, np.nan_to_num(ev.value[conv_pos]), cells).astype(np.float64)
     occasions = e.occasion
     conv_in = np.bincount(cells_of(occasions)[1], minlength=cells).astype(np.int64)
-    furthest = np.maximum.reduceat(take(e.stage), starts).astype(np.int64) if cells else \
-        np.zeros(0, np.int64)
     conv_upto = _within(cell_cust, conv_in) + _prior(e, occasions, bounds[0], n)[cell_cust]
     csat_cell, csat = _scored(e, spec, params.csat_score, cells_of, last_only=False)
     nps_cell, nps = _scored(e, spec, params.nps_score, cells_of, last_only=True)

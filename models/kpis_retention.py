@@ -38,9 +38,9 @@ import numpy.typing as npt
 
 from features.spec import DAY_US
 from models.journey_events import I64, Bool, StageEvents, first_ts
+from models.journey_kernels import activity_runs, last_activity
 
 F64 = npt.NDArray[np.float64]
-NEVER_BEFORE = np.iinfo(np.int64).min  # no activity before a time
 YEAR_US = 365 * DAY_US
 
 
@@ -94,15 +94,9 @@ def active_spans(e: StageEvents, retention_days: int, until: int) -> ActiveSpans
     the rest reads the runs alone (a few per customer, not an event each)."""
     first_conversion = first_ts(e, e.conversion)  # NEVER: no conversion, never active
     span = retention_days * DAY_US
-    ts, cust = e.ev.ts[e.activity], e.ev.cust[e.activity]
-    new = np.ones(len(ts), bool)
-    new[1:] = (cust[1:] != cust[:-1]) | (ts[1:] - ts[:-1] > span)
-    first = np.flatnonzero(new)
-    last = np.empty_like(first)  # each run's last event (none with no activity at all)
-    last[:-1], last[-1:] = first[1:] - 1, len(ts) - 1
-    who = cust[first].astype(np.int64)
-    start = np.maximum(ts[first], first_conversion[who])
-    end = np.minimum(ts[last] + span, until)
+    who, first, last = activity_runs(e.ev.cust, e.ev.ts, e.activity, span)
+    start = np.maximum(first, first_conversion[who])
+    end = np.minimum(last + span, until)
     keep = end > start
     return ActiveSpans(who[keep], start[keep], end[keep])
 
@@ -118,16 +112,8 @@ def active_at(e: StageEvents, at: Sequence[int], retention_days: int) -> Bool:
     times = np.asarray(at, np.int64)
     n, k = e.ev.n_customers, len(times)
     span = retention_days * DAY_US
-    last = np.full((n, k), NEVER_BEFORE, np.int64)
-    pos = np.flatnonzero(e.activity & (e.ev.ts >= times[0] - span)) if n and k else \
-        np.zeros(0, np.int64)
-    if len(pos):
-        ts, cust = e.ev.ts[pos], e.ev.cust[pos]
-        slot = np.searchsorted(times, ts, side="right")
-        end = np.ones(len(pos), bool)
-        end[:-1] = (cust[1:] != cust[:-1]) | (slot[1:] != slot[:-1])
-        end &= slot < k  # at or after the last time: before none of them
-        last[cust[end], slot[end]] = ts[end]
+    last = last_activity(e.ev.cust, e.ev.ts, e.activity, times, span, n)
+    if k:
         np.maximum.accumulate(last, axis=1, out=last)
     first_conversion = first_ts(e, e.conversion)  # NEVER: no conversion, before no time
     active: Bool = (last >= times - span) & (first_conversion[:, None] < times)
