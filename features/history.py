@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+from numba import njit
 
 from features.batch import RANGE_ROWS, BatchEngine
 from features.compact_events import WIDE, CompactBuilder, CompactEvents
@@ -184,23 +185,26 @@ class HistoryIndex:
 COLUMNS = ("ts", "etype", "channel", "action", "value", "score")
 
 
+@njit(cache=True)
 def _counts_before(ts: npt.NDArray[Any], start: npt.NDArray[np.int64],
                    stop: npt.NDArray[np.int64], limit: int) -> npt.NDArray[np.int64]:
     """Per segment ``[start, stop)`` of ``ts``, how many of its events are below ``limit``
     (the cutoff in ``ts``'s units; each segment is sorted by time: they are its first k).
-    Read off a running count over the requested segments' events only when they are a small
-    part of all: over every loaded event, a batch of 1,000 customers took 1-14 s in a store of
-    87M events (a 700 MB temporary per request); a scoring run's population, nearly all of
-    them, keeps the one pass over the whole array that needs no gather."""
-    lengths = stop - start
-    total = int(lengths.sum())
-    if total * 4 >= len(ts):
-        before: npt.NDArray[np.int64] = np.concatenate(([0], np.cumsum(ts < limit)))
-        return before[stop] - before[start]
-    ends: npt.NDArray[np.int64] = np.cumsum(lengths)
-    at = np.repeat(start - (ends - lengths), lengths) + np.arange(total)
-    running: npt.NDArray[np.int64] = np.concatenate(([0], np.cumsum(ts[at] < limit)))
-    return running[ends] - running[ends - lengths]
+    A binary search in each segment: no pass over the events. A running count over every
+    loaded event took 0.24 s a call at 17.4M events (and a 140 MB temporary), once per part of
+    a scoring run's population; over the requested segments alone, a batch of 1,000 customers
+    in a store of 87M events had taken 1-14 s."""
+    out = np.empty(len(start), np.int64)
+    for i in range(len(start)):
+        lo, hi = start[i], stop[i]
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if ts[mid] < limit:
+                lo = mid + 1
+            else:
+                hi = mid
+        out[i] = lo - start[i]
+    return out
 
 
 def _gathered(loaded: CompactEvents, name: str, at: npt.NDArray[np.int64],

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from models.personas import REGISTERED_NAME as PERSONA_MODEL
 from serving.champions import ModelSet
 from serving.errors import BadRequestError, NoSnapshotError, NotFoundError, ScoringBusyError
 from serving.recommender import Recommender
-from serving.score_job import ScoreRun, population_from_history
+from serving.score_job import ScoreRun, population_from_history, population_parts
 from serving.scoring import BatchScorer, Population
 from serving.scoring_runs import IN_WORKER, ScoringRuns
 from serving.segment_config import SegmentConfig, load_segment_config
@@ -35,8 +35,9 @@ from serving.snapshots import Snapshot, latest, latest_name, previous_of
 from serving.utc import iso_z
 
 log = logging.getLogger("journey.serving")
-# Scores a population as of a time into a snapshot somewhere else; None: it could not.
-Elsewhere = Callable[[ModelSet, Population, datetime], Snapshot | None]
+# Scores a population (in parts, gathered as they are read) as of a time into a snapshot
+# somewhere else; None: it could not.
+Elsewhere = Callable[[ModelSet, Iterable[Population], datetime], Snapshot | None]
 
 
 class Marketing:
@@ -136,11 +137,13 @@ class Marketing:
         try:
             self._run_started = datetime.now(UTC)
             with self.runs.run(as_of, requested_by, self.root) as run:
-                population = population_from_history(history, self.config, micros(as_of))
-                snap = elsewhere(models, population, as_of) if elsewhere is not None else None
+                cutoff = micros(as_of)
+                snap = None if elsewhere is None else elsewhere(
+                    models, population_parts(history, self.config, cutoff), as_of)
                 if snap is None:
                     if elsewhere is not None:
                         run.where = "the service, the score worker having failed (see above)"
+                    population = population_from_history(history, self.config, cutoff)
                     snap = ScoreRun(self.spec, self.config, self.scorer, self.root,
                                     params=self.params).run(models, population, as_of,
                                                             "service histories")

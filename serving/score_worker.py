@@ -4,9 +4,11 @@ A run over every customer is seconds of Python per customer (vectors, then each 
 next-best-action arbitration) and held the interpreter lock beside the requests: on 20k
 customers /v1/predict waited up to seconds while it ran (benchmarks/score_run.py). The
 service builds the population from its in-memory histories (it holds the event store, so the
-child cannot read it), sends it to ``python -m serving.score_worker`` (models.child_process),
-which scores it with the same champions and writes the snapshot as ``journey score`` does,
-and waits on the pipe without the lock.
+child cannot read it) and sends it to ``python -m serving.score_worker``
+(models.child_process) in parts of 50k customers, one gathered at a time (the whole, 38 bytes
+an event, grew the service by 1.2 GB at 1M customers); the child joins them, scores them with
+the same champions and writes the snapshot as ``journey score`` does, and the service waits on
+the pipe without the lock.
 
 The child is started at the first run and kept, with its models: a run after a hot swap
 loads the new champions there first. It runs at a lower priority and off the first CPU
@@ -21,12 +23,13 @@ hold up the stop (at 1M customers past `journey stop`'s timeout). The run is aba
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import signal
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,7 +39,7 @@ from models.registry import client_for
 from serving.champions import ModelSet, load_models
 from serving.marketing import Marketing
 from serving.memory import give_back_memory
-from serving.score_job import ScoreRun
+from serving.score_job import ScoreRun, joined
 from serving.scoring import Population
 from serving.scoring_runs import ScoringAbandonedError
 from serving.service_files import load_service_files
@@ -53,10 +56,14 @@ SIGNAL_GRACE_SECONDS = 2.0
 
 @dataclass(frozen=True)
 class ScoreJob:
+    """A run's first message; its population follows in parts, then ``RUN``."""
+
     settings: ServeSettings
     versions: dict[str, str]  # what the service serves: the child scores with these only
-    population: Population
     as_of: datetime
+
+
+RUN = "run"  # the last message of a run: every part was sent
 
 
 class ModelsChangedError(RuntimeError):
@@ -75,10 +82,11 @@ class ScoreWorker:
         self.stopping = stopping or threading.Event()  # set once the service is stopping
         self._fell_back = fell_back or (lambda _: None)
 
-    def __call__(self, models: ModelSet, population: Population,
+    def __call__(self, models: ModelSet, parts: Iterable[Population],
                  as_of: datetime) -> Snapshot | None:
-        job = ScoreJob(self.settings, models.versions(), population, as_of)
-        got = self._answer(job)
+        """``parts``: the population, gathered part by part as they are sent
+        (``serving.score_job.population_parts``): the service never holds all of it."""
+        got = self._answer(ScoreJob(self.settings, models.versions(), as_of), parts)
         if got is None:
             return None
         ok, result = got
@@ -91,13 +99,17 @@ class ScoreWorker:
         snap: Snapshot = result
         return snap
 
-    def _answer(self, job: ScoreJob) -> tuple[bool, Any] | None:
+    def _answer(self, job: ScoreJob, parts: Iterable[Population]) -> tuple[bool, Any] | None:
         """The child's answer; None when it could not answer (scored in the service). Raises
         ScoringAbandonedError (a 503) when it could not because the service is stopping."""
         child = self.child
         with child.lock:
             try:
-                return child.ask(job)
+                for message in itertools.chain([job], parts, [RUN]):
+                    ok, result = child.ask(message)
+                    if not ok:
+                        return ok, result
+                return ok, result
             except CHILD_FAILED as exc:
                 proc = child.proc
                 child.stop()  # waits for the child's end: its exit status tells a signal
@@ -124,13 +136,30 @@ class ScoreWorker:
 
 
 class _Child:
-    """The child's state between runs: the scoring run's set-up and the models it loaded."""
+    """The child's state between runs: the scoring run's set-up and the models it loaded,
+    and during a run its job and the parts of its population received so far."""
 
     def __init__(self) -> None:
         self.run: ScoreRun | None = None
         self.models: ModelSet | None = None
+        self.job: ScoreJob | None = None
+        self.parts: list[Population] = []
 
-    def __call__(self, job: ScoreJob) -> Snapshot:
+    def __call__(self, message: ScoreJob | Population | str) -> Snapshot | None:
+        if isinstance(message, ScoreJob):  # a new run: what an abandoned one sent is dropped
+            self.job, self.parts = message, []
+            return None
+        if self.job is None:
+            raise RuntimeError(f"score worker: {type(message).__name__} before a run's job")
+        if isinstance(message, Population):
+            self.parts.append(message)
+            return None
+        if message != RUN:
+            raise RuntimeError(f"score worker: unknown message {message!r}")
+        job, self.job = self.job, None
+        return self._score(job, joined(self.parts))
+
+    def _score(self, job: ScoreJob, population: Population) -> Snapshot:
         settings = job.settings
         run = self.run = self.run or _score_run(settings)
         if self.models is None or self.models.versions() != job.versions:
@@ -140,7 +169,7 @@ class _Child:
             raise ModelsChangedError(f"the registry's {settings.model_alias} versions "
                                 f"{self.models.versions()} are not the served "
                                 f"{job.versions} (reload the service after a promotion)")
-        snap = run.run(self.models, job.population, job.as_of, SOURCE)
+        snap = run.run(self.models, population, job.as_of, SOURCE)
         give_back_memory()
         return snap
 

@@ -167,7 +167,7 @@ def worker(tmp_path: Path) -> Iterator[tuple[ScoreWorker, CollectorRegistry]]:
 
 
 def _run(w: ScoreWorker) -> object:
-    return w(cast(ModelSet, _Models()), cast(Population, _Terminated()),
+    return w(cast(ModelSet, _Models()), [cast(Population, _Terminated())],
              datetime(2025, 1, 1, tzinfo=UTC))
 
 

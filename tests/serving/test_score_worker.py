@@ -10,12 +10,16 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from features.batch import micros
+from features.events import EventArrays
 from serving.score_job import population_from_history
-from serving.score_worker import ScoreWorker
+from serving.score_worker import ScoreJob, ScoreWorker, _Child
+from serving.scoring import Population
+from serving.settings import ServeSettings
 from serving.snapshots import Snapshot
 from serving.state import ServiceState
 from tests.serving.conftest import AS_OF, Served
@@ -92,7 +96,7 @@ def test_a_child_dying_mid_run_costs_one_run_here(state: ServiceState,
     worker = _worker(state)
     models, _ = state._models()
     with caplog.at_level(logging.WARNING, "journey.serving"):
-        got = worker(models, _Crash(), AS_OF)  # type: ignore[arg-type]
+        got = worker(models, [_Crash()], AS_OF)  # type: ignore[list-item]
     assert got is None  # the caller scores it itself
     assert "serving.score_worker failed" in caplog.text and "scoring in the service" in caplog.text
     assert worker.child.proc is None  # dropped; the next run starts another
@@ -117,7 +121,7 @@ def test_champions_other_than_the_served_are_scored_here(
     models, history = state._models()
     population = population_from_history(history, state.marketing.config, micros(AS_OF))
     with caplog.at_level(logging.WARNING, "journey.serving"):
-        got = _worker(state)(_Promoted(models.versions()), population,  # type: ignore[arg-type]
+        got = _worker(state)(_Promoted(models.versions()), [population],  # type: ignore[arg-type]
                              AS_OF)
     assert got is None  # the caller scores it itself
     assert "are not the served" in caplog.text and "'999'" in caplog.text
@@ -129,8 +133,8 @@ def test_an_error_in_the_run_is_raised_here(state: ServiceState) -> None:
     broken = dataclasses.replace(population,
                                  arrays=dataclasses.replace(population.arrays, segments=None))
     with pytest.raises(ValueError, match="customer segments"):
-        _worker(state)(models, broken, AS_OF)
-    assert isinstance(_worker(state)(models, population, AS_OF), Snapshot)  # it lives on
+        _worker(state)(models, [broken], AS_OF)
+    assert isinstance(_worker(state)(models, [population], AS_OF), Snapshot)  # it lives on
 
 
 def test_close_ends_the_child(served: Served, tmp_path: Path) -> None:
@@ -145,3 +149,17 @@ def test_close_ends_the_child(served: Served, tmp_path: Path) -> None:
     finally:
         st.close()
     assert proc.poll() is not None and _worker(st).child.proc is None
+
+
+def test_the_child_keeps_only_the_parts_of_the_run_under_way(tmp_path: Path) -> None:
+    """Parts come after their run's job; a new job drops what an abandoned run sent (the
+    service failed while gathering it), so no run is scored with another's customers."""
+    child = _Child()
+    part = Population(cast(EventArrays, None), {})
+    with pytest.raises(RuntimeError, match="before a run's job"):
+        child(part)
+    job = ScoreJob(ServeSettings(home=tmp_path), {"churn": "1"}, AS_OF)
+    assert child(job) is None and child(part) is None and child.parts == [part]
+    assert child(job) is None and child.parts == []
+    with pytest.raises(RuntimeError, match="unknown message 'stop'"):
+        child("stop")

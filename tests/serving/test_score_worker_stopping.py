@@ -52,7 +52,7 @@ def worker(tmp_path: Path) -> Iterator[ScoreWorker]:
 
 
 def _run(worker: ScoreWorker) -> object:
-    return worker(cast(ModelSet, _Models()), cast(Population, _Terminated()), WHEN)
+    return worker(cast(ModelSet, _Models()), [cast(Population, _Terminated())], WHEN)
 
 
 def test_a_run_the_stop_signal_ends_is_abandoned(worker: ScoreWorker,
@@ -127,8 +127,8 @@ def test_the_service_answers_503_and_publishes_nothing(
     state = ServiceState(settings)
     state.start(background=False)
     try:
-        monkeypatch.setattr(serving.marketing, "population_from_history",
-                            lambda *_: _Terminated())
+        monkeypatch.setattr(serving.marketing, "population_parts",
+                            lambda *_: iter([_Terminated()]))
 
         def no_run_here(*_: object, **__: object) -> None:
             raise AssertionError("scored in the service while it stops")
