@@ -51,10 +51,11 @@ class History:
                 if c.action is not None:
                     ages.setdefault(c.action, []).append(age)
         self.ages = ages
+        # Most customers of a scoring run have no recent contact: nothing to count.
         self.counts = [
             sum(1 for age, ch in recent if age < window and (channel is None or ch == channel))
             for window, channel in catalog.cap_rules
-        ]
+        ] if recent else [0] * len(catalog.cap_rules)
 
     def blocks(self, catalog: Catalog, index: int) -> tuple[Stage, str] | None:
         """The first rule that catalog action `index` breaks, given what was already sent."""

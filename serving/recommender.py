@@ -15,13 +15,11 @@ from datetime import datetime
 
 import numpy as np
 
-from features.events import EventArrays
 from features.online import Vectors
 from features.spec import FeatureSpec
 from models.actions import Catalog, check_action_vocabulary
 from models.arbitration import arbitrate
-from models.contacts import contacts_from_arrays
-from models.recommendation import Customer, Decision
+from models.recommendation import Contact, Customer, Decision
 from serving.champions import ModelSet
 from serving.errors import NotReadyError
 from serving.ids import random_ids
@@ -85,8 +83,9 @@ class Recommender:
         return out, base
 
     def recommend(self, models: ModelSet, vectors: Vectors, scored: list[Scored],
-                  histories: Sequence[EventArrays | None], now_us: int, top_k: int | None = None,
+                  contacts: Sequence[Sequence[Contact]], now_us: int, top_k: int | None = None,
                   explore: bool = True) -> list[Recommended]:
+        """``contacts``: each customer's contacts already sent (``models.contacts``)."""
         uplifts, baselines = self.uplift(models, vectors)
         out = []
         ids = random_ids(len(scored))
@@ -94,7 +93,7 @@ class Recommender:
             customer = Customer(
                 customer_id=s.customer_id, stage=s.current_stage,
                 predictions={"churn": s.churn, "conversion": s.conversion},
-                features=_Row(vectors, i), contacts=contacts_from_arrays(histories[i], self.spec),
+                features=_Row(vectors, i), contacts=contacts[i],
                 baseline=baselines[i],
             )
             decision = arbitrate(self.catalog, customer, uplifts[i], now_us,

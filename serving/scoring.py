@@ -23,6 +23,7 @@ import pyarrow as pa
 from features.events import Encoder, EventArrays
 from features.online import OnlineFeatures, Vectors
 from features.spec import FeatureSpec
+from models.contacts import contacts_by_customer
 from models.lgbm import LightGBMClassifier
 from models.persona_words import UNASSIGNED_NAME, persona_names, read_names
 from serving.champions import ModelSet
@@ -184,8 +185,9 @@ class BatchScorer:
             Scored(cid, as_of, s, {}, float(c), float(p), "", {}, 0)
             for cid, s, c, p in zip(vectors.matrix.customer_ids, names, churn.tolist(),
                                     conversion.tolist(), strict=True)]
-        histories = [chunk(arrays, i, i + 1) for i in range(n)]
-        done = self.recommender.recommend(models, vectors, scored, list(histories), t, top_k=1,
+        recent = contacts_by_customer(arrays, self.spec,
+                                      t - self.recommender.catalog.horizon_us)
+        done = self.recommender.recommend(models, vectors, scored, recent, t, top_k=1,
                                           explore=False)
         top = [r.decision.actions[0] if r.decision.actions else None for r in done]
         return (pa.array([a.action if a else None for a in top], pa.string()),

@@ -24,6 +24,7 @@ from features.schema import events_table
 from features.spec import FeatureSpec
 from features.store import AppendResult, EventStore
 from features.store_conflicts import differing_ids
+from models.contacts import contacts_from_arrays
 from models.drift_worker import DriftWorker
 from models.registry import client_for
 from serving.batch_vectors import Batch, batch_vectors
@@ -296,7 +297,8 @@ class ServiceState:
         scored = self.predictor.score(b.models, b.vectors, b.when, explain=False)
         # The features stop strictly before t; the contact policy also counts a contact sent
         # at t, or an action reported at t could be recommended again.
-        out = self.recommender.recommend(b.models, b.vectors, scored, b.contacts, b.t, top_k,
+        contacts = [contacts_from_arrays(h, self.spec) for h in b.contacts]
+        out = self.recommender.recommend(b.models, b.vectors, scored, contacts, b.t, top_k,
                                          explore)
         self.metrics.observe_recommendations(out)
         return out, b.unknown

@@ -17,7 +17,7 @@ from features.spec import FeatureSpec
 from models.actions import Catalog
 from models.arbitration import blocked
 from models.contacts import contacts_from_arrays
-from models.recommendation import Customer
+from models.recommendation import Contact, Customer
 from serving.champions import ModelSet
 from serving.predictor import Predictor, Scored
 from serving.recommender import Recommender
@@ -96,20 +96,21 @@ class StateReader:
         if not (self.eligible or self.recommended):
             return out
         records = vectors.records()
+        contacts = [contacts_from_arrays(h, self.spec) for h in histories]
         for k, h in enumerate(histories):
             s = scored[k] if scored is not None else None
             customer = Customer(
                 customer_id=h.customer_ids[0], stage=stages[k],
                 predictions={"churn": s.churn, "conversion": s.conversion} if s else {},
-                features=records[k], contacts=contacts_from_arrays(h, self.spec))
+                features=records[k], contacts=contacts[k])
             for action in self.eligible:
                 out[k][action] = blocked(self.catalog, customer, action, t)
         if self.recommended:
-            self._recommended(models, vectors, scored, histories, t, out)
+            self._recommended(models, vectors, scored, contacts, t, out)
         return out
 
     def _recommended(self, models: ModelSet | None, vectors: Vectors,
-                     scored: list[Scored] | None, histories: list[EventArrays], t: int,
+                     scored: list[Scored] | None, contacts: list[list[Contact]], t: int,
                      out: list[dict[str, str | None]]) -> None:
         """Whether next-best-action (the catalog's top k, no exploration) recommends each
         watched action, and if not, the reason arbitration gives."""
@@ -117,8 +118,7 @@ class StateReader:
             for row in out:
                 row.update(dict.fromkeys(self.recommended, "no uplift models are served"))
             return
-        done = self.recommender.recommend(models, vectors, scored, list(histories), t,
-                                          explore=False)
+        done = self.recommender.recommend(models, vectors, scored, contacts, t, explore=False)
         for row, r in zip(out, done, strict=True):
             chosen = {a.action for a in r.decision.actions}
             held = {x.action: f"{x.stage}: {x.reason}" for x in r.decision.suppressed}

@@ -4,13 +4,16 @@ does not know is no send of any catalog action, but still a contact on its chann
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from features.events import Encoder
+import numpy as np
+
+from features.events import Encoder, EventArrays
 from features.spec import load_spec
 from models.actions import load_catalog
 from models.catalog import DAY_US
 from models.contact_policy import History
-from models.contacts import contacts_from_arrays
+from models.contacts import contacts_by_customer, contacts_from_arrays
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -30,3 +33,43 @@ def test_an_unknown_action_counts_only_toward_global_and_channel_caps() -> None:
     i = catalog.index["discount_email"]
     assert history.blocks(catalog, i) == ("contact_policy", "email cap 2 per 7 days reached "
                                           "(2 sent)")
+
+
+def test_contacts_by_customer_are_each_customers_own() -> None:
+    """A scoring run reads every customer's contacts in one pass: the same as each customer's
+    events read alone, customers without any contact included."""
+    spec = load_spec()
+    enc = Encoder(spec)
+    day = 86_400.0
+    events = {
+        "a": [{"event_type": "action_sent", "channel": "email", "action": "discount_email",
+               "ts": datetime.fromtimestamp(NOW.timestamp() - 3 * day, UTC)},
+              {"event_type": "page_view", "channel": "web", "ts": NOW}],
+        "b": [{"event_type": "page_view", "channel": "web", "ts": NOW}],
+        "c": [{"event_type": "action_sent", "channel": "sms", "action": "Unknown Offer",
+               "ts": NOW},
+              {"event_type": "action_sent", "channel": "email", "action": "discount_email",
+               "ts": datetime.fromtimestamp(NOW.timestamp() + day, UTC)}],
+    }
+    alone = {cid: contacts_from_arrays(enc.one_customer(cid, evs), spec)
+             for cid, evs in events.items()}
+    parts = [enc.one_customer(cid, evs) for cid, evs in events.items()]
+    def joined(name: str) -> Any:
+        return np.concatenate([getattr(p, name) for p in parts])
+
+    arrays = EventArrays(
+        list(events), np.concatenate([np.full(len(p), k, np.int32) for k, p in enumerate(parts)]),
+        joined("ts"), joined("etype"), joined("channel"), joined("action"), joined("value"),
+        joined("score"))
+    got = contacts_by_customer(arrays, spec, -(2**62))
+    assert dict(zip(arrays.customer_ids, got, strict=True)) == alone
+    assert alone["b"] == [] and len(alone["c"]) == 2 and alone["c"][0].action is None
+    # Those older than the catalog's longest window are left out: the policy counts none.
+    catalog = load_catalog()
+    for now in (NOW.timestamp() + day, NOW.timestamp() + 40 * day):
+        now_us = round(now * 1e6)
+        recent = contacts_by_customer(arrays, spec, now_us - catalog.horizon_us)
+        for cid, mine in zip(arrays.customer_ids, recent, strict=True):
+            everything, kept = History(catalog, alone[cid], now_us), History(catalog, mine, now_us)
+            assert (kept.counts, kept.ages) == (everything.counts, everything.ages)
+    assert recent == [[], [], []] and catalog.horizon_us < 39 * DAY_US
