@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from features.errors import StoreError
 from features.normalize import clean_text
@@ -178,11 +179,18 @@ def attributes_by_key(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]
     keys = got["k"].to_numpy()
     for i, name in enumerate(names):
         encoded = got[f"a{i}"].combine_chunks().dictionary_encode()
+        # The values in sorted order: the GROUP BY's row order, and so the order of first
+        # appearance, changes from run to run, and with it the order of a snapshot's
+        # dictionaries and of the KPI rows by attribute.
+        order = pc.array_sort_indices(encoded.dictionary).to_numpy()
+        rank = np.empty(len(order), np.int32)
+        rank[order] = np.arange(len(order), dtype=np.int32)
         codes = np.full(size, -1, np.int32)
         idx = encoded.indices
         missing = idx.is_null().to_numpy(zero_copy_only=False)
-        codes[keys] = np.where(missing, -1, idx.fill_null(0).to_numpy())
-        out[name] = (codes, encoded.dictionary)
+        codes[keys] = np.where(missing, -1, rank[idx.fill_null(0).to_numpy()] if len(rank)
+                               else -1)
+        out[name] = (codes, encoded.dictionary.take(pa.array(order)))
     return out
 
 

@@ -142,3 +142,23 @@ def test_a_json_attribute_row_with_a_key_written_twice_is_not_loaded(
     assert [(r.line, r.field, r.reason) for r in unreadable] == [
         (1, "region", "duplicate key: region given twice")]
     assert store.load_attributes(table).customers == 1
+
+
+def test_attribute_values_come_in_sorted_order(tmp_path: Path) -> None:
+    """Whatever order the store groups customers in, an attribute's values come sorted (a
+    snapshot's dictionaries and the KPI rows by attribute are the same from run to run), and
+    each customer's code still names their own value."""
+    ids = [f"c{i:03d}" for i in range(300)]
+    values = ["west", "north", "east", None, "south"]
+    with EventStore(tmp_path / "events.duckdb") as s:
+        s.append(pa.Table.from_pylist([
+            {f: None for f in EVENT_FIELDS} | {
+                "event_id": f"e{i}", "customer_id": c, "ts": datetime(2024, 1, 1, tzinfo=UTC),
+                "event_type": "page_view", "channel": "web"}
+            for i, c in enumerate(ids)], schema=EVENT_SCHEMA))
+        s.load_attributes(pa.table({"customer_id": ids,
+                                    "region": [values[i % 5] for i in range(300)]}))
+        _, dictionary = s.attributes_by_key(("region",))["region"]
+        assert dictionary.to_pylist() == ["east", "north", "south", "west"]
+        got = regions(s)
+    assert got == {c: values[i % 5] for i, c in enumerate(ids)}
