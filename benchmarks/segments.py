@@ -19,8 +19,10 @@ from benchmarks.common import run_as_module
 run_as_module(__name__, __package__, "benchmarks.segments")
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -43,18 +45,24 @@ QUERIES: list[tuple[list[str], dict[str, list[str]]]] = [
 ]
 
 
-def score(env: dict[str, str], as_of: str) -> tuple[float, dict[str, Any]]:
-    """`journey score` as a user runs it: wall time of the whole command, and its snapshot."""
+def score(env: dict[str, str], as_of: str) -> tuple[float, dict[str, Any], float]:
+    """`journey score` as a user runs it: wall time of the whole command, its snapshot, and
+    its peak resident memory in MB (the command's own rusage; Linux counts a child's peak
+    from this process's size when it was started, ~0.7 GB here, far below the command's)."""
     started = time.perf_counter()
-    r = subprocess.run([str(BIN / "journey"), "score", "--as-of", as_of, "--no-actions"],
-                       env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    if r.returncode:
-        raise RuntimeError(f"journey score failed:\n{r.stderr}{r.stdout}")
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen([str(BIN / "journey"), "score", "--as-of", as_of,
+                                 "--no-actions"], env=env, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        wall = time.perf_counter() - started
+        if proc.returncode:
+            out.seek(0)
+            raise RuntimeError(f"journey score failed:\n{out.read().decode(errors='replace')}")
     scores = Path(env["JOURNEY_SCORES"])
     name = (scores / "LATEST").read_text().strip()
     meta: dict[str, Any] = json.loads((scores / name / "meta.json").read_text())
-    return wall, meta
+    return wall, meta, usage.ru_maxrss / 1024
 
 
 def queries(scores: Path, repeat: int) -> dict[str, Any]:
@@ -169,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {**env, "JOURNEY_STORE": str(store), "JOURNEY_SCORES": str(scores)}
     # A snapshot a week earlier first, so the measured one reports changes against it.
     score(env, (as_of - timedelta(days=7)).isoformat())
-    wall, meta = score(env, as_of.isoformat())
+    wall, meta, score_rss = score(env, as_of.isoformat())
     q = queries(scores, 5 if args.quick else 20)
     page = dashboard({**env, "JOURNEY_AS_OF": as_of.isoformat()}, 2 if args.quick else 5)
     per_1m = wall / meta["customers"] * 1e6
@@ -181,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         "score_customers_per_s": round(meta["customers"] / wall),
         "score_models_seconds": meta["score_seconds"],
         "journey_map_seconds": meta["journey_map_seconds"],
+        "score_peak_rss_mb": round(score_rss),
         **q,
         **page,
         "data": {"customers": customers, "days": 100, "seed": 2026,
