@@ -26,12 +26,17 @@ class EventIds:
     """The hashes of the stored event ids (``id_hashes``)."""
 
     def __init__(self, hashes: np.ndarray) -> None:
-        self._sorted = np.sort(hashes.astype(np.uint64, copy=False))
+        h = hashes.astype(np.uint64, copy=False)
+        self._sorted = h if _ascending(h) else np.sort(h)
         self._recent: set[int] = set()
 
     @classmethod
     def load(cls, con: duckdb.DuckDBPyConnection) -> EventIds:
-        got = con.execute("SELECT md5_number_upper(event_id) AS h FROM events").fetchnumpy()["h"]
+        # Sorted by DuckDB, in parallel with the hashing: at 32.7M events 10.1-10.6 s, where
+        # hashing and then np.sort took 14.9-22.2 s of the service's start (checked, not
+        # trusted: an unsorted array would hide stored ids from the binary search).
+        got = con.execute(
+            "SELECT md5_number_upper(event_id) AS h FROM events ORDER BY h").fetchnumpy()["h"]
         return cls(np.asarray(got, np.uint64))
 
     def __len__(self) -> int:
@@ -54,6 +59,10 @@ class EventIds:
             merged = np.fromiter(self._recent, np.uint64, len(self._recent))
             self._sorted = np.sort(np.concatenate([self._sorted, merged]))
             self._recent = set()
+
+
+def _ascending(h: np.ndarray) -> bool:
+    return bool(len(h) < 2 or (h[1:] >= h[:-1]).all())
 
 
 def id_hashes(ids: list[str]) -> np.ndarray:

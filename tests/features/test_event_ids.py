@@ -49,3 +49,19 @@ def test_python_hashes_ids_as_duckdb_does_at_load() -> None:
                        [sample]).fetchall()
     assert id_hashes(sample).tolist() == [int(r[0]) for r in want]
     assert id_hashes([]).dtype == np.uint64 and len(id_hashes([])) == 0
+
+
+def test_a_load_is_sorted_however_the_rows_lie() -> None:
+    """The store sorts the hashes as it reads them; the array must be ascending for the binary
+    search, with large hashes (the top bit set) after small ones, as unsigned integers."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE events (event_id VARCHAR)")
+    names = [f"e{i}" for i in range(5_000)]
+    con.execute("INSERT INTO events SELECT unnest(?::VARCHAR[])", [names[::-1]])
+    ids = EventIds.load(con)
+    assert (ids._sorted[1:] >= ids._sorted[:-1]).all()
+    assert ids._sorted[0] < 2**63 <= ids._sorted[-1]
+    assert ids.maybe_stored(id_hashes(names)).all()
+    assert not ids.maybe_stored(id_hashes([f"x{i}" for i in range(200)])).any()
+    shuffled = EventIds(np.array([5, 2**64 - 2, 0, 7], np.uint64))  # given unsorted: sorted
+    assert shuffled._sorted.tolist() == [0, 5, 7, 2**64 - 2]
