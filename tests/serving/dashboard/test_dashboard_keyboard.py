@@ -85,7 +85,11 @@ def serve_backtest(tab: Tab) -> None:
 
 
 def wait_backtest(page: Page) -> None:
+    """The backtest charts drawn, and every panel above them too: a panel that renders later
+    (triggers, personas and KPIs, drift load at the same time) moves the charts down under a
+    tooltip placed a moment before, and a mark's tip was measured 730 px from its mark."""
     page.wait_for_selector("#backtest-rel-conversion svg")
+    page.wait_for_load_state("networkidle")
 
 
 def enter(page: Page, chart: str) -> dict[str, Any]:
