@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -208,7 +208,7 @@ class BatchEngine:
         plan = self.key_ranges(cutoff, rows)
         if len(plan.bounds) <= 1:
             return self._arrays(cutoff, 0, 1, self._customer_ids(), plan.total)
-        return _joined(self.encoded_ranges(cutoff, plan), plan.total)
+        return joined_ranges(self.encoded_ranges(cutoff, plan), plan.total)
 
     def key_ranges(self, cutoff: datetime, rows: int) -> KeyRanges:
         """The events before ``cutoff`` split into customer-key ranges of about ``rows``
@@ -271,9 +271,11 @@ class BatchEngine:
         return pa.concat_tables(tables)
 
 
-def _joined(ranges: Iterator[tuple[EventArrays, np.ndarray]], total: int
-            ) -> tuple[EventArrays, np.ndarray]:
-    """Key ranges' arrays in one set sized ``total`` up front (customer codes renumbered)."""
+def joined_ranges(ranges: Iterable[tuple[EventArrays, np.ndarray]], total: int
+                  ) -> tuple[EventArrays, np.ndarray]:
+    """Customer-sorted parts' arrays (with their store keys) in one set sized ``total`` up
+    front, customer codes and segments renumbered; a part the iterable lets go of is freed
+    once copied."""
     out = EventArrays([], np.empty(total, np.int32), np.empty(total, np.int64),
                       np.empty(total, np.int16), np.empty(total, np.int16),
                       np.empty(total, np.int16), np.empty(total, np.float64),

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from features.batch import BatchEngine, micros
+from features.batch import BatchEngine, joined_ranges, micros
 from features.events import EventArrays
 from features.history import HistoryIndex
 from features.spec import FeatureSpec
@@ -170,35 +170,22 @@ def _population_of(history: HistoryIndex, config: SegmentConfig, customer_ids: l
 
 def joined(parts: list[Population]) -> Population:
     """Parts of a population as one (customer codes and segments renumbered), emptying
-    ``parts``. Column by column, each part's column dropped once copied: the peak is the
-    whole plus one column, not the parts and the whole."""
+    ``parts``: each part is let go once copied, so the peak is the whole plus one part."""
     if len(parts) == 1:
         return parts.pop()
     if not parts:
         raise ValueError("a population needs at least one part")
-    events = np.cumsum([0] + [len(p.arrays) for p in parts]).tolist()
-    customers = np.cumsum([0] + [len(p) for p in parts]).tolist()
-    starts, ends = [], []
-    for i, p in enumerate(parts):
-        if p.arrays.segments is None:
-            raise ValueError("scoring needs the arrays' customer segments")
-        starts.append(p.arrays.segments[0] + events[i])
-        ends.append(p.arrays.segments[1] + events[i])
-    columns: dict[str, Any] = {"customer_ids": [c for p in parts for c in p.arrays.customer_ids]}
-    for name in ("cust", "ts", "etype", "channel", "action", "value", "score"):
-        out = np.empty(events[-1], getattr(parts[0].arrays, name).dtype)
-        for i, p in enumerate(parts):
-            column = getattr(p.arrays, name)
-            out[events[i]:events[i + 1]] = column
-            if name == "cust":
-                out[events[i]:events[i + 1]] += customers[i]
-            setattr(p.arrays, name, np.empty(0, column.dtype))  # copied: freed now
-        columns[name] = out
+    total = sum(len(p.arrays) for p in parts)
     attrs = {name: (np.concatenate([p.attributes[name][0] for p in parts]),
                     parts[-1].attributes[name][1]) for name in parts[-1].attributes}
-    parts.clear()
-    return Population(EventArrays(**columns, segments=(np.concatenate(starts),
-                                                       np.concatenate(ends))), attrs)
+    no_keys = np.zeros(0, np.int64)  # store keys: a population has none to carry
+
+    def drained() -> Iterator[tuple[EventArrays, np.ndarray]]:
+        while parts:
+            yield parts.pop(0).arrays, no_keys
+
+    arrays, _ = joined_ranges(drained(), total)
+    return Population(arrays, attrs)
 
 
 def without_empty(arrays: EventArrays) -> EventArrays:
