@@ -70,15 +70,16 @@ class Appender:
         fresh_customers = sorted(set(customers) - self.keys.keys())
         fresh_codes = {kind: sorted({v for v in new[kind].to_pylist() if v is not None}
                                     - known.keys()) for kind, known in self.codes.items()}
+        new_hashes = hashes[keep]
         if not fresh_customers and not any(fresh_codes.values()):
-            _insert(self.con, new, customers, self.keys, self.codes)  # its own transaction
+            _insert(self.con, new, new_hashes, customers, self.keys, self.codes)  # one transaction
         else:
-            self._insert_with_new(new, customers, fresh_customers, fresh_codes)
-        self.ids.add(hashes[keep])  # committed: from here on these ids are stored
+            self._insert_with_new(new, new_hashes, customers, fresh_customers, fresh_codes)
+        self.ids.add(new_hashes)  # committed: from here on these ids are stored
         return new
 
-    def _insert_with_new(self, rows: pa.Table, customers: list[str], fresh_customers: list[str],
-                         fresh_codes: dict[str, list[str]]) -> None:
+    def _insert_with_new(self, rows: pa.Table, hashes: np.ndarray, customers: list[str],
+                         fresh_customers: list[str], fresh_codes: dict[str, list[str]]) -> None:
         """New keys and codes, and the rows, in one transaction; the picture learns the new
         keys and codes only once it commits."""
         self.con.execute("BEGIN TRANSACTION")
@@ -86,7 +87,7 @@ class Appender:
             keys = _add_customers(self.con, fresh_customers)
             codes = {kind: _add_codes(self.con, kind, names, self.codes[kind])
                      for kind, names in fresh_codes.items()}
-            _insert(self.con, rows, customers, ChainMap(keys, self.keys),
+            _insert(self.con, rows, hashes, customers, ChainMap(keys, self.keys),
                     {kind: ChainMap(codes[kind], known) for kind, known in self.codes.items()})
             self.con.execute("COMMIT")
         except BaseException:
@@ -108,32 +109,36 @@ def conform(table: pa.Table) -> pa.Table:
     return table if table.schema.equals(EVENT_SCHEMA) else table.cast(EVENT_SCHEMA)
 
 
-def _insert(con: duckdb.DuckDBPyConnection, rows: pa.Table, customers: list[str],
-            keys: Mapping[str, int], codes: Mapping[str, Mapping[str, int]]) -> None:
-    """Insert ``rows`` (event fields) with their customer keys and vocabulary codes, in the
-    store's column order: a few as one VALUES statement built in Python (an Arrow scan costs
-    ~4 ms of set-up, and each Arrow call gives up the GIL), more from an Arrow batch."""
+def _insert(con: duckdb.DuckDBPyConnection, rows: pa.Table, hashes: np.ndarray,
+            customers: list[str], keys: Mapping[str, int],
+            codes: Mapping[str, Mapping[str, int]]) -> None:
+    """Insert ``rows`` (event fields) with their customer keys, vocabulary codes and id
+    hashes (``id_hashes``, already computed for the check), in the store's column order: a
+    few as one VALUES statement built in Python (an Arrow scan costs ~4 ms of set-up, and each
+    Arrow call gives up the GIL), more from an Arrow batch."""
     n = rows.num_rows
     if n == 0:
         return
     if n <= VALUES_ROWS:
         params: list[object] = []
-        for row, customer in zip(rows.to_pylist(), customers, strict=True):
+        for row, customer, h in zip(rows.to_pylist(), customers, hashes.tolist(), strict=True):
             params.extend(row.values())
             params.append(keys[customer])
             params.extend(None if row[kind] is None else codes[kind][row[kind]]
                           for kind in CODED_FIELDS)
+            params.append(h)
         width = len(params) // n
         marks = ", ".join(["(" + ", ".join("?" * width) + ")"] * n)
-        con.execute(f"INSERT INTO events ({STORED_COLUMNS}) VALUES {marks}", params)
+        con.execute(f"INSERT INTO events ({STORED_COLUMNS}, id_hash) VALUES {marks}", params)
         return
     coded = rows.append_column("customer_key", pa.array([keys[c] for c in customers], pa.int32()))
     for kind, column in CODED_FIELDS.items():
         values = [None if v is None else codes[kind][v] for v in rows[kind].to_pylist()]
         coded = coded.append_column(column, pa.array(values, pa.int32()))
+    coded = coded.append_column("id_hash", pa.array(hashes, pa.uint64()))
     con.register("incoming", coded)
     try:
-        con.execute(f"INSERT INTO events ({STORED_COLUMNS}) SELECT * FROM incoming")
+        con.execute(f"INSERT INTO events ({STORED_COLUMNS}, id_hash) SELECT * FROM incoming")
     finally:
         con.unregister("incoming")
 

@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from features import store_attributes, store_log
 from features.errors import JourneyError, StoreError
+from features.event_ids import add_hash_column
 from features.loaders import LoadReport, RejectsWriter, load_events
 from features.mapping import ColumnMapping
 from features.memory import memory_setting
@@ -33,6 +34,7 @@ from features.schema import (
     EVENT_FIELDS,
     EVENT_SCHEMA,
     EVENTS_DDL,
+    ID_HASH,
     KEYS_DDL,
     STORED_COLUMNS,
 )
@@ -117,6 +119,7 @@ class EventStore:
             self._check_layout()
             self.con.execute(EVENTS_DDL)
             self.con.execute(ADD_LOAD_ID)
+            add_hash_column(self.con, report)
             store_log.create(self.con)
             for ddl in KEYS_DDL:
                 self.con.execute(ddl)
@@ -237,8 +240,8 @@ class EventStore:
             # Numbered in the transaction that stores its events: no two loads share one.
             load_id = store_log.next_load_id(self.con) if load else None
             cur = self.con.execute(
-                f"INSERT INTO events ({STORED_COLUMNS}, load_id) SELECT *, ?::INTEGER FROM "
-                f"({coded}) s WHERE NOT EXISTS "
+                f"INSERT INTO events ({STORED_COLUMNS}, load_id, id_hash) "
+                f"SELECT *, ?::INTEGER, {ID_HASH} FROM ({coded}) s WHERE NOT EXISTS "
                 f"(SELECT 1 FROM events e WHERE e.event_id = s.event_id){tail}", [load_id]
             )
             if returning:
