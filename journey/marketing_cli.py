@@ -24,6 +24,7 @@ from models.actions import Catalog
 from models.persona_words import names_path
 from models.registry import client_for
 from serving.champions import load_models
+from serving.memory import freeze_loaded
 from serving.recommender import Recommender
 from serving.score_job import ScoreRun, population_from_store
 from serving.scoring import BatchScorer
@@ -121,6 +122,7 @@ def _score_run(settings: ServeSettings, spec: FeatureSpec, config: SegmentConfig
         population = population_from_store(es, spec, config, when)
         newest = es.time_range()[1]
     _warn_if_past_the_data(newest, when)
+    freeze_loaded()
     snap = run.run(models, population, when, str(settings.store_path), publish)
     if not snap.meta["values_known"]:
         typer.echo(NO_VALUE)

@@ -1,4 +1,5 @@
-"""Giving a scoring run's freed memory back to the operating system.
+"""A scoring run's memory: the collector kept off what was loaded before it, and its freed
+memory given back to the operating system afterwards.
 
 A scoring run builds every customer's vectors, scores and recommendations, then frees them.
 glibc keeps the freed heap pages for reuse, so the service's resident memory stayed ~85-120 MB
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import gc
 from collections.abc import Callable
 
 
@@ -34,3 +36,16 @@ def give_back_memory() -> bool:
     ctypes releases the interpreter lock for the call, so requests go on meanwhile."""
     fn = _trim()
     return bool(fn(0)) if fn is not None else False
+
+
+def freeze_loaded() -> None:
+    """Collect, then move every live object out of the collector's generations, before a
+    scoring run in a process of its own (``journey score``, the score worker's child).
+
+    The run makes millions of short-lived objects (each customer's arbitration), and every
+    full collection they trigger walked all that was loaded before it: models, libraries,
+    the population. Frozen objects are still freed when nothing refers to them; only the
+    collector stops walking them. Not for the service's own process: it froze its state at
+    load, and a collection here would pause its requests."""
+    gc.collect()
+    gc.freeze()

@@ -38,7 +38,7 @@ from models.child_process import CHILD_FAILED, ChildProcess, serve_pickles
 from models.registry import client_for
 from serving.champions import ModelSet, load_models
 from serving.marketing import Marketing
-from serving.memory import give_back_memory
+from serving.memory import freeze_loaded, give_back_memory
 from serving.score_job import ScoreRun, joined
 from serving.scoring import Population
 from serving.scoring_runs import ScoringAbandonedError
@@ -169,6 +169,7 @@ class _Child:
             raise ModelsChangedError(f"the registry's {settings.model_alias} versions "
                                 f"{self.models.versions()} are not the served "
                                 f"{job.versions} (reload the service after a promotion)")
+        freeze_loaded()
         snap = run.run(self.models, population, job.as_of, SOURCE)
         give_back_memory()
         return snap

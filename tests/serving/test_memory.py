@@ -1,9 +1,11 @@
 """A scoring run's freed heap goes back to the OS (glibc's malloc_trim), and a C library
-without it is no error."""
+without it is no error; what was loaded before a run is frozen out of the collector."""
 
 from __future__ import annotations
 
 import ctypes
+import gc
+import weakref
 
 import pytest
 
@@ -40,3 +42,22 @@ def test_freed_small_blocks_go_back_to_the_os() -> None:
 def test_without_malloc_trim_nothing_happens(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(memory, "_trim", lambda: None)
     assert memory.give_back_memory() is False
+
+
+def test_a_run_freezes_what_is_loaded_and_collects_garbage_first() -> None:
+    """What was alive before a run leaves the collector's generations (its full collections
+    no longer walk it); cyclic garbage is collected first, not frozen with it."""
+    class Node:
+        def __init__(self) -> None:
+            self.me = self
+
+    dead = weakref.ref(Node())  # a cycle nothing refers to: garbage
+    live = Node()
+    try:
+        memory.freeze_loaded()
+        assert dead() is None
+        assert gc.get_freeze_count() > 0
+        assert not any(o is live for o in gc.get_objects())
+    finally:
+        gc.unfreeze()
+    assert any(o is live for o in gc.get_objects())
