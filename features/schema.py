@@ -81,9 +81,9 @@ CODE_COLUMNS: tuple[str, ...] = ("customer_key", "event_type_code", "channel_cod
 STORED_COLUMNS = ", ".join((*EVENT_FIELDS, *CODE_COLUMNS))
 ADD_LOAD_ID = "ALTER TABLE events ADD COLUMN IF NOT EXISTS load_id INTEGER"
 # The first 8 bytes of the event id's MD5, stored with the event so that the writer's picture
-# of the stored ids (features/event_ids.py) is read, not computed, at start: 2.0 s at 32.7M
-# events where hashing every id took 9.8 s, for 8 bytes an event on disk. Every insert sets it
-# from this expression (or from ``event_ids.id_hashes``, its equal in Python).
+# of the stored ids (features/event_ids.py) is read, not computed, at start: 2.4-2.9 s at
+# 32.7M events where hashing every id took 10.5-11.9 s, for 8 bytes an event on disk. Every
+# insert sets it from this expression (or from ``event_ids.id_hashes``, its equal in Python).
 ID_HASH = "md5_number_upper(event_id)"
 KEYS_DDL = (
     "CREATE TABLE IF NOT EXISTS customers "
