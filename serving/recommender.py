@@ -84,8 +84,9 @@ class Recommender:
 
     def recommend(self, models: ModelSet, vectors: Vectors, scored: list[Scored],
                   contacts: Sequence[Sequence[Contact]], now_us: int, top_k: int | None = None,
-                  explore: bool = True) -> list[Recommended]:
-        """``contacts``: each customer's contacts already sent (``models.contacts``)."""
+                  explore: bool = True, explain: bool = True) -> list[Recommended]:
+        """``contacts``: each customer's contacts already sent (``models.contacts``);
+        ``explain=False``: the recommended actions without their reasons (``arbitrate``)."""
         uplifts, baselines = self.uplift(models, vectors)
         out = []
         ids = random_ids(len(scored))
@@ -98,6 +99,7 @@ class Recommender:
             )
             decision = arbitrate(self.catalog, customer, uplifts[i], now_us,
                                  top_k=top_k or self.top_k,
-                                 exploration=self.exploration if explore else 0.0, rng=self.rng)
+                                 exploration=self.exploration if explore else 0.0, rng=self.rng,
+                                 explain=explain)
             out.append(Recommended(ids[i], s.customer_id, s.as_of, decision, s))
         return out

@@ -188,7 +188,7 @@ class BatchScorer:
         recent = contacts_by_customer(arrays, self.spec,
                                       t - self.recommender.catalog.horizon_us)
         done = self.recommender.recommend(models, vectors, scored, recent, t, top_k=1,
-                                          explore=False)
+                                          explore=False, explain=False)
         top = [r.decision.actions[0] if r.decision.actions else None for r in done]
         return (pa.array([a.action if a else None for a in top], pa.string()),
                 pa.array([a.value if a else None for a in top], pa.float64()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from models.arbitration import arbitrate
@@ -77,10 +78,17 @@ def sent(action_id: str | None, channel: str, days_ago: float) -> Contact:
 
 
 def decide(catalog: Catalog, who: Customer, uplift: Any = None, **kw: Any) -> Decision:
-    decision = arbitrate(catalog, who, UPLIFT if uplift is None else uplift, NOW, **kw)
+    given = UPLIFT if uplift is None else uplift
+    decision = arbitrate(catalog, who, given, NOW, **kw)
     # Every catalog action is accounted for, exactly once.
     names = [r.action for r in decision.actions] + [s.action for s in decision.suppressed]
     assert sorted(names) == sorted(catalog.ids)
+    # Without its reasons (a scoring run's call) the decision is the same in every other way;
+    # compared only where no exploration draw could differ between the two calls.
+    if kw.get("exploration", catalog.policy.exploration) == 0:
+        terse = arbitrate(catalog, who, given, NOW, **kw, explain=False)
+        assert terse == replace(decision, actions=tuple(
+            replace(r, reasons=()) for r in decision.actions))
     return decision
 
 
