@@ -70,7 +70,7 @@ class EventIds:
 
 def add_hash_column(con: duckdb.DuckDBPyConnection, report: Callable[[str], None]) -> None:
     """Give a store made before events stored their id's hash (``schema.ID_HASH``) the
-    column, filled, once: 9.5 s at 32.7M events, said in one line. The store must be open for
+    column, filled, once: 10.8-12.0 s at 32.7M events, said in one line. The store must be open for
     writing; a store whose column is complete (NOT NULL) is left as it is. Each step stands on
     its own, so a fill cut short is finished at the next open."""
     row = con.execute("SELECT is_nullable FROM information_schema.columns "
