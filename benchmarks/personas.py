@@ -46,7 +46,8 @@ def features(store: Any, as_of: datetime) -> pa.Table:
 
 def fit(table: pa.Table, seed: int) -> tuple[Any, float]:
     from features.spec import load_spec
-    from models.personas import PersonaModel, load_persona_params
+    from models.persona_params import load_persona_params
+    from models.personas import PersonaModel
 
     params = replace(load_persona_params(), seed=seed)
     started = time.perf_counter()

@@ -23,16 +23,14 @@ from journey.triggers_cli import fire_after_scoring, scoring_triggers
 from models.actions import Catalog
 from models.persona_words import names_path
 from models.registry import client_for
-from serving.champions import load_models
 from serving.memory import freeze_loaded
-from serving.recommender import Recommender
-from serving.score_job import ScoreRun, population_from_store
-from serving.scoring import BatchScorer
 from serving.segment_config import SegmentConfig, load_segment_config
 from serving.segments import SegmentBook, SegmentQueryError
-from serving.service_files import journey_map_params, loading, served_catalog, served_spec
 from serving.settings import ServeSettings
 from serving.snapshots import Snapshot, latest, previous_of, read_snapshot
+
+# Scoring's modules (scikit-learn, LightGBM, numba) are imported by the commands that score:
+# loading them here made every command, `journey --help` included, wait ~2 s for them.
 
 
 @app.command()
@@ -55,6 +53,8 @@ def score(
 
     The running service holds the store's write lock: score through it instead
     (POST /v1/admin/score), or stop it first."""
+    from serving.service_files import loading, served_catalog, served_spec
+
     settings = ServeSettings(store=store) if store else ServeSettings()
     refuse_live_scores(settings)
     when = (parse_when(as_of) if as_of else (settings.as_of or datetime.now(UTC))).astimezone(UTC)
@@ -110,6 +110,12 @@ def _score_run(settings: ServeSettings, spec: FeatureSpec, config: SegmentConfig
                catalog: Catalog | None, when: datetime, publish: bool = False) -> Snapshot:
     """Score every customer of the store with the served models into a new snapshot (with
     each one's top action when ``catalog`` is given)."""
+    from serving.champions import load_models
+    from serving.recommender import Recommender
+    from serving.score_job import ScoreRun, population_from_store
+    from serving.scoring import BatchScorer
+    from serving.service_files import journey_map_params
+
     models = load_models(client_for(settings.tracking_uri), spec, settings.model_alias)
     recommender = Recommender(spec, catalog, 1, 0.0) if catalog is not None else None
     scorer = BatchScorer(spec, config, settings.risk_bands, recommender,

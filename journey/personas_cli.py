@@ -7,7 +7,7 @@ import shutil
 import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -16,14 +16,13 @@ from features.spec import FeatureSpec, load_spec
 from features.taxonomy import load_taxonomy
 from journey.common import StoreOpt, app, friendly_errors, parse_when
 from journey.settings import Settings
-from models.persona_words import names_path, persona_names, read_names, write_name
-from models.personas import (
+from models.persona_params import (
     REGISTERED_NAME,
     PersonaError,
-    PersonaModel,
     TooFewActiveError,
     load_persona_params,
 )
+from models.persona_words import names_path, persona_names, read_names, write_name
 from serving.segments_personas import (
     NAMES_META,
     relabel_kpis,
@@ -32,6 +31,9 @@ from serving.segments_personas import (
 )
 from serving.settings import ServeSettings
 from serving.snapshots import Snapshot, latest, read_snapshot
+
+if TYPE_CHECKING:  # scikit-learn: imported by the commands that fit or load a model
+    from models.personas import PersonaModel
 
 
 @app.command()
@@ -167,6 +169,7 @@ def _after_last_event(store: Path) -> datetime:
 
 
 def _champion(settings: Settings, spec: FeatureSpec) -> tuple[PersonaModel, str]:
+    from models.personas import PersonaModel
     from models.registry import alias_version, load_native
 
     version = alias_version(settings.tracking().client(), REGISTERED_NAME, "champion")

@@ -35,9 +35,7 @@ from journey.service_process import (
 )
 from journey.settings import Settings
 from models.registry import RegistryError, client_for
-from serving.champions import registry_aliases
 from serving.keys import KeyRing, Role, create_key, revoke_key
-from serving.service_files import load_service_files
 from serving.settings import ServeSettings
 from training.stale_runs import start_time
 
@@ -115,6 +113,8 @@ def check_alias(settings: ServeSettings, spec: FeatureSpec) -> None:
     """Refuse a JOURNEY_MODEL_ALIAS that no model has while others have aliases (misspelt:
     `serve --detach` waited its whole ready timeout for it). The default alias is not
     refused: before the first `journey promote` the service serves ingest meanwhile."""
+    from serving.champions import registry_aliases  # scikit-learn and LightGBM: not for stop
+
     alias = settings.model_alias
     if "model_alias" not in settings.model_fields_set:
         return
@@ -158,6 +158,8 @@ def serve(
 
     The embedded DuckDB event store has a single writer, this process, so the service runs one
     worker; scale out with replicas, each with its own store."""
+    from serving.service_files import load_service_files  # imports scikit-learn, as stop must not
+
     settings = ServeSettings()  # every service setting checked here, not in the service's log
     if workers != 1:
         raise ConfigError(

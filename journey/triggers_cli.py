@@ -4,26 +4,24 @@ event store; and the trigger evaluation that follows `journey score`."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from features.errors import ConfigError, StoreError
-from features.history import Attributes
 from features.spec import FeatureSpec
 from features.store import EventStore
 from journey.common import StoreOpt, app, friendly_errors, parse_when
 from models.actions import Catalog
-from models.registry import client_for
-from serving.champions import ModelSet, load_models
-from serving.firings import FiringStore
-from serving.predictor import Predictor
-from serving.service_files import served_catalog, served_spec, served_triggers
 from serving.settings import ServeSettings
-from serving.snapshots import Snapshot
-from serving.trigger_dry_run import dry_run
-from serving.trigger_states import Attrs, StateReader
-from serving.triggers import Triggers
+
+if TYPE_CHECKING:
+    # Scikit-learn, LightGBM and numba come with these: a command imports them when it runs,
+    # so `journey --help` and the light commands do not wait ~2 s for them.
+    from serving.champions import ModelSet
+    from serving.snapshots import Snapshot
+    from serving.trigger_states import Attrs
+    from serving.triggers import Triggers
 
 triggers_app = typer.Typer(help="Behavioural triggers: rules that fire signed webhooks.",
                            no_args_is_help=True)
@@ -31,6 +29,8 @@ app.add_typer(triggers_app, name="triggers")
 
 
 def _attributes(store: EventStore, spec: FeatureSpec, customer_id: str) -> Attrs:
+    from features.history import Attributes
+
     row = store.con.execute("SELECT customer_key FROM customers WHERE customer_id = ?",
                             [customer_id]).fetchone()
     columns = {name: (codes, [str(v) for v in vocab.to_pylist()])
@@ -56,6 +56,14 @@ def test(
 
     It reads the event store, which a running service holds: ask the service instead
     (GET /v1/triggers/test?rule=RULE&customer_id=ID)."""
+    from models.registry import client_for
+    from serving.champions import load_models
+    from serving.firings import FiringStore
+    from serving.predictor import Predictor
+    from serving.service_files import served_catalog, served_spec, served_triggers
+    from serving.trigger_dry_run import dry_run
+    from serving.trigger_states import StateReader
+
     settings = ServeSettings(store=store) if store else ServeSettings()
     when = parse_when(as_of) if as_of else (settings.as_of or datetime.now(UTC))
     spec = served_spec(settings)
@@ -87,6 +95,10 @@ def scoring_triggers(settings: ServeSettings, spec: FeatureSpec, catalog: Catalo
     """The rules judged after `journey score`, loaded before it scores: a bad rules file must
     stop the run before it publishes a snapshot (segments, the dashboard and the next run's
     comparison read the newest one, and older ones are pruned)."""
+    from serving.predictor import Predictor
+    from serving.service_files import served_triggers
+    from serving.triggers import Triggers
+
     return Triggers.for_settings(settings, spec, catalog,
                                  Predictor(spec.stages, 0, settings.risk_bands), lambda: None,
                                  served_triggers(settings, spec, catalog))

@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from features.errors import JourneyError
-from models.estimators import JourneyClassifier
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
     from mlflow.tracking import MlflowClient
+
+    from models.estimators import JourneyClassifier
 
 
 class RegistryError(JourneyError):
@@ -89,6 +90,8 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion |
 
 
 def load_version(client: MlflowClient, version: ModelVersion) -> Loaded:
+    from models.estimators import JourneyClassifier  # scikit-learn: not for every command
+
     model = load_native(version, JourneyClassifier)
     assert isinstance(model, JourneyClassifier)
     return Loaded(model, version)

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd  # only labels' type: the CLI's help lists TARGETS without pandas
 
 INACTIVE = "inactive"
 TARGETS = ("next_stage", "churn", "conversion")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from features.spec import FeatureSpec
 from models.lgbm import LightGBMClassifier
-from models.personas import REGISTERED_NAME as PERSONAS
+from models.persona_params import REGISTERED_NAME as PERSONAS
 from models.personas import PersonaModel
 from models.registry import (
     NOT_FOUND,

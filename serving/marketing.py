@@ -18,8 +18,8 @@ from features.errors import JourneyError
 from features.history import HistoryIndex
 from features.spec import FeatureSpec
 from models.actions import Catalog
+from models.persona_params import REGISTERED_NAME as PERSONA_MODEL
 from models.persona_words import names_path, summary_lines
-from models.personas import REGISTERED_NAME as PERSONA_MODEL
 from serving.champions import ModelSet
 from serving.errors import BadRequestError, NoSnapshotError, NotFoundError, ScoringBusyError
 from serving.recommender import Recommender

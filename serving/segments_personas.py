@@ -27,8 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.errors import ConfigError
+from models.persona_params import REGISTERED_NAME as PERSONAS
 from models.persona_words import UNASSIGNED_NAME, read_names
-from models.personas import REGISTERED_NAME as PERSONAS
 
 log = logging.getLogger("journey.serving")
 PERSONA_ID = "persona_id"

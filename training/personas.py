@@ -19,8 +19,9 @@ import pyarrow as pa
 
 from features.spec import FeatureSpec
 from models.persona_features import RATIOS
+from models.persona_params import REGISTERED_NAME, PersonaParams
 from models.persona_words import summary_lines
-from models.personas import REGISTERED_NAME, PersonaModel, PersonaParams
+from models.personas import PersonaModel
 from training.champions import move_champion, promotion
 from training.model_io import log_registered
 from training.tracking import KIND_TAG, Tracking, own_run

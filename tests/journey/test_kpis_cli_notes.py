@@ -14,6 +14,7 @@ import pytest
 import journey.marketing_cli as marketing_cli
 from features.schema import events_table
 from features.store import EventStore
+from serving import champions, score_job
 from serving.segment_config import load_segment_config
 from tests.journey.cli_helpers import fails, ok
 from tests.models.test_journey_map import SPEC
@@ -34,9 +35,9 @@ def home(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                                  "event_type": "page_view", "channel": "search"}]))
     monkeypatch.setenv("JOURNEY_STORE", str(store))
     monkeypatch.setattr(marketing_cli, "client_for", lambda uri: None)
-    monkeypatch.setattr(marketing_cli, "load_models", lambda *a: constant_models(SPEC))
+    monkeypatch.setattr(champions, "load_models", lambda *a: constant_models(SPEC))
     pop = population(BEFORE, attributes=ATTRIBUTES)
-    monkeypatch.setattr(marketing_cli, "population_from_store", lambda *a: pop)
+    monkeypatch.setattr(score_job, "population_from_store", lambda *a: pop)
     return isolated
 
 

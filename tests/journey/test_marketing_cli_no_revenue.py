@@ -17,6 +17,7 @@ import pytest
 
 import journey.marketing_cli as marketing_cli
 from journey.marketing_cli import NO_VALUE
+from serving import champions, score_job
 from serving.segment_config import load_segment_config
 from tests.journey.cli_helpers import ok
 from tests.models.test_journey_map import SPEC
@@ -44,7 +45,7 @@ def home(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     store.touch()  # `journey score` checks that the store exists before it opens it
     monkeypatch.setenv("JOURNEY_STORE", str(store))
     monkeypatch.setattr(marketing_cli, "client_for", lambda uri: None)
-    monkeypatch.setattr(marketing_cli, "load_models", lambda *a: constant_models(SPEC))
+    monkeypatch.setattr(champions, "load_models", lambda *a: constant_models(SPEC))
     monkeypatch.setattr(marketing_cli, "EventStore", _store)
     return isolated
 
@@ -52,7 +53,7 @@ def home(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def score(monkeypatch: pytest.MonkeyPatch, values: dict[int, float] | None = None
           ) -> list[str]:
     pop = population(BEFORE, values, attributes=ATTRIBUTES)
-    monkeypatch.setattr(marketing_cli, "population_from_store", lambda *a: pop)
+    monkeypatch.setattr(score_job, "population_from_store", lambda *a: pop)
     return ok("score", "--as-of", WHEN.isoformat(), "--no-actions")
 
 

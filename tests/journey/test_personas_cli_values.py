@@ -13,7 +13,8 @@ from features.schema import events_table
 from features.spec import load_spec
 from features.store import EventStore
 from journey.personas_cli import _values_known, persona_problem
-from models.personas import PersonaError, PersonaModel
+from models.persona_params import PersonaError
+from models.personas import PersonaModel
 from tests.models.test_personas import synthetic
 
 SPEC = load_spec()

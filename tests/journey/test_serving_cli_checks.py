@@ -201,10 +201,11 @@ def test_the_default_model_alias_is_not_checked(tmp_path: Path,
     """Before the first `journey promote` a service ingests and waits for its champions."""
     from features.spec import load_spec
     from journey import serving_cli
+    from serving import champions
 
     def asked(*_: object) -> set[str]:
         raise AssertionError("the registry was asked")
 
     monkeypatch.delenv("JOURNEY_MODEL_ALIAS", raising=False)
-    monkeypatch.setattr(serving_cli, "registry_aliases", asked)
+    monkeypatch.setattr(champions, "registry_aliases", asked)
     serving_cli.check_alias(ServeSettings(home=tmp_path), load_spec())

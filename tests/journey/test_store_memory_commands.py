@@ -18,6 +18,7 @@ import pytest
 import journey.marketing_cli as marketing_cli
 from features import memory_errors, summary
 from features.store import EventStore
+from serving import champions, score_job
 from serving.segment_config import load_segment_config
 from tests.journey.cli_helpers import fails, ok, run
 from tests.models.test_journey_map import SPEC
@@ -74,8 +75,8 @@ def scoring(store: Path, monkeypatch: pytest.MonkeyPatch) -> list[Callable[[Even
         return pop
 
     monkeypatch.setattr(marketing_cli, "client_for", lambda uri: None)
-    monkeypatch.setattr(marketing_cli, "load_models", lambda *a: constant_models(SPEC))
-    monkeypatch.setattr(marketing_cli, "population_from_store", from_store)
+    monkeypatch.setattr(champions, "load_models", lambda *a: constant_models(SPEC))
+    monkeypatch.setattr(score_job, "population_from_store", from_store)
     return before
 
 

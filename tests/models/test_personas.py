@@ -14,6 +14,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from features.errors import ConfigError
+from models.persona_params import PersonaError, PersonaParams, load_persona_params
 from models.persona_words import (
     describe,
     names_path,
@@ -22,13 +23,7 @@ from models.persona_words import (
     summary_lines,
     write_name,
 )
-from models.personas import (
-    UNASSIGNED,
-    PersonaError,
-    PersonaModel,
-    PersonaParams,
-    load_persona_params,
-)
+from models.personas import UNASSIGNED, PersonaModel
 
 STAGES = ("awareness", "consideration", "decision", "purchase", "retention", "advocacy")
 # Per kind: product views per session, cart, checkout and buy rates, logins per session, ad

@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 
 from features.batch import BatchEngine
 from features.store import EventStore
+from models.persona_params import REGISTERED_NAME, PersonaParams
 from models.persona_words import UNASSIGNED_NAME, names_path, write_name
-from models.personas import REGISTERED_NAME, PersonaParams
 from serving.app import create_app
 from serving.keys import Role
 from serving.marketing_schemas import KpisOut, PersonasOut, ScoreOut, SegmentsOut

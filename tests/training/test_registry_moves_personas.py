@@ -16,7 +16,8 @@ from typing import Any, cast
 import pyarrow as pa
 import pytest
 
-from models.personas import REGISTERED_NAME, PersonaModel
+from models.persona_params import REGISTERED_NAME
+from models.personas import PersonaModel
 from tests.models.test_personas import STAGES, synthetic
 from training import champions
 from training.personas import PersonaRun, track_personas
