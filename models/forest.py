@@ -45,8 +45,10 @@ class Forest:
     #                          categorical, bitset start per node, bitset words
 
     @classmethod
-    def of(cls, booster: lgb.Booster, num_iteration: int) -> Forest:
-        dump = booster.dump_model(num_iteration=num_iteration)
+    def of(cls, booster: lgb.Booster, num_iteration: int,
+           dump: dict[str, Any] | None = None) -> Forest:
+        """``dump``: the booster's ``dump_model(num_iteration)`` when the caller has it."""
+        dump = dump or booster.dump_model(num_iteration=num_iteration)
         k = int(dump.get("num_tree_per_iteration", 1))
         flat = _Flat()
         roots = [flat.add(info["tree_structure"])

@@ -124,9 +124,26 @@ class LightGBMClassifier(EncodedInputs, JourneyClassifier):
 
     def proba_batch(self, matrix: npt.NDArray[np.float32]) -> Floats:
         """``proba_matrix`` for many rows: the compiled forest on every core (batch scoring)."""
+        self.prepare()
         tables = self.path_tables()
         p = self.calibrator_.transform(from_raw(tables, self.forest().raw(matrix, tables)))
         return np.column_stack([1 - p, p]) if p.ndim == 1 else p
+
+    def prepare(self) -> None:
+        """Build the path tables and the compiled forest now, from one dump of the trees: a
+        service or scoring run loads them before its first request, and dumping a booster to
+        its tree dictionary was a third of building the two (0.33 s of ~0.95 s a model)."""
+        if getattr(self, "path_tables_", None) is not None and \
+                getattr(self, "forest_", None) is not None:
+            return
+        self.check_constant_leaves()
+        dump = self.booster_.dump_model(num_iteration=self.best_iteration_)
+        if getattr(self, "path_tables_", None) is None:
+            setattr(self, "path_tables_",  # noqa: B010 - a cache, not a fit attribute
+                    PathTables.of(self.booster_, self.best_iteration_, dump))
+        if getattr(self, "forest_", None) is None:
+            setattr(self, "forest_",  # noqa: B010
+                    Forest.of(self.booster_, self.best_iteration_, dump))
 
     def forest(self) -> Forest:
         """The trees up to the best iteration as compiled-routing arrays, built on first use."""

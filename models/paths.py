@@ -43,8 +43,10 @@ class PathTables:
     sigmoid: float
 
     @classmethod
-    def of(cls, booster: lgb.Booster, num_iteration: int) -> PathTables:
-        dump = booster.dump_model(num_iteration=num_iteration)
+    def of(cls, booster: lgb.Booster, num_iteration: int,
+           dump: dict[str, Any] | None = None) -> PathTables:
+        """``dump``: the booster's ``dump_model(num_iteration)`` when the caller has it."""
+        dump = dump or booster.dump_model(num_iteration=num_iteration)
         k = int(dump.get("num_tree_per_iteration", 1))
         trees = dump["tree_info"][: num_iteration * k]
         root = np.zeros(len(trees))

@@ -133,8 +133,7 @@ def load_models(client: MlflowClient, spec: FeatureSpec, alias: str) -> ModelSet
             except ValueError as exc:
                 raise RegistryError(f"{registered} v{version.version}: {exc}; train it again "
                                     "without linear_tree and promote") from exc
-            loaded.model.path_tables()  # built now, not on the first request
-            loaded.model.forest()
+            loaded.model.prepare()  # path tables and forest now, not on the first request
         t = target(name, spec.stages, tags.get("journey.label", "churned_inactive"))
         models[name] = Served(t, loaded)
     return ModelSet(models, load_uplift(client, spec, alias),

@@ -80,3 +80,41 @@ def test_the_service_refuses_a_registered_linear_tree_model(monkeypatch: pytest.
     with pytest.raises(RegistryError, match=r"journey-churn v3: linear_tree is not supported"
                                             r".*train it again without linear_tree"):
         champions.load_models(None, spec, "champion")  # type: ignore[arg-type]
+
+
+def test_prepare_builds_both_caches_from_one_dump(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A served model's path tables and forest come from one dump of its trees, and equal
+    the ones built on their own."""
+    from models.forest import Forest
+    from models.paths import PathTables
+
+    x, y = frame(2000, 3, 3)
+    model = LightGBMClassifier(classes=["0", "1", "2"], min_data_in_leaf=20, max_rounds=30,
+                               ratios=False, calibration="none", seed=1)
+    model.fit(x, y, frame(2000, 4, 3))
+    booster, it = model.booster_, model.best_iteration_
+    alone_tables, alone_forest = PathTables.of(booster, it), Forest.of(booster, it)
+    dumps: list[int] = []
+    dump = booster.dump_model
+
+    def counted(**kwargs: object) -> dict[str, object]:
+        dumps.append(1)
+        return dump(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(booster, "dump_model", counted)
+    model.prepare()
+    assert len(dumps) == 1
+    model.prepare()  # built: no second dump
+    model.path_tables(), model.forest()
+    assert len(dumps) == 1
+    for got, want in ((model.path_tables(), alone_tables), (model.forest(), alone_forest)):
+        for name, value in vars(want).items():
+            mine = getattr(got, name)
+            if isinstance(value, tuple):
+                for a, b in zip(mine, value, strict=True):
+                    np.testing.assert_array_equal(a, b)
+            else:
+                np.testing.assert_array_equal(mine, value)
+    xv = model.matrix(frame(500, 5, 3)[0])
+    raw = np.asarray(booster.predict(xv, num_iteration=it), dtype=np.float64)
+    np.testing.assert_array_equal(model.proba_batch(xv), model.calibrator_.transform(raw))
