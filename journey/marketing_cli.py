@@ -91,14 +91,18 @@ def score(
 def refuse_live_scores(settings: ServeSettings) -> None:
     """Refuse to publish a snapshot of another store (a copy) into the scores folder a running
     service of this home reads: it would become the service's newest, and the service's own
-    run its "previous". The home's own store is not refused here: the service holds it, and
-    opening it says so."""
+    run its "previous". The service's own store is not refused here: the service holds it,
+    and opening it says so. The folders compared are those the service recorded when it
+    started (a JOURNEY_SCORES in a shared .env names the live folder too); a record from
+    before it did so is taken to read the home's defaults."""
     home = settings.home
-    if settings.scores is not None or settings.store_path.resolve() == (
-            home / "events.duckdb").resolve():
-        return  # an output folder was given, or the store is the home's
     recorded = read_pid_file(home / "serve.pid", home)
     if recorded is None or recorded.pid is None or recorded.stale is not None:
+        return
+    live_scores = recorded.scores or (home / "scores").resolve()
+    live_store = recorded.store or (home / "events.duckdb").resolve()
+    if settings.scores_path.resolve() != live_scores or \
+            settings.store_path.resolve() == live_store:
         return
     raise ConfigError(
         f"the service running on {home} (PID {recorded.pid}) reads its snapshots from "

@@ -20,7 +20,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,11 +45,14 @@ OTHER_DEFINITIONS = " was trained on feature definitions "
 
 @dataclass(frozen=True)
 class Recorded:
-    """What a PID file says: the PID (None when the file holds none), and why the file does
-    not name this home's running service (None: it does)."""
+    """What a PID file says: the PID (None when the file holds none), why the file does not
+    name this home's running service (None: it does), and the score snapshots folder and event
+    store the service reads (None: not recorded, by a `journey serve` from before it did)."""
 
     pid: int | None
     stale: str | None
+    scores: Path | None = None
+    store: Path | None = None
 
 
 def _proc(pid: int, name: str) -> bytes | None:
@@ -116,15 +119,21 @@ def read_pid_file(path: Path, home: Path) -> Recorded | None:
         if isinstance(record, int):
             record = {"pid": record}
         pid, started = int(record["pid"]), record.get("start")
+        reads = {k: Path(v) for k in ("scores", "store") if isinstance(v := record.get(k), str)}
     except (ValueError, TypeError, KeyError, AttributeError):
         return Recorded(None, f"it holds no PID record ({text.strip()[:40]!r})")
-    return Recorded(pid, why_not_ours(pid, None if started is None else str(started), home))
+    return Recorded(pid, why_not_ours(pid, None if started is None else str(started), home),
+                    **reads)
 
 
-def write_pid_file(path: Path, pid: int) -> None:
+def write_pid_file(path: Path, pid: int, reads: Mapping[str, Path] | None = None) -> None:
+    """The service's PID and start time; ``reads``: the folders it reads (``scores``,
+    ``store``), so `journey score` knows which snapshots a running service shows."""
+    record: dict[str, Any] = {"pid": pid, "start": start_time(pid)}
+    record.update({k: str(v.resolve()) for k, v in (reads or {}).items()})
     tmp = path.with_suffix(".pid.tmp")
     try:
-        tmp.write_text(json.dumps({"pid": pid, "start": start_time(pid)}))
+        tmp.write_text(json.dumps(record))
         tmp.replace(path)
     except OSError:
         tmp.unlink(missing_ok=True)  # an empty one was left on a full disk

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -186,20 +187,22 @@ def serve(
     if not detach:
         os.execve(cmd[0], cmd, env)  # the service keeps this PID: stop it with Ctrl-C or kill
     _detached(cmd, env, settings.home, f"{'https' if tls else 'http'}://{host}:{port}",
-              ready_timeout, tls)
+              ready_timeout, tls, {"scores": settings.scores_path, "store": settings.store_path})
 
 
 def _detached(cmd: list[str], env: dict[str, str], home: Path, base: str,
-              ready_timeout: float, tls: Tls | None) -> None:
+              ready_timeout: float, tls: Tls | None,
+              reads: Mapping[str, Path] | None = None) -> None:
     """Start the service in the background and return once it is ready (or has no champion
-    yet); stopped again when it cannot become ready."""
+    yet); stopped again when it cannot become ready. ``reads``: the folders it reads, for
+    its PID file (``write_pid_file``)."""
     pid_file, log_file = home / "serve.pid", home / "serve.log"
     home.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     try:
-        write_pid_file(pid_file, proc.pid)
+        write_pid_file(pid_file, proc.pid, reads)
     except OSError as exc:  # a full or read-only home: `journey stop` could not find it
         stop_spawned(proc)
         raise ConfigError(f"cannot write {pid_file} ({exc.strerror or exc}): the service was "

@@ -27,7 +27,7 @@ def test_an_unwritable_pid_file_stops_the_service(tmp_path: Path,
         started.append(proc)
         return proc
 
-    def full(path: Path, pid: int) -> None:
+    def full(path: Path, pid: int, reads: object = None) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(subprocess, "Popen", popen)

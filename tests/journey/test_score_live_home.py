@@ -1,6 +1,6 @@
 """`journey score` of another store (JOURNEY_STORE=<copy>) while a service runs on the home
-refuses to publish into the scores folder the service reads, unless JOURNEY_SCORES names
-another one."""
+refuses to publish into the scores folder the service reads (the one it recorded when it
+started), unless JOURNEY_SCORES names another one."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from features.errors import ConfigError
 from journey.marketing_cli import refuse_live_scores
 from journey.service_process import write_pid_file
 from serving.settings import ServeSettings
@@ -64,3 +65,29 @@ def test_without_a_running_service_a_copy_is_scored_into_the_home(
         home: Path, isolated: Path) -> None:
     (home / "serve.pid").write_text("12345678")  # stale: no such process
     refuse_live_scores(ServeSettings(store=isolated / "copy.duckdb"))
+
+
+def test_naming_the_live_folder_explicitly_is_refused_too(
+        home: Path, service: subprocess.Popen[bytes], isolated: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A JOURNEY_SCORES in a .env the service and the command line share names the very
+    folder the service reads: it is no escape."""
+    copy = isolated / "copy.duckdb"
+    monkeypatch.setenv("JOURNEY_STORE", str(copy))
+    monkeypatch.setenv("JOURNEY_SCORES", str(home / "scores"))
+    err = " ".join(fails("score").split())
+    assert f"this run of {copy} would replace its newest" in err
+    assert not (home / "scores").exists()
+
+
+def test_the_folders_the_service_recorded_are_the_ones_compared(
+        home: Path, service: subprocess.Popen[bytes], isolated: Path) -> None:
+    live, store = isolated / "live", isolated / "served.duckdb"
+    write_pid_file(home / "serve.pid", service.pid, {"scores": live, "store": store})
+    copy = isolated / "copy.duckdb"
+    # The home's default folder is not what this service shows.
+    refuse_live_scores(ServeSettings(store=copy))
+    # Its own store: it holds it, and opening it says so.
+    refuse_live_scores(ServeSettings(store=store, scores=live))
+    with pytest.raises(ConfigError, match=f"reads its snapshots from {live}"):
+        refuse_live_scores(ServeSettings(store=copy, scores=live))

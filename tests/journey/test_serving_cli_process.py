@@ -210,3 +210,32 @@ def test_a_missing_champion_ends_the_wait_with_the_service_running(
                        r"/v1/readyz last said: loading"):
         wait_ready(url, sleeper, 1, tmp_path / "serve.log", said.append)
     assert said == ["loading event histories and models"]
+
+
+def test_serve_detach_records_the_folders_the_service_reads(
+        deployment: Path, monkeypatch: pytest.MonkeyPatch, isolated: Path) -> None:
+    """`journey score` compares its output folder with these (``refuse_live_scores``)."""
+    from journey import serving_cli
+
+    started: list[object] = []
+    monkeypatch.setattr(serving_cli, "_detached", lambda *args: started.append(args[-1]))
+    monkeypatch.setenv("JOURNEY_SCORES", str(isolated / "live"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ok("serve", "--detach", "--port", str(port))
+    assert started == [{"scores": isolated / "live", "store": deployment / "events.duckdb"}]
+
+
+def test_the_pid_file_keeps_the_folders_resolved(home: Path, sleeper: subprocess.Popen[bytes],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(home)
+    write_pid_file(home / "serve.pid", sleeper.pid,
+                   {"scores": Path("snaps"), "store": Path("events.duckdb")})
+    recorded = read_pid_file(home / "serve.pid", home)
+    assert recorded is not None
+    assert (recorded.pid, recorded.scores, recorded.store) == (
+        sleeper.pid, (home / "snaps").resolve(), (home / "events.duckdb").resolve())
+    write_pid_file(home / "serve.pid", sleeper.pid)  # as before: no folders recorded
+    recorded = read_pid_file(home / "serve.pid", home)
+    assert recorded is not None and recorded.scores is None and recorded.store is None
