@@ -23,7 +23,7 @@ app = typer.Typer(
     help="Predictive journey modelling: simulate, ingest, features, labels, train, compare, "
     "promote.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode="markdown",
 )
 P = ParamSpec("P")

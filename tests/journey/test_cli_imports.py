@@ -33,3 +33,20 @@ def test_help_lists_every_command_without_them() -> None:
             "assert 'score' in out.getvalue() and 'personas' in out.getvalue(), out.getvalue()")
     assert _loaded_after(code) == []
 
+
+
+def _complete(words: str) -> list[str]:
+    env = {**os.environ, "_JOURNEY_COMPLETE": "complete_bash", "COMP_WORDS": words,
+           "COMP_CWORD": str(len(words.split()) - 1)}
+    out = subprocess.run([sys.executable, "-m", "journey"], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+def test_the_shell_completes_commands_and_options() -> None:
+    """`journey --install-completion` sets it up; each TAB runs the command line, which is
+    why it must load without the modelling libraries."""
+    assert _complete("journey se") == ["segments", "serve"]
+    assert {"--as-of", "--no-actions", "--publish"} <= set(_complete("journey score --"))
+    assert "revoke" in _complete("journey keys r")
