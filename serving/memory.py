@@ -39,13 +39,16 @@ def give_back_memory() -> bool:
 
 
 def freeze_loaded() -> None:
-    """Collect, then move every live object out of the collector's generations, before a
-    scoring run in a process of its own (``journey score``, the score worker's child).
+    """Collect, then move every live object out of the collector's generations: once the
+    service has loaded, and before a scoring run in a process of its own (``journey score``,
+    the score worker's child).
 
-    The run makes millions of short-lived objects (each customer's arbitration), and every
+    A run makes millions of short-lived objects (each customer's arbitration), and every
     full collection they trigger walked all that was loaded before it: models, libraries,
     the population. Frozen objects are still freed when nothing refers to them; only the
-    collector stops walking them. Not for the service's own process: it froze its state at
-    load, and a collection here would pause its requests."""
+    collector stops walking them. What an earlier call froze is unfrozen first, so the
+    cycles of models the worker's child has since replaced are collected, not kept for good.
+    Not before a run in the service's own process: a collection there would pause requests."""
+    gc.unfreeze()
     gc.collect()
     gc.freeze()

@@ -5,7 +5,6 @@ the FastAPI layer calls these methods and maps their errors."""
 from __future__ import annotations
 
 import functools
-import gc
 import logging
 import threading
 import time
@@ -35,7 +34,7 @@ from serving.errors import BadRequestError, NotReadyError, UnknownCustomerError
 from serving.event_checks import check_events, checked_as_of, stored_form
 from serving.keys import KeyRing
 from serving.marketing import Marketing
-from serving.memory import give_back_memory
+from serving.memory import freeze_loaded, give_back_memory
 from serving.metrics import Metrics
 from serving.ops_metrics import TriggerMetrics
 from serving.predictor import Predictor, Scored
@@ -142,8 +141,7 @@ class ServiceState:
         self.triggers.start(self.history.attributes.of)  # no thread unless a rule is enabled
         # The loaded histories, models and libraries are long-lived: keep them out of the
         # collector's generations, or every full collection walks them (p99 spikes).
-        gc.collect()
-        gc.freeze()
+        freeze_loaded()
         loaded = self.history.loaded
         log.info("loaded %s customers (%s events, %.0f MB in memory) and models %s in %.1fs",
                  self.history.n_customers, f"{len(loaded):,}", loaded.nbytes / 2**20,

@@ -61,3 +61,21 @@ def test_a_run_freezes_what_is_loaded_and_collects_garbage_first() -> None:
     finally:
         gc.unfreeze()
     assert any(o is live for o in gc.get_objects())
+
+
+def test_a_later_run_collects_what_an_earlier_one_froze_and_is_now_garbage() -> None:
+    """The score worker's child freezes before each run: models it has since replaced (a
+    promotion) must not stay frozen, and uncollectable, for good."""
+    class Node:
+        def __init__(self) -> None:
+            self.me = self
+
+    replaced = Node()
+    gone = weakref.ref(replaced)
+    try:
+        memory.freeze_loaded()
+        del replaced  # a cycle, frozen while it was alive, now garbage
+        memory.freeze_loaded()
+        assert gone() is None
+    finally:
+        gc.unfreeze()
