@@ -58,6 +58,25 @@ class Vectors:
             return key in attrs, attrs.get(key)
         return False, None
 
+    def column(self, name: str) -> npt.NDArray[Any]:
+        """Every customer's ``value`` of ``name`` at once: float64 for a numeric column, else
+        objects (the text, or None where the customer has none)."""
+        j = self._columns.get(name)
+        if j is not None:
+            return np.asarray(self.matrix.values[:, j], np.float64)
+        if name in self.matrix.categorical:
+            codes, vocab = self.matrix.categorical[name]
+            return np.array([*vocab, None], object)[np.asarray(codes)]  # -1 picks the None
+        key = name.removeprefix("attr_")
+        if name.startswith("attr_") and self.attribute_codes and key in self.attribute_codes:
+            ints, values = self.attribute_codes[key]
+            return np.array([*values, None], object)[np.asarray(ints)]
+        out = np.full(len(self), None, object)
+        if name.startswith("attr_"):
+            for i, attrs in enumerate(self.attributes):
+                out[i] = attrs.get(key)
+        return out
+
     def frame(self) -> pd.DataFrame:
         """``pd.DataFrame(self.records())``, built a column at a time: the same columns in
         the same order, values and types (an attribute a customer lacks is NaN, as there),

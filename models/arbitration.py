@@ -46,14 +46,17 @@ class _Option:
 
 
 def _condition(c: Condition, customer: Customer, explain: bool) -> tuple[bool, str]:
-    """Whether a condition holds, and why in words (only when it fails or `explain`); a
-    missing value never passes."""
+    """Whether a condition holds (``Condition.holds``), and why in words (only when it fails
+    or `explain`)."""
     is_prediction = c.source == "prediction"
     raw = (customer.predictions if is_prediction else customer.features).get(c.name)
+    ok = c.holds(raw)
+    if ok and not explain:
+        return True, ""
     if isinstance(raw, str):
         if not isinstance(c.value, str):
             return False, f"{c.name} is {raw!r}, not a number (needs {c.rule})"
-        ok, shown = bool(c.check(raw, c.value)), repr(raw)
+        shown = repr(raw)
     else:
         x = float("nan") if raw is None else float(raw)
         if x != x:  # None or NaN
@@ -61,9 +64,6 @@ def _condition(c: Condition, customer: Customer, explain: bool) -> tuple[bool, s
             return False, f"{what} (needs {c.rule})"
         if isinstance(c.value, str):
             return False, f"{c.name} is {fmt(x)}, not text (needs {c.rule})"
-        ok = bool(c.check(x, c.value))
-        if ok and not explain:
-            return True, ""
         shown = fmt(x)
     return ok, f"{c.name} {shown} {c.rule}" if ok else f"{c.name} {shown} is not {c.rule}"
 

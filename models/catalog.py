@@ -33,6 +33,8 @@ OP_TEXT = {">=": "≥", ">": ">", "<=": "≤", "<": "<", "==": "=", "!=": "≠"}
 def fmt(v: float) -> str:
     """A number as a reason prints it: whole numbers bare, fractions to two decimals (or three
     significant digits when smaller than 0.1, so an uplift of 0.004 does not read as 0.00)."""
+    if not math.isfinite(v):  # an infinite feature failing a condition: int() would raise
+        return str(v)
     if v == int(v) and abs(v) < 1e12:
         return str(int(v))
     return f"{v:.2f}" if abs(v) >= 0.1 else f"{v:.3g}"
@@ -102,6 +104,16 @@ class Condition:
         if isinstance(self.value, bool):
             shown = str(self.value).lower()
         _set(self, "rule", f"{OP_TEXT[self.op]} {shown}")
+
+    def holds(self, raw: float | str | None) -> bool:
+        """Whether a customer's value meets the condition: text compares with text and
+        numbers with numbers, and a missing value (None or NaN) never passes."""
+        if isinstance(raw, str):
+            return isinstance(self.value, str) and bool(self.check(raw, self.value))
+        x = float("nan") if raw is None else float(raw)
+        if x != x or isinstance(self.value, str):
+            return False
+        return bool(self.check(x, self.value))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ import numpy.typing as npt
 
 from features.events import EventArrays
 from features.spec import FeatureSpec
+from models.arbitration_batch import Sent
 from models.recommendation import Contact
 
 
@@ -19,18 +20,18 @@ def contacts_from_arrays(arrays: EventArrays | None, spec: FeatureSpec) -> list[
     return _contacts(arrays, spec, np.flatnonzero(arrays.action >= 0))
 
 
-def contacts_by_customer(arrays: EventArrays, spec: FeatureSpec, after_us: int
-                         ) -> list[list[Contact]]:
-    """``contacts_from_arrays`` of each customer of customer-sorted arrays (by customer code),
-    those sent after ``after_us`` only, in one pass over the events with an action (a scoring
-    run sliced the arrays per customer first). With ``after_us`` the decision time minus the
-    catalog's longest window (``Catalog.horizon_us``) every contact the policy counts is kept:
-    the older ones, most of a year's, only cost their objects."""
-    out: list[list[Contact]] = [[] for _ in range(arrays.n_customers)]
+def sent_after(arrays: EventArrays, spec: FeatureSpec, after_us: int) -> Sent:
+    """The contacts of customer-sorted arrays (a contact's row is its customer code) sent
+    after ``after_us``, in one pass over the events with an action, for deciding a whole batch
+    at once (``models.arbitration_batch``). With ``after_us`` the decision time minus the
+    catalog's longest window (``Catalog.horizon_us``), every contact the policy counts is
+    kept."""
     at = np.flatnonzero((arrays.action >= 0) & (arrays.ts > after_us))
-    for c, contact in zip(arrays.cust[at].tolist(), _contacts(arrays, spec, at), strict=True):
-        out[c].append(contact)
-    return out
+    known = set(spec.actions)
+    return Sent(arrays.cust[at].astype(np.int64), arrays.action[at].astype(np.int64),
+                arrays.channel[at].astype(np.int64), arrays.ts[at].astype(np.int64),
+                tuple(a if a in known else None for a in spec.action_vocab),
+                tuple(spec.channel_vocab))
 
 
 def _contacts(arrays: EventArrays, spec: FeatureSpec, at: npt.NDArray[np.int64]

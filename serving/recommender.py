@@ -14,16 +14,20 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+import numpy.typing as npt
 
 from features.online import Vectors
 from features.spec import FeatureSpec
 from models.actions import Catalog, check_action_vocabulary
 from models.arbitration import arbitrate
-from models.recommendation import Contact, Customer, Decision
+from models.arbitration_batch import Batch, Sent, top_actions
+from models.recommendation import Contact, Customer, Decision, Ranked
 from serving.champions import ModelSet
 from serving.errors import NotReadyError
 from serving.ids import random_ids
 from serving.predictor import Scored
+
+F64 = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -68,19 +72,61 @@ class Recommender:
                ) -> tuple[list[dict[str, dict[str, float]]], list[dict[str, float]]]:
         """Per customer: per action and outcome the estimated change in probability, and per
         outcome its probability with no action (what a discount is valued against)."""
+        out: list[dict[str, dict[str, float]]] = [{} for _ in range(len(vectors))]
+        base: list[dict[str, float]] = [{} for _ in range(len(vectors))]
+        for outcome, (control, uplift, actions) in self._uplift(models, vectors).items():
+            for i, (p0, row) in enumerate(zip(control.tolist(), uplift.tolist(), strict=True)):
+                base[i][outcome] = p0
+                for action, u in zip(actions, row, strict=True):
+                    out[i].setdefault(action, {})[outcome] = u
+        return out, base
+
+    def _uplift(self, models: ModelSet, vectors: Vectors
+                ) -> dict[str, tuple[F64, F64, tuple[str, ...]]]:
+        """Per outcome: the probability with no action (n,), the uplift (n, actions), and
+        the actions of its columns."""
         if not models.uplift:
             raise NotReadyError("no uplift models are being served: train and promote them "
                                 "(journey uplift, journey promote --target uplift-convert)")
-        out: list[dict[str, dict[str, float]]] = [{} for _ in range(len(vectors))]
-        base: list[dict[str, float]] = [{} for _ in range(len(vectors))]
+        out = {}
         for outcome, served in models.uplift.items():
             model = served.model
             control, uplift = model.predict_matrix_with_control(model.vectors_matrix(vectors))
-            for i, (p0, row) in enumerate(zip(control.tolist(), uplift.tolist(), strict=True)):
-                base[i][outcome] = p0
-                for action, u in zip(model.actions_, row, strict=True):
-                    out[i].setdefault(action, {})[outcome] = u
-        return out, base
+            out[outcome] = (control, uplift, tuple(model.actions_))
+        return out
+
+    def top_actions(self, models: ModelSet, vectors: Vectors, stages: npt.NDArray[np.int64],
+                    predictions: Mapping[str, F64], sent: Sent, now_us: int
+                    ) -> tuple[list[str | None], F64]:
+        """Each customer's top action (None: none) and its value, as ``recommend`` with one
+        slot and no exploration decides them, for a whole batch at once
+        (``models.arbitration_batch``). ``stages``: codes into the spec's stages (-1: none);
+        ``predictions``: churn and conversion; ``sent``: the contacts already sent."""
+        arrays = self._uplift(models, vectors)
+        effects: dict[str, dict[str, F64]] = {}
+        for outcome, (_, uplift, actions) in arrays.items():
+            for j, action in enumerate(actions):
+                effects.setdefault(action, {})[outcome] = uplift[:, j]
+        baseline = {outcome: control for outcome, (control, _, _) in arrays.items()}
+        batch = Batch(stages, self.spec.stages, predictions, vectors.column, baseline,
+                      effects, sent)
+
+        def exact(i: int) -> Ranked | None:
+            stage = int(stages[i])
+            customer = Customer(
+                customer_id=vectors.matrix.customer_ids[i],
+                stage=self.spec.stages[stage] if stage >= 0 else None,
+                predictions={k: float(v[i]) for k, v in predictions.items()},
+                features=_Row(vectors, i), contacts=sent.contacts(i),
+                baseline={k: float(v[i]) for k, v in baseline.items()})
+            uplift = {a: {o: float(u[i]) for o, u in by.items()} for a, by in effects.items()}
+            decision = arbitrate(self.catalog, customer, uplift, now_us, top_k=1,
+                                 exploration=0.0, explain=False)
+            return decision.actions[0] if decision.actions else None
+
+        index, value = top_actions(self.catalog, batch, now_us, exact)
+        ids = [*self.catalog.ids, None]  # index -1 picks the None
+        return [ids[i] for i in index.tolist()], value
 
     def recommend(self, models: ModelSet, vectors: Vectors, scored: list[Scored],
                   contacts: Sequence[Sequence[Contact]], now_us: int, top_k: int | None = None,

@@ -23,11 +23,11 @@ import pyarrow as pa
 from features.events import Encoder, EventArrays
 from features.online import OnlineFeatures, Vectors
 from features.spec import FeatureSpec
-from models.contacts import contacts_by_customer
+from models.contacts import sent_after
 from models.lgbm import LightGBMClassifier
 from models.persona_words import UNASSIGNED_NAME, persona_names, read_names
 from serving.champions import ModelSet
-from serving.predictor import TIERS, Scored
+from serving.predictor import TIERS
 from serving.recommender import Recommender
 from serving.segment_config import SegmentConfig
 
@@ -147,7 +147,7 @@ class BatchScorer:
             c, vocab = codes[a]
             table[a] = pa.DictionaryArray.from_arrays(
                 pa.array(c, pa.int32(), mask=c < 0), pa.array(vocab, pa.string()))
-        action, action_value = self._actions(models, vectors, arrays, t, as_of,
+        action, action_value = self._actions(models, vectors, arrays, t,
                                              churn, conversion, cols["stage_current"])
         table["top_action"] = action
         table["top_action_value"] = action_value
@@ -171,7 +171,7 @@ class BatchScorer:
         return rate * self.config.value_horizon_days + conversion * aov
 
     def _actions(self, models: ModelSet, vectors: Vectors, arrays: EventArrays, t: int,
-                 as_of: datetime, churn: F64, conversion: F64, stage: F64
+                 churn: F64, conversion: F64, stage: F64
                  ) -> tuple[pa.Array, pa.Array]:
         """The top action of each customer (no exploration), or nulls when no recommender or
         no uplift models are served."""
@@ -180,18 +180,11 @@ class BatchScorer:
         # row-by-row path cannot shape an empty answer.
         if n == 0 or self.recommender is None or not models.uplift:
             return pa.nulls(n, pa.string()), pa.nulls(n, pa.float64())
-        names = stage_names(stage, self.spec.stages)
-        scored = [
-            Scored(cid, as_of, s, {}, float(c), float(p), "", {}, 0)
-            for cid, s, c, p in zip(vectors.matrix.customer_ids, names, churn.tolist(),
-                                    conversion.tolist(), strict=True)]
-        recent = contacts_by_customer(arrays, self.spec,
-                                      t - self.recommender.catalog.horizon_us)
-        done = self.recommender.recommend(models, vectors, scored, recent, t, top_k=1,
-                                          explore=False, explain=False)
-        top = [r.decision.actions[0] if r.decision.actions else None for r in done]
-        return (pa.array([a.action if a else None for a in top], pa.string()),
-                pa.array([a.value if a else None for a in top], pa.float64()))
+        stages = stage_codes(stage, self.spec.stages)
+        sent = sent_after(arrays, self.spec, t - self.recommender.catalog.horizon_us)
+        top, value = self.recommender.top_actions(
+            models, vectors, stages, {"churn": churn, "conversion": conversion}, sent, t)
+        return pa.array(top, pa.string()), pa.array(value, pa.float64(), from_pandas=True)
 
 
 def order_mean(arrays: EventArrays, spec: FeatureSpec) -> float | None:
@@ -235,11 +228,9 @@ def _no_stage(codes: F64, vocab: tuple[str, ...]) -> npt.NDArray[np.bool_]:
         return ~(np.isfinite(codes) & (codes >= 0) & (codes < len(vocab)))
 
 
-def stage_names(codes: F64, vocab: tuple[str, ...]) -> list[str | None]:
-    """Each stage index code's stage name (None: no stage)."""
-    missing = _no_stage(codes, vocab)
-    ints = np.where(missing, 0, codes).astype(np.int64).tolist()
-    return [None if m else vocab[i] for i, m in zip(ints, missing.tolist(), strict=True)]
+def stage_codes(codes: F64, vocab: tuple[str, ...]) -> npt.NDArray[np.int64]:
+    """Each stage index code as an index into ``vocab``, -1 where it names no stage."""
+    return np.where(_no_stage(codes, vocab), -1, np.nan_to_num(codes)).astype(np.int64)
 
 
 def _categorical(codes: F64, vocab: tuple[str, ...]) -> pa.DictionaryArray:

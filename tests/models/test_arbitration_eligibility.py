@@ -37,6 +37,11 @@ def test_conditions_on_predictions_and_features(make: Callable[..., Catalog]) ->
         assert why(d, "mail") == ("eligibility", "csat_low is missing (needs ≥ 1)")
     d = decide(catalog, customer(churn=None))
     assert why(d, "call") == ("eligibility", "no churn prediction (needs ≥ 0.30)")
+    # An infinite value is a number like any other; its reason used to raise (int(inf)).
+    d = decide(catalog, customer(features={"aov": 60.0, "csat_low": -np.inf}))
+    assert why(d, "mail") == ("eligibility", "csat_low -inf is not ≥ 1")
+    d = decide(catalog, customer(features={"aov": 60.0, "csat_low": np.inf}))
+    assert "csat_low inf ≥ 1" in d.actions[0].reasons
 
 
 def test_text_conditions(make: Callable[..., Catalog]) -> None:

@@ -13,7 +13,7 @@ from features.spec import load_spec
 from models.actions import load_catalog
 from models.catalog import DAY_US
 from models.contact_policy import History
-from models.contacts import contacts_by_customer, contacts_from_arrays
+from models.contacts import contacts_from_arrays, sent_after
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -35,7 +35,7 @@ def test_an_unknown_action_counts_only_toward_global_and_channel_caps() -> None:
                                           "(2 sent)")
 
 
-def test_contacts_by_customer_are_each_customers_own() -> None:
+def test_sent_after_gives_each_customer_their_own_contacts() -> None:
     """A scoring run reads every customer's contacts in one pass: the same as each customer's
     events read alone, customers without any contact included."""
     spec = load_spec()
@@ -61,14 +61,16 @@ def test_contacts_by_customer_are_each_customers_own() -> None:
         list(events), np.concatenate([np.full(len(p), k, np.int32) for k, p in enumerate(parts)]),
         joined("ts"), joined("etype"), joined("channel"), joined("action"), joined("value"),
         joined("score"))
-    got = contacts_by_customer(arrays, spec, -(2**62))
-    assert dict(zip(arrays.customer_ids, got, strict=True)) == alone
+    sent = sent_after(arrays, spec, -(2**62))
+    got = {cid: sent.contacts(row) for row, cid in enumerate(arrays.customer_ids)}
+    assert got == alone
     assert alone["b"] == [] and len(alone["c"]) == 2 and alone["c"][0].action is None
     # Those older than the catalog's longest window are left out: the policy counts none.
     catalog = load_catalog()
     for now in (NOW.timestamp() + day, NOW.timestamp() + 40 * day):
         now_us = round(now * 1e6)
-        recent = contacts_by_customer(arrays, spec, now_us - catalog.horizon_us)
+        kept_sent = sent_after(arrays, spec, now_us - catalog.horizon_us)
+        recent = [kept_sent.contacts(row) for row in range(len(arrays.customer_ids))]
         for cid, mine in zip(arrays.customer_ids, recent, strict=True):
             everything, kept = History(catalog, alone[cid], now_us), History(catalog, mine, now_us)
             assert (kept.counts, kept.ages) == (everything.counts, everything.ages)

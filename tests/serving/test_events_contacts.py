@@ -140,3 +140,22 @@ def test_a_contact_at_the_decision_time_counts(client: TestClient, served: Serve
     assert first.action not in [a.action for a in again.actions]
     why = next(s for s in again.suppressed if s.action == first.action)
     assert why.stage in ("contact_policy", "exclusion"), why
+
+
+def test_a_scoring_run_s_top_actions_are_the_api_s(client: TestClient, served: Served) -> None:
+    """A scoring run decides every customer at once (``models.arbitration_batch``) and
+    /recommend one by one (``models.arbitration``): the same top action at the same value."""
+    state = state_of(client)
+    models = state.holder.current
+    assert models is not None and state.history is not None
+    m = state.marketing
+    table = m.scorer.score(models, population_from_history(state.history, m.config,
+                                                           micros(AS_OF)), AS_OF)
+    rows = {r["customer_id"]: (r["top_action"], r["top_action_value"]) for r in
+            table.select(["customer_id", "top_action", "top_action_value"]).to_pylist()}
+    out = recommend(client, served, customer_ids=customers(served, 300), as_of=AS_OF.isoformat(),
+                    top_k=1)
+    api = {r.customer_id: (r.actions[0].action, r.actions[0].expected_value) if r.actions else
+           (None, None) for r in out.recommendations}
+    assert api == {cid: rows[cid] for cid in api}
+    assert len({a for a, _ in api.values()}) >= 3, api  # several actions, and none, are chosen

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from features.spec import DAY_US, load_spec
-from serving.scoring import BatchScorer, _categorical, stage_names
+from serving.scoring import BatchScorer, _categorical, stage_codes
 from serving.segment_config import load_segment_config
 from tests.models.test_journey_map import AS_OF, EVENTS, SPEC
 from tests.serving.constant_models import constant_models, population
@@ -26,9 +26,9 @@ def test_a_customer_without_a_stage_has_a_null_stage_column() -> None:
     assert column.to_pylist() == [None, None, STAGES[0], STAGES[2], STAGES[5]]
 
 
-def test_stage_names_never_wrap_a_missing_stage_to_the_last() -> None:
+def test_stage_codes_never_wrap_a_missing_stage_to_the_last() -> None:
     codes = np.array([-1.0, np.nan, 1.0, float(len(STAGES))])
-    assert stage_names(codes, STAGES) == [None, None, STAGES[1], None]
+    assert stage_codes(codes, STAGES).tolist() == [-1, -1, 1, -1]
 
 
 def test_the_snapshot_keeps_no_chunk_s_vector_matrix_alive() -> None:
