@@ -4,6 +4,7 @@ service scores one customer) and a single thread for small batches."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -69,6 +70,16 @@ class Boosted(BaseEstimator):  # type: ignore[misc]
     def __getstate__(self) -> dict[str, Any]:
         state: dict[str, Any] = super().__getstate__()
         return {k: v for k, v in state.items() if k != CACHE}
+
+    def digest(self) -> str:
+        """Equal for two fitted models that predict the same: the same class, parameters and
+        trees (each booster as LightGBM writes it, to the iteration it predicts with)."""
+        h = hashlib.sha256(f"{type(self).__name__} {sorted(self.get_params().items())}".encode())
+        for name in sorted(self.boosters_):
+            it = self.iterations_[name]
+            h.update(f"\0{name} {it}\0".encode())
+            h.update(self.boosters_[name].model_to_string(num_iteration=it).encode())
+        return h.hexdigest()
 
     def _shared(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in Boosted._get_param_names()}

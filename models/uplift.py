@@ -262,11 +262,13 @@ class XLearner(TLearner):
         out: Floats = g * tau0 + (1 - g) * tau1
         return out
 
-    def predict_with_control(self, X: npt.ArrayLike) -> tuple[Floats, Floats]:  # noqa: N803
-        """((n,) outcome rate with no action (stage 1's mu_0), (n, K) uplift)."""
+    def predict_with_control(self, X: npt.ArrayLike,  # noqa: N803
+                             propensity: npt.ArrayLike | None = None) -> tuple[Floats, Floats]:
+        """((n,) outcome rate with no action (stage 1's mu_0), (n, K) uplift); ``propensity``
+        as in ``predict``."""
         rows = self._matrix(X)
         control: Floats = self._score("arm0", rows)[:, 0]
-        return control, self.predict(rows)
+        return control, self.predict(rows, propensity)
 
 
 def _imputed(data: Data, mu: Floats, k: int, arm: int) -> tuple[Rows, Floats]:

@@ -113,6 +113,7 @@ def load_uplift(client: MlflowClient, spec: FeatureSpec, alias: str) -> dict[str
         _check_definitions(uplift_name(outcome), version, spec)
         model = load_native(version, JourneyUplift)
         assert isinstance(model, JourneyUplift)
+        model.propensity_digest()  # now, not on the first request
         out[outcome] = ServedUplift(model, str(version.version))
     return out
 

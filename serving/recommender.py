@@ -22,6 +22,7 @@ from models.actions import Catalog, check_action_vocabulary
 from models.arbitration import arbitrate
 from models.arbitration_batch import Batch, Sent, top_actions
 from models.recommendation import Contact, Customer, Decision, Ranked
+from models.uplift_model import SharedPropensities
 from serving.champions import ModelSet
 from serving.errors import NotReadyError
 from serving.ids import random_ids
@@ -89,9 +90,10 @@ class Recommender:
             raise NotReadyError("no uplift models are being served: train and promote them "
                                 "(journey uplift, journey promote --target uplift-convert)")
         out = {}
+        shared = SharedPropensities()
         for outcome, served in models.uplift.items():
             model = served.model
-            control, uplift = model.predict_matrix_with_control(model.vectors_matrix(vectors))
+            control, uplift = model.predict_shared(model.vectors_matrix(vectors), shared)
             out[outcome] = (control, uplift, tuple(model.actions_))
         return out
 

@@ -218,3 +218,18 @@ def test_without_eval_set_is_deterministic(data: tuple[Logs, Logs, Logs]) -> Non
     train = make_logs(5_000, 4)
     fits = [TLearner(**SMALL).fit(train.X, train.action, train.y) for _ in range(2)]
     np.testing.assert_array_equal(fits[0].predict(train.X), fits[1].predict(train.X))
+
+
+def test_digest_is_equal_exactly_for_the_same_trees(
+    fitted: dict[str, TLearner], data: tuple[Logs, Logs, Logs]
+) -> None:
+    model = fitted["x"]
+    assert isinstance(model, XLearner)
+    own = model.propensity_model_
+    assert pickle.loads(pickle.dumps(own)).digest() == own.digest()
+    train, valid, _ = data
+    again = PropensityModel(**SMALL).set_params(n_actions=model.n_actions_).fit(
+        train.X, train.action, eval_set=valid.eval_set(), categorical=CATEGORICAL)
+    assert again.digest() == own.digest()  # the same rows, parameters and seed
+    assert again.set_params(clip=0.01).digest() != own.digest()  # predicts otherwise
+    assert fitted["t"].digest() != model.digest()

@@ -144,16 +144,19 @@ def test_a_contact_at_the_decision_time_counts(client: TestClient, served: Serve
 
 def test_a_scoring_run_s_top_actions_are_the_api_s(client: TestClient, served: Served) -> None:
     """A scoring run decides every customer at once (``models.arbitration_batch``) and
-    /recommend one by one (``models.arbitration``): the same top action at the same value."""
+    /recommend one by one (``models.arbitration``): the same top action at the same value.
+    As of an hour before AS_OF: a scoring run reads the events before its time, where
+    /recommend also counts a contact stamped at the decision time (test above)."""
+    when = AS_OF - timedelta(hours=1)
     state = state_of(client)
     models = state.holder.current
     assert models is not None and state.history is not None
     m = state.marketing
     table = m.scorer.score(models, population_from_history(state.history, m.config,
-                                                           micros(AS_OF)), AS_OF)
+                                                           micros(when)), when)
     rows = {r["customer_id"]: (r["top_action"], r["top_action_value"]) for r in
             table.select(["customer_id", "top_action", "top_action_value"]).to_pylist()}
-    out = recommend(client, served, customer_ids=customers(served, 300), as_of=AS_OF.isoformat(),
+    out = recommend(client, served, customer_ids=customers(served, 300), as_of=when.isoformat(),
                     top_k=1)
     api = {r.customer_id: (r.actions[0].action, r.actions[0].expected_value) if r.actions else
            (None, None) for r in out.recommendations}

@@ -3,8 +3,10 @@ MLflow with Qini on later windows, each outcome's best named challenger, and the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from features.decisions import NO_ACTION
 from features.errors import ConfigError
 from models.registry import alias_version, load_native
-from models.uplift_model import JourneyUplift, registered_name
+from models.uplift_model import JourneyUplift, SharedPropensities, registered_name
 from tests.training.world import SMALL_UPLIFT, UpliftTrained, World, clean_env, write_spec
 from training.outcomes import TrainingDataError
 from training.uplift import check_decisions, load_decisions, qini_scores, train_uplift
@@ -129,3 +131,42 @@ def test_a_model_is_judged_on_decisions_with_an_action_it_does_not_know(
     renamed = test.assign(action=test["action"].where(test.index % 7 != 0, "brand_new"))
     scores = qini_scores(model, renamed)
     assert np.isfinite(scores["qini_mean"])
+
+
+def test_the_outcomes_x_learners_share_one_propensity_model_s_scores(
+        uplift_trained: UpliftTrained, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both outcomes' X-learners fit the logging policy on the same decision rows: the same
+    trees, so a batch scores them once (``SharedPropensities``) with the same answers."""
+    client = uplift_trained.tracking.client()
+    models = {}
+    for r in uplift_trained.results:
+        with clean_env():
+            model = load_native(client.get_model_version(registered_name(r.outcome), r.version),
+                                JourneyUplift)
+        assert isinstance(model, JourneyUplift)
+        models[(r.outcome, r.learner)] = model
+    convert, churn = models[("convert", "x")], models[("churn", "x")]
+    assert convert.propensity_digest() == churn.propensity_digest() is not None
+    assert models[("convert", "t")].propensity_digest() is None  # its predictions use none
+    frame = uplift_trained.decisions.test.head(300)
+    rows = convert.matrix(frame)
+    alone = {m: m.predict_matrix_with_control(rows) for m in (convert, churn)}
+    calls: list[int] = []
+
+    def counted(f: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def predict_proba(rows: Any) -> Any:
+            calls.append(len(rows))
+            return f(rows)
+        return predict_proba
+
+    for m in (convert, churn):
+        scorer = m.learner_.propensity_model_
+        monkeypatch.setattr(scorer, "predict_proba", counted(scorer.predict_proba))
+    shared = SharedPropensities()
+    for m in (convert, churn):
+        got = m.predict_shared(rows, shared)
+        for a, b in zip(got, alone[m], strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert calls == [300]
+    churn.predict_shared(rows[:100], shared)  # other rows: scored again
+    assert calls == [300, 100]
