@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, overload
 
@@ -36,6 +36,10 @@ class Vectors:
     # The same attributes as codes (-1: none) into their values, when the caller has them:
     # batch scoring encodes a million customers' attributes with one lookup, not a dict each.
     attribute_codes: Mapping[str, tuple[npt.NDArray[np.int32], Sequence[str]]] | None = None
+    # The encoded matrices models read, by input signature (``EncodedInputs.vectors_matrix``):
+    # the models trained on the same features share one.
+    encoded: dict[object, npt.NDArray[np.float32]] = field(default_factory=dict, compare=False,
+                                                           repr=False)
 
     def __len__(self) -> int:
         return len(self.matrix.customer_ids)

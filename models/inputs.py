@@ -62,14 +62,21 @@ class EncodedInputs:
 
     def vectors_matrix(self, vectors: Vectors) -> npt.NDArray[np.float32]:
         """``matrix`` for online vectors, column by column in numpy: what serving scores (one
-        customer, or a batch from one kernel pass), without dicts or pandas."""
+        customer, or a batch from one kernel pass), without dicts or pandas. Built once per
+        vectors for the models with the same ``input_signature`` (kept in
+        ``vectors.encoded``): readers must not write into it."""
+        signature = self.input_signature()
+        done = vectors.encoded.get(signature)
+        if done is not None:
+            return done
         fm = vectors.matrix
         key = (fm.names, tuple((n, v) for n, (_, v) in fm.categorical.items()))
         plans: dict[object, _VectorPlan] = self.__dict__.setdefault("vector_plans_", {})
         plan = plans.get(key)
         if plan is None:
             plan = plans[key] = _VectorPlan.of(self.encoder_, self.ratios, vectors)
-        return plan(vectors)
+        out = vectors.encoded[signature] = plan(vectors)
+        return out
 
     def input_signature(self) -> tuple[object, ...]:
         """What decides the encoded matrix: models with equal signatures read the same one

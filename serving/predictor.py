@@ -92,15 +92,10 @@ class Predictor:
         n = len(vectors)
         proba: dict[str, npt.NDArray[np.float64]] = {}
         reasons: dict[str, list[list[Reason]]] = {}
-        matrices: dict[tuple[object, ...], npt.NDArray[np.float32]] = {}
         for name, served in models.models.items():
             model = served.loaded.model
             if isinstance(model, LightGBMClassifier):
-                # Models trained on the same features read the same matrix: encode it once.
-                signature = model.input_signature()
-                matrix = matrices.get(signature)
-                if matrix is None:
-                    matrix = matrices[signature] = model.vectors_matrix(vectors)
+                matrix = model.vectors_matrix(vectors)  # encoded once per input signature
                 leaves = model.leaves(matrix)
                 p = model.proba_from_leaves(leaves)
                 cls = np.argmax(p, axis=1) if model.multiclass else None

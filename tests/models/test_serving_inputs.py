@@ -134,10 +134,11 @@ def test_caches_are_not_pickled(model: LightGBMClassifier) -> None:
     X = frame(10, 8)  # noqa: N806
     model.vectors_matrix(as_vectors(X))
     model.leaves(model.matrix(X)[:1])
+    model.single_row()  # whatever the earlier tests built
     model.path_tables()
     model.proba_batch(model.matrix(X))
-    assert all(c in model.__dict__ for c in ("single_row_", "path_tables_", "vector_plans_",
-                                             "forest_"))
+    missing = {"single_row_", "path_tables_", "vector_plans_", "forest_"} - set(model.__dict__)
+    assert not missing
     copy = pickle.loads(pickle.dumps(model))
     assert not set(CACHES) & set(copy.__dict__)
     np.testing.assert_array_equal(copy.predict_proba(X), model.predict_proba(X))
@@ -161,3 +162,18 @@ def test_one_row_leaves_and_reasons_are_the_batch_rows(model: LightGBMClassifier
         row = model.vectors_matrix(one)
         np.testing.assert_array_equal(model.leaves(row)[0], expected_leaves[i])
         assert top_reasons(model, one, ("s0", "s1", "s2"), 4, None, row) == [batch[i]]
+
+
+def test_vectors_are_encoded_once_per_input_signature(model: LightGBMClassifier) -> None:
+    """The models trained on the same features (the three champions; the uplift models) read
+    one matrix per batch: a scoring run built it once per model (~0.6 s per 100k customers)."""
+    X = frame(50, 9)  # noqa: N806
+    v = as_vectors(X)
+    first = model.vectors_matrix(v)
+    assert model.vectors_matrix(v) is first
+    assert list(v.encoded) == [model.input_signature()]
+    other = as_vectors(X)
+    again = model.vectors_matrix(other)
+    assert again is not first
+    np.testing.assert_array_equal(again, first)
+    np.testing.assert_array_equal(first, model.matrix(X))
