@@ -179,15 +179,21 @@ def serve(
     check_alias(settings, spec)
     # Foreground or not, before the port (a running service of this home holds it): a second
     # service could not open the store and would answer 503 for good.
-    _refuse_running(settings.home / "serve.pid", settings.home, replacing=detach)
+    pid_file = settings.home / "serve.pid"
+    _refuse_running(pid_file, settings.home)
     check_store_free(settings.store_path)
     check_port_free(host, port)
     env = service_env(settings)
     cmd = _command(host, port, tls)
+    reads = {"scores": settings.scores_path, "store": settings.store_path}
     if not detach:
-        os.execve(cmd[0], cmd, env)  # the service keeps this PID: stop it with Ctrl-C or kill
+        # The service keeps this PID (and its start time) through the exec: recorded, `journey
+        # score` sees which snapshots it shows, `journey relocate` that it runs, and `journey
+        # stop` ends it as Ctrl-C does. Left behind when it ends, the record reads as stale.
+        _write_pid_file(pid_file, os.getpid(), reads, "nothing was started")
+        os.execve(cmd[0], cmd, env)
     _detached(cmd, env, settings.home, f"{'https' if tls else 'http'}://{host}:{port}",
-              ready_timeout, tls, {"scores": settings.scores_path, "store": settings.store_path})
+              ready_timeout, tls, reads)
 
 
 def _detached(cmd: list[str], env: dict[str, str], home: Path, base: str,
@@ -202,12 +208,10 @@ def _detached(cmd: list[str], env: dict[str, str], home: Path, base: str,
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     try:
-        write_pid_file(pid_file, proc.pid, reads)
-    except OSError as exc:  # a full or read-only home: `journey stop` could not find it
+        _write_pid_file(pid_file, proc.pid, reads, "the service was stopped again")
+    except ConfigError:
         stop_spawned(proc)
-        raise ConfigError(f"cannot write {pid_file} ({exc.strerror or exc}): the service was "
-                          "stopped again; free space in (or make writable) the home, then "
-                          "run again") from exc
+        raise
     try:
         no_models = wait_ready(f"{base}/v1/readyz", proc, ready_timeout, log_file,
                                lambda why: typer.echo(f"waiting for the service: {why}",
@@ -225,20 +229,28 @@ def _detached(cmd: list[str], env: dict[str, str], home: Path, base: str,
                "stop it with `journey stop`")
 
 
-def _refuse_running(pid_file: Path, home: Path, replacing: bool) -> None:
+def _write_pid_file(pid_file: Path, pid: int, reads: Mapping[str, Path] | None, then: str
+                    ) -> None:
+    try:
+        write_pid_file(pid_file, pid, reads)
+    except OSError as exc:  # a full or read-only home: `journey stop` could not find it
+        raise ConfigError(f"cannot write {pid_file} ({exc.strerror or exc}): {then}; free "
+                          "space in (or make writable) the home, then run again") from exc
+
+
+def _refuse_running(pid_file: Path, home: Path) -> None:
     recorded = read_pid_file(pid_file, home)
     if recorded is None:
         return
     if recorded.stale is None:
         raise ConfigError(f"a service is already running (PID {recorded.pid}, {pid_file}); "
                           "stop it with `journey stop`")
-    if replacing:  # a foreground service writes no PID file: the stale one stays, unread
-        typer.echo(f"{pid_file} is stale ({recorded.stale}); replacing it", err=True)
+    typer.echo(f"{pid_file} is stale ({recorded.stale}); replacing it", err=True)
 
 
 def check_store_free(path: Path) -> None:
-    """Refuse a store another process holds (a service started in the foreground, which no
-    PID file records, an ingest, a training run): the service could never open it."""
+    """Refuse a store another process holds (another home's service on the same store, an
+    ingest, a training run): the service could never open it."""
     held = store_holder(path)
     if held is not None:
         raise ConfigError(held_by(path, held.pid, held.writes))
@@ -251,7 +263,7 @@ def stop(
         help="Seconds to wait before killing [default: the service's "
              "JOURNEY_STOP_GRACE_SECONDS + 10].")] = None,
 ) -> None:
-    """Stop a service started with `journey serve --detach`, draining its requests first.
+    """Stop the home's service (`journey serve`, detached or not), draining its requests first.
 
     It refuses new connections, answers the requests it has received (within
     JOURNEY_STOP_GRACE_SECONDS), then closes its store."""

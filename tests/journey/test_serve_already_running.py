@@ -86,8 +86,10 @@ def test_a_store_another_process_holds_is_refused_before_the_start(
         assert "wait for it to finish" in err and "journey stop" not in err
 
 
-def test_a_stale_pid_file_is_left_to_a_foreground_serve(home: Path, busy_port: int) -> None:
+def test_a_stale_pid_file_does_not_stop_a_foreground_serve(home: Path, busy_port: int) -> None:
+    """A foreground service records its PID too: the stale record is to be replaced, and the
+    start goes on (here to the port check, which fails before anything is written)."""
     (home / "serve.pid").write_text("not a pid")
     err = fails("serve", "--port", str(busy_port))
-    assert "in use" in err  # the start went on, to the port check
-    assert "replacing it" not in err and (home / "serve.pid").read_text() == "not a pid"
+    assert "is stale (it holds no PID record ('not a pid')); replacing it" in err
+    assert "in use" in err and (home / "serve.pid").read_text() == "not a pid"

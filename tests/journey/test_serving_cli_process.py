@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -239,3 +239,54 @@ def test_the_pid_file_keeps_the_folders_resolved(home: Path, sleeper: subprocess
     write_pid_file(home / "serve.pid", sleeper.pid)  # as before: no folders recorded
     recorded = read_pid_file(home / "serve.pid", home)
     assert recorded is not None and recorded.scores is None and recorded.store is None
+
+
+def _exec_recorder(execs: list[list[str]]) -> Callable[[str, list[str], object], None]:
+    """os.execve as seen from the caller: the program is replaced, nothing after it runs."""
+    def execve(path: str, argv: list[str], env: object) -> None:
+        execs.append(argv)
+        raise SystemExit(0)
+    return execve
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def test_a_foreground_service_records_its_pid_before_it_becomes_the_service(
+        deployment: Path, monkeypatch: pytest.MonkeyPatch, isolated: Path) -> None:
+    """`journey serve` execs the service in its own process: the PID (and start time) it
+    records are the service's, so `journey score`, `relocate` and `stop` see a foreground
+    service as they see a detached one."""
+
+    execs: list[list[str]] = []
+    monkeypatch.setattr(os, "execve", _exec_recorder(execs))
+    monkeypatch.setenv("JOURNEY_SCORES", str(isolated / "live"))
+    ok("serve", "--port", str(_free_port()))
+    assert len(execs) == 1 and SERVICE in execs[0]
+    record = json.loads((deployment / "serve.pid").read_text())
+    assert record["pid"] == os.getpid()
+    assert (record["scores"], record["store"]) == (
+        str((isolated / "live").resolve()), str((deployment / "events.duckdb").resolve()))
+    # This test process is no service: read back, the record is stale and is replaced.
+    recorded = read_pid_file(deployment / "serve.pid", deployment)
+    assert recorded is not None and recorded.stale is not None
+    ok("serve", "--port", str(_free_port()))
+    assert len(execs) == 2
+
+
+def test_a_foreground_service_that_cannot_record_its_pid_does_not_start(
+        deployment: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from journey import serving_cli
+
+    def unwritable(path: Path, pid: int, reads: object = None) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    execs: list[list[str]] = []
+    monkeypatch.setattr(os, "execve", _exec_recorder(execs))
+    monkeypatch.setattr(serving_cli, "write_pid_file", unwritable)
+    out = fails("serve", "--port", str(_free_port()))
+    assert "serve.pid (Permission denied): nothing was started" in out and execs == []
