@@ -3,15 +3,16 @@ for each customer of a scoring run, computed as arrays over customers x actions.
 
 A scoring run keeps each customer's top action and its value. Deciding them one Python call
 at a time cost ~55 µs a customer (the scoring step of a million-customer run took 128 s with
-it, 89-94 s without); here each rule is one array operation per catalog action. The rules are ``models.arbitration``'s and
-``models.contact_policy``'s, in their exact arithmetic: eligibility (stage, conditions, the
-catalog's default consent: a scoring run has no consent record), the expected value, caps,
-cool-downs and exclusions against the contacts already sent. With one slot and no
-exploration the rules about the list being built never apply, so the top action is the
-first (in catalog order) of the most valuable candidates, if worth more than the policy's
-minimum. A customer with a candidate whose value is not a number (an infinite feature times
-a zero) has no array form of ``sorted``'s answer, and is decided by ``arbitrate`` itself.
-Tests compare both on random catalogs, customers and contact histories.
+it, 89-94 s without); here each rule is one array operation per catalog action. The rules
+are ``models.arbitration``'s and ``models.contact_policy``'s, in their exact arithmetic:
+eligibility (stage, conditions, the catalog's default consent: a scoring run has no consent
+record), the expected value, caps, cool-downs and exclusions against the contacts already
+sent. With one slot and no exploration the rules about the list being built never apply, so
+the top action is the first (in catalog order) of the most valuable candidates, if worth
+more than the policy's minimum. A customer with a candidate whose value is not a number (an
+infinite feature times a zero) has no array form of ``sorted``'s answer, and is decided by
+``arbitrate`` itself. Tests compare both on random catalogs, customers and contact
+histories.
 """
 
 from __future__ import annotations
