@@ -46,12 +46,15 @@ class Sent:
     actions: Sequence[str | None]
     channels: Sequence[str]
 
-    def contacts(self, row: int) -> list[Contact]:
-        """One customer's contacts, as ``arbitrate`` takes them."""
-        at = np.flatnonzero(self.row == row)
-        return [Contact(self.actions[a], self.channels[c], t) for a, c, t in zip(
-            self.action[at].tolist(), self.channel[at].tolist(), self.ts_us[at].tolist(),
-            strict=True)]
+    def contacts(self, row: int | None = None) -> list[Contact]:
+        """Every contact, or one customer's (``row``), as ``arbitrate`` takes them, in order."""
+        action, channel, ts = self.action, self.channel, self.ts_us
+        if row is not None:
+            at = np.flatnonzero(self.row == row)
+            action, channel, ts = action[at], channel[at], ts[at]
+        actions, channels = self.actions, self.channels
+        return [Contact(actions[a], channels[c], t) for a, c, t in
+                zip(action.tolist(), channel.tolist(), ts.tolist(), strict=True)]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ def contacts_from_arrays(arrays: EventArrays | None, spec: FeatureSpec) -> list[
     (encoded as "other") counts only as a contact on its channel."""
     if arrays is None:
         return []
-    return _contacts(arrays, spec, np.flatnonzero(arrays.action >= 0))
+    return _sent(arrays, spec, np.flatnonzero(arrays.action >= 0)).contacts()
 
 
 def sent_after(arrays: EventArrays, spec: FeatureSpec, after_us: int) -> Sent:
@@ -26,20 +26,13 @@ def sent_after(arrays: EventArrays, spec: FeatureSpec, after_us: int) -> Sent:
     at once (``models.arbitration_batch``). With ``after_us`` the decision time minus the
     catalog's longest window (``Catalog.horizon_us``), every contact the policy counts is
     kept."""
-    at = np.flatnonzero((arrays.action >= 0) & (arrays.ts > after_us))
+    return _sent(arrays, spec, np.flatnonzero((arrays.action >= 0) & (arrays.ts > after_us)))
+
+
+def _sent(arrays: EventArrays, spec: FeatureSpec, at: npt.NDArray[np.int64]) -> Sent:
+    """The contacts of the events at ``at`` (events with an action), in that order."""
     known = set(spec.actions)
     return Sent(arrays.cust[at].astype(np.int64), arrays.action[at].astype(np.int64),
                 arrays.channel[at].astype(np.int64), arrays.ts[at].astype(np.int64),
                 tuple(a if a in known else None for a in spec.action_vocab),
                 tuple(spec.channel_vocab))
-
-
-def _contacts(arrays: EventArrays, spec: FeatureSpec, at: npt.NDArray[np.int64]
-              ) -> list[Contact]:
-    """The contacts of the events at ``at`` (events with an action), in that order."""
-    known = set(spec.actions)
-    names = [a if a in known else None for a in spec.action_vocab]  # by action code
-    channels = spec.channel_vocab
-    return [Contact(names[a], channels[ch], t) for a, ch, t in
-            zip(arrays.action[at].tolist(), arrays.channel[at].tolist(), arrays.ts[at].tolist(),
-                strict=True)]
