@@ -76,16 +76,33 @@ class Batch:
         return len(self.stages)
 
 
+def candidates(catalog: Catalog, batch: Batch, now_us: int) -> Bools:
+    """(n, actions): where an action is open to a customer, whatever it is worth: eligible
+    (stage, conditions, consent) and within the contact policy's caps, cool-downs and
+    exclusions. Reads no uplift or baseline, so a scoring run asks its uplift models only for
+    these pairs."""
+    n = len(batch)
+    history = _History(catalog, batch.sent, n, now_us)
+    out = np.zeros((n, len(catalog.actions)), bool)
+    for i, action in enumerate(catalog.actions):
+        out[:, i] = _eligible(action, batch, catalog.policy.default_consent)
+        out[:, i] &= ~history.blocked(catalog, i)
+    return out
+
+
 def top_actions(catalog: Catalog, batch: Batch, now_us: int,
-                exact: Callable[[int], Ranked | None]) -> tuple[I64, F64]:
+                exact: Callable[[int], Ranked | None], open_: Bools | None = None
+                ) -> tuple[I64, F64]:
     """Each customer's top action (its index in ``catalog.actions``, -1 for none) and that
     action's value (NaN for none). ``exact(row)``: ``arbitrate``'s top action for one
-    customer, asked only for a customer with a candidate valued NaN."""
+    customer, asked only for a customer with a candidate valued NaN. ``open_``: the batch's
+    ``candidates``, when already computed; only their uplift is read."""
     n, k = len(batch), len(catalog.actions)
     if k == 0:
         return np.full(n, -1, np.int64), np.full(n, np.nan)
     base = [_outcome_value(ov, batch.features, n) for ov in catalog.outcomes]
-    history = _History(catalog, batch.sent, n, now_us)
+    if open_ is None:
+        open_ = candidates(catalog, batch, now_us)
     values = np.full((n, k), -np.inf)
     odd = np.zeros(n, bool)
     for i, action in enumerate(catalog.actions):
@@ -93,8 +110,7 @@ def top_actions(catalog: Catalog, batch: Batch, now_us: int,
         if effects is None:  # no estimate: never a candidate
             continue
         value, valued = _value(catalog, action, base, effects, batch.baseline, n)
-        ok = valued & _eligible(action, batch, catalog.policy.default_consent)
-        ok &= ~history.blocked(catalog, i)
+        ok = valued & open_[:, i]
         odd |= ok & np.isnan(value)
         values[:, i] = np.where(ok, value, -np.inf)
     best = np.argmax(values, axis=1)  # the first of equals, as the stable sort keeps them

@@ -20,6 +20,7 @@ from models.single_row import SingleRow
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 Rows = npt.NDArray[np.float32]
+Bools = npt.NDArray[np.bool_]
 # (X_val, action_val[, y_val[, propensity_val]]): the learners need y_val, the propensity
 # model reads the first two only, so one eval set serves all.
 EvalSet = tuple[npt.ArrayLike, ...]
@@ -159,6 +160,17 @@ class Boosted(BaseEstimator):  # type: ignore[misc]
             X, num_iteration=self.iterations_[name], num_threads=threads
         )
         return np.asarray(out, dtype=np.float64).reshape(len(X), -1)
+
+    def _score_where(self, name: str, X: Rows, where: Bools | None) -> Floats:  # noqa: N803
+        """(n,) first output of one booster, scored only on the rows ``where`` is true (0
+        elsewhere; None: every row). A row's score does not depend on the others scored with
+        it, so the rows scored are what scoring them all gives."""
+        if where is None or where.all():
+            return self._score(name, X)[:, 0]
+        out = np.zeros(len(X))
+        if where.any():
+            out[where] = self._score(name, X[where])[:, 0]
+        return out
 
     def _matrix(self, X: npt.ArrayLike) -> Rows:  # noqa: N803
         out = np.ascontiguousarray(X, dtype=np.float32)

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.boosted import (
+    Bools,
     Boosted,
     Data,
     EvalSet,
@@ -145,26 +146,35 @@ class TLearner(Boosted):
             )
         return ""
 
-    def predict_arms(self, X: npt.ArrayLike) -> Floats:  # noqa: N803
+    def predict_arms(self, X: npt.ArrayLike, *, wanted: Bools | None = None) -> Floats:  # noqa: N803
         """(n, K + 1) outcome rates: column 0 = control, column k = action k - 1 (a skipped
-        action gets the control's rate: no evidence of any effect)."""
+        action gets the control's rate: no evidence of any effect). ``wanted`` (n, K): the
+        (row, action) pairs to score; the others get the control's rate too (None: all)."""
         rows = self._matrix(X)
         mu0 = self._score("arm0", rows)[:, 0]
         out = np.empty((len(rows), self.n_actions_ + 1))
         out[:, 0] = mu0
         for k in range(1, self.n_actions_ + 1):
             name = f"arm{k}"
-            out[:, k] = self._score(name, rows)[:, 0] if name in self.boosters_ else mu0
+            if name not in self.boosters_:
+                out[:, k] = mu0
+                continue
+            where = None if wanted is None else wanted[:, k - 1]
+            out[:, k] = self._score_where(name, rows, where)
+            if where is not None:
+                out[~where, k] = mu0[~where]
         return out
 
     def predict(self, X: npt.ArrayLike) -> Floats:  # noqa: N803
         """(n, K) uplift of each action over no action; 0 for skipped actions."""
         return self.predict_with_control(X)[1]
 
-    def predict_with_control(self, X: npt.ArrayLike) -> tuple[Floats, Floats]:  # noqa: N803
+    def predict_with_control(self, X: npt.ArrayLike, *,  # noqa: N803
+                             wanted: Bools | None = None) -> tuple[Floats, Floats]:
         """((n,) outcome rate with no action, (n, K) uplift), scoring mu_0 once: what valuing a
-        discount needs besides the uplift."""
-        mu = self.predict_arms(X)
+        discount needs besides the uplift. ``wanted`` as in ``predict_arms`` (uplift 0 at the
+        pairs not wanted)."""
+        mu = self.predict_arms(X, wanted=wanted)
         out: Floats = mu[:, 1:] - mu[:, :1]
         return mu[:, 0], out
 
@@ -244,9 +254,13 @@ class XLearner(TLearner):
                     f"{side}_{k}", params, _imputed(data, mu, k, arm), held, categorical
                 )
 
-    def predict(self, X: npt.ArrayLike, propensity: npt.ArrayLike | None = None) -> Floats:  # noqa: N803
+    def predict(self, X: npt.ArrayLike, propensity: npt.ArrayLike | None = None, *,  # noqa: N803
+                wanted: Bools | None = None) -> Floats:
         """(n, K) uplift: g_a tau0_a + (1 - g_a) tau1_a; 0 for skipped actions. ``propensity``
-        (n, K + 1), if given, replaces the fitted propensity model's."""
+        (n, K + 1), if given, replaces the fitted propensity model's. ``wanted`` (n, K): the
+        (row, action) pairs to score, 0 at the others (None: all). A scoring run asks only for
+        the actions a customer may be sent: most customers may get one or two of the catalog's
+        actions, and the effect models are most of the cost."""
         rows = self._matrix(X)
         e = (
             self.propensity_model_.predict_proba(rows)
@@ -256,19 +270,21 @@ class XLearner(TLearner):
         tau0, tau1 = np.zeros((2, len(rows), self.n_actions_))
         for k in range(1, self.n_actions_ + 1):
             if k - 1 not in self.skipped_:  # else both stay 0
-                tau0[:, k - 1] = self._score(f"tau0_{k}", rows)[:, 0]
-                tau1[:, k - 1] = self._score(f"tau1_{k}", rows)[:, 0]
+                where = None if wanted is None else wanted[:, k - 1]
+                tau0[:, k - 1] = self._score_where(f"tau0_{k}", rows, where)
+                tau1[:, k - 1] = self._score_where(f"tau1_{k}", rows, where)
         g = e[:, 1:] / (e[:, 1:] + e[:, :1])  # all actions at once: one row is mostly overhead
         out: Floats = g * tau0 + (1 - g) * tau1
         return out
 
     def predict_with_control(self, X: npt.ArrayLike,  # noqa: N803
-                             propensity: npt.ArrayLike | None = None) -> tuple[Floats, Floats]:
+                             propensity: npt.ArrayLike | None = None, *,
+                             wanted: Bools | None = None) -> tuple[Floats, Floats]:
         """((n,) outcome rate with no action (stage 1's mu_0), (n, K) uplift); ``propensity``
-        as in ``predict``."""
+        and ``wanted`` as in ``predict``."""
         rows = self._matrix(X)
         control: Floats = self._score("arm0", rows)[:, 0]
-        return control, self.predict(rows, propensity)
+        return control, self.predict(rows, propensity, wanted=wanted)
 
 
 def _imputed(data: Data, mu: Floats, k: int, arm: int) -> tuple[Rows, Floats]:

@@ -22,6 +22,7 @@ from models.inputs import EncodedInputs
 from models.uplift import PropensityModel, TLearner, XLearner
 
 Floats = npt.NDArray[np.float64]
+Bools = npt.NDArray[np.bool_]
 LEARNERS = {"t": TLearner, "x": XLearner}
 NO_ACTION = ""
 CACHES = ("record_plan_", "vector_plans_", "propensity_digest_")
@@ -133,24 +134,25 @@ class JourneyUplift(EncodedInputs, BaseEstimator):  # type: ignore[misc]
         out: Floats = np.asarray(self.learner_.predict(matrix), dtype=np.float64)
         return out
 
-    def predict_matrix_with_control(self, matrix: npt.NDArray[np.float32]
-                                    ) -> tuple[Floats, Floats]:
+    def predict_matrix_with_control(self, matrix: npt.NDArray[np.float32],
+                                    wanted: Bools | None = None) -> tuple[Floats, Floats]:
         """((n,) the outcome's probability with no action, (n, actions) uplift) from an
-        encoded matrix."""
-        control, uplift = self.learner_.predict_with_control(matrix)
+        encoded matrix. ``wanted`` (n, actions, in ``actions_``'s order): the (customer,
+        action) pairs to estimate, uplift 0 at the others (None: all)."""
+        control, uplift = self.learner_.predict_with_control(matrix, wanted=wanted)
         return np.asarray(control, np.float64), np.asarray(uplift, np.float64)
 
-    def predict_shared(self, matrix: npt.NDArray[np.float32], shared: SharedPropensities
-                       ) -> tuple[Floats, Floats]:
+    def predict_shared(self, matrix: npt.NDArray[np.float32], shared: SharedPropensities,
+                       wanted: Bools | None = None) -> tuple[Floats, Floats]:
         """``predict_matrix_with_control``, taking the logging policy's probabilities from
         ``shared`` when another model with the same propensity model scored the same rows."""
         learner, key = self.learner_, self.propensity_digest()
         if not isinstance(learner, XLearner) or key is None:
-            return self.predict_matrix_with_control(matrix)
+            return self.predict_matrix_with_control(matrix, wanted)
         e = shared.get(key, matrix)
         if e is None:
             e = shared.put(key, matrix, learner.propensity_model_.predict_proba(matrix))
-        control, uplift = learner.predict_with_control(matrix, e)
+        control, uplift = learner.predict_with_control(matrix, e, wanted=wanted)
         return np.asarray(control, np.float64), np.asarray(uplift, np.float64)
 
     def propensity_digest(self) -> str | None:

@@ -10,7 +10,7 @@ Each answer carries a recommendation id and, per action, the probability this po
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -20,15 +20,16 @@ from features.online import Vectors
 from features.spec import FeatureSpec
 from models.actions import Catalog, check_action_vocabulary
 from models.arbitration import arbitrate
-from models.arbitration_batch import Batch, Sent, top_actions
+from models.arbitration_batch import Batch, Sent, candidates, top_actions
 from models.recommendation import Contact, Customer, Decision, Ranked
-from models.uplift_model import SharedPropensities
+from models.uplift_model import JourneyUplift, SharedPropensities
 from serving.champions import ModelSet
 from serving.errors import NotReadyError
 from serving.ids import random_ids
 from serving.predictor import Scored
 
 F64 = npt.NDArray[np.float64]
+Bools = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,44 @@ class _Row(Mapping[str, float | str | None]):
         return len(self._v.matrix.names)
 
 
+class _Subsets:
+    """Uplift for the customers with at least one open action only: their rows of each
+    encoded matrix (one copy per distinct matrix: models sharing an encoding share it, and so
+    can share propensities), the open pairs among a model's actions, and the answers widened
+    back to every customer (0 elsewhere)."""
+
+    def __init__(self, open_: Bools, index: Mapping[str, int]) -> None:
+        self.open_, self.index = open_, index
+        self.need = np.flatnonzero(open_.any(axis=1))
+        self._copies: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] = []
+
+    def predict(self, model: JourneyUplift, matrix: npt.NDArray[np.float32],
+                shared: SharedPropensities) -> tuple[F64, F64]:
+        n, k = len(self.open_), len(model.actions_)
+        control, uplift = np.zeros(n), np.zeros((n, k))
+        if len(self.need):  # none: no rows to score, and none could be shaped
+            control[self.need], uplift[self.need] = model.predict_shared(
+                self._rows(matrix), shared, self._wanted(model.actions_))
+        return control, uplift
+
+    def _rows(self, matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        for full, rows in self._copies:
+            if full is matrix:
+                return rows
+        rows = matrix[self.need]
+        self._copies.append((matrix, rows))
+        return rows
+
+    def _wanted(self, actions: Sequence[str]) -> Bools:
+        """(needed rows, ``actions``): the open pairs (an action the catalog does not have
+        is never open)."""
+        out = np.zeros((len(self.need), len(actions)), bool)
+        for j, action in enumerate(actions):
+            if action in self.index:
+                out[:, j] = self.open_[self.need, self.index[action]]
+        return out
+
+
 class Recommender:
     def __init__(self, spec: FeatureSpec, catalog: Catalog, top_k: int | None,
                  exploration: float | None, seed: int | None = None) -> None:
@@ -82,18 +121,23 @@ class Recommender:
                     out[i].setdefault(action, {})[outcome] = u
         return out, base
 
-    def _uplift(self, models: ModelSet, vectors: Vectors
+    def _uplift(self, models: ModelSet, vectors: Vectors, open_: Bools | None = None
                 ) -> dict[str, tuple[F64, F64, tuple[str, ...]]]:
         """Per outcome: the probability with no action (n,), the uplift (n, actions), and
-        the actions of its columns."""
+        the actions of its columns. ``open_`` (n, catalog actions): estimate only these
+        (customer, action) pairs (``arbitration_batch.candidates``), 0 at the others; a
+        customer with none gets 0 for the probability with no action too."""
         if not models.uplift:
             raise NotReadyError("no uplift models are being served: train and promote them "
                                 "(journey uplift, journey promote --target uplift-convert)")
         out = {}
         shared = SharedPropensities()
+        some = None if open_ is None else _Subsets(open_, self.catalog.index)
         for outcome, served in models.uplift.items():
             model = served.model
-            control, uplift = model.predict_shared(model.vectors_matrix(vectors), shared)
+            matrix = model.vectors_matrix(vectors)
+            control, uplift = (model.predict_shared(matrix, shared) if some is None
+                               else some.predict(model, matrix, shared))
             out[outcome] = (control, uplift, tuple(model.actions_))
         return out
 
@@ -103,15 +147,18 @@ class Recommender:
         """Each customer's top action (None: none) and its value, as ``recommend`` with one
         slot and no exploration decides them, for a whole batch at once
         (``models.arbitration_batch``). ``stages``: codes into the spec's stages (-1: none);
-        ``predictions``: churn and conversion; ``sent``: the contacts already sent."""
-        arrays = self._uplift(models, vectors)
+        ``predictions``: churn and conversion; ``sent``: the contacts already sent. Uplift is
+        estimated only for the actions open to each customer: a third of the pairs in the
+        benchmark world, and the effect models are most of the time."""
+        batch = Batch(stages, self.spec.stages, predictions, vectors.column, {}, {}, sent)
+        open_ = candidates(self.catalog, batch, now_us)
+        arrays = self._uplift(models, vectors, open_)
         effects: dict[str, dict[str, F64]] = {}
         for outcome, (_, uplift, actions) in arrays.items():
             for j, action in enumerate(actions):
                 effects.setdefault(action, {})[outcome] = uplift[:, j]
         baseline = {outcome: control for outcome, (control, _, _) in arrays.items()}
-        batch = Batch(stages, self.spec.stages, predictions, vectors.column, baseline,
-                      effects, sent)
+        batch = replace(batch, baseline=baseline, uplift=effects)
 
         def exact(i: int) -> Ranked | None:
             stage = int(stages[i])
@@ -126,7 +173,7 @@ class Recommender:
                                  exploration=0.0, explain=False)
             return decision.actions[0] if decision.actions else None
 
-        index, value = top_actions(self.catalog, batch, now_us, exact)
+        index, value = top_actions(self.catalog, batch, now_us, exact, open_)
         ids = [*self.catalog.ids, None]  # index -1 picks the None
         return [ids[i] for i in index.tolist()], value
 

@@ -6,6 +6,7 @@ each (missing values, text, infinities, caps of 0, contacts stamped in the futur
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ from features.errors import ConfigError
 from features.spec import load_spec
 from models.actions import catalog_from_dict
 from models.arbitration import arbitrate
-from models.arbitration_batch import Batch, Sent, top_actions
+from models.arbitration_batch import Batch, Sent, candidates, top_actions
 from models.catalog import DAY_US, Catalog
 from models.recommendation import Contact, Customer, Ranked
 
@@ -164,6 +165,37 @@ def test_batch_top_actions_are_arbitrate_s_to_the_bit() -> None:
                 seen["chosen"] += 1
     assert asked, "no customer needed arbitrate itself: the NaN-value case went untested"
     assert min(seen.values()) > 1000, seen
+
+
+def test_only_the_open_pairs_uplift_is_read() -> None:
+    """A scoring run estimates uplift only where ``candidates`` is true: the answer must not
+    depend on the other pairs' uplift, nor on the baseline of customers with none open (the
+    NaN fallback, ``arbitrate`` itself, included)."""
+    rng = np.random.default_rng(11)
+    closed = 0
+    for _ in range(40):
+        catalog = random_catalog(rng)
+        batch, features = random_batch(rng, catalog, 200)
+        open_ = candidates(catalog, batch, NOW)
+        closed += int((~open_).sum())
+        some = open_.any(axis=1)
+        garbage = {a: {o: np.where(open_[:, catalog.index[a]], u, rng.normal(size=len(u)))
+                       for o, u in by.items()} for a, by in batch.uplift.items()}
+        baseline = {o: np.where(some, p0, rng.normal(size=len(p0)))
+                    for o, p0 in batch.baseline.items()}
+        other = replace(batch, uplift=garbage, baseline=baseline)
+        answers = []
+        for b, given in ((batch, None), (other, open_)):
+            def exact(row: int, catalog: Catalog = catalog, b: Batch = b,
+                      features: dict[str, np.ndarray] = features) -> Ranked | None:
+                d = arbitrate(catalog, *one(b, features, row), NOW, top_k=1, exploration=0.0,
+                              explain=False)
+                return d.actions[0] if d.actions else None
+
+            answers.append(top_actions(catalog, b, NOW, exact, given))
+        np.testing.assert_array_equal(answers[1][0], answers[0][0])
+        np.testing.assert_array_equal(answers[1][1], answers[0][1])
+    assert closed > 10_000
 
 
 def test_a_catalog_without_actions_recommends_nothing() -> None:

@@ -155,6 +155,28 @@ def test_one_row_equals_batch(
 
 
 @pytest.mark.parametrize("name", ["t", "x"])
+def test_only_the_wanted_pairs_are_estimated(
+    fitted: dict[str, TLearner], data: tuple[Logs, Logs, Logs], name: str
+) -> None:
+    """A scoring run asks for the actions open to each customer: those are the full answer's
+    values to the bit (whatever else is asked with them), the others 0."""
+    model, X = fitted[name], data[2].X[:3000]  # noqa: N806
+    control, full = model.predict_with_control(X)
+    rng = np.random.default_rng(3)
+    for share in (0.0, 0.001, 0.3, 1.0):  # none, a few rows (one by one), many, all
+        wanted = rng.uniform(size=full.shape) < share
+        got_control, got = model.predict_with_control(X, wanted=wanted)
+        np.testing.assert_array_equal(got_control, control)
+        np.testing.assert_array_equal(got, np.where(wanted, full, 0.0))
+    if name == "t":  # the other arms' rates stay the control's where not wanted
+        wanted = np.zeros(full.shape, bool)
+        wanted[:10, 0] = True
+        arms = model.predict_arms(X, wanted=wanted)
+        np.testing.assert_array_equal(arms[:10, 1], model.predict_arms(X[:10])[:, 1])
+        np.testing.assert_array_equal(arms[10:, 1], arms[10:, 0])
+
+
+@pytest.mark.parametrize("name", ["t", "x"])
 def test_pickle_round_trips_exactly(
     fitted: dict[str, TLearner], data: tuple[Logs, Logs, Logs], name: str
 ) -> None:

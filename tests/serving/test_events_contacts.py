@@ -6,16 +6,20 @@ customer's first event answers as for an unknown customer."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from features.batch import micros
+from models.contacts import sent_after
 from serving.app import create_app
 from serving.event_checks import contact_warnings
 from serving.keys import Role
+from serving.recommender import Recommender
 from serving.schemas import RecommendOut
 from serving.score_job import population_from_history
 from tests.serving.conftest import AS_OF, Served, state_of
@@ -162,3 +166,30 @@ def test_a_scoring_run_s_top_actions_are_the_api_s(client: TestClient, served: S
            (None, None) for r in out.recommendations}
     assert api == {cid: rows[cid] for cid in api}
     assert len({a for a, _ in api.values()}) >= 3, api  # several actions, and none, are chosen
+
+
+def test_a_batch_with_no_action_open_asks_no_uplift(client: TestClient) -> None:
+    """A scoring run estimates uplift only for the actions open to a customer; with none open
+    to anyone (here: no consent recorded, and consent not assumed) it has no rows to score and
+    every customer's top action is none."""
+    state = state_of(client)
+    models = state.holder.current
+    assert models is not None and state.history is not None
+    m = state.marketing
+    rec = m.scorer.recommender
+    assert rec is not None
+    closed = replace(rec.catalog, policy=replace(rec.catalog.policy, default_consent=False))
+    t = micros(AS_OF - timedelta(hours=1))
+    pop = population_from_history(state.history, m.config, t)
+    codes = {a: (c, vocab) for a, (c, vocab) in pop.attributes.items()}
+    vectors = m.scorer.online.vectors_coded(pop.arrays, t, codes)
+    n = len(vectors)
+    stages = np.zeros(n, np.int64)  # the first stage, which every stage rule allows
+    predictions = {"churn": np.full(n, 0.5), "conversion": np.full(n, 0.5)}
+    sent = sent_after(pop.arrays, rec.spec, t - closed.horizon_us)
+    for catalog, some in ((closed, False), (rec.catalog, True)):
+        top, value = Recommender(rec.spec, catalog, 1, 0.0).top_actions(
+            models, vectors, stages, predictions, sent, t)
+        assert len(top) == n > 100
+        assert any(a is not None for a in top) is some
+        assert bool(np.isnan(value).all()) is not some
