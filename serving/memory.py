@@ -43,11 +43,12 @@ def freeze_loaded() -> None:
     service has loaded, and before a scoring run in a process of its own (``journey score``,
     the score worker's child).
 
-    A run makes millions of short-lived objects (each customer's arbitration), and every
-    full collection they trigger walked all that was loaded before it: models, libraries,
-    the population. Frozen objects are still freed when nothing refers to them; only the
-    collector stops walking them. What an earlier call froze is unfrozen first, so the
-    cycles of models the worker's child has since replaced are collected, not kept for good.
+    Every full collection a run's allocations trigger walks all that was loaded before it:
+    models, libraries, the population (frequent while each customer's arbitration was a
+    Python call making short-lived objects by the million). Frozen objects are
+    still freed when nothing refers to them; only the collector stops walking them. What an
+    earlier call froze is unfrozen first, so the cycles of models the worker's child has since
+    replaced are collected, not kept for good.
     Not before a run in the service's own process: a collection there would pause requests."""
     gc.unfreeze()
     gc.collect()

@@ -148,8 +148,8 @@ class Recommender:
         slot and no exploration decides them, for a whole batch at once
         (``models.arbitration_batch``). ``stages``: codes into the spec's stages (-1: none);
         ``predictions``: churn and conversion; ``sent``: the contacts already sent. Uplift is
-        estimated only for the actions open to each customer: a third of the pairs in the
-        benchmark world, and the effect models are most of the time."""
+        estimated only for the actions open to each customer: 28 % of the pairs in the
+        benchmark worlds, and the effect models were most of the time."""
         batch = Batch(stages, self.spec.stages, predictions, vectors.column, {}, {}, sent)
         open_ = candidates(self.catalog, batch, now_us)
         arrays = self._uplift(models, vectors, open_)
