@@ -3,7 +3,8 @@
 - ``ServiceFront``: only /v1 and BentoML's health probes. BentoML's index page at / loads
   Google Tag Manager into the dashboard's origin (where the marketer's key lies in
   sessionStorage), and its /docs.json, /schema.json, /static_content and /assets tell its
-  version and routes to anyone: all of them are a 404 in the service's error shape.
+  version and routes to anyone: all of them are a 404 in the service's error shape. Given the
+  app, it hands /v1 requests to it itself, as BentoML's mount would.
 - ``LimitedConcurrency``: BentoML's ``traffic.max_concurrency``, answered in the service's
   error shape (BentoML's own says ``{"error": ...}``) with the security headers. ``install``
   makes BentoML build its apps with it, as ``serving.timeout`` does its timeout.
@@ -19,7 +20,9 @@ from typing import Any
 from _bentoml_impl.server.app import ServiceAppFactory
 from bentoml._internal.server.http import traffic
 from fastapi import FastAPI
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from starlette.middleware import Middleware
+from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving.hardening import SecurityHeaders
@@ -32,11 +35,19 @@ PROBES = frozenset({"/healthz", "/readyz", "/livez"})  # BentoML's: orchestrator
 
 class ServiceFront:
     """/v1 (the service's own app, which adds its headers) and the health probes pass; any
-    other path is a 404."""
+    other path is a 404.
 
-    def __init__(self, app: ASGIApp) -> None:
+    Given ``api`` (the app BentoML mounts at /v1), a request under /v1 goes straight to it,
+    with the scope Starlette's mount makes (``root_path`` /v1). BentoML's way there (its
+    request-context middleware, its router trying its own routes and then each of the
+    app's, the mount) took ~15 % of a prediction's time in the server, and the app routes
+    the request again anyway: its catch-all route means BentoML's mount never turned one
+    away. Nothing of the service reads BentoML's request context."""
+
+    def __init__(self, app: ASGIApp, api: FastAPI | None = None) -> None:
         self.app = app
         self._probes = SecurityHeaders(app)
+        self._mount = Mount(API_PREFIX, app=api) if api is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan: BentoML's
@@ -44,6 +55,14 @@ class ServiceFront:
             return
         path: str = scope["path"]
         if path.startswith(API_PREFIX + "/") or path == API_PREFIX:
+            if self._mount is not None:
+                # Mount's plain match (not BentoML's PassiveMount): /v1 itself does not
+                # match and goes on to BentoML's router, which redirects it to /v1/.
+                match, child = self._mount.matches(scope)
+                if match is Match.FULL:
+                    scope.update(child)
+                    await self._mount.handle(scope, receive, send)
+                    return
             await self.app(scope, receive, send)
         elif path in PROBES:
             await self._probes(scope, receive, send)
@@ -85,12 +104,16 @@ class LimitedConcurrency(traffic.MaxConcurrencyMiddleware):
 
 
 _BENTOML_MIDDLEWARES: Any = ServiceAppFactory.middlewares  # a property: BentoML's own list
+_TRACING: Any = OpenTelemetryMiddleware  # as Middleware.cls holds it (typed as a factory)
 
 
 def install(api: FastAPI | None = None) -> None:
     """BentoML apps built from now on limit concurrency with ``LimitedConcurrency``, and,
     given the service's app mounted at /v1, observe every request with ``Observed`` before
-    any of BentoML's middleware (the first listed is the outermost)."""
+    any of BentoML's middleware (the first listed is the outermost) and leave out BentoML's
+    tracing middleware: the service samples no trace (``serving/service.py``), yet that
+    middleware still works out each request's URL to find it excluded (~4 % of a
+    prediction's time in the server)."""
     traffic.MaxConcurrencyMiddleware = LimitedConcurrency  # type: ignore[misc]
     if api is None:
         ServiceAppFactory.middlewares = _BENTOML_MIDDLEWARES
@@ -98,6 +121,7 @@ def install(api: FastAPI | None = None) -> None:
 
     def middlewares(factory: ServiceAppFactory) -> list[Middleware]:
         own: list[Middleware] = _BENTOML_MIDDLEWARES.fget(factory)
-        return [Middleware(Observed, api=api, prefix=API_PREFIX), *own]
+        kept = [m for m in own if m.cls is not _TRACING]
+        return [Middleware(Observed, api=api, prefix=API_PREFIX), *kept]
 
     ServiceAppFactory.middlewares = property(middlewares)

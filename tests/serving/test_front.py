@@ -5,6 +5,7 @@ concurrency limit in the service's error shape."""
 from __future__ import annotations
 
 import json
+from unittest.mock import ANY
 
 import anyio
 import pytest
@@ -12,6 +13,8 @@ from fastapi.testclient import TestClient
 from starlette.types import Message, Receive, Scope, Send
 
 from serving.front import LimitedConcurrency, ServiceFront
+from serving.observe import Observed
+from serving.timeout import InTaskTimeout
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +50,61 @@ def test_the_probes_and_the_api_stay(bentoml_app: TestClient) -> None:
     kinds = {m.cls: m.kwargs for m in app.user_middleware}  # type: ignore[attr-defined]
     assert ServiceFront in kinds
     assert kinds[LimitedConcurrency]["max_concurrency"] == 100
+
+
+# Paths and methods under /v1 and beside it: routes, a wrong method, a trailing slash, the
+# mount's own path, an unknown path, an encoded dot segment, the docs and static files.
+ASKED = [("GET", "/v1/nope"), ("GET", "/v1"), ("GET", "/v1/"), ("GET", "/v1/healthz"),
+         ("GET", "/v1/docs"), ("GET", "/v1/docs/"), ("GET", "/v1/openapi.json"),
+         ("GET", "/v1/predict"), ("GET", "/v1/predict/"), ("GET", "/v1//predict"),
+         ("POST", "/v1/predict"), ("OPTIONS", "/v1/predict"), ("GET", "/v1/dashboard"),
+         ("GET", "/v1/%2e%2e/healthz"), ("GET", "/healthz"), ("GET", "/v1x")]
+
+
+def _answers(client: TestClient) -> list[tuple[int, str | None, bytes, list[tuple[str, str]]]]:
+    out = []
+    for method, path in ASKED:
+        r = client.request(method, path, follow_redirects=False)
+        body = r.content.split(b'"request_id"')[0]  # the id differs from request to request
+        headers = sorted((k, v) for k, v in r.headers.items()
+                         if k not in ("x-request-id", "date", "content-length"))
+        out.append((r.status_code, r.headers.get("location"), body, headers))
+    return out
+
+
+def test_v1_goes_straight_to_the_app_with_the_mounts_answers(
+        bentoml_app: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under /v1 nothing of BentoML's routing runs (its router would try the mount, which
+    fails here), and every answer is the one BentoML's mount gives (the front built without
+    the app: the way it went before)."""
+    from _bentoml_impl.server.mount import PassiveMount
+
+    from serving.service import Journey
+
+    served = Journey.middlewares  # type: ignore[attr-defined]
+    assert (ServiceFront, {"api": ANY}) in served
+    direct = _answers(bentoml_app)
+    monkeypatch.setattr(Journey, "middlewares", [
+        (cls, {} if cls is ServiceFront else options) for cls, options in served])
+    mounted = _answers(TestClient(Journey.to_asgi(is_main=True)))  # type: ignore[attr-defined]
+    assert direct == mounted
+    assert [a[0] for a in direct] == [404, 307, 404, 200, 200, 307, 200, 405, 307, 404, 401,
+                                      405, 200, 404, 200, 404]
+
+    def refuse(*_: object) -> None:
+        raise AssertionError("BentoML's mount was asked")
+
+    monkeypatch.setattr(PassiveMount, "matches", refuse)
+    for path in ("/v1/healthz", "/v1/nope", "/v1/openapi.json"):
+        assert bentoml_app.get(path).status_code in (200, 404), path
+
+
+def test_bentomls_tracing_middleware_is_left_out(bentoml_app: TestClient) -> None:
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    kinds = [m.cls for m in bentoml_app.app.user_middleware]  # type: ignore[attr-defined]
+    assert OpenTelemetryMiddleware not in kinds
+    assert kinds[:2] == [Observed, InTaskTimeout]  # the rest of BentoML's stays, in order
 
 
 async def _crowd(limit: int) -> list[tuple[int, dict[str, str], dict[str, object]]]:
