@@ -3,8 +3,8 @@ oracle; off-policy estimates of it; /v1/recommend latency.
 
 - A simulated world (full: 60k customers; --quick: 12k). Uplift learners (T and X on LightGBM,
   conversion and churn) train on the logged actions of 80 % of the customers, decision days
-  2025-03-01..08-01, early-stopped on 08-31..10-01; the learner with the better validation
-  Qini serves the policy.
+  2025-03-01..08-01, early-stopped on 08-31..10-01; per outcome, the learner `journey uplift`
+  would name challenger (its targeting's off-policy value on validation) serves the policy.
 - Holdout: the other 20 % as of 2025-11-01 (a sample). Each policy picks at most one action per
   customer within the same rules (catalog eligibility, caps, cool-downs, exclusions from the
   real history); its value is the mean true incremental value per customer (the oracle's
@@ -59,9 +59,11 @@ def _holdout_ids(ids: pd.Series, share: float) -> set[str]:
 
 
 def train(store: Path, log: list[str]) -> tuple[dict[str, Any], set[str], dict[str, Any]]:
-    """Both learners for both outcomes on the non-holdout customers; the better on validation."""
+    """Both learners for both outcomes on the non-holdout customers; per outcome, the better on
+    validation as `journey uplift` judges it."""
     from features.spec import load_spec
     from training.uplift import fit_one, load_decisions, qini_scores
+    from training.uplift_ope import policy_value
     from training.uplift_spec import UpliftExperiment
 
     exp = UpliftExperiment.model_validate(EXPERIMENT)
@@ -76,13 +78,18 @@ def train(store: Path, log: list[str]) -> tuple[dict[str, Any], set[str], dict[s
     for learner in exp.learners:
         started = time.perf_counter()
         models = {o: fit_one(exp, d, o, learner, None) for o in ("convert", "churn")}
-        qini = {o: qini_scores(m, d.valid)["qini_mean"] for o, m in models.items()}
         fitted[learner.kind] = models
         info[f"fit_seconds_{learner.kind}"] = round(time.perf_counter() - started, 1)
+        qini = {o: qini_scores(m, d.valid)["qini_mean"] for o, m in models.items()}
+        value = {o: policy_value(m, d.valid, exp.control_rate) for o, m in models.items()}
         info[f"valid_qini_{learner.kind}"] = {o: round(v, 4) for o, v in qini.items()}
-    # As `journey uplift` picks challengers: the better validation Qini (both outcomes).
-    best = max(fitted, key=lambda k: float(np.nansum(list(info[f"valid_qini_{k}"].values()))))
-    info["learner"] = best
+        info[f"valid_lift_{learner.kind}"] = {o: round(v.lift.value, 5) for o, v in value.items()}
+        info[f"valid_unsupported_{learner.kind}"] = {o: round(v.unsupported, 3)
+                                                     for o, v in value.items()}
+    # As `journey uplift` picks each outcome's challenger (training.uplift.best_on_validation).
+    info["learner"] = {o: max(fitted, key=lambda k: (info[f"valid_lift_{k}"][o],
+                                                     info[f"valid_qini_{k}"][o]))
+                       for o in ("convert", "churn")}
     return fitted, held, info
 
 
@@ -91,7 +98,8 @@ def _trained(root: Path, store: Path) -> tuple[dict[str, Any], set[str], dict[st
     import json
     import pickle
 
-    key = json.dumps({"experiment": EXPERIMENT, "store": json.loads(
+    key = json.dumps({"experiment": EXPERIMENT, "selection": "valid-policy-lift-on-support",
+                      "store": json.loads(
         (root / "built.json").read_text())["key"]}, sort_keys=True)
     cache = root / "uplift-models.pkl"
     if cache.is_file():
@@ -106,8 +114,8 @@ def _trained(root: Path, store: Path) -> tuple[dict[str, Any], set[str], dict[st
     return fitted, held, info
 
 
-def evaluate(sim: Path, store: Path, fitted: dict[str, Any], best: str, held: set[str],
-             sample: int, replicas: int, log_replicas: int) -> dict[str, Any]:
+def evaluate(sim: Path, store: Path, fitted: dict[str, Any], best: dict[str, str],
+             held: set[str], sample: int, replicas: int, log_replicas: int) -> dict[str, Any]:
     from features.batch import micros
     from features.history import HistoryIndex
     from features.spec import load_spec
@@ -130,15 +138,15 @@ def evaluate(sim: Path, store: Path, fitted: dict[str, Any], best: str, held: se
     h = ev.holdout(index, spec, ids, micros(DECIDE))
     truth, base = ev.true_effects(truth_frame, catalog.ids)
     allow = ev.allowed(catalog, h)
-    models = fitted[best]
-    other = "t" if best == "x" else "x"
+    models = {o: fitted[k][o] for o, k in best.items()}
     choices = {
         "policy": ev.greedy(catalog, h, *ev.uplift_dicts(h.frame, models)),
         "oracle": ev.greedy(catalog, h, truth, base),
         "propensity": ev.greedy(catalog, h, *ev.uplift_dicts(
             h.frame, {"convert": models["convert"]}, arms=True)),
         "random": ev.random_choice(allow, SEED),
-        f"policy_{other}": ev.greedy(catalog, h, *ev.uplift_dicts(h.frame, fitted[other])),
+        **{f"policy_{k}": ev.greedy(catalog, h, *ev.uplift_dicts(h.frame, fitted[k]))
+           for k in fitted},
     }
     out: dict[str, Any] = {f"value_{k}": round(ev.policy_value(catalog, h, c, truth, base), 4)
                            for k, c in choices.items()}

@@ -2,6 +2,12 @@
 in MLflow with Qini / AUUC on later decision windows, register them, and name each outcome's
 best learner on validation its `challenger`.
 
+"Best" is the learner whose targeting is worth most on the validation window, estimated
+off-policy where the log explored (``training.uplift_ope``): what the service does with a
+model is target, across actions. Qini ranks within one action at a time, and its mean over
+actions weighs a rarely logged action (60 validation contacts) like the main one; on the
+journey simulator it chose the learner whose served policy was worth less.
+
 Qini here is inverse-propensity weighted: the logging policy's choice depends on the customer
 (stage, support history), so comparing treated and control rows unweighted would credit the
 model with the policy's targeting.
@@ -148,6 +154,7 @@ class UpliftResult:
     valid: dict[str, float]
     test: dict[str, float]
     seconds: float
+    valid_lift: float = float("nan")  # its targeting vs the logged policy on validation
 
 
 def _tags(exp: UpliftExperiment, d: Decisions, outcome: str, learner: str) -> dict[str, str]:
@@ -198,18 +205,21 @@ def train_one(exp: UpliftExperiment, d: Decisions, outcome: str, spec: LearnerSp
         scores = {s: qini_scores(est, f) for s, f in (("valid", d.valid), ("test", d.test))}
         for split, values in scores.items():
             mlflow.log_metrics({f"{split}_{k}": v for k, v in values.items() if np.isfinite(v)})
+        chosen_on = policy_value(est, d.valid, exp.control_rate)
         value = policy_value(est, d.test, exp.control_rate)
-        mlflow.log_metrics({k: v for k, v in value.metrics("test_").items() if np.isfinite(v)})
+        for prefix, v in (("valid_", chosen_on), ("test_", value)):
+            mlflow.log_metrics({k: x for k, x in v.metrics(prefix).items() if np.isfinite(x)})
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "uplift_by_decile_test.csv"
             _deciles(est, d.test).to_csv(path, index=False)
             mlflow.log_artifact(str(path))
         version = _log_model(est, d, tags)
-    log(f"  uplift-{outcome:<8} {spec.kind}  valid qini {scores['valid']['qini_mean']:.4f}  "
-        f"test {scores['test']['qini_mean']:.4f}  policy {value.lift.value:+.2%} vs logged  "
-        f"v{version}  {seconds:.1f}s")
+    log(f"  uplift-{outcome:<8} {spec.kind}  qini valid {scores['valid']['qini_mean']:.4f} "
+        f"test {scores['test']['qini_mean']:.4f}  policy vs logged valid "
+        f"{chosen_on.lift.value:+.2%} test {value.lift.value:+.2%} (first choices off the "
+        f"log's support {chosen_on.unsupported:.0%})  v{version}  {seconds:.1f}s")
     return UpliftResult(outcome, spec.kind, version, scores["valid"], scores["test"],
-                        seconds), est
+                        seconds, chosen_on.lift.value), est
 
 
 def check_decisions(exp: UpliftExperiment, d: Decisions) -> None:
@@ -277,11 +287,16 @@ def train_uplift(exp: UpliftExperiment, d: Decisions, tracking: Tracking,
                     result, est = train_one(exp, d, outcome, spec, propensity, log)
                     propensity = est.propensity_  # one logging-policy model for every learner
                     done.append(result)
-                best = max(done, key=lambda r: _finite(r.valid["qini_mean"]))
+                best = max(done, key=best_on_validation)
                 offer_challenger(client, registered_name(outcome), best.version, best.learner,
                                  parent.info.run_id, log, warn)
                 results += done
     return results
+
+
+def best_on_validation(r: UpliftResult) -> tuple[float, float]:
+    """The challenger's sort key: its targeting's value on validation, then its Qini."""
+    return _finite(r.valid_lift), _finite(r.valid["qini_mean"])
 
 
 def _finite(v: float) -> float:
@@ -299,5 +314,6 @@ def _counts(d: Decisions) -> dict[str, float]:
 
 def summary(results: list[UpliftResult]) -> list[dict[str, Any]]:
     return [{"outcome": r.outcome, "learner": r.learner, "version": r.version,
-             "valid_qini": r.valid["qini_mean"], "test_qini": r.test["qini_mean"]}
+             "valid_qini": r.valid["qini_mean"], "test_qini": r.test["qini_mean"],
+             "valid_policy_lift": r.valid_lift}
             for r in results]

@@ -17,7 +17,14 @@ from models.registry import alias_version, load_native
 from models.uplift_model import JourneyUplift, SharedPropensities, registered_name
 from tests.training.world import SMALL_UPLIFT, UpliftTrained, World, clean_env, write_spec
 from training.outcomes import TrainingDataError
-from training.uplift import check_decisions, load_decisions, qini_scores, train_uplift
+from training.uplift import (
+    UpliftResult,
+    best_on_validation,
+    check_decisions,
+    load_decisions,
+    qini_scores,
+    train_uplift,
+)
 from training.uplift_gate import decide_uplift
 from training.uplift_spec import load_uplift_experiment
 
@@ -35,14 +42,30 @@ def test_every_learner_and_outcome_is_registered_with_its_qini(
         assert version.run_id is not None
         run = client.get_run(version.run_id)
         assert "valid_qini_mean" in run.data.metrics and "test_qini_mean" in run.data.metrics
-        assert {"test_dr_policy_value", "test_logged_policy_value",
-                "test_dr_lift_vs_logged"} <= set(run.data.metrics)
+        assert {"test_dr_policy_value", "test_logged_policy_value", "test_dr_lift_vs_logged",
+                "valid_dr_lift_vs_logged", "valid_dr_unsupported_share"} <= set(run.data.metrics)
+        assert run.data.metrics["valid_dr_lift_vs_logged"] == pytest.approx(r.valid_lift)
         assert np.isfinite(r.valid["qini_mean"]) and np.isfinite(r.test["qini_mean"])
+        assert np.isfinite(r.valid_lift)
     for outcome in ("convert", "churn"):
         best = max((r for r in uplift_trained.results if r.outcome == outcome),
-                   key=lambda r: r.valid["qini_mean"])
+                   key=lambda r: r.valid_lift)
         ch = alias_version(client, registered_name(outcome), "challenger")
         assert ch is not None and str(ch.version) == best.version
+
+
+def _result(learner: str, lift: float, qini: float) -> UpliftResult:
+    return UpliftResult("convert", learner, learner, {"qini_mean": qini}, {}, 1.0, lift)
+
+
+def test_the_challenger_is_the_learner_whose_targeting_is_worth_most_on_validation() -> None:
+    """Not the better Qini: the service targets across actions, which Qini does not judge."""
+    runs = [_result("t", 0.001, 0.12), _result("x", 0.003, -0.10)]
+    assert max(runs, key=best_on_validation).learner == "x"
+    tied = [_result("t", 0.002, 0.12), _result("x", 0.002, -0.10)]
+    assert max(tied, key=best_on_validation).learner == "t"
+    unknown = [_result("t", float("nan"), 0.5), _result("x", -0.01, 0.0)]
+    assert max(unknown, key=best_on_validation).learner == "x"
 
 
 def test_the_first_gate_promotes_and_a_second_finds_the_champion(

@@ -38,6 +38,7 @@ class Truth:
     outcome: str = "convert"
     actions_: tuple[str, ...] = ACTIONS
     flip: bool = False  # rank by the opposite of the true benefit (a bad model)
+    contact: np.ndarray | None = None  # per row P(email), P(sms) when not CONTACT everywhere
 
     def predict_arms(self, frame: pd.DataFrame) -> np.ndarray:
         q: np.ndarray = self.q[frame.index.to_numpy()]
@@ -50,7 +51,9 @@ class Truth:
 
     def propensities(self, frame: pd.DataFrame) -> np.ndarray:
         """The logging policy as a model fitted on the sampled frame would see it."""
-        p = np.tile(np.r_[1 - CONTACT.sum(), CONTACT], (len(frame), 1))
+        rows = frame.index.to_numpy()
+        c = np.tile(CONTACT, (len(rows), 1)) if self.contact is None else self.contact[rows]
+        p = np.column_stack([1 - c.sum(axis=1), c])
         p[:, 0] *= RATE
         out: np.ndarray = p / p.sum(axis=1, keepdims=True)
         return out
@@ -205,3 +208,49 @@ def test_the_judge_holds_back_a_challenger_the_score_would_promote(champion: str
     forced = gate(cast(Any, client), "m", d, ch, True, lambda v: 0.5, lambda a, b: a > b, judge)
     assert forced.promoted and forced.reason.endswith("; promoted by --force")
     assert client.aliases["champion"] == "2"
+
+
+@dataclass
+class Boaster(Truth):
+    """True rates, except that it claims a large sms effect where the log never sent sms."""
+
+    never: np.ndarray | None = None  # rows without sms in the log
+
+    def predict_arms(self, frame: pd.DataFrame) -> np.ndarray:
+        q = super().predict_arms(frame).copy()
+        assert self.never is not None
+        never = self.never[frame.index.to_numpy()]
+        q[never, 2] = q[never, 0] + 0.5
+        return q
+
+
+def test_actions_the_log_never_tried_there_are_left_out_of_the_targeting() -> None:
+    """sms only ever went to half the customers (x < 0.5). A model claiming sms works wonders
+    on the other half would, unrestricted, be judged by that claim alone: the doubly robust
+    term where nothing matches is the model's own estimate."""
+    n, rng = 200_000, np.random.default_rng(5)
+    x = rng.random(n)
+    base = 0.05 + 0.1 * x
+    q = np.column_stack([base, base + 0.08 * x - 0.02, base + 0.06 * (1 - x) - 0.01])
+    contact = np.column_stack([np.full(n, CONTACT[0]), np.where(x < 0.5, CONTACT[1], 0.0)])
+    arm = (rng.random(n)[:, None] > np.cumsum(np.column_stack(
+        [1 - contact.sum(axis=1), contact]), axis=1)).sum(axis=1)
+    converted = (rng.random(n) < q[np.arange(n), arm]).astype(float)
+    keep = (arm > 0) | (rng.random(n) < RATE)
+    frame = pd.DataFrame({
+        "action": np.array([NO_ACTION, *ACTIONS], dtype=object)[arm],
+        "propensity": np.where(arm > 0, contact[np.arange(n), np.maximum(arm - 1, 0)], np.nan),
+        "weight": np.where(arm > 0, 1.0, 1.0 / RATE), "converted": converted})[keep]
+    boaster = Boaster(q, contact=contact, never=x >= 0.5)
+    got = policy_value(cast(JourneyUplift, boaster), frame, RATE)
+    assert got.unsupported > 0.95  # its first choices: sms where sms was never sent
+    # What it is judged on: its targeting among the explored pairs, where its rates are true.
+    share = got.contact_share
+    allowed = np.column_stack([np.ones(n, bool), x < 0.5])
+    benefit = np.where(allowed, q[:, 1:] - q[:, :1], -np.inf)
+    supported_policy = q[np.arange(n), targeting(benefit, np.ones(n), share)]
+    assert got.policy.value == pytest.approx(supported_policy.mean(), abs=3 * got.policy.se)
+    assert got.policy.value < got.logged.value + 0.02  # not the claimed +0.5 on a third
+    assert "the log almost never sent" in describe(got, "4")
+    truth = policy_value(cast(JourneyUplift, Truth(q, contact=contact)), frame, RATE)
+    assert truth.unsupported == 0.0 and "almost never" not in describe(truth, "4")
