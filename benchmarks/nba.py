@@ -62,7 +62,7 @@ def train(store: Path, log: list[str]) -> tuple[dict[str, Any], set[str], dict[s
     """Both learners for both outcomes on the non-holdout customers; per outcome, the better on
     validation as `journey uplift` judges it."""
     from features.spec import load_spec
-    from training.uplift import fit_one, load_decisions, qini_scores
+    from training.uplift import challenger_key, fit_one, load_decisions, qini_scores
     from training.uplift_ope import policy_value
     from training.uplift_spec import UpliftExperiment
 
@@ -73,6 +73,7 @@ def train(store: Path, log: list[str]) -> tuple[dict[str, Any], set[str], dict[s
     d = type(d)(d.train[~d.train["customer_id"].isin(held)],
                 d.valid[~d.valid["customer_id"].isin(held)], d.test, d.definition_hash)
     fitted: dict[str, dict[str, Any]] = {}
+    keys: dict[str, dict[str, tuple[float, float]]] = {}
     info: dict[str, Any] = {"train_rows": len(d.train), "valid_rows": len(d.valid),
                             "treated_train": int((d.train["action"] != "").sum())}
     for learner in exp.learners:
@@ -82,14 +83,13 @@ def train(store: Path, log: list[str]) -> tuple[dict[str, Any], set[str], dict[s
         info[f"fit_seconds_{learner.kind}"] = round(time.perf_counter() - started, 1)
         qini = {o: qini_scores(m, d.valid)["qini_mean"] for o, m in models.items()}
         value = {o: policy_value(m, d.valid, exp.control_rate) for o, m in models.items()}
+        keys[learner.kind] = {o: challenger_key(value[o].lift.value, qini[o]) for o in models}
         info[f"valid_qini_{learner.kind}"] = {o: round(v, 4) for o, v in qini.items()}
         info[f"valid_lift_{learner.kind}"] = {o: round(v.lift.value, 5) for o, v in value.items()}
         info[f"valid_unsupported_{learner.kind}"] = {o: round(v.unsupported, 3)
                                                      for o, v in value.items()}
-    # As `journey uplift` picks each outcome's challenger (training.uplift.best_on_validation).
-    info["learner"] = {o: max(fitted, key=lambda k: (info[f"valid_lift_{k}"][o],
-                                                     info[f"valid_qini_{k}"][o]))
-                       for o in ("convert", "churn")}
+    # As `journey uplift` picks each outcome's challenger.
+    info["learner"] = {o: max(fitted, key=lambda k: keys[k][o]) for o in ("convert", "churn")}
     return fitted, held, info
 
 

@@ -294,9 +294,15 @@ def train_uplift(exp: UpliftExperiment, d: Decisions, tracking: Tracking,
     return results
 
 
+def challenger_key(valid_lift: float, valid_qini: float) -> tuple[float, float]:
+    """How learners rank for challenger: the targeting's value on validation, then Qini (an
+    unknown figure ranks last)."""
+    return _finite(valid_lift), _finite(valid_qini)
+
+
 def best_on_validation(r: UpliftResult) -> tuple[float, float]:
-    """The challenger's sort key: its targeting's value on validation, then its Qini."""
-    return _finite(r.valid_lift), _finite(r.valid["qini_mean"])
+    """The challenger's sort key of a trained learner (``challenger_key``)."""
+    return challenger_key(r.valid_lift, r.valid["qini_mean"])
 
 
 def _finite(v: float) -> float:
