@@ -5,7 +5,6 @@ service scores one customer) and a single thread for small batches."""
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -16,6 +15,7 @@ from sklearn.base import BaseEstimator
 
 from models.ope import arms_from_actions
 from models.single_row import SingleRow
+from models.threads import cpu_threads
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -86,7 +86,7 @@ class Boosted(BaseEstimator):  # type: ignore[misc]
         return {name: getattr(self, name) for name in Boosted._get_param_names()}
 
     def _threads(self) -> int:
-        return self.num_threads or len(os.sched_getaffinity(0))
+        return cpu_threads(self.num_threads)
 
     def _params(self, objective: dict[str, Any], **override: Any) -> dict[str, Any]:
         return {

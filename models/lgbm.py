@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ from models.forest import Forest
 from models.inputs import EncodedInputs
 from models.paths import PathTables, from_raw, probabilities
 from models.single_row import SingleRow
+from models.threads import cpu_threads
 
 # Built on first use from the fitted booster, for serving; never pickled.
 CACHES = ("path_tables_", "single_row_", "record_plan_", "vector_plans_", "forest_",
@@ -48,7 +48,7 @@ def booster_params(est: Any, objective: dict[str, object]) -> dict[str, object]:
         # Linear leaves extrapolate past the training range (e.g. longer recencies than
         # any training cutoff could show); plain leaves stay flat there.
         "linear_tree": getattr(est, "linear_tree", False),
-        "num_threads": est.num_threads or len(os.sched_getaffinity(0)),
+        "num_threads": cpu_threads(est.num_threads),
         "seed": est.seed,
         # Same seed, same data -> same model, whatever the thread timing.
         "deterministic": True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,12 @@ from tests.training.world import (
     train_into,
     train_uplift_into,
 )
+
+# make test runs one test process per core. A LightGBM fit in each, with as many threads as
+# the machine has cores, spins on the other's core and runs several times slower than with
+# one (models.threads reads this); a test that wants more sets it.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @dataclass

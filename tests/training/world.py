@@ -159,13 +159,15 @@ def one_thread() -> Iterator[None]:
     The two cores are shared with other work, and spinning worker threads on a busy core make
     a logistic fit or a boosting round tens of times slower. Applied again right before
     training, because numba's parallel feature kernels (run while the world is built) reset
-    the OpenMP thread count that LightGBM then uses.
+    the OpenMP thread count that LightGBM then uses. LightGBM is handed an explicit count,
+    which follows ``OMP_NUM_THREADS`` (models.threads), so that is set too.
     """
     import lightgbm  # noqa: F401 -- load the OpenMP and BLAS libraries before limiting them
     import scipy.optimize  # noqa: F401
     import sklearn.linear_model  # noqa: F401
 
-    with threadpool_limits(1):
+    with threadpool_limits(1), pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OMP_NUM_THREADS", "1")
         yield
 
 

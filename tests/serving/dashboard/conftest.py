@@ -44,8 +44,11 @@ if TYPE_CHECKING:  # Playwright is imported by the browser fixture only: it may 
 
 EARLIER = AS_OF - timedelta(days=30)  # the server scores here first, then at AS_OF
 
+# The server and the browser are session-scoped though only this package uses them: package-
+# scoped, under make test's two processes (--dist loadfile, one file at a time) each of the
+# package's files started and stopped its own server (about 20 s each).
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def server(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The app under uvicorn in its own process, scored twice, stopped by its PID at the end."""
     folder = tmp_path_factory.mktemp("dashboard")
@@ -87,7 +90,7 @@ def server(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         stop(proc)
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     from playwright.sync_api import sync_playwright
 
