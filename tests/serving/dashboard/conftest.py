@@ -44,9 +44,10 @@ if TYPE_CHECKING:  # Playwright is imported by the browser fixture only: it may 
 
 EARLIER = AS_OF - timedelta(days=30)  # the server scores here first, then at AS_OF
 
-# The server and the browser are session-scoped though only this package uses them: package-
-# scoped, under make test's two processes (--dist loadfile, one file at a time) each of the
-# package's files started and stopped its own server (about 20 s each).
+# The server is session-scoped though only this package uses it: package-scoped, under make
+# test's two processes (--dist loadfile, one file at a time) each of the package's files
+# started and stopped its own (about 20 s each). The browser stays package-scoped: Playwright's
+# sync API keeps an event loop running, and the next package's asyncio.run() would fail.
 
 @pytest.fixture(scope="session")
 def server(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
@@ -90,7 +91,7 @@ def server(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         stop(proc)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     from playwright.sync_api import sync_playwright
 
