@@ -132,7 +132,8 @@ def _score_run(settings: ServeSettings, spec: FeatureSpec, config: SegmentConfig
         population = population_from_store(es, spec, config, when)
         newest = es.time_range()[1]
     _warn_if_past_the_data(newest, when)
-    freeze_loaded()
+    if settings.freeze_heap:
+        freeze_loaded()
     snap = run.run(models, population, when, str(settings.store_path), publish)
     if not snap.meta["values_known"]:
         typer.echo(NO_VALUE)

@@ -5,6 +5,7 @@ Requests are counted, timed and logged by ``serving.observe``."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -186,14 +187,16 @@ def _service_problems(request: Request, body: bytes) -> list[dict[str, str]]:
     return schema_passed_problems(events, HistoryEvent, state.spec.taxonomy, None)
 
 
+_ITEM = re.compile(r"[A-Za-z_]+\[(\d+)\]")
+
+
 def _in_request_order(errors: list[dict[str, str]]) -> list[dict[str, str]]:
     """Errors of list items (``events[3].ts``) by item, the others (``customer_id``) first."""
     def item(error: dict[str, str]) -> int:
-        field = error["field"]
-        if "[" not in field:
-            return -1
-        index = field[field.index("[") + 1:field.index("]")]
-        return int(index) if index.isdigit() else -1
+        # Only a top-level list's index: a key the client chose (``attributes.a[=b``) may hold
+        # brackets of its own.
+        found = _ITEM.match(error["field"])
+        return int(found.group(1)) if found else -1
     return sorted(errors, key=item)
 
 

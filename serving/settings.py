@@ -85,6 +85,13 @@ class ServeSettings(BlankIsUnset):
     # run is seconds of Python per customer that would otherwise hold the interpreter beside
     # the requests. The child keeps its own copy of the champions (memory) between runs.
     score_worker: bool = True
+    # Once loaded, the service collects and then freezes its heap (gc.freeze) so the full
+    # collections a request's allocations trigger skip the models and histories (p99 spikes),
+    # and `journey score` does so before its run (serving/memory.py). Off when either runs
+    # inside a larger Python process (create_app in a host app, the CLI called from Python, a
+    # test): the collection would walk, and the freeze pin, the host's objects too; seconds
+    # each time in a test process holding a session's fixtures.
+    freeze_heap: bool = True
     # Operations: the log's format (text: lines like BentoML's, ISO 8601 UTC; json: one object
     # per line, for log shippers; serving/logs.py), and the time over which a request is
     # logged as slow with its id, route and status (0: none is). The request timeout is 60 s.

@@ -141,7 +141,8 @@ class ServiceState:
         self.triggers.start(self.history.attributes.of)  # no thread unless a rule is enabled
         # The loaded histories, models and libraries are long-lived: keep them out of the
         # collector's generations, or every full collection walks them (p99 spikes).
-        freeze_loaded()
+        if self.settings.freeze_heap:
+            freeze_loaded()
         loaded = self.history.loaded
         log.info("loaded %s customers (%s events, %.0f MB in memory) and models %s in %.1fs",
                  self.history.n_customers, f"{len(loaded):,}", loaded.nbytes / 2**20,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from features.loaders import REJECT_HEADER, LoadReport, load_events
 from features.mapping import ColumnMapping, identity_mapping
 from features.normalize import STAGED_SCHEMA
 from features.taxonomy import Taxonomy, load_taxonomy
+from tests.mlflow_schema import migrated_copies
 from tests.training.world import (
     SMALL,
     SMALL_UPLIFT,
@@ -59,6 +60,13 @@ class Loaded:
 
 
 LoadFn = Callable[..., Loaded]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _mlflow_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """New MLflow stores in this process copy one migrated store (tests/mlflow_schema.py)."""
+    with migrated_copies(tmp_path_factory.mktemp("mlflow-schema")):
+        yield
 
 
 @pytest.fixture(scope="session")

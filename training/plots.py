@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
 from models.metrics import (
@@ -33,13 +34,26 @@ import matplotlib.pyplot as plt
 
 FIGSIZE = (5.0, 4.0)
 DPI = 100
+# Margins in inches of the figures whose labels are the same whatever the data (the curves and
+# the lift bars; counts are written short, 12k): tight_layout measures every label by drawing
+# the figure once more, 40 % of the time a training run spent on its 5-10 figures per model.
+MARGINS = {"left": 0.8, "right": 0.3, "bottom": 0.6, "top": 0.4}
 
 
-def _save(fig: Figure, path: Path) -> Path:
-    """Write the figure as PNG and release it (pyplot keeps every open figure alive)."""
+def _fixed_margins(fig: Figure, hspace: float = 0.2) -> None:
+    w, h = fig.get_size_inches()
+    fig.subplots_adjust(left=MARGINS["left"] / w, right=1.0 - MARGINS["right"] / w,
+                        bottom=MARGINS["bottom"] / h, top=1.0 - MARGINS["top"] / h,
+                        hspace=hspace)
+
+
+def _save(fig: Figure, path: Path, fit: bool = True) -> Path:
+    """Write the figure as PNG (fitted to its labels unless its margins are fixed) and release
+    it (pyplot keeps every open figure alive)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.tight_layout()
+        if fit:
+            fig.tight_layout()
         fig.savefig(path, format="png", dpi=DPI)
     finally:
         plt.close(fig)
@@ -77,7 +91,8 @@ def roc_plot(y: npt.ArrayLike, p: npt.ArrayLike, path: Path, title: str = "ROC")
         auc = float(roc_auc_score(y_arr, p_arr))
         ax.plot(fpr, tpr, label=f"AUC = {auc:.3f}")
     _roc_axes(ax, title)
-    return _save(fig, path)
+    _fixed_margins(fig)
+    return _save(fig, path, fit=False)
 
 
 def _roc_axes(ax: Axes, title: str) -> None:
@@ -112,7 +127,8 @@ def multiclass_roc_plot(
     if drawn == 0:
         _note(ax, "ROC undefined: y has a single class")
     _roc_axes(ax, title)
-    return _save(fig, path)
+    _fixed_margins(fig)
+    return _save(fig, path, fit=False)
 
 
 def calibration_plot(y: npt.ArrayLike, p: npt.ArrayLike, path: Path, bins: int = 15) -> Path:
@@ -134,7 +150,9 @@ def calibration_plot(y: npt.ArrayLike, p: npt.ArrayLike, path: Path, bins: int =
     ax_n.set_xlim(0.0, 1.0)
     ax_n.set_xlabel("Mean predicted probability")
     ax_n.set_ylabel("Count")
-    return _save(fig, path)
+    ax_n.yaxis.set_major_formatter(EngFormatter(sep=""))  # 12k: the margin fits any count
+    _fixed_margins(fig, hspace=0.15)
+    return _save(fig, path, fit=False)
 
 
 def _decile_lift(y_arr: npt.NDArray[np.int64], p_arr: npt.NDArray[np.float64]) -> list[float]:
@@ -167,7 +185,8 @@ def lift_plot(
     ax.set_ylabel("Lift over base rate")
     ax.set_title(title, fontsize="medium")
     ax.legend(loc="upper right", fontsize="small")
-    return _save(fig, path)
+    _fixed_margins(fig)
+    return _save(fig, path, fit=False)
 
 
 def importance_plot(

@@ -10,7 +10,9 @@ from typer.testing import CliRunner, Result
 from journey.cli import app
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-runner = CliRunner()
+# `journey score` in this process would collect and freeze the whole test session's heap
+# (1-2 s a run); the CLI tests that start `journey` as a process keep the default.
+runner = CliRunner(env={"JOURNEY_FREEZE_HEAP": "false"})
 
 
 def run(*args: str | Path) -> Result:

@@ -48,11 +48,13 @@ class Served:
     def settings(self, store: Path, **overrides: Any) -> ServeSettings:
         # Scoring runs in this process: a score worker child per app (model loading, seconds
         # each) would add minutes to the suite; tests/serving/test_score_worker.py and the
-        # BentoML tests run the child.
+        # BentoML tests run the child. No heap freeze either: in this process it walks every
+        # fixture of the session (1-2 s a start); tests/serving/test_memory.py and the
+        # services started as processes freeze.
         values: dict[str, Any] = {
             "home": self.home, "store": store, "mlflow_tracking_uri": self.tracking_uri,
             "api_keys": self.home / "api_keys.yaml", "as_of": AS_OF, "score_worker": False,
-            **overrides}
+            "freeze_heap": False, **overrides}
         return ServeSettings(**values)
 
     def headers(self, role: Role) -> dict[str, str]:

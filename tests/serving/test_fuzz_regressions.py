@@ -119,3 +119,17 @@ def test_non_json_answers_declare_their_type(client: TestClient, path: str,
                                              media: str) -> None:
     assert media in client.get("/openapi.json").json()["paths"][path]["get"]["responses"][
         "200"]["content"]
+
+
+def test_a_bracket_in_an_attribute_name_beside_a_bad_event_is_a_bad_request(
+        client: TestClient, served: Served) -> None:
+    """Was a 500: the errors are put in request order by their list index, and the name of an
+    attribute (``attributes.a[=b``) was read as one."""
+    body = {"customer_id": customers(served, 1)[0],
+            "attributes": {"a[=b": {"nested": 1}, "c]": []},
+            "events": [{"event_type": "page_view", "ts": "2025-11-01T00:00:00+19:47"}]}
+    for role in (Role.predict, Role.admin):
+        r = client.post("/predict", json=body, headers=served.headers(role))
+        assert r.status_code == 422, r.text
+        fields = [e["field"] for e in r.json()["errors"]]
+        assert fields[-1] == "events[0].ts" and len(fields) == 3, fields

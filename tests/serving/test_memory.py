@@ -1,15 +1,22 @@
 """A scoring run's freed heap goes back to the OS (glibc's malloc_trim), and a C library
-without it is no error; what was loaded before a run is frozen out of the collector."""
+without it is no error; what was loaded before a run is frozen out of the collector, unless
+JOURNEY_FREEZE_HEAP says not to."""
 
 from __future__ import annotations
 
 import ctypes
 import gc
 import weakref
+from pathlib import Path
 
 import pytest
 
+import serving.state as state_module
 from serving import memory
+from serving.settings import ServeSettings
+from serving.state import ServiceState
+from tests.serving.conftest import Served
+from tests.training.world import clean_env, one_thread
 
 
 def _rss_mb() -> float:
@@ -79,3 +86,31 @@ def test_a_later_run_collects_what_an_earlier_one_froze_and_is_now_garbage() -> 
         assert gone() is None
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_the_service_freezes_its_heap_when_set(served: Served, tmp_path: Path, freeze: bool,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """JOURNEY_FREEZE_HEAP: the loaded service freezes once (the default), or never when it
+    runs inside a larger process. Counted, not done: a real freeze here would walk the whole
+    test session's heap."""
+    calls: list[None] = []
+    monkeypatch.setattr(state_module, "freeze_loaded", lambda: calls.append(None))
+    settings = served.settings(served.store_copy(tmp_path), home=tmp_path / "home",
+                               drift_eval_seconds=0, freeze_heap=freeze)
+    state = ServiceState(settings)
+    with clean_env(), one_thread():
+        state.start(background=False)
+        try:
+            assert state.ready
+        finally:
+            state.close()
+    assert len(calls) == (1 if freeze else 0)
+
+
+def test_freezing_is_the_default() -> None:
+    with clean_env():
+        assert ServeSettings().freeze_heap is True
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("JOURNEY_FREEZE_HEAP", "false")
+            assert ServeSettings().freeze_heap is False

@@ -125,3 +125,42 @@ def test_plots_reject_bad_input(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         roc_plot([0, 1], [0.5, 2.0], tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def _overflows(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """How far (inches) what each figure draws reaches past its edges, taken as it is saved."""
+    from matplotlib.figure import Figure
+
+    from training import plots
+
+    out: list[float] = []
+    save = plots._save
+
+    def checked(fig: Figure, path: Path, fit: bool = True) -> Path:
+        if fit:
+            fig.tight_layout()
+        drawn = fig.get_tightbbox(fig.canvas.get_renderer())  # type: ignore[attr-defined]
+        w, h = fig.get_size_inches()
+        out.append(round(float(max(0.0, -drawn.x0, -drawn.y0, drawn.x1 - w, drawn.y1 - h)), 3))
+        return save(fig, path, fit)
+
+    monkeypatch.setattr(plots, "_save", checked)
+    return out
+
+
+def test_fixed_margins_keep_every_label_inside(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The curves and lift bars keep fixed margins (no tight_layout): their labels, a count
+    axis of a 2M-row holdout, and a lift of 50 must still fit the figure."""
+    over = _overflows(monkeypatch)
+    rng = np.random.default_rng(3)
+    n = 2_000_000
+    y = (rng.uniform(size=n) < 0.02).astype(np.int64)
+    p = np.clip(y * 0.6 + rng.uniform(size=n) * 0.4, 0.0, 1.0)
+    roc_plot(y, p, tmp_path / "roc.png", title="ROC — conversion")
+    calibration_plot(y, p, tmp_path / "calibration.png")
+    lift_plot(y, p, tmp_path / "lift.png")
+    stages = ["awareness", "consideration", "decision", "purchase", "retention", "advocacy"]
+    proba = rng.dirichlet(np.ones(len(stages)), size=5000)
+    multiclass_roc_plot(rng.integers(0, len(stages), 5000), proba, stages, tmp_path / "mc.png")
+    assert over == [0.0, 0.0, 0.0, 0.0]
