@@ -2,8 +2,8 @@
 
 Opening a SQLite store that has no tables makes MLflow create them and run its alembic
 migrations, ~3 s each time; the tests make a new store in dozens of homes (1-2 minutes of
-the suite). In the test process one empty store is migrated as MLflow does it, when the session
-starts, and new stores receive a copy of it instead: the same tables, indexes and
+the suite). In the test process the first new store is migrated as MLflow does it, into a
+template, and every new store receives a copy of it instead: the same tables, indexes and
 schema revision, which tests/training/test_mlflow_schema.py checks against a real
 migration. Commands the tests start as processes migrate as they would anywhere.
 """
@@ -20,7 +20,8 @@ import pytest
 
 
 def _migrate(template: Path, original: Callable[[Any], None]) -> None:
-    """An empty store migrated by MLflow, renamed into place only once whole."""
+    """An empty store migrated by MLflow, renamed into place only once whole (a test that
+    makes MLflow fail meanwhile leaves no half-made template behind)."""
     from sqlalchemy import create_engine
 
     partial = template.with_suffix(".partial")
@@ -37,6 +38,8 @@ def _copier(template: Path, original: Callable[[Any], None]) -> Callable[[Any], 
         if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
             original(engine)
             return
+        if not template.exists():
+            _migrate(template, original)
         with closing(engine.raw_connection()) as raw:
             con = raw.driver_connection
             # Only a database with nothing in it: one with some of the tables is MLflow's to
@@ -53,11 +56,10 @@ def _copier(template: Path, original: Callable[[Any], None]) -> Callable[[Any], 
 @contextmanager
 def migrated_copies(folder: Path) -> Iterator[None]:
     """While open, new SQLite tracking stores start as a copy of one migrated in ``folder``
-    (migrated now, before any test can change how MLflow behaves)."""
+    (when the first is made: a process that makes none pays nothing)."""
     import mlflow.store.db.utils as db_utils
 
     template = folder / "empty-mlflow.db"
-    _migrate(template, db_utils._initialize_tables)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(db_utils, "_initialize_tables", _copier(template, db_utils._initialize_tables))
         yield

@@ -36,24 +36,27 @@ FIGSIZE = (5.0, 4.0)
 DPI = 100
 # Margins in inches of the figures whose labels are the same whatever the data (the curves and
 # the lift bars; counts are written short, 12k): tight_layout measures every label by drawing
-# the figure once more, 40 % of the time a training run spent on its 5-10 figures per model.
+# the figure once more, and without it a model's figures take ~21 % less time.
 MARGINS = {"left": 0.8, "right": 0.3, "bottom": 0.6, "top": 0.4}
 
 
-def _fixed_margins(fig: Figure, hspace: float = 0.2) -> None:
+def _layout(fig: Figure, fixed: bool, hspace: float) -> None:
+    """The fixed margins, or margins fitted to the figure's labels."""
+    if not fixed:
+        fig.tight_layout()
+        return
     w, h = fig.get_size_inches()
     fig.subplots_adjust(left=MARGINS["left"] / w, right=1.0 - MARGINS["right"] / w,
                         bottom=MARGINS["bottom"] / h, top=1.0 - MARGINS["top"] / h,
                         hspace=hspace)
 
 
-def _save(fig: Figure, path: Path, fit: bool = True) -> Path:
-    """Write the figure as PNG (fitted to its labels unless its margins are fixed) and release
-    it (pyplot keeps every open figure alive)."""
+def _save(fig: Figure, path: Path, fixed: bool = False, hspace: float = 0.2) -> Path:
+    """Write the figure as PNG, laid out (``_layout``), and release it (pyplot keeps every
+    open figure alive)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        if fit:
-            fig.tight_layout()
+        _layout(fig, fixed, hspace)
         fig.savefig(path, format="png", dpi=DPI)
     finally:
         plt.close(fig)
@@ -91,8 +94,7 @@ def roc_plot(y: npt.ArrayLike, p: npt.ArrayLike, path: Path, title: str = "ROC")
         auc = float(roc_auc_score(y_arr, p_arr))
         ax.plot(fpr, tpr, label=f"AUC = {auc:.3f}")
     _roc_axes(ax, title)
-    _fixed_margins(fig)
-    return _save(fig, path, fit=False)
+    return _save(fig, path, fixed=True)
 
 
 def _roc_axes(ax: Axes, title: str) -> None:
@@ -127,8 +129,7 @@ def multiclass_roc_plot(
     if drawn == 0:
         _note(ax, "ROC undefined: y has a single class")
     _roc_axes(ax, title)
-    _fixed_margins(fig)
-    return _save(fig, path, fit=False)
+    return _save(fig, path, fixed=True)
 
 
 def calibration_plot(y: npt.ArrayLike, p: npt.ArrayLike, path: Path, bins: int = 15) -> Path:
@@ -151,8 +152,7 @@ def calibration_plot(y: npt.ArrayLike, p: npt.ArrayLike, path: Path, bins: int =
     ax_n.set_xlabel("Mean predicted probability")
     ax_n.set_ylabel("Count")
     ax_n.yaxis.set_major_formatter(EngFormatter(sep=""))  # 12k: the margin fits any count
-    _fixed_margins(fig, hspace=0.15)
-    return _save(fig, path, fit=False)
+    return _save(fig, path, fixed=True, hspace=0.15)
 
 
 def _decile_lift(y_arr: npt.NDArray[np.int64], p_arr: npt.NDArray[np.float64]) -> list[float]:
@@ -185,8 +185,7 @@ def lift_plot(
     ax.set_ylabel("Lift over base rate")
     ax.set_title(title, fontsize="medium")
     ax.legend(loc="upper right", fontsize="small")
-    _fixed_margins(fig)
-    return _save(fig, path, fit=False)
+    return _save(fig, path, fixed=True)
 
 
 def importance_plot(

@@ -128,23 +128,21 @@ def test_plots_reject_bad_input(tmp_path: Path) -> None:
 
 
 def _overflows(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """How far (inches) what each figure draws reaches past its edges, taken as it is saved."""
+    """How far (inches) what each figure draws reaches past its edges, once laid out."""
     from matplotlib.figure import Figure
 
     from training import plots
 
     out: list[float] = []
-    save = plots._save
+    layout = plots._layout
 
-    def checked(fig: Figure, path: Path, fit: bool = True) -> Path:
-        if fit:
-            fig.tight_layout()
+    def checked(fig: Figure, fixed: bool, hspace: float) -> None:
+        layout(fig, fixed, hspace)
         drawn = fig.get_tightbbox(fig.canvas.get_renderer())  # type: ignore[attr-defined]
         w, h = fig.get_size_inches()
         out.append(round(float(max(0.0, -drawn.x0, -drawn.y0, drawn.x1 - w, drawn.y1 - h)), 3))
-        return save(fig, path, fit)
 
-    monkeypatch.setattr(plots, "_save", checked)
+    monkeypatch.setattr(plots, "_layout", checked)
     return out
 
 
