@@ -98,7 +98,7 @@ def _trained(root: Path, store: Path) -> tuple[dict[str, Any], set[str], dict[st
     import json
     import pickle
 
-    key = json.dumps({"experiment": EXPERIMENT, "selection": "valid-policy-lift-on-support",
+    key = json.dumps({"experiment": EXPERIMENT, "selection": "valid-policy-lift-on-learned-support",
                       "store": json.loads(
         (root / "built.json").read_text())["key"]}, sort_keys=True)
     cache = root / "uplift-models.pkl"
@@ -139,13 +139,21 @@ def evaluate(sim: Path, store: Path, fitted: dict[str, Any], best: dict[str, str
     truth, base = ev.true_effects(truth_frame, catalog.ids)
     allow = ev.allowed(catalog, h)
     models = {o: fitted[k][o] for o, k in best.items()}
+    # The learned policies as the service ranks: never an action the log almost never sent
+    # to such a customer; "unrestricted" ranks those on the model's guess too.
     choices = {
-        "policy": ev.greedy(catalog, h, *ev.uplift_dicts(h.frame, models)),
+        "policy": ev.greedy(catalog, h, *ev.uplift_dicts(h.frame, models),
+                            ev.unchecked(h.frame, models)),
+        "policy_unrestricted": ev.greedy(catalog, h, *ev.uplift_dicts(h.frame, models)),
         "oracle": ev.greedy(catalog, h, truth, base),
         "propensity": ev.greedy(catalog, h, *ev.uplift_dicts(
             h.frame, {"convert": models["convert"]}, arms=True)),
         "random": ev.random_choice(allow, SEED),
-        **{f"policy_{k}": ev.greedy(catalog, h, *ev.uplift_dicts(h.frame, fitted[k]))
+        **{f"policy_{k}": ev.greedy(catalog, h, *ev.uplift_dicts(h.frame, fitted[k]),
+                                    ev.unchecked(h.frame, fitted[k]))
+           for k in fitted},
+        **{f"policy_{k}_unrestricted": ev.greedy(catalog, h,
+                                                 *ev.uplift_dicts(h.frame, fitted[k]))
            for k in fitted},
     }
     out: dict[str, Any] = {f"value_{k}": round(ev.policy_value(catalog, h, c, truth, base), 4)

@@ -6,14 +6,17 @@ stage that stopped it and why, so a marketer can answer "why did she not get the
 from the decision alone. Suppression stages, in the order they are checked:
 
 - ``eligibility``: stage, conditions and consent rules of the action;
-- ``value``: no uplift estimate, value not above the policy minimum, or ranked below the top k;
+- ``value``: no uplift estimate, an estimate the log cannot check (an action it almost never
+  sent to customers like this: ``Customer.unsupported``), value not above the policy minimum,
+  or ranked below the top k;
 - ``contact_policy``: caps (global, per channel, per action) and cool-downs, counting both the
   contacts already sent and the ones earlier in this very list;
 - ``exclusion``: a conflicting action was sent within the exclusion window, or ranks above it
   in this list.
 
 Exploration: with probability ε the first slot goes to an action drawn uniformly from those
-that passed eligibility and the contact policy, whatever their value, and the decision carries
+that passed eligibility and the contact policy, whatever their value (an unchecked one too:
+that is how the log comes to cover it), and the decision carries
 the probability this policy had of choosing what it chose. The caller logs that propensity with
 the delivered action, which is what keeps uplift learnable off-policy (IPS / doubly robust).
 """
@@ -228,6 +231,21 @@ def _options(
     return out
 
 
+def _unchecked(candidates: list[_Option], checked: list[_Option], chosen: list[_Option],
+               eps: float) -> list[Suppressed]:
+    """The options held back because the log cannot check their estimates (all but an
+    exploration pick among them)."""
+    out = []
+    for o in candidates:
+        if o in checked or o in chosen:
+            continue
+        why = (f"the log almost never sent it to customers like this, so its expected value "
+               f"{o.value:.2f} is the model's guess")
+        why += f"; only exploration sends it (ε = {eps:.0%})" if eps > 0 else ", not ranked"
+        out.append(Suppressed(o.action.id, "value", why))
+    return out
+
+
 def _why_nothing(catalog: Catalog, ranked: list[_Option], suppressed: list[Suppressed]) -> str:
     if ranked:
         best = ranked[0]
@@ -282,12 +300,15 @@ def arbitrate(
     history = History(catalog, customer.contacts, now_us)
     suppressed: list[Suppressed] = []
     candidates = _options(catalog, customer, uplift, history, suppressed)
-    ranked = sorted(candidates, key=lambda o: -o.value)  # stable: ties keep catalog order
+    checked = [o for o in candidates if o.action.id not in customer.unsupported]
+    ranked = sorted(checked, key=lambda o: -o.value)  # stable: ties keep catalog order
     chosen, dropped = _select(catalog, history, ranked, k)
     greedy = chosen[0] if chosen else None
     pick = _draw(rng, eps, len(candidates))
     if pick is not None:
         chosen, dropped = _select(catalog, history, ranked, k, candidates[pick])
+    if len(checked) < len(candidates):
+        dropped += _unchecked(candidates, checked, chosen, eps)
     propensity = 1.0
     if candidates and eps > 0:
         first = chosen[0] if chosen else None

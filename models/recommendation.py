@@ -30,6 +30,9 @@ class Customer:
     # P(outcome | no action), e.g. {"convert": 0.12}: what an action that keeps only part of an
     # outcome's value (a discount) gives away on the outcomes that would happen anyway.
     baseline: Mapping[str, float] = field(default_factory=dict)
+    # Actions the log almost never sent to customers like this one (``models.uplift_support``):
+    # their uplift is the model's extrapolation, so they are never ranked, only explored.
+    unsupported: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from features.encoding import CategoricalEncoder
 from models.derived import with_ratios
 from models.inputs import EncodedInputs
 from models.uplift import PropensityModel, TLearner, XLearner
+from models.uplift_support import population_propensities, support_floors, within_support
 
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
@@ -65,6 +66,7 @@ class JourneyUplift(EncodedInputs, BaseEstimator):  # type: ignore[misc]
         params: dict[str, Any] | None = None,
         num_threads: int = 0,
         seed: int = 0,
+        control_rate: float = 1.0,
     ) -> None:
         self.learner = learner
         self.outcome = outcome
@@ -74,10 +76,19 @@ class JourneyUplift(EncodedInputs, BaseEstimator):  # type: ignore[misc]
         self.params = params
         self.num_threads = num_threads
         self.seed = seed
+        # The share of uncontacted decision points the training frame kept
+        # (``features.decisions``): what the logging policy's probabilities are rescaled by.
+        self.control_rate = control_rate
 
     def __getstate__(self) -> dict[str, object]:
         state: dict[str, object] = super().__getstate__()
         return {k: v for k, v in state.items() if k not in CACHES}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        # Models registered before the support floors: no control rate, and no floors (their
+        # recommendations are not restricted, as when they were trained).
+        state.setdefault("control_rate", 1.0)
+        super().__setstate__(state)
 
     def fit(
         self,
@@ -117,6 +128,11 @@ class JourneyUplift(EncodedInputs, BaseEstimator):  # type: ignore[misc]
             fitted = propensity or PropensityModel(**common).fit(
                 m, a, eval_set=(m_val, a_v), categorical=cats)
         self.propensity_ = fitted
+        # Only the contacted rows set a floor (the median where each action was sent): a
+        # fifth of a decision frame, so scored alone they cost a fifth.
+        sent = np.flatnonzero(a >= 0)
+        self.support_floor_ = support_floors(a[sent] + 1, population_propensities(
+            fitted.predict_proba(m[sent]), self.control_rate))
         return self
 
     @property
@@ -146,14 +162,37 @@ class JourneyUplift(EncodedInputs, BaseEstimator):  # type: ignore[misc]
                        wanted: Bools | None = None) -> tuple[Floats, Floats]:
         """``predict_matrix_with_control``, taking the logging policy's probabilities from
         ``shared`` when another model with the same propensity model scored the same rows."""
-        learner, key = self.learner_, self.propensity_digest()
-        if not isinstance(learner, XLearner) or key is None:
+        learner = self.learner_
+        if not isinstance(learner, XLearner) or self.propensity_digest() is None:
             return self.predict_matrix_with_control(matrix, wanted)
-        e = shared.get(key, matrix)
-        if e is None:
-            e = shared.put(key, matrix, learner.propensity_model_.predict_proba(matrix))
+        e = self.logging_policy(matrix, shared)
         control, uplift = learner.predict_with_control(matrix, e, wanted=wanted)
         return np.asarray(control, np.float64), np.asarray(uplift, np.float64)
+
+    def logging_policy(self, matrix: npt.NDArray[np.float32],
+                       shared: SharedPropensities | None = None) -> Floats:
+        """(n, 1 + actions): the logging policy's probabilities as the model's propensity
+        model estimates them on the sampled frame; from ``shared`` when another model with
+        the same propensity model computed them for the same rows (and left there)."""
+        key = self.propensity_digest()
+        if shared is None or key is None:
+            return np.asarray(self.propensity_.predict_proba(matrix), np.float64)
+        e = shared.get(key, matrix)
+        if e is None:
+            e = shared.put(key, matrix, np.asarray(self.propensity_.predict_proba(matrix),
+                                                    np.float64))
+        return e
+
+    def supported(self, matrix: npt.NDArray[np.float32],
+                  shared: SharedPropensities | None = None) -> Bools | None:
+        """(n, actions): where the log explored each action for such a customer, so the
+        model's estimate there can be checked (``models.uplift_support``); None for a model
+        trained before it learned its floors."""
+        floors = self.__dict__.get("support_floor_")
+        if floors is None:
+            return None
+        e = population_propensities(self.logging_policy(matrix, shared), self.control_rate)
+        return within_support(e, floors)
 
     def propensity_digest(self) -> str | None:
         """The digest of the propensity model the uplift blends with (an X-learner's), or

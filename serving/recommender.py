@@ -23,6 +23,7 @@ from models.arbitration import arbitrate
 from models.arbitration_batch import Batch, Sent, candidates, top_actions
 from models.recommendation import Contact, Customer, Decision, Ranked
 from models.uplift_model import JourneyUplift, SharedPropensities
+from models.uplift_support import off_support
 from serving.champions import ModelSet
 from serving.errors import NotReadyError
 from serving.ids import random_ids
@@ -77,10 +78,10 @@ class _Subsets:
         control, uplift = np.zeros(n), np.zeros((n, k))
         if len(self.need):  # none: no rows to score, and none could be shaped
             control[self.need], uplift[self.need] = model.predict_shared(
-                self._rows(matrix), shared, self._wanted(model.actions_))
+                self.rows(matrix), shared, self._wanted(model.actions_))
         return control, uplift
 
-    def _rows(self, matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    def rows(self, matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         for full, rows in self._copies:
             if full is matrix:
                 return rows
@@ -108,31 +109,54 @@ class Recommender:
         self.rng = np.random.default_rng(seed)
         self.spec = spec
 
-    def uplift(self, models: ModelSet, vectors: Vectors
-               ) -> tuple[list[dict[str, dict[str, float]]], list[dict[str, float]]]:
-        """Per customer: per action and outcome the estimated change in probability, and per
-        outcome its probability with no action (what a discount is valued against)."""
+    def uplift(self, models: ModelSet, vectors: Vectors) -> tuple[
+            list[dict[str, dict[str, float]]], list[dict[str, float]], list[frozenset[str]]]:
+        """Per customer: per action and outcome the estimated change in probability, per
+        outcome its probability with no action (what a discount is valued against), and the
+        actions whose estimates the log cannot check (``Customer.unsupported``)."""
         out: list[dict[str, dict[str, float]]] = [{} for _ in range(len(vectors))]
         base: list[dict[str, float]] = [{} for _ in range(len(vectors))]
-        for outcome, (control, uplift, actions) in self._uplift(models, vectors).items():
+        shared = SharedPropensities()
+        unchecked = off_support(self.catalog.ids, self._support(models, vectors, shared))
+        for outcome, (control, uplift, actions) in self._uplift(models, vectors, shared).items():
             for i, (p0, row) in enumerate(zip(control.tolist(), uplift.tolist(), strict=True)):
                 base[i][outcome] = p0
                 for action, u in zip(actions, row, strict=True):
                     out[i].setdefault(action, {})[outcome] = u
-        return out, base
+        return out, base, unchecked
 
-    def _uplift(self, models: ModelSet, vectors: Vectors, open_: Bools | None = None
-                ) -> dict[str, tuple[F64, F64, tuple[str, ...]]]:
+    def _support(self, models: ModelSet, vectors: Vectors, shared: SharedPropensities,
+                 some: _Subsets | None = None) -> Bools:
+        """(n, catalog actions): False where a served model finds that the log almost never
+        sent the action to such a customer (``models.uplift_support``), True elsewhere:
+        for the actions of models trained before they learned where, and for the customers
+        ``some`` leaves out (none of their actions is open)."""
+        out = np.ones((len(vectors), len(self.catalog.actions)), bool)
+        if some is not None and not len(some.need):
+            return out  # no rows to score (and none could be shaped)
+        for served in models.uplift.values():
+            model = served.model
+            matrix = model.vectors_matrix(vectors)
+            rows = slice(None) if some is None else some.need
+            support = model.supported(matrix if some is None else some.rows(matrix), shared)
+            if support is None:
+                continue
+            for j, action in enumerate(model.actions_):
+                column = self.catalog.index.get(action)
+                if column is not None:
+                    out[rows, column] &= support[:, j]
+        return out
+
+    def _uplift(self, models: ModelSet, vectors: Vectors, shared: SharedPropensities,
+                some: _Subsets | None = None) -> dict[str, tuple[F64, F64, tuple[str, ...]]]:
         """Per outcome: the probability with no action (n,), the uplift (n, actions), and
-        the actions of its columns. ``open_`` (n, catalog actions): estimate only these
-        (customer, action) pairs (``arbitration_batch.candidates``), 0 at the others; a
-        customer with none gets 0 for the probability with no action too."""
+        the actions of its columns. ``some``: estimate only its open (customer, action) pairs
+        (``arbitration_batch.candidates``), 0 at the others; a customer with none gets 0 for
+        the probability with no action too."""
         if not models.uplift:
             raise NotReadyError("no uplift models are being served: train and promote them "
                                 "(journey uplift, journey promote --target uplift-convert)")
         out = {}
-        shared = SharedPropensities()
-        some = None if open_ is None else _Subsets(open_, self.catalog.index)
         for outcome, served in models.uplift.items():
             model = served.model
             matrix = model.vectors_matrix(vectors)
@@ -148,11 +172,17 @@ class Recommender:
         slot and no exploration decides them, for a whole batch at once
         (``models.arbitration_batch``). ``stages``: codes into the spec's stages (-1: none);
         ``predictions``: churn and conversion; ``sent``: the contacts already sent. Uplift is
-        estimated only for the actions open to each customer: 28 % of the pairs in the
-        benchmark worlds, and the effect models were most of the time."""
+        estimated only for the actions open to each customer (28 % of the pairs in the
+        benchmark worlds, and the effect models were most of the time) whose estimates the
+        log can check."""
         batch = Batch(stages, self.spec.stages, predictions, vectors.column, {}, {}, sent)
         open_ = candidates(self.catalog, batch, now_us)
-        arrays = self._uplift(models, vectors, open_)
+        shared, some = SharedPropensities(), _Subsets(open_, self.catalog.index)
+        # In place: the subsets keep their rows (and so the propensities computed on them)
+        # and estimate only the pairs left open.
+        support = self._support(models, vectors, shared, some)
+        open_ &= support
+        arrays = self._uplift(models, vectors, shared, some)
         effects: dict[str, dict[str, F64]] = {}
         for outcome, (_, uplift, actions) in arrays.items():
             for j, action in enumerate(actions):
@@ -167,7 +197,8 @@ class Recommender:
                 stage=self.spec.stages[stage] if stage >= 0 else None,
                 predictions={k: float(v[i]) for k, v in predictions.items()},
                 features=_Row(vectors, i), contacts=sent.contacts(i),
-                baseline={k: float(v[i]) for k, v in baseline.items()})
+                baseline={k: float(v[i]) for k, v in baseline.items()},
+                unsupported=off_support(self.catalog.ids, support[i:i + 1])[0])
             uplift = {a: {o: float(u[i]) for o, u in by.items()} for a, by in effects.items()}
             decision = arbitrate(self.catalog, customer, uplift, now_us, top_k=1,
                                  exploration=0.0, explain=False)
@@ -182,7 +213,7 @@ class Recommender:
                   explore: bool = True, explain: bool = True) -> list[Recommended]:
         """``contacts``: each customer's contacts already sent (``models.contacts``);
         ``explain=False``: the recommended actions without their reasons (``arbitrate``)."""
-        uplifts, baselines = self.uplift(models, vectors)
+        uplifts, baselines, unchecked = self.uplift(models, vectors)
         out = []
         ids = random_ids(len(scored))
         for i, s in enumerate(scored):
@@ -190,7 +221,7 @@ class Recommender:
                 customer_id=s.customer_id, stage=s.current_stage,
                 predictions={"churn": s.churn, "conversion": s.conversion},
                 features=_Row(vectors, i), contacts=contacts[i],
-                baseline=baselines[i],
+                baseline=baselines[i], unsupported=unchecked[i],
             )
             decision = arbitrate(self.catalog, customer, uplifts[i], now_us,
                                  top_k=top_k or self.top_k,

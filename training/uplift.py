@@ -140,7 +140,8 @@ def fit_one(exp: UpliftExperiment, d: Decisions, outcome: str, spec: LearnerSpec
             propensity: PropensityModel | None) -> JourneyUplift:
     label = LABEL_OF[outcome]
     est = JourneyUplift(learner=spec.kind, outcome=outcome, columns=d.feature_columns,
-                        params=dict(spec.params), seed=exp.seed)
+                        params=dict(spec.params), seed=exp.seed,
+                        control_rate=exp.control_rate)
     return est.fit(d.train, d.train["action"].tolist(), d.train[label],
                    eval_set=(d.valid, d.valid["action"].tolist(), d.valid[label]),
                    propensity=propensity)

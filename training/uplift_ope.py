@@ -18,14 +18,15 @@ The decision frame keeps every contacted customer-day and samples the rest at ``
 
 Rewards are the good outcome: converting, or not churning. Values are rates per decision point.
 
-The policy only targets (decision point, action) pairs the logging policy explored: where it
-almost never sent that action to such a customer (a stage it skipped, a segment it left
-alone), the log holds no days to check the model against, and the doubly robust term there
-would be the model's own estimate, which rewards whatever the model extrapolates. On the
-journey simulator's log a T-learner's unrestricted policy put 93-97 % of its contacts there
-(an X-learner's 0-8 %), which made it look best on validation while its served policy was
-worth less. ``unsupported`` reports the share of the unrestricted policy's contacts that
-went off the log's support.
+The policy only targets (decision point, action) pairs the logging policy explored
+(``models.uplift_support``), as the service recommends: elsewhere the log holds no days to
+check the model against, and the doubly robust term there would be the model's own estimate,
+which rewards whatever the model extrapolates. On the journey simulator's log a T-learner's
+unrestricted policy put 53-97 % of its contacts there (an X-learner's 0-8 %), which made it
+look best on validation while its served policy was worth less. The floors are the model's
+own (learned on its training rows); a model registered before it learned them is judged with
+floors from the frame judged. ``unsupported`` reports the share of the unrestricted policy's
+contacts that went off the log's support.
 """
 
 from __future__ import annotations
@@ -38,15 +39,17 @@ import pandas as pd
 
 from models.ope import Estimate, doubly_robust, incremental
 from models.uplift_model import OTHER_ACTION, JourneyUplift, action_codes
+from models.uplift_support import (
+    population_propensities,
+    support_floors,
+    within_support,
+)
 from training.uplift_spec import LABEL_OF
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 Z95 = 1.96
-# An arm counts as explored for a decision point when the logging policy's estimated
-# probability of it there is at least this fraction of its median on the points that got it.
-SUPPORT_FLOOR = 0.1
 
 
 @dataclass(frozen=True)
@@ -75,15 +78,6 @@ class PolicyValue:
                 f"{prefix}dr_unsupported_share": self.unsupported}
 
 
-def population_propensities(sampled: Floats, control_rate: float) -> Floats:
-    """P(arm | x) among all customer-days from a model fitted on the frame whose uncontacted
-    days were kept at ``control_rate``: the no-action odds are 1 / rate times larger."""
-    p = np.array(sampled, dtype=np.float64)
-    p[:, 0] /= control_rate
-    out: Floats = p / p.sum(axis=1, keepdims=True)
-    return out
-
-
 def logged_propensity(logged_arm: Ints, recorded: Floats, estimated: Floats) -> Floats:
     """Each row's probability of the arm it got: the recorded one for contacts that logged a
     usable one, the (population) model's otherwise."""
@@ -107,17 +101,13 @@ def targeting(benefit: Floats, weight: Floats, share: float) -> Ints:
     return arms
 
 
-def supported(logged_arm: Ints, estimated: Floats) -> Bools:
-    """(n, actions): whether the logging policy explored action k at each decision point, i.e.
-    its estimated probability there is at least ``SUPPORT_FLOOR`` times the action's median
-    over the points that got it (never, for an action the frame never logged)."""
-    floor = np.full(estimated.shape[1], np.inf)
-    for arm in range(1, estimated.shape[1]):
-        taken = logged_arm == arm
-        if taken.any():
-            floor[arm] = SUPPORT_FLOOR * float(np.median(estimated[taken, arm]))
-    out: Bools = estimated[:, 1:] >= floor[1:]
-    return out
+def supported(model: JourneyUplift, logged_arm: Ints, estimated: Floats) -> Bools:
+    """(n, actions): whether the logging policy explored action k at each decision point, by
+    the model's floors, or for a model without them by floors from these rows."""
+    floors = getattr(model, "support_floor_", None)
+    if floors is None:
+        floors = support_floors(logged_arm, estimated)
+    return within_support(estimated, floors)
 
 
 def unsupported_share(target: Ints, support: Bools, weight: Floats) -> float:
@@ -155,7 +145,7 @@ def policy_value(model: JourneyUplift, frame: pd.DataFrame, control_rate: float)
     contact_share = float(weight[codes != -1].sum() / weight.sum())
     logged_arm = np.where(codes >= 0, codes + 1, 0).astype(np.int64)
     estimated = population_propensities(model.propensities(part), control_rate)
-    support = supported(logged_arm, estimated)
+    support = supported(model, logged_arm, estimated)
     off_support = unsupported_share(targeting(benefit, weight, contact_share), support, weight)
     target = targeting(np.where(support, benefit, -np.inf), weight, contact_share)
     prop = logged_propensity(logged_arm, part["propensity"].to_numpy(np.float64), estimated)

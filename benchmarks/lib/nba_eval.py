@@ -27,6 +27,7 @@ from models.contacts import contacts_from_arrays
 from models.ope import doubly_robust, incremental, ips, snips
 from models.recommendation import Customer
 from models.uplift_model import JourneyUplift
+from models.uplift_support import off_support
 
 Floats = npt.NDArray[np.float64]
 Uplift = dict[str, dict[str, float]]
@@ -75,14 +76,28 @@ def allowed(catalog: Catalog, h: Holdout) -> list[list[str]]:
     return out
 
 
-def greedy(catalog: Catalog, h: Holdout, uplifts: Sequence[Uplift], base: Sequence[Base]
-           ) -> list[str | None]:
+def greedy(catalog: Catalog, h: Holdout, uplifts: Sequence[Uplift], base: Sequence[Base],
+           unchecked: Sequence[frozenset[str]] | None = None) -> list[str | None]:
     """Each customer's first-ranked action under ``uplifts`` and no-action rates ``base``
-    (no exploration)."""
+    (no exploration), never one of its ``unchecked`` actions (``Customer.unsupported``)."""
     out: list[str | None] = []
-    for c, u, b in zip(h.customers, uplifts, base, strict=True):
-        d = arbitrate(catalog, replace(c, baseline=b), u, h.now_us, top_k=1, exploration=0.0)
+    none: frozenset[str] = frozenset()
+    for i, (c, u, b) in enumerate(zip(h.customers, uplifts, base, strict=True)):
+        who = replace(c, baseline=b, unsupported=none if unchecked is None else unchecked[i])
+        d = arbitrate(catalog, who, u, h.now_us, top_k=1, exploration=0.0)
         out.append(d.actions[0].action if d.actions else None)
+    return out
+
+
+def unchecked(frame: pd.DataFrame, models: Mapping[str, JourneyUplift]
+              ) -> list[frozenset[str]]:
+    """Per customer, the actions some model finds the log almost never sent to such a
+    customer: what the service leaves out of its ranking (``serving.recommender``)."""
+    out: list[frozenset[str]] = [frozenset() for _ in range(len(frame))]
+    for model in models.values():
+        support = model.supported(model.matrix(frame))
+        if support is not None:
+            out = [a | b for a, b in zip(out, off_support(model.actions_, support), strict=True)]
     return out
 
 

@@ -168,6 +168,44 @@ def test_a_scoring_run_s_top_actions_are_the_api_s(client: TestClient, served: S
     assert len({a for a, _ in api.values()}) >= 3, api  # several actions, and none, are chosen
 
 
+def test_an_action_the_log_never_explored_is_neither_s_top_action(
+        client: TestClient, served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the served models find that the log almost never sent an action to such a
+    customer, neither /recommend nor a scoring run ranks it, and /recommend says why. Here
+    the models' floors under discount_email (the most chosen action) are raised out of
+    reach, so that no customer's log explored it."""
+    when = AS_OF - timedelta(hours=1)
+    state = state_of(client)
+    models = state.holder.current
+    assert models is not None and state.history is not None
+    ids = customers(served, 300)
+    before = recommend(client, served, customer_ids=ids, as_of=when.isoformat(), top_k=1)
+    assert any(r.actions and r.actions[0].action == "discount_email"
+               for r in before.recommendations)
+    for u in models.uplift.values():
+        floors = np.array(u.model.support_floor_)
+        floors[list(u.model.actions_).index("discount_email")] = np.inf
+        monkeypatch.setattr(u.model, "support_floor_", floors)
+    out = recommend(client, served, customer_ids=ids, as_of=when.isoformat(), top_k=1)
+    m = state.marketing
+    table = m.scorer.score(models, population_from_history(state.history, m.config,
+                                                           micros(when)), when)
+    rows = {r["customer_id"]: (r["top_action"], r["top_action_value"]) for r in
+            table.select(["customer_id", "top_action", "top_action_value"]).to_pylist()}
+    api = {r.customer_id: (r.actions[0].action, r.actions[0].expected_value) if r.actions else
+           (None, None) for r in out.recommendations}
+    assert api == {cid: rows[cid] for cid in api}
+    assert "discount_email" not in {a for a, _ in rows.values()}
+    unchecked = 0
+    for r in out.recommendations:
+        why = next(s for s in r.suppressed if s.action == "discount_email")
+        if why.stage == "value":
+            assert why.reason.startswith("the log almost never sent it to customers like this, "
+                                         "so its expected value"), why
+            unchecked += 1
+    assert unchecked > 0
+
+
 def test_a_batch_with_no_action_open_asks_no_uplift(client: TestClient) -> None:
     """A scoring run estimates uplift only for the actions open to a customer; with none open
     to anyone (here: no consent recorded, and consent not assumed) it has no rows to score and

@@ -45,9 +45,11 @@ def dead_process() -> tuple[int, str]:
 
 
 def _running(client: MlflowClient, tags: dict[str, str]) -> str:
-    tracking_exp = client.get_experiment_by_name(TRAINING_EXPERIMENT)
-    exp_id = (tracking_exp.experiment_id if tracking_exp is not None
-              else client.create_experiment(TRAINING_EXPERIMENT))
+    # The experiment's artifacts go beside its store (as `journey train` creates it), not
+    # into MLflow's default ./mlruns of the working folder.
+    db = Path(client.tracking_uri.removeprefix("sqlite:///"))
+    exp_id = Tracking(client.tracking_uri, (db.parent / "artifacts").as_uri()).experiment_id(
+        client, TRAINING_EXPERIMENT)
     return str(client.create_run(exp_id, tags=tags).info.run_id)
 
 

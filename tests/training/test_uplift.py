@@ -94,6 +94,11 @@ def test_the_registered_model_scores_what_training_measured(
         assert scores["qini_mean"] == pytest.approx(r.test["qini_mean"], abs=1e-9)
         uplift = model.predict(uplift_trained.decisions.test.head(50))
         assert uplift.shape == (50, len(model.actions_)) and np.all(np.abs(uplift) < 1)
+        # What serving needs to leave out actions the log never explored for a customer.
+        assert model.control_rate == SMALL_UPLIFT["control_rate"]
+        assert model.support_floor_.shape == (len(model.actions_),)
+        support = model.supported(model.matrix(uplift_trained.decisions.test.head(50)))
+        assert support is not None and support.shape == (50, len(model.actions_))
 
 
 def test_the_training_log_names_the_challengers(uplift_trained: UpliftTrained) -> None:

@@ -15,12 +15,12 @@ from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 
 from features.decisions import NO_ACTION
 from models.uplift_model import JourneyUplift
+from models.uplift_support import population_propensities
 from training.promote import Decision, gate
 from training.uplift_ope import (
     describe,
     logged_propensity,
     policy_value,
-    population_propensities,
     significantly_below,
     targeting,
 )
@@ -254,3 +254,16 @@ def test_actions_the_log_never_tried_there_are_left_out_of_the_targeting() -> No
     assert "the log almost never sent" in describe(got, "4")
     truth = policy_value(cast(JourneyUplift, Truth(q, contact=contact)), frame, RATE)
     assert truth.unsupported == 0.0 and "almost never" not in describe(truth, "4")
+
+
+def test_a_model_s_own_floors_decide_where_it_is_judged() -> None:
+    """A model that learned its floors (``JourneyUplift.support_floor_``) is judged on the
+    pairs they leave it, as the service ranks them: here no sms pair is, so its targeting
+    sends email or nothing."""
+    frame, truth = world(n=50_000)
+    free = policy_value(cast(JourneyUplift, truth), frame, RATE)
+    assert free.unsupported == 0.0
+    truth.support_floor_ = np.array([0.0, np.inf])  # type: ignore[attr-defined]
+    held = policy_value(cast(JourneyUplift, truth), frame, RATE)
+    assert held.unsupported > 0.2  # the unrestricted policy's sms contacts
+    assert held.policy.value != free.policy.value
