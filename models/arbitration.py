@@ -235,7 +235,9 @@ def _unchecked(candidates: list[_Option], checked: list[_Option], chosen: list[_
                eps: float) -> list[Suppressed]:
     """The options held back because the log cannot check their estimates (all but an
     exploration pick among them)."""
-    out = []
+    out: list[Suppressed] = []
+    if len(checked) == len(candidates):
+        return out
     for o in candidates:
         if o in checked or o in chosen:
             continue
@@ -246,13 +248,16 @@ def _unchecked(candidates: list[_Option], checked: list[_Option], chosen: list[_
     return out
 
 
-def _why_nothing(catalog: Catalog, ranked: list[_Option], suppressed: list[Suppressed]) -> str:
+def _why_nothing(catalog: Catalog, ranked: list[_Option], suppressed: list[Suppressed],
+                 unchecked: Sequence[str] = ()) -> str:
     if ranked:
         best = ranked[0]
-        return (
-            f"no action is worth more than the minimum {fmt(catalog.policy.min_value)} "
-            f"(best: {best.action.id} at {best.value:.2f})"
-        )
+        why = (f"no action is worth more than the minimum {fmt(catalog.policy.min_value)} "
+               f"(best: {best.action.id} at {best.value:.2f})")
+        if unchecked:  # else an unranked action's larger guess would read as a contradiction
+            why += (f"; not ranked, as the log almost never sent them to customers like "
+                    f"this: {', '.join(unchecked)}")
+        return why
     held = [s for s in suppressed if s.stage != "eligibility"]
     if not held:
         return "no action is eligible for this customer"
@@ -307,8 +312,8 @@ def arbitrate(
     pick = _draw(rng, eps, len(candidates))
     if pick is not None:
         chosen, dropped = _select(catalog, history, ranked, k, candidates[pick])
-    if len(checked) < len(candidates):
-        dropped += _unchecked(candidates, checked, chosen, eps)
+    unchecked = _unchecked(candidates, checked, chosen, eps)
+    dropped += unchecked
     propensity = 1.0
     if candidates and eps > 0:
         first = chosen[0] if chosen else None
@@ -326,7 +331,8 @@ def arbitrate(
         suppressed=tuple(suppressed),
         explored=pick is not None,
         propensity=propensity,
-        no_action_reason=None if chosen else _why_nothing(catalog, ranked, suppressed),
+        no_action_reason=None if chosen else _why_nothing(
+            catalog, ranked, suppressed, [u.action for u in unchecked]),
     )
 
 

@@ -39,6 +39,19 @@ def test_with_nothing_checked_there_is_no_action_and_the_reason_says_why(
     assert d.no_action_reason.startswith("every eligible action is held back: ad (the log almost")
 
 
+def test_when_nothing_checked_is_worth_it_the_reason_names_the_unranked(
+    make: Callable[..., Catalog],
+) -> None:
+    """mail's guess is worth 1.70, the checked actions nothing: "no action is worth more than
+    the minimum" alone would contradict the 1.70 listed beside it."""
+    losing = {"mail": {"convert": 0.03}, "ad": {"convert": 0.0}, "call": {"churn": 0.0}}
+    d = decide(make(), MAIL_UNCHECKED, losing)
+    assert d.actions == ()
+    assert d.no_action_reason == (
+        "no action is worth more than the minimum 0 (best: ad at -0.50); not ranked, as the "
+        "log almost never sent them to customers like this: mail")
+
+
 def test_an_ineligible_action_is_reported_as_ineligible_only(
     make: Callable[..., Catalog],
 ) -> None:
