@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from features import spark_sql as sql
 from features.events import Encoder
 from features.layout import CATEGORICAL, layout
 from features.spark_input import normalised_events
@@ -29,65 +30,40 @@ __all__ = ["SparkJobError", "local_session", "spark_failure", "spark_features",
 US_PER_MIN = 60_000_000
 # SCORE_NUMBER for Java's find(): anchored at both ends; \z, as $ would let a final newline in.
 _JAVA_NUMBER = f"^(?:{SCORE_NUMBER})\\z"
+_DAY = sql.double(DAY_US)
+_NAN = "CAST('NaN' AS DOUBLE)"
 
 
-def _col(name: str) -> Column:
-    """A column by its exact name: a dot, space or backtick in a name from the spec (a channel
-    such as google.com, an attribute) is part of the name, not syntax."""
-    from pyspark.sql import functions as F
-
-    return F.col("`" + name.replace("`", "``") + "`")
-
-
-def _score(s: ScoreSpec) -> Column:
+def _score(s: ScoreSpec) -> str:
     """The event's score by the rule of every engine (features.spec.SCORE_NUMBER, finite):
     the text at the key's path; a non-number is missing, never an error (try_cast)."""
-    from pyspark.sql import functions as F
-
     # Dot notation: Spark reads a name up to the next dot or bracket, quotes and spaces
     # included; features.spec.key_problem keeps out what it cannot read.
-    text = F.get_json_object(F.col("properties"), "$." + ".".join(s.path))
-    number = F.when(text.rlike(_JAVA_NUMBER), text.try_cast("double"))
-    finite = ~F.isnan(number) & (F.abs(number) != F.lit(float("inf")))
-    return F.when((F.col("event_type") == s.event_type) & finite, number)
-
-
-def _lookup(mapping: dict[str, int], column: Column, default: int) -> Column:
-    from pyspark.sql import functions as F
-
-    pairs: list[Column] = []
-    for name, code in mapping.items():
-        pairs += [F.lit(name), F.lit(code)]
-    return F.coalesce(F.create_map(*pairs)[column], F.lit(default)) if pairs else F.lit(default)
+    at = f"get_json_object(properties, {sql.text('$.' + '.'.join(s.path))})"
+    number = f"(CASE WHEN {at} RLIKE {sql.text(_JAVA_NUMBER)} THEN try_cast({at} AS DOUBLE) END)"
+    finite = f"(NOT isnan({number}) AND abs({number}) != CAST('Infinity' AS DOUBLE))"
+    return f"CASE WHEN event_type = {sql.text(s.event_type)} AND {finite} THEN {number} END"
 
 
 def _encoded(events: DataFrame, spec: FeatureSpec, enc: Encoder, cutoff_us: int) -> DataFrame:
-    from pyspark.sql import functions as F
-
     stage = {t: int(enc.stage_of_type[c]) for t, c in enc.etype.items()}
-    conv = set(spec.taxonomy.conversion_event_types)
-    df = (
-        # Spelled as the loader stores them; a blank action is then none, as in every engine
-        # (features.normalize.normal_action).
-        normalised_events(events)
-        .withColumn("t", F.unix_micros(F.col("ts")))
-        .where(F.col("t") < F.lit(cutoff_us))
-        .withColumn("etype", _lookup(enc.etype, F.col("event_type"), -1))
-        .withColumn("stage", _lookup(stage, F.col("event_type"), -1))
-        .withColumn("conv", F.col("event_type").isin(list(conv)))
-        .withColumn(
-            "chan", _lookup(enc.channel, F.coalesce(F.col("channel"), F.lit("")), enc.other_channel)
-        )
-        .withColumn(
-            "act",
-            F.when(F.col("action").isNull(), F.lit(-1)).otherwise(
-                _lookup(enc.action, F.col("action"), enc.other_action)
-            ),
-        )
-        .withColumn("age", F.lit(cutoff_us) - F.col("t"))
+    conv = spec.taxonomy.conversion_event_types
+    action = sql.lookup(enc.action, "action", enc.other_action)
+    channel = sql.lookup(enc.channel, "coalesce(channel, '')", enc.other_channel)
+    # Spelled as the loader stores them; a blank action is then none, as in every engine
+    # (features.normalize.normal_action).
+    df = (normalised_events(events).selectExpr("*", "unix_micros(ts) AS t")
+          .where(f"t < {sql.long(cutoff_us)}"))
+    df = df.selectExpr(
+        "*",
+        f"{sql.lookup(enc.etype, 'event_type', -1)} AS etype",
+        f"{sql.lookup(stage, 'event_type', -1)} AS stage",
+        f"event_type IN ({sql.texts(conv)}) AS conv" if conv else "false AS conv",
+        f"{channel} AS chan",
+        f"CASE WHEN action IS NULL THEN -1 ELSE {action} END AS act",
+        f"{sql.long(cutoff_us)} - t AS age",
+        *[f"{_score(s)} AS score_{i}" for i, s in enumerate(spec.scores)],
     )
-    for i, s in enumerate(spec.scores):
-        df = df.withColumn(f"score_{i}", _score(s))
     return _repeat_conversions(df, spec.taxonomy.repeat_stage_index)
 
 
@@ -96,161 +72,106 @@ def _repeat_conversions(df: DataFrame, repeat: int) -> DataFrame:
     signals that stage when it is further on (as the kernel's loop does)."""
     if repeat < 0:
         return df
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    first = F.min(F.when(F.col("conv"), F.col("t"))).over(Window.partitionBy("customer_id"))
-    repeat_conv = (F.col("conv") & (F.col("stage") >= 0) & (F.col("stage") < repeat)
-                   & (F.col("t") > first))
-    return df.withColumn("stage", F.when(repeat_conv, F.lit(repeat)).otherwise(F.col("stage")))
+    first = "min(CASE WHEN conv THEN t END) OVER (PARTITION BY customer_id)"
+    repeat_conv = f"conv AND stage >= 0 AND stage < {repeat} AND t > {first}"
+    return df.withColumn("stage", F.expr(f"CASE WHEN {repeat_conv} THEN {repeat} ELSE stage END"))
 
 
-def _order(spec: FeatureSpec) -> list[Column]:
-    from pyspark.sql import functions as F
-
-    keys = [
-        F.col("t"),
-        F.col("etype"),
-        F.col("chan"),
-        F.col("act"),
-        F.col("value").asc_nulls_last(),
-    ]
-    return keys + [F.col(f"score_{i}").asc_nulls_last() for i in range(len(spec.scores))]
+def _order(spec: FeatureSpec) -> str:
+    keys = ["t", "etype", "chan", "act", "value ASC NULLS LAST"]
+    return ", ".join(keys + [f"score_{i} ASC NULLS LAST" for i in range(len(spec.scores))])
 
 
-def _per_event(df: DataFrame, spec: FeatureSpec) -> list[Column]:
+def _per_event(spec: FeatureSpec) -> list[str]:
     """Aggregates over every event before T (counts, RFM, actions, scores, last touch)."""
-    from pyspark.sql import functions as F
-
-    names = spec.event_types
-    aggs: list[Column] = [
-        F.min("t").alias("first_t"),
-        F.max(F.when(F.col("stage") >= 0, F.col("t"))).alias("last_beh_t"),
-        F.max(F.when(F.col("conv"), F.col("t"))).alias("last_conv_t"),
-        F.max(F.when(F.col("act") >= 0, F.col("t"))).alias("last_act_t"),
+    aggs = [
+        "min(t) AS first_t",
+        "max(CASE WHEN stage >= 0 THEN t END) AS last_beh_t",
+        "max(CASE WHEN conv THEN t END) AS last_conv_t",
+        "max(CASE WHEN act >= 0 THEN t END) AS last_act_t",
     ]
-    money = F.when(F.col("conv") & F.col("value").isNotNull(), F.col("value")).otherwise(0.0)
-    beh = F.col("stage") >= 0
-
-    def count(cond: Column, name: str) -> None:
-        aggs.append(F.sum(F.when(cond, 1.0).otherwise(0.0)).alias(name))
-
+    money = "(CASE WHEN conv AND value IS NOT NULL THEN value ELSE 0.0D END)"
     for w in spec.windows_days:
-        inside = F.col("age") <= F.lit(w * DAY_US)
-        count(inside & beh, f"events_{w}d")
-        count(inside & F.col("conv"), f"purchases_{w}d")
-        aggs.append(F.sum(F.when(inside, money).otherwise(0.0)).alias(f"revenue_{w}d"))
-        for k, t in enumerate(names):
-            count(inside & (F.col("etype") == k), f"n_{t}_{w}d")
-        for k, st in enumerate(spec.stages):
-            count(inside & (F.col("stage") == k), f"st_{st}_{w}d")
-        for k, c in enumerate(spec.channel_vocab):
-            count(inside & (F.col("chan") == k), f"ch_{c}_{w}d")
-        before = (F.col("age") > F.lit(w * DAY_US)) & (F.col("age") <= F.lit(2 * w * DAY_US))
-        count(before & beh, f"_before_{w}d")
-        count(inside & (F.col("act") >= 0), f"actions_{w}d")
+        inside = f"age <= {sql.long(w * DAY_US)}"
+        aggs += [sql.count(f"{inside} AND stage >= 0", f"events_{w}d"),
+                 sql.count(f"{inside} AND conv", f"purchases_{w}d"),
+                 f"sum(CASE WHEN {inside} THEN {money} ELSE 0.0D END) AS revenue_{w}d"]
+        aggs += [sql.count(f"{inside} AND etype = {k}", f"n_{t}_{w}d")
+                 for k, t in enumerate(spec.event_types)]
+        aggs += [sql.count(f"{inside} AND stage = {k}", f"st_{st}_{w}d")
+                 for k, st in enumerate(spec.stages)]
+        aggs += [sql.count(f"{inside} AND chan = {k}", f"ch_{c}_{w}d")
+                 for k, c in enumerate(spec.channel_vocab)]
+        before = f"age > {sql.long(w * DAY_US)} AND age <= {sql.long(2 * w * DAY_US)}"
+        aggs += [sql.count(f"{before} AND stage >= 0", f"_before_{w}d"),
+                 sql.count(f"{inside} AND act >= 0", f"actions_{w}d")]
     widest = spec.windows_days[-1]
-    for k, a in enumerate(spec.action_vocab):
-        count((F.col("age") <= F.lit(widest * DAY_US)) & (F.col("act") == k), f"act_{a}_{widest}d")
-    count(beh, "events_total")
-    count(F.col("conv"), "purchases_total")
-    aggs.append(F.sum(money).alias("revenue_total"))
-    count(F.col("act") >= 0, "_n_actions")
-    count(F.col("responded"), "action_responses")
+    aggs += [sql.count(f"age <= {sql.long(widest * DAY_US)} AND act = {k}", f"act_{a}_{widest}d")
+             for k, a in enumerate(spec.action_vocab)]
+    aggs += [sql.count("stage >= 0", "events_total"), sql.count("conv", "purchases_total"),
+             f"sum({money}) AS revenue_total", sql.count("act >= 0", "_n_actions"),
+             sql.count("responded", "action_responses")]
     for i, s in enumerate(spec.scores):
-        has = (F.col("etype") == spec.event_types.index(s.event_type)) & F.col(
-            f"score_{i}"
-        ).isNotNull()
-        count(has, f"{s.name}_count")
-        aggs.append(F.sum(F.when(has, F.col(f"score_{i}")).otherwise(0.0)).alias(f"_{s.name}_sum"))
-        aggs.append(
-            F.max_by(F.when(has, F.col(f"score_{i}")), F.when(has, F.col("pos"))).alias(
-                f"{s.name}_last"
-            )
-        )
+        has = f"(etype = {spec.event_types.index(s.event_type)} AND score_{i} IS NOT NULL)"
+        aggs += [sql.count(has, f"{s.name}_count"),
+                 f"sum(CASE WHEN {has} THEN score_{i} ELSE 0.0D END) "
+                 f"AS {sql.name(f'_{s.name}_sum')}",
+                 f"max_by(CASE WHEN {has} THEN score_{i} END, CASE WHEN {has} THEN pos END) "
+                 f"AS {sql.name(f'{s.name}_last')}"]
         if s.low is not None:
-            count(has & (F.col(f"score_{i}") <= F.lit(s.low)), f"{s.name}_low")
-    aggs.append(F.max_by("etype", "pos").alias("_last_etype"))
-    aggs.append(F.max_by("chan", "pos").alias("_last_chan"))
-    return aggs
+            aggs.append(sql.count(f"{has} AND score_{i} <= {sql.double(s.low)}", f"{s.name}_low"))
+    return [*aggs, "max_by(etype, pos) AS _last_etype", "max_by(chan, pos) AS _last_chan"]
 
 
 def _own_events(df: DataFrame, spec: FeatureSpec) -> DataFrame:
     """The customer's own (stage-bearing) events with the previous one's time and stage, the
     gap to it, and the session and stage run each event belongs to or starts."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    w = Window.partitionBy("customer_id").orderBy("pos")
+    w = "PARTITION BY customer_id ORDER BY pos"
+    gap = sql.long(int(spec.session_gap_minutes * US_PER_MIN))
     return (
-        df.where(F.col("stage") >= 0)
-        .withColumn("prev_t", F.lag("t").over(w))
-        .withColumn("prev_stage", F.lag("stage").over(w))
-        .withColumn("gap", (F.col("t") - F.col("prev_t")) / F.lit(float(DAY_US)))
-        .withColumn(
-            "new_session",
-            F.col("prev_t").isNull()
-            | (F.col("t") - F.col("prev_t") > F.lit(int(spec.session_gap_minutes * US_PER_MIN))),
-        )
-        .withColumn(
-            "run_start", F.col("prev_stage").isNull() | (F.col("stage") != F.col("prev_stage"))
-        )
-        .withColumn(
-            "session",
-            F.sum(F.col("new_session").cast("int")).over(
-                w.rowsBetween(Window.unboundedPreceding, Window.currentRow)
-            ),
-        )
+        df.where("stage >= 0")
+        .selectExpr("*", f"lag(t) OVER ({w}) AS prev_t", f"lag(stage) OVER ({w}) AS prev_stage")
+        .selectExpr("*", f"(t - prev_t) / {_DAY} AS gap",
+                    f"prev_t IS NULL OR t - prev_t > {gap} AS new_session",
+                    "prev_stage IS NULL OR stage != prev_stage AS run_start")
+        .selectExpr("*", f"sum(CAST(new_session AS INT)) OVER ({w} ROWS BETWEEN UNBOUNDED "
+                         "PRECEDING AND CURRENT ROW) AS session")
     )
 
 
 def _sessions(own: DataFrame, spec: FeatureSpec) -> DataFrame:
-    from pyspark.sql import functions as F
-
-    sessions = own.groupBy("customer_id", "session").agg(
-        F.min("t").alias("s_start"),
-        F.max("t").alias("s_end"),
-        F.count("*").alias("s_size"),
-        F.min("age").alias("_min_age"),
-        F.max("age").alias("s_age"),
-    )
-    sess_aggs = [
-        F.count("*").cast("double").alias("sessions_total"),
-        F.avg(F.col("s_size").cast("double")).alias("session_events_mean"),
-        F.avg((F.col("s_end") - F.col("s_start")) / F.lit(float(US_PER_MIN))).alias(
-            "session_minutes_mean"
-        ),
-        F.when(
-            F.count("*") > 1,
-            (F.max("s_start") - F.min("s_start")) / F.lit(float(DAY_US)) / (F.count("*") - 1),
-        ).alias("days_between_sessions"),
-    ]
-    sess_aggs += [
-        F.sum(F.when(F.col("s_age") <= F.lit(w_ * DAY_US), 1.0).otherwise(0.0)).alias(
-            f"sessions_{w_}d"
-        )
-        for w_ in spec.windows_days
-    ]
-    return sessions.groupBy("customer_id").agg(*sess_aggs)
+    sessions = own.groupBy("customer_id", "session").agg(*_exprs(
+        "min(t) AS s_start", "max(t) AS s_end", "count(*) AS s_size", "max(age) AS s_age"))
+    return sessions.groupBy("customer_id").agg(*_exprs(
+        "CAST(count(*) AS DOUBLE) AS sessions_total",
+        "avg(CAST(s_size AS DOUBLE)) AS session_events_mean",
+        f"avg((s_end - s_start) / {sql.double(US_PER_MIN)}) AS session_minutes_mean",
+        f"CASE WHEN count(*) > 1 THEN (max(s_start) - min(s_start)) / {_DAY} / (count(*) - 1) "
+        "END AS days_between_sessions",
+        *[f"sum(CASE WHEN s_age <= {sql.long(w * DAY_US)} THEN 1.0D ELSE 0.0D END) "
+          f"AS sessions_{w}d" for w in spec.windows_days],
+    ))
 
 
 def _stage_and_gaps(own: DataFrame) -> DataFrame:
+    return own.groupBy("customer_id").agg(*_exprs(
+        "CAST(max_by(stage, pos) AS DOUBLE) AS stage_current",
+        "CAST(max(stage) AS DOUBLE) AS stage_furthest",
+        "max_by(CASE WHEN run_start THEN t END, CASE WHEN run_start THEN pos END) AS _run_start_t",
+        "sum(CASE WHEN stage < prev_stage THEN 1.0D ELSE 0.0D END) AS stage_regressions",
+        "avg(gap) AS gap_mean_days",
+        "stddev_pop(gap) AS gap_std_days",
+        "max(gap) AS gap_max_days",
+        "max_by(gap, CASE WHEN gap IS NOT NULL THEN pos END) AS gap_last_days",
+    ))
+
+
+def _exprs(*texts: str) -> list[Column]:
     from pyspark.sql import functions as F
 
-    return own.groupBy("customer_id").agg(
-        F.max_by("stage", "pos").cast("double").alias("stage_current"),
-        F.max("stage").cast("double").alias("stage_furthest"),
-        F.max_by(
-            F.when(F.col("run_start"), F.col("t")), F.when(F.col("run_start"), F.col("pos"))
-        ).alias("_run_start_t"),
-        F.sum(F.when(F.col("stage") < F.col("prev_stage"), 1.0).otherwise(0.0)).alias(
-            "stage_regressions"
-        ),
-        F.avg("gap").alias("gap_mean_days"),
-        F.stddev_pop("gap").alias("gap_std_days"),
-        F.max("gap").alias("gap_max_days"),
-        F.max_by("gap", F.when(F.col("gap").isNotNull(), F.col("pos"))).alias("gap_last_days"),
-    )
+    return [F.expr(t) for t in texts]
 
 
 def _behavioural(df: DataFrame, spec: FeatureSpec) -> DataFrame:
@@ -263,90 +184,82 @@ def spark_features(
     events: DataFrame, spec: FeatureSpec, cutoff: datetime, attributes: DataFrame | None = None
 ) -> DataFrame:
     """One row per customer with an event before ``cutoff``; columns as the batch engine's."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
     from features.batch import micros
 
-    enc = Encoder(spec)
     cutoff_us = micros(cutoff)
-    df = _encoded(events, spec, enc, cutoff_us)
-    w = Window.partitionBy("customer_id").orderBy(*_order(spec))
-    df = df.withColumn("pos", F.row_number().over(w))
-    after = (
-        Window.partitionBy("customer_id").orderBy("pos").rowsBetween(1, Window.unboundedFollowing)
-    )
-    next_own = F.min(F.when(F.col("stage") >= 0, F.col("t"))).over(after)
-    df = df.withColumn(
-        "responded",
-        (F.col("act") >= 0)
-        & next_own.isNotNull()
-        & (next_own - F.col("t") <= F.lit(int(spec.response_window_hours * 3_600_000_000))),
-    )
+    df = _encoded(events, spec, Encoder(spec), cutoff_us)
+    df = df.selectExpr(
+        "*", f"row_number() OVER (PARTITION BY customer_id ORDER BY {_order(spec)}) AS pos")
+    next_own = ("min(CASE WHEN stage >= 0 THEN t END) OVER (PARTITION BY customer_id "
+                "ORDER BY pos ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)")
+    window = sql.long(int(spec.response_window_hours * 3_600_000_000))
+    df = df.selectExpr("*", f"act >= 0 AND {next_own} IS NOT NULL "
+                            f"AND {next_own} - t <= {window} AS responded")
     out = (
         df.groupBy("customer_id")
-        .agg(*_per_event(df, spec))
+        .agg(*_exprs(*_per_event(spec)))
         .join(_behavioural(df, spec), "customer_id", "left")
     )
     return _finish(out, spec, cutoff_us, attributes)
 
 
-def _finish(
-    out: DataFrame, spec: FeatureSpec, cutoff_us: int, attributes: DataFrame | None
-) -> DataFrame:
-    from pyspark.sql import functions as F
+def _derived(spec: FeatureSpec, cutoff_us: int) -> dict[str, str]:
+    """The features computed from the aggregates, by name."""
+    def days_since(col: str) -> str:
+        return f"({sql.long(cutoff_us)} - {col}) / {_DAY}"
 
-    def days_since(col: str) -> Column:
-        return (F.lit(cutoff_us) - F.col(col)) / F.lit(float(DAY_US))
+    def ratio(num: str, den: str) -> str:
+        return f"CASE WHEN {den} > 0 THEN {num} / {den} END"
 
-    def ratio(num: Column, den: Column) -> Column:
-        return F.when(den > 0, num / den)
-
-    derived: dict[str, Column] = {
+    derived = {
         "tenure_days": days_since("first_t"),
         "recency_days": days_since("last_beh_t"),
         "purchase_recency_days": days_since("last_conv_t"),
-        "avg_order_value": ratio(F.col("revenue_total"), F.col("purchases_total")),
+        "avg_order_value": ratio("revenue_total", "purchases_total"),
         "days_in_stage": days_since("_run_start_t"),
         "days_since_action": days_since("last_act_t"),
-        "action_response_rate": ratio(F.col("action_responses"), F.col("_n_actions")),
+        "action_response_rate": ratio("action_responses", "_n_actions"),
     }
     for w in spec.windows_days:
-        derived[f"trend_events_{w}d"] = (F.col(f"events_{w}d") + 1.0) / (
-            F.col(f"_before_{w}d") + 1.0
-        )
+        derived[f"trend_events_{w}d"] = f"(events_{w}d + 1.0D) / (_before_{w}d + 1.0D)"
     for s in spec.scores:
-        derived[f"{s.name}_mean"] = ratio(_col(f"_{s.name}_sum"), _col(f"{s.name}_count"))
+        derived[f"{s.name}_mean"] = ratio(sql.name(f"_{s.name}_sum"), sql.name(f"{s.name}_count"))
+    return derived
+
+
+def _finish(
+    out: DataFrame, spec: FeatureSpec, cutoff_us: int, attributes: DataFrame | None
+) -> DataFrame:
+    derived = _derived(spec, cutoff_us)
     zero_if_missing = {
         "stage_regressions",
         "sessions_total",
         *[f"sessions_{w}d" for w in spec.windows_days],
     }
-    types = F.array(*[F.lit(t) for t in spec.event_types])
-    chans = F.array(*[F.lit(c) for c in spec.channel_vocab])
-    cols: list[Column] = [F.col("customer_id")]
+    cols = ["customer_id"]
     for name in layout(spec).names:
-        col = derived.get(name, _col(name))
+        col = derived.get(name, sql.name(name))
         if name in zero_if_missing:
-            col = F.coalesce(col, F.lit(0.0))
+            col = f"coalesce({col}, 0.0D)"
         if name in ("stage_current", "stage_furthest"):
-            col = F.coalesce(col, F.lit(-1.0))
+            col = f"coalesce({col}, -1.0D)"
         # Undefined numbers are NaN, as in the kernel (Spark's conditionals give null).
-        cols.append(F.coalesce(col.cast("double"), F.lit(float("nan"))).alias(name))
+        cols.append(f"coalesce(CAST({col} AS DOUBLE), {_NAN}) AS {sql.name(name)}")
     cols += [
-        F.when(F.col("_last_etype") >= 0, F.element_at(types, F.col("_last_etype") + 1)).alias(
-            "last_event_type"
-        ),
-        F.element_at(chans, F.col("_last_chan") + 1).alias("last_channel"),
+        f"CASE WHEN _last_etype >= 0 THEN element_at(array({sql.texts(spec.event_types)}), "
+        "_last_etype + 1) END AS last_event_type",
+        f"element_at(array({sql.texts(spec.channel_vocab)}), _last_chan + 1) AS last_channel",
     ]
-    result = out.select(*cols)
+    result = out.selectExpr(*cols)
     if spec.attributes:
         if attributes is None:
-            for a in spec.attributes:
-                result = result.withColumn(f"attr_{a}", F.lit(None).cast("string"))
+            result = result.selectExpr("*", *[f"CAST(NULL AS STRING) AS {sql.name(f'attr_{a}')}"
+                                              for a in spec.attributes])
         else:
-            picks = [_col(a).cast("string").alias(f"attr_{a}") for a in spec.attributes]
-            result = result.join(attributes.select("customer_id", *picks), "customer_id", "left")
+            picks = [f"CAST({sql.name(a)} AS STRING) AS {sql.name(f'attr_{a}')}"
+                     for a in spec.attributes]
+            result = result.join(attributes.selectExpr("customer_id", *picks), "customer_id",
+                                 "left")
     return result
 
 
