@@ -15,6 +15,11 @@ run against the end of an unmeasured warm-up of the same traffic: 120 s, --quick
 5 %.
 
     python benchmarks/load.py [--quick] [--seconds S] [--window W]
+    python benchmarks/load.py --store EVENTS.duckdb --home HOME   # your store and champions
+
+With --store and --home the run serves that store (a copy: the run ingests) and the champions
+of that home's registry (predictive and uplift) instead of the simulated world; neither is
+written to, and the run's API key is its own.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from benchmarks.lib.loadgen import Connection, Request, Sample, open_loop
 from benchmarks.lib.nba_latency import prepare_with_uplift
 from benchmarks.serving import free_port, last_event, run_journey, wait_ready
 from features.store import EventStore
+from serving.keys import Role, create_key
 
 TARGETS = {"errors": 0, "p99_last_vs_first_max": 1.2, "rss_growth_pct_max": 5.0}
 RATE = 200.0
@@ -56,8 +62,8 @@ WARMUP_S = {"quick": 5.0, "full": 120.0}
 
 
 def service_env(store: Path, env: dict[str, str], root: Path, as_of: datetime) -> dict[str, str]:
-    """The prepared registry and keys, a fresh copy of the store, and a home of its own (its
-    PID file and log), so the shared benchmark store is not written to."""
+    """The prepared registry, a fresh copy of the store, and a home of its own (its PID file,
+    log and API key), so neither the prepared store nor the prepared home is written to."""
     prepared = Path(env["JOURNEY_HOME"]).resolve()
     if root.exists():
         shutil.rmtree(root)
@@ -67,10 +73,25 @@ def service_env(store: Path, env: dict[str, str], root: Path, as_of: datetime) -
     # Opened for writing once, as a long-running service's store was: indexes older stores
     # kept are dropped and the change checkpointed (0.25 s, once), not inside the measurement.
     EventStore(copy).close()
+    keys = root / "home" / "api_keys.yaml"
     return {**env, "JOURNEY_HOME": str(root / "home"), "JOURNEY_STORE": str(copy),
             "JOURNEY_MLFLOW_TRACKING_URI": f"sqlite:///{prepared / 'mlflow' / 'mlflow.db'}",
-            "JOURNEY_API_KEYS": str(prepared / "api_keys.yaml"),
+            "JOURNEY_API_KEYS": str(keys), "JOURNEY_API_KEY": create_key(keys, "load", Role.admin),
             "JOURNEY_AS_OF": as_of.isoformat()}
+
+
+def world(args: Any, customers: int) -> tuple[Path, dict[str, str], dict[str, Any]]:
+    """The store, an environment naming the home whose champions serve, and what they are."""
+    if args.store is None:
+        store, env = prepare_with_uplift(args.work, customers)
+        return store, env, {"customers": customers, "days": 365, "seed": 11}
+    for path in (args.store, args.home / "mlflow" / "mlflow.db"):
+        if not path.is_file():
+            raise SystemExit(f"load.py: {path} does not exist (--store is an event store, "
+                             "--home a Journey home whose registry has champions)")
+    env = {**os.environ, "JOURNEY_HOME": str(args.home.resolve()), "BENTOML_DO_NOT_TRACK": "true",
+           "MLFLOW_DISABLE_TELEMETRY": "true"}
+    return args.store.resolve(), env, {"store": str(args.store), "home": str(args.home)}
 
 
 def requests(ids: list[str], as_of: datetime, tag: str,
@@ -242,16 +263,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=None, help="measured duration")
     p.add_argument("--window", type=float, default=None, help="seconds per window")
     p.add_argument("--results", type=Path, default=None, help="where load.json goes")
+    p.add_argument("--store", type=Path, default=None, help="serve this event store (with --home)")
+    p.add_argument("--home", type=Path, default=None,
+                   help="serve the champions of this Journey home's registry (with --store)")
     args = p.parse_args(argv)
+    if (args.store is None) != (args.home is None):
+        p.error("--store and --home go together")
     customers = args.customers or (3000 if args.quick else 20_000)
     seconds = args.seconds or (40.0 if args.quick else 600.0)
     window = args.window or (10.0 if args.quick else 60.0)
     warmup = WARMUP_S["quick" if args.quick else "full"]
     started = time.perf_counter()
-    store, env = prepare_with_uplift(args.work, customers)
+    store, env, data = world(args, customers)
     ids, last = last_event(store)
     as_of = (last + timedelta(hours=1)).replace(tzinfo=UTC)
-    env = service_env(store, env, args.work / f"load-{customers}", as_of)
+    run = f"load-{customers}" if args.store is None else "load-own"
+    env = service_env(store, env, args.work / run, as_of)
     m = measure(env, ids, as_of, seconds, window, warmup)
     first, last_w = m["windows"][0], m["windows"][-1]
     figures: dict[str, Any] = {
@@ -270,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         "stalls": m["stalls"],
         "detail": {k: v for k, v in m.items()
                    if k not in ("windows", "stalls", "requests", "errors")},
-        "data": {"customers": customers, "days": 365, "seed": 11, "as_of": as_of.isoformat(),
+        "data": {**data, "stored_customers": len(ids), "as_of": as_of.isoformat(),
                  "rate_rps": RATE, "mix": MIX, "seconds": seconds, "window_s": window,
                  "warmup_s": warmup},
         "targets": TARGETS,
