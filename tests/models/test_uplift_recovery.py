@@ -20,8 +20,8 @@ from features.spec import load_spec
 from features.store import EventStore
 from features.taxonomy import load_taxonomy
 from tests.training.world import clean_env, one_thread, write_spec
-from training.uplift import fit_one, load_decisions
-from training.uplift_spec import load_uplift_experiment
+from training.uplift import Decisions, fit_one, load_decisions
+from training.uplift_spec import UpliftExperiment, load_uplift_experiment
 
 ALL = ["awareness", "consideration", "decision", "purchase", "retention", "advocacy"]
 # Two actions on non-email channels (an email's opens and clicks would add a mechanical
@@ -64,13 +64,22 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]
     return store, truth
 
 
+@pytest.fixture(scope="module")
+def decided(world: tuple[Path, pd.DataFrame],
+            tmp_path_factory: pytest.TempPathFactory) -> tuple[UpliftExperiment, Decisions]:
+    """The decision points and their features, once for both learners."""
+    exp = load_uplift_experiment(write_spec(tmp_path_factory.mktemp("spec"), EXPERIMENT))
+    with clean_env(), one_thread():
+        return exp, load_decisions(exp, world[0], load_spec(), log=lambda _: None)
+
+
 @pytest.mark.parametrize("learner", ["t", "x"])
 def test_the_sign_of_each_effect_is_recovered_per_customer_type(
-        world: tuple[Path, pd.DataFrame], tmp_path: Path, learner: str) -> None:
-    store, truth = world
-    exp = load_uplift_experiment(write_spec(tmp_path, EXPERIMENT))
+        world: tuple[Path, pd.DataFrame], decided: tuple[UpliftExperiment, Decisions],
+        learner: str) -> None:
+    truth = world[1]
+    exp, d = decided
     with clean_env(), one_thread():
-        d = load_decisions(exp, store, load_spec(), log=lambda _: None)
         spec = next(s for s in exp.learners if s.kind == learner)
         model = fit_one(exp, d, "convert", spec, None)
     rows = pd.concat([d.valid, d.test]).merge(truth, on="customer_id")
