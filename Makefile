@@ -87,7 +87,7 @@ lint: setup
 
 # Benchmarks write their figures to benchmarks/results/NAME.json. The features benchmark creates
 # benchmarks/.venv-peers (featuretools, lifetimes: pinned apart from Journey) on first use.
-BENCHES := simulate features quality serving nba segments attribution personas load score_run survival drift history_memory
+BENCHES := simulate features spark_query quality serving nba segments attribution personas load score_run survival drift history_memory
 
 bench: setup
 	for b in $(BENCHES); do $(BIN)/python benchmarks/$$b.py || exit 1; done
