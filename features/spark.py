@@ -52,7 +52,11 @@ def _encoded(events: DataFrame, spec: FeatureSpec, enc: Encoder, cutoff_us: int)
     channel = sql.lookup(enc.channel, "coalesce(channel, '')", enc.other_channel)
     # Spelled as the loader stores them; a blank action is then none, as in every engine
     # (features.normalize.normal_action).
-    df = (normalised_events(events).selectExpr("*", "unix_micros(ts) AS t")
+    # Only the fields the features read go on: a log's other columns (a `stage` or `session`
+    # of its own) would clash with the names given below.
+    fields = ["customer_id", "ts", "event_type", "channel", "value", "action",
+              *(["properties"] if spec.scores else [])]
+    df = (normalised_events(events).selectExpr(*fields, "unix_micros(ts) AS t")
           .where(f"t < {sql.long(cutoff_us)}"))
     df = df.selectExpr(
         "*",

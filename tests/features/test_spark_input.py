@@ -61,6 +61,27 @@ def test_spark_on_a_raw_log_gives_the_loaded_stores_vectors(tmp_path: Path,
     assert batch["b"]["act_loyalty_offer_90d"] == 1 and batch["a"]["actions_30d"] == 1
 
 
+def test_a_log_s_own_columns_do_not_clash_with_the_engine_s(tmp_path: Path, spark: Any) -> None:
+    """Extra columns named as the query's own steps name theirs are left out, not ambiguous."""
+    from features.spark import spark_features
+
+    spec = load_spec()
+    log = raw_log([1.0, 10.0, None, None, 5.0, None])
+    clashing = ("t", "stage", "age", "session", "pos", "etype", "responded", "gap", "conv")
+    extra = log
+    for name in clashing:
+        extra = extra.append_column(name, pa.array(["x"] * log.num_rows))
+    pq.write_table(log, tmp_path / "raw.parquet")
+    pq.write_table(extra, tmp_path / "extra.parquet")
+    plain, other = (spark_features(spark.read.parquet(str(tmp_path / f)), spec, T).toArrow()
+                    for f in ("raw.parquet", "extra.parquet"))
+    assert other.column_names == plain.column_names
+    left, right = ({r.pop("customer_id"): r for r in t.to_pylist()} for t in (plain, other))
+    assert left.keys() == right.keys() == {"a", "b"}
+    for customer, vector in left.items():
+        assert_same_vector(right[customer], vector)
+
+
 def test_a_nan_value_is_missing_in_spark(tmp_path: Path, spark: Any) -> None:
     from features.spark import spark_features
 
