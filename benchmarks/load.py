@@ -28,6 +28,7 @@ from benchmarks.common import run_as_module
 
 run_as_module(__name__, __package__, "benchmarks.load")
 
+import argparse
 import os
 import random
 import shutil
@@ -80,7 +81,7 @@ def service_env(store: Path, env: dict[str, str], root: Path, as_of: datetime) -
             "JOURNEY_AS_OF": as_of.isoformat()}
 
 
-def world(args: Any, customers: int) -> tuple[Path, dict[str, str], dict[str, Any]]:
+def world(args: argparse.Namespace, customers: int) -> tuple[Path, dict[str, str], dict[str, Any]]:
     """The store, an environment naming the home whose champions serve, and what they are."""
     if args.store is None:
         store, env = prepare_with_uplift(args.work, customers)

@@ -154,8 +154,8 @@ def _sessions(own: DataFrame, spec: FeatureSpec) -> DataFrame:
         f"avg((s_end - s_start) / {sql.double(US_PER_MIN)}) AS session_minutes_mean",
         f"CASE WHEN count(*) > 1 THEN (max(s_start) - min(s_start)) / {_DAY} / (count(*) - 1) "
         "END AS days_between_sessions",
-        *[f"sum(CASE WHEN s_age <= {sql.long(w * DAY_US)} THEN 1.0D ELSE 0.0D END) "
-          f"AS sessions_{w}d" for w in spec.windows_days],
+        *[sql.count(f"s_age <= {sql.long(w * DAY_US)}", f"sessions_{w}d")
+          for w in spec.windows_days],
     ))
 
 
@@ -164,7 +164,7 @@ def _stage_and_gaps(own: DataFrame) -> DataFrame:
         "CAST(max_by(stage, pos) AS DOUBLE) AS stage_current",
         "CAST(max(stage) AS DOUBLE) AS stage_furthest",
         "max_by(CASE WHEN run_start THEN t END, CASE WHEN run_start THEN pos END) AS _run_start_t",
-        "sum(CASE WHEN stage < prev_stage THEN 1.0D ELSE 0.0D END) AS stage_regressions",
+        sql.count("stage < prev_stage", "stage_regressions"),
         "avg(gap) AS gap_mean_days",
         "stddev_pop(gap) AS gap_std_days",
         "max(gap) AS gap_max_days",

@@ -134,10 +134,10 @@ class Recommender:
         out = np.ones((len(vectors), len(self.catalog.actions)), bool)
         if some is not None and not len(some.need):
             return out  # no rows to score (and none could be shaped)
+        rows = slice(None) if some is None else some.need
         for served in models.uplift.values():
             model = served.model
             matrix = model.vectors_matrix(vectors)
-            rows = slice(None) if some is None else some.need
             support = model.supported(matrix if some is None else some.rows(matrix), shared)
             if support is None:
                 continue
