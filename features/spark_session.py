@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,8 +58,12 @@ def _log_config() -> Path:
     return path
 
 
-def local_session(app: str = "journey", cores: int = 2) -> SparkSession:
-    """A local-mode session bound to 127.0.0.1 with no UI (tests, one-machine runs)."""
+def local_session(app: str = "journey", cores: int = 2,
+                  java_options: Sequence[str] = ()) -> SparkSession:
+    """A local-mode session bound to 127.0.0.1 with no UI (tests, one-machine runs).
+
+    ``java_options``: more options for the JVM, read only when this process starts one (a
+    process that already runs Spark keeps its JVM and options)."""
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:  # an extra: 468 MB that only the Spark engine needs
@@ -81,7 +86,8 @@ def local_session(app: str = "journey", cores: int = 2) -> SparkSession:
         .config("spark.driver.bindAddress", "127.0.0.1")
         # Read when the JVM starts (PySpark passes it to spark-submit): a session in a process
         # that already runs Spark keeps that JVM's logging.
-        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={_log_config()}")
+        .config("spark.driver.extraJavaOptions",
+                " ".join((f"-Dlog4j2.configurationFile={_log_config()}", *java_options)))
         # The feature query has a few hundred columns: printed plans (errors, explain) are
         # whole instead of truncated with a warning.
         .config("spark.sql.debug.maxToStringFields", "10000")

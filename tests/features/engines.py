@@ -19,6 +19,12 @@ from features.taxonomy import load_taxonomy
 
 SIM_START = datetime(2025, 1, 1, tzinfo=UTC)
 SIM_CUTOFF = SIM_START + timedelta(days=90)
+# The JVM's quick compiler only: the tests' logs are small, so the JVM spends most of a query
+# compiling, and the optimising compiler's faster code never pays back its compile time here
+# (benchmarks/spark_query.py --quick: first query 19.5 -> 13.1 s, later ones 3.9 -> 3.3 s).
+# On a larger log it would (2,000 customers: later queries 4.3 s with it, 6.5 s without), so
+# Journey's own sessions keep it.
+QUICK_JIT = ("-XX:TieredStopAtLevel=1",)
 
 
 def simulated_store(root: Path, customers: int = 1500, days: int = 120) -> Path:
@@ -41,7 +47,7 @@ def spark() -> Iterator[Any]:
     pytest.importorskip("pyspark")
     from features.spark import local_session
 
-    session = local_session("journey-tests")
+    session = local_session("journey-tests", java_options=QUICK_JIT)
     jvm = getattr(session.sparkContext._gateway, "proc", None)
     yield session
     session.stop()

@@ -117,3 +117,13 @@ def test_a_spark_failure_is_told_in_one_line(spark: Any) -> None:
     assert first.startswith("the Spark job failed: [CAST_INVALID_INPUT] The value 'n/a'")
     assert "does not fit" in hint
     assert spark_failure(ValueError("not Spark")) is None
+
+
+def test_the_jvm_runs_with_the_sessions_java_options(spark: Any) -> None:
+    """``local_session``'s java_options reach the JVM it starts, beside the log config."""
+    from tests.features.engines import QUICK_JIT
+
+    runtime = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+    arguments = list(runtime.getInputArguments())
+    assert set(QUICK_JIT) <= set(arguments)
+    assert any(a.startswith("-Dlog4j2.configurationFile=") for a in arguments)
