@@ -9,7 +9,7 @@ export BENTOML_DO_NOT_TRACK := true
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: setup browser demo stop test lint bench bench-quick clean
+.PHONY: setup browser demo stop test test-seconds lint bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -74,12 +74,16 @@ browser:
 		echo "note: installing chromium failed; browser tests will skip"; \
 	fi
 
-# Two processes, each taking whole test files (a file's fixtures are built once): most tests
-# wait on a server or a child process, so the two cores overlap them (~1000 s -> ~630 s here).
+# Two processes, each taking whole test files (a file's fixtures are built once), longest first
+# (tests/scheduling.py): most tests wait on a server or a child process, so the two cores
+# overlap them. `make test-seconds` measures each file's seconds again for that order.
 TEST_WORKERS ?= 2
 
 test: setup browser
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
+test-seconds: setup browser
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --write-scope-seconds
 
 lint: setup
 	$(BIN)/ruff check .

@@ -17,6 +17,12 @@ from features.mapping import ColumnMapping, identity_mapping
 from features.normalize import STAGED_SCHEMA
 from features.taxonomy import Taxonomy, load_taxonomy
 from tests.mlflow_schema import migrated_copies
+from tests.scheduling import (  # noqa: F401 (hooks: pytest finds them here)
+    pytest_addoption,
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_xdist_make_scheduler,
+)
 from tests.training.world import (
     SMALL,
     SMALL_UPLIFT,

@@ -46,8 +46,10 @@ EARLIER = AS_OF - timedelta(days=30)  # the server scores here first, then at AS
 
 # The server is session-scoped though only this package uses it: package-scoped, under make
 # test's two processes (--dist loadfile, one file at a time) each of the package's files
-# started and stopped its own (about 20 s each). The browser stays package-scoped: Playwright's
-# sync API keeps an event loop running, and the next package's asyncio.run() would fail.
+# started and stopped its own (about 20 s each). make test now hands the whole package to one
+# process (tests/scheduling.py), so it starts once. The browser stays package-scoped:
+# Playwright's sync API keeps an event loop running, and the next package's asyncio.run()
+# would fail.
 
 @pytest.fixture(scope="session")
 def server(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
