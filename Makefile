@@ -78,12 +78,13 @@ browser:
 # (tests/scheduling.py): most tests wait on a server or a child process, so the two cores
 # overlap them. `make test-seconds` measures each file's seconds again for that order.
 TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test: setup browser
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PYTEST)
 
 test-seconds: setup browser
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --write-scope-seconds
+	$(PYTEST) --write-scope-seconds
 
 lint: setup
 	$(BIN)/ruff check .

@@ -10,13 +10,12 @@ import pytest
 
 from tests.scheduling import (
     GROUPS,
+    ROOT,
     longest_first,
     pytest_collection_modifyitems,
     read_seconds,
     scope_of,
 )
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_a_grouped_file_is_its_group_and_any_other_file_itself() -> None:
